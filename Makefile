@@ -1,0 +1,39 @@
+# Keel top-level entry points. Everything installs what it needs first (make deps).
+#   make        build firmware (cross) and host tools
+#   make test   build, then run every test (CTest summary)
+#   make demo   build, then run the demo
+#   make bench  build, then measure and write bench/results.md
+#   make deps   install Debian packages and fetch third-party sources (idempotent)
+BUILD   ?= build
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+FW_DIR   = $(abspath $(BUILD)/fw)
+HOST_DIR = $(abspath $(BUILD)/host)
+TP_DIR   = $(abspath $(BUILD)/third_party)
+
+.PHONY: all deps fw host test demo bench clean
+
+all: fw host
+
+deps:
+	@bash scripts/deps.sh "$(TP_DIR)"
+
+fw: deps
+	@cmake -S firmware -B $(FW_DIR) -DCMAKE_TOOLCHAIN_FILE=$(abspath cmake/arm-none-eabi.cmake) \
+	  -DKEEL_THIRD_PARTY=$(TP_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(FW_DIR) -j $(JOBS)
+
+host: deps
+	@cmake -S . -B $(HOST_DIR) -DKEEL_FW_DIR=$(FW_DIR) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(HOST_DIR) -j $(JOBS)
+
+test: all
+	@cd $(HOST_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+demo: all
+	@bash scripts/demo.sh "$(abspath $(BUILD))"
+
+bench: all
+	@bash scripts/bench.sh "$(abspath $(BUILD))"
+
+clean:
+	rm -rf $(FW_DIR) $(HOST_DIR)

@@ -1,0 +1,67 @@
+/*
+ * AN505 device layout: memory partition and flash stores.
+ *
+ * Shared by the secure firmware (which enforces it) and the host tools (which install apps and
+ * provision identities into the flash files). Everything a second board changes is here or in
+ * board.c beside it.
+ *
+ * Address space (IDAU: bit 28 set = Secure alias):
+ *
+ *   0x10000000 +--------------------------+  SSRAM1, secure code (microvisor, 508 KiB)
+ *   0x1007F000 |  NSC veneers (4 KiB)     |
+ *   0x00200000 +--------------------------+  SSRAM1 NS alias: app code region (1 MiB), the app
+ *              |  app code (copied from   |  image is copied here from internal flash each boot
+ *   0x00300000 +--- internal flash) ------+
+ *   0x38000000 +--------------------------+  SSRAM2, secure RAM (1 MiB; .noinit survives resets)
+ *   0x28200000 +--------------------------+  SSRAM3 NS alias: app RAM (512 KiB)
+ *   0x38280000 +--------------------------+  SSRAM3 secure rest: microvisor heap (1.5 MiB)
+ *
+ * Internal flash (host file flash_int.bin through semihosting, 2 MiB, 8 KiB pages, 16-byte
+ * program-once units, like STM32U5):
+ *
+ *   0x000000 +------------------------------+
+ *            | app slot: header + image     |  1 MiB + 8 KiB (header page + 1 MiB of image)
+ *   0x102000 +------------------------------+
+ *            | reserved: microvisor state   |  (record log, update journal: later issues)
+ *   0x1FE000 +------------------------------+
+ *            | identity page                |  8 KiB
+ *   0x200000 +------------------------------+
+ *
+ * QSPI NOR (host file qspi.bin, 8 MiB, 4 KiB sectors, 1-byte program units): update staging
+ * (later issues).
+ */
+#ifndef KEEL_PLATFORM_AN505_LAYOUT_H
+#define KEEL_PLATFORM_AN505_LAYOUT_H
+
+/* Memory partition */
+#define AN505_S_CODE_BASE 0x10000000u
+#define AN505_S_CODE_SIZE 0x0007F000u
+#define AN505_NSC_BASE 0x1007F000u
+#define AN505_NSC_SIZE 0x00001000u
+#define AN505_NS_CODE_BASE 0x00200000u
+#define AN505_NS_CODE_SIZE 0x00100000u
+#define AN505_S_RAM_BASE 0x38000000u
+#define AN505_S_RAM_SIZE 0x00100000u
+#define AN505_NS_RAM_BASE 0x28200000u
+#define AN505_NS_RAM_SIZE 0x00080000u
+#define AN505_S_HEAP_BASE 0x38280000u
+#define AN505_S_HEAP_SIZE 0x00180000u
+
+/* Internal flash */
+#define AN505_IFLASH_FILE "flash_int.bin"
+#define AN505_IFLASH_SIZE 0x00200000u
+#define AN505_IFLASH_PAGE 0x2000u
+#define AN505_IFLASH_UNIT 16u
+#define AN505_APP_SLOT_OFF 0x000000u
+#define AN505_APP_SLOT_SIZE (AN505_IFLASH_PAGE + AN505_NS_CODE_SIZE)
+#define AN505_APP_HDR_OFF AN505_APP_SLOT_OFF                         /* header page */
+#define AN505_APP_IMAGE_OFF (AN505_APP_SLOT_OFF + AN505_IFLASH_PAGE) /* image pages */
+#define AN505_IDENT_OFF 0x1FE000u
+
+/* QSPI NOR */
+#define AN505_QSPI_FILE "qspi.bin"
+#define AN505_QSPI_SIZE 0x00800000u
+#define AN505_QSPI_SECTOR 0x1000u
+#define AN505_QSPI_UNIT 1u
+
+#endif /* KEEL_PLATFORM_AN505_LAYOUT_H */
