@@ -15,10 +15,10 @@
 set -euo pipefail
 shopt -s nullglob
 
-readonly ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
 readonly LOCK="$ROOT/scripts/third_party.lock"
 readonly SUITE=bookworm
-readonly MIRROR=http://deb.debian.org/debian
 readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 say() { printf 'deps: %s\n' "$*"; }
@@ -33,7 +33,9 @@ run_logged() {
   fi
 }
 
-[ $# -eq 1 ] && [ -n "$1" ] || die "usage: scripts/deps.sh TP_DIR  (where third-party sources go, e.g. build/third_party)"
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+  die "usage: scripts/deps.sh TP_DIR  (where third-party sources go, e.g. build/third_party)"
+fi
 mkdir -p "$1" || die "cannot create $1"
 TP_DIR="$(cd "$1" && pwd)"
 readonly TP_DIR
@@ -44,7 +46,7 @@ list_files=("$ROOT"/scripts/packages/*.txt)
 
 # ---- what is wanted ---------------------------------------------------------------------------
 
-mapfile -t packages < <(sed 's/#.*//' "${list_files[@]}" | tr -s ' \t' '\n\n' | sed '/^$/d' | sort -u)
+mapfile -t packages < <(sed 's/#.*//' "${list_files[@]}" | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
 
 # Lock lines: name version file sha256. One version per name; every field checked here so that a
 # typo gives a message naming the line instead of a confusing apt or sha256 error later.
@@ -115,6 +117,14 @@ flock -w 900 9 || die "another scripts/deps.sh has held $TP_DIR/.lock for 15 min
 
 # ---- 1. Debian packages -----------------------------------------------------------------------
 
+system_updated=0
+system_apt_update() {
+  [ "$system_updated" -eq 1 ] && return
+  # Other apt users (unattended upgrades, a second build) hold the dpkg lock for a while: wait for it.
+  run_logged "$LOG_DIR/apt-get-update.log" apt-get -o DPkg::Lock::Timeout=600 update
+  system_updated=1
+}
+
 mapfile -t missing < <(missing_packages)
 if [ ${#missing[@]} -gt 0 ]; then
   install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
@@ -124,8 +134,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   say "installing Debian packages: ${missing[*]}"
-  # Other apt users (unattended upgrades, a second build) hold the dpkg lock for a while: wait for it.
-  run_logged "$LOG_DIR/apt-get-update.log" apt-get -o DPkg::Lock::Timeout=600 update
+  system_apt_update
   run_logged "$LOG_DIR/apt-get-install.log" env DEBIAN_FRONTEND=noninteractive \
     apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
   mapfile -t missing < <(missing_packages)
@@ -134,19 +143,29 @@ fi
 
 # ---- 2. third-party sources -------------------------------------------------------------------
 
+# The Debian mirror is the one the system's apt already uses for $SUITE main (a local mirror or
+# proxy keeps working); KEEL_DEBIAN_MIRROR overrides it. Only the URI is read from the system.
+system_mirror() {
+  # shellcheck disable=SC2016 # apt's own $(FIELD) syntax, not the shell's
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT) $(TARGET_OF)' 2>/dev/null |
+    awk -v s="$SUITE" '$2 == s && $3 == "main" && $4 == "deb" { print $1; exit }'
+}
+
+debian_mirror() {
+  local m="${KEEL_DEBIAN_MIRROR:-}"
+  [ -n "$m" ] || m="$(system_mirror)"
+  if [ -z "$m" ] && [ "$(id -u)" -eq 0 ]; then
+    system_apt_update # apt only lists targets it has an index for
+    m="$(system_mirror)"
+  fi
+  [ -n "$m" ] || die "the system's apt sources have no Debian $SUITE main entry (apt-get indextargets); run apt-get update, or set KEEL_DEBIAN_MIRROR to a Debian mirror URI"
+  echo "$m"
+}
+
 readonly APT_DIR="$TP_DIR/.apt"
 readonly DL_DIR="$TP_DIR/.download"
-mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$DL_DIR"
-cat >"$APT_DIR/debsrc.sources" <<EOF
-Types: deb-src
-URIs: $MIRROR
-Suites: $SUITE
-Components: main
-Signed-By: $KEYRING
-EOF
-
 # SourceList/SourceParts=/dev/null hide the system's sources; lists and caches live in TP_DIR, so
-# nothing under /etc/apt or /var/lib/apt is read for sources or written.
+# nothing under /etc/apt or /var/lib/apt is written (only the mirror URI above is read).
 apt_opts=(
   -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/dev/null
   -o "Dir::Etc::sourcelist=$APT_DIR/debsrc.sources"
@@ -159,8 +178,18 @@ apt_opts=(
 index_fresh=0
 update_source_index() {
   [ "$index_fresh" -eq 1 ] && return
+  local mirror
+  mirror="$(debian_mirror)"
+  mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$DL_DIR"
+  cat >"$APT_DIR/debsrc.sources" <<EOF
+Types: deb-src
+URIs: $mirror
+Suites: $SUITE
+Components: main
+Signed-By: $KEYRING
+EOF
   say "updating the private Debian source index ($SUITE deb-src, in $APT_DIR)"
-  run_logged "$LOG_DIR/apt-source-update.log" apt-get "${apt_opts[@]}" update
+  run_logged "$LOG_DIR/apt-source-update.log" apt-get "${apt_opts[@]}" --error-on=any update
   index_fresh=1
 }
 
