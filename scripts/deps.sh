@@ -78,14 +78,15 @@ patch_hash() {
 }
 
 stamp_key() {
-  sha256sum "${list_files[@]}" "$LOCK" "${BASH_SOURCE[0]}" "$ROOT"/patches/*/*.patch |
+  sha256sum "${list_files[@]}" "$LOCK" "$ROOT/scripts/deps.sh" "$ROOT"/patches/*/*.patch |
     sed "s|$ROOT/||" | sha256sum | cut -c1-64
 }
 
+# Installed means dpkg status "i" (the second letter of db:Status-Abbrev), whatever the selection.
 missing_packages() {
   local installed
   installed="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${packages[@]}" 2>/dev/null |
-    awk '$1 == "ii" { print $2 }' || true)"
+    awk 'substr($1, 2, 1) == "i" { print $2 }' || true)"
   local p
   for p in "${packages[@]}"; do
     grep -qxF "$p" <<<"$installed" || echo "$p"
