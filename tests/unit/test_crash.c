@@ -285,8 +285,13 @@ static void test_format_every_bit_name(void **state)
         "exit (reason 7), exit code 3,",
     };
     assert_contains_all(out, want, sizeof(want) / sizeof(want[0]));
+    r.r[0] = 0xFFFFFFFFu;
     r.cfsr = 1u << 16;
     kcrash_format(&r, "", out, sizeof(out));
+    assert_non_null(strstr(out, "exit code -1,"));
+    r.r[0] = 0x80000000u;
+    kcrash_format(&r, "", out, sizeof(out));
+    assert_non_null(strstr(out, "exit code -2147483648,"));
     assert_non_null(strstr(out, "CFSR: UNDEFINSTR (0x00010000)\n"));
 }
 
