@@ -322,7 +322,7 @@ static void service_run(void)
     uint32_t now = port_ticks();
     if (sup.hb_period && (int32_t)(now - sup.hb_next) >= 0) {
         sup.hb_next = now + sup.hb_period;
-        uv_log("heartbeat up=%llums ticks=%lu restarts=%lu", (unsigned long long)uv_uptime_ms(),
+        uv_log("heartbeat up=%lums ticks=%lu restarts=%lu", (unsigned long)uv_uptime_ms(),
                (unsigned long)now, (unsigned long)uv_ni.restarts);
     }
 }
@@ -577,7 +577,9 @@ static void run_app(void)
     sup.ring = 0u;
     sup.stop_req = 0u;
     sup.run_start_ms = port_ticks();
-    uv_log("app started (device uptime %llu us)", (unsigned long long)uv_uptime_us());
+    uint64_t us = uv_uptime_us();
+    uv_log("app started (device uptime %lu.%06lu s)", (unsigned long)(us / 1000000u),
+           (unsigned long)(us % 1000000u));
     sup.running = true;
     int32_t rc = ((ns_entry_t *)cmse_nsfptr_create(vt[1]))();
     sup.running = false;
