@@ -202,6 +202,36 @@ missing_firmware)
     KEEL_FIRMWARE=$PWD/gone.elf run_keel 1 device run --state st
     expect_in err.txt "(from \$KEEL_FIRMWARE)"
     ;;
+run_firmware)
+    # The real microvisor in QEMU: a bounded run ends with exit 0 and no sockets left; SIGINT
+    # stops the device ("device stopped", exit 0) and QEMU with it.
+    fw=${KEEL_TEST_FIRMWARE:-}
+    if [ -z "$fw" ] || [ ! -f "$fw" ]; then
+        echo "SKIP [$case_name]: no firmware at '$fw' (run make)"
+        exit 77
+    fi
+    build_app app.elf
+    run_keel 0 device run --state st --firmware "$fw" --install app.elf --seconds 3 --icount
+    expect_in out.txt "installed app 0.0.0"
+    [ "$(wc -l <out.txt)" -gt 1 ] || fail "no console output from the device"
+    [ ! -e st/run/uart0.sock ] && [ ! -e st/run/uart1.sock ] || fail "sockets left in st/run"
+    timeout 30 "$keel" device run --state st --firmware "$fw" >run.txt 2>run.err </dev/null &
+    pid=$!
+    for _ in $(seq 100); do
+        [ -s run.txt ] && break
+        sleep 0.1
+    done
+    [ -s run.txt ] || fail "no console output within 10 s"
+    kill -INT "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 0 ] || { cat run.txt run.err; fail "SIGINT: exit $rc, expected 0"; }
+    expect_in run.txt "device stopped"
+    for q in $(pgrep -x qemu-system-arm || true); do
+        [ "$(readlink "/proc/$q/cwd" 2>/dev/null)" != "$PWD/st" ] || fail "QEMU $q still runs"
+    done
+    [ ! -e st/run/uart0.sock ] || fail "sockets left after SIGINT"
+    ;;
 *)
     fail "unknown case"
     ;;

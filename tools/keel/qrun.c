@@ -296,6 +296,13 @@ static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigs
     if (getppid() != parent)
         _exit(127);
     sigprocmask(SIG_SETMASK, oldmask, NULL);
+    /* keel reads the terminal and forwards it to UART0; QEMU in a background process group
+     * must not touch it (a read would stop it with SIGTTIN). */
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0 && devnull != STDIN_FILENO) {
+        dup2(devnull, STDIN_FILENO);
+        close(devnull);
+    }
     int err = 0;
     if (chdir(o->state_dir) != 0)
         err = errno;
