@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# crashy.sh KEEL CRASHY_ELF MODE REASON_ERE BIT_ERE
+#   Runs crashy with MODE (then `none` after the restart) and checks the supervisor's answer:
+#   REASON_ERE "-" means the app must not be stopped at all (badptr, reentry, none);
+#   BIT_ERE "-" means no fault bit to check (hangs, exit, restart, breakpoint).
+. "$(dirname "$0")/lib.sh"
+keel=$1 elf=$2 mode=$3 reason=$4 bit=$5
+secs=${KQ_SECONDS:-6}
+
+kq_need_file "keel CLI" "$keel"
+kq_need_file "crashy app" "$elf"
+kq_setup "crashy-$mode"
+printf '%s\nnone\n' "$mode" >"$KQ_TMP/modes.txt"
+kq_run "$keel" "$elf" "$secs" "$KQ_TMP/modes.txt"
+
+kq_expect started '^\[keel\] app started' "the app was never started"
+kq_expect running "^app\| crashy: running $mode\$" "crashy did not take mode '$mode'" "$started"
+kq_check_heartbeats
+
+if [ "$reason" = "-" ]; then
+    kq_expect_none '^\[keel\] app stopped' "mode $mode must not stop the app"
+    kq_expect_none '^app\| .*FAIL' "crashy reported a failure"
+    case $mode in
+    badptr)
+        kq_expect seen '^app\| crashy: badptr ok [0-9]+ calls' "bad pointers were not all rejected as documented" "$running"
+        kq_expect seen '^\[keel\] bad pointer from app in [a-z_]+: 0x[0-9a-f]{8}\+[0-9]+' "the microvisor did not log a rejected pointer" "$running"
+        ;;
+    reentry)
+        kq_expect seen '^app\| crashy: reentry ok [0-9]+ calls' "re-entrant API calls did not all succeed" "$running"
+        ;;
+    esac
+    kq_expect alive '^app\| crashy: alive' "crashy is not alive after mode $mode" "$running"
+    kq_expect seen '^app\| crashy: alive' "crashy stopped printing 'alive'" "$alive"
+    kq_finish
+fi
+
+if [ "$mode" = secure-periph ]; then
+    kq_expect seen '^app\| crashy: UART1 STATE via NS alias reads 0x00000000 \(blocked, ok\)' \
+        "UART1 through its NS alias must read as zero (PPC RAZ/WI)" "$running"
+fi
+kq_expect stopped "^\\[keel\\] app stopped: ($reason)( .*)?$" "no stop with reason /$reason/" "$running"
+kq_expect restart '^\[keel\] app restart [0-9]+ in [0-9]+ ms' "no restart announced" "$stopped"
+kq_expect again '^\[keel\] app started' "the app was not started again" "$restart"
+# The crash report: the [keel] lines between the stop line and the restart line.
+if [ "$(kq_count_between '^\[keel\]   .*pc=0x[0-9a-f]{8}' "$stopped" "$restart")" -eq 0 ]; then
+    kq_fail "the crash report has no pc=0x........ line"
+fi
+if [ "$bit" != "-" ] && [ "$(kq_count_between "^\\[keel\\]   .*($bit)" "$stopped" "$restart")" -eq 0 ]; then
+    kq_fail "the crash report does not decode /$bit/"
+fi
+if [ "$(kq_count_between '^\[keel\] heartbeat ' "$running" "$again")" -eq 0 ]; then
+    kq_fail "no heartbeat between the failure and the restart (secure tick interrupted?)"
+fi
+kq_expect seen '^app\| crashy: running none$' "crashy did not ask for a mode again after the restart" "$again"
+kq_expect seen '^app\| crashy: alive' "crashy is not alive after the restart" "$again"
+kq_finish

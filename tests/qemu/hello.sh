@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# hello.sh KEEL HELLO_ELF: hello runs, ticks, sees its STARTED notification, logs through the
+# microvisor, and its watchdog (kicked from the main loop) never fires.
+. "$(dirname "$0")/lib.sh"
+keel=$1 elf=$2
+kq_need_file "keel CLI" "$keel"
+kq_need_file "hello app" "$elf"
+kq_setup hello
+kq_run "$keel" "$elf" "${KQ_SECONDS:-6}"
+
+kq_expect started '^\[keel\] app started' "the app was never started"
+kq_expect seen '^app\| hello: microvisor [0-9]+\.[0-9]+\.[0-9]+ api 1 ' "hello did not print the versions" "$started"
+kq_expect seen '^app\| hello: device id [A-Za-z0-9._-]+$' "hello did not print the device id" "$started"
+kq_expect seen '^app\| hello: notification STARTED previous run ended by power-on, restarts 0$' \
+    "the STARTED notification did not arrive" "$started"
+kq_expect seen '^\[.*hello: up and logging' "the microvisor did not print hello's log message" "$started"
+kq_expect seen '^\[.*hello: STARTED, previous run ended by power-on' \
+    "the microvisor did not print hello's STARTED log" "$started"
+kq_expect tick '^app\| hello: tick 1$' "no first tick" "$started"
+kq_expect seen '^app\| hello: tick 3$' "fewer than 3 ticks" "$tick"
+kq_expect_none '^app\| hello: .* failed: status' "an API call failed"
+kq_expect_none '^\[keel\] app stopped' "hello must not be stopped (watchdog kicked from the main loop)"
+kq_check_heartbeats
+kq_finish
