@@ -44,7 +44,7 @@
 
 #define EXC_RETURN_S (1u << 6)     /* frame on the secure stack */
 #define EXC_RETURN_SPSEL (1u << 2) /* frame on PSP */
-#define EXC_RETURN_DCRS (1u << 5)  /* no extra callee-saved context stacked */
+#define EXC_RETURN_MODE (1u << 3)  /* returning to Thread mode */
 #define IPSR_HARDFAULT 3u
 #define IPSR_MEMFAULT 4u
 #define IPSR_BUSFAULT 5u
@@ -173,7 +173,10 @@ static void capture(const uint32_t *r4_r11, uint32_t exc_return, uint32_t reason
         /* The app itself was interrupted: its registers are live (r4-r11) or on its stack. */
         for (unsigned i = 0; i < 8u; i++)
             r->r[4 + i] = r4_r11[i];
-        uint32_t frame = (exc_return & EXC_RETURN_SPSEL) ? r->psp_ns : r->msp_ns;
+        /* EXC_RETURN.SPSEL is the *secure* CONTROL.SPSEL (v8-M); the app's frame is on PSP_NS
+         * only if it was in Thread mode with its own CONTROL.SPSEL set. */
+        bool thread = (exc_return & EXC_RETURN_MODE) != 0u;
+        uint32_t frame = (thread && (r->control_ns & 2u)) ? r->psp_ns : r->msp_ns;
         if (app_mem(frame, 32u)) {
             const volatile uint32_t *f = (const volatile uint32_t *)(uintptr_t)frame;
             for (unsigned i = 0; i < 4u; i++)
@@ -273,10 +276,10 @@ __attribute__((naked)) void uv_exception_entry(void)
  * Record where it was and why the coming reset happens; the second expiry resets the chip. */
 void NMI_Handler(void)
 {
-    uint32_t lr, sp;
-    __asm__ volatile("mov %0, lr\n mrs %1, msp" : "=r"(lr), "=r"(sp));
-    if (!(lr & EXC_RETURN_SPSEL) && (lr & EXC_RETURN_S))
-        uv_ni.stall_pc = ((volatile uint32_t *)(uintptr_t)sp)[6];
+    uint32_t lr, msp, psp;
+    __asm__ volatile("mov %0, lr\n mrs %1, msp\n mrs %2, psp" : "=r"(lr), "=r"(msp), "=r"(psp));
+    if (lr & EXC_RETURN_S) /* stalled in secure code: the frame is on the secure stack it used */
+        uv_ni.stall_pc = ((volatile uint32_t *)(uintptr_t)((lr & EXC_RETURN_SPSEL) ? psp : msp))[6];
     uint64_t up = uv_uptime_ms() + PORT_WDOG_MS;
     uv_ni.uptime_base_lo = (uint32_t)up;
     uv_ni.uptime_base_hi = (uint32_t)(up >> 32);

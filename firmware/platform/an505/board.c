@@ -63,6 +63,7 @@ static const uint8_t secure_irqs[] = {
     34, 35, 43, /* UART1 RX, TX, combined: the microvisor console */
     47, /* UART overflow (shared) */
     48, /* Ethernet */
+    88, 89, 90, 91, 92, 93, 94, 95, /* PL081 DMA0-2 (secure peripherals; DMA3's lines do not exist) */
 };
 
 /* Registers written to return app peripherals to reset state before each app start. */
