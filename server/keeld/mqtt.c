@@ -144,6 +144,10 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         if (mq->store->ops->device_hello(mq->store, device, now_ms(), &env) == STORE_OK) {
             KD_INFO("device '%s': hello (app %s, %u restarts)", device,
                     kproto_app_state_name(env.body.hello.app_state), env.body.hello.restart_count);
+            /* The device subscribes to its command topic before its hello: send what it missed. */
+            if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
+                mq_flush_commands(mq);
+            }
         }
         break;
     case KPROTO_T_PRESENCE:
@@ -284,6 +288,7 @@ void mq_stop(mq_t *mq)
     if (mq == NULL) {
         return;
     }
+    atomic_store(&mq->connected, false); /* a requested disconnect is not worth a warning */
     mosquitto_disconnect(mq->m);
     mosquitto_loop_stop(mq->m, false);
     mosquitto_destroy(mq->m);

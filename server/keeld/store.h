@@ -80,6 +80,9 @@ typedef struct store_ops {
     /* Device answered. STORE_ENOTFOUND when no such command for that device. */
     store_rc_t (*command_result)(store_t *s, const char *device, int64_t now_ms,
                                  const keel_v1_CommandResult *r);
+    /* The device (re)connected: commands sent but unanswered go back to pending, to be sent again
+     * (a device that was offline never got them; one that did ignores a repeated id). */
+    store_rc_t (*commands_requeue)(store_t *s, const char *device);
     /* Mark commands created before older_than_ms and still unanswered as "timeout". */
     store_rc_t (*commands_expire)(store_t *s, int64_t older_than_ms, int64_t now_ms);
     /* Pending (not yet published) commands, oldest first: [{"id","device","kind"}...]. */

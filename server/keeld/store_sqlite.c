@@ -246,6 +246,58 @@ static void unlock(store_t *s)
     pthread_mutex_unlock(&cast(s)->lock);
 }
 
+/* One statement in its own write transaction. out_changes/out_rowid may be NULL. */
+static store_rc_t write1(store_t *s, int *out_changes, int64_t *out_rowid, const char *sql,
+                         const char *fmt, ...)
+{
+    sqlite3 *db = cast(s)->db;
+    int n = -1;
+    va_list ap;
+
+    lock(s);
+    if (begin(db) == 0) {
+        va_start(ap, fmt);
+        sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+        va_end(ap);
+        if (st != NULL && sqlite3_step(st) == SQLITE_DONE) {
+            n = sqlite3_changes(db);
+        } else {
+            KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
+        }
+        sqlite3_finalize(st);
+    }
+    if (out_rowid != NULL) {
+        *out_rowid = n > 0 ? sqlite3_last_insert_rowid(db) : 0;
+    }
+    store_rc_t rc = finish(db, n >= 0);
+    unlock(s);
+    if (out_changes != NULL) {
+        *out_changes = rc == STORE_OK ? n : 0;
+    }
+    return rc;
+}
+
+/* A query's rows as a JSON array (see rows()), or NULL on error. */
+static json_t *read_rows(store_t *s, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+
+    lock(s);
+    va_start(ap, fmt);
+    json_t *arr = rows(cast(s)->db, vprep(cast(s)->db, sql, fmt, ap));
+    va_end(ap);
+    unlock(s);
+    return arr;
+}
+
+/* The single row of a query as an object, or NULL when there is none (or on error). */
+static json_t *read_one(json_t *arr)
+{
+    json_t *o = (arr != NULL && json_array_size(arr) == 1) ? json_incref(json_array_get(arr, 0)) : NULL;
+    json_decref(arr);
+    return o;
+}
+
 /* The device row exists (created on first sight) and was seen now. */
 static int touch_device(sqlite3 *db, const char *device, int64_t now_ms)
 {
@@ -290,7 +342,7 @@ static store_rc_t device_hello(store_t *s, const char *device, int64_t now_ms,
             snprintf(hex + 2 * b, 3, "%02x", h->regions[i].sha256[b]);
         }
         ok = run(db, "INSERT INTO device_regions (device_id, name, size, sha256, version) "
-                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, name) DO NOTHING", "titti",
+                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, name) DO NOTHING", "ttiti",
                  device, h->regions[i].name, (int64_t)h->regions[i].size, hex,
                  (int64_t)h->regions[i].version) >= 0;
     }
@@ -383,11 +435,7 @@ static void device_fixup(json_t *d)
 
 static json_t *devices_list(store_t *s)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    json_t *arr = rows(db, prep(db, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", ""));
-    unlock(s);
+    json_t *arr = read_rows(s, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", "");
     size_t i;
     json_t *d;
     json_array_foreach(arr, i, d) {
@@ -461,17 +509,12 @@ static store_rc_t logs_add(store_t *s, const char *device, int64_t now_ms,
 
 static json_t *logs_query(store_t *s, const store_log_query_t *q)
 {
-    sqlite3 *db = cast(s)->db;
-
     /* One statement for every filter combination: an absent bound is a condition that holds. */
-    lock(s);
-    json_t *arr = rows(db, prep(db,
+    return read_rows(s,
         "SELECT id, device_id AS device, received_ms, boot, uptime_ms, level, source, text FROM logs"
         " WHERE (? IS NULL OR device_id = ?) AND received_ms >= ? AND (? = 0 OR received_ms < ?)"
         " AND id > ? ORDER BY id LIMIT ?", "ttiiiii", q->device, q->device, q->since_ms,
-        q->until_ms, q->until_ms, q->after_id, (int64_t)q->limit));
-    unlock(s);
-    return arr;
+        q->until_ms, q->until_ms, q->after_id, (int64_t)q->limit);
 }
 
 /* ---- crashes ---------------------------------------------------------------------------------- */
@@ -508,15 +551,9 @@ static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
 
 static json_t *crashes_list(store_t *s, const char *device, int limit)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    json_t *arr = rows(db, prep(db,
-        "SELECT id, device_id AS device, received_ms, boot, reason, pc, lr, app_version FROM crashes"
-        " WHERE (? IS NULL OR device_id = ?) ORDER BY id DESC LIMIT ?", "tti", device, device,
-        (int64_t)limit));
-    unlock(s);
-    return arr;
+    return read_rows(s, "SELECT id, device_id AS device, received_ms, boot, reason, pc, lr, app_version"
+                     " FROM crashes WHERE (? IS NULL OR device_id = ?) ORDER BY id DESC LIMIT ?", "tti",
+                     device, device, (int64_t)limit);
 }
 
 static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
@@ -553,29 +590,15 @@ static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
 static store_rc_t command_create(store_t *s, const char *device, keel_v1_CommandKind kind,
                                  int64_t now_ms, int64_t *out_id)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    int ok = begin(db) == 0 &&
-             run(db, "INSERT INTO commands (device_id, kind, status, created_ms) "
-                     "VALUES (?, ?, 'pending', ?)", "tti", device, kproto_command_name(kind), now_ms) == 1;
-    *out_id = ok ? sqlite3_last_insert_rowid(db) : 0;
-    store_rc_t rc = finish(db, ok);
-    unlock(s);
-    return rc;
+    return write1(s, NULL, out_id, "INSERT INTO commands (device_id, kind, status, created_ms) "
+                  "VALUES (?, ?, 'pending', ?)", "tti", device, kproto_command_name(kind), now_ms);
 }
 
 static store_rc_t command_mark_sent(store_t *s, int64_t id, int64_t now_ms)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    int n = -1;
-    int ok = begin(db) == 0 &&
-             (n = run(db, "UPDATE commands SET status = 'sent', sent_ms = ? WHERE id = ? AND status = 'pending'",
-                      "ii", now_ms, id)) >= 0;
-    store_rc_t rc = finish(db, ok);
-    unlock(s);
+    int n = 0;
+    store_rc_t rc = write1(s, &n, NULL, "UPDATE commands SET status = 'sent', sent_ms = ?"
+                           " WHERE id = ? AND status = 'pending'", "ii", now_ms, id);
     return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
 }
 
@@ -602,41 +625,27 @@ static store_rc_t command_result(store_t *s, const char *device, int64_t now_ms,
 
 static store_rc_t commands_expire(store_t *s, int64_t older_than_ms, int64_t now_ms)
 {
-    sqlite3 *db = cast(s)->db;
+    return write1(s, NULL, NULL, "UPDATE commands SET status = 'timeout', completed_ms = ?, detail = ?"
+                  " WHERE status IN ('pending', 'sent') AND created_ms < ?", "iti", now_ms,
+                  "no answer from the device in time; it may be offline", older_than_ms);
+}
 
-    lock(s);
-    int ok = begin(db) == 0 &&
-             run(db, "UPDATE commands SET status = 'timeout', completed_ms = ?, detail = ?"
-                     " WHERE status IN ('pending', 'sent') AND created_ms < ?", "iti", now_ms,
-                 "no answer from the device in time; it may be offline", older_than_ms) >= 0;
-    store_rc_t rc = finish(db, ok);
-    unlock(s);
-    return rc;
+static store_rc_t commands_requeue(store_t *s, const char *device)
+{
+    return write1(s, NULL, NULL, "UPDATE commands SET status = 'pending' WHERE device_id = ? AND status = 'sent'",
+                  "t", device);
 }
 
 static json_t *commands_pending(store_t *s, int limit)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    json_t *arr = rows(db, prep(db, "SELECT id, device_id AS device, kind FROM commands"
-                                    " WHERE status = 'pending' ORDER BY id LIMIT ?", "i", (int64_t)limit));
-    unlock(s);
-    return arr;
+    return read_rows(s, "SELECT id, device_id AS device, kind FROM commands"
+                     " WHERE status = 'pending' ORDER BY id LIMIT ?", "i", (int64_t)limit);
 }
 
 static json_t *command_get(store_t *s, int64_t id)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    json_t *arr = rows(db, prep(db, "SELECT id, device_id AS device, kind, status, created_ms, sent_ms,"
-                                    " completed_ms, detail, device_uptime_ms FROM commands WHERE id = ?",
-                                "i", id));
-    unlock(s);
-    json_t *c = (arr != NULL && json_array_size(arr) == 1) ? json_incref(json_array_get(arr, 0)) : NULL;
-    json_decref(arr);
-    return c;
+    return read_one(read_rows(s, "SELECT id, device_id AS device, kind, status, created_ms, sent_ms,"
+                              " completed_ms, detail, device_uptime_ms FROM commands WHERE id = ?", "i", id));
 }
 
 /* ---- tokens ----------------------------------------------------------------------------------- */
@@ -644,16 +653,8 @@ static json_t *command_get(store_t *s, int64_t id)
 static store_rc_t token_add(store_t *s, const char *name, const char *hash_hex, int64_t now_ms,
                             int64_t *out_id)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    int ok = begin(db) == 0 &&
-             run(db, "INSERT INTO tokens (name, sha256, created_ms) VALUES (?, ?, ?)", "tti", name,
-                 hash_hex, now_ms) == 1;
-    *out_id = ok ? sqlite3_last_insert_rowid(db) : 0;
-    store_rc_t rc = finish(db, ok);
-    unlock(s);
-    return rc;
+    return write1(s, NULL, out_id, "INSERT INTO tokens (name, sha256, created_ms) VALUES (?, ?, ?)",
+                  "tti", name, hash_hex, now_ms);
 }
 
 static store_rc_t token_check(store_t *s, const char *hash_hex, char *out_name, size_t cap)
@@ -679,12 +680,7 @@ static store_rc_t token_check(store_t *s, const char *hash_hex, char *out_name, 
 
 static json_t *tokens_list(store_t *s)
 {
-    sqlite3 *db = cast(s)->db;
-
-    lock(s);
-    json_t *arr = rows(db, prep(db, "SELECT id, name, created_ms FROM tokens ORDER BY id", ""));
-    unlock(s);
-    return arr;
+    return read_rows(s, "SELECT id, name, created_ms FROM tokens ORDER BY id", "");
 }
 
 /* ---- open / migrate / close ------------------------------------------------------------------- */
@@ -718,6 +714,7 @@ static const store_ops_t sqlite_ops = {
     .command_mark_sent = command_mark_sent,
     .command_result = command_result,
     .commands_expire = commands_expire,
+    .commands_requeue = commands_requeue,
     .commands_pending = commands_pending,
     .command_get = command_get,
     .token_add = token_add,
