@@ -475,7 +475,22 @@ static json_t *device_get(store_t *s, const char *device)
     return d;
 }
 
+/* Index of the synthetic "entries dropped" line of a batch (real entries are 0..7). */
+#define LOG_IDX_DROPPED 1000
+
 /* ---- logs ------------------------------------------------------------------------------------- */
+
+/* One entry of a batch; a redelivered one (same device, boot, msg_id, idx) changes nothing (0). */
+static int insert_log(sqlite3 *db, const char *device, int64_t now_ms, const keel_v1_Envelope *env,
+                      unsigned idx, uint64_t uptime_ms, keel_v1_LogLevel level,
+                      keel_v1_LogSource source, const char *text)
+{
+    return run(db, "INSERT INTO logs (device_id, received_ms, boot, msg_id, idx, uptime_ms, level,"
+                   " source, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   " ON CONFLICT (device_id, boot, msg_id, idx) DO NOTHING", "tiiiiittt",
+               device, now_ms, (int64_t)env->boot, (int64_t)env->msg_id, (int64_t)idx,
+               (int64_t)uptime_ms, kproto_level_name(level), kproto_source_name(source), text);
+}
 
 static store_rc_t logs_add(store_t *s, const char *device, int64_t now_ms,
                            const keel_v1_Envelope *env, int *out_added)
@@ -488,18 +503,20 @@ static store_rc_t logs_add(store_t *s, const char *device, int64_t now_ms,
     int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0;
     for (pb_size_t i = 0; ok && i < b->entries_count; i++) {
         const keel_v1_LogEntry *e = &b->entries[i];
-        int n = run(db, "INSERT INTO logs (device_id, received_ms, boot, msg_id, idx, uptime_ms,"
-                        " level, source, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        " ON CONFLICT (device_id, boot, msg_id, idx) DO NOTHING", "tiiiiittt",
-                    device, now_ms, (int64_t)env->boot, (int64_t)env->msg_id, (int64_t)i,
-                    (int64_t)e->uptime_ms, kproto_level_name(e->level),
-                    kproto_source_name(e->source), e->text);
+        int n = insert_log(db, device, now_ms, env, i, e->uptime_ms, e->level, e->source, e->text);
         ok = n >= 0;
         added += n > 0 ? n : 0;
     }
-    if (ok && b->dropped != 0 && added != 0) {
-        ok = run(db, "UPDATE devices SET log_dropped = log_dropped + ? WHERE id = ?", "it",
-                 (int64_t)b->dropped, device) >= 0;
+    /* Entries lost on the device show up where they were lost, as a line of their own (idx past
+     * any real entry, so a redelivered batch still dedupes). */
+    if (ok && b->dropped != 0) {
+        char text[96];
+        snprintf(text, sizeof(text), "%u log entries dropped on the device here (its buffer was full)",
+                 b->dropped);
+        int n = insert_log(db, device, now_ms, env, LOG_IDX_DROPPED, env->time_ms,
+                           keel_v1_LogLevel_LOG_LEVEL_WARN, keel_v1_LogSource_LOG_SOURCE_MICROVISOR, text);
+        ok = n >= 0;
+        added += n > 0 ? n : 0;
     }
     store_rc_t rc = finish(db, ok);
     unlock(s);

@@ -11,6 +11,8 @@
  *   crash            a usage-fault crash report (pc 0x10000abc); waits for keeld's ack
  *   serve:SECONDS    answer commands (ping/restart/reboot) until SECONDS pass
  *   serve-one:SECONDS  answer commands until one was answered (fails after SECONDS)
+ *   dropped:K        the next log batch says K entries were dropped before it
+ *   heartbeat        a heartbeat: app in back-off, 3 restarts, 7 log entries dropped
  *   hello-as:OTHER   publish a valid hello on OTHER's topic (an ACL test: must not arrive)
  *   raw:SUFFIX:HEX   publish raw bytes on keel/v1/<id>/SUFFIX (garbage tests)
  * Every event is printed on stdout ("ack 3", "command 7 ping", ...).
@@ -40,6 +42,7 @@ typedef struct sim {
     atomic_bool connected;
     atomic_int connect_rc;       /* -1 until CONNACK */
     atomic_uint acked_msg_id;    /* last acked msg_id */
+    uint32_t dropped;            /* LogBatch.dropped of the next batch */
     atomic_int answered;         /* commands answered */
     atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
     uint64_t start_ms;
@@ -200,6 +203,8 @@ static void act_logs(sim_t *s, const char *spec)
     }
     env.which_body = keel_v1_Envelope_logs_tag;
     env.body.logs.entries_count = (pb_size_t)n;
+    env.body.logs.dropped = s->dropped;
+    s->dropped = 0;
     for (unsigned i = 0; i < n; i++) {
         keel_v1_LogEntry *e = &env.body.logs.entries[i];
         e->uptime_ms = mono_ms() - s->start_ms;
@@ -243,6 +248,18 @@ static void act_crash(sim_t *s)
     if (!wait_until(&s->acked_msg_id, id, ACK_WAIT_MS)) {
         die("%s", "no ack from keeld for the crash report");
     }
+}
+
+static void act_heartbeat(sim_t *s)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    env.which_body = keel_v1_Envelope_heartbeat_tag;
+    env.body.heartbeat.uptime_ms = mono_ms() - s->start_ms;
+    env.body.heartbeat.app_state = keel_v1_AppState_APP_STATE_BACKOFF;
+    env.body.heartbeat.restart_count = 3;
+    env.body.heartbeat.log_dropped = 7;
+    publish_to(s, s->id, KPROTO_T_HEARTBEAT, &env);
 }
 
 static void act_raw(sim_t *s, const char *spec)
@@ -355,6 +372,8 @@ int main(int argc, char **argv)
         const char *act = argv[a];
         if (strncmp(act, "logs:", 5) == 0) act_logs(&s, act + 5);
         else if (strcmp(act, "crash") == 0) act_crash(&s);
+        else if (strcmp(act, "heartbeat") == 0) act_heartbeat(&s);
+        else if (strncmp(act, "dropped:", 8) == 0) s.dropped = (uint32_t)strtoul(act + 8, NULL, 10);
         else if (strncmp(act, "serve:", 6) == 0) act_serve(&s, act + 6, false);
         else if (strncmp(act, "serve-one:", 10) == 0) act_serve(&s, act + 10, true);
         else if (strncmp(act, "hello-as:", 9) == 0) send_hello(&s, act + 9);
