@@ -137,20 +137,16 @@ kerr_t kproto_encode(const keel_v1_Envelope *env, uint8_t *out, size_t cap, size
 kerr_t kproto_decode(kproto_topic_t t, const uint8_t *in, size_t len, keel_v1_Envelope *out)
 {
     const kproto_topic_info_t *ti = kproto_topic_info(t);
-    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
 
-    if (ti == NULL || (in == NULL && len != 0u)) {
+    if (ti == NULL || out == NULL || (in == NULL && len != 0u)) {
         return KERR_INVAL;
     }
+    /* Decoded in place: an Envelope is over 2 KiB, too big for a second copy on a device stack. */
     pb_istream_t is = pb_istream_from_buffer(in, len);
-    if (!pb_decode(&is, keel_v1_Envelope_fields, &env)) {
+    if (!pb_decode(&is, keel_v1_Envelope_fields, out)) {
         return KERR_FORMAT;
     }
-    if (env.which_body != ti->body_tag) {
-        return KERR_INVAL;
-    }
-    *out = env;
-    return KERR_OK;
+    return out->which_body == ti->body_tag ? KERR_OK : KERR_INVAL;
 }
 
 static const char *name_of(const char *const *names, size_t count, unsigned v)

@@ -74,7 +74,8 @@ kerr_t kproto_encode(const keel_v1_Envelope *env, uint8_t *out, size_t cap, size
  * Decode untrusted bytes received on topic t. Unknown fields are skipped (forward compatibility).
  * Errors: KERR_FORMAT (not a protobuf Envelope, or a field over its bound), KERR_INVAL (the body
  * is absent, or is not the one topic t carries: a newer sender's unknown body lands here too, and
- * receivers ignore it with a log line).
+ * receivers ignore it with a log line). Decodes in place (no 2 KiB copy on the stack): after an
+ * error *out holds partial data and must not be used.
  */
 kerr_t kproto_decode(kproto_topic_t t, const uint8_t *in, size_t len, keel_v1_Envelope *out);
 
