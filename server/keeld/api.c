@@ -398,19 +398,10 @@ static enum MHD_Result get_log_stream(api_t *api, struct MHD_Connection *c)
         s->after_id = path_id(last);
     }
     /* Without after/Last-Event-ID a follower starts at the end, like tail -f. */
-    if (query(c, "after") == NULL && last == NULL) {
-        store_log_query_t tail = q;
-        tail.after_id = 0;
-        tail.limit = LIST_LIMIT_MAX;
-        for (size_t n = LIST_LIMIT_MAX; n == LIST_LIMIT_MAX;) {
-            json_t *arr = api->store->ops->logs_query(api->store, &tail);
-            n = json_array_size(arr);
-            if (n > 0) {
-                tail.after_id = json_integer_value(json_object_get(json_array_get(arr, n - 1), "id"));
-            }
-            json_decref(arr);
-        }
-        s->after_id = tail.after_id;
+    if (query(c, "after") == NULL && last == NULL &&
+        api->store->ops->logs_last_id(api->store, q.device, &s->after_id) != STORE_OK) {
+        sse_free(s);
+        return reply_store_error(c);
     }
     sse_append(s, ": keel log stream\n\n", 19);
     s->last_out_ms = mono_ms();
@@ -637,6 +628,20 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     }
     if (strcmp(url, "/v1/tokens") == 0 && (get || post)) {
         return get ? get_tokens(api, c) : post_token(api, c, rq);
+    }
+    /* A known path with another method: say which methods it has. */
+    static const struct { const char *path; const char *methods; } known[] = {
+        {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET"}, {"/v1/logs", "GET"},
+        {"/v1/logs/stream", "GET"}, {"/v1/crashes", "GET"}, {"/v1/crashes/", "GET"},
+        {"/v1/commands", "POST"}, {"/v1/commands/", "GET"}, {"/v1/tokens", "GET, POST"},
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        size_t n = strlen(known[i].path);
+        bool prefix = known[i].path[n - 1] == '/';
+        if (prefix ? sub(url, known[i].path) != NULL : strcmp(url, known[i].path) == 0) {
+            return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not supported; use %s",
+                               method, url, known[i].methods);
+        }
     }
     return reply_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s %s; see docs/api.md", method, url);
 }

@@ -64,6 +64,8 @@ typedef struct store_ops {
     store_rc_t (*logs_add)(store_t *s, const char *device, int64_t now_ms,
                            const keel_v1_Envelope *env, int *out_added);
     json_t *(*logs_query)(store_t *s, const store_log_query_t *q);  /* array; NULL on EIO */
+    /* Highest log id (of device, or of all when NULL); 0 when there is none. */
+    store_rc_t (*logs_last_id)(store_t *s, const char *device, int64_t *out_id);
 
     /* Crashes. reason/pc/lr/app_version are copied out of the decoded report for listing. */
     store_rc_t (*crash_add)(store_t *s, const char *device, int64_t now_ms,

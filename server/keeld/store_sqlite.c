@@ -534,6 +534,18 @@ static json_t *logs_query(store_t *s, const store_log_query_t *q)
         q->until_ms, q->until_ms, q->after_id, (int64_t)q->limit);
 }
 
+static store_rc_t logs_last_id(store_t *s, const char *device, int64_t *out_id)
+{
+    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
+                                     "tt", device, device));
+    if (row == NULL) {
+        return STORE_EIO;
+    }
+    *out_id = json_integer_value(json_object_get(row, "id")); /* null (no rows) reads as 0 */
+    json_decref(row);
+    return STORE_OK;
+}
+
 /* ---- crashes ---------------------------------------------------------------------------------- */
 
 static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
@@ -724,6 +736,7 @@ static const store_ops_t sqlite_ops = {
     .device_get = device_get,
     .logs_add = logs_add,
     .logs_query = logs_query,
+    .logs_last_id = logs_last_id,
     .crash_add = crash_add,
     .crashes_list = crashes_list,
     .crash_get = crash_get,

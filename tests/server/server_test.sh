@@ -128,7 +128,7 @@ start_keeld() {
   rm -f "$WORK/port"
   "$KEELD" --db "$DB" --http-port 0 --port-file "$WORK/port" --mqtt-port "$MQTT_PORT" \
     --mqtt-ca "$WORK/ca.pem" --mqtt-cert "$WORK/keeld.pem" --mqtt-key "$WORK/keeld.key" \
-    --cmd-timeout 30 >"$WORK/keeld$KEELD_N.log" 2>&1 &
+    "${KEELD_ARGS[@]}" >"$WORK/keeld$KEELD_N.log" 2>&1 &
   KEELD_PID=$!
   PIDS+=("$KEELD_PID")
   wait_for 10 test -s "$WORK/port" || fail "keeld did not start (see $WORK/keeld$KEELD_N.log)"
@@ -167,6 +167,8 @@ sim() { # ID ACTION...
     --key "$WORK/$id.key" --id "$id" "$@"
 }
 
+KEELD_ARGS=(--cmd-timeout 30)
+[ "$SCENARIO" = command_timeout ] && KEELD_ARGS=(--cmd-timeout 1)
 start_keeld
 
 # ---- scenarios -----------------------------------------------------------------------------------
@@ -298,6 +300,26 @@ command)
   wait_for 15 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/commands/$ID2 | grep -q '\"status\":\"ok\"'" ||
     fail "restart not answered"
   wait "$SIM_PID" || fail "simulated device failed: $(cat "$WORK/sim.out")"
+  # A device that does not list a kind never gets it: 409, and nothing is stored.
+  sim dev-2 --commands ping >/dev/null
+  api POST /v1/commands '{"device":"dev-2","kind":"reboot"}' >/dev/null && fail "reboot accepted for dev-2"
+  [ "$CODE" = 409 ] || fail "expected 409, got $CODE"
+  expect_json '"does not implement" in j["error"]' true "409 message"
+  [ "$(sqlite3 "$DB" "SELECT COUNT(*) FROM commands WHERE device_id = 'dev-2'")" = 0 ] ||
+    fail "a refused command was stored"
+  ;;
+command_timeout)
+  # A command nobody answers ends as "timeout"; a device that comes back later still gets it
+  # only while it is open (pending/sent), never after.
+  sim dev-1 >/dev/null
+  api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create: $CODE"
+  ID="$(json 'j["id"]')"
+  wait_for 15 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/commands/$ID | grep -q '\"status\":\"timeout\"'" ||
+    fail "command never timed out: $(api GET /v1/commands/$ID)"
+  api GET "/v1/commands/$ID" >/dev/null
+  expect_json '"offline" in j["detail"]' true "timeout detail"
+  sim dev-1 serve:1 >"$WORK/sim.out"
+  if grep -q "^command $ID" "$WORK/sim.out"; then fail "a timed-out command was sent again"; fi
   ;;
 bad_requests)
   sim dev-1 >/dev/null
@@ -322,6 +344,8 @@ bad_requests)
   check 400 "whole number" "${AUTH[@]}" "$URL/v1/logs?limit=0"
   check 400 "whole number" "${AUTH[@]}" "$URL/v1/logs?since=yesterday"
   check 404 "no endpoint" "${AUTH[@]}" "$URL/v1/nothing"
+  check 405 "use POST" "${AUTH[@]}" "$URL/v1/commands"
+  check 405 "use GET" "${AUTH[@]}" -X DELETE "$URL/v1/devices/dev-1"
   check 404 "no crash report" "${AUTH[@]}" "$URL/v1/crashes/999"
   head -c 70000 /dev/zero | tr '\0' 'x' >"$WORK/big"
   check 413 "larger than the limit" "${AUTH[@]}" -X POST --data-binary @"$WORK/big" "$URL/v1/commands"

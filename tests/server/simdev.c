@@ -3,10 +3,10 @@
  * the same code as the microvisor (keel_proto, keel_core's crash encoder) over a real libmosquitto
  * TLS connection with its own device certificate, like a device would.
  *
- *   simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] ACTION...
+ *   simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] [--commands LIST] ACTION...
  *
  * Connects (last will: retained presence offline), publishes presence online and hello, then runs
- * the actions in order and exits 0, or non-zero with a message on the first failure:
+ * the actions in order (--commands: the kinds its hello lists, default ping,restart,reboot) and exits 0, or non-zero with a message on the first failure:
  *   logs:N:TEXT      one batch of N entries "TEXT <i>" (N <= 8); waits for keeld's ack
  *   crash            a usage-fault crash report (pc 0x10000abc); waits for keeld's ack
  *   serve:SECONDS    answer commands (ping/restart/reboot) until SECONDS pass
@@ -43,6 +43,7 @@ typedef struct sim {
     atomic_int connect_rc;       /* -1 until CONNACK */
     atomic_uint acked_msg_id;    /* last acked msg_id */
     uint32_t dropped;            /* LogBatch.dropped of the next batch */
+    const char *commands;        /* comma-separated kinds listed in hello */
     atomic_int answered;         /* commands answered */
     atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
     uint64_t start_ms;
@@ -185,10 +186,12 @@ static void send_hello(sim_t *s, const char *device)
     h->uptime_ms = mono_ms() - s->start_ms;
     h->app_state = keel_v1_AppState_APP_STATE_RUNNING;
     h->restart_count = 2;
-    h->commands_count = 3;
-    h->commands[0] = keel_v1_CommandKind_COMMAND_KIND_PING;
-    h->commands[1] = keel_v1_CommandKind_COMMAND_KIND_RESTART_APP;
-    h->commands[2] = keel_v1_CommandKind_COMMAND_KIND_REBOOT;
+    char list[64];
+    snprintf(list, sizeof(list), "%s", s->commands);
+    for (char *save = NULL, *k = strtok_r(list, ",", &save); k != NULL && h->commands_count < 8;
+         k = strtok_r(NULL, ",", &save)) {
+        h->commands[h->commands_count++] = kproto_command_from_name(k);
+    }
     publish_to(s, device, KPROTO_T_HELLO, &env);
 }
 
@@ -309,6 +312,7 @@ int main(int argc, char **argv)
 
     memset(&s, 0, sizeof(s));
     s.boot = 1;
+    s.commands = "ping,restart,reboot";
     atomic_init(&s.connect_rc, -1);
     for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         const char *v = argv[a + 1];
@@ -318,6 +322,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--key") == 0) key = v;
         else if (strcmp(argv[a], "--id") == 0) s.id = v;
         else if (strcmp(argv[a], "--boot") == 0) s.boot = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(argv[a], "--commands") == 0) s.commands = v;
         else die("unknown option %s", argv[a]);
     }
     if (port <= 0 || !ca || !cert || !key || !s.id || kident_check_id(s.id) != KERR_OK) {
