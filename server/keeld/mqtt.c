@@ -17,7 +17,8 @@ struct mq {
     const kd_config_t *cfg;
     store_t *store;
     kd_notify_t *logs_notify;
-    atomic_bool connected;
+    atomic_bool connected;           /* connected AND every subscription acknowledged */
+    atomic_int subs_pending;         /* SUBACKs still expected after this connect */
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
     pthread_mutex_t flush_lock;      /* one flush at a time within this process */
 };
@@ -131,6 +132,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     if (msg->payloadlen == 0) {
         return;
     }
+    KD_DEBUG("device '%s': %s, %d bytes", device, kproto_topic_info(t)->suffix, msg->payloadlen);
     kerr_t err = kproto_decode(t, msg->payload, (size_t)msg->payloadlen, &env);
     if (err != KERR_OK) {
         KD_WARN("device '%s': %d-byte message on %s ignored: %s", device, msg->payloadlen,
@@ -176,6 +178,12 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 static void subscribe_all(mq_t *mq)
 {
     char filter[160];
+    int n = 0;
+
+    for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
+        n += kproto_topic_info((kproto_topic_t)t)->to_device ? 0 : 1;
+    }
+    atomic_store(&mq->subs_pending, n);
 
     for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
         const kproto_topic_info_t *ti = kproto_topic_info((kproto_topic_t)t);
@@ -211,7 +219,25 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     KD_INFO("connected to the broker at %s:%ld as '%s'", mq->cfg->mqtt_host, mq->cfg->mqtt_port,
             mq->cfg->mqtt_client_id);
     subscribe_all(mq);
-    atomic_store(&mq->connected, true);
+}
+
+/* "connected" is reported only once the broker has every subscription: before that, a device
+ * message could be published and never reach keeld. */
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count, const int *granted)
+{
+    mq_t *mq = obj;
+
+    for (int i = 0; i < qos_count; i++) {
+        if (granted[i] > 2) {
+            KD_ERROR("the broker refused one of keeld's subscriptions (ACL?): keeld's identity needs "
+                     "readwrite on keel/v1/#");
+            return;
+        }
+    }
+    if (atomic_fetch_sub(&mq->subs_pending, 1) == 1) {
+        KD_INFO("subscribed to every device topic");
+        atomic_store(&mq->connected, true);
+    }
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
@@ -239,6 +265,7 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     /* Seed msg ids from the clock so a restarted keeld does not reuse recent ones. */
     atomic_init(&mq->msg_id, (unsigned)(now_ms() & 0x7FFFFFFF));
     atomic_init(&mq->connected, false);
+    atomic_init(&mq->subs_pending, 0);
     pthread_mutex_init(&mq->flush_lock, NULL);
     mosquitto_lib_init();
     mq->m = mosquitto_new(cfg->mqtt_client_id, false, mq);
@@ -260,6 +287,7 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     mosquitto_connect_callback_set(mq->m, on_connect);
     mosquitto_disconnect_callback_set(mq->m, on_disconnect);
     mosquitto_message_callback_set(mq->m, on_message);
+    mosquitto_subscribe_callback_set(mq->m, on_subscribe);
     mosquitto_reconnect_delay_set(mq->m, 1, 10, true);
     rc = mosquitto_connect_async(mq->m, cfg->mqtt_host, (int)cfg->mqtt_port, (int)cfg->mqtt_keepalive);
     if (rc != MOSQ_ERR_SUCCESS) {

@@ -110,17 +110,23 @@ use_identity_as_username true
 tls_version tlsv1.2
 acl_file $WORK/acl
 CONF
-mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.out" 2>&1 &
-PIDS+=($!)
-MOSQ_PID=$!
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_for 10 port_open "$MQTT_PORT" ||
-  fail "mosquitto did not start (see $WORK/mosquitto.log)"
+start_broker() {
+  mosquitto -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.out" 2>&1 &
+  MOSQ_PID=$!
+  PIDS+=("$MOSQ_PID")
+  wait_for 10 port_open "$MQTT_PORT" || fail "mosquitto did not start (see $WORK/mosquitto.log)"
+}
+start_broker
 
 # ---- keeld ---------------------------------------------------------------------------------------
 DB="$WORK/keeld.db"
 TOKEN="$("$KEELD" token create --db "$DB" --name test)"
 [[ "$TOKEN" =~ ^keel_[0-9a-f]{64}$ ]] || fail "token create printed '$TOKEN'"
+# keeld's broker connection as its health endpoint reports it.
+# get_has PATH TEXT: an authenticated GET of PATH answers with a body containing TEXT.
+get_has() { curl -s -H "Authorization: Bearer $TOKEN" "$URL$1" | grep -qF "$2"; }
+mqtt_is() { curl -s "$URL/v1/health" | grep -q "\"mqtt\":\"$1\""; }
 KEELD_N=0
 KEELD_PID=
 start_keeld() {
@@ -133,11 +139,8 @@ start_keeld() {
   PIDS+=("$KEELD_PID")
   wait_for 10 test -s "$WORK/port" || fail "keeld did not start (see $WORK/keeld$KEELD_N.log)"
   URL="http://127.0.0.1:$(cat "$WORK/port")"
-  wait_for 10 grep -q '"mqtt":"connected"' <(curl -s "$URL/v1/health") ||
+  wait_for 10 mqtt_is connected ||
     fail "keeld did not connect to the broker"
-  # Subscriptions are sent right after CONNACK; give the broker a moment to register them by
-  # doing one authenticated round trip (cheap, ordered after the SUBSCRIBEs on the broker side).
-  wait_for 10 api GET /v1/devices
 }
 
 # api METHOD PATH [JSON]: prints the body, sets CODE; succeeds for 2xx.
@@ -169,6 +172,7 @@ sim() { # ID ACTION...
 
 KEELD_ARGS=(--cmd-timeout 30)
 [ "$SCENARIO" = command_timeout ] && KEELD_ARGS=(--cmd-timeout 1)
+[ "$SCENARIO" = shared ] && KEELD_ARGS=(--cmd-timeout 30 --log-level 3)
 start_keeld
 
 # ---- scenarios -----------------------------------------------------------------------------------
@@ -209,7 +213,7 @@ registry)
   wait_for 10 grep -q connected "$WORK/sim-will.out" || fail "dev-1 did not connect"
   kill -9 "$SIM_PID"
   # The broker notices the dead connection when its socket closes (at once on loopback).
-  wait_for 15 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/devices/dev-1 | grep -q '\"online\":false'" ||
+  wait_for 15 get_has /v1/devices/dev-1 '"online":false' ||
     fail "dev-1 not offline after its connection died"
   ;;
 logs)
@@ -271,7 +275,7 @@ crash)
   # A crash report that does not decode is still kept (as evidence), marked invalid.
   # Envelope{crash (field 14): Crash{report (field 1): de ad be ef}} = 72 06 0a 04 de ad be ef
   sim dev-1 raw:crash:72060a04deadbeef >/dev/null
-  wait_for 10 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' '$URL/v1/crashes?device=dev-1' | grep -q invalid" ||
+  wait_for 10 get_has "/v1/crashes?device=dev-1" invalid ||
     fail "undecodable crash report not kept"
   api GET "/v1/crashes?device=dev-1" >/dev/null
   expect_json 'len(j["crashes"])' 2 "both crash reports kept"
@@ -289,7 +293,7 @@ command)
   api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create ping: $CODE $(cat "$WORK/body")"
   [ "$CODE" = 201 ] || fail "create returned $CODE"
   ID="$(json 'j["id"]')"
-  wait_for 15 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/commands/$ID | grep -q '\"status\":\"ok\"'" ||
+  wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
     fail "ping not answered: $(api GET /v1/commands/$ID)"
   api GET "/v1/commands/$ID" >/dev/null
   expect_json 'j["kind"]' ping "command kind"
@@ -297,7 +301,7 @@ command)
   grep -q "^command $ID ping" "$WORK/sim.out" || fail "device did not see the ping"
   api POST /v1/commands '{"device":"dev-1","kind":"restart"}' >/dev/null
   ID2="$(json 'j["id"]')"
-  wait_for 15 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/commands/$ID2 | grep -q '\"status\":\"ok\"'" ||
+  wait_for 15 get_has "/v1/commands/$ID2" '"status":"ok"' ||
     fail "restart not answered"
   wait "$SIM_PID" || fail "simulated device failed: $(cat "$WORK/sim.out")"
   # A device that does not list a kind never gets it: 409, and nothing is stored.
@@ -314,7 +318,7 @@ command_timeout)
   sim dev-1 >/dev/null
   api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create: $CODE"
   ID="$(json 'j["id"]')"
-  wait_for 15 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/commands/$ID | grep -q '\"status\":\"timeout\"'" ||
+  wait_for 15 get_has "/v1/commands/$ID" '"status":"timeout"' ||
     fail "command never timed out: $(api GET /v1/commands/$ID)"
   api GET "/v1/commands/$ID" >/dev/null
   expect_json '"offline" in j["detail"]' true "timeout detail"
@@ -390,9 +394,55 @@ restart)
   api GET "/v1/devices/dev-1" >/dev/null
   expect_json 'j["boot"]' 2 "hello sent while keeld was down arrives after restart"
   # The command created before the kill is sent (or re-sent) and answered now.
-  wait_for 20 bash -c "curl -s -H 'Authorization: Bearer $TOKEN' $URL/v1/commands/$CMD_ID | grep -q '\"status\":\"ok\"'" ||
+  wait_for 20 get_has "/v1/commands/$CMD_ID" '"status":"ok"' ||
     fail "command $CMD_ID not completed after restart: $(api GET /v1/commands/$CMD_ID)"
   wait "$SIM_PID" || fail "device failed: $(cat "$WORK/sim2.out")"
+  ;;
+shared)
+  # Two keeld instances, one database, one shared-subscription group: device traffic is split
+  # between them, each message stored once, and either API sees everything.
+  URL_A="$URL"
+  KEELD_ARGS=(--cmd-timeout 30 --log-level 3 --mqtt-client-id keeld-b)
+  start_keeld
+  URL_B="$URL"
+  sim dev-1 logs:8:a logs:8:b logs:8:c logs:8:d logs:8:e logs:8:f logs:8:g logs:8:h >"$WORK/sim.out"
+  for u in "$URL_A" "$URL_B"; do
+    URL="$u"
+    api GET "/v1/logs?device=dev-1&limit=1000" >/dev/null
+    expect_json 'len(j["logs"])' 64 "entries seen through $u"
+  done
+  grep -q "dev-1.*logs" "$WORK/keeld1.log" || fail "instance A took no log batch"
+  grep -q "dev-1.*logs" "$WORK/keeld2.log" || fail "instance B took no log batch"
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-1.pem" --key "$WORK/dev-1.key" \
+    --id dev-1 serve-one:20 >"$WORK/sim2.out" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  wait_for 10 grep -q connected "$WORK/sim2.out" || fail "device did not connect"
+  URL="$URL_A"
+  api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create on A: $CODE"
+  ID="$(json 'j["id"]')"
+  URL="$URL_B"
+  wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
+    fail "command made on A not seen answered on B"
+  wait "$SIM_PID" || fail "device failed: $(cat "$WORK/sim2.out")"
+  ;;
+broker_outage)
+  # keeld outlives its broker: the API keeps working, commands wait as "pending", and everything
+  # resumes when the broker is back (keeld reconnects and subscribes again by itself).
+  sim dev-1 >/dev/null
+  kill "$MOSQ_PID"
+  wait "$MOSQ_PID" 2>/dev/null || true
+  wait_for 15 mqtt_is disconnected ||
+    fail "keeld did not notice the broker going away"
+  api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create while broker down: $CODE"
+  ID="$(json 'j["id"]')"
+  expect_json 'j["status"]' pending "command while the broker is down"
+  start_broker
+  wait_for 30 mqtt_is connected ||
+    fail "keeld did not reconnect to the broker"
+  sim dev-1 serve-one:20 >"$WORK/sim.out" || fail "device did not get the pending command: $(cat "$WORK/sim.out")"
+  wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
+    fail "pending command not answered after the broker came back"
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"
