@@ -366,6 +366,21 @@ bad_requests)
   if grep -q "${NEW#keel_}" "$WORK/body"; then fail "token list shows the token"; fi
   [ "$(sqlite3 "$DB" "SELECT COUNT(*) FROM tokens WHERE sha256 LIKE '%${NEW#keel_}%'")" = 0 ] ||
     fail "the token is stored in clear"
+  # Bad configuration and foreign databases stop keeld with a message naming the problem.
+  out="$("$KEELD" --db "$WORK/x.db" --http-port abc 2>&1)" && fail "bad port accepted"
+  grep -q "http-port 'abc' is not a whole number in \[0, 65535\]" <<<"$out" || fail "bad port message: $out"
+  out="$("$KEELD" --db "$WORK/x.db" --no-such-option 1 2>&1)" && fail "unknown option accepted"
+  grep -q "unknown option '--no-such-option'" <<<"$out" || fail "unknown option message: $out"
+  out="$("$KEELD" --db "$WORK/x.db" 2>&1)" && fail "keeld started without TLS credentials"
+  grep -q -- "--mqtt-ca is required" <<<"$out" || fail "missing TLS message: $out"
+  "$KEELD" migrate --db "$WORK/new.db" 2>/dev/null || fail "migrate failed"
+  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 1 ] || fail "migrate did not record the version"
+  sqlite3 "$WORK/new.db" 'INSERT INTO schema_version VALUES (99)'
+  out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" && fail "a newer schema was accepted"
+  grep -q "schema version 99 but this keeld knows only up to 1" <<<"$out" || fail "newer schema message: $out"
+  printf 'not a database at all, just text\n%.0s' {1..200} >"$WORK/junk.db"
+  out="$("$KEELD" token create --db "$WORK/junk.db" 2>&1)" && fail "a junk file was used as a database"
+  grep -q "junk.db" <<<"$out" || fail "junk database message: $out"
   # Garbage from a device is dropped with a log line; keeld keeps serving.
   sim dev-1 raw:logs:ffffffff raw:hello:0a >/dev/null
   wait_for 10 grep -q "not a valid protocol v1 envelope" "$WORK/keeld1.log" || fail "garbage not reported"
@@ -390,8 +405,8 @@ restart)
   expect_json 'len(j["logs"])' 4 "acknowledged logs after kill -9"
   api GET "/v1/crashes?device=dev-1" >/dev/null
   expect_json 'len(j["crashes"])' 1 "acknowledged crash after kill -9"
-  api GET "/v1/devices/dev-1" >/dev/null
-  expect_json 'j["boot"]' 2 "hello sent while keeld was down arrives after restart"
+  wait_for 10 get_has /v1/devices/dev-1 '"boot":2' ||
+    fail "the hello sent while keeld was down did not arrive after the restart"
   # The command created before the kill is sent (or re-sent) and answered now.
   wait_for 20 get_has "/v1/commands/$CMD_ID" '"status":"ok"' ||
     fail "command $CMD_ID not completed after restart: $(api GET /v1/commands/$CMD_ID)"
