@@ -257,6 +257,54 @@ static enum MHD_Result get_device(api_t *api, struct MHD_Connection *c, const ch
     return d ? reply_json(c, MHD_HTTP_OK, d) : reply_store_error(c);
 }
 
+#define TAGS_MAX 64          /* per request */
+#define TAG_VALUE_MAX 256
+
+/* PATCH /v1/devices/{id} {"tags": {"name": "value" | null, ...}}: set or remove tags. */
+static enum MHD_Result patch_device(api_t *api, struct MHD_Connection *c, const char *id, const req_t *rq)
+{
+    static const char *const allowed[] = {"tags", NULL};
+    enum MHD_Result ret;
+
+    if (!known_device(api, c, id, &ret)) {
+        return ret;
+    }
+    json_t *j = body_object(c, rq, allowed, &ret);
+    if (j == NULL) {
+        return ret;
+    }
+    json_t *tags = json_object_get(j, "tags");
+    const char *name;
+    json_t *v;
+    bool valid = json_is_object(tags) && json_object_size(tags) <= TAGS_MAX;
+    if (!valid) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                          "the body needs \"tags\": an object of at most %d names, each a string "
+                          "value (set) or null (remove)", TAGS_MAX);
+    }
+    json_object_foreach(tags, name, v) {
+        if (!valid) {
+            break;
+        }
+        if (kident_check_id(name) != KERR_OK) {
+            valid = false;
+            ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "tag name '%s' is not 1 to %u characters of "
+                              "A-Z a-z 0-9 . _ -", name, KIDENT_ID_MAX);
+        } else if (!json_is_null(v) && (!json_is_string(v) || json_string_length(v) > TAG_VALUE_MAX)) {
+            valid = false;
+            ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "tag '%s' must be a string of at most %d "
+                              "characters, or null to remove it", name, TAG_VALUE_MAX);
+        }
+    }
+    if (valid) {
+        store_rc_t rc = api->store->ops->device_tags_set(api->store, id, tags);
+        json_t *d = rc == STORE_OK ? api->store->ops->device_get(api->store, id) : NULL;
+        ret = d ? reply_json(c, MHD_HTTP_OK, d) : reply_store_error(c);
+    }
+    json_decref(j);
+    return ret;
+}
+
 /* Fill a log query from ?device=&since=&until=&after=&limit=. */
 static bool log_query(api_t *api, struct MHD_Connection *c, store_log_query_t *q, enum MHD_Result *ret)
 {
@@ -605,8 +653,8 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/devices") == 0 && get) {
         return get_devices(api, c);
     }
-    if ((rest = sub(url, "/v1/devices/")) != NULL && get) {
-        return get_device(api, c, rest);
+    if ((rest = sub(url, "/v1/devices/")) != NULL && (get || is(method, "PATCH"))) {
+        return get ? get_device(api, c, rest) : patch_device(api, c, rest, rq);
     }
     if (strcmp(url, "/v1/logs") == 0 && get) {
         return get_logs(api, c);
@@ -631,7 +679,7 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     }
     /* A known path with another method: say which methods it has. */
     static const struct { const char *path; const char *methods; } known[] = {
-        {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET"}, {"/v1/logs", "GET"},
+        {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET, PATCH"}, {"/v1/logs", "GET"},
         {"/v1/logs/stream", "GET"}, {"/v1/crashes", "GET"}, {"/v1/crashes/", "GET"},
         {"/v1/commands", "POST"}, {"/v1/commands/", "GET"}, {"/v1/tokens", "GET, POST"},
     };

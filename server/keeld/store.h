@@ -57,6 +57,9 @@ typedef struct store_ops {
     /* STORE_ENOTFOUND when the device was never seen. *out_supported: the device listed kind. */
     store_rc_t (*device_supports)(store_t *s, const char *device, keel_v1_CommandKind kind,
                                   bool *out_supported);
+    /* Set (string value) or remove (JSON null) tags, all in one transaction. The API validated
+     * names and values. STORE_ENOTFOUND when the device was never seen. */
+    store_rc_t (*device_tags_set)(store_t *s, const char *device, json_t *tags);
     json_t *(*devices_list)(store_t *s);
     json_t *(*device_get)(store_t *s, const char *device);  /* NULL: not found */
 

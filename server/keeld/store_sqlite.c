@@ -406,6 +406,37 @@ static store_rc_t device_supports(store_t *s, const char *device, keel_v1_Comman
     return rc;
 }
 
+static store_rc_t device_tags_set(store_t *s, const char *device, json_t *tags)
+{
+    sqlite3 *db = cast(s)->db;
+    const char *name;
+    json_t *value;
+
+    lock(s);
+    int ok = begin(db) == 0;
+    bool exists = false;
+    if (ok) {
+        sqlite3_stmt *st = prep(db, "SELECT id FROM devices WHERE id = ?", "t", device);
+        int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+        exists = r == SQLITE_ROW;
+        ok = r == SQLITE_ROW || r == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    json_object_foreach(tags, name, value) {
+        if (!ok || !exists) {
+            break;
+        }
+        ok = (json_is_null(value)
+                  ? run(db, "DELETE FROM device_tags WHERE device_id = ? AND name = ?", "tt", device, name)
+                  : run(db, "INSERT INTO device_tags (device_id, name, value) VALUES (?, ?, ?)"
+                            " ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value",
+                        "ttt", device, name, json_string_value(value))) >= 0;
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return (rc == STORE_OK && !exists) ? STORE_ENOTFOUND : rc;
+}
+
 #define DEVICE_COLUMNS                                                                           \
     "id, online, first_seen_ms, last_seen_ms, hello_ms, microvisor_version, api_version,"       \
     " app_version, board, app_state, restart_count, uptime_ms, boot, proto_revision, reset_reason," \
@@ -732,6 +763,7 @@ static const store_ops_t sqlite_ops = {
     .device_presence = device_presence,
     .device_heartbeat = device_heartbeat,
     .device_supports = device_supports,
+    .device_tags_set = device_tags_set,
     .devices_list = devices_list,
     .device_get = device_get,
     .logs_add = logs_add,

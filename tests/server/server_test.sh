@@ -196,6 +196,17 @@ registry)
   expect_json 'j["app_state"]' backoff "heartbeat app state"
   expect_json 'j["restart_count"]' 3 "heartbeat restart count"
   expect_json 'j["log_dropped"]' 7 "heartbeat log drop counter"
+  # Tags: set, change, remove, all or nothing.
+  api PATCH /v1/devices/dev-1 '{"tags":{"site":"lab","rack":"3"}}' >/dev/null || fail "set tags: $CODE"
+  expect_json 'j["tags"]' "{'rack': '3', 'site': 'lab'}" "tags set"
+  api PATCH /v1/devices/dev-1 '{"tags":{"site":"field","rack":null}}' >/dev/null || fail "change tags: $CODE"
+  expect_json 'j["tags"]' "{'site': 'field'}" "tags changed"
+  api PATCH /v1/devices/dev-1 '{"tags":{"ok":"1","bad name":"x"}}' >/dev/null && fail "bad tag name accepted"
+  [ "$CODE" = 400 ] || fail "bad tag name: expected 400, got $CODE"
+  api GET /v1/devices/dev-1 >/dev/null
+  expect_json 'j["tags"]' "{'site': 'field'}" "a rejected tag request changed nothing"
+  api PATCH /v1/devices/ghost '{"tags":{"a":"b"}}' >/dev/null && fail "tags on an unknown device"
+  [ "$CODE" = 404 ] || fail "tags on unknown device: expected 404, got $CODE"
   # A device cannot speak for another one: the ACL drops dev-1's hello on dev-2's topic.
   # The acked log batch published after it proves keeld has processed everything before it.
   sim dev-1 hello-as:dev-2 logs:1:after-acl-test >/dev/null
@@ -348,7 +359,7 @@ bad_requests)
   check 400 "whole number" "${AUTH[@]}" "$URL/v1/logs?since=yesterday"
   check 404 "no endpoint" "${AUTH[@]}" "$URL/v1/nothing"
   check 405 "use POST" "${AUTH[@]}" "$URL/v1/commands"
-  check 405 "use GET" "${AUTH[@]}" -X DELETE "$URL/v1/devices/dev-1"
+  check 405 "use GET, PATCH" "${AUTH[@]}" -X DELETE "$URL/v1/devices/dev-1"
   check 404 "no crash report" "${AUTH[@]}" "$URL/v1/crashes/999"
   head -c 70000 /dev/zero | tr '\0' 'x' >"$WORK/big"
   check 413 "larger than the limit" "${AUTH[@]}" -X POST --data-binary @"$WORK/big" "$URL/v1/commands"
