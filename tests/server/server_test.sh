@@ -17,7 +17,18 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
+  # Bounded: whatever has not exited 10 s after SIGTERM gets SIGKILL.
+  local i
+  for ((i = 0; i < 100; i++)); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
   for pid in "${PIDS[@]}"; do
+    kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   if [ "$rc" -ne 0 ]; then
