@@ -5,12 +5,14 @@
 #   BIT_ERE "-" means no fault bit to check (hangs, exit, restart, breakpoint).
 . "$(dirname "$0")/lib.sh"
 keel=$1 elf=$2 mode=$3 reason=$4 bit=$5
-secs=${KQ_SECONDS:-6}
+secs=${KQ_SECONDS:-8}
 
 kq_need_file "keel CLI" "$keel"
 kq_need_file "crashy app" "$elf"
 kq_setup "crashy-$mode"
-printf '%s\nnone\n' "$mode" >"$KQ_TMP/modes.txt"
+# The blank line after the mode is slack: a restart by system reset loses the byte waiting in the
+# UART's one-byte receive register, and crashy skips blank lines.
+printf '%s\n\nnone\n' "$mode" >"$KQ_TMP/modes.txt"
 kq_run "$keel" "$elf" "$secs" "$KQ_TMP/modes.txt"
 
 kq_expect started '^\[keel\] app started' "the app was never started"
@@ -23,7 +25,7 @@ if [ "$reason" = "-" ]; then
     case $mode in
     badptr)
         kq_expect seen '^app\| crashy: badptr ok [0-9]+ calls' "bad pointers were not all rejected as documented" "$running"
-        kq_expect seen '^\[keel\] bad pointer from app in [a-z_]+: 0x[0-9a-f]{8}\+[0-9]+' "the microvisor did not log a rejected pointer" "$running"
+        kq_expect seen '^\[keel\] bad pointer from app in [a-z_]+: 0x[0-9a-f]+\+[0-9]+' "the microvisor did not log a rejected pointer" "$running"
         ;;
     reentry)
         kq_expect seen '^app\| crashy: reentry ok [0-9]+ calls' "re-entrant API calls did not all succeed" "$running"
@@ -42,7 +44,7 @@ kq_expect stopped "^\\[keel\\] app stopped: ($reason)( .*)?$" "no stop with reas
 kq_expect restart '^\[keel\] app restart [0-9]+ in [0-9]+ ms' "no restart announced" "$stopped"
 kq_expect again '^\[keel\] app started' "the app was not started again" "$restart"
 # The crash report: the [keel] lines between the stop line and the restart line.
-if [ "$(kq_count_between '^\[keel\]   .*pc=0x[0-9a-f]{8}' "$stopped" "$restart")" -eq 0 ]; then
+if [ "$(kq_count_between '^\[keel\]   .*pc=0x[0-9a-f]+' "$stopped" "$restart")" -eq 0 ]; then
     kq_fail "the crash report has no pc=0x........ line"
 fi
 if [ "$bit" != "-" ] && [ "$(kq_count_between "^\\[keel\\]   .*($bit)" "$stopped" "$restart")" -eq 0 ]; then
@@ -51,6 +53,6 @@ fi
 if [ "$(kq_count_between '^\[keel\] heartbeat ' "$running" "$again")" -eq 0 ]; then
     kq_fail "no heartbeat between the failure and the restart (secure tick interrupted?)"
 fi
-kq_expect seen '^app\| crashy: running none$' "crashy did not ask for a mode again after the restart" "$again"
+kq_expect seen '^app\| crashy: mode\?' "crashy did not ask for a mode again after the restart" "$again"
 kq_expect seen '^app\| crashy: alive' "crashy is not alive after the restart" "$again"
 kq_finish

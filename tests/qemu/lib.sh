@@ -100,4 +100,5 @@ kq_finish() {
         exit 1
     fi
     echo "PASS"
+    exit 0
 }

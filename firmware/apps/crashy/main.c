@@ -358,6 +358,7 @@ static int mode_reentry(void)
     if (keel_time_get_us(&start) != KEEL_OK) {
         failed = "time_get_us (main)";
     }
+    now = start;
     last = start;
     timer_job = TIMER_REENTRY;
     timer1_start_periodic(1000000u / CRASHY_REENTRY_HZ);
