@@ -1,0 +1,28 @@
+/* Descriptions of kerr_t codes, for logs and host tools. */
+#include "keel/err.h"
+
+const char *kerr_str(kerr_t err)
+{
+    switch (err) {
+    case KERR_OK: return "ok";
+    case KERR_INVAL: return "invalid argument";
+    case KERR_RANGE: return "offset or length outside the object";
+    case KERR_NOMEM: return "buffer too small";
+    case KERR_IO: return "I/O error on the backing store";
+    case KERR_TRUNCATED: return "input ended before a complete object";
+    case KERR_FORMAT: return "input is not in the expected format (magic or version)";
+    case KERR_CRC: return "checksum mismatch";
+    case KERR_FLASH_ALIGN: return "flash offset or length not aligned to the program/erase unit";
+    case KERR_FLASH_RANGE: return "flash operation outside the device";
+    case KERR_FLASH_BITS: return "program would need a 0->1 transition: erase first";
+    case KERR_FLASH_TWICE: return "flash unit already programmed since its last erase: erase first";
+    case KERR_FLASH_POWER: return "flash power was cut (fault injection)";
+    case KERR_IMG_EMPTY: return "no app installed";
+    case KERR_IMG_HEADER: return "app header magic, version, fields or CRC is wrong: reinstall the app";
+    case KERR_IMG_SIZE: return "app image size or load address does not fit the app region";
+    case KERR_IMG_HASH: return "app image does not match the header's SHA-256: reinstall the app";
+    case KERR_IMG_ELF: return "the ELF file is not a Keel app image (build it with the Keel SDK)";
+    case KERR_CRASH_VERSION: return "crash report encoded by a newer format: update the tools";
+    default: return "unknown error";
+    }
+}

@@ -1,0 +1,65 @@
+/*
+ * lwIP options for Keel's secure firmware. Every value not set here is lwIP's default from
+ * lwip/opt.h. The numbers come from measurements on QEMU mps2-an505 (shared/an505-network.md §5).
+ *
+ * Threading model (why NO_SYS and no SYS_LIGHTWEIGHT_PROT): lwIP runs only in the microvisor's main
+ * loop. The LAN9118 interrupt handler acknowledges the device and sets a flag; frames are drained
+ * and handed to lwIP from the main loop, so no lwIP function is ever entered from an interrupt and
+ * lwIP needs no critical sections. A port that calls lwIP from an ISR must set
+ * SYS_LIGHTWEIGHT_PROT 1 and provide sys_arch_protect()/sys_arch_unprotect().
+ *
+ * TLS (MQTT over altcp_tls with Mbed TLS) is compiled in when KEEL_MBEDTLS_TLS is defined; the
+ * CMake option of the same name sets it for both lwIP and Mbed TLS (firmware/third_party.cmake).
+ */
+#ifndef KEEL_LWIPOPTS_H
+#define KEEL_LWIPOPTS_H
+
+/* ---- system ---- */
+#define NO_SYS                  1
+#define SYS_LIGHTWEIGHT_PROT    0
+#define LWIP_NETCONN            0
+#define LWIP_SOCKET             0
+#define LWIP_STATS              0
+
+/* ---- memory ---- */
+#define MEM_ALIGNMENT           4
+#define MEM_SIZE                (32 * 1024)
+#define PBUF_POOL_SIZE          32
+#define PBUF_POOL_BUFSIZE       1536
+#define MEMP_NUM_SYS_TIMEOUT    (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 4)
+
+/* ---- IPv4, DHCP, Ethernet ---- */
+#define LWIP_IPV4               1
+#define LWIP_IPV6               0
+#define LWIP_ARP                1
+#define LWIP_ETHERNET           1
+#define ETH_PAD_SIZE            0
+#define LWIP_DHCP               1
+/* The lwIP default ARP-probes the offered address first, which costs about 1 s of boot. */
+#define DHCP_DOES_ARP_CHECK     0
+
+/* ---- TCP ---- */
+#define LWIP_TCP                1
+#define TCP_MSS                 1460
+/* QEMU's LAN9118 drops frames once its ~7-frame RX FIFO is full; a window above 4 segments makes
+ * slirp overrun it and throughput collapses 10-400x (measured). */
+#define TCP_WND                 (4 * TCP_MSS)
+#define TCP_SND_BUF             (4 * TCP_MSS)
+#define TCP_SND_QUEUELEN        16
+
+/* ---- MQTT client (apps/mqtt) ---- */
+#define MQTT_OUTPUT_RINGBUF_SIZE 512
+
+/* ---- TLS through altcp (apps/altcp_tls) ---- */
+#if defined(KEEL_MBEDTLS_TLS)
+#define LWIP_ALTCP              1
+#define LWIP_ALTCP_TLS          1
+#define LWIP_ALTCP_TLS_MBEDTLS  1
+#endif
+
+/* ---- sanity check on a value this board depends on ---- */
+#if TCP_WND > 4 * TCP_MSS
+#error "TCP_WND above 4*TCP_MSS overruns QEMU's LAN9118 RX FIFO (an505-network.md §5); keep TCP_WND <= 4*TCP_MSS"
+#endif
+
+#endif /* KEEL_LWIPOPTS_H */

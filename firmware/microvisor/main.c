@@ -1,0 +1,91 @@
+/*
+ * Microvisor boot: partition the chip, start the secure tick and watchdog, find the installed
+ * app, then hand over to the supervisor. Whatever is wrong with the app (none installed, corrupt
+ * header or image), the microvisor says so and keeps running: it must stay reachable.
+ */
+#include <string.h>
+
+#include "board.h"
+#include "keel/app_image.h"
+#include "keel/identity.h"
+#include "port.h"
+#include "regs.h"
+#include "uv.h"
+
+static const char *const reset_names[] = {
+    [UV_RESET_POWER_ON] = "power-on",
+    [UV_RESET_APP_RESTART] = "app restart",
+    [UV_RESET_WATCHDOG] = "watchdog (microvisor stalled)",
+    [UV_RESET_FAULT] = "microvisor fault",
+    [UV_RESET_UNKNOWN] = "unknown",
+};
+
+static void core_setup(void)
+{
+    /* Secure faults get their own handlers (all routed to the supervisor) at top priority. */
+    REG32(SCB_SHPR1) = 0u;
+    REG32(SCB_SHPR3) = (REG32(SCB_SHPR3) & ~0x00FF0000u) | (PORT_SERVICE_PRIO << 16);
+    REG32(SCB_SHCSR) |= SHCSR_MEMFAULTENA | SHCSR_BUSFAULTENA | SHCSR_USGFAULTENA | SHCSR_SECUREFAULTENA;
+    /* Secure code never divides by zero or accesses unaligned data silently. */
+    REG32(SCB_CCR) |= (1u << 4);
+    __asm__ volatile("dsb\n isb" ::: "memory");
+}
+
+static void load_identity(kflash_t *fl)
+{
+    uint8_t rec[KIDENT_SIZE];
+    if (fl && kflash_read(fl, AN505_IDENT_OFF, rec, sizeof(rec)) == KERR_OK &&
+        kident_decode(rec, &uv_ident) == KERR_OK) {
+        uv_log("device %s", uv_ident.id);
+        return;
+    }
+    strcpy(uv_ident.id, "unprovisioned");
+    uv_log("device is not provisioned (no identity record): id \"unprovisioned\"");
+}
+
+static void find_app(kflash_t *fl)
+{
+    uint8_t hdr[KAPP_HDR_SIZE];
+    kerr_t err = fl ? kflash_read(fl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) : KERR_IO;
+    if (err == KERR_OK)
+        err = kapp_hdr_decode(hdr, board_app_code.base, board_app_code.size, &uv_app.hdr);
+    if (err == KERR_IMG_EMPTY) {
+        uv_log("no app installed; install one with: keel device run --state DIR --install APP.elf");
+        return;
+    }
+    if (err != KERR_OK) {
+        uv_log("installed app header is invalid (%s); reinstall the app", kerr_str(err));
+        return;
+    }
+    char ver[16];
+    kapp_version_format(uv_app.hdr.version, ver, sizeof(ver));
+    uv_log("app %.32s %s, %lu bytes, sha256 %02x%02x%02x%02x%02x%02x%02x%02x", uv_app.hdr.name, ver,
+           (unsigned long)uv_app.hdr.image_size, uv_app.hdr.sha256[0], uv_app.hdr.sha256[1],
+           uv_app.hdr.sha256[2], uv_app.hdr.sha256[3], uv_app.hdr.sha256[4], uv_app.hdr.sha256[5],
+           uv_app.hdr.sha256[6], uv_app.hdr.sha256[7]);
+    uv_app.valid = true;
+}
+
+void microvisor_main(void)
+{
+    port_console_init();
+    uv_reset_cause_t cause = uv_noinit_boot();
+    core_setup();
+    board_partition();
+    port_tick_start();
+    port_wdog_start();
+    __asm__ volatile("cpsie i" ::: "memory");
+
+    uv_log("Keel microvisor %s (API %u), boot %lu, reset: %s", UV_VERSION_STR, 1u,
+           (unsigned long)uv_ni.boots, reset_names[cause]);
+    if (cause == UV_RESET_WATCHDOG)
+        uv_log("the watchdog found the microvisor stalled at pc=0x%08lx", (unsigned long)uv_ni.stall_pc);
+
+    kerr_t err;
+    kflash_t *fl = port_flash_open(PORT_FLASH_INTERNAL, &err);
+    if (!fl)
+        uv_log("internal flash unavailable (%s)", kerr_str(err));
+    load_identity(fl);
+    find_app(fl);
+    uv_sup_start();
+}

@@ -1,0 +1,37 @@
+/*
+ * The board interface the microvisor core uses. One implementation per board
+ * (firmware/platform/<board>/board.c); the microvisor never touches TrustZone controllers,
+ * peripherals or memory addresses except through this header and port.h.
+ */
+#ifndef KEEL_PLATFORM_BOARD_H
+#define KEEL_PLATFORM_BOARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+/* Memory the app may own; pointers it passes must lie inside one of these. */
+typedef struct board_region {
+    uint32_t base;
+    uint32_t size;
+} board_region_t;
+
+extern const board_region_t board_app_code; /* NS code region (image copied here) */
+extern const board_region_t board_app_ram;  /* NS RAM */
+
+/* Partition the chip: SAU, MPCs, PPCs, master security, NSCCFG, interrupt targets, AIRCR.
+ * Called once at boot before anything non-secure runs. */
+void board_partition(void);
+
+/* Number of external interrupt lines of the NVIC. */
+uint32_t board_irq_count(void);
+
+/* true when irq (external, 0-based) is owned by the app (targets the NS world). */
+bool board_irq_is_app(uint32_t irq);
+
+/* Put every peripheral the app owns back in its reset state (as a chip reset would),
+ * so a restarted app never inherits a running timer or pending interrupt source. */
+void board_reset_app_peripherals(void);
+
+#endif /* KEEL_PLATFORM_BOARD_H */

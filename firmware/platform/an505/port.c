@@ -1,0 +1,165 @@
+/*
+ * AN505 platform services: UART1 console, TIMER0 tick, S32K watchdog, reset, boot arguments.
+ */
+#include "port.h"
+
+#include <string.h>
+
+#include "regs.h"
+#include "semihost.h"
+
+/* ---- console ---- */
+
+void port_console_init(void)
+{
+    REG32(UART_BAUDDIV(UART1_S)) = 16u;
+    REG32(UART_CTRL(UART1_S)) = 1u; /* TX enable */
+}
+
+void port_console_write(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        /* Bounded: QEMU's UART drains at once; a stuck TX must not hang the microvisor. */
+        for (uint32_t spin = 0; (REG32(UART_STATE(UART1_S)) & UART_STATE_TXFULL) && spin < 100000u;
+             spin++)
+            ;
+        REG32(UART_DATA(UART1_S)) = (uint8_t)s[i];
+    }
+}
+
+/* ---- tick and time ---- */
+
+static volatile uint64_t tick_count;
+
+#define TICK_RELOAD (CPU_HZ / PORT_TICK_HZ - 1u)
+
+void port_tick_start(void)
+{
+    REG32(TIMER_CTRL(TIMER0_S)) = 0u;
+    REG32(TIMER_RELOAD(TIMER0_S)) = TICK_RELOAD;
+    REG32(TIMER_VALUE(TIMER0_S)) = TICK_RELOAD;
+    REG32(TIMER_INTCLR(TIMER0_S)) = 1u;
+    REG8(NVIC_IPR(TIMER0_IRQ)) = PORT_TICK_PRIO;
+    REG32(NVIC_ISER(TIMER0_IRQ / 32u)) = 1u << (TIMER0_IRQ % 32u);
+    REG32(TIMER_CTRL(TIMER0_S)) = TIMER_CTRL_EN | TIMER_CTRL_IRQEN;
+}
+
+void TIMER0_IRQHandler(void)
+{
+    REG32(TIMER_INTCLR(TIMER0_S)) = 1u;
+    tick_count = tick_count + 1u;
+    port_tick_hook();
+}
+
+uint32_t port_ticks(void)
+{
+    return (uint32_t)tick_count;
+}
+
+uint64_t port_time_us(void)
+{
+    /* Read ticks and the down-counter consistently without masking anything: retry when a
+     * tick interrupt slipped in between. If the counter wrapped while the tick interrupt is
+     * held off (caller above the tick's priority), count that tick ourselves. */
+    uint64_t t1, t2;
+    uint32_t v, pending;
+    unsigned tries = 0;
+    do {
+        t1 = tick_count;
+        v = REG32(TIMER_VALUE(TIMER0_S));
+        pending = REG32(TIMER_INTCLR(TIMER0_S)) & 1u; /* INTSTATUS */
+        t2 = tick_count;
+    } while (t1 != t2 && ++tries < 8u);
+    if (pending && v > TICK_RELOAD / 2u)
+        t1++;
+    return t1 * 1000u + (uint64_t)(TICK_RELOAD - v) * 1000000u / CPU_HZ;
+}
+
+/* ---- watchdog ---- */
+
+void port_wdog_start(void)
+{
+    REG32(WDOG_LOCK(WDOG_S32K)) = WDOG_UNLOCK_KEY;
+    REG32(WDOG_LOAD(WDOG_S32K)) = WDOG_HZ / 1000u * PORT_WDOG_MS;
+    REG32(WDOG_CTRL(WDOG_S32K)) = WDOG_CTRL_INTEN | WDOG_CTRL_RESEN;
+    REG32(WDOG_LOCK(WDOG_S32K)) = 0u;
+}
+
+void port_wdog_kick(void)
+{
+    REG32(WDOG_LOCK(WDOG_S32K)) = WDOG_UNLOCK_KEY;
+    REG32(WDOG_INTCLR(WDOG_S32K)) = 1u;
+    REG32(WDOG_LOCK(WDOG_S32K)) = 0u;
+}
+
+/* ---- reset and exit ---- */
+
+void port_system_reset(void)
+{
+    __asm__ volatile("dsb" ::: "memory");
+    REG32(SCB_AIRCR) = AIRCR_VECTKEY | AIRCR_PRIS | AIRCR_SYSRESETREQS | AIRCR_SYSRESETREQ;
+    __asm__ volatile("dsb" ::: "memory");
+    for (;;)
+        __asm__ volatile("wfi");
+}
+
+void port_exit(int code)
+{
+    uint32_t args[2] = {0x20026u /* ADP_Stopped_ApplicationExit */, (uint32_t)code};
+    semihost_call(SH_EXIT_EXTENDED, args);
+    for (;;)
+        __asm__ volatile("wfi");
+}
+
+/* ---- boot arguments ---- */
+
+static char cmdline[256];
+static bool cmdline_read;
+
+static const char *args(void)
+{
+    if (!cmdline_read) {
+        uint32_t blk[2] = {(uint32_t)(uintptr_t)cmdline, sizeof(cmdline) - 1u};
+        if (semihost_call(SH_GET_CMDLINE, blk) != 0)
+            cmdline[0] = '\0';
+        cmdline[sizeof(cmdline) - 1u] = '\0';
+        cmdline_read = true;
+    }
+    return cmdline;
+}
+
+/* Find word name or name=... ; returns pointer after the name, or NULL. */
+static const char *arg_find(const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = args();
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        if ((size_t)(p - w) >= n && memcmp(w, name, n) == 0 && (w[n] == '=' || w + n == p))
+            return w + n;
+    }
+    return NULL;
+}
+
+bool port_arg_has(const char *name)
+{
+    return arg_find(name) != NULL;
+}
+
+uint32_t port_arg_u32(const char *name, uint32_t def)
+{
+    const char *p = arg_find(name);
+    if (!p || *p != '=' || p[1] < '0' || p[1] > '9')
+        return def;
+    uint32_t v = 0;
+    for (p++; *p >= '0' && *p <= '9'; p++) {
+        if (v > 429496728u)
+            return def;
+        v = v * 10u + (uint32_t)(*p - '0');
+    }
+    return (*p == '\0' || *p == ' ') ? v : def;
+}

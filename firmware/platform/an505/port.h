@@ -1,0 +1,49 @@
+/*
+ * Platform services for the microvisor: console, tick/time, watchdog, reset, flash stores,
+ * boot arguments. One implementation per board in firmware/platform/<board>/.
+ */
+#ifndef KEEL_PLATFORM_PORT_H
+#define KEEL_PLATFORM_PORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/flash.h"
+
+/* ---- console (the microvisor's own UART) ---- */
+void port_console_init(void);
+void port_console_write(const char *s, size_t len);
+
+/* ---- time: a 1 kHz secure tick that the app can neither stop nor mask ---- */
+#define PORT_TICK_HZ 1000u
+#define PORT_TICK_PRIO 0x20u     /* secure, below 0x80: never masked by the app (PRIS) */
+#define PORT_SERVICE_PRIO 0x60u  /* secure PendSV: the microvisor's background work */
+/* Start the tick; port_tick_hook() is called from its interrupt. */
+void port_tick_start(void);
+void port_tick_hook(void);       /* provided by the microvisor */
+uint32_t port_ticks(void);       /* ms since this boot (wraps after 49 days) */
+uint64_t port_time_us(void);     /* us since this boot, monotonic, re-entrant */
+
+/* ---- the secure watchdog guarding the microvisor itself ---- */
+#define PORT_WDOG_MS 1000u       /* first expiry: NMI (cause recorded), second: chip reset */
+void port_wdog_start(void);
+void port_wdog_kick(void);
+
+/* ---- reset ---- */
+__attribute__((noreturn)) void port_system_reset(void);
+/* Leave the emulator (simulation only: semihosting exit). */
+__attribute__((noreturn)) void port_exit(int code);
+
+/* ---- boot arguments (simulation: QEMU -append words; hardware: none) ---- */
+/* Value of word "name=value" as an unsigned number, or def when absent/invalid. */
+uint32_t port_arg_u32(const char *name, uint32_t def);
+/* true when the bare word "name" or "name=..." is present. */
+bool port_arg_has(const char *name);
+
+/* ---- flash stores ---- */
+typedef enum port_flash_id { PORT_FLASH_INTERNAL = 0, PORT_FLASH_QSPI = 1 } port_flash_id_t;
+/* Open (creating if needed) the store; returns the NOR device or NULL with *out_err set. */
+kflash_t *port_flash_open(port_flash_id_t id, kerr_t *out_err);
+
+#endif /* KEEL_PLATFORM_PORT_H */

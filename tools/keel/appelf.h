@@ -1,0 +1,40 @@
+/*
+ * appelf: turn a Keel app ELF into the flat image the microvisor copies into the NS code region.
+ *
+ * The ELF is untrusted input: every offset and size is bounds-checked, and a problem is reported
+ * as a sentence for the user ("program header 2 lies outside the file"), never as a crash.
+ */
+#ifndef KEEL_TOOLS_KEEL_APPELF_H
+#define KEEL_TOOLS_KEEL_APPELF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/err.h"
+
+/* Where the image must go: the NS code region and the NS RAM region (for the initial SP). */
+typedef struct appelf_target {
+    uint32_t code_base, code_size;
+    uint32_t ram_base, ram_size;
+} appelf_target_t;
+
+typedef struct appelf_image {
+    uint8_t *bytes;     /* malloc'd, size bytes; gaps between segments are 0xFF */
+    uint32_t size;
+    uint32_t load_addr; /* == target code_base */
+} appelf_image_t;
+
+/*
+ * Build the image from an ELF held in memory (elf, len). On error returns KERR_IMG_ELF (or
+ * KERR_NOMEM) and writes a user-facing explanation into why (cap bytes, NUL-terminated).
+ */
+kerr_t appelf_from_memory(const uint8_t *elf, size_t len, const appelf_target_t *t,
+                          appelf_image_t *out, char *why, size_t cap);
+
+/* Read path and build the image; file errors are reported in why too (KERR_IO). */
+kerr_t appelf_load(const char *path, const appelf_target_t *t, appelf_image_t *out, char *why,
+                   size_t cap);
+
+void appelf_free(appelf_image_t *img);
+
+#endif /* KEEL_TOOLS_KEEL_APPELF_H */

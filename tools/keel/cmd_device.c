@@ -1,0 +1,381 @@
+/*
+ * `keel device ...`: emulated devices on this machine.
+ *
+ *   run      provision, optionally install an app, and run the device in QEMU
+ *   install  install an app into a device's flash without running it
+ *   info     show a device's identity and installed app
+ *
+ * Every command that changes flash inspects first: the ELF is read and validated completely
+ * before the state directory is created or touched.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keel/crash.h"
+
+#include "cli.h"
+#include "cmd.h"
+#include "devstate.h"
+#include "layout.h"
+#include "qrun.h"
+
+#define BACKOFF_MAX_MS (24u * 3600u * 1000u) /* a day: longer is a stopped app, not a back-off */
+#define SECONDS_MAX (30u * 24u * 3600u)
+#define APPEND_MAX 1024u
+
+/* Options shared by run and install. Long-only options use codes above the char range. */
+enum {
+    OPT_HELP = 'h',
+    OPT_STATE = 256,
+    OPT_ID,
+    OPT_INSTALL,
+    OPT_APP_VERSION,
+    OPT_BACKOFF_MIN,
+    OPT_BACKOFF_MAX,
+    OPT_STACK_DUMP,
+    OPT_SECONDS,
+    OPT_FIRMWARE,
+    OPT_ICOUNT,
+    OPT_POWERCUT,
+    OPT_APPEND,
+};
+
+#define OPTS_COMMON {"help", no_argument, NULL, OPT_HELP}, \
+                    {"state", required_argument, NULL, OPT_STATE}
+#define OPTS_INSTALL {"id", required_argument, NULL, OPT_ID}, \
+                     {"app-version", required_argument, NULL, OPT_APP_VERSION}, \
+                     {"backoff-min", required_argument, NULL, OPT_BACKOFF_MIN}, \
+                     {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX}, \
+                     {"stack-dump", required_argument, NULL, OPT_STACK_DUMP}
+
+#define HELP_INSTALL_OPTS \
+    "  --app-version X.Y.Z  app version (default 0.0.0)\n" \
+    "  --backoff-min MS     first restart delay after a crash (default 100)\n" \
+    "  --backoff-max MS     cap of the doubling restart delay (default 30000)\n" \
+    "  --stack-dump BYTES   app stack bytes kept in a crash report, 0..256 (default 128)\n" \
+    "  --id NAME            device id when the state is new ([A-Za-z0-9._-], 1..63 chars;\n" \
+    "                       default dev-<8 random hex digits>)\n"
+
+/* What the install options asked for. */
+typedef struct install_req {
+    const char *elf;
+    const char *id;
+    devstate_policy_t policy;
+    bool policy_given; /* a policy flag was used */
+} install_req_t;
+
+/* Handle one of the OPTS_INSTALL options (anything else is a usage error); a CLI_EXIT_* code. */
+static int install_opt(const char *prog, int c, const char *arg, char **argv, install_req_t *r)
+{
+    switch (c) {
+    case OPT_ID:
+        if (kident_check_id(arg) != KERR_OK)
+            return cli_usage_error(prog, "--id '%s' is not a device id: 1 to %u characters from "
+                                         "A-Z a-z 0-9 . _ -", arg, KIDENT_ID_MAX);
+        r->id = arg;
+        return CLI_EXIT_OK;
+    case OPT_APP_VERSION:
+        r->policy_given = true;
+        if (kapp_version_parse(arg, &r->policy.version) != KERR_OK)
+            return cli_usage_error(prog, "--app-version wants MAJOR.MINOR.PATCH (at most "
+                                         "255.255.65535), not '%s'", arg);
+        return CLI_EXIT_OK;
+    case OPT_BACKOFF_MIN:
+        r->policy_given = true;
+        return cli_parse_u32(prog, "--backoff-min", arg, 1, BACKOFF_MAX_MS,
+                             &r->policy.backoff_min_ms) ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    case OPT_BACKOFF_MAX:
+        r->policy_given = true;
+        return cli_parse_u32(prog, "--backoff-max", arg, 1, BACKOFF_MAX_MS,
+                             &r->policy.backoff_max_ms) ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    case OPT_STACK_DUMP:
+        r->policy_given = true;
+        return cli_parse_u32(prog, "--stack-dump", arg, 0, KCRASH_STACK_MAX,
+                             &r->policy.stack_dump) ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    default:
+        return cli_bad_option(prog, c, argv);
+    }
+}
+
+static int need_state(const char *prog)
+{
+    return cli_usage_error(prog, "--state DIR is required (the device's state directory)");
+}
+
+static int install_check(const char *prog, const install_req_t *r)
+{
+    if (r->policy.backoff_min_ms > r->policy.backoff_max_ms)
+        return cli_usage_error(prog, "--backoff-min (%lu) is larger than --backoff-max (%lu)",
+                               (unsigned long)r->policy.backoff_min_ms,
+                               (unsigned long)r->policy.backoff_max_ms);
+    return CLI_EXIT_OK;
+}
+
+static const appelf_target_t an505_target = {
+    .code_base = AN505_NS_CODE_BASE,
+    .code_size = AN505_NS_CODE_SIZE,
+    .ram_base = AN505_NS_RAM_BASE,
+    .ram_size = AN505_NS_RAM_SIZE,
+};
+
+/* Read and validate the ELF: nothing is touched when this fails. */
+static bool load_app(const char *prog, const install_req_t *r, appelf_image_t *img,
+                     kapp_hdr_t *hdr)
+{
+    char why[512];
+    if (appelf_load(r->elf, &an505_target, img, why, sizeof why) != KERR_OK) {
+        fprintf(stderr, "%s: %s: %s\n", prog, r->elf, why);
+        return false;
+    }
+    devstate_app_header(img, r->elf, &r->policy, hdr);
+    if (hdr->name[0] == '\0') {
+        fprintf(stderr, "%s: %s: cannot name the app after this file: rename it (the name is "
+                        "the file name without its extension)\n", prog, r->elf);
+        appelf_free(img);
+        return false;
+    }
+    return true;
+}
+
+/* Open (creating/provisioning) the state and install the app if one is requested. */
+static int open_and_install(const char *prog, const char *dir, const install_req_t *r,
+                            devstate_t *s)
+{
+    appelf_image_t img = {0};
+    kapp_hdr_t hdr;
+    if (r->elf != NULL && !load_app(prog, r, &img, &hdr))
+        return CLI_EXIT_FAIL;
+    bool ok = devstate_open(s, prog, dir, true, r->id);
+    if (ok && r->elf != NULL) {
+        ok = devstate_install(s, prog, &img, &hdr);
+        if (ok) {
+            char ver[16], sha[17];
+            kapp_version_format(hdr.version, ver, sizeof ver);
+            devstate_sha_prefix(hdr.sha256, sha, sizeof sha);
+            printf("installed %.*s %s (%lu bytes, sha256 %s) into %s\n", (int)KAPP_NAME_MAX,
+                   hdr.name, ver, (unsigned long)hdr.image_size, sha, dir);
+        }
+        if (!ok)
+            devstate_close(s, prog);
+    }
+    appelf_free(&img);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/* ---- keel device install ------------------------------------------------------------- */
+
+static int device_install(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_COMMON, OPTS_INSTALL, {0}};
+    const char *dir = NULL;
+    install_req_t req = {0};
+    devstate_policy_default(&req.policy);
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s --state DIR [options] APP.elf\n\n"
+                   "Install an app (an ELF linked with the Keel SDK linker script) into the\n"
+                   "device in DIR, creating and provisioning the device if DIR is new.\n\n"
+                   "options:\n"
+                   "  --state DIR          the device's state directory (required)\n"
+                   HELP_INSTALL_OPTS, prog);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_STATE) {
+            dir = optarg;
+            continue;
+        }
+        int rc = install_opt(prog, c, optarg, argv, &req);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+    }
+    if (dir == NULL)
+        return need_state(prog);
+    if (optind != argc - 1)
+        return cli_usage_error(prog, optind == argc ? "which app? give APP.elf"
+                                                    : "give exactly one APP.elf");
+    req.elf = argv[optind];
+    int rc = install_check(prog, &req);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    devstate_t s;
+    rc = open_and_install(prog, dir, &req, &s);
+    if (rc == CLI_EXIT_OK && !devstate_close(&s, prog))
+        rc = CLI_EXIT_FAIL;
+    return rc;
+}
+
+/* ---- keel device info ---------------------------------------------------------------- */
+
+static void print_app(const kapp_hdr_t *h)
+{
+    char ver[16], sha[17];
+    kapp_version_format(h->version, ver, sizeof ver);
+    devstate_sha_prefix(h->sha256, sha, sizeof sha);
+    printf("app:       %.*s %s\n", (int)KAPP_NAME_MAX, h->name, ver);
+    printf("size:      %lu bytes at 0x%08lx\n", (unsigned long)h->image_size,
+           (unsigned long)h->load_addr);
+    printf("sha256:    %s\n", sha);
+    printf("policy:    backoff %lu..%lu ms, stack dump %lu bytes\n",
+           (unsigned long)h->backoff_min_ms, (unsigned long)h->backoff_max_ms,
+           (unsigned long)h->stack_dump);
+}
+
+static int device_info(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_COMMON, {0}};
+    const char *dir = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s --state DIR\n\n"
+                   "Show the device id and the installed app of the device in DIR.\n", prog);
+            return CLI_EXIT_OK;
+        }
+        if (c != OPT_STATE)
+            return cli_bad_option(prog, c, argv);
+        dir = optarg;
+    }
+    if (dir == NULL)
+        return need_state(prog);
+    if (optind != argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    devstate_t s;
+    if (!devstate_open(&s, prog, dir, false, NULL))
+        return CLI_EXIT_FAIL;
+    printf("device:    %s\n", s.ident.id);
+    kapp_hdr_t h;
+    kerr_t err = devstate_app(&s, &h);
+    if (err == KERR_OK)
+        print_app(&h);
+    else if (err == KERR_IMG_EMPTY)
+        printf("app:       no app installed\n");
+    else
+        printf("app:       unreadable header (%s): install the app again\n", kerr_str(err));
+    return devstate_close(&s, prog) ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/* ---- keel device run ----------------------------------------------------------------- */
+
+static void run_help(const char *prog)
+{
+    printf("usage: %s --state DIR [options]\n\n"
+           "Run an emulated device (QEMU mps2-an505) with its state in DIR, creating and\n"
+           "provisioning it if DIR is new. The microvisor's console (UART1) is printed as is,\n"
+           "the app's console (UART0) prefixed with 'app| '; what you type goes to the app.\n"
+           "Ctrl-C stops the device.\n\n"
+           "options:\n"
+           "  --state DIR          the device's state directory (required)\n"
+           "  --install APP.elf    install this app first (see 'keel device install')\n"
+           HELP_INSTALL_OPTS
+           "  --seconds N          stop the device after N seconds (default: run until stopped)\n"
+           "  --firmware PATH      secure firmware ELF (default $KEEL_FIRMWARE, else the one\n"
+           "                       built by 'make' beside this keel)\n"
+           "  --icount             deterministic instruction counting (-icount shift=0)\n"
+           "  --powercut N         cut power during the device's N-th flash operation\n"
+           "  --append WORDS       extra words for the microvisor's command line\n\n"
+           "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
+}
+
+/* The microvisor's command line: "powercut=N" first, then the user's words. */
+static bool build_append(const char *prog, uint32_t powercut, const char *extra, char *out,
+                         size_t cap)
+{
+    int n = powercut ? snprintf(out, cap, "powercut=%lu%s%s", (unsigned long)powercut,
+                                extra ? " " : "", extra ? extra : "")
+                     : snprintf(out, cap, "%s", extra ? extra : "");
+    if (n < 0 || (size_t)n >= cap) {
+        cli_usage_error(prog, "--append: the command line is longer than %zu bytes", cap - 1);
+        return false;
+    }
+    return true;
+}
+
+static int device_run(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        OPTS_COMMON,
+        OPTS_INSTALL,
+        {"install", required_argument, NULL, OPT_INSTALL},
+        {"seconds", required_argument, NULL, OPT_SECONDS},
+        {"firmware", required_argument, NULL, OPT_FIRMWARE},
+        {"icount", no_argument, NULL, OPT_ICOUNT},
+        {"powercut", required_argument, NULL, OPT_POWERCUT},
+        {"append", required_argument, NULL, OPT_APPEND},
+        {0},
+    };
+    qrun_opts_t q = {.append = ""};
+    install_req_t req = {0};
+    devstate_policy_default(&req.policy);
+    const char *dir = NULL, *firmware = NULL, *extra = NULL;
+    uint32_t powercut = 0;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP: run_help(prog); return CLI_EXIT_OK;
+        case OPT_STATE: dir = optarg; break;
+        case OPT_INSTALL: req.elf = optarg; break;
+        case OPT_FIRMWARE: firmware = optarg; break;
+        case OPT_ICOUNT: q.icount = true; break;
+        case OPT_APPEND: extra = optarg; break;
+        case OPT_SECONDS:
+            if (!cli_parse_u32(prog, "--seconds", optarg, 1, SECONDS_MAX, &q.seconds))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_POWERCUT:
+            if (!cli_parse_u32(prog, "--powercut", optarg, 1, UINT32_MAX, &powercut))
+                return CLI_EXIT_USAGE;
+            break;
+        default:
+            if ((rc = install_opt(prog, c, optarg, argv, &req)) != CLI_EXIT_OK)
+                return rc;
+        }
+    }
+    if (dir == NULL)
+        return need_state(prog);
+    if (optind != argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (req.policy_given && req.elf == NULL)
+        return cli_usage_error(prog, "app policy options need --install APP.elf");
+    if ((rc = install_check(prog, &req)) != CLI_EXIT_OK)
+        return rc;
+    char append[APPEND_MAX + 1];
+    if (!build_append(prog, powercut, extra, append, sizeof append))
+        return CLI_EXIT_USAGE;
+    q.append = append;
+
+    /* Everything that can be checked without touching the device is checked first. */
+    char fw[PATH_MAX];
+    if (!qrun_find_firmware(prog, firmware, fw, sizeof fw))
+        return CLI_EXIT_FAIL;
+    q.firmware = fw;
+    devstate_t s;
+    if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
+        return rc;
+    /* QEMU's microvisor opens the flash files itself: ours are closed before it starts. */
+    if (!devstate_close(&s, prog))
+        return CLI_EXIT_FAIL;
+    char real[PATH_MAX];
+    if (realpath(dir, real) == NULL)
+        return cli_fail(prog, "%s: cannot resolve the path", dir);
+    q.state_dir = real;
+    return qrun_run(prog, &q);
+}
+
+static const cli_verb_t device_verbs[] = {
+    {"run", "run an emulated device in QEMU (provisions it and installs an app if asked)",
+     device_run},
+    {"install", "install an app ELF into an emulated device's flash", device_install},
+    {"info", "show an emulated device's id and installed app", device_info},
+};
+
+const cli_noun_t cmd_device = {
+    .name = "device",
+    .summary = "emulated devices: run, install apps, inspect",
+    .verbs = device_verbs,
+    .nverbs = sizeof device_verbs / sizeof device_verbs[0],
+};

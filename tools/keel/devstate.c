@@ -1,0 +1,282 @@
+/* devstate: see devstate.h. */
+#include "devstate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbedtls/sha256.h>
+
+#include "layout.h"
+
+static const kflash_geometry_t iflash_geo = {
+    .size = AN505_IFLASH_SIZE,
+    .erase_size = AN505_IFLASH_PAGE,
+    .prog_unit = AN505_IFLASH_UNIT,
+    .prog_once = true,
+};
+
+/* mkdir -p: each missing component of dir, 0755. */
+static bool make_dirs(const char *prog, const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path) {
+        fprintf(stderr, "%s: bad state directory path\n", prog);
+        return false;
+    }
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "%s: cannot create %s: %s\n", prog, path, strerror(errno));
+            return false;
+        }
+        path[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: %s is not a directory\n", prog, dir);
+        return false;
+    }
+    return true;
+}
+
+static bool open_flash_file(const char *prog, const char *dir, const char *name, uint32_t size,
+                            bool create, kflash_file_t *ff)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    errno = 0;
+    kerr_t err = kflash_file_open(ff, path, size, create);
+    if (err == KERR_OK)
+        return true;
+    if (err == KERR_FORMAT)
+        fprintf(stderr, "%s: %s is not %lu bytes: it is not a flash file of this device layout "
+                        "(move it away, or use another --state directory)\n",
+                prog, path, (unsigned long)size);
+    else if (!create && errno == ENOENT)
+        fprintf(stderr, "%s: %s: no device state here (create it with 'keel device install' or "
+                        "'keel device run')\n", prog, path);
+    else
+        fprintf(stderr, "%s: %s: %s\n", prog, path, errno ? strerror(errno) : kerr_str(err));
+    return false;
+}
+
+static bool random_id(const char *prog, char *out, size_t cap)
+{
+    uint8_t rnd[4];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, rnd, sizeof rnd) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n != (ssize_t)sizeof rnd) {
+        fprintf(stderr, "%s: cannot read /dev/urandom for a device id\n", prog);
+        return false;
+    }
+    snprintf(out, cap, "dev-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+    return true;
+}
+
+static bool all_erased(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0xFF)
+            return false;
+    return true;
+}
+
+static bool flash_fail(const char *prog, const char *what, kerr_t err)
+{
+    fprintf(stderr, "%s: %s: %s\n", prog, what, kerr_str(err));
+    return false;
+}
+
+/* Provision the identity page: erase it, program one record. */
+static bool provision(devstate_t *s, const char *prog, const char *want_id)
+{
+    kident_t id = {{0}};
+    if (want_id != NULL)
+        snprintf(id.id, sizeof id.id, "%s", want_id);
+    else if (!random_id(prog, id.id, sizeof id.id))
+        return false;
+    uint8_t rec[KIDENT_SIZE];
+    kerr_t err = kident_encode(&id, rec);
+    if (err == KERR_OK)
+        err = kflash_erase(&s->iflash, AN505_IDENT_OFF);
+    if (err == KERR_OK)
+        err = kflash_program(&s->iflash, AN505_IDENT_OFF, rec, sizeof rec);
+    if (err != KERR_OK)
+        return flash_fail(prog, "writing the identity record", err);
+    s->ident = id;
+    printf("provisioned device %s in %s\n", id.id, s->dir);
+    return true;
+}
+
+static bool load_identity(devstate_t *s, const char *prog, bool create, const char *want_id)
+{
+    uint8_t rec[KIDENT_SIZE];
+    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF, rec, sizeof rec);
+    if (err != KERR_OK)
+        return flash_fail(prog, "reading the identity page", err);
+    if (all_erased(rec, sizeof rec)) {
+        if (create)
+            return provision(s, prog, want_id);
+        fprintf(stderr, "%s: %s: the device has no identity yet (it is provisioned by 'keel "
+                        "device install' or 'keel device run')\n", prog, s->dir);
+        return false;
+    }
+    err = kident_decode(rec, &s->ident);
+    if (err != KERR_OK) {
+        fprintf(stderr, "%s: %s: the identity record is damaged (%s): the device must be "
+                        "provisioned again in a new --state directory\n",
+                prog, s->dir, kerr_str(err));
+        return false;
+    }
+    if (want_id != NULL && strcmp(want_id, s->ident.id) != 0) {
+        fprintf(stderr, "%s: %s is already provisioned as %s; --id %s applies only to a new "
+                        "device\n", prog, s->dir, s->ident.id, want_id);
+        return false;
+    }
+    return true;
+}
+
+bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create,
+                   const char *want_id)
+{
+    memset(s, 0, sizeof *s);
+    if (strlen(dir) >= sizeof s->dir) {
+        fprintf(stderr, "%s: state directory path too long\n", prog);
+        return false;
+    }
+    strcpy(s->dir, dir);
+    if (create && !make_dirs(prog, dir))
+        return false;
+
+    /* QSPI is not used by the host tools yet; it is created so the device finds its part. */
+    if (create) {
+        kflash_file_t qspi;
+        if (!open_flash_file(prog, dir, AN505_QSPI_FILE, AN505_QSPI_SIZE, true, &qspi))
+            return false;
+        kerr_t qerr = kflash_file_close(&qspi);
+        if (qerr != KERR_OK)
+            return flash_fail(prog, AN505_QSPI_FILE, qerr);
+    }
+    if (!open_flash_file(prog, dir, AN505_IFLASH_FILE, AN505_IFLASH_SIZE, create,
+                         &s->iflash_file))
+        return false;
+    size_t used_len = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
+    s->used = calloc(1, used_len);
+    kerr_t err = s->used ? kflash_init(&s->iflash, &kflash_file_backend, &s->iflash_file,
+                                       &iflash_geo, s->used, used_len)
+                         : KERR_NOMEM;
+    if (err == KERR_OK && load_identity(s, prog, create, want_id))
+        return true;
+    if (err != KERR_OK)
+        flash_fail(prog, AN505_IFLASH_FILE, err);
+    kflash_file_close(&s->iflash_file);
+    free(s->used);
+    s->used = NULL;
+    return false;
+}
+
+bool devstate_close(devstate_t *s, const char *prog)
+{
+    kerr_t err = kflash_file_close(&s->iflash_file);
+    free(s->used);
+    s->used = NULL;
+    if (err != KERR_OK)
+        return flash_fail(prog, AN505_IFLASH_FILE, err);
+    return true;
+}
+
+void devstate_policy_default(devstate_policy_t *p)
+{
+    *p = (devstate_policy_t){
+        .version = kapp_version_pack(0, 0, 0),
+        .backoff_min_ms = KAPP_DEFAULT_BACKOFF_MIN_MS,
+        .backoff_max_ms = KAPP_DEFAULT_BACKOFF_MAX_MS,
+        .stack_dump = KAPP_DEFAULT_STACK_DUMP,
+    };
+}
+
+void devstate_app_header(const appelf_image_t *img, const char *elf_path,
+                         const devstate_policy_t *p, kapp_hdr_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->image_size = img->size;
+    out->load_addr = img->load_addr;
+    out->version = p->version;
+    out->backoff_min_ms = p->backoff_min_ms;
+    out->backoff_max_ms = p->backoff_max_ms;
+    out->stack_dump = p->stack_dump;
+    mbedtls_sha256_ret(img->bytes, img->size, out->sha256, 0);
+    const char *base = strrchr(elf_path, '/');
+    base = base ? base + 1 : elf_path;
+    const char *dot = strrchr(base, '.');
+    size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    memcpy(out->name, base, n < KAPP_NAME_MAX ? n : KAPP_NAME_MAX);
+}
+
+/*
+ * App slot (internal flash):
+ *
+ *   AN505_APP_HDR_OFF    +----------------------+  erased first, programmed last
+ *                        | kapp header (256 B)  |
+ *   AN505_APP_IMAGE_OFF  +----------------------+
+ *                        | image, padded with   |  only the pages the image needs are erased:
+ *                        | 0xFF to 16 B units   |  bytes past image_size are never read
+ *                        +----------------------+
+ */
+bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img,
+                      const kapp_hdr_t *h)
+{
+    uint32_t padded = (img->size + AN505_IFLASH_UNIT - 1u) & ~(AN505_IFLASH_UNIT - 1u);
+    if (padded > AN505_APP_SLOT_SIZE - (AN505_APP_IMAGE_OFF - AN505_APP_SLOT_OFF)) {
+        fprintf(stderr, "%s: the image (%lu bytes) does not fit the app slot\n", prog,
+                (unsigned long)img->size);
+        return false;
+    }
+    uint8_t *buf = malloc(padded);
+    if (buf == NULL)
+        return flash_fail(prog, "installing", KERR_NOMEM);
+    memset(buf, 0xFF, padded);
+    memcpy(buf, img->bytes, img->size);
+    uint8_t hdr[KAPP_HDR_SIZE];
+    kapp_hdr_encode(h, hdr);
+
+    kerr_t err = kflash_erase(&s->iflash, AN505_APP_HDR_OFF);
+    if (err == KERR_OK)
+        err = kflash_erase_range(&s->iflash, AN505_APP_IMAGE_OFF, padded);
+    if (err == KERR_OK)
+        err = kflash_program(&s->iflash, AN505_APP_IMAGE_OFF, buf, padded);
+    if (err == KERR_OK)
+        err = kflash_program(&s->iflash, AN505_APP_HDR_OFF, hdr, sizeof hdr);
+    free(buf);
+    if (err != KERR_OK)
+        return flash_fail(prog, "installing the app", err);
+    return true;
+}
+
+kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out)
+{
+    uint8_t hdr[KAPP_HDR_SIZE];
+    kerr_t err = kflash_read(&s->iflash, AN505_APP_HDR_OFF, hdr, sizeof hdr);
+    if (err != KERR_OK)
+        return err;
+    return kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, out);
+}
+
+void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < 8 && n + 2 < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%02x", sha[i]);
+}

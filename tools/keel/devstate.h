@@ -1,0 +1,76 @@
+/*
+ * devstate: an emulated device's state directory, as the host tools see it.
+ *
+ *   DIR/flash_int.bin   internal flash (app slot, microvisor state, identity page)
+ *   DIR/qspi.bin        QSPI NOR (update staging)
+ *   DIR/run/            console sockets while the device runs (see qrun.h)
+ *
+ * The same files are the device's flash when QEMU runs (the microvisor opens them through
+ * semihosting), so every change here goes through kflash with the AN505 geometry: the host
+ * tools can never leave the flash in a state a real part could not be in.
+ */
+#ifndef KEEL_TOOLS_KEEL_DEVSTATE_H
+#define KEEL_TOOLS_KEEL_DEVSTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/app_image.h"
+#include "keel/flash.h"
+#include "keel/flash_file.h"
+#include "keel/identity.h"
+
+#include "appelf.h"
+
+typedef struct devstate {
+    char dir[4096];
+    kflash_file_t iflash_file;
+    kflash_t iflash;
+    uint8_t *used;   /* kflash program-once bitmap (malloc'd) */
+    kident_t ident;
+} devstate_t;
+
+/*
+ * Open the state in dir. With create, makes dir (and parents) if needed, creates missing flash
+ * files erased, and provisions the identity if the identity page is erased: with want_id if
+ * given, else "dev-" + 8 random hex digits. Without create, everything must already exist.
+ * want_id given and the device already provisioned under another id is an error.
+ * On failure prints "prog: ..." to stderr and returns false (s needs no close).
+ */
+bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create,
+                   const char *want_id);
+
+/* Close the flash files; false (message printed) if the final write-back failed. */
+bool devstate_close(devstate_t *s, const char *prog);
+
+/* App policy chosen by the installer (see kapp_hdr_t). */
+typedef struct devstate_policy {
+    uint32_t version;
+    uint32_t backoff_min_ms;
+    uint32_t backoff_max_ms;
+    uint32_t stack_dump;
+} devstate_policy_t;
+
+/* Defaults: version 0.0.0 and the KAPP_DEFAULT_* policy. */
+void devstate_policy_default(devstate_policy_t *p);
+
+/* Fill the header for img (SHA-256 of the image, name from the ELF path's basename). */
+void devstate_app_header(const appelf_image_t *img, const char *elf_path,
+                         const devstate_policy_t *p, kapp_hdr_t *out);
+
+/*
+ * Install img with header h into the app slot. The header page is erased first and
+ * programmed last, so an install cut short leaves "no app installed", never a header that vouches
+ * for a half-written image. Prints an error and returns false on failure.
+ */
+bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img,
+                      const kapp_hdr_t *h);
+
+/* Read and decode the installed app's header: KERR_OK, or kapp_hdr_decode's / kflash's error. */
+kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out);
+
+/* "1a2b3c..." : the first 16 hex digits of a SHA-256 (buf >= 17 bytes). */
+void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap);
+
+#endif /* KEEL_TOOLS_KEEL_DEVSTATE_H */

@@ -1,0 +1,529 @@
+/* qrun: see qrun.h. */
+#define _GNU_SOURCE
+#include "qrun.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
+#define QRUN_QEMU "qemu-system-arm"
+#define QRUN_RUN_DIR "run"
+#define QRUN_NUARTS 2
+#define QRUN_LINE_MAX 4096
+#define QRUN_CONNECT_MS 10000 /* QEMU connects while it initialises: well under a second */
+#define QRUN_STOP_MS 2000     /* grace between SIGTERM and SIGKILL */
+#define QRUN_DRAIN_MS 500     /* reading what QEMU wrote just before it exited */
+
+/* One UART: its listening socket, QEMU's connection and the line being assembled. */
+typedef struct uart {
+    const char *sock_name; /* relative to the state dir: QEMU runs there */
+    const char *prefix;    /* put before each line on stdout */
+    char path[PATH_MAX];   /* absolute, for bind/unlink here */
+    int lfd, cfd;
+    size_t len;
+    char line[QRUN_LINE_MAX];
+} uart_t;
+
+typedef struct run {
+    const char *prog;
+    pid_t pid;
+    int sfd;   /* signalfd: SIGINT, SIGTERM, SIGCHLD */
+    int stdin_fd;
+    bool exited;
+    int status; /* waitpid status once exited */
+    uart_t uart[QRUN_NUARTS];
+} run_t;
+
+/* ---- firmware lookup ------------------------------------------------------------------- */
+
+static bool readable_abs(const char *path, char *out, size_t cap)
+{
+    char real[PATH_MAX];
+    if (access(path, R_OK) != 0 || realpath(path, real) == NULL || strlen(real) >= cap)
+        return false;
+    strcpy(out, real);
+    return true;
+}
+
+bool qrun_find_firmware(const char *prog, const char *given, char *out, size_t cap)
+{
+    const char *from = "--firmware";
+    if (given == NULL) {
+        given = getenv("KEEL_FIRMWARE");
+        from = "$KEEL_FIRMWARE";
+    }
+    if (given != NULL && given[0] != '\0') {
+        if (readable_abs(given, out, cap))
+            return true;
+        fprintf(stderr, "%s: firmware %s (from %s): %s\n", prog, given, from, strerror(errno));
+        return false;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        static const char *const rel[] = {"/../" QRUN_FW_REL, "/../../../" QRUN_FW_REL};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            char cand[PATH_MAX + 64];
+            snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
+            if (readable_abs(cand, out, cap))
+                return true;
+        }
+    }
+    fprintf(stderr,
+            "%s: no secure firmware found: run 'make' at the top of the Keel tree to build "
+            "build/fw/microvisor/keel-microvisor.elf, or give its path with --firmware PATH or "
+            "$KEEL_FIRMWARE\n",
+            prog);
+    return false;
+}
+
+/* ---- console --------------------------------------------------------------------------- */
+
+static void emit_line(const uart_t *u)
+{
+    fprintf(stdout, "%s%.*s\n", u->prefix, (int)u->len, u->line);
+    fflush(stdout);
+}
+
+/* Split bytes from a UART into lines; carriage returns are dropped (consoles send CR LF). */
+static void uart_feed(uart_t *u, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\r')
+            continue;
+        if (buf[i] == '\n' || u->len == sizeof u->line) {
+            emit_line(u);
+            u->len = 0;
+            if (buf[i] == '\n')
+                continue;
+        }
+        u->line[u->len++] = buf[i];
+    }
+}
+
+static void uart_flush(uart_t *u)
+{
+    if (u->len > 0)
+        emit_line(u);
+    u->len = 0;
+}
+
+/* Read what is there; returns false at EOF or error (the connection is then closed). */
+static bool uart_read(uart_t *u)
+{
+    char buf[4096];
+    ssize_t n = read(u->cfd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    if (n <= 0) {
+        close(u->cfd);
+        u->cfd = -1;
+        return false;
+    }
+    uart_feed(u, buf, (size_t)n);
+    return true;
+}
+
+/* ---- sockets --------------------------------------------------------------------------- */
+
+static bool uart_listen(run_t *r, uart_t *u, const char *dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(u->path, sizeof u->path, "%s/%s/%s", dir, QRUN_RUN_DIR, u->sock_name);
+    if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+        fprintf(stderr,
+                "%s: socket path %s/%s/%s is longer than %zu bytes: use a shorter --state path\n",
+                r->prog, dir, QRUN_RUN_DIR, u->sock_name, sizeof sa.sun_path - 1);
+        u->path[0] = '\0';
+        return false;
+    }
+    memcpy(sa.sun_path, u->path, (size_t)n + 1);
+    /* A socket left by a keel that was SIGKILLed: binding over it needs it gone. */
+    unlink(u->path);
+    u->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (u->lfd < 0 || bind(u->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(u->lfd, 1) != 0) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", r->prog, u->path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int ms_left(int64_t deadline)
+{
+    int64_t left = deadline - now_ms();
+    return left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Reap QEMU if it has exited; true when it has. */
+static bool reap(run_t *r)
+{
+    if (r->exited)
+        return true;
+    pid_t p = waitpid(r->pid, &r->status, WNOHANG);
+    if (p == r->pid)
+        r->exited = true;
+    return r->exited;
+}
+
+/* Consume pending signals; returns the last INT/TERM seen (0 if none). Reaps QEMU on CHLD. */
+static int take_signals(run_t *r)
+{
+    struct signalfd_siginfo si;
+    int stop = 0;
+    while (read(r->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
+            stop = (int)si.ssi_signo;
+    }
+    reap(r);
+    return stop;
+}
+
+/* Why the console phase ended. */
+enum { END_READY, END_QEMU, END_SIGNAL, END_TIME, END_FAIL };
+
+/* Wait (bounded) until QEMU has connected to every UART socket: END_READY when it has. */
+static int accept_uarts(run_t *r)
+{
+    int64_t deadline = now_ms() + QRUN_CONNECT_MS;
+    for (;;) {
+        struct pollfd pf[QRUN_NUARTS + 1];
+        int map[QRUN_NUARTS + 1], n = 0;
+        for (int i = 0; i < QRUN_NUARTS; i++)
+            if (r->uart[i].cfd < 0) {
+                pf[n] = (struct pollfd){.fd = r->uart[i].lfd, .events = POLLIN};
+                map[n++] = i;
+            }
+        if (n == 0)
+            return END_READY;
+        pf[n] = (struct pollfd){.fd = r->sfd, .events = POLLIN};
+        int left = ms_left(deadline);
+        if (left == 0) {
+            fprintf(stderr, "%s: QEMU did not connect to the console sockets within %d s\n",
+                    r->prog, QRUN_CONNECT_MS / 1000);
+            return END_FAIL;
+        }
+        if (poll(pf, (nfds_t)n + 1, left) < 0 && errno != EINTR)
+            return END_FAIL;
+        if ((pf[n].revents & POLLIN) && take_signals(r) != 0)
+            return END_SIGNAL;
+        for (int k = 0; k < n; k++)
+            if (pf[k].revents & POLLIN) {
+                uart_t *u = &r->uart[map[k]];
+                u->cfd = accept4(u->lfd, NULL, NULL, SOCK_CLOEXEC);
+            }
+        if (reap(r) && (r->uart[0].cfd < 0 || r->uart[1].cfd < 0))
+            return END_QEMU;
+    }
+}
+
+/* ---- QEMU process ---------------------------------------------------------------------- */
+
+/*
+ * Build QEMU's command line. -nic none is not optional: without it QEMU adds a user-mode network
+ * with unrestricted access to the host's networks.
+ */
+static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_NUARTS][PATH_MAX + 64],
+                       char serial[QRUN_NUARTS][16], const char **argv)
+{
+    int n = 0;
+    argv[n++] = QRUN_QEMU;
+    argv[n++] = "-M";
+    argv[n++] = "mps2-an505";
+    argv[n++] = "-display";
+    argv[n++] = "none";
+    argv[n++] = "-monitor";
+    argv[n++] = "none";
+    argv[n++] = "-nic";
+    argv[n++] = "none";
+    argv[n++] = "-semihosting-config";
+    argv[n++] = "enable=on,target=native";
+    argv[n++] = "-kernel";
+    argv[n++] = o->firmware;
+    argv[n++] = "-append";
+    argv[n++] = o->append;
+    for (int i = 0; i < QRUN_NUARTS; i++) {
+        snprintf(chardev[i], PATH_MAX + 64, "socket,id=u%d,path=%s/%s", i, QRUN_RUN_DIR,
+                 r->uart[i].sock_name);
+        snprintf(serial[i], 16, "chardev:u%d", i);
+        argv[n++] = "-chardev";
+        argv[n++] = chardev[i];
+        argv[n++] = "-serial";
+        argv[n++] = serial[i];
+    }
+    if (o->icount) {
+        argv[n++] = "-icount";
+        argv[n++] = "shift=0";
+    }
+    argv[n] = NULL;
+}
+
+/*
+ * Child side of the fork. Runs QEMU in its own process group (so the terminal's Ctrl-C reaches
+ * only keel), dying with keel if keel is killed outright. An exec failure is reported through
+ * the close-on-exec pipe, so the parent can tell "QEMU not installed" from "QEMU failed".
+ */
+static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigset_t *oldmask,
+                       pid_t parent, int errpipe)
+{
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    sigprocmask(SIG_SETMASK, oldmask, NULL);
+    /* keel reads the terminal and forwards it to UART0; QEMU in a background process group
+     * must not touch it (a read would stop it with SIGTTIN). */
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0 && devnull != STDIN_FILENO) {
+        dup2(devnull, STDIN_FILENO);
+        close(devnull);
+    }
+    int err = 0;
+    if (chdir(o->state_dir) != 0)
+        err = errno;
+    else {
+        execvp(argv[0], (char *const *)argv);
+        err = errno;
+    }
+    ssize_t w = write(errpipe, &err, sizeof err);
+    (void)w;
+    _exit(127);
+}
+
+static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
+{
+    char chardev[QRUN_NUARTS][PATH_MAX + 64];
+    char serial[QRUN_NUARTS][16];
+    const char *argv[32];
+    build_argv(o, r, chardev, serial, argv);
+
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        fprintf(stderr, "%s: pipe: %s\n", r->prog, strerror(errno));
+        return false;
+    }
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    r->pid = fork();
+    if (r->pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", r->prog, strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return false;
+    }
+    if (r->pid == 0)
+        child_exec(o, argv, oldmask, parent, pfd[1]);
+    setpgid(r->pid, r->pid); /* both sides set it: no race with a signal sent right away */
+    close(pfd[1]);
+    int err = 0;
+    ssize_t got;
+    do
+        got = read(pfd[0], &err, sizeof err);
+    while (got < 0 && errno == EINTR);
+    close(pfd[0]);
+    if (got == (ssize_t)sizeof err) {
+        waitpid(r->pid, NULL, 0);
+        r->pid = -1;
+        if (err == ENOENT)
+            fprintf(stderr, "%s: %s not found on PATH: install it (apt-get install "
+                            "qemu-system-arm, or 'make deps')\n", r->prog, QRUN_QEMU);
+        else
+            fprintf(stderr, "%s: cannot start %s in %s: %s\n", r->prog, QRUN_QEMU,
+                    o->state_dir, strerror(err));
+        return false;
+    }
+    return true;
+}
+
+/* SIGTERM, a bounded grace period, then SIGKILL (which cannot be ignored: the wait is short). */
+static void stop_qemu(run_t *r)
+{
+    if (r->pid <= 0 || reap(r))
+        return;
+    kill(-r->pid, SIGTERM);
+    int64_t deadline = now_ms() + QRUN_STOP_MS;
+    while (!reap(r) && ms_left(deadline) > 0) {
+        struct pollfd pf = {.fd = r->sfd, .events = POLLIN};
+        poll(&pf, 1, ms_left(deadline) < 50 ? ms_left(deadline) : 50);
+        take_signals(r);
+    }
+    if (!r->exited) {
+        kill(-r->pid, SIGKILL);
+        if (waitpid(r->pid, &r->status, 0) == r->pid)
+            r->exited = true;
+    }
+}
+
+/* Print what QEMU wrote before it went away, waiting at most QRUN_DRAIN_MS for EOF. */
+static void drain(run_t *r, int wait_ms)
+{
+    int64_t deadline = now_ms() + wait_ms;
+    for (;;) {
+        struct pollfd pf[QRUN_NUARTS];
+        int map[QRUN_NUARTS], n = 0;
+        for (int i = 0; i < QRUN_NUARTS; i++)
+            if (r->uart[i].cfd >= 0) {
+                pf[n] = (struct pollfd){.fd = r->uart[i].cfd, .events = POLLIN};
+                map[n++] = i;
+            }
+        if (n == 0 || poll(pf, (nfds_t)n, ms_left(deadline)) <= 0)
+            break;
+        for (int k = 0; k < n; k++)
+            if (pf[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+                uart_read(&r->uart[map[k]]);
+    }
+    for (int i = 0; i < QRUN_NUARTS; i++)
+        uart_flush(&r->uart[i]);
+}
+
+/* Forward what the user typed to the app's console; false once stdin is done. */
+static bool forward_stdin(run_t *r)
+{
+    char buf[1024];
+    ssize_t n = read(r->stdin_fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    if (n <= 0)
+        return false;
+    if (r->uart[0].cfd >= 0 && send(r->uart[0].cfd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+        fprintf(stderr, "%s: console input lost: %s\n", r->prog, strerror(errno));
+    return true;
+}
+
+static int console_loop(run_t *r, uint32_t seconds)
+{
+    int64_t deadline = seconds ? now_ms() + (int64_t)seconds * 1000 : 0;
+    for (;;) {
+        struct pollfd pf[QRUN_NUARTS + 2];
+        int map[QRUN_NUARTS], n = 0;
+        for (int i = 0; i < QRUN_NUARTS; i++)
+            if (r->uart[i].cfd >= 0) {
+                pf[n] = (struct pollfd){.fd = r->uart[i].cfd, .events = POLLIN};
+                map[n++] = i;
+            }
+        int nu = n;
+        pf[n++] = (struct pollfd){.fd = r->sfd, .events = POLLIN};
+        int in_idx = -1;
+        if (r->stdin_fd >= 0) {
+            in_idx = n;
+            pf[n++] = (struct pollfd){.fd = r->stdin_fd, .events = POLLIN};
+        }
+        int timeout = -1;
+        if (deadline) {
+            timeout = ms_left(deadline);
+            if (timeout == 0)
+                return END_TIME;
+        }
+        if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+            fprintf(stderr, "%s: poll: %s\n", r->prog, strerror(errno));
+            return END_FAIL;
+        }
+        for (int k = 0; k < nu; k++)
+            if (pf[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+                uart_read(&r->uart[map[k]]);
+        if (in_idx >= 0 && (pf[in_idx].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) &&
+            !forward_stdin(r))
+            r->stdin_fd = -1;
+        if (pf[nu].revents & POLLIN) {
+            if (take_signals(r) != 0)
+                return END_SIGNAL;
+        }
+        if (reap(r))
+            return END_QEMU;
+    }
+}
+
+static int exit_code_of(const run_t *r)
+{
+    if (WIFEXITED(r->status))
+        return WEXITSTATUS(r->status);
+    fprintf(stderr, "%s: QEMU was killed by signal %d\n", r->prog,
+            WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0);
+    return 1;
+}
+
+int qrun_run(const char *prog, const qrun_opts_t *o)
+{
+    run_t r = {.prog = prog, .pid = -1, .sfd = -1, .stdin_fd = STDIN_FILENO};
+    static const char *const names[QRUN_NUARTS] = {"uart0.sock", "uart1.sock"};
+    static const char *const prefixes[QRUN_NUARTS] = {"app| ", ""};
+    for (int i = 0; i < QRUN_NUARTS; i++)
+        r.uart[i] = (uart_t){.sock_name = names[i], .prefix = prefixes[i], .lfd = -1, .cfd = -1};
+
+    char rundir[PATH_MAX];
+    snprintf(rundir, sizeof rundir, "%s/%s", o->state_dir, QRUN_RUN_DIR);
+    if (mkdir(rundir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create %s: %s\n", prog, rundir, strerror(errno));
+        return 1;
+    }
+
+    /* Signals arrive through a signalfd polled with the consoles: no handler, no global flag. */
+    sigset_t mask, oldmask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, &oldmask);
+    r.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    int rc = 1;
+    bool ok = r.sfd >= 0;
+    for (int i = 0; ok && i < QRUN_NUARTS; i++)
+        ok = uart_listen(&r, &r.uart[i], o->state_dir);
+    if (ok && spawn(&r, o, &oldmask)) {
+        int end = accept_uarts(&r);
+        if (end == END_READY)
+            end = console_loop(&r, o->seconds);
+        if (r.exited) {
+            drain(&r, QRUN_DRAIN_MS);
+            rc = exit_code_of(&r);
+        } else {
+            drain(&r, 0);
+            stop_qemu(&r);
+            drain(&r, 0);
+            rc = end == END_FAIL ? 1 : 0;
+            if (end == END_SIGNAL)
+                printf("device stopped\n");
+        }
+    }
+    fflush(stdout);
+    for (int i = 0; i < QRUN_NUARTS; i++) {
+        if (r.uart[i].cfd >= 0)
+            close(r.uart[i].cfd);
+        if (r.uart[i].lfd >= 0)
+            close(r.uart[i].lfd);
+        if (r.uart[i].path[0] != '\0')
+            unlink(r.uart[i].path);
+    }
+    rmdir(rundir); /* only if empty: someone else's files stay */
+    if (r.sfd >= 0)
+        close(r.sfd);
+    sigprocmask(SIG_SETMASK, &oldmask, NULL);
+    return rc;
+}

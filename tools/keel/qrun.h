@@ -1,0 +1,47 @@
+/*
+ * qrun: run one emulated Keel device in QEMU (mps2-an505) and be its console.
+ *
+ * QEMU runs with its working directory in the device's state directory, because the microvisor
+ * opens its flash files through semihosting by relative name. Both UARTs are Unix-domain
+ * sockets that this process listens on in DIR/run/ (QEMU connects as a client):
+ *
+ *   keel ── stdin ─────────────▶ run/uart0.sock ──▶ UART0 (the app's console)
+ *   stdout ◀── "app| " + line ── run/uart0.sock
+ *   stdout ◀── line ───────────── run/uart1.sock ◀── UART1 (the microvisor's console)
+ *
+ * QEMU gets its own process group, so a Ctrl-C at the terminal reaches only keel, which then
+ * stops QEMU (SIGTERM, then SIGKILL after 2 s) and removes the sockets.
+ */
+#ifndef KEEL_TOOLS_KEEL_QRUN_H
+#define KEEL_TOOLS_KEEL_QRUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct qrun_opts {
+    const char *state_dir; /* must exist */
+    const char *firmware;  /* secure firmware ELF, absolute path */
+    const char *append;    /* words for the microvisor's command line ("" for none) */
+    bool icount;           /* deterministic instruction counting (-icount shift=0) */
+    uint32_t seconds;      /* stop after this long; 0 = until QEMU exits or keel is signalled */
+} qrun_opts_t;
+
+/*
+ * Find the secure firmware: given (--firmware), else $KEEL_FIRMWARE, else beside the keel
+ * executable: <exe dir>/../fw/microvisor/keel-microvisor.elf (an installed tree: bin/ next to fw/)
+ * or <exe dir>/../../../fw/microvisor/keel-microvisor.elf (the build tree: build/host/tools/keel/keel
+ * and build/fw/microvisor/).
+ * Writes an absolute path into out. On failure prints why (and how to build it) to stderr as
+ * "prog: ..." and returns false.
+ */
+bool qrun_find_firmware(const char *prog, const char *given, char *out, size_t cap);
+
+/*
+ * Run QEMU until it exits, o->seconds pass, or keel gets SIGINT/SIGTERM. Returns keel's exit
+ * code: QEMU's own status when it ended by itself, 0 when keel stopped it, 1 on failure to run
+ * (message on stderr).
+ */
+int qrun_run(const char *prog, const qrun_opts_t *o);
+
+#endif /* KEEL_TOOLS_KEEL_QRUN_H */
