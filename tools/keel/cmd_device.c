@@ -250,8 +250,13 @@ static int device_info(const char *prog, int argc, char **argv)
     printf("device:    %s\n", s.ident.id);
     kapp_hdr_t h;
     kerr_t err = devstate_app(&s, &h);
-    if (err == KERR_OK)
+    if (err == KERR_OK || err == KERR_IMG_HASH)
         print_app(&h);
+    if (err == KERR_OK)
+        printf("image:     verified (sha256 matches)\n");
+    else if (err == KERR_IMG_HASH)
+        printf("image:     DAMAGED: the image in flash does not match the header's sha256; "
+               "install the app again\n");
     else if (err == KERR_IMG_EMPTY)
         printf("app:       no app installed\n");
     else
@@ -356,14 +361,19 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_t s;
     if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
         return rc;
-    /* QEMU's microvisor opens the flash files itself: ours are closed before it starts. */
-    if (!devstate_close(&s, prog))
-        return CLI_EXIT_FAIL;
+    /* The microvisor opens the flash files itself: ours are closed before it starts, the
+     * directory stays locked while it runs. */
     char real[PATH_MAX];
-    if (realpath(dir, real) == NULL)
-        return cli_fail(prog, "%s: cannot resolve the path", dir);
-    q.state_dir = real;
-    return qrun_run(prog, &q);
+    if (!devstate_release_flash(&s, prog))
+        rc = CLI_EXIT_FAIL;
+    else if (realpath(dir, real) == NULL)
+        rc = cli_fail(prog, "%s: cannot resolve the path", dir);
+    else {
+        q.state_dir = real;
+        rc = qrun_run(prog, &q);
+    }
+    devstate_close(&s, prog);
+    return rc;
 }
 
 static const cli_verb_t device_verbs[] = {
