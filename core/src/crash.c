@@ -285,8 +285,10 @@ size_t kcrash_format(const kcrash_report_t *r, const char *prefix, char *out, si
     put_dec(&b, r->reason);
     put_str(&b, ")");
     if (r->reason == KCRASH_EXIT) {
-        put_str(&b, ", exit code ");
-        put_dec(&b, r->r[0]);
+        /* r0 is the int the reset handler returned: show -1, not 4294967295. */
+        int32_t code = (int32_t)r->r[0];
+        put_str(&b, code < 0 ? ", exit code -" : ", exit code ");
+        put_dec(&b, code < 0 ? 0u - r->r[0] : r->r[0]);
     }
     put_str(&b, ", app ");
     put_str(&b, ver);

@@ -17,8 +17,9 @@
 
 #include "le.h"
 
-#define CHUNK 64u        /* read-modify-write granularity of this layer (stack buffer) */
-#define TORN_CHUNK 16u   /* a torn erase decides the fate of each 16-byte piece separately */
+#define CHUNK 64u       /* read-modify-write granularity of this layer (stack buffer) */
+#define SCAN_CHUNK 256u /* kflash_init's content scan: fewer, larger reads (semihosting traps) */
+#define TORN_CHUNK 16u  /* a torn erase decides the fate of each 16-byte piece separately */
 
 static bool is_pow2(uint32_t v)
 {
@@ -168,9 +169,9 @@ kerr_t kflash_init(kflash_t *f, const kflash_backend_t *be, void *be_ctx,
 
     /* Rebuild: a unit holding any non-0xFF byte has been programmed since its erase. */
     memset(f->used, 0, KFLASH_BITMAP_BYTES(geo->size, geo->prog_unit));
-    uint8_t buf[CHUNK];
-    for (uint32_t off = 0; off < geo->size; off += CHUNK) {
-        uint32_t n = min_u32(CHUNK, geo->size - off);
+    uint8_t buf[SCAN_CHUNK];
+    for (uint32_t off = 0; off < geo->size; off += SCAN_CHUNK) {
+        uint32_t n = min_u32(SCAN_CHUNK, geo->size - off);
         kerr_t err = be->read(be_ctx, off, buf, n);
         if (err != KERR_OK) {
             return err;
