@@ -369,6 +369,11 @@ static int mode_reentry(void)
             failed = "time_get_us (main)";
         } else if (now < last) {
             failed = "time went backwards (main)";
+            console_puts("crashy: reentry: keel_time_get_us returned ");
+            console_put_dec(now);
+            console_puts(" after ");
+            console_put_dec(last);
+            console_puts("\n");
         }
         last = now;
         calls++;
