@@ -52,6 +52,7 @@ const char *kcrash_reason_name(uint32_t reason)
         [KCRASH_EXIT] = "exit",
         [KCRASH_RESTART] = "restart",
         [KCRASH_BREAKPOINT] = "breakpoint",
+        [KCRASH_IRQ_STORM] = "interrupt storm",
     };
     return reason < KCRASH_REASON_COUNT ? names[reason] : "unknown";
 }

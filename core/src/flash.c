@@ -176,10 +176,13 @@ kerr_t kflash_init(kflash_t *f, const kflash_backend_t *be, void *be_ctx,
         if (err != KERR_OK) {
             return err;
         }
-        for (uint32_t i = 0; i < n; i++) {
-            if (buf[i] != 0xFFu) {
+        /* One test per program unit (or the part of it in this chunk). */
+        for (uint32_t i = 0; i < n;) {
+            uint32_t end = min_u32(n, i + geo->prog_unit - (off + i) % geo->prog_unit);
+            if (!le_all_ff(buf + i, end - i)) {
                 used_mark(f, off + i, 1u, true);
             }
+            i = end;
         }
     }
     return KERR_OK;

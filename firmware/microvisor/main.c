@@ -85,6 +85,8 @@ void microvisor_main(void)
     kflash_t *fl = port_flash_open(PORT_FLASH_INTERNAL, &err);
     if (!fl)
         uv_log("internal flash unavailable (%s)", kerr_str(err));
+    if (port_arg_has("flash-selftest"))
+        uv_flash_selftest();
     load_identity(fl);
     find_app(fl);
     uv_sup_start();

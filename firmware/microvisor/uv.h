@@ -61,6 +61,9 @@ uint64_t uv_uptime_us(void);
 /* Record the uptime and cause, then reset the chip. */
 __attribute__((noreturn)) void uv_reset(uv_reset_cause_t cause);
 
+/* ---- flash self-test (uv_selftest.c), boot word "flash-selftest" ---- */
+void uv_flash_selftest(void);
+
 /* ---- supervisor (uv_sup.c) ---- */
 typedef struct uv_app {
     bool valid;

@@ -46,9 +46,22 @@ uint64_t uv_uptime_ms(void)
     return ((uint64_t)uv_ni.uptime_base_hi << 32 | uv_ni.uptime_base_lo) + port_ticks();
 }
 
+/*
+ * Device time in us never goes backwards, even when the tick interrupt is late by more than a
+ * period (seen on QEMU when its main loop is busy): the counter then cannot tell how many
+ * reloads it missed, and the value is held at the last one returned until the ticks catch up.
+ * Callers are the app's keel_* calls and the service; the section keeps them consistent.
+ */
 uint64_t uv_uptime_us(void)
 {
-    return ((uint64_t)uv_ni.uptime_base_hi << 32 | uv_ni.uptime_base_lo) * 1000u + port_time_us();
+    static uint64_t last;
+    uint32_t c = uv_crit_enter();
+    uint64_t t = ((uint64_t)uv_ni.uptime_base_hi << 32 | uv_ni.uptime_base_lo) * 1000u + port_time_us();
+    if (t < last)
+        t = last;
+    last = t;
+    uv_crit_exit(c);
+    return t;
 }
 
 void uv_reset(uv_reset_cause_t cause)

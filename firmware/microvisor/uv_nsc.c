@@ -82,12 +82,12 @@ ENTRY keel_status_t keel_log_write(keel_log_level_t level, const char *msg, size
     static const char *const prefix[] = {"[app] E ", "[app] W ", "[app] I ", "[app] D "};
     if ((uint32_t)level > KEEL_LOG_DEBUG)
         return KEEL_EINVAL;
-    if (len > KEEL_LOG_MAX)
-        len = KEEL_LOG_MAX;
     if (len == 0u)
         return KEEL_OK;
-    if (!app_ptr_ok(__func__, msg, len, false))
+    if (!app_ptr_ok(__func__, msg, len, false)) /* the whole buffer the app describes */
         return KEEL_EFAULT;
+    if (len > KEEL_LOG_MAX)
+        len = KEEL_LOG_MAX;
     char copy[KEEL_LOG_MAX];
     memcpy(copy, msg, len);
     uv_log_raw(prefix[level], copy, (uint32_t)len);

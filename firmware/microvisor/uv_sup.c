@@ -53,6 +53,10 @@
 #define IPSR_PENDSV 14u
 #define SHCSR_NS_ACTIVE_MASK 0x00000D8Fu
 #define SERVICE_PERIOD_MS 10u
+/* While the app is not running, the supervisor masks every app exception (PRIS puts them all
+ * at 0x80 and below): a dead app's pending interrupt, storm or SysTick must not run app code or
+ * preempt the supervisor. The tick and the service stay above. */
+#define SUP_BASEPRI 0x80u
 
 uv_app_t uv_app;
 kident_t uv_ident;
@@ -73,6 +77,8 @@ typedef struct sup {
     uint32_t slots, irq, wr, dropped;
     /* heartbeat */
     uint32_t hb_period, hb_next;
+    /* interrupt storm detection (tick samples) */
+    uint32_t storm_samples, storm_hits;
 } sup_t;
 
 static sup_t sup;
@@ -250,9 +256,10 @@ __attribute__((naked, noreturn, used)) void uv_abandon(void)
         "ldr r1, =0x01000000\n str r1, [r0, #28]\n"  /* xPSR: Thumb */
         "msr psp, r0\n"
         "ldr r0, =__msp_stack_top\n msr msp, r0\n"
+        "movs r0, %0\n msr basepri, r0\n"            /* the dead app's interrupts stay out */
         "ldr lr, =0xFFFFFFFD\n"                      /* secure, Thread, PSP, no FP, DCRS */
         "bx lr\n"
-        ".ltorg\n");
+        ".ltorg\n" ::"i"(SUP_BASEPRI));
 }
 
 /* Entry of HardFault, MemManage, BusFault, UsageFault, SecureFault and PendSV (secure). */
@@ -291,9 +298,56 @@ void NMI_Handler(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Tick and service                                                                             */
 
-void port_tick_hook(void)
+/*
+ * Interrupt storm: an app interrupt that keeps firing starves the app's main loop. The app
+ * watchdog catches a complete starvation, but a storm often lets a few instructions through per
+ * interrupt (enough to kick the watchdog now and then while no real work gets done). So the tick
+ * samples the app's interrupt state: busy when the tick lands inside an app handler, or when an
+ * enabled app interrupt is pending or active (a tail-chaining storm is caught between two runs
+ * of its handler). Busy in at least STORM_PERMILLE of STORM_WINDOW_MS consecutive samples stops
+ * the app as "interrupt storm". A healthy app is almost never caught with work pending.
+ */
+#define STORM_WINDOW_MS 500u
+#define STORM_PERMILLE 990u
+
+/* First app interrupt line that is active, or pending and enabled. */
+static bool app_irq_busy_line(uint32_t *out_irq)
+{
+    uint32_t n = board_irq_count() / 32u;
+    for (uint32_t w = 0; w < n; w++) {
+        uint32_t busy = ((REG32(NVIC_ISPR(w)) & REG32(NVIC_ISER(w))) | REG32(NVIC_IABR(w))) & REG32(NVIC_ITNS(w));
+        if (busy) {
+            *out_irq = w * 32u + (uint32_t)__builtin_ctz(busy);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool app_irq_busy(void)
+{
+    uint32_t irq;
+    return app_irq_busy_line(&irq);
+}
+
+static void storm_sample(uint32_t exc_return)
+{
+    bool in_app_handler = !(exc_return & EXC_RETURN_S) && !(exc_return & EXC_RETURN_MODE);
+    sup.storm_samples++;
+    sup.storm_hits += (in_app_handler || app_irq_busy()) ? 1u : 0u;
+    if (sup.storm_samples < STORM_WINDOW_MS)
+        return;
+    if (sup.storm_hits * 1000u >= STORM_PERMILLE * STORM_WINDOW_MS)
+        uv_sup_request_stop(KCRASH_IRQ_STORM);
+    sup.storm_samples = 0u;
+    sup.storm_hits = 0u;
+}
+
+void port_tick_hook(uint32_t exc_return)
 {
     uint32_t now = port_ticks();
+    if (sup.running)
+        storm_sample(exc_return);
     if (sup.running && sup.wdog_timeout) {
         int32_t left = (int32_t)(sup.wdog_deadline - now);
         if (left <= 0) {
@@ -532,7 +586,11 @@ static void handle_stop(void)
     uv_ni.last_stop = stop_reason_for_app(r->reason);
     uv_ni.restarts++;
 
-    uv_log("app stopped: %s", kcrash_reason_name(r->reason));
+    uint32_t irq;
+    if (r->reason == KCRASH_IRQ_STORM && app_irq_busy_line(&irq))
+        uv_log("app stopped: %s (app IRQ %lu)", kcrash_reason_name(r->reason), (unsigned long)irq);
+    else
+        uv_log("app stopped: %s", kcrash_reason_name(r->reason));
     static char text[2048];
     kcrash_format(r, "[keel]   ", text, sizeof(text));
     uint32_t c = uv_crit_enter(); /* keep the report's lines together */
@@ -556,7 +614,6 @@ static void handle_stop(void)
     while ((int32_t)(until - port_ticks()) > 0)
         __asm__ volatile("wfi");
 
-    uint32_t irq;
     if (app_irq_active(&irq)) {
         uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
         uv_ni.launch_now = 1u;
@@ -579,12 +636,16 @@ static void run_app(void)
     sup.wdog_timeout = 0u;
     sup.ring = 0u;
     sup.stop_req = 0u;
+    sup.storm_samples = 0u;
+    sup.storm_hits = 0u;
     sup.run_start_ms = port_ticks();
     uint64_t us = uv_uptime_us();
     uv_log("app started (device uptime %lu.%06lu s)", (unsigned long)(us / 1000000u),
            (unsigned long)(us % 1000000u));
     sup.running = true;
+    __asm__ volatile("msr basepri, %0" ::"r"(0u) : "memory");
     int32_t rc = ((ns_entry_t *)cmse_nsfptr_create(vt[1]))();
+    __asm__ volatile("msr basepri, %0" ::"r"(SUP_BASEPRI) : "memory");
     sup.running = false;
     /* The app's reset handler returned. */
     capture(NULL, EXC_RETURN_S, KCRASH_EXIT, 0u);
@@ -616,7 +677,8 @@ void uv_sup_start(void)
         "ldr r0, =__sup_stack_limit\n msr psplim, r0\n"
         "ldr r0, =__sup_stack_top\n msr psp, r0\n"
         "mrs r0, control\n orr r0, r0, #2\n msr control, r0\n isb\n"
+        "movs r0, %0\n msr basepri, r0\n"
         "b sup_loop\n"
-        ".ltorg\n" ::: "r0", "memory");
+        ".ltorg\n" ::"i"(SUP_BASEPRI) : "r0", "memory");
     __builtin_unreachable();
 }

@@ -38,6 +38,7 @@ typedef enum kcrash_reason {
     KCRASH_EXIT = 7,          /* the app's reset handler returned (r0 = exit code) */
     KCRASH_RESTART = 8,       /* the app asked for a restart (keel_app_restart) */
     KCRASH_BREAKPOINT = 9,    /* BKPT with no debugger attached */
+    KCRASH_IRQ_STORM = 10,    /* the app spent (nearly) all its time in interrupt handlers */
     KCRASH_REASON_COUNT
 } kcrash_reason_t;
 

@@ -18,7 +18,7 @@
 #define CRASHY_PROMPT_US 3000000u
 #define CRASHY_ALIVE_US 500000u
 #define CRASHY_REENTRY_US 1000000u
-#define CRASHY_REENTRY_HZ 20000u
+#define CRASHY_REENTRY_HZ 2000u
 /* Log on every Nth call only, so the re-entry test does not bury the console in log lines. */
 #define CRASHY_REENTRY_LOG_EVERY 8u
 
@@ -360,6 +360,7 @@ static int mode_reentry(void)
     }
     now = start;
     last = start;
+    now = start;
     timer_job = TIMER_REENTRY;
     timer1_start_periodic(1000000u / CRASHY_REENTRY_HZ);
     nvic_enable(TIMER1_IRQN);

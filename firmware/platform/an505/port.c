@@ -44,11 +44,16 @@ void port_tick_start(void)
     REG32(TIMER_CTRL(TIMER0_S)) = TIMER_CTRL_EN | TIMER_CTRL_IRQEN;
 }
 
-void TIMER0_IRQHandler(void)
+__attribute__((used)) static void tick_irq(uint32_t exc_return)
 {
     REG32(TIMER_INTCLR(TIMER0_S)) = 1u;
     tick_count = tick_count + 1u;
-    port_tick_hook();
+    port_tick_hook(exc_return);
+}
+
+__attribute__((naked)) void TIMER0_IRQHandler(void)
+{
+    __asm__ volatile("mov r0, lr\n push {r0, lr}\n bl tick_irq\n pop {r0, pc}\n");
 }
 
 uint32_t port_ticks(void)
@@ -58,19 +63,24 @@ uint32_t port_ticks(void)
 
 uint64_t port_time_us(void)
 {
-    /* Read ticks and the down-counter consistently without masking anything: retry when a
-     * tick interrupt slipped in between. If the counter wrapped while the tick interrupt is
-     * held off (caller above the tick's priority), count that tick ourselves. */
+    /* Ticks plus the down-counter, read consistently without masking anything:
+     *  - retry when a tick interrupt slipped in between (tick_count changed);
+     *  - the counter may have reloaded while its interrupt is not yet taken (the caller is above
+     *    the tick's priority, or the interrupt is simply late: QEMU delivers it up to a period
+     *    late). The pending flag read *before* the counter says the value is of the next
+     *    period for sure; set only *after*, the reload fell between the two reads and the
+     *    value itself tells (just reloaded = near the top). */
     uint64_t t1, t2;
-    uint32_t v, pending;
+    uint32_t v, before, after;
     unsigned tries = 0;
     do {
         t1 = tick_count;
+        before = REG32(TIMER_INTCLR(TIMER0_S)) & 1u; /* INTSTATUS */
         v = REG32(TIMER_VALUE(TIMER0_S));
-        pending = REG32(TIMER_INTCLR(TIMER0_S)) & 1u; /* INTSTATUS */
+        after = REG32(TIMER_INTCLR(TIMER0_S)) & 1u;
         t2 = tick_count;
     } while (t1 != t2 && ++tries < 8u);
-    if (pending && v > TICK_RELOAD / 2u)
+    if (before || (after && v > TICK_RELOAD / 2u))
         t1++;
     return t1 * 1000u + (uint64_t)(TICK_RELOAD - v) * 1000000u / CPU_HZ;
 }

@@ -19,9 +19,10 @@ void port_console_write(const char *s, size_t len);
 #define PORT_TICK_HZ 1000u
 #define PORT_TICK_PRIO 0x20u     /* secure, below 0x80: never masked by the app (PRIS) */
 #define PORT_SERVICE_PRIO 0x60u  /* secure PendSV: the microvisor's background work */
-/* Start the tick; port_tick_hook() is called from its interrupt. */
+/* Start the tick; port_tick_hook() is called from its interrupt with the EXC_RETURN value of
+ * that interrupt (it tells what the tick interrupted). */
 void port_tick_start(void);
-void port_tick_hook(void);       /* provided by the microvisor */
+void port_tick_hook(uint32_t exc_return); /* provided by the microvisor */
 uint32_t port_ticks(void);       /* ms since this boot (wraps after 49 days) */
 uint64_t port_time_us(void);     /* us since this boot, monotonic, re-entrant */
 
