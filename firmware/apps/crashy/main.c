@@ -360,7 +360,6 @@ static int mode_reentry(void)
     }
     now = start;
     last = start;
-    now = start;
     timer_job = TIMER_REENTRY;
     timer1_start_periodic(1000000u / CRASHY_REENTRY_HZ);
     nvic_enable(TIMER1_IRQN);
