@@ -358,8 +358,8 @@ static int mode_reentry(void)
     if (keel_time_get_us(&start) != KEEL_OK) {
         failed = "time_get_us (main)";
     }
-    last = start;
     now = start;
+    last = start;
     timer_job = TIMER_REENTRY;
     timer1_start_periodic(1000000u / CRASHY_REENTRY_HZ);
     nvic_enable(TIMER1_IRQN);
@@ -369,6 +369,11 @@ static int mode_reentry(void)
             failed = "time_get_us (main)";
         } else if (now < last) {
             failed = "time went backwards (main)";
+            console_puts("crashy: reentry: keel_time_get_us returned ");
+            console_put_dec(now);
+            console_puts(" after ");
+            console_put_dec(last);
+            console_puts("\n");
         }
         last = now;
         calls++;
