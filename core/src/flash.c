@@ -18,7 +18,7 @@
 #include "le.h"
 
 #define CHUNK 64u       /* read-modify-write granularity of this layer (stack buffer) */
-#define SCAN_CHUNK 256u /* kflash_init's content scan: fewer, larger reads (semihosting traps) */
+#define SCAN_CHUNK 1024u /* kflash_init's content scan: fewer, larger reads (semihosting traps) */
 #define TORN_CHUNK 16u  /* a torn erase decides the fate of each 16-byte piece separately */
 
 static bool is_pow2(uint32_t v)
