@@ -34,6 +34,7 @@ demo: all
 
 bench: all
 	@bash scripts/bench.sh "$(abspath $(BUILD))"
+	@set -e; for b in scripts/bench-*.sh; do [ -e "$$b" ] || continue; bash "$$b" "$(abspath $(BUILD))"; done
 
 clean:
 	rm -rf $(FW_DIR) $(HOST_DIR)
