@@ -559,9 +559,9 @@ static bool hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *out_le
 }
 
 /*
- * Symbolicate pc and lr with arm-none-eabi-addr2line (or $KEEL_ADDR2LINE). The LR of Thumb code has
- * bit 0 set; the call site is the instruction before the return address, so lr - 1 lands inside
- * the calling instruction. Stores "function at file:line" per address into out_pc/out_lr.
+ * Symbolicate pc and lr with arm-none-eabi-addr2line (or $KEEL_ADDR2LINE). lr is shown as the
+ * return address (bit 0, the Thumb bit, cleared): the function it names is the caller, and the line
+ * is the one after the call. Stores "function at file:line" per address into out_pc/out_lr.
  */
 static bool symbolicate(const char *prog, const char *elf, uint32_t pc, uint32_t lr, char *out_pc,
                         char *out_lr, size_t cap)
@@ -571,7 +571,7 @@ static bool symbolicate(const char *prog, const char *elf, uint32_t pc, uint32_t
         tool = "arm-none-eabi-addr2line";
     char a_pc[16], a_lr[16];
     snprintf(a_pc, sizeof a_pc, "0x%08x", (unsigned)pc);
-    snprintf(a_lr, sizeof a_lr, "0x%08x", (unsigned)((lr & ~1u) > 0 ? (lr & ~1u) - 1u : 0u));
+    snprintf(a_lr, sizeof a_lr, "0x%08x", (unsigned)(lr & ~1u));
     char *argv[] = {(char *)tool, "-f", "-C", "-e", (char *)elf, a_pc, a_lr, NULL};
     char out[4096];
     int rc = stack_capture(prog, argv, ADDR2LINE_TIMEOUT_S, out, sizeof out);
