@@ -11,7 +11,7 @@
  *   keel token create            an API token (a local keeld's database, or through the API)
  *
  * Listings take --json (keeld's JSON, pretty-printed; `logs -f --json` prints one entry per line).
- * Server and token: see fleetapi.h. Output for people goes to stdout; every error to stderr with
+ * Server and token: see fapi.h. Output for people goes to stdout; every error to stderr with
  * exit status 1 (2 for a bad command line).
  */
 #include <getopt.h>
@@ -30,7 +30,7 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "fleetapi.h"
+#include "fapi.h"
 #include "stack.h"
 
 #define PAGE_MAX 1000u

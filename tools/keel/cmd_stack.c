@@ -7,7 +7,7 @@
  *     2. Mosquitto on a free 127.0.0.1 port: TLS, client certificates required, identity = CN, the
  *        ACL of docs/protocol.md (generated DIR/mosquitto.conf, DIR/acl)
  *     3. keeld with SQLite (DIR/keeld.db) on a free 127.0.0.1 port; an API token on the first run
- *     4. DIR/config (url=, token=): later `keel ...` commands read it (see fleetapi.h)
+ *     4. DIR/config (url=, token=): later `keel ...` commands read it (see fapi.h)
  *     5. N devices. Until the device network stack (issue 4) lands, only --simulated ones:
  *        simdev processes speaking protocol v1 from the host, labelled SIMULATED everywhere.
  *   Every process is recorded in DIR/pids as it starts; on any failure everything started is stopped.
@@ -31,7 +31,7 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "fleetapi.h"
+#include "fapi.h"
 #include "stack.h"
 
 #define DEVICES_MAX 64u

@@ -1,5 +1,5 @@
-/* keel CLI: keeld REST client (see fleetapi.h). */
-#include "fleetapi.h"
+/* keel CLI: keeld REST client (see fapi.h). */
+#include "fapi.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,8 +12,8 @@
  * Every function that fails has already printed a message saying what was wrong and what to do
  * (the HTTP error body's "error", or how to start the stack when nothing answers).
  */
-#ifndef KEEL_TOOLS_KEEL_FLEETAPI_H
-#define KEEL_TOOLS_KEEL_FLEETAPI_H
+#ifndef KEEL_TOOLS_KEEL_FAPI_H
+#define KEEL_TOOLS_KEEL_FAPI_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,4 +72,4 @@ bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile
 /* Release libcurl's global state (call once before exit; harmless if nothing was done). */
 void fapi_cleanup(void);
 
-#endif /* KEEL_TOOLS_KEEL_FLEETAPI_H */
+#endif /* KEEL_TOOLS_KEEL_FAPI_H */
