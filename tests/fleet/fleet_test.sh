@@ -113,7 +113,7 @@ listing)
   k devices
   expect_rc 0 "keel devices"
   out_has "DEVICE" "devices header"
-  grep -qE '^dev-1 +yes +0\.4\.0 +running +1\.2\.3 +2 ' "$WORK/out" || fail "devices row: $(cat "$WORK/out")"
+  grep -qE '^dev-1 +yes +0\.4\.0 +running +1\.2\.3 +sim +2 ' "$WORK/out" || fail "devices row: $(cat "$WORK/out")"
   grep -q '^dev-2 ' "$WORK/out" || fail "dev-2 missing: $(cat "$WORK/out")"
   k devices --json
   expect_rc 0 "keel devices --json"

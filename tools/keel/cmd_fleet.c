@@ -1,7 +1,7 @@
 /*
  * keel CLI: the fleet commands, each one or a few calls of keeld's REST API (docs/api.md):
  *
- *   keel devices                 the device registry
+ *   keel devices                 the device registry (board "sim": a simulated device)
  *   keel device show D           one device: versions, manifest, tags
  *   keel logs [-f] [D]           stored logs; -f follows live (server-sent events)
  *   keel crashes [D]             crash reports
@@ -242,14 +242,14 @@ static int run_devices(const char *prog, int argc, char **argv)
             int n = (int)strlen(jstr(d, "id", ""));
             w = n > w ? n : w;
         }
-        printf("%-*s  %-7s  %-9s  %-11s  %-10s  %8s  %s\n", w, "DEVICE", "ONLINE", "APP", "APP STATE",
-               "MICROVISOR", "RESTARTS", "LAST SEEN");
+        printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8s  %s\n", w, "DEVICE", "ONLINE", "APP",
+               "APP STATE", "MICROVISOR", "BOARD", "RESTARTS", "LAST SEEN");
         json_array_foreach(list, i, d) {
             char age[32];
-            printf("%-*s  %-7s  %-9s  %-11s  %-10s  %8lld  %s\n", w, jstr(d, "id", "?"),
+            printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8lld  %s\n", w, jstr(d, "id", "?"),
                    json_is_true(json_object_get(d, "online")) ? "yes" : "no",
                    jstr(d, "app_version", "-"), jstr(d, "app_state", "-"),
-                   jstr(d, "microvisor_version", "-"), jint(d, "restart_count"),
+                   jstr(d, "microvisor_version", "-"), jstr(d, "board", "-"), jint(d, "restart_count"),
                    fmt_age(jint(d, "last_seen_ms"), age, sizeof age));
         }
     }
