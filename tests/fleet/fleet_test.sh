@@ -187,6 +187,11 @@ C
   k crash show "$CRASH" --elf "$WORK/app.elf" --json
   expect_json 'j["symbols"]["pc"].startswith("crashy at")' true "crash show --json symbols"
   expect_json 'j["registers"]["pc"]' $((0x10000abc)) "crash show --json registers"
+  k crashes --elf "$WORK/app.elf"
+  expect_rc 0 "crashes --elf"
+  grep -qE 'UsageFault  \(pc in crashy at .*app\.c:3\)$' "$WORK/out" || fail "crashes --elf: $(cat "$WORK/out")"
+  k crashes --elf "$WORK/app.elf" --json
+  expect_json 'j["crashes"][0]["pc_symbol"].startswith("crashy at")' true "crashes --elf --json"
   k crash show "$CRASH" --elf "$WORK/missing.elf"
   expect_rc 1 "crash show with a missing ELF"
   err_has "cannot read the ELF" "missing ELF message"

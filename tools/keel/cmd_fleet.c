@@ -4,7 +4,7 @@
  *   keel devices                 the device registry (board "sim": a simulated device)
  *   keel device show D           one device: versions, manifest, tags
  *   keel logs [-f] [D]           stored logs; -f follows live (server-sent events)
- *   keel crashes [D]             crash reports
+ *   keel crashes [D]             crash reports (--elf: the function of each pc)
  *   keel crash show ID           one report, formatted by the core crash formatter, symbolicated
  *                                with arm-none-eabi-addr2line when --elf APP.elf is given
  *   keel ping|restart|reboot D   a command, waiting for the device's answer
@@ -487,22 +487,92 @@ static int run_logs(const char *prog, int argc, char **argv)
     return finish(rc);
 }
 
+/* ---- symbolication ------------------------------------------------------------------------- */
+
+#define SYM_MAX 512
+
+/*
+ * Symbolicate addrs[0..n) with one run of arm-none-eabi-addr2line (or $KEEL_ADDR2LINE) on elf:
+ * out[i] = "function at file:line" ("?? at ??:0" where the ELF has nothing). Addresses are looked
+ * up as given; callers pass lr as the return address (bit 0, the Thumb bit, cleared), which names
+ * the caller and the line after its call. False (message printed) when the tool fails.
+ */
+static bool symbolicate(const char *prog, const char *elf, const uint32_t *addrs, unsigned n,
+                        char (*out)[SYM_MAX])
+{
+    const char *tool = getenv("KEEL_ADDR2LINE");
+    if (tool == NULL || tool[0] == '\0')
+        tool = "arm-none-eabi-addr2line";
+    size_t cap = (size_t)n * 2u * SYM_MAX + 1u;
+    char **argv = calloc(n + 6u, sizeof *argv);
+    char (*hex)[12] = calloc(n, sizeof *hex);
+    char *text = malloc(cap);
+    bool ok = false;
+    if (argv == NULL || hex == NULL || text == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
+    unsigned k = 0;
+    argv[k++] = (char *)tool;
+    argv[k++] = "-f";
+    argv[k++] = "-C";
+    argv[k++] = "-e";
+    argv[k++] = (char *)elf;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(hex[i], sizeof hex[i], "0x%08x", (unsigned)addrs[i]);
+        argv[k++] = hex[i];
+    }
+    argv[k] = NULL;
+    int rc = stack_capture(prog, argv, ADDR2LINE_TIMEOUT_S, text, cap);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s failed (exit %d); it comes with gcc-arm-none-eabi (make deps), or set "
+                        "KEEL_ADDR2LINE\n", prog, tool, rc);
+        goto out;
+    }
+    /* Two lines per address: function, then file:line. */
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    for (unsigned i = 0; i < n; i++) {
+        char *file = line != NULL ? strtok_r(NULL, "\n", &save) : NULL;
+        if (file == NULL) {
+            fprintf(stderr, "%s: unexpected output from %s\n", prog, tool);
+            goto out;
+        }
+        snprintf(out[i], SYM_MAX, "%s at %s", line, file);
+        line = strtok_r(NULL, "\n", &save);
+    }
+    ok = true;
+out:
+    free(argv);
+    free(hex);
+    free(text);
+    return ok;
+}
+
 /* ---- keel crashes ----------------------------------------------------------------------------- */
 
 static int run_crashes(const char *prog, int argc, char **argv)
 {
-    static const struct option opts[] = {OPTS_API, {"limit", required_argument, NULL, OPT_LIMIT}, {0}};
+    static const struct option opts[] = {OPTS_API,
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"elf", required_argument, NULL, OPT_ELF},
+                                         {0}};
     api_opts_t o = {0};
     uint32_t limit = 100;
+    const char *elf = NULL;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP) {
             printf("usage: %s [DEVICE] [options]\n\nList crash reports (every device, or DEVICE's), "
                    "newest first.\n'keel crash show ID' prints one in full.\n\noptions:\n"
-                   "  --limit N      at most N reports, 1..1000 (default 100)\n" HELP_API, prog);
+                   "  --limit N      at most N reports, 1..1000 (default 100)\n"
+                   "  --elf APP.elf  add the function and line of each pc (arm-none-eabi-addr2line;\n"
+                   "                 only meaningful for reports from that app version)\n"
+                   HELP_API, prog);
             return CLI_EXIT_OK;
         }
-        if (c == OPT_LIMIT) {
+        if (c == OPT_ELF) {
+            elf = optarg;
+        } else if (c == OPT_LIMIT) {
             if (!cli_parse_u32(prog, "--limit", optarg, 1, PAGE_MAX, &limit))
                 return CLI_EXIT_USAGE;
         } else if (!api_opt(c, &o)) {
@@ -511,6 +581,8 @@ static int run_crashes(const char *prog, int argc, char **argv)
     }
     if (argc - optind > 1)
         return cli_usage_error(prog, "give at most one device id");
+    if (elf != NULL && access(elf, R_OK) != 0)
+        return cli_fail(prog, "cannot read the ELF '%s'", elf);
     char path[512];
     snprintf(path, sizeof path, "/v1/crashes?limit=%u", limit);
     if (optind < argc)
@@ -520,23 +592,48 @@ static int run_crashes(const char *prog, int argc, char **argv)
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &j, NULL))
         return finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "crashes");
+    size_t i, n = json_array_size(list);
+    json_t *e;
+    char (*sym)[SYM_MAX] = NULL;
+    if (elf != NULL && n > 0) {
+        uint32_t *pcs = calloc(n, sizeof *pcs);
+        sym = calloc(n, sizeof *sym);
+        bool ok = pcs != NULL && sym != NULL;
+        json_array_foreach(list, i, e) {
+            if (ok)
+                pcs[i] = (uint32_t)jint(e, "pc");
+        }
+        ok = ok && symbolicate(prog, elf, pcs, (unsigned)n, sym);
+        free(pcs);
+        if (!ok) {
+            free(sym);
+            json_decref(j);
+            return finish(CLI_EXIT_FAIL);
+        }
+    }
     if (o.json) {
+        json_array_foreach(list, i, e) {
+            if (sym != NULL)
+                json_object_set_new(e, "pc_symbol", json_string(sym[i]));
+        }
         print_json(j);
-    } else if (json_array_size(list) == 0) {
+    } else if (n == 0) {
         printf("no crash reports\n");
     } else {
         printf("%6s  %-16s  %-23s  %-10s  %-10s  %-10s  %s\n", "ID", "DEVICE", "RECEIVED", "PC", "LR",
                "APP", "REASON");
-        size_t i;
-        json_t *e;
         json_array_foreach(list, i, e) {
             char t[40], v[32];
-            printf("%6lld  %-16s  %-23s  0x%08llx  0x%08llx  %-10s  %s\n", jint(e, "id"),
+            printf("%6lld  %-16s  %-23s  0x%08llx  0x%08llx  %-10s  %s", jint(e, "id"),
                    jstr(e, "device", "?"), fmt_time(jint(e, "received_ms"), t, sizeof t),
                    (unsigned long long)jint(e, "pc"), (unsigned long long)jint(e, "lr"),
                    fmt_version(jint(e, "app_version"), v, sizeof v), jstr(e, "reason", "?"));
+            if (sym != NULL)
+                printf("  (pc in %s)", sym[i]);
+            printf("\n");
         }
     }
+    free(sym);
     json_decref(j);
     return finish(CLI_EXIT_OK);
 }
@@ -555,43 +652,6 @@ static bool hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *out_le
         out[i] = (uint8_t)v;
     }
     *out_len = n / 2;
-    return true;
-}
-
-/*
- * Symbolicate pc and lr with arm-none-eabi-addr2line (or $KEEL_ADDR2LINE). lr is shown as the
- * return address (bit 0, the Thumb bit, cleared): the function it names is the caller, and the line
- * is the one after the call. Stores "function at file:line" per address into out_pc/out_lr.
- */
-static bool symbolicate(const char *prog, const char *elf, uint32_t pc, uint32_t lr, char *out_pc,
-                        char *out_lr, size_t cap)
-{
-    const char *tool = getenv("KEEL_ADDR2LINE");
-    if (tool == NULL || tool[0] == '\0')
-        tool = "arm-none-eabi-addr2line";
-    char a_pc[16], a_lr[16];
-    snprintf(a_pc, sizeof a_pc, "0x%08x", (unsigned)pc);
-    snprintf(a_lr, sizeof a_lr, "0x%08x", (unsigned)(lr & ~1u));
-    char *argv[] = {(char *)tool, "-f", "-C", "-e", (char *)elf, a_pc, a_lr, NULL};
-    char out[4096];
-    int rc = stack_capture(prog, argv, ADDR2LINE_TIMEOUT_S, out, sizeof out);
-    if (rc != 0) {
-        fprintf(stderr, "%s: %s failed (exit %d); it comes with gcc-arm-none-eabi (make deps), or set "
-                        "KEEL_ADDR2LINE\n", prog, tool, rc);
-        return false;
-    }
-    /* Two lines per address: function, then file:line. */
-    char *lines[4] = {0};
-    char *save = NULL;
-    int n = 0;
-    for (char *l = strtok_r(out, "\n", &save); l != NULL && n < 4; l = strtok_r(NULL, "\n", &save))
-        lines[n++] = l;
-    if (n != 4) {
-        fprintf(stderr, "%s: unexpected output from %s\n", prog, tool);
-        return false;
-    }
-    snprintf(out_pc, cap, "%s at %s", lines[0], lines[1]);
-    snprintf(out_lr, cap, "%s at %s", lines[2], lines[3]);
     return true;
 }
 
@@ -635,10 +695,14 @@ static int run_crash_show(const char *prog, int argc, char **argv)
     kcrash_report_t r;
     bool decoded = hex_decode(jstr(j, "report_hex", ""), raw, sizeof raw, &raw_len) &&
                    kcrash_decode(raw, raw_len, &r) == KERR_OK;
-    char sym_pc[512] = "", sym_lr[512] = "";
+    char sym[2][SYM_MAX] = {"", ""};
+    const char *sym_pc = sym[0], *sym_lr = sym[1];
     int rc = CLI_EXIT_OK;
-    if (elf != NULL && decoded && !symbolicate(prog, elf, r.pc, r.lr, sym_pc, sym_lr, sizeof sym_pc))
-        rc = CLI_EXIT_FAIL;
+    if (elf != NULL && decoded) {
+        uint32_t addrs[2] = {r.pc, r.lr & ~1u};
+        if (!symbolicate(prog, elf, addrs, 2, sym))
+            rc = CLI_EXIT_FAIL;
+    }
     if (o.json) {
         if (sym_pc[0] != '\0')
             json_object_set_new(j, "symbols", json_pack("{s:s,s:s}", "pc", sym_pc, "lr", sym_lr));
