@@ -523,7 +523,7 @@ static bool symbolicate(const char *prog, const char *elf, const uint32_t *addrs
         argv[k++] = hex[i];
     }
     argv[k] = NULL;
-    int rc = stack_capture(prog, argv, ADDR2LINE_TIMEOUT_S, text, cap);
+    int rc = stack_capture(prog, argv, ADDR2LINE_TIMEOUT_S, NULL, text, cap);
     if (rc != 0) {
         fprintf(stderr, "%s: %s failed (exit %d); it comes with gcc-arm-none-eabi (make deps), or set "
                         "KEEL_ADDR2LINE\n", prog, tool, rc);
@@ -895,7 +895,7 @@ static int run_token_create(const char *prog, int argc, char **argv)
         char *args[] = {keeld, "token", "create", "--db", (char *)db, "--name",
                         (char *)(name != NULL ? name : "cli"), NULL};
         char out[256];
-        int rc = stack_capture(prog, args, 30, out, sizeof out);
+        int rc = stack_capture(prog, args, 30, NULL, out, sizeof out);
         if (rc != 0)
             return cli_fail(prog, "keeld token create failed (see above)");
         if (o.json) {

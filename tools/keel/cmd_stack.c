@@ -136,7 +136,7 @@ static bool run_script(up_t *u, char **args, unsigned nargs)
         argv[n++] = args[i];
     argv[n] = NULL;
     char out[1024];
-    if (stack_capture(u->prog, argv, CERTS_TIMEOUT_S, out, sizeof out) != 0) {
+    if (stack_capture(u->prog, argv, CERTS_TIMEOUT_S, NULL, out, sizeof out) != 0) {
         fprintf(stderr, "%s: %s %s failed (see above)\n", u->prog, u->script, args[0]);
         return false;
     }
@@ -229,9 +229,10 @@ static bool start_keeld(up_t *u)
     read_token(u);
     if (u->token[0] == '\0' || access(db, F_OK) != 0) {
         char *argv[] = {u->keeld, "token", "create", "--db", db, "--name", "keel-up", NULL};
-        char out[FAPI_TOKEN_MAX];
-        if (stack_capture(u->prog, argv, 60, out, sizeof out) != 0) {
-            fprintf(stderr, "%s: could not create an API token in %s\n", u->prog, db);
+        char out[FAPI_TOKEN_MAX], log[STACK_PATH_MAX + 16];
+        snprintf(log, sizeof log, "%s/keeld.log", u->dir);
+        if (stack_capture(u->prog, argv, 60, log, out, sizeof out) != 0) {
+            fprintf(stderr, "%s: could not create an API token in %s (see %s)\n", u->prog, db, log);
             return false;
         }
         out[strcspn(out, "\r\n")] = '\0';

@@ -88,7 +88,8 @@ bool stack_find_tool(const char *prog, const char *name, const char *env_var, co
     return false;
 }
 
-int stack_capture(const char *prog, char *const argv[], unsigned timeout_s, char *out, size_t cap)
+int stack_capture(const char *prog, char *const argv[], unsigned timeout_s, const char *err_log,
+                  char *out, size_t cap)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -106,6 +107,11 @@ int stack_capture(const char *prog, char *const argv[], unsigned timeout_s, char
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
+        int err = err_log != NULL ? open(err_log, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
+        if (err >= 0) {
+            dup2(err, STDERR_FILENO);
+            close(err);
+        }
         execvp(argv[0], argv);
         fprintf(stderr, "%s: cannot run %s: %s\n", prog, argv[0], strerror(errno));
         _exit(127);

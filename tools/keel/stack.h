@@ -27,10 +27,12 @@ bool stack_find_tool(const char *prog, const char *name, const char *env_var, co
 
 /*
  * Run argv[0] (a path or a PATH name) to completion, at most timeout_s seconds (then SIGKILL).
- * Its stdout goes into out (NUL-terminated, truncated to cap), its stderr passes through.
- * Returns its exit status, or -1 (message printed) when it could not run or was killed.
+ * Its stdout goes into out (NUL-terminated, truncated to cap); its stderr is appended to err_log,
+ * or passes through when err_log is NULL. Returns its exit status, or -1 (message printed) when it
+ * could not run or was killed.
  */
-int stack_capture(const char *prog, char *const argv[], unsigned timeout_s, char *out, size_t cap);
+int stack_capture(const char *prog, char *const argv[], unsigned timeout_s, const char *err_log,
+                  char *out, size_t cap);
 
 /*
  * Start argv detached (own session, stdin /dev/null, stdout+stderr appended to log_path) and record
