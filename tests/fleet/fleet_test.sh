@@ -31,6 +31,7 @@ alive() { # PID: running and not a zombie
 cleanup() {
   local rc=$?
   "$KEEL" down --state "$STATE" >/dev/null 2>&1 || true
+  "$KEEL" down >/dev/null 2>&1 || true # the default state directory (under the private HOME)
   local pid
   # What keel up started must be gone after keel down; what the test started itself is killed.
   for pid in $(recorded_pids); do
@@ -402,6 +403,19 @@ updown)
   k down --state "$STATE"
   expect_rc 0 "keel down with a stuck device"
   out_has "SIGKILL" "keel down says it had to kill"
+  for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  # The default state directory: keel up and the commands after it need no --state or config.
+  unset KEEL_CONFIG
+  k up --devices 1 --simulated
+  expect_rc 0 "keel up in the default state directory"
+  DEFAULT="$HOME/.local/state/keel"
+  cat "$DEFAULT/pids" >>"$WORK/pids.seen"
+  out_has "state in $DEFAULT" "default state directory"
+  k ping dev-1
+  expect_rc 0 "ping through the default state's config"
+  k down
+  expect_rc 0 "keel down of the default state"
+  out_has "stopped (3 processes)" "keel down of the default state"
   for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
   ;;
 *)
