@@ -254,7 +254,9 @@ follow)
   [ "$(grep -c 'live-line 1$' "$WORK/follow.out")" = 1 ] || fail "an entry was repeated after the reconnect"
   # Ctrl-C stops a follower cleanly: exit 0, promptly.
   kill -INT "$FPID" "$JPID"
-  wait_for 10 bash -c "! kill -0 $FPID 2>/dev/null && ! kill -0 $JPID 2>/dev/null" || fail "follower ignored Ctrl-C"
+  # (alive, not kill -0: an exited child stays a zombie until this shell reaps it)
+  followers_gone() { ! alive "$FPID" && ! alive "$JPID"; }
+  wait_for 10 followers_gone || fail "follower ignored Ctrl-C"
   rc=0; wait "$FPID" || rc=$?
   [ "$rc" = 0 ] || fail "follower exited $rc on Ctrl-C"
   grep -qi "sanitizer" "$WORK/follow.err" && fail "sanitizer report from the follower"
