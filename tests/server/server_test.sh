@@ -59,67 +59,13 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# ---- certificates (P-256, like the devices) ----------------------------------------------------
-cert() { # NAME CN [SAN]
-  local name="$1" cn="$2" san="${3:-}"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/$name.key" 2>/dev/null
-  openssl req -new -key "$WORK/$name.key" -subj "/CN=$cn" -out "$WORK/$name.csr" 2>/dev/null
-  local ext=()
-  if [ -n "$san" ]; then
-    printf 'subjectAltName=%s\n' "$san" >"$WORK/$name.ext"
-    ext=(-extfile "$WORK/$name.ext")
-  fi
-  openssl x509 -req -in "$WORK/$name.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
-    -days 2 -sha256 -out "$WORK/$name.pem" "${ext[@]}" 2>/dev/null
-}
-
-openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/ca.key" 2>/dev/null
-openssl req -x509 -new -key "$WORK/ca.key" -subj "/CN=keel test fleet CA" -days 2 -sha256 \
-  -out "$WORK/ca.pem" 2>/dev/null
-cert broker localhost "DNS:localhost,IP:127.0.0.1"
-cert keeld keeld
-cert dev-1 dev-1
-cert dev-2 dev-2
+# ---- certificates and broker configuration (shared with keel up: scripts/stack.sh) --------------
+STACK="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/stack.sh"
+bash "$STACK" certs "$WORK" broker keeld dev-1 dev-2
 
 # ---- broker --------------------------------------------------------------------------------------
 MQTT_PORT="$(free_port)"
-cat >"$WORK/acl" <<ACL
-# keeld's service identity: every device's topics.
-user keeld
-topic readwrite keel/v1/#
-
-# Devices (username = certificate CN): only their own topics, each in its direction.
-pattern write keel/v1/%u/hello
-pattern write keel/v1/%u/presence
-pattern write keel/v1/%u/heartbeat
-pattern write keel/v1/%u/logs
-pattern write keel/v1/%u/crash
-pattern write keel/v1/%u/result
-pattern write keel/v1/%u/app/up/+
-pattern read keel/v1/%u/cmd
-pattern read keel/v1/%u/ack
-pattern read keel/v1/%u/app/down/+
-ACL
-cat >"$WORK/mosquitto.conf" <<CONF
-per_listener_settings false
-# Run as whoever runs the test (as root, mosquitto would otherwise switch to user "mosquitto",
-# which cannot read this private temporary directory).
-user $(id -un)
-allow_anonymous false
-persistence false
-log_dest file $WORK/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-listener $MQTT_PORT 127.0.0.1
-cafile $WORK/ca.pem
-certfile $WORK/broker.pem
-keyfile $WORK/broker.key
-require_certificate true
-use_identity_as_username true
-tls_version tlsv1.2
-acl_file $WORK/acl
-CONF
+bash "$STACK" broker-conf "$WORK" "$MQTT_PORT"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_broker() {
   mosquitto -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.out" 2>&1 &

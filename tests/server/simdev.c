@@ -8,6 +8,8 @@
  * Connects (last will: retained presence offline), publishes presence online and hello, then runs
  * the actions in order (--commands: the kinds its hello lists, default ping,restart,reboot) and exits 0, or non-zero with a message on the first failure:
  *   logs:N:TEXT      one batch of N entries "TEXT <i>" (N <= 8); waits for keeld's ack
+ *   flood:N          N batches of 8 entries "flood <batch> <i>" back to back (N <= 100000), then
+ *                    waits for keeld's ack of the last one (benchmarks: no wait per batch)
  *   crash            a usage-fault crash report (pc 0x10000abc); waits for keeld's ack
  *   serve:SECONDS    answer commands (ping/restart/reboot) until SECONDS pass
  *   serve-one:SECONDS  answer commands until one was answered (fails after SECONDS)
@@ -221,6 +223,34 @@ static void act_logs(sim_t *s, const char *spec)
     }
 }
 
+static void act_flood(sim_t *s, const char *spec)
+{
+    char *end = NULL;
+    unsigned long n = strtoul(spec, &end, 10);
+    uint32_t last = 0;
+
+    if (end == spec || *end != '\0' || n == 0 || n > 100000) {
+        die("flood:N needs 1 <= N <= 100000, got '%s'", spec);
+    }
+    for (unsigned long b = 0; b < n; b++) {
+        keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+        env.which_body = keel_v1_Envelope_logs_tag;
+        env.body.logs.entries_count = 8;
+        for (unsigned i = 0; i < 8; i++) {
+            keel_v1_LogEntry *e = &env.body.logs.entries[i];
+            e->uptime_ms = mono_ms() - s->start_ms;
+            e->level = keel_v1_LogLevel_LOG_LEVEL_INFO;
+            e->source = keel_v1_LogSource_LOG_SOURCE_APP;
+            snprintf(e->text, sizeof(e->text), "flood %lu %u", b, i);
+        }
+        last = publish_to(s, s->id, KPROTO_T_LOGS, &env);
+    }
+    /* keeld acks in the order it commits; the last ack means every batch is stored. */
+    if (!wait_until(&s->acked_msg_id, last, 6u * ACK_WAIT_MS)) {
+        die("no ack from keeld for the last batch of '%s'", spec);
+    }
+}
+
 static void act_crash(sim_t *s)
 {
     keel_v1_Envelope env = keel_v1_Envelope_init_zero;
@@ -376,6 +406,7 @@ int main(int argc, char **argv)
     for (; a < argc; a++) {
         const char *act = argv[a];
         if (strncmp(act, "logs:", 5) == 0) act_logs(&s, act + 5);
+        else if (strncmp(act, "flood:", 6) == 0) act_flood(&s, act + 6);
         else if (strcmp(act, "crash") == 0) act_crash(&s);
         else if (strcmp(act, "heartbeat") == 0) act_heartbeat(&s);
         else if (strncmp(act, "dropped:", 8) == 0) s.dropped = (uint32_t)strtoul(act + 8, NULL, 10);

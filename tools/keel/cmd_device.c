@@ -393,11 +393,12 @@ static const cli_verb_t device_verbs[] = {
      device_run},
     {"install", "install an app ELF into an emulated device's flash", device_install},
     {"info", "show an emulated device's id and installed app", device_info},
+    {"show", "show a device as keeld knows it (registry, manifest, tags)", cmd_device_show},
 };
 
 const cli_noun_t cmd_device = {
     .name = "device",
-    .summary = "emulated devices: run, install apps, inspect",
+    .summary = "devices: run emulated ones, install apps, inspect; show one from keeld",
     .verbs = device_verbs,
     .nverbs = sizeof device_verbs / sizeof device_verbs[0],
 };

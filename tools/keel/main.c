@@ -8,6 +8,8 @@ int main(int argc, char **argv)
 {
     /* Line-buffered even into a pipe: tests and tools read device consoles live. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const cli_noun_t nouns[] = {cmd_device};
+    const cli_noun_t nouns[] = {cmd_device, cmd_up,      cmd_down,    cmd_devices, cmd_logs,
+                                 cmd_crashes, cmd_crash, cmd_ping, cmd_restart, cmd_reboot,
+                                 cmd_token};
     return cli_dispatch(nouns, sizeof nouns / sizeof nouns[0], argc, argv);
 }
