@@ -8,7 +8,11 @@
  * test_encodings_match_assembler re-assembles every line and compares, whenever CMake finds
  * arm-none-eabi-as (it does on every machine that builds the firmware).
  *
- *   test_thumb [AS OBJCOPY TMPDIR]
+ * Then the oracle: test_thumb_qemu_trace.log is QEMU single-stepping test_thumb_trace.S (every
+ * form, taken and not, IT blocks, with the xpsr QEMU really has) under gdb-multiarch; at each
+ * recorded step the decoder must name exactly the pc of the next one.
+ *
+ *   test_thumb TRACE [AS OBJCOPY TMPDIR]
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -470,6 +474,118 @@ static void test_random_encodings(void **state)
     }
 }
 
+/* ---- the QEMU oracle ------------------------------------------------------------------ */
+
+static const char *trace_path;
+
+#define TRACE_MAX 1024
+
+typedef struct {
+    uint32_t r[17]; /* r0-r12, sp, lr, pc, xpsr */
+    uint8_t stack[32];
+} step_t;
+
+static struct {
+    uint32_t base;
+    uint8_t code[4096];
+    uint32_t code_len;
+    step_t steps[TRACE_MAX];
+    int n;
+    const step_t *cur; /* the step being decoded: its stack window is readable */
+} trace;
+
+static bool unhex_into(const char *h, uint8_t *out, size_t cap, size_t *out_len)
+{
+    size_t n = strlen(h);
+    if (n % 2 || n / 2 > cap)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1)
+            return false;
+        out[i] = (uint8_t)v;
+    }
+    *out_len = n / 2;
+    return true;
+}
+
+static void load_trace(void)
+{
+    FILE *f = fopen(trace_path, "r");
+    assert_non_null(f);
+    static char line[16384];
+    trace.n = 0;
+    trace.code_len = 0;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == 'C') {
+            char hex[10000];
+            size_t len;
+            assert_int_equal(sscanf(line, "C %x %9999s", &trace.base, hex), 2);
+            assert_true(unhex_into(hex, trace.code, sizeof(trace.code), &len));
+            trace.code_len = (uint32_t)len;
+        } else if (line[0] == 'S') {
+            assert_true(trace.n < TRACE_MAX);
+            step_t *st = &trace.steps[trace.n++];
+            char *p = line + 1;
+            for (int k = 0; k < 17; k++)
+                st->r[k] = (uint32_t)strtoul(p, &p, 16);
+            while (*p == ' ')
+                p++;
+            size_t len;
+            assert_true(unhex_into(p, st->stack, sizeof(st->stack), &len));
+            assert_int_equal(len, 32);
+        }
+    }
+    fclose(f);
+    assert_true(trace.code_len > 0 && trace.n > 100);
+}
+
+static kerr_t trace_read(void *ctx, uint32_t addr, uint8_t *out, uint32_t len)
+{
+    (void)ctx;
+    uint32_t sp = trace.cur->r[13];
+    if (addr >= trace.base && addr - trace.base < trace.code_len && len <= trace.code_len - (addr - trace.base)) {
+        memcpy(out, trace.code + (addr - trace.base), len);
+        return KERR_OK;
+    }
+    if (addr >= sp && addr - sp < 32 && len <= 32 - (addr - sp)) {
+        memcpy(out, trace.cur->stack + (addr - sp), len);
+        return KERR_OK;
+    }
+    return KERR_RANGE;
+}
+
+static void test_qemu_oracle(void **state)
+{
+    (void)state;
+    if (!trace_path)
+        fail_msg("no trace given");
+    load_trace();
+    int taken = 0, in_it = 0, skipped_in_it = 0;
+    for (int i = 0; i + 1 < trace.n; i++) {
+        const step_t *s = &trace.steps[i];
+        trace.cur = s;
+        thumb_state_t st;
+        memcpy(st.r, s->r, sizeof(st.r));
+        st.xpsr = s->r[16];
+        st.xpsr_valid = true;
+        thumb_next_t nx;
+        kerr_t err = thumb_next_pc(&st, trace_read, NULL, &nx);
+        uint32_t actual = trace.steps[i + 1].r[15];
+        if (err != KERR_OK || nx.count != 1 || nx.pc[0] != actual)
+            fail_msg("step %d at 0x%08x (xpsr 0x%08x): err %d, decoder says 0x%08x (count %u), QEMU went to 0x%08x",
+                     i, s->r[15], st.xpsr, err, nx.pc[0], nx.count, actual);
+        bool it = (st.xpsr & 0x0600FC00u) != 0;
+        taken += actual != s->r[15] + nx.size;
+        in_it += it;
+        skipped_in_it += it && actual == s->r[15] + nx.size;
+    }
+    print_message("oracle: %d steps, %d changed flow, %d under IT (%d of those skipped)\n",
+                  trace.n - 1, taken, in_it, skipped_in_it);
+    assert_true(taken > 120 && in_it > 10 && skipped_in_it > 3);
+}
+
 /* ---- the table against the real assembler -------------------------------------------- */
 
 static const char *as_path, *objcopy_path, *tmp_dir;
@@ -516,10 +632,15 @@ static void test_encodings_match_assembler(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4) {
-        as_path = argv[1];
-        objcopy_path = argv[2];
-        tmp_dir = argv[3];
+    if (argc != 2 && argc != 5) {
+        fprintf(stderr, "usage: %s QEMU_TRACE [ARM_AS ARM_OBJCOPY TMPDIR]\n", argv[0]);
+        return 2;
+    }
+    trace_path = argv[1];
+    if (argc == 5) {
+        as_path = argv[2];
+        objcopy_path = argv[3];
+        tmp_dir = argv[4];
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encodings_match_assembler),
@@ -529,6 +650,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unknown_flags_and_returns),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_random_encodings),
+        cmocka_unit_test(test_qemu_oracle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
