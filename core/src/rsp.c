@@ -188,10 +188,11 @@ static bool has_prefix(const uint8_t *p, size_t n, const char *prefix)
     return n >= k && memcmp(p, prefix, k) == 0;
 }
 
-/* Exactly 2*n hex digits into n bytes; dst may alias the digits (it writes behind reading). */
+/* Exactly 2*n hex digits into n bytes; dst may alias the digits (it writes behind reading).
+ * Compared as digits/2 so a huge n cannot wrap 2*n on a 32-bit target. */
 static bool unhex(const uint8_t *src, size_t digits, uint8_t *dst, size_t n)
 {
-    if (digits != 2u * n)
+    if (digits % 2u != 0 || digits / 2u != n)
         return false;
     for (size_t i = 0; i < n; i++) {
         int hi = hexval(src[2 * i]), lo = hexval(src[2 * i + 1]);

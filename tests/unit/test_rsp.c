@@ -441,6 +441,7 @@ static void test_memory(void **state)
                                 "m38000100,4x", "m123456789,1", "M38000100,2:a0b1c2",
                                 "M38000100,2:a0b", "M38000100,2:zzzz", "M38000100,2",
                                 "X38000100,2:a", "X38000100,1:ab", "Z0,38000000", "Z0",
+                                "M0,80000001:00", "M0,ffffffff:", "X0,80000001:a",
                                 "z0,38000000,2,", "Z9999999999,0,2"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_string_equal(transact(x, bad[i]), "E16");
