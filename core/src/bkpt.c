@@ -147,7 +147,8 @@ static kerr_t sw_write(void *impl, uint32_t addr, const uint8_t *data, uint32_t 
             continue;
         for (unsigned k = 0; k < 2; k++) {
             if (overlap(e, k, addr, len, &at)) {
-                e->orig = (uint16_t)((e->orig & ~(0xFFu << (8 * k))) | (uint32_t)data[at] << (8 * k));
+                uint32_t keep = e->orig & ~(0xFFu << (8 * k));
+                e->orig = (uint16_t)(keep | (uint32_t)data[at] << (8 * k));
                 hit = true;
             }
         }

@@ -338,7 +338,7 @@ static void cmd_read_mem(rsp_t *r, const uint8_t *arg, size_t n)
     reply_send(r);
 }
 
-/* M (hex) and X (binary): the data is checked to be exactly len bytes before anything is written. */
+/* M (hex) and X (binary): the data must be exactly len bytes, checked before any write. */
 static void cmd_write_mem(rsp_t *r, const uint8_t *arg, size_t n, bool binary)
 {
     cursor_t c = {arg, arg + n};

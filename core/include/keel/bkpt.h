@@ -49,10 +49,23 @@ typedef struct bkpt {
     void *impl;
 } bkpt_t;
 
-static inline kerr_t bkpt_insert(const bkpt_t *b, uint32_t addr) { return b->ops->insert(b->impl, addr); }
-static inline kerr_t bkpt_remove(const bkpt_t *b, uint32_t addr) { return b->ops->remove(b->impl, addr); }
-static inline kerr_t bkpt_remove_all(const bkpt_t *b) { return b->ops->remove_all(b->impl); }
-static inline bool bkpt_is_set(const bkpt_t *b, uint32_t addr) { return b->ops->is_set(b->impl, addr); }
+/* The calls the stub makes; each forwards to the implementation. */
+static inline kerr_t bkpt_insert(const bkpt_t *b, uint32_t addr)
+{
+    return b->ops->insert(b->impl, addr);
+}
+static inline kerr_t bkpt_remove(const bkpt_t *b, uint32_t addr)
+{
+    return b->ops->remove(b->impl, addr);
+}
+static inline kerr_t bkpt_remove_all(const bkpt_t *b)
+{
+    return b->ops->remove_all(b->impl);
+}
+static inline bool bkpt_is_set(const bkpt_t *b, uint32_t addr)
+{
+    return b->ops->is_set(b->impl, addr);
+}
 static inline kerr_t bkpt_read(const bkpt_t *b, uint32_t addr, uint8_t *out, uint32_t len)
 {
     return b->ops->read(b->impl, addr, out, len);
