@@ -134,6 +134,9 @@ static inline kerr_t fx_open_engine(fx_dev_t *d)
 /* Fresh device with region content installed (written directly, as a factory would). */
 static inline kerr_t fx_dev_init(fx_dev_t *d, const uint8_t *region)
 {
+    if (d->open) {
+        upd_close(&d->upd); /* Mbed TLS's GCM holds an allocated cipher context */
+    }
     memset(d, 0, sizeof(*d));
     kflash_ram_init(&d->iram, d->imem, FX_IF_SIZE, true);
     kflash_ram_init(&d->qram, d->qmem, FX_Q_SIZE, true);
