@@ -46,6 +46,15 @@ static void stage_all(fx_dev_t *d, const uint8_t *img)
     }
 }
 
+/* Stage img completely and apply it: the device ends on trial. */
+static void update_to_trial(uint32_t n, const uint8_t *img)
+{
+    assert_int_equal(upd_stage_begin(&g_dev.upd, g_bundle, n), KERR_OK);
+    stage_all(&g_dev, img);
+    assert_int_equal(upd_stage_finish(&g_dev.upd), KERR_OK);
+    assert_int_equal(upd_apply(&g_dev.upd), KERR_OK);
+}
+
 static upd_phase_t phase(void)
 {
     upd_status_t st;
@@ -104,10 +113,7 @@ static void test_rollback_restores_old(void **state)
 {
     (void)state;
     uint32_t n = setup_images(1);
-    assert_int_equal(upd_stage_begin(&g_dev.upd, g_bundle, n), KERR_OK);
-    stage_all(&g_dev, g_new);
-    assert_int_equal(upd_stage_finish(&g_dev.upd), KERR_OK);
-    assert_int_equal(upd_apply(&g_dev.upd), KERR_OK);
+    update_to_trial(n, g_new);
     assert_int_equal(upd_rollback(&g_dev.upd, UPD_REASON_CRASH), KERR_OK);
     upd_status_t st;
     upd_status(&g_dev.upd, &st);
@@ -235,10 +241,7 @@ static void test_damaged_saved_copy_is_not_restored(void **state)
 {
     (void)state;
     uint32_t n = setup_images(1);
-    assert_int_equal(upd_stage_begin(&g_dev.upd, g_bundle, n), KERR_OK);
-    stage_all(&g_dev, g_new);
-    assert_int_equal(upd_stage_finish(&g_dev.upd), KERR_OK);
-    assert_int_equal(upd_apply(&g_dev.upd), KERR_OK);
+    update_to_trial(n, g_new);
     g_dev.qmem[UPD_QSPI_META + (FX_PAGES + 1u) * FX_PAGE + 5u] ^= 0x10u; /* saved page 1 */
     assert_int_equal(upd_rollback(&g_dev.upd, UPD_REASON_NO_CONFIRM), KERR_UPD_AUTH);
     assert_memory_equal(g_dev.imem + FX_PAGE, g_new + FX_PAGE, FX_PAGE); /* untouched */
@@ -255,10 +258,7 @@ static void test_same_image_writes_no_page(void **state)
     upd_plan_t plan;
     assert_int_equal(upd_inspect(&g_dev.upd, g_bundle, n, &plan), KERR_OK);
     assert_true(plan.nothing_to_do);
-    assert_int_equal(upd_stage_begin(&g_dev.upd, g_bundle, n), KERR_OK);
-    stage_all(&g_dev, g_old);
-    assert_int_equal(upd_stage_finish(&g_dev.upd), KERR_OK);
-    assert_int_equal(upd_apply(&g_dev.upd), KERR_OK);
+    update_to_trial(n, g_old);
     assert_int_equal(upd_confirm(&g_dev.upd), KERR_OK);
     assert_int_equal(g_dev.upd.ctr.page_erases + g_dev.upd.ctr.page_programs, 0u);
     assert_memory_equal(g_dev.imem, g_old, FX_REGION);

@@ -20,7 +20,9 @@
 #include "unit_util.h"
 
 #define FX_PAGE 8192u
-#define FX_PAGES 12u                          /* app region: 96 KiB */
+#ifndef FX_PAGES
+#define FX_PAGES 12u /* app region: 96 KiB (the bench uses AN505's 129 pages) */
+#endif
 #define FX_REGION (FX_PAGES * FX_PAGE)
 #define FX_IF_SIZE ((FX_PAGES + 2u) * FX_PAGE) /* region, then the 2 journal pages */
 #define FX_UNIT 16u
