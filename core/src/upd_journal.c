@@ -109,13 +109,13 @@ kerr_t upd_journal_append(upd_journal_t *j, const upd_pstate_t *s)
     uint8_t rec[UPD_JREC_SIZE];
     upd_jrec_encode(s, j->seq + 1u, rec);
     uint32_t at = j->off + j->active * j->page + j->next_slot * UPD_JREC_SIZE;
-    /* The slot is spent whatever happens: never program it twice. */
+    /*
+     * The slot and the sequence number are spent whatever happens: a failed program may still
+     * have left a valid record (a cut after the last bit), so neither is ever used twice.
+     */
     j->next_slot++;
-    kerr_t err = kflash_program(j->f, at, rec, sizeof(rec));
-    if (err != KERR_OK) {
-        return err;
-    }
-    j->writes++;
     j->seq++;
-    return KERR_OK;
+    kerr_t err = kflash_program(j->f, at, rec, sizeof(rec));
+    j->writes += err == KERR_OK ? 1u : 0u;
+    return err;
 }

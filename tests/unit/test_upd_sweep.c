@@ -62,6 +62,31 @@ static kerr_t stage_missing(upd_t *u)
     return upd_stage_finish(u);
 }
 
+/*
+ * With g_fill_to set, the journal's page is filled up to that slot first (other records of the
+ * same boot), so the update crosses a journal page while it runs.
+ */
+static uint32_t g_fill_to;
+
+static kerr_t fill_journal(upd_t *u)
+{
+    kerr_t err = KERR_OK;
+    for (uint32_t n = 0; err == KERR_OK && n < FX_PAGE / UPD_JREC_SIZE && u->j.fresh == false &&
+                         u->j.next_slot < g_fill_to;
+         n++) {
+        err = upd_journal_append(&u->j, &u->ps);
+    }
+    if (err == KERR_OK && g_fill_to != 0u && u->j.fresh) {
+        err = upd_journal_append(&u->j, &u->ps); /* opens this boot's page, then fill */
+        for (uint32_t n = 0; err == KERR_OK && n < FX_PAGE / UPD_JREC_SIZE &&
+                             u->j.next_slot < g_fill_to;
+             n++) {
+            err = upd_journal_append(&u->j, &u->ps);
+        }
+    }
+    return err;
+}
+
 /* What the microvisor and the network do next, until the scenario's end state. */
 static kerr_t drive(fx_dev_t *d, scenario_t sc)
 {
@@ -73,7 +98,10 @@ static kerr_t drive(fx_dev_t *d, scenario_t sc)
             if (sc == SC_ROLLBACK || u->ps.version == NEW_VERSION) {
                 return KERR_OK;
             }
-            err = upd_stage_begin(u, g_bundle, g_len);
+            err = fill_journal(u);
+            if (err == KERR_OK) {
+                err = upd_stage_begin(u, g_bundle, g_len);
+            }
             break;
         case UPD_PHASE_STAGING:
             err = stage_missing(u);
@@ -238,6 +266,9 @@ static void sweep(scenario_t sc, const uint32_t *seeds, size_t nseeds, uint32_t 
     arm(NULL, 0, 0);
     assert_int_equal(drive(&g_dev, sc), KERR_OK);
     check_end(&g_dev, sc);
+    if (g_fill_to != 0u) {
+        assert_true(g_dev.upd.j.erases >= 2u); /* the update did cross a journal page */
+    }
     uint32_t ops[2] = {g_dev.ifl.ops, g_dev.qfl.ops};
     assert_true(ops[0] > 0u); /* a rollback writes no QSPI: ops[1] may be 0 */
     for (size_t s = 0; s < nseeds; s++) {
@@ -292,6 +323,20 @@ static void test_sweep_update(void **state)
     printf("  update sweep: %.1f s CPU\n", (double)(clock() - c0) / CLOCKS_PER_SEC);
 }
 
+/* The update crosses a journal page boundary (page erase mid-update), every cut, sampled seconds. */
+static void test_sweep_update_journal_wrap(void **state)
+{
+    (void)state;
+    tally_t t = {0};
+    clock_t c0 = clock();
+    g_fill_to = FX_PAGE / UPD_JREC_SIZE - 4u; /* the 5th record of the update wraps */
+    sweep(SC_UPDATE, g_seeds, 1, 9, &t);
+    sweep(SC_UPDATE, g_seeds + 1, 1, 0, &t);
+    g_fill_to = 0;
+    printf("  update sweep, journal wrapping: %.1f s CPU\n",
+           (double)(clock() - c0) / CLOCKS_PER_SEC);
+}
+
 static void test_sweep_rollback(void **state)
 {
     (void)state;
@@ -316,6 +361,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_sweep_update, teardown),
+        cmocka_unit_test_teardown(test_sweep_update_journal_wrap, teardown),
         cmocka_unit_test_teardown(test_sweep_rollback, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

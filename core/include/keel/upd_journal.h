@@ -100,7 +100,10 @@ kerr_t upd_jrec_decode(const uint8_t in[UPD_JREC_SIZE], upd_pstate_t *out, uint3
  */
 kerr_t upd_journal_mount(upd_journal_t *j, kflash_t *f, uint32_t off, upd_pstate_t *out);
 
-/* Durably append a snapshot (seq = j->seq + 1 on success). Flash errors are returned. */
+/*
+ * Durably append a snapshot with seq = j->seq + 1. Flash errors are returned; the slot and the
+ * seq are consumed even then (the record may have landed), so a retry uses fresh ones.
+ */
 kerr_t upd_journal_append(upd_journal_t *j, const upd_pstate_t *s);
 
 #endif /* KEEL_UPD_JOURNAL_H */
