@@ -776,8 +776,11 @@ kerr_t upd_boot(upd_t *u)
             return record(u, &s);
         }
         return KERR_OK;
-    case UPD_PHASE_APPLYING:
-        return u->have_manifest ? run_apply(u) : start_rollback(u, UPD_REASON_MANIFEST);
+    case UPD_PHASE_APPLYING: {
+        kerr_t err = u->have_manifest ? run_apply(u) : start_rollback(u, UPD_REASON_MANIFEST);
+        /* An apply that could not complete and was rolled back is a clean boot (old image). */
+        return err == KERR_UPD_VERIFY && u->ps.phase == UPD_PHASE_IDLE ? KERR_OK : err;
+    }
     case UPD_PHASE_ROLLBACK:
         return run_rollback(u);
     case UPD_PHASE_TRIAL: {

@@ -248,6 +248,24 @@ static void test_damaged_saved_copy_is_not_restored(void **state)
     assert_int_equal(phase(), UPD_PHASE_ROLLBACK);
 }
 
+/* A staged block that decays after verification: the apply stops and puts the old image back. */
+static void test_apply_of_decayed_block_rolls_back(void **state)
+{
+    (void)state;
+    uint32_t n = setup_images(1);
+    assert_int_equal(upd_stage_begin(&g_dev.upd, g_bundle, n), KERR_OK);
+    stage_all(&g_dev, g_new);
+    assert_int_equal(upd_stage_finish(&g_dev.upd), KERR_OK);
+    g_dev.qmem[UPD_QSPI_META + 4u * FX_PAGE] ^= 0x01u;
+    assert_int_equal(upd_apply(&g_dev.upd), KERR_UPD_VERIFY);
+    upd_status_t st;
+    upd_status(&g_dev.upd, &st);
+    assert_int_equal(st.phase, UPD_PHASE_IDLE);
+    assert_int_equal(st.result, UPD_RESULT_FAILED);
+    assert_int_equal(st.reason, UPD_REASON_VERIFY);
+    assert_memory_equal(g_dev.imem, g_old, FX_REGION);
+}
+
 /* The same image again: nothing staged, no app page written. */
 static void test_same_image_writes_no_page(void **state)
 {
@@ -312,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_staging_resumes_across_reboot),
         cmocka_unit_test(test_tampered_staging_is_refused),
         cmocka_unit_test(test_damaged_saved_copy_is_not_restored),
+        cmocka_unit_test(test_apply_of_decayed_block_rolls_back),
         cmocka_unit_test(test_same_image_writes_no_page),
         cmocka_unit_test(test_journal_records),
     };
