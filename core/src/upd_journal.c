@@ -13,6 +13,7 @@
 #include "le.h"
 
 #define SAVED_BYTES (UPD_MAX_PAGES / 8u)
+#define SCAN 1024u /* mount reads this much at a time (a multiple of UPD_JREC_SIZE) */
 
 void upd_jrec_encode(const upd_pstate_t *s, uint32_t seq, uint8_t out[UPD_JREC_SIZE])
 {
@@ -71,20 +72,23 @@ kerr_t upd_journal_mount(upd_journal_t *j, kflash_t *f, uint32_t off, upd_pstate
         f->geo.size - off < UPD_JOURNAL_PAGES * j->page) {
         return KERR_INVAL;
     }
-    uint32_t slots = j->page / UPD_JREC_SIZE;
+    /* Read in SCAN-byte pieces: on the device every read is a semihosting trap. */
+    uint8_t chunk[SCAN];
     for (uint32_t p = 0; p < UPD_JOURNAL_PAGES; p++) {
-        for (uint32_t i = 0; i < slots; i++) {
-            uint8_t rec[UPD_JREC_SIZE];
-            kerr_t err = kflash_read(f, off + p * j->page + i * UPD_JREC_SIZE, rec, sizeof(rec));
+        for (uint32_t at = 0; at < j->page; at += SCAN) {
+            uint32_t n = j->page - at < SCAN ? j->page - at : SCAN;
+            kerr_t err = kflash_read(f, off + p * j->page + at, chunk, n);
             if (err != KERR_OK) {
                 return err;
             }
-            upd_pstate_t s;
-            uint32_t seq;
-            if (upd_jrec_decode(rec, &s, &seq) == KERR_OK && seq > j->seq) {
-                j->seq = seq;
-                j->active = p;
-                *out = s;
+            for (uint32_t i = 0; i + UPD_JREC_SIZE <= n; i += UPD_JREC_SIZE) {
+                upd_pstate_t s;
+                uint32_t seq;
+                if (upd_jrec_decode(chunk + i, &s, &seq) == KERR_OK && seq > j->seq) {
+                    j->seq = seq;
+                    j->active = p;
+                    *out = s;
+                }
             }
         }
     }

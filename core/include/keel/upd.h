@@ -109,7 +109,8 @@ uint32_t upd_stage_bytes(uint32_t region_len);
 
 /*
  * Bind the engine and mount the journal (reads only). Errors: KERR_INVAL (layout, geometry),
- * KERR_UPD_CRYPTO, flash read errors. Pair with upd_close().
+ * KERR_UPD_CRYPTO, flash read errors. Pair with upd_close(), also when it failed (Mbed TLS's
+ * GCM allocates its cipher context here: the only allocation, never in the apply path).
  */
 kerr_t upd_open(upd_t *u, const upd_config_t *cfg);
 void upd_close(upd_t *u);
@@ -165,6 +166,7 @@ kerr_t upd_confirm(upd_t *u);
 /* TRIAL/APPLYING -> restore the saved pages -> IDLE, result FAILED with reason. */
 kerr_t upd_rollback(upd_t *u, uint32_t reason);
 
+/* Current state. In STAGING this hashes every page to count blocks_needed: not for hot loops. */
 void upd_status(upd_t *u, upd_status_t *out);
 
 /*
