@@ -113,3 +113,50 @@ kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_
     sign_job_t job = {buf, manifest_len, env + 8};
     return with_key(priv, sign_hash, &job);
 }
+
+kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
+                  uint32_t content_off, uint32_t content_len, const uint8_t priv[32],
+                  uint8_t *out, uint32_t cap, uint32_t *out_len)
+{
+    static const uint32_t max_len = KBDL_MAX_BLOCKS * 65536u;
+    uint32_t bs = tmpl->block_size;
+    if (bs == 0u || region_len == 0u || region_len > max_len || region_len % bs != 0u ||
+        region_len / bs > KBDL_MAX_BLOCKS || content_off > region_len ||
+        content_len > region_len - content_off) {
+        return KERR_INVAL;
+    }
+    uint8_t hashes[KBDL_MAX_BLOCKS * 32u];
+    kbdl_manifest_t m = *tmpl;
+    m.layer_count = 1;
+    kbdl_layer_t *l = &m.layers[0];
+    memset(&m.layers[1], 0, sizeof(m.layers) - sizeof(m.layers[0]));
+    l->region_len = region_len;
+    l->offset = content_off;
+    l->size = content_len;
+    l->block_count = region_len / bs;
+    l->block_sha = hashes;
+    for (uint32_t i = 0; i < l->block_count; i++) {
+        if (mbedtls_sha256_ret(region + i * bs, bs, hashes + i * 32u, 0) != 0) {
+            return KERR_UPD_CRYPTO;
+        }
+    }
+    if (mbedtls_sha256_ret(region + content_off, content_len, l->content_sha, 0) != 0 ||
+        mbedtls_sha256_ret(region, region_len, l->region_sha, 0) != 0) {
+        return KERR_UPD_CRYPTO;
+    }
+    uint8_t pub[KBDL_PUBKEY_SIZE];
+    kerr_t err = kbdl_pubkey(priv, pub);
+    if (err != KERR_OK) {
+        return err;
+    }
+    kbdl_key_id(pub, m.key_id);
+    uint32_t len;
+    err = kbdl_encode(&m, out, cap, &len);
+    if (err == KERR_OK) {
+        err = kbdl_sign(out, len, cap, priv);
+    }
+    if (err == KERR_OK) {
+        *out_len = len + KBDL_SIG_ENV_SIZE;
+    }
+    return err;
+}

@@ -183,6 +183,20 @@ static void test_encode_rejects_bad_input(void **state)
     assert_int_equal(kbdl_encode(&m, g_bundle, 100, &len), KERR_NOMEM);
     assert_int_equal(kbdl_encode(&m, g_bundle, sizeof(g_bundle), &len), KERR_OK);
     assert_int_equal(len, 128u + 96u + 32u);
+    /* The builder checks the region against the block size and the content against the region. */
+    fx_image(g_region, 1000u, 3);
+    assert_int_equal(kbdl_build(&m, g_region, FX_PAGE + 1u, 0, 10, fx_priv_fleet, g_bundle,
+                                sizeof(g_bundle), &len), KERR_INVAL);
+    assert_int_equal(kbdl_build(&m, g_region, FX_PAGE, 10, FX_PAGE, fx_priv_fleet, g_bundle,
+                                sizeof(g_bundle), &len), KERR_INVAL);
+    static const uint8_t zero_key[32];
+    assert_int_equal(kbdl_build(&m, g_region, FX_PAGE, 0, 1000u, zero_key, g_bundle,
+                                sizeof(g_bundle), &len), KERR_INVAL);
+    assert_int_equal(kbdl_build(&m, g_region, FX_PAGE, 0, 1000u, fx_priv_fleet, g_bundle, 300,
+                                &len), KERR_NOMEM);
+    assert_int_equal(kbdl_build(&m, g_region, FX_PAGE, 0, 1000u, fx_priv_fleet, g_bundle,
+                                sizeof(g_bundle), &len), KERR_OK);
+    assert_int_equal(len, 128u + 96u + 32u + 72u);
 }
 
 /* Flip each bit of every byte of manifest + envelope, and cut at every length: never accepted. */

@@ -68,7 +68,6 @@ static inline void fx_image(uint8_t *region, uint32_t content_len, uint32_t seed
 /* Build and sign a bundle (manifest + envelope) for region; returns its length, 0 on error. */
 static inline uint32_t fx_bundle(const uint8_t *region, const fx_bundle_opts_t *o, uint8_t *out)
 {
-    static uint8_t hashes[FX_PAGES * 32u];
     kbdl_manifest_t m;
     memset(&m, 0, sizeof(m));
     m.version = o->version;
@@ -77,30 +76,12 @@ static inline uint32_t fx_bundle(const uint8_t *region, const fx_bundle_opts_t *
     m.device_type = o->device_type;
     m.block_size = FX_PAGE;
     m.policy = (kbdl_policy_t){100, 30000, 3600, 60, false, {0}};
-    uint8_t pub[KBDL_PUBKEY_SIZE];
-    if (kbdl_pubkey(o->priv, pub) != KERR_OK) {
-        return 0;
-    }
-    kbdl_key_id(pub, m.key_id);
-    m.layer_count = 1;
-    kbdl_layer_t *l = &m.layers[0];
-    l->region = KBDL_REGION_APP;
-    l->region_len = FX_REGION;
-    l->offset = 0;
-    l->size = o->content_len;
-    l->block_count = FX_PAGES;
-    for (uint32_t i = 0; i < FX_PAGES; i++) {
-        mbedtls_sha256_ret(region + i * FX_PAGE, FX_PAGE, hashes + i * 32u, 0);
-    }
-    l->block_sha = hashes;
-    mbedtls_sha256_ret(region, o->content_len, l->content_sha, 0);
-    mbedtls_sha256_ret(region, FX_REGION, l->region_sha, 0);
+    m.layers[0].region = KBDL_REGION_APP;
     uint32_t len;
-    if (kbdl_encode(&m, out, FX_BUNDLE_MAX, &len) != KERR_OK ||
-        kbdl_sign(out, len, FX_BUNDLE_MAX, o->priv) != KERR_OK) {
-        return 0;
-    }
-    return len + KBDL_SIG_ENV_SIZE;
+    return kbdl_build(&m, region, FX_REGION, 0, o->content_len, o->priv, out, FX_BUNDLE_MAX,
+                      &len) == KERR_OK
+               ? len
+               : 0u;
 }
 
 /* --- simulated device --------------------------------------------------------------------- */

@@ -174,4 +174,18 @@ kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_
 /* (host only) Derive the public key of priv. Errors: KERR_INVAL, KERR_UPD_CRYPTO. */
 kerr_t kbdl_pubkey(const uint8_t priv[32], uint8_t out[KBDL_PUBKEY_SIZE]);
 
+/*
+ * (host only) Build and sign the manifest of a one-layer bundle for a region image, as the CLI
+ * does: region[0, region_len) is the region as it must end up (0xFF outside the content),
+ * the content is [content_off, content_off + content_len). tmpl supplies version, counter,
+ * minimum microvisor version, device type, block size and policy; layer 0's region id and
+ * key id are taken from it too; everything else (key id, sizes, hashes) is computed. Writes
+ * manifest + signature envelope to out; *out_len = their size (kbdl_signed_size).
+ * Errors: KERR_INVAL (region_len not a multiple of the block size, too many blocks, content
+ * outside the region, bad key), KERR_NOMEM, KERR_UPD_CRYPTO.
+ */
+kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
+                  uint32_t content_off, uint32_t content_len, const uint8_t priv[32],
+                  uint8_t *out, uint32_t cap, uint32_t *out_len);
+
 #endif /* KEEL_BUNDLE_H */
