@@ -23,6 +23,23 @@ const char *kerr_str(kerr_t err)
     case KERR_IMG_HASH: return "app image does not match the header's SHA-256: reinstall the app";
     case KERR_IMG_ELF: return "the ELF file is not a Keel app image (build it with the Keel SDK)";
     case KERR_CRASH_VERSION: return "crash report encoded by a newer format: update the tools";
+    case KERR_BDL_TRUNCATED: return "bundle is truncated: download it again";
+    case KERR_BDL_MALFORMED: return "bundle manifest is malformed: rebuild it with `keel bundle build`";
+    case KERR_BDL_VERSION: return "bundle manifest format is newer than this device understands: update the microvisor";
+    case KERR_BDL_KEY: return "bundle is signed by a key this device does not trust: sign with a fleet key";
+    case KERR_BDL_SIGNATURE: return "bundle signature does not match its manifest: it was altered or signed wrongly";
+    case KERR_BDL_DEVICE: return "bundle is built for another device type";
+    case KERR_BDL_COUNTER: return "bundle security counter is lower than the installed one (anti-rollback)";
+    case KERR_BDL_UV_VERSION: return "bundle needs a newer microvisor: update the microvisor first";
+    case KERR_BDL_UNSUPPORTED: return "bundle layer targets a region or size this device does not support";
+    case KERR_UPD_STATE: return "not possible in the current update state";
+    case KERR_UPD_BLOCK: return "block data does not match the manifest's block hash: send it again";
+    case KERR_UPD_INCOMPLETE: return "staging is incomplete: blocks are missing";
+    case KERR_UPD_VERIFY: return "region does not match the manifest's measurement";
+    case KERR_UPD_AUTH: return "staged or saved copy failed authentication (corrupted or wrong device key)";
+    case KERR_UPD_JOURNAL: return "update journal is unusable";
+    case KERR_UPD_NOSPACE: return "not enough flash for this update's staging area";
+    case KERR_UPD_CRYPTO: return "crypto library failure";
     default: return "unknown error";
     }
 }

@@ -42,6 +42,27 @@ enum {
 
     /* crash reports: -300 .. -399 */
     KERR_CRASH_VERSION = -300,  /* report encoded by a newer, incompatible format */
+
+    /* bundles (docs/bundle.md): -400 .. -419 */
+    KERR_BDL_TRUNCATED = -400,  /* bundle ended before the manifest and signature were complete */
+    KERR_BDL_MALFORMED = -401,  /* manifest fields inconsistent (magic, sizes, offsets, reserved) */
+    KERR_BDL_VERSION = -402,    /* manifest format newer than this code understands */
+    KERR_BDL_KEY = -403,        /* signed by a key this device does not trust */
+    KERR_BDL_SIGNATURE = -404,  /* ECDSA signature does not match the manifest bytes */
+    KERR_BDL_DEVICE = -405,     /* built for another device type */
+    KERR_BDL_COUNTER = -406,    /* security counter lower than the installed one (anti-rollback) */
+    KERR_BDL_UV_VERSION = -407, /* needs a newer microvisor than the one running */
+    KERR_BDL_UNSUPPORTED = -408, /* layer region or size this device cannot take */
+
+    /* update engine (docs/update-engine.md): -420 .. -449 */
+    KERR_UPD_STATE = -420,      /* request not valid in the current update state */
+    KERR_UPD_BLOCK = -421,      /* block data does not match the manifest's block hash */
+    KERR_UPD_INCOMPLETE = -422, /* staging is missing blocks */
+    KERR_UPD_VERIFY = -423,     /* a region does not match the manifest's measurement */
+    KERR_UPD_AUTH = -424,       /* a staged or saved copy failed authentication (AES-GCM) */
+    KERR_UPD_JOURNAL = -425,    /* the update journal is unusable */
+    KERR_UPD_NOSPACE = -426,    /* the staging area is too small for this bundle */
+    KERR_UPD_CRYPTO = -427,     /* the crypto library failed */
 };
 
 /* A short English description of the code ("program would need a 0->1 transition ..."). */
