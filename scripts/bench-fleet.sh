@@ -178,12 +178,6 @@ keeld's resident memory at the end of the run: ${rss2} KiB. Load generator and s
 machine's cores, so the latencies include that contention.
 EOF
 )
-if [ -f "$out" ]; then
-    awk '/^## keeld and CLI \(issue 5\)/ {skip=1; next} /^## / {skip=0} !skip' "$out" >"$work/rest.md"
-else
-    printf '# Keel benchmark results\n\nWritten by `make bench`; each section is replaced when its benchmark runs again.\n\n' >"$work/rest.md"
-fi
-mkdir -p "$(dirname "$out")"
-{ cat "$work/rest.md"; echo "$section"; echo; } >"$out"
+bash "$(dirname "$0")/bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench-fleet: wrote $out"

@@ -100,12 +100,6 @@ Measured $(date -u +%Y-%m-%d) on this machine (QEMU $(qemu-system-arm --version 
 In-guest times are the device clock (TIMER0, host-paced without -icount), not real M33 timings.
 EOF
 )
-# Replace this issue's section, keep the others.
-if [ -f "$out" ]; then
-    awk '/^## Microvisor core \(issue 3\)/ {skip=1; next} /^## / {skip=0} !skip' "$out" >"$work/rest.md"
-else
-    printf '# Keel benchmark results\n\nWritten by `make bench`; each section is replaced when its benchmark runs again.\n\n' >"$work/rest.md"
-fi
-{ cat "$work/rest.md"; echo "$section"; echo; } >"$out"
+bash "$(dirname "$0")/bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench: wrote $out"
