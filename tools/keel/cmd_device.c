@@ -42,7 +42,12 @@ enum {
     OPT_ICOUNT,
     OPT_POWERCUT,
     OPT_APPEND,
+    OPT_BROKER,
+    OPT_FLEET_CA,
+    OPT_BROKER_NAME,
 };
+
+#define BROKER_NAME_DEFAULT "localhost"
 
 #define OPTS_COMMON {"help", no_argument, NULL, OPT_HELP}, \
                     {"state", required_argument, NULL, OPT_STATE}
@@ -277,17 +282,29 @@ static void run_help(const char *prog)
            "                       built by 'make' beside this keel)\n"
            "  --icount             deterministic instruction counting (-icount shift=0)\n"
            "  --powercut N         cut power during the device's N-th flash operation\n"
-           "  --append WORDS       extra words for the microvisor's command line\n\n"
+           "  --append WORDS       extra words for the microvisor's command line\n"
+           "  --broker PORT        connect the device to the MQTT/TLS broker on 127.0.0.1:PORT\n"
+           "                       (QEMU gets a restricted network whose only way out is that\n"
+           "                       port; without --broker the device has no network)\n"
+           "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n"
+           "                       the device once, needed the first time --broker is used\n"
+           "  --broker-name NAME   the name the broker's certificate must carry (default\n"
+           "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }
 
-/* The microvisor's command line: "powercut=N" first, then the user's words. */
-static bool build_append(const char *prog, uint32_t powercut, const char *extra, char *out,
-                         size_t cap)
+/* The microvisor's command line: "powercut=N", "broker-port=P" first, then the user's words. */
+static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, const char *extra,
+                         char *out, size_t cap)
 {
-    int n = powercut ? snprintf(out, cap, "powercut=%lu%s%s", (unsigned long)powercut,
-                                extra ? " " : "", extra ? extra : "")
-                     : snprintf(out, cap, "%s", extra ? extra : "");
+    char pc[32] = "", bp[32] = "";
+    if (powercut)
+        snprintf(pc, sizeof pc, "powercut=%lu ", (unsigned long)powercut);
+    if (broker)
+        snprintf(bp, sizeof bp, "broker-port=%lu ", (unsigned long)broker);
+    int n = snprintf(out, cap, "%s%s%s", pc, bp, extra ? extra : "");
+    if (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
     if (n < 0 || (size_t)n >= cap) {
         cli_usage_error(prog, "--append: the command line is longer than %zu bytes", cap - 1);
         return false;
@@ -306,13 +323,16 @@ static int device_run(const char *prog, int argc, char **argv)
         {"icount", no_argument, NULL, OPT_ICOUNT},
         {"powercut", required_argument, NULL, OPT_POWERCUT},
         {"append", required_argument, NULL, OPT_APPEND},
+        {"broker", required_argument, NULL, OPT_BROKER},
+        {"fleet-ca", required_argument, NULL, OPT_FLEET_CA},
+        {"broker-name", required_argument, NULL, OPT_BROKER_NAME},
         {0},
     };
     qrun_opts_t q = {.append = ""};
     install_req_t req = {0};
     devstate_policy_default(&req.policy);
-    const char *dir = NULL, *firmware = NULL, *extra = NULL;
-    uint32_t powercut = 0;
+    const char *dir = NULL, *firmware = NULL, *extra = NULL, *fleet_ca = NULL, *broker_name = NULL;
+    uint32_t powercut = 0, broker = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -324,6 +344,12 @@ static int device_run(const char *prog, int argc, char **argv)
         case OPT_APPEND: extra = optarg; break;
         case OPT_SECONDS:
             if (!cli_parse_u32(prog, "--seconds", optarg, 1, SECONDS_MAX, &q.seconds))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_FLEET_CA: fleet_ca = optarg; break;
+        case OPT_BROKER_NAME: broker_name = optarg; break;
+        case OPT_BROKER:
+            if (!cli_parse_u32(prog, "--broker", optarg, 1, 65535, &broker))
                 return CLI_EXIT_USAGE;
             break;
         case OPT_POWERCUT:
@@ -343,8 +369,13 @@ static int device_run(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "app policy options need --install APP.elf");
     if ((rc = install_check(prog, &req)) != CLI_EXIT_OK)
         return rc;
+    if ((fleet_ca != NULL || broker_name != NULL) && broker == 0)
+        return cli_usage_error(prog, "--fleet-ca and --broker-name go with --broker PORT");
+    if (broker_name != NULL && fleet_ca == NULL)
+        return cli_usage_error(prog, "--broker-name is stored with the CA: give --fleet-ca too");
+    q.broker_port = (uint16_t)broker;
     char append[APPEND_MAX + 1];
-    if (!build_append(prog, powercut, extra, append, sizeof append))
+    if (!build_append(prog, powercut, broker, extra, append, sizeof append))
         return CLI_EXIT_USAGE;
     q.append = append;
 
@@ -356,6 +387,11 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_t s;
     if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
         return rc;
+    if (broker != 0 && !devstate_provision_net(&s, prog, fleet_ca,
+                                               broker_name ? broker_name : BROKER_NAME_DEFAULT)) {
+        devstate_close(&s, prog);
+        return CLI_EXIT_FAIL;
+    }
     /* QEMU's microvisor opens the flash files itself: ours are closed before it starts. */
     if (!devstate_close(&s, prog))
         return CLI_EXIT_FAIL;
