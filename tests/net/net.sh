@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Connectivity tests: a device in QEMU against a real Mosquitto TLS broker on 127.0.0.1.
+# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF
+#
+# Every case makes its own PKI (openssl: a P-256 fleet CA, a broker certificate for "localhost"
+# from it, and a second CA with the same name), its own broker on a free port and its own device
+# state. Every process started here is stopped on exit (SIGTERM, then SIGKILL), every wait is
+# bounded, and the checks are on what the broker and the device did, never on timings.
+set -uo pipefail
+case_=$1 keel=$2 fw=$3 hello=$4
+for f in "$keel" "$fw" "$hello"; do
+    [ -f "$f" ] || { echo "FAIL ($case_): $f not found (run 'make' first)"; exit 1; }
+done
+for p in mosquitto mosquitto_sub mosquitto_pub openssl; do
+    command -v "$p" >/dev/null || { echo "FAIL ($case_): $p not installed (scripts/packages/net.txt; run 'make deps')"; exit 1; }
+done
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/keel-net.XXXXXX") || exit 1
+PIDS=()
+FAILED=0
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    if [ "$FAILED" -ne 0 ]; then
+        echo "---- device console ----"; cat "$W/console.txt" 2>/dev/null | head -c 40000
+        echo "---- broker log ----"; tail -n 40 "$W/mosquitto.log" 2>/dev/null
+    fi
+    rm -rf "$W"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL ($case_): $*"
+    FAILED=1
+    exit 1
+}
+
+# wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds; false on timeout.
+wait_for() {
+    local n=$(($1 * 10)); shift
+    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+
+# ---- PKI -----------------------------------------------------------------------------------------
+newca() { # NAME
+    openssl ecparam -name prime256v1 -genkey -noout -out "$W/$1.key" 2>/dev/null &&
+    openssl req -x509 -new -key "$W/$1.key" -subj "/CN=keel test fleet CA" -days 2 -sha256 \
+        -out "$W/$1.pem" 2>/dev/null || fail "openssl could not make CA $1"
+}
+newca ca
+newca otherca
+openssl ecparam -name prime256v1 -genkey -noout -out "$W/broker.key" 2>/dev/null
+openssl req -new -key "$W/broker.key" -subj "/CN=localhost" -out "$W/broker.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$W/broker.ext"
+openssl x509 -req -in "$W/broker.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
+    -sha256 -extfile "$W/broker.ext" -out "$W/broker.pem" 2>/dev/null || fail "openssl could not sign the broker certificate"
+
+# ---- broker --------------------------------------------------------------------------------------
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+cat >"$W/mosquitto.conf" <<CONF
+per_listener_settings false
+user $(id -un)
+allow_anonymous true
+persistence false
+log_dest file $W/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+log_type information
+listener $PORT 127.0.0.1
+cafile $W/ca.pem
+certfile $W/broker.pem
+keyfile $W/broker.key
+tls_version tlsv1.2
+CONF
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+MOSQ=""
+start_broker() {
+    mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
+    MOSQ=$!
+    PIDS+=("$MOSQ")
+    wait_for 10 port_open || fail "mosquitto did not start (see its log below)"
+}
+stop_broker() {
+    kill -TERM "$MOSQ" 2>/dev/null
+    wait_for 10 bash -c "! kill -0 $MOSQ 2>/dev/null" || kill -KILL "$MOSQ" 2>/dev/null
+    wait "$MOSQ" 2>/dev/null
+}
+SUB=(mosquitto_sub -h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem")
+PUB=(mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem")
+
+# ---- device --------------------------------------------------------------------------------------
+STATE=$W/state
+KEEL_PID=""
+# start_device SECONDS [keel flags...]: run the device in the background, console in console.txt.
+start_device() {
+    local s=$1; shift
+    timeout --kill-after=5 $((s + 30)) "$keel" device run --state "$STATE" --firmware "$fw" \
+        --id dev-1 --seconds "$s" --broker "$PORT" "$@" </dev/null >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+}
+wait_device() { wait "$KEEL_PID" 2>/dev/null; }
+console_has() { grep -qE -- "$1" "$W/console.txt"; }
+console_count() { grep -cE -- "$1" "$W/console.txt"; }
+expect_console() { # SECONDS ERE: wait until the console shows ERE
+    wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"
+}
+
+start_broker
+case $case_ in
+connect)
+    # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is
+    # logged and ignored; the last will marks the device offline when it vanishes.
+    timeout 40 "${SUB[@]}" -t 'keel/v1/dev-1/#' -F '%t %r %x' >"$W/sub.txt" 2>&1 &
+    PIDS+=($!)
+    start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --append net-heartbeat=300
+    expect_console 20 'net: connected to broker localhost \(TLS, server verified\)'
+    wait_for 10 grep -q 'keel/v1/dev-1/heartbeat' "$W/sub.txt" || fail "no heartbeat reached the broker"
+    grep -qE '^keel/v1/dev-1/presence [01] .*5a020801$' "$W/sub.txt" || fail "no presence online=true"
+    grep -qE '^keel/v1/dev-1/hello 0 .*616e353035' "$W/sub.txt" || fail "no hello naming the board an505"
+    # Envelope{command{id=7, kind=PING}} and then garbage; the result answers id 7 with status OK.
+    printf '\x82\x01\x04\x08\x07\x10\x01' >"$W/ping.bin"
+    head -c 40 /dev/urandom >"$W/garbage.bin"
+    printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/garbage.bin" || fail "mosquitto_pub failed"
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/truncated.bin" || fail "mosquitto_pub failed"
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping.bin" || fail "mosquitto_pub failed"
+    wait_for 10 grep -qE '^keel/v1/dev-1/result 0 .*7a..08071001' "$W/sub.txt" || fail "no result for ping 7"
+    expect_console 5 'net: ping \(command 7\)'
+    [ "$(console_count 'net: malformed command')" -ge 2 ] || fail "garbage and truncated commands were not reported as malformed"
+    grep -q '^app| hello' "$W/console.txt" || fail "the app did not run next to the network"
+    kill -TERM "$KEEL_PID"; wait_device
+    wait_for 10 grep -qE '^keel/v1/dev-1/presence [01] 08015a00$' "$W/sub.txt" ||
+        fail "the broker did not publish the last will (presence offline) when the device vanished"
+    timeout 10 "${SUB[@]}" -t keel/v1/dev-1/presence -C 1 -W 5 -F '%x' >"$W/retained.txt" 2>&1
+    grep -qE '5a00$' "$W/retained.txt" || fail "the retained presence is not offline after the device left"
+    ;;
+wrong-ca)
+    # The device trusts another CA with the same name: the broker's certificate must be refused.
+    start_device 8 --fleet-ca "$W/otherca.pem"
+    expect_console 20 'net: broker localhost refused: its certificate failed verification \(flags 0x08: The certificate is not correctly signed by the trusted CA'
+    wait_device
+    console_has 'net: connected to broker' && fail "the device accepted a broker certificate from another CA"
+    [ "$(console_count 'net: broker localhost refused')" -ge 2 ] || fail "the device did not retry"
+    grep -q 'New connection from 127.0.0.1' "$W/mosquitto.log" || fail "the device never reached the broker"
+    ;;
+wrong-name)
+    # Right CA, but the device expects another broker name: refused by the name check.
+    start_device 8 --fleet-ca "$W/ca.pem" --broker-name broker.example
+    expect_console 20 'net: broker broker.example refused: its certificate failed verification \(flags 0x04: The certificate Common Name \(CN\) does not match'
+    wait_device
+    console_has 'net: connected to broker' && fail "the device accepted a broker certificate for another name"
+    ;;
+reconnect)
+    # Broker restart: the device notices, backs off and reconnects on its own.
+    start_device 40 --fleet-ca "$W/ca.pem" --append net-heartbeat=300
+    expect_console 20 'net: connected to broker'
+    stop_broker
+    expect_console 20 'net: broker connection lost'
+    sleep 1
+    start_broker
+    wait_for 30 bash -c "[ \$(grep -c 'net: connected to broker' '$W/console.txt') -ge 2 ]" ||
+        fail "the device did not reconnect after the broker came back"
+    timeout 10 "${SUB[@]}" -t keel/v1/dev-1/heartbeat -C 1 -W 8 >/dev/null 2>&1 ||
+        fail "no heartbeat after the reconnect"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
+provisioning)
+    # CLI checks: the fleet record is set once; bad inputs are clear errors, not a broken device.
+    mkdir -p "$W/st"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --fleet-ca "$W/ca.pem" --seconds 1 2>&1) &&
+        fail "--fleet-ca without --broker was accepted"
+    grep -q -- '--broker PORT' <<<"$out" || fail "unclear error for --fleet-ca without --broker: $out"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --seconds 1 2>&1) &&
+        fail "a device without a fleet CA was started with --broker"
+    grep -q 'has no fleet CA yet' <<<"$out" || fail "unclear error without a fleet CA: $out"
+    printf 'not a certificate\n' >"$W/junk.pem"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/junk.pem" --seconds 1 2>&1) &&
+        fail "a junk CA file was accepted"
+    grep -q 'not a PEM X.509 certificate' <<<"$out" || fail "unclear error for a junk CA: $out"
+    timeout 30 "$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/ca.pem" \
+        --seconds 1 </dev/null >"$W/console.txt" 2>&1 || fail "provisioning with a good CA failed"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/otherca.pem" --seconds 1 2>&1) &&
+        fail "the fleet CA was replaced"
+    grep -q 'already provisioned with another fleet CA' <<<"$out" || fail "unclear error for a second CA: $out"
+    out=$("$keel" relay 2>&1) && fail "keel relay without a port was accepted"
+    out=$("$keel" relay 1 </dev/null 2>&1) && fail "keel relay to a closed port succeeded"
+    grep -q 'cannot connect to 127.0.0.1:1' <<<"$out" || fail "unclear relay error: $out"
+    ;;
+no-network)
+    # Without --broker the device has no network at all (QEMU -nic none) and says nothing of it.
+    timeout 40 "$keel" device run --state "$STATE" --firmware "$fw" --install "$hello" --seconds 2 \
+        </dev/null >"$W/console.txt" 2>&1 || fail "keel device run failed"
+    console_has 'net:' && fail "the network started without --broker"
+    console_has '^app\| hello' || fail "hello did not run"
+    ;;
+*)
+    echo "unknown case $case_"; exit 2 ;;
+esac
+echo "PASS ($case_)"
