@@ -54,18 +54,36 @@ newca() { # NAME
 }
 newca ca
 newca otherca
-openssl ecparam -name prime256v1 -genkey -noout -out "$W/broker.key" 2>/dev/null
-openssl req -new -key "$W/broker.key" -subj "/CN=localhost" -out "$W/broker.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$W/broker.ext"
-openssl x509 -req -in "$W/broker.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
-    -sha256 -extfile "$W/broker.ext" -out "$W/broker.pem" 2>/dev/null || fail "openssl could not sign the broker certificate"
+cert() { # NAME CN [SAN]: a P-256 certificate from ca
+    local ext=()
+    openssl ecparam -name prime256v1 -genkey -noout -out "$W/$1.key" 2>/dev/null
+    openssl req -new -key "$W/$1.key" -subj "/CN=$2" -out "$W/$1.csr" 2>/dev/null
+    if [ -n "${3:-}" ]; then printf 'subjectAltName=%s\n' "$3" >"$W/$1.ext"; ext=(-extfile "$W/$1.ext"); fi
+    openssl x509 -req -in "$W/$1.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
+        -sha256 "${ext[@]}" -out "$W/$1.pem" 2>/dev/null || fail "openssl could not sign $1"
+}
+cert broker localhost "DNS:localhost,IP:127.0.0.1"
+cert keeld keeld   # the test's own MQTT clients use the service identity
 
-# ---- broker --------------------------------------------------------------------------------------
+# ---- broker: the fleet configuration of docs/protocol.md (mutual TLS, identity = CN, ACL) ------
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+cat >"$W/acl" <<ACL
+user keeld
+topic readwrite keel/v1/#
+
+pattern write keel/v1/%u/hello
+pattern write keel/v1/%u/presence
+pattern write keel/v1/%u/heartbeat
+pattern write keel/v1/%u/logs
+pattern write keel/v1/%u/crash
+pattern write keel/v1/%u/result
+pattern read keel/v1/%u/cmd
+pattern read keel/v1/%u/ack
+ACL
 cat >"$W/mosquitto.conf" <<CONF
 per_listener_settings false
 user $(id -un)
-allow_anonymous true
+allow_anonymous false
 persistence false
 log_dest file $W/mosquitto.log
 log_type error
@@ -77,6 +95,9 @@ cafile $W/ca.pem
 certfile $W/broker.pem
 keyfile $W/broker.key
 tls_version tlsv1.2
+require_certificate true
+use_identity_as_username true
+acl_file $W/acl
 CONF
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 MOSQ=""
@@ -91,8 +112,9 @@ stop_broker() {
     wait_for 10 bash -c "! kill -0 $MOSQ 2>/dev/null" || kill -KILL "$MOSQ" 2>/dev/null
     wait "$MOSQ" 2>/dev/null
 }
-SUB=(mosquitto_sub -h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem")
-PUB=(mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem")
+TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
+SUB=(mosquitto_sub "${TLS[@]}")
+PUB=(mosquitto_pub "${TLS[@]}")
 
 # ---- device --------------------------------------------------------------------------------------
 STATE=$W/state
@@ -119,8 +141,10 @@ connect)
     # logged and ignored; the last will marks the device offline when it vanishes.
     timeout 40 "${SUB[@]}" -t 'keel/v1/dev-1/#' -F '%t %r %x' >"$W/sub.txt" 2>&1 &
     PIDS+=($!)
-    start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --append net-heartbeat=300
-    expect_console 20 'net: connected to broker localhost \(TLS, server verified\)'
+    start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
+    expect_console 20 'net: connected to broker localhost \(TLS, server verified, device certificate\)'
+    grep -q 'New client connected from .* as dev-1 .*u.dev-1' "$W/mosquitto.log" ||
+        fail "the broker did not see the device's certificate identity (username dev-1)"
     wait_for 10 grep -q 'keel/v1/dev-1/heartbeat' "$W/sub.txt" || fail "no heartbeat reached the broker"
     grep -qE '^keel/v1/dev-1/presence [01] .*5a020801$' "$W/sub.txt" || fail "no presence online=true"
     grep -qE '^keel/v1/dev-1/hello 0 .*616e353035' "$W/sub.txt" || fail "no hello naming the board an505"
@@ -150,6 +174,15 @@ wrong-ca)
     [ "$(console_count 'net: broker localhost refused')" -ge 2 ] || fail "the device did not retry"
     grep -q 'New connection from 127.0.0.1' "$W/mosquitto.log" || fail "the device never reached the broker"
     ;;
+unprovisioned)
+    # No device certificate: the fleet broker (require_certificate) refuses the device.
+    start_device 6 --fleet-ca "$W/ca.pem"
+    expect_console 20 'net: connection to broker localhost failed: TLS handshake error'
+    wait_device
+    console_has 'net: connected to broker' && fail "a device without a certificate got in"
+    grep -q 'peer did not return a certificate' "$W/mosquitto.log" ||
+        fail "the broker did not refuse for want of a client certificate"
+    ;;
 wrong-name)
     # Right CA, but the device expects another broker name: refused by the name check.
     start_device 8 --fleet-ca "$W/ca.pem" --broker-name broker.example
@@ -159,7 +192,7 @@ wrong-name)
     ;;
 reconnect)
     # Broker restart: the device notices, backs off and reconnects on its own.
-    start_device 40 --fleet-ca "$W/ca.pem" --append net-heartbeat=300
+    start_device 40 --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
     expect_console 20 'net: connected to broker'
     stop_broker
     expect_console 20 'net: broker connection lost'
@@ -189,6 +222,15 @@ provisioning)
     out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/otherca.pem" --seconds 1 2>&1) &&
         fail "the fleet CA was replaced"
     grep -q 'already provisioned with another fleet CA' <<<"$out" || fail "unclear error for a second CA: $out"
+    out=$("$keel" device provision --state "$STATE" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/otherca.key" 2>&1) &&
+        fail "a CA key that does not belong to the CA was accepted"
+    grep -q 'is not the key of --fleet-ca' <<<"$out" || fail "unclear error for a mismatched CA key: $out"
+    "$keel" device provision --state "$STATE" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" >"$W/prov.txt" 2>&1 ||
+        fail "keel device provision failed: $(cat "$W/prov.txt")"
+    grep -q 'issued a P-256 key and a certificate (CN=dev-' "$W/prov.txt" || fail "no device certificate issued"
+    "$keel" device provision --state "$STATE" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" >"$W/prov.txt" 2>&1 ||
+        fail "provisioning again with the same values failed"
+    grep -q 'issued' "$W/prov.txt" && fail "the device identity was issued twice"
     out=$("$keel" relay 2>&1) && fail "keel relay without a port was accepted"
     out=$("$keel" relay 1 </dev/null 2>&1) && fail "keel relay to a closed port succeeded"
     grep -q 'cannot connect to 127.0.0.1:1' <<<"$out" || fail "unclear relay error: $out"

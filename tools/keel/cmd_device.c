@@ -45,9 +45,49 @@ enum {
     OPT_BROKER,
     OPT_FLEET_CA,
     OPT_BROKER_NAME,
+    OPT_FLEET_CA_KEY,
 };
 
 #define BROKER_NAME_DEFAULT "localhost"
+#define OPTS_NET {"fleet-ca", required_argument, NULL, OPT_FLEET_CA}, \
+                 {"fleet-ca-key", required_argument, NULL, OPT_FLEET_CA_KEY}, \
+                 {"broker-name", required_argument, NULL, OPT_BROKER_NAME}
+#define HELP_NET_OPTS \
+    "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n" \
+    "                       the device once, needed the first time --broker is used\n" \
+    "  --fleet-ca-key KEY   the fleet CA's private key: issue the device its own P-256 key\n" \
+    "                       and certificate (CN = device id) for mutual TLS, once\n" \
+    "  --broker-name NAME   the name the broker's certificate must carry (default\n" \
+    "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n"
+
+/* What the network provisioning options asked for. */
+typedef struct net_req {
+    const char *ca, *ca_key, *broker_name;
+} net_req_t;
+
+/* Handle one of OPTS_NET; false when c is not one of them. */
+static bool net_opt(int c, const char *arg, net_req_t *n)
+{
+    switch (c) {
+    case OPT_FLEET_CA: n->ca = arg; return true;
+    case OPT_FLEET_CA_KEY: n->ca_key = arg; return true;
+    case OPT_BROKER_NAME: n->broker_name = arg; return true;
+    default: return false;
+    }
+}
+
+static int net_check(const char *prog, const net_req_t *n)
+{
+    if ((n->broker_name != NULL || n->ca_key != NULL) && n->ca == NULL)
+        return cli_usage_error(prog, "--broker-name and --fleet-ca-key go with --fleet-ca CA.pem");
+    return CLI_EXIT_OK;
+}
+
+static bool net_provision(devstate_t *s, const char *prog, const net_req_t *n)
+{
+    return devstate_provision_net(s, prog, n->ca, n->ca_key,
+                                  n->broker_name ? n->broker_name : BROKER_NAME_DEFAULT);
+}
 
 #define OPTS_COMMON {"help", no_argument, NULL, OPT_HELP}, \
                     {"state", required_argument, NULL, OPT_STATE}
@@ -288,8 +328,7 @@ static void run_help(const char *prog)
            "                       port; without --broker the device has no network)\n"
            "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n"
            "                       the device once, needed the first time --broker is used\n"
-           "  --broker-name NAME   the name the broker's certificate must carry (default\n"
-           "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n\n"
+           HELP_NET_OPTS "\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }
 
@@ -324,14 +363,14 @@ static int device_run(const char *prog, int argc, char **argv)
         {"powercut", required_argument, NULL, OPT_POWERCUT},
         {"append", required_argument, NULL, OPT_APPEND},
         {"broker", required_argument, NULL, OPT_BROKER},
-        {"fleet-ca", required_argument, NULL, OPT_FLEET_CA},
-        {"broker-name", required_argument, NULL, OPT_BROKER_NAME},
+        OPTS_NET,
         {0},
     };
     qrun_opts_t q = {.append = ""};
     install_req_t req = {0};
     devstate_policy_default(&req.policy);
-    const char *dir = NULL, *firmware = NULL, *extra = NULL, *fleet_ca = NULL, *broker_name = NULL;
+    const char *dir = NULL, *firmware = NULL, *extra = NULL;
+    net_req_t net = {0};
     uint32_t powercut = 0, broker = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -346,8 +385,6 @@ static int device_run(const char *prog, int argc, char **argv)
             if (!cli_parse_u32(prog, "--seconds", optarg, 1, SECONDS_MAX, &q.seconds))
                 return CLI_EXIT_USAGE;
             break;
-        case OPT_FLEET_CA: fleet_ca = optarg; break;
-        case OPT_BROKER_NAME: broker_name = optarg; break;
         case OPT_BROKER:
             if (!cli_parse_u32(prog, "--broker", optarg, 1, 65535, &broker))
                 return CLI_EXIT_USAGE;
@@ -357,6 +394,8 @@ static int device_run(const char *prog, int argc, char **argv)
                 return CLI_EXIT_USAGE;
             break;
         default:
+            if (net_opt(c, optarg, &net))
+                break;
             if ((rc = install_opt(prog, c, optarg, argv, &req)) != CLI_EXIT_OK)
                 return rc;
         }
@@ -367,12 +406,13 @@ static int device_run(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (req.policy_given && req.elf == NULL)
         return cli_usage_error(prog, "app policy options need --install APP.elf");
+    if ((rc = net_check(prog, &net)) != CLI_EXIT_OK)
+        return rc;
     if ((rc = install_check(prog, &req)) != CLI_EXIT_OK)
         return rc;
-    if ((fleet_ca != NULL || broker_name != NULL) && broker == 0)
-        return cli_usage_error(prog, "--fleet-ca and --broker-name go with --broker PORT");
-    if (broker_name != NULL && fleet_ca == NULL)
-        return cli_usage_error(prog, "--broker-name is stored with the CA: give --fleet-ca too");
+    if (net.ca != NULL && broker == 0)
+        return cli_usage_error(prog, "--fleet-ca goes with --broker PORT (or use 'keel device "
+                                     "provision' to provision without running)");
     q.broker_port = (uint16_t)broker;
     char append[APPEND_MAX + 1];
     if (!build_append(prog, powercut, broker, extra, append, sizeof append))
@@ -387,8 +427,7 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_t s;
     if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
         return rc;
-    if (broker != 0 && !devstate_provision_net(&s, prog, fleet_ca,
-                                               broker_name ? broker_name : BROKER_NAME_DEFAULT)) {
+    if (broker != 0 && !net_provision(&s, prog, &net)) {
         devstate_close(&s, prog);
         return CLI_EXIT_FAIL;
     }
@@ -402,11 +441,72 @@ static int device_run(const char *prog, int argc, char **argv)
     return qrun_run(prog, &q);
 }
 
+/* ---- keel device provision ----------------------------------------------------------- */
+
+static void provision_help(const char *prog)
+{
+    printf("usage: %s --state DIR --fleet-ca CA.pem [options]\n\n"
+           "Provision a device for the fleet without running it: its identity (if DIR is new),\n"
+           "its entropy seed, the fleet CA and broker name it trusts and, with --fleet-ca-key,\n"
+           "its own key and certificate for mutual TLS. Each is written once; giving the same\n"
+           "values again changes nothing.\n\n"
+           "options:\n"
+           "  --state DIR          the device's state directory (required)\n"
+           "  --id NAME            device id when the state is new (default dev-<8 hex digits>)\n"
+           HELP_NET_OPTS, prog);
+}
+
+static int device_provision(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        OPTS_COMMON,
+        {"id", required_argument, NULL, OPT_ID},
+        OPTS_NET,
+        {0},
+    };
+    const char *dir = NULL, *id = NULL;
+    net_req_t net = {0};
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP: provision_help(prog); return CLI_EXIT_OK;
+        case OPT_STATE: dir = optarg; break;
+        case OPT_ID:
+            if (kident_check_id(optarg) != KERR_OK)
+                return cli_usage_error(prog, "--id '%s' is not a device id: 1 to %u characters "
+                                             "from A-Z a-z 0-9 . _ -", optarg, KIDENT_ID_MAX);
+            id = optarg;
+            break;
+        default:
+            if (!net_opt(c, optarg, &net))
+                return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (dir == NULL)
+        return need_state(prog);
+    if (optind != argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (net.ca == NULL)
+        return cli_usage_error(prog, "--fleet-ca CA.pem is required");
+    if ((rc = net_check(prog, &net)) != CLI_EXIT_OK)
+        return rc;
+    devstate_t s;
+    if (!devstate_open(&s, prog, dir, true, id))
+        return CLI_EXIT_FAIL;
+    bool ok = net_provision(&s, prog, &net);
+    if (!devstate_close(&s, prog) || !ok)
+        return CLI_EXIT_FAIL;
+    printf("device %s is provisioned for the fleet\n", s.ident.id);
+    return CLI_EXIT_OK;
+}
+
 static const cli_verb_t device_verbs[] = {
     {"run", "run an emulated device in QEMU (provisions it and installs an app if asked)",
      device_run},
     {"install", "install an app ELF into an emulated device's flash", device_install},
     {"info", "show an emulated device's id and installed app", device_info},
+    {"provision", "provision an emulated device for the fleet (CA, broker name, device key)",
+     device_provision},
 };
 
 const cli_noun_t cmd_device = {

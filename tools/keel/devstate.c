@@ -13,6 +13,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "layout.h"
+#include "devcert.h"
 #include "net_rec.h"
 
 static const kflash_geometry_t iflash_geo = {
@@ -358,8 +359,49 @@ static bool read_ca(const char *prog, const char *path, uint8_t **out, uint32_t 
     return true;
 }
 
+/* The device's key and certificate: issued once, when the record is still erased and the
+ * fleet CA's key is given. */
+static bool provision_device_cert(devstate_t *s, const char *prog, const char *ca_path,
+                                  const char *ca_key_path)
+{
+    uint8_t have[NET_DEVICE_REC_MAX];
+    net_device_cred_t cred;
+    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, have, sizeof have);
+    if (err != KERR_OK)
+        return flash_fail(prog, "reading the device record", err);
+    if (!all_erased(have, sizeof have)) {
+        if (net_device_rec_decode(have, sizeof have, &cred) == KERR_OK)
+            return true; /* issued before: a device keeps its identity */
+        fprintf(stderr, "%s: %s: the device record is damaged: provision the device again in a "
+                        "new --state directory\n", prog, s->dir);
+        return false;
+    }
+    if (ca_key_path == NULL) {
+        printf("note: %s has no device certificate; a broker that requires client certificates "
+               "refuses it (issue one with --fleet-ca-key CA.key)\n", s->ident.id);
+        return true;
+    }
+    static devcert_t dc;
+    if (!devcert_issue(prog, s->ident.id, ca_path, ca_key_path, &dc))
+        return false;
+    uint32_t klen = (uint32_t)strlen(dc.key_pem) + 1u, clen = (uint32_t)strlen(dc.cert_pem) + 1u;
+    uint32_t size = net_device_rec_size(klen, clen);
+    uint8_t rec[NET_DEVICE_REC_MAX];
+    err = size ? net_device_rec_encode((const uint8_t *)dc.key_pem, klen, (const uint8_t *)dc.cert_pem,
+                                       clen, rec, sizeof rec)
+               : KERR_INVAL;
+    if (err == KERR_OK)
+        err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, rec, size);
+    memset(&dc, 0, sizeof dc);
+    memset(rec, 0, sizeof rec);
+    if (err != KERR_OK)
+        return flash_fail(prog, "writing the device key and certificate", err);
+    printf("issued a P-256 key and a certificate (CN=%s) from the fleet CA\n", s->ident.id);
+    return true;
+}
+
 bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path,
-                            const char *broker_name)
+                            const char *ca_key_path, const char *broker_name)
 {
     if (!provision_seed(s, prog))
         return false;
@@ -404,5 +446,5 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
         free(ca);
     }
     free(have);
-    return ok;
+    return ok && provision_device_cert(s, prog, ca_path, ca_key_path);
 }

@@ -244,7 +244,8 @@ static void publish_hello(void)
     /* reboot is not implemented yet: it needs a reset cause of its own (uv.h) */
     static const uint8_t cmds[] = {CMD_PING, CMD_RESTART_APP};
     pb_bytes(&w, 9u, cmds, sizeof(cmds)); /* packed repeated enum */
-    pb_uint(&w, 10u, uv_ni.reset_cause);
+    /* reset_reason (10) is left out: uv_ni.reset_cause is the *next* boot's announced cause, and
+     * this boot's cause stays in main.c. */
     if (w.ok)
         publish(lk.t_hello, ENV_HELLO, body, w.n, 1u, 0u);
 }
@@ -404,8 +405,9 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
         lk.state = LINK_UP;
         lk.failures = 0;
         lk.connects++;
-        uv_log("net: connected to broker %s (TLS, server verified) in %lu ms, %lu ms after boot; "
+        uv_log("net: connected to broker %s (TLS, server verified%s) in %lu ms, %lu ms after boot; "
                "handler stack used %lu bytes", lk.cfg.broker_name,
+               lk.cfg.key_pem ? ", device certificate" : "",
                (unsigned long)(port_ticks() - lk.attempt_ms), (unsigned long)port_ticks(),
                (unsigned long)uv_net_stack_used());
         err_t err = mqtt_subscribe(&lk.client, lk.t_cmd, 1u, NULL, NULL);
@@ -484,9 +486,15 @@ bool net_link_init(const net_link_cfg_t *cfg)
     memcpy(lk.will, will, sizeof(will));
     lk.will_len = sizeof(will);
 
-    lk.tls = altcp_tls_create_config_client(cfg->ca_pem, cfg->ca_len);
+    if (cfg->key_pem)
+        lk.tls = altcp_tls_create_config_client_2wayauth(cfg->ca_pem, cfg->ca_len, cfg->key_pem,
+                                                         cfg->key_len, NULL, 0, cfg->cert_pem,
+                                                         cfg->cert_len);
+    else
+        lk.tls = altcp_tls_create_config_client(cfg->ca_pem, cfg->ca_len);
     if (!lk.tls) {
-        uv_log("net: the provisioned fleet CA does not parse, or TLS could not be seeded: network off");
+        uv_log("net: the provisioned fleet CA or device credentials do not parse, or TLS could not "
+               "be seeded: network off");
         return false;
     }
     altcp_tls_config_set_hostname(lk.tls, lk.cfg.broker_name);

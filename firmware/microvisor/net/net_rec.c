@@ -67,16 +67,18 @@ static bool name_ok(const char *name, size_t n)
     return true;
 }
 
-/* PEM text: NUL-terminated exactly at ca_len - 1, no other NUL, and a certificate in it. */
-static bool pem_ok(const uint8_t *ca, uint32_t ca_len)
+/* PEM text: NUL-terminated exactly at len - 1, no other NUL, and a block of that kind in it. */
+static bool pem_ok(const uint8_t *pem, uint32_t len, uint32_t max, const char *begin)
 {
-    static const char begin[] = "-----BEGIN CERTIFICATE-----";
-    if (ca_len < sizeof(begin) || ca_len > NET_FLEET_CA_MAX || ca[ca_len - 1u] != 0u)
+    if (len < strlen(begin) + 1u || len > max || pem[len - 1u] != 0u)
         return false;
-    if (memchr(ca, 0, ca_len - 1u) != NULL)
+    if (memchr(pem, 0, len - 1u) != NULL)
         return false;
-    return strstr((const char *)ca, begin) != NULL;
+    return strstr((const char *)pem, begin) != NULL;
 }
+
+#define PEM_CERT "-----BEGIN CERTIFICATE-----"
+#define PEM_KEY "PRIVATE KEY-----"
 
 uint32_t net_fleet_rec_size(uint32_t ca_len)
 {
@@ -90,7 +92,7 @@ kerr_t net_fleet_rec_encode(const char *name, const uint8_t *ca_pem, uint32_t ca
 {
     uint32_t size = net_fleet_rec_size(ca_len);
     size_t nlen = strnlen(name, NET_FLEET_NAME_MAX + 1u);
-    if (size == 0u || out_len < size || !name_ok(name, nlen) || !pem_ok(ca_pem, ca_len))
+    if (size == 0u || out_len < size || !name_ok(name, nlen) || !pem_ok(ca_pem, ca_len, NET_FLEET_CA_MAX, PEM_CERT))
         return KERR_INVAL;
     memset(out, 0, size);
     put32(out, NET_FLEET_MAGIC);
@@ -118,12 +120,59 @@ kerr_t net_fleet_rec_decode(const uint8_t *in, uint32_t in_len, net_fleet_t *out
         return KERR_CRC;
     const char *name = (const char *)in + NET_FLEET_HDR;
     const uint8_t *ca = in + NET_FLEET_HDR + NET_FLEET_NAME_MAX + 1u;
-    if (!name_ok(name, nlen) || !pem_ok(ca, ca_len))
+    if (!name_ok(name, nlen) || !pem_ok(ca, ca_len, NET_FLEET_CA_MAX, PEM_CERT))
         return KERR_INVAL;
     memset(out->broker_name, 0, sizeof(out->broker_name));
     memcpy(out->broker_name, name, nlen);
     out->ca_len = ca_len;
     out->ca_pem = ca;
+    return KERR_OK;
+}
+
+uint32_t net_device_rec_size(uint32_t key_len, uint32_t cert_len)
+{
+    if (key_len == 0u || cert_len == 0u || key_len > NET_DEVICE_REC_MAX || cert_len > NET_DEVICE_REC_MAX)
+        return 0u;
+    uint32_t size = (NET_DEVICE_HDR + key_len + cert_len + 15u) & ~15u;
+    return size <= NET_DEVICE_REC_MAX ? size : 0u;
+}
+
+kerr_t net_device_rec_encode(const uint8_t *key_pem, uint32_t key_len, const uint8_t *cert_pem,
+                             uint32_t cert_len, uint8_t *out, uint32_t out_len)
+{
+    uint32_t size = net_device_rec_size(key_len, cert_len);
+    if (size == 0u || out_len < size || !pem_ok(key_pem, key_len, NET_DEVICE_REC_MAX, PEM_KEY) ||
+        !pem_ok(cert_pem, cert_len, NET_DEVICE_REC_MAX, PEM_CERT))
+        return KERR_INVAL;
+    memset(out, 0, size);
+    put32(out, NET_DEVICE_MAGIC);
+    put32(out + 4, key_len);
+    put32(out + 8, cert_len);
+    memcpy(out + NET_DEVICE_HDR, key_pem, key_len);
+    memcpy(out + NET_DEVICE_HDR + key_len, cert_pem, cert_len);
+    put32(out + 12, kcrc32(0, out + NET_DEVICE_HDR, size - NET_DEVICE_HDR));
+    return KERR_OK;
+}
+
+kerr_t net_device_rec_decode(const uint8_t *in, uint32_t in_len, net_device_cred_t *out)
+{
+    if (in_len < NET_DEVICE_HDR)
+        return KERR_TRUNCATED;
+    if (get32(in) != NET_DEVICE_MAGIC)
+        return KERR_FORMAT;
+    uint32_t key_len = get32(in + 4), cert_len = get32(in + 8);
+    uint32_t size = net_device_rec_size(key_len, cert_len);
+    if (size == 0u)
+        return KERR_INVAL;
+    if (in_len < size)
+        return KERR_TRUNCATED;
+    if (kcrc32(0, in + NET_DEVICE_HDR, size - NET_DEVICE_HDR) != get32(in + 12))
+        return KERR_CRC;
+    const uint8_t *key = in + NET_DEVICE_HDR, *cert = key + key_len;
+    if (!pem_ok(key, key_len, NET_DEVICE_REC_MAX, PEM_KEY) ||
+        !pem_ok(cert, cert_len, NET_DEVICE_REC_MAX, PEM_CERT))
+        return KERR_INVAL;
+    *out = (net_device_cred_t){key, key_len, cert, cert_len};
     return KERR_OK;
 }
 

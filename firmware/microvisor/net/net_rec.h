@@ -8,7 +8,9 @@
  *
  *   +0x0000  identity record (128 B, core/include/keel/identity.h)
  *   +0x0100  seed record (96 B): the per-device entropy seed, 64 random bytes
- *   +0x0400  fleet record (<= 7 KiB): broker name + fleet CA certificate (PEM)
+ *   +0x0400  fleet record (<= 4176 B): broker name + fleet CA certificate (PEM)
+ *   +0x1600  device record (<= 2.5 KiB): the device's P-256 key and its certificate from the
+ *            fleet CA (PEM), for mutual TLS; the certificate's CN is the device id
  *   +0x2000
  *
  * Seed state (two pages of the reserved microvisor-state area, written by the device on every
@@ -30,6 +32,7 @@
 
 #define NET_REC_SEED_OFF 0x0100u  /* within the identity page */
 #define NET_REC_FLEET_OFF 0x0400u /* within the identity page */
+#define NET_REC_DEVICE_OFF 0x1600u /* within the identity page */
 #define NET_SEED_PAGE_A 0x1FA000u /* internal flash offsets (reserved microvisor-state area) */
 #define NET_SEED_PAGE_B 0x1FC000u
 
@@ -49,7 +52,7 @@ kerr_t net_seed_rec_decode(const uint8_t in[NET_SEED_REC_SIZE], uint8_t out_seed
 #define NET_FLEET_MAGIC 0x314C464Bu
 #define NET_FLEET_HDR 16u
 #define NET_FLEET_NAME_MAX 63u
-#define NET_FLEET_CA_MAX 6144u
+#define NET_FLEET_CA_MAX 4096u
 #define NET_FLEET_REC_MAX (NET_FLEET_HDR + NET_FLEET_NAME_MAX + 1u + NET_FLEET_CA_MAX)
 
 typedef struct net_fleet {
@@ -67,6 +70,28 @@ kerr_t net_fleet_rec_encode(const char *name, const uint8_t *ca_pem, uint32_t ca
 /* in: at least NET_FLEET_HDR bytes, in_len available. out->ca_pem points into in.
  * KERR_FORMAT (erased/foreign), KERR_TRUNCATED, KERR_CRC, KERR_INVAL (bad name or CA text). */
 kerr_t net_fleet_rec_decode(const uint8_t *in, uint32_t in_len, net_fleet_t *out);
+
+/* ---- device record (identity page): u32 magic "KDV1", u32 key length, u32 certificate length
+ * (both PEM with their NUL), u32 crc32 of everything after the header; then the key, then the
+ * certificate. Total padded to 16 bytes, at most NET_DEVICE_REC_MAX. ---- */
+#define NET_DEVICE_MAGIC 0x3156444Bu
+#define NET_DEVICE_HDR 16u
+#define NET_DEVICE_REC_MAX 2560u
+
+typedef struct net_device_cred {
+    const uint8_t *key_pem; /* points into the decoded buffer */
+    uint32_t key_len;       /* with the NUL */
+    const uint8_t *cert_pem;
+    uint32_t cert_len;      /* with the NUL */
+} net_device_cred_t;
+
+/* Encoded size (multiple of 16), 0 when it would exceed NET_DEVICE_REC_MAX. */
+uint32_t net_device_rec_size(uint32_t key_len, uint32_t cert_len);
+/* key_pem/cert_pem: NUL-terminated PEM, lengths with the NUL. KERR_INVAL when out of bounds. */
+kerr_t net_device_rec_encode(const uint8_t *key_pem, uint32_t key_len, const uint8_t *cert_pem,
+                             uint32_t cert_len, uint8_t *out, uint32_t out_len);
+/* KERR_FORMAT (erased/foreign), KERR_TRUNCATED, KERR_CRC, KERR_INVAL. Pointers point into in. */
+kerr_t net_device_rec_decode(const uint8_t *in, uint32_t in_len, net_device_cred_t *out);
 
 /* ---- seed state record (seed pages): u32 magic "KNS1", u32 counter, 32-byte seed, pad,
  * u32 crc of [0, 60) at 60 ---- */

@@ -41,6 +41,9 @@ typedef struct net {
     uint32_t start_ms;
     uint8_t fleet_buf[NET_FLEET_REC_MAX] __attribute__((aligned(4)));
     net_fleet_t fleet;
+    uint8_t device_buf[NET_DEVICE_REC_MAX] __attribute__((aligned(4)));
+    net_device_cred_t cred;
+    bool have_cred;
 } net_t;
 
 static net_t net;
@@ -142,6 +145,21 @@ static bool load_fleet(kflash_t *fl)
     return false;
 }
 
+/* The device's own key and certificate (mutual TLS). Missing is not fatal here: the device
+ * still connects, and a broker that requires client certificates (the fleet's does) refuses it. */
+static void load_device_cred(kflash_t *fl)
+{
+    kerr_t err = kflash_read(fl, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, net.device_buf, sizeof(net.device_buf));
+    if (err == KERR_OK)
+        err = net_device_rec_decode(net.device_buf, sizeof(net.device_buf), &net.cred);
+    net.have_cred = err == KERR_OK;
+    if (err == KERR_FORMAT)
+        uv_log("net: the device has no certificate (provision it with --fleet-ca-key): connecting "
+               "without one");
+    else if (err != KERR_OK)
+        uv_log("net: the device record is damaged (%s): connecting without a certificate", kerr_str(err));
+}
+
 void uv_net_init(void)
 {
     uint32_t port = port_arg_u32("broker-port", 0u);
@@ -157,6 +175,7 @@ void uv_net_init(void)
     kflash_t *fl = port_flash_open(PORT_FLASH_INTERNAL, &err);
     if (!fl || !load_fleet(fl) || !net_seed_init(fl, uv_ident.id))
         return;
+    load_device_cred(fl);
     uint8_t mac[6];
     if (!lan9118_init(on_rx_irq, mac)) {
         uv_log("net: no LAN9118 Ethernet controller answers: network off");
@@ -176,6 +195,10 @@ void uv_net_init(void)
         .ca_len = net.fleet.ca_len,
         .broker_ip = lwip_htonl(NET_BROKER_ADDR),
         .broker_port = (uint16_t)port,
+        .key_pem = net.have_cred ? net.cred.key_pem : NULL,
+        .key_len = net.have_cred ? net.cred.key_len : 0u,
+        .cert_pem = net.have_cred ? net.cred.cert_pem : NULL,
+        .cert_len = net.have_cred ? net.cred.cert_len : 0u,
     };
     if (!net_link_init(&cfg))
         return;

@@ -34,6 +34,10 @@ typedef struct net_link_cfg {
     uint32_t ca_len;
     uint32_t broker_ip;      /* IPv4, network byte order */
     uint16_t broker_port;
+    const uint8_t *key_pem;  /* the device's key and certificate (PEM with NUL), NULL = none */
+    uint32_t key_len;
+    const uint8_t *cert_pem;
+    uint32_t cert_len;
 } net_link_cfg_t;
 
 bool net_link_init(const net_link_cfg_t *cfg);
