@@ -34,13 +34,12 @@
 #include "mbedtls/platform.h"
 #include "mbedtls/sha256.h"
 #include "net_rec.h"
+#include "net_seedstore.h"
 #include "uv.h"
 
 typedef struct seed_state {
-    kflash_t *fl;
-    uint32_t counter;       /* counter of the current seed */
-    uint32_t page;          /* page holding it, 0 when it is the provisioned one */
-    uint8_t seed[NET_STATE_SEED];
+    net_seedstore_t store;
+    bool have;
     uint32_t writes;
     bool ready;
     mbedtls_entropy_context entropy;
@@ -49,74 +48,48 @@ typedef struct seed_state {
 
 static seed_state_t ss;
 
-static bool read_page(uint32_t page, uint32_t *out_counter, uint8_t out_seed[NET_STATE_SEED])
+/* The current seed: the seed pages, else the provisioned 64 bytes hashed to one 32-byte block. */
+static bool load_current(kflash_t *fl)
 {
-    uint8_t rec[NET_STATE_REC_SIZE];
-    return kflash_read(ss.fl, page, rec, sizeof(rec)) == KERR_OK &&
-           net_state_rec_decode(rec, out_counter, out_seed) == KERR_OK;
-}
-
-static bool load_current(void)
-{
-    uint32_t ca = 0, cb = 0;
-    uint8_t sa[NET_STATE_SEED], sb[NET_STATE_SEED];
-    bool va = read_page(NET_SEED_PAGE_A, &ca, sa), vb = read_page(NET_SEED_PAGE_B, &cb, sb);
-    if (va || vb) {
-        /* Newer = larger counter, wrap-safe. */
-        bool use_a = va && (!vb || (int32_t)(ca - cb) > 0);
-        ss.counter = use_a ? ca : cb;
-        ss.page = use_a ? NET_SEED_PAGE_A : NET_SEED_PAGE_B;
-        memcpy(ss.seed, use_a ? sa : sb, NET_STATE_SEED);
-        return true;
-    }
-    uint8_t rec[NET_SEED_REC_SIZE], prov[NET_SEED_BYTES];
-    if (kflash_read(ss.fl, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof(rec)) != KERR_OK ||
-        net_seed_rec_decode(rec, prov) != KERR_OK)
-        return false;
-    mbedtls_sha256_ret(prov, sizeof(prov), ss.seed, 0);
+    uint8_t rec[NET_SEED_REC_SIZE], prov[NET_SEED_BYTES], first[NET_STATE_SEED];
+    bool have_prov = kflash_read(fl, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof(rec)) == KERR_OK &&
+                     net_seed_rec_decode(rec, prov) == KERR_OK;
+    if (have_prov)
+        mbedtls_sha256_ret(prov, sizeof(prov), first, 0);
+    kerr_t err = net_seedstore_load(&ss.store, fl, NET_SEED_PAGE_A, NET_SEED_PAGE_B,
+                                    have_prov ? first : NULL);
     memset(prov, 0, sizeof(prov));
-    ss.counter = 0u;
-    ss.page = 0u;
-    return true;
+    memset(first, 0, sizeof(first));
+    return err == KERR_OK;
 }
 
 static int nv_read(unsigned char *buf, size_t len)
 {
-    if (!ss.fl || len > NET_STATE_SEED)
+    if (!ss.have || len > NET_STATE_SEED)
         return -1;
-    memcpy(buf, ss.seed, len);
+    memcpy(buf, ss.store.seed, len);
     return (int)len;
 }
 
-/* Persist a new seed into the page not holding the current one (erase, then program). */
 static int nv_write(unsigned char *buf, size_t len)
 {
-    if (!ss.fl || len != NET_STATE_SEED)
+    if (!ss.have || len != NET_STATE_SEED)
         return -1;
-    uint32_t page = ss.page == NET_SEED_PAGE_A ? NET_SEED_PAGE_B : NET_SEED_PAGE_A;
-    uint8_t rec[NET_STATE_REC_SIZE];
-    net_state_rec_encode(ss.counter + 1u, buf, rec);
-    kerr_t err = kflash_erase(ss.fl, page);
-    if (err == KERR_OK)
-        err = kflash_program(ss.fl, page, rec, sizeof(rec));
+    kerr_t err = net_seedstore_write(&ss.store, buf);
     if (err != KERR_OK) {
         uv_log("net: cannot persist the entropy seed (%s): no randomness this boot", kerr_str(err));
         return -1;
     }
-    ss.counter++;
-    ss.page = page;
-    memcpy(ss.seed, buf, NET_STATE_SEED);
     ss.writes++;
     return (int)len;
 }
 
 bool net_seed_init(kflash_t *fl, const char *personal)
 {
-    ss.fl = fl;
-    if (!fl || !load_current()) {
-        uv_log("net: the device has no entropy seed (provision it with keel device run "
-               "--broker PORT, which writes one): network off");
-        ss.fl = NULL;
+    ss.have = fl && load_current(fl);
+    if (!ss.have) {
+        uv_log("net: the device has no entropy seed (keel device provision or keel device run "
+               "--broker write one): network off");
         return false;
     }
     mbedtls_platform_set_nv_seed(nv_read, nv_write);

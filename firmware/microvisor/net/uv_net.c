@@ -44,6 +44,10 @@ typedef struct net {
     uint8_t device_buf[NET_DEVICE_REC_MAX] __attribute__((aligned(4)));
     net_device_cred_t cred;
     bool have_cred;
+    /* CPU use of the network in the service (boot word net-stats=MS: log it every MS) */
+    uint32_t stats_period, stats_next;
+    uint64_t busy_us, stats_start_us;
+    uint32_t polls;
 } net_t;
 
 static net_t net;
@@ -208,14 +212,33 @@ void uv_net_init(void)
     }
     uv_log("net: up, mac %02x:%02x:%02x:%02x:%02x:%02x, broker %s port %lu", mac[0], mac[1], mac[2],
            mac[3], mac[4], mac[5], net.fleet.broker_name, (unsigned long)port);
+    net.stats_period = port_arg_u32("net-stats", 0u);
+    net.stats_next = port_ticks() + net.stats_period;
+    net.stats_start_us = port_time_us();
     __asm__ volatile("dmb" ::: "memory");
     net.on = true;
+}
+
+/* How much of the CPU the network took since the last report: the app's share is the rest. */
+static void stats_report(uint64_t now_us)
+{
+    uint64_t span = now_us - net.stats_start_us;
+    lan9118_stats_t st = lan9118_stats();
+    uint32_t permille_x10 = span ? (uint32_t)(net.busy_us * 10000u / span) : 0u;
+    uv_log("net: stats: busy %lu us of %lu ms (%lu.%02lu%%), %lu polls; since boot frames in %lu out %lu, irqs %lu",
+           (unsigned long)net.busy_us, (unsigned long)(span / 1000u), (unsigned long)(permille_x10 / 100u),
+           (unsigned long)(permille_x10 % 100u), (unsigned long)net.polls, (unsigned long)st.rx_frames,
+           (unsigned long)st.tx_frames, (unsigned long)st.irqs);
+    net.busy_us = 0;
+    net.polls = 0;
+    net.stats_start_us = now_us;
 }
 
 void uv_net_poll(void)
 {
     if (!net.on)
         return;
+    uint64_t t0 = port_time_us();
     rx_drain();
     sys_check_timeouts();
     bool ip_up = dhcp_supplied_address(&net.netif);
@@ -225,4 +248,11 @@ void uv_net_poll(void)
                (unsigned long)(port_ticks() - net.start_ms));
     }
     net_link_poll(ip_up);
+    uint64_t t1 = port_time_us();
+    net.busy_us += t1 - t0;
+    net.polls++;
+    if (net.stats_period && (int32_t)(port_ticks() - net.stats_next) >= 0) {
+        net.stats_next = port_ticks() + net.stats_period;
+        stats_report(t1);
+    }
 }
