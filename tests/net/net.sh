@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Connectivity tests: a device in QEMU against a real Mosquitto TLS broker on 127.0.0.1.
-# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF
+# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF [CRASHY_ELF]
 #
 # Every case makes its own PKI (openssl: a P-256 fleet CA, a broker certificate for "localhost"
 # from it, and a second CA with the same name), its own broker on a free port and its own device
 # state. Every process started here is stopped on exit (SIGTERM, then SIGKILL), every wait is
 # bounded, and the checks are on what the broker and the device did, never on timings.
 set -uo pipefail
-case_=$1 keel=$2 fw=$3 hello=$4
+case_=$1 keel=$2 fw=$3 hello=$4 crashy=${5:-$4}
 for f in "$keel" "$fw" "$hello"; do
     [ -f "$f" ] || { echo "FAIL ($case_): $f not found (run 'make' first)"; exit 1; }
 done
@@ -202,6 +202,40 @@ reconnect)
         fail "the device did not reconnect after the broker came back"
     timeout 10 "${SUB[@]}" -t keel/v1/dev-1/heartbeat -C 1 -W 8 >/dev/null 2>&1 ||
         fail "no heartbeat after the reconnect"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
+reach-*)
+    # Reachability: the app crash-loops in one fault mode (crashy, fed the mode at every restart)
+    # and every ping sent while it does is answered by the microvisor.
+    mode=${case_#reach-}
+    for _ in $(seq 40); do echo "$mode"; done >"$W/modes.txt"
+    timeout 90 "${SUB[@]}" -t keel/v1/dev-1/result -F '%x' >"$W/results.txt" 2>&1 &
+    PIDS+=($!)
+    timeout --kill-after=5 60 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 45 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 20 'net: connected to broker'
+    # isr-hang leaves an app interrupt active, which only a system reset clears: the whole device
+    # restarts (and reconnects), and the UART byte in flight at the reset is lost, so crashy
+    # reads a broken mode after it and stops failing. One failure is all that mode gives.
+    pings=3
+    [ "$mode" = isr-hang ] && pings=1
+    answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
+    for i in $(seq "$pings"); do
+        wait_for 20 bash -c "[ \$(grep -c '^\[keel\] app stopped: ' '$W/console.txt') -ge $i ]" ||
+            fail "the app did not keep failing in mode $mode (fewer than $i stops)"
+        printf '\x82\x01\x04\x08%b\x10\x01' "\\x$(printf %02x $((0x10 + i)))" >"$W/ping$i.bin"
+        # Like keeld: a command sent while the device is offline is lost (clean session), so it
+        # is sent again until answered.
+        for _ in $(seq 10); do
+            timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping$i.bin" || fail "mosquitto_pub failed"
+            wait_for 2 answered "$i" && break
+        done
+        answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
+    done
+    grep -q "crashy: running $mode" "$W/console.txt" || fail "crashy never ran mode $mode"
     kill -TERM "$KEEL_PID"; wait_device
     ;;
 provisioning)
