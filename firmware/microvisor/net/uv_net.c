@@ -12,6 +12,7 @@
  */
 #include "uv_net.h"
 
+#include <malloc.h>
 #include <string.h>
 
 #include "board.h"
@@ -225,10 +226,14 @@ static void stats_report(uint64_t now_us)
     uint64_t span = now_us - net.stats_start_us;
     lan9118_stats_t st = lan9118_stats();
     uint32_t permille_x10 = span ? (uint32_t)(net.busy_us * 10000u / span) : 0u;
-    uv_log("net: stats: busy %lu us of %lu ms (%lu.%02lu%%), %lu polls; since boot frames in %lu out %lu, irqs %lu",
+    /* Mbed TLS's bignum/ECP and record buffers come from newlib's heap (keel_mbedtls_config.h). */
+    struct mallinfo mi = mallinfo();
+    uv_log("net: stats: busy %lu us of %lu ms (%lu.%02lu%%), %lu polls; since boot frames in %lu "
+           "out %lu, irqs %lu, TLS heap %lu bytes (in use %lu), handler stack %lu bytes",
            (unsigned long)net.busy_us, (unsigned long)(span / 1000u), (unsigned long)(permille_x10 / 100u),
            (unsigned long)(permille_x10 % 100u), (unsigned long)net.polls, (unsigned long)st.rx_frames,
-           (unsigned long)st.tx_frames, (unsigned long)st.irqs);
+           (unsigned long)st.tx_frames, (unsigned long)st.irqs, (unsigned long)mi.arena,
+           (unsigned long)mi.uordblks, (unsigned long)uv_net_stack_used());
     net.busy_us = 0;
     net.polls = 0;
     net.stats_start_us = now_us;
