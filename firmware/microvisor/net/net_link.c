@@ -441,7 +441,7 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
     schedule_retry();
 }
 
-static void connect(void)
+static void link_connect(void)
 {
     struct mqtt_connect_client_info_t ci = {
         .client_id = lk.cfg.device_id,
@@ -508,11 +508,11 @@ void net_link_poll(bool ip_up)
     switch (lk.state) {
     case LINK_IDLE:
         if (ip_up)
-            connect();
+            link_connect();
         break;
     case LINK_WAIT:
         if (ip_up && (int32_t)(now - lk.next_ms) >= 0)
-            connect();
+            link_connect();
         break;
     case LINK_CONNECTING:
         if (now - lk.attempt_ms > CONNECT_TIMEOUT_MS) {

@@ -78,7 +78,9 @@ uint32_t uv_net_stack_used(void)
         p++;
     return (uint32_t)((uintptr_t)__msp_stack_top - (uintptr_t)p);
 }
-static uint32_t frame[(LAN9118_FRAME_MAX + 4u + 3u) / 4u]; /* TX and RX: one service, one user */
+/* One frame buffer for both directions: a received frame is copied into a pbuf before lwIP sees
+ * it, so whatever lwIP transmits while handling it (an ACK, an ARP reply) may reuse the buffer. */
+static uint32_t frame[(LAN9118_FRAME_MAX + 4u + 3u) / 4u];
 
 u32_t sys_now(void)
 {
