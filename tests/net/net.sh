@@ -95,10 +95,13 @@ cafile $W/ca.pem
 certfile $W/broker.pem
 keyfile $W/broker.key
 tls_version tlsv1.2
-require_certificate true
-use_identity_as_username true
-acl_file $W/acl
 CONF
+# The server-authentication cases run against a broker that asks nothing of the client, so the
+# device's own verification is the only thing that can stop the connection.
+case $case_ in
+wrong-ca|wrong-name) printf 'allow_anonymous true\n' >>"$W/mosquitto.conf" ;;
+*) printf 'require_certificate true\nuse_identity_as_username true\nacl_file %s\n' "$W/acl" >>"$W/mosquitto.conf" ;;
+esac
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 MOSQ=""
 start_broker() {
@@ -128,7 +131,7 @@ start_device() {
     PIDS+=("$KEEL_PID")
 }
 wait_device() { wait "$KEEL_PID" 2>/dev/null; }
-console_has() { grep -qE -- "$1" "$W/console.txt"; }
+console_has() { grep -qE -- "$1" "$W/console.txt" 2>/dev/null; }
 console_count() { grep -cE -- "$1" "$W/console.txt"; }
 expect_console() { # SECONDS ERE: wait until the console shows ERE
     wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"
@@ -171,6 +174,7 @@ wrong-ca)
     expect_console 20 'net: broker localhost refused: its certificate failed verification \(flags 0x08: The certificate is not correctly signed by the trusted CA'
     wait_device
     console_has 'net: connected to broker' && fail "the device accepted a broker certificate from another CA"
+    grep -q 'New client connected' "$W/mosquitto.log" && fail "the broker saw an MQTT session from the device"
     [ "$(console_count 'net: broker localhost refused')" -ge 2 ] || fail "the device did not retry"
     grep -q 'New connection from 127.0.0.1' "$W/mosquitto.log" || fail "the device never reached the broker"
     ;;
@@ -189,6 +193,7 @@ wrong-name)
     expect_console 20 'net: broker broker.example refused: its certificate failed verification \(flags 0x04: The certificate Common Name \(CN\) does not match'
     wait_device
     console_has 'net: connected to broker' && fail "the device accepted a broker certificate for another name"
+    grep -q 'New client connected' "$W/mosquitto.log" && fail "the broker saw an MQTT session from the device"
     ;;
 reconnect)
     # Broker restart: the device notices, backs off and reconnects on its own.
