@@ -23,7 +23,7 @@ fw: deps
 	@cmake --build $(FW_DIR) -j $(JOBS)
 
 host: deps
-	@cmake -S . -B $(HOST_DIR) -DKEEL_FW_DIR=$(FW_DIR) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake -S . -B $(HOST_DIR) -DKEEL_FW_DIR=$(FW_DIR) -DKEEL_THIRD_PARTY=$(TP_DIR) -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(HOST_DIR) -j $(JOBS)
 
 test: all
@@ -34,6 +34,7 @@ demo: all
 
 bench: all
 	@bash scripts/bench.sh "$(abspath $(BUILD))"
+	@set -e; for b in scripts/bench-*.sh; do [ -e "$$b" ] || continue; bash "$$b" "$(abspath $(BUILD))"; done
 
 clean:
 	rm -rf $(FW_DIR) $(HOST_DIR)

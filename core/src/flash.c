@@ -18,7 +18,7 @@
 #include "le.h"
 
 #define CHUNK 64u       /* read-modify-write granularity of this layer (stack buffer) */
-#define SCAN_CHUNK 256u /* kflash_init's content scan: fewer, larger reads (semihosting traps) */
+#define SCAN_CHUNK 1024u /* kflash_init's content scan: fewer, larger reads (semihosting traps) */
 #define TORN_CHUNK 16u  /* a torn erase decides the fate of each 16-byte piece separately */
 
 static bool is_pow2(uint32_t v)
@@ -176,10 +176,13 @@ kerr_t kflash_init(kflash_t *f, const kflash_backend_t *be, void *be_ctx,
         if (err != KERR_OK) {
             return err;
         }
-        for (uint32_t i = 0; i < n; i++) {
-            if (buf[i] != 0xFFu) {
+        /* One test per program unit (or the part of it in this chunk). */
+        for (uint32_t i = 0; i < n;) {
+            uint32_t end = min_u32(n, i + geo->prog_unit - (off + i) % geo->prog_unit);
+            if (!le_all_ff(buf + i, end - i)) {
                 used_mark(f, off + i, 1u, true);
             }
+            i = end;
         }
     }
     return KERR_OK;

@@ -9,6 +9,7 @@
 #define KEEL_CORE_SRC_LE_H
 
 #include <stdint.h>
+#include <string.h>
 
 static inline uint16_t le_get16(const uint8_t *p)
 {
@@ -38,7 +39,21 @@ static inline void le_put32(uint8_t *p, uint32_t v)
 /* True when all n bytes at p are 0xFF (erased NOR). */
 static inline int le_all_ff(const uint8_t *p, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0;
+    /* Word at a time where aligned: this runs over whole flash parts at boot. */
+    for (; i < n && ((uintptr_t)(p + i) & 3u) != 0u; i++) {
+        if (p[i] != 0xFFu) {
+            return 0;
+        }
+    }
+    for (; i + 4u <= n; i += 4u) {
+        uint32_t w;
+        memcpy(&w, p + i, 4u);
+        if (w != 0xFFFFFFFFu) {
+            return 0;
+        }
+    }
+    for (; i < n; i++) {
         if (p[i] != 0xFFu) {
             return 0;
         }

@@ -155,6 +155,7 @@ install_info)
     run_keel 0 device info --state dev/one
     expect_in out.txt "device:    bench-7"
     expect_in out.txt "app:       blinky 1.2.3"
+    expect_in out.txt "image:     verified"
     expect_in out.txt "size:      $size bytes at 0x00200000"
     expect_in out.txt "sha256:    $sha"
     expect_in out.txt "backoff 50..4000 ms, stack dump 64 bytes"
@@ -175,10 +176,27 @@ install_info)
     run_keel 1 device info --state dev/none
     expect_in err.txt "no device state here"
     [ ! -e dev/none ] || fail "info created a state directory"
-    # A damaged header is reported, not trusted.
+    run_keel 0 device info --state dev/two
+    expect_in out.txt "image:     verified"
+    # A damaged image (a bit cleared in flash) and a damaged header are reported, not trusted.
+    printf '\x00' | dd of=dev/two/flash_int.bin bs=1 seek=$((0x2000 + 9)) conv=notrunc status=none
+    run_keel 0 device info --state dev/two
+    expect_in out.txt "image:     DAMAGED"
     printf '\x00' | dd of=dev/two/flash_int.bin bs=1 seek=64 conv=notrunc status=none # name
     run_keel 0 device info --state dev/two
     expect_in out.txt "unreadable header"
+    # While another keel holds the device (a running device), nothing else may touch it.
+    sha256sum dev/one/flash_int.bin >flash.sum
+    rc=0
+    flock dev/one/keel.lock timeout 30 "$keel" device install --state dev/one blinky.elf \
+        >out.txt 2>err.txt </dev/null || rc=$?
+    [ "$rc" -eq 1 ] || fail "install into a locked device exited $rc, expected 1"
+    expect_in err.txt "dev/one is in use by another keel command"
+    sha256sum -c --quiet flash.sum || fail "flash changed while locked"
+    rc=0
+    flock dev/one/keel.lock timeout 30 "$keel" device info --state dev/one >out.txt 2>err.txt ||
+        rc=$?
+    [ "$rc" -eq 1 ] || fail "info on a locked device exited $rc, expected 1"
     ;;
 bad_policy)
     build_app p.elf
@@ -222,6 +240,10 @@ run_firmware)
         sleep 0.1
     done
     [ -s run.txt ] || fail "no console output within 10 s"
+    sha256sum st/flash_int.bin >flash.sum
+    run_keel 1 device install --state st app.elf
+    expect_in err.txt "is in use by another keel command"
+    sha256sum -c --quiet flash.sum || fail "install changed the flash of a running device"
     kill -INT "$pid"
     rc=0
     wait "$pid" || rc=$?

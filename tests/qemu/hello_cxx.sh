@@ -10,7 +10,7 @@ kq_run "$keel" "$elf" "${KQ_SECONDS:-5}"
 
 kq_expect started '^\[keel\] app started' "the app was never started"
 kq_expect ctor '^app\| hello-cxx: global constructor ran before main at [0-9]+ us$' \
-    "the global constructor did not run" "$started"
+    "the global constructor did not run"
 kq_expect main '^app\| hello-cxx: main$' "main did not run after the constructor" "$ctor"
 kq_expect seen '^app\| hello-cxx: keel api 1$' "hello-cxx did not get the API version" "$main"
 kq_expect seen '^app\| hello-cxx: tick 2 \(longest gap [0-9]+ ms\)$' "hello-cxx did not tick twice" "$main"

@@ -39,11 +39,12 @@ kq_need_file() {
 }
 
 # kq_run KEEL ELF SECONDS [stdin file]: run one device for SECONDS, console into $KQ_OUT (CR stripped).
+# The microvisor prints a heartbeat every KQ_HEARTBEAT_MS (default 200).
 kq_run() {
     local keel=$1 elf=$2 secs=$3 input=${4:-/dev/null} rc
     mkdir -p "$KQ_TMP/state"
     timeout --kill-after=5 $((secs + 30)) "$keel" device run --state "$KQ_TMP/state" --install "$elf" \
-        --seconds "$secs" --append heartbeat=200 <"$input" >"$KQ_TMP/raw.txt" 2>&1
+        --seconds "$secs" --append "heartbeat=${KQ_HEARTBEAT_MS:-200}" <"$input" >"$KQ_TMP/raw.txt" 2>&1
     rc=$?
     tr -d '\r' <"$KQ_TMP/raw.txt" >"$KQ_OUT"
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -100,4 +101,5 @@ kq_finish() {
         exit 1
     fi
     echo "PASS"
+    exit 0
 }

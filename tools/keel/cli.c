@@ -17,10 +17,11 @@ static bool is_help(const char *arg)
 static void print_top_help(FILE *out, const cli_noun_t *nouns, unsigned nnouns)
 {
     fprintf(out, "usage: keel <command> <subcommand> [options]\n\n"
-                 "Keel host tool: run emulated devices, install apps.\n\ncommands:\n");
+                 "Keel host tool: emulated devices, the local fleet stack, and keeld's fleet API.\n\n"
+                 "commands:\n");
     for (unsigned i = 0; i < nnouns; i++)
         fprintf(out, "  %-10s %s\n", nouns[i].name, nouns[i].summary);
-    fprintf(out, "\nRun 'keel <command> --help' for its subcommands.\n"
+    fprintf(out, "\nRun 'keel <command> --help' for its subcommands or options.\n"
                  "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
 }
 
@@ -68,9 +69,18 @@ int cli_dispatch(const cli_noun_t *nouns, unsigned nnouns, int argc, char **argv
         print_top_help(stdout, nouns, nnouns);
         return CLI_EXIT_OK;
     }
-    for (unsigned i = 0; i < nnouns; i++)
-        if (strcmp(argv[1], nouns[i].name) == 0)
-            return run_noun(&nouns[i], argc - 2, argv + 2);
+    for (unsigned i = 0; i < nnouns; i++) {
+        if (strcmp(argv[1], nouns[i].name) != 0)
+            continue;
+        if (nouns[i].run != NULL) {
+            char prog[96];
+            snprintf(prog, sizeof prog, "keel %s", nouns[i].name);
+            optind = 0;
+            opterr = 0;
+            return nouns[i].run(prog, argc - 1, argv + 1);
+        }
+        return run_noun(&nouns[i], argc - 2, argv + 2);
+    }
     return cli_usage_error("keel", "unknown command '%s'", argv[1]);
 }
 

@@ -2,7 +2,8 @@
  * keel CLI: the subcommand dispatcher and argument helpers shared by every command family.
  *
  * Shape: `keel <noun> <verb> [options]`. A noun is a table of verbs; a verb is a function that
- * parses its own options with getopt_long. Every level answers --help on stdout with exit 0.
+ * parses its own options with getopt_long. A noun can also be a command on its own (`keel devices`,
+ * `keel up`): then it has a run function instead of verbs. Every level answers --help on stdout with exit 0.
  * Exit codes are the same for every command: CLI_EXIT_OK, CLI_EXIT_FAIL when the operation
  * failed (message on stderr), CLI_EXIT_USAGE when the command line is wrong (message on stderr
  * plus a hint to --help).
@@ -33,6 +34,7 @@ typedef struct cli_noun {
     const char *summary; /* one line for keel --help */
     const cli_verb_t *verbs;
     unsigned nverbs;
+    cli_verb_fn run; /* a command on its own: argv[0] is the noun, no verbs (verbs is NULL) */
 } cli_noun_t;
 
 /* Run `keel <noun> <verb> ...` (argv[0] is the program name). Returns a CLI_EXIT_* code. */

@@ -6,4 +6,20 @@
 
 extern const cli_noun_t cmd_device;
 
+/* Fleet commands against keeld's REST API (cmd_fleet.c). */
+extern const cli_noun_t cmd_devices;
+extern const cli_noun_t cmd_logs;
+extern const cli_noun_t cmd_crashes;
+extern const cli_noun_t cmd_crash;
+extern const cli_noun_t cmd_ping;
+extern const cli_noun_t cmd_restart;
+extern const cli_noun_t cmd_reboot;
+extern const cli_noun_t cmd_token;
+/* `keel device show D`: lives with the fleet commands, listed in cmd_device's verb table. */
+int cmd_device_show(const char *prog, int argc, char **argv);
+
+/* The local fleet stack (cmd_stack.c). */
+extern const cli_noun_t cmd_up;
+extern const cli_noun_t cmd_down;
+
 #endif /* KEEL_TOOLS_KEEL_CMD_H */

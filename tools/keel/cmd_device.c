@@ -8,6 +8,7 @@
  * Every command that changes flash inspects first: the ELF is read and validated completely
  * before the state directory is created or touched.
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -186,6 +187,15 @@ static bool load_app(const char *prog, const install_req_t *r, appelf_image_t *i
     return true;
 }
 
+/* The header's name as printable text: it comes from flash, which anyone may have written. */
+static void app_name(const kapp_hdr_t *h, char out[KAPP_NAME_MAX + 1])
+{
+    size_t n = 0;
+    for (; n < KAPP_NAME_MAX && h->name[n] != '\0'; n++)
+        out[n] = isprint((unsigned char)h->name[n]) ? h->name[n] : '?';
+    out[n] = '\0';
+}
+
 /* Open (creating/provisioning) the state and install the app if one is requested. */
 static int open_and_install(const char *prog, const char *dir, const install_req_t *r,
                             devstate_t *s)
@@ -198,11 +208,12 @@ static int open_and_install(const char *prog, const char *dir, const install_req
     if (ok && r->elf != NULL) {
         ok = devstate_install(s, prog, &img, &hdr);
         if (ok) {
-            char ver[16], sha[17];
+            char ver[16], sha[17], name[KAPP_NAME_MAX + 1];
             kapp_version_format(hdr.version, ver, sizeof ver);
             devstate_sha_prefix(hdr.sha256, sha, sizeof sha);
-            printf("installed %.*s %s (%lu bytes, sha256 %s) into %s\n", (int)KAPP_NAME_MAX,
-                   hdr.name, ver, (unsigned long)hdr.image_size, sha, dir);
+            app_name(&hdr, name);
+            printf("installed %s %s (%lu bytes, sha256 %s) into %s\n", name, ver,
+                   (unsigned long)hdr.image_size, sha, dir);
         }
         if (!ok)
             devstate_close(s, prog);
@@ -238,7 +249,7 @@ static int device_install(const char *prog, int argc, char **argv)
         if (rc != CLI_EXIT_OK)
             return rc;
     }
-    if (dir == NULL)
+    if (dir == NULL || dir[0] == '\0')
         return need_state(prog);
     if (optind != argc - 1)
         return cli_usage_error(prog, optind == argc ? "which app? give APP.elf"
@@ -258,10 +269,11 @@ static int device_install(const char *prog, int argc, char **argv)
 
 static void print_app(const kapp_hdr_t *h)
 {
-    char ver[16], sha[17];
+    char ver[16], sha[17], name[KAPP_NAME_MAX + 1];
+    app_name(h, name);
     kapp_version_format(h->version, ver, sizeof ver);
     devstate_sha_prefix(h->sha256, sha, sizeof sha);
-    printf("app:       %.*s %s\n", (int)KAPP_NAME_MAX, h->name, ver);
+    printf("app:       %s %s\n", name, ver);
     printf("size:      %lu bytes at 0x%08lx\n", (unsigned long)h->image_size,
            (unsigned long)h->load_addr);
     printf("sha256:    %s\n", sha);
@@ -285,7 +297,7 @@ static int device_info(const char *prog, int argc, char **argv)
             return cli_bad_option(prog, c, argv);
         dir = optarg;
     }
-    if (dir == NULL)
+    if (dir == NULL || dir[0] == '\0')
         return need_state(prog);
     if (optind != argc)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
@@ -295,8 +307,13 @@ static int device_info(const char *prog, int argc, char **argv)
     printf("device:    %s\n", s.ident.id);
     kapp_hdr_t h;
     kerr_t err = devstate_app(&s, &h);
-    if (err == KERR_OK)
+    if (err == KERR_OK || err == KERR_IMG_HASH)
         print_app(&h);
+    if (err == KERR_OK)
+        printf("image:     verified (sha256 matches)\n");
+    else if (err == KERR_IMG_HASH)
+        printf("image:     DAMAGED: the image in flash does not match the header's sha256; "
+               "install the app again\n");
     else if (err == KERR_IMG_EMPTY)
         printf("app:       no app installed\n");
     else
@@ -400,7 +417,7 @@ static int device_run(const char *prog, int argc, char **argv)
                 return rc;
         }
     }
-    if (dir == NULL)
+    if (dir == NULL || dir[0] == '\0')
         return need_state(prog);
     if (optind != argc)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
@@ -431,14 +448,19 @@ static int device_run(const char *prog, int argc, char **argv)
         devstate_close(&s, prog);
         return CLI_EXIT_FAIL;
     }
-    /* QEMU's microvisor opens the flash files itself: ours are closed before it starts. */
-    if (!devstate_close(&s, prog))
-        return CLI_EXIT_FAIL;
+    /* The microvisor opens the flash files itself: ours are closed before it starts, the
+     * directory stays locked while it runs. */
     char real[PATH_MAX];
-    if (realpath(dir, real) == NULL)
-        return cli_fail(prog, "%s: cannot resolve the path", dir);
-    q.state_dir = real;
-    return qrun_run(prog, &q);
+    if (!devstate_release_flash(&s, prog))
+        rc = CLI_EXIT_FAIL;
+    else if (realpath(dir, real) == NULL)
+        rc = cli_fail(prog, "%s: cannot resolve the path", dir);
+    else {
+        q.state_dir = real;
+        rc = qrun_run(prog, &q);
+    }
+    devstate_close(&s, prog);
+    return rc;
 }
 
 /* ---- keel device provision ----------------------------------------------------------- */
@@ -507,11 +529,12 @@ static const cli_verb_t device_verbs[] = {
     {"info", "show an emulated device's id and installed app", device_info},
     {"provision", "provision an emulated device for the fleet (CA, broker name, device key)",
      device_provision},
+    {"show", "show a device as keeld knows it (registry, manifest, tags)", cmd_device_show},
 };
 
 const cli_noun_t cmd_device = {
     .name = "device",
-    .summary = "emulated devices: run, install apps, inspect",
+    .summary = "devices: run emulated ones, install apps, inspect; show one from keeld",
     .verbs = device_verbs,
     .nverbs = sizeof device_verbs / sizeof device_verbs[0],
 };

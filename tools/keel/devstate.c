@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,28 +163,47 @@ static bool load_identity(devstate_t *s, const char *prog, bool create, const ch
     return true;
 }
 
-bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create,
-                   const char *want_id)
-{
-    memset(s, 0, sizeof *s);
-    if (strlen(dir) >= sizeof s->dir) {
-        fprintf(stderr, "%s: state directory path too long\n", prog);
-        return false;
-    }
-    strcpy(s->dir, dir);
-    if (create && !make_dirs(prog, dir))
-        return false;
+#define DEVSTATE_LOCK_FILE "keel.lock"
 
+/* Take DIR's lock without waiting: a device that runs holds it for as long as it runs. */
+static int take_lock(const char *prog, const char *dir, bool exclusive)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, DEVSTATE_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CLOEXEC | (exclusive ? O_CREAT : 0), 0644);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            fprintf(stderr, "%s: %s: no device state here (create it with 'keel device install' "
+                            "or 'keel device run')\n", prog, dir);
+        else
+            fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(stderr, "%s: %s is in use by another keel command (is the device running? "
+                            "stop it first)\n", prog, dir);
+        else
+            fprintf(stderr, "%s: locking %s: %s\n", prog, path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Create (if asked) and open the flash files, then read or provision the identity. */
+static bool open_flash(devstate_t *s, const char *prog, bool create, const char *want_id)
+{
     /* QSPI is not used by the host tools yet; it is created so the device finds its part. */
     if (create) {
         kflash_file_t qspi;
-        if (!open_flash_file(prog, dir, AN505_QSPI_FILE, AN505_QSPI_SIZE, true, &qspi))
+        if (!open_flash_file(prog, s->dir, AN505_QSPI_FILE, AN505_QSPI_SIZE, true, &qspi))
             return false;
         kerr_t qerr = kflash_file_close(&qspi);
         if (qerr != KERR_OK)
             return flash_fail(prog, AN505_QSPI_FILE, qerr);
     }
-    if (!open_flash_file(prog, dir, AN505_IFLASH_FILE, AN505_IFLASH_SIZE, create,
+    if (!open_flash_file(prog, s->dir, AN505_IFLASH_FILE, AN505_IFLASH_SIZE, create,
                          &s->iflash_file))
         return false;
     size_t used_len = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
@@ -201,7 +221,29 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
     return false;
 }
 
-bool devstate_close(devstate_t *s, const char *prog)
+bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create,
+                   const char *want_id)
+{
+    memset(s, 0, sizeof *s);
+    s->lock_fd = -1;
+    if (strlen(dir) >= sizeof s->dir) {
+        fprintf(stderr, "%s: state directory path too long\n", prog);
+        return false;
+    }
+    strcpy(s->dir, dir);
+    if (create && !make_dirs(prog, dir))
+        return false;
+    s->lock_fd = take_lock(prog, dir, create);
+    if (s->lock_fd < 0)
+        return false;
+    if (open_flash(s, prog, create, want_id))
+        return true;
+    close(s->lock_fd);
+    s->lock_fd = -1;
+    return false;
+}
+
+bool devstate_release_flash(devstate_t *s, const char *prog)
 {
     kerr_t err = kflash_file_close(&s->iflash_file);
     free(s->used);
@@ -209,6 +251,15 @@ bool devstate_close(devstate_t *s, const char *prog)
     if (err != KERR_OK)
         return flash_fail(prog, AN505_IFLASH_FILE, err);
     return true;
+}
+
+bool devstate_close(devstate_t *s, const char *prog)
+{
+    bool ok = devstate_release_flash(s, prog);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    s->lock_fd = -1;
+    return ok;
 }
 
 void devstate_policy_default(devstate_policy_t *p)
@@ -283,9 +334,26 @@ kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out)
 {
     uint8_t hdr[KAPP_HDR_SIZE];
     kerr_t err = kflash_read(&s->iflash, AN505_APP_HDR_OFF, hdr, sizeof hdr);
+    if (err == KERR_OK)
+        err = kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, out);
     if (err != KERR_OK)
         return err;
-    return kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, out);
+    /* The same check the microvisor makes before it runs the app (on its RAM copy). */
+    mbedtls_sha256_context ctx;
+    mbedtls_sha256_init(&ctx);
+    mbedtls_sha256_starts_ret(&ctx, 0);
+    uint8_t buf[4096], sha[32];
+    for (uint32_t off = 0; off < out->image_size && err == KERR_OK; off += sizeof buf) {
+        uint32_t n = out->image_size - off < sizeof buf ? out->image_size - off : sizeof buf;
+        err = kflash_read(&s->iflash, AN505_APP_IMAGE_OFF + off, buf, n);
+        if (err == KERR_OK)
+            mbedtls_sha256_update_ret(&ctx, buf, n);
+    }
+    mbedtls_sha256_finish_ret(&ctx, sha);
+    mbedtls_sha256_free(&ctx);
+    if (err == KERR_OK && memcmp(sha, out->sha256, sizeof sha) != 0)
+        err = KERR_IMG_HASH;
+    return err;
 }
 
 void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap)

@@ -4,6 +4,8 @@
  *   DIR/flash_int.bin   internal flash (app slot, microvisor state, identity page)
  *   DIR/qspi.bin        QSPI NOR (update staging)
  *   DIR/run/            console sockets while the device runs (see qrun.h)
+ *   DIR/keel.lock       flock()ed by every keel command using DIR, exclusively by those that
+ *                       write or run the device: two writers on one flash would corrupt it
  *
  * The same files are the device's flash when QEMU runs (the microvisor opens them through
  * semihosting), so every change here goes through kflash with the AN505 geometry: the host
@@ -28,15 +30,18 @@ typedef struct devstate {
     kflash_file_t iflash_file;
     kflash_t iflash;
     uint8_t *used;   /* kflash program-once bitmap (malloc'd) */
+    int lock_fd;     /* DIR/keel.lock, held until devstate_close() */
     kident_t ident;
 } devstate_t;
 
 /*
- * Open the state in dir. With create, makes dir (and parents) if needed, creates missing flash
- * files erased, and provisions the identity if the identity page is erased: with want_id if
- * given, else "dev-" + 8 random hex digits. Without create, everything must already exist.
- * want_id given and the device already provisioned under another id is an error.
- * On failure prints "prog: ..." to stderr and returns false (s needs no close).
+ * Open the state in dir and lock it. With create, makes dir (and parents) if needed, creates
+ * missing flash files erased, and provisions the identity if the identity page is erased: with
+ * want_id if given, else "dev-" + 8 random hex digits. Without create, everything must already
+ * exist (keel.lock included) and the lock is shared (readers only). A directory locked by another keel (a running
+ * device, an install) is an error, not a wait. want_id given and the device already provisioned
+ * under another id is an error. On failure prints "prog: ..." to stderr and returns false
+ * (s needs no close).
  */
 bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create,
                    const char *want_id);
@@ -52,7 +57,13 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
 bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path,
                             const char *ca_key_path, const char *broker_name);
 
-/* Close the flash files; false (message printed) if the final write-back failed. */
+/*
+ * Close the flash files but keep the lock (the device is about to run and opens them itself).
+ * False (message printed) if the final write-back failed.
+ */
+bool devstate_release_flash(devstate_t *s, const char *prog);
+
+/* Close the flash files (if still open) and drop the lock; false as above. */
 bool devstate_close(devstate_t *s, const char *prog);
 
 /* App policy chosen by the installer (see kapp_hdr_t). */
@@ -78,7 +89,11 @@ void devstate_app_header(const appelf_image_t *img, const char *elf_path,
 bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img,
                       const kapp_hdr_t *h);
 
-/* Read and decode the installed app's header: KERR_OK, or kapp_hdr_decode's / kflash's error. */
+/*
+ * Read and decode the installed app's header and check the image in the slot against its
+ * SHA-256: KERR_OK, KERR_IMG_HASH (header fine, image damaged: *out is still filled), or
+ * kapp_hdr_decode's / kflash's error.
+ */
 kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out);
 
 /* "1a2b3c..." : the first 16 hex digits of a SHA-256 (buf >= 17 bytes). */

@@ -13,6 +13,8 @@ int main(int argc, char **argv)
     /* `keel relay PORT` is run by QEMU, not typed: a bare command outside the noun/verb tree. */
     if (argc >= 2 && strcmp(argv[1], "relay") == 0)
         return relay_main(argc - 2, argv + 2);
-    const cli_noun_t nouns[] = {cmd_device};
+    const cli_noun_t nouns[] = {cmd_device, cmd_up,      cmd_down,    cmd_devices, cmd_logs,
+                                 cmd_crashes, cmd_crash, cmd_ping, cmd_restart, cmd_reboot,
+                                 cmd_token};
     return cli_dispatch(nouns, sizeof nouns / sizeof nouns[0], argc, argv);
 }

@@ -484,6 +484,11 @@ static int console_loop(run_t *r, uint32_t seconds)
         for (int k = 0; k < nu; k++)
             if (pf[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
                 uart_read(&r->uart[map[k]]);
+        if (ferror(stdout)) {
+            fprintf(stderr, "%s: cannot write the console to stdout: stopping the device\n",
+                    r->prog);
+            return END_FAIL;
+        }
         if (in_idx >= 0 && (pf[in_idx].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) &&
             !forward_stdin(r))
             r->stdin_fd = -1;
@@ -520,6 +525,9 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
         return 1;
     }
 
+    /* A closed stdout (keel ... | head) is an error on write, noticed by the loop, not a kill
+     * that would leave QEMU's sockets behind. */
+    signal(SIGPIPE, SIG_IGN);
     /* Signals arrive through a signalfd polled with the consoles: no handler, no global flag. */
     sigset_t mask, oldmask;
     sigemptyset(&mask);

@@ -5,7 +5,8 @@
  * the app; after a restart crashy asks again.
  *
  * The app watchdog (300 ms) is started before anything else, so the hangs (`irqoff`,
- * `faultmask`, `isr-hang`, `storm`) are caught by it whatever state they leave the CPU in.
+ * `faultmask`, `isr-hang`) are caught by it whatever state they leave the CPU in; `storm` raises it
+ * to 2 s so the microvisor's interrupt-storm detector is what stops it.
  */
 #include <stdint.h>
 #include <string.h>
@@ -224,6 +225,9 @@ static int mode_isr_hang(void)
 
 static int mode_storm(void)
 {
+    /* A longer watchdog than the other modes: the microvisor's storm detector (500 ms of
+     * samples) must be what stops this, not the hang detector. */
+    (void)keel_watchdog_start(2000u);
     nvic_enable(DUALTIMER_IRQN);
     nvic_pend(DUALTIMER_IRQN);
     for (;;) {
@@ -358,8 +362,8 @@ static int mode_reentry(void)
     if (keel_time_get_us(&start) != KEEL_OK) {
         failed = "time_get_us (main)";
     }
-    last = start;
     now = start;
+    last = start;
     timer_job = TIMER_REENTRY;
     timer1_start_periodic(1000000u / CRASHY_REENTRY_HZ);
     nvic_enable(TIMER1_IRQN);
@@ -369,6 +373,11 @@ static int mode_reentry(void)
             failed = "time_get_us (main)";
         } else if (now < last) {
             failed = "time went backwards (main)";
+            console_puts("crashy: reentry: keel_time_get_us returned ");
+            console_put_dec(now);
+            console_puts(" after ");
+            console_put_dec(last);
+            console_puts("\n");
         }
         last = now;
         calls++;

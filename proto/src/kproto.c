@@ -1,0 +1,180 @@
+/* Device protocol v1: topic table, topic build/parse, Envelope encode/decode. */
+#include <string.h>
+
+#include "keel/crash.h"
+#include "keel/kproto.h"
+#include "pb_decode.h"
+#include "pb_encode.h"
+
+/* The crash bytes must fit the nanopb field; keel.options repeats the number (it cannot include C). */
+_Static_assert(sizeof(((keel_v1_Crash *)0)->report.bytes) == KCRASH_ENCODED_MAX,
+               "keel.options Crash.report max_size must equal KCRASH_ENCODED_MAX");
+_Static_assert(sizeof(((keel_v1_LogEntry *)0)->text) == 240 + 1,
+               "keel.options LogEntry.text max_size must be KEEL_LOG_MAX + 1");
+
+/* One row per kproto_topic_t, in enum order. docs/protocol.md has the same table in prose. */
+static const kproto_topic_info_t topics[KPROTO_T_COUNT] = {
+    [KPROTO_T_HELLO] = {"hello", 1, false, false, false, keel_v1_Envelope_hello_tag},
+    [KPROTO_T_PRESENCE] = {"presence", 1, true, false, false, keel_v1_Envelope_presence_tag},
+    [KPROTO_T_HEARTBEAT] = {"heartbeat", 0, false, false, false, keel_v1_Envelope_heartbeat_tag},
+    [KPROTO_T_LOGS] = {"logs", 1, false, false, false, keel_v1_Envelope_logs_tag},
+    [KPROTO_T_CRASH] = {"crash", 1, false, false, false, keel_v1_Envelope_crash_tag},
+    [KPROTO_T_RESULT] = {"result", 1, false, false, false, keel_v1_Envelope_result_tag},
+    [KPROTO_T_APP_UP] = {"app/up", 1, false, false, true, keel_v1_Envelope_channel_tag},
+    [KPROTO_T_CMD] = {"cmd", 1, false, true, false, keel_v1_Envelope_command_tag},
+    [KPROTO_T_ACK] = {"ack", 1, false, true, false, keel_v1_Envelope_ack_tag},
+    [KPROTO_T_APP_DOWN] = {"app/down", 1, false, true, true, keel_v1_Envelope_channel_tag},
+};
+
+const kproto_topic_info_t *kproto_topic_info(kproto_topic_t t)
+{
+    return ((unsigned)t < KPROTO_T_COUNT) ? &topics[t] : NULL;
+}
+
+static bool name_char_ok(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* Length of a valid channel name, or 0 when it is not one. */
+static size_t channel_len(const char *ch)
+{
+    size_t n = 0;
+
+    while (ch[n] != '\0') {
+        if (n == KPROTO_CHANNEL_MAX || !name_char_ok(ch[n])) {
+            return 0u;
+        }
+        n++;
+    }
+    return n;
+}
+
+kerr_t kproto_topic_build(kproto_topic_t t, const char *device, const char *channel, char *out,
+                          size_t cap)
+{
+    const kproto_topic_info_t *ti = kproto_topic_info(t);
+
+    if (ti == NULL || out == NULL || kident_check_id(device) != KERR_OK) {
+        return KERR_INVAL;
+    }
+    if (ti->has_channel != (channel != NULL) || (channel != NULL && channel_len(channel) == 0u)) {
+        return KERR_INVAL;
+    }
+    size_t need = strlen(KPROTO_PREFIX) + strlen(device) + 1u + strlen(ti->suffix) + 1u;
+    if (channel != NULL) {
+        need += 1u + strlen(channel);
+    }
+    if (need > cap) {
+        return KERR_NOMEM;
+    }
+    strcpy(out, KPROTO_PREFIX);
+    strcat(out, device);
+    strcat(out, "/");
+    strcat(out, ti->suffix);
+    if (channel != NULL) {
+        strcat(out, "/");
+        strcat(out, channel);
+    }
+    return KERR_OK;
+}
+
+kerr_t kproto_topic_parse(const char *topic, char out_device[KIDENT_ID_MAX + 1],
+                          kproto_topic_t *out_t, char out_channel[KPROTO_CHANNEL_MAX + 1])
+{
+    size_t plen = strlen(KPROTO_PREFIX);
+
+    if (topic == NULL || strncmp(topic, KPROTO_PREFIX, plen) != 0) {
+        return KERR_FORMAT;
+    }
+    const char *dev = topic + plen;
+    const char *slash = strchr(dev, '/');
+    if (slash == NULL || slash == dev || (size_t)(slash - dev) > KIDENT_ID_MAX) {
+        return KERR_FORMAT;
+    }
+    char id[KIDENT_ID_MAX + 1];
+    memcpy(id, dev, (size_t)(slash - dev));
+    id[slash - dev] = '\0';
+    if (kident_check_id(id) != KERR_OK) {
+        return KERR_FORMAT;
+    }
+    const char *rest = slash + 1;
+    for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
+        size_t sl = strlen(topics[t].suffix);
+        if (strncmp(rest, topics[t].suffix, sl) != 0) {
+            continue;
+        }
+        const char *tail = rest + sl;
+        if (!topics[t].has_channel && *tail == '\0') {
+            strcpy(out_device, id);
+            out_channel[0] = '\0';
+            *out_t = (kproto_topic_t)t;
+            return KERR_OK;
+        }
+        if (topics[t].has_channel && *tail == '/' && channel_len(tail + 1) != 0u) {
+            strcpy(out_device, id);
+            strcpy(out_channel, tail + 1);
+            *out_t = (kproto_topic_t)t;
+            return KERR_OK;
+        }
+    }
+    return KERR_FORMAT;
+}
+
+kerr_t kproto_encode(const keel_v1_Envelope *env, uint8_t *out, size_t cap, size_t *out_len)
+{
+    pb_ostream_t os = pb_ostream_from_buffer(out, cap);
+
+    if (!pb_encode(&os, keel_v1_Envelope_fields, env)) {
+        /* nanopb reports both "buffer full" and "field too long" as a failed write. */
+        return (os.bytes_written >= cap) ? KERR_NOMEM : KERR_INVAL;
+    }
+    *out_len = os.bytes_written;
+    return KERR_OK;
+}
+
+kerr_t kproto_decode(kproto_topic_t t, const uint8_t *in, size_t len, keel_v1_Envelope *out)
+{
+    const kproto_topic_info_t *ti = kproto_topic_info(t);
+
+    if (ti == NULL || out == NULL || (in == NULL && len != 0u)) {
+        return KERR_INVAL;
+    }
+    /* Decoded in place: an Envelope is over 2 KiB, too big for a second copy on a device stack. */
+    pb_istream_t is = pb_istream_from_buffer(in, len);
+    if (!pb_decode(&is, keel_v1_Envelope_fields, out)) {
+        return KERR_FORMAT;
+    }
+    return out->which_body == ti->body_tag ? KERR_OK : KERR_INVAL;
+}
+
+static const char *name_of(const char *const *names, size_t count, unsigned v)
+{
+    return (v < count && names[v] != NULL) ? names[v] : "unknown";
+}
+
+#define NAME_OF(tbl, v) name_of((tbl), sizeof(tbl) / sizeof((tbl)[0]), (unsigned)(v))
+
+static const char *const command_names[] = {NULL, "ping", "restart", "reboot"};
+static const char *const status_names[] = {NULL, "ok", "unsupported", "failed", "rejected"};
+static const char *const state_names[] = {"unknown", "none",   "running",
+                                          "backoff", "failed", "updating"};
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const source_names[] = {"app", "microvisor"};
+
+const char *kproto_command_name(keel_v1_CommandKind k) { return NAME_OF(command_names, k); }
+const char *kproto_status_name(keel_v1_CommandStatus s) { return NAME_OF(status_names, s); }
+const char *kproto_app_state_name(keel_v1_AppState s) { return NAME_OF(state_names, s); }
+const char *kproto_level_name(keel_v1_LogLevel l) { return NAME_OF(level_names, l); }
+const char *kproto_source_name(keel_v1_LogSource s) { return NAME_OF(source_names, s); }
+
+keel_v1_CommandKind kproto_command_from_name(const char *name)
+{
+    for (unsigned i = 1; name != NULL && i < sizeof(command_names) / sizeof(command_names[0]); i++) {
+        if (strcmp(name, command_names[i]) == 0) {
+            return (keel_v1_CommandKind)i;
+        }
+    }
+    return keel_v1_CommandKind_COMMAND_KIND_UNKNOWN;
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# scripts/stack.sh: the certificates and broker configuration of a Keel fleet stack, in one place
+# for everyone who starts one: `keel up`, tests/server/server_test.sh, tests/fleet and
+# scripts/bench-fleet.sh.
+#
+#   stack.sh certs DIR NAME...          CA (DIR/ca.pem, ca.key) if missing, then NAME.pem/NAME.key
+#                                       for each NAME that has none: CN=NAME, except "broker"
+#                                       (CN localhost, SAN localhost + 127.0.0.1). P-256 keys,
+#                                       like the devices'. Existing files are kept (first run only).
+#   stack.sh broker-conf DIR PORT [ACL_EXTRA]
+#                                       DIR/mosquitto.conf + DIR/acl: TLS on 127.0.0.1:PORT,
+#                                       require_certificate, identity = certificate CN, the ACL of
+#                                       docs/protocol.md; lines of the file ACL_EXTRA are appended
+#                                       to the ACL (e.g. a benchmark identity).
+set -euo pipefail
+
+die() { echo "stack.sh: $*" >&2; exit 1; }
+
+# Certificates live for a year: `keel up` keeps its state directory across runs.
+DAYS=365
+
+cert() { # DIR NAME
+  local dir="$1" name="$2" cn san=""
+  [ -s "$dir/$name.pem" ] && [ -s "$dir/$name.key" ] && return 0
+  cn="$name"
+  if [ "$name" = broker ]; then
+    cn=localhost
+    san="DNS:localhost,IP:127.0.0.1"
+  fi
+  openssl ecparam -name prime256v1 -genkey -noout -out "$dir/$name.key" 2>/dev/null ||
+    die "openssl could not make a key for $name"
+  openssl req -new -key "$dir/$name.key" -subj "/CN=$cn" -out "$dir/$name.csr" 2>/dev/null ||
+    die "openssl could not make a request for $name"
+  local ext=()
+  if [ -n "$san" ]; then
+    printf 'subjectAltName=%s\n' "$san" >"$dir/$name.ext"
+    ext=(-extfile "$dir/$name.ext")
+  fi
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days "$DAYS" -sha256 -out "$dir/$name.pem" "${ext[@]}" 2>/dev/null ||
+    die "openssl could not sign the certificate of $name"
+  rm -f "$dir/$name.csr" "$dir/$name.ext"
+  chmod 600 "$dir/$name.key"
+}
+
+certs() {
+  local dir="$1"; shift
+  mkdir -p "$dir" || die "cannot create $dir"
+  if ! [ -s "$dir/ca.pem" ] || ! [ -s "$dir/ca.key" ]; then
+    openssl ecparam -name prime256v1 -genkey -noout -out "$dir/ca.key" 2>/dev/null ||
+      die "openssl could not make the CA key (is openssl installed? make deps)"
+    chmod 600 "$dir/ca.key"
+    openssl req -x509 -new -key "$dir/ca.key" -subj "/CN=keel local fleet CA" -days "$DAYS" \
+      -sha256 -out "$dir/ca.pem" 2>/dev/null || die "openssl could not make the CA certificate"
+  fi
+  local name
+  for name in "$@"; do
+    [[ "$name" =~ ^[A-Za-z0-9._-]{1,63}$ ]] || die "'$name' is not a valid identity name"
+    cert "$dir" "$name"
+  done
+}
+
+broker_conf() {
+  local dir="$1" port="$2" extra="${3:-}"
+  [[ "$port" =~ ^[0-9]+$ ]] || die "port '$port' is not a number"
+  cat >"$dir/acl" <<ACL
+# keeld's service identity: every device's topics.
+user keeld
+topic readwrite keel/v1/#
+
+# Devices (username = certificate CN): only their own topics, each in its direction.
+pattern write keel/v1/%u/hello
+pattern write keel/v1/%u/presence
+pattern write keel/v1/%u/heartbeat
+pattern write keel/v1/%u/logs
+pattern write keel/v1/%u/crash
+pattern write keel/v1/%u/result
+pattern write keel/v1/%u/app/up/+
+pattern read keel/v1/%u/cmd
+pattern read keel/v1/%u/ack
+pattern read keel/v1/%u/app/down/+
+ACL
+  if [ -n "$extra" ]; then
+    cat "$extra" >>"$dir/acl" || die "cannot read $extra"
+  fi
+  cat >"$dir/mosquitto.conf" <<CONF
+per_listener_settings false
+# Run as whoever starts the stack (as root, mosquitto would otherwise switch to user "mosquitto",
+# which cannot read this private directory).
+user $(id -un)
+allow_anonymous false
+persistence false
+log_dest file $dir/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+listener $port 127.0.0.1
+cafile $dir/ca.pem
+certfile $dir/broker.pem
+keyfile $dir/broker.key
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+acl_file $dir/acl
+CONF
+}
+
+[ $# -ge 1 ] || die "usage: stack.sh certs DIR NAME... | broker-conf DIR PORT [ACL_EXTRA]"
+case "$1" in
+certs)
+  [ $# -ge 2 ] || die "usage: stack.sh certs DIR NAME..."
+  shift
+  certs "$@"
+  ;;
+broker-conf)
+  [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: stack.sh broker-conf DIR PORT [ACL_EXTRA]"
+  shift
+  broker_conf "$@"
+  ;;
+*)
+  die "unknown command '$1' (certs, broker-conf)"
+  ;;
+esac

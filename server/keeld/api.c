@@ -1,0 +1,805 @@
+/* keeld REST/JSON API. Routes, auth, body limits, JSON replies and the log event stream. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "kd_log.h"
+#include "keel/crash.h"
+#include "keel/kproto.h"
+#include "token.h"
+
+#define SSE_WAIT_SLICE_MS 1000   /* how often a waiting stream checks for shutdown */
+#define SSE_KEEPALIVE_MS 10000   /* comment line so proxies and clients see a live stream */
+#define LIST_LIMIT_MAX 1000
+#define CRASH_TEXT_MAX 8192     /* formatted crash report (registers + stack dump) */
+
+struct api {
+    struct MHD_Daemon *d;
+    const kd_config_t *cfg;
+    store_t *store;
+    mq_t *mq;
+    kd_notify_t *logs;
+    atomic_bool stopping;
+};
+
+/* Per-request state: the body collected so far. */
+typedef struct req {
+    char *body;
+    size_t len;
+    bool too_big;
+} req_t;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ---------------------------------------------------------------------------------- */
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s == NULL) {
+        return MHD_NO;
+    }
+    size_t n = strlen(s);
+    /* A trailing newline makes curl output and shell tests tidier; JSON parsers ignore it. */
+    char *t = realloc(s, n + 2);
+    if (t == NULL) {
+        free(s);
+        return MHD_NO;
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    struct MHD_Response *r = MHD_create_response_from_buffer(n + 1, t, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static enum MHD_Result reply_store_error(struct MHD_Connection *c)
+{
+    return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                       "the database failed (see keeld's log); nothing was changed, retry later");
+}
+
+/* ---- request helpers -------------------------------------------------------------------------- */
+
+static const char *query(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Integer query parameter in [lo, hi]; absent -> def. Returns false (reply sent) when invalid. */
+static bool query_int(struct MHD_Connection *c, const char *name, int64_t lo, int64_t hi, int64_t def,
+                      int64_t *out, enum MHD_Result *ret)
+{
+    const char *v = query(c, name);
+    char *end = NULL;
+
+    if (v == NULL) {
+        *out = def;
+        return true;
+    }
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x < lo || x > hi) {
+        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                           "query parameter '%s' is '%s'; it must be a whole number in [%lld, %lld]",
+                           name, v, (long long)lo, (long long)hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/* The id after a prefix ("/v1/crashes/" + "12"), or -1 when it is not a positive number. */
+static int64_t path_id(const char *rest)
+{
+    char *end = NULL;
+
+    errno = 0;
+    long long x = strtoll(rest, &end, 10);
+    return (errno != 0 || end == rest || *end != '\0' || x <= 0) ? -1 : x;
+}
+
+/* The device exists in the registry; otherwise a 404 reply is sent. */
+static bool known_device(api_t *api, struct MHD_Connection *c, const char *device, enum MHD_Result *ret)
+{
+    if (kident_check_id(device) != KERR_OK) {
+        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                           "'%s' is not a device id: use 1 to %u characters of A-Z a-z 0-9 . _ -",
+                           device, KIDENT_ID_MAX);
+        return false;
+    }
+    json_t *d = api->store->ops->device_get(api->store, device);
+    if (d == NULL) {
+        *ret = reply_error(c, MHD_HTTP_NOT_FOUND,
+                           "unknown device '%s': it has never connected; list devices with GET /v1/devices",
+                           device);
+        return false;
+    }
+    json_decref(d);
+    return true;
+}
+
+/*
+ * Parse the body as a JSON object whose keys are all in allowed (NULL-terminated).
+ * NULL (reply sent) when it is not.
+ */
+static json_t *body_object(struct MHD_Connection *c, const req_t *rq, const char *const *allowed,
+                           enum MHD_Result *ret)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(rq->body ? rq->body : "", rq->len, 0, &jerr);
+
+    if (j == NULL) {
+        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "malformed JSON body at line %d, column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] != NULL; i++) {
+            ok = ok || strcmp(key, allowed[i]) == 0;
+        }
+        if (!ok) {
+            char list[128] = "";
+            for (size_t i = 0; allowed[i] != NULL; i++) {
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", allowed[i]);
+            }
+            *ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "unknown field '%s'; allowed fields: %s", key, list);
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+/* ---- authentication --------------------------------------------------------------------------- */
+
+static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    char hash[TOK_HASH_HEX];
+    char name[128];
+
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
+        *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
+                           "missing 'Authorization: Bearer <token>' header; create a token with "
+                           "`keeld token create --db PATH`");
+        return false;
+    }
+    const char *tok = h + 7;
+    tok_hash(tok, strlen(tok), hash);
+    store_rc_t rc = api->store->ops->token_check(api->store, hash, name, sizeof(name));
+    if (rc == STORE_ENOTFOUND) {
+        *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
+                           "the bearer token is not valid for this keeld; check KEEL_TOKEN or create one");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        *ret = reply_store_error(c);
+        return false;
+    }
+    return true;
+}
+
+/* ---- endpoints -------------------------------------------------------------------------------- */
+
+static enum MHD_Result get_health(api_t *api, struct MHD_Connection *c)
+{
+    return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:i}", "status", "ok", "store",
+                                               api->store->ops->backend, "mqtt",
+                                               mq_connected(api->mq) ? "connected" : "disconnected",
+                                               "protocol", KPROTO_REVISION));
+}
+
+static enum MHD_Result get_devices(api_t *api, struct MHD_Connection *c)
+{
+    json_t *arr = api->store->ops->devices_list(api->store);
+
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "devices", arr)) : reply_store_error(c);
+}
+
+static enum MHD_Result get_device(api_t *api, struct MHD_Connection *c, const char *id)
+{
+    enum MHD_Result ret;
+
+    if (!known_device(api, c, id, &ret)) {
+        return ret;
+    }
+    json_t *d = api->store->ops->device_get(api->store, id);
+    return d ? reply_json(c, MHD_HTTP_OK, d) : reply_store_error(c);
+}
+
+#define TAGS_MAX 64          /* per request */
+#define TAG_VALUE_MAX 256
+
+/* PATCH /v1/devices/{id} {"tags": {"name": "value" | null, ...}}: set or remove tags. */
+static enum MHD_Result patch_device(api_t *api, struct MHD_Connection *c, const char *id, const req_t *rq)
+{
+    static const char *const allowed[] = {"tags", NULL};
+    enum MHD_Result ret;
+
+    if (!known_device(api, c, id, &ret)) {
+        return ret;
+    }
+    json_t *j = body_object(c, rq, allowed, &ret);
+    if (j == NULL) {
+        return ret;
+    }
+    json_t *tags = json_object_get(j, "tags");
+    const char *name;
+    json_t *v;
+    bool valid = json_is_object(tags) && json_object_size(tags) <= TAGS_MAX;
+    if (!valid) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                          "the body needs \"tags\": an object of at most %d names, each a string "
+                          "value (set) or null (remove)", TAGS_MAX);
+    }
+    json_object_foreach(tags, name, v) {
+        if (!valid) {
+            break;
+        }
+        if (kident_check_id(name) != KERR_OK) {
+            valid = false;
+            ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "tag name '%s' is not 1 to %u characters of "
+                              "A-Z a-z 0-9 . _ -", name, KIDENT_ID_MAX);
+        } else if (!json_is_null(v) && (!json_is_string(v) || json_string_length(v) > TAG_VALUE_MAX)) {
+            valid = false;
+            ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "tag '%s' must be a string of at most %d "
+                              "characters, or null to remove it", name, TAG_VALUE_MAX);
+        }
+    }
+    if (valid) {
+        store_rc_t rc = api->store->ops->device_tags_set(api->store, id, tags);
+        json_t *d = rc == STORE_OK ? api->store->ops->device_get(api->store, id) : NULL;
+        ret = d ? reply_json(c, MHD_HTTP_OK, d) : reply_store_error(c);
+    }
+    json_decref(j);
+    return ret;
+}
+
+/* Fill a log query from ?device=&since=&until=&after=&limit=. */
+static bool log_query(api_t *api, struct MHD_Connection *c, store_log_query_t *q, enum MHD_Result *ret)
+{
+    int64_t limit = 0;
+
+    memset(q, 0, sizeof(*q));
+    q->device = query(c, "device");
+    if (q->device != NULL && !known_device(api, c, q->device, ret)) {
+        return false;
+    }
+    if (!query_int(c, "since", 0, INT64_MAX, 0, &q->since_ms, ret) ||
+        !query_int(c, "until", 0, INT64_MAX, 0, &q->until_ms, ret) ||
+        !query_int(c, "after", 0, INT64_MAX, 0, &q->after_id, ret) ||
+        !query_int(c, "limit", 1, LIST_LIMIT_MAX, 100, &limit, ret)) {
+        return false;
+    }
+    q->limit = (int)limit;
+    return true;
+}
+
+static enum MHD_Result get_logs(api_t *api, struct MHD_Connection *c)
+{
+    store_log_query_t q;
+    enum MHD_Result ret;
+
+    if (!log_query(api, c, &q, &ret)) {
+        return ret;
+    }
+    json_t *arr = api->store->ops->logs_query(api->store, &q);
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "logs", arr)) : reply_store_error(c);
+}
+
+/* ---- live log stream (server-sent events) ------------------------------------------------------ */
+
+typedef struct sse {
+    api_t *api;
+    char device[KIDENT_ID_MAX + 1];
+    bool all_devices;
+    int64_t after_id;
+    char *buf;                /* events formatted but not yet handed to MHD */
+    size_t len, off, cap;
+    int64_t last_out_ms;
+} sse_t;
+
+static void sse_append(sse_t *s, const char *text, size_t n)
+{
+    if (s->len + n > s->cap) {
+        size_t cap = (s->len + n) * 2;
+        char *b = realloc(s->buf, cap);
+        if (b == NULL) {
+            return; /* dropped; the client resumes from the last id it saw */
+        }
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, text, n);
+    s->len += n;
+}
+
+/* Format new entries as events; returns how many. */
+static size_t sse_fill(sse_t *s)
+{
+    store_log_query_t q = {.device = s->all_devices ? NULL : s->device, .after_id = s->after_id, .limit = 100};
+    json_t *arr = s->api->store->ops->logs_query(s->api->store, &q);
+    size_t i, n = json_array_size(arr);
+    json_t *e;
+
+    json_array_foreach(arr, i, e) {
+        char *data = json_dumps(e, JSON_COMPACT);
+        char head[64];
+        int64_t id = json_integer_value(json_object_get(e, "id"));
+        int hn = snprintf(head, sizeof(head), "id: %lld\nevent: log\ndata: ", (long long)id);
+        if (data != NULL) {
+            sse_append(s, head, (size_t)hn);
+            sse_append(s, data, strlen(data));
+            sse_append(s, "\n\n", 2);
+            free(data);
+        }
+        s->after_id = id;
+    }
+    json_decref(arr);
+    return n;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    sse_t *s = cls;
+
+    /* Block (in slices, so shutdown is noticed) until there is something to send. */
+    while (s->off == s->len) {
+        s->off = s->len = 0;
+        if (atomic_load(&s->api->stopping)) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        uint64_t gen = kd_notify_gen(s->api->logs);
+        if (sse_fill(s) > 0) {
+            break;
+        }
+        if (mono_ms() - s->last_out_ms >= SSE_KEEPALIVE_MS) {
+            sse_append(s, ": keepalive\n\n", 13);
+            break;
+        }
+        kd_notify_wait(s->api->logs, gen, SSE_WAIT_SLICE_MS);
+    }
+    size_t n = s->len - s->off < max ? s->len - s->off : max;
+    memcpy(out, s->buf + s->off, n);
+    s->off += n;
+    s->last_out_ms = mono_ms();
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    sse_t *s = cls;
+
+    free(s->buf);
+    free(s);
+}
+
+static enum MHD_Result get_log_stream(api_t *api, struct MHD_Connection *c)
+{
+    store_log_query_t q;
+    enum MHD_Result ret;
+
+    if (!log_query(api, c, &q, &ret)) {
+        return ret;
+    }
+    sse_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return MHD_NO;
+    }
+    s->api = api;
+    s->all_devices = q.device == NULL;
+    snprintf(s->device, sizeof(s->device), "%s", q.device ? q.device : "");
+    s->after_id = q.after_id;
+    /* A reconnecting EventSource sends the last id it saw: resume right after it. */
+    const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+    if (last != NULL && path_id(last) > 0) {
+        s->after_id = path_id(last);
+    }
+    /* Without after/Last-Event-ID a follower starts at the end, like tail -f. */
+    if (query(c, "after") == NULL && last == NULL &&
+        api->store->ops->logs_last_id(api->store, q.device, &s->after_id) != STORE_OK) {
+        sse_free(s);
+        return reply_store_error(c);
+    }
+    sse_append(s, ": keel log stream\n\n", 19);
+    s->last_out_ms = mono_ms();
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ---- crashes ---------------------------------------------------------------------------------- */
+
+static enum MHD_Result get_crashes(api_t *api, struct MHD_Connection *c)
+{
+    enum MHD_Result ret;
+    int64_t limit;
+    const char *device = query(c, "device");
+
+    if ((device != NULL && !known_device(api, c, device, &ret)) ||
+        !query_int(c, "limit", 1, LIST_LIMIT_MAX, 100, &limit, &ret)) {
+        return ret;
+    }
+    json_t *arr = api->store->ops->crashes_list(api->store, device, (int)limit);
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "crashes", arr)) : reply_store_error(c);
+}
+
+static enum MHD_Result get_crash(api_t *api, struct MHD_Connection *c, const char *rest)
+{
+    int64_t id = path_id(rest);
+    store_crash_t cr;
+    kcrash_report_t r;
+
+    if (id < 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "'%s' is not a crash id (a positive number)", rest);
+    }
+    store_rc_t rc = api->store->ops->crash_get(api->store, id, &cr);
+    if (rc == STORE_ENOTFOUND) {
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no crash report %lld; list them with GET /v1/crashes",
+                           (long long)id);
+    }
+    if (rc != STORE_OK) {
+        return reply_store_error(c);
+    }
+    json_t *j = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)id, "device", cr.device, "received_ms",
+                          (json_int_t)cr.received_ms);
+    char hex[2 * sizeof(cr.report) + 1];
+    for (size_t i = 0; i < cr.report_len; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", cr.report[i]);
+    }
+    hex[2 * cr.report_len] = '\0';
+    json_object_set_new(j, "report_hex", json_string(hex));
+    kerr_t err = kcrash_decode(cr.report, cr.report_len, &r);
+    if (err != KERR_OK) {
+        json_object_set_new(j, "decode_error", json_string(kerr_str(err)));
+        return reply_json(c, MHD_HTTP_OK, j);
+    }
+    char *text = malloc(CRASH_TEXT_MAX);
+    if (text != NULL) {
+        kcrash_format(&r, "", text, CRASH_TEXT_MAX);
+        json_object_set_new(j, "text", json_string(text));
+        free(text);
+    }
+    json_object_set_new(j, "reason", json_string(kcrash_reason_name(r.reason)));
+    json_t *regs = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pc", (json_int_t)r.pc,
+                             "lr", (json_int_t)r.lr, "sp", (json_int_t)r.sp, "xpsr", (json_int_t)r.xpsr,
+                             "cfsr", (json_int_t)r.cfsr, "hfsr", (json_int_t)r.hfsr, "sfsr",
+                             (json_int_t)r.sfsr, "sfar", (json_int_t)r.sfar, "bfar", (json_int_t)r.bfar);
+    json_object_set_new(j, "registers", regs);
+    json_object_set_new(j, "app_version", json_integer(r.app_version));
+    json_object_set_new(j, "restart_count", json_integer(r.restart_count));
+    json_object_set_new(j, "run_ms", json_integer(r.run_ms));
+    return reply_json(c, MHD_HTTP_OK, j);
+}
+
+/* ---- commands --------------------------------------------------------------------------------- */
+
+static enum MHD_Result post_command(api_t *api, struct MHD_Connection *c, const req_t *rq)
+{
+    static const char *const allowed[] = {"device", "kind", NULL};
+    enum MHD_Result ret;
+    json_t *j = body_object(c, rq, allowed, &ret);
+
+    if (j == NULL) {
+        return ret;
+    }
+    const char *device = json_string_value(json_object_get(j, "device"));
+    const char *kind_s = json_string_value(json_object_get(j, "kind"));
+    keel_v1_CommandKind kind = kproto_command_from_name(kind_s);
+    if (device == NULL || kind_s == NULL) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                          "the body needs \"device\" and \"kind\" as strings, e.g. "
+                          "{\"device\": \"dev-1\", \"kind\": \"ping\"}");
+    } else if (kind == keel_v1_CommandKind_COMMAND_KIND_UNKNOWN) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "unknown command kind '%s'; use ping, restart or reboot",
+                          kind_s);
+    } else if (known_device(api, c, device, &ret)) {
+        bool supported = false;
+        int64_t id = 0;
+        if (api->store->ops->device_supports(api->store, device, kind, &supported) != STORE_OK) {
+            ret = reply_store_error(c);
+        } else if (!supported) {
+            ret = reply_error(c, MHD_HTTP_CONFLICT,
+                              "device '%s' does not implement '%s' (see \"commands\" in GET /v1/devices/%s)",
+                              device, kind_s, device);
+        } else if (api->store->ops->command_create(api->store, device, kind, now_ms(), &id) != STORE_OK) {
+            ret = reply_store_error(c);
+        } else {
+            /* Committed: from here the command survives a crash and is sent after a restart. */
+            mq_flush_commands(api->mq);
+            json_t *cmd = api->store->ops->command_get(api->store, id);
+            ret = cmd ? reply_json(c, MHD_HTTP_CREATED, cmd) : reply_store_error(c);
+        }
+    }
+    json_decref(j);
+    return ret;
+}
+
+static enum MHD_Result get_command(api_t *api, struct MHD_Connection *c, const char *rest)
+{
+    int64_t id = path_id(rest);
+
+    if (id < 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "'%s' is not a command id (a positive number)", rest);
+    }
+    json_t *cmd = api->store->ops->command_get(api->store, id);
+    return cmd ? reply_json(c, MHD_HTTP_OK, cmd)
+               : reply_error(c, MHD_HTTP_NOT_FOUND, "no command %lld", (long long)id);
+}
+
+/* ---- tokens ----------------------------------------------------------------------------------- */
+
+static enum MHD_Result post_token(api_t *api, struct MHD_Connection *c, const req_t *rq)
+{
+    static const char *const allowed[] = {"name", NULL};
+    enum MHD_Result ret;
+    json_t *j = body_object(c, rq, allowed, &ret);
+    char tok[TOK_LEN + 1], hash[TOK_HASH_HEX];
+    int64_t id = 0;
+
+    if (j == NULL) {
+        return ret;
+    }
+    json_t *jn = json_object_get(j, "name");
+    const char *name = jn ? json_string_value(jn) : "";
+    if (name == NULL || strlen(name) > 64) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "\"name\" must be a string of at most 64 characters");
+    } else if (tok_generate(tok) != 0) {
+        ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no randomness available; retry");
+    } else {
+        tok_hash(tok, strlen(tok), hash);
+        if (api->store->ops->token_add(api->store, name, hash, now_ms(), &id) != STORE_OK) {
+            ret = reply_store_error(c);
+        } else {
+            ret = reply_json(c, MHD_HTTP_CREATED,
+                             json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "name", name, "token", tok));
+        }
+    }
+    json_decref(j);
+    return ret;
+}
+
+static enum MHD_Result get_tokens(api_t *api, struct MHD_Connection *c)
+{
+    json_t *arr = api->store->ops->tokens_list(api->store);
+
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "tokens", arr)) : reply_store_error(c);
+}
+
+/* ---- routing ---------------------------------------------------------------------------------- */
+
+static bool is(const char *method, const char *want)
+{
+    return strcmp(method, want) == 0;
+}
+
+/* Path after prefix when url starts with it and has a non-empty remainder without '/'. */
+static const char *sub(const char *url, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    if (strncmp(url, prefix, n) != 0 || url[n] == '\0' || strchr(url + n, '/') != NULL) {
+        return NULL;
+    }
+    return url + n;
+}
+
+static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *url, const char *method,
+                             const req_t *rq)
+{
+    enum MHD_Result ret;
+    const char *rest;
+    bool get = is(method, "GET"), post = is(method, "POST");
+
+    if (strcmp(url, "/v1/health") == 0 && get) {
+        return get_health(api, c);
+    }
+    if (!authorized(api, c, &ret)) {
+        return ret;
+    }
+    if (strcmp(url, "/v1/devices") == 0 && get) {
+        return get_devices(api, c);
+    }
+    if ((rest = sub(url, "/v1/devices/")) != NULL && (get || is(method, "PATCH"))) {
+        return get ? get_device(api, c, rest) : patch_device(api, c, rest, rq);
+    }
+    if (strcmp(url, "/v1/logs") == 0 && get) {
+        return get_logs(api, c);
+    }
+    if (strcmp(url, "/v1/logs/stream") == 0 && get) {
+        return get_log_stream(api, c);
+    }
+    if (strcmp(url, "/v1/crashes") == 0 && get) {
+        return get_crashes(api, c);
+    }
+    if ((rest = sub(url, "/v1/crashes/")) != NULL && get) {
+        return get_crash(api, c, rest);
+    }
+    if (strcmp(url, "/v1/commands") == 0 && post) {
+        return post_command(api, c, rq);
+    }
+    if ((rest = sub(url, "/v1/commands/")) != NULL && get) {
+        return get_command(api, c, rest);
+    }
+    if (strcmp(url, "/v1/tokens") == 0 && (get || post)) {
+        return get ? get_tokens(api, c) : post_token(api, c, rq);
+    }
+    /* A known path with another method: say which methods it has. */
+    static const struct { const char *path; const char *methods; } known[] = {
+        {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET, PATCH"}, {"/v1/logs", "GET"},
+        {"/v1/logs/stream", "GET"}, {"/v1/crashes", "GET"}, {"/v1/crashes/", "GET"},
+        {"/v1/commands", "POST"}, {"/v1/commands/", "GET"}, {"/v1/tokens", "GET, POST"},
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        size_t n = strlen(known[i].path);
+        bool prefix = known[i].path[n - 1] == '/';
+        if (prefix ? sub(url, known[i].path) != NULL : strcmp(url, known[i].path) == 0) {
+            return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not supported; use %s",
+                               method, url, known[i].methods);
+        }
+    }
+    return reply_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s %s; see docs/api.md", method, url);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls)
+{
+    api_t *api = cls;
+    req_t *rq = *con_cls;
+
+    if (rq == NULL) {
+        rq = calloc(1, sizeof(*rq));
+        if (rq == NULL) {
+            return MHD_NO;
+        }
+        *con_cls = rq;
+        /* Refuse a declared oversize body before reading any of it. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)api->cfg->max_body) {
+            return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                               "request body of %s bytes is larger than the limit of %ld bytes (--max-body)",
+                               cl, api->cfg->max_body);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        /* A body without Content-Length (chunked) is read and dropped once over the limit. */
+        if (!rq->too_big && rq->len + *upload_data_size <= (size_t)api->cfg->max_body) {
+            char *b = realloc(rq->body, rq->len + *upload_data_size + 1);
+            if (b == NULL) {
+                return MHD_NO;
+            }
+            memcpy(b + rq->len, upload_data, *upload_data_size);
+            rq->body = b;
+            rq->len += *upload_data_size;
+            rq->body[rq->len] = '\0';
+        } else {
+            rq->too_big = true;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->too_big) {
+        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                           "request body is larger than the limit of %ld bytes (--max-body)",
+                           api->cfg->max_body);
+    }
+    return route(api, c, url, method, rq);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    req_t *rq = *con_cls;
+
+    if (rq != NULL) {
+        free(rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, kd_notify_t *logs_notify,
+                 unsigned *out_port, char *err, size_t errcap)
+{
+    struct sockaddr_in sa;
+    api_t *api = calloc(1, sizeof(*api));
+
+    if (api == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)cfg->http_port);
+    if (inet_pton(AF_INET, cfg->http_addr, &sa.sin_addr) != 1) {
+        snprintf(err, errcap, "--http-addr '%s' is not an IPv4 address", cfg->http_addr);
+        free(api);
+        return NULL;
+    }
+    api->cfg = cfg;
+    api->store = store;
+    api->mq = mq;
+    api->logs = logs_notify;
+    atomic_init(&api->stopping, false);
+    api->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                  MHD_USE_ERROR_LOG,
+                              0, NULL, NULL, handle, api, MHD_OPTION_SOCK_ADDR, &sa,
+                              MHD_OPTION_NOTIFY_COMPLETED, request_done, api,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+    if (api->d == NULL) {
+        snprintf(err, errcap, "cannot listen on %s:%ld (in use? another keeld running?)", cfg->http_addr,
+                 cfg->http_port);
+        free(api);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->d, MHD_DAEMON_INFO_BIND_PORT);
+    *out_port = info ? info->port : (unsigned)cfg->http_port;
+    return api;
+}
+
+void api_stop(api_t *api)
+{
+    if (api == NULL) {
+        return;
+    }
+    atomic_store(&api->stopping, true);
+    kd_notify_bump(api->logs); /* wake waiting streams so they see stopping */
+    MHD_stop_daemon(api->d);
+    free(api);
+}

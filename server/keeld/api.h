@@ -1,0 +1,25 @@
+/*
+ * keeld's REST/JSON API over libmicrohttpd (docs/api.md is the reference). One thread per
+ * connection, so a server-sent-events stream can wait for new log entries without holding up
+ * other requests. Every endpoint but GET /v1/health needs "Authorization: Bearer <token>".
+ * A write is answered only after the store committed it.
+ */
+#ifndef KEEL_SERVER_KEELD_API_H
+#define KEEL_SERVER_KEELD_API_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "mqtt.h"
+#include "notify.h"
+#include "store.h"
+
+typedef struct api api_t;
+
+/* Listen on cfg->http_addr:http_port. NULL with a message in err; *out_port is the bound port. */
+api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, kd_notify_t *logs_notify,
+                 unsigned *out_port, char *err, size_t errcap);
+/* Stop listening, end live streams (within about a second) and join every connection thread. */
+void api_stop(api_t *api);
+
+#endif /* KEEL_SERVER_KEELD_API_H */

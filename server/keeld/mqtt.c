@@ -1,0 +1,360 @@
+/* keeld's MQTT client: subscriptions, device message ingest, acks and command publishing. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+
+#include "kd_log.h"
+#include "keel/crash.h"
+#include "keel/kproto.h"
+#include "mqtt.h"
+
+struct mq {
+    struct mosquitto *m;
+    const kd_config_t *cfg;
+    store_t *store;
+    kd_notify_t *logs_notify;
+    atomic_bool connected;           /* connected AND every subscription acknowledged */
+    atomic_int subs_pending;         /* SUBACKs still expected after this connect */
+    atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
+    pthread_mutex_t flush_lock;      /* one flush at a time within this process */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Encode env and publish it on topic t of device. */
+static int send_env(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
+{
+    char topic[KPROTO_TOPIC_MAX];
+    uint8_t buf[KPROTO_ENVELOPE_MAX];
+    size_t len = 0;
+    const kproto_topic_info_t *ti = kproto_topic_info(t);
+
+    env->version = KPROTO_REVISION;
+    env->msg_id = atomic_fetch_add(&mq->msg_id, 1u) + 1u;
+    env->time_ms = (uint64_t)now_ms();
+    if (kproto_topic_build(t, device, NULL, topic, sizeof(topic)) != KERR_OK ||
+        kproto_encode(env, buf, sizeof(buf), &len) != KERR_OK) {
+        KD_ERROR("cannot encode a message for device '%s'", device);
+        return -1;
+    }
+    int rc = mosquitto_publish(mq->m, NULL, topic, (int)len, buf, ti->qos, ti->retained);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        KD_WARN("publish to %s failed: %s", topic, mosquitto_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void send_ack(mq_t *mq, const char *device, const keel_v1_Envelope *of)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    env.which_body = keel_v1_Envelope_ack_tag;
+    env.body.ack.boot = of->boot;
+    env.body.ack.msg_id = of->msg_id;
+    send_env(mq, KPROTO_T_ACK, device, &env);
+}
+
+static void on_crash(mq_t *mq, const char *device, const keel_v1_Envelope *env)
+{
+    kcrash_report_t r;
+    const keel_v1_Crash *c = &env->body.crash;
+    kerr_t err = kcrash_decode(c->report.bytes, c->report.size, &r);
+    int64_t id = 0;
+    char reason[64];
+
+    /* Keep even an undecodable report: the bytes are evidence, and the device will not resend. */
+    if (err != KERR_OK) {
+        KD_WARN("device '%s' sent a crash report that does not decode (%s); stored as invalid",
+                device, kerr_str(err));
+        snprintf(reason, sizeof(reason), "invalid: %s", kerr_str(err));
+        memset(&r, 0, sizeof(r));
+    } else {
+        snprintf(reason, sizeof(reason), "%s", kcrash_reason_name(r.reason));
+    }
+    if (mq->store->ops->crash_add(mq->store, device, now_ms(), env, reason, r.pc, r.lr,
+                                  r.app_version, &id) == STORE_OK) {
+        KD_INFO("device '%s': crash report %lld (%s, pc 0x%08x)", device, (long long)id, reason, r.pc);
+        send_ack(mq, device, env);
+    }
+}
+
+static void on_logs(mq_t *mq, const char *device, const keel_v1_Envelope *env)
+{
+    int added = 0;
+
+    if (mq->store->ops->logs_add(mq->store, device, now_ms(), env, &added) == STORE_OK) {
+        if (added > 0) {
+            kd_notify_bump(mq->logs_notify);
+        }
+        send_ack(mq, device, env);
+    }
+}
+
+static void on_result(mq_t *mq, const char *device, const keel_v1_Envelope *env)
+{
+    const keel_v1_CommandResult *r = &env->body.result;
+    store_rc_t rc = mq->store->ops->command_result(mq->store, device, now_ms(), r);
+
+    if (rc == STORE_ENOTFOUND) {
+        KD_WARN("device '%s' answered command %llu, which is not an open command of that device; ignored",
+                device, (unsigned long long)r->command_id);
+    } else if (rc == STORE_OK) {
+        KD_INFO("device '%s': command %llu -> %s", device, (unsigned long long)r->command_id,
+                kproto_status_name(r->status));
+    }
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    mq_t *mq = obj;
+    char device[KIDENT_ID_MAX + 1];
+    char channel[KPROTO_CHANNEL_MAX + 1];
+    kproto_topic_t t;
+    keel_v1_Envelope env;
+
+    if (kproto_topic_parse(msg->topic, device, &t, channel) != KERR_OK ||
+        kproto_topic_info(t)->to_device) {
+        KD_WARN("ignored a message on unexpected topic '%s'", msg->topic);
+        return;
+    }
+    /* An empty retained message clears a topic (e.g. a decommissioned device's presence). */
+    if (msg->payloadlen == 0) {
+        return;
+    }
+    KD_DEBUG("device '%s': %s, %d bytes", device, kproto_topic_info(t)->suffix, msg->payloadlen);
+    kerr_t err = kproto_decode(t, msg->payload, (size_t)msg->payloadlen, &env);
+    if (err != KERR_OK) {
+        KD_WARN("device '%s': %d-byte message on %s ignored: %s", device, msg->payloadlen,
+                kproto_topic_info(t)->suffix,
+                err == KERR_INVAL ? "its body is not the one this topic carries (newer device?)"
+                                  : "not a valid protocol v1 envelope");
+        return;
+    }
+    switch (t) {
+    case KPROTO_T_HELLO:
+        if (mq->store->ops->device_hello(mq->store, device, now_ms(), &env) == STORE_OK) {
+            KD_INFO("device '%s': hello (app %s, %u restarts)", device,
+                    kproto_app_state_name(env.body.hello.app_state), env.body.hello.restart_count);
+            /* The device subscribes to its command topic before its hello: send what it missed. */
+            if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
+                mq_flush_commands(mq);
+            }
+        }
+        break;
+    case KPROTO_T_PRESENCE:
+        mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
+        KD_INFO("device '%s': %s", device, env.body.presence.online ? "online" : "offline");
+        break;
+    case KPROTO_T_HEARTBEAT:
+        mq->store->ops->device_heartbeat(mq->store, device, now_ms(), &env);
+        break;
+    case KPROTO_T_LOGS:
+        on_logs(mq, device, &env);
+        break;
+    case KPROTO_T_CRASH:
+        on_crash(mq, device, &env);
+        break;
+    case KPROTO_T_RESULT:
+        on_result(mq, device, &env);
+        break;
+    default:
+        /* app/up: app channel data is routed by a later issue; the device gets no error for it. */
+        KD_DEBUG("device '%s': %d bytes on app channel '%s'", device, msg->payloadlen, channel);
+        break;
+    }
+}
+
+static void subscribe_all(mq_t *mq)
+{
+    char filter[160];
+    int n = 0;
+
+    for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
+        n += kproto_topic_info((kproto_topic_t)t)->to_device ? 0 : 1;
+    }
+    atomic_store(&mq->subs_pending, n);
+
+    for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
+        const kproto_topic_info_t *ti = kproto_topic_info((kproto_topic_t)t);
+        if (ti->to_device) {
+            continue;
+        }
+        /*
+         * Retained presence is not delivered on shared subscriptions, so presence is a plain
+         * subscription in every instance (its store update is idempotent); the rest is shared.
+         */
+        if (ti->retained) {
+            snprintf(filter, sizeof(filter), "%s+/%s", KPROTO_PREFIX, ti->suffix);
+        } else {
+            snprintf(filter, sizeof(filter), "$share/%s/%s+/%s%s", mq->cfg->mqtt_group, KPROTO_PREFIX,
+                     ti->suffix, ti->has_channel ? "/+" : "");
+        }
+        int rc = mosquitto_subscribe(mq->m, NULL, filter, ti->qos ? 1 : 0);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            KD_ERROR("subscribe %s: %s", filter, mosquitto_strerror(rc));
+        }
+    }
+}
+
+static void on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    mq_t *mq = obj;
+
+    if (rc != 0) {
+        KD_ERROR("broker refused keeld's connection: %s (check keeld's certificate and the broker ACL)",
+                 mosquitto_connack_string(rc));
+        return;
+    }
+    KD_INFO("connected to the broker at %s:%ld as '%s'", mq->cfg->mqtt_host, mq->cfg->mqtt_port,
+            mq->cfg->mqtt_client_id);
+    subscribe_all(mq);
+}
+
+/* "connected" is reported only once the broker has every subscription: before that, a device
+ * message could be published and never reach keeld. */
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count, const int *granted)
+{
+    mq_t *mq = obj;
+
+    for (int i = 0; i < qos_count; i++) {
+        if (granted[i] > 2) {
+            KD_ERROR("the broker refused one of keeld's subscriptions (ACL?): keeld's identity needs "
+                     "readwrite on keel/v1/#");
+            return;
+        }
+    }
+    if (atomic_fetch_sub(&mq->subs_pending, 1) == 1) {
+        KD_INFO("subscribed to every device topic");
+        atomic_store(&mq->connected, true);
+    }
+}
+
+static void on_disconnect(struct mosquitto *m, void *obj, int rc)
+{
+    mq_t *mq = obj;
+
+    if (atomic_exchange(&mq->connected, false)) {
+        KD_WARN("disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
+    }
+}
+
+mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, char *err,
+               size_t errcap)
+{
+    mq_t *mq = calloc(1, sizeof(*mq));
+    int rc;
+
+    if (mq == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    mq->cfg = cfg;
+    mq->store = store;
+    mq->logs_notify = logs_notify;
+    /* Seed msg ids from the clock so a restarted keeld does not reuse recent ones. */
+    atomic_init(&mq->msg_id, (unsigned)(now_ms() & 0x7FFFFFFF));
+    atomic_init(&mq->connected, false);
+    atomic_init(&mq->subs_pending, 0);
+    pthread_mutex_init(&mq->flush_lock, NULL);
+    mosquitto_lib_init();
+    mq->m = mosquitto_new(cfg->mqtt_client_id, false, mq);
+    if (mq->m == NULL) {
+        snprintf(err, errcap, "cannot create the MQTT client (client id '%s')", cfg->mqtt_client_id);
+        goto fail;
+    }
+    mosquitto_int_option(mq->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    rc = mosquitto_tls_set(mq->m, cfg->mqtt_ca, NULL, cfg->mqtt_cert, cfg->mqtt_key, NULL);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        /* Verify the broker's certificate and its name (1 = SSL_VERIFY_PEER). */
+        rc = mosquitto_tls_opts_set(mq->m, 1, "tlsv1.2", NULL);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errcap, "TLS set-up failed (%s): check --mqtt-ca/--mqtt-cert/--mqtt-key are PEM "
+                 "files and the key matches the certificate", mosquitto_strerror(rc));
+        goto fail;
+    }
+    mosquitto_connect_callback_set(mq->m, on_connect);
+    mosquitto_disconnect_callback_set(mq->m, on_disconnect);
+    mosquitto_message_callback_set(mq->m, on_message);
+    mosquitto_subscribe_callback_set(mq->m, on_subscribe);
+    mosquitto_reconnect_delay_set(mq->m, 1, 10, true);
+    rc = mosquitto_connect_async(mq->m, cfg->mqtt_host, (int)cfg->mqtt_port, (int)cfg->mqtt_keepalive);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        /* Not fatal: the loop thread keeps retrying, and the API works meanwhile. */
+        KD_WARN("broker %s:%ld not reachable yet (%s); will keep trying", cfg->mqtt_host,
+                cfg->mqtt_port, mosquitto_strerror(rc));
+    }
+    rc = mosquitto_loop_start(mq->m);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(err, errcap, "cannot start the MQTT thread: %s", mosquitto_strerror(rc));
+        goto fail;
+    }
+    return mq;
+fail:
+    if (mq->m != NULL) {
+        mosquitto_destroy(mq->m);
+    }
+    pthread_mutex_destroy(&mq->flush_lock);
+    free(mq);
+    mosquitto_lib_cleanup();
+    return NULL;
+}
+
+void mq_stop(mq_t *mq)
+{
+    if (mq == NULL) {
+        return;
+    }
+    atomic_store(&mq->connected, false); /* a requested disconnect is not worth a warning */
+    mosquitto_disconnect(mq->m);
+    mosquitto_loop_stop(mq->m, false);
+    mosquitto_destroy(mq->m);
+    pthread_mutex_destroy(&mq->flush_lock);
+    free(mq);
+    mosquitto_lib_cleanup();
+}
+
+bool mq_connected(mq_t *mq)
+{
+    return atomic_load(&mq->connected);
+}
+
+void mq_flush_commands(mq_t *mq)
+{
+    if (!mq_connected(mq)) {
+        return;
+    }
+    pthread_mutex_lock(&mq->flush_lock);
+    json_t *pending = mq->store->ops->commands_pending(mq->store, 100);
+    size_t i;
+    json_t *c;
+    json_array_foreach(pending, i, c) {
+        int64_t id = json_integer_value(json_object_get(c, "id"));
+        const char *device = json_string_value(json_object_get(c, "device"));
+        keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+        if (mq->store->ops->command_mark_sent(mq->store, id, now_ms()) != STORE_OK) {
+            continue; /* another instance claimed it, or the store failed: not ours to send */
+        }
+        env.which_body = keel_v1_Envelope_command_tag;
+        env.body.command.id = (uint64_t)id;
+        env.body.command.kind = kproto_command_from_name(json_string_value(json_object_get(c, "kind")));
+        if (send_env(mq, KPROTO_T_CMD, device, &env) == 0) {
+            KD_INFO("command %lld (%s) sent to '%s'", (long long)id,
+                    kproto_command_name(env.body.command.kind), device);
+        }
+    }
+    json_decref(pending);
+    pthread_mutex_unlock(&mq->flush_lock);
+}

@@ -1,0 +1,36 @@
+/*
+ * keeld's MQTT side: one libmosquitto client over TLS with keeld's own certificate, a persistent
+ * session (messages for keeld queue in the broker while it is down) and shared subscriptions
+ * ($share/<group>/keel/v1/+/...) so several keeld instances split the device traffic.
+ *
+ * Device messages are decoded with kproto (untrusted bytes: anything malformed is logged and
+ * dropped), stored, and log batches and crash reports are answered with an Ack only after the
+ * store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
+ */
+#ifndef KEEL_SERVER_KEELD_MQTT_H
+#define KEEL_SERVER_KEELD_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "notify.h"
+#include "store.h"
+
+typedef struct mq mq_t;
+
+/* Connect (asynchronously: keeld starts even while the broker is down) and start the network
+ * thread. NULL with a message in err when TLS files are unusable or libmosquitto fails. */
+mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, char *err,
+               size_t errcap);
+void mq_stop(mq_t *mq);
+bool mq_connected(mq_t *mq);
+
+/*
+ * Publish every pending command (oldest first) and mark it sent. Safe from any thread; a command is
+ * claimed in the store before it is published, so two keeld instances never both send it.
+ */
+void mq_flush_commands(mq_t *mq);
+
+#endif /* KEEL_SERVER_KEELD_MQTT_H */

@@ -1,0 +1,116 @@
+/*
+ * keeld storage interface. Every backend (SQLite now, PostgreSQL later) implements the same ops;
+ * the rest of keeld never sees SQL. Rules every backend keeps:
+ *   - every write is one transaction: it is wholly visible or not at all;
+ *   - a call that returns STORE_OK has committed durably (acknowledge to clients only after it);
+ *   - the store is safe to call from several threads (HTTP connections, the MQTT thread);
+ *   - device messages carry (boot, msg_id): storing the same one twice is a no-op, because MQTT
+ *     QoS 1 delivers at least once.
+ * Read calls return new jansson values the caller owns (json_decref); times are Unix ms.
+ */
+#ifndef KEEL_SERVER_KEELD_STORE_H
+#define KEEL_SERVER_KEELD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "keel.pb.h"
+
+typedef enum store_rc {
+    STORE_OK = 0,
+    STORE_ENOTFOUND = -1,   /* the device / command / crash / token does not exist */
+    STORE_EIO = -2,         /* the database failed; logged with the backend's message */
+} store_rc_t;
+
+typedef struct store store_t;
+
+typedef struct store_log_query {
+    const char *device;     /* NULL: every device */
+    int64_t since_ms;       /* received at or after (0: no bound) */
+    int64_t until_ms;       /* received before (0: no bound) */
+    int64_t after_id;       /* only entries with id > after_id (follow cursor) */
+    int limit;              /* 1..1000 */
+} store_log_query_t;
+
+/* A crash as stored: metadata plus the exact KCR1 bytes the device sent. */
+typedef struct store_crash {
+    int64_t id;
+    char device[64];
+    int64_t received_ms;
+    uint8_t report[512];
+    size_t report_len;
+} store_crash_t;
+
+typedef struct store_ops {
+    const char *backend;
+    void (*close)(store_t *s);
+
+    /* Registry. hello/presence/heartbeat create the device on first sight. */
+    store_rc_t (*device_hello)(store_t *s, const char *device, int64_t now_ms,
+                               const keel_v1_Envelope *env);
+    store_rc_t (*device_presence)(store_t *s, const char *device, int64_t now_ms, bool online);
+    store_rc_t (*device_heartbeat)(store_t *s, const char *device, int64_t now_ms,
+                                   const keel_v1_Envelope *env);
+    /* STORE_ENOTFOUND when the device was never seen. *out_supported: the device listed kind. */
+    store_rc_t (*device_supports)(store_t *s, const char *device, keel_v1_CommandKind kind,
+                                  bool *out_supported);
+    /* Set (string value) or remove (JSON null) tags, all in one transaction. The API validated
+     * names and values. STORE_ENOTFOUND when the device was never seen. */
+    store_rc_t (*device_tags_set)(store_t *s, const char *device, json_t *tags);
+    json_t *(*devices_list)(store_t *s);
+    json_t *(*device_get)(store_t *s, const char *device);  /* NULL: not found */
+
+    /* Logs. *out_added: entries newly stored (0 for a redelivered batch). */
+    store_rc_t (*logs_add)(store_t *s, const char *device, int64_t now_ms,
+                           const keel_v1_Envelope *env, int *out_added);
+    json_t *(*logs_query)(store_t *s, const store_log_query_t *q);  /* array; NULL on EIO */
+    /* Highest log id (of device, or of all when NULL); 0 when there is none. */
+    store_rc_t (*logs_last_id)(store_t *s, const char *device, int64_t *out_id);
+
+    /* Crashes. reason/pc/lr/app_version are copied out of the decoded report for listing. */
+    store_rc_t (*crash_add)(store_t *s, const char *device, int64_t now_ms,
+                            const keel_v1_Envelope *env, const char *reason, uint32_t pc,
+                            uint32_t lr, uint32_t app_version, int64_t *out_id);
+    json_t *(*crashes_list)(store_t *s, const char *device, int limit);
+    store_rc_t (*crash_get)(store_t *s, int64_t id, store_crash_t *out);
+
+    /* Commands: created "pending", "sent" once published, then a result or "timeout". */
+    store_rc_t (*command_create)(store_t *s, const char *device, keel_v1_CommandKind kind,
+                                 int64_t now_ms, int64_t *out_id);
+    /* Claim a pending command for publishing: STORE_ENOTFOUND when it is no longer pending. */
+    store_rc_t (*command_mark_sent)(store_t *s, int64_t id, int64_t now_ms);
+    /* Device answered. STORE_ENOTFOUND when no such command for that device. */
+    store_rc_t (*command_result)(store_t *s, const char *device, int64_t now_ms,
+                                 const keel_v1_CommandResult *r);
+    /* The device (re)connected: commands sent but unanswered go back to pending, to be sent again
+     * (a device that was offline never got them; one that did ignores a repeated id). */
+    store_rc_t (*commands_requeue)(store_t *s, const char *device);
+    /* Mark commands created before older_than_ms and still unanswered as "timeout". */
+    store_rc_t (*commands_expire)(store_t *s, int64_t older_than_ms, int64_t now_ms);
+    /* Pending (not yet published) commands, oldest first: [{"id","device","kind"}...]. */
+    json_t *(*commands_pending)(store_t *s, int limit);
+    json_t *(*command_get)(store_t *s, int64_t id);         /* NULL: not found */
+
+    /* API tokens, stored as SHA-256 hex of the token; the token itself is never stored. */
+    store_rc_t (*token_add)(store_t *s, const char *name, const char *hash_hex, int64_t now_ms,
+                            int64_t *out_id);
+    /* STORE_OK and fills out_name (cap bytes) if a token with that hash exists. */
+    store_rc_t (*token_check)(store_t *s, const char *hash_hex, char *out_name, size_t cap);
+    json_t *(*tokens_list)(store_t *s);
+} store_ops_t;
+
+/* Every backend's handle starts with its ops. */
+struct store {
+    const store_ops_t *ops;
+};
+
+/*
+ * Open (create, migrate) the SQLite store at path. NULL with a message in err (errcap bytes) when
+ * the file cannot be opened, is not a Keel database, or has a newer schema than this keeld knows.
+ */
+store_t *store_sqlite_open(const char *path, char *err, size_t errcap);
+
+#endif /* KEEL_SERVER_KEELD_STORE_H */

@@ -1,0 +1,883 @@
+/*
+ * SQLite backend of the keeld store: one database file in WAL mode, synchronous=FULL (a commit is
+ * on disk before the call returns, so keeld can acknowledge it), schema migrations recorded in
+ * schema_version. The DML below is plain SQL that PostgreSQL accepts as written (ON CONFLICT DO
+ * NOTHING, no SQLite functions); only the DDL (INTEGER PRIMARY KEY vs identity columns, BLOB vs
+ * BYTEA) and the connection set-up are backend-specific.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "kd_log.h"
+#include "keel/kproto.h"
+#include "store.h"
+
+typedef struct store_sqlite {
+    store_t base;
+    sqlite3 *db;
+    /* One connection shared by every thread: the mutex makes each op (and its transaction) atomic. */
+    pthread_mutex_t lock;
+} store_sqlite_t;
+
+/*
+ * Schema migrations, applied in order; migration i brings the schema to version i + 1.
+ * persisted: never edit a released migration, append a new one.
+ */
+static const char *const migrations[] = {
+    /* 1: registry, logs, crashes, commands, tokens */
+    "CREATE TABLE devices ("
+    " id TEXT PRIMARY KEY,"
+    " online INTEGER NOT NULL DEFAULT 0,"
+    " first_seen_ms BIGINT NOT NULL,"
+    " last_seen_ms BIGINT NOT NULL,"
+    " hello_ms BIGINT NOT NULL DEFAULT 0,"
+    " microvisor_version BIGINT NOT NULL DEFAULT 0,"
+    " api_version BIGINT NOT NULL DEFAULT 0,"
+    " app_version BIGINT NOT NULL DEFAULT 0,"
+    " board TEXT NOT NULL DEFAULT '',"
+    " app_state TEXT NOT NULL DEFAULT 'unknown',"
+    " restart_count BIGINT NOT NULL DEFAULT 0,"
+    " uptime_ms BIGINT NOT NULL DEFAULT 0,"
+    " boot BIGINT NOT NULL DEFAULT 0,"
+    " proto_revision BIGINT NOT NULL DEFAULT 0,"
+    " reset_reason BIGINT NOT NULL DEFAULT 0,"
+    " log_dropped BIGINT NOT NULL DEFAULT 0,"
+    " commands TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE device_regions ("
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " name TEXT NOT NULL,"
+    " size BIGINT NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " version BIGINT NOT NULL,"
+    " PRIMARY KEY (device_id, name));"
+    "CREATE TABLE device_tags ("
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " name TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " PRIMARY KEY (device_id, name));"
+    "CREATE TABLE logs ("
+    " id INTEGER PRIMARY KEY,"
+    " device_id TEXT NOT NULL,"
+    " received_ms BIGINT NOT NULL,"
+    " boot BIGINT NOT NULL,"
+    " msg_id BIGINT NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " uptime_ms BIGINT NOT NULL,"
+    " level TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " UNIQUE (device_id, boot, msg_id, idx));"
+    "CREATE INDEX logs_device_time ON logs (device_id, received_ms);"
+    "CREATE TABLE crashes ("
+    " id INTEGER PRIMARY KEY,"
+    " device_id TEXT NOT NULL,"
+    " received_ms BIGINT NOT NULL,"
+    " boot BIGINT NOT NULL,"
+    " msg_id BIGINT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " pc BIGINT NOT NULL,"
+    " lr BIGINT NOT NULL,"
+    " app_version BIGINT NOT NULL,"
+    " report BLOB NOT NULL,"
+    " UNIQUE (device_id, boot, msg_id));"
+    "CREATE TABLE commands ("
+    " id INTEGER PRIMARY KEY,"
+    " device_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " sent_ms BIGINT,"
+    " completed_ms BIGINT,"
+    " detail TEXT NOT NULL DEFAULT '',"
+    " device_uptime_ms BIGINT);"
+    "CREATE INDEX commands_status ON commands (status, created_ms);"
+    "CREATE TABLE tokens ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL UNIQUE,"
+    " created_ms BIGINT NOT NULL);",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* ---- small helpers ----------------------------------------------------------------------------- */
+
+static store_sqlite_t *cast(store_t *s)
+{
+    return (store_sqlite_t *)s;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        KD_ERROR("sqlite: %s (in: %.60s)", msg ? msg : "?", sql);
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Prepare sql and bind the arguments described by fmt: 't' text, 'i' int64, 'b' blob (ptr, len). */
+static sqlite3_stmt *vprep(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        KD_ERROR("sqlite: prepare: %s (in: %.60s)", sqlite3_errmsg(db), sql);
+        return NULL;
+    }
+    for (int i = 0; fmt[i] != '\0'; i++) {
+        int rc = SQLITE_OK;
+        if (fmt[i] == 't') {
+            const char *v = va_arg(ap, const char *);
+            rc = v ? sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+        } else if (fmt[i] == 'i') {
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+        } else {
+            const void *p = va_arg(ap, const void *);
+            int n = (int)va_arg(ap, size_t);
+            rc = sqlite3_bind_blob(st, i + 1, p, n, SQLITE_TRANSIENT);
+        }
+        if (rc != SQLITE_OK) {
+            KD_ERROR("sqlite: bind %d: %s", i + 1, sqlite3_errmsg(db));
+            sqlite3_finalize(st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* Run a statement that returns no rows. Returns the number of rows changed, or -1. */
+static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+    va_end(ap);
+    if (st == NULL) {
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
+        return -1;
+    }
+    return sqlite3_changes(db);
+}
+
+/* Rows of a prepared statement as a JSON array of objects keyed by column name. Finalizes st. */
+static json_t *rows(sqlite3 *db, sqlite3_stmt *st)
+{
+    json_t *arr = json_array();
+    int rc;
+
+    if (st == NULL) {
+        json_decref(arr);
+        return NULL;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = json_object();
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const char *name = sqlite3_column_name(st, c);
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_INTEGER:
+                json_object_set_new(o, name, json_integer(sqlite3_column_int64(st, c)));
+                break;
+            case SQLITE_TEXT:
+                json_object_set_new(o, name, json_string((const char *)sqlite3_column_text(st, c)));
+                break;
+            case SQLITE_NULL:
+                json_object_set_new(o, name, json_null());
+                break;
+            default: /* blobs are never listed */
+                break;
+            }
+        }
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        KD_ERROR("sqlite: %s", sqlite3_errmsg(db));
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* A write transaction. IMMEDIATE takes the write lock up front, so two keeld processes sharing
+ * the file wait (busy_timeout) instead of failing half-way with SQLITE_BUSY. */
+static int begin(sqlite3 *db)
+{
+    return exec(db, "BEGIN IMMEDIATE");
+}
+
+static store_rc_t finish(sqlite3 *db, int ok)
+{
+    if (ok && exec(db, "COMMIT") == 0) {
+        return STORE_OK;
+    }
+    exec(db, "ROLLBACK");
+    return STORE_EIO;
+}
+
+static void lock(store_t *s)
+{
+    pthread_mutex_lock(&cast(s)->lock);
+}
+
+static void unlock(store_t *s)
+{
+    pthread_mutex_unlock(&cast(s)->lock);
+}
+
+/* One statement in its own write transaction. out_changes/out_rowid may be NULL. */
+static store_rc_t write1(store_t *s, int *out_changes, int64_t *out_rowid, const char *sql,
+                         const char *fmt, ...)
+{
+    sqlite3 *db = cast(s)->db;
+    int n = -1;
+    va_list ap;
+
+    lock(s);
+    if (begin(db) == 0) {
+        va_start(ap, fmt);
+        sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+        va_end(ap);
+        if (st != NULL && sqlite3_step(st) == SQLITE_DONE) {
+            n = sqlite3_changes(db);
+        } else {
+            KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
+        }
+        sqlite3_finalize(st);
+    }
+    if (out_rowid != NULL) {
+        *out_rowid = n > 0 ? sqlite3_last_insert_rowid(db) : 0;
+    }
+    store_rc_t rc = finish(db, n >= 0);
+    unlock(s);
+    if (out_changes != NULL) {
+        *out_changes = rc == STORE_OK ? n : 0;
+    }
+    return rc;
+}
+
+/* A query's rows as a JSON array (see rows()), or NULL on error. */
+static json_t *read_rows(store_t *s, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+
+    lock(s);
+    va_start(ap, fmt);
+    json_t *arr = rows(cast(s)->db, vprep(cast(s)->db, sql, fmt, ap));
+    va_end(ap);
+    unlock(s);
+    return arr;
+}
+
+/* The single row of a query as an object, or NULL when there is none (or on error). */
+static json_t *read_one(json_t *arr)
+{
+    json_t *o = (arr != NULL && json_array_size(arr) == 1) ? json_incref(json_array_get(arr, 0)) : NULL;
+    json_decref(arr);
+    return o;
+}
+
+/* The device row exists (created on first sight) and was seen now. */
+static int touch_device(sqlite3 *db, const char *device, int64_t now_ms)
+{
+    if (run(db, "INSERT INTO devices (id, first_seen_ms, last_seen_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING", "tii", device, now_ms, now_ms) < 0) {
+        return -1;
+    }
+    return run(db, "UPDATE devices SET last_seen_ms = ? WHERE id = ?", "it", now_ms, device) < 0 ? -1 : 0;
+}
+
+/* ---- registry -------------------------------------------------------------------------------- */
+
+static store_rc_t device_hello(store_t *s, const char *device, int64_t now_ms,
+                               const keel_v1_Envelope *env)
+{
+    sqlite3 *db = cast(s)->db;
+    const keel_v1_Hello *h = &env->body.hello;
+    char cmds[128] = "";
+    int ok;
+
+    for (pb_size_t i = 0; i < h->commands_count; i++) {
+        const char *n = kproto_command_name(h->commands[i]);
+        if (strcmp(n, "unknown") != 0 && strlen(cmds) + strlen(n) + 2 < sizeof(cmds)) {
+            strcat(cmds, cmds[0] ? "," : "");
+            strcat(cmds, n);
+        }
+    }
+    lock(s);
+    ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0 &&
+         run(db, "UPDATE devices SET online = 1, hello_ms = ?, microvisor_version = ?, api_version = ?,"
+                 " app_version = ?, board = ?, app_state = ?, restart_count = ?, uptime_ms = ?,"
+                 " boot = ?, proto_revision = ?, reset_reason = ?, commands = ? WHERE id = ?",
+             "iiiittiiiiitt", now_ms, (int64_t)h->microvisor_version, (int64_t)h->api_version,
+             (int64_t)h->app_version, h->board, kproto_app_state_name(h->app_state),
+             (int64_t)h->restart_count, (int64_t)h->uptime_ms, (int64_t)env->boot,
+             (int64_t)env->version, (int64_t)h->reset_reason, cmds, device) >= 0 &&
+         run(db, "DELETE FROM device_regions WHERE device_id = ?", "t", device) >= 0;
+    /* The manifest is replaced whole: what the device says now is what it has. */
+    for (pb_size_t i = 0; ok && i < h->regions_count; i++) {
+        char hex[65];
+        for (int b = 0; b < 32; b++) {
+            snprintf(hex + 2 * b, 3, "%02x", h->regions[i].sha256[b]);
+        }
+        ok = run(db, "INSERT INTO device_regions (device_id, name, size, sha256, version) "
+                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, name) DO NOTHING", "ttiti",
+                 device, h->regions[i].name, (int64_t)h->regions[i].size, hex,
+                 (int64_t)h->regions[i].version) >= 0;
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return rc;
+}
+
+static store_rc_t device_presence(store_t *s, const char *device, int64_t now_ms, bool online)
+{
+    sqlite3 *db = cast(s)->db;
+
+    lock(s);
+    int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0 &&
+             run(db, "UPDATE devices SET online = ? WHERE id = ?", "it", (int64_t)online, device) >= 0;
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return rc;
+}
+
+static store_rc_t device_heartbeat(store_t *s, const char *device, int64_t now_ms,
+                                   const keel_v1_Envelope *env)
+{
+    sqlite3 *db = cast(s)->db;
+    const keel_v1_Heartbeat *hb = &env->body.heartbeat;
+
+    lock(s);
+    int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0 &&
+             run(db, "UPDATE devices SET online = 1, uptime_ms = ?, app_state = ?, restart_count = ?,"
+                     " log_dropped = ? WHERE id = ?", "itiit", (int64_t)hb->uptime_ms,
+                 kproto_app_state_name(hb->app_state), (int64_t)hb->restart_count,
+                 (int64_t)hb->log_dropped, device) >= 0;
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return rc;
+}
+
+static store_rc_t device_supports(store_t *s, const char *device, keel_v1_CommandKind kind,
+                                  bool *out_supported)
+{
+    sqlite3 *db = cast(s)->db;
+    store_rc_t rc = STORE_EIO;
+
+    lock(s);
+    sqlite3_stmt *st = prep(db, "SELECT commands FROM devices WHERE id = ?", "t", device);
+    if (st != NULL) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            /* ",ping,restart," contains ",ping," exactly when the device listed ping. */
+            char list[160], want[40];
+            snprintf(list, sizeof(list), ",%s,", (const char *)sqlite3_column_text(st, 0));
+            snprintf(want, sizeof(want), ",%s,", kproto_command_name(kind));
+            *out_supported = strstr(list, want) != NULL;
+            rc = STORE_OK;
+        } else if (r == SQLITE_DONE) {
+            rc = STORE_ENOTFOUND;
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static store_rc_t device_tags_set(store_t *s, const char *device, json_t *tags)
+{
+    sqlite3 *db = cast(s)->db;
+    const char *name;
+    json_t *value;
+
+    lock(s);
+    int ok = begin(db) == 0;
+    bool exists = false;
+    if (ok) {
+        sqlite3_stmt *st = prep(db, "SELECT id FROM devices WHERE id = ?", "t", device);
+        int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+        exists = r == SQLITE_ROW;
+        ok = r == SQLITE_ROW || r == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    json_object_foreach(tags, name, value) {
+        if (!ok || !exists) {
+            break;
+        }
+        ok = (json_is_null(value)
+                  ? run(db, "DELETE FROM device_tags WHERE device_id = ? AND name = ?", "tt", device, name)
+                  : run(db, "INSERT INTO device_tags (device_id, name, value) VALUES (?, ?, ?)"
+                            " ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value",
+                        "ttt", device, name, json_string_value(value))) >= 0;
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return (rc == STORE_OK && !exists) ? STORE_ENOTFOUND : rc;
+}
+
+#define DEVICE_COLUMNS                                                                           \
+    "id, online, first_seen_ms, last_seen_ms, hello_ms, microvisor_version, api_version,"       \
+    " app_version, board, app_state, restart_count, uptime_ms, boot, proto_revision, reset_reason," \
+    " log_dropped, commands"
+
+/* Rows store plain numbers; the API shows booleans, version strings and a command list. */
+static void device_fixup(json_t *d)
+{
+    static const char *const versions[] = {"microvisor_version", "app_version"};
+    char buf[40];
+
+    json_object_set_new(d, "online", json_boolean(json_integer_value(json_object_get(d, "online"))));
+    for (size_t i = 0; i < 2; i++) {
+        uint32_t v = (uint32_t)json_integer_value(json_object_get(d, versions[i]));
+        snprintf(buf, sizeof(buf), "%u.%u.%u", v >> 24, (v >> 16) & 0xFFu, v & 0xFFFFu);
+        json_object_set_new(d, versions[i], json_string(buf));
+    }
+    json_t *cmds = json_array();
+    const char *list = json_string_value(json_object_get(d, "commands"));
+    while (list != NULL && *list != '\0') {
+        size_t n = strcspn(list, ",");
+        json_array_append_new(cmds, json_stringn(list, n));
+        list += n + (list[n] == ',');
+    }
+    json_object_set_new(d, "commands", cmds);
+}
+
+static json_t *devices_list(store_t *s)
+{
+    json_t *arr = read_rows(s, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", "");
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d) {
+        device_fixup(d);
+    }
+    return arr;
+}
+
+static json_t *device_get(store_t *s, const char *device)
+{
+    sqlite3 *db = cast(s)->db;
+
+    lock(s);
+    json_t *arr = rows(db, prep(db, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", "t", device));
+    json_t *regions = rows(db, prep(db, "SELECT name, size, sha256, version FROM device_regions "
+                                        "WHERE device_id = ? ORDER BY name", "t", device));
+    json_t *tags = rows(db, prep(db, "SELECT name, value FROM device_tags WHERE device_id = ? "
+                                     "ORDER BY name", "t", device));
+    unlock(s);
+    json_t *d = NULL;
+    if (arr != NULL && json_array_size(arr) == 1 && regions != NULL && tags != NULL) {
+        d = json_incref(json_array_get(arr, 0));
+        device_fixup(d);
+        json_object_set(d, "regions", regions);
+        json_t *t = json_object();
+        size_t i;
+        json_t *row;
+        json_array_foreach(tags, i, row) {
+            json_object_set(t, json_string_value(json_object_get(row, "name")),
+                            json_object_get(row, "value"));
+        }
+        json_object_set_new(d, "tags", t);
+    }
+    json_decref(arr);
+    json_decref(regions);
+    json_decref(tags);
+    return d;
+}
+
+/* Index of the synthetic "entries dropped" line of a batch (real entries are 0..7). */
+#define LOG_IDX_DROPPED 1000
+
+/* ---- logs ------------------------------------------------------------------------------------- */
+
+/* One entry of a batch; a redelivered one (same device, boot, msg_id, idx) changes nothing (0). */
+static int insert_log(sqlite3 *db, const char *device, int64_t now_ms, const keel_v1_Envelope *env,
+                      unsigned idx, uint64_t uptime_ms, keel_v1_LogLevel level,
+                      keel_v1_LogSource source, const char *text)
+{
+    return run(db, "INSERT INTO logs (device_id, received_ms, boot, msg_id, idx, uptime_ms, level,"
+                   " source, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                   " ON CONFLICT (device_id, boot, msg_id, idx) DO NOTHING", "tiiiiittt",
+               device, now_ms, (int64_t)env->boot, (int64_t)env->msg_id, (int64_t)idx,
+               (int64_t)uptime_ms, kproto_level_name(level), kproto_source_name(source), text);
+}
+
+static store_rc_t logs_add(store_t *s, const char *device, int64_t now_ms,
+                           const keel_v1_Envelope *env, int *out_added)
+{
+    sqlite3 *db = cast(s)->db;
+    const keel_v1_LogBatch *b = &env->body.logs;
+    int added = 0;
+
+    lock(s);
+    int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0;
+    for (pb_size_t i = 0; ok && i < b->entries_count; i++) {
+        const keel_v1_LogEntry *e = &b->entries[i];
+        int n = insert_log(db, device, now_ms, env, i, e->uptime_ms, e->level, e->source, e->text);
+        ok = n >= 0;
+        added += n > 0 ? n : 0;
+    }
+    /* Entries lost on the device show up where they were lost, as a line of their own (idx past
+     * any real entry, so a redelivered batch still dedupes). */
+    if (ok && b->dropped != 0) {
+        char text[96];
+        snprintf(text, sizeof(text), "%u log entries dropped on the device here (its buffer was full)",
+                 b->dropped);
+        int n = insert_log(db, device, now_ms, env, LOG_IDX_DROPPED, env->time_ms,
+                           keel_v1_LogLevel_LOG_LEVEL_WARN, keel_v1_LogSource_LOG_SOURCE_MICROVISOR, text);
+        ok = n >= 0;
+        added += n > 0 ? n : 0;
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    *out_added = rc == STORE_OK ? added : 0;
+    return rc;
+}
+
+static json_t *logs_query(store_t *s, const store_log_query_t *q)
+{
+    /* One statement for every filter combination: an absent bound is a condition that holds. */
+    return read_rows(s,
+        "SELECT id, device_id AS device, received_ms, boot, uptime_ms, level, source, text FROM logs"
+        " WHERE (? IS NULL OR device_id = ?) AND received_ms >= ? AND (? = 0 OR received_ms < ?)"
+        " AND id > ? ORDER BY id LIMIT ?", "ttiiiii", q->device, q->device, q->since_ms,
+        q->until_ms, q->until_ms, q->after_id, (int64_t)q->limit);
+}
+
+static store_rc_t logs_last_id(store_t *s, const char *device, int64_t *out_id)
+{
+    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
+                                     "tt", device, device));
+    if (row == NULL) {
+        return STORE_EIO;
+    }
+    *out_id = json_integer_value(json_object_get(row, "id")); /* null (no rows) reads as 0 */
+    json_decref(row);
+    return STORE_OK;
+}
+
+/* ---- crashes ---------------------------------------------------------------------------------- */
+
+static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
+                            const keel_v1_Envelope *env, const char *reason, uint32_t pc,
+                            uint32_t lr, uint32_t app_version, int64_t *out_id)
+{
+    sqlite3 *db = cast(s)->db;
+    const keel_v1_Crash *c = &env->body.crash;
+
+    lock(s);
+    int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0 &&
+             run(db, "INSERT INTO crashes (device_id, received_ms, boot, msg_id, reason, pc, lr,"
+                     " app_version, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                     " ON CONFLICT (device_id, boot, msg_id) DO NOTHING", "tiiitiiib", device,
+                 now_ms, (int64_t)env->boot, (int64_t)env->msg_id, reason, (int64_t)pc,
+                 (int64_t)lr, (int64_t)app_version, c->report.bytes, (size_t)c->report.size) >= 0;
+    int64_t id = 0;
+    if (ok) {
+        sqlite3_stmt *st = prep(db, "SELECT id FROM crashes WHERE device_id = ? AND boot = ? AND msg_id = ?",
+                                "tii", device, (int64_t)env->boot, (int64_t)env->msg_id);
+        ok = st != NULL && sqlite3_step(st) == SQLITE_ROW;
+        if (ok) {
+            id = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    *out_id = id;
+    return rc;
+}
+
+static json_t *crashes_list(store_t *s, const char *device, int limit)
+{
+    return read_rows(s, "SELECT id, device_id AS device, received_ms, boot, reason, pc, lr, app_version"
+                     " FROM crashes WHERE (? IS NULL OR device_id = ?) ORDER BY id DESC LIMIT ?", "tti",
+                     device, device, (int64_t)limit);
+}
+
+static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
+{
+    sqlite3 *db = cast(s)->db;
+    store_rc_t rc = STORE_EIO;
+
+    lock(s);
+    sqlite3_stmt *st = prep(db, "SELECT device_id, received_ms, report FROM crashes WHERE id = ?", "i", id);
+    if (st != NULL) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            size_t n = (size_t)sqlite3_column_bytes(st, 2);
+            memset(out, 0, sizeof(*out));
+            out->id = id;
+            snprintf(out->device, sizeof(out->device), "%s", (const char *)sqlite3_column_text(st, 0));
+            out->received_ms = sqlite3_column_int64(st, 1);
+            out->report_len = n < sizeof(out->report) ? n : sizeof(out->report);
+            if (out->report_len != 0) {
+                memcpy(out->report, sqlite3_column_blob(st, 2), out->report_len);
+            }
+            rc = STORE_OK;
+        } else if (r == SQLITE_DONE) {
+            rc = STORE_ENOTFOUND;
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+/* ---- commands --------------------------------------------------------------------------------- */
+
+static store_rc_t command_create(store_t *s, const char *device, keel_v1_CommandKind kind,
+                                 int64_t now_ms, int64_t *out_id)
+{
+    return write1(s, NULL, out_id, "INSERT INTO commands (device_id, kind, status, created_ms) "
+                  "VALUES (?, ?, 'pending', ?)", "tti", device, kproto_command_name(kind), now_ms);
+}
+
+static store_rc_t command_mark_sent(store_t *s, int64_t id, int64_t now_ms)
+{
+    int n = 0;
+    store_rc_t rc = write1(s, &n, NULL, "UPDATE commands SET status = 'sent', sent_ms = ?"
+                           " WHERE id = ? AND status = 'pending'", "ii", now_ms, id);
+    return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
+}
+
+static store_rc_t command_result(store_t *s, const char *device, int64_t now_ms,
+                                 const keel_v1_CommandResult *r)
+{
+    sqlite3 *db = cast(s)->db;
+
+    lock(s);
+    int n = -1;
+    int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0;
+    if (ok) {
+        /* A late answer still wins over "timeout": the device did act on the command. */
+        n = run(db, "UPDATE commands SET status = ?, completed_ms = ?, detail = ?, device_uptime_ms = ?"
+                    " WHERE id = ? AND device_id = ? AND status IN ('pending', 'sent', 'timeout')",
+                "titiit", kproto_status_name(r->status), now_ms, r->detail, (int64_t)r->uptime_ms,
+                (int64_t)r->command_id, device);
+        ok = n >= 0;
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
+}
+
+static store_rc_t commands_expire(store_t *s, int64_t older_than_ms, int64_t now_ms)
+{
+    return write1(s, NULL, NULL, "UPDATE commands SET status = 'timeout', completed_ms = ?, detail = ?"
+                  " WHERE status IN ('pending', 'sent') AND created_ms < ?", "iti", now_ms,
+                  "no answer from the device in time; it may be offline", older_than_ms);
+}
+
+static store_rc_t commands_requeue(store_t *s, const char *device)
+{
+    return write1(s, NULL, NULL, "UPDATE commands SET status = 'pending' WHERE device_id = ? AND status = 'sent'",
+                  "t", device);
+}
+
+static json_t *commands_pending(store_t *s, int limit)
+{
+    return read_rows(s, "SELECT id, device_id AS device, kind FROM commands"
+                     " WHERE status = 'pending' ORDER BY id LIMIT ?", "i", (int64_t)limit);
+}
+
+static json_t *command_get(store_t *s, int64_t id)
+{
+    return read_one(read_rows(s, "SELECT id, device_id AS device, kind, status, created_ms, sent_ms,"
+                              " completed_ms, detail, device_uptime_ms FROM commands WHERE id = ?", "i", id));
+}
+
+/* ---- tokens ----------------------------------------------------------------------------------- */
+
+static store_rc_t token_add(store_t *s, const char *name, const char *hash_hex, int64_t now_ms,
+                            int64_t *out_id)
+{
+    return write1(s, NULL, out_id, "INSERT INTO tokens (name, sha256, created_ms) VALUES (?, ?, ?)",
+                  "tti", name, hash_hex, now_ms);
+}
+
+static store_rc_t token_check(store_t *s, const char *hash_hex, char *out_name, size_t cap)
+{
+    sqlite3 *db = cast(s)->db;
+    store_rc_t rc = STORE_EIO;
+
+    lock(s);
+    sqlite3_stmt *st = prep(db, "SELECT name FROM tokens WHERE sha256 = ?", "t", hash_hex);
+    if (st != NULL) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            snprintf(out_name, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+            rc = STORE_OK;
+        } else if (r == SQLITE_DONE) {
+            rc = STORE_ENOTFOUND;
+        }
+        sqlite3_finalize(st);
+    }
+    unlock(s);
+    return rc;
+}
+
+static json_t *tokens_list(store_t *s)
+{
+    return read_rows(s, "SELECT id, name, created_ms FROM tokens ORDER BY id", "");
+}
+
+/* ---- open / migrate / close ------------------------------------------------------------------- */
+
+static void sqlite_close(store_t *s)
+{
+    store_sqlite_t *ss = cast(s);
+
+    if (ss != NULL) {
+        sqlite3_close(ss->db);
+        pthread_mutex_destroy(&ss->lock);
+        free(ss);
+    }
+}
+
+static const store_ops_t sqlite_ops = {
+    .backend = "sqlite",
+    .close = sqlite_close,
+    .device_hello = device_hello,
+    .device_presence = device_presence,
+    .device_heartbeat = device_heartbeat,
+    .device_supports = device_supports,
+    .device_tags_set = device_tags_set,
+    .devices_list = devices_list,
+    .device_get = device_get,
+    .logs_add = logs_add,
+    .logs_query = logs_query,
+    .logs_last_id = logs_last_id,
+    .crash_add = crash_add,
+    .crashes_list = crashes_list,
+    .crash_get = crash_get,
+    .command_create = command_create,
+    .command_mark_sent = command_mark_sent,
+    .command_result = command_result,
+    .commands_expire = commands_expire,
+    .commands_requeue = commands_requeue,
+    .commands_pending = commands_pending,
+    .command_get = command_get,
+    .token_add = token_add,
+    .token_check = token_check,
+    .tokens_list = tokens_list,
+};
+
+/* Current schema version: 0 for an empty database, -1 on error (message in err). */
+static int schema_version(sqlite3 *db, char *err, size_t errcap)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)") != 0 ||
+        sqlite3_prepare_v2(db, "SELECT MAX(version) FROM schema_version", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errcap, "cannot read the schema version: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(sqlite3 *db, char *err, size_t errcap)
+{
+    /* BEGIN IMMEDIATE first: two keeld processes starting together must not both migrate. */
+    if (begin(db) != 0) {
+        snprintf(err, errcap, "cannot lock the database to migrate it: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    int v = schema_version(db, err, errcap);
+    if (v < 0) {
+        exec(db, "ROLLBACK");
+        return -1;
+    }
+    if (v > NMIGRATIONS) {
+        snprintf(err, errcap, "the database has schema version %d but this keeld knows only up to %d: "
+                 "run a newer keeld (never an older one) on it", v, NMIGRATIONS);
+        exec(db, "ROLLBACK");
+        return -1;
+    }
+    for (int i = v; i < NMIGRATIONS; i++) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version) VALUES (%d)", i + 1);
+        if (exec(db, migrations[i]) != 0 || exec(db, sql) != 0) {
+            snprintf(err, errcap, "migration to schema version %d failed: %s", i + 1, sqlite3_errmsg(db));
+            exec(db, "ROLLBACK");
+            return -1;
+        }
+        KD_INFO("database migrated to schema version %d", i + 1);
+    }
+    if (exec(db, "COMMIT") != 0) {
+        snprintf(err, errcap, "cannot commit the migration: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+store_t *store_sqlite_open(const char *path, char *err, size_t errcap)
+{
+    store_sqlite_t *ss = calloc(1, sizeof(*ss));
+    sqlite3 *db = NULL;
+
+    if (ss == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errcap, "cannot open database '%s': %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        free(ss);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st = NULL;
+    int wal = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+              sqlite3_step(st) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (!wal) {
+        snprintf(err, errcap, "'%s' is not a usable SQLite database (cannot switch it to WAL: %s)",
+                 path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        free(ss);
+        return NULL;
+    }
+    if (exec(db, "PRAGMA synchronous=FULL") != 0 || exec(db, "PRAGMA foreign_keys=ON") != 0 ||
+        migrate(db, err, errcap) != 0) {
+        if (err[0] == '\0') {
+            snprintf(err, errcap, "cannot configure database '%s': %s", path, sqlite3_errmsg(db));
+        }
+        sqlite3_close(db);
+        free(ss);
+        return NULL;
+    }
+    pthread_mutex_init(&ss->lock, NULL);
+    ss->base.ops = &sqlite_ops;
+    ss->db = db;
+    return &ss->base;
+}

@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# fleet_test.sh SCENARIO KEEL KEELD SIMDEV: one black-box scenario of the keel CLI's fleet commands.
+# The stack is the real one `keel up --simulated` starts (Mosquitto with TLS and the per-device ACL,
+# keeld with SQLite, simdev devices speaking protocol v1) in a private state directory; every
+# assertion is on what keel prints and its exit status. Everything started is stopped on any exit.
+set -euo pipefail
+
+SCENARIO="$1"
+KEEL="$2"
+export KEEL_KEELD="$3"
+export KEEL_SIMDEV="$4"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-fleet-test.XXXXXX")"
+STATE="$WORK/state"
+# Nothing from the user's own configuration may leak in: a private HOME, no KEEL_* settings.
+export HOME="$WORK/home"
+mkdir -p "$HOME"
+unset KEEL_URL KEEL_TOKEN KEEL_CONFIG KEEL_STATE
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+export TZ=UTC
+PIDS=()
+
+# Every process recorded in the state's pids file (also after keel down removed it: kept copy).
+recorded_pids() { cat "$STATE/pids" "$WORK/pids.seen" 2>/dev/null | awk '{print $2}' | sort -u; }
+alive() { # PID: running and not a zombie
+  local st
+  st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+cleanup() {
+  local rc=$?
+  "$KEEL" down --state "$STATE" >/dev/null 2>&1 || true
+  "$KEEL" down >/dev/null 2>&1 || true # the default state directory (under the private HOME)
+  local pid
+  # What keel up started must be gone after keel down; what the test started itself is killed.
+  for pid in $(recorded_pids); do
+    if alive "$pid"; then
+      kill -9 "$pid" 2>/dev/null || true
+      [ "$rc" -ne 0 ] || { echo "FAIL: process $pid was still running after keel down"; rc=1; }
+    fi
+  done
+  for pid in "${PIDS[@]}"; do
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$rc" -ne 0 ]; then
+    echo "---- keeld log"; tail -n 30 "$STATE"/keeld.log 2>/dev/null || true
+    echo "---- last keel output"; tail -n 30 "$WORK/out" "$WORK/err" 2>/dev/null || true
+    echo "FAIL: fleet.$SCENARIO (work dir kept: $WORK)"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+wait_for() { # SECONDS CMD...: poll every 0.1 s
+  local secs="$1" i; shift
+  for ((i = 0; i < secs * 10; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# k ARGS...: run keel (bounded), stdout in $WORK/out, stderr in $WORK/err, status in RC.
+k() {
+  RC=0
+  timeout 60 "$KEEL" "$@" >"$WORK/out" 2>"$WORK/err" || RC=$?
+}
+expect_rc() { # WANT DESCRIPTION
+  [ "$RC" = "$1" ] || fail "$2: exit status $RC, expected $1 (stdout: $(cat "$WORK/out"); stderr: $(cat "$WORK/err"))"
+}
+out_has() { grep -qF -- "$1" "$WORK/out" || fail "$2: stdout lacks '$1': $(cat "$WORK/out")"; }
+err_has() { grep -qF -- "$1" "$WORK/err" || fail "$2: stderr lacks '$1': $(cat "$WORK/err")"; }
+json() { # EXPR over keel's stdout as `j`
+  python3 -c "import json,sys; j=json.load(open('$WORK/out')); r=($1); print(r if not isinstance(r,bool) else str(r).lower())"
+}
+expect_json() { # EXPR EXPECTED MESSAGE
+  local got
+  got="$(json "$1")" || fail "$3: stdout is not JSON: $(cat "$WORK/out")"
+  [ "$got" = "$2" ] || fail "$3: $1 is '$got', expected '$2'"
+}
+
+up() { # ARGS...: keel up into $STATE
+  k up --state "$STATE" "$@"
+  cp "$STATE/pids" "$WORK/pids.seen" 2>/dev/null || true
+  expect_rc 0 "keel up $*"
+  export KEEL_CONFIG="$STATE/config"
+  MQTT_PORT="$(awk '/^listener/ {print $2}' "$STATE/mosquitto.conf")"
+  URL="$(sed -n 's/^url=//p' "$STATE/config")"
+  TOKEN="$(sed -n 's/^token=//p' "$STATE/config")"
+}
+
+# A device that is not one of keel up's (own certificate from the shared script), for traffic.
+# Each run is a new boot: keeld stores a batch with a (boot, msg_id) it has seen only once.
+SIM_BOOT=1
+sim() { # ID ACTION...
+  local id="$1"; shift
+  SIM_BOOT=$((SIM_BOOT + 1))
+  bash "$ROOT/scripts/stack.sh" certs "$STATE" "$id"
+  timeout 60 "$KEEL_SIMDEV" --port "$MQTT_PORT" --ca "$STATE/ca.pem" --cert "$STATE/$id.pem" \
+    --key "$STATE/$id.key" --id "$id" --boot "$SIM_BOOT" "$@" >>"$WORK/sim.out" 2>&1 || fail "simdev $id $*: $(tail -5 "$WORK/sim.out")"
+}
+
+case "$SCENARIO" in
+listing)
+  up --devices 2 --simulated
+  out_has "2 SIMULATED" "keel up labels simulated devices"
+  # keel devices: text and JSON.
+  k devices
+  expect_rc 0 "keel devices"
+  out_has "DEVICE" "devices header"
+  grep -qE '^dev-1 +yes +0\.4\.0 +running +1\.2\.3 +sim +2 ' "$WORK/out" || fail "devices row: $(cat "$WORK/out")"
+  grep -q '^dev-2 ' "$WORK/out" || fail "dev-2 missing: $(cat "$WORK/out")"
+  k devices --json
+  expect_rc 0 "keel devices --json"
+  expect_json '[d["id"] for d in j["devices"]]' "['dev-1', 'dev-2']" "devices --json ids"
+  expect_json 'j["devices"][0]["online"]' true "devices --json online"
+  # keel device show: text and JSON.
+  k device show dev-1
+  expect_rc 0 "device show"
+  out_has "device       dev-1" "device show id"
+  out_has "app          0.4.0, running, 2 restarts" "device show app line"
+  out_has "commands     ping restart reboot" "device show commands"
+  grep -qE '^  app +4096 bytes +version 0\.4\.0 +sha256 5a5a5a5a5a5a5a5a\.\.\.' "$WORK/out" ||
+    fail "device show app region: $(cat "$WORK/out")"
+  k device show dev-1 --json
+  expect_json 'j["board"]' sim "device show --json board"
+  expect_json '[r["name"] for r in j["regions"]]' "['app', 'microvisor']" "device show --json regions"
+  # keel logs: everything, by device, --limit, --since, --json; paging beyond one page is keeld's.
+  k logs
+  expect_rc 0 "logs on an empty store"
+  err_has "no log entries" "empty logs message"
+  sim dev-3 logs:3:first-batch logs:2:second-batch
+  k logs
+  expect_rc 0 "keel logs"
+  [ "$(wc -l <"$WORK/out")" = 5 ] || fail "expected 5 log lines: $(cat "$WORK/out")"
+  grep -qE '^20[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9:.]+ dev-3 info  microvisor: first-batch 0$' "$WORK/out" ||
+    fail "log line format: $(head -1 "$WORK/out")"
+  sed -n 2p "$WORK/out" | grep -q 'dev-3 info  app: first-batch 1$' || fail "second line: $(cat "$WORK/out")"
+  k logs dev-3 --limit 2
+  [ "$(wc -l <"$WORK/out")" = 2 ] || fail "--limit 2 printed $(wc -l <"$WORK/out") lines"
+  k logs dev-1
+  expect_rc 0 "logs of a quiet device"
+  [ ! -s "$WORK/out" ] || fail "dev-1 has no logs but got: $(cat "$WORK/out")"
+  k logs --since 10m --json
+  expect_rc 0 "logs --json"
+  expect_json '[e["text"] for e in j["logs"]]' "['first-batch 0', 'first-batch 1', 'first-batch 2', 'second-batch 0', 'second-batch 1']" "logs --json"
+  FIRST="$(json 'j["logs"][0]["id"]')"
+  k logs --after "$FIRST" --limit 1 --json
+  expect_json 'j["logs"][0]["text"]' "first-batch 1" "logs --after"
+  # keel crashes / crash show: formatted by the core formatter, symbolicated with --elf.
+  k crashes
+  out_has "no crash reports" "empty crash list"
+  sim dev-3 crash
+  k crashes
+  expect_rc 0 "keel crashes"
+  grep -qE '^ +[0-9]+  dev-3 +20[0-9-]+ [0-9:.]+  0x10000abc  0x10000a01  0\.4\.0 +UsageFault$' "$WORK/out" ||
+    fail "crash row: $(cat "$WORK/out")"
+  k crashes dev-3 --json
+  expect_json 'j["crashes"][0]["reason"]' UsageFault "crashes --json"
+  CRASH="$(json 'j["crashes"][0]["id"]')"
+  k crashes dev-1
+  out_has "no crash reports" "dev-1 has no crashes"
+  k crash show "$CRASH"
+  expect_rc 0 "crash show"
+  out_has "crash $CRASH from dev-3" "crash show header"
+  out_has "app stopped: UsageFault" "crash show uses kcrash_format"
+  out_has "pc 0x10000abc  lr 0x10000a01" "crash show registers"
+  out_has "CFSR: UNDEFINSTR" "crash show fault bits"
+  out_has "give --elf" "crash show hint"
+  # An app ELF with known symbols at the report's pc and lr.
+  cat >"$WORK/app.c" <<'C'
+void crashy(void);
+void caller(void) { __asm volatile(".rept 64\n nop\n .endr"); crashy(); }
+void crashy(void) { __asm volatile(".rept 128\n nop\n .endr"); }
+C
+  arm-none-eabi-gcc -mcpu=cortex-m33 -mthumb -g -O0 -fno-toplevel-reorder -nostdlib \
+    -Wl,-Ttext=0x10000a00 -Wl,-e,caller -o "$WORK/app.elf" "$WORK/app.c"
+  k crash show "$CRASH" --elf "$WORK/app.elf"
+  expect_rc 0 "crash show --elf"
+  grep -q "pc 0x10000abc  crashy at .*app.c:3" "$WORK/out" || fail "pc not symbolicated: $(cat "$WORK/out")"
+  grep -q "lr 0x10000a01  caller at .*app.c:2" "$WORK/out" || fail "lr not symbolicated: $(cat "$WORK/out")"
+  k crash show "$CRASH" --elf "$WORK/app.elf" --json
+  expect_json 'j["symbols"]["pc"].startswith("crashy at")' true "crash show --json symbols"
+  expect_json 'j["registers"]["pc"]' $((0x10000abc)) "crash show --json registers"
+  k crashes --elf "$WORK/app.elf"
+  expect_rc 0 "crashes --elf"
+  grep -qE 'UsageFault  \(pc in crashy at .*app\.c:3\)$' "$WORK/out" || fail "crashes --elf: $(cat "$WORK/out")"
+  k crashes --elf "$WORK/app.elf" --json
+  expect_json 'j["crashes"][0]["pc_symbol"].startswith("crashy at")' true "crashes --elf --json"
+  k crash show "$CRASH" --elf "$WORK/missing.elf"
+  expect_rc 1 "crash show with a missing ELF"
+  err_has "cannot read the ELF" "missing ELF message"
+  # An undecodable report is shown as such, with its bytes.
+  sim dev-3 raw:crash:72060a04deadbeef
+  wait_for 10 bash -c "'$KEEL' crashes dev-3 | grep -q invalid" || fail "invalid crash not listed"
+  k crashes dev-3 --json
+  k crash show "$(json 'j["crashes"][0]["id"]')"
+  expect_rc 0 "crash show of an invalid report"
+  out_has "does not decode" "invalid report message"
+  out_has "deadbeef" "invalid report bytes"
+  # keel token create: into the stack's database, and through the API; both tokens work.
+  k token create --state "$STATE" --name extra
+  expect_rc 0 "token create --state"
+  T1="$(cat "$WORK/out")"
+  [[ "$T1" =~ ^keel_[0-9a-f]{64}$ ]] || fail "token create printed '$T1'"
+  k token create --name via-api --json
+  expect_rc 0 "token create through the API"
+  T2="$(json 'j["token"]')"
+  expect_json 'j["name"]' via-api "token create --json name"
+  for t in "$T1" "$T2"; do
+    KEEL_TOKEN="$t" k devices
+    expect_rc 0 "a created token is accepted"
+  done
+  ;;
+follow)
+  up
+  sim dev-3
+  # Follow, then log: the live line must arrive; -f --json prints one entry per line.
+  timeout 60 "$KEEL" logs -f dev-3 >"$WORK/follow.out" 2>"$WORK/follow.err" &
+  FPID=$!
+  PIDS+=("$FPID")
+  timeout 60 "$KEEL" logs -f --json >"$WORK/followj.out" 2>"$WORK/followj.err" &
+  JPID=$!
+  PIDS+=("$JPID")
+  wait_for 10 grep -q "following the logs of dev-3" "$WORK/follow.err" || fail "follow did not open: $(cat "$WORK/follow.err")"
+  wait_for 10 grep -q "following the logs of every device" "$WORK/followj.err" || fail "follow --json did not open"
+  sim dev-3 logs:2:live-line
+  wait_for 10 grep -q "dev-3 info  app: live-line 1$" "$WORK/follow.out" || fail "live line not followed: $(cat "$WORK/follow.out")"
+  wait_for 10 grep -q '"text": *"live-line 1"' "$WORK/followj.out" || fail "live line not in -f --json: $(cat "$WORK/followj.out")"
+  python3 -c "import json; [json.loads(l) for l in open('$WORK/followj.out')]" || fail "-f --json lines are not JSON each"
+  # keeld goes away and comes back on the same port: the follower reconnects and resumes after
+  # the last entry it saw (Last-Event-ID), so what was logged meanwhile arrives, exactly once.
+  KEELD_PID="$(awk '$1 == "keeld" {print $2}' "$STATE/pids")"
+  HTTP_PORT="${URL##*:}"
+  kill -9 "$KEELD_PID"
+  wait_for 10 grep -q "reconnecting\|retrying" "$WORK/follow.err" || fail "follower did not notice: $(cat "$WORK/follow.err")"
+  sim dev-3 logs:1:while-keeld-down &
+  SIMPID=$!
+  SIM_BOOT=$((SIM_BOOT + 1)) # the background call counted in its own subshell
+  "$KEEL_KEELD" --db "$STATE/keeld.db" --http-port "$HTTP_PORT" --mqtt-port "$MQTT_PORT" \
+    --mqtt-ca "$STATE/ca.pem" --mqtt-cert "$STATE/keeld.pem" --mqtt-key "$STATE/keeld.key" \
+    >"$WORK/keeld2.log" 2>&1 &
+  PIDS+=($!)
+  wait "$SIMPID" || fail "device could not log while keeld restarted"
+  sim dev-3 logs:1:after-restart
+  wait_for 20 grep -q "after-restart 0$" "$WORK/follow.out" || fail "follower did not resume: $(cat "$WORK/follow.out" "$WORK/follow.err")"
+  grep -q "while-keeld-down 0$" "$WORK/follow.out" || fail "entry logged while keeld was down missed"
+  [ "$(grep -c 'live-line 1$' "$WORK/follow.out")" = 1 ] || fail "an entry was repeated after the reconnect"
+  # Ctrl-C stops a follower cleanly: exit 0, promptly.
+  kill -INT "$FPID" "$JPID"
+  # (alive, not kill -0: an exited child stays a zombie until this shell reaps it)
+  followers_gone() { ! alive "$FPID" && ! alive "$JPID"; }
+  wait_for 10 followers_gone || fail "follower ignored Ctrl-C"
+  rc=0; wait "$FPID" || rc=$?
+  [ "$rc" = 0 ] || fail "follower exited $rc on Ctrl-C"
+  grep -qi "sanitizer" "$WORK/follow.err" && fail "sanitizer report from the follower"
+  ;;
+commands)
+  up --devices 2 --simulated
+  for kind in ping restart reboot; do
+    k "$kind" dev-1
+    expect_rc 0 "keel $kind"
+    grep -qE "^dev-1: $kind ok in [0-9]+ ms \(device up [0-9.]+ s\)$" "$WORK/out" || fail "$kind output: $(cat "$WORK/out")"
+  done
+  grep -q "command [0-9]* ping" "$STATE/dev-1.log" || fail "the device did not see the ping"
+  k ping dev-2 --json
+  expect_rc 0 "ping --json"
+  expect_json 'j["status"]' ok "ping --json status"
+  expect_json 'j["kind"]' ping "ping --json kind"
+  k ping dev-2 --no-wait
+  expect_rc 0 "ping --no-wait"
+  grep -qE "^dev-2: ping sent as command [0-9]+" "$WORK/out" || fail "--no-wait output: $(cat "$WORK/out")"
+  # A device that is registered but offline never answers: bounded wait, exit 1, clear message.
+  sim dev-3
+  k ping dev-3 --timeout 1
+  expect_rc 1 "ping of an offline device"
+  err_has "no answer from dev-3 within 1 s" "offline device message"
+  # A device that does not implement a kind: keeld refuses (409), keel says so.
+  sim dev-4 --commands ping
+  k reboot dev-4
+  expect_rc 1 "reboot of a device without reboot"
+  err_has "keeld answered 409" "409 shown"
+  err_has "does not implement" "409 message shown"
+  ;;
+errors)
+  # Server down: connection refused says how to start the stack. No token at all: says where from.
+  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  k devices --url "http://127.0.0.1:$PORT" --token keel_x
+  expect_rc 1 "server down"
+  err_has "cannot connect to keeld at http://127.0.0.1:$PORT" "server down message"
+  err_has "keel up" "server down hint"
+  k devices
+  expect_rc 1 "no token"
+  err_has "no API token" "no token message"
+  KEEL_URL="http://127.0.0.1:$PORT" KEEL_TOKEN=keel_x k ping dev-1
+  expect_rc 1 "env url: server down"
+  err_has "cannot connect to keeld at http://127.0.0.1:$PORT" "KEEL_URL used"
+  # Config files: ~/.config/keel/config is read; a bad line is named.
+  mkdir -p "$HOME/.config/keel"
+  printf 'url = http://127.0.0.1:%s/\ntoken = keel_cfg\n' "$PORT" >"$HOME/.config/keel/config"
+  k logs
+  expect_rc 1 "config file: server down"
+  err_has "cannot connect to keeld at http://127.0.0.1:$PORT" "config file url used (trailing / dropped)"
+  printf 'colour=blue\n' >"$WORK/bad.conf"
+  KEEL_CONFIG="$WORK/bad.conf" k devices
+  expect_rc 1 "bad config"
+  err_has "bad.conf:1: unknown key 'colour'" "bad config message"
+  KEEL_CONFIG="$WORK/none.conf" k devices
+  expect_rc 1 "missing KEEL_CONFIG"
+  err_has "cannot read the config file" "missing config message"
+  rm -rf "$HOME/.config"
+  up --devices 1 --simulated
+  # Bad token: keeld's 401 message plus where the token came from.
+  KEEL_TOKEN=keel_0000 k devices
+  expect_rc 1 "bad token"
+  err_has "keeld answered 401" "401 shown"
+  err_has "from KEEL_TOKEN was refused" "401 hint names the source"
+  k devices --token keel_0000 --json
+  expect_rc 1 "bad token with --json"
+  err_has "from --token was refused" "401 hint names --token"
+  # The flag beats the environment, the environment beats the config file.
+  KEEL_URL="http://127.0.0.1:$PORT" k devices --url "$URL"
+  expect_rc 0 "--url beats KEEL_URL"
+  KEEL_URL="http://127.0.0.1:$PORT" k devices
+  expect_rc 1 "KEEL_URL beats the config file"
+  # Unknown device / crash: keeld's 404 text.
+  k device show ghost
+  expect_rc 1 "unknown device"
+  err_has "keeld answered 404: unknown device 'ghost'" "unknown device message"
+  k ping ghost
+  expect_rc 1 "ping unknown device"
+  err_has "unknown device 'ghost'" "ping unknown device message"
+  k logs ghost
+  expect_rc 1 "logs of unknown device"
+  err_has "unknown device 'ghost'" "logs unknown device message"
+  k crash show 999
+  expect_rc 1 "unknown crash"
+  err_has "no crash report 999" "unknown crash message"
+  k device show 'bad id'
+  expect_rc 1 "bad device id"
+  err_has "not a device id" "bad id message"
+  # Not a keeld at all.
+  k devices --url "http://127.0.0.1:$MQTT_PORT"
+  expect_rc 1 "not an HTTP server"
+  # Command-line mistakes: exit 2 with a hint to --help.
+  for args in "devices --bogus" "logs a b" "crash show" "crash show abc" "ping" "ping a b" \
+      "logs --limit 0" "logs --since yesterday" "logs -f --since 1m" "up --devices 999" \
+      "down extra" "token create --db x --state y" "device show" "nosuch"; do
+    # shellcheck disable=SC2086
+    k $args
+    expect_rc 2 "keel $args"
+    grep -q "Try 'keel" "$WORK/err" || fail "keel $args: no --help hint: $(cat "$WORK/err")"
+  done
+  # --help everywhere: exit 0, usage on stdout.
+  for cmd in "" "devices" "device" "device show" "logs" "crashes" "crash" "crash show" "ping" \
+      "restart" "reboot" "token" "token create" "up" "down"; do
+    # shellcheck disable=SC2086
+    k $cmd --help
+    expect_rc 0 "keel $cmd --help"
+    grep -q "^usage: keel" "$WORK/out" || fail "keel $cmd --help: $(cat "$WORK/out")"
+  done
+  ;;
+updown)
+  # Real emulated devices are not there yet: a clear refusal, nothing started.
+  k up --state "$STATE" --devices 1
+  expect_rc 1 "keel up without --simulated"
+  err_has "issue 4" "not-yet message names the issue"
+  [ ! -e "$STATE/pids" ] || fail "a refused keel up recorded processes"
+  up --devices 2 --simulated
+  [ "$(wc -l <"$STATE/pids")" = 4 ] || fail "expected 4 processes: $(cat "$STATE/pids")"
+  for pid in $(recorded_pids); do alive "$pid" || fail "process $pid from keel up is not running"; done
+  CA_SUM="$(sha256sum <"$STATE/ca.pem")"
+  FIRST_TOKEN="$TOKEN"
+  k devices
+  expect_rc 0 "devices through the config keel up wrote"
+  # A second keel up on the same state is refused while the first runs.
+  k up --state "$STATE"
+  expect_rc 1 "second keel up"
+  err_has "already running" "second keel up message"
+  k down --state "$STATE"
+  expect_rc 0 "keel down"
+  out_has "stopped (4 processes)" "keel down summary"
+  for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  k down --state "$STATE"
+  expect_rc 0 "keel down again"
+  out_has "nothing running" "idempotent keel down"
+  k devices
+  expect_rc 1 "devices after keel down"
+  err_has "keel up" "hint after keel down"
+  # Up again: same CA and token (first run only), new processes, then down.
+  up --devices 1 --simulated
+  [ "$(sha256sum <"$STATE/ca.pem")" = "$CA_SUM" ] || fail "keel up remade the CA"
+  [ "$TOKEN" = "$FIRST_TOKEN" ] || fail "keel up made a new token though the old one is valid"
+  k ping dev-1
+  expect_rc 0 "ping after the second keel up"
+  # A process that ignores SIGTERM is killed after the bounded wait (a stopped one cannot act).
+  DEV_PID="$(awk '$1 == "dev-1" {print $2}' "$STATE/pids")"
+  kill -STOP "$DEV_PID"
+  k down --state "$STATE"
+  expect_rc 0 "keel down with a stuck device"
+  out_has "SIGKILL" "keel down says it had to kill"
+  for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  # The default state directory: keel up and the commands after it need no --state or config.
+  unset KEEL_CONFIG
+  k up --devices 1 --simulated
+  expect_rc 0 "keel up in the default state directory"
+  DEFAULT="$HOME/.local/state/keel"
+  cat "$DEFAULT/pids" >>"$WORK/pids.seen"
+  out_has "state in $DEFAULT" "default state directory"
+  k ping dev-1
+  expect_rc 0 "ping through the default state's config"
+  k down
+  expect_rc 0 "keel down of the default state"
+  out_has "stopped (3 processes)" "keel down of the default state"
+  for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  ;;
+*)
+  fail "unknown scenario '$SCENARIO'"
+  ;;
+esac
+echo "PASS: fleet.$SCENARIO"

@@ -1,0 +1,432 @@
+/*
+ * simdev: a host-side simulated Keel device for keeld's black-box tests. It speaks protocol v1 with
+ * the same code as the microvisor (keel_proto, keel_core's crash encoder) over a real libmosquitto
+ * TLS connection with its own device certificate, like a device would.
+ *
+ *   simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] [--commands LIST] ACTION...
+ *
+ * Connects (last will: retained presence offline), publishes presence online and hello, then runs
+ * the actions in order (--commands: the kinds its hello lists, default ping,restart,reboot) and exits 0, or non-zero with a message on the first failure:
+ *   logs:N:TEXT      one batch of N entries "TEXT <i>" (N <= 8); waits for keeld's ack
+ *   flood:N          N batches of 8 entries "flood <batch> <i>" back to back (N <= 100000), then
+ *                    waits for keeld's ack of the last one (benchmarks: no wait per batch)
+ *   crash            a usage-fault crash report (pc 0x10000abc); waits for keeld's ack
+ *   serve:SECONDS    answer commands (ping/restart/reboot) until SECONDS pass
+ *   serve-one:SECONDS  answer commands until one was answered (fails after SECONDS)
+ *   dropped:K        the next log batch says K entries were dropped before it
+ *   heartbeat        a heartbeat: app in back-off, 3 restarts, 7 log entries dropped
+ *   hello-as:OTHER   publish a valid hello on OTHER's topic (an ACL test: must not arrive)
+ *   raw:SUFFIX:HEX   publish raw bytes on keel/v1/<id>/SUFFIX (garbage tests)
+ * Every event is printed on stdout ("ack 3", "command 7 ping", ...).
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "keel/crash.h"
+#include "keel/kproto.h"
+
+#define WAIT_SLICE_MS 50
+#define ACK_WAIT_MS 10000
+#define CONNECT_WAIT_MS 10000
+
+typedef struct sim {
+    struct mosquitto *m;
+    const char *id;
+    uint32_t boot;
+    uint32_t msg_id;
+    atomic_bool connected;
+    atomic_int connect_rc;       /* -1 until CONNACK */
+    atomic_uint acked_msg_id;    /* last acked msg_id */
+    uint32_t dropped;            /* LogBatch.dropped of the next batch */
+    const char *commands;        /* comma-separated kinds listed in hello */
+    atomic_int answered;         /* commands answered */
+    atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
+    uint64_t start_ms;
+} sim_t;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000u, (long)(ms % 1000u) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "simdev: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+/* Encode env (header filled here) and publish it on topic t; returns the msg_id used. */
+static uint32_t publish_to(sim_t *s, const char *device, kproto_topic_t t, keel_v1_Envelope *env)
+{
+    char topic[KPROTO_TOPIC_MAX];
+    uint8_t buf[KPROTO_ENVELOPE_MAX];
+    size_t len = 0;
+    const kproto_topic_info_t *ti = kproto_topic_info(t);
+
+    env->version = KPROTO_REVISION;
+    env->msg_id = ++s->msg_id;
+    env->boot = s->boot;
+    env->time_ms = mono_ms() - s->start_ms;
+    if (kproto_topic_build(t, device, NULL, topic, sizeof(topic)) != KERR_OK ||
+        kproto_encode(env, buf, sizeof(buf), &len) != KERR_OK) {
+        die("cannot encode a message for '%s'", device);
+    }
+    atomic_fetch_add(&s->sent, 1u);
+    if (mosquitto_publish(s->m, NULL, topic, (int)len, buf, ti->qos, ti->retained) != MOSQ_ERR_SUCCESS) {
+        die("publish to %s failed", topic);
+    }
+    return env->msg_id;
+}
+
+static void answer(sim_t *s, const keel_v1_Command *c)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    printf("command %llu %s\n", (unsigned long long)c->id, kproto_command_name(c->kind));
+    fflush(stdout);
+    env.which_body = keel_v1_Envelope_result_tag;
+    env.body.result.command_id = c->id;
+    env.body.result.uptime_ms = mono_ms() - s->start_ms;
+    if (c->kind == keel_v1_CommandKind_COMMAND_KIND_PING ||
+        c->kind == keel_v1_CommandKind_COMMAND_KIND_RESTART_APP ||
+        c->kind == keel_v1_CommandKind_COMMAND_KIND_REBOOT) {
+        env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_OK;
+    } else {
+        env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_UNSUPPORTED;
+        snprintf(env.body.result.detail, sizeof(env.body.result.detail), "simdev does not implement it");
+    }
+    publish_to(s, s->id, KPROTO_T_RESULT, &env);
+    atomic_fetch_add(&s->answered, 1);
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    sim_t *s = obj;
+    char device[KIDENT_ID_MAX + 1], channel[KPROTO_CHANNEL_MAX + 1];
+    kproto_topic_t t;
+    keel_v1_Envelope env;
+
+    if (kproto_topic_parse(msg->topic, device, &t, channel) != KERR_OK || strcmp(device, s->id) != 0) {
+        printf("unexpected-topic %s\n", msg->topic);
+        return;
+    }
+    if (kproto_decode(t, msg->payload, (size_t)msg->payloadlen, &env) != KERR_OK) {
+        printf("bad-message %s\n", msg->topic);
+        return;
+    }
+    if (t == KPROTO_T_ACK) {
+        printf("ack %u\n", env.body.ack.msg_id);
+        atomic_store(&s->acked_msg_id, env.body.ack.msg_id);
+    } else if (t == KPROTO_T_CMD) {
+        answer(s, &env.body.command);
+    }
+    fflush(stdout);
+}
+
+static void on_publish(struct mosquitto *m, void *obj, int mid)
+{
+    sim_t *s = obj;
+
+    atomic_fetch_add(&s->delivered, 1u);
+}
+
+static void on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    sim_t *s = obj;
+
+    atomic_store(&s->connect_rc, rc);
+    atomic_store(&s->connected, rc == 0);
+}
+
+static bool wait_until(atomic_uint *v, uint32_t want, unsigned timeout_ms)
+{
+    for (uint64_t end = mono_ms() + timeout_ms; mono_ms() < end; sleep_ms(WAIT_SLICE_MS)) {
+        if (atomic_load(v) == want) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void send_hello(sim_t *s, const char *device)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    keel_v1_Hello *h = &env.body.hello;
+
+    env.which_body = keel_v1_Envelope_hello_tag;
+    h->microvisor_version = (1u << 24) | (2u << 16) | 3u;
+    h->api_version = 1;
+    h->app_version = (0u << 24) | (4u << 16) | 0u;
+    snprintf(h->board, sizeof(h->board), "sim");
+    h->regions_count = 2;
+    snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
+    h->regions[0].size = 65536;
+    memset(h->regions[0].sha256, 0xAB, 32);
+    h->regions[0].version = h->microvisor_version;
+    snprintf(h->regions[1].name, sizeof(h->regions[1].name), "app");
+    h->regions[1].size = 4096;
+    memset(h->regions[1].sha256, 0x5A, 32);
+    h->regions[1].version = h->app_version;
+    h->uptime_ms = mono_ms() - s->start_ms;
+    h->app_state = keel_v1_AppState_APP_STATE_RUNNING;
+    h->restart_count = 2;
+    char list[64];
+    snprintf(list, sizeof(list), "%s", s->commands);
+    for (char *save = NULL, *k = strtok_r(list, ",", &save); k != NULL && h->commands_count < 8;
+         k = strtok_r(NULL, ",", &save)) {
+        h->commands[h->commands_count++] = kproto_command_from_name(k);
+    }
+    publish_to(s, device, KPROTO_T_HELLO, &env);
+}
+
+static void act_logs(sim_t *s, const char *spec)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    char *end = NULL;
+    unsigned long n = strtoul(spec, &end, 10);
+
+    if (end == spec || *end != ':' || n == 0 || n > 8) {
+        die("logs:N:TEXT needs 1 <= N <= 8, got '%s'", spec);
+    }
+    env.which_body = keel_v1_Envelope_logs_tag;
+    env.body.logs.entries_count = (pb_size_t)n;
+    env.body.logs.dropped = s->dropped;
+    s->dropped = 0;
+    for (unsigned i = 0; i < n; i++) {
+        keel_v1_LogEntry *e = &env.body.logs.entries[i];
+        e->uptime_ms = mono_ms() - s->start_ms;
+        e->level = keel_v1_LogLevel_LOG_LEVEL_INFO;
+        e->source = i == 0 ? keel_v1_LogSource_LOG_SOURCE_MICROVISOR : keel_v1_LogSource_LOG_SOURCE_APP;
+        snprintf(e->text, sizeof(e->text), "%.200s %u", end + 1, i);
+    }
+    uint32_t id = publish_to(s, s->id, KPROTO_T_LOGS, &env);
+    if (!wait_until(&s->acked_msg_id, id, ACK_WAIT_MS)) {
+        die("no ack from keeld for log batch '%s'", spec);
+    }
+}
+
+static void act_flood(sim_t *s, const char *spec)
+{
+    char *end = NULL;
+    unsigned long n = strtoul(spec, &end, 10);
+    uint32_t last = 0;
+
+    if (end == spec || *end != '\0' || n == 0 || n > 100000) {
+        die("flood:N needs 1 <= N <= 100000, got '%s'", spec);
+    }
+    for (unsigned long b = 0; b < n; b++) {
+        keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+        env.which_body = keel_v1_Envelope_logs_tag;
+        env.body.logs.entries_count = 8;
+        for (unsigned i = 0; i < 8; i++) {
+            keel_v1_LogEntry *e = &env.body.logs.entries[i];
+            e->uptime_ms = mono_ms() - s->start_ms;
+            e->level = keel_v1_LogLevel_LOG_LEVEL_INFO;
+            e->source = keel_v1_LogSource_LOG_SOURCE_APP;
+            snprintf(e->text, sizeof(e->text), "flood %lu %u", b, i);
+        }
+        last = publish_to(s, s->id, KPROTO_T_LOGS, &env);
+    }
+    /* keeld acks in the order it commits; the last ack means every batch is stored. */
+    if (!wait_until(&s->acked_msg_id, last, 6u * ACK_WAIT_MS)) {
+        die("no ack from keeld for the last batch of '%s'", spec);
+    }
+}
+
+static void act_crash(sim_t *s)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    kcrash_report_t r;
+    size_t len = 0;
+
+    memset(&r, 0, sizeof(r));
+    r.reason = KCRASH_USAGEFAULT;
+    r.restart_count = 2;
+    r.run_ms = 1234;
+    r.app_version = (0u << 24) | (4u << 16);
+    r.pc = 0x10000abcu;
+    r.lr = 0x10000a01u;
+    r.sp = 0x20001f00u;
+    r.xpsr = 0x01000000u;
+    r.cfsr = 0x00010000u; /* UNDEFINSTR */
+    r.stack_addr = r.sp;
+    r.stack_len = 16;
+    for (unsigned i = 0; i < r.stack_len; i++) {
+        r.stack[i] = (uint8_t)i;
+    }
+    env.which_body = keel_v1_Envelope_crash_tag;
+    if (kcrash_encode(&r, env.body.crash.report.bytes, sizeof(env.body.crash.report.bytes), &len) != KERR_OK) {
+        die("%s", "kcrash_encode failed");
+    }
+    env.body.crash.report.size = (pb_size_t)len;
+    uint32_t id = publish_to(s, s->id, KPROTO_T_CRASH, &env);
+    if (!wait_until(&s->acked_msg_id, id, ACK_WAIT_MS)) {
+        die("%s", "no ack from keeld for the crash report");
+    }
+}
+
+static void act_heartbeat(sim_t *s)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    env.which_body = keel_v1_Envelope_heartbeat_tag;
+    env.body.heartbeat.uptime_ms = mono_ms() - s->start_ms;
+    env.body.heartbeat.app_state = keel_v1_AppState_APP_STATE_BACKOFF;
+    env.body.heartbeat.restart_count = 3;
+    env.body.heartbeat.log_dropped = 7;
+    publish_to(s, s->id, KPROTO_T_HEARTBEAT, &env);
+}
+
+static void act_raw(sim_t *s, const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    char topic[KPROTO_TOPIC_MAX + 64];
+    uint8_t bytes[256];
+    size_t n = 0;
+
+    if (colon == NULL) {
+        die("raw:SUFFIX:HEX, got '%s'", spec);
+    }
+    snprintf(topic, sizeof(topic), "keel/v1/%s/%.*s", s->id, (int)(colon - spec), spec);
+    for (const char *h = colon + 1; h[0] && h[1] && n < sizeof(bytes); h += 2) {
+        unsigned v;
+        if (sscanf(h, "%2x", &v) != 1) {
+            die("bad hex in '%s'", spec);
+        }
+        bytes[n++] = (uint8_t)v;
+    }
+    atomic_fetch_add(&s->sent, 1u);
+    if (mosquitto_publish(s->m, NULL, topic, (int)n, bytes, 1, false) != MOSQ_ERR_SUCCESS) {
+        die("raw publish to %s failed", topic);
+    }
+}
+
+static void act_serve(sim_t *s, const char *spec, bool until_one)
+{
+    unsigned secs = (unsigned)strtoul(spec, NULL, 10);
+    int before = atomic_load(&s->answered);
+
+    for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(WAIT_SLICE_MS)) {
+        if (until_one && atomic_load(&s->answered) > before) {
+            return;
+        }
+    }
+    if (until_one) {
+        die("no command arrived within %s seconds", spec);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    sim_t s;
+    const char *ca = NULL, *cert = NULL, *key = NULL;
+    int port = 0, a = 1;
+
+    memset(&s, 0, sizeof(s));
+    s.boot = 1;
+    s.commands = "ping,restart,reboot";
+    atomic_init(&s.connect_rc, -1);
+    for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
+        const char *v = argv[a + 1];
+        if (strcmp(argv[a], "--port") == 0) port = atoi(v);
+        else if (strcmp(argv[a], "--ca") == 0) ca = v;
+        else if (strcmp(argv[a], "--cert") == 0) cert = v;
+        else if (strcmp(argv[a], "--key") == 0) key = v;
+        else if (strcmp(argv[a], "--id") == 0) s.id = v;
+        else if (strcmp(argv[a], "--boot") == 0) s.boot = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(argv[a], "--commands") == 0) s.commands = v;
+        else die("unknown option %s", argv[a]);
+    }
+    if (port <= 0 || !ca || !cert || !key || !s.id || kident_check_id(s.id) != KERR_OK) {
+        die("%s", "usage: simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] ACTION...");
+    }
+    s.start_ms = mono_ms();
+    mosquitto_lib_init();
+    s.m = mosquitto_new(s.id, true, &s);
+    mosquitto_tls_set(s.m, ca, NULL, cert, key, NULL);
+    mosquitto_connect_callback_set(s.m, on_connect);
+    mosquitto_message_callback_set(s.m, on_message);
+    mosquitto_publish_callback_set(s.m, on_publish);
+
+    /* Last will: retained presence offline, pre-encoded like the microvisor does at CONNECT. */
+    char topic[KPROTO_TOPIC_MAX];
+    uint8_t will[16];
+    size_t wlen = 0;
+    keel_v1_Envelope wenv = keel_v1_Envelope_init_zero;
+    wenv.version = KPROTO_REVISION;
+    wenv.boot = s.boot;
+    wenv.which_body = keel_v1_Envelope_presence_tag;
+    wenv.body.presence.online = false;
+    kproto_topic_build(KPROTO_T_PRESENCE, s.id, NULL, topic, sizeof(topic));
+    kproto_encode(&wenv, will, sizeof(will), &wlen);
+    mosquitto_will_set(s.m, topic, (int)wlen, will, 1, true);
+
+    if (mosquitto_connect(s.m, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS ||
+        mosquitto_loop_start(s.m) != MOSQ_ERR_SUCCESS) {
+        die("cannot connect to 127.0.0.1 (id %s)", s.id);
+    }
+    for (uint64_t end = mono_ms() + CONNECT_WAIT_MS; atomic_load(&s.connect_rc) < 0 && mono_ms() < end;) {
+        sleep_ms(WAIT_SLICE_MS);
+    }
+    if (!atomic_load(&s.connected)) {
+        die("the broker did not accept device '%s'", s.id);
+    }
+    char sub[KPROTO_TOPIC_MAX + 8];
+    snprintf(sub, sizeof(sub), "keel/v1/%s/cmd", s.id);
+    mosquitto_subscribe(s.m, NULL, sub, 1);
+    snprintf(sub, sizeof(sub), "keel/v1/%s/ack", s.id);
+    mosquitto_subscribe(s.m, NULL, sub, 1);
+
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    env.which_body = keel_v1_Envelope_presence_tag;
+    env.body.presence.online = true;
+    publish_to(&s, s.id, KPROTO_T_PRESENCE, &env);
+    send_hello(&s, s.id);
+    printf("connected %s\n", s.id);
+    fflush(stdout);
+
+    for (; a < argc; a++) {
+        const char *act = argv[a];
+        if (strncmp(act, "logs:", 5) == 0) act_logs(&s, act + 5);
+        else if (strncmp(act, "flood:", 6) == 0) act_flood(&s, act + 6);
+        else if (strcmp(act, "crash") == 0) act_crash(&s);
+        else if (strcmp(act, "heartbeat") == 0) act_heartbeat(&s);
+        else if (strncmp(act, "dropped:", 8) == 0) s.dropped = (uint32_t)strtoul(act + 8, NULL, 10);
+        else if (strncmp(act, "serve:", 6) == 0) act_serve(&s, act + 6, false);
+        else if (strncmp(act, "serve-one:", 10) == 0) act_serve(&s, act + 10, true);
+        else if (strncmp(act, "hello-as:", 9) == 0) send_hello(&s, act + 9);
+        else if (strncmp(act, "raw:", 4) == 0) act_raw(&s, act + 4);
+        else die("unknown action '%s'", act);
+        printf("done %s\n", act);
+        fflush(stdout);
+    }
+    /* Everything published reaches the broker before we leave. */
+    if (!wait_until(&s.delivered, atomic_load(&s.sent), ACK_WAIT_MS)) {
+        die("%s", "the broker did not acknowledge every publish");
+    }
+    /* A clean disconnect does not fire the will; the retained "online" stays, as for a device
+     * that is merely quiet. Tests that need "offline" kill the process instead. */
+    mosquitto_disconnect(s.m);
+    mosquitto_loop_stop(s.m, false);
+    mosquitto_destroy(s.m);
+    mosquitto_lib_cleanup();
+    return 0;
+}

@@ -1,0 +1,962 @@
+/*
+ * keel CLI: the fleet commands, each one or a few calls of keeld's REST API (docs/api.md):
+ *
+ *   keel devices                 the device registry (board "sim": a simulated device)
+ *   keel device show D           one device: versions, manifest, tags
+ *   keel logs [-f] [D]           stored logs; -f follows live (server-sent events)
+ *   keel crashes [D]             crash reports (--elf: the function of each pc)
+ *   keel crash show ID           one report, formatted by the core crash formatter, symbolicated
+ *                                with arm-none-eabi-addr2line when --elf APP.elf is given
+ *   keel ping|restart|reboot D   a command, waiting for the device's answer
+ *   keel token create            an API token (a local keeld's database, or through the API)
+ *
+ * Listings take --json (keeld's JSON, pretty-printed; `logs -f --json` prints one entry per line).
+ * Server and token: see fapi.h. Output for people goes to stdout; every error to stderr with
+ * exit status 1 (2 for a bad command line).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "keel/crash.h"
+
+#include "cli.h"
+#include "cmd.h"
+#include "fapi.h"
+#include "stack.h"
+
+#define PAGE_MAX 1000u
+#define LOGS_MAX 1000000u /* a guard on paging, far above any useful listing */
+#define CMD_POLL_MS 100u
+#define CMD_WAIT_DEFAULT_S 30u
+#define CMD_WAIT_MAX_S 3600u
+#define CRASH_TEXT_MAX 8192u
+#define ADDR2LINE_TIMEOUT_S 20u
+
+enum {
+    OPT_HELP = 'h',
+    OPT_FOLLOW = 'f',
+    OPT_URL = 300,
+    OPT_TOKEN,
+    OPT_JSON,
+    OPT_LIMIT,
+    OPT_SINCE,
+    OPT_AFTER,
+    OPT_ELF,
+    OPT_TIMEOUT,
+    OPT_NO_WAIT,
+    OPT_NAME,
+    OPT_DB,
+    OPT_STATE,
+};
+
+#define OPTS_API {"help", no_argument, NULL, OPT_HELP}, \
+                 {"url", required_argument, NULL, OPT_URL}, \
+                 {"token", required_argument, NULL, OPT_TOKEN}, \
+                 {"json", no_argument, NULL, OPT_JSON}
+
+#define HELP_API \
+    "  --url URL      keeld's address (default: KEEL_URL, the config file, http://127.0.0.1:8080)\n" \
+    "  --token TOKEN  API token (default: KEEL_TOKEN, then the config file: $KEEL_CONFIG,\n" \
+    "                 ~/.config/keel/config, or the one 'keel up' wrote)\n" \
+    "  --json         print keeld's JSON instead of text\n" \
+    "  -h, --help     this help\n"
+
+/* The options every API command shares. */
+typedef struct api_opts {
+    const char *url;
+    const char *token;
+    bool json;
+} api_opts_t;
+
+/* Handle a shared option; false when c is not one of them. */
+static bool api_opt(int c, api_opts_t *o)
+{
+    switch (c) {
+    case OPT_URL:
+        o->url = optarg;
+        return true;
+    case OPT_TOKEN:
+        o->token = optarg;
+        return true;
+    case OPT_JSON:
+        o->json = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+}
+
+static int finish(int rc)
+{
+    fapi_cleanup();
+    return rc;
+}
+
+/* ---- formatting helpers ----------------------------------------------------------------------- */
+
+static const char *jstr(json_t *o, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s != NULL ? s : dflt;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Unix ms as local "YYYY-MM-DD HH:MM:SS.mmm"; "-" for 0/null. */
+static const char *fmt_time(long long ms, char *buf, size_t cap)
+{
+    if (ms <= 0)
+        return "-";
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf, cap, "%s.%03lld", day, ms % 1000);
+    return buf;
+}
+
+/* How long ago, coarsely: "4s ago", "3m ago", "2h ago", "5d ago". */
+static const char *fmt_age(long long ms, char *buf, size_t cap)
+{
+    if (ms <= 0)
+        return "never";
+    long long s = (now_ms() - ms) / 1000;
+    if (s < 0)
+        s = 0;
+    if (s < 120)
+        snprintf(buf, cap, "%llds ago", s);
+    else if (s < 7200)
+        snprintf(buf, cap, "%lldm ago", s / 60);
+    else if (s < 172800)
+        snprintf(buf, cap, "%lldh ago", s / 3600);
+    else
+        snprintf(buf, cap, "%lldd ago", s / 86400);
+    return buf;
+}
+
+/* A packed app/region version (major << 24 | minor << 16 | patch) as text. */
+static const char *fmt_version(long long v, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%u.%u.%u", (unsigned)(v >> 24) & 0xffu, (unsigned)(v >> 16) & 0xffu,
+             (unsigned)v & 0xffffu);
+    return buf;
+}
+
+/* Append "&name=<escaped value>" (or "?name=" first) to a path. */
+static void add_query(char *path, size_t cap, const char *name, const char *value)
+{
+    char *esc = curl_easy_escape(NULL, value, 0);
+    size_t n = strlen(path);
+    snprintf(path + n, cap - n, "%c%s=%s", strchr(path, '?') ? '&' : '?', name,
+             esc != NULL ? esc : "");
+    curl_free(esc);
+}
+
+/* Parse "30s", "10m", "2h", "3d" (or plain seconds) into ms; false when it is not one. */
+static bool parse_duration(const char *s, long long *out_ms)
+{
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 0 || v > 100000000LL)
+        return false;
+    long long unit = 1000;
+    if (*end == 'm')
+        unit = 60000;
+    else if (*end == 'h')
+        unit = 3600000;
+    else if (*end == 'd')
+        unit = 86400000;
+    else if (*end != 's' && *end != '\0')
+        return false;
+    if (*end != '\0' && end[1] != '\0')
+        return false;
+    *out_ms = v * unit;
+    return true;
+}
+
+/* ---- keel devices ----------------------------------------------------------------------------- */
+
+static int devices_help(const char *prog, FILE *out)
+{
+    fprintf(out, "usage: %s [options]\n\nList the devices keeld knows (one appears on its first "
+                 "message).\n\noptions:\n" HELP_API, prog);
+    return CLI_EXIT_OK;
+}
+
+static int run_devices(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {0}};
+    api_opts_t o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP)
+            return devices_help(prog, stdout);
+        if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (optind < argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/devices", NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    json_t *list = json_object_get(j, "devices");
+    if (o.json) {
+        print_json(j);
+    } else if (json_array_size(list) == 0) {
+        printf("no devices yet (a device appears when it first connects; 'keel up --devices N' "
+               "starts some)\n");
+    } else {
+        int w = 6;
+        size_t i;
+        json_t *d;
+        json_array_foreach(list, i, d) {
+            int n = (int)strlen(jstr(d, "id", ""));
+            w = n > w ? n : w;
+        }
+        printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8s  %s\n", w, "DEVICE", "ONLINE", "APP",
+               "APP STATE", "MICROVISOR", "BOARD", "RESTARTS", "LAST SEEN");
+        json_array_foreach(list, i, d) {
+            char age[32];
+            printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8lld  %s\n", w, jstr(d, "id", "?"),
+                   json_is_true(json_object_get(d, "online")) ? "yes" : "no",
+                   jstr(d, "app_version", "-"), jstr(d, "app_state", "-"),
+                   jstr(d, "microvisor_version", "-"), jstr(d, "board", "-"), jint(d, "restart_count"),
+                   fmt_age(jint(d, "last_seen_ms"), age, sizeof age));
+        }
+    }
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+/* ---- keel device show D ----------------------------------------------------------------------- */
+
+static int run_device_show(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {0}};
+    api_opts_t o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s DEVICE [options]\n\nShow one device as keeld knows it: presence, "
+                   "versions, app state,\nits regions (operational manifest) and tags.\n\noptions:\n"
+                   HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error(prog, optind >= argc ? "which device? give its id" :
+                                                      "give exactly one device id");
+    char path[512] = "/v1/devices/";
+    char *esc = curl_easy_escape(NULL, argv[optind], 0);
+    snprintf(path + strlen(path), sizeof path - strlen(path), "%s", esc != NULL ? esc : "");
+    curl_free(esc);
+    fapi_t a;
+    json_t *d = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &d, NULL))
+        return finish(CLI_EXIT_FAIL);
+    if (o.json) {
+        print_json(d);
+        json_decref(d);
+        return finish(CLI_EXIT_OK);
+    }
+    char t1[40], t2[40], age[32], v[32];
+    printf("device       %s\n", jstr(d, "id", "?"));
+    printf("online       %s (last seen %s, %s)\n",
+           json_is_true(json_object_get(d, "online")) ? "yes" : "no",
+           fmt_time(jint(d, "last_seen_ms"), t1, sizeof t1),
+           fmt_age(jint(d, "last_seen_ms"), age, sizeof age));
+    printf("first seen   %s\n", fmt_time(jint(d, "first_seen_ms"), t2, sizeof t2));
+    printf("board        %s\n", jstr(d, "board", "-"));
+    printf("microvisor   %s (API %lld, protocol revision %lld)\n",
+           jstr(d, "microvisor_version", "-"), jint(d, "api_version"), jint(d, "proto_revision"));
+    printf("app          %s, %s, %lld restarts\n", jstr(d, "app_version", "-"),
+           jstr(d, "app_state", "-"), jint(d, "restart_count"));
+    printf("boot         %lld, up %.1f s, reset reason %lld\n", jint(d, "boot"),
+           (double)jint(d, "uptime_ms") / 1000.0, jint(d, "reset_reason"));
+    printf("log dropped  %lld\n", jint(d, "log_dropped"));
+    printf("commands    ");
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(d, "commands"), i, e)
+        printf(" %s", json_string_value(e) ? json_string_value(e) : "?");
+    printf("\nregions:\n");
+    json_array_foreach(json_object_get(d, "regions"), i, e) {
+        printf("  %-12s %8lld bytes  version %-12s sha256 %.16s...\n", jstr(e, "name", "?"),
+               jint(e, "size"), fmt_version(jint(e, "version"), v, sizeof v), jstr(e, "sha256", ""));
+    }
+    printf("tags:\n");
+    const char *k;
+    json_object_foreach(json_object_get(d, "tags"), k, e)
+        printf("  %s=%s\n", k, json_string_value(e) ? json_string_value(e) : "");
+    json_decref(d);
+    return finish(CLI_EXIT_OK);
+}
+
+/* ---- keel logs -------------------------------------------------------------------------------- */
+
+static volatile int stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    stop_requested = 1;
+}
+
+static void print_log(json_t *e)
+{
+    char t[40];
+    printf("%s %s %-5s %s: %s\n", fmt_time(jint(e, "received_ms"), t, sizeof t), jstr(e, "device", "?"),
+           jstr(e, "level", "?"), jstr(e, "source", "?"), jstr(e, "text", ""));
+}
+
+static bool on_live_log(void *ctx, json_t *e)
+{
+    const bool *json = ctx;
+    if (*json) {
+        char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s != NULL)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        print_log(e);
+    }
+    fflush(stdout);
+    return true;
+}
+
+static int logs_follow(const char *prog, fapi_t *a, const char *device, uint64_t after, bool json)
+{
+    char path[512] = "/v1/logs/stream";
+    if (device != NULL)
+        add_query(path, sizeof path, "device", device);
+    char opened[256];
+    snprintf(opened, sizeof opened, "following the logs of %s (Ctrl-C to stop)",
+             device != NULL ? device : "every device");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    uint64_t last = after;
+    bool ok = fapi_stream(a, path, opened, &stop_requested, &last, on_live_log, &json);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static int run_logs(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API,
+                                         {"follow", no_argument, NULL, OPT_FOLLOW},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"since", required_argument, NULL, OPT_SINCE},
+                                         {"after", required_argument, NULL, OPT_AFTER},
+                                         {0}};
+    api_opts_t o = {0};
+    bool follow = false;
+    uint32_t limit = LOGS_MAX, after = 0;
+    long long since_ms = -1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hf", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP:
+            printf("usage: %s [DEVICE] [options]\n\n"
+                   "Print stored log entries (every device, or DEVICE's), oldest first:\n"
+                   "  TIME DEVICE LEVEL SOURCE: TEXT\n\noptions:\n"
+                   "  -f, --follow   then keep printing new entries as they arrive (server-sent\n"
+                   "                 events; reconnects by itself and resumes where it was; Ctrl-C\n"
+                   "                 stops). With -f, only new entries unless --after is given.\n"
+                   "  --since AGE    only entries received in the last AGE (30s, 10m, 2h, 3d)\n"
+                   "  --after ID     only entries after the entry with this id\n"
+                   "  --limit N      at most N entries (not with -f)\n"
+                   HELP_API
+                   "With --json: {\"logs\": [...]}; with -f --json: one JSON entry per line.\n", prog);
+            return CLI_EXIT_OK;
+        case OPT_FOLLOW:
+            follow = true;
+            break;
+        case OPT_LIMIT:
+            if (!cli_parse_u32(prog, "--limit", optarg, 1, LOGS_MAX, &limit))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_AFTER:
+            if (!cli_parse_u32(prog, "--after", optarg, 0, UINT32_MAX, &after))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_SINCE:
+            if (!parse_duration(optarg, &since_ms))
+                return cli_usage_error(prog, "--since wants an age like 30s, 10m, 2h or 3d, not '%s'",
+                                       optarg);
+            break;
+        default:
+            if (!api_opt(c, &o))
+                return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (argc - optind > 1)
+        return cli_usage_error(prog, "give at most one device id (got '%s' and '%s')", argv[optind],
+                               argv[optind + 1]);
+    const char *device = optind < argc ? argv[optind] : NULL;
+    if (follow && since_ms >= 0)
+        return cli_usage_error(prog, "--since and --follow do not go together: use --after ID");
+    fapi_t a;
+    if (!fapi_open(prog, o.url, o.token, &a))
+        return finish(CLI_EXIT_FAIL);
+    if (follow)
+        return finish(logs_follow(prog, &a, device, after, o.json));
+
+    /* Page with the `after` cursor until a short page (docs/api.md). */
+    json_t *all = o.json ? json_array() : NULL;
+    uint64_t cursor = after;
+    uint32_t printed = 0;
+    long long since = since_ms >= 0 ? now_ms() - since_ms : -1;
+    int rc = CLI_EXIT_OK;
+    while (printed < limit) {
+        uint32_t want = limit - printed < PAGE_MAX ? limit - printed : PAGE_MAX;
+        char path[512], num[32];
+        snprintf(path, sizeof path, "/v1/logs?limit=%u", want);
+        if (device != NULL)
+            add_query(path, sizeof path, "device", device);
+        if (cursor > 0) {
+            snprintf(num, sizeof num, "%llu", (unsigned long long)cursor);
+            add_query(path, sizeof path, "after", num);
+        }
+        if (since >= 0) {
+            snprintf(num, sizeof num, "%lld", since);
+            add_query(path, sizeof path, "since", num);
+        }
+        json_t *j = NULL;
+        if (!fapi_call(&a, "GET", path, NULL, &j, NULL)) {
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+        json_t *page = json_object_get(j, "logs");
+        size_t i, n = json_array_size(page);
+        json_t *e;
+        json_array_foreach(page, i, e) {
+            if (all != NULL)
+                json_array_append(all, e);
+            else
+                print_log(e);
+            cursor = (uint64_t)jint(e, "id");
+        }
+        printed += (uint32_t)n;
+        json_decref(j);
+        if (n < want)
+            break;
+    }
+    if (all != NULL) {
+        if (rc == CLI_EXIT_OK) {
+            json_t *wrap = json_pack("{s:O}", "logs", all);
+            print_json(wrap);
+            json_decref(wrap);
+        }
+        json_decref(all);
+    } else if (rc == CLI_EXIT_OK && printed == 0) {
+        fprintf(stderr, "%s: no log entries%s%s\n", prog, device ? " from " : "", device ? device : "");
+    }
+    return finish(rc);
+}
+
+/* ---- symbolication ------------------------------------------------------------------------- */
+
+#define SYM_MAX 512
+
+/*
+ * Symbolicate addrs[0..n) with one run of arm-none-eabi-addr2line (or $KEEL_ADDR2LINE) on elf:
+ * out[i] = "function at file:line" ("?? at ??:0" where the ELF has nothing). Addresses are looked
+ * up as given; callers pass lr as the return address (bit 0, the Thumb bit, cleared), which names
+ * the caller and the line after its call. False (message printed) when the tool fails.
+ */
+static bool symbolicate(const char *prog, const char *elf, const uint32_t *addrs, unsigned n,
+                        char (*out)[SYM_MAX])
+{
+    const char *tool = getenv("KEEL_ADDR2LINE");
+    if (tool == NULL || tool[0] == '\0')
+        tool = "arm-none-eabi-addr2line";
+    size_t cap = (size_t)n * 2u * SYM_MAX + 1u;
+    char **argv = calloc(n + 6u, sizeof *argv);
+    char (*hex)[12] = calloc(n, sizeof *hex);
+    char *text = malloc(cap);
+    bool ok = false;
+    if (argv == NULL || hex == NULL || text == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto out;
+    }
+    unsigned k = 0;
+    argv[k++] = (char *)tool;
+    argv[k++] = "-f";
+    argv[k++] = "-C";
+    argv[k++] = "-e";
+    argv[k++] = (char *)elf;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(hex[i], sizeof hex[i], "0x%08x", (unsigned)addrs[i]);
+        argv[k++] = hex[i];
+    }
+    argv[k] = NULL;
+    int rc = stack_capture(prog, argv, ADDR2LINE_TIMEOUT_S, NULL, text, cap);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s failed (exit %d); it comes with gcc-arm-none-eabi (make deps), or set "
+                        "KEEL_ADDR2LINE\n", prog, tool, rc);
+        goto out;
+    }
+    /* Two lines per address: function, then file:line. */
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    for (unsigned i = 0; i < n; i++) {
+        char *file = line != NULL ? strtok_r(NULL, "\n", &save) : NULL;
+        if (file == NULL) {
+            fprintf(stderr, "%s: unexpected output from %s\n", prog, tool);
+            goto out;
+        }
+        snprintf(out[i], SYM_MAX, "%s at %s", line, file);
+        line = strtok_r(NULL, "\n", &save);
+    }
+    ok = true;
+out:
+    free(argv);
+    free(hex);
+    free(text);
+    return ok;
+}
+
+/* ---- keel crashes ----------------------------------------------------------------------------- */
+
+static int run_crashes(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API,
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"elf", required_argument, NULL, OPT_ELF},
+                                         {0}};
+    api_opts_t o = {0};
+    uint32_t limit = 100;
+    const char *elf = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s [DEVICE] [options]\n\nList crash reports (every device, or DEVICE's), "
+                   "newest first.\n'keel crash show ID' prints one in full.\n\noptions:\n"
+                   "  --limit N      at most N reports, 1..1000 (default 100)\n"
+                   "  --elf APP.elf  add the function and line of each pc (arm-none-eabi-addr2line;\n"
+                   "                 only meaningful for reports from that app version)\n"
+                   HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_ELF) {
+            elf = optarg;
+        } else if (c == OPT_LIMIT) {
+            if (!cli_parse_u32(prog, "--limit", optarg, 1, PAGE_MAX, &limit))
+                return CLI_EXIT_USAGE;
+        } else if (!api_opt(c, &o)) {
+            return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (argc - optind > 1)
+        return cli_usage_error(prog, "give at most one device id");
+    if (elf != NULL && access(elf, R_OK) != 0)
+        return cli_fail(prog, "cannot read the ELF '%s'", elf);
+    char path[512];
+    snprintf(path, sizeof path, "/v1/crashes?limit=%u", limit);
+    if (optind < argc)
+        add_query(path, sizeof path, "device", argv[optind]);
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    json_t *list = json_object_get(j, "crashes");
+    size_t i, n = json_array_size(list);
+    json_t *e;
+    char (*sym)[SYM_MAX] = NULL;
+    if (elf != NULL && n > 0) {
+        uint32_t *pcs = calloc(n, sizeof *pcs);
+        sym = calloc(n, sizeof *sym);
+        bool ok = pcs != NULL && sym != NULL;
+        json_array_foreach(list, i, e) {
+            if (ok)
+                pcs[i] = (uint32_t)jint(e, "pc");
+        }
+        ok = ok && symbolicate(prog, elf, pcs, (unsigned)n, sym);
+        free(pcs);
+        if (!ok) {
+            free(sym);
+            json_decref(j);
+            return finish(CLI_EXIT_FAIL);
+        }
+    }
+    if (o.json) {
+        json_array_foreach(list, i, e) {
+            if (sym != NULL)
+                json_object_set_new(e, "pc_symbol", json_string(sym[i]));
+        }
+        print_json(j);
+    } else if (n == 0) {
+        printf("no crash reports\n");
+    } else {
+        printf("%6s  %-16s  %-23s  %-10s  %-10s  %-10s  %s\n", "ID", "DEVICE", "RECEIVED", "PC", "LR",
+               "APP", "REASON");
+        json_array_foreach(list, i, e) {
+            char t[40], v[32];
+            printf("%6lld  %-16s  %-23s  0x%08llx  0x%08llx  %-10s  %s", jint(e, "id"),
+                   jstr(e, "device", "?"), fmt_time(jint(e, "received_ms"), t, sizeof t),
+                   (unsigned long long)jint(e, "pc"), (unsigned long long)jint(e, "lr"),
+                   fmt_version(jint(e, "app_version"), v, sizeof v), jstr(e, "reason", "?"));
+            if (sym != NULL)
+                printf("  (pc in %s)", sym[i]);
+            printf("\n");
+        }
+    }
+    free(sym);
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+/* ---- keel crash show ID ----------------------------------------------------------------------- */
+
+static bool hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *out_len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n / 2 > cap)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return false;
+        out[i] = (uint8_t)v;
+    }
+    *out_len = n / 2;
+    return true;
+}
+
+static int run_crash_show(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {"elf", required_argument, NULL, OPT_ELF}, {0}};
+    api_opts_t o = {0};
+    const char *elf = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s ID [options]\n\n"
+                   "Print crash report ID (from 'keel crashes'), decoded and formatted by Keel's\n"
+                   "crash decoder from the report's stored bytes.\n\noptions:\n"
+                   "  --elf APP.elf  symbolicate pc and lr with arm-none-eabi-addr2line (the ELF of\n"
+                   "                 the app version that crashed; $KEEL_ADDR2LINE overrides the tool)\n"
+                   HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_ELF)
+            elf = optarg;
+        else if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    uint32_t id;
+    if (optind + 1 != argc)
+        return cli_usage_error(prog, "give exactly one crash report id (see 'keel crashes')");
+    if (!cli_parse_u32(prog, "the crash id", argv[optind], 1, UINT32_MAX, &id))
+        return CLI_EXIT_USAGE;
+    if (elf != NULL && access(elf, R_OK) != 0)
+        return cli_fail(prog, "cannot read the ELF '%s': give the app's .elf built for this report",
+                        elf);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/crashes/%u", (unsigned)id);
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    uint8_t raw[KCRASH_ENCODED_MAX];
+    size_t raw_len = 0;
+    kcrash_report_t r;
+    bool decoded = hex_decode(jstr(j, "report_hex", ""), raw, sizeof raw, &raw_len) &&
+                   kcrash_decode(raw, raw_len, &r) == KERR_OK;
+    char sym[2][SYM_MAX] = {"", ""};
+    const char *sym_pc = sym[0], *sym_lr = sym[1];
+    int rc = CLI_EXIT_OK;
+    if (elf != NULL && decoded) {
+        uint32_t addrs[2] = {r.pc, r.lr & ~1u};
+        if (!symbolicate(prog, elf, addrs, 2, sym))
+            rc = CLI_EXIT_FAIL;
+    }
+    if (o.json) {
+        if (sym_pc[0] != '\0')
+            json_object_set_new(j, "symbols", json_pack("{s:s,s:s}", "pc", sym_pc, "lr", sym_lr));
+        print_json(j);
+    } else {
+        char t[40];
+        printf("crash %u from %s, received %s\n", (unsigned)id, jstr(j, "device", "?"),
+               fmt_time(jint(j, "received_ms"), t, sizeof t));
+        if (decoded) {
+            static char text[CRASH_TEXT_MAX];
+            kcrash_format(&r, "  ", text, sizeof text);
+            fputs(text, stdout);
+            if (text[0] != '\0' && text[strlen(text) - 1] != '\n')
+                putchar('\n');
+            if (sym_pc[0] != '\0') {
+                printf("  symbols (%s):\n    pc 0x%08x  %s\n    lr 0x%08x  %s\n", elf, (unsigned)r.pc,
+                       sym_pc, (unsigned)r.lr, sym_lr);
+            } else if (elf == NULL) {
+                printf("  (give --elf APP.elf to see function and line for pc and lr)\n");
+            }
+        } else {
+            printf("  the report does not decode: %s\n  raw bytes: %s\n",
+                   jstr(j, "decode_error", "not a KCR1 crash report"), jstr(j, "report_hex", ""));
+            if (elf != NULL)
+                fprintf(stderr, "%s: nothing to symbolicate in an undecodable report\n", prog);
+        }
+    }
+    json_decref(j);
+    return finish(rc);
+}
+
+/* ---- keel ping / restart / reboot ------------------------------------------------------------- */
+
+static bool is_final(const char *status)
+{
+    return strcmp(status, "pending") != 0 && strcmp(status, "sent") != 0;
+}
+
+static int run_command(const char *prog, int argc, char **argv, const char *kind, const char *what)
+{
+    static const struct option opts[] = {OPTS_API,
+                                         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                         {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+                                         {0}};
+    api_opts_t o = {0};
+    uint32_t wait_s = CMD_WAIT_DEFAULT_S;
+    bool no_wait = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s DEVICE [options]\n\n%s: keeld stores the command, sends it to the "
+                   "device, and\nthis waits for the device's answer (exit 0 only for 'ok').\n\n"
+                   "options:\n"
+                   "  --timeout S    wait at most S seconds for the answer (default %u)\n"
+                   "  --no-wait      print the command id and return once keeld has stored it\n"
+                   HELP_API, prog, what, CMD_WAIT_DEFAULT_S);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_TIMEOUT) {
+            if (!cli_parse_u32(prog, "--timeout", optarg, 1, CMD_WAIT_MAX_S, &wait_s))
+                return CLI_EXIT_USAGE;
+        } else if (c == OPT_NO_WAIT) {
+            no_wait = true;
+        } else if (!api_opt(c, &o)) {
+            return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error(prog, optind >= argc ? "which device? give its id" :
+                                                      "give exactly one device id");
+    const char *device = argv[optind];
+    fapi_t a;
+    if (!fapi_open(prog, o.url, o.token, &a))
+        return finish(CLI_EXIT_FAIL);
+    json_t *req = json_pack("{s:s,s:s}", "device", device, "kind", kind);
+    json_t *cmd = NULL;
+    bool ok = fapi_call(&a, "POST", "/v1/commands", req, &cmd, NULL);
+    json_decref(req);
+    if (!ok)
+        return finish(CLI_EXIT_FAIL);
+    long long id = jint(cmd, "id");
+    char path[64];
+    snprintf(path, sizeof path, "/v1/commands/%lld", id);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned waited = 0; !no_wait && !is_final(jstr(cmd, "status", "pending")) &&
+                              waited < wait_s * 1000u;
+         waited += CMD_POLL_MS) {
+        struct timespec ts = {0, (long)CMD_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        json_t *next = NULL;
+        if (!fapi_call(&a, "GET", path, NULL, &next, NULL)) {
+            json_decref(cmd);
+            return finish(CLI_EXIT_FAIL);
+        }
+        json_decref(cmd);
+        cmd = next;
+    }
+    const char *status = jstr(cmd, "status", "?");
+    int rc = CLI_EXIT_OK;
+    if (o.json) {
+        print_json(cmd);
+    } else if (no_wait) {
+        printf("%s: %s sent as command %lld (status %s); see GET /v1/commands/%lld\n", device, kind, id,
+               status, id);
+    } else if (strcmp(status, "ok") == 0) {
+        printf("%s: %s ok in %lld ms", device, kind,
+               jint(cmd, "completed_ms") - jint(cmd, "created_ms"));
+        if (json_is_integer(json_object_get(cmd, "device_uptime_ms")))
+            printf(" (device up %.1f s)", (double)jint(cmd, "device_uptime_ms") / 1000.0);
+        printf("\n");
+    }
+    if (!no_wait && strcmp(status, "ok") != 0) {
+        rc = CLI_EXIT_FAIL;
+        if (!is_final(status))
+            fprintf(stderr, "%s: no answer from %s within %u s: command %lld is still '%s' (keeld "
+                            "keeps it and times it out by itself; is the device online? "
+                            "'keel devices')\n", prog, device, wait_s, id, status);
+        else
+            fprintf(stderr, "%s: %s answered '%s' to command %lld%s%s\n", prog, device, status, id,
+                    jstr(cmd, "detail", "")[0] ? ": " : "", jstr(cmd, "detail", ""));
+    }
+    json_decref(cmd);
+    return finish(rc);
+}
+
+static int run_ping(const char *prog, int argc, char **argv)
+{
+    return run_command(prog, argc, argv, "ping", "Ping a device");
+}
+
+static int run_restart(const char *prog, int argc, char **argv)
+{
+    return run_command(prog, argc, argv, "restart", "Restart a device's app");
+}
+
+static int run_reboot(const char *prog, int argc, char **argv)
+{
+    return run_command(prog, argc, argv, "reboot", "Reboot (reset) a device");
+}
+
+/* ---- keel token create ------------------------------------------------------------------------ */
+
+static int run_token_create(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API,
+                                         {"name", required_argument, NULL, OPT_NAME},
+                                         {"db", required_argument, NULL, OPT_DB},
+                                         {"state", required_argument, NULL, OPT_STATE},
+                                         {0}};
+    api_opts_t o = {0};
+    const char *name = NULL, *db = NULL, *state = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s [--name NAME] [--db FILE | --state DIR | API options]\n\n"
+                   "Create an API token and print it (the only time it is shown).\n"
+                   "  --db FILE      directly in a local keeld's database (runs 'keeld token create')\n"
+                   "  --state DIR    in the database of the stack 'keel up --state DIR' runs\n"
+                   "  otherwise      through the API of a running keeld, with an existing token\n"
+                   "  --name NAME    a label for the token (at most 64 characters)\n\noptions:\n"
+                   HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_NAME)
+            name = optarg;
+        else if (c == OPT_DB)
+            db = optarg;
+        else if (c == OPT_STATE)
+            state = optarg;
+        else if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (optind < argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (db != NULL && state != NULL)
+        return cli_usage_error(prog, "give --db or --state, not both");
+    char dbpath[STACK_PATH_MAX];
+    if (state != NULL) {
+        snprintf(dbpath, sizeof dbpath, "%s/keeld.db", state);
+        if (access(dbpath, F_OK) != 0)
+            return cli_fail(prog, "%s has no keeld database: start the stack with 'keel up --state %s'",
+                            state, state);
+        db = dbpath;
+    }
+    if (db != NULL) {
+        char keeld[STACK_PATH_MAX];
+        if (!stack_find_tool(prog, "keeld", "KEEL_KEELD", "../../server/keeld", keeld, sizeof keeld))
+            return CLI_EXIT_FAIL;
+        char *args[] = {keeld, "token", "create", "--db", (char *)db, "--name",
+                        (char *)(name != NULL ? name : "cli"), NULL};
+        char out[256];
+        int rc = stack_capture(prog, args, 30, NULL, out, sizeof out);
+        if (rc != 0)
+            return cli_fail(prog, "keeld token create failed (see above)");
+        if (o.json) {
+            size_t n = strcspn(out, "\n");
+            out[n] = '\0';
+            json_t *j = json_pack("{s:s,s:s}", "name", name != NULL ? name : "cli", "token", out);
+            print_json(j);
+            json_decref(j);
+        } else {
+            fputs(out, stdout);
+        }
+        return CLI_EXIT_OK;
+    }
+    fapi_t a;
+    json_t *j = NULL, *req = name != NULL ? json_pack("{s:s}", "name", name) : json_object();
+    bool ok = fapi_open(prog, o.url, o.token, &a) && fapi_call(&a, "POST", "/v1/tokens", req, &j, NULL);
+    json_decref(req);
+    if (!ok)
+        return finish(CLI_EXIT_FAIL);
+    if (o.json)
+        print_json(j);
+    else
+        printf("%s\n", jstr(j, "token", ""));
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+/* ---- tables ----------------------------------------------------------------------------------- */
+
+const cli_noun_t cmd_devices = {
+    .name = "devices", .summary = "list the fleet's devices (keeld)", .run = run_devices};
+const cli_noun_t cmd_logs = {
+    .name = "logs", .summary = "print or follow (-f) device logs (keeld)", .run = run_logs};
+const cli_noun_t cmd_crashes = {
+    .name = "crashes", .summary = "list crash reports (keeld)", .run = run_crashes};
+const cli_noun_t cmd_ping = {.name = "ping", .summary = "ping a device (keeld)", .run = run_ping};
+const cli_noun_t cmd_restart = {
+    .name = "restart", .summary = "restart a device's app (keeld)", .run = run_restart};
+const cli_noun_t cmd_reboot = {.name = "reboot", .summary = "reboot a device (keeld)", .run = run_reboot};
+
+static const cli_verb_t crash_verbs[] = {
+    {"show", "print one crash report, formatted and optionally symbolicated", run_crash_show},
+};
+const cli_noun_t cmd_crash = {
+    .name = "crash",
+    .summary = "one crash report (keeld)",
+    .verbs = crash_verbs,
+    .nverbs = sizeof crash_verbs / sizeof crash_verbs[0],
+};
+
+static const cli_verb_t token_verbs[] = {
+    {"create", "create an API token", run_token_create},
+};
+const cli_noun_t cmd_token = {
+    .name = "token",
+    .summary = "API tokens for keeld",
+    .verbs = token_verbs,
+    .nverbs = sizeof token_verbs / sizeof token_verbs[0],
+};
+
+int cmd_device_show(const char *prog, int argc, char **argv)
+{
+    return run_device_show(prog, argc, argv);
+}
