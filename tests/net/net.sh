@@ -46,61 +46,20 @@ wait_for() {
     return 1
 }
 
-# ---- PKI -----------------------------------------------------------------------------------------
-newca() { # NAME
-    openssl ecparam -name prime256v1 -genkey -noout -out "$W/$1.key" 2>/dev/null &&
-    openssl req -x509 -new -key "$W/$1.key" -subj "/CN=keel test fleet CA" -days 2 -sha256 \
-        -out "$W/$1.pem" 2>/dev/null || fail "openssl could not make CA $1"
-}
-newca ca
-newca otherca
-cert() { # NAME CN [SAN]: a P-256 certificate from ca
-    local ext=()
-    openssl ecparam -name prime256v1 -genkey -noout -out "$W/$1.key" 2>/dev/null
-    openssl req -new -key "$W/$1.key" -subj "/CN=$2" -out "$W/$1.csr" 2>/dev/null
-    if [ -n "${3:-}" ]; then printf 'subjectAltName=%s\n' "$3" >"$W/$1.ext"; ext=(-extfile "$W/$1.ext"); fi
-    openssl x509 -req -in "$W/$1.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
-        -sha256 "${ext[@]}" -out "$W/$1.pem" 2>/dev/null || fail "openssl could not sign $1"
-}
-cert broker localhost "DNS:localhost,IP:127.0.0.1"
-cert keeld keeld   # the test's own MQTT clients use the service identity
-
-# ---- broker: the fleet configuration of docs/protocol.md (mutual TLS, identity = CN, ACL) ------
+# ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
+STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
+bash "$STACK_SH" certs "$W" broker keeld >/dev/null || fail "scripts/stack.sh certs failed"
+# A second CA with the same name as the fleet's, for the wrong-CA case.
+bash "$STACK_SH" certs "$W/other" >/dev/null || fail "scripts/stack.sh certs (other CA) failed"
+cp "$W/other/ca.pem" "$W/otherca.pem" && cp "$W/other/ca.key" "$W/otherca.key"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-cat >"$W/acl" <<ACL
-user keeld
-topic readwrite keel/v1/#
-
-pattern write keel/v1/%u/hello
-pattern write keel/v1/%u/presence
-pattern write keel/v1/%u/heartbeat
-pattern write keel/v1/%u/logs
-pattern write keel/v1/%u/crash
-pattern write keel/v1/%u/result
-pattern read keel/v1/%u/cmd
-pattern read keel/v1/%u/ack
-ACL
-cat >"$W/mosquitto.conf" <<CONF
-per_listener_settings false
-user $(id -un)
-allow_anonymous false
-persistence false
-log_dest file $W/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-log_type information
-listener $PORT 127.0.0.1
-cafile $W/ca.pem
-certfile $W/broker.pem
-keyfile $W/broker.key
-tls_version tlsv1.2
-CONF
+bash "$STACK_SH" broker-conf "$W" "$PORT" || fail "scripts/stack.sh broker-conf failed"
 # The server-authentication cases run against a broker that asks nothing of the client, so the
 # device's own verification is the only thing that can stop the connection.
 case $case_ in
-wrong-ca|wrong-name) printf 'allow_anonymous true\n' >>"$W/mosquitto.conf" ;;
-*) printf 'require_certificate true\nuse_identity_as_username true\nacl_file %s\n' "$W/acl" >>"$W/mosquitto.conf" ;;
+wrong-ca|wrong-name)
+    sed -i -e '/^require_certificate/d' -e '/^use_identity_as_username/d' -e '/^acl_file/d' \
+        -e 's/^allow_anonymous false/allow_anonymous true/' "$W/mosquitto.conf" ;;
 esac
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 MOSQ=""
