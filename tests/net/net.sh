@@ -96,8 +96,35 @@ expect_console() { # SECONDS ERE: wait until the console shows ERE
     wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"
 }
 
-start_broker
+# fleet: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
+[ "$case_" = fleet ] || start_broker
 case $case_ in
+fleet)
+    # End to end: keel up (Mosquitto + keeld), a real emulated device provisioned from the
+    # stack's CA, then the fleet commands through keeld: devices, ping, restart; reboot is not
+    # offered by this device, so keeld refuses it.
+    STACK=$W/stack
+    export KEEL_CONFIG=$STACK/config
+    timeout 60 "$keel" up --state "$STACK" >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
+    stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
+    trap 'stack_down; cleanup' EXIT
+    mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
+    [ -n "$mport" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
+    PORT=$mport
+    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    expect_console 20 'net: connected to broker'
+    devices_online() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +yes +0\.0\.0 +running +0\.1\.0 +an505'; }
+    wait_for 20 devices_online || fail "keeld does not list dev-1 online and running: $(timeout 20 "$keel" devices 2>&1)"
+    out=$(timeout 30 "$keel" ping dev-1 2>&1) || fail "keel ping dev-1 failed: $out"
+    grep -q 'dev-1: ping ok' <<<"$out" || fail "unexpected ping answer: $out"
+    out=$(timeout 30 "$keel" restart dev-1 2>&1) || fail "keel restart dev-1 failed: $out"
+    expect_console 10 'app stopped: restart'
+    out=$(timeout 30 "$keel" reboot dev-1 2>&1) && fail "keeld sent a reboot the device does not offer"
+    grep -q "does not implement 'reboot'" <<<"$out" || fail "unexpected reboot answer: $out"
+    kill -TERM "$KEEL_PID"; wait_device
+    offline() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +no '; }
+    wait_for 20 offline || fail "keeld still shows dev-1 online after it vanished (last will)"
+    ;;
 connect)
     # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is
     # logged and ignored; the last will marks the device offline when it vanishes.
