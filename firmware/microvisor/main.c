@@ -11,6 +11,7 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "net/uv_net.h"
 
 static const char *const reset_names[] = {
     [UV_RESET_POWER_ON] = "power-on",
@@ -89,5 +90,6 @@ void microvisor_main(void)
         uv_flash_selftest();
     load_identity(fl);
     find_app(fl);
+    uv_net_init();
     uv_sup_start();
 }

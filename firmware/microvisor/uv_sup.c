@@ -41,6 +41,7 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "net/uv_net.h"
 
 #define EXC_RETURN_S (1u << 6)     /* frame on the secure stack */
 #define EXC_RETURN_SPSEL (1u << 2) /* frame on PSP */
@@ -365,6 +366,7 @@ void port_tick_hook(uint32_t exc_return)
 static void service_run(void)
 {
     port_wdog_kick();
+    uv_net_poll();
     if (port_arg_has("uv-hang") && uv_ni.boots == 1u && port_ticks() > 300u) {
         uv_log("test: microvisor hangs now (uv-hang)");
         for (;;) /* deliberately unbounded: the secure watchdog must end this */

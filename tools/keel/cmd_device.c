@@ -43,7 +43,52 @@ enum {
     OPT_ICOUNT,
     OPT_POWERCUT,
     OPT_APPEND,
+    OPT_BROKER,
+    OPT_FLEET_CA,
+    OPT_BROKER_NAME,
+    OPT_FLEET_CA_KEY,
 };
+
+#define BROKER_NAME_DEFAULT "localhost"
+#define OPTS_NET {"fleet-ca", required_argument, NULL, OPT_FLEET_CA}, \
+                 {"fleet-ca-key", required_argument, NULL, OPT_FLEET_CA_KEY}, \
+                 {"broker-name", required_argument, NULL, OPT_BROKER_NAME}
+#define HELP_NET_OPTS \
+    "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n" \
+    "                       the device once, needed the first time --broker is used\n" \
+    "  --fleet-ca-key KEY   the fleet CA's private key: issue the device its own P-256 key\n" \
+    "                       and certificate (CN = device id) for mutual TLS, once\n" \
+    "  --broker-name NAME   the name the broker's certificate must carry (default\n" \
+    "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n"
+
+/* What the network provisioning options asked for. */
+typedef struct net_req {
+    const char *ca, *ca_key, *broker_name;
+} net_req_t;
+
+/* Handle one of OPTS_NET; false when c is not one of them. */
+static bool net_opt(int c, const char *arg, net_req_t *n)
+{
+    switch (c) {
+    case OPT_FLEET_CA: n->ca = arg; return true;
+    case OPT_FLEET_CA_KEY: n->ca_key = arg; return true;
+    case OPT_BROKER_NAME: n->broker_name = arg; return true;
+    default: return false;
+    }
+}
+
+static int net_check(const char *prog, const net_req_t *n)
+{
+    if ((n->broker_name != NULL || n->ca_key != NULL) && n->ca == NULL)
+        return cli_usage_error(prog, "--broker-name and --fleet-ca-key go with --fleet-ca CA.pem");
+    return CLI_EXIT_OK;
+}
+
+static bool net_provision(devstate_t *s, const char *prog, const net_req_t *n)
+{
+    return devstate_provision_net(s, prog, n->ca, n->ca_key,
+                                  n->broker_name ? n->broker_name : BROKER_NAME_DEFAULT);
+}
 
 #define OPTS_COMMON {"help", no_argument, NULL, OPT_HELP}, \
                     {"state", required_argument, NULL, OPT_STATE}
@@ -294,17 +339,28 @@ static void run_help(const char *prog)
            "                       built by 'make' beside this keel)\n"
            "  --icount             deterministic instruction counting (-icount shift=0)\n"
            "  --powercut N         cut power during the device's N-th flash operation\n"
-           "  --append WORDS       extra words for the microvisor's command line\n\n"
+           "  --append WORDS       extra words for the microvisor's command line\n"
+           "  --broker PORT        connect the device to the MQTT/TLS broker on 127.0.0.1:PORT\n"
+           "                       (QEMU gets a restricted network whose only way out is that\n"
+           "                       port; without --broker the device has no network)\n"
+           "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n"
+           "                       the device once, needed the first time --broker is used\n"
+           HELP_NET_OPTS "\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }
 
-/* The microvisor's command line: "powercut=N" first, then the user's words. */
-static bool build_append(const char *prog, uint32_t powercut, const char *extra, char *out,
-                         size_t cap)
+/* The microvisor's command line: "powercut=N", "broker-port=P" first, then the user's words. */
+static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, const char *extra,
+                         char *out, size_t cap)
 {
-    int n = powercut ? snprintf(out, cap, "powercut=%lu%s%s", (unsigned long)powercut,
-                                extra ? " " : "", extra ? extra : "")
-                     : snprintf(out, cap, "%s", extra ? extra : "");
+    char pc[32] = "", bp[32] = "";
+    if (powercut)
+        snprintf(pc, sizeof pc, "powercut=%lu ", (unsigned long)powercut);
+    if (broker)
+        snprintf(bp, sizeof bp, "broker-port=%lu ", (unsigned long)broker);
+    int n = snprintf(out, cap, "%s%s%s", pc, bp, extra ? extra : "");
+    if (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
     if (n < 0 || (size_t)n >= cap) {
         cli_usage_error(prog, "--append: the command line is longer than %zu bytes", cap - 1);
         return false;
@@ -323,13 +379,16 @@ static int device_run(const char *prog, int argc, char **argv)
         {"icount", no_argument, NULL, OPT_ICOUNT},
         {"powercut", required_argument, NULL, OPT_POWERCUT},
         {"append", required_argument, NULL, OPT_APPEND},
+        {"broker", required_argument, NULL, OPT_BROKER},
+        OPTS_NET,
         {0},
     };
     qrun_opts_t q = {.append = ""};
     install_req_t req = {0};
     devstate_policy_default(&req.policy);
     const char *dir = NULL, *firmware = NULL, *extra = NULL;
-    uint32_t powercut = 0;
+    net_req_t net = {0};
+    uint32_t powercut = 0, broker = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -343,11 +402,17 @@ static int device_run(const char *prog, int argc, char **argv)
             if (!cli_parse_u32(prog, "--seconds", optarg, 1, SECONDS_MAX, &q.seconds))
                 return CLI_EXIT_USAGE;
             break;
+        case OPT_BROKER:
+            if (!cli_parse_u32(prog, "--broker", optarg, 1, 65535, &broker))
+                return CLI_EXIT_USAGE;
+            break;
         case OPT_POWERCUT:
             if (!cli_parse_u32(prog, "--powercut", optarg, 1, UINT32_MAX, &powercut))
                 return CLI_EXIT_USAGE;
             break;
         default:
+            if (net_opt(c, optarg, &net))
+                break;
             if ((rc = install_opt(prog, c, optarg, argv, &req)) != CLI_EXIT_OK)
                 return rc;
         }
@@ -358,10 +423,16 @@ static int device_run(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (req.policy_given && req.elf == NULL)
         return cli_usage_error(prog, "app policy options need --install APP.elf");
+    if ((rc = net_check(prog, &net)) != CLI_EXIT_OK)
+        return rc;
     if ((rc = install_check(prog, &req)) != CLI_EXIT_OK)
         return rc;
+    if (net.ca != NULL && broker == 0)
+        return cli_usage_error(prog, "--fleet-ca goes with --broker PORT (or use 'keel device "
+                                     "provision' to provision without running)");
+    q.broker_port = (uint16_t)broker;
     char append[APPEND_MAX + 1];
-    if (!build_append(prog, powercut, extra, append, sizeof append))
+    if (!build_append(prog, powercut, broker, extra, append, sizeof append))
         return CLI_EXIT_USAGE;
     q.append = append;
 
@@ -373,6 +444,10 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_t s;
     if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
         return rc;
+    if (broker != 0 && !net_provision(&s, prog, &net)) {
+        devstate_close(&s, prog);
+        return CLI_EXIT_FAIL;
+    }
     /* The microvisor opens the flash files itself: ours are closed before it starts, the
      * directory stays locked while it runs. */
     char real[PATH_MAX];
@@ -388,11 +463,72 @@ static int device_run(const char *prog, int argc, char **argv)
     return rc;
 }
 
+/* ---- keel device provision ----------------------------------------------------------- */
+
+static void provision_help(const char *prog)
+{
+    printf("usage: %s --state DIR --fleet-ca CA.pem [options]\n\n"
+           "Provision a device for the fleet without running it: its identity (if DIR is new),\n"
+           "its entropy seed, the fleet CA and broker name it trusts and, with --fleet-ca-key,\n"
+           "its own key and certificate for mutual TLS. Each is written once; giving the same\n"
+           "values again changes nothing.\n\n"
+           "options:\n"
+           "  --state DIR          the device's state directory (required)\n"
+           "  --id NAME            device id when the state is new (default dev-<8 hex digits>)\n"
+           HELP_NET_OPTS, prog);
+}
+
+static int device_provision(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        OPTS_COMMON,
+        {"id", required_argument, NULL, OPT_ID},
+        OPTS_NET,
+        {0},
+    };
+    const char *dir = NULL, *id = NULL;
+    net_req_t net = {0};
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP: provision_help(prog); return CLI_EXIT_OK;
+        case OPT_STATE: dir = optarg; break;
+        case OPT_ID:
+            if (kident_check_id(optarg) != KERR_OK)
+                return cli_usage_error(prog, "--id '%s' is not a device id: 1 to %u characters "
+                                             "from A-Z a-z 0-9 . _ -", optarg, KIDENT_ID_MAX);
+            id = optarg;
+            break;
+        default:
+            if (!net_opt(c, optarg, &net))
+                return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (dir == NULL)
+        return need_state(prog);
+    if (optind != argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    if (net.ca == NULL)
+        return cli_usage_error(prog, "--fleet-ca CA.pem is required");
+    if ((rc = net_check(prog, &net)) != CLI_EXIT_OK)
+        return rc;
+    devstate_t s;
+    if (!devstate_open(&s, prog, dir, true, id))
+        return CLI_EXIT_FAIL;
+    bool ok = net_provision(&s, prog, &net);
+    if (!devstate_close(&s, prog) || !ok)
+        return CLI_EXIT_FAIL;
+    printf("device %s is provisioned for the fleet\n", s.ident.id);
+    return CLI_EXIT_OK;
+}
+
 static const cli_verb_t device_verbs[] = {
     {"run", "run an emulated device in QEMU (provisions it and installs an app if asked)",
      device_run},
     {"install", "install an app ELF into an emulated device's flash", device_install},
     {"info", "show an emulated device's id and installed app", device_info},
+    {"provision", "provision an emulated device for the fleet (CA, broker name, device key)",
+     device_provision},
     {"show", "show a device as keeld knows it (registry, manifest, tags)", cmd_device_show},
 };
 

@@ -11,8 +11,11 @@
 #include <unistd.h>
 
 #include <mbedtls/sha256.h>
+#include <mbedtls/x509_crt.h>
 
 #include "layout.h"
+#include "devcert.h"
+#include "net_rec.h"
 
 static const kflash_geometry_t iflash_geo = {
     .size = AN505_IFLASH_SIZE,
@@ -71,17 +74,24 @@ static bool open_flash_file(const char *prog, const char *dir, const char *name,
     return false;
 }
 
+static bool urandom(const char *prog, const char *what, uint8_t *out, size_t len)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, out, len) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n != (ssize_t)len) {
+        fprintf(stderr, "%s: cannot read /dev/urandom for %s\n", prog, what);
+        return false;
+    }
+    return true;
+}
+
 static bool random_id(const char *prog, char *out, size_t cap)
 {
     uint8_t rnd[4];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, rnd, sizeof rnd) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n != (ssize_t)sizeof rnd) {
-        fprintf(stderr, "%s: cannot read /dev/urandom for a device id\n", prog);
+    if (!urandom(prog, "a device id", rnd, sizeof rnd))
         return false;
-    }
     snprintf(out, cap, "dev-%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
     return true;
 }
@@ -100,7 +110,9 @@ static bool flash_fail(const char *prog, const char *what, kerr_t err)
     return false;
 }
 
-/* Provision the identity page: erase it, program one record. */
+static bool provision_seed(devstate_t *s, const char *prog);
+
+/* Provision the identity page: erase it, program the identity record and the entropy seed. */
 static bool provision(devstate_t *s, const char *prog, const char *want_id)
 {
     kident_t id = {{0}};
@@ -116,6 +128,8 @@ static bool provision(devstate_t *s, const char *prog, const char *want_id)
         err = kflash_program(&s->iflash, AN505_IDENT_OFF, rec, sizeof rec);
     if (err != KERR_OK)
         return flash_fail(prog, "writing the identity record", err);
+    if (!provision_seed(s, prog))
+        return false;
     s->ident = id;
     printf("provisioned device %s in %s\n", id.id, s->dir);
     return true;
@@ -347,4 +361,158 @@ void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap)
     size_t n = 0;
     for (unsigned i = 0; i < 8 && n + 2 < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%02x", sha[i]);
+}
+
+/* ---- network provisioning (identity page records of net_rec.h) ------------------------------ */
+
+/* The device's entropy seed: 64 bytes from /dev/urandom, written once (a device provisioned
+ * before seeds existed gets one the first time it is run with a broker). */
+static bool provision_seed(devstate_t *s, const char *prog)
+{
+    uint8_t rec[NET_SEED_REC_SIZE], seed[NET_SEED_BYTES];
+    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof rec);
+    if (err != KERR_OK)
+        return flash_fail(prog, "reading the entropy seed", err);
+    if (!all_erased(rec, sizeof rec)) {
+        if (net_seed_rec_decode(rec, seed) == KERR_OK)
+            return true;
+        fprintf(stderr, "%s: %s: the entropy seed record is damaged: the device must be "
+                        "provisioned again in a new --state directory\n", prog, s->dir);
+        return false;
+    }
+    if (!urandom(prog, "the device's entropy seed", seed, sizeof seed))
+        return false;
+    net_seed_rec_encode(seed, rec);
+    memset(seed, 0, sizeof seed);
+    err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof rec);
+    if (err != KERR_OK)
+        return flash_fail(prog, "writing the entropy seed", err);
+    return true;
+}
+
+/* Read a PEM certificate file completely and check that it parses; *out is malloc'd text with
+ * its NUL, *out_len counts the NUL. */
+static bool read_ca(const char *prog, const char *path, uint8_t **out, uint32_t *out_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "%s: --fleet-ca %s: %s\n", prog, path, strerror(errno));
+        return false;
+    }
+    uint8_t *buf = malloc(NET_FLEET_CA_MAX + 1u);
+    size_t n = buf ? fread(buf, 1, NET_FLEET_CA_MAX + 1u, f) : 0;
+    fclose(f);
+    if (buf == NULL || n == 0 || n >= NET_FLEET_CA_MAX) {
+        fprintf(stderr, "%s: --fleet-ca %s: %s\n", prog, path,
+                buf == NULL ? "out of memory" : n == 0 ? "empty file" :
+                "larger than the device's limit of 6 KiB: give the CA certificate alone");
+        free(buf);
+        return false;
+    }
+    buf[n++] = 0;
+    mbedtls_x509_crt crt;
+    mbedtls_x509_crt_init(&crt);
+    int ret = memchr(buf, 0, n - 1) ? -1 : mbedtls_x509_crt_parse(&crt, buf, n);
+    bool ec = ret == 0 && mbedtls_pk_get_type(&crt.pk) == MBEDTLS_PK_ECKEY;
+    mbedtls_x509_crt_free(&crt);
+    if (ret != 0 || !ec) {
+        fprintf(stderr, "%s: --fleet-ca %s: %s\n", prog, path,
+                ret != 0 ? "not a PEM X.509 certificate" :
+                "not an EC (P-256) certificate: the device speaks ECDHE-ECDSA only");
+        free(buf);
+        return false;
+    }
+    *out = buf;
+    *out_len = (uint32_t)n;
+    return true;
+}
+
+/* The device's key and certificate: issued once, when the record is still erased and the
+ * fleet CA's key is given. */
+static bool provision_device_cert(devstate_t *s, const char *prog, const char *ca_path,
+                                  const char *ca_key_path)
+{
+    uint8_t have[NET_DEVICE_REC_MAX];
+    net_device_cred_t cred;
+    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, have, sizeof have);
+    if (err != KERR_OK)
+        return flash_fail(prog, "reading the device record", err);
+    if (!all_erased(have, sizeof have)) {
+        if (net_device_rec_decode(have, sizeof have, &cred) == KERR_OK)
+            return true; /* issued before: a device keeps its identity */
+        fprintf(stderr, "%s: %s: the device record is damaged: provision the device again in a "
+                        "new --state directory\n", prog, s->dir);
+        return false;
+    }
+    if (ca_key_path == NULL) {
+        printf("note: %s has no device certificate; a broker that requires client certificates "
+               "refuses it (issue one with --fleet-ca-key CA.key)\n", s->ident.id);
+        return true;
+    }
+    static devcert_t dc;
+    if (!devcert_issue(prog, s->ident.id, ca_path, ca_key_path, &dc))
+        return false;
+    uint32_t klen = (uint32_t)strlen(dc.key_pem) + 1u, clen = (uint32_t)strlen(dc.cert_pem) + 1u;
+    uint32_t size = net_device_rec_size(klen, clen);
+    uint8_t rec[NET_DEVICE_REC_MAX];
+    err = size ? net_device_rec_encode((const uint8_t *)dc.key_pem, klen, (const uint8_t *)dc.cert_pem,
+                                       clen, rec, sizeof rec)
+               : KERR_INVAL;
+    if (err == KERR_OK)
+        err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, rec, size);
+    memset(&dc, 0, sizeof dc);
+    memset(rec, 0, sizeof rec);
+    if (err != KERR_OK)
+        return flash_fail(prog, "writing the device key and certificate", err);
+    printf("issued a P-256 key and a certificate (CN=%s) from the fleet CA\n", s->ident.id);
+    return true;
+}
+
+bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path,
+                            const char *ca_key_path, const char *broker_name)
+{
+    if (!provision_seed(s, prog))
+        return false;
+    uint8_t *have = malloc(NET_FLEET_REC_MAX);
+    if (have == NULL)
+        return flash_fail(prog, "provisioning", KERR_NOMEM);
+    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_FLEET_OFF, have, NET_FLEET_REC_MAX);
+    bool ok = false;
+    if (err != KERR_OK) {
+        flash_fail(prog, "reading the fleet record", err);
+    } else if (ca_path == NULL) {
+        net_fleet_t fleet;
+        ok = net_fleet_rec_decode(have, NET_FLEET_REC_MAX, &fleet) == KERR_OK;
+        if (!ok)
+            fprintf(stderr, "%s: %s: the device has no fleet CA yet: give --fleet-ca CA.pem (the "
+                            "CA that signed the broker's certificate) the first time\n",
+                    prog, s->dir);
+    } else {
+        uint8_t *ca = NULL, *rec = NULL;
+        uint32_t ca_len = 0, size = 0;
+        if (read_ca(prog, ca_path, &ca, &ca_len)) {
+            size = net_fleet_rec_size(ca_len);
+            rec = malloc(size ? size : 1u);
+            err = rec ? net_fleet_rec_encode(broker_name, ca, ca_len, rec, size) : KERR_NOMEM;
+            if (err == KERR_INVAL)
+                fprintf(stderr, "%s: --broker-name '%s' is not a host name (1 to %u of A-Z a-z 0-9 . -)\n",
+                        prog, broker_name, NET_FLEET_NAME_MAX);
+            else if (err != KERR_OK)
+                flash_fail(prog, "provisioning", err);
+            else if (memcmp(have, rec, size) == 0)
+                ok = true; /* already provisioned exactly so */
+            else if (!all_erased(have, size))
+                fprintf(stderr, "%s: %s is already provisioned with another fleet CA or broker "
+                                "name; these are set once: use a new --state directory\n",
+                        prog, s->dir);
+            else if ((err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_FLEET_OFF, rec, size)) != KERR_OK)
+                flash_fail(prog, "writing the fleet record", err);
+            else
+                ok = true;
+        }
+        free(rec);
+        free(ca);
+    }
+    free(have);
+    return ok && provision_device_cert(s, prog, ca_path, ca_key_path);
 }

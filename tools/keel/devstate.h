@@ -47,6 +47,17 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
                    const char *want_id);
 
 /*
+ * Network provisioning, once per device: the entropy seed (written if missing), the fleet
+ * record (broker_name + the CA certificate in ca_path, PEM) and, when ca_key_path (the fleet CA's
+ * private key) is given and the device has none yet, the device's own P-256 key and certificate
+ * for mutual TLS. ca_path NULL: the fleet record must already be there (ca_key_path must then be
+ * NULL too). Giving the same CA and name again is a no-op; different ones are an error (identity
+ * page records are set once). Prints an error and returns false on failure.
+ */
+bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path,
+                            const char *ca_key_path, const char *broker_name);
+
+/*
  * Close the flash files but keep the lock (the device is about to run and opens them itself).
  * False (message printed) if the final write-back failed.
  */

@@ -244,12 +244,46 @@ static int accept_uarts(run_t *r)
 
 /* ---- QEMU process ---------------------------------------------------------------------- */
 
+/* The guest address QEMU forwards to the broker; the microvisor has the same constant
+ * (firmware/microvisor/net/uv_net.c, NET_BROKER_ADDR). */
+#define QRUN_BROKER_GUEST_ADDR "10.0.2.100"
+
 /*
- * Build QEMU's command line. -nic none is not optional: without it QEMU adds a user-mode network
- * with unrestricted access to the host's networks.
+ * The -nic value for a device with a broker: restricted user network, one forward. The keel
+ * path goes into a QEMU option (commas would split it) and a command QEMU splits on spaces:
+ * refuse such paths rather than quote them wrongly.
+ */
+static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "%s: cannot find this keel executable (/proc/self/exe): %s\n", prog,
+                strerror(errno));
+        return false;
+    }
+    exe[n] = '\0';
+    if (strpbrk(exe, ", \t\n'\"\\$;&|<>") != NULL) {
+        fprintf(stderr, "%s: the keel executable's path %s contains a comma, space or shell "
+                        "character, which QEMU's guestfwd cannot carry: run keel from a plain path\n",
+                prog, exe);
+        return false;
+    }
+    int w = snprintf(out, cap, "user,id=n0,restrict=on,guestfwd=tcp:%s:%u-cmd:%s relay %u",
+                     QRUN_BROKER_GUEST_ADDR, (unsigned)port, exe, (unsigned)port);
+    if (w < 0 || (size_t)w >= cap) {
+        fprintf(stderr, "%s: the keel executable's path is too long for QEMU's options\n", prog);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Build QEMU's command line. A -nic option is not optional: without one QEMU adds a user-mode
+ * network with unrestricted access to the host's networks. nic: the -nic value.
  */
 static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_NUARTS][PATH_MAX + 64],
-                       char serial[QRUN_NUARTS][16], const char **argv)
+                       char serial[QRUN_NUARTS][16], const char *nic, const char **argv)
 {
     int n = 0;
     argv[n++] = QRUN_QEMU;
@@ -260,7 +294,7 @@ static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_N
     argv[n++] = "-monitor";
     argv[n++] = "none";
     argv[n++] = "-nic";
-    argv[n++] = "none";
+    argv[n++] = nic;
     argv[n++] = "-semihosting-config";
     argv[n++] = "enable=on,target=native";
     argv[n++] = "-kernel";
@@ -320,7 +354,10 @@ static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
     char chardev[QRUN_NUARTS][PATH_MAX + 64];
     char serial[QRUN_NUARTS][16];
     const char *argv[32];
-    build_argv(o, r, chardev, serial, argv);
+    char nic[PATH_MAX + 128] = "none";
+    if (o->broker_port != 0 && !nic_value(r->prog, o->broker_port, nic, sizeof nic))
+        return false;
+    build_argv(o, r, chardev, serial, nic, argv);
 
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {

@@ -9,6 +9,11 @@
  *   stdout ◀── "app| " + line ── run/uart0.sock
  *   stdout ◀── line ───────────── run/uart1.sock ◀── UART1 (the microvisor's console)
  *
+ * Network: without a broker, -nic none (QEMU would otherwise add an *unrestricted* user
+ * network). With broker_port P, a restricted user network whose only way out is the broker:
+ *   -nic user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:P-cmd:<this keel> relay P
+ * QEMU starts one `keel relay P` per guest connection (relay.c), so reconnects work.
+ *
  * QEMU gets its own process group, so a Ctrl-C at the terminal reaches only keel, which then
  * stops QEMU (SIGTERM, then SIGKILL after 2 s) and removes the sockets.
  */
@@ -25,6 +30,7 @@ typedef struct qrun_opts {
     const char *append;    /* words for the microvisor's command line ("" for none) */
     bool icount;           /* deterministic instruction counting (-icount shift=0) */
     uint32_t seconds;      /* stop after this long; 0 = until QEMU exits or keel is signalled */
+    uint16_t broker_port;  /* 0: no network (-nic none); else the broker's port on 127.0.0.1 */
 } qrun_opts_t;
 
 /*

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lan9118.h"
 #include "regs.h"
 
 extern uint32_t __data_start[], __data_end[], __data_load[], __bss_start[], __bss_end[];
@@ -58,4 +59,5 @@ __attribute__((section(".vectors"), used)) const vector_t vectors[16u + IRQS] = 
     [15] = unexpected_irq,     /* SysTick */
     [16 + 0 ... 16 + IRQS - 1] = unexpected_irq,
     [16 + TIMER0_IRQ] = TIMER0_IRQHandler,
+    [16 + LAN9118_IRQ] = LAN9118_IRQHandler,
 };

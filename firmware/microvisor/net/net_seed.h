@@ -1,0 +1,29 @@
+/*
+ * Randomness for the microvisor's network stack: one CTR_DRBG seeded only from the per-device
+ * seed, through Mbed TLS's NV-seed mechanism (see net_seed.c for why and how).
+ */
+#ifndef KEEL_MICROVISOR_NET_NET_SEED_H
+#define KEEL_MICROVISOR_NET_NET_SEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel/flash.h"
+
+/**
+ * Load the current seed (seed pages, else the provisioned seed record), install the NV-seed
+ * functions and seed the DRBG (which refreshes and persists the seed before any output is used).
+ * personal: bytes mixed into the DRBG (the device id). Logs and returns false when the device has
+ * no seed or the seed cannot be persisted: the caller must then not start anything that needs
+ * randomness.
+ */
+bool net_seed_init(kflash_t *fl, const char *personal);
+
+/** Mbed TLS RNG callback (f_rng) over the seeded DRBG; p_rng is ignored. */
+int net_seed_random(void *p_rng, unsigned char *out, size_t len);
+
+/** How many times the seed was written this boot (each Mbed TLS entropy context writes once). */
+uint32_t net_seed_writes(void);
+
+#endif /* KEEL_MICROVISOR_NET_NET_SEED_H */

@@ -1,0 +1,49 @@
+/*
+ * The microvisor's network: LAN9118 + lwIP (NO_SYS) + MQTT over TLS to the fleet broker.
+ *
+ * Everything runs in the microvisor service (secure PendSV, priority 0x60), which no app can
+ * mask or starve: uv_net_poll() is its one entry, called on every service run (every 10 ms from
+ * the tick, and at once when the LAN9118 interrupt reports frames). lwIP is never entered from
+ * an interrupt (see firmware/config/lwipopts.h).
+ *
+ * The network is started only when the boot arguments name a broker port (broker-port=PORT, set
+ * by `keel device run --broker PORT`); the broker is at NET_BROKER_ADDR, the address QEMU's
+ * restricted user network forwards to the host. Without it, nothing of this runs.
+ */
+#ifndef KEEL_MICROVISOR_NET_UV_NET_H
+#define KEEL_MICROVISOR_NET_UV_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keel/flash.h"
+
+/** Start the network if configured (boot word broker-port=N); logs why when it does not. */
+void uv_net_init(void);
+
+/** Service entry: drain received frames, run lwIP timers and the connection manager. */
+void uv_net_poll(void);
+
+/* ---- internal to firmware/microvisor/net/ ---- */
+
+/** The link to the broker (net_link.c). */
+typedef struct net_link_cfg {
+    const char *device_id;
+    const char *broker_name; /* name the broker's certificate must carry */
+    const uint8_t *ca_pem;   /* fleet CA, PEM with its NUL */
+    uint32_t ca_len;
+    uint32_t broker_ip;      /* IPv4, network byte order */
+    uint16_t broker_port;
+    const uint8_t *key_pem;  /* the device's key and certificate (PEM with NUL), NULL = none */
+    uint32_t key_len;
+    const uint8_t *cert_pem;
+    uint32_t cert_len;
+} net_link_cfg_t;
+
+bool net_link_init(const net_link_cfg_t *cfg);
+/** Deepest use of the handler stack (MSP_S) since the network started, in bytes. */
+uint32_t uv_net_stack_used(void);
+/** Connection manager step; ip_up: the interface has an address. */
+void net_link_poll(bool ip_up);
+
+#endif /* KEEL_MICROVISOR_NET_UV_NET_H */

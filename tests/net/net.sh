@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Connectivity tests: a device in QEMU against a real Mosquitto TLS broker on 127.0.0.1.
+# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF [CRASHY_ELF]
+#
+# Every case makes its own PKI (openssl: a P-256 fleet CA, a broker certificate for "localhost"
+# from it, and a second CA with the same name), its own broker on a free port and its own device
+# state. Every process started here is stopped on exit (SIGTERM, then SIGKILL), every wait is
+# bounded, and the checks are on what the broker and the device did, never on timings.
+set -uo pipefail
+case_=$1 keel=$2 fw=$3 hello=$4 crashy=${5:-$4}
+for f in "$keel" "$fw" "$hello"; do
+    [ -f "$f" ] || { echo "FAIL ($case_): $f not found (run 'make' first)"; exit 1; }
+done
+for p in mosquitto mosquitto_sub mosquitto_pub openssl; do
+    command -v "$p" >/dev/null || { echo "FAIL ($case_): $p not installed (scripts/packages/net.txt; run 'make deps')"; exit 1; }
+done
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/keel-net.XXXXXX") || exit 1
+PIDS=()
+FAILED=0
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    if [ "$FAILED" -ne 0 ]; then
+        echo "---- device console ----"; cat "$W/console.txt" 2>/dev/null | head -c 40000
+        echo "---- broker log ----"; tail -n 40 "$W/mosquitto.log" 2>/dev/null
+    fi
+    rm -rf "$W"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL ($case_): $*"
+    FAILED=1
+    exit 1
+}
+
+# wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds; false on timeout.
+wait_for() {
+    local n=$(($1 * 10)); shift
+    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+
+# ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
+STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
+bash "$STACK_SH" certs "$W" broker keeld >/dev/null || fail "scripts/stack.sh certs failed"
+# A second CA with the same name as the fleet's, for the wrong-CA case.
+bash "$STACK_SH" certs "$W/other" >/dev/null || fail "scripts/stack.sh certs (other CA) failed"
+cp "$W/other/ca.pem" "$W/otherca.pem" && cp "$W/other/ca.key" "$W/otherca.key"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+bash "$STACK_SH" broker-conf "$W" "$PORT" || fail "scripts/stack.sh broker-conf failed"
+# The server-authentication cases run against a broker that asks nothing of the client, so the
+# device's own verification is the only thing that can stop the connection.
+case $case_ in
+wrong-ca|wrong-name)
+    sed -i -e '/^require_certificate/d' -e '/^use_identity_as_username/d' -e '/^acl_file/d' \
+        -e 's/^allow_anonymous false/allow_anonymous true/' "$W/mosquitto.conf" ;;
+esac
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+MOSQ=""
+start_broker() {
+    mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
+    MOSQ=$!
+    PIDS+=("$MOSQ")
+    wait_for 10 port_open || fail "mosquitto did not start (see its log below)"
+}
+stop_broker() {
+    kill -TERM "$MOSQ" 2>/dev/null
+    wait_for 10 bash -c "! kill -0 $MOSQ 2>/dev/null" || kill -KILL "$MOSQ" 2>/dev/null
+    wait "$MOSQ" 2>/dev/null
+}
+TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
+SUB=(mosquitto_sub "${TLS[@]}")
+PUB=(mosquitto_pub "${TLS[@]}")
+
+# ---- device --------------------------------------------------------------------------------------
+STATE=$W/state
+KEEL_PID=""
+# start_device SECONDS [keel flags...]: run the device in the background, console in console.txt.
+start_device() {
+    local s=$1; shift
+    timeout --kill-after=5 $((s + 30)) "$keel" device run --state "$STATE" --firmware "$fw" \
+        --id dev-1 --seconds "$s" --broker "$PORT" "$@" </dev/null >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+}
+wait_device() { wait "$KEEL_PID" 2>/dev/null; }
+console_has() { grep -qE -- "$1" "$W/console.txt" 2>/dev/null; }
+console_count() { grep -cE -- "$1" "$W/console.txt"; }
+expect_console() { # SECONDS ERE: wait until the console shows ERE
+    wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"
+}
+
+# fleet: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
+[ "$case_" = fleet ] || start_broker
+case $case_ in
+fleet)
+    # End to end: keel up (Mosquitto + keeld), a real emulated device provisioned from the
+    # stack's CA, then the fleet commands through keeld: devices, ping, restart; reboot is not
+    # offered by this device, so keeld refuses it.
+    STACK=$W/stack
+    export KEEL_CONFIG=$STACK/config
+    timeout 60 "$keel" up --state "$STACK" >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
+    stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
+    trap 'stack_down; cleanup' EXIT
+    mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
+    [ -n "$mport" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
+    PORT=$mport
+    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    expect_console 20 'net: connected to broker'
+    devices_online() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +yes +0\.0\.0 +running +0\.1\.0 +an505'; }
+    wait_for 20 devices_online || fail "keeld does not list dev-1 online and running: $(timeout 20 "$keel" devices 2>&1)"
+    out=$(timeout 30 "$keel" ping dev-1 2>&1) || fail "keel ping dev-1 failed: $out"
+    grep -q 'dev-1: ping ok' <<<"$out" || fail "unexpected ping answer: $out"
+    out=$(timeout 30 "$keel" restart dev-1 2>&1) || fail "keel restart dev-1 failed: $out"
+    expect_console 10 'app stopped: restart'
+    out=$(timeout 30 "$keel" reboot dev-1 2>&1) && fail "keeld sent a reboot the device does not offer"
+    grep -q "does not implement 'reboot'" <<<"$out" || fail "unexpected reboot answer: $out"
+    kill -TERM "$KEEL_PID"; wait_device
+    offline() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +no '; }
+    wait_for 20 offline || fail "keeld still shows dev-1 online after it vanished (last will)"
+    ;;
+connect)
+    # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is
+    # logged and ignored; the last will marks the device offline when it vanishes.
+    timeout 40 "${SUB[@]}" -t 'keel/v1/dev-1/#' -F '%t %r %x' >"$W/sub.txt" 2>&1 &
+    PIDS+=($!)
+    start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
+    expect_console 20 'net: connected to broker localhost \(TLS, server verified, device certificate\)'
+    grep -q 'New client connected from .* as dev-1 .*u.dev-1' "$W/mosquitto.log" ||
+        fail "the broker did not see the device's certificate identity (username dev-1)"
+    wait_for 10 grep -q 'keel/v1/dev-1/heartbeat' "$W/sub.txt" || fail "no heartbeat reached the broker"
+    grep -qE '^keel/v1/dev-1/presence [01] .*5a020801$' "$W/sub.txt" || fail "no presence online=true"
+    grep -qE '^keel/v1/dev-1/hello 0 .*616e353035' "$W/sub.txt" || fail "no hello naming the board an505"
+    # Envelope{command{id=7, kind=PING}} and then garbage; the result answers id 7 with status OK.
+    printf '\x82\x01\x04\x08\x07\x10\x01' >"$W/ping.bin"
+    head -c 40 /dev/urandom >"$W/garbage.bin"
+    printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/garbage.bin" || fail "mosquitto_pub failed"
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/truncated.bin" || fail "mosquitto_pub failed"
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping.bin" || fail "mosquitto_pub failed"
+    wait_for 10 grep -qE '^keel/v1/dev-1/result 0 .*7a..08071001' "$W/sub.txt" || fail "no result for ping 7"
+    expect_console 5 'net: ping \(command 7\)'
+    [ "$(console_count 'net: malformed command')" -ge 2 ] || fail "garbage and truncated commands were not reported as malformed"
+    grep -q '^app| hello' "$W/console.txt" || fail "the app did not run next to the network"
+    kill -TERM "$KEEL_PID"; wait_device
+    wait_for 10 grep -qE '^keel/v1/dev-1/presence [01] 08015a00$' "$W/sub.txt" ||
+        fail "the broker did not publish the last will (presence offline) when the device vanished"
+    timeout 10 "${SUB[@]}" -t keel/v1/dev-1/presence -C 1 -W 5 -F '%x' >"$W/retained.txt" 2>&1
+    grep -qE '5a00$' "$W/retained.txt" || fail "the retained presence is not offline after the device left"
+    ;;
+wrong-ca)
+    # The device trusts another CA with the same name: the broker's certificate must be refused.
+    start_device 8 --fleet-ca "$W/otherca.pem"
+    expect_console 20 'net: broker localhost refused: its certificate failed verification \(flags 0x08: The certificate is not correctly signed by the trusted CA'
+    wait_device
+    console_has 'net: connected to broker' && fail "the device accepted a broker certificate from another CA"
+    grep -q 'New client connected' "$W/mosquitto.log" && fail "the broker saw an MQTT session from the device"
+    [ "$(console_count 'net: broker localhost refused')" -ge 2 ] || fail "the device did not retry"
+    grep -q 'New connection from 127.0.0.1' "$W/mosquitto.log" || fail "the device never reached the broker"
+    ;;
+unprovisioned)
+    # No device certificate: the fleet broker (require_certificate) refuses the device.
+    start_device 6 --fleet-ca "$W/ca.pem"
+    expect_console 20 'net: connection to broker localhost failed: TLS handshake error'
+    wait_device
+    console_has 'net: connected to broker' && fail "a device without a certificate got in"
+    grep -q 'peer did not return a certificate' "$W/mosquitto.log" ||
+        fail "the broker did not refuse for want of a client certificate"
+    ;;
+wrong-name)
+    # Right CA, but the device expects another broker name: refused by the name check.
+    start_device 8 --fleet-ca "$W/ca.pem" --broker-name broker.example
+    expect_console 20 'net: broker broker.example refused: its certificate failed verification \(flags 0x04: The certificate Common Name \(CN\) does not match'
+    wait_device
+    console_has 'net: connected to broker' && fail "the device accepted a broker certificate for another name"
+    grep -q 'New client connected' "$W/mosquitto.log" && fail "the broker saw an MQTT session from the device"
+    ;;
+reconnect)
+    # Broker restart: the device notices, backs off and reconnects on its own.
+    start_device 40 --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
+    expect_console 20 'net: connected to broker'
+    stop_broker
+    expect_console 20 'net: broker connection lost'
+    sleep 1
+    start_broker
+    wait_for 30 bash -c "[ \$(grep -c 'net: connected to broker' '$W/console.txt') -ge 2 ]" ||
+        fail "the device did not reconnect after the broker came back"
+    timeout 10 "${SUB[@]}" -t keel/v1/dev-1/heartbeat -C 1 -W 8 >/dev/null 2>&1 ||
+        fail "no heartbeat after the reconnect"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
+reach-*)
+    # Reachability: the app crash-loops in one fault mode (crashy, fed the mode at every restart)
+    # and every ping sent while it does is answered by the microvisor.
+    mode=${case_#reach-}
+    for _ in $(seq 40); do echo "$mode"; done >"$W/modes.txt"
+    timeout 90 "${SUB[@]}" -t keel/v1/dev-1/result -F '%x' >"$W/results.txt" 2>&1 &
+    PIDS+=($!)
+    timeout --kill-after=5 60 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 45 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 20 'net: connected to broker'
+    # isr-hang (always) and storm (sometimes) leave an app interrupt active, which only a system
+    # reset clears: the whole device restarts and reconnects, and the UART byte in flight at the
+    # reset is lost, so crashy reads a broken mode after it and stops failing ("running none").
+    # The first ping is always sent while the app fails; later ones only while it still does.
+    answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
+    stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
+    stopped_failing() { grep -q 'crashy: running none' "$W/console.txt"; }
+    stop_or_done() { stops_at_least "$1" || stopped_failing; }
+    for i in 1 2 3; do
+        wait_for 20 stop_or_done "$i" ||
+            fail "the app did not keep failing in mode $mode (fewer than $i stops)"
+        if ! stops_at_least "$i"; then
+            [ "$i" -gt 1 ] || fail "crashy never failed in mode $mode"
+            break
+        fi
+        printf '\x82\x01\x04\x08%b\x10\x01' "\\x$(printf %02x $((0x10 + i)))" >"$W/ping$i.bin"
+        # Like keeld: a command sent while the device is offline is lost (clean session), so it
+        # is sent again until answered.
+        for _ in $(seq 10); do
+            timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping$i.bin" || fail "mosquitto_pub failed"
+            wait_for 2 answered "$i" && break
+        done
+        answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
+    done
+    grep -q "crashy: running $mode" "$W/console.txt" || fail "crashy never ran mode $mode"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
+provisioning)
+    # CLI checks: the fleet record is set once; bad inputs are clear errors, not a broken device.
+    mkdir -p "$W/st"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --fleet-ca "$W/ca.pem" --seconds 1 2>&1) &&
+        fail "--fleet-ca without --broker was accepted"
+    grep -q -- '--broker PORT' <<<"$out" || fail "unclear error for --fleet-ca without --broker: $out"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --seconds 1 2>&1) &&
+        fail "a device without a fleet CA was started with --broker"
+    grep -q 'has no fleet CA yet' <<<"$out" || fail "unclear error without a fleet CA: $out"
+    printf 'not a certificate\n' >"$W/junk.pem"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/junk.pem" --seconds 1 2>&1) &&
+        fail "a junk CA file was accepted"
+    grep -q 'not a PEM X.509 certificate' <<<"$out" || fail "unclear error for a junk CA: $out"
+    timeout 30 "$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/ca.pem" \
+        --seconds 1 </dev/null >"$W/console.txt" 2>&1 || fail "provisioning with a good CA failed"
+    out=$("$keel" device run --state "$STATE" --firmware "$fw" --broker "$PORT" --fleet-ca "$W/otherca.pem" --seconds 1 2>&1) &&
+        fail "the fleet CA was replaced"
+    grep -q 'already provisioned with another fleet CA' <<<"$out" || fail "unclear error for a second CA: $out"
+    out=$("$keel" device provision --state "$STATE" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/otherca.key" 2>&1) &&
+        fail "a CA key that does not belong to the CA was accepted"
+    grep -q 'is not the key of --fleet-ca' <<<"$out" || fail "unclear error for a mismatched CA key: $out"
+    "$keel" device provision --state "$STATE" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" >"$W/prov.txt" 2>&1 ||
+        fail "keel device provision failed: $(cat "$W/prov.txt")"
+    grep -q 'issued a P-256 key and a certificate (CN=dev-' "$W/prov.txt" || fail "no device certificate issued"
+    "$keel" device provision --state "$STATE" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" >"$W/prov.txt" 2>&1 ||
+        fail "provisioning again with the same values failed"
+    grep -q 'issued' "$W/prov.txt" && fail "the device identity was issued twice"
+    out=$("$keel" relay 2>&1) && fail "keel relay without a port was accepted"
+    out=$("$keel" relay 1 </dev/null 2>&1) && fail "keel relay to a closed port succeeded"
+    grep -q 'cannot connect to 127.0.0.1:1' <<<"$out" || fail "unclear relay error: $out"
+    ;;
+no-network)
+    # Without --broker the device has no network at all (QEMU -nic none) and says nothing of it.
+    timeout 40 "$keel" device run --state "$STATE" --firmware "$fw" --install "$hello" --seconds 2 \
+        </dev/null >"$W/console.txt" 2>&1 || fail "keel device run failed"
+    console_has 'net:' && fail "the network started without --broker"
+    console_has '^app\| hello' || fail "hello did not run"
+    ;;
+*)
+    echo "unknown case $case_"; exit 2 ;;
+esac
+echo "PASS ($case_)"

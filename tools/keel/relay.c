@@ -1,0 +1,125 @@
+/*
+ * `keel relay PORT`: join stdin/stdout to a TCP connection to 127.0.0.1:PORT.
+ *
+ * QEMU runs one relay per guest connection to the broker address
+ * (guestfwd=tcp:10.0.2.100:PORT-cmd:keel relay PORT, see qrun.c): the plain guestfwd "tcp:"
+ * target is a single host connection for QEMU's whole life, so a device that reconnects would
+ * silently talk to nothing. With one process per connection, each guest connect is a fresh host
+ * connect and each close is a close.
+ *
+ * Bounded: the connect waits at most RELAY_CONNECT_MS; then the relay lives exactly as long as
+ * both sides are open (either side closing ends it), and dies with QEMU (PR_SET_PDEATHSIG).
+ * Only loopback is ever dialled.
+ */
+#define _GNU_SOURCE
+#include "relay.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define RELAY_CONNECT_MS 5000
+#define RELAY_BUF 16384
+
+static int dial(const char *prog, uint32_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        fprintf(stderr, "%s: socket: %s\n", prog, strerror(errno));
+        return -1;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
+        fprintf(stderr, "%s: cannot connect to 127.0.0.1:%u: %s (is the broker running?)\n", prog,
+                (unsigned)port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct pollfd pf = {.fd = fd, .events = POLLOUT};
+    int r = poll(&pf, 1, RELAY_CONNECT_MS);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (r <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        fprintf(stderr, "%s: cannot connect to 127.0.0.1:%u: %s (is the broker running?)\n", prog,
+                (unsigned)port, r == 0 ? "timed out" : strerror(err ? err : errno));
+        close(fd);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
+/* Write all of buf (blocking); false when the peer is gone. */
+static bool write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        buf += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Copy what is readable on from to to; false at EOF or error. */
+static bool pump(int from, int to)
+{
+    char buf[RELAY_BUF];
+    ssize_t n = read(from, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return true;
+    return n > 0 && write_all(to, buf, (size_t)n);
+}
+
+int relay_main(int argc, char **argv)
+{
+    const char *prog = "keel relay";
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: keel relay PORT\n\n"
+               "Join stdin/stdout to a TCP connection to 127.0.0.1:PORT until either side closes.\n"
+               "QEMU runs it for each device connection to the broker ('keel device run --broker').\n");
+        return CLI_EXIT_OK;
+    }
+    uint32_t port;
+    if (argc != 1)
+        return cli_usage_error(prog, "wants exactly one argument, the broker's TCP port on 127.0.0.1");
+    if (!cli_parse_u32(prog, "PORT", argv[0], 1, 65535, &port))
+        return CLI_EXIT_USAGE;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    int fd = dial(prog, port);
+    if (fd < 0)
+        return CLI_EXIT_FAIL;
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && !pump(STDIN_FILENO, fd))
+            break;
+        if ((pf[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && !pump(fd, STDOUT_FILENO))
+            break;
+    }
+    close(fd);
+    return CLI_EXIT_OK;
+}
