@@ -29,12 +29,13 @@
 #include <stdint.h>
 
 #include "keel/err.h"
+#include "layout.h"
 
 #define NET_REC_SEED_OFF 0x0100u  /* within the identity page */
 #define NET_REC_FLEET_OFF 0x0400u /* within the identity page */
 #define NET_REC_DEVICE_OFF 0x1600u /* within the identity page */
-#define NET_SEED_PAGE_A 0x1FA000u /* internal flash offsets (reserved microvisor-state area) */
-#define NET_SEED_PAGE_B 0x1FC000u
+#define NET_SEED_PAGE_A AN505_SEED_PAGE_A /* internal flash offsets: layout.h */
+#define NET_SEED_PAGE_B AN505_SEED_PAGE_B
 
 /* ---- seed record (identity page): u32 magic "KSD1", u32 length (64), 64 bytes, pad, u32 crc
  * of bytes [0, 92) at 92 ---- */

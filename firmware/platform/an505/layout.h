@@ -22,10 +22,16 @@
  *   0x000000 +------------------------------+
  *            | app slot: header + image     |  1 MiB + 8 KiB (header page + 1 MiB of image)
  *   0x102000 +------------------------------+
- *            | reserved: microvisor state   |  (record log, update journal: later issues)
+ *            | flash self-test page         |  8 KiB (boot word flash-selftest; erased after)
+ *   0x104000 +------------------------------+
+ *            | free: microvisor record log  |  (crash reports, counters: later)
+ *   0x1F6000 +------------------------------+
+ *            | update journal A, B          |  2 x 8 KiB (core/src/upd_journal.c)
+ *   0x1FA000 +------------------------------+
+ *            | entropy seed A, B            |  2 x 8 KiB (firmware/microvisor/net/net_seedstore.c)
  *   0x1FE000 +------------------------------+
- *            | identity page                |  8 KiB
- *   0x200000 +------------------------------+
+ *            | identity page                |  8 KiB: identity, seed, fleet CA, device key+cert
+ *   0x200000 +------------------------------+     (firmware/microvisor/net/net_rec.h)
  *
  * QSPI NOR (host file qspi.bin, 8 MiB, 4 KiB sectors, 1-byte program units): update staging
  * (later issues).
@@ -56,6 +62,11 @@
 #define AN505_APP_SLOT_SIZE (AN505_IFLASH_PAGE + AN505_NS_CODE_SIZE)
 #define AN505_APP_HDR_OFF AN505_APP_SLOT_OFF                         /* header page */
 #define AN505_APP_IMAGE_OFF (AN505_APP_SLOT_OFF + AN505_IFLASH_PAGE) /* image pages */
+#define AN505_SELFTEST_OFF 0x102000u
+#define AN505_UPD_JOURNAL_A 0x1F6000u
+#define AN505_UPD_JOURNAL_B 0x1F8000u
+#define AN505_SEED_PAGE_A 0x1FA000u
+#define AN505_SEED_PAGE_B 0x1FC000u
 #define AN505_IDENT_OFF 0x1FE000u
 
 /* QSPI NOR */
