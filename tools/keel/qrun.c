@@ -22,6 +22,7 @@
 #define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
 #define QRUN_QEMU "qemu-system-arm"
 #define QRUN_RUN_DIR "run"
+#define QRUN_QEMU_LOG "qemu.log" /* QEMU's stderr, in the state dir */
 #define QRUN_NUARTS 2
 #define QRUN_LINE_MAX 4096
 #define QRUN_CONNECT_MS 10000 /* QEMU connects while it initialises: well under a second */
@@ -341,6 +342,13 @@ static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigs
     if (chdir(o->state_dir) != 0)
         err = errno;
     else {
+        /* QEMU's own messages (warnings, "terminating on signal") go to the state dir's log,
+         * not between the device's console lines; keel shows them when QEMU fails. */
+        int log = open(QRUN_QEMU_LOG, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (log >= 0) {
+            dup2(log, STDERR_FILENO);
+            close(log);
+        }
         execvp(argv[0], (char *const *)argv);
         err = errno;
     }
@@ -501,6 +509,37 @@ static int console_loop(run_t *r, uint32_t seconds)
     }
 }
 
+/* Copy the last lines of QEMU's log to stderr (QEMU failed: its own words say why). */
+static void show_qemu_log(const run_t *r, const qrun_opts_t *o)
+{
+    char path[PATH_MAX], buf[2048];
+    snprintf(path, sizeof path, "%s/%s", o->state_dir, QRUN_QEMU_LOG);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "-nic none" always earns a warning that the NIC has no peer: not news. */
+    char *keep = buf, *line = buf;
+    for (char *nl; (nl = strchr(line, '\n')) != NULL || *line; line = nl ? nl + 1 : line + strlen(line)) {
+        size_t len = nl ? (size_t)(nl - line) + 1u : strlen(line);
+        if (!memmem(line, len, "has no peer", 11)) {
+            memmove(keep, line, len);
+            keep += len;
+        }
+        if (!nl)
+            break;
+    }
+    *keep = '\0';
+    if (keep != buf)
+        fprintf(stderr, "%s: QEMU says (%s):\n%s", r->prog, path, buf);
+}
+
 static int exit_code_of(const run_t *r)
 {
     if (WIFEXITED(r->status))
@@ -548,6 +587,10 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
         if (r.exited) {
             drain(&r, QRUN_DRAIN_MS);
             rc = exit_code_of(&r);
+            /* Non-zero: the guest's own exit code (a power cut is 86) or QEMU failing; QEMU's
+             * words, if it said anything that matters, tell which. */
+            if (rc != 0)
+                show_qemu_log(&r, o);
         } else {
             drain(&r, 0);
             stop_qemu(&r);
