@@ -473,6 +473,11 @@ emulated)
   ! grep -q 'issued a P-256 key' "$STATE/devices/dev-1/console.log" || fail "dev-1 was issued a second certificate"
   k ping dev-1
   expect_rc 0 "ping after the second keel up"
+  # keel down stopped the devices before keeld, so keeld recorded them offline: dev-2, not started
+  # this time, is not listed online from the last run.
+  k devices
+  grep -qE '^dev-1 +yes ' "$WORK/out" && grep -qE '^dev-2 +no ' "$WORK/out" ||
+    fail "after keel down and keel up --devices 1: $(cat "$WORK/out")"
   QEMUS="$(qemus)"
   PIDS+=($QEMUS)
   [ -n "$QEMUS" ] || fail "no QEMU for dev-1"

@@ -50,6 +50,7 @@
 #define DEVICE_WAIT_EACH_MS 15000u
 #define APP_REL "apps/hello/hello.elf"
 #define STOP_WAIT_MS 10000u
+#define OFFLINE_WAIT_MS 5000u
 #define CERTS_TIMEOUT_S 300u
 #define POLL_MS 100u
 /* simdev's serve action needs an end: a week, far past any local session. */
@@ -163,20 +164,21 @@ static bool run_script(up_t *u, char **args, unsigned nargs)
     return true;
 }
 
-/* The token a previous `keel up` wrote into DIR/config, if any. */
-static void read_token(up_t *u)
+/* The url and token a previous `keel up` wrote into DIR/config, if any (left as they are if not). */
+static void read_config(const char *dir, char *url, size_t url_cap, char *token, size_t token_cap)
 {
     char path[STACK_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/config", u->dir);
+    snprintf(path, sizeof path, "%s/config", dir);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return;
     char line[512];
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "token=", 6) == 0) {
-            snprintf(u->token, sizeof u->token, "%s", line + 6);
-            u->token[strcspn(u->token, "\r\n")] = '\0';
-        }
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strncmp(line, "token=", 6) == 0)
+            snprintf(token, token_cap, "%s", line + 6);
+        else if (strncmp(line, "url=", 4) == 0)
+            snprintf(url, url_cap, "%s", line + 4);
     }
     fclose(f);
 }
@@ -246,7 +248,8 @@ static bool start_keeld(up_t *u)
 {
     char db[STACK_PATH_MAX + 16];
     snprintf(db, sizeof db, "%s/keeld.db", u->dir);
-    read_token(u);
+    char url[256];
+    read_config(u->dir, url, sizeof url, u->token, sizeof u->token);
     if (u->token[0] == '\0' || access(db, F_OK) != 0) {
         char *argv[] = {u->keeld, "token", "create", "--db", db, "--name", "keel-up", NULL};
         char out[FAPI_TOKEN_MAX], log[STACK_PATH_MAX + 16];
@@ -646,6 +649,37 @@ out:
     return rc;
 }
 
+/*
+ * Until keeld lists no device online, at most OFFLINE_WAIT_MS: then the registry is true for the
+ * next `keel up` too. Best effort: when keeld does not answer, down goes on.
+ */
+static void wait_offline(const char *prog, const char *dir)
+{
+    char url[256] = "", token[FAPI_TOKEN_MAX] = "";
+    read_config(dir, url, sizeof url, token, sizeof token);
+    fapi_t a;
+    if (url[0] == '\0' || !fapi_open(prog, url, token, &a))
+        return;
+    a.quiet = true;
+    for (unsigned t = 0; t < OFFLINE_WAIT_MS; t += POLL_MS) {
+        json_t *j = NULL;
+        bool any = false;
+        if (!fapi_call(&a, "GET", "/v1/devices", NULL, &j, NULL)) {
+            json_decref(j);
+            break;
+        }
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(j, "devices"), k, d)
+            any = any || json_is_true(json_object_get(d, "online"));
+        json_decref(j);
+        if (!any)
+            break;
+        stack_sleep_ms(POLL_MS);
+    }
+    fapi_cleanup();
+}
+
 static int run_down(const char *prog, int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, NULL, OPT_HELP},
@@ -673,7 +707,11 @@ static int run_down(const char *prog, int argc, char **argv)
     if (!state_dir(prog, state, false, dir, sizeof dir))
         return CLI_EXIT_FAIL;
     snprintf(pids, sizeof pids, "%s/pids", dir);
-    int n = stack_stop_all(prog, pids, STOP_WAIT_MS, true);
+    /* Devices first, so keeld is still there to record them going offline (their last wills). */
+    int n = stack_stop_some(pids, "dev-", STOP_WAIT_MS, true);
+    if (n > 0)
+        wait_offline(prog, dir);
+    n += stack_stop_all(prog, pids, STOP_WAIT_MS, true);
     if (n == 0)
         printf("nothing running from %s\n", dir);
     else
