@@ -374,7 +374,7 @@ updown)
   # Bad option mixes are refused before anything starts.
   k up --state "$STATE" --devices 1 --simulated --app "$KEEL"
   expect_rc 2 "keel up --simulated --app"
-  err_has "simulated ones run no app" "--simulated --app message"
+  err_has "simulated ones run neither" "--simulated --app message"
   [ ! -e "$STATE/pids" ] || fail "a refused keel up recorded processes"
   up --devices 2 --simulated
   [ "$(wc -l <"$STATE/pids")" = 4 ] || fail "expected 4 processes: $(cat "$STATE/pids")"

@@ -56,7 +56,7 @@
 /* simdev's serve action needs an end: a week, far past any local session. */
 #define SIMDEV_SERVE "serve:604800"
 
-enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP };
+enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP, OPT_FIRMWARE };
 
 typedef struct up {
     const char *prog;
@@ -500,7 +500,7 @@ static bool find_app(up_t *u, const char *given)
 }
 
 /* What emulated devices need, checked before anything starts. */
-static bool find_device_parts(up_t *u, const char *app)
+static bool find_device_parts(up_t *u, const char *firmware, const char *app)
 {
     ssize_t n = readlink("/proc/self/exe", u->self, sizeof u->self - 1);
     if (n <= 0) {
@@ -508,12 +508,13 @@ static bool find_device_parts(up_t *u, const char *app)
         return false;
     }
     u->self[n] = '\0';
-    return qrun_find_firmware(u->prog, NULL, u->firmware, sizeof u->firmware) && find_app(u, app);
+    return qrun_find_firmware(u->prog, firmware, u->firmware, sizeof u->firmware) &&
+           find_app(u, app);
 }
 
 static int up_help(const char *prog)
 {
-    printf("usage: %s [--devices N] [--app ELF | --simulated] [--state DIR]\n\n"
+    printf("usage: %s [--devices N] [--app ELF] [--firmware ELF] [--simulated] [--state DIR]\n\n"
            "Start the local fleet stack: a CA and certificates (first run only), Mosquitto (TLS,\n"
            "client certificates, per-device ACL) and keeld (SQLite) on free 127.0.0.1 ports, an API\n"
            "token in DIR/config so later 'keel ...' commands find the server, and N emulated\n"
@@ -524,8 +525,9 @@ static int up_help(const char *prog)
            "                 device K keeps its flash in DIR/devices/dev-K, its console in\n"
            "                 DIR/devices/dev-K/console.log\n"
            "  --devices N    devices to start, 0..%u (default %u)\n"
-           "  --app ELF      the app the devices run (default: hello, built by 'make' beside this\n"
-           "                 keel); the firmware is found like 'keel device run' finds it\n"
+           "  --app ELF      the app the devices run (default: the hello app built with the firmware)\n"
+           "  --firmware ELF the secure firmware (default $KEEL_FIRMWARE, else the one built by\n"
+           "                 'make' beside this keel)\n"
            "  --simulated    SIMULATED devices instead: simdev processes speaking the device\n"
            "                 protocol from the host (no QEMU, no app; light, for many devices)\n"
            "  -h, --help     this help\n\n"
@@ -542,8 +544,9 @@ static int run_up(const char *prog, int argc, char **argv)
                                          {"devices", required_argument, NULL, OPT_DEVICES},
                                          {"simulated", no_argument, NULL, OPT_SIMULATED},
                                          {"app", required_argument, NULL, OPT_APP},
+                                         {"firmware", required_argument, NULL, OPT_FIRMWARE},
                                          {0}};
-    const char *state = NULL, *app = NULL;
+    const char *state = NULL, *app = NULL, *firmware = NULL;
     uint32_t ndev = DEVICES_DEFAULT;
     bool simulated = false;
     int c;
@@ -559,13 +562,16 @@ static int run_up(const char *prog, int argc, char **argv)
             simulated = true;
         else if (c == OPT_APP)
             app = optarg;
+        else if (c == OPT_FIRMWARE)
+            firmware = optarg;
         else
             return cli_bad_option(prog, c, argv);
     }
     if (optind < argc)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-    if (simulated && app != NULL)
-        return cli_usage_error(prog, "--app is for emulated devices; simulated ones run no app");
+    if (simulated && (app != NULL || firmware != NULL))
+        return cli_usage_error(prog, "--app and --firmware are for emulated devices; simulated ones "
+                                     "run neither");
 
     up_t *u = calloc(1, sizeof *u);
     if (u == NULL)
@@ -597,7 +603,7 @@ static int run_up(const char *prog, int argc, char **argv)
         (ndev > 0 && simulated &&
          !stack_find_tool(prog, "simdev", "KEEL_SIMDEV", "../../tests/server/simdev", u->simdev,
                           sizeof u->simdev)) ||
-        (ndev > 0 && !simulated && !find_device_parts(u, app)))
+        (ndev > 0 && !simulated && !find_device_parts(u, firmware, app)))
         goto out;
 
     /* Simulated devices get their certificates here; emulated ones issue their own (from ca.key). */
