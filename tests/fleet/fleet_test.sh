@@ -429,6 +429,16 @@ emulated)
   # stack's CA, online in keeld with their hello data, answering pings; keel down leaves nothing.
   [ -f "$FIRMWARE" ] && [ -f "$HELLO" ] || fail "firmware or hello app not built: '$FIRMWARE' '$HELLO'"
   export KEEL_FIRMWARE="$FIRMWARE"
+  # A device that cannot come up is named with its console log, and nothing is left running.
+  printf 'not an app\n' >"$WORK/junk.elf"
+  k up --state "$STATE" --devices 1 --app "$WORK/junk.elf"
+  cp "$STATE/pids" "$WORK/pids.seen" 2>/dev/null || true
+  expect_rc 1 "keel up with an app that is not one"
+  err_has "device dev-1 stopped before it came online; the end of $STATE/devices/dev-1/console.log:" \
+    "failed device message"
+  err_has "not an ELF file" "the console's end is shown"
+  [ ! -e "$STATE/pids" ] || fail "a failed keel up left its pids file"
+  for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived a failed keel up"; done
   up --devices 2 --app "$HELLO"
   out_has "2 emulated (QEMU + microvisor + hello.elf), online: dev-1 dev-2" "keel up device line"
   [ "$(wc -l <"$STATE/pids")" = 4 ] || fail "expected 4 processes: $(cat "$STATE/pids")"
