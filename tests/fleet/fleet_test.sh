@@ -44,7 +44,11 @@ cleanup() {
       [ "$rc" -ne 0 ] || { echo "FAIL: process $pid was still running after keel down"; rc=1; }
     fi
   done
+  # Most are `timeout --kill-after=2 ...`: SIGTERM reaches the command through timeout, which
+  # SIGKILLs it 2 s later if need be (a SIGKILL to timeout itself would orphan the command).
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -226,10 +230,10 @@ follow)
   up --devices 0
   sim dev-3
   # Follow, then log: the live line must arrive; -f --json prints one entry per line.
-  timeout 60 "$KEEL" logs -f dev-3 >"$WORK/follow.out" 2>"$WORK/follow.err" &
+  timeout --kill-after=2 60 "$KEEL" logs -f dev-3 >"$WORK/follow.out" 2>"$WORK/follow.err" &
   FPID=$!
   PIDS+=("$FPID")
-  timeout 60 "$KEEL" logs -f --json >"$WORK/followj.out" 2>"$WORK/followj.err" &
+  timeout --kill-after=2 60 "$KEEL" logs -f --json >"$WORK/followj.out" 2>"$WORK/followj.err" &
   JPID=$!
   PIDS+=("$JPID")
   wait_for 10 grep -q "following the logs of dev-3" "$WORK/follow.err" || fail "follow did not open: $(cat "$WORK/follow.err")"
