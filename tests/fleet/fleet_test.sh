@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# fleet_test.sh SCENARIO KEEL KEELD SIMDEV: one black-box scenario of the keel CLI's fleet commands.
-# The stack is the real one `keel up --simulated` starts (Mosquitto with TLS and the per-device ACL,
-# keeld with SQLite, simdev devices speaking protocol v1) in a private state directory; every
-# assertion is on what keel prints and its exit status. Everything started is stopped on any exit.
+# fleet_test.sh SCENARIO KEEL KEELD SIMDEV [FIRMWARE HELLO]: one black-box scenario of the keel
+# CLI's fleet commands. The stack is the real one `keel up` starts (Mosquitto with TLS and the
+# per-device ACL, keeld with SQLite) in a private state directory, with simdev devices speaking
+# protocol v1 (--simulated) or, in the "emulated" scenario, real emulated devices (QEMU +
+# microvisor + hello, FIRMWARE and HELLO). Assertions are on what keel prints, its exit status and
+# the processes it leaves. Everything started is stopped on any exit.
 set -euo pipefail
 
 SCENARIO="$1"
 KEEL="$2"
 export KEEL_KEELD="$3"
 export KEEL_SIMDEV="$4"
+FIRMWARE="${5:-}"
+HELLO="${6:-}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-fleet-test.XXXXXX")"
 STATE="$WORK/state"
@@ -40,7 +44,11 @@ cleanup() {
       [ "$rc" -ne 0 ] || { echo "FAIL: process $pid was still running after keel down"; rc=1; }
     fi
   done
+  # Most are `timeout --kill-after=2 ...`: SIGTERM reaches the command through timeout, which
+  # SIGKILLs it 2 s later if need be (a SIGKILL to timeout itself would orphan the command).
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -219,13 +227,13 @@ C
   done
   ;;
 follow)
-  up
+  up --devices 0
   sim dev-3
   # Follow, then log: the live line must arrive; -f --json prints one entry per line.
-  timeout 60 "$KEEL" logs -f dev-3 >"$WORK/follow.out" 2>"$WORK/follow.err" &
+  timeout --kill-after=2 60 "$KEEL" logs -f dev-3 >"$WORK/follow.out" 2>"$WORK/follow.err" &
   FPID=$!
   PIDS+=("$FPID")
-  timeout 60 "$KEEL" logs -f --json >"$WORK/followj.out" 2>"$WORK/followj.err" &
+  timeout --kill-after=2 60 "$KEEL" logs -f --json >"$WORK/followj.out" 2>"$WORK/followj.err" &
   JPID=$!
   PIDS+=("$JPID")
   wait_for 10 grep -q "following the logs of dev-3" "$WORK/follow.err" || fail "follow did not open: $(cat "$WORK/follow.err")"
@@ -367,10 +375,10 @@ errors)
   done
   ;;
 updown)
-  # Real emulated devices are not there yet: a clear refusal, nothing started.
-  k up --state "$STATE" --devices 1
-  expect_rc 1 "keel up without --simulated"
-  err_has "issue 4" "not-yet message names the issue"
+  # Bad option mixes are refused before anything starts.
+  k up --state "$STATE" --devices 1 --simulated --app "$KEEL"
+  expect_rc 2 "keel up --simulated --app"
+  err_has "simulated ones run neither" "--simulated --app message"
   [ ! -e "$STATE/pids" ] || fail "a refused keel up recorded processes"
   up --devices 2 --simulated
   [ "$(wc -l <"$STATE/pids")" = 4 ] || fail "expected 4 processes: $(cat "$STATE/pids")"
@@ -419,6 +427,78 @@ updown)
   expect_rc 0 "keel down of the default state"
   out_has "stopped (3 processes)" "keel down of the default state"
   for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  ;;
+emulated)
+  # keel up --devices 2: real emulated devices (QEMU + microvisor + hello) provisioned from the
+  # stack's CA, online in keeld with their hello data, answering pings; keel down leaves nothing.
+  [ -f "$FIRMWARE" ] && [ -f "$HELLO" ] || fail "firmware or hello app not built: '$FIRMWARE' '$HELLO'"
+  export KEEL_FIRMWARE="$FIRMWARE"
+  # A device that cannot come up is named with its console log, and nothing is left running.
+  printf 'not an app\n' >"$WORK/junk.elf"
+  k up --state "$STATE" --devices 1 --app "$WORK/junk.elf"
+  cp "$STATE/pids" "$WORK/pids.seen" 2>/dev/null || true
+  expect_rc 1 "keel up with an app that is not one"
+  err_has "device dev-1 stopped before it came online; the end of $STATE/devices/dev-1/console.log:" \
+    "failed device message"
+  err_has "not an ELF file" "the console's end is shown"
+  [ ! -e "$STATE/pids" ] || fail "a failed keel up left its pids file"
+  for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived a failed keel up"; done
+  up --devices 2 --app "$HELLO"
+  out_has "2 emulated (QEMU + microvisor + hello.elf), online: dev-1 dev-2" "keel up device line"
+  [ "$(wc -l <"$STATE/pids")" = 4 ] || fail "expected 4 processes: $(cat "$STATE/pids")"
+  k devices
+  expect_rc 0 "keel devices"
+  for id in dev-1 dev-2; do
+    grep -qE "^$id +yes +0\.0\.0 +running +0\.1\.0 +an505 " "$WORK/out" ||
+      fail "$id is not listed online with its hello data: $(cat "$WORK/out")"
+    grep -q 'net: connected to broker localhost (TLS, server verified, device certificate)' \
+      "$STATE/devices/$id/console.log" || fail "$id console: $(tail -20 "$STATE/devices/$id/console.log")"
+    grep -q "issued a P-256 key and a certificate (CN=$id) from the fleet CA" \
+      "$STATE/devices/$id/console.log" || fail "$id was not provisioned from the stack's CA"
+  done
+  k devices --json
+  expect_json 'sorted((d["id"], d["online"], d["app_version"], d["microvisor_version"], d["board"]) for d in j["devices"])' \
+    "[('dev-1', True, '0.0.0', '0.1.0', 'an505'), ('dev-2', True, '0.0.0', '0.1.0', 'an505')]" "devices --json"
+  for id in dev-1 dev-2; do
+    k ping "$id"
+    expect_rc 0 "ping $id"
+    grep -qE "^$id: ping ok in [0-9]+ ms" "$WORK/out" || fail "ping $id: $(cat "$WORK/out")"
+    grep -qE 'net: ping \(command [0-9]+\)' "$STATE/devices/$id/console.log" ||
+      fail "the ping did not reach $id's microvisor: $(tail -20 "$STATE/devices/$id/console.log")"
+  done
+  # What the devices run beside the recorded processes: a QEMU each (in the session of its
+  # `keel device run`) and the relays QEMU starts for their broker connections.
+  qemus() { for s in $(awk '$1 ~ /^dev-/ {print $2}' "$STATE/pids"); do ps -o pid= -o comm= -s "$s"; done |
+    awk '$2 == "qemu-system-arm" {print $1}'; }
+  relays() { ps -eo pid=,args= | awk -v p="$MQTT_PORT" '$3 == "relay" && $4 == p {print $1}'; }
+  QEMUS="$(qemus)"; RELAYS="$(relays)"
+  PIDS+=($QEMUS $RELAYS)
+  [ "$(wc -w <<<"$QEMUS")" = 2 ] || fail "expected a QEMU per device, found: $QEMUS"
+  [ "$(wc -w <<<"$RELAYS")" -ge 2 ] || fail "expected a relay per device connection, found: $RELAYS"
+  k down --state "$STATE"
+  expect_rc 0 "keel down"
+  out_has "stopped (4 processes)" "keel down summary"
+  for pid in $(recorded_pids) $QEMUS $RELAYS; do ! alive "$pid" || fail "process $pid survived keel down"; done
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$MQTT_PORT") 2>/dev/null || fail "the broker port is still open"
+  # Up again: the devices keep their state (no second certificate). A `keel device run` killed
+  # outright takes its QEMU with it (and QEMU its relays): nothing is left after keel down.
+  up --devices 1 --app "$HELLO"
+  cat "$STATE/pids" >>"$WORK/pids.seen"
+  ! grep -q 'issued a P-256 key' "$STATE/devices/dev-1/console.log" || fail "dev-1 was issued a second certificate"
+  k ping dev-1
+  expect_rc 0 "ping after the second keel up"
+  # keel down stopped the devices before keeld, so keeld recorded them offline: dev-2, not started
+  # this time, is not listed online from the last run.
+  k devices
+  grep -qE '^dev-1 +yes ' "$WORK/out" && grep -qE '^dev-2 +no ' "$WORK/out" ||
+    fail "after keel down and keel up --devices 1: $(cat "$WORK/out")"
+  QEMUS="$(qemus)"
+  PIDS+=($QEMUS)
+  [ -n "$QEMUS" ] || fail "no QEMU for dev-1"
+  kill -9 "$(awk '$1 == "dev-1" {print $2}' "$STATE/pids")"
+  k down --state "$STATE"
+  expect_rc 0 "keel down after its device runner was killed"
+  for pid in $(recorded_pids) $QEMUS $(relays); do ! alive "$pid" || fail "process $pid survived keel down"; done
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"

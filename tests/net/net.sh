@@ -105,7 +105,7 @@ fleet)
     # offered by this device, so keeld refuses it.
     STACK=$W/stack
     export KEEL_CONFIG=$STACK/config
-    timeout 60 "$keel" up --state "$STACK" >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
+    timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
     stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
     trap 'stack_down; cleanup' EXIT
     mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")

@@ -1,18 +1,24 @@
 /*
  * `keel up` / `keel down`: the local fleet stack in one command.
  *
- *   keel up [--devices N --simulated] [--state DIR]
+ *   keel up [--devices N] [--simulated | --app ELF] [--state DIR]
  *     1. DIR (default ~/.local/state/keel): CA and certificates on the first run (scripts/stack.sh,
  *        the same code the server tests use), kept for later runs
  *     2. Mosquitto on a free 127.0.0.1 port: TLS, client certificates required, identity = CN, the
  *        ACL of docs/protocol.md (generated DIR/mosquitto.conf, DIR/acl)
  *     3. keeld with SQLite (DIR/keeld.db) on a free 127.0.0.1 port; an API token on the first run
  *     4. DIR/config (url=, token=): later `keel ...` commands read it (see fapi.h)
- *     5. N devices. Until the device network stack (issue 4) lands, only --simulated ones:
- *        simdev processes speaking protocol v1 from the host, labelled SIMULATED everywhere.
+ *     5. N devices (default DEVICES_DEFAULT), dev-1..dev-N: each a `keel device run` of this
+ *        keel (QEMU + microvisor + the hello app) with its state in DIR/devices/dev-K, provisioned
+ *        from the stack's CA on its first run, its console in DIR/devices/dev-K/console.log.
+ *        With --simulated: simdev processes speaking protocol v1 from the host instead, labelled
+ *        SIMULATED everywhere. `keel up` returns when keeld lists every device online.
  *   Every process is recorded in DIR/pids as it starts; on any failure everything started is stopped.
  *
  *   keel down [--state DIR]: SIGTERM to all, a bounded wait, SIGKILL to the rest. Idempotent.
+ *   Only the `keel device run` of each emulated device is recorded: on SIGTERM it stops its QEMU,
+ *   and if it is killed outright QEMU dies with it (qrun: PR_SET_PDEATHSIG). QEMU's relays (one
+ *   per broker connection, detached by QEMU) end when either side closes: QEMU's or the broker's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,17 +38,25 @@
 #include "cli.h"
 #include "cmd.h"
 #include "fapi.h"
+#include "qrun.h"
 #include "stack.h"
 
 #define DEVICES_MAX 64u
+#define DEVICES_DEFAULT 2u
 #define START_WAIT_MS 15000u
+/* An emulated device boots, runs a TLS handshake in the emulator and says hello; with several
+ * QEMUs sharing a few cores that takes a while: a base plus a share per device. */
+#define DEVICE_WAIT_BASE_MS 60000u
+#define DEVICE_WAIT_EACH_MS 15000u
+#define APP_REL "apps/hello/hello.elf"
 #define STOP_WAIT_MS 10000u
+#define OFFLINE_WAIT_MS 5000u
 #define CERTS_TIMEOUT_S 300u
 #define POLL_MS 100u
 /* simdev's serve action needs an end: a week, far past any local session. */
 #define SIMDEV_SERVE "serve:604800"
 
-enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED };
+enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP, OPT_FIRMWARE };
 
 typedef struct up {
     const char *prog;
@@ -52,6 +66,13 @@ typedef struct up {
     char simdev[STACK_PATH_MAX];
     char mosquitto[STACK_PATH_MAX];
     char script[STACK_PATH_MAX];
+    char self[STACK_PATH_MAX];     /* this keel: each emulated device is a `keel device run` */
+    char firmware[STACK_PATH_MAX]; /* emulated devices: the secure firmware ELF */
+    char app[STACK_PATH_MAX];      /* emulated devices: the app installed on each */
+    bool simulated;
+    unsigned ndev;
+    char ids[DEVICES_MAX][16];
+    pid_t dev_pid[DEVICES_MAX];
     unsigned mqtt_port;
     unsigned http_port;
     char token[FAPI_TOKEN_MAX];
@@ -143,20 +164,21 @@ static bool run_script(up_t *u, char **args, unsigned nargs)
     return true;
 }
 
-/* The token a previous `keel up` wrote into DIR/config, if any. */
-static void read_token(up_t *u)
+/* The url and token a previous `keel up` wrote into DIR/config, if any (left as they are if not). */
+static void read_config(const char *dir, char *url, size_t url_cap, char *token, size_t token_cap)
 {
     char path[STACK_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/config", u->dir);
+    snprintf(path, sizeof path, "%s/config", dir);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return;
     char line[512];
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "token=", 6) == 0) {
-            snprintf(u->token, sizeof u->token, "%s", line + 6);
-            u->token[strcspn(u->token, "\r\n")] = '\0';
-        }
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strncmp(line, "token=", 6) == 0)
+            snprintf(token, token_cap, "%s", line + 6);
+        else if (strncmp(line, "url=", 4) == 0)
+            snprintf(url, url_cap, "%s", line + 4);
     }
     fclose(f);
 }
@@ -226,7 +248,8 @@ static bool start_keeld(up_t *u)
 {
     char db[STACK_PATH_MAX + 16];
     snprintf(db, sizeof db, "%s/keeld.db", u->dir);
-    read_token(u);
+    char url[256];
+    read_config(u->dir, url, sizeof url, u->token, sizeof u->token);
     if (u->token[0] == '\0' || access(db, F_OK) != 0) {
         char *argv[] = {u->keeld, "token", "create", "--db", db, "--name", "keel-up", NULL};
         char out[FAPI_TOKEN_MAX], log[STACK_PATH_MAX + 16];
@@ -291,65 +314,226 @@ static bool start_keeld(up_t *u)
     return false;
 }
 
-static bool start_devices(up_t *u, unsigned n)
+/* Where device i's output goes: its console log (emulated) or DIR/dev-K.log (simulated). */
+static void device_log(const up_t *u, unsigned i, char *out, size_t cap)
 {
-    char mport[16], ca[STACK_PATH_MAX + 16];
-    snprintf(mport, sizeof mport, "%u", u->mqtt_port);
+    if (u->simulated)
+        snprintf(out, cap, "%s/%s.log", u->dir, u->ids[i]);
+    else
+        snprintf(out, cap, "%s/devices/%s/console.log", u->dir, u->ids[i]);
+}
+
+static pid_t start_simulated(up_t *u, unsigned i, char *mport, const char *log)
+{
+    char ca[STACK_PATH_MAX + 16], cert[STACK_PATH_MAX + 32], key[STACK_PATH_MAX + 32];
     snprintf(ca, sizeof ca, "%s/ca.pem", u->dir);
-    for (unsigned i = 1; i <= n; i++) {
-        char id[16], cert[STACK_PATH_MAX + 32], key[STACK_PATH_MAX + 32], log[STACK_PATH_MAX + 32];
-        snprintf(id, sizeof id, "dev-%u", i);
-        snprintf(cert, sizeof cert, "%s/%s.pem", u->dir, id);
-        snprintf(key, sizeof key, "%s/%s.key", u->dir, id);
-        snprintf(log, sizeof log, "%s/%s.log", u->dir, id);
-        char *argv[] = {u->simdev, "--port", mport, "--ca", ca, "--cert", cert, "--key", key,
-                        "--id", id, SIMDEV_SERVE, NULL};
-        if (stack_spawn(u->prog, u->pids, id, argv, log) < 0)
-            return false;
+    snprintf(cert, sizeof cert, "%s/%s.pem", u->dir, u->ids[i]);
+    snprintf(key, sizeof key, "%s/%s.key", u->dir, u->ids[i]);
+    char *argv[] = {u->simdev, "--port", mport, "--ca", ca, "--cert", cert, "--key", key,
+                    "--id", u->ids[i], SIMDEV_SERVE, NULL};
+    return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
+}
+
+/*
+ * An emulated device is this keel's own `keel device run`: it creates the state on the first run,
+ * provisions the device from the stack's CA (its key and certificate are issued once, CN = id),
+ * installs the app and runs QEMU until `keel down` sends it SIGTERM (it then stops QEMU).
+ */
+static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
+{
+    char dir[STACK_PATH_MAX + 32], ca[STACK_PATH_MAX + 16], cakey[STACK_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/devices/%s", u->dir, u->ids[i]);
+    snprintf(ca, sizeof ca, "%s/ca.pem", u->dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", u->dir);
+    if (!mkdir_p(dir)) {
+        fprintf(stderr, "%s: cannot create %s: %s\n", u->prog, dir, strerror(errno));
+        return -1;
     }
-    /* Wait until keeld lists every device online: the stack is usable when `keel up` returns. */
+    unlink(log); /* each `keel up` starts a fresh console log */
+    char *argv[] = {u->self,     "device",       "run",   "--state",     dir,   "--id",
+                    u->ids[i],   "--install",    u->app,  "--firmware",  u->firmware,
+                    "--broker",  mport,  "--fleet-ca", ca,       "--fleet-ca-key",
+                    cakey,       NULL};
+    return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
+}
+
+/*
+ * keeld's view: which of our devices are online (online[i]) with a hello received since since_ms
+ * (wall clock, like keeld's): the registry may still say "online" from a previous run whose
+ * devices' last wills keeld did not see before it stopped. False when keeld did not answer.
+ */
+static bool poll_online(up_t *u, fapi_t *a, int64_t since_ms, bool *online)
+{
+    json_t *j = NULL;
+    if (!fapi_call(a, "GET", "/v1/devices", NULL, &j, NULL)) {
+        json_decref(j);
+        return false;
+    }
+    size_t k;
+    json_t *d;
+    json_array_foreach(json_object_get(j, "devices"), k, d) {
+        const char *id = json_string_value(json_object_get(d, "id"));
+        for (unsigned i = 0; id != NULL && i < u->ndev; i++)
+            if (strcmp(id, u->ids[i]) == 0)
+                online[i] = json_is_true(json_object_get(d, "online")) &&
+                            json_integer_value(json_object_get(d, "hello_ms")) >= since_ms;
+    }
+    json_decref(j);
+    return true;
+}
+
+/* The last lines of a device's log, so a failure shows its cause without opening the file. */
+static void print_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char buf[1024];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    long from = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
+    size_t n = 0;
+    if (size > 0 && fseek(f, from, SEEK_SET) == 0)
+        n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = buf;
+    if (from > 0 && (p = strchr(buf, '\n')) != NULL)
+        p++; /* a partial first line is dropped */
+    for (char *save = NULL, *line = strtok_r(p ? p : buf, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save))
+        fprintf(stderr, "  | %s\n", line);
+}
+
+/*
+ * Wait until keeld lists every device online: the stack is usable when `keel up` returns. A
+ * device whose process ends, or that is not online in time, is named with its log.
+ */
+static bool wait_online(up_t *u, int64_t since_ms)
+{
     fapi_t a;
     if (!open_local(u, &a))
         return false;
-    for (unsigned t = 0; t < START_WAIT_MS; t += POLL_MS) {
-        json_t *j = NULL;
-        unsigned online = 0;
-        if (fapi_call(&a, "GET", "/v1/devices", NULL, &j, NULL)) {
-            size_t k;
-            json_t *d;
-            json_array_foreach(json_object_get(j, "devices"), k, d) {
-                const char *id = json_string_value(json_object_get(d, "id"));
-                unsigned num;
-                char extra;
-                if (id != NULL && sscanf(id, "dev-%u%c", &num, &extra) == 1 && num >= 1 && num <= n &&
-                    json_is_true(json_object_get(d, "online")))
-                    online++;
+    unsigned wait_ms = u->simulated ? START_WAIT_MS
+                                    : DEVICE_WAIT_BASE_MS + DEVICE_WAIT_EACH_MS * u->ndev;
+    bool online[DEVICES_MAX] = {false};
+    char log[STACK_PATH_MAX + 64];
+    uint64_t end = stack_mono_ms() + wait_ms;
+    for (;;) {
+        poll_online(u, &a, since_ms, online);
+        unsigned up = 0;
+        for (unsigned i = 0; i < u->ndev; i++) {
+            up += online[i];
+            if (!online[i] && !stack_alive(u->dev_pid[i])) {
+                device_log(u, i, log, sizeof log);
+                fprintf(stderr, "%s: device %s stopped before it came online; the end of %s:\n",
+                        u->prog, u->ids[i], log);
+                print_tail(log);
+                return false;
             }
         }
-        json_decref(j);
-        if (online == n)
+        if (up == u->ndev)
             return true;
+        if (stack_mono_ms() >= end)
+            break;
         stack_sleep_ms(POLL_MS);
     }
-    fprintf(stderr, "%s: not every simulated device came online (see %s/dev-*.log)\n", u->prog, u->dir);
+    for (unsigned i = 0; i < u->ndev; i++) {
+        if (online[i])
+            continue;
+        device_log(u, i, log, sizeof log);
+        fprintf(stderr, "%s: device %s did not come online within %u s; the end of %s:\n",
+                u->prog, u->ids[i], wait_ms / 1000u, log);
+        print_tail(log);
+    }
     return false;
+}
+
+static bool start_devices(up_t *u)
+{
+    char mport[16];
+    snprintf(mport, sizeof mport, "%u", u->mqtt_port);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (!u->simulated)
+        printf("starting %u emulated device%s (QEMU), waiting until keeld lists %s online...\n",
+               u->ndev, u->ndev == 1 ? "" : "s", u->ndev == 1 ? "it" : "them");
+    fflush(stdout);
+    for (unsigned i = 0; i < u->ndev; i++) {
+        char log[STACK_PATH_MAX + 64];
+        device_log(u, i, log, sizeof log);
+        u->dev_pid[i] = u->simulated ? start_simulated(u, i, mport, log)
+                                     : start_emulated(u, i, mport, log);
+        if (u->dev_pid[i] < 0)
+            return false;
+    }
+    return wait_online(u, since_ms);
+}
+
+/*
+ * The app emulated devices run: --app, else the hello app of the firmware's build tree:
+ * FW/microvisor/keel-microvisor.elf and FW/apps/hello/hello.elf (the firmware is found first).
+ */
+static bool find_app(up_t *u, const char *given)
+{
+    if (given != NULL) {
+        if (realpath(given, u->app) == NULL || access(u->app, R_OK) != 0) {
+            fprintf(stderr, "%s: --app %s: %s\n", u->prog, given, strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    char cand[STACK_PATH_MAX + 32];
+    snprintf(cand, sizeof cand, "%s", u->firmware);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(cand, '/');
+        if (slash != NULL)
+            *slash = '\0';
+    }
+    snprintf(cand + strlen(cand), sizeof cand - strlen(cand), "/%s", APP_REL);
+    if (realpath(cand, u->app) != NULL && access(u->app, R_OK) == 0)
+        return true;
+    fprintf(stderr, "%s: no hello app at %s (the build tree of the firmware %s): run 'make' at "
+                    "the top of the Keel tree, or give the app with --app ELF\n", u->prog, cand,
+            u->firmware);
+    return false;
+}
+
+/* What emulated devices need, checked before anything starts. */
+static bool find_device_parts(up_t *u, const char *firmware, const char *app)
+{
+    ssize_t n = readlink("/proc/self/exe", u->self, sizeof u->self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "%s: cannot find this keel's own path: %s\n", u->prog, strerror(errno));
+        return false;
+    }
+    u->self[n] = '\0';
+    return qrun_find_firmware(u->prog, firmware, u->firmware, sizeof u->firmware) &&
+           find_app(u, app);
 }
 
 static int up_help(const char *prog)
 {
-    printf("usage: %s [--devices N --simulated] [--state DIR]\n\n"
+    printf("usage: %s [--devices N] [--app ELF] [--firmware ELF] [--simulated] [--state DIR]\n\n"
            "Start the local fleet stack: a CA and certificates (first run only), Mosquitto (TLS,\n"
            "client certificates, per-device ACL) and keeld (SQLite) on free 127.0.0.1 ports, an API\n"
-           "token in DIR/config so later 'keel ...' commands find the server, and N devices.\n\n"
+           "token in DIR/config so later 'keel ...' commands find the server, and N emulated\n"
+           "devices dev-1..dev-N (QEMU + microvisor + the hello app), each provisioned from the\n"
+           "stack's CA. It returns when keeld lists every device online.\n\n"
            "options:\n"
-           "  --state DIR    where everything lives (default $KEEL_STATE or ~/.local/state/keel)\n"
-           "  --devices N    devices to start, 0..%u (default 0)\n"
-           "  --simulated    the devices are SIMULATED: simdev processes speaking the device\n"
-           "                 protocol from the host (no QEMU, no app). Required with --devices\n"
-           "                 until emulated devices can reach the broker (issue 4).\n"
+           "  --state DIR    where everything lives (default $KEEL_STATE or ~/.local/state/keel);\n"
+           "                 device K keeps its flash in DIR/devices/dev-K, its console in\n"
+           "                 DIR/devices/dev-K/console.log\n"
+           "  --devices N    devices to start, 0..%u (default %u)\n"
+           "  --app ELF      the app the devices run (default: the hello app built with the firmware)\n"
+           "  --firmware ELF the secure firmware (default $KEEL_FIRMWARE, else the one built by\n"
+           "                 'make' beside this keel)\n"
+           "  --simulated    SIMULATED devices instead: simdev processes speaking the device\n"
+           "                 protocol from the host (no QEMU, no app; light, for many devices)\n"
            "  -h, --help     this help\n\n"
-           "'keel down' stops it; the state (certificates, database, token) stays for the next run.\n",
-           prog, DEVICES_MAX);
+           "'keel down' stops it; the state (certificates, database, token, devices) stays for the\n"
+           "next run.\n",
+           prog, DEVICES_MAX, DEVICES_DEFAULT);
     return CLI_EXIT_OK;
 }
 
@@ -359,9 +543,11 @@ static int run_up(const char *prog, int argc, char **argv)
                                          {"state", required_argument, NULL, OPT_STATE},
                                          {"devices", required_argument, NULL, OPT_DEVICES},
                                          {"simulated", no_argument, NULL, OPT_SIMULATED},
+                                         {"app", required_argument, NULL, OPT_APP},
+                                         {"firmware", required_argument, NULL, OPT_FIRMWARE},
                                          {0}};
-    const char *state = NULL;
-    uint32_t ndev = 0;
+    const char *state = NULL, *app = NULL, *firmware = NULL;
+    uint32_t ndev = DEVICES_DEFAULT;
     bool simulated = false;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -374,21 +560,25 @@ static int run_up(const char *prog, int argc, char **argv)
                 return CLI_EXIT_USAGE;
         } else if (c == OPT_SIMULATED)
             simulated = true;
+        else if (c == OPT_APP)
+            app = optarg;
+        else if (c == OPT_FIRMWARE)
+            firmware = optarg;
         else
             return cli_bad_option(prog, c, argv);
     }
     if (optind < argc)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-    if (ndev > 0 && !simulated)
-        return cli_fail(prog, "not yet: emulated devices (QEMU + microvisor + hello) need the device "
-                              "network stack of issue 4 to reach the broker, which is not merged yet.\n"
-                              "  Use '--devices %u --simulated' for simulated stand-ins (simdev, the "
-                              "device protocol from the host), or --devices 0.", (unsigned)ndev);
+    if (simulated && (app != NULL || firmware != NULL))
+        return cli_usage_error(prog, "--app and --firmware are for emulated devices; simulated ones "
+                                     "run neither");
 
     up_t *u = calloc(1, sizeof *u);
     if (u == NULL)
         return cli_fail(prog, "out of memory");
     u->prog = prog;
+    u->simulated = simulated;
+    u->ndev = ndev;
     int rc = CLI_EXIT_FAIL;
     const char *script = getenv("KEEL_STACK_SCRIPT");
     snprintf(u->script, sizeof u->script, "%s",
@@ -410,23 +600,26 @@ static int run_up(const char *prog, int argc, char **argv)
     if (!stack_find_tool(prog, "keeld", "KEEL_KEELD", "../../server/keeld", u->keeld, sizeof u->keeld) ||
         !stack_find_tool(prog, "mosquitto", "KEEL_MOSQUITTO", "/usr/sbin/mosquitto", u->mosquitto,
                          sizeof u->mosquitto) ||
-        (ndev > 0 && !stack_find_tool(prog, "simdev", "KEEL_SIMDEV", "../../tests/server/simdev",
-                                      u->simdev, sizeof u->simdev)))
+        (ndev > 0 && simulated &&
+         !stack_find_tool(prog, "simdev", "KEEL_SIMDEV", "../../tests/server/simdev", u->simdev,
+                          sizeof u->simdev)) ||
+        (ndev > 0 && !simulated && !find_device_parts(u, firmware, app)))
         goto out;
 
+    /* Simulated devices get their certificates here; emulated ones issue their own (from ca.key). */
     char *names[2 + DEVICES_MAX + 2];
-    char ids[DEVICES_MAX][16];
     unsigned n = 0;
     names[n++] = "certs";
     names[n++] = u->dir;
     names[n++] = "broker";
     names[n++] = "keeld";
     for (unsigned i = 0; i < ndev; i++) {
-        snprintf(ids[i], sizeof ids[i], "dev-%u", i + 1);
-        names[n++] = ids[i];
+        snprintf(u->ids[i], sizeof u->ids[i], "dev-%u", i + 1);
+        if (simulated)
+            names[n++] = u->ids[i];
     }
     if (!run_script(u, names, n) || !start_broker(u) || !start_keeld(u) || !write_config(u) ||
-        (ndev > 0 && !start_devices(u, ndev))) {
+        (ndev > 0 && !start_devices(u))) {
         fprintf(stderr, "%s: stopping what was started\n", prog);
         stack_stop_all(prog, u->pids, STOP_WAIT_MS, false);
         goto out;
@@ -435,15 +628,20 @@ static int run_up(const char *prog, int argc, char **argv)
     printf("  broker   mosquitto on 127.0.0.1:%u (TLS, client certificates, per-device ACL)\n",
            u->mqtt_port);
     printf("  keeld    http://127.0.0.1:%u (database %s/keeld.db)\n", u->http_port, u->dir);
-    if (ndev == 0) {
-        printf("  devices  none (--devices N --simulated starts simulated ones)\n");
-    } else {
+    if (ndev == 0)
+        printf("  devices  none (--devices N starts some)\n");
+    else if (simulated)
         printf("  devices  %u SIMULATED (simdev: the device protocol from the host, no QEMU):",
                (unsigned)ndev);
-        for (unsigned i = 0; i < ndev; i++)
-            printf(" %s", ids[i]);
+    else
+        printf("  devices  %u emulated (QEMU + microvisor + %s), online:", (unsigned)ndev,
+               strrchr(u->app, '/') + 1);
+    for (unsigned i = 0; i < ndev; i++)
+        printf(" %s", u->ids[i]);
+    if (ndev > 0)
         printf("\n");
-    }
+    if (ndev > 0 && !simulated)
+        printf("  consoles %s/devices/<id>/console.log\n", u->dir);
     printf("  config   %s/config (url and API token)\n", u->dir);
     if (state != NULL)
         printf("Use it with: export KEEL_CONFIG=%s/config   then e.g. 'keel devices'\n"
@@ -455,6 +653,37 @@ out:
     fapi_cleanup();
     free(u);
     return rc;
+}
+
+/*
+ * Until keeld lists no device online, at most OFFLINE_WAIT_MS: then the registry is true for the
+ * next `keel up` too. Best effort: when keeld does not answer, down goes on.
+ */
+static void wait_offline(const char *prog, const char *dir)
+{
+    char url[256] = "", token[FAPI_TOKEN_MAX] = "";
+    read_config(dir, url, sizeof url, token, sizeof token);
+    fapi_t a;
+    if (url[0] == '\0' || !fapi_open(prog, url, token, &a))
+        return;
+    a.quiet = true;
+    for (unsigned t = 0; t < OFFLINE_WAIT_MS; t += POLL_MS) {
+        json_t *j = NULL;
+        bool any = false;
+        if (!fapi_call(&a, "GET", "/v1/devices", NULL, &j, NULL)) {
+            json_decref(j);
+            break;
+        }
+        size_t k;
+        json_t *d;
+        json_array_foreach(json_object_get(j, "devices"), k, d)
+            any = any || json_is_true(json_object_get(d, "online"));
+        json_decref(j);
+        if (!any)
+            break;
+        stack_sleep_ms(POLL_MS);
+    }
+    fapi_cleanup();
 }
 
 static int run_down(const char *prog, int argc, char **argv)
@@ -484,7 +713,11 @@ static int run_down(const char *prog, int argc, char **argv)
     if (!state_dir(prog, state, false, dir, sizeof dir))
         return CLI_EXIT_FAIL;
     snprintf(pids, sizeof pids, "%s/pids", dir);
-    int n = stack_stop_all(prog, pids, STOP_WAIT_MS, true);
+    /* Devices first, so keeld is still there to record them going offline (their last wills). */
+    int n = stack_stop_some(pids, "dev-", STOP_WAIT_MS, true);
+    if (n > 0)
+        wait_offline(prog, dir);
+    n += stack_stop_all(prog, pids, STOP_WAIT_MS, true);
     if (n == 0)
         printf("nothing running from %s\n", dir);
     else

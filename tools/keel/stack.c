@@ -280,14 +280,14 @@ int stack_count_alive(const char *pids_path)
     return alive;
 }
 
-int stack_stop_all(const char *prog, const char *pids_path, unsigned wait_ms, bool verbose)
+int stack_stop_some(const char *pids_path, const char *prefix, unsigned wait_ms, bool verbose)
 {
     entry_t e[PIDS_MAX];
     int n = read_pids(pids_path, e, PIDS_MAX), running = 0;
     bool was[PIDS_MAX];
     /* Newest first: devices, then keeld, then the broker they talk to. */
     for (int i = n - 1; i >= 0; i--) {
-        was[i] = ours_alive(&e[i]);
+        was[i] = strncmp(e[i].name, prefix, strlen(prefix)) == 0 && ours_alive(&e[i]);
         if (was[i]) {
             kill(e[i].pid, SIGTERM);
             running++;
@@ -323,6 +323,12 @@ int stack_stop_all(const char *prog, const char *pids_path, unsigned wait_ms, bo
             break;
         stack_sleep_ms(POLL_SLICE_MS);
     }
+    return running;
+}
+
+int stack_stop_all(const char *prog, const char *pids_path, unsigned wait_ms, bool verbose)
+{
+    int running = stack_stop_some(pids_path, "", wait_ms, verbose);
     if (unlink(pids_path) != 0 && errno != ENOENT)
         fprintf(stderr, "%s: cannot remove %s: %s\n", prog, pids_path, strerror(errno));
     return running;

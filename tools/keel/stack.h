@@ -55,6 +55,12 @@ bool stack_alive(pid_t pid);
  */
 int stack_stop_all(const char *prog, const char *pids_path, unsigned wait_ms, bool verbose);
 
+/*
+ * The same for the processes whose recorded name starts with prefix only (the file stays): e.g.
+ * the devices first, so keeld still runs to record them going offline. Returns how many ran.
+ */
+int stack_stop_some(const char *pids_path, const char *prefix, unsigned wait_ms, bool verbose);
+
 /* The number of processes recorded in pids_path that still run. */
 int stack_count_alive(const char *pids_path);
 
