@@ -96,21 +96,47 @@ expect_console() { # SECONDS ERE: wait until the console shows ERE
     wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"
 }
 
-# fleet: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
-[ "$case_" = fleet ] || start_broker
+# fleet*: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
+STACK=$W/stack
+stack_up() {
+    export KEEL_CONFIG=$STACK/config
+    timeout 60 "$keel" up --state "$STACK" >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
+    stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
+    trap 'stack_down; cleanup' EXIT
+    local mport
+    mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
+    [ -n "$mport" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
+    PORT=$mport
+}
+# The stack's broker, stopped and started again with the same command line (a broker outage).
+STACK_MOSQ=""
+stack_broker_stop() {
+    local pid
+    pid=$(awk '$1 == "mosquitto" { print $2 }' "$STACK/pids" 2>/dev/null | tail -n 1)
+    [ -n "$STACK_MOSQ" ] && pid=$STACK_MOSQ
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || fail "cannot find the stack's mosquitto (pids: $(cat "$STACK/pids" 2>&1))"
+    tr '\0' '\n' <"/proc/$pid/cmdline" >"$W/mosq.cmd"
+    kill -TERM "$pid"
+    wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "the stack's mosquitto did not stop"
+}
+stack_broker_start() {
+    mapfile -t cmd <"$W/mosq.cmd"
+    "${cmd[@]}" >>"$W/mosquitto.out" 2>&1 &
+    STACK_MOSQ=$!
+    PIDS+=("$STACK_MOSQ")
+    wait_for 10 port_open || fail "the stack's mosquitto did not start again"
+}
+keel_has() { # ERE COMMAND...: the keel command's output matches ERE
+    local re=$1; shift
+    timeout 20 "$keel" "$@" >"$W/keel.out" 2>&1 && grep -qE -- "$re" "$W/keel.out"
+}
+case $case_ in fleet*) ;; *) start_broker ;; esac
 case $case_ in
 fleet)
     # End to end: keel up (Mosquitto + keeld), a real emulated device provisioned from the
     # stack's CA, then the fleet commands through keeld: devices, ping, restart; reboot is not
     # offered by this device, so keeld refuses it.
-    STACK=$W/stack
-    export KEEL_CONFIG=$STACK/config
-    timeout 60 "$keel" up --state "$STACK" >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
-    stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
-    trap 'stack_down; cleanup' EXIT
-    mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
-    [ -n "$mport" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
-    PORT=$mport
+    stack_up
     start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
     expect_console 20 'net: connected to broker'
     devices_online() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +yes +0\.0\.0 +running +0\.1\.0 +an505'; }
@@ -124,6 +150,40 @@ fleet)
     kill -TERM "$KEEL_PID"; wait_device
     offline() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +no '; }
     wait_for 20 offline || fail "keeld still shows dev-1 online after it vanished (last will)"
+    ;;
+fleet-logs)
+    # Logs and crash reports reach keeld and are acked: the app's keel_log_write lines and the
+    # microvisor's events from a first run; then, with the broker down, crashy crashes twice
+    # (events, logs and reports queue on the device) and everything arrives once it is back.
+    stack_up
+    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    expect_console 20 'net: connected to broker'
+    wait_for 20 keel_has 'dev-1 +info +app: hello: up and logging' logs dev-1 ||
+        fail "the app's log line did not reach keeld: $(cat "$W/keel.out")"
+    wait_for 20 keel_has 'dev-1 +info +microvisor: microvisor 0\.1\.0, boot 1 since power-on, reset: power-on' logs dev-1 ||
+        fail "the microvisor's boot event did not reach keeld: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
+    stack_broker_stop
+    printf 'null\nnull\nnone\n' >"$W/modes.txt"
+    timeout --kill-after=5 70 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 40 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 30 'crashy: running none'
+    reason=$(sed -n 's/^\[keel\] app stopped: //p' "$W/console.txt" | head -n 1)
+    [ -n "$reason" ] || fail "crashy did not crash"
+    [ "$(console_count '^\[keel\] app stopped: ')" -eq 2 ] || fail "crashy did not crash exactly twice"
+    console_has 'net: connected to broker' && fail "the device connected while the broker was down"
+    stack_broker_start
+    expect_console 40 'net: connected to broker'
+    crashes_in() { keel_has "dev-1 .*$reason" crashes dev-1 && [ "$(grep -c "dev-1 .*$reason" "$W/keel.out")" -eq 2 ]; }
+    wait_for 30 crashes_in || fail "keeld does not list both crash reports ($reason): $(cat "$W/keel.out")"
+    logs_in() { keel_has "dev-1 +error +microvisor: app stopped: $reason" logs dev-1 &&
+                [ "$(grep -c "microvisor: app stopped: $reason" "$W/keel.out")" -eq 2 ] &&
+                grep -q 'microvisor: app restart 2 in' "$W/keel.out"; }
+    wait_for 30 logs_in || fail "the events logged while the broker was down did not all arrive once: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
     ;;
 connect)
     # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is
