@@ -81,11 +81,12 @@ PUB=(mosquitto_pub "${TLS[@]}")
 # ---- device --------------------------------------------------------------------------------------
 STATE=$W/state
 KEEL_PID=""
-# start_device SECONDS [keel flags...]: run the device in the background, console in console.txt.
+# start_device SECONDS [keel flags...]: run the device in the background, console in console.txt,
+# UART input from $DEV_IN (default none).
 start_device() {
     local s=$1; shift
     timeout --kill-after=5 $((s + 30)) "$keel" device run --state "$STATE" --firmware "$fw" \
-        --id dev-1 --seconds "$s" --broker "$PORT" "$@" </dev/null >"$W/console.txt" 2>&1 &
+        --id dev-1 --seconds "$s" --broker "$PORT" "$@" <"${DEV_IN:-/dev/null}" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
 }
@@ -165,8 +166,8 @@ fleet-logs)
     kill -TERM "$KEEL_PID"; wait_device
     stack_broker_stop
     printf 'null\nnull\nnone\n' >"$W/modes.txt"
-    timeout --kill-after=5 70 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
-        --seconds 40 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+    timeout --kill-after=5 100 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 70 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
         --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
@@ -178,11 +179,35 @@ fleet-logs)
     stack_broker_start
     expect_console 40 'net: connected to broker'
     crashes_in() { keel_has "dev-1 .*$reason" crashes dev-1 && [ "$(grep -c "dev-1 .*$reason" "$W/keel.out")" -eq 2 ]; }
-    wait_for 30 crashes_in || fail "keeld does not list both crash reports ($reason): $(cat "$W/keel.out")"
+    wait_for 45 crashes_in || fail "keeld does not list both crash reports ($reason): $(cat "$W/keel.out")"
     logs_in() { keel_has "dev-1 +error +microvisor: app stopped: $reason" logs dev-1 &&
                 [ "$(grep -c "microvisor: app stopped: $reason" "$W/keel.out")" -eq 2 ] &&
                 grep -q 'microvisor: app restart 2 in' "$W/keel.out"; }
-    wait_for 30 logs_in || fail "the events logged while the broker was down did not all arrive once: $(cat "$W/keel.out")"
+    wait_for 45 logs_in || fail "the events logged while the broker was down did not all arrive once: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
+fleet-drops)
+    # A full offline log buffer drops its oldest entries and counts them: the app hears it
+    # (KEEL_NOTIFY_LOG_DROPPED), keeld gets the count in the next batch and in heartbeats, and
+    # the newest entries arrive once the broker is back.
+    stack_up
+    stack_broker_stop
+    printf 'logs 100\n' >"$W/modes.txt"
+    DEV_IN=$W/modes.txt
+    bench=$(dirname "$hello")/../bench/bench.elf
+    start_device 70 --install "$bench" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" \
+        --append net-heartbeat=300
+    expect_console 30 'bench: log_dropped_notified='
+    dropped=$(sed -n 's/^app| bench: log_dropped_notified=\([0-9]*\).*/\1/p' "$W/console.txt")
+    [ -n "$dropped" ] && [ "$dropped" -gt 0 ] || fail "the app was not told of dropped log entries (got '$dropped')"
+    stack_broker_start
+    expect_console 40 'net: connected to broker'
+    drops_in() { keel_has "$dropped log entries dropped on the device here" logs dev-1 && grep -q 'app: bench: log 99$' "$W/keel.out"; }
+    # keeld reconnects to the broker on its own back-off (up to 10 s) and misses what was published
+    # before; the device resends unacked batches every 10 s, so allow both.
+    wait_for 45 drops_in || fail "keeld does not show the $dropped dropped entries and the newest line: $(cat "$W/keel.out")"
+    grep -q 'app: bench: log 0$' "$W/keel.out" && fail "the oldest entry was kept although the buffer overflowed"
+    wait_for 20 keel_has "log dropped +$dropped\$" device show dev-1 || fail "the heartbeat's drop count is not $dropped: $(cat "$W/keel.out")"
     kill -TERM "$KEEL_PID"; wait_device
     ;;
 connect)
