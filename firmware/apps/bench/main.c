@@ -9,8 +9,9 @@
  *
  * Modes for scripts/bench-net.sh and tests/net (a line on UART0 within MODE_WAIT_US of the first
  * start; without one, the run above, its output unchanged):
- *   spin MS   count busy-loop rounds for MS ms of device time, then print spin_rounds= and stay
- *             idle: the app's compute throughput, with and without the microvisor's network.
+ *   spin MS   idle SPIN_SETTLE_MS (the network connects meanwhile), then count busy-loop rounds
+ *             for MS ms of device time, print spin_rounds= and stay idle: the app's compute
+ *             throughput, with the microvisor idle-connected and with networking off.
  *   logs N    write N log lines as fast as it can, then report (log_dropped_notified=) how many
  *             drops the microvisor announced with KEEL_NOTIFY_LOG_DROPPED within 2 s.
  */
@@ -51,6 +52,7 @@ static uint64_t now_us(void)
 
 #define MODE_WAIT_US 300000u
 #define SPIN_INNER 1000u
+#define SPIN_SETTLE_MS 3000u
 
 static keel_notification_t ring[4];
 static uint32_t ring_next;
@@ -76,6 +78,8 @@ static void idle_forever(void)
 
 static void mode_spin(uint32_t ms)
 {
+    for (uint64_t s = now_us(); now_us() - s < SPIN_SETTLE_MS * 1000u;)
+        __asm__ volatile("wfi");
     uint64_t rounds = 0, t0 = now_us(), t = t0;
     while (t - t0 < (uint64_t)ms * 1000u) {
         for (uint32_t i = 0; i < SPIN_INNER; i++)

@@ -86,6 +86,10 @@ typedef struct link {
     kproto_topic_t in_topic;
     bool in_wanted, in_overflow;
     uint32_t in_len;
+    /* Received publishes (bench-net.sh's cloud->device throughput): boot word net-rx-mark=N
+     * logs the count, bytes and time once N have arrived. */
+    uint32_t rx_mark, rx_count, rx_first_ms;
+    uint64_t rx_bytes;
     uint8_t in[KPROTO_ENVELOPE_MAX];
 } link_t;
 
@@ -434,7 +438,15 @@ static void on_data(void *arg, const u8_t *data, u16_t len, u8_t flags)
             lk.in_len += len;
         }
     }
-    if (!(flags & MQTT_DATA_FLAG_LAST) || !lk.in_wanted)
+    lk.rx_bytes += len;
+    if (!(flags & MQTT_DATA_FLAG_LAST))
+        return;
+    if (lk.rx_count++ == 0u)
+        lk.rx_first_ms = port_ticks();
+    if (lk.rx_count == lk.rx_mark)
+        uv_log("net: received %lu messages (%lu bytes) in %lu ms since the first", (unsigned long)lk.rx_count,
+               (unsigned long)lk.rx_bytes, (unsigned long)(port_ticks() - lk.rx_first_ms));
+    if (!lk.in_wanted)
         return;
     if (lk.in_overflow)
         uv_log("net: %s message larger than %u bytes ignored", kproto_topic_info(lk.in_topic)->suffix,
@@ -558,6 +570,7 @@ bool net_link_init(const net_link_cfg_t *cfg)
             return false;
         }
     lk.hb_period = port_arg_u32("net-heartbeat", HB_DEFAULT_MS);
+    lk.rx_mark = port_arg_u32("net-rx-mark", 0u);
     if (lk.hb_period < 100u)
         lk.hb_period = 100u;
     /* The last will, set at CONNECT: Envelope{version, presence{online=false}}. No msg_id nor
