@@ -33,20 +33,14 @@ for p in mosquitto mosquitto_sub mosquitto_pub openssl; do
 done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-net.XXXXXX") || exit 1
-PIDS=()
+# shellcheck source=../tests/net/procs.sh
+. "$root/tests/net/procs.sh"
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
+    stop_pids
     rm -rf "$W"
 }
 trap cleanup EXIT
 die() { echo "bench-net: $*" >&2; exit 1; }
-wait_for() { local n=$(($1 * 10)); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; return 1; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
 pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (!NR) {print "n/a"; exit} i=int(NR*p/100+0.999); if (i<1) i=1; print a[i]}'; }
 

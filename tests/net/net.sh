@@ -16,16 +16,11 @@ for p in mosquitto mosquitto_sub mosquitto_pub openssl; do
 done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-net.XXXXXX") || exit 1
-PIDS=()
+# shellcheck source=procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 FAILED=0
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
+    stop_pids
     if [ "$FAILED" -ne 0 ]; then
         echo "---- device console ----"; cat "$W/console.txt" 2>/dev/null | head -c 40000
         echo "---- broker log ----"; tail -n 40 "$W/mosquitto.log" 2>/dev/null
@@ -39,12 +34,6 @@ fail() {
     exit 1
 }
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds; false on timeout.
-wait_for() {
-    local n=$(($1 * 10)); shift
-    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 
 # ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
 STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
