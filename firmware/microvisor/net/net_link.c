@@ -261,7 +261,8 @@ static void mark_sent(acked_msg_t *m, err_t err, uint32_t now)
  */
 static void send_logs(uint32_t now)
 {
-    if (lk.logs.msg_id != 0u && !due(&lk.logs, now))
+    /* Unlocked reads are safe here: nothing that appends can preempt the service. */
+    if (lk.logq.count == 0u || (lk.logs.msg_id != 0u && !due(&lk.logs, now)))
         return;
     keel_v1_LogBatch *b = &env_begin(keel_v1_Envelope_logs_tag)->body.logs;
     uint32_t budget = payload_budget(KPROTO_T_LOGS);
