@@ -152,6 +152,17 @@ fleet-logs)
         fail "the app's log line did not reach keeld: $(cat "$W/keel.out")"
     wait_for 20 keel_has 'dev-1 +info +microvisor: microvisor 0\.1\.0, boot 1 since power-on, reset: power-on' logs dev-1 ||
         fail "the microvisor's boot event did not reach keeld: $(cat "$W/keel.out")"
+    # Garbage and a truncated envelope on the command topic, through the fleet's broker: logged,
+    # ignored, and the device still answers keeld.
+    head -c 40 /dev/urandom >"$W/garbage.bin"
+    printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
+    for f in garbage truncated; do
+        timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld.pem" \
+            --key "$STACK/keeld.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
+    done
+    wait_for 10 bash -c "[ \$(grep -c 'net: malformed command' '$W/console.txt') -ge 2 ]" ||
+        fail "garbage on the command topic was not logged as malformed"
+    out=$(timeout 30 "$keel" ping dev-1 2>&1) || fail "keel ping dev-1 failed after garbage: $out"
     kill -TERM "$KEEL_PID"; wait_device
     stack_broker_stop
     printf 'null\nnull\nnone\n' >"$W/modes.txt"
