@@ -72,6 +72,8 @@ typedef struct link {
     uint32_t failures;    /* consecutive failed attempts */
     uint32_t connects;    /* successful connects this boot */
     uint32_t hb_period, hb_next;
+    keel_v1_AppState hello_state; /* what the last hello said: a new one goes out on a change */
+    uint32_t hello_restarts;
     uint32_t boot;        /* Envelope.boot: never repeats (net_seed_boot) */
     uint32_t msg_id;
     uint64_t done_ids[DONE_IDS];
@@ -192,7 +194,10 @@ static void publish_hello(void)
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_PING;
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_RESTART_APP;
     h->reset_reason = (uint32_t)uv_boot_cause;
-    env_send(KPROTO_T_HELLO, 0u);
+    if (env_send(KPROTO_T_HELLO, 0u) == ERR_OK) {
+        lk.hello_state = h->app_state;
+        lk.hello_restarts = h->restart_count;
+    }
 }
 
 static void publish_heartbeat(void)
@@ -628,6 +633,8 @@ void net_link_poll(bool ip_up)
             lk.hb_next = now + lk.hb_period;
             publish_heartbeat();
         }
+        if (app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts)
+            publish_hello(); /* retried each run while lwIP has no room for it */
         send_logs(now);
         send_crash(now);
         break;
