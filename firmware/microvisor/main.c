@@ -21,6 +21,13 @@ static const char *const reset_names[] = {
     [UV_RESET_UNKNOWN] = "unknown",
 };
 
+uv_reset_cause_t uv_boot_cause;
+
+const char *uv_reset_name(uv_reset_cause_t cause)
+{
+    return (unsigned)cause <= UV_RESET_UNKNOWN ? reset_names[cause] : "unknown";
+}
+
 static void core_setup(void)
 {
     /* Secure faults get their own handlers (all routed to the supervisor) at top priority. */
@@ -71,6 +78,7 @@ void microvisor_main(void)
 {
     port_console_init();
     uv_reset_cause_t cause = uv_noinit_boot();
+    uv_boot_cause = cause;
     core_setup();
     board_partition();
     port_tick_start();

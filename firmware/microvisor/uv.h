@@ -53,6 +53,9 @@ typedef struct uv_noinit {
 } uv_noinit_t;
 
 extern uv_noinit_t uv_ni;
+/* Why this boot happened (main.c), and a short name for a cause. */
+extern uv_reset_cause_t uv_boot_cause;
+const char *uv_reset_name(uv_reset_cause_t cause);
 /* Validate at boot; returns the reset cause and starts a fresh state on power-on. */
 uv_reset_cause_t uv_noinit_boot(void);
 void uv_noinit_commit(void);

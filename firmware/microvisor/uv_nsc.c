@@ -18,6 +18,7 @@
 #include "keel.h"
 #include "port.h"
 #include "uv.h"
+#include "net/uv_net.h"
 
 #define ENTRY __attribute__((cmse_nonsecure_entry, used))
 
@@ -91,6 +92,7 @@ ENTRY keel_status_t keel_log_write(keel_log_level_t level, const char *msg, size
     char copy[KEEL_LOG_MAX];
     memcpy(copy, msg, len);
     uv_log_raw(prefix[level], copy, (uint32_t)len);
+    uv_net_log((uint32_t)level, 0u /* LOG_SOURCE_APP */, copy, (uint32_t)len);
     return KEEL_OK;
 }
 

@@ -595,6 +595,8 @@ static void handle_stop(void)
         uv_log("app stopped: %s (app IRQ %lu)", kcrash_reason_name(r->reason), (unsigned long)irq);
     else
         uv_log("app stopped: %s", kcrash_reason_name(r->reason));
+    uv_net_event(r->reason == KCRASH_RESTART ? KEEL_LOG_INFO : KEEL_LOG_ERROR, "app stopped: %s",
+                 kcrash_reason_name(r->reason));
     static char text[2048];
     kcrash_format(r, "[keel]   ", text, sizeof(text));
     uint32_t c = uv_crit_enter(); /* keep the report's lines together */
@@ -613,6 +615,8 @@ static void handle_stop(void)
     }
     uv_noinit_commit();
     uv_log("app restart %lu in %lu ms", (unsigned long)uv_ni.restarts, (unsigned long)delay);
+    uv_net_event(KEEL_LOG_INFO, "app restart %lu in %lu ms", (unsigned long)uv_ni.restarts,
+                 (unsigned long)delay);
 
     uint32_t until = port_ticks() + delay;
     while ((int32_t)(until - port_ticks()) > 0)

@@ -16,16 +16,11 @@ for p in mosquitto mosquitto_sub mosquitto_pub openssl; do
 done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-net.XXXXXX") || exit 1
-PIDS=()
+# shellcheck source=procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 FAILED=0
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
+    stop_pids
     if [ "$FAILED" -ne 0 ]; then
         echo "---- device console ----"; cat "$W/console.txt" 2>/dev/null | head -c 40000
         echo "---- broker log ----"; tail -n 40 "$W/mosquitto.log" 2>/dev/null
@@ -39,12 +34,6 @@ fail() {
     exit 1
 }
 
-# wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds; false on timeout.
-wait_for() {
-    local n=$(($1 * 10)); shift
-    for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 
 # ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
 STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
@@ -81,11 +70,12 @@ PUB=(mosquitto_pub "${TLS[@]}")
 # ---- device --------------------------------------------------------------------------------------
 STATE=$W/state
 KEEL_PID=""
-# start_device SECONDS [keel flags...]: run the device in the background, console in console.txt.
+# start_device SECONDS [keel flags...]: run the device in the background, console in console.txt,
+# UART input from $DEV_IN (default none).
 start_device() {
     local s=$1; shift
     timeout --kill-after=5 $((s + 30)) "$keel" device run --state "$STATE" --firmware "$fw" \
-        --id dev-1 --seconds "$s" --broker "$PORT" "$@" </dev/null >"$W/console.txt" 2>&1 &
+        --id dev-1 --seconds "$s" --broker "$PORT" "$@" <"${DEV_IN:-/dev/null}" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
 }
@@ -96,21 +86,48 @@ expect_console() { # SECONDS ERE: wait until the console shows ERE
     wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"
 }
 
-# fleet: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
-[ "$case_" = fleet ] || start_broker
+# fleet*: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
+STACK=$W/stack
+stack_up() {
+    export KEEL_CONFIG=$STACK/config
+    # --devices 0: these tests start their own devices (keel up's default starts 2)
+    timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
+    stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
+    trap 'stack_down; cleanup' EXIT
+    local mport
+    mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
+    [ -n "$mport" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
+    PORT=$mport
+}
+# The stack's broker, stopped and started again with the same command line (a broker outage).
+STACK_MOSQ=""
+stack_broker_stop() {
+    local pid
+    pid=$(awk '$1 == "mosquitto" { print $2 }' "$STACK/pids" 2>/dev/null | tail -n 1)
+    [ -n "$STACK_MOSQ" ] && pid=$STACK_MOSQ
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || fail "cannot find the stack's mosquitto (pids: $(cat "$STACK/pids" 2>&1))"
+    tr '\0' '\n' <"/proc/$pid/cmdline" >"$W/mosq.cmd"
+    kill -TERM "$pid"
+    wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "the stack's mosquitto did not stop"
+}
+stack_broker_start() {
+    mapfile -t cmd <"$W/mosq.cmd"
+    "${cmd[@]}" >>"$W/mosquitto.out" 2>&1 &
+    STACK_MOSQ=$!
+    PIDS+=("$STACK_MOSQ")
+    wait_for 10 port_open || fail "the stack's mosquitto did not start again"
+}
+keel_has() { # ERE COMMAND...: the keel command's output matches ERE
+    local re=$1; shift
+    timeout 20 "$keel" "$@" >"$W/keel.out" 2>&1 && grep -qE -- "$re" "$W/keel.out"
+}
+case $case_ in fleet*) ;; *) start_broker ;; esac
 case $case_ in
 fleet)
     # End to end: keel up (Mosquitto + keeld), a real emulated device provisioned from the
     # stack's CA, then the fleet commands through keeld: devices, ping, restart; reboot is not
     # offered by this device, so keeld refuses it.
-    STACK=$W/stack
-    export KEEL_CONFIG=$STACK/config
-    timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
-    stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
-    trap 'stack_down; cleanup' EXIT
-    mport=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
-    [ -n "$mport" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
-    PORT=$mport
+    stack_up
     start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
     expect_console 20 'net: connected to broker'
     devices_online() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +yes +0\.0\.0 +running +0\.1\.0 +an505'; }
@@ -124,6 +141,75 @@ fleet)
     kill -TERM "$KEEL_PID"; wait_device
     offline() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +no '; }
     wait_for 20 offline || fail "keeld still shows dev-1 online after it vanished (last will)"
+    ;;
+fleet-logs)
+    # Logs and crash reports reach keeld and are acked: the app's keel_log_write lines and the
+    # microvisor's events from a first run; then, with the broker down, crashy crashes twice
+    # (events, logs and reports queue on the device) and everything arrives once it is back.
+    stack_up
+    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    expect_console 20 'net: connected to broker'
+    wait_for 20 keel_has 'dev-1 +info +app: hello: up and logging' logs dev-1 ||
+        fail "the app's log line did not reach keeld: $(cat "$W/keel.out")"
+    wait_for 20 keel_has 'dev-1 +info +microvisor: microvisor 0\.1\.0, boot 1 since power-on, reset: power-on' logs dev-1 ||
+        fail "the microvisor's boot event did not reach keeld: $(cat "$W/keel.out")"
+    # Garbage and a truncated envelope on the command topic, through the fleet's broker: logged,
+    # ignored, and the device still answers keeld.
+    head -c 40 /dev/urandom >"$W/garbage.bin"
+    printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
+    for f in garbage truncated; do
+        timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld.pem" \
+            --key "$STACK/keeld.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
+    done
+    wait_for 10 bash -c "[ \$(grep -c 'net: malformed command' '$W/console.txt') -ge 2 ]" ||
+        fail "garbage on the command topic was not logged as malformed"
+    out=$(timeout 30 "$keel" ping dev-1 2>&1) || fail "keel ping dev-1 failed after garbage: $out"
+    kill -TERM "$KEEL_PID"; wait_device
+    stack_broker_stop
+    printf 'null\nnull\nnone\n' >"$W/modes.txt"
+    timeout --kill-after=5 100 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 70 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 30 'crashy: running none'
+    reason=$(sed -n 's/^\[keel\] app stopped: //p' "$W/console.txt" | head -n 1)
+    [ -n "$reason" ] || fail "crashy did not crash"
+    [ "$(console_count '^\[keel\] app stopped: ')" -eq 2 ] || fail "crashy did not crash exactly twice"
+    console_has 'net: connected to broker' && fail "the device connected while the broker was down"
+    stack_broker_start
+    expect_console 40 'net: connected to broker'
+    crashes_in() { keel_has "dev-1 .*$reason" crashes dev-1 && [ "$(grep -c "dev-1 .*$reason" "$W/keel.out")" -eq 2 ]; }
+    wait_for 45 crashes_in || fail "keeld does not list both crash reports ($reason): $(cat "$W/keel.out")"
+    logs_in() { keel_has "dev-1 +error +microvisor: app stopped: $reason" logs dev-1 &&
+                [ "$(grep -c "microvisor: app stopped: $reason" "$W/keel.out")" -eq 2 ] &&
+                grep -q 'microvisor: app restart 2 in' "$W/keel.out"; }
+    wait_for 45 logs_in || fail "the events logged while the broker was down did not all arrive once: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
+fleet-drops)
+    # A full offline log buffer drops its oldest entries and counts them: the app hears it
+    # (KEEL_NOTIFY_LOG_DROPPED), keeld gets the count in the next batch and in heartbeats, and
+    # the newest entries arrive once the broker is back.
+    stack_up
+    stack_broker_stop
+    printf 'logs 100\n' >"$W/modes.txt"
+    DEV_IN=$W/modes.txt
+    bench=$(dirname "$hello")/../bench/bench.elf
+    start_device 70 --install "$bench" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" \
+        --append net-heartbeat=300
+    expect_console 30 'bench: log_dropped_notified='
+    dropped=$(sed -n 's/^app| bench: log_dropped_notified=\([0-9]*\).*/\1/p' "$W/console.txt")
+    [ -n "$dropped" ] && [ "$dropped" -gt 0 ] || fail "the app was not told of dropped log entries (got '$dropped')"
+    stack_broker_start
+    expect_console 40 'net: connected to broker'
+    drops_in() { keel_has "$dropped log entries dropped on the device here" logs dev-1 && grep -q 'app: bench: log 99$' "$W/keel.out"; }
+    # keeld reconnects to the broker on its own back-off (up to 10 s) and misses what was published
+    # before; the device resends unacked batches every 10 s, so allow both.
+    wait_for 45 drops_in || fail "keeld does not show the $dropped dropped entries and the newest line: $(cat "$W/keel.out")"
+    grep -q 'app: bench: log 0$' "$W/keel.out" && fail "the oldest entry was kept although the buffer overflowed"
+    wait_for 20 keel_has "log dropped +$dropped\$" device show dev-1 || fail "the heartbeat's drop count is not $dropped: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
     ;;
 connect)
     # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is

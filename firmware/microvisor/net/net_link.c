@@ -18,19 +18,24 @@
  * provisioned broker name (lwIP patched for both, patches/lwip/). Without MBEDTLS_HAVE_TIME_DATE
  * (the board has no real-time clock) certificate validity dates are not checked.
  *
- * Protocol: presence (retained, with the last will saying offline), hello and heartbeat are
- * encoded here as protobuf Envelopes of docs/protocol.md (server branch) with a minimal writer;
- * commands are decoded with a minimal reader that skips unknown fields. Once proto/ (nanopb
- * keel_proto) is on main, this file should use it instead.
+ * Protocol v1 (docs/protocol.md) through keel_proto, the nanopb codec keeld and the CLI share:
+ * presence (retained, with the last will saying offline), hello, heartbeat, command results;
+ * log batches and crash reports are kept until keeld acks them and resent after a reconnect.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "keel.h"
 #include "keel/crash.h"
+#include "keel/kproto.h"
 #include "lwip/altcp_tls.h"
 #include "lwip/apps/mqtt.h"
 #include "lwip/apps/mqtt_priv.h"
 #include "mbedtls/x509_crt.h"
+#include "net_logq.h"
 #include "net_seed.h"
+#include "pb_encode.h"
 #include "port.h"
 #include "uv.h"
 #include "uv_net.h"
@@ -40,30 +45,20 @@
 #define CONNECT_TIMEOUT_MS 20000u
 #define KEEPALIVE_S 20u
 #define HB_DEFAULT_MS 30000u
-#define TOPIC_MAX 96u
-#define MSG_MAX 256u
+#define RESEND_MS 10000u /* an unacked log batch or crash is sent again after this long */
 #define DONE_IDS 8u
-
-/* protocol v1 (proto/keel.proto on the server branch): field numbers, never renumbered */
-#define PROTO_REVISION 1u
-#define ENV_VERSION 1u
-#define ENV_MSG_ID 2u
-#define ENV_BOOT 3u
-#define ENV_TIME_MS 4u
-#define ENV_HELLO 10u
-#define ENV_PRESENCE 11u
-#define ENV_HEARTBEAT 12u
-#define ENV_RESULT 15u
-#define ENV_COMMAND 16u
-#define APP_STATE_NONE 1u
-#define APP_STATE_RUNNING 2u
-#define APP_STATE_BACKOFF 3u
-#define CMD_PING 1u
-#define CMD_RESTART_APP 2u
-#define STATUS_OK 1u
-#define STATUS_UNSUPPORTED 2u
+/* What an MQTT PUBLISH adds to payload + topic in lwIP's output ring: fixed header (1 + up to
+ * 4 length bytes), topic length (2), packet id (2). */
+#define MQTT_PUBLISH_OVERHEAD 9u
 
 typedef enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_WAIT } link_state_t;
+
+/* A device message the server must ack (LogBatch, Crash): sent, then kept until acked. */
+typedef struct acked_msg {
+    uint32_t msg_id;  /* 0: nothing in flight */
+    bool sent;        /* published on the current connection */
+    uint32_t sent_ms;
+} acked_msg_t;
 
 typedef struct link {
     net_link_cfg_t cfg;
@@ -71,246 +66,317 @@ typedef struct link {
     struct altcp_tls_config *tls;
     mqtt_client_t client;
     link_state_t state;
+    bool enabled;         /* the link is configured: logs are queued for it */
     uint32_t attempt_ms;  /* when the current attempt started */
     uint32_t next_ms;     /* next attempt (WAIT) */
     uint32_t failures;    /* consecutive failed attempts */
     uint32_t connects;    /* successful connects this boot */
     uint32_t hb_period, hb_next;
+    keel_v1_AppState hello_state; /* what the last hello said: a new one goes out on a change */
+    uint32_t hello_restarts;
+    uint32_t boot;        /* Envelope.boot: never repeats (net_seed_boot) */
     uint32_t msg_id;
     uint64_t done_ids[DONE_IDS];
     uint32_t done_n;
-    char t_presence[TOPIC_MAX], t_hello[TOPIC_MAX], t_heartbeat[TOPIC_MAX], t_cmd[TOPIC_MAX],
-        t_result[TOPIC_MAX];
-    uint8_t will[32];
+    char topics[KPROTO_T_COUNT][KPROTO_TOPIC_MAX]; /* the device's topics without a channel */
+    uint8_t will[16];
     uint16_t will_len;
+    net_logq_t logq;
+    acked_msg_t logs, crash;
+    uint32_t crash_index; /* report number (uv_ni.report_count numbering) of the crash in flight */
     /* the incoming publish being assembled */
-    uint8_t in[MSG_MAX];
+    kproto_topic_t in_topic;
+    bool in_wanted, in_overflow;
     uint32_t in_len;
-    bool in_cmd, in_overflow;
+    /* Received publishes (bench-net.sh's cloud->device throughput): boot word net-rx-mark=N
+     * logs the count, bytes and time once N have arrived. */
+    uint32_t rx_mark, rx_count, rx_first_ms;
+    uint64_t rx_bytes;
+    uint8_t in[KPROTO_ENVELOPE_MAX];
 } link_t;
 
 static link_t lk;
 
-/* ------------------------------------------------------------------------------------------ */
-/* Minimal protobuf writer/reader (proto3 wire format)                                          */
+/*
+ * One Envelope for sending and one for receiving, with the encode buffer: each is over 2 KiB and
+ * the service runs on the 8 KiB handler stack, so they are static, never locals. Sending happens
+ * only in the service (a command's result is sent while the received Envelope is still in use:
+ * hence two).
+ */
+static keel_v1_Envelope tx_env;
+static keel_v1_Envelope rx_env;
+static uint8_t tx_buf[KPROTO_ENVELOPE_MAX];
 
-typedef struct pbw {
-    uint8_t *p;
-    uint32_t n, cap;
-    bool ok;
-} pbw_t;
-
-static void pb_raw(pbw_t *w, const void *d, uint32_t len)
-{
-    if (!w->ok || len > w->cap - w->n) {
-        w->ok = false;
-        return;
-    }
-    memcpy(w->p + w->n, d, len);
-    w->n += len;
-}
-
-static void pb_varint(pbw_t *w, uint64_t v)
-{
-    uint8_t b[10];
-    uint32_t n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7Fu);
-        v >>= 7;
-        if (v)
-            b[n] |= 0x80u;
-        n++;
-    } while (v);
-    pb_raw(w, b, n);
-}
-
-/* proto3 leaves zero scalars out */
-static void pb_uint(pbw_t *w, uint32_t field, uint64_t v)
-{
-    if (!v)
-        return;
-    pb_varint(w, (uint64_t)field << 3);
-    pb_varint(w, v);
-}
-
-static void pb_bytes(pbw_t *w, uint32_t field, const void *d, uint32_t len)
-{
-    pb_varint(w, (uint64_t)field << 3 | 2u);
-    pb_varint(w, len);
-    pb_raw(w, d, len);
-}
-
-static bool pb_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64u; shift += 7u) {
-        if (*p >= end)
-            return false;
-        uint8_t b = *(*p)++;
-        v |= (uint64_t)(b & 0x7Fu) << shift;
-        if (!(b & 0x80u)) {
-            *out = v;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Next field of a message: its number and wire type; for length-delimited fields also the
- * payload (data, len); varints in *v. Fixed-width fields are skipped over. */
-static bool pb_next(const uint8_t **p, const uint8_t *end, uint32_t *field, uint64_t *v,
-                    const uint8_t **data, uint32_t *len)
-{
-    uint64_t key;
-    if (!pb_get_varint(p, end, &key) || (key >> 3) == 0u || (key >> 3) > 0x1FFFFFFFu)
-        return false;
-    *field = (uint32_t)(key >> 3);
-    *data = NULL;
-    *len = 0;
-    *v = 0;
-    switch (key & 7u) {
-    case 0: return pb_get_varint(p, end, v);
-    case 1: if (end - *p < 8) return false; *p += 8; return true;
-    case 5: if (end - *p < 4) return false; *p += 4; return true;
-    case 2: {
-        uint64_t l;
-        if (!pb_get_varint(p, end, &l) || l > (uint64_t)(end - *p))
-            return false;
-        *data = *p;
-        *len = (uint32_t)l;
-        *p += l;
-        return true;
-    }
-    default: return false;
-    }
-}
-
-/* Envelope header + body (already encoded) into out; returns the length, 0 if it does not fit. */
-static uint32_t envelope(uint32_t body_field, const uint8_t *body, uint32_t body_len, uint8_t *out,
-                         uint32_t cap)
-{
-    pbw_t w = {out, 0, cap, true};
-    pb_uint(&w, ENV_VERSION, PROTO_REVISION);
-    pb_uint(&w, ENV_MSG_ID, ++lk.msg_id);
-    pb_uint(&w, ENV_BOOT, uv_ni.boots);
-    pb_uint(&w, ENV_TIME_MS, uv_uptime_ms());
-    pb_bytes(&w, body_field, body, body_len);
-    return w.ok ? w.n : 0u;
-}
-
-static uint32_t app_state(void)
-{
-    if (!uv_app.valid)
-        return APP_STATE_NONE;
-    return uv_app_running() ? APP_STATE_RUNNING : APP_STATE_BACKOFF;
-}
+/*
+ * Which crash reports are acked, in .noinit next to uv_ni (whose reports ring is the crash
+ * queue), so a report survives the system-reset restart of the app until the server has it.
+ * Kept outside uv_ni's CRC because the service updates it while the supervisor may be
+ * committing uv_ni; a complement guards it instead. Reset when it is ahead of uv_ni (power-on).
+ */
+typedef struct crash_acks {
+    uint32_t acked;     /* reports (uv_ni.report_count numbering) the server has stored */
+    uint32_t acked_inv; /* ~acked */
+} crash_acks_t;
+__attribute__((section(".noinit"))) static crash_acks_t crash_acks;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Publishing                                                                                  */
 
-static void publish(const char *topic, uint32_t body_field, const uint8_t *body, uint32_t body_len,
-                    uint8_t qos, uint8_t retain)
+static keel_v1_AppState app_state(void)
 {
-    uint8_t msg[MSG_MAX];
-    uint32_t n = envelope(body_field, body, body_len, msg, sizeof(msg));
-    if (n == 0u) {
-        uv_log("net: message for %s does not fit %u bytes: dropped", topic, MSG_MAX);
-        return;
+    if (!uv_app.valid)
+        return keel_v1_AppState_APP_STATE_NONE;
+    return uv_app_running() ? keel_v1_AppState_APP_STATE_RUNNING : keel_v1_AppState_APP_STATE_BACKOFF;
+}
+
+static keel_v1_Envelope *env_begin(pb_size_t body_tag)
+{
+    memset(&tx_env, 0, sizeof(tx_env));
+    tx_env.version = KPROTO_REVISION;
+    tx_env.boot = lk.boot;
+    tx_env.time_ms = uv_uptime_ms();
+    tx_env.which_body = body_tag;
+    return &tx_env;
+}
+
+/* Largest payload lwIP's MQTT output ring can take for topic t (it rejects bigger ones). */
+static uint32_t payload_budget(kproto_topic_t t)
+{
+    return MQTT_OUTPUT_RINGBUF_SIZE - MQTT_PUBLISH_OVERHEAD - (uint32_t)strlen(lk.topics[t]);
+}
+
+/*
+ * Encode tx_env (msg_id 0: the next of this boot) and publish it on topic t. ERR_MEM when lwIP's
+ * output ring or request slots are full for now (the caller may retry later).
+ */
+static err_t env_send(kproto_topic_t t, uint32_t msg_id)
+{
+    const kproto_topic_info_t *ti = kproto_topic_info(t);
+    size_t n = 0;
+    tx_env.msg_id = msg_id ? msg_id : ++lk.msg_id;
+    kerr_t kerr = kproto_encode(&tx_env, tx_buf, sizeof(tx_buf), &n);
+    if (kerr != KERR_OK || n > payload_budget(t)) {
+        uv_log("net: message for %s does not encode within %lu bytes (%s): dropped", ti->suffix,
+               (unsigned long)payload_budget(t), kerr_str(kerr));
+        return ERR_VAL;
     }
-    err_t err = mqtt_publish(&lk.client, topic, msg, (u16_t)n, qos, retain, NULL, NULL);
-    if (err != ERR_OK)
-        uv_log("net: publish on %s failed (lwIP error %d)", topic, (int)err);
+    err_t err = mqtt_publish(&lk.client, lk.topics[t], tx_buf, (u16_t)n, ti->qos, ti->retained ? 1u : 0u,
+                             NULL, NULL);
+    if (err != ERR_OK && err != ERR_MEM)
+        uv_log("net: publish on %s failed (lwIP error %d)", ti->suffix, (int)err);
+    return err;
 }
 
 static void publish_presence(bool online)
 {
-    uint8_t body[4];
-    pbw_t w = {body, 0, sizeof(body), true};
-    pb_uint(&w, 1u, online ? 1u : 0u);
-    publish(lk.t_presence, ENV_PRESENCE, body, w.n, 1u, 1u);
+    env_begin(keel_v1_Envelope_presence_tag)->body.presence.online = online;
+    env_send(KPROTO_T_PRESENCE, 0u);
 }
 
 static void publish_hello(void)
 {
-    uint8_t body[96];
-    pbw_t w = {body, 0, sizeof(body), true};
-    pb_uint(&w, 1u, UV_VERSION);
-    pb_uint(&w, 2u, 1u); /* KEEL_API_VERSION */
-    pb_uint(&w, 3u, uv_app.valid ? uv_app.hdr.version : 0u);
-    pb_bytes(&w, 4u, "an505", 5u);
-    pb_uint(&w, 6u, uv_uptime_ms());
-    pb_uint(&w, 7u, app_state());
-    pb_uint(&w, 8u, uv_ni.restarts);
+    keel_v1_Hello *h = &env_begin(keel_v1_Envelope_hello_tag)->body.hello;
+    h->microvisor_version = UV_VERSION;
+    h->api_version = 1u; /* KEEL_API_VERSION */
+    strcpy(h->board, "an505");
+    if (uv_app.valid) {
+        h->app_version = uv_app.hdr.version;
+        keel_v1_Region *r = &h->regions[h->regions_count++];
+        strcpy(r->name, "app");
+        r->size = uv_app.hdr.image_size;
+        memcpy(r->sha256, uv_app.hdr.sha256, sizeof(r->sha256));
+        r->version = uv_app.hdr.version;
+    }
+    h->uptime_ms = uv_uptime_ms();
+    h->app_state = app_state();
+    h->restart_count = uv_ni.restarts;
     /* reboot is not implemented yet: it needs a reset cause of its own (uv.h) */
-    static const uint8_t cmds[] = {CMD_PING, CMD_RESTART_APP};
-    pb_bytes(&w, 9u, cmds, sizeof(cmds)); /* packed repeated enum */
-    /* reset_reason (10) is left out: uv_ni.reset_cause is the *next* boot's announced cause, and
-     * this boot's cause stays in main.c. */
-    if (w.ok)
-        publish(lk.t_hello, ENV_HELLO, body, w.n, 1u, 0u);
+    h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_PING;
+    h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_RESTART_APP;
+    h->reset_reason = (uint32_t)uv_boot_cause;
+    if (env_send(KPROTO_T_HELLO, 0u) == ERR_OK) {
+        lk.hello_state = h->app_state;
+        lk.hello_restarts = h->restart_count;
+    }
 }
 
 static void publish_heartbeat(void)
 {
-    uint8_t body[32];
-    pbw_t w = {body, 0, sizeof(body), true};
-    pb_uint(&w, 1u, uv_uptime_ms());
-    pb_uint(&w, 2u, app_state());
-    pb_uint(&w, 3u, uv_ni.restarts);
-    publish(lk.t_heartbeat, ENV_HEARTBEAT, body, w.n, 0u, 0u);
+    keel_v1_Heartbeat *hb = &env_begin(keel_v1_Envelope_heartbeat_tag)->body.heartbeat;
+    hb->uptime_ms = uv_uptime_ms();
+    hb->app_state = app_state();
+    hb->restart_count = uv_ni.restarts;
+    uint32_t c = uv_crit_enter();
+    hb->log_dropped = lk.logq.drop_total;
+    uv_crit_exit(c);
+    env_send(KPROTO_T_HEARTBEAT, 0u);
 }
 
-static void publish_result(uint64_t id, uint32_t status, const char *detail)
+static void publish_result(uint64_t id, keel_v1_CommandStatus status, const char *detail)
 {
-    uint8_t body[96];
-    pbw_t w = {body, 0, sizeof(body), true};
-    pb_uint(&w, 1u, id);
-    pb_uint(&w, 2u, status);
-    if (detail[0])
-        pb_bytes(&w, 3u, detail, (uint32_t)strlen(detail));
-    pb_uint(&w, 4u, uv_uptime_ms());
-    publish(lk.t_result, ENV_RESULT, body, w.n, 1u, 0u);
+    keel_v1_CommandResult *r = &env_begin(keel_v1_Envelope_result_tag)->body.result;
+    r->command_id = id;
+    r->status = status;
+    strncpy(r->detail, detail, sizeof(r->detail) - 1u);
+    r->uptime_ms = uv_uptime_ms();
+    env_send(KPROTO_T_RESULT, 0u);
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Commands (cloud -> device)                                                                  */
+/* Logs and crash reports: queued, sent, kept until acked                                     */
 
-static bool decode_command(const uint8_t *in, uint32_t len, uint64_t *out_id, uint64_t *out_kind)
+void uv_net_log(uint32_t level, uint32_t source, const char *text, uint32_t len)
 {
-    const uint8_t *p = in, *end = in + len, *cmd = NULL;
-    uint32_t field, cmd_len = 0, n;
-    uint64_t v;
-    const uint8_t *d;
-    while (p < end) {
-        if (!pb_next(&p, end, &field, &v, &d, &n))
-            return false;
-        if (field == ENV_COMMAND) {
-            if (!d)
-                return false;
-            cmd = d;
-            cmd_len = n;
-        }
-    }
-    if (!cmd)
-        return false;
-    *out_id = 0;
-    *out_kind = 0;
-    for (p = cmd, end = cmd + cmd_len; p < end;) {
-        if (!pb_next(&p, end, &field, &v, &d, &n))
-            return false;
-        if (field == 1u)
-            *out_id = v;
-        else if (field == 2u)
-            *out_kind = v;
-    }
-    return *out_id != 0u;
+    if (!lk.enabled || len == 0u)
+        return;
+    uint32_t c = uv_crit_enter();
+    net_logq_put(&lk.logq, uv_uptime_ms(), (uint8_t)level, (uint8_t)source, text, len);
+    uv_crit_exit(c);
 }
 
-static void handle_command(const uint8_t *in, uint32_t len)
+void uv_net_event(uint32_t level, const char *fmt, ...)
 {
-    uint64_t id, kind;
-    if (!decode_command(in, len, &id, &kind)) {
-        uv_log("net: malformed command (%lu bytes) ignored", (unsigned long)len);
+    char text[NET_LOGQ_TEXT_MAX + 1u];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        uv_net_log(level, keel_v1_LogSource_LOG_SOURCE_MICROVISOR, text,
+                   (uint32_t)n < NET_LOGQ_TEXT_MAX ? (uint32_t)n : NET_LOGQ_TEXT_MAX);
+}
+
+/* Due: never sent on this connection, or sent long enough ago without an ack. */
+static bool due(const acked_msg_t *m, uint32_t now)
+{
+    return !m->sent || now - m->sent_ms >= RESEND_MS;
+}
+
+static void mark_sent(acked_msg_t *m, err_t err, uint32_t now)
+{
+    if (err == ERR_OK) {
+        m->sent = true;
+        m->sent_ms = now;
+    }
+}
+
+/*
+ * The batch in flight (or a new one of the oldest entries, as many as fit one publish). The
+ * entries are copied out under a critical section: keel_log_write may append meanwhile.
+ */
+static void send_logs(uint32_t now)
+{
+    /* Unlocked reads are safe here: nothing that appends can preempt the service. */
+    if (lk.logq.count == 0u || (lk.logs.msg_id != 0u && !due(&lk.logs, now)))
+        return;
+    keel_v1_LogBatch *b = &env_begin(keel_v1_Envelope_logs_tag)->body.logs;
+    uint32_t budget = payload_budget(KPROTO_T_LOGS);
+    uint32_t c = uv_crit_enter();
+    net_logq_t *q = &lk.logq;
+    uint32_t want = q->inflight ? q->inflight : (q->count < NET_LOGQ_BATCH_MAX ? q->count : NET_LOGQ_BATCH_MAX);
+    for (uint32_t i = 0; i < want; i++) {
+        const net_log_entry_t *e = net_logq_at(q, i);
+        keel_v1_LogEntry *le = &b->entries[b->entries_count++];
+        le->uptime_ms = e->uptime_ms;
+        le->level = (keel_v1_LogLevel)e->level;
+        le->source = (keel_v1_LogSource)e->source;
+        memcpy(le->text, e->text, e->len);
+        le->text[e->len] = '\0';
+        size_t sz = 0;
+        /* A new batch takes what fits one publish (at least one entry, which always fits). */
+        if (!q->inflight && b->entries_count > 1u &&
+            (!pb_get_encoded_size(&sz, keel_v1_Envelope_fields, &tx_env) || sz + 16u > budget)) {
+            b->entries_count--;
+            break;
+        }
+    }
+    if (b->entries_count == 0u) {
+        uv_crit_exit(c);
+        return;
+    }
+    if (!q->inflight) {
+        net_logq_begin(q, b->entries_count, ++lk.msg_id);
+        lk.logs = (acked_msg_t){.msg_id = q->inflight_id};
+    }
+    b->dropped = q->inflight_drop;
+    uv_crit_exit(c);
+    mark_sent(&lk.logs, env_send(KPROTO_T_LOGS, lk.logs.msg_id), now);
+}
+
+static void crash_acks_check(void)
+{
+    if (crash_acks.acked_inv != ~crash_acks.acked || crash_acks.acked > uv_ni.report_count)
+        crash_acks = (crash_acks_t){0u, ~0u};
+}
+
+/*
+ * The oldest unacked report of uv_ni's ring. The slot the supervisor writes next is never sent
+ * (it may be half-written when the service runs), so the last UV_REPORTS - 1 reports are kept.
+ */
+static void send_crash(uint32_t now)
+{
+    uint32_t count = uv_ni.report_count;
+    uint32_t lo = count > UV_REPORTS - 1u ? count - (UV_REPORTS - 1u) : 0u;
+    if (crash_acks.acked < lo)
+        crash_acks = (crash_acks_t){lo, ~lo}; /* older ones were overwritten: lost */
+    if (crash_acks.acked >= count)
+        return;
+    if (lk.crash.msg_id != 0u && lk.crash_index != crash_acks.acked)
+        lk.crash.msg_id = 0u; /* the one in flight was overwritten */
+    if (lk.crash.msg_id != 0u && !due(&lk.crash, now))
+        return;
+    keel_v1_Crash *cr = &env_begin(keel_v1_Envelope_crash_tag)->body.crash;
+    size_t n = 0;
+    if (kcrash_encode(&uv_ni.reports[crash_acks.acked % UV_REPORTS], cr->report.bytes,
+                      sizeof(cr->report.bytes), &n) != KERR_OK) {
+        uv_log("net: crash report %lu does not encode: skipped", (unsigned long)crash_acks.acked);
+        crash_acks.acked++;
+        crash_acks.acked_inv = ~crash_acks.acked;
+        return;
+    }
+    cr->report.size = (pb_size_t)n;
+    if (lk.crash.msg_id == 0u) {
+        lk.crash = (acked_msg_t){.msg_id = ++lk.msg_id};
+        lk.crash_index = crash_acks.acked;
+    }
+    mark_sent(&lk.crash, env_send(KPROTO_T_CRASH, lk.crash.msg_id), now);
+}
+
+static void handle_ack(const keel_v1_Ack *a)
+{
+    if (a->boot != lk.boot)
+        return; /* an ack of an earlier boot's message: nothing of it is queued any more */
+    if (lk.logs.msg_id != 0u && a->msg_id == lk.logs.msg_id) {
+        uint32_t c = uv_crit_enter();
+        net_logq_ack(&lk.logq, a->msg_id);
+        uv_crit_exit(c);
+        lk.logs.msg_id = 0u;
+    } else if (lk.crash.msg_id != 0u && a->msg_id == lk.crash.msg_id) {
+        crash_acks.acked = lk.crash_index + 1u;
+        crash_acks.acked_inv = ~crash_acks.acked;
+        lk.crash.msg_id = 0u;
+    }
+}
+
+/* The app hears of dropped log entries from the service, once per run of it. */
+static void notify_drops(void)
+{
+    uint32_t c = uv_crit_enter();
+    uint32_t n = lk.logq.drop_notify;
+    lk.logq.drop_notify = 0u;
+    uv_crit_exit(c);
+    if (n != 0u)
+        uv_notify_post(KEEL_NOTIFY_LOG_DROPPED, n, 0u);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Commands and acks (cloud -> device)                                                        */
+
+static void handle_command(const keel_v1_Command *cmd)
+{
+    uint64_t id = cmd->id;
+    if (id == 0u) {
+        uv_log("net: malformed command (no id) ignored");
         return;
     }
     for (uint32_t i = 0; i < DONE_IDS && i < lk.done_n; i++)
@@ -319,37 +385,58 @@ static void handle_command(const uint8_t *in, uint32_t len)
             return;
         }
     lk.done_ids[lk.done_n++ % DONE_IDS] = id;
-    switch (kind) {
-    case CMD_PING:
+    switch (cmd->kind) {
+    case keel_v1_CommandKind_COMMAND_KIND_PING:
         uv_log("net: ping (command %lu)", (unsigned long)id);
-        publish_result(id, STATUS_OK, "");
+        publish_result(id, keel_v1_CommandStatus_COMMAND_STATUS_OK, "");
         break;
-    case CMD_RESTART_APP:
+    case keel_v1_CommandKind_COMMAND_KIND_RESTART_APP:
         uv_log("net: restart app (command %lu)", (unsigned long)id);
-        publish_result(id, STATUS_OK, "");
+        publish_result(id, keel_v1_CommandStatus_COMMAND_STATUS_OK, "");
         uv_sup_request_stop(KCRASH_RESTART);
         break;
     default:
-        uv_log("net: command %lu of unknown kind %lu: unsupported", (unsigned long)id, (unsigned long)kind);
-        publish_result(id, STATUS_UNSUPPORTED, "unknown command kind");
+        uv_log("net: command %lu of unknown kind %lu: unsupported", (unsigned long)id,
+               (unsigned long)cmd->kind);
+        publish_result(id, keel_v1_CommandStatus_COMMAND_STATUS_UNSUPPORTED, "unknown command kind");
         break;
     }
+}
+
+static void handle_incoming(void)
+{
+    kerr_t err = kproto_decode(lk.in_topic, lk.in, lk.in_len, &rx_env);
+    if (err != KERR_OK) {
+        uv_log("net: malformed %s (%lu bytes, %s) ignored",
+               lk.in_topic == KPROTO_T_CMD ? "command" : "ack", (unsigned long)lk.in_len,
+               err == KERR_INVAL ? "not the body this topic carries" : "not a protocol v1 envelope");
+        return;
+    }
+    if (lk.in_topic == KPROTO_T_CMD)
+        handle_command(&rx_env.body.command);
+    else
+        handle_ack(&rx_env.body.ack);
 }
 
 static void on_publish(void *arg, const char *topic, u32_t tot_len)
 {
     (void)arg;
-    lk.in_cmd = strcmp(topic, lk.t_cmd) == 0;
+    lk.in_wanted = false;
     lk.in_len = 0;
     lk.in_overflow = tot_len > sizeof(lk.in);
-    if (!lk.in_cmd)
+    for (kproto_topic_t t = KPROTO_T_CMD; t <= KPROTO_T_ACK; t++)
+        if (strcmp(topic, lk.topics[t]) == 0) {
+            lk.in_topic = t;
+            lk.in_wanted = true;
+        }
+    if (!lk.in_wanted)
         uv_log("net: message on unexpected topic %.64s ignored", topic);
 }
 
 static void on_data(void *arg, const u8_t *data, u16_t len, u8_t flags)
 {
     (void)arg;
-    if (lk.in_cmd && !lk.in_overflow) {
+    if (lk.in_wanted && !lk.in_overflow) {
         if (len > sizeof(lk.in) - lk.in_len)
             lk.in_overflow = true;
         else {
@@ -357,13 +444,22 @@ static void on_data(void *arg, const u8_t *data, u16_t len, u8_t flags)
             lk.in_len += len;
         }
     }
-    if (!(flags & MQTT_DATA_FLAG_LAST) || !lk.in_cmd)
+    lk.rx_bytes += len;
+    if (!(flags & MQTT_DATA_FLAG_LAST))
+        return;
+    if (lk.rx_count++ == 0u)
+        lk.rx_first_ms = port_ticks();
+    if (lk.rx_count == lk.rx_mark)
+        uv_log("net: received %lu messages (%lu bytes) in %lu ms since the first", (unsigned long)lk.rx_count,
+               (unsigned long)lk.rx_bytes, (unsigned long)(port_ticks() - lk.rx_first_ms));
+    if (!lk.in_wanted)
         return;
     if (lk.in_overflow)
-        uv_log("net: command larger than %u bytes ignored", MSG_MAX);
+        uv_log("net: %s message larger than %u bytes ignored", kproto_topic_info(lk.in_topic)->suffix,
+               (unsigned)sizeof(lk.in));
     else
-        handle_command(lk.in, lk.in_len);
-    lk.in_cmd = false;
+        handle_incoming();
+    lk.in_wanted = false;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -410,9 +506,14 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
                lk.cfg.key_pem ? ", device certificate" : "",
                (unsigned long)(port_ticks() - lk.attempt_ms), (unsigned long)port_ticks(),
                (unsigned long)uv_net_stack_used());
-        err_t err = mqtt_subscribe(&lk.client, lk.t_cmd, 1u, NULL, NULL);
-        if (err != ERR_OK)
-            uv_log("net: subscribe failed (lwIP error %d)", (int)err);
+        /* Subscribed before the hello: keeld sends pending commands as soon as it sees it. */
+        for (kproto_topic_t t = KPROTO_T_CMD; t <= KPROTO_T_ACK; t++) {
+            err_t err = mqtt_subscribe(&lk.client, lk.topics[t], 1u, NULL, NULL);
+            if (err != ERR_OK)
+                uv_log("net: subscribe to %s failed (lwIP error %d)", kproto_topic_info(t)->suffix, (int)err);
+        }
+        lk.logs.sent = false; /* resent on this connection, same msg_id */
+        lk.crash.sent = false;
         publish_presence(true);
         publish_hello();
         lk.hb_next = port_ticks() + lk.hb_period;
@@ -446,7 +547,7 @@ static void link_connect(void)
     struct mqtt_connect_client_info_t ci = {
         .client_id = lk.cfg.device_id,
         .keep_alive = KEEPALIVE_S,
-        .will_topic = lk.t_presence,
+        .will_topic = lk.topics[KPROTO_T_PRESENCE],
         .will_msg = (const char *)lk.will,
         .will_msg_len = lk.will_len,
         .will_qos = 1u,
@@ -464,27 +565,31 @@ static void link_connect(void)
     mqtt_set_inpub_callback(&lk.client, on_publish, on_data, NULL);
 }
 
-static bool topic(char *out, const char *suffix)
-{
-    size_t n = (size_t)snprintf(out, TOPIC_MAX, "keel/v1/%s/%s", lk.cfg.device_id, suffix);
-    return n < TOPIC_MAX;
-}
-
 bool net_link_init(const net_link_cfg_t *cfg)
 {
     lk.cfg = *cfg;
     ip_addr_set_ip4_u32(&lk.broker, cfg->broker_ip);
-    if (!topic(lk.t_presence, "presence") || !topic(lk.t_hello, "hello") ||
-        !topic(lk.t_heartbeat, "heartbeat") || !topic(lk.t_cmd, "cmd") || !topic(lk.t_result, "result"))
-        return false;
+    for (kproto_topic_t t = 0; t < KPROTO_T_COUNT; t++)
+        if (!kproto_topic_info(t)->has_channel &&
+            kproto_topic_build(t, cfg->device_id, NULL, lk.topics[t], sizeof(lk.topics[t])) != KERR_OK) {
+            uv_log("net: device id \"%s\" makes no protocol v1 topic: network off", cfg->device_id);
+            return false;
+        }
     lk.hb_period = port_arg_u32("net-heartbeat", HB_DEFAULT_MS);
+    lk.rx_mark = port_arg_u32("net-rx-mark", 0u);
     if (lk.hb_period < 100u)
         lk.hb_period = 100u;
-    /* The last will, set at CONNECT: Envelope{version, presence{online=false}}. No msg_id: the
-     * broker sends it whenever the device vanishes. */
-    static const uint8_t will[] = {ENV_VERSION << 3, PROTO_REVISION, ENV_PRESENCE << 3 | 2u, 0u};
-    memcpy(lk.will, will, sizeof(will));
-    lk.will_len = sizeof(will);
+    /* The last will, set at CONNECT: Envelope{version, presence{online=false}}. No msg_id nor
+     * boot: the broker sends it whenever the device vanishes. */
+    static keel_v1_Envelope will_env; /* static: see tx_env */
+    will_env.version = KPROTO_REVISION;
+    will_env.which_body = keel_v1_Envelope_presence_tag;
+    size_t wl = 0;
+    if (kproto_encode(&will_env, lk.will, sizeof(lk.will), &wl) != KERR_OK)
+        return false;
+    lk.will_len = (uint16_t)wl;
+    lk.boot = net_seed_boot();
+    crash_acks_check();
 
     if (cfg->key_pem)
         lk.tls = altcp_tls_create_config_client_2wayauth(cfg->ca_pem, cfg->ca_len, cfg->key_pem,
@@ -499,12 +604,14 @@ bool net_link_init(const net_link_cfg_t *cfg)
     }
     altcp_tls_config_set_hostname(lk.tls, lk.cfg.broker_name);
     lk.state = LINK_IDLE;
+    lk.enabled = true;
     return true;
 }
 
 void net_link_poll(bool ip_up)
 {
     uint32_t now = port_ticks();
+    notify_drops();
     switch (lk.state) {
     case LINK_IDLE:
         if (ip_up)
@@ -526,6 +633,10 @@ void net_link_poll(bool ip_up)
             lk.hb_next = now + lk.hb_period;
             publish_heartbeat();
         }
+        if (app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts)
+            publish_hello(); /* retried each run while lwIP has no room for it */
+        send_logs(now);
+        send_crash(now);
         break;
     }
 }

@@ -42,6 +42,7 @@ typedef struct seed_state {
     bool have;
     uint32_t writes;
     bool ready;
+    uint32_t boot;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
 } seed_state_t;
@@ -101,6 +102,8 @@ bool net_seed_init(kflash_t *fl, const char *personal)
         uv_log("net: seeding the DRBG failed (-0x%04x): network off", (unsigned)-ret);
         return false;
     }
+    /* Seeding wrote the seed pages once: their counter is now above every earlier boot's. */
+    ss.boot = ss.store.counter;
     ss.ready = true;
     return true;
 }
@@ -111,6 +114,11 @@ int net_seed_random(void *p_rng, unsigned char *out, size_t len)
     if (!ss.ready)
         return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
     return mbedtls_ctr_drbg_random(&ss.drbg, out, len);
+}
+
+uint32_t net_seed_boot(void)
+{
+    return ss.boot;
 }
 
 uint32_t net_seed_writes(void)

@@ -23,6 +23,14 @@ bool net_seed_init(kflash_t *fl, const char *personal);
 /** Mbed TLS RNG callback (f_rng) over the seeded DRBG; p_rng is ignored. */
 int net_seed_random(void *p_rng, unsigned char *out, size_t len);
 
+/**
+ * This boot's number for Envelope.boot, which must never repeat, across power cycles too: the
+ * seed pages' counter right after net_seed_init() seeded the DRBG. Every boot that starts the
+ * network writes the seed at least once before this is read, and the counter never goes back
+ * (net_seedstore.h), so no two boots share a value. 0 before net_seed_init() succeeded.
+ */
+uint32_t net_seed_boot(void);
+
 /** How many times the seed was written this boot (each Mbed TLS entropy context writes once). */
 uint32_t net_seed_writes(void);
 

@@ -209,6 +209,9 @@ void uv_net_init(void)
     };
     if (!net_link_init(&cfg))
         return;
+    uv_net_event(uv_boot_cause == UV_RESET_POWER_ON || uv_boot_cause == UV_RESET_APP_RESTART ? 2u : 1u,
+                 "microvisor %s, boot %lu since power-on, reset: %s", UV_VERSION_STR,
+                 (unsigned long)uv_ni.boots, uv_reset_name(uv_boot_cause));
     if (dhcp_start(&net.netif) != ERR_OK) {
         uv_log("net: DHCP did not start: network off");
         return;

@@ -24,6 +24,17 @@ void uv_net_init(void);
 /** Service entry: drain received frames, run lwIP timers and the connection manager. */
 void uv_net_poll(void);
 
+/**
+ * Queue one log entry for the fleet service (docs/protocol.md LogBatch): level is a
+ * keel_log_level_t, source a keel_v1_LogSource (0 app, 1 microvisor). Copied; any context; a
+ * no-op while the network is not configured. When the queue is full the oldest entry is dropped
+ * and counted (heartbeat, LogBatch.dropped, KEEL_NOTIFY_LOG_DROPPED).
+ */
+void uv_net_log(uint32_t level, uint32_t source, const char *text, uint32_t len);
+
+/** A microvisor event for the fleet's log (printf-style, truncated to KEEL_LOG_MAX). */
+void uv_net_event(uint32_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- internal to firmware/microvisor/net/ ---- */
 
 /** The link to the broker (net_link.c). */

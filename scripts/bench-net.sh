@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# bench-net.sh BUILD_DIR: the connectivity figures of issue 4, written as the
+# "## Connectivity (issue 4)" section of bench/results.md (scripts/bench-section.sh).
+#
+# A device in QEMU against a real Mosquitto TLS broker on 127.0.0.1 (the fleet's PKI and broker
+# configuration from scripts/stack.sh, like tests/net/net.sh). Figures:
+#   - boot to MQTT connected, and connect attempt -> CONNACK (TCP + TLS handshake + MQTT CONNECT,
+#     all on loopback: the TLS handshake is nearly all of it), from the device's own log line;
+#   - ping round trip directly over MQTT (host publishes a Command, device answers a result);
+#   - cloud -> device MQTT throughput: 2 KiB messages the device decodes and ignores, timed by the
+#     device (boot word net-rx-mark);
+#   - the app's compute throughput idle-connected vs networking off (bench app, mode "spin");
+#   - footprint of lwIP, Mbed TLS and the agent (net/ + keel_proto + nanopb) from the map file.
+# Every process started here is stopped on exit; every wait is bounded.
+set -uo pipefail
+build=${1:?usage: bench-net.sh BUILD_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+keel=$build/host/tools/keel/keel
+fw=$build/fw/microvisor/keel-microvisor.elf
+app=$build/fw/apps/bench/bench.elf
+hello=$build/fw/apps/hello/hello.elf
+map=$build/fw/microvisor/keel-microvisor.map
+out=$root/bench/results.md
+RUNS=${BENCH_NET_RUNS:-5}
+PINGS=${BENCH_NET_PINGS:-100}
+RX_MSGS=${BENCH_NET_RX:-300}
+
+for f in "$keel" "$fw" "$app" "$hello" "$map"; do
+    [ -e "$f" ] || { echo "bench-net: $f is missing; run make first" >&2; exit 1; }
+done
+for p in mosquitto mosquitto_sub mosquitto_pub openssl; do
+    command -v "$p" >/dev/null || { echo "bench-net: $p is not installed (make deps)" >&2; exit 1; }
+done
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-net.XXXXXX") || exit 1
+# shellcheck source=../tests/net/procs.sh
+. "$root/tests/net/procs.sh"
+cleanup() {
+    stop_pids
+    rm -rf "$W"
+}
+trap cleanup EXIT
+die() { echo "bench-net: $*" >&2; exit 1; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
+pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (!NR) {print "n/a"; exit} i=int(NR*p/100+0.999); if (i<1) i=1; print a[i]}'; }
+
+# ---- broker -------------------------------------------------------------------------------------
+bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "scripts/stack.sh certs failed"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+bash "$root/scripts/stack.sh" broker-conf "$W" "$PORT" || die "scripts/stack.sh broker-conf failed"
+mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
+PIDS+=($!)
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+wait_for 10 port_open || die "mosquitto did not start"
+TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
+
+# run_device NAME SECONDS STDIN [keel flags...]: background device, console in $W/NAME.txt
+DEV_PID=""
+run_device() {
+    local name=$1 s=$2 in=$3; shift 3
+    timeout --kill-after=5 $((s + 30)) "$keel" device run --state "$W/st.$name" --firmware "$fw" \
+        --id dev-1 --seconds "$s" "$@" <"$in" >"$W/$name.txt" 2>&1 &
+    DEV_PID=$!
+    PIDS+=("$DEV_PID")
+}
+has() { grep -qE -- "$2" "$W/$1.txt" 2>/dev/null; }
+NET=(--broker "$PORT" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key")
+
+# ---- boot to connected, handshake -----------------------------------------------------------
+echo "bench-net: boot to MQTT connected, $RUNS runs"
+: >"$W/connect.txt"
+for i in $(seq "$RUNS"); do
+    run_device c$i 4 /dev/null --install "$hello" "${NET[@]}"
+    wait "$DEV_PID"
+    sed -n 's/.*net: connected to broker .* in \([0-9]*\) ms, \([0-9]*\) ms after boot.*/\1 \2/p' "$W/c$i.txt" >>"$W/connect.txt"
+done
+[ -s "$W/connect.txt" ] || die "the device never connected: $(tail -n 20 "$W/c1.txt")"
+hs=$(awk '{print $1}' "$W/connect.txt" | median)
+boot=$(awk '{print $2}' "$W/connect.txt" | median)
+stack=$(sed -n 's/.*handler stack used \([0-9]*\) bytes.*/\1/p' "$W/c1.txt" | head -n1)
+
+# ---- ping round trip and cloud -> device throughput --------------------------------------------
+echo "bench-net: ping round trip ($PINGS pings) and cloud->device throughput ($RX_MSGS x 2 KiB)"
+run_device p 60 /dev/null --install "$hello" "${NET[@]}"
+wait_for 30 has p 'net: connected to broker' || die "the device did not connect: $(tail -n 20 "$W/p.txt")"
+timeout 60 mosquitto_sub "${TLS[@]}" -t keel/v1/dev-1/result -F '%U %x' >"$W/results.txt" 2>/dev/null &
+PIDS+=($!)
+sleep 1
+# One publisher session for every ping (mosquitto_pub -l: one message per line), so each round
+# trip is broker -> device -> broker -> subscriber, without a TLS handshake per ping. Ids are
+# 2-byte varints 128..: no byte is a newline.
+{
+    for i in $(seq "$PINGS"); do
+        id=$((1000 + i))
+        printf '%s %s\n' "$id" "$(date +%s.%N)" >>"$W/sent.txt"
+        printf '\x82\x01\x05\x08%b%b\x10\x01\n' "\\x$(printf %02x $(((id & 0x7f) | 0x80)))" "\\x$(printf %02x $((id >> 7)))"
+        sleep 0.05
+    done
+} | timeout 60 mosquitto_pub "${TLS[@]}" -q 1 -t keel/v1/dev-1/cmd -l 2>/dev/null
+wait_for 10 bash -c "[ \$(wc -l <'$W/results.txt') -ge $PINGS ]" || echo "bench-net: only $(wc -l <"$W/results.txt") of $PINGS pings answered" >&2
+# result payload: Envelope{... result(15){ command_id(1) varint ...}}: find "7a LL 08 <varint>".
+python3 - "$W/sent.txt" "$W/results.txt" >"$W/rtt.txt" <<'PY'
+import re, sys
+sent = {}
+for line in open(sys.argv[1]):
+    i, t = line.split()
+    sent[int(i)] = float(t)
+for line in open(sys.argv[2]):
+    parts = line.split()
+    if len(parts) != 2:
+        continue
+    t, hexs = float(parts[0]), parts[1]
+    m = re.search(r'7a[0-9a-f]{2}08((?:[89a-f][0-9a-f])*[0-7][0-9a-f])', hexs)
+    if not m:
+        continue
+    b = bytes.fromhex(m.group(1))
+    v = 0
+    for k, x in enumerate(b):
+        v |= (x & 0x7f) << (7 * k)
+    if v in sent:
+        print("%.3f" % ((t - sent.pop(v)) * 1000.0))
+PY
+answered=$(wc -l <"$W/rtt.txt")
+p50=$(pct 50 <"$W/rtt.txt")
+p99=$(pct 99 <"$W/rtt.txt")
+
+kill -TERM "$DEV_PID" 2>/dev/null; wait "$DEV_PID" 2>/dev/null
+
+run_device t 90 /dev/null --install "$hello" "${NET[@]}" --append "net-rx-mark=$RX_MSGS"
+wait_for 30 has t 'net: connected to broker' || die "the device did not connect: $(tail -n 20 "$W/t.txt")"
+# Padded Acks of another boot: Envelope{ack{boot=1}, field 100 = 2000 bytes}, decoded and ignored
+# (mosquitto_pub -l ends a message at a newline or a NUL byte: neither occurs in it).
+python3 -c 'import sys; sys.stdout.buffer.write((b"\x8a\x01\x02\x08\x01\xa2\x06\xd0\x0f" + b"x" * 2000 + b"\n") * int(sys.argv[1]))' "$RX_MSGS" |
+    timeout 120 mosquitto_pub "${TLS[@]}" -q 1 -t keel/v1/dev-1/ack -l 2>/dev/null
+wait_for 60 has t 'net: received [0-9]+ messages' ||
+    { echo "bench-net: the device did not receive every message:"; grep 'net:' "$W/t.txt" | tail -n 5; } >&2
+read -r rx_bytes rx_ms < <(sed -n 's/.*net: received [0-9]* messages (\([0-9]*\) bytes) in \([0-9]*\) ms.*/\1 \2/p' "$W/t.txt")
+kill -TERM "$DEV_PID" 2>/dev/null; wait "$DEV_PID" 2>/dev/null
+if [ -n "${rx_ms:-}" ] && [ "$rx_ms" -gt 0 ]; then
+    kibs=$(awk -v b="$rx_bytes" -v ms="$rx_ms" 'BEGIN {printf "%.0f", b / 1024 / (ms / 1000)}')
+else
+    kibs=n/a
+fi
+
+# ---- app compute throughput: idle-connected vs networking off --------------------------------
+echo "bench-net: app compute throughput, $RUNS runs each with and without the network"
+printf 'spin 5000\n' >"$W/spin.in"
+: >"$W/on.txt"; : >"$W/off.txt"
+spin_rounds() { sed -n 's/^app| bench: spin_rounds=\([0-9]*\).*/\1/p' "$1"; }
+for i in $(seq "$RUNS"); do
+    run_device off$i 10 "$W/spin.in" --install "$app"
+    wait "$DEV_PID"
+    spin_rounds "$W/off$i.txt" >>"$W/off.txt"
+    run_device on$i 10 "$W/spin.in" --install "$app" "${NET[@]}"
+    wait "$DEV_PID"
+    has on$i 'net: connected to broker' || echo "bench-net: run $i did not connect" >&2
+    spin_rounds "$W/on$i.txt" >>"$W/on.txt"
+done
+off=$(median <"$W/off.txt")
+on=$(median <"$W/on.txt")
+ratio=$(awk -v a="$on" -v b="$off" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "n/a"}')
+
+# ---- footprint -----------------------------------------------------------------------------------
+# Bytes of .text/.rodata (flash) and .data/.bss (RAM) the linker took from each library or object
+# group, from the input sections listed in the map file.
+read -r lwip_t lwip_d mbed_t mbed_d agent_t agent_d < <(python3 - "$map" <<'PY'
+import re, sys
+groups = {"lwip": [r"libkeel_lwip\.a"], "mbed": [r"libkeel_mbedtls\.a"],
+          "agent": [r"microvisor\.dir/net/", r"libkeel_proto\.a"]}
+tot = {g: [0, 0] for g in groups}
+pending = None
+def add(sec, size, obj):
+    kind = 0 if sec.startswith((".text", ".rodata")) else 1 if sec.startswith((".data", ".bss", ".noinit")) else None
+    if kind is None:
+        return
+    for g, pats in groups.items():
+        if any(re.search(p, obj) for p in pats):
+            tot[g][kind] += size
+for line in open(sys.argv[1]):
+    m = re.match(r'^ (\.\S+)(?:\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+))?\s*$', line)
+    if pending is not None:
+        m2 = re.match(r'^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)', line)
+        if m2:
+            add(pending, int(m2.group(2), 16), m2.group(3))
+        pending = None
+        continue
+    if m and m.group(2) is None:
+        pending = m.group(1)
+    elif m:
+        add(m.group(1), int(m.group(3), 16), m.group(4))
+print(*(v for g in ("lwip", "mbed", "agent") for v in tot[g]))
+PY
+)
+kib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1024}'; }
+
+section="## Connectivity (issue 4)
+
+Measured $(date -u +%Y-%m-%d) on this machine (QEMU $(qemu-system-arm --version | head -n1 | awk '{print $4}'), mps2-an505, no -icount: device time
+follows the host clock), by \`scripts/bench-net.sh\`: the device against Mosquitto with TLS 1.2 (ECDHE-ECDSA P-256,
+mutual authentication) on 127.0.0.1 through QEMU's restricted user network and \`keel relay\`.
+
+| figure | value |
+|---|---|
+| boot to MQTT connected (median of $RUNS) | $boot ms |
+| connect attempt to CONNACK: TCP + TLS handshake + MQTT CONNECT (median of $RUNS) | $hs ms |
+| handler stack used once connected | ${stack:-n/a} bytes of 8192 |
+| ping round trip over MQTT, host -> broker -> device -> broker -> host ($answered of $PINGS) | p50 $p50 ms, p99 $p99 ms |
+| MQTT throughput cloud -> device ($RX_MSGS messages of 2 KiB, QoS 1, timed by the device) | $kibs KiB/s |
+| app compute throughput, idle-connected / networking off (5 s spin, median of $RUNS: $on / $off rounds) | $ratio |
+| flash (.text + .rodata): lwIP / Mbed TLS / agent (net/, keel_proto, nanopb) | $(kib "$lwip_t") / $(kib "$mbed_t") / $(kib "$agent_t") KiB |
+| RAM (.data + .bss + .noinit): lwIP / Mbed TLS / agent | $(kib "$lwip_d") / $(kib "$mbed_d") / $(kib "$agent_d") KiB, plus Mbed TLS's heap at run time (boot word net-stats reports it) |"
+
+bash "$root/scripts/bench-section.sh" "$out" <<<"$section"
+echo "bench-net: wrote $out"
+echo "$section"
