@@ -19,13 +19,14 @@ static const char *const reset_names[] = {
     [UV_RESET_WATCHDOG] = "watchdog (microvisor stalled)",
     [UV_RESET_FAULT] = "microvisor fault",
     [UV_RESET_UNKNOWN] = "unknown",
+    [UV_RESET_REBOOT] = "reboot requested",
 };
 
 uv_reset_cause_t uv_boot_cause;
 
 const char *uv_reset_name(uv_reset_cause_t cause)
 {
-    return (unsigned)cause <= UV_RESET_UNKNOWN ? reset_names[cause] : "unknown";
+    return (unsigned)cause < UV_RESET_CAUSE_COUNT ? reset_names[cause] : "unknown";
 }
 
 static void core_setup(void)

@@ -32,6 +32,8 @@ typedef enum uv_reset_cause { /* persisted in .noinit: never renumber */
     UV_RESET_WATCHDOG = 2,     /* the secure watchdog caught a stalled microvisor */
     UV_RESET_FAULT = 3,        /* the microvisor itself faulted */
     UV_RESET_UNKNOWN = 4,      /* a reset nobody announced */
+    UV_RESET_REBOOT = 5,       /* the cloud asked for a reboot (command "reboot") */
+    UV_RESET_CAUSE_COUNT
 } uv_reset_cause_t;
 
 #define UV_REPORTS 4u

@@ -32,7 +32,7 @@ uv_reset_cause_t uv_noinit_boot(void)
         uv_ni.magic = NOINIT_MAGIC;
         cause = UV_RESET_POWER_ON;
     } else {
-        cause = uv_ni.reset_cause <= UV_RESET_UNKNOWN ? (uv_reset_cause_t)uv_ni.reset_cause
+        cause = uv_ni.reset_cause < UV_RESET_CAUSE_COUNT ? (uv_reset_cause_t)uv_ni.reset_cause
                                                       : UV_RESET_UNKNOWN;
     }
     uv_ni.reset_cause = UV_RESET_UNKNOWN; /* whoever resets next must say why */

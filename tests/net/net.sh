@@ -125,8 +125,8 @@ case $case_ in fleet*) ;; *) start_broker ;; esac
 case $case_ in
 fleet)
     # End to end: keel up (Mosquitto + keeld), a real emulated device provisioned from the
-    # stack's CA, then the fleet commands through keeld: devices, ping, restart; reboot is not
-    # offered by this device, so keeld refuses it.
+    # stack's CA, then the fleet commands through keeld: devices, ping, restart, reboot (the
+    # device answers, resets with cause "reboot requested" and comes back online).
     stack_up
     start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
     expect_console 20 'net: connected to broker'
@@ -136,8 +136,13 @@ fleet)
     grep -q 'dev-1: ping ok' <<<"$out" || fail "unexpected ping answer: $out"
     out=$(timeout 30 "$keel" restart dev-1 2>&1) || fail "keel restart dev-1 failed: $out"
     expect_console 10 'app stopped: restart'
-    out=$(timeout 30 "$keel" reboot dev-1 2>&1) && fail "keeld sent a reboot the device does not offer"
-    grep -q "does not implement 'reboot'" <<<"$out" || fail "unexpected reboot answer: $out"
+    out=$(timeout 30 "$keel" reboot dev-1 2>&1) || fail "keel reboot dev-1 failed: $out"
+    grep -q 'dev-1: reboot ok' <<<"$out" || fail "unexpected reboot answer: $out"
+    expect_console 15 'reset: reboot requested'
+    reconnected() { [ "$(console_count 'net: connected to broker')" -ge 2 ]; }
+    wait_for 20 reconnected || fail "the device did not connect again after its reboot"
+    wait_for 30 devices_online || fail "dev-1 did not come back online after its reboot"
+    out=$(timeout 30 "$keel" ping dev-1 2>&1) || fail "keel ping dev-1 after the reboot failed: $out"
     kill -TERM "$KEEL_PID"; wait_device
     offline() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +no '; }
     wait_for 20 offline || fail "keeld still shows dev-1 online after it vanished (last will)"

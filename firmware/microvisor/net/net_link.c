@@ -93,7 +93,11 @@ typedef struct link {
     uint32_t rx_mark, rx_count, rx_first_ms;
     uint64_t rx_bytes;
     uint8_t in[KPROTO_ENVELOPE_MAX];
+    bool reboot_pending; /* a reboot command was answered: reset at reboot_at */
+    uint32_t reboot_at;
 } link_t;
+
+#define REBOOT_DELAY_MS 300u
 
 static link_t lk;
 
@@ -190,9 +194,9 @@ static void publish_hello(void)
     h->uptime_ms = uv_uptime_ms();
     h->app_state = app_state();
     h->restart_count = uv_ni.restarts;
-    /* reboot is not implemented yet: it needs a reset cause of its own (uv.h) */
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_PING;
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_RESTART_APP;
+    h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_REBOOT;
     h->reset_reason = (uint32_t)uv_boot_cause;
     if (env_send(KPROTO_T_HELLO, 0u) == ERR_OK) {
         lk.hello_state = h->app_state;
@@ -394,6 +398,14 @@ static void handle_command(const keel_v1_Command *cmd)
         uv_log("net: restart app (command %lu)", (unsigned long)id);
         publish_result(id, keel_v1_CommandStatus_COMMAND_STATUS_OK, "");
         uv_sup_request_stop(KCRASH_RESTART);
+        break;
+    case keel_v1_CommandKind_COMMAND_KIND_REBOOT:
+        /* Answer first, then reset once the result has had time to leave (the reset drops
+         * the connection); the next boot reports "reboot requested". */
+        uv_log("net: reboot (command %lu) in %u ms", (unsigned long)id, REBOOT_DELAY_MS);
+        publish_result(id, keel_v1_CommandStatus_COMMAND_STATUS_OK, "");
+        lk.reboot_at = port_ticks() + REBOOT_DELAY_MS;
+        lk.reboot_pending = true;
         break;
     default:
         uv_log("net: command %lu of unknown kind %lu: unsupported", (unsigned long)id,
@@ -611,6 +623,8 @@ bool net_link_init(const net_link_cfg_t *cfg)
 void net_link_poll(bool ip_up)
 {
     uint32_t now = port_ticks();
+    if (lk.reboot_pending && (int32_t)(now - lk.reboot_at) >= 0)
+        uv_reset(UV_RESET_REBOOT);
     notify_drops();
     switch (lk.state) {
     case LINK_IDLE:
