@@ -178,6 +178,6 @@ keeld's resident memory at the end of the run: ${rss2} KiB. Load generator and s
 machine's cores, so the latencies include that contention.
 EOF
 )
-bash "$(dirname "$0")/bench-section.sh" "$out" <<<"$section"
+bash "$(dirname "$0")/write-bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench-fleet: wrote $out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-net.sh BUILD_DIR: the connectivity figures of issue 4, written as the
-# "## Connectivity (issue 4)" section of bench/results.md (scripts/bench-section.sh).
+# "## Connectivity (issue 4)" section of bench/results.md (scripts/write-bench-section.sh).
 #
 # A device in QEMU against a real Mosquitto TLS broker on 127.0.0.1 (the fleet's PKI and broker
 # configuration from scripts/stack.sh, like tests/net/net.sh). Figures:
@@ -210,6 +210,6 @@ mutual authentication) on 127.0.0.1 through QEMU's restricted user network and \
 | flash (.text + .rodata): lwIP / Mbed TLS / agent (net/, keel_proto, nanopb) | $(kib "$lwip_t") / $(kib "$mbed_t") / $(kib "$agent_t") KiB |
 | RAM (.data + .bss + .noinit): lwIP / Mbed TLS / agent | $(kib "$lwip_d") / $(kib "$mbed_d") / $(kib "$agent_d") KiB, plus Mbed TLS's heap at run time (boot word net-stats reports it) |"
 
-bash "$root/scripts/bench-section.sh" "$out" <<<"$section"
+bash "$root/scripts/write-bench-section.sh" "$out" <<<"$section"
 echo "bench-net: wrote $out"
 echo "$section"

@@ -17,5 +17,5 @@ out="$(timeout 60 "$bin" 2>&1)" || { echo "$out" >&2; echo "bench-ota: $bin fail
 # Keep the figures, drop cmocka's own lines.
 section=$(printf '## OTA (issue 6)\n\nMeasured %s by `scripts/bench-ota.sh`: the real update engine on the strict NOR model with\nAN505 geometry (core only; the device and network path come with the device integration).\n\n%s\n' \
     "$(date -u +%Y-%m-%d)" "$(grep -v '^\[' <<<"$out" | cat -s)")
-bash "$root/scripts/bench-section.sh" "$root/bench/results.md" <<<"$section"
+bash "$root/scripts/write-bench-section.sh" "$root/bench/results.md" <<<"$section"
 echo "$section"

@@ -90,7 +90,7 @@ Measured $(date -u +%Y-%m-%d) on this machine (QEMU $(qemu-system-arm --version 
 
 | figure | value | baseline / note |
 |---|---|---|
-| microvisor flash (text + data) | $((text + data)) B | of which Mbed TLS (SHA-256 only so far): ${mbed} B |
+| microvisor flash (text + data) | $((text + data)) B | of which Mbed TLS (crypto, X.509, TLS client): ${mbed} B; the network stack's shares: Connectivity (issue 4) |
 | microvisor RAM (data + bss) | $((data + bss)) B | + .noinit state ${noinit:-0} B (crash reports, counters) + stacks ${stacks:-0} B |
 | boot to app \`main\` (device clock, median of $runs) | ${boot_med} us | runs: ${boot_all} |
 | boot to app \`main\` (instructions, -icount) | ${main_insn} | partition, flash scan, image copy + SHA-256, launch |
@@ -100,6 +100,6 @@ Measured $(date -u +%Y-%m-%d) on this machine (QEMU $(qemu-system-arm --version 
 In-guest times are the device clock (TIMER0, host-paced without -icount), not real M33 timings.
 EOF
 )
-bash "$(dirname "$0")/bench-section.sh" "$out" <<<"$section"
+bash "$(dirname "$0")/write-bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench: wrote $out"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# bench-section.sh RESULTS_FILE < SECTION
+# write-bench-section.sh RESULTS_FILE < SECTION
 # Replace (or add) one "## ..." section of bench/results.md with the Markdown on stdin, keeping the
 # other sections: every benchmark script owns exactly one section, named by its first line.
 set -euo pipefail
-out=${1:?usage: bench-section.sh RESULTS_FILE < SECTION}
+out=${1:?usage: write-bench-section.sh RESULTS_FILE < SECTION}
 section=$(cat)
 title=$(head -n1 <<<"$section")
-case $title in "## "*) ;; *) echo "bench-section: the section must start with a '## ' title" >&2; exit 2 ;; esac
+case $title in "## "*) ;; *) echo "write-bench-section: the section must start with a '## ' title" >&2; exit 2 ;; esac
 mkdir -p "$(dirname "$out")"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
