@@ -48,7 +48,7 @@
 #define TCP_SND_QUEUELEN        16
 
 /* ---- MQTT client (apps/mqtt) ---- */
-#define MQTT_OUTPUT_RINGBUF_SIZE 512
+#define MQTT_OUTPUT_RINGBUF_SIZE 2560 /* a full 8-entry log batch fits in one publish */
 
 /* ---- TLS through altcp (apps/altcp_tls) ---- */
 #if defined(KEEL_MBEDTLS_TLS)

@@ -74,6 +74,7 @@ typedef struct link {
     uint32_t hb_period, hb_next;
     keel_v1_AppState hello_state; /* what the last hello said: a new one goes out on a change */
     uint32_t hello_restarts;
+    uint32_t hello_next;          /* earliest port_ticks() for the next changed hello */
     uint32_t boot;        /* Envelope.boot: never repeats (net_seed_boot) */
     uint32_t msg_id;
     uint64_t done_ids[DONE_IDS];
@@ -98,6 +99,7 @@ typedef struct link {
 } link_t;
 
 #define REBOOT_DELAY_MS 300u
+#define HELLO_MIN_MS 1000u
 
 static link_t lk;
 
@@ -385,7 +387,9 @@ static void handle_command(const keel_v1_Command *cmd)
     }
     for (uint32_t i = 0; i < DONE_IDS && i < lk.done_n; i++)
         if (lk.done_ids[i] == id) {
-            uv_log("net: command %lu already executed this boot: ignored", (unsigned long)id);
+            /* Sent again because our answer was lost: answer again, never act twice. */
+            uv_log("net: command %lu already executed this boot: answered again", (unsigned long)id);
+            publish_result(id, keel_v1_CommandStatus_COMMAND_STATUS_OK, "already done");
             return;
         }
     lk.done_ids[lk.done_n++ % DONE_IDS] = id;
@@ -647,8 +651,13 @@ void net_link_poll(bool ip_up)
             lk.hb_next = now + lk.hb_period;
             publish_heartbeat();
         }
-        if (app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts)
+        /* A changed hello, at most every HELLO_MIN_MS: an app restarting in a tight loop must
+         * not fill the MQTT output with hellos and crowd out command results. */
+        if ((app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts) &&
+            (int32_t)(now - lk.hello_next) >= 0) {
+            lk.hello_next = now + HELLO_MIN_MS;
             publish_hello(); /* retried each run while lwIP has no room for it */
+        }
         send_logs(now);
         send_crash(now);
         break;
