@@ -29,11 +29,6 @@ static bool caller_unprivileged(void)
     return (control & 1u) && (ipsr & 0x1FFu) == 0u;
 }
 
-static bool region_has(const board_region_t *r, uintptr_t p, size_t len)
-{
-    return p >= r->base && len <= r->size && p - r->base <= r->size - len;
-}
-
 /* true when [p, p+len) is app memory the caller may read (write: and write). */
 static bool app_ptr_ok(const char *fn, const void *p, size_t len, bool write)
 {
@@ -42,7 +37,7 @@ static bool app_ptr_ok(const char *fn, const void *p, size_t len, bool write)
     if (caller_unprivileged())
         flags |= CMSE_MPU_UNPRIV;
     bool ok = len > 0u && len <= 0x7FFFFFFFu &&
-              (region_has(&board_app_ram, a, len) || region_has(&board_app_code, a, len)) &&
+              board_app_mem((uint32_t)a, (uint32_t)len) &&
               cmse_check_address_range((void *)a, len, flags) != NULL;
     if (!ok)
         uv_log("bad pointer from app in %s: 0x%08lx+%lu", fn, (unsigned long)a, (unsigned long)len);

@@ -80,22 +80,13 @@ typedef struct sup {
     uint32_t hb_period, hb_next;
     /* interrupt storm detection (tick samples) */
     uint32_t storm_samples, storm_hits;
+    bool test_hang;                 /* boot word uv-hang (read once: the service runs often) */
 } sup_t;
 
 static sup_t sup;
 
 /* ------------------------------------------------------------------------------------------ */
 /* App memory and NS register helpers                                                          */
-
-static bool in_region(const board_region_t *r, uint32_t addr, uint32_t len)
-{
-    return addr >= r->base && len <= r->size && addr - r->base <= r->size - len;
-}
-
-static bool app_mem(uint32_t addr, uint32_t len)
-{
-    return in_region(&board_app_code, addr, len) || in_region(&board_app_ram, addr, len);
-}
 
 static uint32_t read_msp_ns(void) { uint32_t v; __asm__ volatile("mrs %0, msp_ns" : "=r"(v)); return v; }
 static uint32_t read_psp_ns(void) { uint32_t v; __asm__ volatile("mrs %0, psp_ns" : "=r"(v)); return v; }
@@ -136,7 +127,7 @@ static uint32_t fault_reason(uint32_t ipsr, const kcrash_report_t *r)
     case IPSR_MEMFAULT: return KCRASH_MEMFAULT;
     default: break;
     }
-    if (app_mem(r->pc & ~1u, 2u) && ((*(volatile uint16_t *)(uintptr_t)(r->pc & ~1u)) & 0xFF00u) == 0xBE00u)
+    if (board_app_mem(r->pc & ~1u, 2u) && ((*(volatile uint16_t *)(uintptr_t)(r->pc & ~1u)) & 0xFF00u) == 0xBE00u)
         return KCRASH_BREAKPOINT;
     if (r->sfsr & 0xFFu)
         return KCRASH_SECUREFAULT;
@@ -184,7 +175,7 @@ static void capture(const uint32_t *r4_r11, uint32_t exc_return, uint32_t reason
          * only if it was in Thread mode with its own CONTROL.SPSEL set. */
         bool thread = (exc_return & EXC_RETURN_MODE) != 0u;
         uint32_t frame = (thread && (r->control_ns & 2u)) ? r->psp_ns : r->msp_ns;
-        if (app_mem(frame, 32u)) {
+        if (board_app_mem(frame, 32u)) {
             const volatile uint32_t *f = (const volatile uint32_t *)(uintptr_t)frame;
             for (unsigned i = 0; i < 4u; i++)
                 r->r[i] = f[i];
@@ -197,7 +188,7 @@ static void capture(const uint32_t *r4_r11, uint32_t exc_return, uint32_t reason
             r->sp = frame; /* stack pointer outside app RAM (overflow): no frame to read */
         }
         uint32_t want = uv_app.hdr.stack_dump < KCRASH_STACK_MAX ? uv_app.hdr.stack_dump : KCRASH_STACK_MAX;
-        while (want && !app_mem(r->sp, want))
+        while (want && !board_app_mem(r->sp, want))
             want /= 2u;
         if (want) {
             r->stack_addr = r->sp;
@@ -313,14 +304,17 @@ void NMI_Handler(void)
 #define STORM_WINDOW_MS 1000u
 #define STORM_PERMILLE 1000u
 
-/* First app interrupt line that is active, or pending and enabled. */
-static bool app_irq_busy_line(uint32_t *out_irq)
+/* First app interrupt line that is active or, with pending_too, pending and enabled. */
+static bool app_irq_find(bool pending_too, uint32_t *out_irq)
 {
     uint32_t n = board_irq_count() / 32u;
     for (uint32_t w = 0; w < n; w++) {
-        uint32_t busy = ((REG32(NVIC_ISPR(w)) & REG32(NVIC_ISER(w))) | REG32(NVIC_IABR(w))) & REG32(NVIC_ITNS(w));
-        if (busy) {
-            *out_irq = w * 32u + (uint32_t)__builtin_ctz(busy);
+        uint32_t hit = REG32(NVIC_IABR(w));
+        if (pending_too)
+            hit |= REG32(NVIC_ISPR(w)) & REG32(NVIC_ISER(w));
+        hit &= REG32(NVIC_ITNS(w));
+        if (hit) {
+            *out_irq = w * 32u + (uint32_t)__builtin_ctz(hit);
             return true;
         }
     }
@@ -330,7 +324,7 @@ static bool app_irq_busy_line(uint32_t *out_irq)
 static bool app_irq_busy(void)
 {
     uint32_t irq;
-    return app_irq_busy_line(&irq);
+    return app_irq_find(true, &irq);
 }
 
 static void storm_sample(uint32_t exc_return)
@@ -369,7 +363,7 @@ static void service_run(void)
 {
     port_wdog_kick();
     uv_net_poll();
-    if (port_arg_has("uv-hang") && uv_ni.boots == 1u && port_ticks() > 300u) {
+    if (sup.test_hang && uv_ni.boots == 1u && port_ticks() > 300u) {
         uv_log("test: microvisor hangs now (uv-hang)");
         for (;;) /* deliberately unbounded: the secure watchdog must end this */
             __asm__ volatile("nop");
@@ -560,19 +554,6 @@ static uint32_t stop_reason_for_app(uint32_t reason)
     }
 }
 
-static bool app_irq_active(uint32_t *out_irq)
-{
-    uint32_t n = board_irq_count();
-    for (uint32_t w = 0; w < n / 32u; w++) {
-        uint32_t act = REG32(NVIC_IABR(w)) & REG32(NVIC_ITNS(w));
-        if (act) {
-            *out_irq = w * 32u + (uint32_t)__builtin_ctz(act);
-            return true;
-        }
-    }
-    return false;
-}
-
 static void idle_forever(void)
 {
     for (;;)
@@ -591,7 +572,7 @@ static void handle_stop(void)
     uv_ni.restarts++;
 
     uint32_t irq;
-    if (r->reason == KCRASH_IRQ_STORM && app_irq_busy_line(&irq))
+    if (r->reason == KCRASH_IRQ_STORM && app_irq_find(true, &irq))
         uv_log("app stopped: %s (app IRQ %lu)", kcrash_reason_name(r->reason), (unsigned long)irq);
     else
         uv_log("app stopped: %s", kcrash_reason_name(r->reason));
@@ -622,7 +603,7 @@ static void handle_stop(void)
     while ((int32_t)(until - port_ticks()) > 0)
         __asm__ volatile("wfi");
 
-    if (app_irq_active(&irq)) {
+    if (app_irq_find(false, &irq)) {
         uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
         uv_ni.launch_now = 1u;
         uv_reset(UV_RESET_APP_RESTART);
@@ -677,6 +658,7 @@ __attribute__((noreturn, used)) void sup_loop(void)
 void uv_sup_start(void)
 {
     sup.hb_period = port_arg_u32("heartbeat", 10000u);
+    sup.test_hang = port_arg_has("uv-hang");
     sup.hb_next = port_ticks() + sup.hb_period;
     uv_ni.launch_now = 0u;
     uv_noinit_commit();

@@ -81,6 +81,16 @@ static const struct reg_write {
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+static bool region_has(const board_region_t *r, uint32_t addr, uint32_t len)
+{
+    return addr >= r->base && len <= r->size && addr - r->base <= r->size - len;
+}
+
+bool board_app_mem(uint32_t addr, uint32_t len)
+{
+    return region_has(&board_app_code, addr, len) || region_has(&board_app_ram, addr, len);
+}
+
 static void sau_setup(void)
 {
     for (uint32_t i = 0; i < ARRAY_LEN(sau_regions); i++) {

@@ -20,6 +20,9 @@ typedef struct board_region {
 extern const board_region_t board_app_code; /* NS code region (image copied here) */
 extern const board_region_t board_app_ram;  /* NS RAM */
 
+/* true when [addr, addr+len) lies wholly inside the app's code or RAM region (no wrap). */
+bool board_app_mem(uint32_t addr, uint32_t len);
+
 /* Partition the chip: SAU, MPCs, PPCs, master security, NSCCFG, interrupt targets, AIRCR.
  * Called once at boot before anything non-secure runs. */
 void board_partition(void);
