@@ -76,9 +76,15 @@ pattern write keel/v1/%u/logs
 pattern write keel/v1/%u/crash
 pattern write keel/v1/%u/result
 pattern write keel/v1/%u/app/up/+
+pattern write keel/v1/%u/update/status
+pattern write keel/v1/%u/update/fetch
+pattern write keel/v1/%u/debug/up
 pattern read keel/v1/%u/cmd
 pattern read keel/v1/%u/ack
 pattern read keel/v1/%u/app/down/+
+pattern read keel/v1/%u/update
+pattern read keel/v1/%u/update/data
+pattern read keel/v1/%u/debug/down
 ACL
   if [ -n "$extra" ]; then
     cat "$extra" >>"$dir/acl" || die "cannot read $extra"

@@ -9,6 +9,8 @@
 /* The crash bytes must fit the nanopb field; keel.options repeats the number (it cannot include C). */
 _Static_assert(sizeof(((keel_v1_Crash *)0)->report.bytes) == KCRASH_ENCODED_MAX,
                "keel.options Crash.report max_size must equal KCRASH_ENCODED_MAX");
+_Static_assert(sizeof(((keel_v1_UpdateChunk *)0)->data.bytes) == KPROTO_CHUNK_MAX,
+               "keel.options UpdateChunk.data max_size must equal KPROTO_CHUNK_MAX");
 _Static_assert(sizeof(((keel_v1_LogEntry *)0)->text) == 240 + 1,
                "keel.options LogEntry.text max_size must be KEEL_LOG_MAX + 1");
 
@@ -24,6 +26,15 @@ static const kproto_topic_info_t topics[KPROTO_T_COUNT] = {
     [KPROTO_T_CMD] = {"cmd", 1, false, true, false, keel_v1_Envelope_command_tag},
     [KPROTO_T_ACK] = {"ack", 1, false, true, false, keel_v1_Envelope_ack_tag},
     [KPROTO_T_APP_DOWN] = {"app/down", 1, false, true, true, keel_v1_Envelope_channel_tag},
+    [KPROTO_T_UPDATE_STATUS] = {"update/status", 1, false, false, false,
+                                keel_v1_Envelope_update_status_tag},
+    [KPROTO_T_UPDATE_FETCH] = {"update/fetch", 1, false, false, false,
+                               keel_v1_Envelope_update_fetch_tag},
+    [KPROTO_T_UPDATE] = {"update", 1, false, true, false, keel_v1_Envelope_update_offer_tag},
+    [KPROTO_T_UPDATE_DATA] = {"update/data", 1, false, true, false,
+                              keel_v1_Envelope_update_chunk_tag},
+    [KPROTO_T_DEBUG_UP] = {"debug/up", 1, false, false, false, keel_v1_Envelope_debug_tag},
+    [KPROTO_T_DEBUG_DOWN] = {"debug/down", 1, false, true, false, keel_v1_Envelope_debug_tag},
 };
 
 const kproto_topic_info_t *kproto_topic_info(kproto_topic_t t)

@@ -25,6 +25,8 @@
 #define KPROTO_TOPIC_MAX (8u + KIDENT_ID_MAX + 10u + KPROTO_CHANNEL_MAX + 1u)
 /* Largest encoded Envelope (nanopb's bound from keel.options). */
 #define KPROTO_ENVELOPE_MAX keel_v1_Envelope_size
+/* Largest UpdateChunk.data (keel.options): the most an UpdateFetch may ask for. */
+#define KPROTO_CHUNK_MAX 2048u
 
 /* The topics of protocol v1, one per suffix under keel/v1/<device>/. persisted: never renumber. */
 typedef enum kproto_topic {
@@ -38,6 +40,12 @@ typedef enum kproto_topic {
     KPROTO_T_CMD,           /* cloud -> device, QoS 1 */
     KPROTO_T_ACK,           /* cloud -> device, QoS 1 */
     KPROTO_T_APP_DOWN,      /* cloud -> device, QoS 1, app/down/<channel> */
+    KPROTO_T_UPDATE_STATUS, /* device -> cloud, QoS 1, update/status */
+    KPROTO_T_UPDATE_FETCH,  /* device -> cloud, QoS 1, update/fetch */
+    KPROTO_T_UPDATE,        /* cloud -> device, QoS 1, update (UpdateOffer) */
+    KPROTO_T_UPDATE_DATA,   /* cloud -> device, QoS 1, update/data (UpdateChunk) */
+    KPROTO_T_DEBUG_UP,      /* device -> cloud, QoS 1, debug/up */
+    KPROTO_T_DEBUG_DOWN,    /* cloud -> device, QoS 1, debug/down */
     KPROTO_T_COUNT
 } kproto_topic_t;
 
