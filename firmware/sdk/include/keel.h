@@ -44,6 +44,7 @@ typedef int32_t keel_status_t;
 #define KEEL_EBUSY (-4)      /* the resource is in use; try again later */
 #define KEEL_ESTATE (-5)     /* not allowed in the current state (see the call) */
 #define KEEL_ENOTSUP (-6)    /* not supported by this microvisor */
+#define KEEL_EAGAIN (-7)     /* nothing available now (e.g. no channel message waiting) */
 
 /* ---- version, identity, time ------------------------------------------------------------ */
 
@@ -100,6 +101,17 @@ typedef enum keel_notify_kind {
                                      arg0 = ms left before the app is stopped */
     KEEL_NOTIFY_LOG_DROPPED = 3,  /* arg0 = log messages dropped since the last such notice */
     KEEL_NOTIFY_DROPPED = 4,      /* arg0 = notifications dropped because the ring was full */
+    KEEL_NOTIFY_UPDATE_PROGRESS = 5, /* staging an update; arg0 = blocks staged, arg1 = needed */
+    KEEL_NOTIFY_UPDATE_STAGED = 6,   /* an update is staged and verified: call keel_update_apply()
+                                        when convenient; arg0 = its packed version, arg1 = seconds
+                                        until the microvisor applies it anyway (0: no deadline) */
+    KEEL_NOTIFY_UPDATE_TRIAL = 7,    /* this app was just installed and runs on trial: call
+                                        keel_update_confirm() within arg0 seconds or it is
+                                        rolled back; arg1 = its packed version */
+    KEEL_NOTIFY_CHANNEL_DATA = 8,    /* a message arrived; arg0 = channel handle, arg1 = messages
+                                        waiting on it (read them with keel_channel_recv()) */
+    KEEL_NOTIFY_CHANNEL_SENT = 9,    /* arg0 = channel handle, arg1 = the send's sequence number
+                                        (keel_channel_send): the cloud's broker has it */
 } keel_notify_kind_t;
 
 /* Why the previous app run ended (arg0 of KEEL_NOTIFY_STARTED). */
@@ -109,6 +121,9 @@ typedef enum keel_stop_reason {
     KEEL_STOP_WATCHDOG = 2,       /* the app's watchdog expired */
     KEEL_STOP_EXIT = 3,           /* the app's reset handler returned */
     KEEL_STOP_RESTART = 4,        /* the app called keel_app_restart() */
+    KEEL_STOP_UPDATE = 5,         /* the previous app was replaced by an update (this one) */
+    KEEL_STOP_ROLLBACK = 6,       /* an update failed its trial and was rolled back (this app is
+                                     the previous version again); see keel_update_status() */
 } keel_stop_reason_t;
 
 typedef struct keel_notification {
@@ -154,6 +169,96 @@ keel_status_t keel_watchdog_kick(void);
  * Does not return on success.
  */
 keel_status_t keel_app_restart(void);
+
+/* ---- updates ------------------------------------------------------------------------------ */
+
+/*
+ * The microvisor stages updates in the background while the app runs (docs/update-engine.md).
+ * The app chooses when the staged update is applied; it is told by notifications
+ * (KEEL_NOTIFY_UPDATE_*) and may look at any time. States and results use the numbers of the
+ * LwM2M Firmware Update object (/5/0/3, /5/0/5), as the cloud does.
+ */
+typedef enum keel_update_state {
+    KEEL_UPDATE_IDLE = 0,
+    KEEL_UPDATE_DOWNLOADING = 1,  /* staging blocks into encrypted external flash */
+    KEEL_UPDATE_DOWNLOADED = 2,   /* staged and verified: waiting for keel_update_apply() */
+    KEEL_UPDATE_UPDATING = 3,     /* being applied, or this app runs on trial */
+} keel_update_state_t;
+
+typedef enum keel_update_result {
+    KEEL_UPDATE_RESULT_INITIAL = 0,
+    KEEL_UPDATE_RESULT_SUCCESS = 1,
+    KEEL_UPDATE_RESULT_NOT_ENOUGH_FLASH = 2,
+    KEEL_UPDATE_RESULT_INTEGRITY_FAILURE = 5,
+    KEEL_UPDATE_RESULT_UNSUPPORTED_PACKAGE = 6,
+    KEEL_UPDATE_RESULT_UPDATE_FAILED = 8, /* applied, then rolled back (crash, no confirm) */
+} keel_update_result_t;
+
+#define KEEL_UPDATE_F_TRIAL 1u    /* flags: this app runs on trial and has not confirmed yet */
+
+typedef struct keel_update_status {
+    uint32_t state;               /* keel_update_state_t */
+    uint32_t result;              /* keel_update_result_t of the last update handled */
+    uint32_t flags;               /* KEEL_UPDATE_F_* */
+    uint32_t version;             /* packed version of the update in flight (0: none) */
+    uint32_t installed_version;   /* packed version of the running app */
+    uint32_t blocks_needed;       /* DOWNLOADING: blocks to fetch in all */
+    uint32_t blocks_staged;       /* DOWNLOADING: of those, staged so far */
+    uint32_t seconds_left;        /* DOWNLOADED: until it is applied anyway (0: no deadline);
+                                     on trial: until the rollback unless confirmed */
+} keel_update_status_t;
+
+/* Current update state. Errors: KEEL_EFAULT. */
+keel_status_t keel_update_status(keel_update_status_t *out);
+
+/*
+ * Apply the staged update now. On success the call does not return: the app is stopped
+ * (KEEL_STOP_UPDATE), the changed pages are written and the new app starts on trial.
+ * Errors: KEEL_ESTATE (nothing staged).
+ */
+keel_status_t keel_update_apply(void);
+
+/*
+ * Confirm that this (newly installed) app works; until then a crash or the end of the trial
+ * period rolls the device back to the previous app. Errors: KEEL_ESTATE (not on trial).
+ */
+keel_status_t keel_update_confirm(void);
+
+/* ---- app channels -------------------------------------------------------------------------- */
+
+/*
+ * Channels carry the app's own data to and from the cloud over the microvisor's connection
+ * (MQTT topics keel/v1/<device>/app/up/<name> and .../app/down/<name>). Sends are queued and
+ * survive reconnects; KEEL_NOTIFY_CHANNEL_SENT says when the broker has one. Received messages
+ * wait in the microvisor until keel_channel_recv(); KEEL_NOTIFY_CHANNEL_DATA says one arrived.
+ */
+#define KEEL_CHANNEL_NAME_MAX 32u   /* characters of A-Z a-z 0-9 . _ - */
+#define KEEL_CHANNEL_DATA_MAX 512u  /* bytes of one message */
+#define KEEL_CHANNEL_MAX 4u         /* channels open at once */
+
+/*
+ * Open channel name (NUL-terminated) for sending and receiving; *out_handle identifies it.
+ * Opening an open channel returns the same handle. Errors: KEEL_EFAULT, KEEL_EINVAL (bad name),
+ * KEEL_ENOSPC (KEEL_CHANNEL_MAX already open).
+ */
+keel_status_t keel_channel_open(const char *name, uint32_t *out_handle);
+
+/*
+ * Queue len bytes for the cloud. *out_seq (may be NULL) is the number KEEL_NOTIFY_CHANNEL_SENT
+ * will carry. Errors: KEEL_EFAULT, KEEL_EINVAL (bad handle, len 0 or > KEEL_CHANNEL_DATA_MAX),
+ * KEEL_EBUSY (the send queue is full: retry after a KEEL_NOTIFY_CHANNEL_SENT).
+ */
+keel_status_t keel_channel_send(uint32_t handle, const void *data, size_t len, uint32_t *out_seq);
+
+/*
+ * Take the oldest received message into buf. Errors: KEEL_EFAULT, KEEL_EINVAL (bad handle),
+ * KEEL_EAGAIN (none waiting), KEEL_ENOSPC (cap too small: *out_len says what is needed, the
+ * message stays).
+ */
+keel_status_t keel_channel_recv(uint32_t handle, void *buf, size_t cap, size_t *out_len);
+
+/* Close a channel; messages waiting on it are dropped. Errors: KEEL_EINVAL (bad handle). */
+keel_status_t keel_channel_close(uint32_t handle);
 
 #ifdef __cplusplus
 }
