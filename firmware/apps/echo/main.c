@@ -194,6 +194,11 @@ int main(void)
         console_puts("\n");
         return 1;
     }
+    /* Handles of an earlier run are dead (channels close when the app restarts): the test sees a
+     * new handle after a restart. */
+    console_puts("echo: channel echo handle ");
+    console_put_hex(echo);
+    console_puts("\n");
     run_checks(echo);
     (void)console_log(KEEL_LOG_INFO, "echo: listening on channel echo");
     console_puts("echo: listening on channel echo\n");
