@@ -442,8 +442,9 @@ static void handle_incoming(void)
 {
     kerr_t err = kproto_decode(lk.in_topic, lk.in, lk.in_len, &rx_env);
     if (err != KERR_OK) {
-        uv_log("net: malformed %s message (%lu bytes, %s) ignored",
-               kproto_topic_info(lk.in_topic)->suffix, (unsigned long)lk.in_len,
+        uv_log("net: malformed %s (%lu bytes, %s) ignored",
+               lk.in_topic == KPROTO_T_CMD ? "command" : lk.in_topic == KPROTO_T_APP_DOWN ? "channel data" : "ack",
+               (unsigned long)lk.in_len,
                err == KERR_INVAL ? "not the body this topic carries" : "not a protocol v1 envelope");
         return;
     }
