@@ -508,7 +508,10 @@ channels)
   [ -f "$FIRMWARE" ] && [ -f "$ECHO" ] || fail "firmware or echo app not built: '$FIRMWARE' '$ECHO'"
   export KEEL_FIRMWARE="$FIRMWARE"
   up --devices 1 --app "$ECHO"
+  out_has "gave keeld echo.elf for crash symbolication" "keel up uploads its app's ELF"
   CON="$STATE/devices/dev-1/console.log"
+  k elf list --json
+  expect_json '[e["name"] for e in j["elfs"]]' "['echo.elf']" "keel up's ELF on keeld"
   wait_for 30 grep -q 'echo: listening' "$CON" || fail "echo did not start: $(tail -20 "$CON")"
   grep -q 'echo: checks passed 30/30' "$CON" ||
     fail "channel API checks: $(grep -E 'echo: check.*FAILED|checks passed' "$CON")"

@@ -8,6 +8,10 @@
  * check and a summary ("echo: checks passed N/N"), which tests/net/chan.sh asserts. The
  * full-queue check floods channel "flood" with numbered messages until KEEL_EBUSY; they reach
  * the cloud in order once the broker has them.
+ *
+ * The message "burst" (echoed too) makes it send "burst-00".."burst-07" on channel "flood" one
+ * second later: tests/net/net.sh stops the broker in that second, so they are sent while the
+ * device is offline and must all arrive, once each, after it reconnects.
  */
 #include <stdint.h>
 #include <string.h>
@@ -45,6 +49,8 @@ void IRQ4_Handler(void) /* TIMER1: only wakes the main loop */
 }
 
 static uint32_t checks, passed;
+static uint32_t flood_handle;
+static uint64_t burst_at_us; /* 0: no burst pending */
 
 static void check(const char *what, keel_status_t got, keel_status_t want)
 {
@@ -104,6 +110,7 @@ static void run_checks(uint32_t echo)
     uint32_t c3 = 0, c4 = 0;
     check("open-3", keel_channel_open("c3", &c3), KEEL_OK);
     check("open-4", keel_channel_open("flood", &c4), KEEL_OK);
+    flood_handle = c4;
     check("open-5-nospace", keel_channel_open("c5", &h), KEEL_ENOSPC);
     check("close-tmp2", keel_channel_close(h2), KEEL_OK);
     check("close-3", keel_channel_close(c3), KEEL_OK);
@@ -176,6 +183,10 @@ static void echo_pending(uint32_t echo)
         console_put_dec(n);
         console_puts(" bytes\n");
         reply_len = n;
+        if (n == 5u && memcmp(reply, "burst", 5u) == 0 && keel_time_get_us(&burst_at_us) == KEEL_OK) {
+            burst_at_us += 1000000u;
+            console_puts("echo: burst in 1 s\n");
+        }
     }
 }
 
@@ -210,6 +221,21 @@ int main(void)
         __asm__ volatile("wfi");
         data_waiting = 0u;
         echo_pending(echo);
+        uint64_t now_us = 0;
+        if (burst_at_us != 0u && keel_time_get_us(&now_us) == KEEL_OK && now_us >= burst_at_us) {
+            burst_at_us = 0u;
+            keel_status_t bst = KEEL_OK;
+            uint32_t i = 0;
+            char msg[9] = "burst-00";
+            for (; i < 8u && bst == KEEL_OK; i++) {
+                msg[6] = (char)('0' + i / 10u);
+                msg[7] = (char)('0' + i % 10u);
+                bst = keel_channel_send(flood_handle, msg, 8u, NULL);
+            }
+            console_puts("echo: burst queued ");
+            console_put_dec(bst == KEEL_OK ? i : i - 1u);
+            console_puts("\n");
+        }
         if (sent_count != sent_seen) {
             sent_seen = sent_count;
             console_puts("echo: broker has ");

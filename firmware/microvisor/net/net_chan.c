@@ -5,8 +5,8 @@
 #include "net_chan.h"
 #include "uv.h"
 
-#define ERR_OK_ 0 /* lwIP ERR_OK / ERR_MEM without pulling lwIP into this file */
-#define ERR_MEM_ (-1)
+#define ERR_OK_ 0 /* lwIP ERR_OK / ERR_VAL without pulling lwIP into this file */
+#define ERR_VAL_ (-6)
 
 typedef struct chan_msg {
     uint16_t len;
@@ -24,6 +24,7 @@ typedef struct chan {
 
 typedef struct send_msg {
     uint32_t seq;
+    uint32_t msg_id;                     /* Envelope.msg_id once first published (0: not yet) */
     uint32_t handle;                     /* for the SENT notification, if still open then */
     char name[KEEL_CHANNEL_NAME_MAX + 1]; /* topic: survives a close of the channel */
     chan_msg_t m;
@@ -112,6 +113,7 @@ int32_t net_chan_send(uint32_t handle, const void *data, uint32_t len, uint32_t 
     } else {
         send_msg_t *m = &nc.tx[(nc.tx_head + nc.tx_count) % NET_CHAN_SENDQ];
         m->seq = ++nc.next_seq;
+        m->msg_id = 0u;
         m->handle = handle;
         strcpy(m->name, ch->name);
         m->m.len = (uint16_t)len;
@@ -238,12 +240,14 @@ void net_chan_poll(void)
     if (nc.inflight || nc.tx_count == 0u)
         return;
     send_msg_t *m = &nc.tx[nc.tx_head];
-    int err = net_link_publish_app(m->name, m->m.data, m->m.len, on_puback, (void *)(uintptr_t)m->seq);
+    int err = net_link_publish_app(m->name, m->m.data, m->m.len, &m->msg_id, on_puback,
+                                   (void *)(uintptr_t)m->seq);
     if (err == ERR_OK_) {
         nc.inflight = true;
         nc.inflight_seq = m->seq;
-    } else if (err != ERR_MEM_) {
-        /* Cannot ever be sent (does not encode): drop it rather than block the queue. */
+    } else if (err == ERR_VAL_) {
+        /* Cannot ever be sent (does not encode): drop it rather than block the queue. Anything
+         * else (no room in lwIP's output now, the connection going) is retried by the next poll. */
         uv_log("net: channel %s message %lu (%u bytes) cannot be published: dropped", m->name,
                (unsigned long)m->seq, (unsigned)m->m.len);
         uint32_t c = uv_crit_enter();

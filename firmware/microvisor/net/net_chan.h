@@ -69,9 +69,12 @@ void net_chan_deliver(const keel_v1_ChannelData *cd);
 /**
  * Implemented by net_link.c: publish data as an Envelope{channel} on app/up/<channel> (QoS 1);
  * done(arg, err) runs when the PUBACK arrives (ERR_OK) or lwIP gives up waiting (ERR_TIMEOUT).
- * Returns lwIP's err_t: ERR_OK, ERR_MEM (no room now: try later), other: not sent.
+ * *io_msg_id: the Envelope.msg_id; 0 takes the next of this boot and stores it, so a resend
+ * carries the same (boot, msg_id) and the server stores the message once.
+ * Returns lwIP's err_t: ERR_OK; ERR_VAL: it can never be sent (does not encode); other (ERR_MEM:
+ * no room now, ERR_CONN: the connection is going): not sent now, try again later.
  */
-int net_link_publish_app(const char *channel, const uint8_t *data, uint32_t len,
+int net_link_publish_app(const char *channel, const uint8_t *data, uint32_t len, uint32_t *io_msg_id,
                          void (*done)(void *arg, int8_t err), void *arg);
 
 #endif /* KEEL_MICROVISOR_NET_NET_CHAN_H */

@@ -175,7 +175,7 @@ static err_t env_send(kproto_topic_t t, uint32_t msg_id)
 }
 
 /* App channel data (net_chan.c) on app/up/<channel>, QoS 1; done() runs on its PUBACK. */
-int net_link_publish_app(const char *channel, const uint8_t *data, uint32_t len,
+int net_link_publish_app(const char *channel, const uint8_t *data, uint32_t len, uint32_t *io_msg_id,
                          void (*done)(void *arg, int8_t err), void *arg)
 {
     char topic[KPROTO_TOPIC_MAX];
@@ -186,7 +186,9 @@ int net_link_publish_app(const char *channel, const uint8_t *data, uint32_t len,
         return ERR_VAL;
     memcpy(cd->data.bytes, data, len);
     cd->data.size = (pb_size_t)len;
-    tx_env.msg_id = ++lk.msg_id;
+    if (*io_msg_id == 0u)
+        *io_msg_id = ++lk.msg_id;
+    tx_env.msg_id = *io_msg_id;
     if (kproto_encode(&tx_env, tx_buf, sizeof(tx_buf), &n) != KERR_OK)
         return ERR_VAL;
     return mqtt_publish(&lk.client, topic, tx_buf, (u16_t)n, 1u, 0u, done, arg);
