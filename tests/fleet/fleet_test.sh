@@ -643,6 +643,14 @@ elfs)
   expect_json 'j["crashes"][0]["elf_known"]' true "elf_known"
   expect_json 'j["crashes"][0]["pc_symbol"].startswith("main at")' true "pc_symbol"
   CRASH="$(json 'j["crashes"][0]["id"]')"
+  # Without a working addr2line the reports are still listed and shown, with the reason.
+  KEEL_ADDR2LINE=false k crashes dev-5
+  expect_rc 0 "crashes when addr2line fails"
+  err_has "false failed" "addr2line failure message"
+  grep -qE "UsageFault$" "$WORK/out" || fail "crashes without symbols: $(cat "$WORK/out")"
+  KEEL_ADDR2LINE=false k crash show "$CRASH"
+  expect_rc 0 "crash show when addr2line fails"
+  out_has "app image: $SHA" "crash show without symbols"
   k crash show "$CRASH"
   expect_rc 0 "crash show"
   out_has "app image: $SHA" "crash show names the image"
