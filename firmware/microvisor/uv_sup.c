@@ -41,6 +41,7 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "net/net_chan.h"
 #include "net/uv_net.h"
 
 #define EXC_RETURN_S (1u << 6)     /* frame on the secure stack */
@@ -624,6 +625,7 @@ static void run_app(void)
     ns_regs_reset(vt[0]);
     sup.wdog_timeout = 0u;
     sup.ring = 0u;
+    net_chan_app_reset(); /* channels belong to one run of the app */
     sup.stop_req = 0u;
     sup.storm_samples = 0u;
     sup.storm_hits = 0u;

@@ -4,7 +4,7 @@
  * ($share/<group>/keel/v1/+/...) so several keeld instances split the device traffic.
  *
  * Device messages are decoded with kproto (untrusted bytes: anything malformed is logged and
- * dropped), stored, and log batches and crash reports are answered with an Ack only after the
+ * dropped), stored (app channel data too), and log batches and crash reports are answered with an Ack only after the
  * store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
  */
 #ifndef KEEL_SERVER_KEELD_MQTT_H
@@ -32,5 +32,13 @@ bool mq_connected(mq_t *mq);
  * claimed in the store before it is published, so two keeld instances never both send it.
  */
 void mq_flush_commands(mq_t *mq);
+
+/*
+ * Publish data (at most 512 bytes) to device's app/down/<channel> (QoS 1). 0 when libmosquitto
+ * took it (it is then sent, or resent after a broker reconnect), -1 when not. *out_msg_id: the
+ * Envelope.msg_id it carries.
+ */
+int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uint8_t *data, size_t len,
+                    uint64_t *out_msg_id);
 
 #endif /* KEEL_SERVER_KEELD_MQTT_H */

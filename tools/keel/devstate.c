@@ -282,7 +282,7 @@ void devstate_app_header(const appelf_image_t *img, const char *elf_path,
     out->backoff_min_ms = p->backoff_min_ms;
     out->backoff_max_ms = p->backoff_max_ms;
     out->stack_dump = p->stack_dump;
-    mbedtls_sha256_ret(img->bytes, img->size, out->sha256, 0);
+    appelf_sha256(img, out->sha256);
     const char *base = strrchr(elf_path, '/');
     base = base ? base + 1 : elf_path;
     const char *dot = strrchr(base, '.');
