@@ -220,12 +220,9 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *fmt, ...)
 }
 
 /* Run a statement that returns no rows. Returns the number of rows changed, or -1. */
-static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
+static int vrun(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     sqlite3_stmt *st = vprep(db, sql, fmt, ap);
-    va_end(ap);
     if (st == NULL) {
         return -1;
     }
@@ -236,6 +233,15 @@ static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
         return -1;
     }
     return sqlite3_changes(db);
+}
+
+static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vrun(db, sql, fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 /* Rows of a prepared statement as a JSON array of objects keyed by column name. Finalizes st. */
@@ -314,14 +320,8 @@ static store_rc_t write1(store_t *s, int *out_changes, int64_t *out_rowid, const
     lock(s);
     if (begin(db) == 0) {
         va_start(ap, fmt);
-        sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+        n = vrun(db, sql, fmt, ap);
         va_end(ap);
-        if (st != NULL && sqlite3_step(st) == SQLITE_DONE) {
-            n = sqlite3_changes(db);
-        } else {
-            KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
-        }
-        sqlite3_finalize(st);
     }
     if (out_rowid != NULL) {
         *out_rowid = n > 0 ? sqlite3_last_insert_rowid(db) : 0;
@@ -1137,14 +1137,8 @@ static store_rc_t update_row(store_t *s, int64_t deployment, const char *sql, co
     lock(s);
     if (begin(db) == 0) {
         va_start(ap, fmt);
-        sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+        n = vrun(db, sql, fmt, ap);
         va_end(ap);
-        if (st != NULL && sqlite3_step(st) == SQLITE_DONE) {
-            n = sqlite3_changes(db);
-        } else {
-            KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
-        }
-        sqlite3_finalize(st);
     }
     int ok = n >= 0 && (n == 0 || bump(db, deployment) >= 0);
     store_rc_t rc = finish(db, ok);
