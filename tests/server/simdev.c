@@ -28,6 +28,7 @@
  *   --apply now|defer    the app applies as soon as staged (default), or leaves it to a force or
  *                        the deadline
  *   --trial confirm|crash  the new app confirms (default) or crashes on start (rolled back)
+ *   --pace MS            pause MS after each staged block (a slow link)
  * Every event is printed on stdout ("ack 3", "command 7 ping", ...).
  */
 #include <stdatomic.h>
@@ -439,6 +440,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--uv-version") == 0) uc.uv_version = version_arg(argv[a], v);
         else if (strcmp(argv[a], "--apply") == 0) uc.defer = strcmp(v, "defer") == 0;
         else if (strcmp(argv[a], "--trial") == 0) uc.crash_on_trial = strcmp(v, "crash") == 0;
+        else if (strcmp(argv[a], "--pace") == 0) uc.pace_ms = (unsigned)strtoul(v, NULL, 10);
         else die("unknown option %s", argv[a]);
     }
     if (port <= 0 || !ca || !cert || !key || !s.id || kident_check_id(s.id) != KERR_OK) {

@@ -19,7 +19,7 @@
 
 #define QUEUE_LEN 32
 #define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
-#define STATUS_EVERY_MS 1000    /* progress while downloading (protocol: at most every 2 s) */
+#define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
 
@@ -587,6 +587,11 @@ bool sdu_poll(sdu_t *u)
         }
         u->blocks_staged++;
         u->block++;
+        if (u->cfg.pace_ms != 0) {
+            /* a slow link: gives tests time to kill keeld in the middle of a download */
+            struct timespec ts = {u->cfg.pace_ms / 1000u, (long)(u->cfg.pace_ms % 1000u) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         next_block(u);
     }
     if (u->st == ST_STAGING && mono_ms() - u->status_ms >= STATUS_EVERY_MS) {
