@@ -548,6 +548,13 @@ ota_delta)
   wait_for 10 dev_is "$DEP" dev-1 result success || fail "v3 result not recorded"
   expect_dev "$DEP" dev-1 bytes_fetched "$(stat -c %s "$WORK/v3.kb")"
   expect_dev "$DEP" dev-1 installed_version 2.0.0
+  # Garbage on the update topics and fetches keeld must not serve: logged, ignored, no crash.
+  sim dev-1 raw:update/fetch:deadbeef raw:update/status:0a0b0c fetch:999:0:100 \
+    "fetch:$DEP:0:100" "fetch:$DEP:4294967295:2048" logs:1:after-garbage >/dev/null ||
+    fail "garbage run failed"
+  grep -q "fetch for deployment 999, which is not its current one" "$WORK/keeld1.log" ||
+    fail "unknown deployment fetch not logged"
+  curl -s "$URL/v1/health" | grep -q '"status":"ok"' || fail "keeld did not survive the garbage"
   # The history keeps each transition (offered states and the final one).
   api GET "/v1/deployments/$DEP" >/dev/null
   expect_json '[e["state"] for e in j["events"]][0]' idle "last event"

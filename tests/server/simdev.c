@@ -17,6 +17,7 @@
  *   heartbeat        a heartbeat: app in back-off, 3 restarts, 7 log entries dropped
  *   hello-as:OTHER   publish a valid hello on OTHER's topic (an ACL test: must not arrive)
  *   raw:SUFFIX:HEX   publish raw bytes on keel/v1/<id>/SUFFIX (garbage tests)
+ *   fetch:DEP:OFF:LEN  an UpdateFetch of deployment DEP naming an all-zero bundle hash (garbage tests)
  *   update:SECONDS   run the update agent until it reports the next final result (fails after
  *                    SECONDS); serve/serve-one run it too
  *
@@ -396,6 +397,22 @@ static void act_update(sim_t *s, const char *spec)
     die("no final update result within %s seconds", spec);
 }
 
+static void act_fetch(sim_t *s, const char *spec)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    unsigned long long dep = 0;
+    unsigned off = 0, len = 0;
+
+    if (sscanf(spec, "%llu:%u:%u", &dep, &off, &len) != 3) {
+        die("fetch:DEP:OFF:LEN, got '%s'", spec);
+    }
+    env.which_body = keel_v1_Envelope_update_fetch_tag;
+    env.body.update_fetch.deployment_id = dep;
+    env.body.update_fetch.offset = off;
+    env.body.update_fetch.length = len;
+    publish_to(s, s->id, KPROTO_T_UPDATE_FETCH, &env);
+}
+
 static void sdu_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
 {
     sim_t *s = ctx;
@@ -515,6 +532,7 @@ int main(int argc, char **argv)
         else if (strncmp(act, "hello-as:", 9) == 0) send_hello(&s, act + 9);
         else if (strncmp(act, "raw:", 4) == 0) act_raw(&s, act + 4);
         else if (strncmp(act, "update:", 7) == 0) act_update(&s, act + 7);
+        else if (strncmp(act, "fetch:", 6) == 0) act_fetch(&s, act + 6);
         else die("unknown action '%s'", act);
         printf("done %s\n", act);
         fflush(stdout);
