@@ -14,6 +14,9 @@
 #   trial-confirm       forced apply (Command UPDATE_APPLY) without the app; trial, confirm
 #   crash-rollback      v3 crashes on start: rolled back by itself to v2, reported (CRASH)
 #   noconfirm-rollback  a build that never confirms: rolled back at the end of its trial
+#   powercut-apply      power cut at KEEL_OTA_KILLS (default 50) seeded random flash operations
+#                       of the apply (KEEL_OTA_SEED): after each, the device boots a verified
+#                       app, reconnects and converges to the deployed version (see below)
 # Every process started here is stopped on exit; every wait is bounded; checks are on what the
 # device and the server did, never on timings.
 set -uo pipefail
@@ -243,6 +246,53 @@ crash-rollback|noconfirm-rollback)
     start_srv v3 42
     sleep 5
     [ "$(console_count 'update: applied in .* 3.0.0 runs on trial')" -eq 1 ] || fail "the failed bundle was applied again"
+    ;;
+powercut-apply)
+    # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),
+    # snapshot of the flash files; a calibration boot without network logs the internal flash
+    # operations of the apply [S, E]. Then per round: restore the snapshot, boot with power cut
+    # at a seeded random operation N in (S, E] (QEMU exits as the supply fails: the torn
+    # operation is in the files), boot again with the network: the apply resumes (or rolls
+    # back), a verified app starts, the device reconnects and reports 2.0.0 installed.
+    kills=${KEEL_OTA_KILLS:-50} seed=${KEEL_OTA_SEED:-1234}
+    bundle v2 ota-big 2.0.0 2 --politeness 1
+    start_srv v2 51
+    start_device 200
+    expect_console 120 'update: 2.0.0 staged and verified'
+    stop_device
+    console_has 'update: app stopped for the update' && fail "the apply began before the snapshot"
+    cp -a "$STATE" "$W/staged" || fail "snapshot failed"
+    restore() { rm -rf "$STATE" && cp -a "$W/staged" "$STATE"; }
+    timeout 60 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 8 >"$W/cal.txt" 2>&1
+    s_op=$(sed -n 's/.*applying 2.0.0 over 1.0.0 (internal flash op \([0-9]*\)).*/\1/p' "$W/cal.txt")
+    e_op=$(sed -n 's/.*(up to internal flash op \([0-9]*\)); 2.0.0 runs on trial.*/\1/p' "$W/cal.txt")
+    [ -n "$s_op" ] && [ -n "$e_op" ] && [ "$e_op" -gt $((s_op + 20)) ] ||
+        { cat "$W/cal.txt"; fail "calibration: no apply span in the console (got '$s_op'..'$e_op')"; }
+    echo "apply spans internal flash operations $((s_op + 1))..$e_op; $kills cuts, seed $seed"
+    RANDOM=$seed
+    t0=$(date +%s)
+    for round in $(seq "$kills"); do
+        n=$((s_op + 1 + (RANDOM * 32768 + RANDOM) % (e_op - s_op)))
+        restore || fail "restoring the snapshot failed"
+        timeout 60 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 20 --powercut "$n" \
+            >"$W/cut.txt" 2>&1
+        rc=$?
+        grep -q 'power cut (fault injection)' "$W/cut.txt" && [ "$rc" -eq 86 ] ||
+            { cat "$W/cut.txt"; fail "round $round: no power cut at operation $n (exit $rc)"; }
+        : >"$W/console.txt"
+        : >"$W/srv.txt"
+        start_device 60
+        expect_console 30 'update: (boot check done|2.0.0 runs on trial|applied in)'
+        expect_console 30 'app started'
+        expect_console 10 'ota: running app version 2.0.0'
+        expect_console 30 'net: connected to broker'
+        expect_srv 30 'status dep=51 state=0 result=1 .*installed=2.0.0 '
+        how=$(grep -oE 'a power cut interrupted the [a-z]+|journal: [a-z]+' "$W/console.txt" | head -n 2 | tr '\n' ' ')
+        console_has 'app image in flash does not verify' && fail "round $round: an unverified app image"
+        echo "round $round: cut at operation $n: $how-> 2.0.0 verified, reconnected, confirmed"
+        stop_device
+    done
+    echo "$kills power cuts during the apply, each recovered and converged, in $(($(date +%s) - t0)) s"
     ;;
 *)
     fail "unknown case"
