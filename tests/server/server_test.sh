@@ -522,6 +522,11 @@ ota_delta)
   expect_dev "$DEP" dev-1 bytes_sent 0
   expect_dev "$DEP" dev-1 offers 0
   ! grep -q update-offer "$WORK/sim.out" || fail "an offer for the bundle dev-1 already runs"
+  # A device whose hello names only its app image (size and hash): matched by image and version.
+  deploy v1 '"device":"dev-1"'
+  simu dev-1 --hello image logs:1:hello >/dev/null
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "v1 on v1 (image hello): not settled"
+  expect_dev "$DEP" dev-1 bytes_sent 0
   # v2: one function changed.
   upload v2 >/dev/null
   SIGNED="$(json 'j["signed_size"]')"
