@@ -385,6 +385,11 @@ updown)
   for pid in $(recorded_pids); do alive "$pid" || fail "process $pid from keel up is not running"; done
   CA_SUM="$(sha256sum <"$STATE/ca.pem")"
   FIRST_TOKEN="$TOKEN"
+  # The fleet signing key: made on the first run (private key 0600), given to keeld.
+  [ "$(stat -c %a "$STATE/fleet.key")" = 600 ] || fail "fleet.key missing or not 0600"
+  grep -q "BEGIN PUBLIC KEY" "$STATE/fleet.pub" || fail "fleet.pub missing"
+  KEY_SUM="$(sha256sum <"$STATE/fleet.key")"
+  grep -q "fleet signing key" "$STATE/keeld.log" || fail "keeld was not given the fleet key"
   k devices
   expect_rc 0 "devices through the config keel up wrote"
   # A second keel up on the same state is refused while the first runs.
@@ -404,6 +409,7 @@ updown)
   # Up again: same CA and token (first run only), new processes, then down.
   up --devices 1 --simulated
   [ "$(sha256sum <"$STATE/ca.pem")" = "$CA_SUM" ] || fail "keel up remade the CA"
+  [ "$(sha256sum <"$STATE/fleet.key")" = "$KEY_SUM" ] || fail "keel up remade the fleet key"
   [ "$TOKEN" = "$FIRST_TOKEN" ] || fail "keel up made a new token though the old one is valid"
   k ping dev-1
   expect_rc 0 "ping after the second keel up"
