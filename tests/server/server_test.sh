@@ -183,6 +183,12 @@ keelc() {
 keel_has() { # FILE TEXT: the CLI said TEXT
   grep -qF -- "$2" "$WORK/$1" || fail "'$2' not in keel's output: $(cat "$WORK/keel.out" "$WORK/keel.err")"
 }
+# figure NAME VALUE: appended to $OTA_FIGURES when set (scripts/bench-ota-net.sh reads them).
+figure() { [ -z "${OTA_FIGURES:-}" ] || echo "$1=$2" >>"$OTA_FIGURES"; }
+# dev_field DEP DEVICE FIELD: prints the field of the device's row.
+dev_field() {
+  api GET "/v1/deployments/$1" >/dev/null && json "[d for d in j['devices'] if d['device'] == '$2'][0]['$3']"
+}
 # dev_ge DEP DEVICE FIELD N: the numeric FIELD of the device's row is >= N.
 dev_ge() {
   api GET "/v1/deployments/$1" >/dev/null &&
@@ -522,6 +528,7 @@ ota_delta)
   expect_dev "$DEP" dev-1 bytes_sent 0
   expect_dev "$DEP" dev-1 offers 0
   ! grep -q update-offer "$WORK/sim.out" || fail "an offer for the bundle dev-1 already runs"
+  figure same_sent "$(dev_field "$DEP" dev-1 bytes_sent)"
   # A device whose hello names only its app image (size and hash): matched by image and version.
   deploy v1 '"device":"dev-1"'
   simu dev-1 --hello image logs:1:hello >/dev/null
@@ -541,6 +548,11 @@ ota_delta)
     fail "v2 sent $SENT bytes; the manifest ($SIGNED) and 2 pages are $((SIGNED + 2 * 8192))"
   expect_dev "$DEP" dev-1 installed_version 1.1.0
   expect_json 'j["summary"]["succeeded"]' 1 "v2 summary"
+  figure one_sent "$SENT"
+  figure one_blocks "$(dev_field "$DEP" dev-1 blocks_needed)"
+  figure blocks_total "$(dev_field "$DEP" dev-1 blocks_total)"
+  figure signed "$SIGNED"
+  figure bundle_v2 "$(stat -c %s "$WORK/v2.kb")"
   wait_for 10 get_has /v1/devices/dev-1 '"app_version":"1.1.0"' || fail "hello after v2 not 1.1.0"
   # v2 again: nothing.
   deploy v2 '"device":"dev-1"'
@@ -553,6 +565,9 @@ ota_delta)
   wait_for 10 dev_is "$DEP" dev-1 result success || fail "v3 result not recorded"
   expect_dev "$DEP" dev-1 bytes_fetched "$(stat -c %s "$WORK/v3.kb")"
   expect_dev "$DEP" dev-1 installed_version 2.0.0
+  figure new_sent "$(dev_field "$DEP" dev-1 bytes_sent)"
+  figure new_blocks "$(dev_field "$DEP" dev-1 blocks_needed)"
+  figure bundle_v3 "$(stat -c %s "$WORK/v3.kb")"
   # Garbage on the update topics and fetches keeld must not serve: logged, ignored, no crash.
   sim dev-1 raw:update/fetch:deadbeef raw:update/status:0a0b0c fetch:999:0:100 \
     "fetch:$DEP:0:100" "fetch:$DEP:4294967295:2048" logs:1:after-garbage >/dev/null ||
