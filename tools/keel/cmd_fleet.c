@@ -1046,8 +1046,9 @@ int cmd_bundle_upload(const char *prog, int argc, char **argv)
     return finish(CLI_EXIT_OK);
 }
 
-/* One device row of a deployment: a bar of staged blocks, the state and the bytes sent. */
-static void print_deploy_row(json_t *d, bool tty)
+/* One device row of a deployment: a bar of staged blocks, the state and the bytes sent, and the
+ * versions: what the device runs -> what the deployment installs. */
+static void print_deploy_row(json_t *d, const char *version, bool tty)
 {
     const char *phase = jstr(d, "phase", "?"), *result = jstr(d, "result", "?");
     const char *state = jstr(d, "state", "?");
@@ -1067,10 +1068,11 @@ static void print_deploy_row(json_t *d, bool tty)
                         : strcmp(phase, "pending") == 0 ? (json_is_true(json_object_get(d, "online"))
                                                                ? "pending" : "pending (offline)")
                         : strcmp(phase, "superseded") == 0 ? "superseded"
-                        : json_is_true(json_object_get(d, "trial")) ? "on trial" : state;
+                        : json_is_true(json_object_get(d, "trial")) ? "on trial"
+                        : json_is_null(json_object_get(d, "status_ms")) ? "offered" : state;
     printf("%-16s [%s] %3d%%  %-20s %4lld/%-4lld blocks %9lld B sent  %s -> %s%s", jstr(d, "device", "?"),
-           bar, pct, label, staged, needed, jint(d, "bytes_sent"), jstr(d, "installed_version", "?"),
-           jstr(d, "version", "?"), tty ? "\033[K\n" : "\n");
+           bar, pct, label, staged, needed, jint(d, "bytes_sent"), jstr(d, "app_version", "?"),
+           version, tty ? "\033[K\n" : "\n");
     const char *detail = jstr(d, "detail", "");
     if (done && !ok)
         printf("%16s  %s (code %lld): %s%s", "", result, jint(d, "code"), detail, tty ? "\033[K\n" : "\n");
@@ -1096,7 +1098,7 @@ static int print_deployment(json_t *d, bool tty)
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(d, "devices"), i, r) {
-        print_deploy_row(r, tty);
+        print_deploy_row(r, jstr(d, "version", "?"), tty);
         lines += 1 + (jstr(r, "detail", "")[0] != '\0' ||
                       (strcmp(jstr(r, "phase", ""), "done") == 0 &&
                        strcmp(jstr(r, "result", ""), "success") != 0));
