@@ -602,8 +602,39 @@ ota_refused)
     keelc bundle upload "$WORK/$name.kb" && fail "keeld accepted $name.kb"
     keel_has keel.err "${bad#*:}"
   done
+  head -c 5000000 /dev/zero >"$WORK/huge.kb"
+  upload huge >/dev/null && fail "a bundle over --max-bundle was accepted"
+  [ "$CODE" = 413 ] || fail "oversize bundle: $CODE, expected 413"
   api GET /v1/bundles >/dev/null
   expect_json 'len(j["bundles"])' 0 "a refused upload stored nothing"
+  # Deployment requests that make no sense: refused with what to do, nothing created.
+  upload v1 >/dev/null || fail "upload v1"
+  V1="$(sha_of v1)"
+  for bad in '{"device":"dev-1"}|400|the body needs' "{\"bundle\":\"$V1\"}|400|exactly one of" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"device\":\"dev-1\"}|400|exactly one of" \
+             '{"bundle":"abc","all":true}|404|no bundle' '{"bundle":999,"all":true}|404|no bundle' \
+             "{\"bundle\":\"$V1\",\"device\":\"ghost\"}|404|unknown device" \
+             "{\"bundle\":\"$V1\",\"tag\":\"nobody\"}|409|no device has tag" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"force_after_s\":-1}|400|force_after_s" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"colour\":1}|400|unknown field"; do
+    body="${bad%%|*}"; rest="${bad#*|}"
+    api POST /v1/deployments "$body" >/dev/null && fail "accepted $body"
+    [ "$CODE" = "${rest%%|*}" ] || fail "$body: $CODE, expected ${rest%%|*}"
+    grep -qF -- "${rest#*|}" "$WORK/body" || fail "$body: $(cat "$WORK/body")"
+  done
+  api POST /v1/deployments/77/force >/dev/null && fail "force of an unknown deployment"
+  [ "$CODE" = 404 ] || fail "force unknown: $CODE"
+  api GET /v1/deployments/77 >/dev/null && fail "an unknown deployment"
+  [ "$CODE" = 404 ] || fail "unknown deployment: $CODE"
+  api GET /v1/deployments >/dev/null
+  expect_json 'len(j["deployments"])' 0 "refused deployments created nothing"
+  keelc deploy "$WORK/v1.kb" && fail "deploy without a target"
+  keel_has keel.err "exactly one of --to DEVICE, --tag T, --all"
+  keelc deploy "$WORK/v1.kb" --to dev-1 --all && fail "deploy with two targets"
+  keelc deploy nothing-here --all && fail "deploy of nothing"
+  keel_has keel.err "is no file, bundle id or SHA-256"
+  keelc deploy status abc && fail "status of a non-id"
+  keel_has keel.err "give one deployment ID"
   # dev-1 runs v0, then v1 (counter 5) through an update: its installed counter is 5.
   simu dev-1 --install "$WORK/v0.kb" logs:1:installed >/dev/null
   keelc deploy "$WORK/v1.kb" --to dev-1 --json || fail "deploy v1: $(cat "$WORK/keel.err")"
