@@ -968,7 +968,7 @@ int cmd_device_show(const char *prog, int argc, char **argv)
 
 #define BUNDLE_UPLOAD_MAX (64u * 1024u * 1024u) /* keeld's --max-bundle decides; this is a guard */
 #define FORCE_AFTER_MAX_S (30u * 24u * 3600u)
-#define WATCH_WAIT_S 20                          /* one long poll of GET /v1/deployments/{id} */
+#define WATCH_WAIT_S 5 /* one long poll of GET /v1/deployments/{id}: also how long Ctrl-C may take */
 #define BAR_WIDTH 20
 
 /* Read a bundle file whole (malloc'd). False with a message. */
@@ -1111,17 +1111,10 @@ static int print_deployment(json_t *d, bool tty)
     return lines + 1;
 }
 
-static volatile sig_atomic_t watch_stop;
-
-static void on_watch_signal(int sig)
-{
-    (void)sig;
-    watch_stop = 1;
-}
-
 /*
- * Follow a deployment with long polls (GET ?after=REV&wait=20) until every device is done or
- * superseded, or Ctrl-C. Exit 0 when none failed. On a terminal the table is redrawn in place.
+ * Follow a deployment with long polls (GET ?after=REV&wait=WATCH_WAIT_S) until every device is
+ * done or superseded, or Ctrl-C (noticed at the end of the current poll). Exit 0 when none
+ * failed. On a terminal the table is redrawn in place.
  */
 static int deploy_watch(fapi_t *a, long long id, bool json)
 {
@@ -1129,10 +1122,10 @@ static int deploy_watch(fapi_t *a, long long id, bool json)
     long long rev = -1;
     int lines = 0, errors = 0;
     struct sigaction sa = {0};
-    sa.sa_handler = on_watch_signal;
+    sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    while (!watch_stop) {
+    while (!stop_requested) {
         char path[96];
         json_t *d = NULL;
         snprintf(path, sizeof path, "/v1/deployments/%lld?after=%lld&wait=%d", id, rev, WATCH_WAIT_S);
