@@ -519,6 +519,10 @@ ota_delta)
   upload v2 >/dev/null && upload v3 >/dev/null || fail "upload: $CODE $(cat "$WORK/body")"
   api GET /v1/bundles >/dev/null
   expect_json 'len(j["bundles"])' 3 "bundles listed"
+  keelc bundle list || fail "bundle list: $(cat "$WORK/keel.err")"
+  keel_has keel.out "$(sha_of v3 | cut -c1-16)"
+  keelc bundle list --json || fail "bundle list --json"
+  keel_has keel.out '"version": "2.0.0"' 
   # dev-1 runs v1 (factory install); deploying v1 sends nothing.
   simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
   deploy v1 '"device":"dev-1"'

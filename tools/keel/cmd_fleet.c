@@ -1046,6 +1046,44 @@ int cmd_bundle_upload(const char *prog, int argc, char **argv)
     return finish(CLI_EXIT_OK);
 }
 
+int cmd_bundle_list(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {0}};
+    api_opts_t o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s [options]\n\nThe bundles keeld stores.\n\noptions:\n" HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (optind != argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/bundles", NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    if (o.json) {
+        print_json(j);
+    } else {
+        size_t i;
+        json_t *b;
+        char t[40];
+        printf("%-5s %-16s %-10s %7s %9s %-16s %-16s  %s\n", "ID", "APP", "VERSION", "COUNTER",
+               "BYTES", "SIGNED BY", "SHA256", "UPLOADED");
+        json_array_foreach(json_object_get(j, "bundles"), i, b) {
+            printf("%-5lld %-16s %-10s %7lld %9lld %-16s %.16s  %s\n", jint(b, "id"),
+                   jstr(b, "name", "?"), jstr(b, "version", "?"), jint(b, "security_counter"),
+                   jint(b, "size"), jstr(b, "key_id", "?"), jstr(b, "sha256", "?"),
+                   fmt_time(jint(b, "created_ms"), t, sizeof t));
+        }
+    }
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
 /* One device row of a deployment: a bar of staged blocks, the state and the bytes sent, and the
  * versions: what the device runs -> what the deployment installs. */
 static void print_deploy_row(json_t *d, const char *version, bool tty)
