@@ -606,6 +606,15 @@ ota_refused)
     keelc bundle upload "$WORK/$name.kb" && fail "keeld accepted $name.kb"
     keel_has keel.err "${bad#*:}"
   done
+  # Seeded single-byte mutations anywhere in a bundle (manifest, signature, payload): every one
+  # refused with a 4xx, none stored, keeld unharmed.
+  for i in $(seq 1 24); do
+    python3 -c "import random,sys; b=bytearray(open(sys.argv[1],'rb').read()); r=random.Random($i);
+p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8); open(sys.argv[2],'wb').write(b)" \
+      "$WORK/v1.kb" "$WORK/mut.kb"
+    upload mut >/dev/null && fail "mutation $i accepted"
+    [[ "$CODE" == 4* ]] || fail "mutation $i: $CODE $(cat "$WORK/body")"
+  done
   head -c 5000000 /dev/zero >"$WORK/huge.kb"
   upload huge >/dev/null && fail "a bundle over --max-bundle was accepted"
   [ "$CODE" = 413 ] || fail "oversize bundle: $CODE, expected 413"
