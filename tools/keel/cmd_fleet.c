@@ -1142,7 +1142,7 @@ static int print_deployment(json_t *d, bool tty)
                        strcmp(jstr(r, "result", ""), "success") != 0));
     }
     printf("summary: %lld devices: %lld succeeded, %lld failed, %lld in progress, %lld pending, "
-           "%lld superseded; %lld bytes sent (a full image is %lld bytes per device)%s",
+           "%lld superseded; %lld bytes sent (the whole bundle is %lld bytes)%s",
            jint(s, "devices"), jint(s, "succeeded"), jint(s, "failed"), jint(s, "in_progress"),
            jint(s, "pending"), jint(s, "superseded"), jint(s, "bytes_sent"), jint(s, "full_size"),
            tty ? "\033[K\n" : "\n");
