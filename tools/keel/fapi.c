@@ -256,13 +256,13 @@ static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdr
     return c;
 }
 
-bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
-               long *out_status)
+/* One request with an optional body of len bytes of type ctype (see fapi_call). */
+static bool call(const fapi_t *a, const char *method, const char *path, const char *ctype,
+                 const void *payload, size_t len, json_t **out, long *out_status)
 {
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE];
     body_t b = {0};
-    char *payload = NULL;
     bool ok = false;
     long status = 0;
 
@@ -277,10 +277,12 @@ bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *bo
     curl_easy_setopt(c, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (body != NULL) {
-        payload = json_dumps(body, JSON_COMPACT);
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (ctype != NULL) {
+        char h[96];
+        snprintf(h, sizeof h, "Content-Type: %s", ctype);
+        hdrs = curl_slist_append(hdrs, h);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload != NULL ? payload : "");
     }
     CURLcode rc = curl_easy_perform(c);
@@ -307,11 +309,26 @@ bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *bo
     }
     if (out_status != NULL)
         *out_status = status;
-    free(payload);
     free(b.p);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     return ok;
+}
+
+bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
+               long *out_status)
+{
+    char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    bool ok = call(a, method, path, body != NULL ? "application/json" : NULL, payload,
+                   payload != NULL ? strlen(payload) : 0, out, out_status);
+    free(payload);
+    return ok;
+}
+
+bool fapi_call_bytes(const fapi_t *a, const char *method, const char *path, const void *bytes,
+                     size_t len, json_t **out, long *out_status)
+{
+    return call(a, method, path, "application/octet-stream", bytes, len, out, out_status);
 }
 
 /* ---- server-sent events ----------------------------------------------------------------------- */

@@ -54,6 +54,10 @@ bool fapi_default_state(const char *prog, char *out, size_t cap);
 bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
                long *out_status);
 
+/* The same with a raw body (application/octet-stream): a bundle upload. */
+bool fapi_call_bytes(const fapi_t *a, const char *method, const char *path, const void *bytes,
+                     size_t len, json_t **out, long *out_status);
+
 /* Called once per log event of a stream; return false to stop following. */
 typedef bool (*fapi_event_fn)(void *ctx, json_t *entry);
 
