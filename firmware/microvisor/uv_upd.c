@@ -190,6 +190,10 @@ static void installed_sync(void)
         inst_m.policy.has_debug_key) {
         memcpy(uu.debug_key, inst_m.policy.debug_key, KBDL_PUBKEY_SIZE);
         uu.have_debug_key = true;
+        uint8_t id[KBDL_KEY_ID_SIZE];
+        kbdl_key_id(uu.debug_key, id);
+        uv_log("update: the installed bundle allows debug sessions signed by key %02x%02x%02x%02x%02x%02x%02x%02x",
+               id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]);
     }
 }
 
