@@ -302,10 +302,15 @@ static bool start_keeld(up_t *u)
     snprintf(cert, sizeof cert, "%s/keeld.pem", u->dir);
     snprintf(key, sizeof key, "%s/keeld.key", u->dir);
     unlink(portfile);
+    /* The stack's fleet key, plus any the caller gave keeld through its environment (the flag
+     * would otherwise hide them). */
+    char keys[2 * STACK_PATH_MAX];
+    const char *more = getenv("KEELD_UPDATE_KEYS");
+    snprintf(keys, sizeof keys, "%s%s%s", u->fleet_pub, more && *more ? "," : "", more ? more : "");
     char *argv[] = {u->keeld,      "--db",      db,     "--http-addr", "127.0.0.1", "--http-port",
                     "0",           "--port-file", portfile, "--mqtt-host", "127.0.0.1",
                     "--mqtt-port", mport,       "--mqtt-ca", ca,         "--mqtt-cert", cert,
-                    "--mqtt-key",  key,         "--update-key", u->fleet_pub, NULL};
+                    "--mqtt-key",  key,         "--update-key", keys, NULL};
     pid_t pid = stack_spawn(u->prog, u->pids, "keeld", argv, log);
     if (pid < 0)
         return false;
