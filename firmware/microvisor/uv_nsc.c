@@ -19,6 +19,7 @@
 #include "port.h"
 #include "uv.h"
 #include "net/net_chan.h"
+#include "uv_upd.h"
 #include "net/uv_net.h"
 
 #define ENTRY __attribute__((cmse_nonsecure_entry, used))
@@ -180,4 +181,33 @@ ENTRY keel_status_t keel_channel_recv(uint32_t handle, void *buf, size_t cap, si
 ENTRY keel_status_t keel_channel_close(uint32_t handle)
 {
     return net_chan_close(handle);
+}
+
+/* ---- updates (uv_upd.c runs the engine) ---- */
+
+ENTRY keel_status_t keel_update_status(keel_update_status_t *out)
+{
+    keel_update_status_t s;
+    if (!app_ptr_ok(__func__, out, sizeof(*out), true))
+        return KEEL_EFAULT;
+    uv_upd_status_get(&s);
+    memcpy(out, &s, sizeof(s));
+    return KEEL_OK;
+}
+
+ENTRY keel_status_t keel_update_apply(void)
+{
+    keel_status_t st = uv_upd_apply_request();
+    if (st != KEEL_OK)
+        return st;
+    /* As keel_app_restart: the service stops the app right here and the call never returns
+     * (the supervisor applies the update); bounded in case a critical section holds it off. */
+    for (uint32_t spin = 0; spin < 1000000u; spin++)
+        __asm__ volatile("nop");
+    return KEEL_EBUSY;
+}
+
+ENTRY keel_status_t keel_update_confirm(void)
+{
+    return uv_upd_confirm_request();
 }

@@ -42,6 +42,7 @@
 #include "regs.h"
 #include "uv.h"
 #include "net/net_chan.h"
+#include "uv_upd.h"
 #include "net/uv_net.h"
 
 #define EXC_RETURN_S (1u << 6)     /* frame on the secure stack */
@@ -364,6 +365,7 @@ static void service_run(void)
 {
     port_wdog_kick();
     uv_net_poll();
+    uv_upd_service();
     if (sup.test_hang && uv_ni.boots == 1u && port_ticks() > 300u) {
         uv_log("test: microvisor hangs now (uv-hang)");
         for (;;) /* deliberately unbounded: the secure watchdog must end this */
@@ -450,8 +452,10 @@ int32_t uv_notify_setup(uint32_t ring, uint32_t slots, uint32_t irq)
     sup.wr = 0u;
     sup.dropped = 0u;
     uv_crit_exit(c);
-    if (first)
+    if (first) {
         uv_notify_post(KEEL_NOTIFY_STARTED, uv_ni.last_stop, uv_ni.restarts);
+        uv_upd_app_ring_ready();
+    }
     return KEEL_OK;
 }
 
@@ -555,15 +559,15 @@ static uint32_t stop_reason_for_app(uint32_t reason)
     }
 }
 
-static void idle_forever(void)
+/* Nothing to run: wait for an update to install one (the service keeps the device reachable). */
+static void idle_until_update(void)
 {
-    for (;;)
+    while (uv_upd_pending() == UV_UPD_NONE)
         __asm__ volatile("wfi");
 }
 
-/* Report the stop, wait out the back-off (the microvisor keeps serving meanwhile), and decide
- * how to restart. */
-static void handle_stop(void)
+/* Keep the stopped run's report (sent to the cloud) and count the restart. */
+static void record_stop(void)
 {
     kcrash_report_t *r = &sup.report;
     sup.have_report = false;
@@ -584,6 +588,25 @@ static void handle_stop(void)
     uint32_t c = uv_crit_enter(); /* keep the report's lines together */
     port_console_write(text, strlen(text));
     uv_crit_exit(c);
+}
+
+/* An app interrupt that was active when the app died cannot be undone in place. */
+static void irq_reset_check(void)
+{
+    uint32_t irq;
+    if (app_irq_find(false, &irq)) {
+        uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
+        uv_ni.launch_now = 1u;
+        uv_reset(UV_RESET_APP_RESTART);
+    }
+}
+
+/* Report the stop, wait out the back-off (the microvisor keeps serving meanwhile), and decide
+ * how to restart. */
+static void handle_stop(void)
+{
+    kcrash_report_t *r = &sup.report;
+    record_stop();
 
     uint32_t delay = 0;
     if (r->reason != KCRASH_RESTART) {
@@ -601,14 +624,9 @@ static void handle_stop(void)
                  (unsigned long)delay);
 
     uint32_t until = port_ticks() + delay;
-    while ((int32_t)(until - port_ticks()) > 0)
+    while ((int32_t)(until - port_ticks()) > 0 && uv_upd_pending() == UV_UPD_NONE)
         __asm__ volatile("wfi");
-
-    if (app_irq_find(false, &irq)) {
-        uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
-        uv_ni.launch_now = 1u;
-        uv_reset(UV_RESET_APP_RESTART);
-    }
+    irq_reset_check();
 }
 
 static void run_app(void)
@@ -618,8 +636,9 @@ static void run_app(void)
     if (err != KERR_OK) {
         uv_log("app image in flash does not verify (%s): app not started", kerr_str(err));
         uv_app.valid = false;
-        idle_forever();
+        return;
     }
+    uv_upd_app_starting();
     const uint32_t *vt = (const uint32_t *)(uintptr_t)uv_app.hdr.load_addr;
     REG32(NS(SCB_VTOR)) = uv_app.hdr.load_addr;
     ns_regs_reset(vt[0]);
@@ -649,10 +668,27 @@ __attribute__((noreturn, used)) void sup_loop(void)
 {
     sup.running = false;
     for (;;) {
-        if (sup.have_report)
-            handle_stop();
-        if (!uv_app.valid)
-            idle_forever();
+        if (sup.have_report) {
+            /* A stop the update asked for (apply, rollback) is no crash; a crash on trial is
+             * one, kept and reported, and then rolls the update back instead of a restart. */
+            bool ours = uv_upd_pending() != UV_UPD_NONE;
+            if (!ours && uv_upd_app_stopped(sup.report.reason))
+                record_stop();
+            else if (ours && sup.report.reason != KCRASH_RESTART)
+                record_stop();
+            else if (!ours)
+                handle_stop();
+            sup.have_report = false;
+        }
+        if (uv_upd_pending() != UV_UPD_NONE) {
+            uv_upd_run();
+            irq_reset_check();
+            continue;
+        }
+        if (!uv_app.valid) {
+            idle_until_update();
+            continue;
+        }
         run_app();
     }
 }

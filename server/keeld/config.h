@@ -25,6 +25,8 @@ typedef struct kd_config {
     long max_elf;              /* bytes of one ELF upload (/v1/elfs) */
     long cmd_timeout;          /* seconds before an unanswered command is marked "timeout" */
     long log_level;            /* 0 error .. 3 debug */
+    char update_keys[2048];    /* fleet signing public keys (PEM files), comma-separated */
+    long max_bundle;           /* bytes of one uploaded bundle */
 } kd_config_t;
 
 /*

@@ -17,6 +17,7 @@ struct mq {
     const kd_config_t *cfg;
     store_t *store;
     kd_notify_t *logs_notify;
+    ota_t *ota;
     atomic_bool connected;           /* connected AND every subscription acknowledged */
     atomic_int subs_pending;         /* SUBACKs still expected after this connect */
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
@@ -56,7 +57,7 @@ static int send_env_to(mq_t *mq, kproto_topic_t t, const char *device, const cha
     return 0;
 }
 
-static int send_env(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
+int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
 {
     return send_env_to(mq, t, device, NULL, env);
 }
@@ -68,7 +69,7 @@ static void send_ack(mq_t *mq, const char *device, const keel_v1_Envelope *of)
     env.which_body = keel_v1_Envelope_ack_tag;
     env.body.ack.boot = of->boot;
     env.body.ack.msg_id = of->msg_id;
-    send_env(mq, KPROTO_T_ACK, device, &env);
+    mq_send(mq, KPROTO_T_ACK, device, &env);
 }
 
 static void on_crash(mq_t *mq, const char *device, const keel_v1_Envelope *env)
@@ -171,7 +172,14 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
             if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
                 mq_flush_commands(mq);
             }
+            ota_on_hello(mq->ota, device);
         }
+        break;
+    case KPROTO_T_UPDATE_FETCH:
+        ota_on_fetch(mq->ota, device, &env.body.update_fetch);
+        break;
+    case KPROTO_T_UPDATE_STATUS:
+        ota_on_status(mq->ota, device, &env.body.update_status);
         break;
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
@@ -273,8 +281,8 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
     }
 }
 
-mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, char *err,
-               size_t errcap)
+mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, ota_t *ota,
+               char *err, size_t errcap)
 {
     mq_t *mq = calloc(1, sizeof(*mq));
     int rc;
@@ -286,6 +294,7 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     mq->cfg = cfg;
     mq->store = store;
     mq->logs_notify = logs_notify;
+    mq->ota = ota;
     /* Seed msg ids from the clock so a restarted keeld does not reuse recent ones. */
     atomic_init(&mq->msg_id, (unsigned)(now_ms() & 0x7FFFFFFF));
     atomic_init(&mq->connected, false);
@@ -374,7 +383,7 @@ void mq_flush_commands(mq_t *mq)
         env.which_body = keel_v1_Envelope_command_tag;
         env.body.command.id = (uint64_t)id;
         env.body.command.kind = kproto_command_from_name(json_string_value(json_object_get(c, "kind")));
-        if (send_env(mq, KPROTO_T_CMD, device, &env) == 0) {
+        if (mq_send(mq, KPROTO_T_CMD, device, &env) == 0) {
             KD_INFO("command %lld (%s) sent to '%s'", (long long)id,
                     kproto_command_name(env.body.command.kind), device);
         }

@@ -4,8 +4,8 @@
  * ($share/<group>/keel/v1/+/...) so several keeld instances split the device traffic.
  *
  * Device messages are decoded with kproto (untrusted bytes: anything malformed is logged and
- * dropped), stored (app channel data too), and log batches and crash reports are answered with an Ack only after the
- * store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
+ * dropped), stored (app channel data too) or, for updates, handed to ota.c. Log batches and
+ * crash reports are answered with an Ack only after the store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
  */
 #ifndef KEEL_SERVER_KEELD_MQTT_H
 #define KEEL_SERVER_KEELD_MQTT_H
@@ -15,15 +15,17 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "keel/kproto.h"
 #include "notify.h"
+#include "ota.h"
 #include "store.h"
 
 typedef struct mq mq_t;
 
 /* Connect (asynchronously: keeld starts even while the broker is down) and start the network
  * thread. NULL with a message in err when TLS files are unusable or libmosquitto fails. */
-mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, char *err,
-               size_t errcap);
+mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, ota_t *ota,
+               char *err, size_t errcap);
 void mq_stop(mq_t *mq);
 bool mq_connected(mq_t *mq);
 
@@ -40,5 +42,7 @@ void mq_flush_commands(mq_t *mq);
  */
 int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uint8_t *data, size_t len,
                     uint64_t *out_msg_id);
+/* Encode env (header filled here) and publish it on device's topic t. 0, or -1 (logged). */
+int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env);
 
 #endif /* KEEL_SERVER_KEELD_MQTT_H */

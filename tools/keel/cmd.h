@@ -20,6 +20,14 @@ extern const cli_noun_t cmd_elf;
 /* `keel device show D`: lives with the fleet commands, listed in cmd_device's verb table. */
 int cmd_device_show(const char *prog, int argc, char **argv);
 
+/* Update bundles and their signing keys (cmd_bundle.c, cmd_keys.c). */
+extern const cli_noun_t cmd_bundle;
+extern const cli_noun_t cmd_keys;
+/* Deployments, and `keel bundle upload` (listed in cmd_bundle's verbs): keeld's API (cmd_fleet.c). */
+extern const cli_noun_t cmd_deploy;
+int cmd_bundle_upload(const char *prog, int argc, char **argv);
+int cmd_bundle_list(const char *prog, int argc, char **argv);
+
 /* The local fleet stack (cmd_stack.c). */
 extern const cli_noun_t cmd_up;
 extern const cli_noun_t cmd_down;

@@ -74,6 +74,15 @@ typedef struct devstate_policy {
     uint32_t stack_dump;
 } devstate_policy_t;
 
+/*
+ * The app slot as an update must leave it (the region of a bundle's app layer, docs/bundle.md):
+ * region (AN505_APP_SLOT_SIZE bytes) gets the encoded header h in the header page, img from the
+ * image page on, 0xFF everywhere else. *out_content_len = bytes from the slot's start to the
+ * image's end (the layer's content). False if the image does not fit the slot.
+ */
+bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t *region,
+                         uint32_t *out_content_len);
+
 /* Defaults: version 0.0.0 and the KAPP_DEFAULT_* policy. */
 void devstate_policy_default(devstate_policy_t *p);
 
@@ -95,6 +104,27 @@ bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img
  * kapp_hdr_decode's / kflash's error.
  */
 kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out);
+
+/* ---- updates (devstate_upd.c) ---- */
+
+/*
+ * Provision the fleet's bundle signing public keys (PEM files, "-----BEGIN PUBLIC KEY-----",
+ * P-256, as `keel keys new` writes them), 1..4, once: the same keys again are a no-op, other
+ * keys an error. Prints an error and returns false on failure.
+ */
+bool devstate_provision_updkeys(devstate_t *s, const char *prog, const char *const *paths,
+                                unsigned n);
+
+/* Whether the file at path starts like a bundle (docs/bundle.md magic "KBMF"). */
+bool devstate_is_bundle(const char *path);
+
+/*
+ * Factory install of a signed bundle: the update engine, configured as the microvisor does, over
+ * the device's flash files: verify (the device's trusted keys, type, counter), stage (encrypted
+ * with the device's own staging key), apply, confirm. A refused bundle writes nothing. Prints
+ * what it did or an error (false).
+ */
+bool devstate_install_bundle(devstate_t *s, const char *prog, const char *path);
 
 /* "1a2b3c..." : the first 16 hex digits of a SHA-256 (buf >= 17 bytes). */
 void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap);
