@@ -22,6 +22,9 @@ int cmd_device_show(const char *prog, int argc, char **argv);
 extern const cli_noun_t cmd_bundle;
 extern const cli_noun_t cmd_keys;
 
+/* Live debugging of a device's app through keeld (cmd_debug.c). */
+extern const cli_noun_t cmd_debug;
+
 /* The local fleet stack (cmd_stack.c). */
 extern const cli_noun_t cmd_up;
 extern const cli_noun_t cmd_down;
