@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -686,9 +687,26 @@ static void dbg_event(dbg_stream_t *s, const char *key, const char *value)
     s->off = 0;
 }
 
+/*
+ * MHD corks the socket while it writes a response whose end it has not reached (TCP_CORK), and
+ * Linux then holds a partial segment up to 200 ms: fine for a log stream, a disaster for a debug
+ * session where every RSP packet waits for the previous answer. MHD calls the reader again as soon
+ * as the previous event is handed to the socket, so uncorking here pushes that event out at once.
+ */
+static void dbg_flush(int sock)
+{
+    int off = 0, on = 1;
+    if (sock >= 0) {
+        setsockopt(sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+        setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    }
+}
+
 static ssize_t dbg_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     dbg_stream_t *s = cls;
+
+    dbg_flush(s->sock);
 
     while (s->off == s->len) {
         if (s->ended || atomic_load(&s->api->stopping)) {

@@ -290,6 +290,8 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
         goto fail;
     }
     mosquitto_int_option(mq->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* No Nagle: a debug packet or command waits for nothing (see scripts/stack.sh). */
+    mosquitto_int_option(mq->m, MOSQ_OPT_TCP_NODELAY, 1);
     rc = mosquitto_tls_set(mq->m, cfg->mqtt_ca, NULL, cfg->mqtt_cert, cfg->mqtt_key, NULL);
     if (rc == MOSQ_ERR_SUCCESS) {
         /* Verify the broker's certificate and its name (1 = SSL_VERIFY_PEER). */
