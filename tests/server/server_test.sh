@@ -539,6 +539,38 @@ debug_gdb|debug_refusals)
     timeout 60 "$KEEL_CLI" debug dev-3 --state "$WORK" --url "$URL" --token "$TOKEN" \
       --key "$WORK/debug.key" >"$WORK/kdebug.out" 2>&1 && fail "offline dev-3 accepted"
     grep -q "device 'dev-3' is offline" "$WORK/kdebug.out" || fail "offline message: $(cat "$WORK/kdebug.out")"
+    # Session ends the device must hear about: keel debug stopped by Ctrl-C (it says so), and
+    # killed outright (keeld notices the stream drop and says so). The target is a TCP sink that
+    # reports when its connection ends, as the stub's "connection lost" would.
+    SINK_PORT="$(free_port)"
+    python3 -c 'import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+for _ in range(2):
+    c, _a = s.accept()
+    while c.recv(4096): pass
+    print("target eof", flush=True)' "$SINK_PORT" >"$WORK/sink.out" 2>&1 &
+    PIDS+=($!)
+    "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-3.pem" --key "$WORK/dev-3.key" \
+      --id dev-3 --debug-pub "$WORK/debug.pub" --debug-target "$SINK_PORT" debug-sessions:2:60 >"$WORK/sim3.out" 2>&1 &
+    SIM3=$!; PIDS+=("$SIM3")
+    wait_for 10 get_has /v1/devices/dev-3 '"online":true' || fail "dev-3 not online again"
+    end_session() { # SIGNAL: open a session, signal keel debug, wait for it to end
+      "$KEEL_CLI" debug dev-3 --port "$(free_port)" --state "$WORK" --url "$URL" --token "$TOKEN" \
+        --key "$WORK/debug.key" >"$WORK/kdebug-$1.out" 2>&1 &
+      local k=$!; PIDS+=("$k")
+      wait_for 20 grep -q "target remote" "$WORK/kdebug-$1.out" || fail "session to dev-3: $(cat "$WORK/kdebug-$1.out")"
+      kill "-$1" "$k"
+      wait_for 10 bash -c "! kill -0 $k" || fail "keel debug still running after SIG$1"
+      wait "$k" || true
+    }
+    end_session INT
+    wait_for 10 grep -q "debug closed: keel debug interrupted (SIGINT)" "$WORK/sim3.out" ||
+      fail "device not told of Ctrl-C: $(cat "$WORK/sim3.out")"
+    end_session KILL
+    wait_for 10 grep -q "debug closed: the debugger disconnected" "$WORK/sim3.out" ||
+      fail "device not told of a vanished client: $(cat "$WORK/sim3.out")"
+    wait_for 10 test "$(grep -c 'target eof' "$WORK/sink.out")" = 2 || fail "the target connection did not end twice"
+    wait "$SIM3" || fail "simdev dev-3: $(cat "$WORK/sim3.out")"
   else
     start_qemu
     start_engine
