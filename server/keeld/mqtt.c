@@ -21,6 +21,7 @@ struct mq {
     atomic_int subs_pending;         /* SUBACKs still expected after this connect */
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
     pthread_mutex_t flush_lock;      /* one flush at a time within this process */
+    dbgrelay_t *debug;               /* debug/up -> the client streams of this instance */
 };
 
 static int64_t now_ms(void)
@@ -155,6 +156,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
         KD_INFO("device '%s': %s", device, env.body.presence.online ? "online" : "offline");
+        if (!env.body.presence.online) {
+            dbgrelay_device_offline(mq->debug, device);
+        }
         break;
     case KPROTO_T_HEARTBEAT:
         mq->store->ops->device_heartbeat(mq->store, device, now_ms(), &env);
@@ -167,6 +171,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         break;
     case KPROTO_T_RESULT:
         on_result(mq, device, &env);
+        break;
+    case KPROTO_T_DEBUG_UP:
+        dbgrelay_deliver(mq->debug, device, &env.body.debug);
         break;
     default:
         /* app/up: app channel data is routed by a later issue; the device gets no error for it. */
@@ -193,8 +200,10 @@ static void subscribe_all(mq_t *mq)
         /*
          * Retained presence is not delivered on shared subscriptions, so presence is a plain
          * subscription in every instance (its store update is idempotent); the rest is shared.
+         * debug/up is plain too: only the instance holding the client's stream can relay it, and
+         * the others drop it.
          */
-        if (ti->retained) {
+        if (ti->retained || t == KPROTO_T_DEBUG_UP) {
             snprintf(filter, sizeof(filter), "%s+/%s", KPROTO_PREFIX, ti->suffix);
         } else {
             snprintf(filter, sizeof(filter), "$share/%s/%s+/%s%s", mq->cfg->mqtt_group, KPROTO_PREFIX,
@@ -267,6 +276,13 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     atomic_init(&mq->connected, false);
     atomic_init(&mq->subs_pending, 0);
     pthread_mutex_init(&mq->flush_lock, NULL);
+    mq->debug = dbgrelay_new();
+    if (mq->debug == NULL) {
+        snprintf(err, errcap, "out of memory");
+        pthread_mutex_destroy(&mq->flush_lock);
+        free(mq);
+        return NULL;
+    }
     mosquitto_lib_init();
     mq->m = mosquitto_new(cfg->mqtt_client_id, false, mq);
     if (mq->m == NULL) {
@@ -306,6 +322,7 @@ fail:
         mosquitto_destroy(mq->m);
     }
     pthread_mutex_destroy(&mq->flush_lock);
+    dbgrelay_free(mq->debug);
     free(mq);
     mosquitto_lib_cleanup();
     return NULL;
@@ -321,6 +338,7 @@ void mq_stop(mq_t *mq)
     mosquitto_loop_stop(mq->m, false);
     mosquitto_destroy(mq->m);
     pthread_mutex_destroy(&mq->flush_lock);
+    dbgrelay_free(mq->debug);
     free(mq);
     mosquitto_lib_cleanup();
 }
@@ -357,4 +375,21 @@ void mq_flush_commands(mq_t *mq)
     }
     json_decref(pending);
     pthread_mutex_unlock(&mq->flush_lock);
+}
+
+dbgrelay_t *mq_debug_relay(mq_t *mq)
+{
+    return mq->debug;
+}
+
+int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    if (!mq_connected(mq)) {
+        return -1;
+    }
+    env.which_body = keel_v1_Envelope_debug_tag;
+    env.body.debug = *d;
+    return send_env(mq, KPROTO_T_DEBUG_DOWN, device, &env);
 }

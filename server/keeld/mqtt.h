@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dbgrelay.h"
 #include "notify.h"
 #include "store.h"
 
@@ -32,5 +33,12 @@ bool mq_connected(mq_t *mq);
  * claimed in the store before it is published, so two keeld instances never both send it.
  */
 void mq_flush_commands(mq_t *mq);
+
+/* The debug relay fed by this client's debug/up subscription (docs/debug.md "Transport"). */
+dbgrelay_t *mq_debug_relay(mq_t *mq);
+
+/* Publish one Debug message to device on debug/down. 0 on success, -1 when not connected or the
+ * publish failed (logged). Safe from any thread. */
+int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d);
 
 #endif /* KEEL_SERVER_KEELD_MQTT_H */

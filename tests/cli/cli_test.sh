@@ -254,6 +254,115 @@ run_firmware)
     done
     [ ! -e st/run/uart0.sock ] || fail "sockets left after SIGINT"
     ;;
+keys_new)
+    # A P-256 pair in PEM: the private key 0600, the public key what openssl derives from it;
+    # an existing key is never overwritten; bad names and keys are refused with a reason.
+    run_keel 0 keys new fleet --dir keys
+    expect_in out.txt "key id:"
+    [ "$(stat -c %a keys/fleet.key)" = 600 ] || fail "fleet.key mode $(stat -c %a keys/fleet.key)"
+    expect_in keys/fleet.key "-----BEGIN EC PRIVATE KEY-----"
+    expect_in keys/fleet.pub "-----BEGIN PUBLIC KEY-----"
+    openssl ec -in keys/fleet.key -pubout 2>/dev/null | cmp -s - keys/fleet.pub ||
+        fail "fleet.pub is not the public key of fleet.key"
+    sha256sum keys/fleet.key >key.sum
+    run_keel 1 keys new fleet --dir keys
+    expect_in err.txt "already exists: a signing key is never overwritten"
+    sha256sum -c --quiet key.sum || fail "an existing key was overwritten"
+    run_keel 1 keys new ../evil --dir keys
+    expect_in err.txt "is not a key name"
+    run_keel 2 keys new
+    expect_in err.txt "name the key"
+    run_keel 1 keys new k --dir no/such/dir
+    expect_in err.txt "cannot create directory no/such/dir"
+    ;;
+bundle_build)
+    # The bundle's region is exactly the app slot 'keel device install' writes (same ELF, same
+    # version): what keeld compares a device's hello against. The build is deterministic.
+    build_app app.elf
+    run_keel 0 keys new fleet --dir keys
+    run_keel 0 bundle build app.elf --version 1.2.3 --key keys/fleet.key --counter 7 \
+        --min-uv 0.1.0 --politeness 30 --trial 20 --backoff-min 50 --backoff-max 900 \
+        --debug-key keys/fleet.pub -o app.kb
+    expect_in out.txt "built app.kb: app 1.2.3, counter 7"
+    run_keel 0 bundle build app.elf --version 1.2.3 --key keys/fleet.key --counter 7 \
+        --min-uv 0.1.0 --politeness 30 --trial 20 --backoff-min 50 --backoff-max 900 \
+        --debug-key keys/fleet.pub -o again.kb
+    cmp -s app.kb again.kb || fail "two builds of the same input differ"
+    run_keel 0 bundle inspect app.kb --key keys/fleet.pub
+    for want in "version:      1.2.3" "counter:      7" "min uv:       0.1.0" \
+                "device type:  0x505" "signature:    verified with keys/fleet.pub" \
+                "crash back-off 50..900 ms, politeness 30 s, trial 20 s" "debug key:    key id" \
+                "layer 0:      app region, 1056768 bytes (129 blocks)" "payload matches"; do
+        expect_in out.txt "$want"
+    done
+    run_keel 0 bundle inspect app.kb --json
+    cp out.txt insp.json
+    region_sha=$(python3 -c 'import json,sys; print(json.load(open("out.txt"))["layers"][0]["region_sha256"])')
+    [ "$(python3 -c 'import json; print(json.load(open("out.txt"))["signature"])')" = unchecked ] ||
+        fail "--json without --key should say the signature is unchecked"
+    run_keel 0 device install --state st --app-version 1.2.3 --backoff-min 50 --backoff-max 900 app.elf
+    slot_sha=$(head -c 1056768 st/flash_int.bin | sha256sum | cut -d' ' -f1)
+    [ "$region_sha" = "$slot_sha" ] ||
+        fail "bundle region sha $region_sha != installed app slot $slot_sha"
+    [ "$(sha256sum <app.kb | cut -d' ' -f1)" = \
+      "$(python3 -c 'import json; print(json.load(open("insp.json"))["sha256"])')" ] ||
+        fail "inspect's sha256 is not the file's"
+    ;;
+bundle_refused)
+    # Every kind of bad input: a sentence saying what is wrong, exit 1 (2 for usage), no output
+    # file left behind by a failed build.
+    build_app app.elf
+    run_keel 0 keys new fleet --dir keys
+    run_keel 0 keys new other --dir keys
+    run_keel 0 bundle build app.elf --version 1.0.0 --key keys/fleet.key -o app.kb
+    run_keel 2 bundle build app.elf --key keys/fleet.key -o x.kb
+    expect_in err.txt "--version X.Y.Z is required"
+    run_keel 2 bundle build app.elf --version 1.0 --key keys/fleet.key -o x.kb
+    expect_in err.txt "--version wants MAJOR.MINOR.PATCH"
+    run_keel 2 bundle build app.elf --version 1.0.0 -o x.kb
+    expect_in err.txt "--key K.key is required"
+    run_keel 2 bundle build app.elf --version 1.0.0 --key keys/fleet.key
+    expect_in err.txt "-o APP.kb is required"
+    run_keel 2 bundle build app.elf --version 1.0.0 --key keys/fleet.key -o x.kb --device-type x
+    expect_in err.txt "--device-type wants a number"
+    run_keel 1 bundle build app.elf --version 1.0.0 --key keys/fleet.pub -o x.kb
+    expect_in err.txt "a public key, not a private key"
+    echo "not a key" >junk.key
+    run_keel 1 bundle build app.elf --version 1.0.0 --key junk.key -o x.kb
+    expect_in err.txt "--key junk.key: not a PEM key"
+    openssl ecparam -name secp384r1 -genkey -noout -out p384.key 2>/dev/null
+    run_keel 1 bundle build app.elf --version 1.0.0 --key p384.key -o x.kb
+    expect_in err.txt "another curve (Keel needs P-256"
+    echo "garbage" >bad.elf
+    run_keel 1 bundle build bad.elf --version 1.0.0 --key keys/fleet.key -o x.kb
+    expect_in err.txt "bad.elf: "
+    [ ! -e x.kb ] && [ ! -e x.kb.tmp ] || fail "a failed build left an output file"
+    size=$(stat -c %s app.kb)
+    head -c 100 app.kb >trunc.kb
+    run_keel 1 bundle inspect trunc.kb
+    expect_in err.txt "trunc.kb: not a valid bundle: the file ends before the manifest"
+    head -c $((size - 1)) app.kb >short.kb
+    run_keel 1 bundle inspect short.kb
+    expect_in err.txt "the payload does not match the manifest"
+    expect_in out.txt "WRONG SIZE"
+    head -c 4096 /dev/urandom >random.kb
+    run_keel 1 bundle inspect random.kb
+    expect_in err.txt "random.kb: not a valid bundle: the manifest is malformed"
+    # A manifest field changed after signing (the version, offset 12).
+    cp app.kb tampered.kb
+    printf '\x09' | dd of=tampered.kb bs=1 seek=12 conv=notrunc status=none
+    run_keel 1 bundle inspect tampered.kb --key keys/fleet.pub
+    expect_in err.txt "the signature does not verify"
+    run_keel 1 bundle inspect app.kb --key keys/other.pub
+    expect_in err.txt "signed by another key than keys/other.pub"
+    # The last payload byte changed: the content hash catches it.
+    cp app.kb payload.kb
+    printf '\x5a' | dd of=payload.kb bs=1 seek=$((size - 1)) conv=notrunc status=none
+    run_keel 1 bundle inspect payload.kb --key keys/fleet.pub
+    expect_in out.txt "PAYLOAD DOES NOT MATCH"
+    run_keel 1 bundle inspect nowhere.kb
+    expect_in err.txt "nowhere.kb: cannot open"
+    ;;
 *)
     fail "unknown case"
     ;;

@@ -18,6 +18,13 @@ extern const cli_noun_t cmd_token;
 /* `keel device show D`: lives with the fleet commands, listed in cmd_device's verb table. */
 int cmd_device_show(const char *prog, int argc, char **argv);
 
+/* Update bundles and their signing keys (cmd_bundle.c, cmd_keys.c). */
+extern const cli_noun_t cmd_bundle;
+extern const cli_noun_t cmd_keys;
+
+/* Live debugging of a device's app through keeld (cmd_debug.c). */
+extern const cli_noun_t cmd_debug;
+
 /* The local fleet stack (cmd_stack.c). */
 extern const cli_noun_t cmd_up;
 extern const cli_noun_t cmd_down;

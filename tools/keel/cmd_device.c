@@ -162,19 +162,12 @@ static int install_check(const char *prog, const install_req_t *r)
     return CLI_EXIT_OK;
 }
 
-static const appelf_target_t an505_target = {
-    .code_base = AN505_NS_CODE_BASE,
-    .code_size = AN505_NS_CODE_SIZE,
-    .ram_base = AN505_NS_RAM_BASE,
-    .ram_size = AN505_NS_RAM_SIZE,
-};
-
 /* Read and validate the ELF: nothing is touched when this fails. */
 static bool load_app(const char *prog, const install_req_t *r, appelf_image_t *img,
                      kapp_hdr_t *hdr)
 {
     char why[512];
-    if (appelf_load(r->elf, &an505_target, img, why, sizeof why) != KERR_OK) {
+    if (appelf_load(r->elf, &devstate_an505_target, img, why, sizeof why) != KERR_OK) {
         fprintf(stderr, "%s: %s: %s\n", prog, r->elf, why);
         return false;
     }

@@ -290,6 +290,26 @@ void devstate_app_header(const appelf_image_t *img, const char *elf_path,
     memcpy(out->name, base, n < KAPP_NAME_MAX ? n : KAPP_NAME_MAX);
 }
 
+const appelf_target_t devstate_an505_target = {
+    .code_base = AN505_NS_CODE_BASE,
+    .code_size = AN505_NS_CODE_SIZE,
+    .ram_base = AN505_NS_RAM_BASE,
+    .ram_size = AN505_NS_RAM_SIZE,
+};
+
+bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t *region,
+                         uint32_t *out_content_len)
+{
+    const uint32_t image_off = AN505_APP_IMAGE_OFF - AN505_APP_SLOT_OFF;
+    if (img->size > AN505_APP_SLOT_SIZE - image_off)
+        return false;
+    memset(region, 0xFF, AN505_APP_SLOT_SIZE);
+    kapp_hdr_encode(h, region + (AN505_APP_HDR_OFF - AN505_APP_SLOT_OFF));
+    memcpy(region + image_off, img->bytes, img->size);
+    *out_content_len = image_off + img->size;
+    return true;
+}
+
 /*
  * App slot (internal flash):
  *

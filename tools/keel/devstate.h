@@ -74,6 +74,18 @@ typedef struct devstate_policy {
     uint32_t stack_dump;
 } devstate_policy_t;
 
+/* The AN505's NS code and RAM regions: where an app ELF must load. */
+extern const appelf_target_t devstate_an505_target;
+
+/*
+ * The app slot as an update must leave it (the region of a bundle's app layer, docs/bundle.md):
+ * region (AN505_APP_SLOT_SIZE bytes) gets the encoded header h in the header page, img from the
+ * image page on, 0xFF everywhere else. *out_content_len = bytes from the slot's start to the
+ * image's end (the layer's content). False if the image does not fit the slot.
+ */
+bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t *region,
+                         uint32_t *out_content_len);
+
 /* Defaults: version 0.0.0 and the KAPP_DEFAULT_* policy. */
 void devstate_policy_default(devstate_policy_t *p);
 

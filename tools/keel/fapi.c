@@ -236,9 +236,10 @@ static void http_error(const fapi_t *a, long status, const body_t *b)
     json_decref(j);
 }
 
-static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdrs, char *errbuf)
+/* Set up c (fresh, or reset for reuse: its connection stays in the cache) for path. */
+static CURL *easy_for_on(CURL *c, const fapi_t *a, const char *path, struct curl_slist **hdrs,
+                         char *errbuf)
 {
-    CURL *c = curl_easy_init();
     if (c == NULL)
         return NULL;
     char url[FAPI_URL_MAX + 1024];
@@ -252,12 +253,18 @@ static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdr
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "keel-cli/1");
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     errbuf[0] = '\0';
     return c;
 }
 
-bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
-               long *out_status)
+static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdrs, char *errbuf)
+{
+    return easy_for_on(curl_easy_init(), a, path, hdrs, errbuf);
+}
+
+bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                    json_t *body, json_t **out, long *out_status)
 {
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE];
@@ -267,7 +274,11 @@ bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *bo
     long status = 0;
 
     *out = NULL;
-    CURL *c = easy_for(a, path, &hdrs, errbuf);
+    if (conn->curl != NULL)
+        curl_easy_reset(conn->curl);
+    else
+        conn->curl = curl_easy_init();
+    CURL *c = easy_for_on(conn->curl, a, path, &hdrs, errbuf);
     if (c == NULL) {
         fprintf(stderr, "%s: out of memory\n", a->prog);
         curl_slist_free_all(hdrs);
@@ -310,9 +321,25 @@ bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *bo
     free(payload);
     free(b.p);
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
     return ok;
 }
+
+void fapi_conn_close(fapi_conn_t *conn)
+{
+    if (conn->curl != NULL)
+        curl_easy_cleanup(conn->curl);
+    conn->curl = NULL;
+}
+
+bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
+               long *out_status)
+{
+    fapi_conn_t conn = {0};
+    bool ok = fapi_call_conn(a, &conn, method, path, body, out, out_status);
+    fapi_conn_close(&conn);
+    return ok;
+}
+
 
 /* ---- server-sent events ----------------------------------------------------------------------- */
 
@@ -332,6 +359,7 @@ typedef struct sse {
     uint64_t *last_id;
     bool opened;
     const char *opened_msg;
+    void (*on_open)(void *ctx);
     fapi_event_fn on_event;
     void *ctx;
     bool stopped_by_callback;
@@ -366,6 +394,8 @@ static bool sse_line(sse_t *s, char *line)
     if (line[0] == ':') {
         if (!s->opened && s->opened_msg != NULL)
             fprintf(stderr, "%s\n", s->opened_msg);
+        if (!s->opened && s->on_open != NULL)
+            s->on_open(s->ctx);
         s->opened = true;
         return true;
     }
@@ -439,8 +469,24 @@ static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
 }
 
 
+static bool stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
+                   uint64_t *last_id, fapi_event_fn on_event, void *ctx, void (*on_open)(void *));
+
 bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
                  uint64_t *last_id, fapi_event_fn on_event, void *ctx)
+{
+    return stream(a, path, opened, stop, last_id, on_event, ctx, NULL);
+}
+
+bool fapi_stream_once(const fapi_t *a, const char *path, volatile int *stop,
+                      void (*on_open)(void *ctx), fapi_event_fn on_event, void *ctx)
+{
+    uint64_t last_id = 0;
+    return stream(a, path, NULL, stop, &last_id, on_event, ctx, on_open);
+}
+
+static bool stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
+                   uint64_t *last_id, fapi_event_fn on_event, void *ctx, void (*on_open)(void *))
 {
     sse_t s;
     unsigned failures = 0, backoff = 250;
@@ -450,6 +496,7 @@ bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile
     s.a = a;
     s.last_id = last_id;
     s.opened_msg = opened;
+    s.on_open = on_open;
     s.on_event = on_event;
     s.ctx = ctx;
     s.stop = stop;
@@ -494,11 +541,19 @@ bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile
             http_error(a, s.status, &s.err);
             break;
         }
+        if (was_open && on_open != NULL) {
+            fprintf(stderr, "%s: the stream from keeld ended (%s)\n", a->prog,
+                    rc == CURLE_OK ? "closed by the server" : curl_easy_strerror(rc));
+            break;
+        }
         if (was_open) {
             failures = 0;
             backoff = 250;
             fprintf(stderr, "%s: the stream from keeld ended (%s); reconnecting\n", a->prog,
                     rc == CURLE_OK ? "closed by the server" : curl_easy_strerror(rc));
+        } else if (on_open != NULL) {
+            transport_error(a, rc, errbuf);
+            break;
         } else if (++failures >= FAPI_STREAM_RETRIES) {
             transport_error(a, rc, errbuf);
             fprintf(stderr, "%s: gave up after %u attempts in a row\n", a->prog, failures);
