@@ -78,6 +78,10 @@ typedef struct uv_app {
 extern uv_app_t uv_app;
 extern kident_t uv_ident;
 
+/* Read and check the installed app's header into uv_app (main.c; again after an update). */
+struct kflash;
+void uv_app_find(struct kflash *fl);
+
 __attribute__((noreturn)) void uv_sup_start(void);
 bool uv_app_running(void);
 /* Ask for the app to be stopped (from any secure context); effective at once. */

@@ -42,6 +42,7 @@
 #include "regs.h"
 #include "uv.h"
 #include "uv_dbg.h"
+#include "uv_upd.h"
 #include "net/uv_net.h"
 
 #define EXC_RETURN_S (1u << 6)     /* frame on the secure stack */
@@ -396,6 +397,7 @@ static void service_run(void)
 {
     port_wdog_kick();
     uv_net_poll();
+    uv_upd_service();
     uv_dbg_poll();
     if (sup.test_hang && uv_ni.boots == 1u && port_ticks() > 300u) {
         uv_log("test: microvisor hangs now (uv-hang)");
@@ -503,8 +505,10 @@ int32_t uv_notify_setup(uint32_t ring, uint32_t slots, uint32_t irq)
     sup.wr = 0u;
     sup.dropped = 0u;
     uv_crit_exit(c);
-    if (first)
+    if (first) {
         uv_notify_post(KEEL_NOTIFY_STARTED, uv_ni.last_stop, uv_ni.restarts);
+        uv_upd_app_ring_ready();
+    }
     return KEEL_OK;
 }
 
@@ -608,14 +612,15 @@ static uint32_t stop_reason_for_app(uint32_t reason)
     }
 }
 
-static void idle_forever(void)
+/* Nothing to run: wait for an update to install one (the service keeps the device reachable). */
+static void idle_until_update(void)
 {
-    for (;;)
+    while (uv_upd_pending() == UV_UPD_NONE)
         __asm__ volatile("wfi");
 }
 
-/* Record a stop: the report into .noinit, the console and the fleet's log. */
-static void record_stop(const kcrash_report_t *r)
+/* Keep a stopped run's report (sent to the cloud) and count the restart. */
+static void record_report(const kcrash_report_t *r)
 {
     uv_ni.reports[uv_ni.report_count % UV_REPORTS] = *r;
     uv_ni.report_count++;
@@ -638,10 +643,31 @@ static void record_stop(const kcrash_report_t *r)
     uv_noinit_commit();
 }
 
+/* The stop in sup.report is handled: record it unless the debugger's halt loop did already. */
+static void record_stop(void)
+{
+    sup.have_report = false;
+    uv_dbg_app_gone();
+    if (!sup.recorded)
+        record_report(&sup.report);
+    sup.recorded = false;
+}
+
 void uv_sup_record_stop(void)
 {
-    record_stop(&sup.report);
+    record_report(&sup.report);
     sup.recorded = true;
+}
+
+/* An app interrupt that was active when the app died cannot be undone in place. */
+static void irq_reset_check(void)
+{
+    uint32_t irq;
+    if (app_irq_find(false, &irq)) {
+        uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
+        uv_ni.launch_now = 1u;
+        uv_reset(UV_RESET_APP_RESTART);
+    }
 }
 
 /* Report the stop, wait out the back-off (the microvisor keeps serving meanwhile), and decide
@@ -649,12 +675,7 @@ void uv_sup_record_stop(void)
 static void handle_stop(void)
 {
     kcrash_report_t *r = &sup.report;
-    sup.have_report = false;
-    uv_dbg_app_gone();
-    if (!sup.recorded)
-        record_stop(r);
-    sup.recorded = false;
-    uint32_t irq;
+    record_stop();
 
     uint32_t delay = 0;
     if (r->reason != KCRASH_RESTART) {
@@ -672,14 +693,9 @@ static void handle_stop(void)
                  (unsigned long)delay);
 
     uint32_t until = port_ticks() + delay;
-    while ((int32_t)(until - port_ticks()) > 0)
+    while ((int32_t)(until - port_ticks()) > 0 && uv_upd_pending() == UV_UPD_NONE)
         __asm__ volatile("wfi");
-
-    if (app_irq_find(false, &irq)) {
-        uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
-        uv_ni.launch_now = 1u;
-        uv_reset(UV_RESET_APP_RESTART);
-    }
+    irq_reset_check();
 }
 
 static void run_app(void)
@@ -689,8 +705,9 @@ static void run_app(void)
     if (err != KERR_OK) {
         uv_log("app image in flash does not verify (%s): app not started", kerr_str(err));
         uv_app.valid = false;
-        idle_forever();
+        return;
     }
+    uv_upd_app_starting();
     const uint32_t *vt = (const uint32_t *)(uintptr_t)uv_app.hdr.load_addr;
     REG32(NS(SCB_VTOR)) = uv_app.hdr.load_addr;
     ns_regs_reset(vt[0]);
@@ -719,10 +736,27 @@ __attribute__((noreturn, used)) void sup_loop(void)
 {
     sup.running = false;
     for (;;) {
-        if (sup.have_report)
-            handle_stop();
-        if (!uv_app.valid)
-            idle_forever();
+        if (sup.have_report) {
+            /* A stop the update asked for (apply, rollback) is no crash; a crash on trial is
+             * one, kept and reported, and then rolls the update back instead of a restart. */
+            bool ours = uv_upd_pending() != UV_UPD_NONE;
+            if (!ours && uv_upd_app_stopped(sup.report.reason))
+                record_stop();
+            else if (ours && sup.report.reason != KCRASH_RESTART)
+                record_stop();
+            else if (!ours)
+                handle_stop();
+            sup.have_report = false;
+        }
+        if (uv_upd_pending() != UV_UPD_NONE) {
+            uv_upd_run();
+            irq_reset_check();
+            continue;
+        }
+        if (!uv_app.valid) {
+            idle_until_update();
+            continue;
+        }
         run_app();
     }
 }
