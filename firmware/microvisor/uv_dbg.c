@@ -49,7 +49,7 @@
 #define XPSR_WRITABLE 0xF80F0000u   /* N Z C V Q and GE[3:0]: what gdb may change */
 #define FRAME_BASIC 0x20u
 #define FRAME_FP 0x68u
-#define IN_CAP 2048u                /* input ring: a few packets of RSP_PACKET_MAX */
+#define IN_CAP 4096u                /* input ring: a few packets of RSP_PACKET_MAX */
 #define HALT_STACK_BYTES 2048u
 #define HALT_BASEPRI 0x80u          /* as when the app is stopped: every app exception held */
 
@@ -71,6 +71,7 @@ typedef struct dbg {
     volatile bool stop_pending;  /* a stop to report at the next service run */
     bool session;                /* bytes arrived: a debugger is attached */
     bool end_session;            /* 'D'/'k' seen: fresh engine once rsp_input returns */
+    bool end_kill;               /* ... and it was a 'k' */
     uint32_t step_bp[2];
     unsigned n_step_bp;
     const uv_dbg_transport_t *tr;
@@ -456,6 +457,7 @@ static void session_end(bool kill)
     }
     dbg.session = false;
     dbg.end_session = true;
+    dbg.end_kill = kill;
     uv_log("debugger: session ended (%s), app %s", kill ? "kill" : "detach",
            kill || (dbg.parked && dbg.fault) ? "restarted" : "resumed");
 }
@@ -574,7 +576,10 @@ void uv_dbg_poll(void)
         rsp_input(&dbg.rsp, &dbg.in[rd], n);
         dbg.in_rd = (rd + n) % IN_CAP;
         if (dbg.end_session) {
+            bool kill = dbg.end_kill;
             engine_reset();
+            if (dbg.tr->ended)
+                dbg.tr->ended(dbg.tr->ctx, kill);
             break;
         }
     }
@@ -612,7 +617,7 @@ static void serial_rx(uint8_t byte)
     (void)uv_dbg_input(&byte, 1u); /* 2 KiB behind a 1-byte UART: gdb waits for replies */
 }
 
-static const uv_dbg_transport_t serial_transport = {"serial", serial_send, NULL};
+static const uv_dbg_transport_t serial_transport = {"serial", serial_send, NULL, NULL};
 
 void uv_dbg_boot(void)
 {

@@ -12,8 +12,8 @@
  *     always called from the service.
  *   - uv_dbg_detach_transport(t): the connection is gone (closed, timed out, lost). The stub
  *     removes every breakpoint and lets the app run on, exactly as a 'D' does.
- * A session also ends by itself on 'D' and 'k'; the transport stays attached and the next byte
- * starts a new session (a new `target remote` on the serial line).
+ * A session also ends by itself on 'D' and 'k' (t->ended is told); the transport stays attached
+ * and the next packet starts a new session (a new `target remote` on the serial line).
  */
 #ifndef KEEL_MICROVISOR_UV_DBG_H
 #define KEEL_MICROVISOR_UV_DBG_H
@@ -25,6 +25,9 @@
 typedef struct uv_dbg_transport {
     const char *name; /* for the console: "serial", "mqtt" */
     void (*send)(void *ctx, const uint8_t *data, size_t len);
+    /* Optional: the debugger ended the session ('D' or 'k'; its last reply was sent already).
+     * A transport that carries one session per connection closes it here. */
+    void (*ended)(void *ctx, bool kill);
     void *ctx;
 } uv_dbg_transport_t;
 
