@@ -267,3 +267,19 @@ kerr_t kbdl_verify(const uint8_t *in, uint32_t len, const kbdl_trust_t *trust,
     }
     return KERR_OK;
 }
+
+kerr_t kbdl_block_payload(const kbdl_manifest_t *m, uint32_t idx, uint32_t *out_off,
+                          uint32_t *out_len, uint32_t *out_in_block)
+{
+    const kbdl_layer_t *l = &m->layers[0];
+    if (m->layer_count == 0u || idx >= l->block_count) {
+        return KERR_RANGE;
+    }
+    uint32_t b0 = idx * m->block_size, b1 = b0 + m->block_size;
+    uint32_t a = b0 > l->offset ? b0 : l->offset;
+    uint32_t e = b1 < l->offset + l->size ? b1 : l->offset + l->size;
+    *out_in_block = a < b1 ? a - b0 : 0u;
+    *out_off = kbdl_signed_size(m) + (a - l->offset);
+    *out_len = e > a ? e - a : 0u;
+    return KERR_OK;
+}

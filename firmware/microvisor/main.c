@@ -11,6 +11,8 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "uv_dbg.h"
+#include "uv_upd.h"
 #include "net/uv_net.h"
 
 static const char *const reset_names[] = {
@@ -52,9 +54,10 @@ static void load_identity(kflash_t *fl)
     uv_log("device is not provisioned (no identity record): id \"unprovisioned\"");
 }
 
-static void find_app(kflash_t *fl)
+void uv_app_find(kflash_t *fl)
 {
     uint8_t hdr[KAPP_HDR_SIZE];
+    uv_app.valid = false;
     kerr_t err = fl ? kflash_read(fl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) : KERR_IO;
     if (err == KERR_OK)
         err = kapp_hdr_decode(hdr, board_app_code.base, board_app_code.size, &uv_app.hdr);
@@ -81,6 +84,7 @@ void microvisor_main(void)
     uv_reset_cause_t cause = uv_noinit_boot();
     uv_boot_cause = cause;
     core_setup();
+    uv_dbg_boot(); /* may claim the debug UART: before the partition */
     board_partition();
     port_tick_start();
     port_wdog_start();
@@ -98,7 +102,8 @@ void microvisor_main(void)
     if (port_arg_has("flash-selftest"))
         uv_flash_selftest();
     load_identity(fl);
-    find_app(fl);
+    uv_upd_init(fl); /* finishes an interrupted apply or rollback before the header is read */
+    uv_app_find(fl);
     uv_net_init();
     uv_sup_start();
 }

@@ -18,6 +18,7 @@
 #include "keel.h"
 #include "port.h"
 #include "uv.h"
+#include "uv_upd.h"
 #include "net/uv_net.h"
 
 #define ENTRY __attribute__((cmse_nonsecure_entry, used))
@@ -119,4 +120,31 @@ ENTRY keel_status_t keel_app_restart(void)
     for (uint32_t spin = 0; spin < 1000000u; spin++)
         __asm__ volatile("nop");
     return KEEL_EBUSY;
+}
+
+ENTRY keel_status_t keel_update_status(keel_update_status_t *out)
+{
+    keel_update_status_t s;
+    if (!app_ptr_ok(__func__, out, sizeof(*out), true))
+        return KEEL_EFAULT;
+    uv_upd_status_get(&s);
+    memcpy(out, &s, sizeof(s));
+    return KEEL_OK;
+}
+
+ENTRY keel_status_t keel_update_apply(void)
+{
+    keel_status_t st = uv_upd_apply_request();
+    if (st != KEEL_OK)
+        return st;
+    /* As keel_app_restart: the service stops the app right here and the call never returns
+     * (the supervisor applies the update); bounded in case a critical section holds it off. */
+    for (uint32_t spin = 0; spin < 1000000u; spin++)
+        __asm__ volatile("nop");
+    return KEEL_EBUSY;
+}
+
+ENTRY keel_status_t keel_update_confirm(void)
+{
+    return uv_upd_confirm_request();
 }

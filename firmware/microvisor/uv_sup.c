@@ -41,6 +41,8 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "uv_dbg.h"
+#include "uv_upd.h"
 #include "net/uv_net.h"
 
 #define EXC_RETURN_S (1u << 6)     /* frame on the secure stack */
@@ -64,6 +66,9 @@ kident_t uv_ident;
 
 typedef struct sup {
     volatile bool running;          /* the app is executing (between BLXNS and its stop) */
+    volatile bool halted;           /* parked by the debugger (running is false meanwhile) */
+    uint32_t wdog_left;             /* app watchdog time left when the debugger parked it */
+    bool recorded;                  /* the report of this stop is recorded already */
     volatile uint32_t stop_req;     /* kcrash_reason_t requested, 0 = none */
     uint32_t run_start_ms;
     kcrash_report_t report;         /* the stop being handled */
@@ -95,7 +100,7 @@ static uint32_t read_ipsr(void) { uint32_t v; __asm__ volatile("mrs %0, ipsr" : 
 
 bool uv_app_running(void)
 {
-    return sup.running;
+    return sup.running || sup.halted;
 }
 
 void uv_service_pend(void)
@@ -203,9 +208,11 @@ static void capture(const uint32_t *r4_r11, uint32_t exc_return, uint32_t reason
 
 /*
  * Common C entry of every exception that may stop the app: the faults and the PendSV service.
- * r4_r11: the interrupted context's callee-saved registers. Returns 1 to abandon the
- * interrupted context (the caller then enters sup_loop), 0 to resume it.
+ * r4_r11: the interrupted context's callee-saved registers. Returns what uv_exception_entry
+ * does next: return to the interrupted context, abandon it (enter sup_loop), park the app for
+ * the debugger (enter its halt loop) or resume the parked app.
  */
+enum { UV_EXC_RETURN = 0, UV_EXC_ABANDON = 1, UV_EXC_PARK = 2, UV_EXC_RESUME = 3 };
 static void service_run(void);
 
 uint32_t uv_exception(const uint32_t *r4_r11, uint32_t exc_return)
@@ -213,16 +220,37 @@ uint32_t uv_exception(const uint32_t *r4_r11, uint32_t exc_return)
     uint32_t ipsr = read_ipsr();
     if (ipsr == IPSR_PENDSV) {
         service_run();
+        switch (uv_dbg_on_service(r4_r11, exc_return, sup.running)) {
+        case UV_DBG_PARK: return UV_EXC_PARK;
+        case UV_DBG_RESUME: return UV_EXC_RESUME;
+        case UV_DBG_RESTART: {
+            /* The debugger killed the app, or left it faulted: the normal stop path. */
+            sup.halted = false;
+            if (!sup.have_report) {
+                uint32_t excret;
+                const uint32_t *regs = uv_dbg_parked_context(&excret);
+                capture(regs, excret, KCRASH_RESTART, ipsr);
+            }
+            return UV_EXC_ABANDON;
+        }
+        default: break;
+        }
         if (!sup.running || sup.stop_req == 0u)
-            return 0u;
+            return UV_EXC_RETURN;
         capture(r4_r11, exc_return, sup.stop_req, ipsr);
         sup.running = false;
-        return 1u;
+        return UV_EXC_ABANDON;
     }
     if (sup.running && !(exc_return & EXC_RETURN_S)) {
         capture(r4_r11, exc_return, 0u, ipsr);
+        if (uv_dbg_on_fault(r4_r11, exc_return, sup.report.reason) == UV_DBG_PARK) {
+            /* A breakpoint is no crash; a fault's report is recorded by the halt loop. */
+            sup.have_report = sup.report.reason != KCRASH_BREAKPOINT;
+            sup.recorded = false;
+            return UV_EXC_PARK;
+        }
         sup.running = false;
-        return 1u;
+        return UV_EXC_ABANDON;
     }
     /* A fault in secure code: a microvisor bug (app pointers are checked before use). Keep the
      * evidence, then reset the chip: the microvisor must come back, the app with it. */
@@ -265,10 +293,16 @@ __attribute__((naked)) void uv_exception_entry(void)
         "bl uv_exception\n"
         "pop {r1, r2}\n"
         "add sp, sp, #32\n"
-        "cmp r0, #0\n"
-        "bne 1f\n"
+        "cmp r0, #1\n"
+        "beq 1f\n"
+        "cmp r0, #2\n"
+        "beq 2f\n"
+        "cmp r0, #3\n"
+        "beq 3f\n"
         "bx r1\n"
-        "1: b uv_abandon\n");
+        "1: b uv_abandon\n"
+        "2: b uv_dbg_park_enter\n"
+        "3: b uv_dbg_resume_app\n");
 }
 
 /* The secure watchdog's first expiry: the microvisor has not run its service for a second.
@@ -363,6 +397,8 @@ static void service_run(void)
 {
     port_wdog_kick();
     uv_net_poll();
+    uv_upd_service();
+    uv_dbg_poll();
     if (sup.test_hang && uv_ni.boots == 1u && port_ticks() > 300u) {
         uv_log("test: microvisor hangs now (uv-hang)");
         for (;;) /* deliberately unbounded: the secure watchdog must end this */
@@ -408,6 +444,26 @@ int32_t uv_wdog_kick(void)
     return KEEL_OK;
 }
 
+void uv_sup_halt_enter(void)
+{
+    int32_t left = (int32_t)(sup.wdog_deadline - port_ticks());
+    sup.wdog_left = left > 0 ? (uint32_t)left : 1u;
+    sup.running = false;
+    sup.halted = true;
+}
+
+void uv_sup_halt_leave(void)
+{
+    /* A developer reading variables is not a hang: the watchdog gets back the time it had,
+     * and the storm sampling starts over. */
+    sup.wdog_deadline = port_ticks() + sup.wdog_left;
+    sup.storm_samples = 0u;
+    sup.storm_hits = 0u;
+    sup.have_report = false;
+    sup.halted = false;
+    sup.running = true;
+}
+
 /* Write one slot; false when it is still full. Caller holds the critical section. */
 static bool ring_put(uint32_t kind, uint32_t arg0, uint32_t arg1)
 {
@@ -449,8 +505,10 @@ int32_t uv_notify_setup(uint32_t ring, uint32_t slots, uint32_t irq)
     sup.wr = 0u;
     sup.dropped = 0u;
     uv_crit_exit(c);
-    if (first)
+    if (first) {
         uv_notify_post(KEEL_NOTIFY_STARTED, uv_ni.last_stop, uv_ni.restarts);
+        uv_upd_app_ring_ready();
+    }
     return KEEL_OK;
 }
 
@@ -554,18 +612,16 @@ static uint32_t stop_reason_for_app(uint32_t reason)
     }
 }
 
-static void idle_forever(void)
+/* Nothing to run: wait for an update to install one (the service keeps the device reachable). */
+static void idle_until_update(void)
 {
-    for (;;)
+    while (uv_upd_pending() == UV_UPD_NONE)
         __asm__ volatile("wfi");
 }
 
-/* Report the stop, wait out the back-off (the microvisor keeps serving meanwhile), and decide
- * how to restart. */
-static void handle_stop(void)
+/* Keep a stopped run's report (sent to the cloud) and count the restart. */
+static void record_report(const kcrash_report_t *r)
 {
-    kcrash_report_t *r = &sup.report;
-    sup.have_report = false;
     uv_ni.reports[uv_ni.report_count % UV_REPORTS] = *r;
     uv_ni.report_count++;
     uv_ni.last_stop = stop_reason_for_app(r->reason);
@@ -575,7 +631,8 @@ static void handle_stop(void)
     if (r->reason == KCRASH_IRQ_STORM && app_irq_find(true, &irq))
         uv_log("app stopped: %s (app IRQ %lu)", kcrash_reason_name(r->reason), (unsigned long)irq);
     else
-        uv_log("app stopped: %s", kcrash_reason_name(r->reason));
+        uv_log("app stopped: %s%s", kcrash_reason_name(r->reason),
+               sup.halted ? " (halted for the debugger)" : "");
     uv_net_event(r->reason == KCRASH_RESTART ? KEEL_LOG_INFO : KEEL_LOG_ERROR, "app stopped: %s",
                  kcrash_reason_name(r->reason));
     static char text[2048];
@@ -583,6 +640,42 @@ static void handle_stop(void)
     uint32_t c = uv_crit_enter(); /* keep the report's lines together */
     port_console_write(text, strlen(text));
     uv_crit_exit(c);
+    uv_noinit_commit();
+}
+
+/* The stop in sup.report is handled: record it unless the debugger's halt loop did already. */
+static void record_stop(void)
+{
+    sup.have_report = false;
+    uv_dbg_app_gone();
+    if (!sup.recorded)
+        record_report(&sup.report);
+    sup.recorded = false;
+}
+
+void uv_sup_record_stop(void)
+{
+    record_report(&sup.report);
+    sup.recorded = true;
+}
+
+/* An app interrupt that was active when the app died cannot be undone in place. */
+static void irq_reset_check(void)
+{
+    uint32_t irq;
+    if (app_irq_find(false, &irq)) {
+        uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
+        uv_ni.launch_now = 1u;
+        uv_reset(UV_RESET_APP_RESTART);
+    }
+}
+
+/* Report the stop, wait out the back-off (the microvisor keeps serving meanwhile), and decide
+ * how to restart. */
+static void handle_stop(void)
+{
+    kcrash_report_t *r = &sup.report;
+    record_stop();
 
     uint32_t delay = 0;
     if (r->reason != KCRASH_RESTART) {
@@ -600,14 +693,9 @@ static void handle_stop(void)
                  (unsigned long)delay);
 
     uint32_t until = port_ticks() + delay;
-    while ((int32_t)(until - port_ticks()) > 0)
+    while ((int32_t)(until - port_ticks()) > 0 && uv_upd_pending() == UV_UPD_NONE)
         __asm__ volatile("wfi");
-
-    if (app_irq_find(false, &irq)) {
-        uv_log("app interrupt %lu still active: restarting through a system reset", (unsigned long)irq);
-        uv_ni.launch_now = 1u;
-        uv_reset(UV_RESET_APP_RESTART);
-    }
+    irq_reset_check();
 }
 
 static void run_app(void)
@@ -617,8 +705,9 @@ static void run_app(void)
     if (err != KERR_OK) {
         uv_log("app image in flash does not verify (%s): app not started", kerr_str(err));
         uv_app.valid = false;
-        idle_forever();
+        return;
     }
+    uv_upd_app_starting();
     const uint32_t *vt = (const uint32_t *)(uintptr_t)uv_app.hdr.load_addr;
     REG32(NS(SCB_VTOR)) = uv_app.hdr.load_addr;
     ns_regs_reset(vt[0]);
@@ -647,10 +736,27 @@ __attribute__((noreturn, used)) void sup_loop(void)
 {
     sup.running = false;
     for (;;) {
-        if (sup.have_report)
-            handle_stop();
-        if (!uv_app.valid)
-            idle_forever();
+        if (sup.have_report) {
+            /* A stop the update asked for (apply, rollback) is no crash; a crash on trial is
+             * one, kept and reported, and then rolls the update back instead of a restart. */
+            bool ours = uv_upd_pending() != UV_UPD_NONE;
+            if (!ours && uv_upd_app_stopped(sup.report.reason))
+                record_stop();
+            else if (ours && sup.report.reason != KCRASH_RESTART)
+                record_stop();
+            else if (!ours)
+                handle_stop();
+            sup.have_report = false;
+        }
+        if (uv_upd_pending() != UV_UPD_NONE) {
+            uv_upd_run();
+            irq_reset_check();
+            continue;
+        }
+        if (!uv_app.valid) {
+            idle_until_update();
+            continue;
+        }
         run_app();
     }
 }

@@ -22,6 +22,7 @@
 #include "cmd.h"
 #include "devstate.h"
 #include "layout.h"
+#include "net_rec.h"
 #include "qrun.h"
 
 #define BACKOFF_MAX_MS (24u * 3600u * 1000u) /* a day: longer is a stopped app, not a back-off */
@@ -44,26 +45,34 @@ enum {
     OPT_POWERCUT,
     OPT_APPEND,
     OPT_BROKER,
+    OPT_GDB_SERIAL,
     OPT_FLEET_CA,
     OPT_BROKER_NAME,
     OPT_FLEET_CA_KEY,
+    OPT_UPDATE_KEY,
 };
 
 #define BROKER_NAME_DEFAULT "localhost"
 #define OPTS_NET {"fleet-ca", required_argument, NULL, OPT_FLEET_CA}, \
                  {"fleet-ca-key", required_argument, NULL, OPT_FLEET_CA_KEY}, \
-                 {"broker-name", required_argument, NULL, OPT_BROKER_NAME}
+                 {"broker-name", required_argument, NULL, OPT_BROKER_NAME}, \
+                 {"update-key", required_argument, NULL, OPT_UPDATE_KEY}
 #define HELP_NET_OPTS \
     "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n" \
     "                       the device once, needed the first time --broker is used\n" \
     "  --fleet-ca-key KEY   the fleet CA's private key: issue the device its own P-256 key\n" \
     "                       and certificate (CN = device id) for mutual TLS, once\n" \
     "  --broker-name NAME   the name the broker's certificate must carry (default\n" \
-    "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n"
+    "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n" \
+    "  --update-key PUB.pem a fleet bundle signing public key (P-256 PEM, 'keel keys new')\n" \
+    "                       the device trusts; repeatable (up to 4), stored once\n"
 
 /* What the network provisioning options asked for. */
 typedef struct net_req {
     const char *ca, *ca_key, *broker_name;
+    const char *upd_keys[NET_UPDKEYS_MAX];
+    unsigned n_upd_keys;
+    bool too_many_keys;
 } net_req_t;
 
 /* Handle one of OPTS_NET; false when c is not one of them. */
@@ -73,6 +82,12 @@ static bool net_opt(int c, const char *arg, net_req_t *n)
     case OPT_FLEET_CA: n->ca = arg; return true;
     case OPT_FLEET_CA_KEY: n->ca_key = arg; return true;
     case OPT_BROKER_NAME: n->broker_name = arg; return true;
+    case OPT_UPDATE_KEY:
+        if (n->n_upd_keys < NET_UPDKEYS_MAX)
+            n->upd_keys[n->n_upd_keys++] = arg;
+        else
+            n->too_many_keys = true;
+        return true;
     default: return false;
     }
 }
@@ -81,11 +96,18 @@ static int net_check(const char *prog, const net_req_t *n)
 {
     if ((n->broker_name != NULL || n->ca_key != NULL) && n->ca == NULL)
         return cli_usage_error(prog, "--broker-name and --fleet-ca-key go with --fleet-ca CA.pem");
+    if (n->too_many_keys)
+        return cli_usage_error(prog, "at most %u --update-key files", NET_UPDKEYS_MAX);
     return CLI_EXIT_OK;
 }
 
-static bool net_provision(devstate_t *s, const char *prog, const net_req_t *n)
+/* The update keys alone (any time), then the fleet records when a CA is given or needed. */
+static bool net_provision(devstate_t *s, const char *prog, const net_req_t *n, bool need_fleet)
 {
+    if (n->n_upd_keys && !devstate_provision_updkeys(s, prog, n->upd_keys, n->n_upd_keys))
+        return false;
+    if (!need_fleet && n->ca == NULL)
+        return true;
     return devstate_provision_net(s, prog, n->ca, n->ca_key,
                                   n->broker_name ? n->broker_name : BROKER_NAME_DEFAULT);
 }
@@ -226,9 +248,13 @@ static int device_install(const char *prog, int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP) {
-            printf("usage: %s --state DIR [options] APP.elf\n\n"
+            printf("usage: %s --state DIR [options] APP.elf|APP.kb\n\n"
                    "Install an app (an ELF linked with the Keel SDK linker script) into the\n"
-                   "device in DIR, creating and provisioning the device if DIR is new.\n\n"
+                   "device in DIR, creating and provisioning the device if DIR is new.\n"
+                   "A signed bundle (APP.kb, 'keel bundle build') is installed the way the\n"
+                   "device installs an update (factory install): verified against the device's\n"
+                   "update keys (--update-key, 'keel device provision'), staged, applied and\n"
+                   "confirmed by the real update engine; its policy (debug key) then holds.\n\n"
                    "options:\n"
                    "  --state DIR          the device's state directory (required)\n"
                    HELP_INSTALL_OPTS, prog);
@@ -245,8 +271,18 @@ static int device_install(const char *prog, int argc, char **argv)
     if (dir == NULL || dir[0] == '\0')
         return need_state(prog);
     if (optind != argc - 1)
-        return cli_usage_error(prog, optind == argc ? "which app? give APP.elf"
-                                                    : "give exactly one APP.elf");
+        return cli_usage_error(prog, optind == argc ? "which app? give APP.elf or APP.kb"
+                                                    : "give exactly one APP.elf or APP.kb");
+    if (devstate_is_bundle(argv[optind])) {
+        if (req.policy_given)
+            return cli_usage_error(prog, "app policy options do not go with a bundle: its signed "
+                                         "manifest holds the version and policy");
+        devstate_t s;
+        if (!devstate_open(&s, prog, dir, true, req.id))
+            return CLI_EXIT_FAIL;
+        bool ok = devstate_install_bundle(&s, prog, argv[optind]);
+        return devstate_close(&s, prog) && ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    }
     req.elf = argv[optind];
     int rc = install_check(prog, &req);
     if (rc != CLI_EXIT_OK)
@@ -336,22 +372,26 @@ static void run_help(const char *prog)
            "  --broker PORT        connect the device to the MQTT/TLS broker on 127.0.0.1:PORT\n"
            "                       (QEMU gets a restricted network whose only way out is that\n"
            "                       port; without --broker the device has no network)\n"
+           "  --gdb-serial PORT    the app debugger on a plain serial line: QEMU listens on\n"
+           "                       127.0.0.1:PORT for gdb's 'target remote' (local development;\n"
+           "                       UART2 is taken from the app, no encryption, see docs/debug.md)\n"
            "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n"
            "                       the device once, needed the first time --broker is used\n"
            HELP_NET_OPTS "\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }
 
-/* The microvisor's command line: "powercut=N", "broker-port=P" first, then the user's words. */
-static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, const char *extra,
-                         char *out, size_t cap)
+/* The microvisor's command line: "powercut=N", "broker-port=P", "dbg-uart" first, then the
+ * user's words. */
+static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, bool dbg_uart,
+                         const char *extra, char *out, size_t cap)
 {
     char pc[32] = "", bp[32] = "";
     if (powercut)
         snprintf(pc, sizeof pc, "powercut=%lu ", (unsigned long)powercut);
     if (broker)
         snprintf(bp, sizeof bp, "broker-port=%lu ", (unsigned long)broker);
-    int n = snprintf(out, cap, "%s%s%s", pc, bp, extra ? extra : "");
+    int n = snprintf(out, cap, "%s%s%s%s", pc, bp, dbg_uart ? "dbg-uart " : "", extra ? extra : "");
     if (n > 0 && out[n - 1] == ' ')
         out[--n] = '\0';
     if (n < 0 || (size_t)n >= cap) {
@@ -373,6 +413,7 @@ static int device_run(const char *prog, int argc, char **argv)
         {"powercut", required_argument, NULL, OPT_POWERCUT},
         {"append", required_argument, NULL, OPT_APPEND},
         {"broker", required_argument, NULL, OPT_BROKER},
+        {"gdb-serial", required_argument, NULL, OPT_GDB_SERIAL},
         OPTS_NET,
         {0},
     };
@@ -381,7 +422,7 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_policy_default(&req.policy);
     const char *dir = NULL, *firmware = NULL, *extra = NULL;
     net_req_t net = {0};
-    uint32_t powercut = 0, broker = 0;
+    uint32_t powercut = 0, broker = 0, gdb_serial = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -397,6 +438,10 @@ static int device_run(const char *prog, int argc, char **argv)
             break;
         case OPT_BROKER:
             if (!cli_parse_u32(prog, "--broker", optarg, 1, 65535, &broker))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_GDB_SERIAL:
+            if (!cli_parse_u32(prog, "--gdb-serial", optarg, 1, 65535, &gdb_serial))
                 return CLI_EXIT_USAGE;
             break;
         case OPT_POWERCUT:
@@ -424,8 +469,9 @@ static int device_run(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "--fleet-ca goes with --broker PORT (or use 'keel device "
                                      "provision' to provision without running)");
     q.broker_port = (uint16_t)broker;
+    q.gdb_serial_port = (uint16_t)gdb_serial;
     char append[APPEND_MAX + 1];
-    if (!build_append(prog, powercut, broker, extra, append, sizeof append))
+    if (!build_append(prog, powercut, broker, gdb_serial != 0, extra, append, sizeof append))
         return CLI_EXIT_USAGE;
     q.append = append;
 
@@ -437,7 +483,7 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_t s;
     if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
         return rc;
-    if (broker != 0 && !net_provision(&s, prog, &net)) {
+    if (!net_provision(&s, prog, &net, broker != 0)) {
         devstate_close(&s, prog);
         return CLI_EXIT_FAIL;
     }
@@ -460,7 +506,7 @@ static int device_run(const char *prog, int argc, char **argv)
 
 static void provision_help(const char *prog)
 {
-    printf("usage: %s --state DIR --fleet-ca CA.pem [options]\n\n"
+    printf("usage: %s --state DIR [--fleet-ca CA.pem] [--update-key PUB.pem]... [options]\n\n"
            "Provision a device for the fleet without running it: its identity (if DIR is new),\n"
            "its entropy seed, the fleet CA and broker name it trusts and, with --fleet-ca-key,\n"
            "its own key and certificate for mutual TLS. Each is written once; giving the same\n"
@@ -501,14 +547,14 @@ static int device_provision(const char *prog, int argc, char **argv)
         return need_state(prog);
     if (optind != argc)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-    if (net.ca == NULL)
-        return cli_usage_error(prog, "--fleet-ca CA.pem is required");
+    if (net.ca == NULL && net.n_upd_keys == 0)
+        return cli_usage_error(prog, "--fleet-ca CA.pem (or --update-key PUB.pem) is required");
     if ((rc = net_check(prog, &net)) != CLI_EXIT_OK)
         return rc;
     devstate_t s;
     if (!devstate_open(&s, prog, dir, true, id))
         return CLI_EXIT_FAIL;
-    bool ok = net_provision(&s, prog, &net);
+    bool ok = net_provision(&s, prog, &net, false);
     if (!devstate_close(&s, prog) || !ok)
         return CLI_EXIT_FAIL;
     printf("device %s is provisioned for the fleet\n", s.ident.id);

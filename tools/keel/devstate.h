@@ -108,6 +108,27 @@ bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img
  */
 kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out);
 
+/* ---- updates (devstate_upd.c) ---- */
+
+/*
+ * Provision the fleet's bundle signing public keys (PEM files, "-----BEGIN PUBLIC KEY-----",
+ * P-256, as `keel keys new` writes them), 1..4, once: the same keys again are a no-op, other
+ * keys an error. Prints an error and returns false on failure.
+ */
+bool devstate_provision_updkeys(devstate_t *s, const char *prog, const char *const *paths,
+                                unsigned n);
+
+/* Whether the file at path starts like a bundle (docs/bundle.md magic "KBMF"). */
+bool devstate_is_bundle(const char *path);
+
+/*
+ * Factory install of a signed bundle: the update engine, configured as the microvisor does, over
+ * the device's flash files: verify (the device's trusted keys, type, counter), stage (encrypted
+ * with the device's own staging key), apply, confirm. A refused bundle writes nothing. Prints
+ * what it did or an error (false).
+ */
+bool devstate_install_bundle(devstate_t *s, const char *prog, const char *path);
+
 /* "1a2b3c..." : the first 16 hex digits of a SHA-256 (buf >= 17 bytes). */
 void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap);
 

@@ -164,6 +164,15 @@ static inline uint32_t kbdl_signed_size(const kbdl_manifest_t *m)
 }
 
 /*
+ * Where the payload bytes of block idx of layer 0 are: bundle bytes [*out_off, *out_off + *out_len)
+ * (payloads start right after the signature envelope) go to offset *out_in_block of the block;
+ * the rest of the block is 0xFF. *out_len is 0 for a block outside the content (all 0xFF).
+ * Errors: KERR_RANGE (idx out of the layer).
+ */
+kerr_t kbdl_block_payload(const kbdl_manifest_t *m, uint32_t idx, uint32_t *out_off,
+                          uint32_t *out_len, uint32_t *out_in_block);
+
+/*
  * (host only: core/src/bundle_sign.c) Sign buf[0, manifest_len) with the P-256 private scalar
  * priv (32 bytes, big-endian) and write the signature envelope at buf + manifest_len
  * (cap must allow KBDL_SIG_ENV_SIZE more). Deterministic (RFC 6979).

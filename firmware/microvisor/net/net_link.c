@@ -33,12 +33,15 @@
 #include "lwip/apps/mqtt.h"
 #include "lwip/apps/mqtt_priv.h"
 #include "mbedtls/x509_crt.h"
+#include "net_dbg.h"
 #include "net_logq.h"
 #include "net_seed.h"
+#include "net_upd.h"
 #include "pb_encode.h"
 #include "port.h"
 #include "uv.h"
 #include "uv_net.h"
+#include "uv_upd.h"
 
 #define BACKOFF_MIN_MS 500u
 #define BACKOFF_MAX_MS 30000u
@@ -74,6 +77,7 @@ typedef struct link {
     uint32_t hb_period, hb_next;
     keel_v1_AppState hello_state; /* what the last hello said: a new one goes out on a change */
     uint32_t hello_restarts;
+    uint32_t hello_app;           /* uv_app.hdr.version it reported (an update changes it) */
     uint32_t hello_next;          /* earliest port_ticks() for the next changed hello */
     uint32_t boot;        /* Envelope.boot: never repeats (net_seed_boot) */
     uint32_t msg_id;
@@ -130,6 +134,8 @@ __attribute__((section(".noinit"))) static crash_acks_t crash_acks;
 
 static keel_v1_AppState app_state(void)
 {
+    if (uv_upd_busy())
+        return keel_v1_AppState_APP_STATE_UPDATING;
     if (!uv_app.valid)
         return keel_v1_AppState_APP_STATE_NONE;
     return uv_app_running() ? keel_v1_AppState_APP_STATE_RUNNING : keel_v1_AppState_APP_STATE_BACKOFF;
@@ -149,6 +155,12 @@ static keel_v1_Envelope *env_begin(pb_size_t body_tag)
 static uint32_t payload_budget(kproto_topic_t t)
 {
     return MQTT_OUTPUT_RINGBUF_SIZE - MQTT_PUBLISH_OVERHEAD - (uint32_t)strlen(lk.topics[t]);
+}
+
+/* The cloud sees no app version while none is valid. */
+static uint32_t app_version(void)
+{
+    return uv_app.valid ? uv_app.hdr.version : 0u;
 }
 
 /*
@@ -171,6 +183,16 @@ static err_t env_send(kproto_topic_t t, uint32_t msg_id)
     if (err != ERR_OK && err != ERR_MEM)
         uv_log("net: publish on %s failed (lwIP error %d)", ti->suffix, (int)err);
     return err;
+}
+
+keel_v1_Envelope *net_link_env(pb_size_t body_tag)
+{
+    return env_begin(body_tag);
+}
+
+bool net_link_send(kproto_topic_t t)
+{
+    return lk.state == LINK_UP && env_send(t, 0u) == ERR_OK;
 }
 
 static void publish_presence(bool online)
@@ -199,10 +221,13 @@ static void publish_hello(void)
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_PING;
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_RESTART_APP;
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_REBOOT;
+    h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY;
+    h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_UPDATE_CANCEL;
     h->reset_reason = (uint32_t)uv_boot_cause;
     if (env_send(KPROTO_T_HELLO, 0u) == ERR_OK) {
         lk.hello_state = h->app_state;
         lk.hello_restarts = h->restart_count;
+        lk.hello_app = h->app_version;
     }
 }
 
@@ -411,6 +436,14 @@ static void handle_command(const keel_v1_Command *cmd)
         lk.reboot_at = port_ticks() + REBOOT_DELAY_MS;
         lk.reboot_pending = true;
         break;
+    case keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY:
+    case keel_v1_CommandKind_COMMAND_KIND_UPDATE_CANCEL: {
+        char detail[64];
+        keel_v1_CommandStatus st = net_upd_command(cmd->kind, detail, sizeof(detail));
+        uv_log("net: %s (command %lu): %s", kproto_command_name(cmd->kind), (unsigned long)id, detail);
+        publish_result(id, st, st == keel_v1_CommandStatus_COMMAND_STATUS_OK ? "" : detail);
+        break;
+    }
     default:
         uv_log("net: command %lu of unknown kind %lu: unsupported", (unsigned long)id,
                (unsigned long)cmd->kind);
@@ -424,15 +457,23 @@ static void handle_incoming(void)
     kerr_t err = kproto_decode(lk.in_topic, lk.in, lk.in_len, &rx_env);
     if (err != KERR_OK) {
         uv_log("net: malformed %s (%lu bytes, %s) ignored",
-               lk.in_topic == KPROTO_T_CMD ? "command" : "ack", (unsigned long)lk.in_len,
+               lk.in_topic == KPROTO_T_CMD ? "command" : kproto_topic_info(lk.in_topic)->suffix,
+               (unsigned long)lk.in_len,
                err == KERR_INVAL ? "not the body this topic carries" : "not a protocol v1 envelope");
         return;
     }
-    if (lk.in_topic == KPROTO_T_CMD)
-        handle_command(&rx_env.body.command);
-    else
-        handle_ack(&rx_env.body.ack);
+    switch (lk.in_topic) {
+    case KPROTO_T_CMD: handle_command(&rx_env.body.command); break;
+    case KPROTO_T_UPDATE: net_upd_offer(&rx_env.body.update_offer); break;
+    case KPROTO_T_UPDATE_DATA: net_upd_chunk(&rx_env.body.update_chunk); break;
+    case KPROTO_T_DEBUG_DOWN: net_dbg_message(&rx_env.body.debug); break;
+    default: handle_ack(&rx_env.body.ack); break;
+    }
 }
+
+/* The topics the device subscribes to (without a channel). */
+static const kproto_topic_t in_topics[] = {KPROTO_T_CMD, KPROTO_T_ACK, KPROTO_T_UPDATE, KPROTO_T_UPDATE_DATA,
+                                          KPROTO_T_DEBUG_DOWN};
 
 static void on_publish(void *arg, const char *topic, u32_t tot_len)
 {
@@ -440,9 +481,9 @@ static void on_publish(void *arg, const char *topic, u32_t tot_len)
     lk.in_wanted = false;
     lk.in_len = 0;
     lk.in_overflow = tot_len > sizeof(lk.in);
-    for (kproto_topic_t t = KPROTO_T_CMD; t <= KPROTO_T_ACK; t++)
-        if (strcmp(topic, lk.topics[t]) == 0) {
-            lk.in_topic = t;
+    for (uint32_t i = 0; i < sizeof(in_topics) / sizeof(in_topics[0]); i++)
+        if (strcmp(topic, lk.topics[in_topics[i]]) == 0) {
+            lk.in_topic = in_topics[i];
             lk.in_wanted = true;
         }
     if (!lk.in_wanted)
@@ -523,7 +564,8 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
                (unsigned long)(port_ticks() - lk.attempt_ms), (unsigned long)port_ticks(),
                (unsigned long)uv_net_stack_used());
         /* Subscribed before the hello: keeld sends pending commands as soon as it sees it. */
-        for (kproto_topic_t t = KPROTO_T_CMD; t <= KPROTO_T_ACK; t++) {
+        for (uint32_t i = 0; i < sizeof(in_topics) / sizeof(in_topics[0]); i++) {
+            kproto_topic_t t = in_topics[i];
             err_t err = mqtt_subscribe(&lk.client, lk.topics[t], 1u, NULL, NULL);
             if (err != ERR_OK)
                 uv_log("net: subscribe to %s failed (lwIP error %d)", kproto_topic_info(t)->suffix, (int)err);
@@ -532,6 +574,7 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
         lk.crash.sent = false;
         publish_presence(true);
         publish_hello();
+        net_upd_connected();
         lk.hb_next = port_ticks() + lk.hb_period;
         return;
     }
@@ -606,6 +649,7 @@ bool net_link_init(const net_link_cfg_t *cfg)
     lk.will_len = (uint16_t)wl;
     lk.boot = net_seed_boot();
     crash_acks_check();
+    net_dbg_init(cfg->device_id, cfg->key_pem, cfg->key_len);
 
     if (cfg->key_pem)
         lk.tls = altcp_tls_create_config_client_2wayauth(cfg->ca_pem, cfg->ca_len, cfg->key_pem,
@@ -630,6 +674,7 @@ void net_link_poll(bool ip_up)
     if (lk.reboot_pending && (int32_t)(now - lk.reboot_at) >= 0)
         uv_reset(UV_RESET_REBOOT);
     notify_drops();
+    net_dbg_poll(now, lk.state == LINK_UP);
     switch (lk.state) {
     case LINK_IDLE:
         if (ip_up)
@@ -653,13 +698,15 @@ void net_link_poll(bool ip_up)
         }
         /* A changed hello, at most every HELLO_MIN_MS: an app restarting in a tight loop must
          * not fill the MQTT output with hellos and crowd out command results. */
-        if ((app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts) &&
+        if ((app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts ||
+             app_version() != lk.hello_app) &&
             (int32_t)(now - lk.hello_next) >= 0) {
             lk.hello_next = now + HELLO_MIN_MS;
             publish_hello(); /* retried each run while lwIP has no room for it */
         }
         send_logs(now);
         send_crash(now);
+        net_upd_poll(now);
         break;
     }
 }

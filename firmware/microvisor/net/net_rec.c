@@ -176,6 +176,57 @@ kerr_t net_device_rec_decode(const uint8_t *in, uint32_t in_len, net_device_cred
     return KERR_OK;
 }
 
+uint32_t net_updkeys_rec_size(uint32_t count)
+{
+    if (count == 0u || count > NET_UPDKEYS_MAX)
+        return 0u;
+    return (NET_UPDKEYS_HDR + count * NET_UPDKEY_SIZE + 15u) & ~15u;
+}
+
+static bool points_ok(const uint8_t *keys, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++)
+        if (keys[i * NET_UPDKEY_SIZE] != 0x04u)
+            return false;
+    return true;
+}
+
+kerr_t net_updkeys_rec_encode(const uint8_t *keys, uint32_t count, uint8_t *out, uint32_t out_len)
+{
+    uint32_t size = net_updkeys_rec_size(count);
+    if (size == 0u || out_len < size || !points_ok(keys, count))
+        return KERR_INVAL;
+    memset(out, 0, size);
+    put32(out, NET_UPDKEYS_MAGIC);
+    put32(out + 4, count);
+    memcpy(out + NET_UPDKEYS_HDR, keys, count * NET_UPDKEY_SIZE);
+    put32(out + 12, kcrc32(0, out + NET_UPDKEYS_HDR, count * NET_UPDKEY_SIZE));
+    return KERR_OK;
+}
+
+kerr_t net_updkeys_rec_decode(const uint8_t *in, uint32_t in_len, uint8_t *out_keys,
+                              uint32_t *out_count)
+{
+    if (in_len < NET_UPDKEYS_HDR)
+        return KERR_TRUNCATED;
+    if (get32(in) != NET_UPDKEYS_MAGIC)
+        return KERR_FORMAT;
+    uint32_t count = get32(in + 4);
+    uint32_t size = net_updkeys_rec_size(count);
+    if (size == 0u || get32(in + 8) != 0u)
+        return KERR_INVAL;
+    if (in_len < size)
+        return KERR_TRUNCATED;
+    const uint8_t *keys = in + NET_UPDKEYS_HDR;
+    if (kcrc32(0, keys, count * NET_UPDKEY_SIZE) != get32(in + 12))
+        return KERR_CRC;
+    if (!points_ok(keys, count))
+        return KERR_INVAL;
+    memcpy(out_keys, keys, count * NET_UPDKEY_SIZE);
+    *out_count = count;
+    return KERR_OK;
+}
+
 kerr_t net_state_rec_encode(uint32_t counter, const uint8_t seed[NET_STATE_SEED],
                             uint8_t out[NET_STATE_REC_SIZE])
 {

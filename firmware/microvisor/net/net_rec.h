@@ -8,6 +8,7 @@
  *
  *   +0x0000  identity record (128 B, core/include/keel/identity.h)
  *   +0x0100  seed record (96 B): the per-device entropy seed, 64 random bytes
+ *   +0x0200  update keys record (<= 288 B): the fleet's bundle signing public keys (P-256)
  *   +0x0400  fleet record (<= 4176 B): broker name + fleet CA certificate (PEM)
  *   +0x1600  device record (<= 2.5 KiB): the device's P-256 key and its certificate from the
  *            fleet CA (PEM), for mutual TLS; the certificate's CN is the device id
@@ -32,6 +33,7 @@
 #include "layout.h"
 
 #define NET_REC_SEED_OFF 0x0100u  /* within the identity page */
+#define NET_REC_UPDKEYS_OFF 0x0200u /* within the identity page */
 #define NET_REC_FLEET_OFF 0x0400u /* within the identity page */
 #define NET_REC_DEVICE_OFF 0x1600u /* within the identity page */
 #define NET_SEED_PAGE_A AN505_SEED_PAGE_A /* internal flash offsets: layout.h */
@@ -93,6 +95,24 @@ kerr_t net_device_rec_encode(const uint8_t *key_pem, uint32_t key_len, const uin
                              uint32_t cert_len, uint8_t *out, uint32_t out_len);
 /* KERR_FORMAT (erased/foreign), KERR_TRUNCATED, KERR_CRC, KERR_INVAL. Pointers point into in. */
 kerr_t net_device_rec_decode(const uint8_t *in, uint32_t in_len, net_device_cred_t *out);
+
+/* ---- update keys record (identity page): u32 magic "KUK1", u32 key count (1..4), u32 reserved
+ * (0), u32 crc32 of the keys; then count uncompressed P-256 points (65 B each: 04 || X || Y), the
+ * fleet keys whose bundle signatures the device trusts (docs/bundle.md). Padded to 16 bytes. ---- */
+#define NET_UPDKEYS_MAGIC 0x314B554Bu
+#define NET_UPDKEYS_HDR 16u
+#define NET_UPDKEYS_MAX 4u
+#define NET_UPDKEY_SIZE 65u
+#define NET_UPDKEYS_REC_MAX ((NET_UPDKEYS_HDR + NET_UPDKEYS_MAX * NET_UPDKEY_SIZE + 15u) & ~15u)
+
+/* Encoded size (multiple of 16), 0 when count is not 1..NET_UPDKEYS_MAX. */
+uint32_t net_updkeys_rec_size(uint32_t count);
+/* keys: count * 65 bytes, each starting with 0x04. KERR_INVAL for bad counts or points. */
+kerr_t net_updkeys_rec_encode(const uint8_t *keys, uint32_t count, uint8_t *out, uint32_t out_len);
+/* out_keys: NET_UPDKEYS_MAX * 65 bytes. KERR_FORMAT (erased/foreign), KERR_TRUNCATED, KERR_CRC,
+ * KERR_INVAL (count or a point out of bounds). */
+kerr_t net_updkeys_rec_decode(const uint8_t *in, uint32_t in_len, uint8_t *out_keys,
+                              uint32_t *out_count);
 
 /* ---- seed state record (seed pages): u32 magic "KNS1", u32 counter, 32-byte seed, pad,
  * u32 crc of [0, 60) at 60 ---- */

@@ -30,9 +30,13 @@ static kerr_t sh_seek(int32_t fd, uint32_t off)
     return semihost_call(SH_SEEK, blk) == 0 ? KERR_OK : KERR_IO;
 }
 
+/* Every flash operation kicks the secure watchdog: long update work in the service (verifying a
+ * staged region: ~130 page reads and hashes) makes progress one operation at a time, and each
+ * operation is bounded. A microvisor stalled anywhere else still trips the watchdog. */
 static kerr_t sh_read(void *ctx, uint32_t off, void *buf, uint32_t len)
 {
     sh_store_t *s = ctx;
+    port_wdog_kick();
     if (sh_seek(s->fd, off) != KERR_OK)
         return KERR_IO;
     uint32_t blk[3] = {(uint32_t)s->fd, (uint32_t)(uintptr_t)buf, len};
@@ -42,6 +46,7 @@ static kerr_t sh_read(void *ctx, uint32_t off, void *buf, uint32_t len)
 static kerr_t sh_write(void *ctx, uint32_t off, const void *buf, uint32_t len)
 {
     sh_store_t *s = ctx;
+    port_wdog_kick();
     if (sh_seek(s->fd, off) != KERR_OK)
         return KERR_IO;
     uint32_t blk[3] = {(uint32_t)s->fd, (uint32_t)(uintptr_t)buf, len};

@@ -33,8 +33,15 @@
  *            | identity page                |  8 KiB: identity, seed, fleet CA, device key+cert
  *   0x200000 +------------------------------+     (firmware/microvisor/net/net_rec.h)
  *
- * QSPI NOR (host file qspi.bin, 8 MiB, 4 KiB sectors, 1-byte program units): update staging
- * (later issues).
+ * QSPI NOR (host file qspi.bin, 8 MiB, 4 KiB sectors, 1-byte program units):
+ *
+ *   0x000000 +------------------------------+
+ *            | update staging area          |  upd_stage_bytes(app slot) = 20 KiB + 2 x 1032 KiB
+ *   0x209000 +------------------------------+  (manifest, tags, map, staged blocks, saved pages;
+ *            | installed manifest copy      |   core/include/keel/upd.h, docs/update-engine.md)
+ *   0x20B000 +------------------------------+  8 KiB: the signed manifest of the installed bundle
+ *            | free                         |  (its policy: debug key), firmware/microvisor/uv_upd.c
+ *   0x800000 +------------------------------+
  */
 #ifndef KEEL_PLATFORM_AN505_LAYOUT_H
 #define KEEL_PLATFORM_AN505_LAYOUT_H
@@ -76,5 +83,9 @@
 #define AN505_QSPI_SIZE 0x00800000u
 #define AN505_QSPI_SECTOR 0x1000u
 #define AN505_QSPI_UNIT 1u
+#define AN505_QSPI_STAGE_OFF 0x000000u
+#define AN505_QSPI_STAGE_SIZE 0x00209000u /* >= upd_stage_bytes(AN505_APP_SLOT_SIZE), sectors */
+#define AN505_QSPI_INSTALLED_OFF 0x00209000u
+#define AN505_QSPI_INSTALLED_SIZE 0x00002000u
 
 #endif /* KEEL_PLATFORM_AN505_LAYOUT_H */
