@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# server_test.sh SCENARIO KEELD SIMDEV: one keeld black-box scenario. Starts Mosquitto (TLS,
+# server_test.sh SCENARIO KEELD SIMDEV [KEEL]: one keeld black-box scenario. Starts Mosquitto (TLS,
 # require_certificate, identity from the certificate CN, ACL per device) and keeld on free loopback
 # ports in a temporary directory, runs SCENARIO, and stops everything it started on any exit.
 set -euo pipefail
@@ -7,6 +7,7 @@ set -euo pipefail
 SCENARIO="$1"
 KEELD="$2"
 SIMDEV="$3"
+KEEL="${4:-}"   # the keel CLI: the OTA scenarios build, sign and deploy bundles with it
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-server-test.XXXXXX")"
 PIDS=()
 # keeld and simdev are built with ASan/UBSan: leaks count as findings (checked at keeld's exit).
@@ -61,7 +62,7 @@ free_port() {
 
 # ---- certificates and broker configuration (shared with keel up: scripts/stack.sh) --------------
 STACK="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/stack.sh"
-bash "$STACK" certs "$WORK" broker keeld dev-1 dev-2
+bash "$STACK" certs "$WORK" broker keeld dev-1 dev-2 dev-3
 
 # ---- broker --------------------------------------------------------------------------------------
 MQTT_PORT="$(free_port)"
@@ -128,6 +129,61 @@ sim() { # ID ACTION...
 
 KEELD_ARGS=(--cmd-timeout 30)
 [ "$SCENARIO" = command_timeout ] && KEELD_ARGS=(--cmd-timeout 1)
+# ---- OTA helpers -----------------------------------------------------------------------------------
+# Fleet keys: keeld trusts fleet and other; the simulated devices trust only fleet.
+if [[ "$SCENARIO" == ota_* ]]; then
+  [ -x "$KEEL" ] || fail "the OTA scenarios need the keel CLI (4th argument)"
+  for k in fleet other rogue; do "$KEEL" keys new "$k" --dir "$WORK/keys" >/dev/null; done
+  KEELD_ARGS+=(--update-key "$WORK/keys/fleet.pub,$WORK/keys/other.pub")
+  export KEEL_TOKEN="$TOKEN" KEEL_CONFIG=/dev/null
+fi
+FIXTURES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/fixtures"
+# ota_app DIR SEED CHANGE: $WORK/DIR/app.elf, the fixture app with 200 KiB of data from SEED and
+# CHANGE in its one function (same SEED, other CHANGE: a one-function change).
+ota_app() {
+  mkdir -p "$WORK/$1"
+  python3 -c "import random,sys; open(sys.argv[1],'wb').write(random.Random($2).randbytes(200*1024))" \
+    "$WORK/blob$2"
+  "${ARM_GCC:-arm-none-eabi-gcc}" -mcpu=cortex-m33 -mthumb -nostdlib -O1 -Wl,-n \
+    -Wl,--defsym=CODE_ORIGIN=0x00200000 -DCHANGE="$3" -DBLOB_FILE="\"$WORK/blob$2\"" \
+    -T "$FIXTURES/ota_app.ld" -o "$WORK/$1/app.elf" "$FIXTURES/ota_app.c" || fail "cannot build $1"
+}
+# bundle NAME DIR VERSION [OPTIONS]: $WORK/NAME.kb from $WORK/DIR/app.elf, signed with fleet.key
+# (a later --key wins).
+bundle() {
+  local name="$1" dir="$2" ver="$3"; shift 3
+  "$KEEL" bundle build "$WORK/$dir/app.elf" --version "$ver" --key "$WORK/keys/fleet.key" "$@" \
+    -o "$WORK/$name.kb" >/dev/null || fail "cannot build bundle $name"
+}
+# upload NAME: POST the bundle's bytes; prints the body, sets CODE.
+upload() {
+  CODE="$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+    --data-binary "@$WORK/$1.kb" "$URL/v1/bundles")"
+  cat "$WORK/body"
+  [[ "$CODE" == 2* ]]
+}
+sha_of() { sha256sum "$WORK/$1.kb" | cut -d' ' -f1; }
+# deploy NAME TARGET_JSON: a deployment of bundle NAME; sets DEP to its id.
+deploy() {
+  api POST /v1/deployments "{\"bundle\":\"$(sha_of "$1")\",$2}" >/dev/null ||
+    fail "deploy $1 ($2): $CODE $(cat "$WORK/body")"
+  DEP="$(json 'j["id"]')"
+}
+# simu ID ACTION...: a simulated device with an app slot and the update engine.
+simu() {
+  local id="$1"; shift
+  sim "$id" --flash "$WORK/flash-$id" --update-key "$WORK/keys/fleet.pub" "$@"
+}
+# dev_is DEP DEVICE FIELD VALUE: the device's row of deployment DEP has FIELD == VALUE.
+dev_is() {
+  api GET "/v1/deployments/$1" >/dev/null &&
+    [ "$(json "[d for d in j['devices'] if d['device'] == '$2'][0]['$3']")" = "$4" ]
+}
+# expect_dev DEP DEVICE FIELD VALUE: as dev_is, or fail with the row.
+expect_dev() {
+  dev_is "$@" || fail "deployment $1, $2: $3 is not '$4': $(json "[d for d in j['devices'] if d['device'] == '$2']")"
+}
+
 [ "$SCENARIO" = shared ] && KEELD_ARGS=(--cmd-timeout 30 --log-level 3)
 start_keeld
 
@@ -342,10 +398,10 @@ bad_requests)
   out="$("$KEELD" --db "$WORK/x.db" 2>&1)" && fail "keeld started without TLS credentials"
   grep -q -- "--mqtt-ca is required" <<<"$out" || fail "missing TLS message: $out"
   "$KEELD" migrate --db "$WORK/new.db" 2>/dev/null || fail "migrate failed"
-  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 1 ] || fail "migrate did not record the version"
+  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 2 ] || fail "migrate did not record the version"
   sqlite3 "$WORK/new.db" 'INSERT INTO schema_version VALUES (99)'
   out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" && fail "a newer schema was accepted"
-  grep -q "schema version 99 but this keeld knows only up to 1" <<<"$out" || fail "newer schema message: $out"
+  grep -q "schema version 99 but this keeld knows only up to 2" <<<"$out" || fail "newer schema message: $out"
   printf 'not a database at all, just text\n%.0s' {1..200} >"$WORK/junk.db"
   out="$("$KEELD" token create --db "$WORK/junk.db" 2>&1)" && fail "a junk file was used as a database"
   grep -q "junk.db" <<<"$out" || fail "junk database message: $out"
@@ -625,6 +681,63 @@ for _ in range(2):
     # keeld relayed frames it cannot read: nothing of the RSP text appears in its log.
     if grep -q 'qSupported\|level5' "$WORK"/keeld*.log; then fail "RSP text in keeld's log"; fi
   fi
+  ;;
+ota_delta)
+  # Only what changed crosses the network: the same bundle again costs nothing, a one-function
+  # change costs the manifest and the two pages it touches, a new app costs all of it.
+  ota_app v1 1 1; ota_app v2 1 2; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0; bundle v3 v3 2.0.0
+  upload v1 >/dev/null || fail "upload v1: $CODE $(cat "$WORK/body")"
+  [ "$CODE" = 201 ] || fail "first upload: $CODE"
+  V1_ID="$(json 'j["id"]')"
+  expect_json 'j["version"]' 1.0.0 "bundle version"
+  expect_json 'j["sha256"]' "$(sha_of v1)" "bundle identity"
+  upload v1 >/dev/null || fail "upload v1 again: $CODE"
+  [ "$CODE" = 200 ] || fail "the same bundle again: $CODE, expected 200"
+  expect_json 'j["id"]' "$V1_ID" "the same bytes are the same bundle"
+  expect_json 'j["created"]' false "created flag of a repeated upload"
+  upload v2 >/dev/null && upload v3 >/dev/null || fail "upload: $CODE $(cat "$WORK/body")"
+  api GET /v1/bundles >/dev/null
+  expect_json 'len(j["bundles"])' 3 "bundles listed"
+  # dev-1 runs v1 (factory install); deploying v1 sends nothing.
+  simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
+  deploy v1 '"device":"dev-1"'
+  simu dev-1 logs:1:hello >"$WORK/sim.out"
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "v1 on v1: not settled"
+  expect_dev "$DEP" dev-1 result success
+  expect_dev "$DEP" dev-1 bytes_sent 0
+  expect_dev "$DEP" dev-1 offers 0
+  ! grep -q update-offer "$WORK/sim.out" || fail "an offer for the bundle dev-1 already runs"
+  # v2: one function changed.
+  upload v2 >/dev/null
+  SIGNED="$(json 'j["signed_size"]')"
+  deploy v2 '"device":"dev-1"'
+  simu dev-1 update:90 >"$WORK/sim.out" || fail "v2: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status $DEP idle success" "$WORK/sim.out" || fail "v2 not confirmed: $(cat "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-1 result success || fail "v2 result not recorded"
+  expect_dev "$DEP" dev-1 blocks_needed 2
+  expect_dev "$DEP" dev-1 bytes_fetched $((SIGNED + 2 * 8192))
+  SENT="$(json "[d for d in j['devices'] if d['device'] == 'dev-1'][0]['bytes_sent']")"
+  [ "$SENT" -ge $((SIGNED + 2 * 8192)) ] && [ "$SENT" -le $((SIGNED + 3 * 8192)) ] ||
+    fail "v2 sent $SENT bytes; the manifest ($SIGNED) and 2 pages are $((SIGNED + 2 * 8192))"
+  expect_dev "$DEP" dev-1 installed_version 1.1.0
+  expect_json 'j["summary"]["succeeded"]' 1 "v2 summary"
+  wait_for 10 get_has /v1/devices/dev-1 '"app_version":"1.1.0"' || fail "hello after v2 not 1.1.0"
+  # v2 again: nothing.
+  deploy v2 '"device":"dev-1"'
+  simu dev-1 logs:1:hello >/dev/null
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "v2 on v2: not settled"
+  expect_dev "$DEP" dev-1 bytes_sent 0
+  # v3: a whole new app of the same size: every byte of the bundle.
+  deploy v3 '"device":"dev-1"'
+  simu dev-1 update:120 >"$WORK/sim.out" || fail "v3: $(tail -5 "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-1 result success || fail "v3 result not recorded"
+  expect_dev "$DEP" dev-1 bytes_fetched "$(stat -c %s "$WORK/v3.kb")"
+  expect_dev "$DEP" dev-1 installed_version 2.0.0
+  # The history keeps each transition (offered states and the final one).
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json '[e["state"] for e in j["events"]][0]' idle "last event"
+  expect_json '"downloading" in [e["state"] for e in j["events"]]' true "downloading recorded"
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"
