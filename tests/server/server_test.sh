@@ -601,13 +601,13 @@ debug_gdb|debug_refusals)
     SINK_PORT="$(free_port)"
     python3 -c 'import socket,sys
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
-for _ in range(2):
+for _ in range(3):
     c, _a = s.accept()
     while c.recv(4096): pass
     print("target eof", flush=True)' "$SINK_PORT" >"$WORK/sink.out" 2>&1 &
     PIDS+=($!)
     "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-3.pem" --key "$WORK/dev-3.key" \
-      --id dev-3 --debug-pub "$WORK/debug.pub" --debug-target "$SINK_PORT" debug-sessions:2:60 >"$WORK/sim3.out" 2>&1 &
+      --id dev-3 --debug-pub "$WORK/debug.pub" --debug-target "$SINK_PORT" debug-sessions:3:60 >"$WORK/sim3.out" 2>&1 &
     SIM3=$!; PIDS+=("$SIM3")
     wait_for 10 get_has /v1/devices/dev-3 '"online":true' || fail "dev-3 not online again"
     end_session() { # SIGNAL: open a session, signal keel debug, wait for it to end
@@ -625,7 +625,15 @@ for _ in range(2):
     end_session KILL
     wait_for 10 grep -q "debug closed: the debugger disconnected" "$WORK/sim3.out" ||
       fail "device not told of a vanished client: $(cat "$WORK/sim3.out")"
-    wait_for 10 test "$(grep -c 'target eof' "$WORK/sink.out")" = 2 || fail "the target connection did not end twice"
+    # The idle limit: no traffic for --idle seconds ends the session, and keel debug says why.
+    timeout 60 "$KEEL_CLI" debug dev-3 --port "$(free_port)" --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --key "$WORK/debug.key" --idle 1 >"$WORK/kdebug-idle.out" 2>&1 || fail "idle end: $(cat "$WORK/kdebug-idle.out")"
+    grep -q "no traffic for 1 s (--idle): ending the session" "$WORK/kdebug-idle.out" ||
+      fail "idle message: $(cat "$WORK/kdebug-idle.out")"
+    wait_for 10 grep -q "debug closed: idle timeout" "$WORK/sim3.out" ||
+      fail "device not told of the idle end: $(cat "$WORK/sim3.out")"
+    sink_eofs() { [ "$(grep -c 'target eof' "$WORK/sink.out")" = 3 ]; }
+    wait_for 10 sink_eofs || fail "the target connection did not end three times"
     wait "$SIM3" || fail "simdev dev-3: $(cat "$WORK/sim3.out")"
   else
     start_qemu
