@@ -414,6 +414,10 @@ static kerr_t t_resume(void *ctx, bool step, int sig)
             nx.count = 1;
         }
         for (unsigned i = 0; err == KERR_OK && i < nx.count; i++) {
+            /* A call into the microvisor (BL/BLX to a keel_* veneer): no breakpoint can go
+             * there, and the app's code resumes after the call: step over it. */
+            if (!board_app_mem(nx.pc[i] & ~1u, 2u))
+                nx.pc[i] = st.r[15] + nx.size;
             err = bkpt_insert(&dbg.bp, nx.pc[i] & ~1u);
             if (err == KERR_OK)
                 dbg.step_bp[dbg.n_step_bp++] = nx.pc[i] & ~1u;

@@ -109,6 +109,7 @@ session)
     expect session.out isr '^IRQ4_Handler \(\) at ' "finish out of isr_work (the app resumed in handler mode)"
     expect session.out interrupt '^Program received signal SIGINT, Interrupt\.' "Ctrl-C halts the running app"
     expect session.out after-interrupt '^\$[0-9]+ = 1$' "the app ran on after set var (counter > 1234)"
+    expect session.out next-over-keel-call '^94	 +if \(counter % DBG_ALIVE_EVERY' "next steps over a keel_* call (a BL into the microvisor)"
     expect session.out detach '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches"
     sleep 2 # let the app log on after the detach
     stop_device

@@ -74,6 +74,12 @@ end
 continue
 echo MARK after-interrupt\n
 print counter > 1234
+echo MARK next-over-keel-call\n
+# Line 93 calls keel_watchdog_kick(): a BL into the microvisor's veneer, stepped over.
+break 93
+continue
+next
+delete
 echo MARK detach\n
 break level3
 detach
