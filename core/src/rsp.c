@@ -619,6 +619,10 @@ static void rx_packet_done(rsp_t *r, uint8_t csum_lo)
         send_ack(r, '-');
         return;
     }
+    /* qSupported opens every connection. A debugger connecting after one that vanished without
+     * a 'D' (a serial line cannot tell) expects acks until it asks for no-ack mode itself. */
+    if (r->rx_len >= 10u && memcmp(r->rx, "qSupported", 10) == 0)
+        r->no_ack = false;
     send_ack(r, '+');
     if (r->rx_overflow)
         reply_simple(r, E_INVAL);

@@ -345,6 +345,13 @@ static void test_no_ack_mode(void **state)
     /* '-' no longer triggers a resend. */
     feed(x, "-");
     assert_int_equal(x->out.len, before);
+    /* A new debugger on the same line (the last one vanished without 'D'): its qSupported is
+     * acked, and acks stay on until it asks for no-ack mode again. */
+    pos = x->out.len;
+    feed_packet(x, "qSupported:multiprocess+");
+    char features[128];
+    take_reply(x, &pos, true, features, sizeof(features));
+    assert_false(x->rsp.no_ack);
     free(x);
 }
 
