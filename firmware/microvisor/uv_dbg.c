@@ -393,6 +393,18 @@ static kerr_t exc_return_target(const thumb_state_t *st, uint32_t excret, uint32
     return app_read(NULL, frame + 24u, (uint8_t *)out, 4u);
 }
 
+/* Is the instruction at pc a call (BL, or BLX register), which sets lr to the next one? */
+static bool is_call(uint32_t pc)
+{
+    uint16_t hw[2];
+    if (thumb_read(NULL, pc, (uint8_t *)hw, 4u) != KERR_OK &&
+        thumb_read(NULL, pc, (uint8_t *)hw, 2u) != KERR_OK)
+        return false;
+    if ((hw[0] & 0xFF87u) == 0x4780u)
+        return true; /* BLX Rm */
+    return (hw[0] & 0xF800u) == 0xF000u && (hw[1] & 0xD000u) == 0xD000u; /* BL */
+}
+
 static kerr_t t_resume(void *ctx, bool step, int sig)
 {
     (void)sig; /* signals are not delivered to a bare-metal app */
@@ -414,10 +426,11 @@ static kerr_t t_resume(void *ctx, bool step, int sig)
             nx.count = 1;
         }
         for (unsigned i = 0; err == KERR_OK && i < nx.count; i++) {
-            /* A call into the microvisor (BL/BLX to a keel_* veneer): no breakpoint can go
-             * there, and the app's code resumes after the call: step over it. */
-            if (!board_app_mem(nx.pc[i] & ~1u, 2u))
-                nx.pc[i] = st.r[15] + nx.size;
+            /* Into the microvisor (a keel_* call): no breakpoint can go there, and the app
+             * resumes where the call returns: after a BL/BLX, or, for the jump of a linker
+             * veneer (LDR pc / BX to the NSC entry), at the caller's lr. */
+            if (err == KERR_OK && !board_app_mem(nx.pc[i] & ~1u, 2u))
+                nx.pc[i] = is_call(st.r[15]) ? st.r[15] + nx.size : st.r[14];
             err = bkpt_insert(&dbg.bp, nx.pc[i] & ~1u);
             if (err == KERR_OK)
                 dbg.step_bp[dbg.n_step_bp++] = nx.pc[i] & ~1u;

@@ -110,6 +110,8 @@ session)
     expect session.out interrupt '^Program received signal SIGINT, Interrupt\.' "Ctrl-C halts the running app"
     expect session.out after-interrupt '^\$[0-9]+ = 1$' "the app ran on after set var (counter > 1234)"
     expect session.out next-over-keel-call '^94	 +if \(counter % DBG_ALIVE_EVERY' "next steps over a keel_* call (a BL into the microvisor)"
+    expect session.out stepi-veneer '^Breakpoint [0-9]+, 0x[0-9a-f]+ in __keel_watchdog_kick_veneer' "a breakpoint on the keel_* veneer is hit"
+    expect session.out stepi-veneer '^pc +0x[0-9a-f]+ +0x[0-9a-f]+ <main\+[0-9]+>' "stepi from the veneer's jump into the microvisor ends back in main"
     expect session.out detach '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches"
     sleep 2 # let the app log on after the detach
     stop_device

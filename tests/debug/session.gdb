@@ -80,6 +80,14 @@ break 93
 continue
 next
 delete
+echo MARK stepi-veneer\n
+# The linker veneer jumps into the microvisor (ldr pc, then a literal word: hence '*', gdb's
+# prologue skip would plant the breakpoint on the literal): a stepi there ends back in main.
+break *__keel_watchdog_kick_veneer
+continue
+stepi
+info registers pc
+delete
 echo MARK detach\n
 break level3
 detach
