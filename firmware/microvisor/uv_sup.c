@@ -111,7 +111,8 @@ void uv_service_pend(void)
 
 void uv_sup_request_stop(kcrash_reason_t reason)
 {
-    if (!sup.running)
+    /* While the debugger holds the app, the request waits: it takes effect at the resume. */
+    if (!sup.running && !sup.halted)
         return;
     if (sup.stop_req == 0u)
         sup.stop_req = reason;
