@@ -72,6 +72,7 @@ typedef struct dbg {
     bool session;                /* bytes arrived: a debugger is attached */
     bool end_session;            /* 'D'/'k' seen: fresh engine once rsp_input returns */
     bool end_kill;               /* ... and it was a 'k' */
+    bool lost;                   /* the transport went away (for the log) */
     uint32_t step_bp[2];
     unsigned n_step_bp;
     const uv_dbg_transport_t *tr;
@@ -475,7 +476,7 @@ static void session_end(bool kill)
     dbg.session = false;
     dbg.end_session = true;
     dbg.end_kill = kill;
-    uv_log("debugger: session ended (%s), app %s", kill ? "kill" : "detach",
+    uv_log("debugger: session ended (%s), app %s", kill ? "kill" : dbg.lost ? "connection lost" : "detach",
            kill || (dbg.parked && dbg.fault) ? "restarted" : "resumed");
 }
 
@@ -532,8 +533,10 @@ void uv_dbg_detach_transport(const uv_dbg_transport_t *t)
 {
     uint32_t c = uv_crit_enter();
     if (dbg.tr == t) {
+        dbg.lost = true;
         if (dbg.session)
             rsp_connection_lost(&dbg.rsp); /* detach: breakpoints removed, app resumed */
+        dbg.lost = false;
         dbg.tr = NULL;
         dbg.end_session = false;
     }
