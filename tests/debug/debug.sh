@@ -107,6 +107,8 @@ session)
     expect session.out isr '^#1 +0x[0-9a-f]+ in IRQ4_Handler \(\)' "bt inside the handler shows IRQ4_Handler"
     expect session.out isr '<signal handler called>' "bt unwinds through the app's exception frame"
     expect session.out isr '^IRQ4_Handler \(\) at ' "finish out of isr_work (the app resumed in handler mode)"
+    expect session.out stepi-exc-return '^Breakpoint [0-9]+, 0x[0-9a-f]+ in IRQ4_Handler \(\)' "the breakpoint on the handler's return is hit"
+    expect session.out stepi-exc-return '^#0  (0x[0-9a-f]+ in )?(main|level[1-5]|misbehave) \(' "stepi over the exception return lands in the interrupted code"
     expect session.out interrupt '^Program received signal SIGINT, Interrupt\.' "Ctrl-C halts the running app"
     expect session.out after-interrupt '^\$[0-9]+ = 1$' "the app ran on after set var (counter > 1234)"
     expect session.out next-over-keel-call '^94	 +if \(counter % DBG_ALIVE_EVERY' "next steps over a keel_* call (a BL into the microvisor)"

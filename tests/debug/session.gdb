@@ -62,6 +62,19 @@ bt
 python import time; time.sleep(1.5)
 finish
 delete
+echo MARK stepi-exc-return\n
+# A stepi over the handler's exception return (pop {r7, pc} of an EXC_RETURN) lands in the
+# interrupted main-line code.
+python
+for line in gdb.execute("disassemble IRQ4_Handler", to_string=True).splitlines():
+    if "pop" in line and "pc}" in line:
+        gdb.execute("break *" + line.split()[0])
+        break
+end
+continue
+stepi
+bt 1
+delete
 echo MARK interrupt\n
 # Ctrl-C as gdb sends it while a foreground continue waits: posted from a thread after 0.5 s.
 python
