@@ -82,6 +82,12 @@ static void ver(uint32_t v, char buf[16])
     kapp_version_format(v, buf, 16);
 }
 
+/* Internal flash program+erase operations since boot (the numbering of boot word powercut=N). */
+static uint32_t flash_ops(void)
+{
+    return uu.iflash->ops;
+}
+
 static void snap(void)
 {
     uint32_t c = uv_crit_enter();
@@ -257,6 +263,8 @@ void uv_upd_init(kflash_t *iflash)
     installed_sync();
     snap();
     uu.open = true;
+    if (eng.ps.phase == UPD_PHASE_STAGED)
+        uv_upd_staged(false, 0u); /* the politeness deadline runs again from this boot */
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -309,8 +317,9 @@ void uv_upd_run(void)
     eng.ctr = (upd_counters_t){0};
     kerr_t err;
     if (act == UV_UPD_APPLY) {
-        uv_log("update: app stopped for the update at %lu.%06lu s: applying %s over %s",
-               (unsigned long)(t0 / 1000000u), (unsigned long)(t0 % 1000000u), to, from);
+        uv_log("update: app stopped for the update at %lu.%06lu s: applying %s over %s (internal "
+               "flash op %lu)", (unsigned long)(t0 / 1000000u), (unsigned long)(t0 % 1000000u), to,
+               from, (unsigned long)flash_ops());
         uv_net_event(KEEL_LOG_INFO, "update: applying %s over %s", to, from);
         err = upd_apply(&eng);
     } else {
@@ -320,9 +329,10 @@ void uv_upd_run(void)
     uint64_t t1 = uv_uptime_us();
     uint32_t us = (uint32_t)(t1 - t0);
     if (err == KERR_OK && act == UV_UPD_APPLY) {
-        uv_log("update: applied in %lu.%03lu ms: %lu page(s) erased, %lu programmed; %s runs on trial",
-               (unsigned long)(us / 1000u), (unsigned long)(us % 1000u),
-               (unsigned long)eng.ctr.page_erases, (unsigned long)eng.ctr.page_programs, to);
+        uv_log("update: applied in %lu.%03lu ms: %lu page(s) erased, %lu programmed (up to internal "
+               "flash op %lu); %s runs on trial", (unsigned long)(us / 1000u), (unsigned long)(us % 1000u),
+               (unsigned long)eng.ctr.page_erases, (unsigned long)eng.ctr.page_programs,
+               (unsigned long)flash_ops(), to);
         uv_ni.last_stop = KEEL_STOP_UPDATE;
     } else if (err == KERR_OK || (act == UV_UPD_APPLY && eng.ps.phase == UPD_PHASE_IDLE)) {
         uv_log("update: rolled back in %lu.%03lu ms (%s): the previous app runs again",

@@ -259,13 +259,20 @@ static const char *name_of(const char *const *names, size_t count, unsigned v)
 
 #define NAME_OF(tbl, v) name_of((tbl), sizeof(tbl) / sizeof((tbl)[0]), (unsigned)(v))
 
-static const char *const command_names[] = {NULL, "ping", "restart", "reboot"};
+static const char *const command_names[] = {NULL, "ping", "restart", "reboot", "update_apply",
+                                            "update_cancel"};
 static const char *const status_names[] = {NULL, "ok", "unsupported", "failed", "rejected"};
 static const char *const state_names[] = {"unknown", "none",   "running",
                                           "backoff", "failed", "updating"};
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const source_names[] = {"app", "microvisor"};
 static const char *const debug_kind_names[] = {NULL, "open", "accept", "frame", "close"};
+/* LwM2M Firmware Update object /5/0/3 and /5/0/5, in its own words. */
+static const char *const update_state_names[] = {"idle", "downloading", "downloaded", "updating"};
+static const char *const update_result_names[] = {
+    "initial",   "success",     "not_enough_flash",    "out_of_ram",    "connection_lost",
+    "integrity_failure", "unsupported_package", "invalid_uri", "update_failed",
+    "unsupported_protocol"};
 
 const char *kproto_command_name(keel_v1_CommandKind k) { return NAME_OF(command_names, k); }
 const char *kproto_status_name(keel_v1_CommandStatus s) { return NAME_OF(status_names, s); }
@@ -273,6 +280,14 @@ const char *kproto_app_state_name(keel_v1_AppState s) { return NAME_OF(state_nam
 const char *kproto_level_name(keel_v1_LogLevel l) { return NAME_OF(level_names, l); }
 const char *kproto_source_name(keel_v1_LogSource s) { return NAME_OF(source_names, s); }
 const char *kproto_debug_kind_name(const keel_v1_Debug *d) { return NAME_OF(debug_kind_names, d->which_kind); }
+const char *kproto_update_state_name(keel_v1_UpdateState s)
+{
+    return NAME_OF(update_state_names, s);
+}
+const char *kproto_update_result_name(keel_v1_UpdateResult r)
+{
+    return NAME_OF(update_result_names, r);
+}
 
 keel_v1_CommandKind kproto_command_from_name(const char *name)
 {

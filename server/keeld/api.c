@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,12 +23,15 @@
 #define SSE_KEEPALIVE_MS 10000   /* comment line so proxies and clients see a live stream */
 #define LIST_LIMIT_MAX 1000
 #define CRASH_TEXT_MAX 8192     /* formatted crash report (registers + stack dump) */
+#define WATCH_WAIT_MAX_S 30     /* longest long poll of GET /v1/deployments/{id}?after= */
+#define FORCE_AFTER_MAX_S (30 * 24 * 3600)
 
 struct api {
     struct MHD_Daemon *d;
     const kd_config_t *cfg;
     store_t *store;
     mq_t *mq;
+    ota_t *ota;
     kd_notify_t *logs;
     atomic_bool stopping;
 };
@@ -37,6 +41,7 @@ typedef struct req {
     char *body;
     size_t len;
     bool too_big;
+    bool bundle;   /* POST /v1/bundles: raw bytes, --max-bundle */
 } req_t;
 
 static int64_t now_ms(void)
@@ -686,9 +691,26 @@ static void dbg_event(dbg_stream_t *s, const char *key, const char *value)
     s->off = 0;
 }
 
+/*
+ * MHD corks the socket while it writes a response whose end it has not reached (TCP_CORK), and
+ * Linux then holds a partial segment up to 200 ms: fine for a log stream, a disaster for a debug
+ * session where every RSP packet waits for the previous answer. MHD calls the reader again as soon
+ * as the previous event is handed to the socket, so uncorking here pushes that event out at once.
+ */
+static void dbg_flush(int sock)
+{
+    int off = 0, on = 1;
+    if (sock >= 0) {
+        setsockopt(sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+        setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    }
+}
+
 static ssize_t dbg_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     dbg_stream_t *s = cls;
+
+    dbg_flush(s->sock);
 
     while (s->off == s->len) {
         if (s->ended || atomic_load(&s->api->stopping)) {
@@ -826,6 +848,181 @@ static enum MHD_Result get_tokens(api_t *api, struct MHD_Connection *c)
     return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "tokens", arr)) : reply_store_error(c);
 }
 
+/* ---- bundles and deployments (ota.c decides and talks to devices) ------------------------------ */
+
+static enum MHD_Result post_bundle(api_t *api, struct MHD_Connection *c, const req_t *rq)
+{
+    json_t *b = NULL;
+    char why[512];
+    unsigned status = ota_upload(api->ota, (const uint8_t *)(rq->body ? rq->body : ""), rq->len, &b,
+                                 why, sizeof(why));
+    return b ? reply_json(c, status, b) : reply_error(c, status, "%s", why);
+}
+
+static enum MHD_Result get_bundles(api_t *api, struct MHD_Connection *c)
+{
+    json_t *arr = api->store->ops->bundles_list(api->store);
+
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "bundles", arr)) : reply_store_error(c);
+}
+
+/* A bundle reference: its id, or its SHA-256 (64 hex digits). */
+static json_t *find_bundle(api_t *api, const char *ref)
+{
+    int64_t id = path_id(ref);
+    bool sha = strlen(ref) == 64 && strspn(ref, "0123456789abcdef") == 64;
+
+    if (id < 0 && !sha) {
+        return NULL;
+    }
+    return api->store->ops->bundle_get(api->store, id > 0 ? id : 0, sha ? ref : NULL);
+}
+
+static enum MHD_Result get_bundle(api_t *api, struct MHD_Connection *c, const char *ref)
+{
+    json_t *b = find_bundle(api, ref);
+
+    return b ? reply_json(c, MHD_HTTP_OK, b)
+             : reply_error(c, MHD_HTTP_NOT_FOUND, "no bundle '%s' (give its id or its SHA-256 in "
+                           "lowercase hex; list them with GET /v1/bundles)", ref);
+}
+
+/* POST /v1/deployments {"bundle": ID|"SHA256", "device"|"tag": "..." | "all": true,
+ *                       "force_after_s": N} */
+static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, const req_t *rq)
+{
+    static const char *const allowed[] = {"bundle", "device", "tag", "all", "force_after_s", NULL};
+    enum MHD_Result ret;
+    json_t *j = body_object(c, rq, allowed, &ret);
+
+    if (j == NULL) {
+        return ret;
+    }
+    json_t *jb = json_object_get(j, "bundle"), *jf = json_object_get(j, "force_after_s");
+    const char *device = json_string_value(json_object_get(j, "device"));
+    const char *tag = json_string_value(json_object_get(j, "tag"));
+    bool all = json_is_true(json_object_get(j, "all"));
+    int targets = (json_object_get(j, "device") != NULL) + (json_object_get(j, "tag") != NULL) +
+                  (json_object_get(j, "all") != NULL);
+    char ref[80] = "";
+    if (json_is_integer(jb)) {
+        snprintf(ref, sizeof(ref), "%lld", (long long)json_integer_value(jb));
+    } else if (json_is_string(jb) && json_string_length(jb) < sizeof(ref)) {
+        snprintf(ref, sizeof(ref), "%s", json_string_value(jb));
+    }
+    json_t *bundle = ref[0] ? find_bundle(api, ref) : NULL;
+    json_int_t force_after = jf ? json_integer_value(jf) : 0;
+    if (ref[0] == '\0') {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "the body needs \"bundle\": a bundle id or its "
+                          "SHA-256 (upload it first with POST /v1/bundles)");
+    } else if (bundle == NULL) {
+        ret = reply_error(c, MHD_HTTP_NOT_FOUND, "no bundle '%s'; upload it first (POST /v1/bundles, "
+                          "keel bundle upload) or list them with GET /v1/bundles", ref);
+    } else if (targets != 1 || (json_object_get(j, "device") && device == NULL) ||
+               (json_object_get(j, "tag") && (tag == NULL || tag[0] == '\0' || strlen(tag) > 127)) ||
+               (json_object_get(j, "all") && !all)) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "say where to deploy with exactly one of "
+                          "\"device\": \"ID\", \"tag\": \"NAME\" or \"NAME=VALUE\", \"all\": true");
+    } else if (jf != NULL && (!json_is_integer(jf) || force_after < 0 || force_after > FORCE_AFTER_MAX_S)) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "\"force_after_s\" must be a whole number of "
+                          "seconds from 0 (never) to %d", FORCE_AFTER_MAX_S);
+    } else if (device != NULL && !known_device(api, c, device, &ret)) {
+        /* reply sent */
+    } else {
+        int64_t id = 0;
+        int n = 0;
+        const char *kind = device ? "device" : tag ? "tag" : "all";
+        store_rc_t rc = api->store->ops->deployment_create(
+            api->store, json_integer_value(json_object_get(bundle, "id")), kind,
+            device ? device : tag ? tag : "", force_after, now_ms(), &id, &n);
+        if (rc == STORE_ENOTFOUND) {
+            ret = reply_error(c, MHD_HTTP_CONFLICT, tag ? "no device has tag '%s' (set tags with "
+                              "PATCH /v1/devices/{id})" : "no device to deploy to%s: none has "
+                              "connected yet", tag ? tag : "");
+        } else if (rc != STORE_OK) {
+            ret = reply_store_error(c);
+        } else {
+            /* Committed: from here a kill -9 loses nothing; devices are offered at their hello. */
+            ota_deployment_started(api->ota, id);
+            json_t *d = api->store->ops->deployment_get(api->store, id);
+            ret = d ? reply_json(c, MHD_HTTP_CREATED, d) : reply_store_error(c);
+        }
+    }
+    json_decref(bundle);
+    json_decref(j);
+    return ret;
+}
+
+static enum MHD_Result get_deployments(api_t *api, struct MHD_Connection *c)
+{
+    enum MHD_Result ret;
+    int64_t limit;
+
+    if (!query_int(c, "limit", 1, LIST_LIMIT_MAX, 100, &limit, &ret)) {
+        return ret;
+    }
+    json_t *arr = api->store->ops->deployments_list(api->store, (int)limit);
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "deployments", arr)) : reply_store_error(c);
+}
+
+/* GET /v1/deployments/{id}[?after=REV&wait=S]: with after, a long poll that answers as soon as
+ * the deployment's rev passes REV, or after S seconds (default 20, at most 30) with it as is. */
+static enum MHD_Result get_deployment(api_t *api, struct MHD_Connection *c, const char *rest)
+{
+    enum MHD_Result ret;
+    int64_t id = path_id(rest), after, wait_s;
+
+    if (id < 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "'%s' is not a deployment id (a positive number)", rest);
+    }
+    if (!query_int(c, "after", -1, INT64_MAX, -1, &after, &ret) ||
+        !query_int(c, "wait", 0, WATCH_WAIT_MAX_S, 20, &wait_s, &ret)) {
+        return ret;
+    }
+    int64_t deadline = mono_ms() + wait_s * 1000;
+    for (;;) {
+        uint64_t gen = ota_changes(api->ota);
+        json_t *d = api->store->ops->deployment_get(api->store, id);
+        if (d == NULL) {
+            return reply_error(c, MHD_HTTP_NOT_FOUND, "no deployment %lld; list them with GET "
+                               "/v1/deployments", (long long)id);
+        }
+        if (after < 0 || json_integer_value(json_object_get(d, "rev")) > after ||
+            mono_ms() >= deadline || atomic_load(&api->stopping)) {
+            return reply_json(c, MHD_HTTP_OK, d);
+        }
+        json_decref(d);
+        ota_wait(api->ota, gen, SSE_WAIT_SLICE_MS);
+    }
+}
+
+static enum MHD_Result post_force(api_t *api, struct MHD_Connection *c, int64_t id)
+{
+    json_t *out = NULL;
+    char why[512];
+    unsigned status = ota_force(api->ota, id, &out, why, sizeof(why));
+
+    return out ? reply_json(c, status, out) : reply_error(c, status, "%s", why);
+}
+
+/* "/v1/deployments/12/force" -> 12, else -1. */
+static int64_t force_path(const char *url)
+{
+    static const char prefix[] = "/v1/deployments/", suffix[] = "/force";
+    size_t n = strlen(url);
+    char id[24];
+
+    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0 || n < sizeof(prefix) + sizeof(suffix) - 1 ||
+        strcmp(url + n - (sizeof(suffix) - 1), suffix) != 0 ||
+        n - (sizeof(prefix) - 1) - (sizeof(suffix) - 1) >= sizeof(id)) {
+        return -1;
+    }
+    size_t len = n - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
+    memcpy(id, url + sizeof(prefix) - 1, len);
+    id[len] = '\0';
+    return strchr(id, '/') ? -1 : path_id(id);
+}
+
 /* ---- routing ---------------------------------------------------------------------------------- */
 
 static bool is(const char *method, const char *want)
@@ -888,11 +1085,28 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/tokens") == 0 && (get || post)) {
         return get ? get_tokens(api, c) : post_token(api, c, rq);
     }
+    if (strcmp(url, "/v1/bundles") == 0 && (get || post)) {
+        return get ? get_bundles(api, c) : post_bundle(api, c, rq);
+    }
+    if ((rest = sub(url, "/v1/bundles/")) != NULL && get) {
+        return get_bundle(api, c, rest);
+    }
+    if (strcmp(url, "/v1/deployments") == 0 && (get || post)) {
+        return get ? get_deployments(api, c) : post_deployment(api, c, rq);
+    }
+    if ((rest = sub(url, "/v1/deployments/")) != NULL && get) {
+        return get_deployment(api, c, rest);
+    }
+    if (force_path(url) > 0 && post) {
+        return post_force(api, c, force_path(url));
+    }
     /* A known path with another method: say which methods it has. */
     static const struct { const char *path; const char *methods; } known[] = {
         {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET, PATCH"}, {"/v1/logs", "GET"},
         {"/v1/logs/stream", "GET"}, {"/v1/crashes", "GET"}, {"/v1/crashes/", "GET"},
         {"/v1/commands", "POST"}, {"/v1/commands/", "GET"}, {"/v1/tokens", "GET, POST"},
+        {"/v1/bundles", "GET, POST"}, {"/v1/bundles/", "GET"}, {"/v1/deployments", "GET, POST"},
+        {"/v1/deployments/", "GET"},
     };
     if (debug_path(url, dev)) {
         return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not supported; use GET, POST",
@@ -909,6 +1123,11 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     return reply_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s %s; see docs/api.md", method, url);
 }
 
+static long body_limit(const api_t *api, const req_t *rq)
+{
+    return rq->bundle ? api->cfg->max_bundle : api->cfg->max_body;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_data_size,
                               void **con_cls)
@@ -922,18 +1141,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return MHD_NO;
         }
         *con_cls = rq;
+        /* A bundle upload is raw bytes with its own, larger limit. */
+        rq->bundle = strcmp(url, "/v1/bundles") == 0 && is(method, "POST");
         /* Refuse a declared oversize body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)api->cfg->max_body) {
+        if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)body_limit(api, rq)) {
             return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                               "request body of %s bytes is larger than the limit of %ld bytes (--max-body)",
-                               cl, api->cfg->max_body);
+                               "request body of %s bytes is larger than the limit of %ld bytes (%s)",
+                               cl, body_limit(api, rq), rq->bundle ? "--max-bundle" : "--max-body");
         }
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
         /* A body without Content-Length (chunked) is read and dropped once over the limit. */
-        if (!rq->too_big && rq->len + *upload_data_size <= (size_t)api->cfg->max_body) {
+        if (!rq->too_big && rq->len + *upload_data_size <= (size_t)body_limit(api, rq)) {
             char *b = realloc(rq->body, rq->len + *upload_data_size + 1);
             if (b == NULL) {
                 return MHD_NO;
@@ -950,8 +1171,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (rq->too_big) {
         return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                           "request body is larger than the limit of %ld bytes (--max-body)",
-                           api->cfg->max_body);
+                           "request body is larger than the limit of %ld bytes (%s)",
+                           body_limit(api, rq), rq->bundle ? "--max-bundle" : "--max-body");
     }
     return route(api, c, url, method, rq);
 }
@@ -968,8 +1189,8 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, kd_notify_t *logs_notify,
-                 unsigned *out_port, char *err, size_t errcap)
+api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota,
+                 kd_notify_t *logs_notify, unsigned *out_port, char *err, size_t errcap)
 {
     struct sockaddr_in sa;
     api_t *api = calloc(1, sizeof(*api));
@@ -989,6 +1210,7 @@ api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, kd_notify_t *
     api->cfg = cfg;
     api->store = store;
     api->mq = mq;
+    api->ota = ota;
     api->logs = logs_notify;
     atomic_init(&api->stopping, false);
     api->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |

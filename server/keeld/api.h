@@ -12,13 +12,14 @@
 #include "config.h"
 #include "mqtt.h"
 #include "notify.h"
+#include "ota.h"
 #include "store.h"
 
 typedef struct api api_t;
 
 /* Listen on cfg->http_addr:http_port. NULL with a message in err; *out_port is the bound port. */
-api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, kd_notify_t *logs_notify,
-                 unsigned *out_port, char *err, size_t errcap);
+api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota,
+                 kd_notify_t *logs_notify, unsigned *out_port, char *err, size_t errcap);
 /* Stop listening, end live streams (within about a second) and join every connection thread. */
 void api_stop(api_t *api);
 

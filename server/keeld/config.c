@@ -41,6 +41,8 @@ static const opt_t options[] = {
     NUM(max_body, "max-body", "KEELD_MAX_BODY", "65536", 1024, 16777216, "largest request body, bytes"),
     NUM(cmd_timeout, "cmd-timeout", "KEELD_CMD_TIMEOUT", "60", 1, 86400, "seconds before an unanswered command times out"),
     NUM(log_level, "log-level", "KEELD_LOG_LEVEL", "2", 0, 3, "0 error, 1 warn, 2 info, 3 debug"),
+    STR(update_keys, "update-key", "KEELD_UPDATE_KEYS", "", "fleet signing public keys (PEM files, comma-separated; 'keel keys new' makes them): uploaded bundles must be signed by one"),
+    NUM(max_bundle, "max-bundle", "KEELD_MAX_BUNDLE", "4194304", 4096, 67108864, "largest uploaded bundle, bytes"),
 };
 #define NOPTS (sizeof(options) / sizeof(options[0]))
 

@@ -24,6 +24,8 @@ typedef struct kd_config {
     long max_body;             /* bytes of one request body */
     long cmd_timeout;          /* seconds before an unanswered command is marked "timeout" */
     long log_level;            /* 0 error .. 3 debug */
+    char update_keys[2048];    /* fleet signing public keys (PEM files), comma-separated */
+    long max_bundle;           /* bytes of one uploaded bundle */
 } kd_config_t;
 
 /*

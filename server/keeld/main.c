@@ -15,6 +15,7 @@
 #include "kd_log.h"
 #include "mqtt.h"
 #include "notify.h"
+#include "ota.h"
 #include "store.h"
 #include "token.h"
 
@@ -79,14 +80,19 @@ static int cmd_serve(int argc, char **argv, int first)
     }
     kd_notify_t logs;
     kd_notify_init(&logs);
-    mq_t *mq = mq_start(&cfg, store, &logs, err, sizeof(err));
-    api_t *api = mq ? api_start(&cfg, store, mq, &logs, &port, err, sizeof(err)) : NULL;
+    ota_t *ota = ota_open(&cfg, store, err, sizeof(err));
+    mq_t *mq = ota ? mq_start(&cfg, store, &logs, ota, err, sizeof(err)) : NULL;
+    if (mq != NULL) {
+        ota_bind(ota, mq);
+    }
+    api_t *api = mq ? api_start(&cfg, store, mq, ota, &logs, &port, err, sizeof(err)) : NULL;
     if (api == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {
         if (err[0] != '\0') {
             fprintf(stderr, "keeld: %s\n", err);
         }
         api_stop(api);
         mq_stop(mq);
+        ota_close(ota);
         kd_notify_destroy(&logs);
         store->ops->close(store);
         return 1;
@@ -111,6 +117,7 @@ static int cmd_serve(int argc, char **argv, int first)
     KD_INFO("stopping");
     api_stop(api);
     mq_stop(mq);
+    ota_close(ota);
     kd_notify_destroy(&logs);
     store->ops->close(store);
     return 0;

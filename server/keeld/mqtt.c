@@ -17,6 +17,7 @@ struct mq {
     const kd_config_t *cfg;
     store_t *store;
     kd_notify_t *logs_notify;
+    ota_t *ota;
     atomic_bool connected;           /* connected AND every subscription acknowledged */
     atomic_int subs_pending;         /* SUBACKs still expected after this connect */
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
@@ -32,8 +33,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Encode env and publish it on topic t of device. */
-static int send_env(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
+int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
 {
     char topic[KPROTO_TOPIC_MAX];
     uint8_t buf[KPROTO_ENVELOPE_MAX];
@@ -63,7 +63,7 @@ static void send_ack(mq_t *mq, const char *device, const keel_v1_Envelope *of)
     env.which_body = keel_v1_Envelope_ack_tag;
     env.body.ack.boot = of->boot;
     env.body.ack.msg_id = of->msg_id;
-    send_env(mq, KPROTO_T_ACK, device, &env);
+    mq_send(mq, KPROTO_T_ACK, device, &env);
 }
 
 static void on_crash(mq_t *mq, const char *device, const keel_v1_Envelope *env)
@@ -151,7 +151,14 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
             if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
                 mq_flush_commands(mq);
             }
+            ota_on_hello(mq->ota, device);
         }
+        break;
+    case KPROTO_T_UPDATE_FETCH:
+        ota_on_fetch(mq->ota, device, &env.body.update_fetch);
+        break;
+    case KPROTO_T_UPDATE_STATUS:
+        ota_on_status(mq->ota, device, &env.body.update_status);
         break;
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
@@ -258,8 +265,8 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
     }
 }
 
-mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, char *err,
-               size_t errcap)
+mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, ota_t *ota,
+               char *err, size_t errcap)
 {
     mq_t *mq = calloc(1, sizeof(*mq));
     int rc;
@@ -271,6 +278,7 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     mq->cfg = cfg;
     mq->store = store;
     mq->logs_notify = logs_notify;
+    mq->ota = ota;
     /* Seed msg ids from the clock so a restarted keeld does not reuse recent ones. */
     atomic_init(&mq->msg_id, (unsigned)(now_ms() & 0x7FFFFFFF));
     atomic_init(&mq->connected, false);
@@ -290,6 +298,8 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
         goto fail;
     }
     mosquitto_int_option(mq->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* No Nagle: a debug packet or command waits for nothing (see scripts/stack.sh). */
+    mosquitto_int_option(mq->m, MOSQ_OPT_TCP_NODELAY, 1);
     rc = mosquitto_tls_set(mq->m, cfg->mqtt_ca, NULL, cfg->mqtt_cert, cfg->mqtt_key, NULL);
     if (rc == MOSQ_ERR_SUCCESS) {
         /* Verify the broker's certificate and its name (1 = SSL_VERIFY_PEER). */
@@ -368,7 +378,7 @@ void mq_flush_commands(mq_t *mq)
         env.which_body = keel_v1_Envelope_command_tag;
         env.body.command.id = (uint64_t)id;
         env.body.command.kind = kproto_command_from_name(json_string_value(json_object_get(c, "kind")));
-        if (send_env(mq, KPROTO_T_CMD, device, &env) == 0) {
+        if (mq_send(mq, KPROTO_T_CMD, device, &env) == 0) {
             KD_INFO("command %lld (%s) sent to '%s'", (long long)id,
                     kproto_command_name(env.body.command.kind), device);
         }
@@ -391,5 +401,5 @@ int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d)
     }
     env.which_body = keel_v1_Envelope_debug_tag;
     env.body.debug = *d;
-    return send_env(mq, KPROTO_T_DEBUG_DOWN, device, &env);
+    return mq_send(mq, KPROTO_T_DEBUG_DOWN, device, &env);
 }

@@ -4,7 +4,7 @@
  * ($share/<group>/keel/v1/+/...) so several keeld instances split the device traffic.
  *
  * Device messages are decoded with kproto (untrusted bytes: anything malformed is logged and
- * dropped), stored, and log batches and crash reports are answered with an Ack only after the
+ * dropped), stored, update messages handed to ota.c, and log batches and crash reports are answered with an Ack only after the
  * store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
  */
 #ifndef KEEL_SERVER_KEELD_MQTT_H
@@ -16,15 +16,17 @@
 
 #include "config.h"
 #include "dbgrelay.h"
+#include "keel/kproto.h"
 #include "notify.h"
+#include "ota.h"
 #include "store.h"
 
 typedef struct mq mq_t;
 
 /* Connect (asynchronously: keeld starts even while the broker is down) and start the network
  * thread. NULL with a message in err when TLS files are unusable or libmosquitto fails. */
-mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, char *err,
-               size_t errcap);
+mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, ota_t *ota,
+               char *err, size_t errcap);
 void mq_stop(mq_t *mq);
 bool mq_connected(mq_t *mq);
 
@@ -40,5 +42,8 @@ dbgrelay_t *mq_debug_relay(mq_t *mq);
 /* Publish one Debug message to device on debug/down. 0 on success, -1 when not connected or the
  * publish failed (logged). Safe from any thread. */
 int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d);
+
+/* Encode env (header filled here) and publish it on device's topic t. 0, or -1 (logged). */
+int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env);
 
 #endif /* KEEL_SERVER_KEELD_MQTT_H */

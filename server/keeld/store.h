@@ -44,6 +44,27 @@ typedef struct store_crash {
     size_t report_len;
 } store_crash_t;
 
+/* A bundle's facts, decoded and checked by keeld (ota.c) before it is stored. */
+typedef struct store_bundle {
+    char sha256[65];           /* of the whole bundle, hex: its identity */
+    int64_t size, signed_size; /* bytes: whole bundle; manifest + signature envelope */
+    int64_t version, security_counter, min_uv_version, device_type; /* packed / plain numbers */
+    int64_t blocks, block_size;
+    char key_id[17];           /* signer, hex */
+    char region_sha256[65];    /* the app region as the bundle leaves it, hex */
+    char name[33];             /* app name from the app header in the payload ("" if none) */
+} store_bundle_t;
+
+/* What a device's active deployment asks of keeld (store_ops.update_active). */
+typedef struct store_update {
+    int64_t deployment_id, bundle_id;
+    char phase[16];            /* "pending" (never offered) or "offered" */
+    bool forced;
+    int64_t force_after_s;
+    char sha256[65], region_sha256[65];
+    int64_t size, signed_size;
+} store_update_t;
+
 typedef struct store_ops {
     const char *backend;
     void (*close)(store_t *s);
@@ -100,6 +121,51 @@ typedef struct store_ops {
     /* STORE_OK and fills out_name (cap bytes) if a token with that hash exists. */
     store_rc_t (*token_check)(store_t *s, const char *hash_hex, char *out_name, size_t cap);
     json_t *(*tokens_list)(store_t *s);
+
+    /*
+     * Bundles, stored by SHA-256: the same bytes again are a no-op (*out_created false, *out_id
+     * the existing bundle). bundle_get: by id, or by sha256 hex when id is 0; NULL if unknown.
+     * bundle_data: the bytes (malloc'd, the caller frees), STORE_ENOTFOUND if unknown.
+     */
+    store_rc_t (*bundle_add)(store_t *s, const store_bundle_t *b, const uint8_t *data, size_t len,
+                             int64_t now_ms, int64_t *out_id, bool *out_created);
+    json_t *(*bundles_list)(store_t *s);
+    json_t *(*bundle_get)(store_t *s, int64_t id, const char *sha256);
+    store_rc_t (*bundle_data)(store_t *s, int64_t id, uint8_t **out, size_t *out_len);
+
+    /*
+     * Deployments. create resolves the target now (kind "device": that device; "tag": devices
+     * with tag name, or name=value; "all": every device known) and, in the same transaction,
+     * supersedes any unfinished older deployment of those devices. STORE_ENOTFOUND when no device
+     * matches. *out_devices: how many.
+     */
+    store_rc_t (*deployment_create)(store_t *s, int64_t bundle_id, const char *kind,
+                                    const char *target, int64_t force_after_s, int64_t now_ms,
+                                    int64_t *out_id, int *out_devices);
+    json_t *(*deployments_list)(store_t *s, int limit);
+    /* One deployment with its bundle, a row per device and a summary; NULL if unknown. */
+    json_t *(*deployment_get)(store_t *s, int64_t id);
+    /* Mark forced; *out_devices (new array) lists the devices not done yet. */
+    store_rc_t (*deployment_force)(store_t *s, int64_t id, int64_t now_ms, json_t **out_devices);
+
+    /* The device's unfinished deployment (newest), STORE_ENOTFOUND when there is none. */
+    store_rc_t (*update_active)(store_t *s, const char *device, store_update_t *out);
+    /* An offer was sent (phase "offered", offers + 1). */
+    store_rc_t (*update_offered)(store_t *s, int64_t deployment, const char *device,
+                                 int64_t now_ms);
+    /* The device already has the bundle's region: done, success, nothing sent. */
+    store_rc_t (*update_nothing)(store_t *s, int64_t deployment, const char *device,
+                                 int64_t now_ms);
+    /* bytes more were sent to the device for this deployment. */
+    store_rc_t (*update_sent)(store_t *s, int64_t deployment, const char *device, int64_t bytes,
+                              int64_t now_ms);
+    /*
+     * The device's UpdateStatus; final (a result other than initial, with the state back to
+     * idle) ends the device's part of the deployment. Every status is also kept in the event
+     * history. STORE_ENOTFOUND when the device is not in that deployment.
+     */
+    store_rc_t (*update_status)(store_t *s, int64_t deployment, const char *device,
+                                int64_t now_ms, const keel_v1_UpdateStatus *st, bool final);
 } store_ops_t;
 
 /* Every backend's handle starts with its ops. */

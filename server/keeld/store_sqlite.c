@@ -101,6 +101,63 @@ static const char *const migrations[] = {
     " name TEXT NOT NULL,"
     " sha256 TEXT NOT NULL UNIQUE,"
     " created_ms BIGINT NOT NULL);",
+    /* 2: update bundles, deployments, per-device progress and its history (issue 6) */
+    "CREATE TABLE bundles ("
+    " id INTEGER PRIMARY KEY,"
+    " sha256 TEXT NOT NULL UNIQUE,"
+    " size BIGINT NOT NULL,"
+    " signed_size BIGINT NOT NULL,"
+    " version BIGINT NOT NULL,"
+    " security_counter BIGINT NOT NULL,"
+    " min_uv_version BIGINT NOT NULL,"
+    " device_type BIGINT NOT NULL,"
+    " blocks BIGINT NOT NULL,"
+    " block_size BIGINT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " region_sha256 TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " created_ms BIGINT NOT NULL,"
+    " data BLOB NOT NULL);"
+    "CREATE TABLE deployments ("
+    " id INTEGER PRIMARY KEY,"
+    " bundle_id INTEGER NOT NULL REFERENCES bundles (id),"
+    " target_kind TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " force_after_s BIGINT NOT NULL,"
+    " forced INTEGER NOT NULL DEFAULT 0,"
+    " created_ms BIGINT NOT NULL,"
+    " rev BIGINT NOT NULL DEFAULT 0);"
+    "CREATE TABLE deployment_devices ("
+    " deployment_id INTEGER NOT NULL REFERENCES deployments (id),"
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " phase TEXT NOT NULL DEFAULT 'pending',"
+    " state TEXT NOT NULL DEFAULT 'idle',"
+    " result TEXT NOT NULL DEFAULT 'initial',"
+    " code BIGINT NOT NULL DEFAULT 0,"
+    " detail TEXT NOT NULL DEFAULT '',"
+    " blocks_total BIGINT NOT NULL DEFAULT 0,"
+    " blocks_needed BIGINT NOT NULL DEFAULT 0,"
+    " blocks_staged BIGINT NOT NULL DEFAULT 0,"
+    " bytes_sent BIGINT NOT NULL DEFAULT 0,"
+    " bytes_fetched BIGINT NOT NULL DEFAULT 0,"
+    " version BIGINT NOT NULL DEFAULT 0,"
+    " installed_version BIGINT NOT NULL DEFAULT 0,"
+    " trial INTEGER NOT NULL DEFAULT 0,"
+    " offers BIGINT NOT NULL DEFAULT 0,"
+    " updated_ms BIGINT NOT NULL,"
+    " status_ms BIGINT,"
+    " PRIMARY KEY (deployment_id, device_id));"
+    "CREATE INDEX deployment_devices_device ON deployment_devices (device_id, phase);"
+    "CREATE TABLE update_events ("
+    " id INTEGER PRIMARY KEY,"
+    " deployment_id INTEGER NOT NULL,"
+    " device_id TEXT NOT NULL,"
+    " received_ms BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " code BIGINT NOT NULL,"
+    " detail TEXT NOT NULL);"
+    "CREATE INDEX update_events_deployment ON update_events (deployment_id, id);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -163,12 +220,9 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *fmt, ...)
 }
 
 /* Run a statement that returns no rows. Returns the number of rows changed, or -1. */
-static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
+static int vrun(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     sqlite3_stmt *st = vprep(db, sql, fmt, ap);
-    va_end(ap);
     if (st == NULL) {
         return -1;
     }
@@ -179,6 +233,15 @@ static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
         return -1;
     }
     return sqlite3_changes(db);
+}
+
+static int run(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vrun(db, sql, fmt, ap);
+    va_end(ap);
+    return n;
 }
 
 /* Rows of a prepared statement as a JSON array of objects keyed by column name. Finalizes st. */
@@ -257,14 +320,8 @@ static store_rc_t write1(store_t *s, int *out_changes, int64_t *out_rowid, const
     lock(s);
     if (begin(db) == 0) {
         va_start(ap, fmt);
-        sqlite3_stmt *st = vprep(db, sql, fmt, ap);
+        n = vrun(db, sql, fmt, ap);
         va_end(ap);
-        if (st != NULL && sqlite3_step(st) == SQLITE_DONE) {
-            n = sqlite3_changes(db);
-        } else {
-            KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
-        }
-        sqlite3_finalize(st);
     }
     if (out_rowid != NULL) {
         *out_rowid = n > 0 ? sqlite3_last_insert_rowid(db) : 0;
@@ -442,18 +499,29 @@ static store_rc_t device_tags_set(store_t *s, const char *device, json_t *tags)
     " app_version, board, app_state, restart_count, uptime_ms, boot, proto_revision, reset_reason," \
     " log_dropped, commands"
 
+/* Packed versions (major << 24 | minor << 16 | patch) in o's fields named by keys -> "1.2.3". */
+static void versions_fixup(json_t *o, const char *const *keys, size_t n)
+{
+    char buf[40];
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(o, keys[i]);
+        if (v == NULL) {
+            continue;
+        }
+        uint32_t x = (uint32_t)json_integer_value(v);
+        snprintf(buf, sizeof(buf), "%u.%u.%u", x >> 24, (x >> 16) & 0xFFu, x & 0xFFFFu);
+        json_object_set_new(o, keys[i], json_string(buf));
+    }
+}
+
 /* Rows store plain numbers; the API shows booleans, version strings and a command list. */
 static void device_fixup(json_t *d)
 {
     static const char *const versions[] = {"microvisor_version", "app_version"};
-    char buf[40];
 
     json_object_set_new(d, "online", json_boolean(json_integer_value(json_object_get(d, "online"))));
-    for (size_t i = 0; i < 2; i++) {
-        uint32_t v = (uint32_t)json_integer_value(json_object_get(d, versions[i]));
-        snprintf(buf, sizeof(buf), "%u.%u.%u", v >> 24, (v >> 16) & 0xFFu, v & 0xFFFFu);
-        json_object_set_new(d, versions[i], json_string(buf));
-    }
+    versions_fixup(d, versions, 2);
     json_t *cmds = json_array();
     const char *list = json_string_value(json_object_get(d, "commands"));
     while (list != NULL && *list != '\0') {
@@ -743,6 +811,400 @@ static json_t *tokens_list(store_t *s)
     return read_rows(s, "SELECT id, name, created_ms FROM tokens ORDER BY id", "");
 }
 
+/* ---- bundles ---------------------------------------------------------------------------------- */
+
+#define BUNDLE_COLUMNS                                                                           \
+    "id, sha256, name, size, signed_size, version, security_counter, min_uv_version,"           \
+    " device_type, blocks, block_size, key_id, region_sha256, created_ms"
+
+static const char *const bundle_versions[] = {"version", "min_uv_version"};
+
+static store_rc_t bundle_add(store_t *s, const store_bundle_t *b, const uint8_t *data, size_t len,
+                             int64_t now_ms, int64_t *out_id, bool *out_created)
+{
+    sqlite3 *db = cast(s)->db;
+    int n = -1;
+
+    lock(s);
+    int ok = begin(db) == 0;
+    if (ok) {
+        n = run(db, "INSERT INTO bundles (sha256, size, signed_size, version, security_counter,"
+                    " min_uv_version, device_type, blocks, block_size, key_id, region_sha256, name,"
+                    " created_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (sha256) DO NOTHING", "tiiiiiiiitttib", b->sha256, b->size,
+                b->signed_size, b->version, b->security_counter, b->min_uv_version,
+                b->device_type, b->blocks, b->block_size, b->key_id, b->region_sha256, b->name,
+                now_ms, data, len);
+        ok = n >= 0;
+    }
+    *out_id = 0;
+    if (ok) {
+        sqlite3_stmt *st = prep(db, "SELECT id FROM bundles WHERE sha256 = ?", "t", b->sha256);
+        ok = st != NULL && sqlite3_step(st) == SQLITE_ROW;
+        if (ok) {
+            *out_id = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    *out_created = rc == STORE_OK && n > 0;
+    return rc;
+}
+
+static json_t *bundles_list(store_t *s)
+{
+    json_t *arr = read_rows(s, "SELECT " BUNDLE_COLUMNS " FROM bundles ORDER BY id", "");
+    size_t i;
+    json_t *b;
+    json_array_foreach(arr, i, b) {
+        versions_fixup(b, bundle_versions, 2);
+    }
+    return arr;
+}
+
+static json_t *bundle_get(store_t *s, int64_t id, const char *sha256)
+{
+    json_t *b = read_one(read_rows(s, "SELECT " BUNDLE_COLUMNS " FROM bundles WHERE id = ? OR sha256 = ?",
+                                   "it", id, sha256 ? sha256 : ""));
+    if (b != NULL) {
+        versions_fixup(b, bundle_versions, 2);
+    }
+    return b;
+}
+
+static store_rc_t bundle_data(store_t *s, int64_t id, uint8_t **out, size_t *out_len)
+{
+    sqlite3 *db = cast(s)->db;
+    store_rc_t rc = STORE_EIO;
+
+    *out = NULL;
+    *out_len = 0;
+    lock(s);
+    sqlite3_stmt *st = prep(db, "SELECT data FROM bundles WHERE id = ?", "i", id);
+    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (r == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        *out = malloc(n ? n : 1);
+        if (*out != NULL) {
+            memcpy(*out, sqlite3_column_blob(st, 0), n);
+            *out_len = n;
+            rc = STORE_OK;
+        }
+    } else if (r == SQLITE_DONE) {
+        rc = STORE_ENOTFOUND;
+    }
+    sqlite3_finalize(st);
+    unlock(s);
+    return rc;
+}
+
+/* ---- deployments ------------------------------------------------------------------------------ */
+
+/* Every write that changes a device row of a deployment bumps the deployment's rev: watchers
+ * (GET /v1/deployments/{id}?after=REV) wake on it. */
+static int bump(sqlite3 *db, int64_t deployment)
+{
+    return run(db, "UPDATE deployments SET rev = rev + 1 WHERE id = ?", "i", deployment);
+}
+
+static store_rc_t deployment_create(store_t *s, int64_t bundle_id, const char *kind,
+                                    const char *target, int64_t force_after_s, int64_t now_ms,
+                                    int64_t *out_id, int *out_devices)
+{
+    sqlite3 *db = cast(s)->db;
+    int64_t id = 0;
+    int n = -1;
+    char name[128];
+    const char *value = NULL;
+
+    /* A tag target is "name" (any value) or "name=value". */
+    snprintf(name, sizeof(name), "%s", target);
+    char *eq = strchr(name, '=');
+    if (eq != NULL) {
+        *eq = '\0';
+        value = eq + 1;
+    }
+    lock(s);
+    int ok = begin(db) == 0 &&
+             run(db, "INSERT INTO deployments (bundle_id, target_kind, target, force_after_s,"
+                     " created_ms) VALUES (?, ?, ?, ?, ?)", "ittii", bundle_id, kind, target,
+                 force_after_s, now_ms) > 0;
+    if (ok) {
+        id = sqlite3_last_insert_rowid(db);
+        if (strcmp(kind, "device") == 0) {
+            n = run(db, "INSERT INTO deployment_devices (deployment_id, device_id, updated_ms)"
+                        " SELECT ?, id, ? FROM devices WHERE id = ?", "iit", id, now_ms, target);
+        } else if (strcmp(kind, "tag") == 0) {
+            n = run(db, "INSERT INTO deployment_devices (deployment_id, device_id, updated_ms)"
+                        " SELECT ?, device_id, ? FROM device_tags WHERE name = ?"
+                        " AND (? IS NULL OR value = ?)", "iittt", id, now_ms, name, value, value);
+        } else {
+            n = run(db, "INSERT INTO deployment_devices (deployment_id, device_id, updated_ms)"
+                        " SELECT ?, id, ? FROM devices", "ii", id, now_ms);
+        }
+        ok = n > 0;
+    }
+    /* Newer supersedes older: the devices' unfinished rows of earlier deployments end here. */
+    ok = ok &&
+         run(db, "UPDATE deployments SET rev = rev + 1 WHERE id IN (SELECT deployment_id FROM"
+                 " deployment_devices WHERE deployment_id < ? AND phase IN ('pending', 'offered')"
+                 " AND device_id IN (SELECT device_id FROM deployment_devices WHERE"
+                 " deployment_id = ?))", "ii", id, id) >= 0 &&
+         run(db, "UPDATE deployment_devices SET phase = 'superseded', updated_ms = ?,"
+                 " detail = 'superseded by deployment ' || ? WHERE deployment_id < ? AND phase IN"
+                 " ('pending', 'offered') AND device_id IN (SELECT device_id FROM"
+                 " deployment_devices WHERE deployment_id = ?)", "iiii", now_ms, id, id, id) >= 0;
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    *out_id = rc == STORE_OK ? id : 0;
+    *out_devices = rc == STORE_OK ? n : 0;
+    if (rc != STORE_OK && n == 0) {
+        return STORE_ENOTFOUND; /* nothing matched: rolled back, as if never asked */
+    }
+    return rc;
+}
+
+#define DEPLOYMENT_COLUMNS                                                                        \
+    "d.id, d.bundle_id, b.sha256 AS bundle_sha256, b.name AS app, b.version, b.size AS bundle_size," \
+    " d.target_kind, d.target, d.force_after_s, d.forced, d.created_ms, d.rev"
+
+static void deployment_fixup(json_t *d)
+{
+    static const char *const v[] = {"version"};
+
+    versions_fixup(d, v, 1);
+    json_object_set_new(d, "forced", json_boolean(json_integer_value(json_object_get(d, "forced"))));
+}
+
+static json_t *deployments_list(store_t *s, int limit)
+{
+    json_t *arr = read_rows(s, "SELECT " DEPLOYMENT_COLUMNS ","
+                               " (SELECT COUNT(*) FROM deployment_devices x WHERE x.deployment_id = d.id)"
+                               " AS devices,"
+                               " (SELECT COUNT(*) FROM deployment_devices x WHERE x.deployment_id = d.id"
+                               " AND x.phase = 'done' AND x.result = 'success') AS succeeded,"
+                               " (SELECT COUNT(*) FROM deployment_devices x WHERE x.deployment_id = d.id"
+                               " AND x.phase = 'done' AND x.result <> 'success') AS failed"
+                               " FROM deployments d JOIN bundles b ON b.id = d.bundle_id"
+                               " ORDER BY d.id DESC LIMIT ?", "i", (int64_t)limit);
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d) {
+        deployment_fixup(d);
+    }
+    return arr;
+}
+
+/* Per-phase counts and bytes of a deployment's device rows. */
+static json_t *deployment_summary(json_t *devices, int64_t bundle_size)
+{
+    int64_t n[5] = {0}, bytes = 0;
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(devices, i, r) {
+        const char *phase = json_string_value(json_object_get(r, "phase"));
+        const char *result = json_string_value(json_object_get(r, "result"));
+        bytes += json_integer_value(json_object_get(r, "bytes_sent"));
+        if (strcmp(phase, "pending") == 0) {
+            n[0]++;
+        } else if (strcmp(phase, "offered") == 0) {
+            n[1]++;
+        } else if (strcmp(phase, "superseded") == 0) {
+            n[4]++;
+        } else {
+            n[strcmp(result, "success") == 0 ? 2 : 3]++;
+        }
+    }
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "devices",
+                     (json_int_t)json_array_size(devices), "pending", (json_int_t)n[0],
+                     "in_progress", (json_int_t)n[1], "succeeded", (json_int_t)n[2], "failed",
+                     (json_int_t)n[3], "superseded", (json_int_t)n[4], "bytes_sent",
+                     (json_int_t)bytes, "full_size", (json_int_t)bundle_size, "finished",
+                     n[0] + n[1] == 0);
+}
+
+static json_t *deployment_get(store_t *s, int64_t id)
+{
+    static const char *const dv[] = {"version", "installed_version", "app_version"};
+    sqlite3 *db = cast(s)->db;
+
+    lock(s);
+    json_t *arr = rows(db, prep(db, "SELECT " DEPLOYMENT_COLUMNS " FROM deployments d JOIN bundles b"
+                                    " ON b.id = d.bundle_id WHERE d.id = ?", "i", id));
+    json_t *devs = rows(db, prep(db, "SELECT x.device_id AS device, x.phase, x.state, x.result, x.code,"
+                                     " x.detail, x.blocks_total, x.blocks_needed, x.blocks_staged,"
+                                     " x.bytes_sent, x.bytes_fetched, x.version, x.installed_version,"
+                                     " x.trial, x.offers, x.updated_ms, x.status_ms, v.online,"
+                                     " v.app_version FROM deployment_devices x JOIN devices v"
+                                     " ON v.id = x.device_id WHERE x.deployment_id = ?"
+                                     " ORDER BY x.device_id", "i", id));
+    json_t *events = rows(db, prep(db, "SELECT id, device_id AS device, received_ms, state, result,"
+                                       " code, detail FROM update_events WHERE deployment_id = ?"
+                                       " ORDER BY id DESC LIMIT 200", "i", id));
+    unlock(s);
+    json_t *d = NULL;
+    if (arr != NULL && json_array_size(arr) == 1 && devs != NULL && events != NULL) {
+        d = json_incref(json_array_get(arr, 0));
+        deployment_fixup(d);
+        size_t i;
+        json_t *r;
+        json_array_foreach(devs, i, r) {
+            versions_fixup(r, dv, 3);
+            json_object_set_new(r, "trial", json_boolean(json_integer_value(json_object_get(r, "trial"))));
+            json_object_set_new(r, "online", json_boolean(json_integer_value(json_object_get(r, "online"))));
+        }
+        json_object_set_new(d, "summary",
+                            deployment_summary(devs, json_integer_value(json_object_get(d, "bundle_size"))));
+        json_object_set(d, "devices", devs);
+        json_object_set(d, "events", events);
+    }
+    json_decref(arr);
+    json_decref(devs);
+    json_decref(events);
+    return d;
+}
+
+static store_rc_t deployment_force(store_t *s, int64_t id, int64_t now_ms, json_t **out_devices)
+{
+    sqlite3 *db = cast(s)->db;
+
+    *out_devices = NULL;
+    lock(s);
+    int ok = begin(db) == 0;
+    int n = ok ? run(db, "UPDATE deployments SET forced = 1, rev = rev + 1 WHERE id = ?", "i", id) : -1;
+    ok = n >= 0;
+    json_t *devs = ok && n > 0
+                       ? rows(db, prep(db, "SELECT device_id AS device FROM deployment_devices WHERE"
+                                           " deployment_id = ? AND phase IN ('pending', 'offered')"
+                                           " ORDER BY device_id", "i", id))
+                       : NULL;
+    ok = ok && (n == 0 || devs != NULL);
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    if (rc != STORE_OK || n == 0) {
+        json_decref(devs);
+        return rc != STORE_OK ? rc : STORE_ENOTFOUND;
+    }
+    *out_devices = devs;
+    return STORE_OK;
+}
+
+/* ---- per-device update progress --------------------------------------------------------------- */
+
+static store_rc_t update_active(store_t *s, const char *device, store_update_t *out)
+{
+    sqlite3 *db = cast(s)->db;
+    store_rc_t rc = STORE_EIO;
+
+    memset(out, 0, sizeof(*out));
+    lock(s);
+    sqlite3_stmt *st = prep(db, "SELECT x.deployment_id, d.bundle_id, x.phase, d.forced, d.force_after_s,"
+                                " b.sha256, b.region_sha256, b.size, b.signed_size"
+                                " FROM deployment_devices x JOIN deployments d ON d.id = x.deployment_id"
+                                " JOIN bundles b ON b.id = d.bundle_id WHERE x.device_id = ?"
+                                " AND x.phase IN ('pending', 'offered')"
+                                " ORDER BY x.deployment_id DESC LIMIT 1", "t", device);
+    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (r == SQLITE_ROW) {
+        out->deployment_id = sqlite3_column_int64(st, 0);
+        out->bundle_id = sqlite3_column_int64(st, 1);
+        snprintf(out->phase, sizeof(out->phase), "%s", (const char *)sqlite3_column_text(st, 2));
+        out->forced = sqlite3_column_int64(st, 3) != 0;
+        out->force_after_s = sqlite3_column_int64(st, 4);
+        snprintf(out->sha256, sizeof(out->sha256), "%s", (const char *)sqlite3_column_text(st, 5));
+        snprintf(out->region_sha256, sizeof(out->region_sha256), "%s",
+                 (const char *)sqlite3_column_text(st, 6));
+        out->size = sqlite3_column_int64(st, 7);
+        out->signed_size = sqlite3_column_int64(st, 8);
+        rc = STORE_OK;
+    } else if (r == SQLITE_DONE) {
+        rc = STORE_ENOTFOUND;
+    }
+    sqlite3_finalize(st);
+    unlock(s);
+    return rc;
+}
+
+/* One UPDATE of a device's row plus the deployment's rev, in one transaction. */
+static store_rc_t update_row(store_t *s, int64_t deployment, const char *sql, const char *fmt, ...)
+{
+    sqlite3 *db = cast(s)->db;
+    va_list ap;
+    int n = -1;
+
+    lock(s);
+    if (begin(db) == 0) {
+        va_start(ap, fmt);
+        n = vrun(db, sql, fmt, ap);
+        va_end(ap);
+    }
+    int ok = n >= 0 && (n == 0 || bump(db, deployment) >= 0);
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
+}
+
+static store_rc_t update_offered(store_t *s, int64_t deployment, const char *device, int64_t now_ms)
+{
+    return update_row(s, deployment, "UPDATE deployment_devices SET phase = 'offered', offers = offers + 1,"
+                                     " updated_ms = ? WHERE deployment_id = ? AND device_id = ?"
+                                     " AND phase IN ('pending', 'offered')", "iit", now_ms, deployment,
+                      device);
+}
+
+static store_rc_t update_nothing(store_t *s, int64_t deployment, const char *device, int64_t now_ms)
+{
+    return update_row(s, deployment, "UPDATE deployment_devices SET phase = 'done', state = 'idle',"
+                                     " result = 'success', detail = 'already installed: nothing sent',"
+                                     " updated_ms = ? WHERE deployment_id = ? AND device_id = ?"
+                                     " AND phase = 'pending'", "iit", now_ms, deployment, device);
+}
+
+static store_rc_t update_sent(store_t *s, int64_t deployment, const char *device, int64_t bytes,
+                              int64_t now_ms)
+{
+    return update_row(s, deployment, "UPDATE deployment_devices SET bytes_sent = bytes_sent + ?,"
+                                     " updated_ms = ? WHERE deployment_id = ? AND device_id = ?", "iiit",
+                      bytes, now_ms, deployment, device);
+}
+
+static store_rc_t update_status(store_t *s, int64_t deployment, const char *device, int64_t now_ms,
+                                const keel_v1_UpdateStatus *st, bool final)
+{
+    sqlite3 *db = cast(s)->db;
+    const char *state = kproto_update_state_name(st->state);
+    const char *result = kproto_update_result_name(st->result);
+    int n = -1;
+
+    lock(s);
+    int ok = begin(db) == 0;
+    /* History: only transitions (state, result, code or detail changed), not every progress tick. */
+    ok = ok && run(db, "INSERT INTO update_events (deployment_id, device_id, received_ms, state, result,"
+                       " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
+                       " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
+                       " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
+                   device, now_ms, state, result, (int64_t)st->code, st->detail, deployment, device,
+                   state, result, (int64_t)st->code, st->detail) >= 0;
+    if (ok) {
+        /* A superseded or finished row keeps its phase; its numbers still show what happened. */
+        n = run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
+                    " blocks_total = ?, blocks_needed = ?, blocks_staged = ?, bytes_fetched = ?,"
+                    " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
+                    " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
+                    " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
+                (int64_t)st->code, st->detail, (int64_t)st->blocks_total,
+                (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
+                (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
+                now_ms, (int64_t)final, deployment, device);
+        ok = n >= 0 && (n == 0 || bump(db, deployment) >= 0);
+    }
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
+}
+
 /* ---- open / migrate / close ------------------------------------------------------------------- */
 
 static void sqlite_close(store_t *s)
@@ -782,6 +1244,19 @@ static const store_ops_t sqlite_ops = {
     .token_add = token_add,
     .token_check = token_check,
     .tokens_list = tokens_list,
+    .bundle_add = bundle_add,
+    .bundles_list = bundles_list,
+    .bundle_get = bundle_get,
+    .bundle_data = bundle_data,
+    .deployment_create = deployment_create,
+    .deployments_list = deployments_list,
+    .deployment_get = deployment_get,
+    .deployment_force = deployment_force,
+    .update_active = update_active,
+    .update_offered = update_offered,
+    .update_nothing = update_nothing,
+    .update_sent = update_sent,
+    .update_status = update_status,
 };
 
 /* Current schema version: 0 for an empty database, -1 on error (message in err). */

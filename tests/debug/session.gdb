@@ -62,19 +62,6 @@ bt
 python import time; time.sleep(1.5)
 finish
 delete
-echo MARK stepi-exc-return\n
-# A stepi over the handler's exception return (pop {r7, pc} of an EXC_RETURN) lands in the
-# interrupted main-line code.
-python
-for line in gdb.execute("disassemble IRQ4_Handler", to_string=True).splitlines():
-    if "pop" in line and "pc}" in line:
-        gdb.execute("break *" + line.split()[0])
-        break
-end
-continue
-stepi
-bt 1
-delete
 echo MARK interrupt\n
 # Ctrl-C as gdb sends it while a foreground continue waits: posted from a thread after 0.5 s.
 python
@@ -87,20 +74,6 @@ end
 continue
 echo MARK after-interrupt\n
 print counter > 1234
-echo MARK next-over-keel-call\n
-# Line 93 calls keel_watchdog_kick(): a BL into the microvisor's veneer, stepped over.
-break 93
-continue
-next
-delete
-echo MARK stepi-veneer\n
-# The linker veneer jumps into the microvisor (ldr pc, then a literal word: hence '*', gdb's
-# prologue skip would plant the breakpoint on the literal): a stepi there ends back in main.
-break *__keel_watchdog_kick_veneer
-continue
-stepi
-info registers pc
-delete
 echo MARK detach\n
 break level3
 detach

@@ -17,6 +17,21 @@
  *   heartbeat        a heartbeat: app in back-off, 3 restarts, 7 log entries dropped
  *   hello-as:OTHER   publish a valid hello on OTHER's topic (an ACL test: must not arrive)
  *   raw:SUFFIX:HEX   publish raw bytes on keel/v1/<id>/SUFFIX (garbage tests)
+ *   update:SECONDS   run the update agent until it reports the next final result (fails after
+ *                    SECONDS); serve/serve-one run it too
+ *
+ * With --flash DIR the device has an app slot and runs the real update engine (simdev_upd.h):
+ *   --flash DIR          flash_int.bin and qspi.bin in AN505 geometry, kept across runs
+ *   --install APP.kb     first write that bundle's region into the app slot (a factory install)
+ *   --update-key PUB     trusted fleet signing keys (comma-separated PEM files)
+ *   --device-type N      (default 0x505)   --uv-version X.Y.Z (default 1.2.3)
+ *   --apply now|defer    the app applies as soon as staged (default), or leaves it to a force or
+ *                        the deadline
+ *   --trial confirm|crash  the new app confirms (default) or crashes on start (rolled back)
+ *   debug-sessions:N:SECONDS  answer commands and debug sessions until N sessions have closed
+ * Debug sessions (simdev_debug.h) are answered from the start with --debug-target PORT (an RSP
+ * server on 127.0.0.1) and --debug-pub PUB.pem (the installed bundle's debug key; without it every
+ * session is refused as for a bundle that has none).
  * Every event is printed on stdout ("ack 3", "command 7 ping", ...).
  */
 #include <stdatomic.h>
@@ -29,8 +44,12 @@
 
 #include <mosquitto.h>
 
+#include "keel/app_image.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
+#include "simdev_debug.h"
+
+#include "simdev_upd.h"
 
 #define WAIT_SLICE_MS 50
 #define ACK_WAIT_MS 10000
@@ -40,7 +59,7 @@ typedef struct sim {
     struct mosquitto *m;
     const char *id;
     uint32_t boot;
-    uint32_t msg_id;
+    atomic_uint msg_id;
     atomic_bool connected;
     atomic_int connect_rc;       /* -1 until CONNACK */
     atomic_uint acked_msg_id;    /* last acked msg_id */
@@ -49,6 +68,7 @@ typedef struct sim {
     atomic_int answered;         /* commands answered */
     atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
     uint64_t start_ms;
+    sdu_t *upd;                  /* NULL without --flash */
 } sim_t;
 
 static uint64_t mono_ms(void)
@@ -82,7 +102,7 @@ static uint32_t publish_to(sim_t *s, const char *device, kproto_topic_t t, keel_
     const kproto_topic_info_t *ti = kproto_topic_info(t);
 
     env->version = KPROTO_REVISION;
-    env->msg_id = ++s->msg_id;
+    env->msg_id = atomic_fetch_add(&s->msg_id, 1u) + 1u;
     env->boot = s->boot;
     env->time_ms = mono_ms() - s->start_ms;
     if (kproto_topic_build(t, device, NULL, topic, sizeof(topic)) != KERR_OK ||
@@ -132,11 +152,21 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         printf("bad-message %s\n", msg->topic);
         return;
     }
+    bool update_cmd = t == KPROTO_T_CMD &&
+                      (env.body.command.kind == keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY ||
+                       env.body.command.kind == keel_v1_CommandKind_COMMAND_KIND_UPDATE_CANCEL);
     if (t == KPROTO_T_ACK) {
         printf("ack %u\n", env.body.ack.msg_id);
         atomic_store(&s->acked_msg_id, env.body.ack.msg_id);
+    } else if (s->upd != NULL && (t == KPROTO_T_UPDATE || t == KPROTO_T_UPDATE_DATA || update_cmd)) {
+        sdu_push(s->upd, t, &env); /* the agent works in the main thread */
+        if (update_cmd) {
+            atomic_fetch_add(&s->answered, 1);
+        }
     } else if (t == KPROTO_T_CMD) {
         answer(s, &env.body.command);
+    } else if (t == KPROTO_T_DEBUG_DOWN) {
+        simdbg_down(&env.body.debug);
     }
     fflush(stdout);
 }
@@ -176,19 +206,24 @@ static void send_hello(sim_t *s, const char *device)
     h->api_version = 1;
     h->app_version = (0u << 24) | (4u << 16) | 0u;
     snprintf(h->board, sizeof(h->board), "sim");
-    h->regions_count = 2;
+    h->regions_count = 1;
     snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
     h->regions[0].size = 65536;
     memset(h->regions[0].sha256, 0xAB, 32);
     h->regions[0].version = h->microvisor_version;
-    snprintf(h->regions[1].name, sizeof(h->regions[1].name), "app");
-    h->regions[1].size = 4096;
-    memset(h->regions[1].sha256, 0x5A, 32);
-    h->regions[1].version = h->app_version;
+    if (s->upd != NULL) {
+        sdu_hello(s->upd, h);
+    } else {
+        h->regions_count = 2;
+        snprintf(h->regions[1].name, sizeof(h->regions[1].name), "app");
+        h->regions[1].size = 4096;
+        memset(h->regions[1].sha256, 0x5A, 32);
+        h->regions[1].version = h->app_version;
+    }
     h->uptime_ms = mono_ms() - s->start_ms;
     h->app_state = keel_v1_AppState_APP_STATE_RUNNING;
     h->restart_count = 2;
-    char list[64];
+    char list[96];
     snprintf(list, sizeof(list), "%s", s->commands);
     for (char *save = NULL, *k = strtok_r(list, ",", &save); k != NULL && h->commands_count < 8;
          k = strtok_r(NULL, ",", &save)) {
@@ -319,13 +354,53 @@ static void act_raw(sim_t *s, const char *spec)
     }
 }
 
+static void publish_debug(void *ctx, const keel_v1_Debug *d)
+{
+    sim_t *s = ctx;
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    env.which_body = keel_v1_Envelope_debug_tag;
+    env.body.debug = *d;
+    publish_to(s, s->id, KPROTO_T_DEBUG_UP, &env);
+}
+
+static void act_debug_sessions(const char *spec)
+{
+    unsigned want = (unsigned)strtoul(spec, NULL, 10);
+    const char *colon = strchr(spec, ':');
+    unsigned secs = colon != NULL ? (unsigned)strtoul(colon + 1, NULL, 10) : 60u;
+
+    for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(WAIT_SLICE_MS)) {
+        if (simdbg_closed() >= want) {
+            return;
+        }
+    }
+    die("fewer debug sessions than asked for closed within the time (%s)", spec);
+}
+
+/* Let the update agent work; a replaced app means a new hello (the device "rebooted"). */
+static void poll_update(sim_t *s)
+{
+    if (s->upd != NULL && sdu_poll(s->upd)) {
+        send_hello(s, s->id);
+    }
+}
+
+/* The agent's pace: short slices so a block round trip is not stretched by our sleeping. */
+static unsigned slice_ms(const sim_t *s)
+{
+    return s->upd != NULL ? 2u : WAIT_SLICE_MS;
+}
+
 static void act_serve(sim_t *s, const char *spec, bool until_one)
 {
     unsigned secs = (unsigned)strtoul(spec, NULL, 10);
     int before = atomic_load(&s->answered);
 
-    for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(WAIT_SLICE_MS)) {
+    for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(slice_ms(s))) {
+        poll_update(s);
         if (until_one && atomic_load(&s->answered) > before) {
+            poll_update(s); /* an update command is answered by the agent */
             return;
         }
     }
@@ -334,16 +409,51 @@ static void act_serve(sim_t *s, const char *spec, bool until_one)
     }
 }
 
+static void act_update(sim_t *s, const char *spec)
+{
+    unsigned secs = (unsigned)strtoul(spec, NULL, 10);
+
+    if (s->upd == NULL) {
+        die("%s", "update: needs --flash DIR");
+    }
+    unsigned before = sdu_finals(s->upd);
+    for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(slice_ms(s))) {
+        poll_update(s);
+        if (sdu_finals(s->upd) > before) {
+            return;
+        }
+    }
+    die("no final update result within %s seconds", spec);
+}
+
+static void sdu_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
+{
+    sim_t *s = ctx;
+    publish_to(s, s->id, t, env);
+}
+
+/* "1.2.3" for an option, or exit. */
+static uint32_t version_arg(const char *opt, const char *v)
+{
+    uint32_t out = 0;
+    if (kapp_version_parse(v, &out) != KERR_OK) {
+        die("bad version for %s", opt);
+    }
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     sim_t s;
-    const char *ca = NULL, *cert = NULL, *key = NULL;
-    int port = 0, a = 1;
+    const char *ca = NULL, *cert = NULL, *key = NULL, *debug_pub = NULL;
+    int port = 0, a = 1, debug_target = 0;
 
     memset(&s, 0, sizeof(s));
     s.boot = 1;
     s.commands = "ping,restart,reboot";
     atomic_init(&s.connect_rc, -1);
+    sdu_config_t uc = {.device_type = 0x505u, .uv_version = (1u << 24) | (2u << 16) | 3u,
+                       .send = sdu_send, .ctx = &s};
     for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         const char *v = argv[a + 1];
         if (strcmp(argv[a], "--port") == 0) port = atoi(v);
@@ -353,15 +463,32 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--id") == 0) s.id = v;
         else if (strcmp(argv[a], "--boot") == 0) s.boot = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(argv[a], "--commands") == 0) s.commands = v;
+        else if (strcmp(argv[a], "--debug-pub") == 0) debug_pub = v;
+        else if (strcmp(argv[a], "--debug-target") == 0) debug_target = atoi(v);
+        else if (strcmp(argv[a], "--flash") == 0) uc.dir = v;
+        else if (strcmp(argv[a], "--install") == 0) uc.install = v;
+        else if (strcmp(argv[a], "--update-key") == 0) uc.keys = v;
+        else if (strcmp(argv[a], "--device-type") == 0) uc.device_type = (uint32_t)strtoul(v, NULL, 0);
+        else if (strcmp(argv[a], "--uv-version") == 0) uc.uv_version = version_arg(argv[a], v);
+        else if (strcmp(argv[a], "--apply") == 0) uc.defer = strcmp(v, "defer") == 0;
+        else if (strcmp(argv[a], "--trial") == 0) uc.crash_on_trial = strcmp(v, "crash") == 0;
         else die("unknown option %s", argv[a]);
     }
     if (port <= 0 || !ca || !cert || !key || !s.id || kident_check_id(s.id) != KERR_OK) {
         die("%s", "usage: simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] ACTION...");
     }
     s.start_ms = mono_ms();
+    simdbg_init(s.id, key, debug_pub, debug_target, publish_debug, &s);
+    if (uc.dir != NULL) {
+        s.upd = sdu_open(&uc);
+        if (strcmp(s.commands, "ping,restart,reboot") == 0) {
+            s.commands = "ping,restart,reboot,update_apply,update_cancel";
+        }
+    }
     mosquitto_lib_init();
     s.m = mosquitto_new(s.id, true, &s);
     mosquitto_tls_set(s.m, ca, NULL, cert, key, NULL);
+    mosquitto_int_option(s.m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_connect_callback_set(s.m, on_connect);
     mosquitto_message_callback_set(s.m, on_message);
     mosquitto_publish_callback_set(s.m, on_publish);
@@ -394,6 +521,14 @@ int main(int argc, char **argv)
     mosquitto_subscribe(s.m, NULL, sub, 1);
     snprintf(sub, sizeof(sub), "keel/v1/%s/ack", s.id);
     mosquitto_subscribe(s.m, NULL, sub, 1);
+    snprintf(sub, sizeof(sub), "keel/v1/%s/debug/down", s.id);
+    mosquitto_subscribe(s.m, NULL, sub, 1);
+    if (s.upd != NULL) {
+        snprintf(sub, sizeof(sub), "keel/v1/%s/update", s.id);
+        mosquitto_subscribe(s.m, NULL, sub, 1);
+        snprintf(sub, sizeof(sub), "keel/v1/%s/update/data", s.id);
+        mosquitto_subscribe(s.m, NULL, sub, 1);
+    }
 
     keel_v1_Envelope env = keel_v1_Envelope_init_zero;
     env.which_body = keel_v1_Envelope_presence_tag;
@@ -414,6 +549,8 @@ int main(int argc, char **argv)
         else if (strncmp(act, "serve-one:", 10) == 0) act_serve(&s, act + 10, true);
         else if (strncmp(act, "hello-as:", 9) == 0) send_hello(&s, act + 9);
         else if (strncmp(act, "raw:", 4) == 0) act_raw(&s, act + 4);
+        else if (strncmp(act, "debug-sessions:", 15) == 0) act_debug_sessions(act + 15);
+        else if (strncmp(act, "update:", 7) == 0) act_update(&s, act + 7);
         else die("unknown action '%s'", act);
         printf("done %s\n", act);
         fflush(stdout);
@@ -428,5 +565,6 @@ int main(int argc, char **argv)
     mosquitto_loop_stop(s.m, false);
     mosquitto_destroy(s.m);
     mosquitto_lib_cleanup();
+    sdu_close(s.upd);
     return 0;
 }

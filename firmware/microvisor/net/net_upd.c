@@ -324,6 +324,14 @@ static void manifest_arrived(upd_t *u)
         return;
     }
     dl.blocks = u->blocks;
+    if (u->ps.phase == UPD_PHASE_STAGED) {
+        /* Staged before a reboot: nothing to fetch; the deadline (or force) applies. */
+        uv_log("update: deployment %lu is staged already", (unsigned long)dl.offer.deployment_id);
+        dl.phase = DL_DONE;
+        dl.status_due = true;
+        uv_upd_staged(dl.offer.force, dl.offer.force_after_s);
+        return;
+    }
     dl.scan_i = 0;
     dl.needed = dl.staged = 0;
     memset(dl.need, 0, sizeof(dl.need));

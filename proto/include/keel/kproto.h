@@ -114,6 +114,9 @@ const char *kproto_status_name(keel_v1_CommandStatus s);
 const char *kproto_app_state_name(keel_v1_AppState s);
 const char *kproto_level_name(keel_v1_LogLevel l);
 const char *kproto_source_name(keel_v1_LogSource s);
+/* Update state and result as the LwM2M object names them: "downloading", "integrity_failure". */
+const char *kproto_update_state_name(keel_v1_UpdateState s);
+const char *kproto_update_result_name(keel_v1_UpdateResult r);
 
 /* Inverse of kproto_command_name; COMMAND_KIND_UNKNOWN for an unknown name. */
 keel_v1_CommandKind kproto_command_from_name(const char *name);

@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# OTA on the device: an emulated device (QEMU + microvisor + the ota app) against a real
+# Mosquitto TLS broker and ota_srv (test-only update server, protocol v1), with bundles built and
+# signed by the real `keel bundle build`. usage: ota.sh CASE KEEL OTA_SRV FIRMWARE APPS_DIR
+#
+# Cases:
+#   download            v1 (factory-installed bundle) -> v2 offered: fetched over MQTT (only the
+#                       blocks that differ), staged, the app defers then applies, v2 on trial,
+#                       confirmed; the same offer again is a no-op; hello reports v2
+#   refused             tampered, unknown key, wrong device type, older counter: each refused
+#                       with its reason in UpdateStatus, nothing staged, v1 keeps running
+#   resume              the device is stopped in the middle of the download; on its next boot
+#                       it fetches only the missing blocks and completes (lost fetches re-asked)
+#   trial-confirm       forced apply (Command UPDATE_APPLY) without the app; trial, confirm
+#   crash-rollback      v3 crashes on start: rolled back by itself to v2, reported (CRASH)
+#   noconfirm-rollback  a build that never confirms: rolled back at the end of its trial
+#   powercut-apply      power cut at KEEL_OTA_KILLS (default 50) seeded random flash operations
+#                       of the apply (KEEL_OTA_SEED): after each, the device boots a verified
+#                       app, reconnects and converges to the deployed version (see below)
+# Every process started here is stopped on exit; every wait is bounded; checks are on what the
+# device and the server did, never on timings.
+set -uo pipefail
+case_=$1 keel=$2 srv=$3 fw=$4 apps=$5
+for f in "$keel" "$srv" "$fw" "$apps/ota.elf"; do
+    [ -f "$f" ] || { echo "FAIL ($case_): $f not found (run 'make' first)"; exit 1; }
+done
+for p in mosquitto openssl; do
+    command -v "$p" >/dev/null || { echo "FAIL ($case_): $p not installed (scripts/packages/net.txt; run 'make deps')"; exit 1; }
+done
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+W=$(mktemp -d "${TMPDIR:-/tmp}/keel-ota.XXXXXX") || exit 1
+# shellcheck source=../net/procs.sh
+. "$HERE/../net/procs.sh"
+FAILED=0
+cleanup() {
+    stop_pids
+    if [ "$FAILED" -ne 0 ]; then
+        echo "---- device console ----"; tail -c 30000 "$W/console.txt" 2>/dev/null
+        echo "---- ota_srv ----"; tail -n 60 "$W/srv.txt" 2>/dev/null
+        echo "---- broker log ----"; tail -n 20 "$W/mosquitto.log" 2>/dev/null
+    fi
+    rm -rf "$W"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL ($case_): $*"
+    FAILED=1
+    exit 1
+}
+
+# ---- PKI, broker, keys, bundles ------------------------------------------------------------------
+STACK_SH="$HERE/../../scripts/stack.sh"
+bash "$STACK_SH" certs "$W" broker keeld >/dev/null || fail "scripts/stack.sh certs failed"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+bash "$STACK_SH" broker-conf "$W" "$PORT" || fail "scripts/stack.sh broker-conf failed"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
+PIDS+=($!)
+wait_for 10 port_open || fail "mosquitto did not start"
+
+"$keel" keys new fleet --dir "$W/keys" >/dev/null || fail "keel keys new fleet failed"
+"$keel" keys new rogue --dir "$W/keys" >/dev/null || fail "keel keys new rogue failed"
+# bundle NAME ELF VERSION COUNTER [keel bundle build options...]
+bundle() {
+    local name=$1 elf=$2 ver=$3 ctr=$4; shift 4
+    "$keel" bundle build "$apps/$elf.elf" --version "$ver" --counter "$ctr" --key "$W/keys/fleet.key" \
+        --trial 20 --politeness 600 -o "$W/$name.kb" "$@" >/dev/null || fail "keel bundle build $name failed"
+}
+bundle v1 ota 1.0.0 1
+
+STATE=$W/state
+"$keel" device provision --state "$STATE" --id dev-1 --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" \
+    --update-key "$W/keys/fleet.pub" >/dev/null || fail "keel device provision failed"
+out=$("$keel" device install --state "$STATE" "$W/v1.kb" 2>&1) || fail "keel device install v1.kb failed: $out"
+grep -q 'installed bundle 1.0.0' <<<"$out" || fail "unexpected install output: $out"
+
+# ---- device and server ---------------------------------------------------------------------------
+KEEL_PID="" SRV_PID=""
+start_device() { # SECONDS [words for --append]
+    timeout --kill-after=5 $(($1 + 30)) "$keel" device run --state "$STATE" --firmware "$fw" \
+        --seconds "$1" --broker "$PORT" --append "net-heartbeat=60000 ${2:-}" </dev/null >>"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+}
+stop_device() { kill -TERM "$KEEL_PID" 2>/dev/null; wait "$KEEL_PID" 2>/dev/null; }
+start_srv() { # BUNDLE DEPLOYMENT [ota_srv options...]
+    local b=$1 d=$2; shift 2
+    : >"$W/srv.txt"
+    timeout --kill-after=5 200 "$srv" --port "$PORT" --ca "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key" \
+        --device dev-1 --bundle "$W/$b.kb" --deployment "$d" --seconds 190 "$@" >>"$W/srv.txt" 2>&1 &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+}
+stop_srv() { kill -TERM "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; }
+console_has() { grep -qE -- "$1" "$W/console.txt" 2>/dev/null; }
+console_count() { grep -cE -- "$1" "$W/console.txt" 2>/dev/null; }
+srv_has() { grep -qE -- "$1" "$W/srv.txt" 2>/dev/null; }
+expect_console() { wait_for "$1" console_has "$2" || fail "the device console never showed '$2' within $1 s"; }
+expect_srv() { wait_for "$1" srv_has "$2" || fail "the server never saw '$2' within $1 s"; }
+
+# Download, defer, apply, trial, confirm of bundle NAME (version VER) under deployment DEP.
+update_to() { # NAME VER DEP
+    start_srv "$1" "$3"
+    expect_srv 60 "status dep=$3 state=1 "
+    expect_console 120 "update: $2 staged and verified"
+    expect_srv 10 "status dep=$3 state=2 "
+    expect_console 20 'ota: work done: keel_update_apply\(\)'
+    expect_console 60 "update: applied in .* $2 runs on trial"
+    expect_console 20 "ota: running app version $2"
+    expect_console 10 'ota: started, previous run ended by update'
+    expect_console 20 'ota: healthy: keel_update_confirm\(\) ok'
+    expect_console 10 "update: $2 confirmed by the app: installed"
+    expect_srv 20 "status dep=$3 state=0 result=1 .*installed=$2 "
+}
+
+case $case_ in
+download)
+    bundle v2 ota 1.1.0 2
+    start_device 200
+    expect_console 30 'net: connected to broker'
+    expect_console 5 'app started'
+    update_to v2 1.1.0 7
+    # Only what differs was fetched: the manifest and 2 of 129 blocks (header page + image).
+    line=$(grep -m1 'update: deployment 7: .* of 129 blocks to fetch' "$W/console.txt")
+    n=$(sed -n 's/.*: \([0-9]*\) of 129 blocks.*/\1/p' <<<"$line")
+    [ -n "$n" ] && [ "$n" -le 3 ] && [ "$n" -ge 1 ] || fail "expected 1..3 blocks to fetch, got: $line"
+    size=$(stat -c %s "$W/v2.kb")
+    served=$(grep -o 'served=[0-9]*' "$W/srv.txt" | tail -n 1 | cut -d= -f2)
+    [ "$served" -le "$size" ] || fail "served $served bytes of a $size-byte bundle"
+    # Hello reports the new version; the same offer again is a no-op with the status re-sent.
+    stop_srv
+    start_srv v2 7
+    expect_srv 20 'status dep=7 state=0 result=1 '
+    sleep 3
+    console_has 'update: offer of deployment 7: .*' && [ "$(console_count 'update: offer of deployment 7')" -gt 1 ] &&
+        fail "the same offer again started a second download"
+    # After a reboot the device knows it is installed: nothing to do.
+    stop_srv; stop_device
+    start_srv v2 7
+    start_device 60
+    expect_srv 60 'hello app=1.1.0'
+    expect_console 60 'update: deployment 7 is already installed'
+    expect_srv 20 'status dep=7 state=0 result=1 .*detail=already installed'
+    ;;
+refused)
+    bundle older ota 1.2.0 0
+    bundle wrongtype ota 1.2.0 5 --device-type 0x999
+    "$keel" bundle build "$apps/ota.elf" --version 1.2.0 --counter 5 --key "$W/keys/rogue.key" \
+        -o "$W/unknownkey.kb" >/dev/null || fail "bundle build (rogue key) failed"
+    bundle good ota 1.2.0 5
+    # Tampered: one byte of the signed manifest (the version field) changed after signing.
+    cp "$W/good.kb" "$W/tampered.kb"
+    printf '\x09' | dd of="$W/tampered.kb" bs=1 seek=13 conv=notrunc status=none
+    start_device 200
+    expect_console 30 'net: connected to broker'
+    d=10
+    for b in tampered unknownkey wrongtype older; do
+        d=$((d + 1))
+        case $b in
+        tampered) want='result=5 code=-404 .*detail=refused: the signature does not verify' ;;
+        unknownkey) want='result=6 code=-403 .*detail=refused: signed by a key this device does not trust' ;;
+        wrongtype) want='result=6 code=-405 .*detail=refused: built for device type 0x999' ;;
+        older) want='result=6 code=-406 .*detail=refused: security counter 0 < installed 1' ;;
+        esac
+        start_srv "$b" "$d"
+        expect_srv 60 "status dep=$d state=0 $want"
+        stop_srv
+    done
+    console_has 'staged and verified' && fail "a refused bundle was staged"
+    console_has 'update: deployment .*accepted' && fail "a refused bundle was accepted"
+    [ "$(console_count 'app started')" -eq 1 ] || fail "the app was restarted by a refused update"
+    console_has 'ota: running app version 1.0.0' || fail "v1 is not running"
+    ;;
+resume)
+    bundle v2 ota-big 2.0.0 2
+    start_device 200 'heartbeat=100000'
+    expect_console 30 'net: connected to broker'
+    # Every 7th fetch goes unanswered: the device asks again after its timeout.
+    start_srv v2 21 --drop-every 7
+    expect_console 60 'update: deployment 21: [0-9]+ of 129 blocks to fetch'
+    total=$(sed -n 's/.*deployment 21: \([0-9]*\) of 129 blocks to fetch.*/\1/p' "$W/console.txt" | head -n 1)
+    [ "$total" -ge 20 ] || fail "expected a whole new app (>= 20 blocks), got $total"
+    some_staged() { grep -qE 'status dep=21 state=1 .*staged=([5-9]|[1-9][0-9])' "$W/srv.txt"; }
+    wait_for 120 some_staged || fail "no progress of the download"
+    stop_device
+    stop_srv
+    grep -q 'dropped fetch' "$W/srv.txt" || fail "the server dropped no fetch"
+    console_has 'staged and verified' && fail "the download completed before the device was stopped"
+    before=$(grep -oE 'staged=[0-9]+' "$W/srv.txt" | tail -n 1 | cut -d= -f2)
+    echo "--- reboot ---" >>"$W/console.txt"
+    start_srv v2 21
+    start_device 200
+    second_scan() { [ "$(console_count 'update: deployment 21: [0-9]+ of 129 blocks to fetch')" -ge 2 ]; }
+    wait_for 60 second_scan || fail "the device did not resume the download after its reboot"
+    left=$(sed -n 's/.*deployment 21: \([0-9]*\) of 129 blocks to fetch.*/\1/p' "$W/console.txt" | tail -n 1)
+    [ "$left" -le $((total - before)) ] || fail "after the reboot $left blocks were asked for; $before of $total were staged before"
+    expect_console 120 'update: 2.0.0 staged and verified'
+    expect_console 60 'update: applied in'
+    expect_console 30 'ota: healthy: keel_update_confirm\(\) ok'
+    expect_srv 30 'status dep=21 state=0 result=1 .*installed=2.0.0 '
+    ;;
+trial-confirm)
+    bundle v2 ota 1.1.0 2
+    start_device 200
+    expect_console 30 'net: connected to broker'
+    start_srv v2 31 --apply-when-staged
+    expect_srv 120 'command apply id=4242'
+    expect_srv 20 'result id=4242 status=1'
+    expect_console 20 'update: the cloud forces the apply'
+    expect_console 20 'update: applying 1.1.0 without the app: forced by the cloud'
+    expect_console 60 'update: 1.1.0 runs on trial: it must call keel_update_confirm\(\) within 20 s'
+    expect_srv 30 'status dep=31 state=3 .*trial=1 '
+    expect_console 20 'ota: on trial: confirming'
+    expect_console 20 'update: 1.1.0 confirmed by the app'
+    expect_srv 30 'status dep=31 state=0 result=1 code=0 trial=0 .*installed=1.1.0 '
+    console_has 'ota: work done' && fail "the app applied although the cloud forced it first"
+    ;;
+crash-rollback|noconfirm-rollback)
+    bundle v2 ota 2.0.0 2
+    if [ "$case_" = crash-rollback ]; then
+        bundle v3 ota-crash 3.0.0 3
+        reason='crash on trial' code=1
+    else
+        bundle v3 ota-noconfirm 3.0.0 3
+        reason='no confirmation in the trial period' code=2
+    fi
+    start_device 220
+    expect_console 30 'net: connected to broker'
+    update_to v2 2.0.0 41
+    stop_srv
+    start_srv v3 42
+    expect_console 120 'update: 3.0.0 staged and verified'
+    expect_console 60 'update: applied in .* 3.0.0 runs on trial'
+    if [ "$case_" = crash-rollback ]; then
+        expect_console 30 'update: 3.0.0 crashed on trial'
+    else
+        expect_console 20 'ota: on trial: confirming'
+        expect_console 40 'update: 3.0.0 did not confirm within 20 s: rolling back'
+    fi
+    expect_console 60 "update: rolled back in .* \($reason\): the previous app runs again"
+    expect_console 20 'ota: started, previous run ended by rollback'
+    expect_console 10 'ota: running app version 2.0.0'
+    expect_srv 30 "status dep=42 state=0 result=8 code=$code "
+    # Offered again: not applied again (the journal remembers the bundle that failed).
+    stop_srv
+    start_srv v3 42
+    sleep 5
+    [ "$(console_count 'update: applied in .* 3.0.0 runs on trial')" -eq 1 ] || fail "the failed bundle was applied again"
+    ;;
+powercut-apply)
+    # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),
+    # snapshot of the flash files; a calibration boot without network logs the internal flash
+    # operations of the apply [S, E]. Then per round: restore the snapshot, boot with power cut
+    # at a seeded random operation N in (S, E] (QEMU exits as the supply fails: the torn
+    # operation is in the files), boot again with the network: the apply resumes (or rolls
+    # back), a verified app starts, the device reconnects and reports 2.0.0 installed.
+    kills=${KEEL_OTA_KILLS:-50} seed=${KEEL_OTA_SEED:-1234}
+    bundle v2 ota-big 2.0.0 2 --politeness 1
+    start_srv v2 51
+    start_device 200
+    expect_console 120 'update: 2.0.0 staged and verified'
+    stop_device
+    console_has 'update: app stopped for the update' && fail "the apply began before the snapshot"
+    cp -a "$STATE" "$W/staged" || fail "snapshot failed"
+    restore() { rm -rf "$STATE" && cp -a "$W/staged" "$STATE"; }
+    timeout 60 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 8 >"$W/cal.txt" 2>&1
+    s_op=$(sed -n 's/.*applying 2.0.0 over 1.0.0 (internal flash op \([0-9]*\)).*/\1/p' "$W/cal.txt")
+    e_op=$(sed -n 's/.*(up to internal flash op \([0-9]*\)); 2.0.0 runs on trial.*/\1/p' "$W/cal.txt")
+    [ -n "$s_op" ] && [ -n "$e_op" ] && [ "$e_op" -gt $((s_op + 20)) ] ||
+        { cat "$W/cal.txt"; fail "calibration: no apply span in the console (got '$s_op'..'$e_op')"; }
+    echo "apply spans internal flash operations $((s_op + 1))..$e_op; $kills cuts, seed $seed"
+    RANDOM=$seed
+    t0=$(date +%s)
+    for round in $(seq "$kills"); do
+        n=$((s_op + 1 + (RANDOM * 32768 + RANDOM) % (e_op - s_op)))
+        restore || fail "restoring the snapshot failed"
+        timeout 60 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 20 --powercut "$n" \
+            >"$W/cut.txt" 2>&1
+        rc=$?
+        grep -q 'power cut (fault injection)' "$W/cut.txt" && [ "$rc" -eq 86 ] ||
+            { cat "$W/cut.txt"; fail "round $round: no power cut at operation $n (exit $rc)"; }
+        : >"$W/console.txt"
+        : >"$W/srv.txt"
+        start_device 60
+        expect_console 30 'update: (boot check done|2.0.0 runs on trial|applied in)'
+        expect_console 30 'app started'
+        expect_console 10 'ota: running app version 2.0.0'
+        expect_console 30 'net: connected to broker'
+        expect_srv 30 'status dep=51 state=0 result=1 .*installed=2.0.0 '
+        how=$(grep -oE 'a power cut interrupted the [a-z]+|journal: [a-z]+' "$W/console.txt" | head -n 2 | tr '\n' ' ')
+        console_has 'app image in flash does not verify' && fail "round $round: an unverified app image"
+        echo "round $round: cut at operation $n: $how-> 2.0.0 verified, reconnected, confirmed"
+        stop_device
+    done
+    echo "$kills power cuts during the apply, each recovered and converged, in $(($(date +%s) - t0)) s"
+    ;;
+*)
+    fail "unknown case"
+    ;;
+esac
+stop_srv
+stop_device
+echo "PASS ($case_)"

@@ -1,0 +1,601 @@
+/* simdev_upd: see simdev_upd.h. */
+#include "simdev_upd.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "keel/app_image.h"
+#include "keel/bundle.h"
+#include "keel/flash.h"
+#include "keel/flash_file.h"
+#include "keel/upd.h"
+
+#include "keyfile.h"
+#include "layout.h"
+
+#define QUEUE_LEN 32
+#define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
+#define STATUS_EVERY_MS 1000    /* progress while downloading (protocol: at most every 2 s) */
+#define MAX_KEYS 4
+#define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
+
+typedef struct item {
+    kproto_topic_t t;
+    keel_v1_Envelope env;
+} item_t;
+
+/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX. */
+typedef struct range {
+    uint32_t start, len;
+    uint8_t *dst;
+    uint32_t have;            /* bitmap of received chunks (<= 32) */
+    uint32_t nchunks;
+    uint64_t asked_ms;
+    bool active;
+} range_t;
+
+typedef enum { ST_NONE, ST_SIGNED, ST_STAGING, ST_STAGED, ST_DONE } st_t;
+
+struct sdu {
+    sdu_config_t cfg;
+    kflash_file_t iff, qff;
+    kflash_t ifl, qfl;
+    uint8_t *iused;
+    kbdl_key_t keys[MAX_KEYS];
+    upd_t *upd;
+    pthread_mutex_t lock;
+    item_t *q;                /* QUEUE_LEN items */
+    unsigned qhead, qlen;
+    /* the offer in hand */
+    st_t st;
+    keel_v1_UpdateOffer offer;
+    bool forced;
+    uint8_t signed_buf[SIGNED_MAX];
+    kbdl_manifest_t m;
+    uint32_t block;           /* STAGING: block being fetched */
+    uint32_t blocks_needed, blocks_staged, bytes_fetched;
+    uint8_t page[UPD_BLOCK_MAX];
+    range_t r;
+    uint64_t staged_ms, status_ms;
+    unsigned finals;
+    keel_v1_Envelope last_final; /* said again when keeld offers the same deployment again */
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void die(const char *what, kerr_t err)
+{
+    fprintf(stderr, "simdev: update agent: %s: %s\n", what, kerr_str(err));
+    exit(1);
+}
+
+/* ---- set-up ----------------------------------------------------------------------------------- */
+
+static void open_flash(sdu_t *u)
+{
+    char path[4200];
+    kerr_t err;
+
+    mkdir(u->cfg.dir, 0755); /* the device's state directory, like keel device's */
+    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, AN505_IFLASH_FILE);
+    if ((err = kflash_file_open(&u->iff, path, AN505_IFLASH_SIZE, true)) != KERR_OK) {
+        die(path, err);
+    }
+    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, AN505_QSPI_FILE);
+    if ((err = kflash_file_open(&u->qff, path, AN505_QSPI_SIZE, true)) != KERR_OK) {
+        die(path, err);
+    }
+    size_t ub = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
+    u->iused = calloc(1, ub);
+    kflash_geometry_t gi = {AN505_IFLASH_SIZE, AN505_IFLASH_PAGE, AN505_IFLASH_UNIT, true};
+    kflash_geometry_t gq = {AN505_QSPI_SIZE, AN505_QSPI_SECTOR, AN505_QSPI_UNIT, false};
+    if (u->iused == NULL ||
+        (err = kflash_init(&u->ifl, &kflash_file_backend, &u->iff, &gi, u->iused, ub)) != KERR_OK ||
+        (err = kflash_init(&u->qfl, &kflash_file_backend, &u->qff, &gq, NULL, 0)) != KERR_OK) {
+        die("flash", u->iused ? err : KERR_NOMEM);
+    }
+}
+
+/* Factory install: the bundle's region written directly (no engine, no journal). */
+static void install(sdu_t *u, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = SIGNED_MAX + AN505_APP_SLOT_SIZE;
+    uint8_t *b = malloc(cap), *region = malloc(AN505_APP_SLOT_SIZE);
+    size_t n = (f && b) ? fread(b, 1, cap, f) : 0;
+    kbdl_manifest_t m;
+
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (n == 0 || region == NULL || kbdl_decode(b, (uint32_t)n, &m) != KERR_OK ||
+        m.layers[0].region_len != AN505_APP_SLOT_SIZE ||
+        kbdl_signed_size(&m) + m.layers[0].size != n) {
+        fprintf(stderr, "simdev: --install %s: not a bundle for the app slot\n", path);
+        exit(1);
+    }
+    memset(region, 0xFF, AN505_APP_SLOT_SIZE);
+    memcpy(region + m.layers[0].offset, b + kbdl_signed_size(&m), m.layers[0].size);
+    kerr_t err = kflash_erase_range(&u->ifl, AN505_APP_SLOT_OFF, AN505_APP_SLOT_SIZE);
+    if (err == KERR_OK) {
+        err = kflash_program(&u->ifl, AN505_APP_SLOT_OFF, region, AN505_APP_SLOT_SIZE);
+    }
+    if (err != KERR_OK) {
+        die("install", err);
+    }
+    free(b);
+    free(region);
+}
+
+sdu_t *sdu_open(const sdu_config_t *cfg)
+{
+    sdu_t *u = calloc(1, sizeof(*u));
+    if (u == NULL || (u->upd = calloc(1, sizeof(*u->upd))) == NULL ||
+        (u->q = calloc(QUEUE_LEN, sizeof(item_t))) == NULL) {
+        die("memory", KERR_NOMEM);
+    }
+    u->cfg = *cfg;
+    pthread_mutex_init(&u->lock, NULL);
+    open_flash(u);
+    if (cfg->install != NULL) {
+        install(u, cfg->install);
+    }
+    uint32_t nkeys = 0;
+    char list[1024];
+    snprintf(list, sizeof(list), "%s", cfg->keys ? cfg->keys : "");
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p && nkeys < MAX_KEYS;
+         p = strtok_r(NULL, ",", &save)) {
+        keyfile_key_t k;
+        char why[256];
+        if (!keyfile_load(p, false, &k, why, sizeof(why))) {
+            fprintf(stderr, "simdev: --update-key %s: %s\n", p, why);
+            exit(1);
+        }
+        memcpy(u->keys[nkeys++].pub, k.pub, KBDL_PUBKEY_SIZE);
+    }
+    upd_config_t uc = {
+        .iflash = &u->ifl,
+        .region_off = AN505_APP_SLOT_OFF,
+        .region_len = AN505_APP_SLOT_SIZE,
+        .journal_off = AN505_UPD_JOURNAL_A,
+        .qspi = &u->qfl,
+        .stage_off = 0,
+        .stage_len = AN505_QSPI_SIZE,
+        .trust = {u->keys, nkeys, cfg->device_type, cfg->uv_version, 0},
+    };
+    /* The staging key would never leave a real device's secure world; here it is per device dir. */
+    for (uint32_t i = 0; i < UPD_KEY_SIZE; i++) {
+        uc.key[i] = (uint8_t)(0x5Au ^ i);
+    }
+    kerr_t err = upd_open(u->upd, &uc);
+    if (err == KERR_OK) {
+        err = upd_boot(u->upd);
+    }
+    if (err != KERR_OK) {
+        die("engine", err);
+    }
+    upd_status_t st;
+    upd_status(u->upd, &st);
+    printf("update-engine phase %u version %u counter %u\n", st.phase, st.version, st.counter);
+    return u;
+}
+
+void sdu_close(sdu_t *u)
+{
+    if (u == NULL) {
+        return;
+    }
+    upd_close(u->upd);
+    kflash_file_close(&u->iff);
+    kflash_file_close(&u->qff);
+    pthread_mutex_destroy(&u->lock);
+    free(u->iused);
+    free(u->upd);
+    free(u->q);
+    free(u);
+}
+
+void sdu_hello(sdu_t *u, keel_v1_Hello *h)
+{
+    uint8_t hdr[KAPP_HDR_SIZE];
+    kapp_hdr_t ah;
+    keel_v1_Region *r = &h->regions[h->regions_count++];
+
+    snprintf(r->name, sizeof(r->name), "app");
+    r->size = AN505_APP_SLOT_SIZE;
+    if (upd_region_sha(u->upd, r->sha256) != KERR_OK) {
+        memset(r->sha256, 0, sizeof(r->sha256));
+    }
+    h->app_version = 0;
+    if (kflash_read(&u->ifl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) == KERR_OK &&
+        kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, &ah) == KERR_OK) {
+        h->app_version = ah.version;
+    }
+    r->version = h->app_version;
+}
+
+void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
+{
+    pthread_mutex_lock(&u->lock);
+    if (u->qlen < QUEUE_LEN) {
+        item_t *it = &u->q[(u->qhead + u->qlen++) % QUEUE_LEN];
+        it->t = t;
+        it->env = *env;
+    } else {
+        printf("update-queue-full\n"); /* dropped: the agent asks again after FETCH_RETRY_MS */
+    }
+    pthread_mutex_unlock(&u->lock);
+}
+
+unsigned sdu_finals(sdu_t *u)
+{
+    return u->finals;
+}
+
+/* ---- reporting -------------------------------------------------------------------------------- */
+
+static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult result, kerr_t code,
+                   const char *detail)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    keel_v1_UpdateStatus *s = &env.body.update_status;
+    upd_status_t us;
+
+    upd_status(u->upd, &us);
+    env.which_body = keel_v1_Envelope_update_status_tag;
+    s->deployment_id = u->offer.deployment_id;
+    s->state = state;
+    s->result = result;
+    s->code = (uint32_t)code;
+    snprintf(s->detail, sizeof(s->detail), "%s", detail ? detail : "");
+    s->version = u->m.version;
+    s->installed_version = us.version;
+    s->blocks_total = u->m.layer_count ? u->m.layers[0].block_count : 0;
+    s->blocks_needed = u->blocks_needed;
+    s->blocks_staged = u->blocks_staged;
+    s->bytes_fetched = u->bytes_fetched;
+    s->trial = us.phase == UPD_PHASE_TRIAL;
+    u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+    u->status_ms = mono_ms();
+    printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
+           kproto_update_state_name(state), kproto_update_result_name(result), (int)code, s->detail);
+    if (state == keel_v1_UpdateState_UPDATE_STATE_IDLE &&
+        result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL) {
+        u->finals++;
+        u->st = ST_DONE;
+        u->last_final = env;
+    }
+}
+
+/* A refusal of the manifest: the LwM2M result and a sentence with the numbers. */
+static void refused(sdu_t *u, kerr_t err)
+{
+    char d[96];
+    upd_status_t us;
+    keel_v1_UpdateResult r = keel_v1_UpdateResult_UPDATE_RESULT_UNSUPPORTED_PACKAGE;
+
+    upd_status(u->upd, &us);
+    switch (err) {
+    case KERR_BDL_SIGNATURE:
+    case KERR_UPD_BLOCK:
+    case KERR_UPD_VERIFY:
+    case KERR_UPD_AUTH:
+        r = keel_v1_UpdateResult_UPDATE_RESULT_INTEGRITY_FAILURE;
+        snprintf(d, sizeof(d), "%s", kerr_str(err));
+        break;
+    case KERR_BDL_COUNTER:
+        snprintf(d, sizeof(d), "security counter %u < installed %u (anti-rollback)",
+                 u->m.security_counter, us.counter);
+        break;
+    case KERR_BDL_DEVICE:
+        snprintf(d, sizeof(d), "built for device type 0x%x, this is 0x%x", u->m.device_type,
+                 u->cfg.device_type);
+        break;
+    case KERR_BDL_KEY:
+        snprintf(d, sizeof(d), "signed by key id %02x%02x%02x%02x..., not a key this device trusts",
+                 u->m.key_id[0], u->m.key_id[1], u->m.key_id[2], u->m.key_id[3]);
+        break;
+    case KERR_UPD_NOSPACE:
+        r = keel_v1_UpdateResult_UPDATE_RESULT_NOT_ENOUGH_FLASH;
+        snprintf(d, sizeof(d), "%s", kerr_str(err));
+        break;
+    default:
+        snprintf(d, sizeof(d), "%s", kerr_str(err));
+        break;
+    }
+    status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, r, err, d);
+}
+
+/* ---- fetching --------------------------------------------------------------------------------- */
+
+static void ask(sdu_t *u, uint32_t chunk)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    keel_v1_UpdateFetch *f = &env.body.update_fetch;
+    uint32_t off = chunk * KPROTO_CHUNK_MAX;
+
+    env.which_body = keel_v1_Envelope_update_fetch_tag;
+    f->deployment_id = u->offer.deployment_id;
+    memcpy(f->bundle_sha256, u->offer.bundle_sha256, 32);
+    f->offset = u->r.start + off;
+    f->length = u->r.len - off < KPROTO_CHUNK_MAX ? u->r.len - off : KPROTO_CHUNK_MAX;
+    u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_FETCH, &env);
+}
+
+/* Fetch bundle bytes [start, start + len) into dst (len <= 32 chunks). */
+static void fetch(sdu_t *u, uint32_t start, uint32_t len, uint8_t *dst)
+{
+    u->r = (range_t){start, len, dst, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, mono_ms(), true};
+    for (uint32_t c = 0; c < u->r.nchunks; c++) {
+        ask(u, c);
+    }
+}
+
+static bool fetched(const sdu_t *u)
+{
+    return u->r.active && u->r.have == (u->r.nchunks == 32 ? 0xFFFFFFFFu : (1u << u->r.nchunks) - 1u);
+}
+
+static void on_chunk(sdu_t *u, const keel_v1_UpdateChunk *c)
+{
+    if (!u->r.active || c->deployment_id != u->offer.deployment_id || c->offset < u->r.start) {
+        return;
+    }
+    uint32_t off = c->offset - u->r.start;
+    uint32_t idx = off / KPROTO_CHUNK_MAX;
+    uint32_t want = u->r.len - off < KPROTO_CHUNK_MAX ? u->r.len - off : KPROTO_CHUNK_MAX;
+    if (off % KPROTO_CHUNK_MAX != 0 || idx >= u->r.nchunks || c->data.size != want ||
+        (u->r.have & (1u << idx))) {
+        return; /* not what we asked for, or a duplicate (QoS 1 is at least once) */
+    }
+    memcpy(u->r.dst + off, c->data.bytes, want);
+    u->r.have |= 1u << idx;
+    u->bytes_fetched += want;
+}
+
+static void retry(sdu_t *u)
+{
+    if (!u->r.active || fetched(u) || mono_ms() - u->r.asked_ms < FETCH_RETRY_MS) {
+        return;
+    }
+    u->r.asked_ms = mono_ms();
+    for (uint32_t c = 0; c < u->r.nchunks; c++) {
+        if (!(u->r.have & (1u << c))) {
+            ask(u, c);
+        }
+    }
+}
+
+/* ---- the update ------------------------------------------------------------------------------- */
+
+/*
+ * Block i of the region is region bytes [i*P, (i+1)*P); the payload holds the layer's content
+ * [offset, offset + size) of the region, so the block's bytes inside the content come from
+ * bundle offset signed_size + (pos - offset), and the rest of the block is 0xFF.
+ */
+static bool block_range(const sdu_t *u, uint32_t i, uint32_t *out_start, uint32_t *out_len,
+                        uint32_t *out_page_off)
+{
+    const kbdl_layer_t *l = &u->m.layers[0];
+    uint32_t p = u->m.block_size, lo = i * p, hi = lo + p;
+    uint32_t clo = lo > l->offset ? lo : l->offset;
+    uint32_t chi = hi < l->offset + l->size ? hi : l->offset + l->size;
+    if (clo >= chi) {
+        return false;
+    }
+    *out_start = kbdl_signed_size(&u->m) + (clo - l->offset);
+    *out_len = chi - clo;
+    *out_page_off = clo - lo;
+    return true;
+}
+
+/* Start fetching the next block the engine needs, or finish staging. */
+static void next_block(sdu_t *u)
+{
+    for (; u->block < u->m.layers[0].block_count; u->block++) {
+        kerr_t need = upd_block_needed(u->upd, u->block);
+        uint32_t start, len, poff;
+        if (need == 1 && block_range(u, u->block, &start, &len, &poff)) {
+            memset(u->page, 0xFF, sizeof(u->page));
+            fetch(u, start, len, u->page + poff);
+            return;
+        }
+    }
+    u->r.active = false;
+    kerr_t err = upd_stage_finish(u->upd);
+    if (err != KERR_OK) {
+        upd_cancel(u->upd);
+        refused(u, err);
+        return;
+    }
+    u->st = ST_STAGED;
+    u->staged_ms = mono_ms();
+    status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADED, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
+           KERR_OK, u->cfg.defer && !u->forced ? "staged; the app defers the apply" : "staged");
+}
+
+static void begin_staging(sdu_t *u)
+{
+    kerr_t err = kbdl_decode(u->signed_buf, u->offer.signed_size, &u->m);
+    if (err == KERR_OK) {
+        err = upd_stage_begin(u->upd, u->signed_buf, u->offer.signed_size);
+    }
+    if (err != KERR_OK) {
+        refused(u, err);
+        return;
+    }
+    u->st = ST_STAGING;
+    u->block = 0;
+    u->blocks_staged = 0;
+    u->blocks_needed = 0;
+    for (uint32_t i = 0; i < u->m.layers[0].block_count; i++) {
+        u->blocks_needed += upd_block_needed(u->upd, i) == 1;
+    }
+    status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
+           KERR_OK, NULL);
+    next_block(u);
+}
+
+static void on_offer(sdu_t *u, const keel_v1_UpdateOffer *o)
+{
+    bool same = u->st != ST_NONE && o->deployment_id == u->offer.deployment_id &&
+                memcmp(o->bundle_sha256, u->offer.bundle_sha256, 32) == 0;
+    if (same) {
+        u->forced = u->forced || o->force;
+        if (u->st == ST_DONE) {
+            /* keeld did not get our final status (or restarted): say it again. */
+            printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
+            keel_v1_Envelope env = u->last_final;
+            u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+        }
+        return;
+    }
+    printf("update-offer %llu %u bytes\n", (unsigned long long)o->deployment_id, o->bundle_size);
+    upd_status_t us;
+    upd_status(u->upd, &us);
+    if (us.phase == UPD_PHASE_TRIAL || us.phase == UPD_PHASE_APPLYING ||
+        us.phase == UPD_PHASE_ROLLBACK) {
+        return; /* busy with the last one; keeld offers again after the next hello */
+    }
+    u->offer = *o;
+    u->forced = o->force;
+    u->bytes_fetched = 0;
+    memset(&u->m, 0, sizeof(u->m));
+    if (o->signed_size < KBDL_HDR_SIZE || o->signed_size > SIGNED_MAX || o->signed_size > o->bundle_size) {
+        u->st = ST_SIGNED;
+        refused(u, KERR_BDL_MALFORMED);
+        return;
+    }
+    u->st = ST_SIGNED;
+    fetch(u, 0, o->signed_size, u->signed_buf);
+}
+
+/* Apply, "reboot" into the new app, and let it confirm or crash. */
+static bool apply(sdu_t *u)
+{
+    status(u, keel_v1_UpdateState_UPDATE_STATE_UPDATING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
+           KERR_OK, "applying");
+    kerr_t err = upd_apply(u->upd);
+    if (err != KERR_OK) {
+        refused(u, err);
+        return true;
+    }
+    status(u, keel_v1_UpdateState_UPDATE_STATE_UPDATING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
+           KERR_OK, "new app on trial");
+    if (u->cfg.crash_on_trial) {
+        char d[96], v[16];
+        upd_status_t us;
+        err = upd_rollback(u->upd, UPD_REASON_CRASH);
+        upd_status(u->upd, &us);
+        kapp_version_format(us.version, v, sizeof(v));
+        snprintf(d, sizeof(d), "the new app crashed during its trial: rolled back to %s", v);
+        status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_UPDATE_FAILED,
+               err == KERR_OK ? (kerr_t)UPD_REASON_CRASH : err, d);
+        return true;
+    }
+    err = upd_confirm(u->upd);
+    if (err != KERR_OK) {
+        refused(u, err);
+        return true;
+    }
+    status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS,
+           KERR_OK, "confirmed by the new app");
+    return true;
+}
+
+static void on_command(sdu_t *u, const keel_v1_Command *c)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    env.which_body = keel_v1_Envelope_result_tag;
+    env.body.result.command_id = c->id;
+    env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_OK;
+    printf("command %llu %s\n", (unsigned long long)c->id, kproto_command_name(c->kind));
+    if (c->kind == keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY) {
+        if (u->st == ST_SIGNED || u->st == ST_STAGING || u->st == ST_STAGED) {
+            u->forced = true; /* applied in sdu_poll, now or as soon as staged */
+        } else {
+            env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_REJECTED;
+            snprintf(env.body.result.detail, sizeof(env.body.result.detail), "no update in flight");
+        }
+    } else if (c->kind == keel_v1_CommandKind_COMMAND_KIND_UPDATE_CANCEL) {
+        if (upd_cancel(u->upd) != KERR_OK) {
+            env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_REJECTED;
+            snprintf(env.body.result.detail, sizeof(env.body.result.detail), "nothing to cancel");
+        } else {
+            u->st = ST_NONE;
+            u->r.active = false;
+        }
+    }
+    u->cfg.send(u->cfg.ctx, KPROTO_T_RESULT, &env);
+}
+
+/* Seconds after "staged" until the device applies without the app: the bundle's politeness
+ * deadline, or the offer's force_after_s when that is shorter. */
+static uint64_t deadline_ms(const sdu_t *u)
+{
+    uint64_t s = u->m.policy.politeness_s;
+    if (u->offer.force_after_s != 0 && u->offer.force_after_s < s) {
+        s = u->offer.force_after_s;
+    }
+    return u->staged_ms + s * 1000u;
+}
+
+bool sdu_poll(sdu_t *u)
+{
+    /* Everything queued by the MQTT thread, then the state machine. */
+    for (unsigned n = 0; n < QUEUE_LEN; n++) {
+        item_t it;
+        pthread_mutex_lock(&u->lock);
+        bool have = u->qlen > 0;
+        if (have) {
+            it = u->q[u->qhead];
+            u->qhead = (u->qhead + 1) % QUEUE_LEN;
+            u->qlen--;
+        }
+        pthread_mutex_unlock(&u->lock);
+        if (!have) {
+            break;
+        }
+        if (it.t == KPROTO_T_UPDATE) {
+            on_offer(u, &it.env.body.update_offer);
+        } else if (it.t == KPROTO_T_UPDATE_DATA) {
+            on_chunk(u, &it.env.body.update_chunk);
+        } else if (it.t == KPROTO_T_CMD) {
+            on_command(u, &it.env.body.command);
+        }
+    }
+    if (u->st == ST_SIGNED && fetched(u)) {
+        u->r.active = false;
+        begin_staging(u);
+    } else if (u->st == ST_STAGING && fetched(u)) {
+        kerr_t err = upd_stage_block(u->upd, u->block, u->page, u->m.block_size);
+        if (err != KERR_OK) {
+            upd_cancel(u->upd);
+            refused(u, err);
+            return false;
+        }
+        u->blocks_staged++;
+        u->block++;
+        next_block(u);
+    }
+    if (u->st == ST_STAGING && mono_ms() - u->status_ms >= STATUS_EVERY_MS) {
+        status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
+               KERR_OK, NULL);
+    }
+    retry(u);
+    if (u->st == ST_STAGED && (!u->cfg.defer || u->forced || mono_ms() >= deadline_ms(u))) {
+        return apply(u);
+    }
+    return false;
+}
