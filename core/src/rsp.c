@@ -717,6 +717,17 @@ void rsp_notify_stop(rsp_t *rsp)
     send_stop_reply(rsp);
 }
 
+void rsp_notify_exit(rsp_t *rsp, int signal)
+{
+    if (!rsp->running)
+        return;
+    rsp->running = false;
+    reply_begin(rsp);
+    reply_byte(rsp, 'X');
+    reply_hex8(rsp, (uint8_t)signal);
+    reply_send(rsp);
+}
+
 bool rsp_running(const rsp_t *rsp)
 {
     return rsp->running;

@@ -69,6 +69,7 @@ typedef struct dbg {
     volatile bool resume_req;    /* 'c'/'s': leave the halt loop at the next service */
     volatile bool restart_req;   /* 'k' (or a detach from a fault): restart the app */
     volatile bool stop_pending;  /* a stop to report at the next service run */
+    volatile bool exit_pending;  /* the app is gone for good: tell a waiting debugger */
     bool session;                /* bytes arrived: a debugger is attached */
     bool end_session;            /* 'D'/'k' seen: fresh engine once rsp_input returns */
     bool end_kill;               /* ... and it was a 'k' */
@@ -571,9 +572,13 @@ void uv_dbg_poll(void)
 {
     if (!dbg.tr)
         return;
-    if (dbg.stop_pending && dbg.parked) {
+    if (dbg.stop_pending) {
         dbg.stop_pending = false;
         rsp_notify_stop(&dbg.rsp);
+    }
+    if (dbg.exit_pending) {
+        dbg.exit_pending = false;
+        rsp_notify_exit(&dbg.rsp, RSP_SIGKILL);
     }
     for (unsigned guard = 0; guard < 4u && dbg.in_rd != dbg.in_wr; guard++) {
         /* A session starts with a packet or a Ctrl-C: a stray ack after a detach is no
@@ -605,17 +610,20 @@ void uv_dbg_poll(void)
     }
 }
 
-/* The app stopped for good, or is being started again: its breakpoints go (the old image is
- * still in place), a debugger waiting for a stop hears SIGKILL. */
+/* The app stopped for good (watchdog, storm, exit, a restart): its breakpoints go (the old
+ * image is still in place), a debugger waiting in 'continue' hears that the process ended
+ * (X09), and the session is over: the next packet starts a new one on the restarted app. */
 void uv_dbg_app_gone(void)
 {
     uint32_t c = uv_crit_enter();
     if (dbg.session) {
         step_bp_clear();
         (void)bkpt_remove_all(&dbg.bp);
-        dbg.sig = RSP_SIGKILL;
-        if (rsp_running(&dbg.rsp))
-            rsp_notify_stop(&dbg.rsp);
+        dbg.exit_pending = rsp_running(&dbg.rsp); /* sent by the service, never from here */
+        dbg.session = false;
+        dbg.halt_req = false;
+        uv_service_pend();
+        uv_log("debugger: the app stopped for good: session ended, breakpoints removed");
     }
     dbg.parked = false;
     dbg.fault = false;

@@ -648,10 +648,10 @@ static void record_report(const kcrash_report_t *r)
 static void record_stop(void)
 {
     sup.have_report = false;
-    uv_dbg_app_gone();
     if (!sup.recorded)
         record_report(&sup.report);
     sup.recorded = false;
+    uv_dbg_app_gone();
 }
 
 void uv_sup_record_stop(void)

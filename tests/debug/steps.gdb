@@ -18,8 +18,12 @@ stepi
 bt 1
 delete
 echo MARK next-over-keel-call\n
-# Line 93 calls keel_watchdog_kick(): a BL into the microvisor's veneer, stepped over.
-break 93
+# main's call of keel_watchdog_kick(): a BL into the microvisor's veneer, stepped over.
+python
+src = gdb.lookup_global_symbol("main").symtab.fullname()
+line = [i for i, l in enumerate(open(src), 1) if "keel_watchdog_kick();" in l][0]
+gdb.execute("break %d" % line)
+end
 continue
 next
 delete

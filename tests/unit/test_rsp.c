@@ -559,6 +559,15 @@ static void test_run_control(void **state)
     char reply[128];
     take_reply(x, &pos, false, reply, sizeof(reply));
     assert_memory_equal(reply, "T02", 3);
+    /* The app gone for good while the debugger waits: "X09", once, and nothing when idle. */
+    feed_packet(x, "c");
+    pos = x->out.len;
+    rsp_notify_exit(&x->rsp, RSP_SIGKILL);
+    take_reply(x, &pos, false, reply, sizeof(reply));
+    assert_string_equal(reply, "X09");
+    assert_false(rsp_running(&x->rsp));
+    rsp_notify_exit(&x->rsp, RSP_SIGKILL);
+    assert_int_equal(x->out.len, pos);
     free(x);
 }
 
