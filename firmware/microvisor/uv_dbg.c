@@ -69,9 +69,11 @@ typedef struct dbg {
     volatile bool resume_req;    /* 'c'/'s': leave the halt loop at the next service */
     volatile bool restart_req;   /* 'k' (or a detach from a fault): restart the app */
     volatile bool stop_pending;  /* a stop to report at the next service run */
+    volatile bool exit_pending;  /* the app is gone for good: tell a waiting debugger */
     bool session;                /* bytes arrived: a debugger is attached */
     bool end_session;            /* 'D'/'k' seen: fresh engine once rsp_input returns */
     bool end_kill;               /* ... and it was a 'k' */
+    bool lost;                   /* the transport went away (for the log) */
     uint32_t step_bp[2];
     unsigned n_step_bp;
     const uv_dbg_transport_t *tr;
@@ -393,6 +395,18 @@ static kerr_t exc_return_target(const thumb_state_t *st, uint32_t excret, uint32
     return app_read(NULL, frame + 24u, (uint8_t *)out, 4u);
 }
 
+/* Is the instruction at pc a call (BL, or BLX register), which sets lr to the next one? */
+static bool is_call(uint32_t pc)
+{
+    uint16_t hw[2];
+    if (thumb_read(NULL, pc, (uint8_t *)hw, 4u) != KERR_OK &&
+        thumb_read(NULL, pc, (uint8_t *)hw, 2u) != KERR_OK)
+        return false;
+    if ((hw[0] & 0xFF87u) == 0x4780u)
+        return true; /* BLX Rm */
+    return (hw[0] & 0xF800u) == 0xF000u && (hw[1] & 0xD000u) == 0xD000u; /* BL */
+}
+
 static kerr_t t_resume(void *ctx, bool step, int sig)
 {
     (void)sig; /* signals are not delivered to a bare-metal app */
@@ -414,6 +428,11 @@ static kerr_t t_resume(void *ctx, bool step, int sig)
             nx.count = 1;
         }
         for (unsigned i = 0; err == KERR_OK && i < nx.count; i++) {
+            /* Into the microvisor (a keel_* call): no breakpoint can go there, and the app
+             * resumes where the call returns: after a BL/BLX, or, for the jump of a linker
+             * veneer (LDR pc / BX to the NSC entry), at the caller's lr. */
+            if (err == KERR_OK && !board_app_mem(nx.pc[i] & ~1u, 2u))
+                nx.pc[i] = is_call(st.r[15]) ? st.r[15] + nx.size : st.r[14];
             err = bkpt_insert(&dbg.bp, nx.pc[i] & ~1u);
             if (err == KERR_OK)
                 dbg.step_bp[dbg.n_step_bp++] = nx.pc[i] & ~1u;
@@ -458,7 +477,7 @@ static void session_end(bool kill)
     dbg.session = false;
     dbg.end_session = true;
     dbg.end_kill = kill;
-    uv_log("debugger: session ended (%s), app %s", kill ? "kill" : "detach",
+    uv_log("debugger: session ended (%s), app %s", kill ? "kill" : dbg.lost ? "connection lost" : "detach",
            kill || (dbg.parked && dbg.fault) ? "restarted" : "resumed");
 }
 
@@ -515,8 +534,10 @@ void uv_dbg_detach_transport(const uv_dbg_transport_t *t)
 {
     uint32_t c = uv_crit_enter();
     if (dbg.tr == t) {
+        dbg.lost = true;
         if (dbg.session)
             rsp_connection_lost(&dbg.rsp); /* detach: breakpoints removed, app resumed */
+        dbg.lost = false;
         dbg.tr = NULL;
         dbg.end_session = false;
     }
@@ -551,9 +572,13 @@ void uv_dbg_poll(void)
 {
     if (!dbg.tr)
         return;
-    if (dbg.stop_pending && dbg.parked) {
+    if (dbg.stop_pending) {
         dbg.stop_pending = false;
         rsp_notify_stop(&dbg.rsp);
+    }
+    if (dbg.exit_pending) {
+        dbg.exit_pending = false;
+        rsp_notify_exit(&dbg.rsp, RSP_SIGKILL);
     }
     for (unsigned guard = 0; guard < 4u && dbg.in_rd != dbg.in_wr; guard++) {
         /* A session starts with a packet or a Ctrl-C: a stray ack after a detach is no
@@ -585,17 +610,20 @@ void uv_dbg_poll(void)
     }
 }
 
-/* The app stopped for good, or is being started again: its breakpoints go (the old image is
- * still in place), a debugger waiting for a stop hears SIGKILL. */
+/* The app stopped for good (watchdog, storm, exit, a restart): its breakpoints go (the old
+ * image is still in place), a debugger waiting in 'continue' hears that the process ended
+ * (X09), and the session is over: the next packet starts a new one on the restarted app. */
 void uv_dbg_app_gone(void)
 {
     uint32_t c = uv_crit_enter();
     if (dbg.session) {
         step_bp_clear();
         (void)bkpt_remove_all(&dbg.bp);
-        dbg.sig = RSP_SIGKILL;
-        if (rsp_running(&dbg.rsp))
-            rsp_notify_stop(&dbg.rsp);
+        dbg.exit_pending = rsp_running(&dbg.rsp); /* sent by the service, never from here */
+        dbg.session = false;
+        dbg.halt_req = false;
+        uv_service_pend();
+        uv_log("debugger: the app stopped for good: session ended, breakpoints removed");
     }
     dbg.parked = false;
     dbg.fault = false;

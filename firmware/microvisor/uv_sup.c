@@ -111,7 +111,8 @@ void uv_service_pend(void)
 
 void uv_sup_request_stop(kcrash_reason_t reason)
 {
-    if (!sup.running)
+    /* While the debugger holds the app, the request waits: it takes effect at the resume. */
+    if (!sup.running && !sup.halted)
         return;
     if (sup.stop_req == 0u)
         sup.stop_req = reason;
@@ -647,10 +648,10 @@ static void record_report(const kcrash_report_t *r)
 static void record_stop(void)
 {
     sup.have_report = false;
-    uv_dbg_app_gone();
     if (!sup.recorded)
         record_report(&sup.report);
     sup.recorded = false;
+    uv_dbg_app_gone();
 }
 
 void uv_sup_record_stop(void)

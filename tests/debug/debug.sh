@@ -46,6 +46,14 @@ case $case_ in
 session)
     run_gdb session.gdb session.out
     check_session
+    run_gdb steps.gdb steps.out
+    no_protocol_errors steps.out
+    expect steps.out stepi-exc-return '^Breakpoint [0-9]+, 0x[0-9a-f]+ in IRQ4_Handler \(\)' "the breakpoint on the handler's return is hit"
+    expect steps.out stepi-exc-return '^#0  (0x[0-9a-f]+ in )?(main|level[1-5]|misbehave) \(' "stepi over the exception return lands in the interrupted code"
+    expect steps.out next-over-keel-call '^[0-9]+	 +if \(counter % DBG_ALIVE_EVERY' "next steps over a keel_* call (a BL into the microvisor)"
+    expect steps.out stepi-veneer '^Breakpoint [0-9]+, 0x[0-9a-f]+ in __keel_watchdog_kick_veneer' "a breakpoint on the keel_* veneer is hit"
+    expect steps.out stepi-veneer '^pc +0x[0-9a-f]+ +0x[0-9a-f]+ <main\+[0-9]+>' "stepi from the veneer's jump into the microvisor ends back in main"
+    expect steps.out steps-detach '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches after the steps"
     sleep 2 # let the app log on after the detach
     stop_device
     kq_expect open '^\[keel\] debugger: session opened \(serial\)' "the session is opened on the console"
@@ -71,6 +79,11 @@ fault)
     expect fault2.out kill '^\[Inferior 1 \(Remote target\) killed\]' "gdb kills"
     wait_console '^\[keel\] app started' 3
     wait_console '^app\| dbgtarget: alive' 3
+    run_gdb fault3.gdb fault3.out
+    no_protocol_errors fault3.out
+    expect fault3.out sigkill '^Program terminated with signal SIGKILL' "the app stopped by its watchdog while gdb waits: the process ended, for gdb"
+    wait_console '^\[keel\] app started' 4
+    wait_console '^app\| dbgtarget: alive' 4
     stop_device
     kq_expect s1 '^\[keel\] app stopped: .* \(halted for the debugger\)' "the SIGBUS fault is recorded as a crash"
     kq_expect r1 '^\[keel\]   .*(AUVIOL|SecureFault|SFSR)' "the crash report of the SIGBUS fault is printed" "$s1"
@@ -78,7 +91,9 @@ fault)
     kq_expect s2 '^\[keel\] app stopped: .* \(halted for the debugger\)' "the SIGILL fault is recorded as a crash" "$e1"
     kq_expect r2 '^\[keel\]   .*UNDEFINSTR' "the crash report of the SIGILL fault is printed" "$s2"
     kq_expect e2 '^\[keel\] debugger: session ended \(kill\), app restarted' "kill restarts the app" "$s2"
-    [ "$(grep -c '^\[keel\] app stopped' "$KQ_OUT")" -eq 2 ] || kq_fail "each fault must be recorded exactly once"
+    kq_expect w3 '^\[keel\] app stopped: watchdog' "the hang is stopped by the app watchdog" "$e2"
+    kq_expect g3 '^\[keel\] debugger: the app stopped for good: session ended, breakpoints removed' "the session ends with the app" "$w3"
+    [ "$(grep -c '^\[keel\] app stopped' "$KQ_OUT")" -eq 3 ] || kq_fail "each stop must be recorded exactly once"
     ;;
 *)
     kq_die "unknown case $case_" ;;

@@ -6,7 +6,7 @@
  * runs (500 ms) so a halt that forgot to pause it would restart the app. Every 50 rounds (about
  * half a second) it prints "dbgtarget: alive N" on UART0, which shows it runs on after a detach.
  * A debugger sets fault_mode to make it fault: 1 reads secure RAM (SecureFault, SIGBUS),
- * 2 executes an undefined instruction (UsageFault, SIGILL).
+ * 2 executes an undefined instruction (UsageFault, SIGILL), 3 hangs (the app watchdog stops it).
  */
 #include <stdint.h>
 
@@ -77,6 +77,9 @@ static void misbehave(uint32_t mode)
         (void)*(volatile uint32_t *)0x38000000u; /* secure RAM */
     else if (mode == 2u)
         __asm__ volatile("udf #2");
+    else if (mode == 3u)
+        for (;;) /* deliberately unbounded: the app watchdog ends it */
+            __asm__ volatile("nop");
 }
 
 int main(void)

@@ -218,6 +218,7 @@ static void on_open(const keel_v1_DebugOpen *o)
         send_accept_refused(o->session, "the device has no key to sign with (provision it)");
         return;
     }
+    uint32_t t0 = port_ticks();
     dbgsess_eph_t eph;
     keel_v1_DebugAccept *a = &debug_begin(keel_v1_Debug_accept_tag)->kind.accept;
     a->session = o->session;
@@ -256,7 +257,8 @@ static void on_open(const keel_v1_DebugOpen *o)
     nd.pend = false;
     nd.bad_frames = 0u;
     nd.last_rx_ms = port_ticks();
-    uv_log("net: debug session %08lx accepted", (unsigned long)(uint32_t)o->session);
+    uv_log("net: debug session %08lx accepted (keys and signature in %lu ms)",
+           (unsigned long)(uint32_t)o->session, (unsigned long)(port_ticks() - t0));
 }
 
 static void on_frame(const keel_v1_DebugFrame *f)
