@@ -183,6 +183,12 @@ keelc() {
 keel_has() { # FILE TEXT: the CLI said TEXT
   grep -qF -- "$2" "$WORK/$1" || fail "'$2' not in keel's output: $(cat "$WORK/keel.out" "$WORK/keel.err")"
 }
+# figure NAME VALUE: appended to $OTA_FIGURES when set (scripts/bench-ota-net.sh reads them).
+figure() { [ -z "${OTA_FIGURES:-}" ] || echo "$1=$2" >>"$OTA_FIGURES"; }
+# dev_field DEP DEVICE FIELD: prints the field of the device's row.
+dev_field() {
+  api GET "/v1/deployments/$1" >/dev/null && json "[d for d in j['devices'] if d['device'] == '$2'][0]['$3']"
+}
 # dev_ge DEP DEVICE FIELD N: the numeric FIELD of the device's row is >= N.
 dev_ge() {
   api GET "/v1/deployments/$1" >/dev/null &&
@@ -513,6 +519,10 @@ ota_delta)
   upload v2 >/dev/null && upload v3 >/dev/null || fail "upload: $CODE $(cat "$WORK/body")"
   api GET /v1/bundles >/dev/null
   expect_json 'len(j["bundles"])' 3 "bundles listed"
+  keelc bundle list || fail "bundle list: $(cat "$WORK/keel.err")"
+  keel_has keel.out "$(sha_of v3 | cut -c1-16)"
+  keelc bundle list --json || fail "bundle list --json"
+  keel_has keel.out '"version": "2.0.0"' 
   # dev-1 runs v1 (factory install); deploying v1 sends nothing.
   simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
   deploy v1 '"device":"dev-1"'
@@ -522,6 +532,12 @@ ota_delta)
   expect_dev "$DEP" dev-1 bytes_sent 0
   expect_dev "$DEP" dev-1 offers 0
   ! grep -q update-offer "$WORK/sim.out" || fail "an offer for the bundle dev-1 already runs"
+  figure same_sent "$(dev_field "$DEP" dev-1 bytes_sent)"
+  # A device whose hello names only its app image (size and hash): matched by image and version.
+  deploy v1 '"device":"dev-1"'
+  simu dev-1 --hello image logs:1:hello >/dev/null
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "v1 on v1 (image hello): not settled"
+  expect_dev "$DEP" dev-1 bytes_sent 0
   # v2: one function changed.
   upload v2 >/dev/null
   SIGNED="$(json 'j["signed_size"]')"
@@ -536,6 +552,11 @@ ota_delta)
     fail "v2 sent $SENT bytes; the manifest ($SIGNED) and 2 pages are $((SIGNED + 2 * 8192))"
   expect_dev "$DEP" dev-1 installed_version 1.1.0
   expect_json 'j["summary"]["succeeded"]' 1 "v2 summary"
+  figure one_sent "$SENT"
+  figure one_blocks "$(dev_field "$DEP" dev-1 blocks_needed)"
+  figure blocks_total "$(dev_field "$DEP" dev-1 blocks_total)"
+  figure signed "$SIGNED"
+  figure bundle_v2 "$(stat -c %s "$WORK/v2.kb")"
   wait_for 10 get_has /v1/devices/dev-1 '"app_version":"1.1.0"' || fail "hello after v2 not 1.1.0"
   # v2 again: nothing.
   deploy v2 '"device":"dev-1"'
@@ -548,6 +569,9 @@ ota_delta)
   wait_for 10 dev_is "$DEP" dev-1 result success || fail "v3 result not recorded"
   expect_dev "$DEP" dev-1 bytes_fetched "$(stat -c %s "$WORK/v3.kb")"
   expect_dev "$DEP" dev-1 installed_version 2.0.0
+  figure new_sent "$(dev_field "$DEP" dev-1 bytes_sent)"
+  figure new_blocks "$(dev_field "$DEP" dev-1 blocks_needed)"
+  figure bundle_v3 "$(stat -c %s "$WORK/v3.kb")"
   # Garbage on the update topics and fetches keeld must not serve: logged, ignored, no crash.
   sim dev-1 raw:update/fetch:deadbeef raw:update/status:0a0b0c fetch:999:0:100 \
     "fetch:$DEP:0:100" "fetch:$DEP:4294967295:2048" logs:1:after-garbage >/dev/null ||
@@ -582,8 +606,48 @@ ota_refused)
     keelc bundle upload "$WORK/$name.kb" && fail "keeld accepted $name.kb"
     keel_has keel.err "${bad#*:}"
   done
+  # Seeded single-byte mutations anywhere in a bundle (manifest, signature, payload): every one
+  # refused with a 4xx, none stored, keeld unharmed.
+  for i in $(seq 1 24); do
+    python3 -c "import random,sys; b=bytearray(open(sys.argv[1],'rb').read()); r=random.Random($i);
+p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8); open(sys.argv[2],'wb').write(b)" \
+      "$WORK/v1.kb" "$WORK/mut.kb"
+    upload mut >/dev/null && fail "mutation $i accepted"
+    [[ "$CODE" == 4* ]] || fail "mutation $i: $CODE $(cat "$WORK/body")"
+  done
+  head -c 5000000 /dev/zero >"$WORK/huge.kb"
+  upload huge >/dev/null && fail "a bundle over --max-bundle was accepted"
+  [ "$CODE" = 413 ] || fail "oversize bundle: $CODE, expected 413"
   api GET /v1/bundles >/dev/null
   expect_json 'len(j["bundles"])' 0 "a refused upload stored nothing"
+  # Deployment requests that make no sense: refused with what to do, nothing created.
+  upload v1 >/dev/null || fail "upload v1"
+  V1="$(sha_of v1)"
+  for bad in '{"device":"dev-1"}|400|the body needs' "{\"bundle\":\"$V1\"}|400|exactly one of" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"device\":\"dev-1\"}|400|exactly one of" \
+             '{"bundle":"abc","all":true}|404|no bundle' '{"bundle":999,"all":true}|404|no bundle' \
+             "{\"bundle\":\"$V1\",\"device\":\"ghost\"}|404|unknown device" \
+             "{\"bundle\":\"$V1\",\"tag\":\"nobody\"}|409|no device has tag" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"force_after_s\":-1}|400|force_after_s" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"colour\":1}|400|unknown field"; do
+    body="${bad%%|*}"; rest="${bad#*|}"
+    api POST /v1/deployments "$body" >/dev/null && fail "accepted $body"
+    [ "$CODE" = "${rest%%|*}" ] || fail "$body: $CODE, expected ${rest%%|*}"
+    grep -qF -- "${rest#*|}" "$WORK/body" || fail "$body: $(cat "$WORK/body")"
+  done
+  api POST /v1/deployments/77/force >/dev/null && fail "force of an unknown deployment"
+  [ "$CODE" = 404 ] || fail "force unknown: $CODE"
+  api GET /v1/deployments/77 >/dev/null && fail "an unknown deployment"
+  [ "$CODE" = 404 ] || fail "unknown deployment: $CODE"
+  api GET /v1/deployments >/dev/null
+  expect_json 'len(j["deployments"])' 0 "refused deployments created nothing"
+  keelc deploy "$WORK/v1.kb" && fail "deploy without a target"
+  keel_has keel.err "exactly one of --to DEVICE, --tag T, --all"
+  keelc deploy "$WORK/v1.kb" --to dev-1 --all && fail "deploy with two targets"
+  keelc deploy nothing-here --all && fail "deploy of nothing"
+  keel_has keel.err "is no file, bundle id or SHA-256"
+  keelc deploy status abc && fail "status of a non-id"
+  keel_has keel.err "give one deployment ID"
   # dev-1 runs v0, then v1 (counter 5) through an update: its installed counter is 5.
   simu dev-1 --install "$WORK/v0.kb" logs:1:installed >/dev/null
   keelc deploy "$WORK/v1.kb" --to dev-1 --json || fail "deploy v1: $(cat "$WORK/keel.err")"

@@ -30,6 +30,8 @@
  *                        the deadline
  *   --trial confirm|crash  the new app confirms (default) or crashes on start (rolled back)
  *   --pace MS            pause MS after each staged block (a slow link)
+ *   --hello slot|image   the app region in the hello: the whole slot (default) or, like the
+ *                        microvisor's first hello, the image's size and hash
  * Every event is printed on stdout ("ack 3", "command 7 ping", ...).
  */
 #include <stdatomic.h>
@@ -458,6 +460,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--apply") == 0) uc.defer = strcmp(v, "defer") == 0;
         else if (strcmp(argv[a], "--trial") == 0) uc.crash_on_trial = strcmp(v, "crash") == 0;
         else if (strcmp(argv[a], "--pace") == 0) uc.pace_ms = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(argv[a], "--hello") == 0) uc.hello_image = strcmp(v, "image") == 0;
         else die("unknown option %s", argv[a]);
     }
     if (port <= 0 || !ca || !cert || !key || !s.id || kident_check_id(s.id) != KERR_OK) {

@@ -220,6 +220,11 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
     if (kflash_read(&u->ifl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) == KERR_OK &&
         kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, &ah) == KERR_OK) {
         h->app_version = ah.version;
+        if (u->cfg.hello_image) {
+            /* the older hello: the image's size and hash from the app header */
+            r->size = ah.image_size;
+            memcpy(r->sha256, ah.sha256, sizeof(r->sha256));
+        }
     }
     r->version = h->app_version;
 }

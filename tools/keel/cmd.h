@@ -24,6 +24,7 @@ extern const cli_noun_t cmd_keys;
 /* Deployments, and `keel bundle upload` (listed in cmd_bundle's verbs): keeld's API (cmd_fleet.c). */
 extern const cli_noun_t cmd_deploy;
 int cmd_bundle_upload(const char *prog, int argc, char **argv);
+int cmd_bundle_list(const char *prog, int argc, char **argv);
 
 /* The local fleet stack (cmd_stack.c). */
 extern const cli_noun_t cmd_up;

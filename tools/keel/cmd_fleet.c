@@ -968,7 +968,7 @@ int cmd_device_show(const char *prog, int argc, char **argv)
 
 #define BUNDLE_UPLOAD_MAX (64u * 1024u * 1024u) /* keeld's --max-bundle decides; this is a guard */
 #define FORCE_AFTER_MAX_S (30u * 24u * 3600u)
-#define WATCH_WAIT_S 20                          /* one long poll of GET /v1/deployments/{id} */
+#define WATCH_WAIT_S 5 /* one long poll of GET /v1/deployments/{id}: also how long Ctrl-C may take */
 #define BAR_WIDTH 20
 
 /* Read a bundle file whole (malloc'd). False with a message. */
@@ -1046,8 +1046,47 @@ int cmd_bundle_upload(const char *prog, int argc, char **argv)
     return finish(CLI_EXIT_OK);
 }
 
-/* One device row of a deployment: a bar of staged blocks, the state and the bytes sent. */
-static void print_deploy_row(json_t *d, bool tty)
+int cmd_bundle_list(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {0}};
+    api_opts_t o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s [options]\n\nThe bundles keeld stores.\n\noptions:\n" HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (optind != argc)
+        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/bundles", NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    if (o.json) {
+        print_json(j);
+    } else {
+        size_t i;
+        json_t *b;
+        char t[40];
+        printf("%-5s %-16s %-10s %7s %9s %-16s %-16s  %s\n", "ID", "APP", "VERSION", "COUNTER",
+               "BYTES", "SIGNED BY", "SHA256", "UPLOADED");
+        json_array_foreach(json_object_get(j, "bundles"), i, b) {
+            printf("%-5lld %-16s %-10s %7lld %9lld %-16s %.16s  %s\n", jint(b, "id"),
+                   jstr(b, "name", "?"), jstr(b, "version", "?"), jint(b, "security_counter"),
+                   jint(b, "size"), jstr(b, "key_id", "?"), jstr(b, "sha256", "?"),
+                   fmt_time(jint(b, "created_ms"), t, sizeof t));
+        }
+    }
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+/* One device row of a deployment: a bar of staged blocks, the state and the bytes sent, and the
+ * versions: what the device runs -> what the deployment installs. */
+static void print_deploy_row(json_t *d, const char *version, bool tty)
 {
     const char *phase = jstr(d, "phase", "?"), *result = jstr(d, "result", "?");
     const char *state = jstr(d, "state", "?");
@@ -1067,10 +1106,11 @@ static void print_deploy_row(json_t *d, bool tty)
                         : strcmp(phase, "pending") == 0 ? (json_is_true(json_object_get(d, "online"))
                                                                ? "pending" : "pending (offline)")
                         : strcmp(phase, "superseded") == 0 ? "superseded"
-                        : json_is_true(json_object_get(d, "trial")) ? "on trial" : state;
+                        : json_is_true(json_object_get(d, "trial")) ? "on trial"
+                        : json_is_null(json_object_get(d, "status_ms")) ? "offered" : state;
     printf("%-16s [%s] %3d%%  %-20s %4lld/%-4lld blocks %9lld B sent  %s -> %s%s", jstr(d, "device", "?"),
-           bar, pct, label, staged, needed, jint(d, "bytes_sent"), jstr(d, "installed_version", "?"),
-           jstr(d, "version", "?"), tty ? "\033[K\n" : "\n");
+           bar, pct, label, staged, needed, jint(d, "bytes_sent"), jstr(d, "app_version", "?"),
+           version, tty ? "\033[K\n" : "\n");
     const char *detail = jstr(d, "detail", "");
     if (done && !ok)
         printf("%16s  %s (code %lld): %s%s", "", result, jint(d, "code"), detail, tty ? "\033[K\n" : "\n");
@@ -1096,30 +1136,23 @@ static int print_deployment(json_t *d, bool tty)
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(d, "devices"), i, r) {
-        print_deploy_row(r, tty);
+        print_deploy_row(r, jstr(d, "version", "?"), tty);
         lines += 1 + (jstr(r, "detail", "")[0] != '\0' ||
                       (strcmp(jstr(r, "phase", ""), "done") == 0 &&
                        strcmp(jstr(r, "result", ""), "success") != 0));
     }
     printf("summary: %lld devices: %lld succeeded, %lld failed, %lld in progress, %lld pending, "
-           "%lld superseded; %lld bytes sent (a full image is %lld bytes per device)%s",
+           "%lld superseded; %lld bytes sent (the whole bundle is %lld bytes)%s",
            jint(s, "devices"), jint(s, "succeeded"), jint(s, "failed"), jint(s, "in_progress"),
            jint(s, "pending"), jint(s, "superseded"), jint(s, "bytes_sent"), jint(s, "full_size"),
            tty ? "\033[K\n" : "\n");
     return lines + 1;
 }
 
-static volatile sig_atomic_t watch_stop;
-
-static void on_watch_signal(int sig)
-{
-    (void)sig;
-    watch_stop = 1;
-}
-
 /*
- * Follow a deployment with long polls (GET ?after=REV&wait=20) until every device is done or
- * superseded, or Ctrl-C. Exit 0 when none failed. On a terminal the table is redrawn in place.
+ * Follow a deployment with long polls (GET ?after=REV&wait=WATCH_WAIT_S) until every device is
+ * done or superseded, or Ctrl-C (noticed at the end of the current poll). Exit 0 when none
+ * failed. On a terminal the table is redrawn in place.
  */
 static int deploy_watch(fapi_t *a, long long id, bool json)
 {
@@ -1127,10 +1160,10 @@ static int deploy_watch(fapi_t *a, long long id, bool json)
     long long rev = -1;
     int lines = 0, errors = 0;
     struct sigaction sa = {0};
-    sa.sa_handler = on_watch_signal;
+    sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    while (!watch_stop) {
+    while (!stop_requested) {
         char path[96];
         json_t *d = NULL;
         snprintf(path, sizeof path, "/v1/deployments/%lld?after=%lld&wait=%d", id, rev, WATCH_WAIT_S);
