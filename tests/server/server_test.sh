@@ -526,7 +526,8 @@ debug_api)
   expect_json 'j["kind"]' close "kind of the posted close"
   # A live device: its debug/up messages of session 258 reach the stream; one stream per session;
   # when the client hangs up keeld tells the device (DebugClose "the debugger disconnected").
-  sim dev-1 --debug-target 1 debug-sessions:1:20 >"$WORK/sim.out" 2>&1 &
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-1.pem" --key "$WORK/dev-1.key" \
+    --id dev-1 --debug-target 1 serve:30 >"$WORK/sim.out" 2>&1 &
   SIMPID=$!; PIDS+=("$SIMPID")
   wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
   curl -sN --max-time 30 -H "Authorization: Bearer $TOKEN" "$URL/v1/devices/dev-1/debug?session=258" >"$WORK/dstream" &
@@ -540,6 +541,10 @@ debug_api)
   api POST /v1/devices/dev-1/debug "{\"debug\":\"$OPEN\"}" >/dev/null || fail "open: $CODE $(cat "$WORK/body")"
   wait_for 10 grep -q '^data: {"debug":"12' "$WORK/dstream" || fail "the refusal did not reach the stream: $(cat "$WORK/dstream")"
   grep -q "debug refused no debug key in the installed bundle" "$WORK/sim.out" || fail "simdev: $(cat "$WORK/sim.out")"
+  # The device vanishes (its last will): the stream ends with the reason.
+  kill -9 "$SIMPID"; wait "$SIMPID" 2>/dev/null || true
+  wait_for 15 grep -q '^data: {"end":"the device went offline"}' "$WORK/dstream" ||
+    fail "the stream did not end when the device went offline: $(cat "$WORK/dstream")"
   ;;
 debug_gdb|debug_refusals)
   # gdb-multiarch -> keel debug -> keeld -> Mosquitto -> simdev's debug channel -> the RSP engine
