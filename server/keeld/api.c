@@ -727,7 +727,8 @@ static ssize_t dbg_read(void *cls, uint64_t pos, char *out, size_t max)
             }
         } else if (got < 0) {
             if (strcmp(reason, "the debugger disconnected") == 0) {
-                return MHD_CONTENT_READER_END_WITH_ERROR;
+                /* Nobody to tell; END_WITH_ERROR would make MHD log an "application error". */
+                return MHD_CONTENT_READER_END_OF_STREAM;
             }
             dbg_event(s, "end", reason);
             s->ended = true;
