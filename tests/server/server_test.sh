@@ -556,6 +556,12 @@ debug_gdb|debug_refusals)
   openssl ec -in "$WORK/debug.key" -pubout -out "$WORK/debug.pub" 2>/dev/null
   openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/other.key" 2>/dev/null
   openssl ec -in "$WORK/other.key" -pubout -out "$WORK/other.pub" 2>/dev/null
+  sim_bg() { # ID OUT ARGS...: simdev in the background, its own pid in PIDS (so cleanup stops it)
+    local id="$1" out="$2"; shift 2
+    "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/$id.pem" --key "$WORK/$id.key" \
+      --id "$id" "$@" >"$WORK/$out" 2>&1 &
+    SIMPID=$!; PIDS+=("$SIMPID")
+  }
   kdebug() { # PORT ARGS...: keel debug dev-1 against this stack, in the background
     local port="$1"; shift
     timeout 90 "$KEEL_CLI" debug dev-1 --port "$port" --state "$WORK" --url "$URL" --token "$TOKEN" \
@@ -578,8 +584,7 @@ debug_gdb|debug_refusals)
   }
   if [ "$SCENARIO" = debug_refusals ]; then
     # A bundle with no debug key: refused by the device, and keel debug says so.
-    sim dev-1 --debug-target 1 serve:20 >"$WORK/sim.out" 2>&1 &
-    PIDS+=($!)
+    sim_bg dev-1 sim.out --debug-target 1 serve:20
     wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
     kdebug "$(free_port)" --key "$WORK/debug.key"
     rc=0; wait "$KPID" || rc=$?
@@ -587,8 +592,7 @@ debug_gdb|debug_refusals)
     grep -q "dev-1 refused the debug session: no debug key in the installed bundle" "$WORK/kdebug.out" ||
       fail "no-debug-key message: $(cat "$WORK/kdebug.out")"
     # The wrong key: the device checks the signature against its bundle's debug key.
-    sim dev-2 --debug-pub "$WORK/debug.pub" --debug-target 1 serve:20 >"$WORK/sim2.out" 2>&1 &
-    PIDS+=($!)
+    sim_bg dev-2 sim2.out --debug-pub "$WORK/debug.pub" --debug-target 1 serve:20
     wait_for 10 grep -q "^connected" "$WORK/sim2.out" || fail "simdev dev-2 did not connect"
     timeout 60 "$KEEL_CLI" debug dev-2 --port "$(free_port)" --state "$WORK" --url "$URL" \
       --token "$TOKEN" --timeout 10 --key "$WORK/other.key" >"$WORK/kdebug.out" 2>&1 && fail "wrong key accepted"
@@ -663,8 +667,7 @@ for _ in range(3):
   else
     start_qemu
     start_engine
-    sim dev-1 --debug-pub "$WORK/debug.pub" --debug-target "$EPORT" debug-sessions:1:90 >"$WORK/sim.out" 2>&1 &
-    SIMPID=$!; PIDS+=("$SIMPID")
+    sim_bg dev-1 sim.out --debug-pub "$WORK/debug.pub" --debug-target "$EPORT" debug-sessions:1:90
     wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
     GPORT="$(free_port)"
     kdebug "$GPORT" --key "$WORK/debug.key"
