@@ -40,6 +40,12 @@ const char *kerr_str(kerr_t err)
     case KERR_UPD_JOURNAL: return "update journal is unusable";
     case KERR_UPD_NOSPACE: return "not enough flash for this update's staging area";
     case KERR_UPD_CRYPTO: return "crypto library failure";
+    case KERR_DBG_KEY: return "debug session: a public key is not a valid P-256 point";
+    case KERR_DBG_SIGNATURE: return "debug session: signature does not verify (wrong key)";
+    case KERR_DBG_AUTH: return "debug session: frame failed authentication (altered or wrong key)";
+    case KERR_DBG_REPLAY: return "debug session: frame replayed or out of order";
+    case KERR_DBG_SEQ: return "debug session: sequence numbers exhausted: reopen the session";
+    case KERR_DBG_CRYPTO: return "debug session: crypto library failure";
     default: return "unknown error";
     }
 }

@@ -619,6 +619,10 @@ static void rx_packet_done(rsp_t *r, uint8_t csum_lo)
         send_ack(r, '-');
         return;
     }
+    /* qSupported opens every connection. A debugger connecting after one that vanished without
+     * a 'D' (a serial line cannot tell) expects acks until it asks for no-ack mode itself. */
+    if (r->rx_len >= 10u && memcmp(r->rx, "qSupported", 10) == 0)
+        r->no_ack = false;
     send_ack(r, '+');
     if (r->rx_overflow)
         reply_simple(r, E_INVAL);
@@ -711,6 +715,17 @@ void rsp_notify_stop(rsp_t *rsp)
         return;
     rsp->running = false;
     send_stop_reply(rsp);
+}
+
+void rsp_notify_exit(rsp_t *rsp, int signal)
+{
+    if (!rsp->running)
+        return;
+    rsp->running = false;
+    reply_begin(rsp);
+    reply_byte(rsp, 'X');
+    reply_hex8(rsp, (uint8_t)signal);
+    reply_send(rsp);
 }
 
 bool rsp_running(const rsp_t *rsp)

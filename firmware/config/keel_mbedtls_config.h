@@ -4,7 +4,7 @@
  * PUBLIC, so everyone including mbedtls/ headers sees the same configuration).
  *
  * Only what Keel uses is compiled: SHA-256 (image and bundle hashes), AES-CTR/GCM and CMAC,
- * P-256 ECDSA (signature checks) and ECDH, and a CTR_DRBG. The TLS 1.2 client part is compiled only
+ * P-256 ECDSA (signature checks, debug session signatures) and ECDH, HKDF, and a CTR_DRBG. The TLS 1.2 client part is compiled only
  * with KEEL_MBEDTLS_TLS (the connectivity work turns it on).
  *
  * Entropy: QEMU's AN505 has no TRNG, and a timer-derived value would be guessable, so the only
@@ -39,6 +39,7 @@
 #define MBEDTLS_SHA256_C
 #define MBEDTLS_SHA256_SMALLER
 #define MBEDTLS_MD_C
+#define MBEDTLS_HKDF_C          /* debug session keys (core/src/dbgsess.c) */
 
 /* ---- public key: P-256 only ---- */
 #define MBEDTLS_BIGNUM_C

@@ -11,6 +11,7 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "uv_dbg.h"
 #include "uv_upd.h"
 #include "net/uv_net.h"
 
@@ -86,6 +87,7 @@ void microvisor_main(void)
     uv_reset_cause_t cause = uv_noinit_boot();
     uv_boot_cause = cause;
     core_setup();
+    uv_dbg_boot(); /* may claim the debug UART: before the partition */
     board_partition();
     port_tick_start();
     port_wdog_start();

@@ -88,6 +88,15 @@ bool uv_app_running(void);
 void uv_sup_request_stop(kcrash_reason_t reason);
 /* Pend the background service. */
 void uv_service_pend(void);
+/* The debugger parked the app (handler mode) / lets it run again (the service): the app
+ * watchdog pauses, the interrupt-storm sampling forgets the halted time. */
+void uv_sup_halt_enter(void);
+void uv_sup_halt_leave(void);
+/* Record the stop captured when a fault parked the app (report, log, counters): from the halt
+ * loop, in Thread mode. The restart that may follow does not record it again. */
+void uv_sup_record_stop(void);
+/* The debugger's view of the parked context (uv_dbg.c). */
+const uint32_t *uv_dbg_parked_context(uint32_t *out_exc_return);
 
 /* ---- app watchdog and notifications (uv_sup.c); return keel.h statuses ---- */
 int32_t uv_wdog_start(uint32_t timeout_ms);

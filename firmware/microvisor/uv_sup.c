@@ -42,6 +42,7 @@
 #include "regs.h"
 #include "uv.h"
 #include "net/net_chan.h"
+#include "uv_dbg.h"
 #include "uv_upd.h"
 #include "net/uv_net.h"
 
@@ -66,6 +67,9 @@ kident_t uv_ident;
 
 typedef struct sup {
     volatile bool running;          /* the app is executing (between BLXNS and its stop) */
+    volatile bool halted;           /* parked by the debugger (running is false meanwhile) */
+    uint32_t wdog_left;             /* app watchdog time left when the debugger parked it */
+    bool recorded;                  /* the report of this stop is recorded already */
     volatile uint32_t stop_req;     /* kcrash_reason_t requested, 0 = none */
     uint32_t run_start_ms;
     kcrash_report_t report;         /* the stop being handled */
@@ -97,7 +101,7 @@ static uint32_t read_ipsr(void) { uint32_t v; __asm__ volatile("mrs %0, ipsr" : 
 
 bool uv_app_running(void)
 {
-    return sup.running;
+    return sup.running || sup.halted;
 }
 
 void uv_service_pend(void)
@@ -108,7 +112,8 @@ void uv_service_pend(void)
 
 void uv_sup_request_stop(kcrash_reason_t reason)
 {
-    if (!sup.running)
+    /* While the debugger holds the app, the request waits: it takes effect at the resume. */
+    if (!sup.running && !sup.halted)
         return;
     if (sup.stop_req == 0u)
         sup.stop_req = reason;
@@ -205,9 +210,11 @@ static void capture(const uint32_t *r4_r11, uint32_t exc_return, uint32_t reason
 
 /*
  * Common C entry of every exception that may stop the app: the faults and the PendSV service.
- * r4_r11: the interrupted context's callee-saved registers. Returns 1 to abandon the
- * interrupted context (the caller then enters sup_loop), 0 to resume it.
+ * r4_r11: the interrupted context's callee-saved registers. Returns what uv_exception_entry
+ * does next: return to the interrupted context, abandon it (enter sup_loop), park the app for
+ * the debugger (enter its halt loop) or resume the parked app.
  */
+enum { UV_EXC_RETURN = 0, UV_EXC_ABANDON = 1, UV_EXC_PARK = 2, UV_EXC_RESUME = 3 };
 static void service_run(void);
 
 uint32_t uv_exception(const uint32_t *r4_r11, uint32_t exc_return)
@@ -215,16 +222,37 @@ uint32_t uv_exception(const uint32_t *r4_r11, uint32_t exc_return)
     uint32_t ipsr = read_ipsr();
     if (ipsr == IPSR_PENDSV) {
         service_run();
+        switch (uv_dbg_on_service(r4_r11, exc_return, sup.running)) {
+        case UV_DBG_PARK: return UV_EXC_PARK;
+        case UV_DBG_RESUME: return UV_EXC_RESUME;
+        case UV_DBG_RESTART: {
+            /* The debugger killed the app, or left it faulted: the normal stop path. */
+            sup.halted = false;
+            if (!sup.have_report) {
+                uint32_t excret;
+                const uint32_t *regs = uv_dbg_parked_context(&excret);
+                capture(regs, excret, KCRASH_RESTART, ipsr);
+            }
+            return UV_EXC_ABANDON;
+        }
+        default: break;
+        }
         if (!sup.running || sup.stop_req == 0u)
-            return 0u;
+            return UV_EXC_RETURN;
         capture(r4_r11, exc_return, sup.stop_req, ipsr);
         sup.running = false;
-        return 1u;
+        return UV_EXC_ABANDON;
     }
     if (sup.running && !(exc_return & EXC_RETURN_S)) {
         capture(r4_r11, exc_return, 0u, ipsr);
+        if (uv_dbg_on_fault(r4_r11, exc_return, sup.report.reason) == UV_DBG_PARK) {
+            /* A breakpoint is no crash; a fault's report is recorded by the halt loop. */
+            sup.have_report = sup.report.reason != KCRASH_BREAKPOINT;
+            sup.recorded = false;
+            return UV_EXC_PARK;
+        }
         sup.running = false;
-        return 1u;
+        return UV_EXC_ABANDON;
     }
     /* A fault in secure code: a microvisor bug (app pointers are checked before use). Keep the
      * evidence, then reset the chip: the microvisor must come back, the app with it. */
@@ -267,10 +295,16 @@ __attribute__((naked)) void uv_exception_entry(void)
         "bl uv_exception\n"
         "pop {r1, r2}\n"
         "add sp, sp, #32\n"
-        "cmp r0, #0\n"
-        "bne 1f\n"
+        "cmp r0, #1\n"
+        "beq 1f\n"
+        "cmp r0, #2\n"
+        "beq 2f\n"
+        "cmp r0, #3\n"
+        "beq 3f\n"
         "bx r1\n"
-        "1: b uv_abandon\n");
+        "1: b uv_abandon\n"
+        "2: b uv_dbg_park_enter\n"
+        "3: b uv_dbg_resume_app\n");
 }
 
 /* The secure watchdog's first expiry: the microvisor has not run its service for a second.
@@ -366,6 +400,7 @@ static void service_run(void)
     port_wdog_kick();
     uv_net_poll();
     uv_upd_service();
+    uv_dbg_poll();
     if (sup.test_hang && uv_ni.boots == 1u && port_ticks() > 300u) {
         uv_log("test: microvisor hangs now (uv-hang)");
         for (;;) /* deliberately unbounded: the secure watchdog must end this */
@@ -409,6 +444,26 @@ int32_t uv_wdog_kick(void)
     sup.wdog_warned = false;
     uv_crit_exit(c);
     return KEEL_OK;
+}
+
+void uv_sup_halt_enter(void)
+{
+    int32_t left = (int32_t)(sup.wdog_deadline - port_ticks());
+    sup.wdog_left = left > 0 ? (uint32_t)left : 1u;
+    sup.running = false;
+    sup.halted = true;
+}
+
+void uv_sup_halt_leave(void)
+{
+    /* A developer reading variables is not a hang: the watchdog gets back the time it had,
+     * and the storm sampling starts over. */
+    sup.wdog_deadline = port_ticks() + sup.wdog_left;
+    sup.storm_samples = 0u;
+    sup.storm_hits = 0u;
+    sup.have_report = false;
+    sup.halted = false;
+    sup.running = true;
 }
 
 /* Write one slot; false when it is still full. Caller holds the critical section. */
@@ -566,11 +621,9 @@ static void idle_until_update(void)
         __asm__ volatile("wfi");
 }
 
-/* Keep the stopped run's report (sent to the cloud) and count the restart. */
-static void record_stop(void)
+/* Keep a stopped run's report (sent to the cloud) and count the restart. */
+static void record_report(const kcrash_report_t *r)
 {
-    kcrash_report_t *r = &sup.report;
-    sup.have_report = false;
     uv_ni.reports[uv_ni.report_count % UV_REPORTS] = *r;
     uv_ni.report_count++;
     uv_ni.last_stop = stop_reason_for_app(r->reason);
@@ -580,7 +633,8 @@ static void record_stop(void)
     if (r->reason == KCRASH_IRQ_STORM && app_irq_find(true, &irq))
         uv_log("app stopped: %s (app IRQ %lu)", kcrash_reason_name(r->reason), (unsigned long)irq);
     else
-        uv_log("app stopped: %s", kcrash_reason_name(r->reason));
+        uv_log("app stopped: %s%s", kcrash_reason_name(r->reason),
+               sup.halted ? " (halted for the debugger)" : "");
     uv_net_event(r->reason == KCRASH_RESTART ? KEEL_LOG_INFO : KEEL_LOG_ERROR, "app stopped: %s",
                  kcrash_reason_name(r->reason));
     static char text[2048];
@@ -588,6 +642,23 @@ static void record_stop(void)
     uint32_t c = uv_crit_enter(); /* keep the report's lines together */
     port_console_write(text, strlen(text));
     uv_crit_exit(c);
+    uv_noinit_commit();
+}
+
+/* The stop in sup.report is handled: record it unless the debugger's halt loop did already. */
+static void record_stop(void)
+{
+    sup.have_report = false;
+    if (!sup.recorded)
+        record_report(&sup.report);
+    sup.recorded = false;
+    uv_dbg_app_gone();
+}
+
+void uv_sup_record_stop(void)
+{
+    record_report(&sup.report);
+    sup.recorded = true;
 }
 
 /* An app interrupt that was active when the app died cannot be undone in place. */

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -907,6 +908,231 @@ static enum MHD_Result get_command(api_t *api, struct MHD_Connection *c, const c
                : reply_error(c, MHD_HTTP_NOT_FOUND, "no command %lld", (long long)id);
 }
 
+/* ---- debug sessions (relay only: keeld cannot read the sealed frames) -------------------------- */
+
+#define DEBUG_HEX_MAX (2u * KPROTO_DEBUG_MAX + 1u)
+
+/* "/v1/devices/<id>/debug" -> id (into dev); false for any other path. */
+static bool debug_path(const char *url, char dev[KIDENT_ID_MAX + 1])
+{
+    static const char prefix[] = "/v1/devices/", suffix[] = "/debug";
+    size_t n = strlen(url), p = sizeof(prefix) - 1u, q = sizeof(suffix) - 1u;
+
+    if (n <= p + q || strncmp(url, prefix, p) != 0 || strcmp(url + n - q, suffix) != 0 ||
+        n - p - q > KIDENT_ID_MAX) {
+        return false;
+    }
+    memcpy(dev, url + p, n - p - q);
+    dev[n - p - q] = '\0';
+    return strchr(dev, '/') == NULL;
+}
+
+/* The device is known and online (a debug message to an offline device would be lost). */
+static bool debug_device_ready(api_t *api, struct MHD_Connection *c, const char *device,
+                               enum MHD_Result *ret)
+{
+    if (!known_device(api, c, device, ret)) {
+        return false;
+    }
+    json_t *d = api->store->ops->device_get(api->store, device);
+    bool online = d != NULL && json_is_true(json_object_get(d, "online"));
+    json_decref(d);
+    if (!online) {
+        *ret = reply_error(c, MHD_HTTP_CONFLICT,
+                           "device '%s' is offline: a debug session needs it connected (check "
+                           "GET /v1/devices/%s and the device's console)", device, device);
+        return false;
+    }
+    if (!mq_connected(api->mq)) {
+        *ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                           "keeld is not connected to the broker; retry when GET /v1/health says "
+                           "\"mqtt\": \"connected\"");
+        return false;
+    }
+    return true;
+}
+
+/* POST /v1/devices/{id}/debug {"debug": "<hex of a Debug message>"}: publish it on debug/down. */
+static enum MHD_Result post_debug(api_t *api, struct MHD_Connection *c, const char *device,
+                                  const req_t *rq)
+{
+    static const char *const allowed[] = {"debug", NULL};
+    enum MHD_Result ret;
+    if (!debug_device_ready(api, c, device, &ret)) {
+        return ret;
+    }
+    json_t *j = body_object(c, rq, allowed, &ret);
+    if (j == NULL) {
+        return ret;
+    }
+    const char *hex = json_string_value(json_object_get(j, "debug"));
+    uint8_t raw[KPROTO_DEBUG_MAX];
+    size_t len = 0;
+    keel_v1_Debug d = keel_v1_Debug_init_zero;
+    kerr_t err = hex != NULL ? kproto_hex_decode(hex, raw, sizeof(raw), &len) : KERR_INVAL;
+    err = err == KERR_OK ? kproto_debug_decode(raw, len, &d) : err;
+    if (hex == NULL) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                          "the body needs \"debug\": the hex of one protobuf Debug message "
+                          "(proto/keel.proto)");
+    } else if (err != KERR_OK) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                          "\"debug\" is not the hex of a Debug message with a session (%s)",
+                          err == KERR_NOMEM ? "longer than the largest Debug message"
+                                            : "malformed");
+    } else if (d.which_kind == keel_v1_Debug_accept_tag) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                          "an accept comes from the device; a client sends open, frame or close");
+    } else if (mq_publish_debug(api->mq, device, &d) != 0) {
+        ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "the broker did not take the message; retry");
+    } else {
+        char sess[24];
+        snprintf(sess, sizeof(sess), "%llu", (unsigned long long)kproto_debug_session(&d));
+        ret = reply_json(c, MHD_HTTP_ACCEPTED,
+                         json_pack("{s:s, s:s}", "session", sess, "kind", kproto_debug_kind_name(&d)));
+    }
+    json_decref(j);
+    return ret;
+}
+
+typedef struct dbg_stream {
+    api_t *api;
+    dbgrelay_stream_t *rs;
+    int sock;
+    char buf[DEBUG_HEX_MAX + 160];
+    size_t len, off;
+    bool ended;
+    int64_t last_out_ms;
+} dbg_stream_t;
+
+/* One event into the (empty) buffer: {"debug": hex} or, at the end, {"end": reason}. */
+static void dbg_event(dbg_stream_t *s, const char *key, const char *value)
+{
+    int n = snprintf(s->buf, sizeof(s->buf), "event: %s\ndata: {\"%s\":\"%s\"}\n\n", key, key, value);
+    s->len = n > 0 && (size_t)n < sizeof(s->buf) ? (size_t)n : 0;
+    s->off = 0;
+}
+
+/*
+ * MHD corks the socket while it writes a response whose end it has not reached (TCP_CORK), and
+ * Linux then holds a partial segment up to 200 ms: fine for a log stream, a disaster for a debug
+ * session where every RSP packet waits for the previous answer. MHD calls the reader again as soon
+ * as the previous event is handed to the socket, so uncorking here pushes that event out at once.
+ */
+static void dbg_flush(int sock)
+{
+    int off = 0, on = 1;
+    if (sock >= 0) {
+        setsockopt(sock, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+        setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    }
+}
+
+static ssize_t dbg_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    dbg_stream_t *s = cls;
+
+    dbg_flush(s->sock);
+
+    while (s->off == s->len) {
+        if (s->ended || atomic_load(&s->api->stopping)) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        uint8_t raw[KPROTO_DEBUG_MAX];
+        size_t n = 0;
+        const char *reason = NULL;
+        int got = dbgrelay_next(s->rs, s->sock, SSE_WAIT_SLICE_MS, raw, sizeof(raw), &n, &reason);
+        if (got > 0) {
+            char hex[DEBUG_HEX_MAX];
+            if (kproto_hex_encode(raw, n, hex, sizeof(hex)) == KERR_OK) {
+                dbg_event(s, "debug", hex);
+            }
+        } else if (got < 0) {
+            if (strcmp(reason, "the debugger disconnected") == 0) {
+                /* Nobody to tell; END_WITH_ERROR would make MHD log an "application error". */
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            }
+            dbg_event(s, "end", reason);
+            s->ended = true;
+        } else if (mono_ms() - s->last_out_ms >= SSE_KEEPALIVE_MS) {
+            s->len = (size_t)snprintf(s->buf, sizeof(s->buf), ": keepalive\n\n");
+            s->off = 0;
+        }
+    }
+    size_t n = s->len - s->off < max ? s->len - s->off : max;
+    memcpy(out, s->buf + s->off, n);
+    s->off += n;
+    s->last_out_ms = mono_ms();
+    return (ssize_t)n;
+}
+
+/* The stream is over, whoever ended it: unregister, and tell the device unless it already knows. */
+static void dbg_free(void *cls)
+{
+    dbg_stream_t *s = cls;
+    char device[KIDENT_ID_MAX + 1];
+    uint64_t session = 0;
+
+    if (dbgrelay_detach(mq_debug_relay(s->api->mq), s->rs, device, &session)) {
+        keel_v1_Debug d = keel_v1_Debug_init_zero;
+        d.which_kind = keel_v1_Debug_close_tag;
+        d.kind.close.session = session;
+        snprintf(d.kind.close.reason, sizeof(d.kind.close.reason), "the debugger disconnected");
+        mq_publish_debug(s->api->mq, device, &d);
+    }
+    KD_INFO("device '%s': debug session %llu stream closed", device, (unsigned long long)session);
+    free(s);
+}
+
+/* GET /v1/devices/{id}/debug?session=S: the device's debug/up messages of session S as events. */
+static enum MHD_Result get_debug_stream(api_t *api, struct MHD_Connection *c, const char *device)
+{
+    enum MHD_Result ret;
+    const char *sv = query(c, "session");
+    char *end = NULL;
+
+    if (!debug_device_ready(api, c, device, &ret)) {
+        return ret;
+    }
+    errno = 0;
+    unsigned long long session = sv != NULL ? strtoull(sv, &end, 10) : 0;
+    if (sv == NULL || errno != 0 || end == sv || *end != '\0' || session == 0 || sv[0] == '-') {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST,
+                           "query parameter 'session' must be the session id, a whole number in "
+                           "[1, 18446744073709551615]");
+    }
+    dbg_stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return MHD_NO;
+    }
+    dbgrelay_attach_rc_t rc = dbgrelay_attach(mq_debug_relay(api->mq), device, session, &s->rs);
+    if (rc != DBGRELAY_OK) {
+        free(s);
+        return rc == DBGRELAY_BUSY
+                   ? reply_error(c, MHD_HTTP_CONFLICT,
+                                 "debug session %llu of '%s' already has a stream; pick a new "
+                                 "random session id", session, device)
+                   : reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "keeld has %u debug sessions open, its limit; retry later",
+                                 DBGRELAY_STREAMS_MAX);
+    }
+    s->api = api;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->sock = ci != NULL ? ci->connect_fd : -1;
+    /* Registered before the first byte goes out: a client that sees the stream open may send its
+     * open at once, and the device's accept cannot arrive before the relay knows the session. */
+    s->len = (size_t)snprintf(s->buf, sizeof(s->buf), ": keel debug stream\n\n");
+    s->last_out_ms = mono_ms();
+    KD_INFO("device '%s': debug session %llu stream opened", device, session);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, dbg_read, s, dbg_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ---- tokens ----------------------------------------------------------------------------------- */
 
 static enum MHD_Result post_token(api_t *api, struct MHD_Connection *c, const req_t *rq)
@@ -1177,6 +1403,9 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if ((rest = sub(url, "/v1/elfs/")) != NULL && (get || is(method, "PUT"))) {
         return get ? get_elf(api, c, rest) : put_elf(api, c, rest, rq);
     }
+    if (debug_path(url, dev) && (get || post)) {
+        return get ? get_debug_stream(api, c, dev) : post_debug(api, c, dev, rq);
+    }
     if ((rest = sub(url, "/v1/devices/")) != NULL && (get || is(method, "PATCH"))) {
         return get ? get_device(api, c, rest) : patch_device(api, c, rest, rq);
     }
@@ -1225,6 +1454,10 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
         {"/v1/bundles", "GET, POST"}, {"/v1/bundles/", "GET"}, {"/v1/deployments", "GET, POST"},
         {"/v1/deployments/", "GET"},
     };
+    if (debug_path(url, dev)) {
+        return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not supported; use GET, POST",
+                           method, url);
+    }
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         size_t n = strlen(known[i].path);
         bool prefix = known[i].path[n - 1] == '/';

@@ -22,6 +22,7 @@ struct mq {
     atomic_int subs_pending;         /* SUBACKs still expected after this connect */
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
     pthread_mutex_t flush_lock;      /* one flush at a time within this process */
+    dbgrelay_t *debug;               /* debug/up -> the client streams of this instance */
 };
 
 static int64_t now_ms(void)
@@ -184,6 +185,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
         KD_INFO("device '%s': %s", device, env.body.presence.online ? "online" : "offline");
+        if (!env.body.presence.online) {
+            dbgrelay_device_offline(mq->debug, device);
+        }
         break;
     case KPROTO_T_HEARTBEAT:
         mq->store->ops->device_heartbeat(mq->store, device, now_ms(), &env);
@@ -199,6 +203,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         break;
     case KPROTO_T_APP_UP:
         on_channel(mq, device, channel, &env);
+        break;
+    case KPROTO_T_DEBUG_UP:
+        dbgrelay_deliver(mq->debug, device, &env.body.debug);
         break;
     default:
         KD_DEBUG("device '%s': %d bytes on %s: not handled by this keeld", device, msg->payloadlen,
@@ -225,8 +232,10 @@ static void subscribe_all(mq_t *mq)
         /*
          * Retained presence is not delivered on shared subscriptions, so presence is a plain
          * subscription in every instance (its store update is idempotent); the rest is shared.
+         * debug/up is plain too: only the instance holding the client's stream can relay it, and
+         * the others drop it.
          */
-        if (ti->retained) {
+        if (ti->retained || t == KPROTO_T_DEBUG_UP) {
             snprintf(filter, sizeof(filter), "%s+/%s", KPROTO_PREFIX, ti->suffix);
         } else {
             snprintf(filter, sizeof(filter), "$share/%s/%s+/%s%s", mq->cfg->mqtt_group, KPROTO_PREFIX,
@@ -300,6 +309,13 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     atomic_init(&mq->connected, false);
     atomic_init(&mq->subs_pending, 0);
     pthread_mutex_init(&mq->flush_lock, NULL);
+    mq->debug = dbgrelay_new();
+    if (mq->debug == NULL) {
+        snprintf(err, errcap, "out of memory");
+        pthread_mutex_destroy(&mq->flush_lock);
+        free(mq);
+        return NULL;
+    }
     mosquitto_lib_init();
     mq->m = mosquitto_new(cfg->mqtt_client_id, false, mq);
     if (mq->m == NULL) {
@@ -307,6 +323,8 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
         goto fail;
     }
     mosquitto_int_option(mq->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* No Nagle: a debug packet or command waits for nothing (see scripts/stack.sh). */
+    mosquitto_int_option(mq->m, MOSQ_OPT_TCP_NODELAY, 1);
     rc = mosquitto_tls_set(mq->m, cfg->mqtt_ca, NULL, cfg->mqtt_cert, cfg->mqtt_key, NULL);
     if (rc == MOSQ_ERR_SUCCESS) {
         /* Verify the broker's certificate and its name (1 = SSL_VERIFY_PEER). */
@@ -339,6 +357,7 @@ fail:
         mosquitto_destroy(mq->m);
     }
     pthread_mutex_destroy(&mq->flush_lock);
+    dbgrelay_free(mq->debug);
     free(mq);
     mosquitto_lib_cleanup();
     return NULL;
@@ -354,6 +373,7 @@ void mq_stop(mq_t *mq)
     mosquitto_loop_stop(mq->m, false);
     mosquitto_destroy(mq->m);
     pthread_mutex_destroy(&mq->flush_lock);
+    dbgrelay_free(mq->debug);
     free(mq);
     mosquitto_lib_cleanup();
 }
@@ -406,4 +426,21 @@ int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uin
     int rc = send_env_to(mq, KPROTO_T_APP_DOWN, device, channel, &env);
     *out_msg_id = env.msg_id;
     return rc;
+}
+
+dbgrelay_t *mq_debug_relay(mq_t *mq)
+{
+    return mq->debug;
+}
+
+int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    if (!mq_connected(mq)) {
+        return -1;
+    }
+    env.which_body = keel_v1_Envelope_debug_tag;
+    env.body.debug = *d;
+    return mq_send(mq, KPROTO_T_DEBUG_DOWN, device, &env);
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dbgrelay.h"
 #include "keel/kproto.h"
 #include "notify.h"
 #include "ota.h"
@@ -42,6 +43,13 @@ void mq_flush_commands(mq_t *mq);
  */
 int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uint8_t *data, size_t len,
                     uint64_t *out_msg_id);
+/* The debug relay fed by this client's debug/up subscription (docs/debug.md "Transport"). */
+dbgrelay_t *mq_debug_relay(mq_t *mq);
+
+/* Publish one Debug message to device on debug/down. 0 on success, -1 when not connected or the
+ * publish failed (logged). Safe from any thread. */
+int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d);
+
 /* Encode env (header filled here) and publish it on device's topic t. 0, or -1 (logged). */
 int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env);
 

@@ -120,11 +120,15 @@ update_to() { # NAME VER DEP
 
 case $case_ in
 download)
-    bundle v2 ota 1.1.0 2
+    # v2 carries a debug key in its policy: once installed, the microvisor holds it for the
+    # debug stub (uv_upd_debug_key) and says so.
+    bundle v2 ota 1.1.0 2 --debug-key "$W/keys/rogue.pub"
     start_device 200
+    console_has 'allows debug sessions' && fail "v1 has no debug key, yet one was reported"
     expect_console 30 'net: connected to broker'
     expect_console 5 'app started'
     update_to v2 1.1.0 7
+    expect_console 5 'update: the installed bundle allows debug sessions signed by key [0-9a-f]{16}'
     # Only what differs was fetched: the manifest and 2 of 129 blocks (header page + image).
     line=$(grep -m1 'update: deployment 7: .* of 129 blocks to fetch' "$W/console.txt")
     n=$(sed -n 's/.*: \([0-9]*\) of 129 blocks.*/\1/p' <<<"$line")

@@ -184,12 +184,67 @@ static void test_fuzz_smoke(void)
     free(out);
 }
 
+/* The REST form of debug messages: a bare Debug (golden bytes), hex both ways, refusals. */
+static void test_debug_hex(void)
+{
+    /* Debug{close{session 0x0102, reason "x"}} = field 4 (len 6) { field 1 varint, field 2 "x" } */
+    static const uint8_t golden_close[] = {0x22, 0x06, 0x08, 0x82, 0x02, 0x12, 0x01, 0x78};
+    keel_v1_Debug d = keel_v1_Debug_init_zero;
+    uint8_t buf[KPROTO_DEBUG_MAX];
+    size_t len = 0;
+
+    d.which_kind = keel_v1_Debug_close_tag;
+    d.kind.close.session = 0x102;
+    snprintf(d.kind.close.reason, sizeof(d.kind.close.reason), "x");
+    CHECK(kproto_debug_encode(&d, buf, sizeof(buf), &len) == KERR_OK);
+    CHECK(len == sizeof(golden_close) && memcmp(buf, golden_close, len) == 0);
+    CHECK(strcmp(kproto_debug_kind_name(&d), "close") == 0);
+
+    char hex[2 * KPROTO_DEBUG_MAX + 1];
+    CHECK(kproto_hex_encode(buf, len, hex, sizeof(hex)) == KERR_OK);
+    CHECK(strcmp(hex, "2206088202120178") == 0);
+    CHECK(kproto_hex_encode(buf, len, hex, 2 * len) == KERR_NOMEM);
+
+    keel_v1_Debug back = keel_v1_Debug_init_zero;
+    uint8_t raw[KPROTO_DEBUG_MAX];
+    size_t rlen = 0;
+    CHECK(kproto_hex_decode("2206088202120178", raw, sizeof(raw), &rlen) == KERR_OK);
+    CHECK(kproto_debug_decode(raw, rlen, &back) == KERR_OK);
+    CHECK(kproto_debug_session(&back) == 0x102 && strcmp(back.kind.close.reason, "x") == 0);
+    CHECK(kproto_hex_decode("22060882021201", raw, sizeof(raw), &rlen) == KERR_OK);
+    CHECK(kproto_debug_decode(raw, rlen, &back) == KERR_FORMAT); /* truncated */
+
+    /* Hex refusals: odd length, a non-digit, too long for the buffer; upper case is fine. */
+    CHECK(kproto_hex_decode("abc", raw, sizeof(raw), &rlen) == KERR_FORMAT);
+    CHECK(kproto_hex_decode("zz", raw, sizeof(raw), &rlen) == KERR_FORMAT);
+    CHECK(kproto_hex_decode("0a 0", raw, sizeof(raw), &rlen) == KERR_FORMAT);
+    CHECK(kproto_hex_decode("00112233", raw, 3, &rlen) == KERR_NOMEM);
+    CHECK(kproto_hex_decode("AbCd", raw, sizeof(raw), &rlen) == KERR_OK && rlen == 2 &&
+          raw[0] == 0xAB && raw[1] == 0xCD);
+
+    /* Session 0 or no kind at all: not a debug message anyone can route. */
+    d.kind.close.session = 0;
+    CHECK(kproto_debug_encode(&d, buf, sizeof(buf), &len) == KERR_OK);
+    CHECK(kproto_debug_decode(buf, len, &back) == KERR_INVAL);
+    CHECK(kproto_debug_decode(buf, 0, &back) == KERR_INVAL);
+    /* A frame at its largest fits KPROTO_DEBUG_MAX; one byte more sealed is refused. */
+    d.which_kind = keel_v1_Debug_frame_tag;
+    d.kind.frame.session = UINT64_MAX;
+    d.kind.frame.seq = UINT32_MAX;
+    d.kind.frame.sealed.size = sizeof(d.kind.frame.sealed.bytes);
+    CHECK(kproto_debug_encode(&d, buf, sizeof(buf), &len) == KERR_OK && len <= KPROTO_DEBUG_MAX);
+    CHECK(kproto_debug_decode(buf, len, &back) == KERR_OK && back.kind.frame.seq == UINT32_MAX);
+    buf[len - 1u - sizeof(d.kind.frame.sealed.bytes) - 1u] += 1u; /* sealed's length byte (2nd of 2) */
+    CHECK(kproto_debug_decode(buf, len, &back) == KERR_FORMAT);
+}
+
 int main(void)
 {
     test_fuzz_smoke();
     test_golden();
     test_bounds();
     test_topics();
+    test_debug_hex();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

@@ -502,6 +502,222 @@ broker_outage)
   wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
     fail "pending command not answered after the broker came back"
   ;;
+debug_api)
+  # The relay's REST surface: refusals first, then a stream's life cycle as the device sees it.
+  api POST /v1/devices/dev-1/debug '{"debug":"00"}' >/dev/null && fail "debug to an unknown device accepted"
+  [ "$CODE" = 404 ] || fail "debug to an unknown device: $CODE"
+  sim dev-1 >"$WORK/sim.out" || fail "simdev: $(cat "$WORK/sim.out")"
+  wait_for 10 get_has /v1/devices/dev-1 '"online":true' || fail "dev-1 not online"
+  # Debug{close{session 258, "x"}} in hex: 2206088202120178.
+  api POST /v1/devices/dev-1/debug '{"debug":"zz"}' >/dev/null || true; [ "$CODE" = 400 ] || fail "bad hex: $CODE"
+  grep -q "not the hex of a Debug message" "$WORK/body" || fail "bad hex message: $(cat "$WORK/body")"
+  api POST /v1/devices/dev-1/debug '{"debug":"220208"}' >/dev/null || true; [ "$CODE" = 400 ] || fail "truncated: $CODE"
+  api POST /v1/devices/dev-1/debug '{"frame":"00"}' >/dev/null || true; [ "$CODE" = 400 ] || fail "unknown field: $CODE"
+  # Debug{accept{session 1}} = 12 02 08 01: the device's message, refused from a client.
+  api POST /v1/devices/dev-1/debug '{"debug":"12020801"}' >/dev/null || true; [ "$CODE" = 400 ] || fail "accept: $CODE"
+  api GET /v1/devices/dev-1/debug >/dev/null || true; [ "$CODE" = 400 ] || fail "stream without session: $CODE"
+  api GET '/v1/devices/dev-1/debug?session=0' >/dev/null || true; [ "$CODE" = 400 ] || fail "session 0: $CODE"
+  api PUT /v1/devices/dev-1/debug >/dev/null || true; [ "$CODE" = 405 ] || fail "PUT: $CODE"
+  CODE="$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"debug":"2206088202120178"}' "$URL/v1/devices/dev-1/debug")"
+  [ "$CODE" = 401 ] || fail "debug without a token: $CODE"
+  # dev-1 exited cleanly (presence stays online): a close is published and answered 202.
+  api POST /v1/devices/dev-1/debug '{"debug":"2206088202120178"}' >/dev/null || fail "close: $CODE"
+  expect_json 'j["session"]' 258 "session of the posted close"
+  expect_json 'j["kind"]' close "kind of the posted close"
+  # A live device: its debug/up messages of session 258 reach the stream; one stream per session;
+  # when the client hangs up keeld tells the device (DebugClose "the debugger disconnected").
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-1.pem" --key "$WORK/dev-1.key" \
+    --id dev-1 --debug-target 1 serve:30 >"$WORK/sim.out" 2>&1 &
+  SIMPID=$!; PIDS+=("$SIMPID")
+  wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
+  curl -sN --max-time 30 -H "Authorization: Bearer $TOKEN" "$URL/v1/devices/dev-1/debug?session=258" >"$WORK/dstream" &
+  CURLPID=$!; PIDS+=("$CURLPID")
+  wait_for 10 grep -q "keel debug stream" "$WORK/dstream" || fail "debug stream did not open"
+  api GET '/v1/devices/dev-1/debug?session=258' >/dev/null || true; [ "$CODE" = 409 ] || fail "second stream: $CODE"
+  grep -q "already has a stream" "$WORK/body" || fail "busy message: $(cat "$WORK/body")"
+  # Debug{open{session 258}} with an all-zero key and signature: simdev refuses (no debug key), and
+  # its refusal (an accept with ok=false) comes back on the stream.
+  OPEN="$(python3 -c 'print("0a8801" + "088202" + "1241" + "00" * 65 + "1a40" + "00" * 64)')"
+  api POST /v1/devices/dev-1/debug "{\"debug\":\"$OPEN\"}" >/dev/null || fail "open: $CODE $(cat "$WORK/body")"
+  wait_for 10 grep -q '^data: {"debug":"12' "$WORK/dstream" || fail "the refusal did not reach the stream: $(cat "$WORK/dstream")"
+  grep -q "debug refused no debug key in the installed bundle" "$WORK/sim.out" || fail "simdev: $(cat "$WORK/sim.out")"
+  # The device vanishes (its last will): the stream ends with the reason.
+  kill -9 "$SIMPID"; wait "$SIMPID" 2>/dev/null || true
+  wait_for 15 grep -q '^data: {"end":"the device went offline"}' "$WORK/dstream" ||
+    fail "the stream did not end when the device went offline: $(cat "$WORK/dstream")"
+  ;;
+debug_gdb|debug_refusals)
+  # gdb-multiarch -> keel debug -> keeld -> Mosquitto -> simdev's debug channel -> the RSP engine
+  # (test_rsp_qemu) -> QEMU running a real program. simdev stands in for the microvisor's stub.
+  for v in KEEL_CLI RSP_PROXY RSP_APP_ELF RSP_SESSION_GDB; do
+    [ -n "${!v:-}" ] || fail "$v is not set (tests/server/CMakeLists.txt sets it)"
+  done
+  openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/debug.key" 2>/dev/null
+  openssl ec -in "$WORK/debug.key" -pubout -out "$WORK/debug.pub" 2>/dev/null
+  openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/other.key" 2>/dev/null
+  openssl ec -in "$WORK/other.key" -pubout -out "$WORK/other.pub" 2>/dev/null
+  sim_bg() { # ID OUT ARGS...: simdev in the background, its own pid in PIDS (so cleanup stops it)
+    local id="$1" out="$2"; shift 2
+    "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/$id.pem" --key "$WORK/$id.key" \
+      --id "$id" "$@" >"$WORK/$out" 2>&1 &
+    SIMPID=$!; PIDS+=("$SIMPID")
+  }
+  kdebug() { # PORT ARGS...: keel debug dev-1 against this stack, in the background
+    local port="$1"; shift
+    timeout 90 "$KEEL_CLI" debug dev-1 --port "$port" --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --timeout 10 "$@" >"$WORK/kdebug.out" 2>&1 &
+    KPID=$!; PIDS+=("$KPID")
+  }
+  start_qemu() {
+    rm -f "$WORK/qemu-gdb.sock"
+    timeout 120 qemu-system-arm -M mps2-an505 -display none -monitor none -serial null \
+      -kernel "$RSP_APP_ELF" -chardev socket,id=g,path="$WORK/qemu-gdb.sock",server=on,wait=off \
+      -gdb chardev:g -S &
+    QPID=$!; PIDS+=("$QPID")
+    wait_for 10 test -S "$WORK/qemu-gdb.sock" || fail "QEMU did not start"
+  }
+  start_engine() { # the RSP engine between QEMU and the next session; sets EPORT
+    timeout 120 "$RSP_PROXY" "$WORK/qemu-gdb.sock" >"$WORK/engine.out" 2>&1 &
+    EPID=$!; PIDS+=("$EPID")
+    wait_for 10 grep -q '^port ' "$WORK/engine.out" || fail "the RSP engine did not listen"
+    EPORT="$(sed -n 's/^port //p' "$WORK/engine.out")"
+  }
+  if [ "$SCENARIO" = debug_refusals ]; then
+    # A bundle with no debug key: refused by the device, and keel debug says so.
+    sim_bg dev-1 sim.out --debug-target 1 serve:20
+    wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
+    kdebug "$(free_port)" --key "$WORK/debug.key"
+    rc=0; wait "$KPID" || rc=$?
+    [ "$rc" = 1 ] || fail "keel debug with no debug key on the device exited $rc: $(cat "$WORK/kdebug.out")"
+    grep -q "dev-1 refused the debug session: no debug key in the installed bundle" "$WORK/kdebug.out" ||
+      fail "no-debug-key message: $(cat "$WORK/kdebug.out")"
+    # The wrong key: the device checks the signature against its bundle's debug key.
+    sim_bg dev-2 sim2.out --debug-pub "$WORK/debug.pub" --debug-target 1 serve:20
+    wait_for 10 grep -q "^connected" "$WORK/sim2.out" || fail "simdev dev-2 did not connect"
+    timeout 60 "$KEEL_CLI" debug dev-2 --port "$(free_port)" --state "$WORK" --url "$URL" \
+      --token "$TOKEN" --timeout 10 --key "$WORK/other.key" >"$WORK/kdebug.out" 2>&1 && fail "wrong key accepted"
+    grep -q "dev-2 refused the debug session: not signed by the debug key of the installed bundle" \
+      "$WORK/kdebug.out" || fail "wrong-key message: $(cat "$WORK/kdebug.out")"
+    # A certificate of another device, or no certificate at all: refused before anything is sent.
+    timeout 60 "$KEEL_CLI" debug dev-2 --device-cert "$WORK/dev-1.pem" --fleet-ca "$WORK/ca.pem" \
+      --url "$URL" --token "$TOKEN" --key "$WORK/debug.key" >"$WORK/kdebug.out" 2>&1 && fail "foreign certificate accepted"
+    grep -q "belongs to 'dev-1', not 'dev-2'" "$WORK/kdebug.out" || fail "cert message: $(cat "$WORK/kdebug.out")"
+    timeout 60 "$KEEL_CLI" debug dev-2 --device-cert "$WORK/keeld.key" --fleet-ca "$WORK/ca.pem" \
+      --url "$URL" --token "$TOKEN" --key "$WORK/debug.key" >"$WORK/kdebug.out" 2>&1 && fail "a key as certificate accepted"
+    grep -q "is not a PEM X.509 certificate" "$WORK/kdebug.out" || fail "not-a-cert message: $(cat "$WORK/kdebug.out")"
+    # A debug key file that is not a private key.
+    timeout 60 "$KEEL_CLI" debug dev-2 --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --key "$WORK/debug.pub" >"$WORK/kdebug.out" 2>&1 && fail "a public key as --key accepted"
+    grep -q -- "--key $WORK/debug.pub" "$WORK/kdebug.out" || fail "--key message: $(cat "$WORK/kdebug.out")"
+    # A device keeld has never seen, then one that is not online: keel debug says which.
+    bash "$STACK" certs "$WORK" dev-3 >/dev/null
+    timeout 60 "$KEEL_CLI" debug dev-3 --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --key "$WORK/debug.key" >"$WORK/kdebug.out" 2>&1 && fail "unknown dev-3 accepted"
+    grep -q "unknown device 'dev-3'" "$WORK/kdebug.out" || fail "unknown device message: $(cat "$WORK/kdebug.out")"
+    # A device that no longer answers: its presence goes offline (simdev killed: the will).
+    "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-3.pem" --key "$WORK/dev-3.key" \
+      --id dev-3 serve:60 >"$WORK/sim3.out" 2>&1 &
+    SIM3=$!; PIDS+=("$SIM3")
+    wait_for 10 get_has /v1/devices/dev-3 '"online":true' || fail "dev-3 not online"
+    kill -9 "$SIM3"
+    wait_for 10 get_has /v1/devices/dev-3 '"online":false' || fail "dev-3 still online"
+    timeout 60 "$KEEL_CLI" debug dev-3 --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --key "$WORK/debug.key" >"$WORK/kdebug.out" 2>&1 && fail "offline dev-3 accepted"
+    grep -q "device 'dev-3' is offline" "$WORK/kdebug.out" || fail "offline message: $(cat "$WORK/kdebug.out")"
+    # Session ends the device must hear about: keel debug stopped by Ctrl-C (it says so), and
+    # killed outright (keeld notices the stream drop and says so). The target is a TCP sink that
+    # reports when its connection ends, as the stub's "connection lost" would.
+    SINK_PORT="$(free_port)"
+    python3 -c 'import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+for _ in range(3):
+    c, _a = s.accept()
+    while c.recv(4096): pass
+    print("target eof", flush=True)' "$SINK_PORT" >"$WORK/sink.out" 2>&1 &
+    PIDS+=($!)
+    "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-3.pem" --key "$WORK/dev-3.key" \
+      --id dev-3 --debug-pub "$WORK/debug.pub" --debug-target "$SINK_PORT" debug-sessions:3:60 >"$WORK/sim3.out" 2>&1 &
+    SIM3=$!; PIDS+=("$SIM3")
+    wait_for 10 get_has /v1/devices/dev-3 '"online":true' || fail "dev-3 not online again"
+    end_session() { # SIGNAL: open a session, signal keel debug, wait for it to end
+      "$KEEL_CLI" debug dev-3 --port "$(free_port)" --state "$WORK" --url "$URL" --token "$TOKEN" \
+        --key "$WORK/debug.key" >"$WORK/kdebug-$1.out" 2>&1 &
+      local k=$!; PIDS+=("$k")
+      wait_for 20 grep -q "target remote" "$WORK/kdebug-$1.out" || fail "session to dev-3: $(cat "$WORK/kdebug-$1.out")"
+      kill "-$1" "$k"
+      wait_for 10 bash -c "! kill -0 $k" || fail "keel debug still running after SIG$1"
+      wait "$k" || true
+    }
+    end_session INT
+    wait_for 10 grep -q "debug closed: keel debug interrupted (SIGINT)" "$WORK/sim3.out" ||
+      fail "device not told of Ctrl-C: $(cat "$WORK/sim3.out")"
+    end_session KILL
+    wait_for 10 grep -q "debug closed: the debugger disconnected" "$WORK/sim3.out" ||
+      fail "device not told of a vanished client: $(cat "$WORK/sim3.out")"
+    # The idle limit: no traffic for --idle seconds ends the session, and keel debug says why.
+    timeout 60 "$KEEL_CLI" debug dev-3 --port "$(free_port)" --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --key "$WORK/debug.key" --idle 1 >"$WORK/kdebug-idle.out" 2>&1 || fail "idle end: $(cat "$WORK/kdebug-idle.out")"
+    grep -q "no traffic for 1 s (--idle): ending the session" "$WORK/kdebug-idle.out" ||
+      fail "idle message: $(cat "$WORK/kdebug-idle.out")"
+    wait_for 10 grep -q "debug closed: idle timeout" "$WORK/sim3.out" ||
+      fail "device not told of the idle end: $(cat "$WORK/sim3.out")"
+    sink_eofs() { [ "$(grep -c 'target eof' "$WORK/sink.out")" = 3 ]; }
+    wait_for 10 sink_eofs || fail "the target connection did not end three times"
+    wait "$SIM3" || fail "simdev dev-3: $(cat "$WORK/sim3.out")"
+  else
+    start_qemu
+    start_engine
+    sim_bg dev-1 sim.out --debug-pub "$WORK/debug.pub" --debug-target "$EPORT" debug-sessions:1:90
+    wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
+    GPORT="$(free_port)"
+    kdebug "$GPORT" --key "$WORK/debug.key"
+    wait_for 20 grep -q "target remote 127.0.0.1:$GPORT" "$WORK/kdebug.out" ||
+      fail "keel debug did not open the session: $(cat "$WORK/kdebug.out")"
+    sed "s/@PORT@/$GPORT/; s#@ELF@#$RSP_APP_ELF#" "$RSP_SESSION_GDB" >"$WORK/session.gdb"
+    timeout 90 gdb-multiarch -q -batch -nx -x "$WORK/session.gdb" >"$WORK/gdb.out" 2>&1 ||
+      fail "gdb failed: $(tail -30 "$WORK/gdb.out")"
+    rc=0; wait "$KPID" || rc=$?
+    [ "$rc" = 0 ] || fail "keel debug exited $rc after gdb detached: $(cat "$WORK/kdebug.out")"
+    rc=0; wait "$SIMPID" || rc=$?
+    [ "$rc" = 0 ] || fail "simdev did not see the session close: $(cat "$WORK/sim.out")"
+    rc=0; wait "$EPID" || rc=$?
+    [ "$rc" = 0 ] || fail "the RSP engine failed: $(cat "$WORK/engine.out")"
+    cat "$WORK/gdb.out" "$WORK/kdebug.out" "$WORK/engine.out"
+    if grep -E "Remote communication error|Remote failure|Cannot access memory|warning: |Ignoring packet error|Invalid register" "$WORK/gdb.out"; then
+      fail "gdb reported a problem"
+    fi
+    # The issue's list, each with its evidence in gdb's output.
+    check() { grep -Pzq "$1" "$WORK/gdb.out" || fail "gdb output lacks: $2"; }
+    check 'msp +0x38010000[^\n]*\npsp +0x0 ' "info registers with msp/psp"
+    check 'Breakpoint 1, level5 \(x=10\)' "break at a function, continue, hit"
+    check 'MARK bt\n#0  level5 \(x=10\)[^\n]*\n#1 [^\n]* level4 \(x=6\)[^\n]*\n#2 [^\n]* level3 [^\n]*\n#3 [^\n]* level2 [^\n]*\n#4 [^\n]* level1 [^\n]*\n#5 [^\n]* reset \(\)' "bt with 6 frames"
+    check 'MARK locals\n\$1 = -?[0-9]+\n\$2 = 10\n\$3 = 0\n' "locals and globals"
+    check 'MARK set-var\n\$5 = 1234\n' "set var"
+    check 'Value returned is \$6 = 31' "finish"
+    check 'MARK next\n30\t}\n' "next"
+    check 'MARK step\n[\s\S]*Breakpoint 2, level1 \(x=0\)' "step setup"
+    check 'level2 \(x=1\) at [^\n]*\n40\t' "step into a function"
+    check 'MARK stepi\n0x[0-9a-f]+\t40\t[^\n]*\n0x[0-9a-f]+\t40\t' "stepi"
+    check 'MARK x\n0x38000004 <table>:\t0x00000023\t' "x/16x"
+    check 'Program received signal SIGINT, Interrupt\.' "interrupt a running app"
+    check 'MARK after-interrupt\n\$7 = 1\n' "the app ran between continue and the interrupt"
+    check '\[Inferior 1 \(Remote target\) detached\]' "detach"
+    grep -q "session over: 0 breakpoint references left" "$WORK/engine.out" || fail "breakpoints left behind"
+    grep -q "debug closed: the debugger detached" "$WORK/sim.out" || fail "device not told: $(cat "$WORK/sim.out")"
+    grep -q "gdb disconnected" "$WORK/kdebug.out" || fail "keel debug: $(cat "$WORK/kdebug.out")"
+    # Detach and the app runs on: a direct session to the engine finds the counter moved on.
+    BEFORE="$(sed -n '/^MARK detach/{n;s/^\$[0-9]* = //p}' "$WORK/gdb.out")"
+    sleep 0.3
+    start_engine
+    timeout 60 gdb-multiarch -q -batch -nx -ex "file $RSP_APP_ELF" -ex "target remote 127.0.0.1:$EPORT" \
+      -ex "print/d counter" -ex "detach" >"$WORK/after.out" 2>&1
+    AFTER="$(sed -n 's/^\$1 = //p' "$WORK/after.out")"
+    [ -n "$BEFORE" ] && [ -n "$AFTER" ] && [ "$AFTER" -gt "$BEFORE" ] ||
+      fail "the app did not run on after detach (counter $BEFORE then $AFTER)"
+    # keeld relayed frames it cannot read: nothing of the RSP text appears in its log.
+    if grep -q 'qSupported\|level5' "$WORK"/keeld*.log; then fail "RSP text in keeld's log"; fi
+  fi
+  ;;
 ota_delta)
   # Only what changed crosses the network: the same bundle again costs nothing, a one-function
   # change costs the manifest and the two pages it touches, a new app costs all of it.

@@ -31,6 +31,10 @@
  *   --apply now|defer    the app applies as soon as staged (default), or leaves it to a force or
  *                        the deadline
  *   --trial confirm|crash  the new app confirms (default) or crashes on start (rolled back)
+ *   debug-sessions:N:SECONDS  answer commands and debug sessions until N sessions have closed
+ * Debug sessions (simdev_debug.h) are answered from the start with --debug-target PORT (an RSP
+ * server on 127.0.0.1) and --debug-pub PUB.pem (the installed bundle's debug key; without it every
+ * session is refused as for a bundle that has none).
  *   --pace MS            pause MS after each staged block (a slow link)
  *   --hello slot|image   the app region in the hello: the whole slot (default) or, like the
  *                        microvisor's first hello, the image's size and hash
@@ -49,6 +53,7 @@
 #include "keel/app_image.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
+#include "simdev_debug.h"
 
 #include "simdev_upd.h"
 
@@ -60,7 +65,7 @@ typedef struct sim {
     struct mosquitto *m;
     const char *id;
     uint32_t boot;
-    uint32_t msg_id;
+    atomic_uint msg_id;
     atomic_bool connected;
     atomic_int connect_rc;       /* -1 until CONNACK */
     atomic_uint acked_msg_id;    /* last acked msg_id */
@@ -105,7 +110,7 @@ static uint32_t publish_to(sim_t *s, const char *device, kproto_topic_t t, keel_
     const kproto_topic_info_t *ti = kproto_topic_info(t);
 
     env->version = KPROTO_REVISION;
-    env->msg_id = ++s->msg_id;
+    env->msg_id = atomic_fetch_add(&s->msg_id, 1u) + 1u;
     env->boot = s->boot;
     env->time_ms = mono_ms() - s->start_ms;
     if (kproto_topic_build(t, device, NULL, topic, sizeof(topic)) != KERR_OK ||
@@ -168,6 +173,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         }
     } else if (t == KPROTO_T_CMD) {
         answer(s, &env.body.command);
+    } else if (t == KPROTO_T_DEBUG_DOWN) {
+        simdbg_down(&env.body.debug);
     }
     fflush(stdout);
 }
@@ -358,6 +365,30 @@ static void act_raw(sim_t *s, const char *spec)
     }
 }
 
+static void publish_debug(void *ctx, const keel_v1_Debug *d)
+{
+    sim_t *s = ctx;
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    env.which_body = keel_v1_Envelope_debug_tag;
+    env.body.debug = *d;
+    publish_to(s, s->id, KPROTO_T_DEBUG_UP, &env);
+}
+
+static void act_debug_sessions(const char *spec)
+{
+    unsigned want = (unsigned)strtoul(spec, NULL, 10);
+    const char *colon = strchr(spec, ':');
+    unsigned secs = colon != NULL ? (unsigned)strtoul(colon + 1, NULL, 10) : 60u;
+
+    for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(WAIT_SLICE_MS)) {
+        if (simdbg_closed() >= want) {
+            return;
+        }
+    }
+    die("fewer debug sessions than asked for closed within the time (%s)", spec);
+}
+
 /* Let the update agent work; a replaced app means a new hello (the device "rebooted"). */
 static void poll_update(sim_t *s)
 {
@@ -441,8 +472,8 @@ static uint32_t version_arg(const char *opt, const char *v)
 int main(int argc, char **argv)
 {
     sim_t s;
-    const char *ca = NULL, *cert = NULL, *key = NULL;
-    int port = 0, a = 1;
+    const char *ca = NULL, *cert = NULL, *key = NULL, *debug_pub = NULL;
+    int port = 0, a = 1, debug_target = 0;
 
     memset(&s, 0, sizeof(s));
     s.boot = 1;
@@ -471,6 +502,8 @@ int main(int argc, char **argv)
                 s.app_sha[i] = (uint8_t)b;
             }
         }
+        else if (strcmp(argv[a], "--debug-pub") == 0) debug_pub = v;
+        else if (strcmp(argv[a], "--debug-target") == 0) debug_target = atoi(v);
         else if (strcmp(argv[a], "--flash") == 0) uc.dir = v;
         else if (strcmp(argv[a], "--install") == 0) uc.install = v;
         else if (strcmp(argv[a], "--update-key") == 0) uc.keys = v;
@@ -486,6 +519,7 @@ int main(int argc, char **argv)
         die("%s", "usage: simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] ACTION...");
     }
     s.start_ms = mono_ms();
+    simdbg_init(s.id, key, debug_pub, debug_target, publish_debug, &s);
     if (uc.dir != NULL) {
         s.upd = sdu_open(&uc);
         if (strcmp(s.commands, "ping,restart,reboot") == 0) {
@@ -495,6 +529,7 @@ int main(int argc, char **argv)
     mosquitto_lib_init();
     s.m = mosquitto_new(s.id, true, &s);
     mosquitto_tls_set(s.m, ca, NULL, cert, key, NULL);
+    mosquitto_int_option(s.m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_connect_callback_set(s.m, on_connect);
     mosquitto_message_callback_set(s.m, on_message);
     mosquitto_publish_callback_set(s.m, on_publish);
@@ -527,6 +562,8 @@ int main(int argc, char **argv)
     mosquitto_subscribe(s.m, NULL, sub, 1);
     snprintf(sub, sizeof(sub), "keel/v1/%s/ack", s.id);
     mosquitto_subscribe(s.m, NULL, sub, 1);
+    snprintf(sub, sizeof(sub), "keel/v1/%s/debug/down", s.id);
+    mosquitto_subscribe(s.m, NULL, sub, 1);
     if (s.upd != NULL) {
         snprintf(sub, sizeof(sub), "keel/v1/%s/update", s.id);
         mosquitto_subscribe(s.m, NULL, sub, 1);
@@ -554,6 +591,7 @@ int main(int argc, char **argv)
         else if (strncmp(act, "serve-one:", 10) == 0) act_serve(&s, act + 10, true);
         else if (strncmp(act, "hello-as:", 9) == 0) send_hello(&s, act + 9);
         else if (strncmp(act, "raw:", 4) == 0) act_raw(&s, act + 4);
+        else if (strncmp(act, "debug-sessions:", 15) == 0) act_debug_sessions(act + 15);
         else if (strncmp(act, "update:", 7) == 0) act_update(&s, act + 7);
         else if (strncmp(act, "fetch:", 6) == 0) act_fetch(&s, act + 6);
         else die("unknown action '%s'", act);

@@ -345,6 +345,13 @@ static void test_no_ack_mode(void **state)
     /* '-' no longer triggers a resend. */
     feed(x, "-");
     assert_int_equal(x->out.len, before);
+    /* A new debugger on the same line (the last one vanished without 'D'): its qSupported is
+     * acked, and acks stay on until it asks for no-ack mode again. */
+    pos = x->out.len;
+    feed_packet(x, "qSupported:multiprocess+");
+    char features[128];
+    take_reply(x, &pos, true, features, sizeof(features));
+    assert_false(x->rsp.no_ack);
     free(x);
 }
 
@@ -552,6 +559,15 @@ static void test_run_control(void **state)
     char reply[128];
     take_reply(x, &pos, false, reply, sizeof(reply));
     assert_memory_equal(reply, "T02", 3);
+    /* The app gone for good while the debugger waits: "X09", once, and nothing when idle. */
+    feed_packet(x, "c");
+    pos = x->out.len;
+    rsp_notify_exit(&x->rsp, RSP_SIGKILL);
+    take_reply(x, &pos, false, reply, sizeof(reply));
+    assert_string_equal(reply, "X09");
+    assert_false(rsp_running(&x->rsp));
+    rsp_notify_exit(&x->rsp, RSP_SIGKILL);
+    assert_int_equal(x->out.len, pos);
     free(x);
 }
 

@@ -28,6 +28,9 @@ extern const cli_noun_t cmd_deploy;
 int cmd_bundle_upload(const char *prog, int argc, char **argv);
 int cmd_bundle_list(const char *prog, int argc, char **argv);
 
+/* Live debugging of a device's app through keeld (cmd_debug.c). */
+extern const cli_noun_t cmd_debug;
+
 /* The local fleet stack (cmd_stack.c). */
 extern const cli_noun_t cmd_up;
 extern const cli_noun_t cmd_down;

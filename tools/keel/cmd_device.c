@@ -46,6 +46,7 @@ enum {
     OPT_POWERCUT,
     OPT_APPEND,
     OPT_BROKER,
+    OPT_GDB_SERIAL,
     OPT_FLEET_CA,
     OPT_BROKER_NAME,
     OPT_FLEET_CA_KEY,
@@ -396,22 +397,26 @@ static void run_help(const char *prog)
            "  --broker PORT        connect the device to the MQTT/TLS broker on 127.0.0.1:PORT\n"
            "                       (QEMU gets a restricted network whose only way out is that\n"
            "                       port; without --broker the device has no network)\n"
+           "  --gdb-serial PORT    the app debugger on a plain serial line: QEMU listens on\n"
+           "                       127.0.0.1:PORT for gdb's 'target remote' (local development;\n"
+           "                       UART2 is taken from the app, no encryption, see docs/debug.md)\n"
            "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n"
            "                       the device once, needed the first time --broker is used\n"
            HELP_NET_OPTS "\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }
 
-/* The microvisor's command line: "powercut=N", "broker-port=P" first, then the user's words. */
-static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, const char *extra,
-                         char *out, size_t cap)
+/* The microvisor's command line: "powercut=N", "broker-port=P", "dbg-uart" first, then the
+ * user's words. */
+static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, bool dbg_uart,
+                         const char *extra, char *out, size_t cap)
 {
     char pc[32] = "", bp[32] = "";
     if (powercut)
         snprintf(pc, sizeof pc, "powercut=%lu ", (unsigned long)powercut);
     if (broker)
         snprintf(bp, sizeof bp, "broker-port=%lu ", (unsigned long)broker);
-    int n = snprintf(out, cap, "%s%s%s", pc, bp, extra ? extra : "");
+    int n = snprintf(out, cap, "%s%s%s%s", pc, bp, dbg_uart ? "dbg-uart " : "", extra ? extra : "");
     if (n > 0 && out[n - 1] == ' ')
         out[--n] = '\0';
     if (n < 0 || (size_t)n >= cap) {
@@ -433,6 +438,7 @@ static int device_run(const char *prog, int argc, char **argv)
         {"powercut", required_argument, NULL, OPT_POWERCUT},
         {"append", required_argument, NULL, OPT_APPEND},
         {"broker", required_argument, NULL, OPT_BROKER},
+        {"gdb-serial", required_argument, NULL, OPT_GDB_SERIAL},
         OPTS_NET,
         {0},
     };
@@ -441,7 +447,7 @@ static int device_run(const char *prog, int argc, char **argv)
     devstate_policy_default(&req.policy);
     const char *dir = NULL, *firmware = NULL, *extra = NULL;
     net_req_t net = {0};
-    uint32_t powercut = 0, broker = 0;
+    uint32_t powercut = 0, broker = 0, gdb_serial = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -457,6 +463,10 @@ static int device_run(const char *prog, int argc, char **argv)
             break;
         case OPT_BROKER:
             if (!cli_parse_u32(prog, "--broker", optarg, 1, 65535, &broker))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_GDB_SERIAL:
+            if (!cli_parse_u32(prog, "--gdb-serial", optarg, 1, 65535, &gdb_serial))
                 return CLI_EXIT_USAGE;
             break;
         case OPT_POWERCUT:
@@ -484,8 +494,9 @@ static int device_run(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "--fleet-ca goes with --broker PORT (or use 'keel device "
                                      "provision' to provision without running)");
     q.broker_port = (uint16_t)broker;
+    q.gdb_serial_port = (uint16_t)gdb_serial;
     char append[APPEND_MAX + 1];
-    if (!build_append(prog, powercut, broker, extra, append, sizeof append))
+    if (!build_append(prog, powercut, broker, gdb_serial != 0, extra, append, sizeof append))
         return CLI_EXIT_USAGE;
     q.append = append;
 

@@ -250,9 +250,10 @@ static void http_error(const fapi_t *a, long status, const body_t *b)
     json_decref(j);
 }
 
-static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdrs, char *errbuf)
+/* Set up c (fresh, or reset for reuse: its connection stays in the cache) for path. */
+static CURL *easy_for_on(CURL *c, const fapi_t *a, const char *path, struct curl_slist **hdrs,
+                         char *errbuf)
 {
-    CURL *c = curl_easy_init();
     if (c == NULL)
         return NULL;
     char url[FAPI_URL_MAX + 1024];
@@ -266,22 +267,33 @@ static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdr
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "keel-cli/1");
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     errbuf[0] = '\0';
     return c;
 }
 
+static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdrs, char *errbuf)
+{
+    return easy_for_on(curl_easy_init(), a, path, hdrs, errbuf);
+}
+
 /*
- * One request with an optional body (ctype: its Content-Type). True on a 2xx answer, whose body is
- * then in *b (the caller frees b->p); otherwise the reason is printed (unless a->quiet).
+ * One request with an optional body (ctype: its Content-Type) on conn's handle (kept alive between
+ * calls). True on a 2xx answer, whose body is then in *b (the caller frees b->p); otherwise the
+ * reason is printed (unless a->quiet).
  */
-static bool perform(const fapi_t *a, const char *method, const char *path, const char *ctype,
-                    const void *payload, size_t plen, body_t *b, long *out_status)
+static bool perform(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                    const char *ctype, const void *payload, size_t plen, body_t *b, long *out_status)
 {
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE];
     long status = 0;
 
-    CURL *c = easy_for(a, path, &hdrs, errbuf);
+    if (conn->curl != NULL)
+        curl_easy_reset(conn->curl);
+    else
+        conn->curl = curl_easy_init();
+    CURL *c = easy_for_on(conn->curl, a, path, &hdrs, errbuf);
     if (c == NULL) {
         fprintf(stderr, "%s: out of memory\n", a->prog);
         curl_slist_free_all(hdrs);
@@ -295,6 +307,8 @@ static bool perform(const fapi_t *a, const char *method, const char *path, const
         char h[96];
         snprintf(h, sizeof h, "Content-Type: %s", ctype);
         hdrs = curl_slist_append(hdrs, h);
+        /* No "Expect: 100-continue" round trip (curl waits up to 1 s for it on larger bodies). */
+        hdrs = curl_slist_append(hdrs, "Expect:");
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload != NULL ? payload : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plen);
@@ -316,8 +330,14 @@ static bool perform(const fapi_t *a, const char *method, const char *path, const
     if (out_status != NULL)
         *out_status = status;
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
     return ok;
+}
+
+void fapi_conn_close(fapi_conn_t *conn)
+{
+    if (conn->curl != NULL)
+        curl_easy_cleanup(conn->curl);
+    conn->curl = NULL;
 }
 
 /* A 2xx answer's body as JSON into *out (message printed when it is not JSON). */
@@ -331,40 +351,59 @@ static bool parse_answer(const fapi_t *a, const body_t *b, json_t **out)
     return *out != NULL;
 }
 
+/* One request on conn whose answer is JSON (fapi_call and friends). */
+static bool call_json(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                      const char *ctype, const void *payload, size_t len, json_t **out,
+                      long *out_status)
+{
+    body_t b = {0};
+
+    *out = NULL;
+    bool ok = perform(a, conn, method, path, ctype, payload, len, &b, out_status) &&
+              parse_answer(a, &b, out);
+    free(b.p);
+    return ok;
+}
+
+bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                    json_t *body, json_t **out, long *out_status)
+{
+    char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    bool ok = call_json(a, conn, method, path, body != NULL ? "application/json" : NULL, payload,
+                        payload != NULL ? strlen(payload) : 0, out, out_status);
+    free(payload);
+    return ok;
+}
+
 bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
                long *out_status)
 {
-    body_t b = {0};
-    char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-
-    *out = NULL;
-    bool ok = perform(a, method, path, body != NULL ? "application/json" : NULL, payload,
-                      payload != NULL ? strlen(payload) : 0, &b, out_status) &&
-              parse_answer(a, &b, out);
-    free(payload);
-    free(b.p);
+    fapi_conn_t conn = {0};
+    bool ok = fapi_call_conn(a, &conn, method, path, body, out, out_status);
+    fapi_conn_close(&conn);
     return ok;
 }
 
 bool fapi_upload(const fapi_t *a, const char *method, const char *path, const void *data, size_t len,
                  json_t **out, long *out_status)
 {
-    body_t b = {0};
-
-    *out = NULL;
-    bool ok = perform(a, method, path, "application/octet-stream", data, len, &b, out_status) &&
-              parse_answer(a, &b, out);
-    free(b.p);
+    fapi_conn_t conn = {0};
+    bool ok = call_json(a, &conn, method, path, "application/octet-stream", data, len, out,
+                        out_status);
+    fapi_conn_close(&conn);
     return ok;
 }
 
 bool fapi_download(const fapi_t *a, const char *path, uint8_t **out, size_t *out_len, long *out_status)
 {
+    fapi_conn_t conn = {0};
     body_t b = {0};
 
     *out = NULL;
     *out_len = 0;
-    if (!perform(a, "GET", path, NULL, NULL, 0, &b, out_status)) {
+    bool ok = perform(a, &conn, "GET", path, NULL, NULL, 0, &b, out_status);
+    fapi_conn_close(&conn);
+    if (!ok) {
         free(b.p);
         return false;
     }
@@ -391,6 +430,7 @@ typedef struct sse {
     uint64_t *last_id;
     bool opened;
     const char *opened_msg;
+    void (*on_open)(void *ctx);
     fapi_event_fn on_event;
     void *ctx;
     bool stopped_by_callback;
@@ -425,6 +465,8 @@ static bool sse_line(sse_t *s, char *line)
     if (line[0] == ':') {
         if (!s->opened && s->opened_msg != NULL)
             fprintf(stderr, "%s\n", s->opened_msg);
+        if (!s->opened && s->on_open != NULL)
+            s->on_open(s->ctx);
         s->opened = true;
         return true;
     }
@@ -498,8 +540,24 @@ static int on_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
 }
 
 
+static bool stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
+                   uint64_t *last_id, fapi_event_fn on_event, void *ctx, void (*on_open)(void *));
+
 bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
                  uint64_t *last_id, fapi_event_fn on_event, void *ctx)
+{
+    return stream(a, path, opened, stop, last_id, on_event, ctx, NULL);
+}
+
+bool fapi_stream_once(const fapi_t *a, const char *path, volatile int *stop,
+                      void (*on_open)(void *ctx), fapi_event_fn on_event, void *ctx)
+{
+    uint64_t last_id = 0;
+    return stream(a, path, NULL, stop, &last_id, on_event, ctx, on_open);
+}
+
+static bool stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
+                   uint64_t *last_id, fapi_event_fn on_event, void *ctx, void (*on_open)(void *))
 {
     sse_t s;
     unsigned failures = 0, backoff = 250;
@@ -509,6 +567,7 @@ bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile
     s.a = a;
     s.last_id = last_id;
     s.opened_msg = opened;
+    s.on_open = on_open;
     s.on_event = on_event;
     s.ctx = ctx;
     s.stop = stop;
@@ -553,11 +612,19 @@ bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile
             http_error(a, s.status, &s.err);
             break;
         }
+        if (was_open && on_open != NULL) {
+            fprintf(stderr, "%s: the stream from keeld ended (%s)\n", a->prog,
+                    rc == CURLE_OK ? "closed by the server" : curl_easy_strerror(rc));
+            break;
+        }
         if (was_open) {
             failures = 0;
             backoff = 250;
             fprintf(stderr, "%s: the stream from keeld ended (%s); reconnecting\n", a->prog,
                     rc == CURLE_OK ? "closed by the server" : curl_easy_strerror(rc));
+        } else if (on_open != NULL) {
+            transport_error(a, rc, errbuf);
+            break;
         } else if (++failures >= FAPI_STREAM_RETRIES) {
             transport_error(a, rc, errbuf);
             fprintf(stderr, "%s: gave up after %u attempts in a row\n", a->prog, failures);

@@ -76,6 +76,16 @@ bool fapi_download(const fapi_t *a, const char *path, uint8_t **out, size_t *out
  * False, with a message unless a->quiet, when the file cannot be read or keeld refuses it.
  */
 bool fapi_elf_upload(const fapi_t *a, const char *path, json_t **out);
+/*
+ * A kept-alive connection to keeld for a series of calls (`keel debug` posts one per RSP packet:
+ * no TCP handshake each time). Zero-initialise; fapi_conn_close() when done.
+ */
+typedef struct fapi_conn {
+    void *curl;
+} fapi_conn_t;
+bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                    json_t *body, json_t **out, long *out_status);
+void fapi_conn_close(fapi_conn_t *conn);
 
 /* Called once per log event of a stream; return false to stop following. */
 typedef bool (*fapi_event_fn)(void *ctx, json_t *entry);
@@ -91,6 +101,15 @@ typedef bool (*fapi_event_fn)(void *ctx, json_t *entry);
 #define FAPI_STREAM_RETRIES 60
 bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile int *stop,
                  uint64_t *last_id, fapi_event_fn on_event, void *ctx);
+
+/*
+ * Like fapi_stream, but one connection only (no resume: a debug session's stream cannot be
+ * resumed) and on_open(ctx) is called once the stream is established (its first comment line).
+ * Returns true when stopped by *stop or on_event, false (message printed) when the connection
+ * failed, was refused or ended by itself.
+ */
+bool fapi_stream_once(const fapi_t *a, const char *path, volatile int *stop,
+                      void (*on_open)(void *ctx), fapi_event_fn on_event, void *ctx);
 
 /* Release libcurl's global state (call once before exit; harmless if nothing was done). */
 void fapi_cleanup(void);

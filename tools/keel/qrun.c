@@ -284,7 +284,8 @@ static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap)
  * network with unrestricted access to the host's networks. nic: the -nic value.
  */
 static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_NUARTS][PATH_MAX + 64],
-                       char serial[QRUN_NUARTS][16], const char *nic, const char **argv)
+                       char serial[QRUN_NUARTS][16], const char *nic, char *gdb_serial,
+                       const char **argv)
 {
     int n = 0;
     argv[n++] = QRUN_QEMU;
@@ -310,6 +311,12 @@ static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_N
         argv[n++] = chardev[i];
         argv[n++] = "-serial";
         argv[n++] = serial[i];
+    }
+    if (o->gdb_serial_port != 0) {
+        snprintf(gdb_serial, 80, "tcp:127.0.0.1:%u,server=on,wait=off,nodelay=on",
+                 (unsigned)o->gdb_serial_port);
+        argv[n++] = "-serial";
+        argv[n++] = gdb_serial;
     }
     if (o->icount) {
         argv[n++] = "-icount";
@@ -363,9 +370,10 @@ static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
     char serial[QRUN_NUARTS][16];
     const char *argv[32];
     char nic[PATH_MAX + 128] = "none";
+    char gdb_serial[80];
     if (o->broker_port != 0 && !nic_value(r->prog, o->broker_port, nic, sizeof nic))
         return false;
-    build_argv(o, r, chardev, serial, nic, argv);
+    build_argv(o, r, chardev, serial, nic, gdb_serial, argv);
 
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {

@@ -31,6 +31,9 @@ typedef struct qrun_opts {
     bool icount;           /* deterministic instruction counting (-icount shift=0) */
     uint32_t seconds;      /* stop after this long; 0 = until QEMU exits or keel is signalled */
     uint16_t broker_port;  /* 0: no network (-nic none); else the broker's port on 127.0.0.1 */
+    /* 0: none; else the app debugger's serial line (UART2, -serial #2) listens on 127.0.0.1:P
+     * (nodelay: RSP is request/reply, Nagle would add 40 ms per packet) */
+    uint16_t gdb_serial_port;
 } qrun_opts_t;
 
 /*

@@ -63,6 +63,14 @@ enum {
     KERR_UPD_JOURNAL = -425,    /* the update journal is unusable */
     KERR_UPD_NOSPACE = -426,    /* the staging area is too small for this bundle */
     KERR_UPD_CRYPTO = -427,     /* the crypto library failed */
+
+    /* debug sessions (docs/debug.md, dbgsess.h): -500 .. -519 */
+    KERR_DBG_KEY = -500,        /* a public point is not a valid P-256 point */
+    KERR_DBG_SIGNATURE = -501,  /* a session signature does not verify */
+    KERR_DBG_AUTH = -502,       /* a frame failed authentication (altered, wrong key/direction) */
+    KERR_DBG_REPLAY = -503,     /* a frame's sequence number is not above the last accepted one */
+    KERR_DBG_SEQ = -504,        /* sequence numbers exhausted: the session must be reopened */
+    KERR_DBG_CRYPTO = -505,     /* the crypto library failed */
 };
 
 /* A short English description of the code ("program would need a 0->1 transition ..."). */

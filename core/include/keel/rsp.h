@@ -136,6 +136,11 @@ void rsp_input(rsp_t *rsp, const uint8_t *data, size_t len);
  * sends the stop reply "T<sig>" with sp/lr/pc expedited. Otherwise does nothing. */
 void rsp_notify_stop(rsp_t *rsp);
 
+/* The app is gone for good (its watchdog, a storm, its exit: the supervisor restarts it). If a
+ * resume was pending, sends "X<sig>": gdb shows "Program terminated with signal ..." and reads
+ * no registers of a process that no longer exists. Otherwise does nothing. */
+void rsp_notify_exit(rsp_t *rsp, int signal);
+
 /* True while the app runs on behalf of the debugger (after c/s, before the stop reply). */
 bool rsp_running(const rsp_t *rsp);
 

@@ -66,6 +66,17 @@ static const uint8_t secure_irqs[] = {
     88, 89, 90, 91, 92, 93, 94, 95, /* PL081 DMA0-2 (secure peripherals; DMA3's lines do not exist) */
 };
 
+/* The debug UART (boot word dbg-uart): UART2, an app UART in every other boot. Its PPC bit and its
+ * RX, TX and combined interrupt lines stay secure once claimed. */
+#define DEBUG_UART_PPC_BIT (1u << 7)
+static const uint8_t debug_uart_irqs[] = {UART2_RX_IRQ, UART2_RX_IRQ + 1u, 44};
+static bool debug_uart_claimed;
+
+void board_debug_uart_claim(void)
+{
+    debug_uart_claimed = true;
+}
+
 /* Registers written to return app peripherals to reset state before each app start. */
 static const struct reg_write {
     uint32_t addr, value;
@@ -124,6 +135,9 @@ bool board_irq_is_app(uint32_t irq)
     for (uint32_t i = 0; i < ARRAY_LEN(secure_irqs); i++)
         if (secure_irqs[i] == irq)
             return false;
+    for (uint32_t i = 0; debug_uart_claimed && i < ARRAY_LEN(debug_uart_irqs); i++)
+        if (debug_uart_irqs[i] == irq)
+            return false;
     return true;
 }
 
@@ -131,8 +145,12 @@ void board_partition(void)
 {
     for (uint32_t i = 0; i < ARRAY_LEN(mpc_ns_ranges); i++)
         mpc_set_ns(mpc_ns_ranges[i].mpc, mpc_ns_ranges[i].offset, mpc_ns_ranges[i].size);
-    for (uint32_t i = 0; i < ARRAY_LEN(ppc_settings); i++)
-        REG32(ppc_settings[i].reg) = ppc_settings[i].ns_bits;
+    for (uint32_t i = 0; i < ARRAY_LEN(ppc_settings); i++) {
+        uint32_t ns = ppc_settings[i].ns_bits;
+        if (debug_uart_claimed && ppc_settings[i].reg == SECCTL_APBNSPPCEXP1)
+            ns &= ~DEBUG_UART_PPC_BIT;
+        REG32(ppc_settings[i].reg) = ns;
+    }
     REG32(SECCTL_NSCCFG) = 1u; /* CODENSC: without it the SAU's NSC region faults (INVEP) */
     sau_setup();
 

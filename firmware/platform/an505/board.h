@@ -37,4 +37,9 @@ bool board_irq_is_app(uint32_t irq);
  * so a restarted app never inherits a running timer or pending interrupt source. */
 void board_reset_app_peripherals(void);
 
+/* A secure UART for the app debugger's plain serial line (local development only: the boot word
+ * dbg-uart asks for it; port_dbg_uart_* drive it). Claiming takes the UART away from the app:
+ * call it before board_partition(), which then leaves the UART and its interrupt lines secure. */
+void board_debug_uart_claim(void);
+
 #endif /* KEEL_PLATFORM_BOARD_H */

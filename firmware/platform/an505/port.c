@@ -27,6 +27,40 @@ void port_console_write(const char *s, size_t len)
     }
 }
 
+/* ---- debug serial line (UART2, secure only once the board claimed it) ---- */
+
+static void (*dbg_uart_rx)(uint8_t byte);
+
+void port_dbg_uart_start(void (*rx)(uint8_t byte))
+{
+    dbg_uart_rx = rx;
+    REG32(UART_BAUDDIV(UART2_S)) = 16u;
+    REG32(UART_CTRL(UART2_S)) = UART_CTRL_TXEN | UART_CTRL_RXEN | UART_CTRL_RXIRQEN;
+    REG8(NVIC_IPR(UART2_RX_IRQ)) = PORT_DBG_UART_PRIO;
+    REG32(NVIC_ISER(UART2_RX_IRQ / 32u)) = 1u << (UART2_RX_IRQ % 32u);
+}
+
+void port_dbg_uart_write(const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        for (uint32_t spin = 0; (REG32(UART_STATE(UART2_S)) & UART_STATE_TXFULL) && spin < 100000u;
+             spin++)
+            ;
+        REG32(UART_DATA(UART2_S)) = data[i];
+    }
+}
+
+void port_dbg_uart_irq(void)
+{
+    /* The CMSDK UART holds one received byte: QEMU hands over the next once it is read. */
+    REG32(UART_INTCLR(UART2_S)) = 2u;
+    for (unsigned i = 0; i < 16u && (REG32(UART_STATE(UART2_S)) & UART_STATE_RXFULL); i++) {
+        uint8_t b = (uint8_t)REG32(UART_DATA(UART2_S));
+        if (dbg_uart_rx)
+            dbg_uart_rx(b);
+    }
+}
+
 /* ---- tick and time ---- */
 
 static volatile uint64_t tick_count;

@@ -15,6 +15,15 @@
 void port_console_init(void);
 void port_console_write(const char *s, size_t len);
 
+/* ---- the debug serial line (local development: boot word dbg-uart; the board claims the UART) --
+ * Received bytes go to rx, called from the UART's interrupt (secure, priority PORT_DBG_UART_PRIO,
+ * above the service). */
+#define PORT_DBG_UART_PRIO 0x40u
+void port_dbg_uart_start(void (*rx)(uint8_t byte));
+/* Bounded like the console: a stuck TX drops bytes rather than hang the microvisor. */
+void port_dbg_uart_write(const uint8_t *data, size_t len);
+void port_dbg_uart_irq(void); /* vector of UART2_RX_IRQ */
+
 /* ---- time: a 1 kHz secure tick that the app can neither stop nor mask ---- */
 #define PORT_TICK_HZ 1000u
 #define PORT_TICK_PRIO 0x20u     /* secure, below 0x80: never masked by the app (PRIS) */

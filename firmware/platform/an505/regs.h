@@ -111,10 +111,17 @@
 /* ---- CMSDK UART ---- */
 #define UART0_NS 0x40200000u
 #define UART1_S 0x50201000u
+#define UART2_S 0x50202000u  /* the debug serial line when claimed (boot word dbg-uart) */
+#define UART2_RX_IRQ 36u
 #define UART_DATA(u) ((u) + 0x00u)
 #define UART_STATE(u) ((u) + 0x04u)
 #define UART_CTRL(u) ((u) + 0x08u)
 #define UART_BAUDDIV(u) ((u) + 0x10u)
+#define UART_INTCLR(u) ((u) + 0x0Cu)
+#define UART_STATE_RXFULL 2u
+#define UART_CTRL_TXEN 1u
+#define UART_CTRL_RXEN 2u
+#define UART_CTRL_RXIRQEN 8u
 #define UART_STATE_TXFULL 1u
 
 #endif /* KEEL_PLATFORM_AN505_REGS_H */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lan9118.h"
+#include "port.h"
 #include "regs.h"
 
 extern uint32_t __data_start[], __data_end[], __data_load[], __bss_start[], __bss_end[];
@@ -60,4 +61,5 @@ __attribute__((section(".vectors"), used)) const vector_t vectors[16u + IRQS] = 
     [16 + 0 ... 16 + IRQS - 1] = unexpected_irq,
     [16 + TIMER0_IRQ] = TIMER0_IRQHandler,
     [16 + LAN9118_IRQ] = LAN9118_IRQHandler,
+    [16 + UART2_RX_IRQ] = port_dbg_uart_irq, /* enabled only with the debug serial line */
 };

@@ -44,8 +44,8 @@ typedef enum kproto_topic {
     KPROTO_T_UPDATE_FETCH,  /* device -> cloud, QoS 1, update/fetch */
     KPROTO_T_UPDATE,        /* cloud -> device, QoS 1, update (UpdateOffer) */
     KPROTO_T_UPDATE_DATA,   /* cloud -> device, QoS 1, update/data (UpdateChunk) */
-    KPROTO_T_DEBUG_UP,      /* device -> cloud, QoS 1, debug/up */
-    KPROTO_T_DEBUG_DOWN,    /* cloud -> device, QoS 1, debug/down */
+    KPROTO_T_DEBUG_UP,      /* device -> cloud, QoS 0, debug/up (interactive: see protocol.md) */
+    KPROTO_T_DEBUG_DOWN,    /* cloud -> device, QoS 0, debug/down */
     KPROTO_T_COUNT
 } kproto_topic_t;
 
@@ -86,6 +86,27 @@ kerr_t kproto_encode(const keel_v1_Envelope *env, uint8_t *out, size_t cap, size
  * error *out holds partial data and must not be used.
  */
 kerr_t kproto_decode(kproto_topic_t t, const uint8_t *in, size_t len, keel_v1_Envelope *out);
+
+/*
+ * A bare Debug message (debug/up and debug/down carry it inside an Envelope; keeld's REST API
+ * carries it alone, docs/api.md). Decode errors: KERR_FORMAT (not a Debug message, a field over
+ * its bound), KERR_INVAL (no kind, or session 0).
+ */
+#define KPROTO_DEBUG_MAX keel_v1_Debug_size
+kerr_t kproto_debug_encode(const keel_v1_Debug *d, uint8_t *out, size_t cap, size_t *out_len);
+kerr_t kproto_debug_decode(const uint8_t *in, size_t len, keel_v1_Debug *out);
+/* The session a Debug message belongs to (0 when it has no kind). */
+uint64_t kproto_debug_session(const keel_v1_Debug *d);
+/* "open", "accept", "frame", "close" or "unknown". */
+const char *kproto_debug_kind_name(const keel_v1_Debug *d);
+
+/*
+ * Lowercase hex, the REST API's text form of protocol bytes. encode: out gets 2 * len characters
+ * and a NUL (KERR_NOMEM when cap is smaller). decode: an even number of hex digits (either case)
+ * and nothing else, else KERR_FORMAT; KERR_NOMEM when more than cap bytes.
+ */
+kerr_t kproto_hex_encode(const uint8_t *in, size_t len, char *out, size_t cap);
+kerr_t kproto_hex_decode(const char *in, uint8_t *out, size_t cap, size_t *out_len);
 
 /* Short names for logs and JSON ("ping", "running", "error", ...); "unknown" when out of range. */
 const char *kproto_command_name(keel_v1_CommandKind k);

@@ -1,0 +1,736 @@
+/*
+ * keel debug DEVICE --key DEBUG.key [--port 3333]: a GDB server on 127.0.0.1 whose target is the
+ * app on a fleet device, through keeld and the broker (docs/debug.md "Transport").
+ *
+ *   gdb ──TCP 127.0.0.1:PORT── keel debug ══ POST /v1/devices/D/debug ══► keeld ══ debug/down ══► device
+ *                                         ◄═ GET  /v1/devices/D/debug?session=S (events) ═ debug/up ═╝
+ *
+ * The RSP bytes are sealed here and opened only by the microvisor (dbgsess.h): keeld and the broker
+ * relay ciphertext. The session is authenticated both ways: DebugOpen is signed with the debug key
+ * (the device checks it against the debug key of its installed bundle), DebugAccept with the
+ * device's own key, checked here against its certificate, which must be issued by the fleet CA to
+ * that device id.
+ *
+ * Threads: the main thread accepts gdb, reads its bytes and posts sealed frames (one kept-alive
+ * connection to keeld); a second thread follows the event stream and writes opened frames to gdb.
+ * They share the session keys, each using only its own direction's half of dbgsess_t.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
+
+#include "keel/dbgsess.h"
+#include "keel/kproto.h"
+
+#include "cli.h"
+#include "cmd.h"
+#include "fapi.h"
+#include "keyfile.h"
+#include "layout.h"
+#include "net_rec.h"
+#include "stack.h"
+
+#define DEBUG_PORT_DEFAULT 3333u
+#define ACCEPT_WAIT_DEFAULT_S 15u
+#define IDLE_DEFAULT_S 3600u
+#define POLL_SLICE_MS 100
+
+enum {
+    OPT_HELP = 'h',
+    OPT_URL = 300,
+    OPT_TOKEN,
+    OPT_KEY,
+    OPT_PORT,
+    OPT_DEVICE_CERT,
+    OPT_DEVICE_STATE,
+    OPT_FLEET_CA,
+    OPT_STATE,
+    OPT_TIMEOUT,
+    OPT_IDLE,
+};
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+/* ---- the device's certificate ----------------------------------------------------------------- */
+
+/* Read a file into a NUL-terminated malloc'd buffer (at most max bytes). */
+static char *slurp(const char *path, size_t max, size_t *out_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = malloc(max + 1);
+    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (buf == NULL || n > max) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *out_len = n;
+    return buf;
+}
+
+/*
+ * The device record of an emulated device's state directory: its certificate PEM. The identity
+ * page is written once at provisioning and never again, so it is read here without the device's
+ * lock, also while the device runs.
+ */
+static char *cert_from_state(const char *dir)
+{
+    char path[STACK_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/flash_int.bin", dir);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    uint8_t rec[NET_DEVICE_REC_MAX];
+    bool ok = fseek(f, (long)(AN505_IDENT_OFF + NET_REC_DEVICE_OFF), SEEK_SET) == 0 &&
+              fread(rec, 1, sizeof rec, f) == sizeof rec;
+    fclose(f);
+    net_device_cred_t cred;
+    if (!ok || net_device_rec_decode(rec, sizeof rec, &cred) != KERR_OK)
+        return NULL;
+    char *pem = malloc(cred.cert_len);
+    if (pem != NULL)
+        memcpy(pem, cred.cert_pem, cred.cert_len);
+    return pem;
+}
+
+/*
+ * The device's public key, from a certificate the fleet CA issued to this device id. Where the
+ * certificate comes from (first that applies): --device-cert FILE; --device-state DIR (an
+ * emulated device's flash); the stack's STATE/devices/ID (emulated by keel up) or STATE/ID.pem
+ * (simulated). The CA is --fleet-ca, else STATE/ca.pem.
+ */
+static bool device_pub(const char *prog, const char *device, const char *cert_path,
+                       const char *dev_state, const char *state, const char *ca_path,
+                       uint8_t out[DBGSESS_PUB_SIZE])
+{
+    char path[STACK_PATH_MAX + 80], where[STACK_PATH_MAX + 160];
+    char *pem = NULL;
+    size_t n = 0;
+    if (cert_path != NULL) {
+        pem = slurp(cert_path, 16384, &n);
+        snprintf(where, sizeof where, "--device-cert %s", cert_path);
+        if (pem == NULL) {
+            fprintf(stderr, "%s: %s: cannot read it (%s)\n", prog, where, strerror(errno));
+            return false;
+        }
+    } else if (dev_state != NULL) {
+        pem = cert_from_state(dev_state);
+        snprintf(where, sizeof where, "the device record in %s/flash_int.bin", dev_state);
+        if (pem == NULL) {
+            fprintf(stderr, "%s: %s has no device certificate (not provisioned with --fleet-ca-key?)\n",
+                    prog, where);
+            return false;
+        }
+    } else {
+        snprintf(path, sizeof path, "%s/devices/%s", state, device);
+        pem = cert_from_state(path);
+        snprintf(where, sizeof where, "the device record in %s/flash_int.bin", path);
+        if (pem == NULL) {
+            snprintf(path, sizeof path, "%s/%s.pem", state, device);
+            pem = slurp(path, 16384, &n);
+            snprintf(where, sizeof where, "%s", path);
+        }
+        if (pem == NULL) {
+            fprintf(stderr, "%s: no certificate of '%s' found in the stack's state %s (neither "
+                            "devices/%s/ nor %s.pem): give --device-cert CERT.pem or --device-state "
+                            "DIR\n", prog, device, state, device, device);
+            return false;
+        }
+    }
+    char capath[STACK_PATH_MAX + 16];
+    if (ca_path == NULL) {
+        snprintf(capath, sizeof capath, "%s/ca.pem", state);
+        ca_path = capath;
+    }
+    mbedtls_x509_crt crt, ca;
+    mbedtls_x509_crt_init(&crt);
+    mbedtls_x509_crt_init(&ca);
+    bool ok = false;
+    uint32_t flags = 0;
+    size_t olen = 0;
+    char cn[KIDENT_ID_MAX + 2] = "";
+    if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) != 0) {
+        fprintf(stderr, "%s: %s is not a PEM X.509 certificate\n", prog, where);
+    } else if (mbedtls_x509_crt_parse_file(&ca, ca_path) != 0) {
+        fprintf(stderr, "%s: the fleet CA %s is missing or not a PEM certificate: give --fleet-ca "
+                        "CA.pem\n", prog, ca_path);
+    } else if (mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL) != 0) {
+        fprintf(stderr, "%s: the certificate from %s is not issued by the fleet CA %s: refusing to "
+                        "trust it\n", prog, where, ca_path);
+    } else {
+        for (const mbedtls_x509_name *nm = &crt.subject; nm != NULL; nm = nm->next) {
+            if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &nm->oid) == 0 && nm->val.len < sizeof cn) {
+                memcpy(cn, nm->val.p, nm->val.len);
+                cn[nm->val.len] = '\0';
+            }
+        }
+        if (strcmp(cn, device) != 0) {
+            fprintf(stderr, "%s: the certificate from %s belongs to '%s', not '%s'\n", prog, where,
+                    cn, device);
+        } else if (mbedtls_pk_get_type(&crt.pk) != MBEDTLS_PK_ECKEY ||
+                   mbedtls_pk_ec(crt.pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1 ||
+                   mbedtls_ecp_point_write_binary(&mbedtls_pk_ec(crt.pk)->grp,
+                                                  &mbedtls_pk_ec(crt.pk)->Q,
+                                                  MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out,
+                                                  DBGSESS_PUB_SIZE) != 0 ||
+                   olen != DBGSESS_PUB_SIZE) {
+            fprintf(stderr, "%s: the certificate from %s does not hold a P-256 key\n", prog, where);
+        } else {
+            ok = true;
+        }
+    }
+    mbedtls_x509_crt_free(&ca);
+    mbedtls_x509_crt_free(&crt);
+    free(pem);
+    return ok;
+}
+
+/* ---- the session ------------------------------------------------------------------------------ */
+
+typedef struct dbg {
+    const char *prog;
+    const char *device;
+    fapi_t api;
+    fapi_conn_t conn;         /* main thread's kept-alive connection for posts */
+    char path[160];           /* /v1/devices/D/debug */
+    uint64_t session;
+    dbgsess_t sess;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_entropy_context entropy;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool opened;              /* the event stream is registered at keeld */
+    bool have_accept;
+    keel_v1_DebugAccept accept;
+    bool closed;              /* the device (or keeld for it) ended the session */
+    char close_reason[128];
+    bool stream_done;
+    volatile int stop_stream;
+    bool established;         /* keys derived: frames may flow */
+    int gdb_fd;               /* -1 until gdb connects */
+    uint64_t last_activity_ms;
+    unsigned long frames_up, frames_down, bad_frames;
+} dbg_t;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return; /* gdb went away: the main loop sees the hang-up */
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void mark_closed(dbg_t *d, const char *reason)
+{
+    pthread_mutex_lock(&d->lock);
+    if (!d->closed) {
+        d->closed = true;
+        snprintf(d->close_reason, sizeof d->close_reason, "%s", reason);
+    }
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void on_open(void *ctx)
+{
+    dbg_t *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    d->opened = true;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* A frame from the device: open it and hand the RSP bytes to gdb. */
+static void on_frame(dbg_t *d, const keel_v1_DebugFrame *f)
+{
+    uint8_t plain[DBGSESS_PLAIN_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&d->lock);
+    bool ready = d->established;
+    int fd = d->gdb_fd;
+    pthread_mutex_unlock(&d->lock);
+    if (!ready) {
+        d->bad_frames++;
+        return;
+    }
+    kerr_t err = dbgsess_open(&d->sess, f->seq, f->sealed.bytes, f->sealed.size, plain,
+                              sizeof plain, &n);
+    if (err != KERR_OK) {
+        /* Never passed on: a frame that fails here was altered, replayed or is not ours. */
+        d->bad_frames++;
+        fprintf(stderr, "%s: dropped a frame from the device (seq %u): %s\n", d->prog, f->seq,
+                kerr_str(err));
+        return;
+    }
+    d->frames_up++;
+    d->last_activity_ms = mono_ms();
+    if (fd >= 0)
+        write_all(fd, plain, n);
+}
+
+static bool on_event(void *ctx, json_t *e)
+{
+    dbg_t *d = ctx;
+    const char *end = json_string_value(json_object_get(e, "end"));
+    const char *hex = json_string_value(json_object_get(e, "debug"));
+    if (end != NULL) {
+        mark_closed(d, end);
+        return false;
+    }
+    uint8_t raw[KPROTO_DEBUG_MAX];
+    size_t len = 0;
+    keel_v1_Debug m = keel_v1_Debug_init_zero;
+    if (hex == NULL || kproto_hex_decode(hex, raw, sizeof raw, &len) != KERR_OK ||
+        kproto_debug_decode(raw, len, &m) != KERR_OK || kproto_debug_session(&m) != d->session) {
+        fprintf(stderr, "%s: ignored a malformed debug event from keeld\n", d->prog);
+        return true;
+    }
+    switch (m.which_kind) {
+    case keel_v1_Debug_accept_tag:
+        pthread_mutex_lock(&d->lock);
+        if (!d->have_accept) {
+            d->have_accept = true;
+            d->accept = m.kind.accept;
+        }
+        pthread_cond_broadcast(&d->cond);
+        pthread_mutex_unlock(&d->lock);
+        return true;
+    case keel_v1_Debug_frame_tag:
+        on_frame(d, &m.kind.frame);
+        return true;
+    case keel_v1_Debug_close_tag:
+        mark_closed(d, m.kind.close.reason[0] ? m.kind.close.reason : "no reason given");
+        return false;
+    default:
+        return true;
+    }
+}
+
+static void *stream_thread(void *arg)
+{
+    dbg_t *d = arg;
+    char path[200];
+    snprintf(path, sizeof path, "%s?session=%llu", d->path, (unsigned long long)d->session);
+    bool ok = fapi_stream_once(&d->api, path, &d->stop_stream, on_open, on_event, d);
+    if (!ok)
+        mark_closed(d, "the event stream from keeld ended");
+    pthread_mutex_lock(&d->lock);
+    d->stream_done = true;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+/* Post one Debug message. False (message printed) when keeld refused it. */
+static bool post(dbg_t *d, const keel_v1_Debug *m)
+{
+    uint8_t raw[KPROTO_DEBUG_MAX];
+    char hex[2 * KPROTO_DEBUG_MAX + 1];
+    size_t len = 0;
+    if (kproto_debug_encode(m, raw, sizeof raw, &len) != KERR_OK ||
+        kproto_hex_encode(raw, len, hex, sizeof hex) != KERR_OK) {
+        fprintf(stderr, "%s: cannot encode a debug message\n", d->prog);
+        return false;
+    }
+    json_t *body = json_pack("{s:s}", "debug", hex), *out = NULL;
+    bool ok = fapi_call_conn(&d->api, &d->conn, "POST", d->path, body, &out, NULL);
+    json_decref(body);
+    json_decref(out);
+    return ok;
+}
+
+static void post_close(dbg_t *d, const char *reason)
+{
+    keel_v1_Debug m = keel_v1_Debug_init_zero;
+    m.which_kind = keel_v1_Debug_close_tag;
+    m.kind.close.session = d->session;
+    snprintf(m.kind.close.reason, sizeof m.kind.close.reason, "%s", reason);
+    d->api.quiet = true; /* best effort: the device may be gone already */
+    post(d, &m);
+    d->api.quiet = false;
+}
+
+/* Wait until cond_fn(d) or timeout/signal; lock held by the caller. */
+static bool wait_for(dbg_t *d, bool (*cond_fn)(const dbg_t *), unsigned timeout_ms)
+{
+    uint64_t until = mono_ms() + timeout_ms;
+    while (!cond_fn(d) && !got_signal && mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += POLL_SLICE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+    }
+    return cond_fn(d);
+}
+
+static bool opened_or_done(const dbg_t *d) { return d->opened || d->stream_done; }
+static bool accepted_or_done(const dbg_t *d) { return d->have_accept || d->closed || d->stream_done; }
+
+/* DebugOpen, then DebugAccept checked against the device's key; derive the session keys. */
+static bool handshake(dbg_t *d, const keyfile_key_t *debug_key, const uint8_t dev_pub[DBGSESS_PUB_SIZE],
+                      unsigned wait_s)
+{
+    dbgsess_eph_t eph;
+    uint8_t h[DBGSESS_HASH_SIZE];
+    keel_v1_Debug m = keel_v1_Debug_init_zero;
+    m.which_kind = keel_v1_Debug_open_tag;
+    m.kind.open.session = d->session;
+    if (dbgsess_keygen(&eph, mbedtls_ctr_drbg_random, &d->drbg) != KERR_OK ||
+        dbgsess_open_hash(d->device, d->session, eph.pub, h) != KERR_OK ||
+        dbgsess_sign(debug_key->priv, h, m.kind.open.signature, mbedtls_ctr_drbg_random,
+                     &d->drbg) != KERR_OK) {
+        fprintf(stderr, "%s: cannot make the session keys or sign with the debug key\n", d->prog);
+        return false;
+    }
+    memcpy(m.kind.open.client_pub, eph.pub, DBGSESS_PUB_SIZE);
+    if (!post(d, &m)) {
+        dbgsess_wipe(&eph, sizeof eph);
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    bool got = wait_for(d, accepted_or_done, wait_s * 1000u) && d->have_accept;
+    keel_v1_DebugAccept acc = d->accept;
+    pthread_mutex_unlock(&d->lock);
+    if (!got) {
+        dbgsess_wipe(&eph, sizeof eph);
+        if (got_signal)
+            return false;
+        if (d->closed)
+            fprintf(stderr, "%s: the session ended before the device answered: %s\n", d->prog,
+                    d->close_reason);
+        else
+            fprintf(stderr, "%s: %s did not answer the debug request within %u s: is it running "
+                            "firmware with debug support, and online ('keel devices')?\n",
+                    d->prog, d->device, wait_s);
+        return false;
+    }
+    if (!acc.ok) {
+        dbgsess_wipe(&eph, sizeof eph);
+        fprintf(stderr, "%s: %s refused the debug session: %s\n", d->prog, d->device,
+                acc.detail[0] ? acc.detail : "no reason given");
+        return false;
+    }
+    kerr_t err = dbgsess_accept_hash(d->device, d->session, eph.pub, acc.device_pub, h);
+    err = err == KERR_OK ? dbgsess_verify(dev_pub, h, acc.signature) : err;
+    if (err != KERR_OK) {
+        dbgsess_wipe(&eph, sizeof eph);
+        fprintf(stderr, "%s: the answer to the debug request is not signed by %s's certificate key "
+                        "(%s): refusing to talk to it\n", d->prog, d->device, kerr_str(err));
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    err = dbgsess_start(&d->sess, DBGSESS_CLIENT, d->session, &eph, acc.device_pub,
+                        mbedtls_ctr_drbg_random, &d->drbg);
+    d->established = err == KERR_OK;
+    pthread_mutex_unlock(&d->lock);
+    if (err != KERR_OK) {
+        fprintf(stderr, "%s: cannot derive the session keys: %s\n", d->prog, kerr_str(err));
+        return false;
+    }
+    return true;
+}
+
+static int listen_local(const char *prog, uint32_t port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (ls < 0)
+        return -1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 1) != 0) {
+        fprintf(stderr, "%s: cannot listen on 127.0.0.1:%u (%s): pick another --port\n", prog,
+                port, strerror(errno));
+        close(ls);
+        return -1;
+    }
+    return ls;
+}
+
+/* Relay gdb -> device until gdb leaves, the session ends, a signal, or the idle limit. Returns the
+ * reason for the DebugClose (NULL when the device ended it). */
+static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
+{
+    uint8_t buf[DBGSESS_PLAIN_MAX], sealed[DBGSESS_SEALED_MAX];
+    d->last_activity_ms = mono_ms();
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        bool closed = d->closed;
+        int fd = d->gdb_fd;
+        pthread_mutex_unlock(&d->lock);
+        if (closed)
+            return NULL;
+        if (got_signal)
+            return got_signal == SIGINT ? "keel debug interrupted (SIGINT)" : "keel debug terminated";
+        if (idle_s > 0 && mono_ms() - d->last_activity_ms > idle_s * 1000ull) {
+            fprintf(stderr, "%s: no traffic for %u s (--idle): ending the session\n", d->prog, idle_s);
+            return "idle timeout";
+        }
+        struct pollfd p = {.fd = fd >= 0 ? fd : ls, .events = POLLIN};
+        if (poll(&p, 1, POLL_SLICE_MS) <= 0)
+            continue;
+        if (fd < 0) {
+            int g = accept(ls, NULL, NULL);
+            if (g < 0)
+                continue;
+            int one = 1;
+            setsockopt(g, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            pthread_mutex_lock(&d->lock);
+            d->gdb_fd = g;
+            pthread_mutex_unlock(&d->lock);
+            fprintf(stderr, "%s: gdb connected\n", d->prog);
+            d->last_activity_ms = mono_ms();
+            continue;
+        }
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "%s: gdb disconnected\n", d->prog);
+            return "the debugger detached";
+        }
+        size_t slen = 0;
+        keel_v1_Debug m = keel_v1_Debug_init_zero;
+        m.which_kind = keel_v1_Debug_frame_tag;
+        m.kind.frame.session = d->session;
+        kerr_t err = dbgsess_seal(&d->sess, buf, (size_t)n, sealed, sizeof sealed, &slen,
+                                  &m.kind.frame.seq);
+        if (err != KERR_OK) {
+            fprintf(stderr, "%s: cannot seal a frame: %s\n", d->prog, kerr_str(err));
+            *failed = true;
+            return "keel debug failed to seal a frame";
+        }
+        memcpy(m.kind.frame.sealed.bytes, sealed, slen);
+        m.kind.frame.sealed.size = (pb_size_t)slen;
+        if (!post(d, &m)) {
+            *failed = true;
+            return "keel debug lost keeld";
+        }
+        d->frames_down++;
+        d->last_activity_ms = mono_ms();
+    }
+}
+
+static int run_debug(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, OPT_HELP},
+        {"url", required_argument, NULL, OPT_URL},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"port", required_argument, NULL, OPT_PORT},
+        {"device-cert", required_argument, NULL, OPT_DEVICE_CERT},
+        {"device-state", required_argument, NULL, OPT_DEVICE_STATE},
+        {"fleet-ca", required_argument, NULL, OPT_FLEET_CA},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"idle", required_argument, NULL, OPT_IDLE},
+        {0}};
+    const char *url = NULL, *token = NULL, *key_path = NULL, *cert = NULL, *dev_state = NULL,
+               *ca = NULL, *state_opt = NULL;
+    uint32_t port = DEBUG_PORT_DEFAULT, wait_s = ACCEPT_WAIT_DEFAULT_S, idle_s = IDLE_DEFAULT_S;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP:
+            printf("usage: %s DEVICE --key DEBUG.key [--port PORT] [options]\n\n"
+                   "Debug the app on DEVICE with gdb: a GDB server on 127.0.0.1:PORT whose packets\n"
+                   "travel end-to-end encrypted through keeld and the broker to the device.\n"
+                   "  gdb-multiarch APP.elf -ex 'target remote 127.0.0.1:PORT'\n\n"
+                   "options:\n"
+                   "  --key FILE          the debug private key (PEM) whose public half is the\n"
+                   "                      debug key of the bundle installed on DEVICE\n"
+                   "  --port PORT         GDB server port on 127.0.0.1 (default %u)\n"
+                   "  --device-cert FILE  DEVICE's certificate (PEM); default: from the stack's\n"
+                   "                      state (STATE/devices/DEVICE, or STATE/DEVICE.pem)\n"
+                   "  --device-state DIR  an emulated device's state directory to take it from\n"
+                   "  --fleet-ca FILE     the CA that issued it (default STATE/ca.pem)\n"
+                   "  --state DIR         the stack's state (default: KEEL_STATE, ~/.local/state/keel)\n"
+                   "  --timeout S         wait at most S s for the device to answer (default %u)\n"
+                   "  --idle S            end the session after S s without traffic (default %u,\n"
+                   "                      0 = never)\n"
+                   "  --url URL, --token TOKEN  keeld (as for every fleet command)\n"
+                   "  -h, --help          this help\n\n"
+                   "The session ends when gdb detaches or disconnects, on Ctrl-C, when the device\n"
+                   "ends it or goes offline, and after --idle; the device then removes every\n"
+                   "breakpoint and lets the app run on.\n",
+                   prog, DEBUG_PORT_DEFAULT, ACCEPT_WAIT_DEFAULT_S, IDLE_DEFAULT_S);
+            return CLI_EXIT_OK;
+        case OPT_URL: url = optarg; break;
+        case OPT_TOKEN: token = optarg; break;
+        case OPT_KEY: key_path = optarg; break;
+        case OPT_DEVICE_CERT: cert = optarg; break;
+        case OPT_DEVICE_STATE: dev_state = optarg; break;
+        case OPT_FLEET_CA: ca = optarg; break;
+        case OPT_STATE: state_opt = optarg; break;
+        case OPT_PORT:
+            if (!cli_parse_u32(prog, "--port", optarg, 1, 65535, &port))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_TIMEOUT:
+            if (!cli_parse_u32(prog, "--timeout", optarg, 1, 3600, &wait_s))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_IDLE:
+            if (!cli_parse_u32(prog, "--idle", optarg, 0, 86400, &idle_s))
+                return CLI_EXIT_USAGE;
+            break;
+        default:
+            return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error(prog, optind >= argc ? "which device? give its id"
+                                                    : "one device only ('%s' is extra)",
+                               argv[argc - 1]);
+    const char *device = argv[optind];
+    if (kident_check_id(device) != KERR_OK)
+        return cli_usage_error(prog, "'%s' is not a device id (1 to %u of A-Z a-z 0-9 . _ -)",
+                               device, KIDENT_ID_MAX);
+    if (key_path == NULL)
+        return cli_usage_error(prog, "--key DEBUG.key is required: the private key whose public "
+                                     "half is the debug key of the installed bundle");
+    if (cert != NULL && dev_state != NULL)
+        return cli_usage_error(prog, "give --device-cert or --device-state, not both");
+
+    keyfile_key_t key;
+    char why[256];
+    if (!keyfile_load(key_path, true, &key, why, sizeof why))
+        return cli_fail(prog, "--key %s: %s", key_path, why);
+    char state[STACK_PATH_MAX];
+    if (state_opt != NULL)
+        snprintf(state, sizeof state, "%s", state_opt);
+    else if ((cert == NULL || ca == NULL) && !fapi_default_state(prog, state, sizeof state))
+        return CLI_EXIT_FAIL;
+    uint8_t dev_pub[DBGSESS_PUB_SIZE];
+    if (!device_pub(prog, device, cert, dev_state, state, ca, dev_pub))
+        return CLI_EXIT_FAIL;
+
+    static dbg_t d; /* large (keys, buffers); one per process */
+    memset(&d, 0, sizeof d);
+    d.prog = prog;
+    d.device = device;
+    d.gdb_fd = -1;
+    snprintf(d.path, sizeof d.path, "/v1/devices/%s/debug", device);
+    if (!fapi_open(prog, url, token, &d.api))
+        return CLI_EXIT_FAIL;
+    while (d.session == 0) {
+        if (getrandom(&d.session, sizeof d.session, 0) != (ssize_t)sizeof d.session)
+            return cli_fail(prog, "no randomness available (getrandom: %s)", strerror(errno));
+    }
+    mbedtls_entropy_init(&d.entropy);
+    mbedtls_ctr_drbg_init(&d.drbg);
+    static const char pers[] = "keel debug";
+    if (mbedtls_ctr_drbg_seed(&d.drbg, mbedtls_entropy_func, &d.entropy,
+                              (const unsigned char *)pers, sizeof pers - 1) != 0)
+        return cli_fail(prog, "cannot seed the random generator");
+    int ls = listen_local(prog, port);
+    if (ls < 0)
+        return CLI_EXIT_FAIL;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pthread_mutex_init(&d.lock, NULL);
+    pthread_cond_init(&d.cond, NULL);
+    pthread_t th;
+    int rc = CLI_EXIT_FAIL;
+    if (pthread_create(&th, NULL, stream_thread, &d) != 0) {
+        close(ls);
+        return cli_fail(prog, "cannot start a thread");
+    }
+    pthread_mutex_lock(&d.lock);
+    bool opened = wait_for(&d, opened_or_done, 10000u) && d.opened;
+    pthread_mutex_unlock(&d.lock);
+    const char *why_end = NULL;
+    bool failed = false;
+    if (opened && handshake(&d, &key, dev_pub, wait_s)) {
+        printf("debug session with %s open (end-to-end encrypted); in gdb:\n"
+               "  target remote 127.0.0.1:%u\n", device, port);
+        fflush(stdout);
+        why_end = relay(&d, ls, idle_s, &failed);
+        if (why_end != NULL)
+            post_close(&d, why_end);
+        pthread_mutex_lock(&d.lock);
+        bool by_device = d.closed && why_end == NULL;
+        pthread_mutex_unlock(&d.lock);
+        if (by_device)
+            fprintf(stderr, "%s: the session ended: %s\n", prog, d.close_reason);
+        printf("session over: %lu frames to the device, %lu from it%s\n", d.frames_down,
+               d.frames_up, d.bad_frames ? " (some refused, see above)" : "");
+        /* A clean end: gdb left, Ctrl-C, the idle limit, or the device's own close after a
+         * detach. The device refusing more, going offline, or keeld failing is a failure. */
+        rc = !failed && (!by_device || strstr(d.close_reason, "detach") != NULL) ? CLI_EXIT_OK
+                                                                                 : CLI_EXIT_FAIL;
+    } else if (opened && !got_signal) {
+        post_close(&d, "keel debug gave up");
+    }
+    d.stop_stream = 1;
+    pthread_join(th, NULL);
+    pthread_mutex_lock(&d.lock);
+    if (d.gdb_fd >= 0)
+        close(d.gdb_fd);
+    pthread_mutex_unlock(&d.lock);
+    close(ls);
+    dbgsess_end(&d.sess);
+    dbgsess_wipe(&key, sizeof key);
+    fapi_conn_close(&d.conn);
+    mbedtls_ctr_drbg_free(&d.drbg);
+    mbedtls_entropy_free(&d.entropy);
+    pthread_cond_destroy(&d.cond);
+    pthread_mutex_destroy(&d.lock);
+    fapi_cleanup();
+    return rc;
+}
+
+const cli_noun_t cmd_debug = {
+    .name = "debug", .summary = "debug a device's app with gdb, through keeld", .run = run_debug};
