@@ -10,7 +10,7 @@ FW_DIR   = $(abspath $(BUILD)/fw)
 HOST_DIR = $(abspath $(BUILD)/host)
 TP_DIR   = $(abspath $(BUILD)/third_party)
 
-.PHONY: all deps fw host test demo bench clean
+.PHONY: all deps fw host test demo bench clean sdk-implib
 
 all: fw host
 
@@ -31,6 +31,13 @@ test: all
 
 demo: all
 	@bash scripts/demo.sh "$(abspath $(BUILD))"
+
+# After adding a keel_* entry point: the SDK's import library gets the new veneers (existing ones
+# keep their addresses: the build feeds the committed library back with --in-implib).
+sdk-implib:
+	@cmake --build $(FW_DIR) --target keel-microvisor -j $(JOBS)
+	@cp $(FW_DIR)/microvisor/keel_veneers.o firmware/sdk/lib/keel_veneers.o
+	@echo "firmware/sdk/lib/keel_veneers.o updated: commit it with the new API"
 
 bench: all
 	@bash scripts/bench.sh "$(abspath $(BUILD))"

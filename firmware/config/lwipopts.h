@@ -49,9 +49,11 @@
 
 /* ---- MQTT client (apps/mqtt) ---- */
 #define MQTT_OUTPUT_RINGBUF_SIZE 2560 /* a full 8-entry log batch fits in one publish */
-/* QoS 1 publishes awaiting their PUBACK: an update download keeps 4 fetches in flight
- * (net_upd.c) next to logs, crash reports, results and status. */
-#define MQTT_REQ_MAX_IN_FLIGHT  10
+/* Requests awaiting an answer (SUBACK, PUBACK): lwIP's default of 4 is used up on connect by the
+ * subscriptions (cmd, ack, app/down/+, update, ...) plus presence, and the hello after them would be
+ * refused; an update download keeps 4 fetches in flight (net_upd.c) next to logs, crash reports,
+ * results and status. Each costs a few bytes of the client struct. */
+#define MQTT_REQ_MAX_IN_FLIGHT  16
 
 /* ---- TLS through altcp (apps/altcp_tls) ---- */
 #if defined(KEEL_MBEDTLS_TLS)

@@ -19,7 +19,10 @@ static const char *const reset_names[] = {
     [UV_RESET_APP_RESTART] = "app restart",
     [UV_RESET_WATCHDOG] = "watchdog (microvisor stalled)",
     [UV_RESET_FAULT] = "microvisor fault",
-    [UV_RESET_UNKNOWN] = "unknown",
+    /* Nobody wrote a cause: an external reset, or both watchdog expiries passed while the core
+     * was blocked (on QEMU: a semihosting call stalled by the host for over a second), so the
+     * warning NMI never ran. */
+    [UV_RESET_UNKNOWN] = "unannounced (external, or the watchdog before its warning could run)",
     [UV_RESET_REBOOT] = "reboot requested",
 };
 

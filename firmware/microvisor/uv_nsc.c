@@ -18,6 +18,7 @@
 #include "keel.h"
 #include "port.h"
 #include "uv.h"
+#include "net/net_chan.h"
 #include "uv_upd.h"
 #include "net/uv_net.h"
 
@@ -121,6 +122,68 @@ ENTRY keel_status_t keel_app_restart(void)
         __asm__ volatile("nop");
     return KEEL_EBUSY;
 }
+
+/* ---- app channels (net/net_chan.c keeps the queues) ---- */
+
+ENTRY keel_status_t keel_channel_open(const char *name, uint32_t *out_handle)
+{
+    /* The name's length is unknown until its NUL: each byte is checked before it is read, and
+     * the copy stops at KEEL_CHANNEL_NAME_MAX + 1 bytes, so a name running into foreign memory
+     * is a KEEL_EFAULT and an unterminated long one a KEEL_EINVAL. */
+    char copy[KEEL_CHANNEL_NAME_MAX + 1];
+    uint32_t handle = 0;
+    size_t n = 0;
+    for (; n < sizeof(copy); n++) {
+        if (!app_ptr_ok(__func__, name + n, 1u, false))
+            return KEEL_EFAULT;
+        copy[n] = name[n];
+        if (copy[n] == '\0')
+            break;
+    }
+    if (n == sizeof(copy))
+        return KEEL_EINVAL;
+    if (!app_ptr_ok(__func__, out_handle, sizeof(*out_handle), true))
+        return KEEL_EFAULT;
+    keel_status_t st = net_chan_open(copy, &handle);
+    if (st == KEEL_OK)
+        memcpy(out_handle, &handle, sizeof(handle));
+    return st;
+}
+
+ENTRY keel_status_t keel_channel_send(uint32_t handle, const void *data, size_t len, uint32_t *out_seq)
+{
+    uint32_t seq = 0;
+    if (len == 0u || len > KEEL_CHANNEL_DATA_MAX)
+        return KEEL_EINVAL;
+    if (!app_ptr_ok(__func__, data, len, false) ||
+        (out_seq != NULL && !app_ptr_ok(__func__, out_seq, sizeof(*out_seq), true)))
+        return KEEL_EFAULT;
+    keel_status_t st = net_chan_send(handle, data, (uint32_t)len, &seq);
+    if (st == KEEL_OK && out_seq != NULL)
+        memcpy(out_seq, &seq, sizeof(seq));
+    return st;
+}
+
+ENTRY keel_status_t keel_channel_recv(uint32_t handle, void *buf, size_t cap, size_t *out_len)
+{
+    uint32_t n = 0;
+    if (!app_ptr_ok(__func__, out_len, sizeof(*out_len), true) ||
+        !app_ptr_ok(__func__, buf, cap, true))
+        return KEEL_EFAULT;
+    keel_status_t st = net_chan_recv(handle, buf, cap > KEEL_CHANNEL_DATA_MAX ? KEEL_CHANNEL_DATA_MAX : (uint32_t)cap, &n);
+    if (st == KEEL_OK || st == KEEL_ENOSPC) {
+        size_t len = n;
+        memcpy(out_len, &len, sizeof(len));
+    }
+    return st;
+}
+
+ENTRY keel_status_t keel_channel_close(uint32_t handle)
+{
+    return net_chan_close(handle);
+}
+
+/* ---- updates (uv_upd.c runs the engine) ---- */
 
 ENTRY keel_status_t keel_update_status(keel_update_status_t *out)
 {

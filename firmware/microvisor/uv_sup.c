@@ -41,6 +41,7 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "net/net_chan.h"
 #include "uv_upd.h"
 #include "net/uv_net.h"
 
@@ -643,6 +644,7 @@ static void run_app(void)
     ns_regs_reset(vt[0]);
     sup.wdog_timeout = 0u;
     sup.ring = 0u;
+    net_chan_app_reset(); /* channels belong to one run of the app */
     sup.stop_req = 0u;
     sup.storm_samples = 0u;
     sup.storm_hits = 0u;

@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "appelf.h"
 #include "kd_log.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
@@ -22,6 +23,7 @@
 #define SSE_KEEPALIVE_MS 10000   /* comment line so proxies and clients see a live stream */
 #define LIST_LIMIT_MAX 1000
 #define CRASH_TEXT_MAX 8192     /* formatted crash report (registers + stack dump) */
+#define CHANNEL_DATA_MAX 512    /* ChannelData.data (proto/keel.options, keel.h KEEL_CHANNEL_DATA_MAX) */
 #define WATCH_WAIT_MAX_S 30     /* longest long poll of GET /v1/deployments/{id}?after= */
 #define FORCE_AFTER_MAX_S (30 * 24 * 3600)
 
@@ -41,6 +43,7 @@ typedef struct req {
     size_t len;
     bool too_big;
     bool bundle;   /* POST /v1/bundles: raw bytes, --max-bundle */
+    bool elf;      /* /v1/elfs: an ELF upload, --max-elf */
 } req_t;
 
 static int64_t now_ms(void)
@@ -346,6 +349,7 @@ static enum MHD_Result get_logs(api_t *api, struct MHD_Connection *c)
 typedef struct sse {
     api_t *api;
     char device[KIDENT_ID_MAX + 1];
+    char channel[KPROTO_CHANNEL_MAX + 1]; /* non-empty: a channel's up messages, not logs */
     bool all_devices;
     int64_t after_id;
     char *buf;                /* events formatted but not yet handed to MHD */
@@ -368,11 +372,23 @@ static void sse_append(sse_t *s, const char *text, size_t n)
     s->len += n;
 }
 
-/* Format new entries as events; returns how many. */
+static void chan_decorate(json_t *arr);
+
+/* Format new entries (log entries, or a channel's messages) as events; returns how many. */
 static size_t sse_fill(sse_t *s)
 {
-    store_log_query_t q = {.device = s->all_devices ? NULL : s->device, .after_id = s->after_id, .limit = 100};
-    json_t *arr = s->api->store->ops->logs_query(s->api->store, &q);
+    json_t *arr;
+    const char *event = s->channel[0] != '\0' ? "channel" : "log";
+    if (s->channel[0] != '\0') {
+        store_chan_query_t q = {.device = s->device, .channel = s->channel, .direction = "up",
+                                .after_id = s->after_id, .limit = 100};
+        arr = s->api->store->ops->channel_query(s->api->store, &q);
+        chan_decorate(arr);
+    } else {
+        store_log_query_t q = {.device = s->all_devices ? NULL : s->device, .after_id = s->after_id,
+                               .limit = 100};
+        arr = s->api->store->ops->logs_query(s->api->store, &q);
+    }
     size_t i, n = json_array_size(arr);
     json_t *e;
 
@@ -380,7 +396,7 @@ static size_t sse_fill(sse_t *s)
         char *data = json_dumps(e, JSON_COMPACT);
         char head[64];
         int64_t id = json_integer_value(json_object_get(e, "id"));
-        int hn = snprintf(head, sizeof(head), "id: %lld\nevent: log\ndata: ", (long long)id);
+        int hn = snprintf(head, sizeof(head), "id: %lld\nevent: %s\ndata: ", (long long)id, event);
         if (data != NULL) {
             sse_append(s, head, (size_t)hn);
             sse_append(s, data, strlen(data));
@@ -428,6 +444,34 @@ static void sse_free(void *cls)
     free(s);
 }
 
+/* Answer with the stream s (which it then owns), opening with the comment line hello. */
+static enum MHD_Result sse_start(struct MHD_Connection *c, sse_t *s, const char *hello)
+{
+    sse_append(s, hello, strlen(hello));
+    s->last_out_ms = mono_ms();
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/*
+ * Where a stream starts: right after Last-Event-ID (a reconnecting EventSource resumes), else
+ * after ?after=. True when neither was given: the caller starts at the end, like tail -f.
+ */
+static bool sse_resume(struct MHD_Connection *c, sse_t *s, int64_t after)
+{
+    const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+    s->after_id = after;
+    if (last != NULL && path_id(last) > 0) {
+        s->after_id = path_id(last);
+        return false;
+    }
+    return query(c, "after") == NULL;
+}
+
 static enum MHD_Result get_log_stream(api_t *api, struct MHD_Connection *c)
 {
     store_log_query_t q;
@@ -443,26 +487,12 @@ static enum MHD_Result get_log_stream(api_t *api, struct MHD_Connection *c)
     s->api = api;
     s->all_devices = q.device == NULL;
     snprintf(s->device, sizeof(s->device), "%s", q.device ? q.device : "");
-    s->after_id = q.after_id;
-    /* A reconnecting EventSource sends the last id it saw: resume right after it. */
-    const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
-    if (last != NULL && path_id(last) > 0) {
-        s->after_id = path_id(last);
-    }
-    /* Without after/Last-Event-ID a follower starts at the end, like tail -f. */
-    if (query(c, "after") == NULL && last == NULL &&
+    if (sse_resume(c, s, q.after_id) &&
         api->store->ops->logs_last_id(api->store, q.device, &s->after_id) != STORE_OK) {
         sse_free(s);
         return reply_store_error(c);
     }
-    sse_append(s, ": keel log stream\n\n", 19);
-    s->last_out_ms = mono_ms();
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+    return sse_start(c, s, ": keel log stream\n\n");
 }
 
 /* ---- crashes ---------------------------------------------------------------------------------- */
@@ -478,6 +508,11 @@ static enum MHD_Result get_crashes(api_t *api, struct MHD_Connection *c)
         return ret;
     }
     json_t *arr = api->store->ops->crashes_list(api->store, device, (int)limit);
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        json_object_set_new(e, "elf_known", json_boolean(json_integer_value(json_object_get(e, "elf_known"))));
+    }
     return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "crashes", arr)) : reply_store_error(c);
 }
 
@@ -500,6 +535,10 @@ static enum MHD_Result get_crash(api_t *api, struct MHD_Connection *c, const cha
     }
     json_t *j = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)id, "device", cr.device, "received_ms",
                           (json_int_t)cr.received_ms);
+    json_t *elf = cr.app_sha256[0] ? api->store->ops->elfs_list(api->store, cr.app_sha256) : NULL;
+    json_object_set_new(j, "app_sha256", json_string(cr.app_sha256));
+    json_object_set_new(j, "elf_known", json_boolean(json_array_size(elf) == 1));
+    json_decref(elf);
     char hex[2 * sizeof(cr.report) + 1];
     for (size_t i = 0; i < cr.report_len; i++) {
         snprintf(hex + 2 * i, 3, "%02x", cr.report[i]);
@@ -527,6 +566,290 @@ static enum MHD_Result get_crash(api_t *api, struct MHD_Connection *c, const cha
     json_object_set_new(j, "restart_count", json_integer(r.restart_count));
     json_object_set_new(j, "run_ms", json_integer(r.run_ms));
     return reply_json(c, MHD_HTTP_OK, j);
+}
+
+/* ---- app channels ----------------------------------------------------------------------------- */
+
+static bool channel_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= KPROTO_CHANNEL_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static bool printable(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((b[i] < 0x20 || b[i] > 0x7e) && b[i] != '\t' && b[i] != '\n' && b[i] != '\r') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *out_len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n / 2 > cap || strspn(hex, "0123456789abcdefABCDEF") != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+    *out_len = n / 2;
+    return true;
+}
+
+/* Each stored message's "data" (hex) gets "size" and, when it is printable text, "text". */
+static void chan_decorate(json_t *arr)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        uint8_t b[CHANNEL_DATA_MAX];
+        size_t n = 0;
+        const char *hex = json_string_value(json_object_get(e, "data"));
+        if (hex == NULL || !hex_to_bytes(hex, b, sizeof(b), &n)) {
+            continue;
+        }
+        json_object_set_new(e, "size", json_integer((json_int_t)n));
+        if (printable(b, n)) {
+            json_object_set_new(e, "text", json_stringn((const char *)b, n));
+        }
+    }
+}
+
+/* Split "<device>/channels/<name>[/stream]" (after /v1/devices/); false when it is not that. */
+static bool channel_path(const char *rest, char dev[KIDENT_ID_MAX + 1], char chan[KPROTO_CHANNEL_MAX + 1],
+                         bool *out_stream)
+{
+    const char *slash = strchr(rest, '/');
+    if (slash == NULL || (size_t)(slash - rest) > KIDENT_ID_MAX || strncmp(slash, "/channels/", 10) != 0) {
+        return false;
+    }
+    memcpy(dev, rest, (size_t)(slash - rest));
+    dev[slash - rest] = '\0';
+    const char *name = slash + 10;
+    const char *end = strchr(name, '/');
+    size_t n = end ? (size_t)(end - name) : strlen(name);
+    *out_stream = end != NULL && strcmp(end, "/stream") == 0;
+    if (n == 0 || (end != NULL && !*out_stream)) {
+        return false;
+    }
+    if (n > KPROTO_CHANNEL_MAX) {
+        return false; /* refused by the caller with the naming rule */
+    }
+    memcpy(chan, name, n);
+    chan[n] = '\0';
+    return true;
+}
+
+static bool channel_target(api_t *api, struct MHD_Connection *c, const char *dev, const char *chan,
+                           enum MHD_Result *ret)
+{
+    if (!channel_name_ok(chan)) {
+        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST,
+                           "'%s' is not a channel name: use 1 to %u characters of A-Z a-z 0-9 . _ -", chan,
+                           KPROTO_CHANNEL_MAX);
+        return false;
+    }
+    return known_device(api, c, dev, ret);
+}
+
+/* POST /v1/devices/D/channels/C {"text": "..."} or {"hex": "..."}: data down to the app. */
+static enum MHD_Result post_channel(api_t *api, struct MHD_Connection *c, const char *dev, const char *chan,
+                                    const req_t *rq)
+{
+    static const char *const allowed[] = {"text", "hex", NULL};
+    enum MHD_Result ret;
+    uint8_t data[CHANNEL_DATA_MAX];
+    size_t len = 0;
+
+    if (!channel_target(api, c, dev, chan, &ret)) {
+        return ret;
+    }
+    json_t *j = body_object(c, rq, allowed, &ret);
+    if (j == NULL) {
+        return ret;
+    }
+    json_t *jt = json_object_get(j, "text"), *jh = json_object_get(j, "hex");
+    json_t *d = NULL;
+    if ((jt == NULL) == (jh == NULL) || (jt != NULL && !json_is_string(jt)) || (jh != NULL && !json_is_string(jh))) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "the body needs exactly one of \"text\" (a string) or "
+                          "\"hex\" (bytes as hex digits), e.g. {\"text\": \"hello\"}");
+    } else if (jt != NULL && (json_string_length(jt) == 0 || json_string_length(jt) > CHANNEL_DATA_MAX)) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "\"text\" is %zu bytes: a channel message is 1 to %u bytes",
+                          json_string_length(jt), CHANNEL_DATA_MAX);
+    } else if (jh != NULL && (!hex_to_bytes(json_string_value(jh), data, sizeof(data), &len) || len == 0)) {
+        ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "\"hex\" must be 2 to %u hex digits (1 to %u bytes), "
+                          "an even number of them", 2 * CHANNEL_DATA_MAX, CHANNEL_DATA_MAX);
+    } else if ((d = api->store->ops->device_get(api->store, dev)) == NULL) {
+        ret = reply_store_error(c);
+    } else if (!json_is_true(json_object_get(d, "online"))) {
+        /* Nothing queues channel data for an offline device (docs/api.md): say so, keep nothing. */
+        ret = reply_error(c, MHD_HTTP_CONFLICT, "device '%s' is offline: channel data is delivered only "
+                          "to a connected device; send it again when it is online", dev);
+    } else if (!mq_connected(api->mq)) {
+        ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "keeld is not connected to the broker; retry shortly");
+    } else {
+        if (jt != NULL) {
+            len = json_string_length(jt);
+            memcpy(data, json_string_value(jt), len);
+        }
+        uint64_t msg_id = 0;
+        int64_t id = 0;
+        if (mq_send_channel(api->mq, dev, chan, data, len, &msg_id) != 0) {
+            ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "the broker did not take the message; retry");
+        } else if (api->store->ops->channel_add(api->store, dev, chan, "down", now_ms(), 0, msg_id, data, len,
+                                                &id) != STORE_OK) {
+            ret = reply_store_error(c);
+        } else {
+            ret = reply_json(c, MHD_HTTP_CREATED,
+                             json_pack("{s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)id, "device", dev,
+                                       "channel", chan, "direction", "down", "size", (json_int_t)len));
+        }
+    }
+    json_decref(d);
+    json_decref(j);
+    return ret;
+}
+
+/* GET /v1/devices/D/channels/C[/stream]: stored messages (?direction=up|down|all), or follow. */
+static enum MHD_Result get_channel(api_t *api, struct MHD_Connection *c, const char *dev, const char *chan,
+                                   bool stream)
+{
+    enum MHD_Result ret;
+    int64_t limit = 0;
+    store_chan_query_t q = {.device = dev, .channel = chan, .direction = "up"};
+    const char *dir = query(c, "direction");
+
+    if (!channel_target(api, c, dev, chan, &ret) ||
+        !query_int(c, "since", 0, INT64_MAX, 0, &q.since_ms, &ret) ||
+        !query_int(c, "until", 0, INT64_MAX, 0, &q.until_ms, &ret) ||
+        !query_int(c, "after", 0, INT64_MAX, 0, &q.after_id, &ret) ||
+        !query_int(c, "limit", 1, LIST_LIMIT_MAX, 100, &limit, &ret)) {
+        return ret;
+    }
+    if (dir != NULL && strcmp(dir, "up") != 0 && strcmp(dir, "down") != 0 && strcmp(dir, "all") != 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "direction '%s': use up (from the app), down (to it) or all",
+                           dir);
+    }
+    if (dir != NULL) {
+        q.direction = strcmp(dir, "all") == 0 ? NULL : dir;
+    }
+    q.limit = (int)limit;
+    if (!stream) {
+        json_t *arr = api->store->ops->channel_query(api->store, &q);
+        chan_decorate(arr);
+        return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "messages", arr)) : reply_store_error(c);
+    }
+    if (dir != NULL && strcmp(dir, "up") != 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "a channel stream follows what the app sends (up) only");
+    }
+    sse_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return MHD_NO;
+    }
+    s->api = api;
+    snprintf(s->device, sizeof(s->device), "%s", dev);
+    snprintf(s->channel, sizeof(s->channel), "%s", chan);
+    if (sse_resume(c, s, q.after_id) &&
+        api->store->ops->channel_last_id(api->store, dev, chan, &s->after_id) != STORE_OK) {
+        sse_free(s);
+        return reply_store_error(c);
+    }
+    return sse_start(c, s, ": keel channel stream\n\n");
+}
+
+/* ---- app ELFs --------------------------------------------------------------------------------- */
+
+static bool is_sha_hex(const char *s)
+{
+    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/*
+ * POST /v1/elfs (claimed NULL) or PUT /v1/elfs/SHA: keep an app ELF under the SHA-256 of the
+ * image it builds, computed here with the same code `keel device install` uses (appelf), so an
+ * ELF is never filed under an image it does not make.
+ */
+static enum MHD_Result put_elf(api_t *api, struct MHD_Connection *c, const char *claimed, const req_t *rq)
+{
+    char why[256], hex[65];
+    uint8_t sha[32];
+    uint32_t image_size = 0;
+    bool created = false;
+    const char *name = query(c, "name");
+
+    if (claimed != NULL && !is_sha_hex(claimed)) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "'%s' is not an image SHA-256 (64 lowercase hex digits)",
+                           claimed);
+    }
+    if (name != NULL && strlen(name) > 128) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "?name= is at most 128 characters");
+    }
+    if (rq->len == 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "the body must be the app's ELF file (application/octet-stream)");
+    }
+    if (appelf_identify((const uint8_t *)rq->body, rq->len, sha, &image_size, why, sizeof(why)) != KERR_OK) {
+        return reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "not a Keel app ELF for this board: %s", why);
+    }
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    }
+    if (claimed != NULL && strcmp(claimed, hex) != 0) {
+        return reply_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                           "this ELF builds the app image %s, not %s: it is not the ELF of that image", hex,
+                           claimed);
+    }
+    if (api->store->ops->elf_put(api->store, hex, name ? name : "", image_size, (const uint8_t *)rq->body, rq->len,
+                                 now_ms(), &created) != STORE_OK) {
+        return reply_store_error(c);
+    }
+    json_t *arr = api->store->ops->elfs_list(api->store, hex);
+    json_t *e = json_array_size(arr) == 1 ? json_incref(json_array_get(arr, 0)) : NULL;
+    json_decref(arr);
+    if (e == NULL) {
+        return reply_store_error(c);
+    }
+    json_object_set_new(e, "created", json_boolean(created));
+    return reply_json(c, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, e);
+}
+
+static enum MHD_Result get_elfs(api_t *api, struct MHD_Connection *c)
+{
+    const char *sha = query(c, "sha256");
+    if (sha != NULL && !is_sha_hex(sha)) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "sha256 '%s' is not 64 lowercase hex digits", sha);
+    }
+    json_t *arr = api->store->ops->elfs_list(api->store, sha);
+    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "elfs", arr)) : reply_store_error(c);
+}
+
+/* GET /v1/elfs/SHA: the ELF itself. */
+static enum MHD_Result get_elf(api_t *api, struct MHD_Connection *c, const char *sha)
+{
+    uint8_t *elf = NULL;
+    size_t len = 0;
+
+    if (!is_sha_hex(sha)) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "'%s' is not an image SHA-256 (64 lowercase hex digits)", sha);
+    }
+    store_rc_t rc = api->store->ops->elf_get(api->store, sha, &elf, &len);
+    if (rc == STORE_ENOTFOUND) {
+        return reply_error(c, MHD_HTTP_NOT_FOUND, "no ELF for app image %s; upload it with `keel elf upload "
+                           "APP.elf` (POST /v1/elfs)", sha);
+    }
+    if (rc != STORE_OK) {
+        return reply_store_error(c);
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, elf, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
 }
 
 /* ---- commands --------------------------------------------------------------------------------- */
@@ -832,6 +1155,28 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/devices") == 0 && get) {
         return get_devices(api, c);
     }
+    char dev[KIDENT_ID_MAX + 1], chan[KPROTO_CHANNEL_MAX + 1];
+    bool stream = false;
+    if (strncmp(url, "/v1/devices/", 12) == 0 && strstr(url + 12, "/channels/") != NULL) {
+        if (!channel_path(url + 12, dev, chan, &stream)) {
+            return reply_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s; channels are /v1/devices/DEVICE/channels/"
+                               "NAME[/stream] with NAME 1 to %u of A-Z a-z 0-9 . _ -", url, KPROTO_CHANNEL_MAX);
+        }
+        if (get) {
+            return get_channel(api, c, dev, chan, stream);
+        }
+        if (post && !stream) {
+            return post_channel(api, c, dev, chan, rq);
+        }
+        return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not supported; use %s", method, url,
+                           stream ? "GET" : "GET, POST");
+    }
+    if (strcmp(url, "/v1/elfs") == 0 && (get || post)) {
+        return get ? get_elfs(api, c) : put_elf(api, c, NULL, rq);
+    }
+    if ((rest = sub(url, "/v1/elfs/")) != NULL && (get || is(method, "PUT"))) {
+        return get ? get_elf(api, c, rest) : put_elf(api, c, rest, rq);
+    }
     if ((rest = sub(url, "/v1/devices/")) != NULL && (get || is(method, "PATCH"))) {
         return get ? get_device(api, c, rest) : patch_device(api, c, rest, rq);
     }
@@ -876,6 +1221,7 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
         {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET, PATCH"}, {"/v1/logs", "GET"},
         {"/v1/logs/stream", "GET"}, {"/v1/crashes", "GET"}, {"/v1/crashes/", "GET"},
         {"/v1/commands", "POST"}, {"/v1/commands/", "GET"}, {"/v1/tokens", "GET, POST"},
+        {"/v1/elfs", "GET, POST"}, {"/v1/elfs/", "GET, PUT"},
         {"/v1/bundles", "GET, POST"}, {"/v1/bundles/", "GET"}, {"/v1/deployments", "GET, POST"},
         {"/v1/deployments/", "GET"},
     };
@@ -890,9 +1236,15 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     return reply_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s %s; see docs/api.md", method, url);
 }
 
+/* Bundle and ELF uploads have their own, larger limits (an ELF with debug information is big). */
 static long body_limit(const api_t *api, const req_t *rq)
 {
-    return rq->bundle ? api->cfg->max_bundle : api->cfg->max_body;
+    return rq->bundle ? api->cfg->max_bundle : rq->elf ? api->cfg->max_elf : api->cfg->max_body;
+}
+
+static const char *body_limit_flag(const req_t *rq)
+{
+    return rq->bundle ? "--max-bundle" : rq->elf ? "--max-elf" : "--max-body";
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -910,12 +1262,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *con_cls = rq;
         /* A bundle upload is raw bytes with its own, larger limit. */
         rq->bundle = strcmp(url, "/v1/bundles") == 0 && is(method, "POST");
+        rq->elf = strncmp(url, "/v1/elfs", 8) == 0;
         /* Refuse a declared oversize body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)body_limit(api, rq)) {
             return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                                "request body of %s bytes is larger than the limit of %ld bytes (%s)",
-                               cl, body_limit(api, rq), rq->bundle ? "--max-bundle" : "--max-body");
+                               cl, body_limit(api, rq), body_limit_flag(rq));
         }
         return MHD_YES;
     }
@@ -939,7 +1292,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (rq->too_big) {
         return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                            "request body is larger than the limit of %ld bytes (%s)",
-                           body_limit(api, rq), rq->bundle ? "--max-bundle" : "--max-body");
+                           body_limit(api, rq), body_limit_flag(rq));
     }
     return route(api, c, url, method, rq);
 }

@@ -39,6 +39,7 @@ static const opt_t options[] = {
     STR(mqtt_group, "mqtt-group", "KEELD_MQTT_GROUP", "keeld", "shared subscription group of keeld instances"),
     NUM(mqtt_keepalive, "mqtt-keepalive", "KEELD_MQTT_KEEPALIVE", "30", 5, 600, "MQTT keepalive, seconds"),
     NUM(max_body, "max-body", "KEELD_MAX_BODY", "65536", 1024, 16777216, "largest request body, bytes"),
+    NUM(max_elf, "max-elf", "KEELD_MAX_ELF", "16777216", 1024, 268435456, "largest app ELF upload (POST /v1/elfs), bytes"),
     NUM(cmd_timeout, "cmd-timeout", "KEELD_CMD_TIMEOUT", "60", 1, 86400, "seconds before an unanswered command times out"),
     NUM(log_level, "log-level", "KEELD_LOG_LEVEL", "2", 0, 3, "0 error, 1 warn, 2 info, 3 debug"),
     STR(update_keys, "update-key", "KEELD_UPDATE_KEYS", "", "fleet signing public keys (PEM files, comma-separated; 'keel keys new' makes them): uploaded bundles must be signed by one"),

@@ -22,6 +22,7 @@ typedef struct kd_config {
     char mqtt_group[64];       /* shared-subscription group ($share/<group>/...) */
     long mqtt_keepalive;       /* seconds */
     long max_body;             /* bytes of one request body */
+    long max_elf;              /* bytes of one ELF upload (/v1/elfs) */
     long cmd_timeout;          /* seconds before an unanswered command is marked "timeout" */
     long log_level;            /* 0 error .. 3 debug */
     char update_keys[2048];    /* fleet signing public keys (PEM files), comma-separated */

@@ -32,7 +32,9 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
+/* Encode env and publish it on topic t of device (channel: only for the app topics). */
+static int send_env_to(mq_t *mq, kproto_topic_t t, const char *device, const char *channel,
+                       keel_v1_Envelope *env)
 {
     char topic[KPROTO_TOPIC_MAX];
     uint8_t buf[KPROTO_ENVELOPE_MAX];
@@ -42,7 +44,7 @@ int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *en
     env->version = KPROTO_REVISION;
     env->msg_id = atomic_fetch_add(&mq->msg_id, 1u) + 1u;
     env->time_ms = (uint64_t)now_ms();
-    if (kproto_topic_build(t, device, NULL, topic, sizeof(topic)) != KERR_OK ||
+    if (kproto_topic_build(t, device, channel, topic, sizeof(topic)) != KERR_OK ||
         kproto_encode(env, buf, sizeof(buf), &len) != KERR_OK) {
         KD_ERROR("cannot encode a message for device '%s'", device);
         return -1;
@@ -53,6 +55,11 @@ int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *en
         return -1;
     }
     return 0;
+}
+
+int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env)
+{
+    return send_env_to(mq, t, device, NULL, env);
 }
 
 static void send_ack(mq_t *mq, const char *device, const keel_v1_Envelope *of)
@@ -98,6 +105,21 @@ static void on_logs(mq_t *mq, const char *device, const keel_v1_Envelope *env)
             kd_notify_bump(mq->logs_notify);
         }
         send_ack(mq, device, env);
+    }
+}
+
+/* App channel data (app/up/<channel>): stored, then followers are woken. No Ack: the broker's
+ * PUBACK is what the device waits for (at least once; a redelivery is stored once). */
+static void on_channel(mq_t *mq, const char *device, const char *channel, const keel_v1_Envelope *env)
+{
+    const keel_v1_ChannelData *cd = &env->body.channel;
+    int64_t id = 0;
+
+    if (mq->store->ops->channel_add(mq->store, device, channel, "up", now_ms(), env->boot, env->msg_id,
+                                    cd->data.bytes, cd->data.size, &id) == STORE_OK && id != 0) {
+        KD_DEBUG("device '%s': %u bytes on channel '%s' (%lld)", device, (unsigned)cd->data.size, channel,
+                 (long long)id);
+        kd_notify_bump(mq->logs_notify);
     }
 }
 
@@ -175,9 +197,12 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     case KPROTO_T_RESULT:
         on_result(mq, device, &env);
         break;
+    case KPROTO_T_APP_UP:
+        on_channel(mq, device, channel, &env);
+        break;
     default:
-        /* app/up: app channel data is routed by a later issue; the device gets no error for it. */
-        KD_DEBUG("device '%s': %d bytes on app channel '%s'", device, msg->payloadlen, channel);
+        KD_DEBUG("device '%s': %d bytes on %s: not handled by this keeld", device, msg->payloadlen,
+                 kproto_topic_info(t)->suffix);
         break;
     }
 }
@@ -365,4 +390,20 @@ void mq_flush_commands(mq_t *mq)
     }
     json_decref(pending);
     pthread_mutex_unlock(&mq->flush_lock);
+}
+
+int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uint8_t *data, size_t len,
+                    uint64_t *out_msg_id)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+
+    if (len > sizeof(env.body.channel.data.bytes)) {
+        return -1;
+    }
+    env.which_body = keel_v1_Envelope_channel_tag;
+    memcpy(env.body.channel.data.bytes, data, len);
+    env.body.channel.data.size = (pb_size_t)len;
+    int rc = send_env_to(mq, KPROTO_T_APP_DOWN, device, channel, &env);
+    *out_msg_id = env.msg_id;
+    return rc;
 }

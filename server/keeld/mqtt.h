@@ -4,8 +4,8 @@
  * ($share/<group>/keel/v1/+/...) so several keeld instances split the device traffic.
  *
  * Device messages are decoded with kproto (untrusted bytes: anything malformed is logged and
- * dropped), stored, update messages handed to ota.c, and log batches and crash reports are answered with an Ack only after the
- * store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
+ * dropped), stored (app channel data too) or, for updates, handed to ota.c. Log batches and
+ * crash reports are answered with an Ack only after the store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
  */
 #ifndef KEEL_SERVER_KEELD_MQTT_H
 #define KEEL_SERVER_KEELD_MQTT_H
@@ -35,6 +35,13 @@ bool mq_connected(mq_t *mq);
  */
 void mq_flush_commands(mq_t *mq);
 
+/*
+ * Publish data (at most 512 bytes) to device's app/down/<channel> (QoS 1). 0 when libmosquitto
+ * took it (it is then sent, or resent after a broker reconnect), -1 when not. *out_msg_id: the
+ * Envelope.msg_id it carries.
+ */
+int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uint8_t *data, size_t len,
+                    uint64_t *out_msg_id);
 /* Encode env (header filled here) and publish it on device's topic t. 0, or -1 (logged). */
 int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *env);
 

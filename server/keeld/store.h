@@ -42,8 +42,18 @@ typedef struct store_crash {
     int64_t received_ms;
     uint8_t report[512];
     size_t report_len;
+    char app_sha256[65];    /* the image it came from (see crash_add), "" when unknown */
 } store_crash_t;
 
+typedef struct store_chan_query {
+    const char *device;     /* required */
+    const char *channel;    /* required */
+    const char *direction;  /* "up" (app -> cloud), "down", or NULL for both */
+    int64_t since_ms;       /* received at or after (0: no bound) */
+    int64_t until_ms;       /* received before (0: no bound) */
+    int64_t after_id;       /* only messages with id > after_id (follow cursor) */
+    int limit;              /* 1..1000 */
+} store_chan_query_t;
 /* A bundle's facts, decoded and checked by keeld (ota.c) before it is stored. */
 typedef struct store_bundle {
     char sha256[65];           /* of the whole bundle, hex: its identity */
@@ -92,7 +102,9 @@ typedef struct store_ops {
     /* Highest log id (of device, or of all when NULL); 0 when there is none. */
     store_rc_t (*logs_last_id)(store_t *s, const char *device, int64_t *out_id);
 
-    /* Crashes. reason/pc/lr/app_version are copied out of the decoded report for listing. */
+    /* Crashes. reason/pc/lr/app_version are copied out of the decoded report for listing. The
+     * store names the app image (SHA-256) the crash came from: the one of app_version that the
+     * device's hellos reported most recently (a report can arrive after an update). */
     store_rc_t (*crash_add)(store_t *s, const char *device, int64_t now_ms,
                             const keel_v1_Envelope *env, const char *reason, uint32_t pc,
                             uint32_t lr, uint32_t app_version, int64_t *out_id);
@@ -123,6 +135,23 @@ typedef struct store_ops {
     store_rc_t (*token_check)(store_t *s, const char *hash_hex, char *out_name, size_t cap);
     json_t *(*tokens_list)(store_t *s);
 
+    /* App channel messages, direction "up" or "down". An up message already stored (same
+     * device, boot, msg_id: a QoS 1 redelivery) is not stored again: *out_id is then 0. */
+    store_rc_t (*channel_add)(store_t *s, const char *device, const char *channel,
+                              const char *direction, int64_t now_ms, uint64_t boot, uint64_t msg_id,
+                              const uint8_t *data, size_t len, int64_t *out_id);
+    /* [{"id","device","channel","direction","received_ms","data" (hex)}...], oldest first. */
+    json_t *(*channel_query)(store_t *s, const store_chan_query_t *q);
+    store_rc_t (*channel_last_id)(store_t *s, const char *device, const char *channel, int64_t *out_id);
+
+    /* App ELFs keyed by the SHA-256 (hex) of the app image they build (the API checked it).
+     * *out_created is false when that image already had an ELF (the first one is kept). */
+    store_rc_t (*elf_put)(store_t *s, const char *sha256, const char *name, uint32_t image_size,
+                          const uint8_t *elf, size_t len, int64_t now_ms, bool *out_created);
+    /* [{"sha256","name","image_size","elf_size","uploaded_ms"}...]; sha256 NULL: all. */
+    json_t *(*elfs_list)(store_t *s, const char *sha256);
+    /* The ELF's bytes (malloc'd, caller frees). STORE_ENOTFOUND when there is none. */
+    store_rc_t (*elf_get)(store_t *s, const char *sha256, uint8_t **out, size_t *out_len);
     /*
      * Bundles, stored by SHA-256: the same bytes again are a no-op (*out_created false, *out_id
      * the existing bundle). bundle_get: by id, or by sha256 hex when id is 0; NULL if unknown.

@@ -101,7 +101,34 @@ static const char *const migrations[] = {
     " name TEXT NOT NULL,"
     " sha256 TEXT NOT NULL UNIQUE,"
     " created_ms BIGINT NOT NULL);",
-    /* 2: update bundles, deployments, per-device progress and its history (issue 6) */
+    /* 2: app channel data; app ELFs by image SHA-256; the images each device has reported (to
+     * name the image a crash came from) and, per crash, that image */
+    "CREATE TABLE channel_data ("
+    " id INTEGER PRIMARY KEY,"
+    " device_id TEXT NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " direction TEXT NOT NULL,"
+    " received_ms BIGINT NOT NULL,"
+    " boot BIGINT NOT NULL,"
+    " msg_id BIGINT NOT NULL,"
+    " data BLOB NOT NULL);"
+    "CREATE INDEX channel_data_device ON channel_data (device_id, channel, id);"
+    "CREATE TABLE elfs ("
+    " sha256 TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " image_size BIGINT NOT NULL,"
+    " elf_size BIGINT NOT NULL,"
+    " uploaded_ms BIGINT NOT NULL,"
+    " elf BLOB NOT NULL);"
+    "CREATE TABLE device_images ("
+    " device_id TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " version BIGINT NOT NULL,"
+    " first_seen_ms BIGINT NOT NULL,"
+    " last_seen_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (device_id, sha256));"
+    "ALTER TABLE crashes ADD COLUMN app_sha256 TEXT NOT NULL DEFAULT '';",
+    /* 3: update bundles, deployments, per-device progress and its history (issue 6) */
     "CREATE TABLE bundles ("
     " id INTEGER PRIMARY KEY,"
     " sha256 TEXT NOT NULL UNIQUE,"
@@ -269,8 +296,20 @@ static json_t *rows(sqlite3 *db, sqlite3_stmt *st)
             case SQLITE_NULL:
                 json_object_set_new(o, name, json_null());
                 break;
-            default: /* blobs are never listed */
+            default: { /* a blob (only listed where the caller selects one): lowercase hex */
+                const uint8_t *b = sqlite3_column_blob(st, c);
+                int n = sqlite3_column_bytes(st, c);
+                char *hex = malloc(2 * (size_t)n + 1);
+                if (hex != NULL) {
+                    for (int i = 0; i < n; i++) {
+                        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+                    }
+                    hex[2 * n] = '\0';
+                    json_object_set_new(o, name, json_string(hex));
+                    free(hex);
+                }
                 break;
+            }
             }
         }
         json_array_append_new(arr, o);
@@ -403,6 +442,13 @@ static store_rc_t device_hello(store_t *s, const char *device, int64_t now_ms,
                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, name) DO NOTHING", "ttiti",
                  device, h->regions[i].name, (int64_t)h->regions[i].size, hex,
                  (int64_t)h->regions[i].version) >= 0;
+        /* Every app image the device has run, for naming a crash's image (crash_add). */
+        if (ok && strcmp(h->regions[i].name, "app") == 0) {
+            ok = run(db, "INSERT INTO device_images (device_id, sha256, version, first_seen_ms, last_seen_ms)"
+                         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, sha256) DO UPDATE SET"
+                         " version = excluded.version, last_seen_ms = excluded.last_seen_ms", "ttiii",
+                     device, hex, (int64_t)h->regions[i].version, now_ms, now_ms) >= 0;
+        }
     }
     store_rc_t rc = finish(db, ok);
     unlock(s);
@@ -648,6 +694,17 @@ static store_rc_t logs_last_id(store_t *s, const char *device, int64_t *out_id)
 
 /* ---- crashes ---------------------------------------------------------------------------------- */
 
+/*
+ * The image a crash came from. The report names only the app *version*, and it may arrive after
+ * the device has moved on (a crash queued while offline, then an update, then the report): so
+ * the image is the one of that version the device reported most recently (device_images, kept
+ * from every hello), which is the running image in the common case. Two builds installed under
+ * the same version are told apart only by recency; '' when the device never reported one.
+ */
+#define CRASH_IMAGE_SQL                                                                           \
+    "COALESCE((SELECT sha256 FROM device_images WHERE device_id = ? AND version = ?"             \
+    " ORDER BY last_seen_ms DESC LIMIT 1), '')"
+
 static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
                             const keel_v1_Envelope *env, const char *reason, uint32_t pc,
                             uint32_t lr, uint32_t app_version, int64_t *out_id)
@@ -658,10 +715,11 @@ static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
     lock(s);
     int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0 &&
              run(db, "INSERT INTO crashes (device_id, received_ms, boot, msg_id, reason, pc, lr,"
-                     " app_version, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                     " ON CONFLICT (device_id, boot, msg_id) DO NOTHING", "tiiitiiib", device,
+                     " app_version, report, app_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " CRASH_IMAGE_SQL ")"
+                     " ON CONFLICT (device_id, boot, msg_id) DO NOTHING", "tiiitiiibti", device,
                  now_ms, (int64_t)env->boot, (int64_t)env->msg_id, reason, (int64_t)pc,
-                 (int64_t)lr, (int64_t)app_version, c->report.bytes, (size_t)c->report.size) >= 0;
+                 (int64_t)lr, (int64_t)app_version, c->report.bytes, (size_t)c->report.size,
+                 device, (int64_t)app_version) >= 0;
     int64_t id = 0;
     if (ok) {
         sqlite3_stmt *st = prep(db, "SELECT id FROM crashes WHERE device_id = ? AND boot = ? AND msg_id = ?",
@@ -680,8 +738,10 @@ static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
 
 static json_t *crashes_list(store_t *s, const char *device, int limit)
 {
-    return read_rows(s, "SELECT id, device_id AS device, received_ms, boot, reason, pc, lr, app_version"
-                     " FROM crashes WHERE (? IS NULL OR device_id = ?) ORDER BY id DESC LIMIT ?", "tti",
+    return read_rows(s, "SELECT c.id, c.device_id AS device, c.received_ms, c.boot, c.reason, c.pc, c.lr,"
+                     " c.app_version, c.app_sha256, (e.sha256 IS NOT NULL) AS elf_known FROM crashes c"
+                     " LEFT JOIN elfs e ON e.sha256 = c.app_sha256"
+                     " WHERE (? IS NULL OR c.device_id = ?) ORDER BY c.id DESC LIMIT ?", "tti",
                      device, device, (int64_t)limit);
 }
 
@@ -691,7 +751,8 @@ static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
     store_rc_t rc = STORE_EIO;
 
     lock(s);
-    sqlite3_stmt *st = prep(db, "SELECT device_id, received_ms, report FROM crashes WHERE id = ?", "i", id);
+    sqlite3_stmt *st = prep(db, "SELECT device_id, received_ms, report, app_sha256 FROM crashes WHERE id = ?",
+                            "i", id);
     if (st != NULL) {
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
@@ -704,6 +765,8 @@ static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
             if (out->report_len != 0) {
                 memcpy(out->report, sqlite3_column_blob(st, 2), out->report_len);
             }
+            snprintf(out->app_sha256, sizeof(out->app_sha256), "%s",
+                     (const char *)sqlite3_column_text(st, 3));
             rc = STORE_OK;
         } else if (r == SQLITE_DONE) {
             rc = STORE_ENOTFOUND;
@@ -812,6 +875,112 @@ static json_t *tokens_list(store_t *s)
     return read_rows(s, "SELECT id, name, created_ms FROM tokens ORDER BY id", "");
 }
 
+/* ---- app channels ----------------------------------------------------------------------------- */
+
+static store_rc_t channel_add(store_t *s, const char *device, const char *channel,
+                              const char *direction, int64_t now_ms, uint64_t boot, uint64_t msg_id,
+                              const uint8_t *data, size_t len, int64_t *out_id)
+{
+    sqlite3 *db = cast(s)->db;
+
+    lock(s);
+    /* A redelivered up message (same boot and msg_id) is stored once; down messages carry
+     * keeld's own unique numbers. */
+    int n = -1;
+    int ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0;
+    if (ok) {
+        n = run(db, "INSERT INTO channel_data (device_id, channel, direction, received_ms, boot, msg_id, data)"
+                    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM channel_data"
+                    " WHERE device_id = ? AND direction = ? AND boot = ? AND msg_id = ?)",
+                "tttiiibttii", device, channel, direction, now_ms, (int64_t)boot, (int64_t)msg_id,
+                data, len, device, direction, (int64_t)boot, (int64_t)msg_id);
+        ok = n >= 0;
+    }
+    *out_id = n > 0 ? sqlite3_last_insert_rowid(db) : 0;
+    store_rc_t rc = finish(db, ok);
+    unlock(s);
+    return rc;
+}
+
+static json_t *channel_query(store_t *s, const store_chan_query_t *q)
+{
+    return read_rows(s,
+        "SELECT id, device_id AS device, channel, direction, received_ms, data FROM channel_data"
+        " WHERE device_id = ? AND channel = ? AND (? IS NULL OR direction = ?) AND received_ms >= ?"
+        " AND (? = 0 OR received_ms < ?) AND id > ? ORDER BY id LIMIT ?", "ttttiiiii", q->device,
+        q->channel, q->direction, q->direction, q->since_ms, q->until_ms, q->until_ms, q->after_id,
+        (int64_t)q->limit);
+}
+
+static store_rc_t channel_last_id(store_t *s, const char *device, const char *channel, int64_t *out_id)
+{
+    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ?"
+                                     " AND channel = ?", "tt", device, channel));
+    if (row == NULL) {
+        return STORE_EIO;
+    }
+    *out_id = json_integer_value(json_object_get(row, "id"));
+    json_decref(row);
+    return STORE_OK;
+}
+
+/* ---- app ELFs --------------------------------------------------------------------------------- */
+
+static store_rc_t elf_put(store_t *s, const char *sha256, const char *name, uint32_t image_size,
+                          const uint8_t *elf, size_t len, int64_t now_ms, bool *out_created)
+{
+    int n = 0;
+    /* The same image from another ELF (stripped, or rebuilt identically) keeps the first one:
+     * either symbolicates the same code. */
+    store_rc_t rc = write1(s, &n, NULL, "INSERT INTO elfs (sha256, name, image_size, elf_size, uploaded_ms, elf)"
+                           " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING", "ttiiib", sha256,
+                           name, (int64_t)image_size, (int64_t)len, now_ms, elf, len);
+    *out_created = n > 0;
+    return rc;
+}
+
+static json_t *elfs_list(store_t *s, const char *sha256)
+{
+    return read_rows(s, "SELECT sha256, name, image_size, elf_size, uploaded_ms FROM elfs"
+                     " WHERE (? IS NULL OR sha256 = ?) ORDER BY uploaded_ms DESC, sha256", "tt", sha256,
+                     sha256);
+}
+
+/*
+ * The one blob column of the row st selects (prepared by the caller under the lock, finalized
+ * here) into *out (malloc'd, the caller frees), then unlock. STORE_ENOTFOUND when there is no
+ * row.
+ */
+static store_rc_t blob_read(store_t *s, sqlite3_stmt *st, uint8_t **out, size_t *out_len)
+{
+    store_rc_t rc = STORE_EIO;
+
+    *out = NULL;
+    *out_len = 0;
+    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (r == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        *out = malloc(n ? n : 1);
+        if (*out != NULL) {
+            memcpy(*out, sqlite3_column_blob(st, 0), n);
+            *out_len = n;
+            rc = STORE_OK;
+        }
+    } else if (r == SQLITE_DONE) {
+        rc = STORE_ENOTFOUND;
+    }
+    sqlite3_finalize(st);
+    unlock(s);
+    return rc;
+}
+
+static store_rc_t elf_get(store_t *s, const char *sha256, uint8_t **out, size_t *out_len)
+{
+    lock(s);
+    return blob_read(s, prep(cast(s)->db, "SELECT elf FROM elfs WHERE sha256 = ?", "t", sha256), out,
+                     out_len);
+}
+
 /* ---- bundles ---------------------------------------------------------------------------------- */
 
 #define BUNDLE_COLUMNS                                                                           \
@@ -877,28 +1046,9 @@ static json_t *bundle_get(store_t *s, int64_t id, const char *sha256)
 
 static store_rc_t bundle_data(store_t *s, int64_t id, uint8_t **out, size_t *out_len)
 {
-    sqlite3 *db = cast(s)->db;
-    store_rc_t rc = STORE_EIO;
-
-    *out = NULL;
-    *out_len = 0;
     lock(s);
-    sqlite3_stmt *st = prep(db, "SELECT data FROM bundles WHERE id = ?", "i", id);
-    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
-    if (r == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        *out = malloc(n ? n : 1);
-        if (*out != NULL) {
-            memcpy(*out, sqlite3_column_blob(st, 0), n);
-            *out_len = n;
-            rc = STORE_OK;
-        }
-    } else if (r == SQLITE_DONE) {
-        rc = STORE_ENOTFOUND;
-    }
-    sqlite3_finalize(st);
-    unlock(s);
-    return rc;
+    return blob_read(s, prep(cast(s)->db, "SELECT data FROM bundles WHERE id = ?", "i", id), out,
+                     out_len);
 }
 
 /* ---- deployments ------------------------------------------------------------------------------ */
@@ -1251,6 +1401,12 @@ static const store_ops_t sqlite_ops = {
     .token_add = token_add,
     .token_check = token_check,
     .tokens_list = tokens_list,
+    .channel_add = channel_add,
+    .channel_query = channel_query,
+    .channel_last_id = channel_last_id,
+    .elf_put = elf_put,
+    .elfs_list = elfs_list,
+    .elf_get = elf_get,
     .bundle_add = bundle_add,
     .bundles_list = bundles_list,
     .bundle_get = bundle_get,

@@ -13,6 +13,7 @@ export KEEL_KEELD="$3"
 export KEEL_SIMDEV="$4"
 FIRMWARE="${5:-}"
 HELLO="${6:-}"
+ECHO="${7:-}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-fleet-test.XXXXXX")"
 STATE="$WORK/state"
@@ -536,6 +537,184 @@ emulated)
   k down --state "$STATE"
   expect_rc 0 "keel down after its device runner was killed"
   for pid in $(recorded_pids) $QEMUS $(relays); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  ;;
+channels)
+  # App channels end to end: the echo app in QEMU answers on its channel through the microvisor,
+  # Mosquitto and keeld; its checks of the channel API's refusals (bad pointers, handles, names,
+  # sizes, too many channels, a full send queue) all pass.
+  [ -f "$FIRMWARE" ] && [ -f "$ECHO" ] || fail "firmware or echo app not built: '$FIRMWARE' '$ECHO'"
+  export KEEL_FIRMWARE="$FIRMWARE"
+  up --devices 1 --app "$ECHO"
+  out_has "gave keeld echo.elf for crash symbolication" "keel up uploads its app's ELF"
+  CON="$STATE/devices/dev-1/console.log"
+  k elf list --json
+  expect_json '[e["name"] for e in j["elfs"]]' "['echo.elf']" "keel up's ELF on keeld"
+  wait_for 30 grep -q 'echo: listening' "$CON" || fail "echo did not start: $(tail -20 "$CON")"
+  grep -q 'echo: checks passed 30/30' "$CON" ||
+    fail "channel API checks: $(grep -E 'echo: check.*FAILED|checks passed' "$CON")"
+  # The send queue filled (KEEL_EBUSY) before the broker had any of it; every queued send
+  # arrives, in order, once it does (queued sends survive the wait for a connection).
+  msgs() { # DEVICE CHANNEL [DIRECTION]: the texts, one per line
+    "$KEEL" channel read "$1" "$2" --direction "${3:-up}" --json |
+      python3 -c 'import json,sys; [print(m.get("text", "hex:" + m["data"])) for m in json.load(sys.stdin)["messages"]]'
+  }
+  nmsgs() { [ "$(msgs "$@" | wc -l)" -ge "$N" ]; }
+  FLOOD="$(sed -n 's/.*echo: flood queued \([0-9]*\).*/\1/p' "$CON" | head -1)"
+  [ "$FLOOD" = 8 ] || fail "the flood queued $FLOOD messages before KEEL_EBUSY, expected 8 (NET_CHAN_SENDQ)"
+  N=8; wait_for 30 nmsgs dev-1 flood || fail "flood messages did not all arrive: $(msgs dev-1 flood)"
+  [ "$(msgs dev-1 flood | tr '\n' ' ')" = "flood-00 flood-01 flood-02 flood-03 flood-04 flood-05 flood-06 flood-07 " ] ||
+    fail "flood messages out of order or duplicated: $(msgs dev-1 flood | tr '\n' ' ')"
+  wait_for 30 grep -q 'echo: broker has 8 sends' "$CON" || fail "no KEEL_NOTIFY_CHANNEL_SENT for the flood"
+  # Round trip: CLI -> keeld -> broker -> microvisor -> app -> microvisor -> broker -> keeld.
+  # A follower started first sees the answer live.
+  timeout 60 "$KEEL" channel read dev-1 echo -f --json >"$WORK/follow" 2>"$WORK/follow.err" &
+  PIDS+=($!)
+  wait_for 10 grep -q 'following channel echo of dev-1' "$WORK/follow.err" || fail "channel follow did not open"
+  k channel send dev-1 echo "ping through the cloud"
+  expect_rc 0 "channel send"
+  out_has "sent 22 bytes to dev-1 channel echo" "channel send summary"
+  N=1; wait_for 30 nmsgs dev-1 echo || fail "no answer on channel echo: $(tail -20 "$CON")"
+  [ "$(msgs dev-1 echo)" = "ping through the cloud" ] || fail "echo answered: $(msgs dev-1 echo)"
+  wait_for 10 grep -q '"text": *"ping through the cloud"' "$WORK/follow" || fail "follow missed it: $(cat "$WORK/follow")"
+  grep -q 'echo: received 22 bytes' "$CON" || fail "the app did not get 22 bytes"
+  k channel read dev-1 echo --direction all
+  expect_rc 0 "channel read --direction all"
+  grep -qE ' down ping through the cloud$' "$WORK/out" && grep -qE ' up   ping through the cloud$' "$WORK/out" ||
+    fail "channel read --direction all: $(cat "$WORK/out")"
+  # Binary data from a file; shown as hex.
+  printf '\000\001\376\377' >"$WORK/bin"
+  k channel send dev-1 echo --file "$WORK/bin"
+  expect_rc 0 "channel send --file"
+  N=2; wait_for 30 nmsgs dev-1 echo || fail "no answer to the binary message"
+  [ "$(msgs dev-1 echo | tail -1)" = "hex:0001feff" ] || fail "binary echo: $(msgs dev-1 echo)"
+  # A channel the app opened but does not read holds NET_CHAN_RECVQ (4) messages; more are dropped
+  # and logged. A channel it never opened drops everything, logged.
+  for i in 1 2 3 4 5; do k channel send dev-1 flood "down $i"; expect_rc 0 "send $i to flood"; done
+  wait_for 20 grep -q 'net: channel flood has 4 messages unread: new message dropped (1 so far)' "$CON" ||
+    fail "full receive queue not reported: $(tail -20 "$CON")"
+  k channel send dev-1 nobody-listens "x"
+  expect_rc 0 "send to a channel the app has not opened"
+  wait_for 20 grep -q 'net: data for channel nobody-listens, which the app has not opened: dropped' "$CON" ||
+    fail "unknown channel not reported: $(tail -20 "$CON")"
+  # Bad requests get a message that says what to fix.
+  k channel send dev-1 'bad/name' x
+  expect_rc 1 "a channel name with a slash"
+  err_has "A-Z a-z 0-9 . _ -" "bad channel name message"
+  k channel send dev-1 "$(printf 'x%.0s' $(seq 33))" x
+  expect_rc 1 "a 33-character channel name"
+  err_has "A-Z a-z 0-9 . _ -" "long channel name message"
+  k channel send dev-1 echo "$(printf 'x%.0s' $(seq 513))"
+  expect_rc 2 "a 513-byte message"
+  err_has "a channel message is 1 to 512 bytes" "oversize message"
+  k channel send nosuch echo x
+  expect_rc 1 "an unknown device"
+  err_has "unknown device 'nosuch'" "unknown device message"
+  code() { curl -s -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$@"; }
+  [ "$(code -X POST -d "{\"hex\": \"$(printf '00%.0s' $(seq 513))\"}" "$URL/v1/devices/dev-1/channels/echo")" = 400 ] ||
+    fail "oversize hex: $(cat "$WORK/body")"
+  [ "$(code -X POST -d '{"text": "a", "hex": "00"}' "$URL/v1/devices/dev-1/channels/echo")" = 400 ] ||
+    fail "text and hex together: $(cat "$WORK/body")"
+  [ "$(code -X POST -d '{"hex": "0g"}' "$URL/v1/devices/dev-1/channels/echo")" = 400 ] || fail "bad hex accepted"
+  [ "$(code "$URL/v1/devices/dev-1/channels/echo?direction=sideways")" = 400 ] || fail "bad direction accepted"
+  [ "$(code -X DELETE "$URL/v1/devices/dev-1/channels/echo")" = 405 ] || fail "DELETE on a channel: $(cat "$WORK/body")"
+  # A restart closes the app's channels: the new run gets a new handle for "echo" (the old one is
+  # dead), passes its checks again, and still answers.
+  HANDLE1="$(sed -n 's/.*echo: channel echo handle \(0x[0-9a-f]*\).*/\1/p' "$CON" | head -1)"
+  k restart dev-1
+  expect_rc 0 "restart dev-1"
+  wait_for 30 bash -c "[ \$(grep -c 'echo: listening' '$CON') -ge 2 ]" || fail "echo did not start again"
+  HANDLE2="$(sed -n 's/.*echo: channel echo handle \(0x[0-9a-f]*\).*/\1/p' "$CON" | tail -1)"
+  [ -n "$HANDLE1" ] && [ "$HANDLE1" != "$HANDLE2" ] || fail "echo's handle after a restart: $HANDLE1 then $HANDLE2"
+  [ "$(grep -c 'echo: checks passed 30/30' "$CON")" = 2 ] || fail "checks after the restart: $(grep 'checks passed' "$CON")"
+  k channel send dev-1 echo "after restart"
+  N=3; wait_for 30 nmsgs dev-1 echo || fail "no answer after the restart"
+  [ "$(msgs dev-1 echo | tail -1)" = "after restart" ] || fail "echo after restart: $(msgs dev-1 echo)"
+  ;;
+elfs)
+  # App ELFs in keeld, keyed by the SHA-256 of the app image they build, and crash reports
+  # symbolicated with them by themselves.
+  [ -f "$HELLO" ] && [ -f "$ECHO" ] || fail "apps not built: '$HELLO' '$ECHO'"
+  up --devices 1 --simulated
+  code() { curl -s -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$@"; }
+  k elf list
+  out_has "no ELFs" "empty ELF list"
+  k elf upload "$HELLO"
+  expect_rc 0 "elf upload"
+  SHA="$(sed -n 's/^uploaded .*hello.elf: app image sha256 \([0-9a-f]\{64\}\) .*/\1/p' "$WORK/out")"
+  [ -n "$SHA" ] || fail "elf upload output: $(cat "$WORK/out")"
+  # The hash is the one `keel device install` gives the image (and devices report); with no
+  # server configured, install uploads nothing and says nothing of it.
+  KEEL_CONFIG= k device install --state "$WORK/dev" "$HELLO"
+  expect_rc 0 "device install without a server configured"
+  ! grep -q "keeld" "$WORK/out" "$WORK/err" || fail "install without a server mentions keeld: $(cat "$WORK/out" "$WORK/err")"
+  grep -q "sha256 ${SHA:0:16}" "$WORK/out" || fail "install shows another image than $SHA: $(cat "$WORK/out")"
+  k elf upload "$HELLO"
+  expect_rc 0 "second upload"
+  out_has "keeld already has the ELF of" "second upload is idempotent"
+  k elf list --json
+  expect_json '[(e["sha256"], e["name"]) for e in j["elfs"]]' "[('$SHA', 'hello.elf')]" "elf list"
+  # keeld checks what it is given: the ELF must build an image, and the image the claimed one.
+  printf 'not an elf' >"$WORK/junk.elf"
+  k elf upload "$WORK/junk.elf"
+  expect_rc 1 "junk upload"
+  err_has "not a Keel app ELF for this board" "junk ELF message"
+  [ "$(code -X PUT --data-binary @"$ECHO" "$URL/v1/elfs/$SHA")" = 422 ] || fail "echo.elf filed under hello's hash: $(cat "$WORK/body")"
+  grep -q "it is not the ELF of that image" "$WORK/body" || fail "mismatch message: $(cat "$WORK/body")"
+  [ "$(code -X PUT --data-binary @"$HELLO" "$URL/v1/elfs/$SHA")" = 200 ] || fail "PUT with the right hash: $(cat "$WORK/body")"
+  [ "$(code -X PUT --data-binary @"$HELLO" "$URL/v1/elfs/XYZ")" = 400 ] || fail "PUT with a bad hash"
+  [ "$(code "$URL/v1/elfs/$(printf '0%.0s' $(seq 64))")" = 404 ] || fail "GET of an unknown ELF"
+  grep -q "keel elf upload" "$WORK/body" || fail "unknown ELF message: $(cat "$WORK/body")"
+  curl -sf -o "$WORK/got.elf" -H "Authorization: Bearer $TOKEN" "$URL/v1/elfs/$SHA" && cmp -s "$WORK/got.elf" "$HELLO" ||
+    fail "GET /v1/elfs/SHA did not return the ELF"
+  # A device running hello (version 0.4.0 = 262144) crashes in main: the report is filed under
+  # hello's image and symbolicated by keel crashes / crash show with no --elf.
+  MAIN="$(arm-none-eabi-nm "$HELLO" | awk '$3 == "main" {print $1}')"
+  [ -n "$MAIN" ] || fail "no main in $HELLO"
+  PC="$(printf '%08x' $((0x$MAIN & ~1)))"
+  sim dev-5 --app-sha "$SHA" --app-version 262144 "crash:$PC:$PC:262144"
+  k crashes dev-5
+  expect_rc 0 "crashes dev-5"
+  grep -qE "UsageFault  \(pc in main at [^ ]+\)$" "$WORK/out" || fail "not symbolicated: $(cat "$WORK/out")"
+  k crashes dev-5 --json
+  expect_json 'j["crashes"][0]["app_sha256"]' "$SHA" "crash filed under the image"
+  expect_json 'j["crashes"][0]["elf_known"]' true "elf_known"
+  expect_json 'j["crashes"][0]["pc_symbol"].startswith("main at")' true "pc_symbol"
+  CRASH="$(json 'j["crashes"][0]["id"]')"
+  # Without a working addr2line the reports are still listed and shown, with the reason.
+  KEEL_ADDR2LINE=false k crashes dev-5
+  expect_rc 0 "crashes when addr2line fails"
+  err_has "false failed" "addr2line failure message"
+  grep -qE "UsageFault$" "$WORK/out" || fail "crashes without symbols: $(cat "$WORK/out")"
+  KEEL_ADDR2LINE=false k crash show "$CRASH"
+  expect_rc 0 "crash show when addr2line fails"
+  out_has "app image: $SHA" "crash show without symbols"
+  k crash show "$CRASH"
+  expect_rc 0 "crash show"
+  out_has "app image: $SHA" "crash show names the image"
+  out_has "symbols (the ELF keeld has for this app image)" "crash show symbolicated by itself"
+  grep -qE "pc 0x$PC  main at " "$WORK/out" || fail "crash show symbols: $(cat "$WORK/out")"
+  # A crash reported after an update: the device now runs another image (0.5.0), the report
+  # says 0.4.0: it is filed under the 0.4.0 image the device reported before.
+  sim dev-5 --app-sha "$(printf 'c%.0s' $(seq 64))" --app-version 327680 "crash:$PC:$PC:262144"
+  k crashes dev-5 --json
+  expect_json 'j["crashes"][0]["app_sha256"]' "$SHA" "a crash after an update: the image of its version"
+  # A version the device never reported: image unknown, said so.
+  sim dev-5 --app-sha "$(printf 'c%.0s' $(seq 64))" --app-version 327680 "crash:$PC:$PC:999"
+  k crashes dev-5 --json
+  expect_json 'j["crashes"][0]["app_sha256"]' "" "a version never reported"
+  k crash show "$(json 'j["crashes"][0]["id"]')"
+  out_has "app image: unknown (the device never reported it)" "unknown image message"
+  # The 0.5.0 image has no ELF on keeld: keel crashes says how to fix that.
+  sim dev-5 --app-sha "$(printf 'c%.0s' $(seq 64))" --app-version 327680 "crash:$PC:$PC:327680"
+  k crashes dev-5
+  out_has "2 reports without symbols: keeld has no ELF of the app image they came from;" "missing ELF hint"
+  out_has "keel elf upload APP.elf" "missing ELF hint names the command"
+  # keel device install uploads the ELF it installs when a server is configured.
+  k device install --state "$WORK/dev" "$ECHO"
+  expect_rc 0 "device install with a server configured"
+  out_has "gave keeld at $URL the ELF for crash symbolication" "install uploads"
+  k elf list --json
+  expect_json 'sorted(e["name"] for e in j["elfs"])' "['echo.elf', 'hello.elf']" "echo.elf uploaded by install"
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"

@@ -3,7 +3,8 @@
  * the same code as the microvisor (keel_proto, keel_core's crash encoder) over a real libmosquitto
  * TLS connection with its own device certificate, like a device would.
  *
- *   simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] [--commands LIST] ACTION...
+ *   simdev --port P --ca CA --cert CERT --key KEY --id ID [--boot N] [--commands LIST]
+ *          [--app-sha HEX64] [--app-version PACKED] ACTION...
  *
  * Connects (last will: retained presence offline), publishes presence online and hello, then runs
  * the actions in order (--commands: the kinds its hello lists, default ping,restart,reboot) and exits 0, or non-zero with a message on the first failure:
@@ -11,6 +12,7 @@
  *   flood:N          N batches of 8 entries "flood <batch> <i>" back to back (N <= 100000), then
  *                    waits for keeld's ack of the last one (benchmarks: no wait per batch)
  *   crash            a usage-fault crash report (pc 0x10000abc); waits for keeld's ack
+ *   crash:PC:LR:VER  the same with pc, lr (hex) and app version (packed, decimal) given
  *   serve:SECONDS    answer commands (ping/restart/reboot) until SECONDS pass
  *   serve-one:SECONDS  answer commands until one was answered (fails after SECONDS)
  *   dropped:K        the next log batch says K entries were dropped before it
@@ -67,6 +69,8 @@ typedef struct sim {
     atomic_int answered;         /* commands answered */
     atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
     uint64_t start_ms;
+    uint8_t app_sha[32];         /* region "app" of the hello (--app-sha; default 5a...) */
+    uint32_t app_version;        /* hello's app version (--app-version; default 0.4.0) */
     sdu_t *upd;                  /* NULL without --flash */
 } sim_t;
 
@@ -201,7 +205,7 @@ static void send_hello(sim_t *s, const char *device)
     env.which_body = keel_v1_Envelope_hello_tag;
     h->microvisor_version = (1u << 24) | (2u << 16) | 3u;
     h->api_version = 1;
-    h->app_version = (0u << 24) | (4u << 16) | 0u;
+    h->app_version = s->app_version;
     snprintf(h->board, sizeof(h->board), "sim");
     h->regions_count = 1;
     snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
@@ -214,7 +218,7 @@ static void send_hello(sim_t *s, const char *device)
         h->regions_count = 2;
         snprintf(h->regions[1].name, sizeof(h->regions[1].name), "app");
         h->regions[1].size = 4096;
-        memset(h->regions[1].sha256, 0x5A, 32);
+        memcpy(h->regions[1].sha256, s->app_sha, 32);
         h->regions[1].version = h->app_version;
     }
     h->uptime_ms = mono_ms() - s->start_ms;
@@ -283,7 +287,7 @@ static void act_flood(sim_t *s, const char *spec)
     }
 }
 
-static void act_crash(sim_t *s)
+static void act_crash(sim_t *s, const char *spec)
 {
     keel_v1_Envelope env = keel_v1_Envelope_init_zero;
     kcrash_report_t r;
@@ -296,6 +300,9 @@ static void act_crash(sim_t *s)
     r.app_version = (0u << 24) | (4u << 16);
     r.pc = 0x10000abcu;
     r.lr = 0x10000a01u;
+    if (spec != NULL && sscanf(spec, "%x:%x:%u", &r.pc, &r.lr, &r.app_version) != 3) {
+        die("crash:%s: want crash:PC:LR:VERSION (hex, hex, packed decimal)", spec);
+    }
     r.sp = 0x20001f00u;
     r.xpsr = 0x01000000u;
     r.cfsr = 0x00010000u; /* UNDEFINSTR */
@@ -440,6 +447,8 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof(s));
     s.boot = 1;
     s.commands = "ping,restart,reboot";
+    memset(s.app_sha, 0x5A, sizeof(s.app_sha));
+    s.app_version = (0u << 24) | (4u << 16) | 0u;
     atomic_init(&s.connect_rc, -1);
     sdu_config_t uc = {.device_type = 0x505u, .uv_version = (1u << 24) | (2u << 16) | 3u,
                        .send = sdu_send, .ctx = &s};
@@ -452,6 +461,16 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--id") == 0) s.id = v;
         else if (strcmp(argv[a], "--boot") == 0) s.boot = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(argv[a], "--commands") == 0) s.commands = v;
+        else if (strcmp(argv[a], "--app-version") == 0) s.app_version = (uint32_t)strtoul(v, NULL, 10);
+        else if (strcmp(argv[a], "--app-sha") == 0) {
+            for (int i = 0; i < 32; i++) {
+                unsigned b = 0;
+                if (strlen(v) != 64 || sscanf(v + 2 * i, "%2x", &b) != 1) {
+                    die("--app-sha wants 64 hex digits, not '%s'", v);
+                }
+                s.app_sha[i] = (uint8_t)b;
+            }
+        }
         else if (strcmp(argv[a], "--flash") == 0) uc.dir = v;
         else if (strcmp(argv[a], "--install") == 0) uc.install = v;
         else if (strcmp(argv[a], "--update-key") == 0) uc.keys = v;
@@ -527,7 +546,8 @@ int main(int argc, char **argv)
         const char *act = argv[a];
         if (strncmp(act, "logs:", 5) == 0) act_logs(&s, act + 5);
         else if (strncmp(act, "flood:", 6) == 0) act_flood(&s, act + 6);
-        else if (strcmp(act, "crash") == 0) act_crash(&s);
+        else if (strcmp(act, "crash") == 0) act_crash(&s, NULL);
+        else if (strncmp(act, "crash:", 6) == 0) act_crash(&s, act + 6);
         else if (strcmp(act, "heartbeat") == 0) act_heartbeat(&s);
         else if (strncmp(act, "dropped:", 8) == 0) s.dropped = (uint32_t)strtoul(act + 8, NULL, 10);
         else if (strncmp(act, "serve:", 6) == 0) act_serve(&s, act + 6, false);

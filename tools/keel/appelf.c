@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "layout.h"
+#include "mbedtls/sha256.h"
+
 /* An app ELF larger than this cannot be a 1 MiB app plus symbols; refuse before reading it. */
 #define APPELF_FILE_MAX (64u * 1024u * 1024u)
 /* More loadable segments than this is not something a linker script for Keel produces. */
@@ -235,4 +238,29 @@ void appelf_free(appelf_image_t *img)
     free(img->bytes);
     img->bytes = NULL;
     img->size = 0;
+}
+
+const appelf_target_t appelf_target_an505 = {
+    .code_base = AN505_NS_CODE_BASE,
+    .code_size = AN505_NS_CODE_SIZE,
+    .ram_base = AN505_NS_RAM_BASE,
+    .ram_size = AN505_NS_RAM_SIZE,
+};
+
+void appelf_sha256(const appelf_image_t *img, uint8_t out[32])
+{
+    mbedtls_sha256_ret(img->bytes, img->size, out, 0);
+}
+
+kerr_t appelf_identify(const uint8_t *elf, size_t len, uint8_t out_sha[32], uint32_t *out_size,
+                       char *why, size_t cap)
+{
+    appelf_image_t img = {0};
+    kerr_t err = appelf_from_memory(elf, len, &appelf_target_an505, &img, why, cap);
+    if (err != KERR_OK)
+        return err;
+    appelf_sha256(&img, out_sha);
+    *out_size = img.size;
+    appelf_free(&img);
+    return KERR_OK;
 }

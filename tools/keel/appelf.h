@@ -1,6 +1,8 @@
 /*
  * appelf: turn a Keel app ELF into the flat image the microvisor copies into the NS code region.
  *
+ * Shared by the keel CLI (install) and keeld (ELF uploads: keel_appelf library).
+ *
  * The ELF is untrusted input: every offset and size is bounds-checked, and a problem is reported
  * as a sentence for the user ("program header 2 lies outside the file"), never as a crash.
  */
@@ -36,5 +38,19 @@ kerr_t appelf_load(const char *path, const appelf_target_t *t, appelf_image_t *o
                    size_t cap);
 
 void appelf_free(appelf_image_t *img);
+
+/* The AN505's NS code and RAM regions: where every Keel app for that board is loaded. */
+extern const appelf_target_t appelf_target_an505;
+
+/* SHA-256 of an image: the value a device running it reports for region "app" (Hello). */
+void appelf_sha256(const appelf_image_t *img, uint8_t out[32]);
+
+/*
+ * The identity of an app ELF for symbolication: build its AN505 image exactly as `keel device
+ * install` does and give the image's SHA-256 and size. keeld uses it to verify an uploaded ELF
+ * against the hash it is filed under. Errors as appelf_from_memory.
+ */
+kerr_t appelf_identify(const uint8_t *elf, size_t len, uint8_t out_sha[32], uint32_t *out_size,
+                       char *why, size_t cap);
 
 #endif /* KEEL_TOOLS_KEEL_APPELF_H */

@@ -15,6 +15,8 @@ extern const cli_noun_t cmd_ping;
 extern const cli_noun_t cmd_restart;
 extern const cli_noun_t cmd_reboot;
 extern const cli_noun_t cmd_token;
+extern const cli_noun_t cmd_channel;
+extern const cli_noun_t cmd_elf;
 /* `keel device show D`: lives with the fleet commands, listed in cmd_device's verb table. */
 int cmd_device_show(const char *prog, int argc, char **argv);
 

@@ -235,7 +235,7 @@ static int build_run(const char *prog, build_req_t *r)
         memcpy(r->m.policy.debug_key, dk.pub, KBDL_PUBKEY_SIZE);
     }
     appelf_image_t img = {0};
-    if (appelf_load(r->elf, &devstate_an505_target, &img, why, sizeof why) != KERR_OK)
+    if (appelf_load(r->elf, &appelf_target_an505, &img, why, sizeof why) != KERR_OK)
         return cli_fail(prog, "%s: %s", r->elf, why);
     /* The app header in the slot carries the same version and back-off as the manifest. */
     r->app.version = r->m.version;

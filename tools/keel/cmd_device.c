@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "devstate.h"
+#include "fapi.h"
 #include "layout.h"
 #include "net_rec.h"
 #include "qrun.h"
@@ -187,7 +188,7 @@ static bool load_app(const char *prog, const install_req_t *r, appelf_image_t *i
                      kapp_hdr_t *hdr)
 {
     char why[512];
-    if (appelf_load(r->elf, &devstate_an505_target, img, why, sizeof why) != KERR_OK) {
+    if (appelf_load(r->elf, &appelf_target_an505, img, why, sizeof why) != KERR_OK) {
         fprintf(stderr, "%s: %s: %s\n", prog, r->elf, why);
         return false;
     }
@@ -234,6 +235,28 @@ static int open_and_install(const char *prog, const char *dir, const install_req
     }
     appelf_free(&img);
     return ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/*
+ * With a fleet server configured (fapi.h: KEEL_URL/KEEL_TOKEN or a config file), give it the ELF
+ * just installed so the crash reports of this app are symbolicated by themselves. The install
+ * has succeeded whatever happens here: a failure is a warning that says how to do it later.
+ */
+static void upload_elf(const char *prog, const char *elf)
+{
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open_configured(prog, &a))
+        return;
+    a.quiet = true;
+    if (fapi_elf_upload(&a, elf, &j))
+        printf("gave keeld at %s the ELF for crash symbolication (app image %.16s...)\n", a.url,
+               json_string_value(json_object_get(j, "sha256")));
+    else
+        fprintf(stderr, "%s: warning: could not upload %s to keeld at %s; crash reports of this app "
+                        "are not symbolicated until 'keel elf upload %s'\n", prog, elf, a.url, elf);
+    json_decref(j);
+    fapi_cleanup();
 }
 
 /* ---- keel device install ------------------------------------------------------------- */
@@ -290,6 +313,8 @@ static int device_install(const char *prog, int argc, char **argv)
     rc = open_and_install(prog, dir, &req, &s);
     if (rc == CLI_EXIT_OK && !devstate_close(&s, prog))
         rc = CLI_EXIT_FAIL;
+    if (rc == CLI_EXIT_OK)
+        upload_elf(prog, req.elf);
     return rc;
 }
 

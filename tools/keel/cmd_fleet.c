@@ -4,11 +4,14 @@
  *   keel devices                 the device registry (board "sim": a simulated device)
  *   keel device show D           one device: versions, manifest, tags
  *   keel logs [-f] [D]           stored logs; -f follows live (server-sent events)
- *   keel crashes [D]             crash reports (--elf: the function of each pc)
+ *   keel crashes [D]             crash reports, each pc symbolicated with the ELF keeld keeps for
+ *                                the report's app image (or --elf APP.elf)
  *   keel crash show ID           one report, formatted by the core crash formatter, symbolicated
- *                                with arm-none-eabi-addr2line when --elf APP.elf is given
+ *                                with arm-none-eabi-addr2line the same way
  *   keel ping|restart|reboot D   a command, waiting for the device's answer
  *   keel token create            an API token (a local keeld's database, or through the API)
+ *   keel channel send|read D C   app channel data down to / up from a device's app
+ *   keel elf upload|list         app ELFs keeld keeps to symbolicate crash reports
  *   keel bundle upload APP.kb    store a bundle in keeld (checked there as a device would)
  *   keel deploy ...              deploy a bundle to devices; force; status with --watch
  *
@@ -59,6 +62,8 @@ enum {
     OPT_NAME,
     OPT_DB,
     OPT_STATE,
+    OPT_FILE,
+    OPT_DIRECTION,
 };
 
 #define OPTS_API {"help", no_argument, NULL, OPT_HELP}, \
@@ -551,6 +556,59 @@ out:
     return ok;
 }
 
+/*
+ * The ELF of app image sha from keeld, in a new temporary file whose name goes into out (the
+ * caller unlinks it). False, quietly, when keeld has none or the download fails.
+ */
+static bool elf_fetch(const fapi_t *a, const char *sha, char *out, size_t cap)
+{
+    fapi_t q = *a;
+    q.quiet = true;
+    char path[128];
+    uint8_t *b = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof path, "/v1/elfs/%s", sha);
+    if (!fapi_download(&q, path, &b, &n, NULL))
+        return false;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, cap, "%s/keel-elf-XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    int fd = mkstemp(out);
+    bool ok = fd >= 0 && write(fd, b, n) == (ssize_t)n;
+    if (fd >= 0)
+        close(fd);
+    if (!ok && fd >= 0)
+        unlink(out);
+    free(b);
+    return ok;
+}
+
+/* Fill sym[] for every report of list whose image is sha, with that image's ELF from keeld. */
+static bool symbolicate_image(const char *prog, const fapi_t *a, const char *sha, json_t *list,
+                              const uint32_t *pcs, char (*sym)[SYM_MAX])
+{
+    size_t n = json_array_size(list), m = 0;
+    uint32_t *mine = calloc(n, sizeof *mine);
+    char (*out)[SYM_MAX] = calloc(n, sizeof *out);
+    char file[512];
+    bool ok = mine != NULL && out != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        if (strcmp(jstr(json_array_get(list, i), "app_sha256", ""), sha) == 0)
+            mine[m++] = pcs[i];
+    if (ok && !elf_fetch(a, sha, file, sizeof file)) {
+        fprintf(stderr, "%s: keeld lists an ELF for app image %s but did not send it\n", prog, sha);
+        ok = false;
+    } else if (ok) {
+        ok = symbolicate(prog, file, mine, (unsigned)m, out);
+        unlink(file);
+    }
+    for (size_t i = 0, k = 0; ok && i < n; i++)
+        if (strcmp(jstr(json_array_get(list, i), "app_sha256", ""), sha) == 0)
+            snprintf(sym[i], SYM_MAX, "%s", out[k++]);
+    free(mine);
+    free(out);
+    return ok;
+}
+
 /* ---- keel crashes ----------------------------------------------------------------------------- */
 
 static int run_crashes(const char *prog, int argc, char **argv)
@@ -566,10 +624,11 @@ static int run_crashes(const char *prog, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP) {
             printf("usage: %s [DEVICE] [options]\n\nList crash reports (every device, or DEVICE's), "
-                   "newest first.\n'keel crash show ID' prints one in full.\n\noptions:\n"
+                   "newest first, with\nthe function and line of each pc when keeld has the ELF of "
+                   "the app image it came\nfrom (arm-none-eabi-addr2line).\n'keel crash show ID' prints one in full.\n\noptions:\n"
                    "  --limit N      at most N reports, 1..1000 (default 100)\n"
-                   "  --elf APP.elf  add the function and line of each pc (arm-none-eabi-addr2line;\n"
-                   "                 only meaningful for reports from that app version)\n"
+                   "  --elf APP.elf  symbolicate every pc with this ELF instead of the ELF keeld\n"
+                   "                 keeps for each report's app image (keel elf upload)\n"
                    HELP_API, prog);
             return CLI_EXIT_OK;
         }
@@ -591,32 +650,52 @@ static int run_crashes(const char *prog, int argc, char **argv)
     if (optind < argc)
         add_query(path, sizeof path, "device", argv[optind]);
     fapi_t a;
+    memset(&a, 0, sizeof a);
     json_t *j = NULL;
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &j, NULL))
         return finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "crashes");
     size_t i, n = json_array_size(list);
     json_t *e;
-    char (*sym)[SYM_MAX] = NULL;
-    if (elf != NULL && n > 0) {
-        uint32_t *pcs = calloc(n, sizeof *pcs);
-        sym = calloc(n, sizeof *sym);
-        bool ok = pcs != NULL && sym != NULL;
-        json_array_foreach(list, i, e) {
-            if (ok)
-                pcs[i] = (uint32_t)jint(e, "pc");
-        }
-        ok = ok && symbolicate(prog, elf, pcs, (unsigned)n, sym);
+    char (*sym)[SYM_MAX] = n > 0 ? calloc(n, sizeof *sym) : NULL;
+    uint32_t *pcs = n > 0 ? calloc(n, sizeof *pcs) : NULL;
+    if (n > 0 && (sym == NULL || pcs == NULL)) {
+        free(sym);
         free(pcs);
-        if (!ok) {
-            free(sym);
-            json_decref(j);
-            return finish(CLI_EXIT_FAIL);
+        json_decref(j);
+        return finish(cli_fail(prog, "out of memory"));
+    }
+    json_array_foreach(list, i, e)
+        pcs[i] = (uint32_t)jint(e, "pc");
+    bool ok = true;
+    unsigned missing = 0;
+    if (elf != NULL && n > 0) {
+        ok = symbolicate(prog, elf, pcs, (unsigned)n, sym);
+    } else {
+        /* Each image's ELF once from keeld, for the reports of that image. */
+        for (size_t k = 0; ok && k < n; k++) {
+            const char *sha = jstr(json_array_get(list, k), "app_sha256", "");
+            if (sym[k][0] != '\0')
+                continue;
+            if (!json_is_true(json_object_get(json_array_get(list, k), "elf_known"))) {
+                missing++;
+                continue;
+            }
+            /* Symbols are extra here: without them (no addr2line, a failed download) the
+             * reports are still listed, after the message saying why. */
+            if (!symbolicate_image(prog, &a, sha, list, pcs, sym))
+                break;
         }
+    }
+    free(pcs);
+    if (!ok) {
+        free(sym);
+        json_decref(j);
+        return finish(CLI_EXIT_FAIL);
     }
     if (o.json) {
         json_array_foreach(list, i, e) {
-            if (sym != NULL)
+            if (sym[i][0] != '\0')
                 json_object_set_new(e, "pc_symbol", json_string(sym[i]));
         }
         print_json(j);
@@ -631,10 +710,14 @@ static int run_crashes(const char *prog, int argc, char **argv)
                    jstr(e, "device", "?"), fmt_time(jint(e, "received_ms"), t, sizeof t),
                    (unsigned long long)jint(e, "pc"), (unsigned long long)jint(e, "lr"),
                    fmt_version(jint(e, "app_version"), v, sizeof v), jstr(e, "reason", "?"));
-            if (sym != NULL)
+            if (sym[i][0] != '\0')
                 printf("  (pc in %s)", sym[i]);
             printf("\n");
         }
+        if (missing > 0)
+            printf("%u report%s without symbols: keeld has no ELF of the app image they came from;\n"
+                   "upload it with 'keel elf upload APP.elf' (or give --elf APP.elf); "
+                   "'keel crash show ID' names the image\n", missing, missing == 1 ? "" : "s");
     }
     free(sym);
     json_decref(j);
@@ -669,8 +752,9 @@ static int run_crash_show(const char *prog, int argc, char **argv)
             printf("usage: %s ID [options]\n\n"
                    "Print crash report ID (from 'keel crashes'), decoded and formatted by Keel's\n"
                    "crash decoder from the report's stored bytes.\n\noptions:\n"
-                   "  --elf APP.elf  symbolicate pc and lr with arm-none-eabi-addr2line (the ELF of\n"
-                   "                 the app version that crashed; $KEEL_ADDR2LINE overrides the tool)\n"
+                   "  --elf APP.elf  symbolicate pc and lr with this ELF (arm-none-eabi-addr2line;\n"
+                   "                 $KEEL_ADDR2LINE overrides the tool). Without it, the ELF keeld\n"
+                   "                 keeps for the report's app image is used when there is one\n"
                    HELP_API, prog);
             return CLI_EXIT_OK;
         }
@@ -700,12 +784,26 @@ static int run_crash_show(const char *prog, int argc, char **argv)
                    kcrash_decode(raw, raw_len, &r) == KERR_OK;
     char sym[2][SYM_MAX] = {"", ""};
     const char *sym_pc = sym[0], *sym_lr = sym[1];
+    const char *image = jstr(j, "app_sha256", "");
+    char fetched[512] = "";
     int rc = CLI_EXIT_OK;
+    /* Without --elf, the ELF keeld keeps for the report's app image, when it has it. */
+    if (elf == NULL && decoded && json_is_true(json_object_get(j, "elf_known"))) {
+        if (elf_fetch(&a, image, fetched, sizeof fetched))
+            elf = fetched;
+        else
+            fprintf(stderr, "%s: keeld lists an ELF for app image %s but did not send it\n", prog, image);
+    }
+    const char *from = elf == fetched ? "the ELF keeld has for this app image" : elf;
     if (elf != NULL && decoded) {
         uint32_t addrs[2] = {r.pc, r.lr & ~1u};
-        if (!symbolicate(prog, elf, addrs, 2, sym))
+        /* A failure with the user's --elf fails the command; with keeld's ELF the report is
+         * still shown, after the message saying why there are no symbols. */
+        if (!symbolicate(prog, elf, addrs, 2, sym) && elf != fetched)
             rc = CLI_EXIT_FAIL;
     }
+    if (fetched[0] != '\0')
+        unlink(fetched);
     if (o.json) {
         if (sym_pc[0] != '\0')
             json_object_set_new(j, "symbols", json_pack("{s:s,s:s}", "pc", sym_pc, "lr", sym_lr));
@@ -720,11 +818,15 @@ static int run_crash_show(const char *prog, int argc, char **argv)
             fputs(text, stdout);
             if (text[0] != '\0' && text[strlen(text) - 1] != '\n')
                 putchar('\n');
+            printf("  app image: %s\n", image[0] != '\0' ? image : "unknown (the device never reported it)");
             if (sym_pc[0] != '\0') {
-                printf("  symbols (%s):\n    pc 0x%08x  %s\n    lr 0x%08x  %s\n", elf, (unsigned)r.pc,
+                printf("  symbols (%s):\n    pc 0x%08x  %s\n    lr 0x%08x  %s\n", from, (unsigned)r.pc,
                        sym_pc, (unsigned)r.lr, sym_lr);
+            } else if (elf == NULL && image[0] != '\0') {
+                printf("  (no symbols: keeld has no ELF of this app image; upload it with 'keel elf\n"
+                       "   upload APP.elf', or give --elf APP.elf)\n");
             } else if (elf == NULL) {
-                printf("  (give --elf APP.elf to see function and line for pc and lr)\n");
+                printf("  (no symbols: give --elf APP.elf to see function and line for pc and lr)\n");
             }
         } else {
             printf("  the report does not decode: %s\n  raw bytes: %s\n",
@@ -926,6 +1028,277 @@ static int run_token_create(const char *prog, int argc, char **argv)
     return finish(CLI_EXIT_OK);
 }
 
+/* ---- keel channel send / read ----------------------------------------------------------------- */
+
+#define CHANNEL_DATA_MAX 512u /* keel.h KEEL_CHANNEL_DATA_MAX */
+
+static int run_channel_send(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {"file", required_argument, NULL, OPT_FILE}, {0}};
+    api_opts_t o = {0};
+    const char *file = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s DEVICE CHANNEL DATA\n       %s DEVICE CHANNEL --file F\n\n"
+                   "Send DATA (text) or the bytes of file F (1 to %u bytes) down app channel CHANNEL\n"
+                   "of DEVICE; its app receives it with keel_channel_recv(). The device must be\n"
+                   "online: nothing queues channel data for an offline device.\n\noptions:\n"
+                   "  --file F       send the contents of F instead of DATA\n" HELP_API,
+                   prog, prog, CHANNEL_DATA_MAX);
+            return CLI_EXIT_OK;
+        }
+        if (c == OPT_FILE)
+            file = optarg;
+        else if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    int want = file != NULL ? 2 : 3;
+    if (argc - optind != want)
+        return cli_usage_error(prog, file != NULL ? "give DEVICE and CHANNEL (the data comes from --file)"
+                                                  : "give DEVICE, CHANNEL and DATA (or --file F)");
+    const char *device = argv[optind], *channel = argv[optind + 1];
+    json_t *req;
+    if (file != NULL) {
+        uint8_t buf[CHANNEL_DATA_MAX + 1];
+        FILE *f = fopen(file, "rb");
+        if (f == NULL)
+            return cli_fail(prog, "cannot read '%s'", file);
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        if (n == 0 || n > CHANNEL_DATA_MAX)
+            return cli_fail(prog, "'%s' is %s: a channel message is 1 to %u bytes", file,
+                            n == 0 ? "empty" : "too big", CHANNEL_DATA_MAX);
+        char hex[2 * CHANNEL_DATA_MAX + 1];
+        for (size_t i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+        req = json_pack("{s:s}", "hex", hex);
+    } else {
+        size_t n = strlen(argv[optind + 2]);
+        if (n == 0 || n > CHANNEL_DATA_MAX)
+            return cli_usage_error(prog, "DATA is %zu bytes: a channel message is 1 to %u bytes", n,
+                                   CHANNEL_DATA_MAX);
+        req = json_pack("{s:s}", "text", argv[optind + 2]);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "/v1/devices/%s/channels/%s", device, channel);
+    fapi_t a;
+    json_t *j = NULL;
+    bool ok = fapi_open(prog, o.url, o.token, &a) && fapi_call(&a, "POST", path, req, &j, NULL);
+    json_decref(req);
+    if (!ok)
+        return finish(CLI_EXIT_FAIL);
+    if (o.json)
+        print_json(j);
+    else
+        printf("sent %lld bytes to %s channel %s\n", jint(j, "size"), device, channel);
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+static void print_channel_msg(json_t *e)
+{
+    char t[40];
+    const char *text = jstr(e, "text", NULL);
+    printf("%s %-4s ", fmt_time(jint(e, "received_ms"), t, sizeof t), jstr(e, "direction", "?"));
+    if (text != NULL)
+        printf("%s\n", text);
+    else
+        printf("hex:%s\n", jstr(e, "data", ""));
+}
+
+static bool on_live_channel(void *ctx, json_t *e)
+{
+    const bool *json = ctx;
+    if (*json) {
+        char *s = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s != NULL)
+            printf("%s\n", s);
+        free(s);
+    } else {
+        print_channel_msg(e);
+    }
+    fflush(stdout);
+    return true;
+}
+
+static int run_channel_read(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API,
+                                         {"follow", no_argument, NULL, OPT_FOLLOW},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"after", required_argument, NULL, OPT_AFTER},
+                                         {"direction", required_argument, NULL, OPT_DIRECTION},
+                                         {0}};
+    api_opts_t o = {0};
+    bool follow = false;
+    uint32_t limit = 100, after = 0;
+    const char *direction = "up";
+    int c;
+    while ((c = getopt_long(argc, argv, ":hf", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_HELP:
+            printf("usage: %s DEVICE CHANNEL [options]\n\n"
+                   "Print what DEVICE's app sent on channel CHANNEL, oldest first:\n"
+                   "  TIME DIRECTION DATA   (DATA as text, or hex:... when it is not text)\n\noptions:\n"
+                   "  -f, --follow       then keep printing new messages as they arrive (Ctrl-C stops);\n"
+                   "                     with -f only new ones unless --after is given\n"
+                   "  --after ID         only messages after the one with this id\n"
+                   "  --limit N          at most N messages, 1..1000 (default 100; not with -f)\n"
+                   "  --direction D      up (from the app, the default), down (sent to it) or all\n"
+                   HELP_API
+                   "With --json: {\"messages\": [...]}; with -f --json: one JSON message per line.\n",
+                   prog);
+            return CLI_EXIT_OK;
+        case OPT_FOLLOW:
+            follow = true;
+            break;
+        case OPT_LIMIT:
+            if (!cli_parse_u32(prog, "--limit", optarg, 1, PAGE_MAX, &limit))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_AFTER:
+            if (!cli_parse_u32(prog, "--after", optarg, 0, UINT32_MAX, &after))
+                return CLI_EXIT_USAGE;
+            break;
+        case OPT_DIRECTION:
+            if (strcmp(optarg, "up") != 0 && strcmp(optarg, "down") != 0 && strcmp(optarg, "all") != 0)
+                return cli_usage_error(prog, "--direction is up, down or all, not '%s'", optarg);
+            direction = optarg;
+            break;
+        default:
+            if (!api_opt(c, &o))
+                return cli_bad_option(prog, c, argv);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage_error(prog, "give DEVICE and CHANNEL");
+    if (follow && strcmp(direction, "up") != 0)
+        return cli_usage_error(prog, "-f follows what the app sends (--direction up) only");
+    const char *device = argv[optind], *channel = argv[optind + 1];
+    fapi_t a;
+    if (!fapi_open(prog, o.url, o.token, &a))
+        return finish(CLI_EXIT_FAIL);
+    char path[512], num[32];
+    if (follow) {
+        snprintf(path, sizeof path, "/v1/devices/%s/channels/%s/stream", device, channel);
+        if (after > 0) {
+            snprintf(num, sizeof num, "%u", (unsigned)after);
+            add_query(path, sizeof path, "after", num);
+        }
+        char opened[256];
+        snprintf(opened, sizeof opened, "following channel %s of %s (Ctrl-C to stop)", channel, device);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        uint64_t last = after;
+        bool ok = fapi_stream(&a, path, opened, &stop_requested, &last, on_live_channel, &o.json);
+        return finish(ok ? CLI_EXIT_OK : CLI_EXIT_FAIL);
+    }
+    snprintf(path, sizeof path, "/v1/devices/%s/channels/%s?limit=%u&direction=%s", device, channel,
+             (unsigned)limit, direction);
+    if (after > 0) {
+        snprintf(num, sizeof num, "%u", (unsigned)after);
+        add_query(path, sizeof path, "after", num);
+    }
+    json_t *j = NULL;
+    if (!fapi_call(&a, "GET", path, NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    json_t *list = json_object_get(j, "messages");
+    size_t i;
+    json_t *e;
+    if (o.json) {
+        print_json(j);
+    } else if (json_array_size(list) == 0) {
+        fprintf(stderr, "%s: no messages on channel %s of %s\n", prog, channel, device);
+    } else {
+        json_array_foreach(list, i, e)
+            print_channel_msg(e);
+    }
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+/* ---- keel elf upload / list --------------------------------------------------------------------- */
+
+static int run_elf_upload(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {0}};
+    api_opts_t o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s APP.elf [options]\n\n"
+                   "Upload an app's ELF to keeld, filed under the SHA-256 of the app image it builds\n"
+                   "(what devices running it report), so that 'keel crashes' and 'keel crash show'\n"
+                   "symbolicate that app's crash reports by themselves. keeld checks the ELF builds\n"
+                   "an app image. 'keel device install' and 'keel up' upload theirs when a server\n"
+                   "is configured.\n\noptions:\n" HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(prog, "give one app ELF file");
+    fapi_t a;
+    if (!fapi_open(prog, o.url, o.token, &a))
+        return finish(CLI_EXIT_FAIL);
+    json_t *j = NULL;
+    if (!fapi_elf_upload(&a, argv[optind], &j))
+        return finish(CLI_EXIT_FAIL);
+    if (o.json)
+        print_json(j);
+    else
+        printf("%s %s: app image sha256 %s (%lld bytes)\n",
+               json_is_true(json_object_get(j, "created")) ? "uploaded" : "keeld already has the ELF of",
+               argv[optind], jstr(j, "sha256", "?"), jint(j, "image_size"));
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
+static int run_elf_list(const char *prog, int argc, char **argv)
+{
+    static const struct option opts[] = {OPTS_API, {0}};
+    api_opts_t o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            printf("usage: %s [options]\n\nList the app ELFs keeld keeps for symbolication.\n\n"
+                   "options:\n" HELP_API, prog);
+            return CLI_EXIT_OK;
+        }
+        if (!api_opt(c, &o))
+            return cli_bad_option(prog, c, argv);
+    }
+    if (optind != argc)
+        return cli_usage_error(prog, "no arguments expected");
+    fapi_t a;
+    json_t *j = NULL;
+    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/elfs", NULL, &j, NULL))
+        return finish(CLI_EXIT_FAIL);
+    json_t *list = json_object_get(j, "elfs");
+    size_t i;
+    json_t *e;
+    if (o.json) {
+        print_json(j);
+    } else if (json_array_size(list) == 0) {
+        printf("no ELFs (upload one with 'keel elf upload APP.elf')\n");
+    } else {
+        printf("%-64s  %-10s  %-23s  %s\n", "IMAGE SHA256", "IMAGE", "UPLOADED", "NAME");
+        json_array_foreach(list, i, e) {
+            char t[40];
+            printf("%-64s  %-10lld  %-23s  %s\n", jstr(e, "sha256", "?"), jint(e, "image_size"),
+                   fmt_time(jint(e, "uploaded_ms"), t, sizeof t), jstr(e, "name", ""));
+        }
+    }
+    json_decref(j);
+    return finish(CLI_EXIT_OK);
+}
+
 /* ---- tables ----------------------------------------------------------------------------------- */
 
 const cli_noun_t cmd_devices = {
@@ -947,6 +1320,28 @@ const cli_noun_t cmd_crash = {
     .summary = "one crash report (keeld)",
     .verbs = crash_verbs,
     .nverbs = sizeof crash_verbs / sizeof crash_verbs[0],
+};
+
+static const cli_verb_t channel_verbs[] = {
+    {"send", "send data down an app channel of a device", run_channel_send},
+    {"read", "print (or follow, -f) what a device's app sent on a channel", run_channel_read},
+};
+const cli_noun_t cmd_channel = {
+    .name = "channel",
+    .summary = "app channels: data to and from a device's app (keeld)",
+    .verbs = channel_verbs,
+    .nverbs = sizeof channel_verbs / sizeof channel_verbs[0],
+};
+
+static const cli_verb_t elf_verbs[] = {
+    {"upload", "give keeld an app ELF to symbolicate its crash reports", run_elf_upload},
+    {"list", "the app ELFs keeld keeps", run_elf_list},
+};
+const cli_noun_t cmd_elf = {
+    .name = "elf",
+    .summary = "app ELFs for crash symbolication (keeld)",
+    .verbs = elf_verbs,
+    .nverbs = sizeof elf_verbs / sizeof elf_verbs[0],
 };
 
 static const cli_verb_t token_verbs[] = {
@@ -1001,7 +1396,7 @@ static bool upload_bundle(const fapi_t *a, const char *path, json_t **out)
     size_t len = 0;
     if (!read_bundle(a->prog, path, &b, &len))
         return false;
-    bool ok = fapi_call_bytes(a, "POST", "/v1/bundles", b, len, out, NULL);
+    bool ok = fapi_upload(a, "POST", "/v1/bundles", b, len, out, NULL);
     free(b);
     return ok;
 }

@@ -492,9 +492,20 @@ static bool start_devices(up_t *u)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    if (!u->simulated)
+    if (!u->simulated) {
+        /* keeld gets the app's ELF first, so the devices' crash reports are symbolicated. */
+        fapi_t a;
+        json_t *j = NULL;
+        if (open_local(u, &a) && fapi_elf_upload(&a, u->app, &j))
+            printf("gave keeld %s for crash symbolication (app image %.16s...)\n",
+                   strrchr(u->app, '/') + 1, json_string_value(json_object_get(j, "sha256")));
+        else
+            fprintf(stderr, "%s: warning: keeld did not take %s (above): its crash reports are not "
+                            "symbolicated\n", u->prog, u->app);
+        json_decref(j);
         printf("starting %u emulated device%s (QEMU), waiting until keeld lists %s online...\n",
                u->ndev, u->ndev == 1 ? "" : "s", u->ndev == 1 ? "it" : "them");
+    }
     fflush(stdout);
     for (unsigned i = 0; i < u->ndev; i++) {
         char log[STACK_PATH_MAX + 64];

@@ -282,20 +282,13 @@ void devstate_app_header(const appelf_image_t *img, const char *elf_path,
     out->backoff_min_ms = p->backoff_min_ms;
     out->backoff_max_ms = p->backoff_max_ms;
     out->stack_dump = p->stack_dump;
-    mbedtls_sha256_ret(img->bytes, img->size, out->sha256, 0);
+    appelf_sha256(img, out->sha256);
     const char *base = strrchr(elf_path, '/');
     base = base ? base + 1 : elf_path;
     const char *dot = strrchr(base, '.');
     size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
     memcpy(out->name, base, n < KAPP_NAME_MAX ? n : KAPP_NAME_MAX);
 }
-
-const appelf_target_t devstate_an505_target = {
-    .code_base = AN505_NS_CODE_BASE,
-    .code_size = AN505_NS_CODE_SIZE,
-    .ram_base = AN505_NS_RAM_BASE,
-    .ram_size = AN505_NS_RAM_SIZE,
-};
 
 bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t *region,
                          uint32_t *out_content_len)

@@ -74,9 +74,6 @@ typedef struct devstate_policy {
     uint32_t stack_dump;
 } devstate_policy_t;
 
-/* The AN505's NS code and RAM regions: where an app ELF must load. */
-extern const appelf_target_t devstate_an505_target;
-
 /*
  * The app slot as an update must leave it (the region of a bundle's app layer, docs/bundle.md):
  * region (AN505_APP_SLOT_SIZE bytes) gets the encoded header h in the header page, img from the

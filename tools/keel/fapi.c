@@ -121,7 +121,9 @@ bool fapi_default_state(const char *prog, char *out, size_t cap)
     return true;
 }
 
-bool fapi_open(const char *prog, const char *url_flag, const char *token_flag, fapi_t *out)
+/* fapi_open; without a token found anywhere, says so only when tell_no_token. */
+static bool open_api(const char *prog, const char *url_flag, const char *token_flag, fapi_t *out,
+                     bool tell_no_token)
 {
     memset(out, 0, sizeof *out);
     out->prog = prog;
@@ -172,12 +174,24 @@ bool fapi_open(const char *prog, const char *url_flag, const char *token_flag, f
         return false;
     }
     if (out->token[0] == '\0') {
+        if (!tell_no_token)
+            return false;
         fprintf(stderr, "%s: no API token: give --token TOKEN, set KEEL_TOKEN, or put token=... in "
                         "the config file ($KEEL_CONFIG or ~/.config/keel/config). 'keel up' writes "
                         "one for its local stack; 'keel token create' makes one.\n", prog);
         return false;
     }
     return global_init(prog);
+}
+
+bool fapi_open(const char *prog, const char *url_flag, const char *token_flag, fapi_t *out)
+{
+    return open_api(prog, url_flag, token_flag, out, true);
+}
+
+bool fapi_open_configured(const char *prog, fapi_t *out)
+{
+    return open_api(prog, NULL, NULL, out, false);
 }
 
 /* ---- requests --------------------------------------------------------------------------------- */
@@ -256,17 +270,17 @@ static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdr
     return c;
 }
 
-/* One request with an optional body of len bytes of type ctype (see fapi_call). */
-static bool call(const fapi_t *a, const char *method, const char *path, const char *ctype,
-                 const void *payload, size_t len, json_t **out, long *out_status)
+/*
+ * One request with an optional body (ctype: its Content-Type). True on a 2xx answer, whose body is
+ * then in *b (the caller frees b->p); otherwise the reason is printed (unless a->quiet).
+ */
+static bool perform(const fapi_t *a, const char *method, const char *path, const char *ctype,
+                    const void *payload, size_t plen, body_t *b, long *out_status)
 {
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE];
-    body_t b = {0};
-    bool ok = false;
     long status = 0;
 
-    *out = NULL;
     CURL *c = easy_for(a, path, &hdrs, errbuf);
     if (c == NULL) {
         fprintf(stderr, "%s: out of memory\n", a->prog);
@@ -276,59 +290,87 @@ static bool call(const fapi_t *a, const char *method, const char *path, const ch
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
     if (ctype != NULL) {
         char h[96];
         snprintf(h, sizeof h, "Content-Type: %s", ctype);
         hdrs = curl_slist_append(hdrs, h);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload != NULL ? payload : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plen);
     }
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (a->quiet) {
-        if (rc == CURLE_OK && status >= 200 && status <= 299 && b.p != NULL)
-            *out = json_loads(b.p, 0, NULL);
-        ok = *out != NULL;
+    bool ok = rc == CURLE_OK && status >= 200 && status <= 299;
+    if (a->quiet || ok) {
+        /* nothing to say */
     } else if (rc != CURLE_OK) {
-        if (b.overflow)
+        if (b->overflow)
             fprintf(stderr, "%s: keeld's answer is larger than %u bytes: refused\n", a->prog, BODY_MAX);
         else
             transport_error(a, rc, errbuf);
-    } else if (status < 200 || status > 299) {
-        http_error(a, status, &b);
     } else {
-        json_error_t jerr;
-        *out = b.p != NULL ? json_loads(b.p, 0, &jerr) : NULL;
-        if (*out == NULL)
-            fprintf(stderr, "%s: keeld at %s sent an answer that is not JSON (is that URL a keeld?)\n",
-                    a->prog, a->url);
-        ok = *out != NULL;
+        http_error(a, status, b);
     }
     if (out_status != NULL)
         *out_status = status;
-    free(b.p);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     return ok;
 }
 
+/* A 2xx answer's body as JSON into *out (message printed when it is not JSON). */
+static bool parse_answer(const fapi_t *a, const body_t *b, json_t **out)
+{
+    json_error_t jerr;
+    *out = b->p != NULL ? json_loads(b->p, 0, &jerr) : NULL;
+    if (*out == NULL && !a->quiet)
+        fprintf(stderr, "%s: keeld at %s sent an answer that is not JSON (is that URL a keeld?)\n",
+                a->prog, a->url);
+    return *out != NULL;
+}
+
 bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
                long *out_status)
 {
+    body_t b = {0};
     char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    bool ok = call(a, method, path, body != NULL ? "application/json" : NULL, payload,
-                   payload != NULL ? strlen(payload) : 0, out, out_status);
+
+    *out = NULL;
+    bool ok = perform(a, method, path, body != NULL ? "application/json" : NULL, payload,
+                      payload != NULL ? strlen(payload) : 0, &b, out_status) &&
+              parse_answer(a, &b, out);
     free(payload);
+    free(b.p);
     return ok;
 }
 
-bool fapi_call_bytes(const fapi_t *a, const char *method, const char *path, const void *bytes,
-                     size_t len, json_t **out, long *out_status)
+bool fapi_upload(const fapi_t *a, const char *method, const char *path, const void *data, size_t len,
+                 json_t **out, long *out_status)
 {
-    return call(a, method, path, "application/octet-stream", bytes, len, out, out_status);
+    body_t b = {0};
+
+    *out = NULL;
+    bool ok = perform(a, method, path, "application/octet-stream", data, len, &b, out_status) &&
+              parse_answer(a, &b, out);
+    free(b.p);
+    return ok;
+}
+
+bool fapi_download(const fapi_t *a, const char *path, uint8_t **out, size_t *out_len, long *out_status)
+{
+    body_t b = {0};
+
+    *out = NULL;
+    *out_len = 0;
+    if (!perform(a, "GET", path, NULL, NULL, 0, &b, out_status)) {
+        free(b.p);
+        return false;
+    }
+    *out = b.p != NULL ? (uint8_t *)b.p : malloc(1);
+    *out_len = b.n;
+    return *out != NULL;
 }
 
 /* ---- server-sent events ----------------------------------------------------------------------- */
@@ -534,4 +576,50 @@ bool fapi_stream(const fapi_t *a, const char *path, const char *opened, volatile
     free(s.data);
     free(s.err.p);
     return result;
+}
+
+bool fapi_elf_upload(const fapi_t *a, const char *path, json_t **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        if (!a->quiet)
+            fprintf(stderr, "%s: cannot read the ELF '%s': %s\n", a->prog, path, strerror(errno));
+        return false;
+    }
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    bool ok = true;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *p = cap <= BODY_MAX ? realloc(buf, cap) : NULL;
+            if (p == NULL) {
+                ok = false;
+                break;
+            }
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    ok = ok && !ferror(f);
+    fclose(f);
+    if (!ok) {
+        if (!a->quiet)
+            fprintf(stderr, "%s: cannot read the ELF '%s' (larger than %u bytes?)\n", a->prog, path, BODY_MAX);
+        free(buf);
+        return false;
+    }
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    char *esc = curl_easy_escape(NULL, base, 0);
+    char req[512];
+    snprintf(req, sizeof req, "/v1/elfs?name=%s", esc != NULL ? esc : "");
+    curl_free(esc);
+    ok = fapi_upload(a, "POST", req, buf, n, out, NULL);
+    free(buf);
+    return ok;
 }

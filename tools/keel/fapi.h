@@ -40,6 +40,12 @@ typedef struct fapi {
 bool fapi_open(const char *prog, const char *url_flag, const char *token_flag, fapi_t *out);
 
 /*
+ * fapi_open without flags, for commands that use a server only when one is configured (`keel
+ * device install` uploading its ELF): false, silently, when no token is found anywhere.
+ */
+bool fapi_open_configured(const char *prog, fapi_t *out);
+
+/*
  * The default state directory of `keel up` ($KEEL_STATE, else ~/.local/state/keel) into out.
  * False (message printed) when neither KEEL_STATE nor HOME is set.
  */
@@ -54,9 +60,22 @@ bool fapi_default_state(const char *prog, char *out, size_t cap);
 bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
                long *out_status);
 
-/* The same with a raw body (application/octet-stream): a bundle upload. */
-bool fapi_call_bytes(const fapi_t *a, const char *method, const char *path, const void *bytes,
-                     size_t len, json_t **out, long *out_status);
+/* A request whose body is raw bytes (application/octet-stream); the answer as for fapi_call. */
+bool fapi_upload(const fapi_t *a, const char *method, const char *path, const void *data, size_t len,
+                 json_t **out, long *out_status);
+
+/*
+ * GET path and keep the answer's bytes (*out: malloc'd, caller frees). False (message printed
+ * unless a->quiet) on anything but a 2xx answer; *out_status (may be NULL) as for fapi_call.
+ */
+bool fapi_download(const fapi_t *a, const char *path, uint8_t **out, size_t *out_len, long *out_status);
+
+/*
+ * Upload the app ELF at path (POST /v1/elfs?name=<its file name>): keeld files it under the
+ * SHA-256 of the app image it builds. *out: keeld's answer ({"sha256", "created", ...}).
+ * False, with a message unless a->quiet, when the file cannot be read or keeld refuses it.
+ */
+bool fapi_elf_upload(const fapi_t *a, const char *path, json_t **out);
 
 /* Called once per log event of a stream; return false to stop following. */
 typedef bool (*fapi_event_fn)(void *ctx, json_t *entry);

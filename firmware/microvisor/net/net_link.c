@@ -33,6 +33,7 @@
 #include "lwip/apps/mqtt.h"
 #include "lwip/apps/mqtt_priv.h"
 #include "mbedtls/x509_crt.h"
+#include "net_chan.h"
 #include "net_logq.h"
 #include "net_seed.h"
 #include "net_upd.h"
@@ -182,6 +183,26 @@ static err_t env_send(kproto_topic_t t, uint32_t msg_id)
     if (err != ERR_OK && err != ERR_MEM)
         uv_log("net: publish on %s failed (lwIP error %d)", ti->suffix, (int)err);
     return err;
+}
+
+/* App channel data (net_chan.c) on app/up/<channel>, QoS 1; done() runs on its PUBACK. */
+int net_link_publish_app(const char *channel, const uint8_t *data, uint32_t len, uint32_t *io_msg_id,
+                         void (*done)(void *arg, int8_t err), void *arg)
+{
+    char topic[KPROTO_TOPIC_MAX];
+    size_t n = 0;
+    keel_v1_ChannelData *cd = &env_begin(keel_v1_Envelope_channel_tag)->body.channel;
+    if (len > sizeof(cd->data.bytes) ||
+        kproto_topic_build(KPROTO_T_APP_UP, lk.cfg.device_id, channel, topic, sizeof(topic)) != KERR_OK)
+        return ERR_VAL;
+    memcpy(cd->data.bytes, data, len);
+    cd->data.size = (pb_size_t)len;
+    if (*io_msg_id == 0u)
+        *io_msg_id = ++lk.msg_id;
+    tx_env.msg_id = *io_msg_id;
+    if (kproto_encode(&tx_env, tx_buf, sizeof(tx_buf), &n) != KERR_OK)
+        return ERR_VAL;
+    return mqtt_publish(&lk.client, topic, tx_buf, (u16_t)n, 1u, 0u, done, arg);
 }
 
 keel_v1_Envelope *net_link_env(pb_size_t body_tag)
@@ -463,6 +484,7 @@ static void handle_incoming(void)
     }
     switch (lk.in_topic) {
     case KPROTO_T_CMD: handle_command(&rx_env.body.command); break;
+    case KPROTO_T_APP_DOWN: net_chan_deliver(&rx_env.body.channel); break;
     case KPROTO_T_UPDATE: net_upd_offer(&rx_env.body.update_offer); break;
     case KPROTO_T_UPDATE_DATA: net_upd_chunk(&rx_env.body.update_chunk); break;
     default: handle_ack(&rx_env.body.ack); break;
@@ -483,6 +505,10 @@ static void on_publish(void *arg, const char *topic, u32_t tot_len)
             lk.in_topic = in_topics[i];
             lk.in_wanted = true;
         }
+    if (!lk.in_wanted && net_chan_match(topic)) {
+        lk.in_topic = KPROTO_T_APP_DOWN;
+        lk.in_wanted = true;
+    }
     if (!lk.in_wanted)
         uv_log("net: message on unexpected topic %.64s ignored", topic);
 }
@@ -567,6 +593,9 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
             if (err != ERR_OK)
                 uv_log("net: subscribe to %s failed (lwIP error %d)", kproto_topic_info(t)->suffix, (int)err);
         }
+        if (mqtt_subscribe(&lk.client, net_chan_down_filter(), 1u, NULL, NULL) != ERR_OK)
+            uv_log("net: subscribe to app/down/+ failed: app channels receive nothing");
+        net_chan_link_up();
         lk.logs.sent = false; /* resent on this connection, same msg_id */
         lk.crash.sent = false;
         publish_presence(true);
@@ -631,6 +660,8 @@ bool net_link_init(const net_link_cfg_t *cfg)
             uv_log("net: device id \"%s\" makes no protocol v1 topic: network off", cfg->device_id);
             return false;
         }
+    if (!net_chan_init(cfg->device_id))
+        return false;
     lk.hb_period = port_arg_u32("net-heartbeat", HB_DEFAULT_MS);
     lk.rx_mark = port_arg_u32("net-rx-mark", 0u);
     if (lk.hb_period < 100u)
@@ -701,6 +732,7 @@ void net_link_poll(bool ip_up)
         }
         send_logs(now);
         send_crash(now);
+        net_chan_poll();
         net_upd_poll(now);
         break;
     }
