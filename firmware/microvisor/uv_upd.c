@@ -394,7 +394,8 @@ void uv_upd_run(void)
 
 void uv_upd_app_starting(void)
 {
-    if (!uu.open || eng.ps.phase != UPD_PHASE_TRIAL || !eng.have_manifest)
+    /* Armed once per trial (and per boot): an app restarting itself does not extend it. */
+    if (!uu.open || eng.ps.phase != UPD_PHASE_TRIAL || !eng.have_manifest || uu.trial_armed)
         return;
     uu.trial_s = eng.m.policy.trial_s ? eng.m.policy.trial_s : TRIAL_DEFAULT_S;
     uu.trial_deadline = port_ticks() + uu.trial_s * 1000u;

@@ -129,6 +129,7 @@ download)
     expect_console 5 'app started'
     update_to v2 1.1.0 7
     expect_console 5 'update: the installed bundle allows debug sessions signed by key [0-9a-f]{16}'
+    expect_srv 10 'hello app=1.1.0' # a new hello says what is installed now, without a reboot
     # Only what differs was fetched: the manifest and 2 of 129 blocks (header page + image).
     line=$(grep -m1 'update: deployment 7: .* of 129 blocks to fetch' "$W/console.txt")
     n=$(sed -n 's/.*: \([0-9]*\) of 129 blocks.*/\1/p' <<<"$line")

@@ -17,8 +17,9 @@
  *   FINISH    upd_stage_finish (every block, region and content checked) -> DOWNLOADED,
  *             KEEL_NOTIFY_UPDATE_STAGED; the app (or the deadline, or the cloud) applies
  *
- * A request unanswered for FETCH_TIMEOUT_MS is sent again, FETCH_TRIES times at most; then the
- * download stops with CONNECTION_LOST until keeld offers again (it does after every hello).
+ * A request unanswered for FETCH_TIMEOUT_MS is sent again, FETCH_TRIES times; then the download
+ * pauses for a minute (or until the same offer comes again) and carries on: a server that is down
+ * for a while finds it where it left it, never failed.
  * A disconnect keeps everything: the fetches in flight are sent again on the next connection.
  * The same offer again is a no-op (the status is sent again); after a reboot it resumes.
  */
@@ -42,6 +43,7 @@
 #define INFLIGHT 4u                 /* one 8 KiB block: every request of it at once */
 #define FETCH_TIMEOUT_MS 5000u
 #define FETCH_TRIES 6u
+#define STALL_MS 60000u             /* pause after FETCH_TRIES unanswered sends */
 #define STATUS_MIN_MS 2000u         /* progress at most this often (protocol.md) */
 #define SCAN_PER_RUN 8u             /* blocks hashed per service run while scanning */
 
@@ -70,6 +72,8 @@ typedef struct dl {
     /* status */
     bool final;               /* this offer is settled (refused, failed, no-op): no fetching */
     bool engaged;             /* the engine works on this offer (staged it, or applies it) */
+    bool stalled;             /* requests went unanswered: paused until stall_until or an offer */
+    uint32_t stall_until;
     uint32_t version;         /* the offered bundle's version, once its manifest was read */
     keel_v1_UpdateResult result;
     int32_t code;
@@ -141,6 +145,8 @@ static void send_status(uint32_t now)
                  u->ps.reason == UPD_REASON_CRASH ? "the new app crashed on trial" :
                  u->ps.reason == UPD_REASON_NO_CONFIRM ? "the new app did not confirm in its trial period" :
                  u->ps.reason == UPD_REASON_VERIFY ? "the written app did not verify" : "see the device log");
+    } else if (dl.stalled) {
+        snprintf(s->detail, sizeof(s->detail), "no answer to fetches: asking again later");
     } else if (settled && st.result == KEEL_UPDATE_RESULT_SUCCESS) {
         snprintf(s->detail, sizeof(s->detail), "confirmed by the new app");
     }
@@ -213,18 +219,30 @@ static bool range_done(void)
     return true;
 }
 
-/* Send what is due; false when the download gave up. */
-static bool range_send(uint32_t now)
+/*
+ * Send what is due. A request unanswered after FETCH_TRIES sends pauses the download for
+ * STALL_MS (or until the same offer comes again): never a final failure, since a server that is
+ * down for a while must find the download where it left it.
+ */
+static void range_send(uint32_t now)
 {
+    if (dl.stalled && (int32_t)(now - dl.stall_until) < 0)
+        return;
+    dl.stalled = false;
     for (uint32_t i = 0; i < INFLIGHT; i++) {
         req_t *r = &dl.req[i];
         if (!r->active || (r->sent && now - r->sent_ms < FETCH_TIMEOUT_MS))
             continue;
         if (r->sent && r->tries >= FETCH_TRIES) {
-            settle(keel_v1_UpdateResult_UPDATE_RESULT_CONNECTION_LOST, KERR_IO,
-                   "bytes %lu+%lu not delivered after %u requests: download paused until the next "
-                   "offer", (unsigned long)r->off, (unsigned long)r->len, FETCH_TRIES);
-            return false;
+            uv_log("update: deployment %lu: bytes %lu+%lu not delivered after %u requests: asking "
+                   "again in %u s or at the next offer", (unsigned long)dl.offer.deployment_id,
+                   (unsigned long)r->off, (unsigned long)r->len, FETCH_TRIES, STALL_MS / 1000u);
+            for (uint32_t k = 0; k < INFLIGHT; k++)
+                dl.req[k].tries = 0;
+            dl.stalled = true;
+            dl.stall_until = now + STALL_MS;
+            dl.status_due = true;
+            return;
         }
         keel_v1_UpdateFetch *f = &net_link_env(keel_v1_Envelope_update_fetch_tag)->body.update_fetch;
         f->deployment_id = dl.offer.deployment_id;
@@ -232,12 +250,11 @@ static bool range_send(uint32_t now)
         f->offset = r->off;
         f->length = r->len;
         if (!net_link_send(KPROTO_T_UPDATE_FETCH))
-            return true; /* no room in lwIP now: next run */
+            return; /* no room in lwIP now: next run */
         r->tries++;
         r->sent = true;
         r->sent_ms = now;
     }
-    return true;
 }
 
 void net_upd_chunk(const keel_v1_UpdateChunk *c)
@@ -424,6 +441,7 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
                 memcmp(o->bundle_sha256, dl.offer.bundle_sha256, 32) == 0;
     if (same) {
         dl.offer.force = dl.offer.force || o->force;
+        dl.stalled = false; /* the server is there again: ask at once */
         if (dl.phase == DL_DONE && o->force)
             uv_upd_force();
         dl.status_due = true; /* the same offer again: say where it stands */
@@ -479,8 +497,7 @@ void net_upd_poll(uint32_t now)
     switch (dl.phase) {
     case DL_MANIFEST:
     case DL_BLOCKS:
-        if (!range_send(now))
-            break;
+        range_send(now);
         if (range_done()) {
             if (dl.phase == DL_MANIFEST)
                 manifest_arrived(u);
