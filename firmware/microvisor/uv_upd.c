@@ -190,6 +190,10 @@ static void installed_sync(void)
         inst_m.policy.has_debug_key) {
         memcpy(uu.debug_key, inst_m.policy.debug_key, KBDL_PUBKEY_SIZE);
         uu.have_debug_key = true;
+        uint8_t id[KBDL_KEY_ID_SIZE];
+        kbdl_key_id(uu.debug_key, id);
+        uv_log("update: the installed bundle allows debug sessions signed by key %02x%02x%02x%02x%02x%02x%02x%02x",
+               id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]);
     }
 }
 
@@ -199,6 +203,34 @@ bool uv_upd_debug_key(uint8_t out[65])
         return false;
     memcpy(out, uu.debug_key, KBDL_PUBKEY_SIZE);
     return true;
+}
+
+/*
+ * Boot word upd-bench-raw=N (scripts/bench-ota-device.sh): at boot, before the app, copy N pages
+ * raw, with nothing of the update's safety: read 8 KiB from QSPI, erase a scratch page of
+ * the free microvisor-state area, program it. The apply's time against this one is the price of
+ * the journal, the saved old pages, the sealing and the verification.
+ */
+#define BENCH_SCRATCH_OFF 0x104000u /* layout.h: free microvisor record area */
+static void bench_raw_copy(uint32_t pages)
+{
+    static uint8_t page[AN505_IFLASH_PAGE];
+    uint64_t t0 = uv_uptime_us();
+    kerr_t err = KERR_OK;
+    for (uint32_t i = 0; i < pages && err == KERR_OK; i++) {
+        err = kflash_read(uu.qspi, AN505_QSPI_STAGE_OFF + UPD_QSPI_META + i * sizeof(page), page,
+                          sizeof(page));
+        if (err == KERR_OK)
+            err = kflash_erase(uu.iflash, BENCH_SCRATCH_OFF + i * sizeof(page));
+        if (err == KERR_OK)
+            err = kflash_program(uu.iflash, BENCH_SCRATCH_OFF + i * sizeof(page), page, sizeof(page));
+    }
+    for (uint32_t i = 0; i < pages && err == KERR_OK; i++)
+        err = kflash_erase(uu.iflash, BENCH_SCRATCH_OFF + i * sizeof(page));
+    uint32_t us = (uint32_t)(uv_uptime_us() - t0);
+    uv_log("update: bench: raw copy of %lu page(s) (QSPI read, erase, program; then erased again) "
+           "took %lu.%03lu ms, %s", (unsigned long)pages, (unsigned long)(us / 1000u),
+           (unsigned long)(us % 1000u), kerr_str(err));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -265,6 +297,9 @@ void uv_upd_init(kflash_t *iflash)
     uu.open = true;
     if (eng.ps.phase == UPD_PHASE_STAGED)
         uv_upd_staged(false, 0u); /* the politeness deadline runs again from this boot */
+    uint32_t raw = port_arg_u32("upd-bench-raw", 0u);
+    if (raw)
+        bench_raw_copy(raw < 64u ? raw : 64u);
 }
 
 /* ------------------------------------------------------------------------------------------ */

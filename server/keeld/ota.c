@@ -151,10 +151,12 @@ static unsigned refuse(char *why, size_t cap, unsigned status, const char *fmt, 
     return status;
 }
 
-/* The app name from the app header at the start of the payload, if it is one. */
-static void app_name(const kbdl_manifest_t *m, const uint8_t *payload, char out[33])
+/* The app name and image hash from the app header at the start of the payload, if it is one. */
+static void app_name(const kbdl_manifest_t *m, const uint8_t *payload, char out[33],
+                     char image_sha[65])
 {
     out[0] = '\0';
+    image_sha[0] = '\0';
     const kbdl_layer_t *l = &m->layers[0];
     if (l->offset != 0 || l->size < KAPP_HDR_SIZE ||
         payload[0] != 'K' || payload[1] != 'A' || payload[2] != 'P' || payload[3] != 'P') {
@@ -166,6 +168,7 @@ static void app_name(const kbdl_manifest_t *m, const uint8_t *payload, char out[
         out[n] = (c >= 0x20 && c < 0x7F) ? c : '?';
     }
     out[n] = '\0';
+    hex(payload + KAPP_OFF_SHA256, 32, image_sha);
 }
 
 /* Everything a device would check that does not depend on the device (inspect, then store). */
@@ -260,7 +263,7 @@ unsigned ota_upload(ota_t *o, const uint8_t *data, size_t len, json_t **out, cha
     b.block_size = m.block_size;
     hex(m.key_id, KBDL_KEY_ID_SIZE, b.key_id);
     hex(m.layers[0].region_sha, 32, b.region_sha256);
-    app_name(&m, data + b.signed_size, b.name);
+    app_name(&m, data + b.signed_size, b.name, b.image_sha256);
     int64_t id = 0;
     bool created = false;
     if (o->store->ops->bundle_add(o->store, &b, data, len, now_ms(), &id, &created) != STORE_OK ||
@@ -287,21 +290,33 @@ static int unhex32(const char *s, uint8_t out[32])
     return 0;
 }
 
-/* The SHA-256 (hex) of the device's app region from its last hello, "" if it reported none. */
-static void device_app_sha(ota_t *o, const char *device, char out[65])
+/*
+ * Whether the device's last hello says it runs u's bundle. The region "app" is the whole app
+ * slot (size = the layer's region_len): its hash must be the bundle's region hash. A device that
+ * reports only its app image (size = image size, as the microvisor's hello did before updates)
+ * is matched by the image hash in the bundle's app header and the version.
+ */
+static bool runs_bundle(ota_t *o, const char *device, const store_update_t *u)
 {
-    out[0] = '\0';
+    bool match = false;
     json_t *d = o->store->ops->device_get(o->store, device);
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(d, "regions"), i, r) {
         const char *name = json_string_value(json_object_get(r, "name"));
         const char *sha = json_string_value(json_object_get(r, "sha256"));
-        if (name != NULL && sha != NULL && strcmp(name, "app") == 0) {
-            snprintf(out, 65, "%s", sha);
+        if (name == NULL || sha == NULL || strcmp(name, "app") != 0) {
+            continue;
+        }
+        if (json_integer_value(json_object_get(r, "size")) == u->region_len) {
+            match = strcmp(sha, u->region_sha256) == 0;
+        } else {
+            match = u->image_sha256[0] != '\0' && strcmp(sha, u->image_sha256) == 0 &&
+                    json_integer_value(json_object_get(r, "version")) == u->version;
         }
     }
     json_decref(d);
+    return match;
 }
 
 static void offer(ota_t *o, const char *device, const store_update_t *u)
@@ -343,9 +358,7 @@ static void decide(ota_t *o, const char *device)
      * status decides (a region that matches during a trial may still be rolled back).
      */
     if (strcmp(u.phase, "pending") == 0) {
-        char sha[65];
-        device_app_sha(o, device, sha);
-        if (strcmp(sha, u.region_sha256) == 0) {
+        if (runs_bundle(o, device, &u)) {
             if (o->store->ops->update_nothing(o->store, u.deployment_id, device, now_ms()) == STORE_OK) {
                 KD_INFO("device '%s': already runs the bundle of deployment %lld; nothing sent",
                         device, (long long)u.deployment_id);

@@ -52,6 +52,7 @@ typedef struct store_bundle {
     int64_t blocks, block_size;
     char key_id[17];           /* signer, hex */
     char region_sha256[65];    /* the app region as the bundle leaves it, hex */
+    char image_sha256[65];     /* the app image's, from the app header in the payload ("" if none) */
     char name[33];             /* app name from the app header in the payload ("" if none) */
 } store_bundle_t;
 
@@ -61,8 +62,8 @@ typedef struct store_update {
     char phase[16];            /* "pending" (never offered) or "offered" */
     bool forced;
     int64_t force_after_s;
-    char sha256[65], region_sha256[65];
-    int64_t size, signed_size;
+    char sha256[65], region_sha256[65], image_sha256[65];
+    int64_t size, signed_size, version, region_len;
 } store_update_t;
 
 typedef struct store_ops {

@@ -115,6 +115,7 @@ static const char *const migrations[] = {
     " block_size BIGINT NOT NULL,"
     " key_id TEXT NOT NULL,"
     " region_sha256 TEXT NOT NULL,"
+    " image_sha256 TEXT NOT NULL,"
     " name TEXT NOT NULL,"
     " created_ms BIGINT NOT NULL,"
     " data BLOB NOT NULL);"
@@ -815,7 +816,7 @@ static json_t *tokens_list(store_t *s)
 
 #define BUNDLE_COLUMNS                                                                           \
     "id, sha256, name, size, signed_size, version, security_counter, min_uv_version,"           \
-    " device_type, blocks, block_size, key_id, region_sha256, created_ms"
+    " device_type, blocks, block_size, key_id, region_sha256, image_sha256, created_ms"
 
 static const char *const bundle_versions[] = {"version", "min_uv_version"};
 
@@ -829,11 +830,12 @@ static store_rc_t bundle_add(store_t *s, const store_bundle_t *b, const uint8_t 
     int ok = begin(db) == 0;
     if (ok) {
         n = run(db, "INSERT INTO bundles (sha256, size, signed_size, version, security_counter,"
-                    " min_uv_version, device_type, blocks, block_size, key_id, region_sha256, name,"
-                    " created_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (sha256) DO NOTHING", "tiiiiiiiitttib", b->sha256, b->size,
+                    " min_uv_version, device_type, blocks, block_size, key_id, region_sha256, image_sha256,"
+                    " name, created_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (sha256) DO NOTHING", "tiiiiiiiittttib", b->sha256, b->size,
                 b->signed_size, b->version, b->security_counter, b->min_uv_version,
-                b->device_type, b->blocks, b->block_size, b->key_id, b->region_sha256, b->name,
+                b->device_type, b->blocks, b->block_size, b->key_id, b->region_sha256,
+                b->image_sha256, b->name,
                 now_ms, data, len);
         ok = n >= 0;
     }
@@ -1101,7 +1103,8 @@ static store_rc_t update_active(store_t *s, const char *device, store_update_t *
     memset(out, 0, sizeof(*out));
     lock(s);
     sqlite3_stmt *st = prep(db, "SELECT x.deployment_id, d.bundle_id, x.phase, d.forced, d.force_after_s,"
-                                " b.sha256, b.region_sha256, b.size, b.signed_size"
+                                " b.sha256, b.region_sha256, b.size, b.signed_size, b.image_sha256,"
+                                " b.version, b.blocks * b.block_size"
                                 " FROM deployment_devices x JOIN deployments d ON d.id = x.deployment_id"
                                 " JOIN bundles b ON b.id = d.bundle_id WHERE x.device_id = ?"
                                 " AND x.phase IN ('pending', 'offered')"
@@ -1118,6 +1121,10 @@ static store_rc_t update_active(store_t *s, const char *device, store_update_t *
                  (const char *)sqlite3_column_text(st, 6));
         out->size = sqlite3_column_int64(st, 7);
         out->signed_size = sqlite3_column_int64(st, 8);
+        snprintf(out->image_sha256, sizeof(out->image_sha256), "%s",
+                 (const char *)sqlite3_column_text(st, 9));
+        out->version = sqlite3_column_int64(st, 10);
+        out->region_len = sqlite3_column_int64(st, 11);
         rc = STORE_OK;
     } else if (r == SQLITE_DONE) {
         rc = STORE_ENOTFOUND;

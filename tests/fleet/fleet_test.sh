@@ -385,6 +385,11 @@ updown)
   for pid in $(recorded_pids); do alive "$pid" || fail "process $pid from keel up is not running"; done
   CA_SUM="$(sha256sum <"$STATE/ca.pem")"
   FIRST_TOKEN="$TOKEN"
+  # The fleet signing key: made on the first run (private key 0600), given to keeld.
+  [ "$(stat -c %a "$STATE/fleet.key")" = 600 ] || fail "fleet.key missing or not 0600"
+  grep -q "BEGIN PUBLIC KEY" "$STATE/fleet.pub" || fail "fleet.pub missing"
+  KEY_SUM="$(sha256sum <"$STATE/fleet.key")"
+  grep -q "fleet signing key" "$STATE/keeld.log" || fail "keeld was not given the fleet key"
   k devices
   expect_rc 0 "devices through the config keel up wrote"
   # A second keel up on the same state is refused while the first runs.
@@ -404,6 +409,7 @@ updown)
   # Up again: same CA and token (first run only), new processes, then down.
   up --devices 1 --simulated
   [ "$(sha256sum <"$STATE/ca.pem")" = "$CA_SUM" ] || fail "keel up remade the CA"
+  [ "$(sha256sum <"$STATE/fleet.key")" = "$KEY_SUM" ] || fail "keel up remade the fleet key"
   [ "$TOKEN" = "$FIRST_TOKEN" ] || fail "keel up made a new token though the old one is valid"
   k ping dev-1
   expect_rc 0 "ping after the second keel up"
@@ -427,6 +433,37 @@ updown)
   expect_rc 0 "keel down of the default state"
   out_has "stopped (3 processes)" "keel down of the default state"
   for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
+  ;;
+ota_emulated)
+  # keeld and the real microvisor: keel up with the ota app (provisioned with the stack's fleet
+  # key), a v1.1.0 bundle signed with DIR/fleet.key deployed with --watch: offered, only the
+  # changed block fetched, staged, applied by the app, confirmed on trial; the same bundle again
+  # sends nothing (the device's hello already names it).
+  OTA_APP="$(dirname "$HELLO")/../ota/ota.elf"
+  [ -f "$FIRMWARE" ] && [ -f "$OTA_APP" ] || fail "firmware or ota app not built: '$FIRMWARE' '$OTA_APP'"
+  export KEEL_FIRMWARE="$FIRMWARE"
+  up --devices 1 --app "$OTA_APP"
+  export KEEL_CONFIG="$STATE/config"
+  k bundle build "$OTA_APP" --version 1.1.0 --key "$STATE/fleet.key" -o "$WORK/v2.kb"
+  expect_rc 0 "bundle build"
+  RC=0
+  timeout 150 "$KEEL" deploy "$WORK/v2.kb" --to dev-1 --watch >"$WORK/out" 2>"$WORK/err" || RC=$?
+  expect_rc 0 "deploy --watch to an emulated device"
+  out_has "1 devices: 1 succeeded, 0 failed" "deploy summary"
+  grep -q 'update: 1.1.0 confirmed by the app' "$STATE/devices/dev-1/console.log" ||
+    fail "the device did not confirm 1.1.0: $(tail -20 "$STATE/devices/dev-1/console.log")"
+  k deploy status 1 --json
+  expect_json '[d["result"] for d in j["devices"]]' "['success']" "emulated device result"
+  expect_json 'j["devices"][0]["blocks_needed"] < j["devices"][0]["blocks_total"]' true \
+    "only the blocks that differ were fetched"
+  wait_for 20 bash -c "'$KEEL' devices | grep -qE '^dev-1 +yes +1\.1\.0 '" ||
+    fail "dev-1 does not say 1.1.0 in its hello: $("$KEEL" devices)"
+  k deploy "$WORK/v2.kb" --to dev-1 --json
+  expect_rc 0 "deploy the same bundle again"
+  expect_json 'j["devices"][0]["bytes_sent"]' 0 "the same bundle again sends nothing"
+  expect_json 'j["devices"][0]["result"]' success "the same bundle again is done at once"
+  k down --state "$STATE"
+  expect_rc 0 "keel down"
   ;;
 emulated)
   # keel up --devices 2: real emulated devices (QEMU + microvisor + hello) provisioned from the

@@ -16,6 +16,7 @@
 #include "keel/flash.h"
 #include "keel/flash_ram.h"
 #include "net_rec.h"
+#include "net_updkey.h"
 #include "net_seedstore.h"
 
 static const char ca_pem[] = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
@@ -120,6 +121,63 @@ static void seed_of(uint32_t n, uint8_t out[NET_STATE_SEED])
         out[i] = (uint8_t)(n * 31u + i);
 }
 
+/* Update keys record: round trip, golden header bytes, every refusal. */
+static void test_updkeys_rec(void **state)
+{
+    (void)state;
+    uint8_t keys[NET_UPDKEYS_MAX * NET_UPDKEY_SIZE], out[NET_UPDKEYS_MAX * NET_UPDKEY_SIZE];
+    uint8_t rec[NET_UPDKEYS_REC_MAX];
+    for (uint32_t i = 0; i < sizeof keys; i++)
+        keys[i] = (uint8_t)(i * 7u + 1u);
+    for (uint32_t k = 0; k < NET_UPDKEYS_MAX; k++)
+        keys[k * NET_UPDKEY_SIZE] = 0x04;
+    assert_int_equal(net_updkeys_rec_size(0), 0);
+    assert_int_equal(net_updkeys_rec_size(5), 0);
+    assert_int_equal(net_updkeys_rec_size(1), 96);   /* 16 + 65, padded to 16 */
+    assert_int_equal(net_updkeys_rec_size(4), 288);  /* 16 + 260, padded */
+    assert_true(NET_REC_UPDKEYS_OFF + NET_UPDKEYS_REC_MAX <= NET_REC_FLEET_OFF);
+    assert_true(NET_REC_SEED_OFF + NET_SEED_REC_SIZE <= NET_REC_UPDKEYS_OFF);
+
+    uint32_t n = 0;
+    assert_int_equal(net_updkeys_rec_encode(keys, 2, rec, sizeof rec), KERR_OK);
+    assert_memory_equal(rec, "KUK1\x02\0\0\0\0\0\0\0", 12);
+    assert_int_equal(net_updkeys_rec_decode(rec, sizeof rec, out, &n), KERR_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(out, keys, 2 * NET_UPDKEY_SIZE);
+    /* A record too short for its count, a damaged key, a foreign or erased page. */
+    assert_int_equal(net_updkeys_rec_decode(rec, 100, out, &n), KERR_TRUNCATED);
+    rec[20] ^= 1u;
+    assert_int_equal(net_updkeys_rec_decode(rec, sizeof rec, out, &n), KERR_CRC);
+    rec[20] ^= 1u;
+    rec[4] = 9;
+    assert_int_equal(net_updkeys_rec_decode(rec, sizeof rec, out, &n), KERR_INVAL);
+    memset(rec, 0xFF, sizeof rec);
+    assert_int_equal(net_updkeys_rec_decode(rec, sizeof rec, out, &n), KERR_FORMAT);
+    /* Not uncompressed points; too many keys; no room. */
+    keys[NET_UPDKEY_SIZE] = 0x02;
+    assert_int_equal(net_updkeys_rec_encode(keys, 2, rec, sizeof rec), KERR_INVAL);
+    keys[NET_UPDKEY_SIZE] = 0x04;
+    assert_int_equal(net_updkeys_rec_encode(keys, 5, rec, sizeof rec), KERR_INVAL);
+    assert_int_equal(net_updkeys_rec_encode(keys, 4, rec, 100), KERR_INVAL);
+}
+
+/* The staging key: HKDF-SHA256 as net_updkey.h writes it down (golden from Python's hmac), so the
+ * host (keel device install) and the device derive the same key. */
+static void test_updkey_derive(void **state)
+{
+    (void)state;
+    static const uint8_t want[32] = {
+        0x27, 0xf2, 0xcc, 0x54, 0x6f, 0x0e, 0x39, 0x9d, 0xd8, 0x22, 0x92, 0x6a, 0x97, 0xc4, 0x36, 0x0c,
+        0x8f, 0x1e, 0x8f, 0x0a, 0x63, 0xba, 0xb7, 0xed, 0x09, 0x2d, 0x7c, 0x4f, 0xf7, 0xea, 0x35, 0x0e};
+    uint8_t seed[64], key[32], other[32];
+    for (unsigned i = 0; i < sizeof(seed); i++)
+        seed[i] = (uint8_t)(i * 7u + 1u);
+    assert_int_equal(net_updkey_derive(seed, "dev-1", key), KERR_OK);
+    assert_memory_equal(key, want, sizeof(want));
+    assert_int_equal(net_updkey_derive(seed, "dev-2", other), KERR_OK);
+    assert_memory_not_equal(key, other, sizeof(key));
+}
+
 static void test_seedstore_basic(void **state)
 {
     (void)state;
@@ -198,6 +256,8 @@ int main(void)
         cmocka_unit_test(test_seed_rec),
         cmocka_unit_test(test_fleet_rec),
         cmocka_unit_test(test_device_rec),
+        cmocka_unit_test(test_updkeys_rec),
+        cmocka_unit_test(test_updkey_derive),
         cmocka_unit_test(test_seedstore_basic),
         cmocka_unit_test(test_seedstore_powercut_sweep),
     };

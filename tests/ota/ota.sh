@@ -14,6 +14,10 @@
 #   trial-confirm       forced apply (Command UPDATE_APPLY) without the app; trial, confirm
 #   crash-rollback      v3 crashes on start: rolled back by itself to v2, reported (CRASH)
 #   noconfirm-rollback  a build that never confirms: rolled back at the end of its trial
+#   fleet               the same story through keeld (`keel up`, `keel bundle upload`,
+#                       `keel deploy`, `keel deploy status`): v2 deferred by the app then applied
+#                       and confirmed; v3 crashes on start and rolls back; wrong-type and
+#                       older-counter bundles refused by the device, reasons in deploy status
 #   powercut-apply      power cut at KEEL_OTA_KILLS (default 50) seeded random flash operations
 #                       of the apply (KEEL_OTA_SEED): after each, the device boots a verified
 #                       app, reconnects and converges to the deployed version (see below)
@@ -75,7 +79,7 @@ out=$("$keel" device install --state "$STATE" "$W/v1.kb" 2>&1) || fail "keel dev
 grep -q 'installed bundle 1.0.0' <<<"$out" || fail "unexpected install output: $out"
 
 # ---- device and server ---------------------------------------------------------------------------
-KEEL_PID="" SRV_PID=""
+KEEL_PID="" SRV_PID="" SRV_SECONDS=190
 start_device() { # SECONDS [words for --append]
     timeout --kill-after=5 $(($1 + 30)) "$keel" device run --state "$STATE" --firmware "$fw" \
         --seconds "$1" --broker "$PORT" --append "net-heartbeat=60000 ${2:-}" </dev/null >>"$W/console.txt" 2>&1 &
@@ -86,8 +90,9 @@ stop_device() { kill -TERM "$KEEL_PID" 2>/dev/null; wait "$KEEL_PID" 2>/dev/null
 start_srv() { # BUNDLE DEPLOYMENT [ota_srv options...]
     local b=$1 d=$2; shift 2
     : >"$W/srv.txt"
-    timeout --kill-after=5 200 "$srv" --port "$PORT" --ca "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key" \
-        --device dev-1 --bundle "$W/$b.kb" --deployment "$d" --seconds 190 "$@" >>"$W/srv.txt" 2>&1 &
+    timeout --kill-after=5 $((SRV_SECONDS + 10)) "$srv" --port "$PORT" --ca "$W/ca.pem" --cert "$W/keeld.pem" \
+        --key "$W/keeld.key" --device dev-1 --bundle "$W/$b.kb" --deployment "$d" --seconds "$SRV_SECONDS" \
+        "$@" >>"$W/srv.txt" 2>&1 &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
 }
@@ -115,11 +120,15 @@ update_to() { # NAME VER DEP
 
 case $case_ in
 download)
-    bundle v2 ota 1.1.0 2
+    # v2 carries a debug key in its policy: once installed, the microvisor holds it for the
+    # debug stub (uv_upd_debug_key) and says so.
+    bundle v2 ota 1.1.0 2 --debug-key "$W/keys/rogue.pub"
     start_device 200
+    console_has 'allows debug sessions' && fail "v1 has no debug key, yet one was reported"
     expect_console 30 'net: connected to broker'
     expect_console 5 'app started'
     update_to v2 1.1.0 7
+    expect_console 5 'update: the installed bundle allows debug sessions signed by key [0-9a-f]{16}'
     # Only what differs was fetched: the manifest and 2 of 129 blocks (header page + image).
     line=$(grep -m1 'update: deployment 7: .* of 129 blocks to fetch' "$W/console.txt")
     n=$(sed -n 's/.*: \([0-9]*\) of 129 blocks.*/\1/p' <<<"$line")
@@ -151,6 +160,20 @@ refused)
     # Tampered: one byte of the signed manifest (the version field) changed after signing.
     cp "$W/good.kb" "$W/tampered.kb"
     printf '\x09' | dd of="$W/tampered.kb" bs=1 seek=13 conv=notrunc status=none
+    # The CLI's factory install and key provisioning refuse bad input, saying why, writing nothing.
+    out=$("$keel" device install --state "$STATE" "$W/tampered.kb" 2>&1) && fail "a tampered bundle was installed: $out"
+    grep -q 'refused: .*signature.*(nothing was written)' <<<"$out" || fail "unclear refusal: $out"
+    out=$("$keel" device info --state "$STATE" 2>&1)
+    grep -q 'app: *ota 1.0.0' <<<"$out" || fail "the tampered install changed the app: $out"
+    out=$("$keel" device provision --state "$W/k1" --update-key "$W/keys/fleet.key" 2>&1) && fail "a private key was taken as a public key"
+    grep -q 'not a PEM public key' <<<"$out" || fail "unclear error for a private key: $out"
+    out=$("$keel" device provision --state "$W/k1" --update-key "$W/nope.pub" 2>&1) && fail "a missing key file was accepted"
+    grep -q 'cannot read the file' <<<"$out" || fail "unclear error for a missing key: $out"
+    out=$("$keel" device provision --state "$STATE" --update-key "$W/keys/rogue.pub" 2>&1) && fail "the update keys were changed"
+    grep -q 'already trusts other update keys' <<<"$out" || fail "unclear error for other keys: $out"
+    "$keel" device install --state "$W/k2" --id k2 "$apps/ota.elf" >/dev/null || fail "installing an ELF failed"
+    out=$("$keel" device install --state "$W/k2" "$W/good.kb" 2>&1) && fail "a device without update keys installed a bundle"
+    grep -q 'trusts no bundle signing key' <<<"$out" || fail "unclear error without keys: $out"
     start_device 200
     expect_console 30 'net: connected to broker'
     d=10
@@ -247,6 +270,55 @@ crash-rollback|noconfirm-rollback)
     sleep 5
     [ "$(console_count 'update: applied in .* 3.0.0 runs on trial')" -eq 1 ] || fail "the failed bundle was applied again"
     ;;
+fleet)
+    STACK=$W/stack
+    export KEEL_CONFIG=$STACK/config KEELD_UPDATE_KEYS=$W/keys/fleet.pub
+    timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
+    trap 'timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; cleanup' EXIT
+    PORT=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
+    [ -n "$PORT" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
+    STATE=$W/fleet-dev
+    "$keel" device provision --state "$STATE" --id dev-1 --fleet-ca "$STACK/ca.pem" \
+        --fleet-ca-key "$STACK/ca.key" --update-key "$W/keys/fleet.pub" >/dev/null || fail "provisioning failed"
+    "$keel" device install --state "$STATE" "$W/v1.kb" >/dev/null || fail "install v1.kb failed"
+    bundle v2 ota 1.1.0 2
+    bundle v3 ota-crash 3.0.0 3
+    bundle older ota 1.2.0 1
+    bundle wrongtype ota 1.2.0 5 --device-type 0x999
+    start_device 240
+    expect_console 30 'net: connected to broker'
+    keelc() { timeout 30 "$keel" "$@" >"$W/keel.out" 2>&1; }
+    deploy() { # NAME: sets DEP
+        keelc deploy "$W/$1.kb" --to dev-1 --json || fail "keel deploy $1: $(cat "$W/keel.out")"
+        DEP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$W/keel.out") ||
+            fail "keel deploy $1 printed no id: $(cat "$W/keel.out")"
+    }
+    status_has() { keelc deploy status "$DEP" && grep -qE -- "$1" "$W/keel.out"; }
+    expect_status() { wait_for "$1" status_has "$2" || fail "deploy status $DEP never showed '$2': $(cat "$W/keel.out")"; }
+    deploy v2
+    expect_status 120 'dev-1 .*(downloading|downloaded|updating|on trial|success)'
+    expect_console 120 'update: 1.1.0 staged and verified'
+    expect_console 20 'ota: work done: keel_update_apply\(\)'
+    expect_console 60 'update: 1.1.0 confirmed by the app'
+    expect_status 60 'dev-1 .*success'
+    expect_status 5 '1 succeeded'
+    deploy v3
+    expect_console 120 'update: 3.0.0 crashed on trial'
+    expect_console 60 'update: rolled back in .* \(crash on trial\)'
+    expect_console 20 'ota: running app version 1.1.0'
+    expect_status 60 'dev-1 .*update_failed'
+    expect_status 5 '1 failed'
+    for b in wrongtype older; do
+        deploy "$b"
+        case $b in
+        wrongtype) want='built for device type 0x999' ;;
+        older) want='security counter 1 < installed 2' ;;
+        esac
+        expect_status 60 'dev-1 .*unsupported_package'
+        expect_status 5 "$want"
+    done
+    console_has 'update: 1.2.0 staged' && fail "a refused bundle was staged"
+    ;;
 powercut-apply)
     # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),
     # snapshot of the flash files; a calibration boot without network logs the internal flash
@@ -255,6 +327,7 @@ powercut-apply)
     # operation is in the files), boot again with the network: the apply resumes (or rolls
     # back), a verified app starts, the device reconnects and reports 2.0.0 installed.
     kills=${KEEL_OTA_KILLS:-50} seed=${KEEL_OTA_SEED:-1234}
+    SRV_SECONDS=$((60 + kills * 15)) # one server for every round
     bundle v2 ota-big 2.0.0 2 --politeness 1
     start_srv v2 51
     start_device 200

@@ -41,6 +41,7 @@ typedef struct srv {
     uint32_t force_after, drop_every, fetches;
     uint64_t served, chunks;
     uint32_t msg_id;
+    int subacks; /* subscriptions the broker confirmed: offer only once all are in place */
 } srv_t;
 
 static volatile sig_atomic_t stop;
@@ -157,6 +158,15 @@ static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_me
     fflush(stdout);
 }
 
+static void on_subscribe(struct mosquitto *m, void *arg, int mid, int qos_count, const int *granted)
+{
+    (void)m;
+    (void)mid;
+    (void)qos_count;
+    (void)granted;
+    ((srv_t *)arg)->subacks++;
+}
+
 static void on_connect(struct mosquitto *m, void *arg, int rc)
 {
     srv_t *s = arg;
@@ -234,11 +244,13 @@ int main(int argc, char **argv)
     }
     mosquitto_connect_callback_set(s.m, on_connect);
     mosquitto_message_callback_set(s.m, on_message);
+    mosquitto_subscribe_callback_set(s.m, on_subscribe);
     if (mosquitto_connect(s.m, "127.0.0.1", atoi(port), 20) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "ota_srv: cannot connect to 127.0.0.1:%s\n", port);
         return 1;
     }
-    /* An offer right away too: a device already connected sends no new hello. */
+    /* An offer as soon as the subscriptions are confirmed (the device answers within
+     * milliseconds): a device already connected sends no new hello. */
     time_t end = time(NULL) + seconds;
     bool offered = false;
     while (!stop && time(NULL) < end) {
@@ -246,7 +258,7 @@ int main(int argc, char **argv)
             mosquitto_reconnect(s.m);
             continue;
         }
-        if (!offered) {
+        if (!offered && s.subacks >= 4) {
             offered = true;
             offer(&s);
         }

@@ -174,6 +174,26 @@ simu() {
   local id="$1"; shift
   sim "$id" --flash "$WORK/flash-$id" --update-key "$WORK/keys/fleet.pub" "$@"
 }
+# keelc ARGS...: the keel CLI against this keeld (its output in $WORK/keel.out/.err).
+keelc() {
+  local rc=0
+  KEEL_URL="$URL" timeout 120 "$KEEL" "$@" >"$WORK/keel.out" 2>"$WORK/keel.err" || rc=$?
+  return "$rc"
+}
+keel_has() { # FILE TEXT: the CLI said TEXT
+  grep -qF -- "$2" "$WORK/$1" || fail "'$2' not in keel's output: $(cat "$WORK/keel.out" "$WORK/keel.err")"
+}
+# figure NAME VALUE: appended to $OTA_FIGURES when set (scripts/bench-ota-net.sh reads them).
+figure() { [ -z "${OTA_FIGURES:-}" ] || echo "$1=$2" >>"$OTA_FIGURES"; }
+# dev_field DEP DEVICE FIELD: prints the field of the device's row.
+dev_field() {
+  api GET "/v1/deployments/$1" >/dev/null && json "[d for d in j['devices'] if d['device'] == '$2'][0]['$3']"
+}
+# dev_ge DEP DEVICE FIELD N: the numeric FIELD of the device's row is >= N.
+dev_ge() {
+  api GET "/v1/deployments/$1" >/dev/null &&
+    [ "$(json "[d for d in j['devices'] if d['device'] == '$2'][0]['$3']")" -ge "$4" ]
+}
 # dev_is DEP DEVICE FIELD VALUE: the device's row of deployment DEP has FIELD == VALUE.
 dev_is() {
   api GET "/v1/deployments/$1" >/dev/null &&
@@ -506,7 +526,8 @@ debug_api)
   expect_json 'j["kind"]' close "kind of the posted close"
   # A live device: its debug/up messages of session 258 reach the stream; one stream per session;
   # when the client hangs up keeld tells the device (DebugClose "the debugger disconnected").
-  sim dev-1 --debug-target 1 debug-sessions:1:20 >"$WORK/sim.out" 2>&1 &
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-1.pem" --key "$WORK/dev-1.key" \
+    --id dev-1 --debug-target 1 serve:30 >"$WORK/sim.out" 2>&1 &
   SIMPID=$!; PIDS+=("$SIMPID")
   wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
   curl -sN --max-time 30 -H "Authorization: Bearer $TOKEN" "$URL/v1/devices/dev-1/debug?session=258" >"$WORK/dstream" &
@@ -520,6 +541,10 @@ debug_api)
   api POST /v1/devices/dev-1/debug "{\"debug\":\"$OPEN\"}" >/dev/null || fail "open: $CODE $(cat "$WORK/body")"
   wait_for 10 grep -q '^data: {"debug":"12' "$WORK/dstream" || fail "the refusal did not reach the stream: $(cat "$WORK/dstream")"
   grep -q "debug refused no debug key in the installed bundle" "$WORK/sim.out" || fail "simdev: $(cat "$WORK/sim.out")"
+  # The device vanishes (its last will): the stream ends with the reason.
+  kill -9 "$SIMPID"; wait "$SIMPID" 2>/dev/null || true
+  wait_for 15 grep -q '^data: {"end":"the device went offline"}' "$WORK/dstream" ||
+    fail "the stream did not end when the device went offline: $(cat "$WORK/dstream")"
   ;;
 debug_gdb|debug_refusals)
   # gdb-multiarch -> keel debug -> keeld -> Mosquitto -> simdev's debug channel -> the RSP engine
@@ -601,13 +626,13 @@ debug_gdb|debug_refusals)
     SINK_PORT="$(free_port)"
     python3 -c 'import socket,sys
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
-for _ in range(2):
+for _ in range(3):
     c, _a = s.accept()
     while c.recv(4096): pass
     print("target eof", flush=True)' "$SINK_PORT" >"$WORK/sink.out" 2>&1 &
     PIDS+=($!)
     "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-3.pem" --key "$WORK/dev-3.key" \
-      --id dev-3 --debug-pub "$WORK/debug.pub" --debug-target "$SINK_PORT" debug-sessions:2:60 >"$WORK/sim3.out" 2>&1 &
+      --id dev-3 --debug-pub "$WORK/debug.pub" --debug-target "$SINK_PORT" debug-sessions:3:60 >"$WORK/sim3.out" 2>&1 &
     SIM3=$!; PIDS+=("$SIM3")
     wait_for 10 get_has /v1/devices/dev-3 '"online":true' || fail "dev-3 not online again"
     end_session() { # SIGNAL: open a session, signal keel debug, wait for it to end
@@ -625,7 +650,15 @@ for _ in range(2):
     end_session KILL
     wait_for 10 grep -q "debug closed: the debugger disconnected" "$WORK/sim3.out" ||
       fail "device not told of a vanished client: $(cat "$WORK/sim3.out")"
-    wait_for 10 test "$(grep -c 'target eof' "$WORK/sink.out")" = 2 || fail "the target connection did not end twice"
+    # The idle limit: no traffic for --idle seconds ends the session, and keel debug says why.
+    timeout 60 "$KEEL_CLI" debug dev-3 --port "$(free_port)" --state "$WORK" --url "$URL" --token "$TOKEN" \
+      --key "$WORK/debug.key" --idle 1 >"$WORK/kdebug-idle.out" 2>&1 || fail "idle end: $(cat "$WORK/kdebug-idle.out")"
+    grep -q "no traffic for 1 s (--idle): ending the session" "$WORK/kdebug-idle.out" ||
+      fail "idle message: $(cat "$WORK/kdebug-idle.out")"
+    wait_for 10 grep -q "debug closed: idle timeout" "$WORK/sim3.out" ||
+      fail "device not told of the idle end: $(cat "$WORK/sim3.out")"
+    sink_eofs() { [ "$(grep -c 'target eof' "$WORK/sink.out")" = 3 ]; }
+    wait_for 10 sink_eofs || fail "the target connection did not end three times"
     wait "$SIM3" || fail "simdev dev-3: $(cat "$WORK/sim3.out")"
   else
     start_qemu
@@ -699,6 +732,10 @@ ota_delta)
   upload v2 >/dev/null && upload v3 >/dev/null || fail "upload: $CODE $(cat "$WORK/body")"
   api GET /v1/bundles >/dev/null
   expect_json 'len(j["bundles"])' 3 "bundles listed"
+  keelc bundle list || fail "bundle list: $(cat "$WORK/keel.err")"
+  keel_has keel.out "$(sha_of v3 | cut -c1-16)"
+  keelc bundle list --json || fail "bundle list --json"
+  keel_has keel.out '"version": "2.0.0"' 
   # dev-1 runs v1 (factory install); deploying v1 sends nothing.
   simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
   deploy v1 '"device":"dev-1"'
@@ -708,6 +745,12 @@ ota_delta)
   expect_dev "$DEP" dev-1 bytes_sent 0
   expect_dev "$DEP" dev-1 offers 0
   ! grep -q update-offer "$WORK/sim.out" || fail "an offer for the bundle dev-1 already runs"
+  figure same_sent "$(dev_field "$DEP" dev-1 bytes_sent)"
+  # A device whose hello names only its app image (size and hash): matched by image and version.
+  deploy v1 '"device":"dev-1"'
+  simu dev-1 --hello image logs:1:hello >/dev/null
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "v1 on v1 (image hello): not settled"
+  expect_dev "$DEP" dev-1 bytes_sent 0
   # v2: one function changed.
   upload v2 >/dev/null
   SIGNED="$(json 'j["signed_size"]')"
@@ -722,6 +765,11 @@ ota_delta)
     fail "v2 sent $SENT bytes; the manifest ($SIGNED) and 2 pages are $((SIGNED + 2 * 8192))"
   expect_dev "$DEP" dev-1 installed_version 1.1.0
   expect_json 'j["summary"]["succeeded"]' 1 "v2 summary"
+  figure one_sent "$SENT"
+  figure one_blocks "$(dev_field "$DEP" dev-1 blocks_needed)"
+  figure blocks_total "$(dev_field "$DEP" dev-1 blocks_total)"
+  figure signed "$SIGNED"
+  figure bundle_v2 "$(stat -c %s "$WORK/v2.kb")"
   wait_for 10 get_has /v1/devices/dev-1 '"app_version":"1.1.0"' || fail "hello after v2 not 1.1.0"
   # v2 again: nothing.
   deploy v2 '"device":"dev-1"'
@@ -734,10 +782,194 @@ ota_delta)
   wait_for 10 dev_is "$DEP" dev-1 result success || fail "v3 result not recorded"
   expect_dev "$DEP" dev-1 bytes_fetched "$(stat -c %s "$WORK/v3.kb")"
   expect_dev "$DEP" dev-1 installed_version 2.0.0
+  figure new_sent "$(dev_field "$DEP" dev-1 bytes_sent)"
+  figure new_blocks "$(dev_field "$DEP" dev-1 blocks_needed)"
+  figure bundle_v3 "$(stat -c %s "$WORK/v3.kb")"
+  # Garbage on the update topics and fetches keeld must not serve: logged, ignored, no crash.
+  sim dev-1 raw:update/fetch:deadbeef raw:update/status:0a0b0c fetch:999:0:100 \
+    "fetch:$DEP:0:100" "fetch:$DEP:4294967295:2048" logs:1:after-garbage >/dev/null ||
+    fail "garbage run failed"
+  grep -q "fetch for deployment 999, which is not its current one" "$WORK/keeld1.log" ||
+    fail "unknown deployment fetch not logged"
+  curl -s "$URL/v1/health" | grep -q '"status":"ok"' || fail "keeld did not survive the garbage"
   # The history keeps each transition (offered states and the final one).
   api GET "/v1/deployments/$DEP" >/dev/null
   expect_json '[e["state"] for e in j["events"]][0]' idle "last event"
   expect_json '"downloading" in [e["state"] for e in j["events"]]' true "downloading recorded"
+  ;;
+ota_refused)
+  # Bad bundles: keeld refuses what it can check itself at upload (tampered, unsigned,
+  # truncated, garbage); devices refuse what depends on them (other device type, older counter,
+  # a key they do not trust), nothing is written, and the reason shows in `keel deploy status`.
+  ota_app v0 3 1; ota_app v1 1 1; ota_app v2 1 2
+  bundle v0 v0 0.9.0; bundle v1 v1 1.0.0 --counter 5
+  bundle old v2 1.1.0 --counter 3
+  bundle wrongtype v2 1.1.0 --counter 5 --device-type 0x999
+  bundle otherkey v2 1.1.0 --counter 5 --key "$WORK/keys/other.key"
+  bundle unsigned v2 1.1.0 --counter 5 --key "$WORK/keys/rogue.key"
+  cp "$WORK/v1.kb" "$WORK/tman.kb"
+  printf '\x09' | dd of="$WORK/tman.kb" bs=1 seek=12 conv=notrunc status=none
+  cp "$WORK/v1.kb" "$WORK/tpay.kb"
+  printf '\x5a' | dd of="$WORK/tpay.kb" bs=1 seek=$(($(stat -c %s "$WORK/v1.kb") - 1)) conv=notrunc status=none
+  head -c 1000 "$WORK/v1.kb" >"$WORK/trunc.kb"
+  head -c 5000 /dev/urandom >"$WORK/garbage.kb"
+  for bad in "tman:the signature does not verify" "tpay:the payload does not match" \
+             "unsigned:which is not a fleet signing key" "trunc:truncated" "garbage:malformed"; do
+    name="${bad%%:*}"
+    keelc bundle upload "$WORK/$name.kb" && fail "keeld accepted $name.kb"
+    keel_has keel.err "${bad#*:}"
+  done
+  # Seeded single-byte mutations anywhere in a bundle (manifest, signature, payload): every one
+  # refused with a 4xx, none stored, keeld unharmed.
+  for i in $(seq 1 24); do
+    python3 -c "import random,sys; b=bytearray(open(sys.argv[1],'rb').read()); r=random.Random($i);
+p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8); open(sys.argv[2],'wb').write(b)" \
+      "$WORK/v1.kb" "$WORK/mut.kb"
+    upload mut >/dev/null && fail "mutation $i accepted"
+    [[ "$CODE" == 4* ]] || fail "mutation $i: $CODE $(cat "$WORK/body")"
+  done
+  head -c 5000000 /dev/zero >"$WORK/huge.kb"
+  upload huge >/dev/null && fail "a bundle over --max-bundle was accepted"
+  [ "$CODE" = 413 ] || fail "oversize bundle: $CODE, expected 413"
+  api GET /v1/bundles >/dev/null
+  expect_json 'len(j["bundles"])' 0 "a refused upload stored nothing"
+  # Deployment requests that make no sense: refused with what to do, nothing created.
+  upload v1 >/dev/null || fail "upload v1"
+  V1="$(sha_of v1)"
+  for bad in '{"device":"dev-1"}|400|the body needs' "{\"bundle\":\"$V1\"}|400|exactly one of" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"device\":\"dev-1\"}|400|exactly one of" \
+             '{"bundle":"abc","all":true}|404|no bundle' '{"bundle":999,"all":true}|404|no bundle' \
+             "{\"bundle\":\"$V1\",\"device\":\"ghost\"}|404|unknown device" \
+             "{\"bundle\":\"$V1\",\"tag\":\"nobody\"}|409|no device has tag" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"force_after_s\":-1}|400|force_after_s" \
+             "{\"bundle\":\"$V1\",\"all\":true,\"colour\":1}|400|unknown field"; do
+    body="${bad%%|*}"; rest="${bad#*|}"
+    api POST /v1/deployments "$body" >/dev/null && fail "accepted $body"
+    [ "$CODE" = "${rest%%|*}" ] || fail "$body: $CODE, expected ${rest%%|*}"
+    grep -qF -- "${rest#*|}" "$WORK/body" || fail "$body: $(cat "$WORK/body")"
+  done
+  api POST /v1/deployments/77/force >/dev/null && fail "force of an unknown deployment"
+  [ "$CODE" = 404 ] || fail "force unknown: $CODE"
+  api GET /v1/deployments/77 >/dev/null && fail "an unknown deployment"
+  [ "$CODE" = 404 ] || fail "unknown deployment: $CODE"
+  api GET /v1/deployments >/dev/null
+  expect_json 'len(j["deployments"])' 0 "refused deployments created nothing"
+  keelc deploy "$WORK/v1.kb" && fail "deploy without a target"
+  keel_has keel.err "exactly one of --to DEVICE, --tag T, --all"
+  keelc deploy "$WORK/v1.kb" --to dev-1 --all && fail "deploy with two targets"
+  keelc deploy nothing-here --all && fail "deploy of nothing"
+  keel_has keel.err "is no file, bundle id or SHA-256"
+  keelc deploy status abc && fail "status of a non-id"
+  keel_has keel.err "give one deployment ID"
+  # dev-1 runs v0, then v1 (counter 5) through an update: its installed counter is 5.
+  simu dev-1 --install "$WORK/v0.kb" logs:1:installed >/dev/null
+  keelc deploy "$WORK/v1.kb" --to dev-1 --json || fail "deploy v1: $(cat "$WORK/keel.err")"
+  simu dev-1 update:90 >"$WORK/sim.out" || fail "v1: $(tail -5 "$WORK/sim.out")"
+  grep -q "idle success" "$WORK/sim.out" || fail "v1 not installed: $(cat "$WORK/sim.out")"
+  keelc bundle upload "$WORK/v1.kb" --json || fail "upload v1"
+  V1_REGION="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["region_sha256"])' "$WORK/keel.out")"
+  for bad in "old:security counter 3 < installed 5" \
+             "wrongtype:built for device type 0x999, this is 0x505" \
+             "otherkey:not a key this device trusts"; do
+    name="${bad%%:*}"
+    keelc deploy "$WORK/$name.kb" --to dev-1 --json || fail "deploy $name: $(cat "$WORK/keel.err")"
+    DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+    simu dev-1 update:60 >"$WORK/sim.out" || fail "$name: $(tail -5 "$WORK/sim.out")"
+    wait_for 10 dev_is "$DEP" dev-1 phase done || fail "$name: no final result recorded"
+    expect_dev "$DEP" dev-1 result unsupported_package
+    keelc deploy status "$DEP" || fail "deploy status $DEP"
+    keel_has keel.out "unsupported_package"
+    keel_has keel.out "${bad#*:}"
+    keel_has keel.out "1 failed"
+    # Nothing was written: the device still reports v1's region.
+    wait_for 10 get_has /v1/devices/dev-1 "$V1_REGION" || fail "$name changed the app region"
+  done
+  ;;
+ota_force)
+  # An app that defers: staged, then nothing until the operator forces; a kill -9 of keeld in
+  # the middle of a download; a newer deployment superseding an unfinished one.
+  ota_app v1 1 1; ota_app v2 1 2; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0; bundle v3 v3 2.0.0
+  simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
+  keelc deploy "$WORK/v2.kb" --to dev-1 --json || fail "deploy v2: $(cat "$WORK/keel.err")"
+  DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+  simu dev-1 --apply defer update:120 >"$WORK/sim.out" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  wait_for 60 dev_is "$DEP" dev-1 state downloaded || fail "v2 never staged: $(cat "$WORK/sim.out")"
+  keelc deploy status "$DEP" || fail "status"
+  keel_has keel.out "staged; the app defers the apply"
+  expect_dev "$DEP" dev-1 phase offered
+  keelc deploy force "$DEP" || fail "force: $(cat "$WORK/keel.err")"
+  keel_has keel.out "dev-1: apply command"
+  wait "$SIM_PID" || fail "device after force: $(tail -5 "$WORK/sim.out")"
+  # The apply command or the forced offer, whichever came first, made it apply.
+  wait_for 10 dev_is "$DEP" dev-1 result success || fail "v2 not confirmed after force"
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["forced"]' true "forced flag"
+  # v3, a whole app, over a slow link; keeld is killed with -9 after a few blocks and restarted.
+  keelc deploy "$WORK/v3.kb" --to dev-1 --json || fail "deploy v3"
+  DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+  simu dev-1 --pace 150 update:180 >"$WORK/sim.out" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  wait_for 60 dev_ge "$DEP" dev-1 blocks_staged 3 || fail "v3 download did not start"
+  kill -9 "$KEELD_PID"
+  wait "$KEELD_PID" 2>/dev/null || true
+  sleep 1
+  start_keeld
+  wait "$SIM_PID" || fail "v3 after keeld's kill -9: $(tail -5 "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-1 result success || fail "v3 not recorded after the restart"
+  # Resumed, not restarted: the device fetched every byte exactly once.
+  expect_dev "$DEP" dev-1 bytes_fetched "$(stat -c %s "$WORK/v3.kb")"
+  expect_dev "$DEP" dev-1 installed_version 2.0.0
+  # Two deployments to an offline device: the newer supersedes the older.
+  keelc deploy "$WORK/v1.kb" --to dev-1 --json || fail "deploy v1"
+  OLD="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+  keelc deploy "$WORK/v2.kb" --to dev-1 --json || fail "deploy v2 again"
+  NEW="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+  expect_dev "$OLD" dev-1 phase superseded
+  simu dev-1 update:90 >"$WORK/sim.out" || fail "v2 after supersede: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-offer $NEW" "$WORK/sim.out" || fail "the newer deployment was not offered"
+  ! grep -q "update-offer $OLD " "$WORK/sim.out" || fail "the superseded deployment was offered"
+  wait_for 10 dev_is "$NEW" dev-1 result success || fail "newer deployment not done"
+  keelc deploy list || fail "deploy list"
+  keel_has keel.out "SUCCEEDED"
+  ;;
+ota_fleet)
+  # Three devices: a tag reaches two of them, --all all three; one of them gets an app that
+  # crashes on start and rolls back by itself; `deploy status --watch` follows to the end.
+  ota_app v1 1 1; ota_app v2 1 2; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0; bundle v3 v3 2.0.0
+  for d in dev-1 dev-2 dev-3; do simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null; done
+  for d in dev-1 dev-2; do
+    api PATCH "/v1/devices/$d" '{"tags":{"ring":"beta"}}' >/dev/null || fail "tag $d"
+  done
+  keelc deploy "$WORK/v2.kb" --tag ring=beta --json || fail "deploy by tag: $(cat "$WORK/keel.err")"
+  DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json '[d["device"] for d in j["devices"]]' "['dev-1', 'dev-2']" "tag target"
+  for d in dev-1 dev-2; do simu "$d" update:120 >"$WORK/sim-$d.out" 2>&1 & PIDS+=($!); done
+  simu dev-3 logs:1:untouched >"$WORK/sim-dev-3.out"
+  KEEL_URL="$URL" timeout 150 "$KEEL" deploy status "$DEP" --watch >"$WORK/watch.out" 2>&1 ||
+    fail "watch of the tag deployment: $(cat "$WORK/watch.out")"
+  grep -q "2 succeeded, 0 failed" "$WORK/watch.out" || fail "tag summary: $(cat "$WORK/watch.out")"
+  ! grep -q update-offer "$WORK/sim-dev-3.out" || fail "dev-3 (not tagged) got an offer"
+  keelc deploy "$WORK/v3.kb" --all --json || fail "deploy --all"
+  DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
+  simu dev-1 update:120 >"$WORK/sim-dev-1.out" 2>&1 & PIDS+=($!)
+  simu dev-2 --trial crash update:120 >"$WORK/sim-dev-2.out" 2>&1 & PIDS+=($!)
+  simu dev-3 update:120 >"$WORK/sim-dev-3.out" 2>&1 & PIDS+=($!)
+  rc=0
+  KEEL_URL="$URL" timeout 150 "$KEEL" deploy status "$DEP" --watch >"$WORK/watch.out" 2>&1 || rc=$?
+  [ "$rc" = 1 ] || fail "watch should exit 1 when a device failed, got $rc: $(cat "$WORK/watch.out")"
+  grep -q "3 devices: 2 succeeded, 1 failed" "$WORK/watch.out" || fail "summary: $(cat "$WORK/watch.out")"
+  grep -q "the new app crashed during its trial: rolled back to 1.1.0" "$WORK/watch.out" ||
+    fail "rollback reason not shown: $(cat "$WORK/watch.out")"
+  expect_dev "$DEP" dev-2 result update_failed
+  expect_dev "$DEP" dev-1 installed_version 2.0.0
+  wait_for 10 get_has /v1/devices/dev-2 '"app_version":"1.1.0"' || fail "dev-2 did not come back on 1.1.0"
+  wait_for 10 get_has /v1/devices/dev-3 '"app_version":"2.0.0"' || fail "dev-3 not on 2.0.0"
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"

@@ -17,6 +17,7 @@
  *   heartbeat        a heartbeat: app in back-off, 3 restarts, 7 log entries dropped
  *   hello-as:OTHER   publish a valid hello on OTHER's topic (an ACL test: must not arrive)
  *   raw:SUFFIX:HEX   publish raw bytes on keel/v1/<id>/SUFFIX (garbage tests)
+ *   fetch:DEP:OFF:LEN  an UpdateFetch of deployment DEP naming an all-zero bundle hash (garbage tests)
  *   update:SECONDS   run the update agent until it reports the next final result (fails after
  *                    SECONDS); serve/serve-one run it too
  *
@@ -32,6 +33,9 @@
  * Debug sessions (simdev_debug.h) are answered from the start with --debug-target PORT (an RSP
  * server on 127.0.0.1) and --debug-pub PUB.pem (the installed bundle's debug key; without it every
  * session is refused as for a bundle that has none).
+ *   --pace MS            pause MS after each staged block (a slow link)
+ *   --hello slot|image   the app region in the hello: the whole slot (default) or, like the
+ *                        microvisor's first hello, the image's size and hash
  * Every event is printed on stdout ("ack 3", "command 7 ping", ...).
  */
 #include <stdatomic.h>
@@ -426,6 +430,22 @@ static void act_update(sim_t *s, const char *spec)
     die("no final update result within %s seconds", spec);
 }
 
+static void act_fetch(sim_t *s, const char *spec)
+{
+    keel_v1_Envelope env = keel_v1_Envelope_init_zero;
+    unsigned long long dep = 0;
+    unsigned off = 0, len = 0;
+
+    if (sscanf(spec, "%llu:%u:%u", &dep, &off, &len) != 3) {
+        die("fetch:DEP:OFF:LEN, got '%s'", spec);
+    }
+    env.which_body = keel_v1_Envelope_update_fetch_tag;
+    env.body.update_fetch.deployment_id = dep;
+    env.body.update_fetch.offset = off;
+    env.body.update_fetch.length = len;
+    publish_to(s, s->id, KPROTO_T_UPDATE_FETCH, &env);
+}
+
 static void sdu_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
 {
     sim_t *s = ctx;
@@ -472,6 +492,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--uv-version") == 0) uc.uv_version = version_arg(argv[a], v);
         else if (strcmp(argv[a], "--apply") == 0) uc.defer = strcmp(v, "defer") == 0;
         else if (strcmp(argv[a], "--trial") == 0) uc.crash_on_trial = strcmp(v, "crash") == 0;
+        else if (strcmp(argv[a], "--pace") == 0) uc.pace_ms = (unsigned)strtoul(v, NULL, 10);
+        else if (strcmp(argv[a], "--hello") == 0) uc.hello_image = strcmp(v, "image") == 0;
         else die("unknown option %s", argv[a]);
     }
     if (port <= 0 || !ca || !cert || !key || !s.id || kident_check_id(s.id) != KERR_OK) {
@@ -551,6 +573,7 @@ int main(int argc, char **argv)
         else if (strncmp(act, "raw:", 4) == 0) act_raw(&s, act + 4);
         else if (strncmp(act, "debug-sessions:", 15) == 0) act_debug_sessions(act + 15);
         else if (strncmp(act, "update:", 7) == 0) act_update(&s, act + 7);
+        else if (strncmp(act, "fetch:", 6) == 0) act_fetch(&s, act + 6);
         else die("unknown action '%s'", act);
         printf("done %s\n", act);
         fflush(stdout);

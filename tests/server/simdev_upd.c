@@ -19,7 +19,7 @@
 
 #define QUEUE_LEN 32
 #define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
-#define STATUS_EVERY_MS 1000    /* progress while downloading (protocol: at most every 2 s) */
+#define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
 
@@ -220,6 +220,11 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
     if (kflash_read(&u->ifl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) == KERR_OK &&
         kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, &ah) == KERR_OK) {
         h->app_version = ah.version;
+        if (u->cfg.hello_image) {
+            /* the older hello: the image's size and hash from the app header */
+            r->size = ah.image_size;
+            memcpy(r->sha256, ah.sha256, sizeof(r->sha256));
+        }
     }
     r->version = h->app_version;
 }
@@ -587,6 +592,11 @@ bool sdu_poll(sdu_t *u)
         }
         u->blocks_staged++;
         u->block++;
+        if (u->cfg.pace_ms != 0) {
+            /* a slow link: gives tests time to kill keeld in the middle of a download */
+            struct timespec ts = {u->cfg.pace_ms / 1000u, (long)(u->cfg.pace_ms % 1000u) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         next_block(u);
     }
     if (u->st == ST_STAGING && mono_ms() - u->status_ms >= STATUS_EVERY_MS) {

@@ -31,6 +31,8 @@ typedef struct sdu_config {
     uint32_t uv_version;
     bool defer;               /* the app does not apply: wait for force or the deadline */
     bool crash_on_trial;      /* the new app crashes at once: the engine rolls back */
+    unsigned pace_ms;         /* pause after each staged block (0: none) */
+    bool hello_image;         /* hello reports the app image (size, header hash), not the slot */
     sdu_send_fn send;
     void *ctx;
 } sdu_config_t;

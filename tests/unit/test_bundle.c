@@ -277,9 +277,42 @@ static void test_random_structures(void **state)
                   accepted, RANDOM_ITERS);
 }
 
+/* Which payload bytes make up each block: inside, straddling either end, outside the content. */
+static void test_block_payload(void **state)
+{
+    (void)state;
+    kbdl_manifest_t m = {0};
+    m.manifest_len = 1000;
+    m.block_size = 100;
+    m.layer_count = 1;
+    m.layers[0].block_count = 6;
+    m.layers[0].offset = 150; /* content [150, 420) */
+    m.layers[0].size = 270;
+    uint32_t off, len, in;
+    const uint32_t base = 1000 + KBDL_SIG_ENV_SIZE; /* payload starts after the envelope */
+    assert_int_equal(kbdl_block_payload(&m, 0, &off, &len, &in), KERR_OK);
+    assert_int_equal(len, 0); /* before the content: all 0xFF */
+    assert_int_equal(kbdl_block_payload(&m, 1, &off, &len, &in), KERR_OK);
+    assert_int_equal(off, base);
+    assert_int_equal(len, 50);
+    assert_int_equal(in, 50);
+    assert_int_equal(kbdl_block_payload(&m, 2, &off, &len, &in), KERR_OK);
+    assert_int_equal(off, base + 50);
+    assert_int_equal(len, 100);
+    assert_int_equal(in, 0);
+    assert_int_equal(kbdl_block_payload(&m, 4, &off, &len, &in), KERR_OK);
+    assert_int_equal(off, base + 250);
+    assert_int_equal(len, 20);
+    assert_int_equal(in, 0);
+    assert_int_equal(kbdl_block_payload(&m, 5, &off, &len, &in), KERR_OK);
+    assert_int_equal(len, 0);
+    assert_int_equal(kbdl_block_payload(&m, 6, &off, &len, &in), KERR_RANGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_block_payload),
         cmocka_unit_test(test_golden_layout),
         cmocka_unit_test(test_decode_roundtrip),
         cmocka_unit_test(test_rejections_have_distinct_codes),

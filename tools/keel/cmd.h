@@ -21,6 +21,10 @@ int cmd_device_show(const char *prog, int argc, char **argv);
 /* Update bundles and their signing keys (cmd_bundle.c, cmd_keys.c). */
 extern const cli_noun_t cmd_bundle;
 extern const cli_noun_t cmd_keys;
+/* Deployments, and `keel bundle upload` (listed in cmd_bundle's verbs): keeld's API (cmd_fleet.c). */
+extern const cli_noun_t cmd_deploy;
+int cmd_bundle_upload(const char *prog, int argc, char **argv);
+int cmd_bundle_list(const char *prog, int argc, char **argv);
 
 /* Live debugging of a device's app through keeld (cmd_debug.c). */
 extern const cli_noun_t cmd_debug;

@@ -563,7 +563,9 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
 static const cli_verb_t bundle_verbs[] = {
     {"build", "build a signed update bundle from an app ELF", bundle_build},
     {"inspect", "show a bundle's manifest, policies and signature", bundle_inspect},
+    {"upload", "store a bundle in keeld (checked there like a device would)", cmd_bundle_upload},
+    {"list", "the bundles keeld stores", cmd_bundle_list},
 };
 
-const cli_noun_t cmd_bundle = {"bundle", "signed update bundles (build, inspect)", bundle_verbs,
+const cli_noun_t cmd_bundle = {"bundle", "signed update bundles (build, inspect, upload, list)", bundle_verbs,
                                sizeof bundle_verbs / sizeof bundle_verbs[0], NULL};

@@ -6,7 +6,10 @@
  *        the same code the server tests use), kept for later runs
  *     2. Mosquitto on a free 127.0.0.1 port: TLS, client certificates required, identity = CN, the
  *        ACL of docs/protocol.md (generated DIR/mosquitto.conf, DIR/acl)
- *     3. keeld with SQLite (DIR/keeld.db) on a free 127.0.0.1 port; an API token on the first run
+ *     3. keeld with SQLite (DIR/keeld.db) on a free 127.0.0.1 port; an API token on the first run;
+ *        the fleet signing key pair DIR/fleet.key, DIR/fleet.pub on the first run (keyfile.h):
+ *        keeld checks uploaded bundles against fleet.pub, emulated devices are provisioned with
+ *        it, and `keel bundle build --key DIR/fleet.key` signs for this fleet
  *     4. DIR/config (url=, token=): later `keel ...` commands read it (see fapi.h)
  *     5. N devices (default DEVICES_DEFAULT), dev-1..dev-N: each a `keel device run` of this
  *        keel (QEMU + microvisor + the hello app) with its state in DIR/devices/dev-K, provisioned
@@ -38,6 +41,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "fapi.h"
+#include "keyfile.h"
 #include "qrun.h"
 #include "stack.h"
 
@@ -68,6 +72,7 @@ typedef struct up {
     char script[STACK_PATH_MAX];
     char self[STACK_PATH_MAX];     /* this keel: each emulated device is a `keel device run` */
     char firmware[STACK_PATH_MAX]; /* emulated devices: the secure firmware ELF */
+    char fleet_pub[STACK_PATH_MAX + 16]; /* DIR/fleet.pub: the fleet's bundle signing key */
     char app[STACK_PATH_MAX];      /* emulated devices: the app installed on each */
     bool simulated;
     unsigned ndev;
@@ -244,6 +249,33 @@ static bool start_broker(up_t *u)
     return false;
 }
 
+/*
+ * The fleet signing key: made once, on the first `keel up`, and kept (a new key would orphan
+ * every device provisioned with the old one). A pair that is half there is an error to fix by
+ * hand, never something to overwrite.
+ */
+static bool fleet_key(up_t *u)
+{
+    char key[STACK_PATH_MAX + 16], why[512];
+    snprintf(key, sizeof key, "%s/fleet.key", u->dir);
+    snprintf(u->fleet_pub, sizeof u->fleet_pub, "%s/fleet.pub", u->dir);
+    bool have_key = access(key, F_OK) == 0, have_pub = access(u->fleet_pub, F_OK) == 0;
+    if (have_key && have_pub)
+        return true;
+    if (have_key || have_pub) {
+        fprintf(stderr, "%s: %s exists but %s does not: restore the pair (or move both away to "
+                        "make a new fleet key, then re-provision the devices)\n",
+                u->prog, have_key ? key : u->fleet_pub, have_key ? u->fleet_pub : key);
+        return false;
+    }
+    if (!keyfile_new(u->dir, "fleet", NULL, NULL, 0, why, sizeof why)) {
+        fprintf(stderr, "%s: cannot make the fleet signing key: %s\n", u->prog, why);
+        return false;
+    }
+    printf("made the fleet signing key %s (public key %s)\n", key, u->fleet_pub);
+    return true;
+}
+
 static bool start_keeld(up_t *u)
 {
     char db[STACK_PATH_MAX + 16];
@@ -270,10 +302,15 @@ static bool start_keeld(up_t *u)
     snprintf(cert, sizeof cert, "%s/keeld.pem", u->dir);
     snprintf(key, sizeof key, "%s/keeld.key", u->dir);
     unlink(portfile);
+    /* The stack's fleet key, plus any the caller gave keeld through its environment (the flag
+     * would otherwise hide them). */
+    char keys[2 * STACK_PATH_MAX];
+    const char *more = getenv("KEELD_UPDATE_KEYS");
+    snprintf(keys, sizeof keys, "%s%s%s", u->fleet_pub, more && *more ? "," : "", more ? more : "");
     char *argv[] = {u->keeld,      "--db",      db,     "--http-addr", "127.0.0.1", "--http-port",
                     "0",           "--port-file", portfile, "--mqtt-host", "127.0.0.1",
                     "--mqtt-port", mport,       "--mqtt-ca", ca,         "--mqtt-cert", cert,
-                    "--mqtt-key",  key,         NULL};
+                    "--mqtt-key",  key,         "--update-key", keys, NULL};
     pid_t pid = stack_spawn(u->prog, u->pids, "keeld", argv, log);
     if (pid < 0)
         return false;
@@ -353,7 +390,7 @@ static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
     char *argv[] = {u->self,     "device",       "run",   "--state",     dir,   "--id",
                     u->ids[i],   "--install",    u->app,  "--firmware",  u->firmware,
                     "--broker",  mport,  "--fleet-ca", ca,       "--fleet-ca-key",
-                    cakey,       NULL};
+                    cakey,       "--update-key", u->fleet_pub, NULL};
     return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
 }
 
@@ -618,7 +655,8 @@ static int run_up(const char *prog, int argc, char **argv)
         if (simulated)
             names[n++] = u->ids[i];
     }
-    if (!run_script(u, names, n) || !start_broker(u) || !start_keeld(u) || !write_config(u) ||
+    if (!run_script(u, names, n) || !fleet_key(u) || !start_broker(u) || !start_keeld(u) ||
+        !write_config(u) ||
         (ndev > 0 && !start_devices(u))) {
         fprintf(stderr, "%s: stopping what was started\n", prog);
         stack_stop_all(prog, u->pids, STOP_WAIT_MS, false);
@@ -643,6 +681,8 @@ static int run_up(const char *prog, int argc, char **argv)
     if (ndev > 0 && !simulated)
         printf("  consoles %s/devices/<id>/console.log\n", u->dir);
     printf("  config   %s/config (url and API token)\n", u->dir);
+    printf("  updates  sign bundles with %s/fleet.key (keel bundle build --key), then keel deploy\n",
+           u->dir);
     if (state != NULL)
         printf("Use it with: export KEEL_CONFIG=%s/config   then e.g. 'keel devices'\n"
                "Stop it with: keel down --state %s\n", u->dir, state);

@@ -263,13 +263,14 @@ static CURL *easy_for(const fapi_t *a, const char *path, struct curl_slist **hdr
     return easy_for_on(curl_easy_init(), a, path, hdrs, errbuf);
 }
 
-bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
-                    json_t *body, json_t **out, long *out_status)
+/* One request on conn's handle (kept alive between calls) with an optional body of len bytes of
+ * type ctype (see fapi_call). */
+static bool call(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                 const char *ctype, const void *payload, size_t len, json_t **out, long *out_status)
 {
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE];
     body_t b = {0};
-    char *payload = NULL;
     bool ok = false;
     long status = 0;
 
@@ -288,12 +289,14 @@ bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, cons
     curl_easy_setopt(c, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    if (body != NULL) {
-        payload = json_dumps(body, JSON_COMPACT);
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    if (ctype != NULL) {
+        char h[96];
+        snprintf(h, sizeof h, "Content-Type: %s", ctype);
+        hdrs = curl_slist_append(hdrs, h);
         /* No "Expect: 100-continue" round trip (curl waits up to 1 s for it on larger bodies). */
         hdrs = curl_slist_append(hdrs, "Expect:");
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload != NULL ? payload : "");
     }
     CURLcode rc = curl_easy_perform(c);
@@ -320,7 +323,6 @@ bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, cons
     }
     if (out_status != NULL)
         *out_status = status;
-    free(payload);
     free(b.p);
     curl_slist_free_all(hdrs);
     return ok;
@@ -333,6 +335,16 @@ void fapi_conn_close(fapi_conn_t *conn)
     conn->curl = NULL;
 }
 
+bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, const char *path,
+                    json_t *body, json_t **out, long *out_status)
+{
+    char *payload = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    bool ok = call(a, conn, method, path, body != NULL ? "application/json" : NULL, payload,
+                   payload != NULL ? strlen(payload) : 0, out, out_status);
+    free(payload);
+    return ok;
+}
+
 bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *body, json_t **out,
                long *out_status)
 {
@@ -342,6 +354,14 @@ bool fapi_call(const fapi_t *a, const char *method, const char *path, json_t *bo
     return ok;
 }
 
+bool fapi_call_bytes(const fapi_t *a, const char *method, const char *path, const void *bytes,
+                     size_t len, json_t **out, long *out_status)
+{
+    fapi_conn_t conn = {0};
+    bool ok = call(a, &conn, method, path, "application/octet-stream", bytes, len, out, out_status);
+    fapi_conn_close(&conn);
+    return ok;
+}
 
 /* ---- server-sent events ----------------------------------------------------------------------- */
 

@@ -65,6 +65,10 @@ bool fapi_call_conn(const fapi_t *a, fapi_conn_t *conn, const char *method, cons
                     json_t *body, json_t **out, long *out_status);
 void fapi_conn_close(fapi_conn_t *conn);
 
+/* The same with a raw body (application/octet-stream): a bundle upload. */
+bool fapi_call_bytes(const fapi_t *a, const char *method, const char *path, const void *bytes,
+                     size_t len, json_t **out, long *out_status);
+
 /* Called once per log event of a stream; return false to stop following. */
 typedef bool (*fapi_event_fn)(void *ctx, json_t *entry);
 

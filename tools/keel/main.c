@@ -15,6 +15,6 @@ int main(int argc, char **argv)
         return relay_main(argc - 2, argv + 2);
     const cli_noun_t nouns[] = {cmd_device, cmd_up,      cmd_down,    cmd_devices, cmd_logs,
                                  cmd_crashes, cmd_crash, cmd_ping, cmd_restart, cmd_reboot,
-                                 cmd_token, cmd_keys, cmd_bundle, cmd_debug};
+                                 cmd_token, cmd_keys, cmd_bundle, cmd_deploy, cmd_debug};
     return cli_dispatch(nouns, sizeof nouns / sizeof nouns[0], argc, argv);
 }

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -59,6 +60,11 @@ static int dial(const char *prog, uint32_t port)
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    /* The device's bytes go on as they come. With Nagle, a write that follows an unacknowledged
+     * one (a debug reply after the PUBACK of the request) waits for the broker's delayed ACK:
+     * 40 ms per exchange. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 

@@ -69,6 +69,8 @@ typedef struct dl {
     uint32_t bytes_fetched;
     /* status */
     bool final;               /* this offer is settled (refused, failed, no-op): no fetching */
+    bool engaged;             /* the engine works on this offer (staged it, or applies it) */
+    uint32_t version;         /* the offered bundle's version, once its manifest was read */
     keel_v1_UpdateResult result;
     int32_t code;
     char detail[97];
@@ -115,8 +117,11 @@ static void send_status(uint32_t now)
     keel_v1_UpdateStatus *s = &net_link_env(keel_v1_Envelope_update_status_tag)->body.update_status;
     s->deployment_id = dl.have_offer ? dl.offer.deployment_id : 0u;
     s->state = (keel_v1_UpdateState)st.state;
-    s->result = (keel_v1_UpdateResult)st.result;
-    s->version = st.version;
+    /* LwM2M: the result of *this* offer. It stays INITIAL until the offer is settled, so a
+     * server never reads the previous update's SUCCESS as this one's final answer. */
+    bool settled = dl.engaged && !dl.final && st.state == KEEL_UPDATE_IDLE;
+    s->result = settled ? (keel_v1_UpdateResult)st.result : keel_v1_UpdateResult_UPDATE_RESULT_INITIAL;
+    s->version = st.version ? st.version : dl.version;
     s->installed_version = st.installed_version;
     s->blocks_total = dl.blocks;
     s->blocks_needed = dl.needed;
@@ -124,16 +129,20 @@ static void send_status(uint32_t now)
     s->bytes_fetched = dl.bytes_fetched;
     s->trial = (st.flags & KEEL_UPDATE_F_TRIAL) != 0u;
     if (dl.final && dl.result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL) {
-        /* A refusal of this offer: the engine's state is whatever it was. */
+        /* This offer was settled here (refused, no-op, given up): the engine's state is whatever
+         * it was before. */
+        s->state = keel_v1_UpdateState_UPDATE_STATE_IDLE;
         s->result = dl.result;
         s->code = (uint32_t)dl.code;
         snprintf(s->detail, sizeof(s->detail), "%s", dl.detail);
-    } else if (u && st.result == KEEL_UPDATE_RESULT_UPDATE_FAILED) {
+    } else if (settled && u && st.result == KEEL_UPDATE_RESULT_UPDATE_FAILED) {
         s->code = u->ps.reason;
         snprintf(s->detail, sizeof(s->detail), "rolled back: %s",
                  u->ps.reason == UPD_REASON_CRASH ? "the new app crashed on trial" :
                  u->ps.reason == UPD_REASON_NO_CONFIRM ? "the new app did not confirm in its trial period" :
                  u->ps.reason == UPD_REASON_VERIFY ? "the written app did not verify" : "see the device log");
+    } else if (settled && st.result == KEEL_UPDATE_RESULT_SUCCESS) {
+        snprintf(s->detail, sizeof(s->detail), "confirmed by the new app");
     }
     if (net_link_send(KPROTO_T_UPDATE_STATUS)) {
         dl.status_due = false;
@@ -323,6 +332,8 @@ static void manifest_arrived(upd_t *u)
         refuse(err);
         return;
     }
+    dl.engaged = true;
+    dl.version = u->m.version;
     dl.blocks = u->blocks;
     if (u->ps.phase == UPD_PHASE_STAGED) {
         /* Staged before a reboot: nothing to fetch; the deadline (or force) applies. */
@@ -395,9 +406,10 @@ static void finish(upd_t *u)
         settle(result_of(err), err, "staged bundle does not verify: %s", kerr_str(err));
         return;
     }
-    uv_log("update: deployment %lu: %lu blocks staged, %lu bundle bytes fetched, verified in %lu ms",
-           (unsigned long)dl.offer.deployment_id, (unsigned long)dl.staged,
-           (unsigned long)dl.bytes_fetched, (unsigned long)((uv_uptime_us() - t0) / 1000u));
+    uv_log("update: deployment %lu: %lu blocks staged, %lu bundle bytes fetched, verified in %lu ms; "
+           "handler stack used %lu bytes", (unsigned long)dl.offer.deployment_id,
+           (unsigned long)dl.staged, (unsigned long)dl.bytes_fetched,
+           (unsigned long)((uv_uptime_us() - t0) / 1000u), (unsigned long)uv_net_stack_used());
     dl.phase = DL_DONE;
     dl.status_due = true;
     uv_upd_staged(dl.offer.force, dl.offer.force_after_s);
@@ -425,6 +437,8 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
         dl.have_offer = true;
         dl.offer = *o;
         dl.phase = DL_DONE;
+        dl.engaged = true;
+        dl.version = u->have_manifest ? u->m.version : 0u;
         dl.status_due = true;
         return;
     }

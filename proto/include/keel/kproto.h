@@ -44,8 +44,8 @@ typedef enum kproto_topic {
     KPROTO_T_UPDATE_FETCH,  /* device -> cloud, QoS 1, update/fetch */
     KPROTO_T_UPDATE,        /* cloud -> device, QoS 1, update (UpdateOffer) */
     KPROTO_T_UPDATE_DATA,   /* cloud -> device, QoS 1, update/data (UpdateChunk) */
-    KPROTO_T_DEBUG_UP,      /* device -> cloud, QoS 1, debug/up */
-    KPROTO_T_DEBUG_DOWN,    /* cloud -> device, QoS 1, debug/down */
+    KPROTO_T_DEBUG_UP,      /* device -> cloud, QoS 0, debug/up (interactive: see protocol.md) */
+    KPROTO_T_DEBUG_DOWN,    /* cloud -> device, QoS 0, debug/down */
     KPROTO_T_COUNT
 } kproto_topic_t;
 
