@@ -50,7 +50,7 @@
 #define FRAME_BASIC 0x20u
 #define FRAME_FP 0x68u
 #define IN_CAP 4096u                /* input ring: a few packets of RSP_PACKET_MAX */
-#define HALT_STACK_BYTES 2048u
+#define HALT_STACK_BYTES 4096u  /* the fault report: uv_log, kcrash_format, vsnprintf */
 #define HALT_BASEPRI 0x80u          /* as when the app is stopped: every app exception held */
 
 typedef struct dbg {

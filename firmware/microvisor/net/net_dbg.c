@@ -57,6 +57,9 @@ typedef struct net_dbg {
     uint32_t pend_seq;
     uint16_t pend_len;
     uint8_t pend_sealed[DBGSESS_SEALED_MAX];
+    /* One frame's plaintext, sealed or opened: static, not on the 8 KiB handler stack, where
+     * on_frame() runs below lwIP's and Mbed TLS's receive path (service context only). */
+    uint8_t plain[DBGSESS_PLAIN_MAX];
 } net_dbg_t;
 
 static net_dbg_t nd;
@@ -133,8 +136,8 @@ static void flush(void)
             return;
         if (nd.out_len == 0u)
             return;
-        uint8_t plain[DBGSESS_PLAIN_MAX];
-        uint32_t n = nd.out_len < sizeof(plain) ? nd.out_len : (uint32_t)sizeof(plain);
+        uint8_t *plain = nd.plain;
+        uint32_t n = nd.out_len < sizeof(nd.plain) ? nd.out_len : (uint32_t)sizeof(nd.plain);
         for (uint32_t i = 0; i < n; i++)
             plain[i] = nd.out[(nd.out_rd + i) % OUT_CAP];
         size_t sl = 0;
@@ -263,13 +266,14 @@ static void on_open(const keel_v1_DebugOpen *o)
 
 static void on_frame(const keel_v1_DebugFrame *f)
 {
-    uint8_t plain[DBGSESS_PLAIN_MAX];
+    uint8_t *plain = nd.plain;
     size_t n = 0;
     if (!nd.active || f->session != nd.session) {
         nd.bad_frames++;
         return;
     }
-    kerr_t err = dbgsess_open(&nd.sess, f->seq, f->sealed.bytes, f->sealed.size, plain, sizeof(plain), &n);
+    kerr_t err = dbgsess_open(&nd.sess, f->seq, f->sealed.bytes, f->sealed.size, plain,
+                              sizeof(nd.plain), &n);
     if (err != KERR_OK) {
         /* Altered, replayed or not ours: never reaches the stub. */
         nd.bad_frames++;
