@@ -18,6 +18,10 @@
 #                       `keel deploy`, `keel deploy status`): v2 deferred by the app then applied
 #                       and confirmed; v3 crashes on start and rolls back; wrong-type and
 #                       older-counter bundles refused by the device, reasons in deploy status
+#   e2e                 the issue's end-to-end test with three emulated devices through `keel up
+#                       --app v1.kb`: v2 to all (--watch), the apps defer then apply and confirm;
+#                       v3 crashes on one device and rolls back; wrong-type and older-counter
+#                       bundles refused by the devices, tampered and unknown-key ones by keeld
 #   powercut-apply      power cut at KEEL_OTA_KILLS (default 50) seeded random flash operations
 #                       of the apply (KEEL_OTA_SEED): after each, the device boots a verified
 #                       app, reconnects and converges to the deployed version (see below)
@@ -175,6 +179,17 @@ refused)
     "$keel" device install --state "$W/k2" --id k2 "$apps/ota.elf" >/dev/null || fail "installing an ELF failed"
     out=$("$keel" device install --state "$W/k2" "$W/good.kb" 2>&1) && fail "a device without update keys installed a bundle"
     grep -q 'trusts no bundle signing key' <<<"$out" || fail "unclear error without keys: $out"
+    # `keel device run --install APP.kb`: the same factory install, then the device runs.
+    out=$(timeout 60 "$keel" device run --state "$W/r2" --id r2 --update-key "$W/keys/fleet.pub" \
+        --install "$W/tampered.kb" --firmware "$fw" --seconds 5 2>&1) && fail "device run installed a tampered bundle: $out"
+    grep -q 'refused: .*signature.*(nothing was written)' <<<"$out" || fail "device run: unclear refusal: $out"
+    grep -q 'Keel microvisor' <<<"$out" && fail "the device ran after a refused install: $out"
+    out=$(timeout 60 "$keel" device run --state "$W/r3" --install "$W/good.kb" --app-version 1.0.0 2>&1)
+    [ $? -eq 2 ] && grep -q 'do not go with a bundle' <<<"$out" || fail "device run: bundle with --app-version: $out"
+    out=$(timeout 60 "$keel" device run --state "$W/r1" --id r1 --update-key "$W/keys/fleet.pub" \
+        --install "$W/v1.kb" --firmware "$fw" --seconds 6 2>&1) || fail "device run --install v1.kb failed: $out"
+    grep -q 'installed bundle 1.0.0 (security counter 1' <<<"$out" || fail "device run: no factory install: $out"
+    grep -q 'ota: running app version 1.0.0' <<<"$out" || fail "device run: v1 did not run: $out"
     start_device 200
     expect_console 30 'net: connected to broker'
     d=10
@@ -319,6 +334,125 @@ fleet)
         expect_status 5 "$want"
     done
     console_has 'update: 1.2.0 staged' && fail "a refused bundle was staged"
+    ;;
+e2e)
+    # The issue's end-to-end story with real emulated devices through `keel up`: three devices
+    # factory-installed with a signed v1 (`keel up --app v1.kb`); v2 deployed to all with
+    # --watch: each app defers, then applies, confirms; v3 (crashes on start) to one device rolls
+    # back by itself, reported failed with its reason; wrong-type and older-counter bundles are
+    # refused by the devices (reasons in deploy status); tampered and unknown-key bundles are
+    # refused by keeld at upload (the devices' own refusal of those is case `refused`).
+    STACK=$W/stack
+    mkdir -p "$STACK" && cp "$W/keys/fleet.key" "$W/keys/fleet.pub" "$STACK/" || fail "cannot set up $STACK"
+    export KEEL_CONFIG=$STACK/config KEEL_FIRMWARE=$fw
+    trap 'timeout 60 "$keel" down --state "$STACK" >/dev/null 2>&1; cleanup' EXIT
+    keelc() { timeout 60 "$keel" "$@" >"$W/keel.out" 2>&1; }
+    out() { cat "$W/keel.out"; }
+    # A bundle the devices do not trust: keel up fails naming the device's reason.
+    mkdir -p "$W/bad" && cp "$W/keys/fleet.key" "$W/keys/fleet.pub" "$W/bad/" || fail "cannot set up $W/bad"
+    "$keel" bundle build "$apps/ota.elf" --version 1.0.0 --counter 1 --key "$W/keys/rogue.key" \
+        -o "$W/rogue-v1.kb" >/dev/null || fail "bundle build (rogue key) failed"
+    timeout 120 "$keel" up --state "$W/bad" --devices 1 --app "$W/rogue-v1.kb" >"$W/up.txt" 2>&1 &&
+        fail "keel up with an untrusted bundle succeeded"
+    grep -q 'refused: bundle is signed by a key this device does not trust' "$W/up.txt" ||
+        fail "keel up with an untrusted bundle: unclear error: $(cat "$W/up.txt")"
+    grep -q 'no ELF for rogue-v1.kb (--elf ELF)' "$W/up.txt" || fail "keel up did not say the ELF is missing: $(cat "$W/up.txt")"
+    [ -e "$W/bad/pids" ] && fail "a failed keel up left processes: $(cat "$W/bad/pids")"
+    timeout 300 "$keel" up --state "$STACK" --devices 3 --app "$W/v1.kb" --elf "$apps/ota.elf" \
+        >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up --app v1.kb failed"; }
+    grep -q 'made the fleet signing key' "$W/up.txt" && fail "keel up replaced the fleet key it was given"
+    grep -q 'gave keeld ota.elf for crash symbolication' "$W/up.txt" || fail "--elf not uploaded: $(cat "$W/up.txt")"
+    for d in dev-1 dev-2 dev-3; do
+        grep -q "installed bundle 1.0.0 (security counter 1" "$STACK/devices/$d/console.log" ||
+            fail "$d was not factory-installed with v1.kb: $(head -20 "$STACK/devices/$d/console.log")"
+    done
+    keelc devices || fail "keel devices: $(out)"
+    for d in dev-1 dev-2 dev-3; do
+        grep -qE "^$d +yes +1\.0\.0 " "$W/keel.out" || fail "$d is not online with 1.0.0: $(out)"
+    done
+    bundle v2 ota 1.1.0 2
+    bundle v3 ota-crash 3.0.0 3
+    bundle older ota 1.2.0 1
+    bundle wrongtype ota 1.2.0 5 --device-type 0x999
+    # v2 to all, watched to the end: exit 0 only when every device succeeded.
+    timeout 240 "$keel" deploy "$W/v2.kb" --all --watch >"$W/watch.txt" 2>&1 ||
+        fail "keel deploy v2 --all --watch did not end with 0: $(tail -30 "$W/watch.txt")"
+    grep -q '3 devices: 3 succeeded, 0 failed' "$W/watch.txt" || fail "watch summary: $(tail -10 "$W/watch.txt")"
+    DEP=$(sed -n 's/^deployment \([0-9]*\): .*/\1/p' "$W/watch.txt" | head -n 1)
+    [ -n "$DEP" ] || fail "no deployment id in the watch output: $(head "$W/watch.txt")"
+    for d in dev-1 dev-2 dev-3; do
+        c=$STACK/devices/$d/console.log
+        for l in 'ota: update 1.1.0 staged; applying it after my work is done' \
+            'ota: work done: keel_update_apply\(\)' 'update: applied in .* 1.1.0 runs on trial' \
+            'ota: healthy: keel_update_confirm\(\) ok' 'update: 1.1.0 confirmed by the app'; do
+            grep -qE -- "$l" "$c" || fail "$d console lacks '$l': $(tail -30 "$c")"
+        done
+    done
+    keelc deploy status "$DEP" || fail "deploy status: $(out)"
+    for d in dev-1 dev-2 dev-3; do
+        grep -qE "^$d .* success .*1\.1\.0 -> 1\.1\.0" "$W/keel.out" || fail "$d not success: $(out)"
+    done
+    grep -q '3 devices: 3 succeeded, 0 failed' "$W/keel.out" || fail "status summary: $(out)"
+    # v3 crashes on start on dev-2: rolled back to v2 by itself, reported failed with the reason;
+    # --watch ends with 1 (a device failed).
+    keelc deploy "$W/v3.kb" --to dev-2 || fail "deploy v3: $(out)"
+    DEP3=$(sed -n 's/^deployment \([0-9]*\)[: ].*/\1/p' "$W/keel.out" | head -n 1)
+    [ -n "$DEP3" ] || fail "no deployment id: $(out)"
+    rc=0
+    timeout 200 "$keel" deploy status "$DEP3" --watch >"$W/watch3.txt" 2>&1 || rc=$?
+    [ "$rc" -eq 1 ] || fail "watch of the crashing v3 ended with $rc, not 1: $(tail -20 "$W/watch3.txt")"
+    keelc deploy status "$DEP3" || fail "deploy status: $(out)"
+    grep -qE '^dev-2 .* update_failed ' "$W/keel.out" || fail "dev-2 not update_failed: $(out)"
+    grep -qE 'update_failed \(code [0-9]+\): rolled back: the new app crashed on trial' "$W/keel.out" || fail "no rollback reason: $(out)"
+    grep -q '1 devices: 0 succeeded, 1 failed' "$W/keel.out" || fail "v3 summary: $(out)"
+    c=$STACK/devices/dev-2/console.log
+    for l in 'ota: this build crashes at start' 'update: 3.0.0 crashed on trial' \
+        'update: rolled back in .* \(crash on trial\): the previous app runs again' \
+        'ota: started, previous run ended by rollback'; do
+        grep -qE -- "$l" "$c" || fail "dev-2 console lacks '$l': $(tail -30 "$c")"
+    done
+    grep -q 'update: 3.0.0' "$STACK/devices/dev-1/console.log" && fail "dev-1 got v3"
+    # Refused by the devices: wrong device type, older security counter, reasons per device.
+    for b in wrongtype older; do
+        case $b in
+        wrongtype) want='built for device type 0x999' ;;
+        older) want='security counter 1 < installed 2' ;;
+        esac
+        keelc deploy "$W/$b.kb" --all || fail "deploy $b: $(out)"
+        D=$(sed -n 's/^deployment \([0-9]*\)[: ].*/\1/p' "$W/keel.out" | head -n 1)
+        rc=0
+        timeout 120 "$keel" deploy status "$D" --watch >"$W/watch-$b.txt" 2>&1 || rc=$?
+        [ "$rc" -eq 1 ] || fail "watch of $b ended with $rc, not 1: $(tail -20 "$W/watch-$b.txt")"
+        keelc deploy status "$D" || fail "deploy status: $(out)"
+        grep -q '3 devices: 0 succeeded, 3 failed' "$W/keel.out" || fail "$b summary: $(out)"
+        [ "$(grep -cE '^dev-[123] .* unsupported_package ' "$W/keel.out")" -eq 3 ] || fail "$b: $(out)"
+        [ "$(grep -c "$want" "$W/keel.out")" -eq 3 ] || fail "$b: reason '$want' not shown per device: $(out)"
+    done
+    # Refused by keeld before any device sees them, with the reason printed.
+    "$keel" bundle build "$apps/ota.elf" --version 1.3.0 --counter 6 --key "$W/keys/rogue.key" \
+        -o "$W/unknownkey.kb" >/dev/null || fail "bundle build (rogue key) failed"
+    bundle good ota 1.3.0 6
+    cp "$W/good.kb" "$W/tampered.kb"
+    printf '\x09' | dd of="$W/tampered.kb" bs=1 seek=13 conv=notrunc status=none
+    for b in tampered unknownkey; do
+        case $b in
+        tampered) want='the signature does not verify with fleet key .*tampered' ;;
+        unknownkey) want='which is not a fleet signing key of this keeld' ;;
+        esac
+        keelc bundle upload "$W/$b.kb" && fail "keeld took the $b bundle: $(out)"
+        grep -qE "$want" "$W/keel.out" || fail "bundle upload $b: unclear refusal: $(out)"
+        keelc deploy "$W/$b.kb" --all && fail "keeld deployed the $b bundle: $(out)"
+        grep -qE "$want" "$W/keel.out" || fail "deploy $b: unclear refusal: $(out)"
+    done
+    for d in dev-1 dev-2 dev-3; do
+        grep -q 'update: 1.2.0 staged\|update: 1.3.0' "$STACK/devices/$d/console.log" && fail "$d staged a refused bundle"
+    done
+    keelc devices || fail "keel devices: $(out)"
+    for d in dev-1 dev-2 dev-3; do
+        grep -qE "^$d +yes +1\.1\.0 " "$W/keel.out" || fail "$d does not run 1.1.0 at the end: $(out)"
+    done
+    timeout 60 "$keel" down --state "$STACK" >"$W/down.txt" 2>&1 || fail "keel down: $(cat "$W/down.txt")"
+    grep -q 'stopped (5 processes)' "$W/down.txt" || fail "keel down: $(cat "$W/down.txt")"
     ;;
 powercut-apply)
     # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),

@@ -386,7 +386,9 @@ static void run_help(const char *prog)
            "Ctrl-C stops the device.\n\n"
            "options:\n"
            "  --state DIR          the device's state directory (required)\n"
-           "  --install APP.elf    install this app first (see 'keel device install')\n"
+           "  --install APP        install this app first: an ELF, or a signed bundle APP.kb\n"
+           "                       (factory install, verified against the update keys; see\n"
+           "                       'keel device install')\n"
            HELP_INSTALL_OPTS
            "  --seconds N          stop the device after N seconds (default: run until stopped)\n"
            "  --firmware PATH      secure firmware ELF (default $KEEL_FIRMWARE, else the one\n"
@@ -486,6 +488,10 @@ static int device_run(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     if (req.policy_given && req.elf == NULL)
         return cli_usage_error(prog, "app policy options need --install APP.elf");
+    bool bundle = req.elf != NULL && devstate_is_bundle(req.elf);
+    if (bundle && req.policy_given)
+        return cli_usage_error(prog, "app policy options do not go with a bundle: its signed "
+                                     "manifest holds the version and policy");
     if ((rc = net_check(prog, &net)) != CLI_EXIT_OK)
         return rc;
     if ((rc = install_check(prog, &req)) != CLI_EXIT_OK)
@@ -506,11 +512,24 @@ static int device_run(const char *prog, int argc, char **argv)
         return CLI_EXIT_FAIL;
     q.firmware = fw;
     devstate_t s;
-    if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
-        return rc;
-    if (!net_provision(&s, prog, &net, broker != 0)) {
-        devstate_close(&s, prog);
-        return CLI_EXIT_FAIL;
+    if (bundle) {
+        /* A signed bundle is verified against the device's update keys: they are provisioned
+         * first (on a new device from --update-key), then the factory install runs the update
+         * engine, exactly as 'keel device install APP.kb' does. */
+        if (!devstate_open(&s, prog, dir, true, req.id))
+            return CLI_EXIT_FAIL;
+        if (!net_provision(&s, prog, &net, broker != 0) ||
+            !devstate_install_bundle(&s, prog, req.elf)) {
+            devstate_close(&s, prog);
+            return CLI_EXIT_FAIL;
+        }
+    } else {
+        if ((rc = open_and_install(prog, dir, &req, &s)) != CLI_EXIT_OK)
+            return rc;
+        if (!net_provision(&s, prog, &net, broker != 0)) {
+            devstate_close(&s, prog);
+            return CLI_EXIT_FAIL;
+        }
     }
     /* The microvisor opens the flash files itself: ours are closed before it starts, the
      * directory stays locked while it runs. */

@@ -1,7 +1,7 @@
 /*
  * `keel up` / `keel down`: the local fleet stack in one command.
  *
- *   keel up [--devices N] [--simulated | --app ELF] [--state DIR]
+ *   keel up [--devices N] [--simulated | --app ELF|APP.kb [--elf ELF]] [--state DIR]
  *     1. DIR (default ~/.local/state/keel): CA and certificates on the first run (scripts/stack.sh,
  *        the same code the server tests use), kept for later runs
  *     2. Mosquitto on a free 127.0.0.1 port: TLS, client certificates required, identity = CN, the
@@ -16,6 +16,10 @@
  *        from the stack's CA on its first run, its console in DIR/devices/dev-K/console.log.
  *        With --simulated: simdev processes speaking protocol v1 from the host instead, labelled
  *        SIMULATED everywhere. `keel up` returns when keeld lists every device online.
+ *        --app APP.kb (a signed bundle): the factory install of each device that runs no app
+ *        yet, through the update engine, like `keel device install APP.kb`; a device that runs
+ *        one keeps it: deployments update it, and installing v1 again over a v2 would be
+ *        refused by its anti-rollback counter anyway.
  *   Every process is recorded in DIR/pids as it starts; on any failure everything started is stopped.
  *
  *   keel down [--state DIR]: SIGTERM to all, a bounded wait, SIGKILL to the rest. Idempotent.
@@ -40,8 +44,10 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "devstate.h"
 #include "fapi.h"
 #include "keyfile.h"
+#include "layout.h"
 #include "qrun.h"
 #include "stack.h"
 
@@ -60,7 +66,7 @@
 /* simdev's serve action needs an end: a week, far past any local session. */
 #define SIMDEV_SERVE "serve:604800"
 
-enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP, OPT_FIRMWARE };
+enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP, OPT_FIRMWARE, OPT_ELF };
 
 typedef struct up {
     const char *prog;
@@ -74,6 +80,8 @@ typedef struct up {
     char firmware[STACK_PATH_MAX]; /* emulated devices: the secure firmware ELF */
     char fleet_pub[STACK_PATH_MAX + 16]; /* DIR/fleet.pub: the fleet's bundle signing key */
     char app[STACK_PATH_MAX];      /* emulated devices: the app installed on each */
+    char elf[STACK_PATH_MAX];      /* the ELF given to keeld for symbolication ("" = none) */
+    bool app_bundle;               /* app is a signed bundle: factory install on new devices */
     bool simulated;
     unsigned ndev;
     char ids[DEVICES_MAX][16];
@@ -372,6 +380,26 @@ static pid_t start_simulated(up_t *u, unsigned i, char *mport, const char *log)
 }
 
 /*
+ * Whether the device in dir already runs a verified app (then a bundle is not installed again:
+ * the device may have moved on through deployments). A state without flash has none; a
+ * factory install that failed left none either, so the next `keel up` tries it again.
+ */
+static bool runs_app(const up_t *u, const char *dir)
+{
+    char flash[STACK_PATH_MAX + 64];
+    snprintf(flash, sizeof flash, "%s/%s", dir, AN505_IFLASH_FILE);
+    if (access(flash, F_OK) != 0)
+        return false;
+    devstate_t s;
+    if (!devstate_open(&s, u->prog, dir, false, NULL))
+        return false;
+    kapp_hdr_t h;
+    bool runs = devstate_app(&s, &h) == KERR_OK;
+    devstate_close(&s, u->prog);
+    return runs;
+}
+
+/*
  * An emulated device is this keel's own `keel device run`: it creates the state on the first run,
  * provisions the device from the stack's CA (its key and certificate are issued once, CN = id),
  * installs the app and runs QEMU until `keel down` sends it SIGTERM (it then stops QEMU).
@@ -387,10 +415,16 @@ static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
         return -1;
     }
     unlink(log); /* each `keel up` starts a fresh console log */
-    char *argv[] = {u->self,     "device",       "run",   "--state",     dir,   "--id",
-                    u->ids[i],   "--install",    u->app,  "--firmware",  u->firmware,
-                    "--broker",  mport,  "--fleet-ca", ca,       "--fleet-ca-key",
-                    cakey,       "--update-key", u->fleet_pub, NULL};
+    bool install = !u->app_bundle || !runs_app(u, dir);
+    char *argv[] = {u->self,       "device",       "run",         "--state",  dir,
+                    "--id",        u->ids[i],      "--firmware",  u->firmware,
+                    "--broker",    mport,          "--fleet-ca",  ca,       "--fleet-ca-key",
+                    cakey,         "--update-key", u->fleet_pub,  "--install", u->app, NULL};
+    if (!install) {
+        argv[sizeof argv / sizeof argv[0] - 3] = NULL;
+        printf("%s keeps the app it runs (a bundle is the factory install of new devices only)\n",
+               u->ids[i]);
+    }
     return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
 }
 
@@ -493,15 +527,19 @@ static bool start_devices(up_t *u)
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t since_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     if (!u->simulated) {
-        /* keeld gets the app's ELF first, so the devices' crash reports are symbolicated. */
+        /* keeld gets the app's ELF first, so the devices' crash reports are symbolicated. A
+         * bundle holds images, not the ELF's symbols: that ELF comes with --elf. */
         fapi_t a;
         json_t *j = NULL;
-        if (open_local(u, &a) && fapi_elf_upload(&a, u->app, &j))
+        if (u->elf[0] == '\0')
+            printf("no ELF for %s (--elf ELF): crash reports of its app are not symbolicated "
+                   "until 'keel elf upload APP.elf'\n", strrchr(u->app, '/') + 1);
+        else if (open_local(u, &a) && fapi_elf_upload(&a, u->elf, &j))
             printf("gave keeld %s for crash symbolication (app image %.16s...)\n",
-                   strrchr(u->app, '/') + 1, json_string_value(json_object_get(j, "sha256")));
+                   strrchr(u->elf, '/') + 1, json_string_value(json_object_get(j, "sha256")));
         else
             fprintf(stderr, "%s: warning: keeld did not take %s (above): its crash reports are not "
-                            "symbolicated\n", u->prog, u->app);
+                            "symbolicated\n", u->prog, u->elf);
         json_decref(j);
         printf("starting %u emulated device%s (QEMU), waiting until keeld lists %s online...\n",
                u->ndev, u->ndev == 1 ? "" : "s", u->ndev == 1 ? "it" : "them");
@@ -522,13 +560,20 @@ static bool start_devices(up_t *u)
  * The app emulated devices run: --app, else the hello app of the firmware's build tree:
  * FW/microvisor/keel-microvisor.elf and FW/apps/hello/hello.elf (the firmware is found first).
  */
-static bool find_app(up_t *u, const char *given)
+static bool find_app(up_t *u, const char *given, const char *elf)
 {
+    if (elf != NULL && (realpath(elf, u->elf) == NULL || access(u->elf, R_OK) != 0)) {
+        fprintf(stderr, "%s: --elf %s: %s\n", u->prog, elf, strerror(errno));
+        return false;
+    }
     if (given != NULL) {
         if (realpath(given, u->app) == NULL || access(u->app, R_OK) != 0) {
             fprintf(stderr, "%s: --app %s: %s\n", u->prog, given, strerror(errno));
             return false;
         }
+        u->app_bundle = devstate_is_bundle(u->app);
+        if (u->elf[0] == '\0' && !u->app_bundle)
+            snprintf(u->elf, sizeof u->elf, "%s", u->app);
         return true;
     }
     char cand[STACK_PATH_MAX + 32];
@@ -539,8 +584,11 @@ static bool find_app(up_t *u, const char *given)
             *slash = '\0';
     }
     snprintf(cand + strlen(cand), sizeof cand - strlen(cand), "/%s", APP_REL);
-    if (realpath(cand, u->app) != NULL && access(u->app, R_OK) == 0)
+    if (realpath(cand, u->app) != NULL && access(u->app, R_OK) == 0) {
+        if (u->elf[0] == '\0')
+            snprintf(u->elf, sizeof u->elf, "%s", u->app);
         return true;
+    }
     fprintf(stderr, "%s: no hello app at %s (the build tree of the firmware %s): run 'make' at "
                     "the top of the Keel tree, or give the app with --app ELF\n", u->prog, cand,
             u->firmware);
@@ -548,7 +596,7 @@ static bool find_app(up_t *u, const char *given)
 }
 
 /* What emulated devices need, checked before anything starts. */
-static bool find_device_parts(up_t *u, const char *firmware, const char *app)
+static bool find_device_parts(up_t *u, const char *firmware, const char *app, const char *elf)
 {
     ssize_t n = readlink("/proc/self/exe", u->self, sizeof u->self - 1);
     if (n <= 0) {
@@ -557,12 +605,13 @@ static bool find_device_parts(up_t *u, const char *firmware, const char *app)
     }
     u->self[n] = '\0';
     return qrun_find_firmware(u->prog, firmware, u->firmware, sizeof u->firmware) &&
-           find_app(u, app);
+           find_app(u, app, elf);
 }
 
 static int up_help(const char *prog)
 {
-    printf("usage: %s [--devices N] [--app ELF] [--firmware ELF] [--simulated] [--state DIR]\n\n"
+    printf("usage: %s [--devices N] [--app ELF|APP.kb [--elf ELF]] [--firmware ELF] [--simulated]\n"
+           "       [--state DIR]\n\n"
            "Start the local fleet stack: a CA and certificates (first run only), Mosquitto (TLS,\n"
            "client certificates, per-device ACL) and keeld (SQLite) on free 127.0.0.1 ports, an API\n"
            "token in DIR/config so later 'keel ...' commands find the server, and N emulated\n"
@@ -574,6 +623,12 @@ static int up_help(const char *prog)
            "                 DIR/devices/dev-K/console.log\n"
            "  --devices N    devices to start, 0..%u (default %u)\n"
            "  --app ELF      the app the devices run (default: the hello app built with the firmware)\n"
+           "  --app APP.kb   a signed bundle instead ('keel bundle build --key DIR/fleet.key'): the\n"
+           "                 factory install of each device without an app, verified by the engine;\n"
+           "                 devices that run an app keep it. Make the fleet key before the\n"
+           "                 first 'keel up' to sign it: 'keel keys new fleet --dir DIR'\n"
+           "  --elf ELF      the app's ELF for keeld's crash symbolication (default: the --app ELF;\n"
+           "                 a bundle has no symbols, so give its ELF here)\n"
            "  --firmware ELF the secure firmware (default $KEEL_FIRMWARE, else the one built by\n"
            "                 'make' beside this keel)\n"
            "  --simulated    SIMULATED devices instead: simdev processes speaking the device\n"
@@ -593,8 +648,9 @@ static int run_up(const char *prog, int argc, char **argv)
                                          {"simulated", no_argument, NULL, OPT_SIMULATED},
                                          {"app", required_argument, NULL, OPT_APP},
                                          {"firmware", required_argument, NULL, OPT_FIRMWARE},
+                                         {"elf", required_argument, NULL, OPT_ELF},
                                          {0}};
-    const char *state = NULL, *app = NULL, *firmware = NULL;
+    const char *state = NULL, *app = NULL, *firmware = NULL, *elf = NULL;
     uint32_t ndev = DEVICES_DEFAULT;
     bool simulated = false;
     int c;
@@ -612,14 +668,16 @@ static int run_up(const char *prog, int argc, char **argv)
             app = optarg;
         else if (c == OPT_FIRMWARE)
             firmware = optarg;
+        else if (c == OPT_ELF)
+            elf = optarg;
         else
             return cli_bad_option(prog, c, argv);
     }
     if (optind < argc)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-    if (simulated && (app != NULL || firmware != NULL))
-        return cli_usage_error(prog, "--app and --firmware are for emulated devices; simulated ones "
-                                     "run neither");
+    if (simulated && (app != NULL || firmware != NULL || elf != NULL))
+        return cli_usage_error(prog, "--app, --elf and --firmware are for emulated devices; "
+                                     "simulated ones run neither");
 
     up_t *u = calloc(1, sizeof *u);
     if (u == NULL)
@@ -651,7 +709,7 @@ static int run_up(const char *prog, int argc, char **argv)
         (ndev > 0 && simulated &&
          !stack_find_tool(prog, "simdev", "KEEL_SIMDEV", "../../tests/server/simdev", u->simdev,
                           sizeof u->simdev)) ||
-        (ndev > 0 && !simulated && !find_device_parts(u, firmware, app)))
+        (ndev > 0 && !simulated && !find_device_parts(u, firmware, app, elf)))
         goto out;
 
     /* Simulated devices get their certificates here; emulated ones issue their own (from ca.key). */
