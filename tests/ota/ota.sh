@@ -453,6 +453,16 @@ e2e)
     done
     timeout 60 "$keel" down --state "$STACK" >"$W/down.txt" 2>&1 || fail "keel down: $(cat "$W/down.txt")"
     grep -q 'stopped (5 processes)' "$W/down.txt" || fail "keel down: $(cat "$W/down.txt")"
+    # keel up again with v1.kb: the devices keep v2 (a bundle is the factory install only).
+    timeout 300 "$keel" up --state "$STACK" --devices 3 --app "$W/v1.kb" >"$W/up.txt" 2>&1 ||
+        { cat "$W/up.txt"; fail "the second keel up failed"; }
+    [ "$(grep -c 'keeps the app it runs' "$W/up.txt")" -eq 3 ] || fail "second keel up: $(cat "$W/up.txt")"
+    keelc devices || fail "keel devices: $(out)"
+    for d in dev-1 dev-2 dev-3; do
+        grep -qE "^$d +yes +1\.1\.0 " "$W/keel.out" || fail "$d does not run 1.1.0 after keel up again: $(out)"
+        grep -q '^installed bundle' "$STACK/devices/$d/console.log" && fail "$d was installed again"
+    done
+    timeout 60 "$keel" down --state "$STACK" >"$W/down.txt" 2>&1 || fail "keel down: $(cat "$W/down.txt")"
     ;;
 powercut-apply)
     # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),

@@ -422,7 +422,7 @@ static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
                     cakey,         "--update-key", u->fleet_pub,  "--install", u->app, NULL};
     if (!install) {
         argv[sizeof argv / sizeof argv[0] - 3] = NULL;
-        printf("%s keeps the app it runs (a bundle is the factory install of new devices only)\n",
+        printf("%s keeps the app it runs (a bundle is the factory install of devices without one)\n",
                u->ids[i]);
     }
     return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
