@@ -70,7 +70,7 @@ show 30 bundle build "$apps/ota.elf" --version 1.0.0 --counter 1 --key "$state/f
 say "A local fleet on v1, in one command" \
     "Mosquitto with TLS, keeld with SQLite, three emulated devices (QEMU + microvisor), each" \
     "provisioned from the fleet CA and factory-installed with v1.kb by the real update engine." \
-    "Returns once keeld lists all three online (a minute or two on a busy machine)."
+    "Returns once keeld lists all three online (longer on a busy machine)."
 show 300 up --devices 3 --state "$state" --app "$demo/v1.kb" --elf "$apps/ota.elf"
 show 30 devices
 
@@ -130,7 +130,7 @@ printf '  %-50s  %s\n' \
     "keel logs --since 10m; keel crashes" "what the devices reported: events, crash reports" \
     "$s/devices/dev-2/console.log" "a device's console: microvisor and app" \
     "$s/keeld.log" "the server's log" \
-    "keel device run --state /tmp/d --install crashy.elf" "a crashing app; the microvisor stays up" \
+    "keel device run --state /tmp/d --install build/fw/apps/crashy/crashy.elf" "an app that crashes; the microvisor stays up (README)" \
     "keel channel --help; keel debug --help" "talk to an app; debug it with gdb, encrypted" \
     "docs/cli.md, docs/update-engine.md, docs/bundle.md" "every command; how updates work" \
     "README.md" "the tour"

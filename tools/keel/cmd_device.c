@@ -608,7 +608,8 @@ static int device_provision(const char *prog, int argc, char **argv)
 static const cli_verb_t device_verbs[] = {
     {"run", "run an emulated device in QEMU (provisions it and installs an app if asked)",
      device_run},
-    {"install", "install an app ELF into an emulated device's flash", device_install},
+    {"install", "install an app ELF or a signed bundle into an emulated device's flash",
+     device_install},
     {"info", "show an emulated device's id and installed app", device_info},
     {"provision", "provision an emulated device for the fleet (CA, broker name, device key)",
      device_provision},
