@@ -81,7 +81,7 @@ typedef struct up {
     char fleet_pub[STACK_PATH_MAX + 16]; /* DIR/fleet.pub: the fleet's bundle signing key */
     char app[STACK_PATH_MAX];      /* emulated devices: the app installed on each */
     char elf[STACK_PATH_MAX];      /* the ELF given to keeld for symbolication ("" = none) */
-    bool app_bundle;               /* app is a signed bundle: factory install on new devices */
+    bool app_bundle;               /* app is a signed bundle: installed on devices without an app */
     bool simulated;
     unsigned ndev;
     char ids[DEVICES_MAX][16];
@@ -421,7 +421,7 @@ static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
                     "--broker",    mport,          "--fleet-ca",  ca,       "--fleet-ca-key",
                     cakey,         "--update-key", u->fleet_pub,  "--install", u->app, NULL};
     if (!install) {
-        argv[sizeof argv / sizeof argv[0] - 3] = NULL;
+        argv[sizeof argv / sizeof argv[0] - 3] = NULL; /* the run without "--install APP" */
         printf("%s keeps the app it runs (a bundle is the factory install of devices without one)\n",
                u->ids[i]);
     }
