@@ -50,6 +50,8 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
+# Stopped from outside (a timeout): still run the EXIT trap, so nothing started here survives.
+trap 'FAILED=1; exit 1' TERM INT
 fail() {
     echo "FAIL ($case_): $*"
     FAILED=1
