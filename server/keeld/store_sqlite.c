@@ -1333,6 +1333,9 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
     sqlite3 *db = cast(s)->db;
     const char *state = kproto_update_state_name(st->state);
     const char *result = kproto_update_result_name(st->result);
+    /* The wire field is uint32, but it carries a kerr_t (negative) as two's complement: store and
+     * show it as the int32 it is, so -401 reads as -401 and not as 4294966895. */
+    int64_t code = (int32_t)st->code;
     int n = -1;
 
     lock(s);
@@ -1342,8 +1345,8 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
                        " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
                        " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
                        " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
-                   device, now_ms, state, result, (int64_t)st->code, st->detail, deployment, device,
-                   state, result, (int64_t)st->code, st->detail) >= 0;
+                   device, now_ms, state, result, code, st->detail, deployment, device,
+                   state, result, code, st->detail) >= 0;
     if (ok) {
         /* A superseded or finished row keeps its phase; its numbers still show what happened. */
         n = run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
@@ -1351,7 +1354,7 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
                     " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
                     " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
                     " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
-                (int64_t)st->code, st->detail, (int64_t)st->blocks_total,
+                code, st->detail, (int64_t)st->blocks_total,
                 (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
                 (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
                 now_ms, (int64_t)final, deployment, device);
