@@ -395,6 +395,19 @@ static json_t *read_one(json_t *arr)
     return o;
 }
 
+/* The "id" of the one row of a "SELECT MAX(id) AS id ..." (read_rows's result, taken): where a
+ * live listing starts. No rows gives a null MAX, which reads as 0. */
+static store_rc_t max_id(json_t *rows, int64_t *out_id)
+{
+    json_t *row = read_one(rows);
+    if (row == NULL) {
+        return STORE_EIO;
+    }
+    *out_id = json_integer_value(json_object_get(row, "id"));
+    json_decref(row);
+    return STORE_OK;
+}
+
 /* The device row exists (created on first sight) and was seen now. */
 static int touch_device(sqlite3 *db, const char *device, int64_t now_ms)
 {
@@ -682,14 +695,8 @@ static json_t *logs_query(store_t *s, const store_log_query_t *q)
 
 static store_rc_t logs_last_id(store_t *s, const char *device, int64_t *out_id)
 {
-    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
-                                     "tt", device, device));
-    if (row == NULL) {
-        return STORE_EIO;
-    }
-    *out_id = json_integer_value(json_object_get(row, "id")); /* null (no rows) reads as 0 */
-    json_decref(row);
-    return STORE_OK;
+    return max_id(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
+                            "tt", device, device), out_id);
 }
 
 /* ---- crashes ---------------------------------------------------------------------------------- */
@@ -914,14 +921,8 @@ static json_t *channel_query(store_t *s, const store_chan_query_t *q)
 
 static store_rc_t channel_last_id(store_t *s, const char *device, const char *channel, int64_t *out_id)
 {
-    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ?"
-                                     " AND channel = ?", "tt", device, channel));
-    if (row == NULL) {
-        return STORE_EIO;
-    }
-    *out_id = json_integer_value(json_object_get(row, "id"));
-    json_decref(row);
-    return STORE_OK;
+    return max_id(read_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ? AND channel = ?",
+                            "tt", device, channel), out_id);
 }
 
 /* ---- app ELFs --------------------------------------------------------------------------------- */
