@@ -107,6 +107,9 @@ help)
         run_keel 0 device "$verb" --help
         expect_in out.txt "usage: keel device $verb"
     done
+    run_keel 0 deploy status --help
+    expect_in out.txt "usage: keel deploy BUNDLE"
+    grep -q "deploy status status" out.txt && fail "deploy status --help names the verb twice"
     run_keel 0 device run --help
     [ "$(grep -c -- '^  --fleet-ca ' out.txt)" -eq 1 ] || fail "device run --help lists --fleet-ca $(grep -c -- '^  --fleet-ca ' out.txt) times"
     ;;

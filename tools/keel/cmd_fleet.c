@@ -1650,7 +1650,10 @@ static void deploy_help(const char *prog)
            "options:\n" HELP_API, prog, prog, prog, prog);
 }
 
-static int deploy_status(const char *prog, int argc, char **argv, bool force, bool list)
+/* keel deploy force|status|list: prog names the verb ("keel deploy status"), base the noun (for
+ * the one help text of every deploy form). */
+static int deploy_status(const char *base, const char *prog, int argc, char **argv, bool force,
+                         bool list)
 {
     static const struct option opts[] = {OPTS_API, {"watch", no_argument, NULL, 'w'}, {0}};
     api_opts_t o = {0};
@@ -1658,7 +1661,7 @@ static int deploy_status(const char *prog, int argc, char **argv, bool force, bo
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP) {
-            deploy_help(prog);
+            deploy_help(base);
             return CLI_EXIT_OK;
         }
         if (c == 'w' && !force && !list)
@@ -1738,7 +1741,7 @@ static int run_deploy(const char *prog, int argc, char **argv)
         char sub[96];
         snprintf(sub, sizeof sub, "%s %s", prog, argv[1]);
         optind = 0;
-        return deploy_status(sub, argc - 1, argv + 1, strcmp(argv[1], "force") == 0,
+        return deploy_status(prog, sub, argc - 1, argv + 1, strcmp(argv[1], "force") == 0,
                              strcmp(argv[1], "list") == 0);
     }
     enum { OPT_TO = 400, OPT_TAG, OPT_ALL, OPT_FORCE_AFTER, OPT_WATCH };
