@@ -49,12 +49,9 @@ pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (!NR) {print "n/a"; exit} i=
 
 # ---- broker -------------------------------------------------------------------------------------
 bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "scripts/stack.sh certs failed"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 bash "$root/scripts/stack.sh" broker-conf "$W" "$PORT" || die "scripts/stack.sh broker-conf failed"
-mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
-PIDS+=($!)
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
-wait_for 10 port_open || die "mosquitto did not start"
+broker_start "$W" "$PORT" || die "mosquitto did not start (see $W/mosquitto.log)"
 TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
 
 # run_device NAME SECONDS STDIN [keel flags...]: background device, console in $W/NAME.txt

@@ -30,12 +30,9 @@ trap 'stop_pids; rm -rf "$W"' EXIT
 die() { echo "bench-ota-device: $*" >&2; tail -n 40 "$W/console.txt" >&2 2>/dev/null; exit 1; }
 
 bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "certificates failed"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 bash "$root/scripts/stack.sh" broker-conf "$W" "$PORT" || die "broker configuration failed"
-mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
-PIDS+=($!)
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
-wait_for 10 port_open || die "mosquitto did not start"
+broker_start "$W" "$PORT" || die "mosquitto did not start"
 
 "$keel" keys new fleet --dir "$W/keys" >/dev/null || die "keel keys new failed"
 bundle() { "$keel" bundle build "$apps/$2.elf" --version "$3" --counter 1 --key "$W/keys/fleet.key" \

@@ -9,14 +9,12 @@
  */
 #include <string.h>
 
-#include <mbedtls/bignum.h>
-#include <mbedtls/ecdsa.h>
-#include <mbedtls/ecp.h>
 #include <mbedtls/sha256.h>
 
 #include "keel/bundle.h"
 
 #include "le.h"
+#include "p256.h"
 
 static bool all_zero(const uint8_t *p, uint32_t n)
 {
@@ -202,36 +200,21 @@ void kbdl_key_id(const uint8_t pub[KBDL_PUBKEY_SIZE], uint8_t out[KBDL_KEY_ID_SI
     memcpy(out, h, KBDL_KEY_ID_SIZE);
 }
 
+_Static_assert(KBDL_PUBKEY_SIZE == P256_PUB_SIZE && KBDL_SIG_SIZE == P256_SIG_SIZE, "bundle keys are P-256");
+
 /* ECDSA P-256 over SHA-256(msg). KERR_BDL_SIGNATURE on mismatch or an invalid key/signature. */
 static kerr_t ecdsa_check(const uint8_t pub[KBDL_PUBKEY_SIZE], const uint8_t *msg, uint32_t len,
                           const uint8_t sig[KBDL_SIG_SIZE])
 {
-    uint8_t hash[32];
+    uint8_t hash[P256_HASH_SIZE];
     if (mbedtls_sha256_ret(msg, len, hash, 0) != 0) {
         return KERR_UPD_CRYPTO;
     }
-    mbedtls_ecp_group grp;
-    mbedtls_ecp_point q;
-    mbedtls_mpi r, s;
-    mbedtls_ecp_group_init(&grp);
-    mbedtls_ecp_point_init(&q);
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    kerr_t err = KERR_BDL_SIGNATURE;
-    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
-        err = KERR_UPD_CRYPTO;
-    } else if (mbedtls_ecp_point_read_binary(&grp, &q, pub, KBDL_PUBKEY_SIZE) == 0 &&
-               mbedtls_ecp_check_pubkey(&grp, &q) == 0 &&
-               mbedtls_mpi_read_binary(&r, sig, 32) == 0 &&
-               mbedtls_mpi_read_binary(&s, sig + 32, 32) == 0 &&
-               mbedtls_ecdsa_verify(&grp, hash, sizeof(hash), &q, &r, &s) == 0) {
-        err = KERR_OK;
+    switch (p256_verify(pub, hash, sig)) {
+    case P256_OK: return KERR_OK;
+    case P256_ERROR: return KERR_UPD_CRYPTO;
+    default: return KERR_BDL_SIGNATURE;
     }
-    mbedtls_mpi_free(&s);
-    mbedtls_mpi_free(&r);
-    mbedtls_ecp_point_free(&q);
-    mbedtls_ecp_group_free(&grp);
-    return err;
 }
 
 kerr_t kbdl_verify(const uint8_t *in, uint32_t len, const kbdl_trust_t *trust,

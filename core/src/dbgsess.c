@@ -20,6 +20,7 @@
 #include "keel/identity.h"
 
 #include "le.h"
+#include "p256.h"
 
 static const char open_label[] = "keel-debug-open";
 static const char accept_label[] = "keel-debug-accept";
@@ -36,18 +37,18 @@ static void put64(uint8_t out[8], uint64_t v)
     le_put32(out + 4, (uint32_t)(v >> 32));
 }
 
+_Static_assert(DBGSESS_PUB_SIZE == P256_PUB_SIZE && DBGSESS_SIG_SIZE == P256_SIG_SIZE &&
+                   DBGSESS_HASH_SIZE == P256_HASH_SIZE, "debug session keys are P-256");
+
 /* Load P-256 and a public point, checked to be a valid point of the curve. */
 static kerr_t load_pub(mbedtls_ecp_group *grp, mbedtls_ecp_point *q,
                        const uint8_t pub[DBGSESS_PUB_SIZE])
 {
-    if (mbedtls_ecp_group_load(grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
-        return KERR_DBG_CRYPTO;
+    switch (p256_load_pub(grp, q, pub)) {
+    case P256_OK: return KERR_OK;
+    case P256_BAD_KEY: return KERR_DBG_KEY;
+    default: return KERR_DBG_CRYPTO;
     }
-    if (pub[0] != 0x04 || mbedtls_ecp_point_read_binary(grp, q, pub, DBGSESS_PUB_SIZE) != 0 ||
-        mbedtls_ecp_check_pubkey(grp, q) != 0) {
-        return KERR_DBG_KEY;
-    }
-    return KERR_OK;
 }
 
 kerr_t dbgsess_keygen(dbgsess_eph_t *out_eph, dbgsess_rng_fn rng, void *rng_ctx)
@@ -336,25 +337,10 @@ kerr_t dbgsess_verify(const uint8_t pub[DBGSESS_PUB_SIZE], const uint8_t hash[DB
     if (pub == NULL || hash == NULL || sig == NULL) {
         return KERR_INVAL;
     }
-    mbedtls_ecp_group grp;
-    mbedtls_ecp_point q;
-    mbedtls_mpi r, s;
-    mbedtls_ecp_group_init(&grp);
-    mbedtls_ecp_point_init(&q);
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    kerr_t err = load_pub(&grp, &q, pub);
-    if (err == KERR_OK) {
-        err = KERR_DBG_SIGNATURE;
-        if (mbedtls_mpi_read_binary(&r, sig, 32) == 0 &&
-            mbedtls_mpi_read_binary(&s, sig + 32, 32) == 0 &&
-            mbedtls_ecdsa_verify(&grp, hash, DBGSESS_HASH_SIZE, &q, &r, &s) == 0) {
-            err = KERR_OK;
-        }
+    switch (p256_verify(pub, hash, sig)) {
+    case P256_OK: return KERR_OK;
+    case P256_BAD_KEY: return KERR_DBG_KEY;
+    case P256_BAD_SIG: return KERR_DBG_SIGNATURE;
+    default: return KERR_DBG_CRYPTO;
     }
-    mbedtls_mpi_free(&s);
-    mbedtls_mpi_free(&r);
-    mbedtls_ecp_point_free(&q);
-    mbedtls_ecp_group_free(&grp);
-    return err;
 }

@@ -395,6 +395,19 @@ static json_t *read_one(json_t *arr)
     return o;
 }
 
+/* The "id" of the one row of a "SELECT MAX(id) AS id ..." (read_rows's result, taken): where a
+ * live listing starts. No rows gives a null MAX, which reads as 0. */
+static store_rc_t max_id(json_t *rows, int64_t *out_id)
+{
+    json_t *row = read_one(rows);
+    if (row == NULL) {
+        return STORE_EIO;
+    }
+    *out_id = json_integer_value(json_object_get(row, "id"));
+    json_decref(row);
+    return STORE_OK;
+}
+
 /* The device row exists (created on first sight) and was seen now. */
 static int touch_device(sqlite3 *db, const char *device, int64_t now_ms)
 {
@@ -682,14 +695,8 @@ static json_t *logs_query(store_t *s, const store_log_query_t *q)
 
 static store_rc_t logs_last_id(store_t *s, const char *device, int64_t *out_id)
 {
-    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
-                                     "tt", device, device));
-    if (row == NULL) {
-        return STORE_EIO;
-    }
-    *out_id = json_integer_value(json_object_get(row, "id")); /* null (no rows) reads as 0 */
-    json_decref(row);
-    return STORE_OK;
+    return max_id(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
+                            "tt", device, device), out_id);
 }
 
 /* ---- crashes ---------------------------------------------------------------------------------- */
@@ -914,14 +921,8 @@ static json_t *channel_query(store_t *s, const store_chan_query_t *q)
 
 static store_rc_t channel_last_id(store_t *s, const char *device, const char *channel, int64_t *out_id)
 {
-    json_t *row = read_one(read_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ?"
-                                     " AND channel = ?", "tt", device, channel));
-    if (row == NULL) {
-        return STORE_EIO;
-    }
-    *out_id = json_integer_value(json_object_get(row, "id"));
-    json_decref(row);
-    return STORE_OK;
+    return max_id(read_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ? AND channel = ?",
+                            "tt", device, channel), out_id);
 }
 
 /* ---- app ELFs --------------------------------------------------------------------------------- */
@@ -1333,6 +1334,9 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
     sqlite3 *db = cast(s)->db;
     const char *state = kproto_update_state_name(st->state);
     const char *result = kproto_update_result_name(st->result);
+    /* The wire field is uint32, but it carries a kerr_t (negative) as two's complement: store and
+     * show it as the int32 it is, so -401 reads as -401 and not as 4294966895. */
+    int64_t code = (int32_t)st->code;
     int n = -1;
 
     lock(s);
@@ -1342,8 +1346,8 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
                        " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
                        " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
                        " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
-                   device, now_ms, state, result, (int64_t)st->code, st->detail, deployment, device,
-                   state, result, (int64_t)st->code, st->detail) >= 0;
+                   device, now_ms, state, result, code, st->detail, deployment, device,
+                   state, result, code, st->detail) >= 0;
     if (ok) {
         /* A superseded or finished row keeps its phase; its numbers still show what happened. */
         n = run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
@@ -1351,7 +1355,7 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
                     " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
                     " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
                     " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
-                (int64_t)st->code, st->detail, (int64_t)st->blocks_total,
+                code, st->detail, (int64_t)st->blocks_total,
                 (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
                 (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
                 now_ms, (int64_t)final, deployment, device);

@@ -92,6 +92,11 @@ usage)
     run_keel 2 device install --state st --id 'bad id!' a.elf
     expect_in err.txt "is not a device id"
     [ ! -e st ] || fail "a usage error created the state directory"
+    # Fleet commands check names before asking keeld (none runs here: no connection is tried).
+    run_keel 2 channel send dev-1 'bad name!' hi
+    expect_in err.txt "'bad name!' is not a channel name"
+    run_keel 2 channel read 'dev 1' telemetry
+    expect_in err.txt "'dev 1' is not a device id"
     ;;
 help)
     run_keel 0 --help
@@ -102,6 +107,11 @@ help)
         run_keel 0 device "$verb" --help
         expect_in out.txt "usage: keel device $verb"
     done
+    run_keel 0 deploy status --help
+    expect_in out.txt "usage: keel deploy BUNDLE"
+    grep -q "deploy status status" out.txt && fail "deploy status --help names the verb twice"
+    run_keel 0 device run --help
+    [ "$(grep -c -- '^  --fleet-ca ' out.txt)" -eq 1 ] || fail "device run --help lists --fleet-ca $(grep -c -- '^  --fleet-ca ' out.txt) times"
     ;;
 not_elf)
     echo "this is not an ELF" >notes.elf

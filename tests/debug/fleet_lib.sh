@@ -4,8 +4,8 @@
 # debug key, and device dev-1 provisioned to trust the fleet key.
 # The caller sets keel, keeld, fw, elf, src, KQ_TMP and KQ_OUT (tests/qemu/lib.sh) and calls
 # fleet_up; it gets URL, TOKEN, API (the keel flags for keeld), STATE, start_device BUNDLE,
-# stop_device, kdebug OUT ARGS..., alive_lines, wait_for and PIDS (tests/net/procs.sh), and
-# stop_all (the EXIT trap it installs).
+# stop_device, kdebug OUT ARGS..., alive_lines; wait_for, free_port and PIDS (tests/net/procs.sh);
+# and stop_all (the EXIT trap it installs).
 
 # shellcheck source=../net/procs.sh
 . "$src/../net/procs.sh"
@@ -31,19 +31,13 @@ stop_all() {
     kq_cleanup
 }
 trap stop_all EXIT
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 fleet_up() {
     # ---- the fleet: PKI, broker, keeld (scripts/stack.sh, as keel up makes them) ----------------
     STACK_SH="$src/../../scripts/stack.sh"
     bash "$STACK_SH" certs "$W" broker keeld >/dev/null || kq_die "scripts/stack.sh certs failed"
     MPORT=$(free_port)
     bash "$STACK_SH" broker-conf "$W" "$MPORT" || kq_die "scripts/stack.sh broker-conf failed"
-    mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
-    PIDS+=($!)
-    wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT" 2>/dev/null || kq_die "mosquitto did not start"
+    broker_start "$W" "$MPORT" || kq_die "mosquitto did not start"
     TOKEN=$("$keeld" token create --db "$W/keeld.db" --name test) || kq_die "keeld token create failed"
     "$keeld" --db "$W/keeld.db" --http-port 0 --port-file "$W/http.port" --mqtt-port "$MPORT" \
         --mqtt-ca "$W/ca.pem" --mqtt-cert "$W/keeld.pem" --mqtt-key "$W/keeld.key" >"$W/keeld.log" 2>&1 &

@@ -598,10 +598,10 @@ channels)
     fail "unknown channel not reported: $(tail -20 "$CON")"
   # Bad requests get a message that says what to fix.
   k channel send dev-1 'bad/name' x
-  expect_rc 1 "a channel name with a slash"
+  expect_rc 2 "a channel name with a slash"
   err_has "A-Z a-z 0-9 . _ -" "bad channel name message"
   k channel send dev-1 "$(printf 'x%.0s' $(seq 33))" x
-  expect_rc 1 "a 33-character channel name"
+  expect_rc 2 "a 33-character channel name"
   err_has "A-Z a-z 0-9 . _ -" "long channel name message"
   k channel send dev-1 echo "$(printf 'x%.0s' $(seq 513))"
   expect_rc 2 "a 513-byte message"
@@ -615,6 +615,9 @@ channels)
   [ "$(code -X POST -d '{"text": "a", "hex": "00"}' "$URL/v1/devices/dev-1/channels/echo")" = 400 ] ||
     fail "text and hex together: $(cat "$WORK/body")"
   [ "$(code -X POST -d '{"hex": "0g"}' "$URL/v1/devices/dev-1/channels/echo")" = 400 ] || fail "bad hex accepted"
+  # keel checks names itself (above); keeld refuses them too.
+  [ "$(code -X POST -d '{"text": "x"}' "$URL/v1/devices/dev-1/channels/$(printf 'x%.0s' $(seq 33))")" = 404 ] &&
+    grep -qF "A-Z a-z 0-9 . _ -" "$WORK/body" || fail "33-character channel name: $(cat "$WORK/body")"
   [ "$(code "$URL/v1/devices/dev-1/channels/echo?direction=sideways")" = 400 ] || fail "bad direction accepted"
   [ "$(code -X DELETE "$URL/v1/devices/dev-1/channels/echo")" = 405 ] || fail "DELETE on a channel: $(cat "$WORK/body")"
   # A restart closes the app's channels: the new run gets a new handle for "echo" (the old one is

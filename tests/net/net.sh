@@ -41,7 +41,7 @@ bash "$STACK_SH" certs "$W" broker keeld >/dev/null || fail "scripts/stack.sh ce
 # A second CA with the same name as the fleet's, for the wrong-CA case.
 bash "$STACK_SH" certs "$W/other" >/dev/null || fail "scripts/stack.sh certs (other CA) failed"
 cp "$W/other/ca.pem" "$W/otherca.pem" && cp "$W/other/ca.key" "$W/otherca.key"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 bash "$STACK_SH" broker-conf "$W" "$PORT" || fail "scripts/stack.sh broker-conf failed"
 # The server-authentication cases run against a broker that asks nothing of the client, so the
 # device's own verification is the only thing that can stop the connection.
@@ -50,13 +50,8 @@ wrong-ca|wrong-name)
     sed -i -e '/^require_certificate/d' -e '/^use_identity_as_username/d' -e '/^acl_file/d' \
         -e 's/^allow_anonymous false/allow_anonymous true/' "$W/mosquitto.conf" ;;
 esac
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
-MOSQ=""
 start_broker() {
-    mosquitto -c "$W/mosquitto.conf" >>"$W/mosquitto.out" 2>&1 &
-    MOSQ=$!
-    PIDS+=("$MOSQ")
-    wait_for 10 port_open || fail "mosquitto did not start (see its log below)"
+    broker_start "$W" "$PORT" || fail "mosquitto did not start (see its log below)"
 }
 stop_broker() {
     kill -TERM "$MOSQ" 2>/dev/null
@@ -115,7 +110,7 @@ stack_broker_start() {
     "${cmd[@]}" >>"$W/mosquitto.out" 2>&1 &
     STACK_MOSQ=$!
     PIDS+=("$STACK_MOSQ")
-    wait_for 10 port_open || fail "the stack's mosquitto did not start again"
+    wait_for 10 tcp_listening "$PORT" || fail "the stack's mosquitto did not start again"
 }
 keel_has() { # ERE COMMAND...: the keel command's output matches ERE
     local re=$1; shift

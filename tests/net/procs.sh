@@ -1,5 +1,6 @@
-# Sourced by tests/net/net.sh and scripts/bench-net.sh: the processes a script starts, and
-# bounded waits. Append every background pid to PIDS; stop_pids ends them all (SIGTERM, then
+# Sourced by the scripts that run devices against a broker (tests/net/net.sh, tests/ota/ota.sh,
+# tests/debug/fleet_lib.sh, scripts/bench-net.sh, scripts/bench-ota-device.sh): the processes a
+# script starts, bounded waits, and a broker of its own. Append every background pid to PIDS; stop_pids ends them all (SIGTERM, then
 # SIGKILL after 5 s), each by its own pid.
 PIDS=()
 stop_pids() {
@@ -18,4 +19,24 @@ wait_for() {
     local n=$(($1 * 10)); shift
     for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
     return 1
+}
+
+# free_port: a TCP port of 127.0.0.1 that is free now (the kernel picks it, so scripts running in
+# parallel do not collide).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# tcp_listening PORT: something accepts connections on 127.0.0.1:PORT.
+tcp_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# broker_start DIR PORT: mosquitto with DIR/mosquitto.conf (scripts/stack.sh broker-conf DIR PORT),
+# output appended to DIR/mosquitto.out, its pid in MOSQ and PIDS; false if it does not listen on
+# PORT within 10 s (its log: DIR/mosquitto.log).
+MOSQ=""
+broker_start() {
+    mosquitto -c "$1/mosquitto.conf" >>"$1/mosquitto.out" 2>&1 &
+    MOSQ=$!
+    PIDS+=("$MOSQ")
+    wait_for 10 tcp_listening "$2"
 }

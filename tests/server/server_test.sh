@@ -871,15 +871,16 @@ p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8);
   grep -q "idle success" "$WORK/sim.out" || fail "v1 not installed: $(cat "$WORK/sim.out")"
   keelc bundle upload "$WORK/v1.kb" --json || fail "upload v1"
   V1_REGION="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["region_sha256"])' "$WORK/keel.out")"
-  for bad in "old:security counter 3 < installed 5" \
-             "wrongtype:built for device type 0x999, this is 0x505" \
-             "otherkey:not a key this device trusts"; do
-    name="${bad%%:*}"
+  for bad in "old:-406:security counter 3 < installed 5" \
+             "wrongtype:-405:built for device type 0x999, this is 0x505" \
+             "otherkey:-403:not a key this device trusts"; do
+    name="${bad%%:*}"; kerr="${bad#*:}"; kerr="${kerr%%:*}"; bad="$name:${bad#*:*:}"
     keelc deploy "$WORK/$name.kb" --to dev-1 --json || fail "deploy $name: $(cat "$WORK/keel.err")"
     DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/keel.out")"
     simu dev-1 update:60 >"$WORK/sim.out" || fail "$name: $(tail -5 "$WORK/sim.out")"
     wait_for 10 dev_is "$DEP" dev-1 phase done || fail "$name: no final result recorded"
     expect_dev "$DEP" dev-1 result unsupported_package
+    expect_dev "$DEP" dev-1 code "$kerr" # the kerr_t, as int32 (it travels as uint32)
     keelc deploy status "$DEP" || fail "deploy status $DEP"
     keel_has keel.out "unsupported_package"
     keel_has keel.out "${bad#*:}"

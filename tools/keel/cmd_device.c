@@ -402,8 +402,6 @@ static void run_help(const char *prog)
            "  --gdb-serial PORT    the app debugger on a plain serial line: QEMU listens on\n"
            "                       127.0.0.1:PORT for gdb's 'target remote' (local development;\n"
            "                       UART2 is taken from the app, no encryption, see docs/debug.md)\n"
-           "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n"
-           "                       the device once, needed the first time --broker is used\n"
            HELP_NET_OPTS "\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }

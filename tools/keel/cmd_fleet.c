@@ -33,6 +33,8 @@
 #include <jansson.h>
 
 #include "keel/crash.h"
+#include "keel/identity.h"
+#include "keel/kproto.h"
 
 #include "cli.h"
 #include "cmd.h"
@@ -1032,6 +1034,20 @@ static int run_token_create(const char *prog, int argc, char **argv)
 
 #define CHANNEL_DATA_MAX 512u /* keel.h KEEL_CHANNEL_DATA_MAX */
 
+/* DEVICE and CHANNEL checked here as the protocol takes them, so that a typo gets a sentence of
+ * its own instead of a URL error or keeld's 404. CLI_EXIT_OK or the usage error. */
+static int channel_args_check(const char *prog, const char *device, const char *channel)
+{
+    char topic[KPROTO_TOPIC_MAX];
+    if (kident_check_id(device) != KERR_OK)
+        return cli_usage_error(prog, "'%s' is not a device id (1 to %u of A-Z a-z 0-9 . _ -; "
+                               "'keel devices' lists them)", device, KIDENT_ID_MAX);
+    if (kproto_topic_build(KPROTO_T_APP_UP, device, channel, topic, sizeof topic) != KERR_OK)
+        return cli_usage_error(prog, "'%s' is not a channel name (1 to %u of A-Z a-z 0-9 . _ -, "
+                               "as the app passes it to keel_channel_open)", channel, KPROTO_CHANNEL_MAX);
+    return CLI_EXIT_OK;
+}
+
 static int run_channel_send(const char *prog, int argc, char **argv)
 {
     static const struct option opts[] = {OPTS_API, {"file", required_argument, NULL, OPT_FILE}, {0}};
@@ -1058,6 +1074,9 @@ static int run_channel_send(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, file != NULL ? "give DEVICE and CHANNEL (the data comes from --file)"
                                                   : "give DEVICE, CHANNEL and DATA (or --file F)");
     const char *device = argv[optind], *channel = argv[optind + 1];
+    int rc = channel_args_check(prog, device, channel);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     json_t *req;
     if (file != NULL) {
         uint8_t buf[CHANNEL_DATA_MAX + 1];
@@ -1176,6 +1195,9 @@ static int run_channel_read(const char *prog, int argc, char **argv)
     if (follow && strcmp(direction, "up") != 0)
         return cli_usage_error(prog, "-f follows what the app sends (--direction up) only");
     const char *device = argv[optind], *channel = argv[optind + 1];
+    int rc = channel_args_check(prog, device, channel);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     fapi_t a;
     if (!fapi_open(prog, o.url, o.token, &a))
         return finish(CLI_EXIT_FAIL);
@@ -1628,7 +1650,10 @@ static void deploy_help(const char *prog)
            "options:\n" HELP_API, prog, prog, prog, prog);
 }
 
-static int deploy_status(const char *prog, int argc, char **argv, bool force, bool list)
+/* keel deploy force|status|list: prog names the verb ("keel deploy status"), base the noun (for
+ * the one help text of every deploy form). */
+static int deploy_status(const char *base, const char *prog, int argc, char **argv, bool force,
+                         bool list)
 {
     static const struct option opts[] = {OPTS_API, {"watch", no_argument, NULL, 'w'}, {0}};
     api_opts_t o = {0};
@@ -1636,7 +1661,7 @@ static int deploy_status(const char *prog, int argc, char **argv, bool force, bo
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP) {
-            deploy_help(prog);
+            deploy_help(base);
             return CLI_EXIT_OK;
         }
         if (c == 'w' && !force && !list)
@@ -1716,7 +1741,7 @@ static int run_deploy(const char *prog, int argc, char **argv)
         char sub[96];
         snprintf(sub, sizeof sub, "%s %s", prog, argv[1]);
         optind = 0;
-        return deploy_status(sub, argc - 1, argv + 1, strcmp(argv[1], "force") == 0,
+        return deploy_status(prog, sub, argc - 1, argv + 1, strcmp(argv[1], "force") == 0,
                              strcmp(argv[1], "list") == 0);
     }
     enum { OPT_TO = 400, OPT_TAG, OPT_ALL, OPT_FORCE_AFTER, OPT_WATCH };

@@ -11,11 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ecp.h>
-#include <mbedtls/pk.h>
-
 #include "keel/bundle.h"
 #include "keel/upd.h"
+#include "keyfile.h"
 #include "layout.h"
 #include "net_rec.h"
 #include "net_updkey.h"
@@ -26,33 +24,27 @@ static bool fail(const char *prog, const char *what, kerr_t err)
     return false;
 }
 
-/* A PEM public key file ("-----BEGIN PUBLIC KEY-----", P-256) as an uncompressed point. */
+/* A PEM public key file ("-----BEGIN PUBLIC KEY-----", P-256) as an uncompressed point. A
+ * private key is refused although its public half could be taken: device provisioning should
+ * never need the signing key on hand. */
 static bool read_pubkey(const char *prog, const char *path, uint8_t out[NET_UPDKEY_SIZE])
 {
-    mbedtls_pk_context pk;
-    mbedtls_pk_init(&pk);
-    int ret = mbedtls_pk_parse_public_keyfile(&pk, path);
-    bool ok = false;
-    if (ret == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
-        fprintf(stderr, "%s: --update-key %s: cannot read the file\n", prog, path);
-    } else if (ret != 0) {
-        fprintf(stderr, "%s: --update-key %s: not a PEM public key (make one with 'keel keys "
-                        "new'; give the .pub.pem, never the private key)\n", prog, path);
-    } else if (mbedtls_pk_get_type(&pk) != MBEDTLS_PK_ECKEY ||
-               mbedtls_pk_ec(pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
-        fprintf(stderr, "%s: --update-key %s: not a P-256 key: bundles are signed with ECDSA "
-                        "P-256\n", prog, path);
-    } else {
-        size_t n = 0;
-        const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(pk);
-        ok = mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &n, out,
-                                            NET_UPDKEY_SIZE) == 0 && n == NET_UPDKEY_SIZE;
-        if (!ok)
-            fprintf(stderr, "%s: --update-key %s: the key does not export\n", prog, path);
-    }
-    mbedtls_pk_free(&pk);
+    keyfile_key_t k;
+    char why[256];
+    bool ok = keyfile_load(path, false, &k, why, sizeof why);
+    if (!ok)
+        fprintf(stderr, "%s: --update-key %s: %s\n", prog, path, why);
+    else if (k.has_priv)
+        fprintf(stderr, "%s: --update-key %s: not a PEM public key but a private key: give its "
+                        "public half, NAME.pub ('keel keys new' writes both)\n", prog, path);
+    else
+        memcpy(out, k.pub, NET_UPDKEY_SIZE);
+    ok = ok && !k.has_priv;
+    memset(&k, 0, sizeof k);
     return ok;
 }
+
+_Static_assert(NET_UPDKEY_SIZE == KBDL_PUBKEY_SIZE, "update keys are bundle keys");
 
 bool devstate_provision_updkeys(devstate_t *s, const char *prog, const char *const *paths,
                                 unsigned n)

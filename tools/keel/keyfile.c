@@ -113,7 +113,7 @@ bool keyfile_load(const char *path, bool want_priv, keyfile_key_t *out, char *wh
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return say(why, why_cap, "cannot open: %s", strerror(errno));
+        return say(why, why_cap, "cannot read the file: %s", strerror(errno));
     char buf[KEYFILE_READ_MAX + 1u];
     size_t n = fread(buf, 1, KEYFILE_READ_MAX + 1u, f);
     bool err = ferror(f) != 0;

@@ -71,12 +71,13 @@
 #define AN505_APP_IMAGE_OFF (AN505_APP_SLOT_OFF + AN505_IFLASH_PAGE) /* image pages */
 #define AN505_SELFTEST_OFF 0x102000u
 #define AN505_UPD_JOURNAL_A 0x1F6000u
-/* Device type in update bundles (docs/bundle.md): a bundle for another type is refused. */
-#define AN505_DEVICE_TYPE 0x00000505u
 #define AN505_UPD_JOURNAL_B 0x1F8000u
 #define AN505_SEED_PAGE_A 0x1FA000u
 #define AN505_SEED_PAGE_B 0x1FC000u
 #define AN505_IDENT_OFF 0x1FE000u
+
+/* Device type in update bundles (docs/bundle.md): a bundle for another type is refused. */
+#define AN505_DEVICE_TYPE 0x00000505u
 
 /* QSPI NOR */
 #define AN505_QSPI_FILE "qspi.bin"
