@@ -17,6 +17,9 @@ stop_device() {
     wait "$DEV" 2>/dev/null
     DEV=""
     tr -d '\r' <"$W/raw.txt" >>"$KQ_OUT"
+    # Until keeld has seen the will, it still shows dev-1 online: the next start_device's
+    # "online" must be the new run's. (Returns at once when keeld is gone, as in stop_all.)
+    wait_for 15 offline
 }
 stop_all() {
     local rc=$?
@@ -62,6 +65,7 @@ fleet_up() {
 }
 
 online() { curl -s -H "Authorization: Bearer $TOKEN" "$URL/v1/devices/dev-1" | grep -q '"online":true'; }
+offline() { ! online; }
 alive_lines() { tr -d '\r' <"$W/raw.txt" | grep -c '^app| dbgtarget: alive'; }
 alive_at_least() { [ "$(alive_lines)" -ge "$1" ]; }
 start_device() { # BUNDLE [keel device run flags...]: install it (a factory install), run until online
@@ -69,8 +73,10 @@ start_device() { # BUNDLE [keel device run flags...]: install it (a factory inst
     stop_device
     "$keel" device install --state "$STATE" "$W/$bundle" >/dev/null 2>"$W/install.err" ||
         kq_die "keel device install $bundle failed: $(cat "$W/install.err")"
+    # Emptied here, not by the background job: the waits below must not read the last run's.
+    : >"$W/raw.txt"
     timeout --kill-after=5 200 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 170 \
-        --broker "$MPORT" --append heartbeat=200 "$@" </dev/null >"$W/raw.txt" 2>&1 &
+        --broker "$MPORT" --append heartbeat=200 "$@" </dev/null >>"$W/raw.txt" 2>&1 &
     DEV=$!
     wait_for 60 online || kq_die "dev-1 did not come online with $bundle"
     wait_for 15 alive_at_least 1 || kq_die "dbgtarget did not start"

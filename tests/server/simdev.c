@@ -73,6 +73,7 @@ typedef struct sim {
     const char *commands;        /* comma-separated kinds listed in hello */
     atomic_int answered;         /* commands answered */
     atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
+    atomic_uint subscribed, subacked; /* SUBSCRIBEs sent / confirmed (SUBACK) */
     uint64_t start_ms;
     uint8_t app_sha[32];         /* region "app" of the hello (--app-sha; default 5a...) */
     uint32_t app_version;        /* hello's app version (--app-version; default 0.4.0) */
@@ -184,6 +185,13 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
     sim_t *s = obj;
 
     atomic_fetch_add(&s->delivered, 1u);
+}
+
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count, const int *granted)
+{
+    sim_t *s = obj;
+
+    atomic_fetch_add(&s->subacked, 1u);
 }
 
 static void on_connect(struct mosquitto *m, void *obj, int rc)
@@ -533,6 +541,7 @@ int main(int argc, char **argv)
     mosquitto_connect_callback_set(s.m, on_connect);
     mosquitto_message_callback_set(s.m, on_message);
     mosquitto_publish_callback_set(s.m, on_publish);
+    mosquitto_subscribe_callback_set(s.m, on_subscribe);
 
     /* Last will: retained presence offline, pre-encoded like the microvisor does at CONNECT. */
     char topic[KPROTO_TOPIC_MAX];
@@ -557,18 +566,21 @@ int main(int argc, char **argv)
     if (!atomic_load(&s.connected)) {
         die("the broker did not accept device '%s'", s.id);
     }
-    char sub[KPROTO_TOPIC_MAX + 8];
-    snprintf(sub, sizeof(sub), "keel/v1/%s/cmd", s.id);
-    mosquitto_subscribe(s.m, NULL, sub, 1);
-    snprintf(sub, sizeof(sub), "keel/v1/%s/ack", s.id);
-    mosquitto_subscribe(s.m, NULL, sub, 1);
-    snprintf(sub, sizeof(sub), "keel/v1/%s/debug/down", s.id);
-    mosquitto_subscribe(s.m, NULL, sub, 1);
-    if (s.upd != NULL) {
-        snprintf(sub, sizeof(sub), "keel/v1/%s/update", s.id);
+    static const char *const subs[] = {"cmd", "ack", "debug/down", "update", "update/data"};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (s.upd == NULL && strncmp(subs[i], "update", 6) == 0) {
+            continue;
+        }
+        char sub[KPROTO_TOPIC_MAX + 8];
+        snprintf(sub, sizeof(sub), "keel/v1/%s/%s", s.id, subs[i]);
+        atomic_fetch_add(&s.subscribed, 1u);
         mosquitto_subscribe(s.m, NULL, sub, 1);
-        snprintf(sub, sizeof(sub), "keel/v1/%s/update/data", s.id);
-        mosquitto_subscribe(s.m, NULL, sub, 1);
+    }
+    /* "connected" (what the tests wait for before they make keeld send something) means the
+     * broker has confirmed every subscription: a command or debug frame sent right after it is
+     * delivered, not dropped for a SUBSCRIBE still on its way. */
+    if (!wait_until(&s.subacked, atomic_load(&s.subscribed), CONNECT_WAIT_MS)) {
+        die("the broker did not confirm the subscriptions of device '%s'", s.id);
     }
 
     keel_v1_Envelope env = keel_v1_Envelope_init_zero;
