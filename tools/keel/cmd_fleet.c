@@ -12,8 +12,6 @@
  *   keel token create            an API token (a local keeld's database, or through the API)
  *   keel channel send|read D C   app channel data down to / up from a device's app
  *   keel elf upload|list         app ELFs keeld keeps to symbolicate crash reports
- *   keel bundle upload APP.kb    store a bundle in keeld (checked there as a device would)
- *   keel deploy ...              deploy a bundle to devices; force; status with --watch
  *
  * Listings take --json (keeld's JSON, pretty-printed; `logs -f --json` prints one entry per line).
  * Server and token: see fapi.h. Output for people goes to stdout; every error to stderr with
@@ -39,6 +37,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "fapi.h"
+#include "fleetcli.h"
 #include "stack.h"
 
 #define PAGE_MAX 1000u
@@ -49,108 +48,11 @@
 #define CRASH_TEXT_MAX 8192u
 #define ADDR2LINE_TIMEOUT_S 20u
 
-enum {
-    OPT_HELP = 'h',
-    OPT_FOLLOW = 'f',
-    OPT_URL = 300,
-    OPT_TOKEN,
-    OPT_JSON,
-    OPT_LIMIT,
-    OPT_SINCE,
-    OPT_AFTER,
-    OPT_ELF,
-    OPT_TIMEOUT,
-    OPT_NO_WAIT,
-    OPT_NAME,
-    OPT_DB,
-    OPT_STATE,
-    OPT_FILE,
-    OPT_DIRECTION,
-};
-
-#define OPTS_API {"help", no_argument, NULL, OPT_HELP}, \
-                 {"url", required_argument, NULL, OPT_URL}, \
-                 {"token", required_argument, NULL, OPT_TOKEN}, \
-                 {"json", no_argument, NULL, OPT_JSON}
-
-#define HELP_API \
-    "  --url URL      keeld's address (default: KEEL_URL, the config file, http://127.0.0.1:8080)\n" \
-    "  --token TOKEN  API token (default: KEEL_TOKEN, then the config file: $KEEL_CONFIG,\n" \
-    "                 ~/.config/keel/config, or the one 'keel up' wrote)\n" \
-    "  --json         print keeld's JSON instead of text\n" \
-    "  -h, --help     this help\n"
-
-/* The options every API command shares. */
-typedef struct api_opts {
-    const char *url;
-    const char *token;
-    bool json;
-} api_opts_t;
-
-/* Handle a shared option; false when c is not one of them. */
-static bool api_opt(int c, api_opts_t *o)
-{
-    switch (c) {
-    case OPT_URL:
-        o->url = optarg;
-        return true;
-    case OPT_TOKEN:
-        o->token = optarg;
-        return true;
-    case OPT_JSON:
-        o->json = true;
-        return true;
-    default:
-        return false;
-    }
-}
-
-static void print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s != NULL)
-        printf("%s\n", s);
-    free(s);
-}
-
-static int finish(int rc)
-{
-    fapi_cleanup();
-    return rc;
-}
-
-/* ---- formatting helpers ----------------------------------------------------------------------- */
-
-static const char *jstr(json_t *o, const char *key, const char *dflt)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s != NULL ? s : dflt;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    return json_integer_value(json_object_get(o, key));
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Unix ms as local "YYYY-MM-DD HH:MM:SS.mmm"; "-" for 0/null. */
-static const char *fmt_time(long long ms, char *buf, size_t cap)
-{
-    if (ms <= 0)
-        return "-";
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    char day[32];
-    strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(buf, cap, "%s.%03lld", day, ms % 1000);
-    return buf;
 }
 
 /* How long ago, coarsely: "4s ago", "3m ago", "2h ago", "5d ago". */
@@ -229,7 +131,7 @@ static int run_devices(const char *prog, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP)
             return devices_help(prog, stdout);
-        if (!api_opt(c, &o))
+        if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     if (optind < argc)
@@ -237,10 +139,10 @@ static int run_devices(const char *prog, int argc, char **argv)
     fapi_t a;
     json_t *j = NULL;
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/devices", NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "devices");
     if (o.json) {
-        print_json(j);
+        fleetcli_print_json(j);
     } else if (json_array_size(list) == 0) {
         printf("no devices yet (a device appears when it first connects; 'keel up --devices N' "
                "starts some)\n");
@@ -249,22 +151,22 @@ static int run_devices(const char *prog, int argc, char **argv)
         size_t i;
         json_t *d;
         json_array_foreach(list, i, d) {
-            int n = (int)strlen(jstr(d, "id", ""));
+            int n = (int)strlen(fleetcli_jstr(d, "id", ""));
             w = n > w ? n : w;
         }
         printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8s  %s\n", w, "DEVICE", "ONLINE", "APP",
                "APP STATE", "MICROVISOR", "BOARD", "RESTARTS", "LAST SEEN");
         json_array_foreach(list, i, d) {
             char age[32];
-            printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8lld  %s\n", w, jstr(d, "id", "?"),
+            printf("%-*s  %-7s  %-9s  %-11s  %-10s  %-6s  %8lld  %s\n", w, fleetcli_jstr(d, "id", "?"),
                    json_is_true(json_object_get(d, "online")) ? "yes" : "no",
-                   jstr(d, "app_version", "-"), jstr(d, "app_state", "-"),
-                   jstr(d, "microvisor_version", "-"), jstr(d, "board", "-"), jint(d, "restart_count"),
-                   fmt_age(jint(d, "last_seen_ms"), age, sizeof age));
+                   fleetcli_jstr(d, "app_version", "-"), fleetcli_jstr(d, "app_state", "-"),
+                   fleetcli_jstr(d, "microvisor_version", "-"), fleetcli_jstr(d, "board", "-"), fleetcli_jint(d, "restart_count"),
+                   fmt_age(fleetcli_jint(d, "last_seen_ms"), age, sizeof age));
         }
     }
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 /* ---- keel device show D ----------------------------------------------------------------------- */
@@ -281,7 +183,7 @@ static int run_device_show(const char *prog, int argc, char **argv)
                    HELP_API, prog);
             return CLI_EXIT_OK;
         }
-        if (!api_opt(c, &o))
+        if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     if (optind + 1 != argc)
@@ -294,27 +196,27 @@ static int run_device_show(const char *prog, int argc, char **argv)
     fapi_t a;
     json_t *d = NULL;
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &d, NULL))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     if (o.json) {
-        print_json(d);
+        fleetcli_print_json(d);
         json_decref(d);
-        return finish(CLI_EXIT_OK);
+        return fleetcli_finish(CLI_EXIT_OK);
     }
     char t1[40], t2[40], age[32], v[32];
-    printf("device       %s\n", jstr(d, "id", "?"));
+    printf("device       %s\n", fleetcli_jstr(d, "id", "?"));
     printf("online       %s (last seen %s, %s)\n",
            json_is_true(json_object_get(d, "online")) ? "yes" : "no",
-           fmt_time(jint(d, "last_seen_ms"), t1, sizeof t1),
-           fmt_age(jint(d, "last_seen_ms"), age, sizeof age));
-    printf("first seen   %s\n", fmt_time(jint(d, "first_seen_ms"), t2, sizeof t2));
-    printf("board        %s\n", jstr(d, "board", "-"));
+           fleetcli_fmt_time(fleetcli_jint(d, "last_seen_ms"), t1, sizeof t1),
+           fmt_age(fleetcli_jint(d, "last_seen_ms"), age, sizeof age));
+    printf("first seen   %s\n", fleetcli_fmt_time(fleetcli_jint(d, "first_seen_ms"), t2, sizeof t2));
+    printf("board        %s\n", fleetcli_jstr(d, "board", "-"));
     printf("microvisor   %s (API %lld, protocol revision %lld)\n",
-           jstr(d, "microvisor_version", "-"), jint(d, "api_version"), jint(d, "proto_revision"));
-    printf("app          %s, %s, %lld restarts\n", jstr(d, "app_version", "-"),
-           jstr(d, "app_state", "-"), jint(d, "restart_count"));
-    printf("boot         %lld, up %.1f s, reset reason %lld\n", jint(d, "boot"),
-           (double)jint(d, "uptime_ms") / 1000.0, jint(d, "reset_reason"));
-    printf("log dropped  %lld\n", jint(d, "log_dropped"));
+           fleetcli_jstr(d, "microvisor_version", "-"), fleetcli_jint(d, "api_version"), fleetcli_jint(d, "proto_revision"));
+    printf("app          %s, %s, %lld restarts\n", fleetcli_jstr(d, "app_version", "-"),
+           fleetcli_jstr(d, "app_state", "-"), fleetcli_jint(d, "restart_count"));
+    printf("boot         %lld, up %.1f s, reset reason %lld\n", fleetcli_jint(d, "boot"),
+           (double)fleetcli_jint(d, "uptime_ms") / 1000.0, fleetcli_jint(d, "reset_reason"));
+    printf("log dropped  %lld\n", fleetcli_jint(d, "log_dropped"));
     printf("commands    ");
     size_t i;
     json_t *e;
@@ -322,31 +224,24 @@ static int run_device_show(const char *prog, int argc, char **argv)
         printf(" %s", json_string_value(e) ? json_string_value(e) : "?");
     printf("\nregions:\n");
     json_array_foreach(json_object_get(d, "regions"), i, e) {
-        printf("  %-12s %8lld bytes  version %-12s sha256 %.16s...\n", jstr(e, "name", "?"),
-               jint(e, "size"), fmt_version(jint(e, "version"), v, sizeof v), jstr(e, "sha256", ""));
+        printf("  %-12s %8lld bytes  version %-12s sha256 %.16s...\n", fleetcli_jstr(e, "name", "?"),
+               fleetcli_jint(e, "size"), fmt_version(fleetcli_jint(e, "version"), v, sizeof v), fleetcli_jstr(e, "sha256", ""));
     }
     printf("tags:\n");
     const char *k;
     json_object_foreach(json_object_get(d, "tags"), k, e)
         printf("  %s=%s\n", k, json_string_value(e) ? json_string_value(e) : "");
     json_decref(d);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 /* ---- keel logs -------------------------------------------------------------------------------- */
 
-static volatile int stop_requested;
-
-static void on_stop_signal(int sig)
-{
-    stop_requested = 1;
-}
-
 static void print_log(json_t *e)
 {
     char t[40];
-    printf("%s %s %-5s %s: %s\n", fmt_time(jint(e, "received_ms"), t, sizeof t), jstr(e, "device", "?"),
-           jstr(e, "level", "?"), jstr(e, "source", "?"), jstr(e, "text", ""));
+    printf("%s %s %-5s %s: %s\n", fleetcli_fmt_time(fleetcli_jint(e, "received_ms"), t, sizeof t), fleetcli_jstr(e, "device", "?"),
+           fleetcli_jstr(e, "level", "?"), fleetcli_jstr(e, "source", "?"), fleetcli_jstr(e, "text", ""));
 }
 
 static bool on_live_log(void *ctx, json_t *e)
@@ -374,12 +269,12 @@ static int logs_follow(const char *prog, fapi_t *a, const char *device, uint64_t
              device != NULL ? device : "every device");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = fleetcli_on_stop;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     uint64_t last = after;
-    bool ok = fapi_stream(a, path, opened, &stop_requested, &last, on_live_log, &json);
+    bool ok = fapi_stream(a, path, opened, &fleetcli_stop, &last, on_live_log, &json);
     return ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
@@ -428,7 +323,7 @@ static int run_logs(const char *prog, int argc, char **argv)
                                        optarg);
             break;
         default:
-            if (!api_opt(c, &o))
+            if (!fleetcli_api_opt(c, &o))
                 return cli_bad_option(prog, c, argv);
         }
     }
@@ -440,9 +335,9 @@ static int run_logs(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "--since and --follow do not go together: use --after ID");
     fapi_t a;
     if (!fapi_open(prog, o.url, o.token, &a))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     if (follow)
-        return finish(logs_follow(prog, &a, device, after, o.json));
+        return fleetcli_finish(logs_follow(prog, &a, device, after, o.json));
 
     /* Page with the `after` cursor until a short page (docs/api.md). */
     json_t *all = o.json ? json_array() : NULL;
@@ -477,7 +372,7 @@ static int run_logs(const char *prog, int argc, char **argv)
                 json_array_append(all, e);
             else
                 print_log(e);
-            cursor = (uint64_t)jint(e, "id");
+            cursor = (uint64_t)fleetcli_jint(e, "id");
         }
         printed += (uint32_t)n;
         json_decref(j);
@@ -487,14 +382,14 @@ static int run_logs(const char *prog, int argc, char **argv)
     if (all != NULL) {
         if (rc == CLI_EXIT_OK) {
             json_t *wrap = json_pack("{s:O}", "logs", all);
-            print_json(wrap);
+            fleetcli_print_json(wrap);
             json_decref(wrap);
         }
         json_decref(all);
     } else if (rc == CLI_EXIT_OK && printed == 0) {
         fprintf(stderr, "%s: no log entries%s%s\n", prog, device ? " from " : "", device ? device : "");
     }
-    return finish(rc);
+    return fleetcli_finish(rc);
 }
 
 /* ---- symbolication ------------------------------------------------------------------------- */
@@ -594,7 +489,7 @@ static bool symbolicate_image(const char *prog, const fapi_t *a, const char *sha
     char file[512];
     bool ok = mine != NULL && out != NULL;
     for (size_t i = 0; ok && i < n; i++)
-        if (strcmp(jstr(json_array_get(list, i), "app_sha256", ""), sha) == 0)
+        if (strcmp(fleetcli_jstr(json_array_get(list, i), "app_sha256", ""), sha) == 0)
             mine[m++] = pcs[i];
     if (ok && !elf_fetch(a, sha, file, sizeof file)) {
         fprintf(stderr, "%s: keeld lists an ELF for app image %s but did not send it\n", prog, sha);
@@ -604,7 +499,7 @@ static bool symbolicate_image(const char *prog, const fapi_t *a, const char *sha
         unlink(file);
     }
     for (size_t i = 0, k = 0; ok && i < n; i++)
-        if (strcmp(jstr(json_array_get(list, i), "app_sha256", ""), sha) == 0)
+        if (strcmp(fleetcli_jstr(json_array_get(list, i), "app_sha256", ""), sha) == 0)
             snprintf(sym[i], SYM_MAX, "%s", out[k++]);
     free(mine);
     free(out);
@@ -639,7 +534,7 @@ static int run_crashes(const char *prog, int argc, char **argv)
         } else if (c == OPT_LIMIT) {
             if (!cli_parse_u32(prog, "--limit", optarg, 1, PAGE_MAX, &limit))
                 return CLI_EXIT_USAGE;
-        } else if (!api_opt(c, &o)) {
+        } else if (!fleetcli_api_opt(c, &o)) {
             return cli_bad_option(prog, c, argv);
         }
     }
@@ -655,7 +550,7 @@ static int run_crashes(const char *prog, int argc, char **argv)
     memset(&a, 0, sizeof a);
     json_t *j = NULL;
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "crashes");
     size_t i, n = json_array_size(list);
     json_t *e;
@@ -665,10 +560,10 @@ static int run_crashes(const char *prog, int argc, char **argv)
         free(sym);
         free(pcs);
         json_decref(j);
-        return finish(cli_fail(prog, "out of memory"));
+        return fleetcli_finish(cli_fail(prog, "out of memory"));
     }
     json_array_foreach(list, i, e)
-        pcs[i] = (uint32_t)jint(e, "pc");
+        pcs[i] = (uint32_t)fleetcli_jint(e, "pc");
     bool ok = true;
     unsigned missing = 0;
     if (elf != NULL && n > 0) {
@@ -676,7 +571,7 @@ static int run_crashes(const char *prog, int argc, char **argv)
     } else {
         /* Each image's ELF once from keeld, for the reports of that image. */
         for (size_t k = 0; ok && k < n; k++) {
-            const char *sha = jstr(json_array_get(list, k), "app_sha256", "");
+            const char *sha = fleetcli_jstr(json_array_get(list, k), "app_sha256", "");
             if (sym[k][0] != '\0')
                 continue;
             if (!json_is_true(json_object_get(json_array_get(list, k), "elf_known"))) {
@@ -693,14 +588,14 @@ static int run_crashes(const char *prog, int argc, char **argv)
     if (!ok) {
         free(sym);
         json_decref(j);
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     }
     if (o.json) {
         json_array_foreach(list, i, e) {
             if (sym[i][0] != '\0')
                 json_object_set_new(e, "pc_symbol", json_string(sym[i]));
         }
-        print_json(j);
+        fleetcli_print_json(j);
     } else if (n == 0) {
         printf("no crash reports\n");
     } else {
@@ -708,10 +603,10 @@ static int run_crashes(const char *prog, int argc, char **argv)
                "APP", "REASON");
         json_array_foreach(list, i, e) {
             char t[40], v[32];
-            printf("%6lld  %-16s  %-23s  0x%08llx  0x%08llx  %-10s  %s", jint(e, "id"),
-                   jstr(e, "device", "?"), fmt_time(jint(e, "received_ms"), t, sizeof t),
-                   (unsigned long long)jint(e, "pc"), (unsigned long long)jint(e, "lr"),
-                   fmt_version(jint(e, "app_version"), v, sizeof v), jstr(e, "reason", "?"));
+            printf("%6lld  %-16s  %-23s  0x%08llx  0x%08llx  %-10s  %s", fleetcli_jint(e, "id"),
+                   fleetcli_jstr(e, "device", "?"), fleetcli_fmt_time(fleetcli_jint(e, "received_ms"), t, sizeof t),
+                   (unsigned long long)fleetcli_jint(e, "pc"), (unsigned long long)fleetcli_jint(e, "lr"),
+                   fmt_version(fleetcli_jint(e, "app_version"), v, sizeof v), fleetcli_jstr(e, "reason", "?"));
             if (sym[i][0] != '\0')
                 printf("  (pc in %s)", sym[i]);
             printf("\n");
@@ -723,7 +618,7 @@ static int run_crashes(const char *prog, int argc, char **argv)
     }
     free(sym);
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 /* ---- keel crash show ID ----------------------------------------------------------------------- */
@@ -762,7 +657,7 @@ static int run_crash_show(const char *prog, int argc, char **argv)
         }
         if (c == OPT_ELF)
             elf = optarg;
-        else if (!api_opt(c, &o))
+        else if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     uint32_t id;
@@ -778,15 +673,15 @@ static int run_crash_show(const char *prog, int argc, char **argv)
     fapi_t a;
     json_t *j = NULL;
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", path, NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     uint8_t raw[KCRASH_ENCODED_MAX];
     size_t raw_len = 0;
     kcrash_report_t r;
-    bool decoded = hex_decode(jstr(j, "report_hex", ""), raw, sizeof raw, &raw_len) &&
+    bool decoded = hex_decode(fleetcli_jstr(j, "report_hex", ""), raw, sizeof raw, &raw_len) &&
                    kcrash_decode(raw, raw_len, &r) == KERR_OK;
     char sym[2][SYM_MAX] = {"", ""};
     const char *sym_pc = sym[0], *sym_lr = sym[1];
-    const char *image = jstr(j, "app_sha256", "");
+    const char *image = fleetcli_jstr(j, "app_sha256", "");
     char fetched[512] = "";
     int rc = CLI_EXIT_OK;
     /* Without --elf, the ELF keeld keeps for the report's app image, when it has it. */
@@ -809,11 +704,11 @@ static int run_crash_show(const char *prog, int argc, char **argv)
     if (o.json) {
         if (sym_pc[0] != '\0')
             json_object_set_new(j, "symbols", json_pack("{s:s,s:s}", "pc", sym_pc, "lr", sym_lr));
-        print_json(j);
+        fleetcli_print_json(j);
     } else {
         char t[40];
-        printf("crash %u from %s, received %s\n", (unsigned)id, jstr(j, "device", "?"),
-               fmt_time(jint(j, "received_ms"), t, sizeof t));
+        printf("crash %u from %s, received %s\n", (unsigned)id, fleetcli_jstr(j, "device", "?"),
+               fleetcli_fmt_time(fleetcli_jint(j, "received_ms"), t, sizeof t));
         if (decoded) {
             static char text[CRASH_TEXT_MAX];
             kcrash_format(&r, "  ", text, sizeof text);
@@ -832,13 +727,13 @@ static int run_crash_show(const char *prog, int argc, char **argv)
             }
         } else {
             printf("  the report does not decode: %s\n  raw bytes: %s\n",
-                   jstr(j, "decode_error", "not a KCR1 crash report"), jstr(j, "report_hex", ""));
+                   fleetcli_jstr(j, "decode_error", "not a KCR1 crash report"), fleetcli_jstr(j, "report_hex", ""));
             if (elf != NULL)
                 fprintf(stderr, "%s: nothing to symbolicate in an undecodable report\n", prog);
         }
     }
     json_decref(j);
-    return finish(rc);
+    return fleetcli_finish(rc);
 }
 
 /* ---- keel ping / restart / reboot ------------------------------------------------------------- */
@@ -873,7 +768,7 @@ static int run_command(const char *prog, int argc, char **argv, const char *kind
                 return CLI_EXIT_USAGE;
         } else if (c == OPT_NO_WAIT) {
             no_wait = true;
-        } else if (!api_opt(c, &o)) {
+        } else if (!fleetcli_api_opt(c, &o)) {
             return cli_bad_option(prog, c, argv);
         }
     }
@@ -883,19 +778,19 @@ static int run_command(const char *prog, int argc, char **argv, const char *kind
     const char *device = argv[optind];
     fapi_t a;
     if (!fapi_open(prog, o.url, o.token, &a))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *req = json_pack("{s:s,s:s}", "device", device, "kind", kind);
     json_t *cmd = NULL;
     bool ok = fapi_call(&a, "POST", "/v1/commands", req, &cmd, NULL);
     json_decref(req);
     if (!ok)
-        return finish(CLI_EXIT_FAIL);
-    long long id = jint(cmd, "id");
+        return fleetcli_finish(CLI_EXIT_FAIL);
+    long long id = fleetcli_jint(cmd, "id");
     char path[64];
     snprintf(path, sizeof path, "/v1/commands/%lld", id);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (unsigned waited = 0; !no_wait && !is_final(jstr(cmd, "status", "pending")) &&
+    for (unsigned waited = 0; !no_wait && !is_final(fleetcli_jstr(cmd, "status", "pending")) &&
                               waited < wait_s * 1000u;
          waited += CMD_POLL_MS) {
         struct timespec ts = {0, (long)CMD_POLL_MS * 1000000L};
@@ -903,23 +798,23 @@ static int run_command(const char *prog, int argc, char **argv, const char *kind
         json_t *next = NULL;
         if (!fapi_call(&a, "GET", path, NULL, &next, NULL)) {
             json_decref(cmd);
-            return finish(CLI_EXIT_FAIL);
+            return fleetcli_finish(CLI_EXIT_FAIL);
         }
         json_decref(cmd);
         cmd = next;
     }
-    const char *status = jstr(cmd, "status", "?");
+    const char *status = fleetcli_jstr(cmd, "status", "?");
     int rc = CLI_EXIT_OK;
     if (o.json) {
-        print_json(cmd);
+        fleetcli_print_json(cmd);
     } else if (no_wait) {
         printf("%s: %s sent as command %lld (status %s); see GET /v1/commands/%lld\n", device, kind, id,
                status, id);
     } else if (strcmp(status, "ok") == 0) {
         printf("%s: %s ok in %lld ms", device, kind,
-               jint(cmd, "completed_ms") - jint(cmd, "created_ms"));
+               fleetcli_jint(cmd, "completed_ms") - fleetcli_jint(cmd, "created_ms"));
         if (json_is_integer(json_object_get(cmd, "device_uptime_ms")))
-            printf(" (device up %.1f s)", (double)jint(cmd, "device_uptime_ms") / 1000.0);
+            printf(" (device up %.1f s)", (double)fleetcli_jint(cmd, "device_uptime_ms") / 1000.0);
         printf("\n");
     }
     if (!no_wait && strcmp(status, "ok") != 0) {
@@ -930,10 +825,10 @@ static int run_command(const char *prog, int argc, char **argv, const char *kind
                             "'keel devices')\n", prog, device, wait_s, id, status);
         else
             fprintf(stderr, "%s: %s answered '%s' to command %lld%s%s\n", prog, device, status, id,
-                    jstr(cmd, "detail", "")[0] ? ": " : "", jstr(cmd, "detail", ""));
+                    fleetcli_jstr(cmd, "detail", "")[0] ? ": " : "", fleetcli_jstr(cmd, "detail", ""));
     }
     json_decref(cmd);
-    return finish(rc);
+    return fleetcli_finish(rc);
 }
 
 static int run_ping(const char *prog, int argc, char **argv)
@@ -980,7 +875,7 @@ static int run_token_create(const char *prog, int argc, char **argv)
             db = optarg;
         else if (c == OPT_STATE)
             state = optarg;
-        else if (!api_opt(c, &o))
+        else if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     if (optind < argc)
@@ -1009,7 +904,7 @@ static int run_token_create(const char *prog, int argc, char **argv)
             size_t n = strcspn(out, "\n");
             out[n] = '\0';
             json_t *j = json_pack("{s:s,s:s}", "name", name != NULL ? name : "cli", "token", out);
-            print_json(j);
+            fleetcli_print_json(j);
             json_decref(j);
         } else {
             fputs(out, stdout);
@@ -1021,13 +916,13 @@ static int run_token_create(const char *prog, int argc, char **argv)
     bool ok = fapi_open(prog, o.url, o.token, &a) && fapi_call(&a, "POST", "/v1/tokens", req, &j, NULL);
     json_decref(req);
     if (!ok)
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     if (o.json)
-        print_json(j);
+        fleetcli_print_json(j);
     else
-        printf("%s\n", jstr(j, "token", ""));
+        printf("%s\n", fleetcli_jstr(j, "token", ""));
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 /* ---- keel channel send / read ----------------------------------------------------------------- */
@@ -1066,7 +961,7 @@ static int run_channel_send(const char *prog, int argc, char **argv)
         }
         if (c == OPT_FILE)
             file = optarg;
-        else if (!api_opt(c, &o))
+        else if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     int want = file != NULL ? 2 : 3;
@@ -1106,24 +1001,24 @@ static int run_channel_send(const char *prog, int argc, char **argv)
     bool ok = fapi_open(prog, o.url, o.token, &a) && fapi_call(&a, "POST", path, req, &j, NULL);
     json_decref(req);
     if (!ok)
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     if (o.json)
-        print_json(j);
+        fleetcli_print_json(j);
     else
-        printf("sent %lld bytes to %s channel %s\n", jint(j, "size"), device, channel);
+        printf("sent %lld bytes to %s channel %s\n", fleetcli_jint(j, "size"), device, channel);
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 static void print_channel_msg(json_t *e)
 {
     char t[40];
-    const char *text = jstr(e, "text", NULL);
-    printf("%s %-4s ", fmt_time(jint(e, "received_ms"), t, sizeof t), jstr(e, "direction", "?"));
+    const char *text = fleetcli_jstr(e, "text", NULL);
+    printf("%s %-4s ", fleetcli_fmt_time(fleetcli_jint(e, "received_ms"), t, sizeof t), fleetcli_jstr(e, "direction", "?"));
     if (text != NULL)
         printf("%s\n", text);
     else
-        printf("hex:%s\n", jstr(e, "data", ""));
+        printf("hex:%s\n", fleetcli_jstr(e, "data", ""));
 }
 
 static bool on_live_channel(void *ctx, json_t *e)
@@ -1186,7 +1081,7 @@ static int run_channel_read(const char *prog, int argc, char **argv)
             direction = optarg;
             break;
         default:
-            if (!api_opt(c, &o))
+            if (!fleetcli_api_opt(c, &o))
                 return cli_bad_option(prog, c, argv);
         }
     }
@@ -1200,7 +1095,7 @@ static int run_channel_read(const char *prog, int argc, char **argv)
         return rc;
     fapi_t a;
     if (!fapi_open(prog, o.url, o.token, &a))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     char path[512], num[32];
     if (follow) {
         snprintf(path, sizeof path, "/v1/devices/%s/channels/%s/stream", device, channel);
@@ -1212,13 +1107,13 @@ static int run_channel_read(const char *prog, int argc, char **argv)
         snprintf(opened, sizeof opened, "following channel %s of %s (Ctrl-C to stop)", channel, device);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_stop_signal;
+        sa.sa_handler = fleetcli_on_stop;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         uint64_t last = after;
-        bool ok = fapi_stream(&a, path, opened, &stop_requested, &last, on_live_channel, &o.json);
-        return finish(ok ? CLI_EXIT_OK : CLI_EXIT_FAIL);
+        bool ok = fapi_stream(&a, path, opened, &fleetcli_stop, &last, on_live_channel, &o.json);
+        return fleetcli_finish(ok ? CLI_EXIT_OK : CLI_EXIT_FAIL);
     }
     snprintf(path, sizeof path, "/v1/devices/%s/channels/%s?limit=%u&direction=%s", device, channel,
              (unsigned)limit, direction);
@@ -1228,12 +1123,12 @@ static int run_channel_read(const char *prog, int argc, char **argv)
     }
     json_t *j = NULL;
     if (!fapi_call(&a, "GET", path, NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "messages");
     size_t i;
     json_t *e;
     if (o.json) {
-        print_json(j);
+        fleetcli_print_json(j);
     } else if (json_array_size(list) == 0) {
         fprintf(stderr, "%s: no messages on channel %s of %s\n", prog, channel, device);
     } else {
@@ -1241,7 +1136,7 @@ static int run_channel_read(const char *prog, int argc, char **argv)
             print_channel_msg(e);
     }
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 /* ---- keel elf upload / list --------------------------------------------------------------------- */
@@ -1261,25 +1156,25 @@ static int run_elf_upload(const char *prog, int argc, char **argv)
                    "is configured.\n\noptions:\n" HELP_API, prog);
             return CLI_EXIT_OK;
         }
-        if (!api_opt(c, &o))
+        if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     if (argc - optind != 1)
         return cli_usage_error(prog, "give one app ELF file");
     fapi_t a;
     if (!fapi_open(prog, o.url, o.token, &a))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *j = NULL;
     if (!fapi_elf_upload(&a, argv[optind], &j))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     if (o.json)
-        print_json(j);
+        fleetcli_print_json(j);
     else
         printf("%s %s: app image sha256 %s (%lld bytes)\n",
                json_is_true(json_object_get(j, "created")) ? "uploaded" : "keeld already has the ELF of",
-               argv[optind], jstr(j, "sha256", "?"), jint(j, "image_size"));
+               argv[optind], fleetcli_jstr(j, "sha256", "?"), fleetcli_jint(j, "image_size"));
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 static int run_elf_list(const char *prog, int argc, char **argv)
@@ -1293,7 +1188,7 @@ static int run_elf_list(const char *prog, int argc, char **argv)
                    "options:\n" HELP_API, prog);
             return CLI_EXIT_OK;
         }
-        if (!api_opt(c, &o))
+        if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
     if (optind != argc)
@@ -1301,24 +1196,24 @@ static int run_elf_list(const char *prog, int argc, char **argv)
     fapi_t a;
     json_t *j = NULL;
     if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/elfs", NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
+        return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "elfs");
     size_t i;
     json_t *e;
     if (o.json) {
-        print_json(j);
+        fleetcli_print_json(j);
     } else if (json_array_size(list) == 0) {
         printf("no ELFs (upload one with 'keel elf upload APP.elf')\n");
     } else {
         printf("%-64s  %-10s  %-23s  %s\n", "IMAGE SHA256", "IMAGE", "UPLOADED", "NAME");
         json_array_foreach(list, i, e) {
             char t[40];
-            printf("%-64s  %-10lld  %-23s  %s\n", jstr(e, "sha256", "?"), jint(e, "image_size"),
-                   fmt_time(jint(e, "uploaded_ms"), t, sizeof t), jstr(e, "name", ""));
+            printf("%-64s  %-10lld  %-23s  %s\n", fleetcli_jstr(e, "sha256", "?"), fleetcli_jint(e, "image_size"),
+                   fleetcli_fmt_time(fleetcli_jint(e, "uploaded_ms"), t, sizeof t), fleetcli_jstr(e, "name", ""));
         }
     }
     json_decref(j);
-    return finish(CLI_EXIT_OK);
+    return fleetcli_finish(CLI_EXIT_OK);
 }
 
 /* ---- tables ----------------------------------------------------------------------------------- */
@@ -1380,448 +1275,3 @@ int cmd_device_show(const char *prog, int argc, char **argv)
 {
     return run_device_show(prog, argc, argv);
 }
-
-/* ---- keel bundle upload, keel deploy ---------------------------------------------------------- */
-
-#define BUNDLE_UPLOAD_MAX (64u * 1024u * 1024u) /* keeld's --max-bundle decides; this is a guard */
-#define FORCE_AFTER_MAX_S (30u * 24u * 3600u)
-#define WATCH_WAIT_S 5 /* one long poll of GET /v1/deployments/{id}: also how long Ctrl-C may take */
-#define BAR_WIDTH 20
-
-/* Read a bundle file whole (malloc'd). False with a message. */
-static bool read_bundle(const char *prog, const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        cli_fail(prog, "%s: cannot open: %s", path, strerror(errno));
-        return false;
-    }
-    uint8_t *b = malloc(BUNDLE_UPLOAD_MAX + 1u);
-    size_t n = b != NULL ? fread(b, 1, BUNDLE_UPLOAD_MAX + 1u, f) : 0;
-    bool bad = b == NULL || ferror(f) || n > BUNDLE_UPLOAD_MAX;
-    fclose(f);
-    if (bad) {
-        cli_fail(prog, "%s: cannot read it as a bundle (%s)", path,
-                 b == NULL ? "out of memory" : n > BUNDLE_UPLOAD_MAX ? "far too large" : "read error");
-        free(b);
-        return false;
-    }
-    *out = b;
-    *len = n;
-    return true;
-}
-
-/* POST the bundle file; *out is keeld's bundle JSON. */
-static bool upload_bundle(const fapi_t *a, const char *path, json_t **out)
-{
-    uint8_t *b = NULL;
-    size_t len = 0;
-    if (!read_bundle(a->prog, path, &b, &len))
-        return false;
-    bool ok = fapi_upload(a, "POST", "/v1/bundles", b, len, out, NULL);
-    free(b);
-    return ok;
-}
-
-static void print_bundle(json_t *b)
-{
-    printf("bundle %lld: %s %s, %lld bytes, counter %lld, sha256 %s%s\n", jint(b, "id"),
-           jstr(b, "name", "?"), jstr(b, "version", "?"), jint(b, "size"),
-           jint(b, "security_counter"), jstr(b, "sha256", "?"),
-           json_is_false(json_object_get(b, "created")) ? " (already stored)" : "");
-}
-
-int cmd_bundle_upload(const char *prog, int argc, char **argv)
-{
-    static const struct option opts[] = {OPTS_API, {0}};
-    api_opts_t o = {0};
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            printf("usage: %s APP.kb [options]\n\n"
-                   "Upload a bundle to keeld. keeld checks it as a device would (structure,\n"
-                   "signer among its fleet keys, signature, payload hashes) and stores it by its\n"
-                   "SHA-256: uploading the same file again changes nothing.\n\n"
-                   "options:\n" HELP_API, prog);
-            return CLI_EXIT_OK;
-        }
-        if (!api_opt(c, &o))
-            return cli_bad_option(prog, c, argv);
-    }
-    if (optind != argc - 1)
-        return cli_usage_error(prog, optind == argc ? "which bundle? give APP.kb"
-                                                    : "give exactly one APP.kb");
-    fapi_t a;
-    json_t *b = NULL;
-    if (!fapi_open(prog, o.url, o.token, &a) || !upload_bundle(&a, argv[optind], &b))
-        return finish(CLI_EXIT_FAIL);
-    if (o.json)
-        print_json(b);
-    else
-        print_bundle(b);
-    json_decref(b);
-    return finish(CLI_EXIT_OK);
-}
-
-int cmd_bundle_list(const char *prog, int argc, char **argv)
-{
-    static const struct option opts[] = {OPTS_API, {0}};
-    api_opts_t o = {0};
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            printf("usage: %s [options]\n\nThe bundles keeld stores.\n\noptions:\n" HELP_API, prog);
-            return CLI_EXIT_OK;
-        }
-        if (!api_opt(c, &o))
-            return cli_bad_option(prog, c, argv);
-    }
-    if (optind != argc)
-        return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
-    fapi_t a;
-    json_t *j = NULL;
-    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/bundles", NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
-    if (o.json) {
-        print_json(j);
-    } else {
-        size_t i;
-        json_t *b;
-        char t[40];
-        printf("%-5s %-16s %-10s %7s %9s %-16s %-16s  %s\n", "ID", "APP", "VERSION", "COUNTER",
-               "BYTES", "SIGNED BY", "SHA256", "UPLOADED");
-        json_array_foreach(json_object_get(j, "bundles"), i, b) {
-            printf("%-5lld %-16s %-10s %7lld %9lld %-16s %.16s  %s\n", jint(b, "id"),
-                   jstr(b, "name", "?"), jstr(b, "version", "?"), jint(b, "security_counter"),
-                   jint(b, "size"), jstr(b, "key_id", "?"), jstr(b, "sha256", "?"),
-                   fmt_time(jint(b, "created_ms"), t, sizeof t));
-        }
-    }
-    json_decref(j);
-    return finish(CLI_EXIT_OK);
-}
-
-/* One device row of a deployment: a bar of staged blocks, the state and the bytes sent, and the
- * versions: what the device runs -> what the deployment installs. */
-static void print_deploy_row(json_t *d, const char *version, bool tty)
-{
-    const char *phase = jstr(d, "phase", "?"), *result = jstr(d, "result", "?");
-    const char *state = jstr(d, "state", "?");
-    long long needed = jint(d, "blocks_needed"), staged = jint(d, "blocks_staged");
-    bool done = strcmp(phase, "done") == 0;
-    bool ok = done && strcmp(result, "success") == 0;
-    int pct = 0;
-    if (ok || strcmp(state, "downloaded") == 0 || strcmp(state, "updating") == 0)
-        pct = 100;
-    else if (needed > 0)
-        pct = (int)(staged * 100 / needed);
-    char bar[BAR_WIDTH + 1];
-    for (int i = 0; i < BAR_WIDTH; i++)
-        bar[i] = i < pct * BAR_WIDTH / 100 ? '#' : '-';
-    bar[BAR_WIDTH] = '\0';
-    const char *label = done ? result
-                        : strcmp(phase, "pending") == 0 ? (json_is_true(json_object_get(d, "online"))
-                                                               ? "pending" : "pending (offline)")
-                        : strcmp(phase, "superseded") == 0 ? "superseded"
-                        : json_is_true(json_object_get(d, "trial")) ? "on trial"
-                        : json_is_null(json_object_get(d, "status_ms")) ? "offered" : state;
-    printf("%-16s [%s] %3d%%  %-20s %4lld/%-4lld blocks %9lld B sent  %s -> %s%s", jstr(d, "device", "?"),
-           bar, pct, label, staged, needed, jint(d, "bytes_sent"), jstr(d, "app_version", "?"),
-           version, tty ? "\033[K\n" : "\n");
-    const char *detail = jstr(d, "detail", "");
-    if (done && !ok)
-        printf("%16s  %s (code %lld): %s%s", "", result, jint(d, "code"), detail, tty ? "\033[K\n" : "\n");
-    else if (detail[0] != '\0' && !done)
-        printf("%16s  %s%s", "", detail, tty ? "\033[K\n" : "\n");
-    else if (ok && detail[0] != '\0')
-        printf("%16s  %s%s", "", detail, tty ? "\033[K\n" : "\n");
-}
-
-/* The deployment as text; returns the number of lines printed (for redrawing in place). */
-static int print_deployment(json_t *d, bool tty)
-{
-    char t[40];
-    json_t *s = json_object_get(d, "summary");
-    int lines = 0;
-    printf("deployment %lld: %s %s (bundle %lld, %lld bytes) to %s%s%s%s, created %s%s",
-           jint(d, "id"), jstr(d, "app", "?"), jstr(d, "version", "?"), jint(d, "bundle_id"),
-           jint(d, "bundle_size"), jstr(d, "target_kind", "?"),
-           strcmp(jstr(d, "target_kind", ""), "all") == 0 ? "" : " ", jstr(d, "target", ""),
-           json_is_true(json_object_get(d, "forced")) ? " (forced)" : "",
-           fmt_time(jint(d, "created_ms"), t, sizeof t), tty ? "\033[K\n" : "\n");
-    lines++;
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(d, "devices"), i, r) {
-        print_deploy_row(r, jstr(d, "version", "?"), tty);
-        lines += 1 + (jstr(r, "detail", "")[0] != '\0' ||
-                      (strcmp(jstr(r, "phase", ""), "done") == 0 &&
-                       strcmp(jstr(r, "result", ""), "success") != 0));
-    }
-    printf("summary: %lld devices: %lld succeeded, %lld failed, %lld in progress, %lld pending, "
-           "%lld superseded; %lld bytes sent (the whole bundle is %lld bytes)%s",
-           jint(s, "devices"), jint(s, "succeeded"), jint(s, "failed"), jint(s, "in_progress"),
-           jint(s, "pending"), jint(s, "superseded"), jint(s, "bytes_sent"), jint(s, "full_size"),
-           tty ? "\033[K\n" : "\n");
-    return lines + 1;
-}
-
-/*
- * Follow a deployment with long polls (GET ?after=REV&wait=WATCH_WAIT_S) until every device is
- * done or superseded, or Ctrl-C (noticed at the end of the current poll). Exit 0 when none
- * failed. On a terminal the table is redrawn in place.
- */
-static int deploy_watch(fapi_t *a, long long id, bool json)
-{
-    bool tty = isatty(STDOUT_FILENO) && !json;
-    long long rev = -1;
-    int lines = 0, errors = 0;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    while (!stop_requested) {
-        char path[96];
-        json_t *d = NULL;
-        snprintf(path, sizeof path, "/v1/deployments/%lld?after=%lld&wait=%d", id, rev, WATCH_WAIT_S);
-        if (!fapi_call(a, "GET", path, NULL, &d, NULL)) {
-            /* keeld restarting: keep trying for a while, like logs -f */
-            if (++errors > FAPI_STREAM_RETRIES)
-                return CLI_EXIT_FAIL;
-            sleep(1);
-            continue;
-        }
-        errors = 0;
-        if (jint(d, "rev") != rev) {
-            rev = jint(d, "rev");
-            if (json) {
-                char *s = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER);
-                if (s != NULL)
-                    printf("%s\n", s);
-                free(s);
-            } else {
-                if (tty && lines > 0)
-                    printf("\033[%dA", lines);
-                lines = print_deployment(d, tty);
-            }
-            fflush(stdout);
-        }
-        json_t *s = json_object_get(d, "summary");
-        bool finished = json_is_true(json_object_get(s, "finished"));
-        long long failed = jint(s, "failed");
-        json_decref(d);
-        if (finished)
-            return failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
-}
-
-static bool is_sha(const char *s)
-{
-    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
-}
-
-static bool is_id(const char *s)
-{
-    return s[0] != '\0' && strspn(s, "0123456789") == strlen(s) && strlen(s) < 19;
-}
-
-static void deploy_help(const char *prog)
-{
-    printf("usage: %s BUNDLE --to DEVICE|--tag T|--all [--force-after SECS] [--watch]\n"
-           "       %s force ID\n"
-           "       %s status ID [--watch]\n"
-           "       %s list\n\n"
-           "Deploy an update bundle to devices, and follow it.\n"
-           "  BUNDLE            an APP.kb file (uploaded first, idempotent), or a bundle id or\n"
-           "                    SHA-256 that keeld already has\n"
-           "  --to DEVICE       one device\n"
-           "  --tag T           devices with tag T (any value) or T=VALUE\n"
-           "  --all             every device keeld knows\n"
-           "  --force-after S   devices apply at most S seconds after staging, even if the app\n"
-           "                    has not (0: the bundle's politeness deadline)\n"
-           "  --watch           follow the deployment until every device is done\n"
-           "A device already running the bundle gets nothing (0 bytes); the others fetch only the\n"
-           "blocks that differ. A newer deployment to a device supersedes an unfinished older one.\n"
-           "  force ID          apply now on every device of deployment ID not done yet\n"
-           "  status ID         per device: state, blocks staged, bytes sent, result and reason;\n"
-           "                    --watch redraws it until done (exit 1 if any device failed)\n"
-           "  list              recent deployments\n\n"
-           "options:\n" HELP_API, prog, prog, prog, prog);
-}
-
-/* keel deploy force|status|list: prog names the verb ("keel deploy status"), base the noun (for
- * the one help text of every deploy form). */
-static int deploy_status(const char *base, const char *prog, int argc, char **argv, bool force,
-                         bool list)
-{
-    static const struct option opts[] = {OPTS_API, {"watch", no_argument, NULL, 'w'}, {0}};
-    api_opts_t o = {0};
-    bool watch = false;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            deploy_help(base);
-            return CLI_EXIT_OK;
-        }
-        if (c == 'w' && !force && !list)
-            watch = true;
-        else if (!api_opt(c, &o))
-            return cli_bad_option(prog, c, argv);
-    }
-    if (list ? optind != argc : (optind != argc - 1 || !is_id(argv[optind])))
-        return cli_usage_error(prog, list ? "list takes no arguments"
-                                          : "give one deployment ID (a number)");
-    fapi_t a;
-    json_t *j = NULL;
-    char path[96];
-    if (!fapi_open(prog, o.url, o.token, &a))
-        return finish(CLI_EXIT_FAIL);
-    if (list) {
-        if (!fapi_call(&a, "GET", "/v1/deployments", NULL, &j, NULL))
-            return finish(CLI_EXIT_FAIL);
-        if (o.json) {
-            print_json(j);
-        } else {
-            size_t i;
-            json_t *d;
-            char t[40];
-            printf("%-5s %-16s %-10s %-24s %8s %9s %6s  %s\n", "ID", "APP", "VERSION", "TARGET",
-                   "DEVICES", "SUCCEEDED", "FAILED", "CREATED");
-            json_array_foreach(json_object_get(j, "deployments"), i, d) {
-                char target[64];
-                snprintf(target, sizeof target, "%s%s%s", jstr(d, "target_kind", "?"),
-                         strcmp(jstr(d, "target_kind", ""), "all") ? ":" : "", jstr(d, "target", ""));
-                printf("%-5lld %-16s %-10s %-24s %8lld %9lld %6lld  %s\n", jint(d, "id"),
-                       jstr(d, "app", "?"), jstr(d, "version", "?"), target, jint(d, "devices"),
-                       jint(d, "succeeded"), jint(d, "failed"),
-                       fmt_time(jint(d, "created_ms"), t, sizeof t));
-            }
-        }
-        json_decref(j);
-        return finish(CLI_EXIT_OK);
-    }
-    long long id = strtoll(argv[optind], NULL, 10);
-    if (force) {
-        snprintf(path, sizeof path, "/v1/deployments/%lld/force", id);
-        if (!fapi_call(&a, "POST", path, NULL, &j, NULL))
-            return finish(CLI_EXIT_FAIL);
-        if (o.json) {
-            print_json(j);
-        } else {
-            size_t i;
-            json_t *e;
-            printf("deployment %lld forced: the devices not done apply as soon as staged\n", id);
-            json_array_foreach(json_object_get(j, "commands"), i, e)
-                printf("  %s: apply command %lld\n", jstr(e, "device", "?"), jint(e, "command"));
-            json_array_foreach(json_object_get(j, "not_supported"), i, e)
-                printf("  %s: does not take the apply command; offered again with force set\n",
-                       json_string_value(e) ? json_string_value(e) : "?");
-        }
-        json_decref(j);
-        return finish(CLI_EXIT_OK);
-    }
-    if (watch)
-        return finish(deploy_watch(&a, id, o.json));
-    snprintf(path, sizeof path, "/v1/deployments/%lld", id);
-    if (!fapi_call(&a, "GET", path, NULL, &j, NULL))
-        return finish(CLI_EXIT_FAIL);
-    if (o.json)
-        print_json(j);
-    else
-        print_deployment(j, false);
-    json_decref(j);
-    return finish(CLI_EXIT_OK);
-}
-
-static int run_deploy(const char *prog, int argc, char **argv)
-{
-    if (argc >= 2 && (strcmp(argv[1], "force") == 0 || strcmp(argv[1], "status") == 0 ||
-                      strcmp(argv[1], "list") == 0)) {
-        char sub[96];
-        snprintf(sub, sizeof sub, "%s %s", prog, argv[1]);
-        optind = 0;
-        return deploy_status(prog, sub, argc - 1, argv + 1, strcmp(argv[1], "force") == 0,
-                             strcmp(argv[1], "list") == 0);
-    }
-    enum { OPT_TO = 400, OPT_TAG, OPT_ALL, OPT_FORCE_AFTER, OPT_WATCH };
-    static const struct option opts[] = {OPTS_API,
-                                         {"to", required_argument, NULL, OPT_TO},
-                                         {"tag", required_argument, NULL, OPT_TAG},
-                                         {"all", no_argument, NULL, OPT_ALL},
-                                         {"force-after", required_argument, NULL, OPT_FORCE_AFTER},
-                                         {"watch", no_argument, NULL, OPT_WATCH},
-                                         {0}};
-    api_opts_t o = {0};
-    const char *to = NULL, *tag = NULL;
-    bool watch = false;
-    uint32_t force_after = 0;
-    int c, targets = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_HELP: deploy_help(prog); return CLI_EXIT_OK;
-        case OPT_TO: to = optarg; targets++; break;
-        case OPT_TAG: tag = optarg; targets++; break;
-        case OPT_ALL: targets++; break;
-        case OPT_WATCH: watch = true; break;
-        case OPT_FORCE_AFTER:
-            if (!cli_parse_u32(prog, "--force-after", optarg, 0, FORCE_AFTER_MAX_S, &force_after))
-                return CLI_EXIT_USAGE;
-            break;
-        default:
-            if (!api_opt(c, &o))
-                return cli_bad_option(prog, c, argv);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage_error(prog, optind == argc ? "which bundle? give APP.kb, a bundle id or "
-                                                      "its SHA-256" : "give exactly one BUNDLE");
-    if (targets != 1)
-        return cli_usage_error(prog, "say where with exactly one of --to DEVICE, --tag T, --all");
-    const char *ref = argv[optind];
-    fapi_t a;
-    json_t *body = json_object(), *bundle = NULL, *d = NULL;
-    int rc = CLI_EXIT_FAIL;
-    if (!fapi_open(prog, o.url, o.token, &a)) {
-        json_decref(body);
-        return finish(CLI_EXIT_FAIL);
-    }
-    if (access(ref, F_OK) == 0) {
-        /* A file: upload it (the same bytes again are the same bundle). */
-        if (!upload_bundle(&a, ref, &bundle))
-            goto out;
-        if (!o.json)
-            print_bundle(bundle);
-        json_object_set(body, "bundle", json_object_get(bundle, "sha256"));
-    } else if (is_id(ref)) {
-        json_object_set_new(body, "bundle", json_integer(strtoll(ref, NULL, 10)));
-    } else if (is_sha(ref)) {
-        json_object_set_new(body, "bundle", json_string(ref));
-    } else {
-        json_decref(body);
-        return finish(cli_usage_error(prog, "'%s' is no file, bundle id or SHA-256", ref));
-    }
-    if (to != NULL)
-        json_object_set_new(body, "device", json_string(to));
-    else if (tag != NULL)
-        json_object_set_new(body, "tag", json_string(tag));
-    else
-        json_object_set_new(body, "all", json_true());
-    if (force_after != 0)
-        json_object_set_new(body, "force_after_s", json_integer(force_after));
-    if (!fapi_call(&a, "POST", "/v1/deployments", body, &d, NULL))
-        goto out;
-    if (o.json && !watch)
-        print_json(d);
-    else if (!watch)
-        print_deployment(d, false);
-    rc = watch ? deploy_watch(&a, jint(d, "id"), o.json) : CLI_EXIT_OK;
-out:
-    json_decref(body);
-    json_decref(bundle);
-    json_decref(d);
-    return finish(rc);
-}
-
-const cli_noun_t cmd_deploy = {
-    .name = "deploy", .summary = "deploy update bundles and follow them (keeld)", .run = run_deploy};
