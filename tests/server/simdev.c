@@ -72,6 +72,9 @@ typedef struct sim {
     uint32_t dropped;            /* LogBatch.dropped of the next batch */
     const char *commands;        /* comma-separated kinds listed in hello */
     atomic_int answered;         /* commands answered */
+    int served;                  /* answered when the last serve action ended (0 at start: a
+                                    command keeld sends on the hello, before "connected", counts
+                                    for the first serve-one) */
     atomic_uint sent, delivered; /* publishes queued / completed (PUBACK for QoS 1) */
     atomic_uint subscribed, subacked; /* SUBSCRIBEs sent / confirmed (SUBACK) */
     uint64_t start_ms;
@@ -414,15 +417,17 @@ static unsigned slice_ms(const sim_t *s)
 static void act_serve(sim_t *s, const char *spec, bool until_one)
 {
     unsigned secs = (unsigned)strtoul(spec, NULL, 10);
-    int before = atomic_load(&s->answered);
+    int before = s->served;
 
     for (uint64_t end = mono_ms() + secs * 1000u; mono_ms() < end; sleep_ms(slice_ms(s))) {
         poll_update(s);
         if (until_one && atomic_load(&s->answered) > before) {
             poll_update(s); /* an update command is answered by the agent */
+            s->served = atomic_load(&s->answered);
             return;
         }
     }
+    s->served = atomic_load(&s->answered);
     if (until_one) {
         die("no command arrived within %s seconds", spec);
     }
