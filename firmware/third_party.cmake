@@ -1,8 +1,8 @@
 # Third-party libraries of the secure firmware, cross-built by our CMake from the Debian source trees
 # that scripts/deps.sh unpacks into KEEL_THIRD_PARTY (make passes build/third_party):
 #
-#   keel_mbedtls  Mbed TLS 2.28 crypto (+ the TLS 1.2 client with KEEL_MBEDTLS_TLS=ON)
-#   keel_lwip     lwIP 2.1 NO_SYS: core, IPv4, Ethernet, MQTT client, altcp_tls glue
+#   keel_mbedtls  Mbed TLS 3.6 crypto and PSA (+ the TLS 1.3/1.2 client with KEEL_MBEDTLS_TLS=ON)
+#   keel_lwip     lwIP 2.2 NO_SYS: core, IPv4, Ethernet, MQTT client, altcp_tls glue
 #
 # Their configuration is ours, in firmware/config/ (keel_mbedtls_config.h, lwipopts.h, arch/cc.h).
 # Users link the target and get the include paths and definitions with it. keel_lwip needs the
@@ -11,43 +11,31 @@
 # Use from firmware/CMakeLists.txt:  include(${CMAKE_CURRENT_LIST_DIR}/third_party.cmake)
 
 set(KEEL_THIRD_PARTY "" CACHE PATH "Directory scripts/deps.sh unpacked the third-party sources into")
-option(KEEL_MBEDTLS_TLS "Compile the TLS 1.2 client into Mbed TLS and lwIP's altcp_tls" OFF)
+option(KEEL_MBEDTLS_TLS "Compile the TLS client into Mbed TLS and lwIP's altcp_tls" OFF)
 
 if(NOT KEEL_THIRD_PARTY)
   message(FATAL_ERROR "KEEL_THIRD_PARTY is not set. Run `make` (it fetches the sources and passes "
     "-DKEEL_THIRD_PARTY=build/third_party), or `bash scripts/deps.sh DIR` and configure with "
     "-DKEEL_THIRD_PARTY=DIR.")
 endif()
-foreach(_keel_tp lwip mbedtls)
-  # deps.sh writes .keel-source last, so its presence means a complete, verified, patched tree.
-  # Depending on it re-runs CMake (and so the source globs below) after a version bump.
-  set(_keel_tp_marker "${KEEL_THIRD_PARTY}/${_keel_tp}/.keel-source")
-  if(NOT EXISTS "${_keel_tp_marker}")
-    message(FATAL_ERROR "${_keel_tp} sources are missing from ${KEEL_THIRD_PARTY}. "
-      "Run `make deps` (or `bash scripts/deps.sh ${KEEL_THIRD_PARTY}`) first.")
-  endif()
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_keel_tp_marker}")
-endforeach()
+# deps.sh writes .keel-source last, so its presence means a complete, verified, patched tree.
+# Depending on it re-runs CMake (and so the source globs below) after a version bump.
+set(_keel_tp_marker "${KEEL_THIRD_PARTY}/lwip/.keel-source")
+if(NOT EXISTS "${_keel_tp_marker}")
+  message(FATAL_ERROR "lwip sources are missing from ${KEEL_THIRD_PARTY}. "
+    "Run `make deps` (or `bash scripts/deps.sh ${KEEL_THIRD_PARTY}`) first.")
+endif()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_keel_tp_marker}")
 
 set(_keel_config_dir "${CMAKE_CURRENT_LIST_DIR}/config")
-set(_keel_mbedtls_dir "${KEEL_THIRD_PARTY}/mbedtls")
 set(_keel_lwip_dir "${KEEL_THIRD_PARTY}/lwip/src")
 
 # Warnings in code we do not own are noise we cannot act on; -Os because flash is the scarce
-# resource and neither library is on a hot path that -O2 would change.
+# resource and lwIP is not on a hot path that -O2 would change.
 set(_keel_tp_options -Os -w)
 
-# ---- Mbed TLS --------------------------------------------------------------------------------------
-# Every library/*.c is compiled: files whose module the configuration leaves out compile to empty
-# objects, which keeps this list free of per-version file names.
-file(GLOB _keel_mbedtls_sources "${_keel_mbedtls_dir}/library/*.c")
-add_library(keel_mbedtls STATIC ${_keel_mbedtls_sources})
-target_include_directories(keel_mbedtls PUBLIC "${_keel_mbedtls_dir}/include" "${_keel_config_dir}")
-target_compile_definitions(keel_mbedtls PUBLIC MBEDTLS_CONFIG_FILE="keel_mbedtls_config.h")
-if(KEEL_MBEDTLS_TLS)
-  target_compile_definitions(keel_mbedtls PUBLIC KEEL_MBEDTLS_TLS=1)
-endif()
-target_compile_options(keel_mbedtls PRIVATE ${_keel_tp_options})
+# ---- Mbed TLS (shared with the host build) ---------------------------------------------------------
+include(${CMAKE_CURRENT_LIST_DIR}/../cmake/keel_mbedtls.cmake)
 
 # ---- lwIP ------------------------------------------------------------------------------------------
 file(GLOB _keel_lwip_sources

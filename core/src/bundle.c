@@ -196,7 +196,7 @@ kerr_t kbdl_decode(const uint8_t *in, uint32_t len, kbdl_manifest_t *out)
 void kbdl_key_id(const uint8_t pub[KBDL_PUBKEY_SIZE], uint8_t out[KBDL_KEY_ID_SIZE])
 {
     uint8_t h[32];
-    mbedtls_sha256_ret(pub, KBDL_PUBKEY_SIZE, h, 0);
+    mbedtls_sha256(pub, KBDL_PUBKEY_SIZE, h, 0);
     memcpy(out, h, KBDL_KEY_ID_SIZE);
 }
 
@@ -207,7 +207,7 @@ static kerr_t ecdsa_check(const uint8_t pub[KBDL_PUBKEY_SIZE], const uint8_t *ms
                           const uint8_t sig[KBDL_SIG_SIZE])
 {
     uint8_t hash[P256_HASH_SIZE];
-    if (mbedtls_sha256_ret(msg, len, hash, 0) != 0) {
+    if (mbedtls_sha256(msg, len, hash, 0) != 0) {
         return KERR_UPD_CRYPTO;
     }
     switch (p256_verify(pub, hash, sig)) {

@@ -2,103 +2,25 @@
  * Bundle signing (host only: the CLI and tests; devices only verify, bundle.c).
  *
  * Deterministic ECDSA (RFC 6979) so the same manifest and key always give the same bundle bytes:
- * builds are reproducible and golden vectors stay golden. The blinding RNG Mbed TLS asks for is
- * seeded from the host's entropy; it does not change the signature.
+ * builds are reproducible and golden vectors stay golden (p256.c, over PSA Crypto).
  */
 #include <string.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecdsa.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/sha256.h>
 
 #include "keel/bundle.h"
 
 #include "le.h"
+#include "p256.h"
 
-/* Load priv into a keypair on P-256 (d and Q = dG). */
-static kerr_t load_key(const uint8_t priv[32], mbedtls_ecp_keypair *kp,
-                       mbedtls_ctr_drbg_context *drbg)
+static kerr_t p256_err(p256_rc_t rc)
 {
-    if (mbedtls_ecp_group_load(&kp->grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
-        return KERR_UPD_CRYPTO;
-    }
-    if (mbedtls_mpi_read_binary(&kp->d, priv, 32) != 0 ||
-        mbedtls_ecp_check_privkey(&kp->grp, &kp->d) != 0) {
-        return KERR_INVAL;
-    }
-    if (mbedtls_ecp_mul(&kp->grp, &kp->Q, &kp->d, &kp->grp.G, mbedtls_ctr_drbg_random, drbg) != 0) {
-        return KERR_UPD_CRYPTO;
-    }
-    return KERR_OK;
-}
-
-/* Runs fn with a seeded DRBG and a loaded key pair, freeing everything after. */
-typedef kerr_t (*with_key_fn)(mbedtls_ecp_keypair *kp, mbedtls_ctr_drbg_context *drbg, void *arg);
-
-static kerr_t with_key(const uint8_t priv[32], with_key_fn fn, void *arg)
-{
-    mbedtls_entropy_context ent;
-    mbedtls_ctr_drbg_context drbg;
-    mbedtls_ecp_keypair kp;
-    mbedtls_entropy_init(&ent);
-    mbedtls_ctr_drbg_init(&drbg);
-    mbedtls_ecp_keypair_init(&kp);
-    static const char pers[] = "keel bundle sign";
-    kerr_t err = KERR_UPD_CRYPTO;
-    if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, (const unsigned char *)pers,
-                              sizeof(pers) - 1u) == 0) {
-        err = load_key(priv, &kp, &drbg);
-        if (err == KERR_OK) {
-            err = fn(&kp, &drbg, arg);
-        }
-    }
-    mbedtls_ecp_keypair_free(&kp);
-    mbedtls_ctr_drbg_free(&drbg);
-    mbedtls_entropy_free(&ent);
-    return err;
-}
-
-static kerr_t write_pub(mbedtls_ecp_keypair *kp, mbedtls_ctr_drbg_context *drbg, void *arg)
-{
-    size_t olen = 0;
-    if (mbedtls_ecp_point_write_binary(&kp->grp, &kp->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, arg,
-                                       KBDL_PUBKEY_SIZE) != 0 ||
-        olen != KBDL_PUBKEY_SIZE) {
-        return KERR_UPD_CRYPTO;
-    }
-    return KERR_OK;
+    return rc == P256_OK ? KERR_OK : rc == P256_BAD_KEY ? KERR_INVAL : KERR_UPD_CRYPTO;
 }
 
 kerr_t kbdl_pubkey(const uint8_t priv[32], uint8_t out[KBDL_PUBKEY_SIZE])
 {
-    return with_key(priv, write_pub, out);
-}
-
-typedef struct sign_job {
-    const uint8_t *msg;
-    uint32_t len;
-    uint8_t *sig; /* 64 bytes r||s */
-} sign_job_t;
-
-static kerr_t sign_hash(mbedtls_ecp_keypair *kp, mbedtls_ctr_drbg_context *drbg, void *arg)
-{
-    sign_job_t *job = arg;
-    uint8_t hash[32];
-    mbedtls_mpi r, s;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    kerr_t err = KERR_UPD_CRYPTO;
-    if (mbedtls_sha256_ret(job->msg, job->len, hash, 0) == 0 &&
-        mbedtls_ecdsa_sign_det_ext(&kp->grp, &r, &s, &kp->d, hash, sizeof(hash), MBEDTLS_MD_SHA256,
-                                   mbedtls_ctr_drbg_random, drbg) == 0 &&
-        mbedtls_mpi_write_binary(&r, job->sig, 32) == 0 &&
-        mbedtls_mpi_write_binary(&s, job->sig + 32, 32) == 0) {
-        err = KERR_OK;
-    }
-    mbedtls_mpi_free(&s);
-    mbedtls_mpi_free(&r);
-    return err;
+    return p256_err(p256_pub_from_priv(priv, out));
 }
 
 kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_t priv[32])
@@ -110,8 +32,11 @@ kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_
     le_put32(env, KBDL_SIG_MAGIC);
     le_put16(env + 4, KBDL_SIG_SIZE);
     le_put16(env + 6, 0);
-    sign_job_t job = {buf, manifest_len, env + 8};
-    return with_key(priv, sign_hash, &job);
+    uint8_t hash[P256_HASH_SIZE];
+    if (mbedtls_sha256(buf, manifest_len, hash, 0) != 0) {
+        return KERR_UPD_CRYPTO;
+    }
+    return p256_err(p256_sign_det(priv, hash, env + 8));
 }
 
 kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
@@ -136,12 +61,12 @@ kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t r
     l->block_count = region_len / bs;
     l->block_sha = hashes;
     for (uint32_t i = 0; i < l->block_count; i++) {
-        if (mbedtls_sha256_ret(region + i * bs, bs, hashes + i * 32u, 0) != 0) {
+        if (mbedtls_sha256(region + i * bs, bs, hashes + i * 32u, 0) != 0) {
             return KERR_UPD_CRYPTO;
         }
     }
-    if (mbedtls_sha256_ret(region + content_off, content_len, l->content_sha, 0) != 0 ||
-        mbedtls_sha256_ret(region, region_len, l->region_sha, 0) != 0) {
+    if (mbedtls_sha256(region + content_off, content_len, l->content_sha, 0) != 0 ||
+        mbedtls_sha256(region, region_len, l->region_sha, 0) != 0) {
         return KERR_UPD_CRYPTO;
     }
     uint8_t pub[KBDL_PUBKEY_SIZE];

@@ -266,16 +266,16 @@ static kerr_t transcript(const char *label, size_t label_len, const char *device
     put64(sess, session);
     mbedtls_sha256_context sha;
     mbedtls_sha256_init(&sha);
-    int rc = mbedtls_sha256_starts_ret(&sha, 0);
-    rc = rc != 0 ? rc : mbedtls_sha256_update_ret(&sha, (const uint8_t *)label, label_len);
+    int rc = mbedtls_sha256_starts(&sha, 0);
+    rc = rc != 0 ? rc : mbedtls_sha256_update(&sha, (const uint8_t *)label, label_len);
     rc = rc != 0 ? rc
-                 : mbedtls_sha256_update_ret(&sha, (const uint8_t *)device_id, strlen(device_id));
-    rc = rc != 0 ? rc : mbedtls_sha256_update_ret(&sha, sess, sizeof(sess));
-    rc = rc != 0 ? rc : mbedtls_sha256_update_ret(&sha, pub_a, DBGSESS_PUB_SIZE);
+                 : mbedtls_sha256_update(&sha, (const uint8_t *)device_id, strlen(device_id));
+    rc = rc != 0 ? rc : mbedtls_sha256_update(&sha, sess, sizeof(sess));
+    rc = rc != 0 ? rc : mbedtls_sha256_update(&sha, pub_a, DBGSESS_PUB_SIZE);
     if (pub_b != NULL) {
-        rc = rc != 0 ? rc : mbedtls_sha256_update_ret(&sha, pub_b, DBGSESS_PUB_SIZE);
+        rc = rc != 0 ? rc : mbedtls_sha256_update(&sha, pub_b, DBGSESS_PUB_SIZE);
     }
-    rc = rc != 0 ? rc : mbedtls_sha256_finish_ret(&sha, out);
+    rc = rc != 0 ? rc : mbedtls_sha256_finish(&sha, out);
     mbedtls_sha256_free(&sha);
     return rc == 0 ? KERR_OK : KERR_DBG_CRYPTO;
 }

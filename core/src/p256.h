@@ -28,4 +28,12 @@ p256_rc_t p256_load_pub(mbedtls_ecp_group *grp, mbedtls_ecp_point *q, const uint
 p256_rc_t p256_verify(const uint8_t pub[P256_PUB_SIZE], const uint8_t hash[P256_HASH_SIZE],
                       const uint8_t sig[P256_SIG_SIZE]);
 
+/* The public key of the private scalar priv (PSA Crypto). */
+p256_rc_t p256_pub_from_priv(const uint8_t priv[32], uint8_t pub[P256_PUB_SIZE]);
+
+/* Deterministic ECDSA (RFC 6979, PSA Crypto) of a SHA-256 hash: the same key and hash always give
+ * the same signature, so signed artefacts are reproducible and golden vectors stay golden. */
+p256_rc_t p256_sign_det(const uint8_t priv[32], const uint8_t hash[P256_HASH_SIZE],
+                        uint8_t sig[P256_SIG_SIZE]);
+
 #endif /* KEEL_CORE_SRC_P256_H */

@@ -103,7 +103,7 @@ static bool target_is_erased(const upd_t *u, uint32_t i)
 
 static kerr_t sha256(const uint8_t *p, uint32_t n, uint8_t out[32])
 {
-    return mbedtls_sha256_ret(p, n, out, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
+    return mbedtls_sha256(p, n, out, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
 }
 
 /* Durably move to state s; the in-RAM copy follows only once the record is on flash. */
@@ -164,14 +164,14 @@ kerr_t upd_region_sha(upd_t *u, uint8_t out[32])
 {
     mbedtls_sha256_context c;
     mbedtls_sha256_init(&c);
-    kerr_t err = mbedtls_sha256_starts_ret(&c, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
+    kerr_t err = mbedtls_sha256_starts(&c, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
     for (uint32_t i = 0; err == KERR_OK && i < u->blocks; i++) {
         err = kflash_read(u->cfg.iflash, page_off(u, i), u->buf, u->page);
-        if (err == KERR_OK && mbedtls_sha256_update_ret(&c, u->buf, u->page) != 0) {
+        if (err == KERR_OK && mbedtls_sha256_update(&c, u->buf, u->page) != 0) {
             err = KERR_UPD_CRYPTO;
         }
     }
-    if (err == KERR_OK && mbedtls_sha256_finish_ret(&c, out) != 0) {
+    if (err == KERR_OK && mbedtls_sha256_finish(&c, out) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     mbedtls_sha256_free(&c);
@@ -501,7 +501,7 @@ kerr_t upd_stage_finish(upd_t *u)
     mbedtls_sha256_init(&rc);
     mbedtls_sha256_init(&cc);
     kerr_t err = KERR_OK;
-    if (mbedtls_sha256_starts_ret(&rc, 0) != 0 || mbedtls_sha256_starts_ret(&cc, 0) != 0) {
+    if (mbedtls_sha256_starts(&rc, 0) != 0 || mbedtls_sha256_starts(&cc, 0) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     for (uint32_t i = 0; err == KERR_OK && i < u->blocks; i++) {
@@ -513,14 +513,14 @@ kerr_t upd_stage_finish(upd_t *u)
         uint32_t b0 = i * u->page, b1 = b0 + u->page;
         uint32_t c0 = l->offset > b0 ? l->offset : b0;
         uint32_t c1 = l->offset + l->size < b1 ? l->offset + l->size : b1;
-        if (mbedtls_sha256_update_ret(&rc, u->buf, u->page) != 0 ||
-            (c0 < c1 && mbedtls_sha256_update_ret(&cc, u->buf + (c0 - b0), c1 - c0) != 0)) {
+        if (mbedtls_sha256_update(&rc, u->buf, u->page) != 0 ||
+            (c0 < c1 && mbedtls_sha256_update(&cc, u->buf + (c0 - b0), c1 - c0) != 0)) {
             err = KERR_UPD_CRYPTO;
         }
     }
     uint8_t rh[32], ch[32];
     if (err == KERR_OK &&
-        (mbedtls_sha256_finish_ret(&rc, rh) != 0 || mbedtls_sha256_finish_ret(&cc, ch) != 0)) {
+        (mbedtls_sha256_finish(&rc, rh) != 0 || mbedtls_sha256_finish(&cc, ch) != 0)) {
         err = KERR_UPD_CRYPTO;
     }
     mbedtls_sha256_free(&rc);

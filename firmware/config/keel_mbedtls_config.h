@@ -1,30 +1,47 @@
 /*
- * Mbed TLS 2.28 configuration for Keel's secure firmware (Cortex-M33, no OS, no file system).
- * Selected with -DMBEDTLS_CONFIG_FILE="keel_mbedtls_config.h" (firmware/third_party.cmake sets it
- * PUBLIC, so everyone including mbedtls/ headers sees the same configuration).
+ * Mbed TLS 3.6 LTS configuration for Keel: the secure firmware (Cortex-M33, no OS, no file system)
+ * and, with KEEL_MBEDTLS_HOST, the host tools (keel, keeld, simdev, tests), built from the same
+ * pinned source tree (scripts/third_party.lock) so device and host run one version.
+ * Selected with -DMBEDTLS_CONFIG_FILE="keel_mbedtls_config.h" (firmware/third_party.cmake and
+ * cmake/keel_mbedtls.cmake set it PUBLIC, so everyone including mbedtls/ headers sees it).
  *
  * Only what Keel uses is compiled: SHA-256 (image and bundle hashes), AES-CTR/GCM and CMAC,
- * P-256 ECDSA (signature checks, debug session signatures) and ECDH, HKDF, and a CTR_DRBG. The TLS 1.2 client part is compiled only
- * with KEEL_MBEDTLS_TLS (the connectivity work turns it on).
+ * P-256 ECDSA (signature checks, debug session signatures) and ECDH, HKDF, a CTR_DRBG and PSA
+ * Crypto. The TLS client (1.3, and 1.2 when a fleet setting allows it) is compiled only with
+ * KEEL_MBEDTLS_TLS (the microvisor's network link).
  *
- * Entropy: QEMU's AN505 has no TRNG, and a timer-derived value would be guessable, so the only
- * entropy source is Mbed TLS's NV seed: a per-device seed provisioned into secure storage, mixed in
- * and rewritten on every boot. With MBEDTLS_PLATFORM_NV_SEED_ALT the firmware installs its storage
- * functions at boot with mbedtls_platform_set_nv_seed(); until it does, seeding fails (no silent
- * weak fallback).
+ * Entropy on the device: QEMU's AN505 has no TRNG, and a timer-derived value would be guessable,
+ * so the only entropy source is Mbed TLS's NV seed: a per-device seed provisioned into secure
+ * storage, mixed in and rewritten on every boot. With MBEDTLS_PLATFORM_NV_SEED_ALT the firmware
+ * installs its storage functions at boot with mbedtls_platform_set_nv_seed(); until it does,
+ * seeding fails (no silent weak fallback). PSA Crypto (which TLS 1.3 uses for its key exchange and
+ * key schedule) draws from that same NV-seeded CTR_DRBG through MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG
+ * (mbedtls_psa_external_get_random() in firmware/microvisor/net/net_seed.c) instead of seeding a
+ * second DRBG of its own. The host uses the OS's entropy (getrandom) for both.
  *
  * Memory: bignum/ECP allocate with calloc. MBEDTLS_PLATFORM_MEMORY is left undefined on purpose:
  * with it, lwIP's altcp_tls would route every Mbed TLS allocation to its small MEM_SIZE heap.
+ *
+ * Hardening (docs/security.md): MBEDTLS_ECP_NIST_OPTIM is off: advisory MBEDTLS-2025/2026
+ * timing side channel in its fast reduction, exploitable by local code that can time the secure
+ * world (an NS app). The generic reduction costs some speed on P-256 and no flash.
  */
 #ifndef KEEL_MBEDTLS_CONFIG_H
 #define KEEL_MBEDTLS_CONFIG_H
 
 /* ---- system ---- */
-#define MBEDTLS_HAVE_ASM
 #define MBEDTLS_PLATFORM_C
+#if defined(KEEL_MBEDTLS_HOST)
+#define MBEDTLS_FS_IO                   /* keys and certificates from files (keel, keeld) */
+#define MBEDTLS_HAVE_TIME
+#define MBEDTLS_HAVE_TIME_DATE
+#else
+#define MBEDTLS_HAVE_ASM
 #define MBEDTLS_NO_PLATFORM_ENTROPY
 #define MBEDTLS_ENTROPY_NV_SEED
 #define MBEDTLS_PLATFORM_NV_SEED_ALT
+#define MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG /* PSA draws from the NV-seeded DRBG (net_seed.c) */
+#endif
 
 /* ---- symmetric ---- */
 #define MBEDTLS_AES_C
@@ -37,45 +54,66 @@
 
 /* ---- hashes ---- */
 #define MBEDTLS_SHA256_C
+#define MBEDTLS_SHA224_C                /* 3.x: SHA-256 requires the SHA-224 module too */
 #define MBEDTLS_SHA256_SMALLER
 #define MBEDTLS_MD_C
-#define MBEDTLS_HKDF_C          /* debug session keys (core/src/dbgsess.c) */
+#define MBEDTLS_HKDF_C                  /* debug session keys (core/src/dbgsess.c) */
 
 /* ---- public key: P-256 only ---- */
 #define MBEDTLS_BIGNUM_C
 #define MBEDTLS_ECP_C
 #define MBEDTLS_ECP_DP_SECP256R1_ENABLED
-#define MBEDTLS_ECP_NIST_OPTIM
+/* MBEDTLS_ECP_NIST_OPTIM deliberately not defined: see the header comment. */
 #define MBEDTLS_ECDSA_C
+#define MBEDTLS_ECDSA_DETERMINISTIC     /* bundle signatures (host) and their golden vectors */
+#define MBEDTLS_HMAC_DRBG_C             /* required by deterministic ECDSA */
 #define MBEDTLS_ECDH_C
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
-
-/* ---- random ---- */
-#define MBEDTLS_ENTROPY_C
-#define MBEDTLS_CTR_DRBG_C
-
-/* ---- TLS 1.2 client: ECDHE-ECDSA-AES128-GCM-SHA256 only ---- */
-#if defined(KEEL_MBEDTLS_TLS)
-#define MBEDTLS_SSL_TLS_C
-#define MBEDTLS_SSL_CLI_C
-#define MBEDTLS_SSL_PROTO_TLS1_2
-#define MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA_ENABLED
-#define MBEDTLS_SSL_CIPHERSUITES MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-#define MBEDTLS_SSL_EXTENDED_MASTER_SECRET
-#define MBEDTLS_SSL_SERVER_NAME_INDICATION
-#define MBEDTLS_SSL_IN_CONTENT_LEN 16384
-#define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
-#define MBEDTLS_X509_USE_C
-#define MBEDTLS_X509_CRT_PARSE_C
 #define MBEDTLS_PK_C
 #define MBEDTLS_PK_PARSE_C
 #define MBEDTLS_OID_C
 #define MBEDTLS_PEM_PARSE_C
 #define MBEDTLS_BASE64_C
+
+/* ---- random ---- */
+#define MBEDTLS_ENTROPY_C
+#define MBEDTLS_CTR_DRBG_C
+
+/* ---- PSA Crypto (TLS 1.3 key schedule; the core's crypto wrapper) ---- */
+#define MBEDTLS_PSA_CRYPTO_C
+#define MBEDTLS_PSA_KEY_SLOT_COUNT 8    /* a TLS connection and a debug session at once */
+
+/* ---- host tools: keys, certificates, their files ---- */
+#if defined(KEEL_MBEDTLS_HOST)
+#define MBEDTLS_PK_WRITE_C
+#define MBEDTLS_PEM_WRITE_C
+#define MBEDTLS_X509_USE_C
+#define MBEDTLS_X509_CRT_PARSE_C
+#define MBEDTLS_X509_CREATE_C
+#define MBEDTLS_X509_CRT_WRITE_C
 #define MBEDTLS_ERROR_C
 #endif
 
-#include "mbedtls/check_config.h"
+/* ---- TLS client: 1.3 by default, 1.2 when the fleet allows it; P-256 ECDHE + ECDSA, AES-128-GCM ---- */
+#if defined(KEEL_MBEDTLS_TLS)
+#define MBEDTLS_SSL_TLS_C
+#define MBEDTLS_SSL_CLI_C
+#define MBEDTLS_SSL_PROTO_TLS1_3
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED /* resumption with (EC)DHE */
+#define MBEDTLS_SSL_SESSION_TICKETS
+#define MBEDTLS_SSL_PROTO_TLS1_2
+#define MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA_ENABLED
+#define MBEDTLS_SSL_CIPHERSUITES \
+    MBEDTLS_TLS1_3_AES_128_GCM_SHA256, MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+#define MBEDTLS_SSL_EXTENDED_MASTER_SECRET
+#define MBEDTLS_SSL_SERVER_NAME_INDICATION
+#define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE  /* TLS 1.3 requires it */
+#define MBEDTLS_SSL_IN_CONTENT_LEN 16384
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
+#define MBEDTLS_X509_USE_C
+#define MBEDTLS_X509_CRT_PARSE_C
+#endif
 
 #endif /* KEEL_MBEDTLS_CONFIG_H */

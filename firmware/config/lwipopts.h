@@ -60,6 +60,10 @@
 #define LWIP_ALTCP              1
 #define LWIP_ALTCP_TLS          1
 #define LWIP_ALTCP_TLS_MBEDTLS  1
+/* A client requires a valid server certificate chain (lwIP's default, VERIFY_OPTIONAL, never looks
+ * at the result: any broker certificate would be accepted). The name is checked too
+ * (altcp_tls_config_set_hostname, patches/lwip/0001). */
+#define ALTCP_MBEDTLS_AUTHMODE  MBEDTLS_SSL_VERIFY_REQUIRED
 #endif
 
 /* ---- sanity check on a value this board depends on ---- */

@@ -583,7 +583,7 @@ static kerr_t app_load(void)
     static uint8_t buf[4096];
     mbedtls_sha256_context sha;
     mbedtls_sha256_init(&sha);
-    mbedtls_sha256_starts_ret(&sha, 0);
+    mbedtls_sha256_starts(&sha, 0);
     uint8_t *dst = (uint8_t *)(uintptr_t)uv_app.hdr.load_addr;
     for (uint32_t off = 0; off < uv_app.hdr.image_size; off += sizeof(buf)) {
         uint32_t n = uv_app.hdr.image_size - off < sizeof(buf) ? uv_app.hdr.image_size - off : sizeof(buf);
@@ -591,10 +591,10 @@ static kerr_t app_load(void)
         if (err != KERR_OK)
             break;
         memcpy(dst + off, buf, n);
-        mbedtls_sha256_update_ret(&sha, dst + off, n);
+        mbedtls_sha256_update(&sha, dst + off, n);
     }
     uint8_t digest[32];
-    mbedtls_sha256_finish_ret(&sha, digest);
+    mbedtls_sha256_finish(&sha, digest);
     mbedtls_sha256_free(&sha);
     if (err == KERR_OK && memcmp(digest, uv_app.hdr.sha256, 32) != 0)
         err = KERR_IMG_HASH;

@@ -31,6 +31,6 @@ void tok_hash(const char *token, size_t len, char out[TOK_HASH_HEX])
 {
     uint8_t digest[32];
 
-    mbedtls_sha256_ret((const unsigned char *)token, len, digest, 0);
+    mbedtls_sha256((const unsigned char *)token, len, digest, 0);
     hex(digest, sizeof(digest), out);
 }

@@ -249,7 +249,7 @@ const appelf_target_t appelf_target_an505 = {
 
 void appelf_sha256(const appelf_image_t *img, uint8_t out[32])
 {
-    mbedtls_sha256_ret(img->bytes, img->size, out, 0);
+    mbedtls_sha256(img->bytes, img->size, out, 0);
 }
 
 kerr_t appelf_identify(const uint8_t *elf, size_t len, uint8_t out_sha[32], uint32_t *out_size,

@@ -100,7 +100,7 @@ static void check_payload(const kbdl_manifest_t *m, const uint8_t *b, size_t len
         const kbdl_layer_t *l = &m->layers[i];
         if (off + l->size <= len) {
             uint8_t sha[32];
-            mbedtls_sha256_ret(b + off, l->size, sha, 0);
+            mbedtls_sha256(b + off, l->size, sha, 0);
             out->content_ok[i] = memcmp(sha, l->content_sha, 32) == 0;
         }
         off += l->size;
@@ -265,10 +265,10 @@ static int build_run(const char *prog, build_req_t *r)
             uint8_t sha[32];
             char sha_hex[65], ver[16];
             mbedtls_sha256_init(&c);
-            mbedtls_sha256_starts_ret(&c, 0);
-            mbedtls_sha256_update_ret(&c, signed_part, signed_len);
-            mbedtls_sha256_update_ret(&c, region, content_len);
-            mbedtls_sha256_finish_ret(&c, sha);
+            mbedtls_sha256_starts(&c, 0);
+            mbedtls_sha256_update(&c, signed_part, signed_len);
+            mbedtls_sha256_update(&c, region, content_len);
+            mbedtls_sha256_finish(&c, sha);
             mbedtls_sha256_free(&c);
             hex(sha, 32, sha_hex);
             kapp_version_format(r->m.version, ver, sizeof ver);
@@ -533,7 +533,7 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
     payload_check_t pc;
     check_payload(&m, b, len, &pc);
     uint8_t sha[32];
-    mbedtls_sha256_ret(b, len, sha, 0);
+    mbedtls_sha256(b, len, sha, 0);
     if (json)
         inspect_json(path, len, sha, &m, &pc, sv);
     else

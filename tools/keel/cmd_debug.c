@@ -197,11 +197,9 @@ static bool device_pub(const char *prog, const char *device, const char *cert_pa
             fprintf(stderr, "%s: the certificate from %s belongs to '%s', not '%s'\n", prog, where,
                     cn, device);
         } else if (mbedtls_pk_get_type(&crt.pk) != MBEDTLS_PK_ECKEY ||
-                   mbedtls_pk_ec(crt.pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1 ||
-                   mbedtls_ecp_point_write_binary(&mbedtls_pk_ec(crt.pk)->grp,
-                                                  &mbedtls_pk_ec(crt.pk)->Q,
-                                                  MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out,
-                                                  DBGSESS_PUB_SIZE) != 0 ||
+                   mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(crt.pk)) != MBEDTLS_ECP_DP_SECP256R1 ||
+                   mbedtls_ecp_write_public_key(mbedtls_pk_ec(crt.pk), MBEDTLS_ECP_PF_UNCOMPRESSED,
+                                                &olen, out, DBGSESS_PUB_SIZE) != 0 ||
                    olen != DBGSESS_PUB_SIZE) {
             fprintf(stderr, "%s: the certificate from %s does not hold a P-256 key\n", prog, where);
         } else {

@@ -1,4 +1,4 @@
-/* devcert: see devcert.h. Mbed TLS 2.28 (the host's libmbedtls-dev). */
+/* devcert: see devcert.h. Mbed TLS 3.6 (cmake/keel_mbedtls.cmake, the pinned source the device runs). */
 #include "devcert.h"
 
 #include <stdio.h>
@@ -46,11 +46,11 @@ static bool issue(const char *prog, const char *id, const char *ca_cert_path, co
         fprintf(stderr, "%s: --fleet-ca %s: not a PEM X.509 certificate\n", prog, ca_cert_path);
         return false;
     }
-    if ((ret = mbedtls_pk_parse_keyfile(&c->ca_key, ca_key_path, NULL)) != 0) {
+    if ((ret = mbedtls_pk_parse_keyfile(&c->ca_key, ca_key_path, NULL, mbedtls_ctr_drbg_random, &c->drbg)) != 0) {
         fprintf(stderr, "%s: --fleet-ca-key %s: not an unencrypted PEM private key\n", prog, ca_key_path);
         return false;
     }
-    if (mbedtls_pk_check_pair(&c->ca.pk, &c->ca_key) != 0) {
+    if (mbedtls_pk_check_pair(&c->ca.pk, &c->ca_key, mbedtls_ctr_drbg_random, &c->drbg) != 0) {
         fprintf(stderr, "%s: --fleet-ca-key %s is not the key of --fleet-ca %s\n", prog, ca_key_path,
                 ca_cert_path);
         return false;

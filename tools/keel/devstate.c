@@ -354,15 +354,15 @@ kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out)
     /* The same check the microvisor makes before it runs the app (on its RAM copy). */
     mbedtls_sha256_context ctx;
     mbedtls_sha256_init(&ctx);
-    mbedtls_sha256_starts_ret(&ctx, 0);
+    mbedtls_sha256_starts(&ctx, 0);
     uint8_t buf[4096], sha[32];
     for (uint32_t off = 0; off < out->image_size && err == KERR_OK; off += sizeof buf) {
         uint32_t n = out->image_size - off < sizeof buf ? out->image_size - off : sizeof buf;
         err = kflash_read(&s->iflash, AN505_APP_IMAGE_OFF + off, buf, n);
         if (err == KERR_OK)
-            mbedtls_sha256_update_ret(&ctx, buf, n);
+            mbedtls_sha256_update(&ctx, buf, n);
     }
-    mbedtls_sha256_finish_ret(&ctx, sha);
+    mbedtls_sha256_finish(&ctx, sha);
     mbedtls_sha256_free(&ctx);
     if (err == KERR_OK && memcmp(sha, out->sha256, sizeof sha) != 0)
         err = KERR_IMG_HASH;

@@ -1,4 +1,4 @@
-/* keyfile: see keyfile.h. Mbed TLS 2.28 (the host's libmbedtls-dev). */
+/* keyfile: see keyfile.h. Mbed TLS 3.6 (cmake/keel_mbedtls.cmake, the pinned source the device runs). */
 #include "keyfile.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/psa_util.h>
 
 #include "keel/identity.h"
 
@@ -66,20 +67,26 @@ static bool from_pk(mbedtls_pk_context *pk, bool want_priv, keyfile_key_t *out, 
     if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY)
         return say(why, cap, "not an EC key (Keel signs with ECDSA P-256: make one with "
                              "'keel keys new')");
-    mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
-    if (ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+    const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
+    if (mbedtls_ecp_keypair_get_group_id(ec) != MBEDTLS_ECP_DP_SECP256R1)
         return say(why, cap, "an EC key on another curve (Keel needs P-256, prime256v1)");
     size_t olen = 0;
-    if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen,
-                                       out->pub, sizeof out->pub) != 0 ||
+    if (mbedtls_ecp_write_public_key(ec, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out->pub,
+                                     sizeof out->pub) != 0 ||
         olen != KBDL_PUBKEY_SIZE)
         return say(why, cap, "cannot encode the public key");
-    out->has_priv = mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
-    if (want_priv && !out->has_priv)
-        return say(why, cap, "a public key, not a private key (sign with NAME.key, not NAME.pub)");
-    if (out->has_priv && mbedtls_mpi_write_binary(&ec->d, out->priv, sizeof out->priv) != 0)
-        return say(why, cap, "cannot read the private scalar");
-    return true;
+    mbedtls_mpi d;
+    mbedtls_mpi_init(&d);
+    bool ok = mbedtls_ecp_export(ec, NULL, &d, NULL) == 0;
+    out->has_priv = ok && mbedtls_mpi_cmp_int(&d, 0) != 0;
+    if (ok && want_priv && !out->has_priv)
+        ok = say(why, cap, "a public key, not a private key (sign with NAME.key, not NAME.pub)");
+    else if (ok && out->has_priv && mbedtls_mpi_write_binary(&d, out->priv, sizeof out->priv) != 0)
+        ok = say(why, cap, "cannot read the private scalar");
+    else if (!ok)
+        say(why, cap, "cannot read the key");
+    mbedtls_mpi_free(&d);
+    return ok;
 }
 
 bool keyfile_parse(const char *pem, bool want_priv, keyfile_key_t *out, char *why,
@@ -90,7 +97,12 @@ bool keyfile_parse(const char *pem, bool want_priv, keyfile_key_t *out, char *wh
     mbedtls_pk_init(&pk);
     size_t len = strlen(pem) + 1u; /* PEM input is parsed with its NUL */
     bool ok;
-    if (mbedtls_pk_parse_key(&pk, (const unsigned char *)pem, len, NULL, 0) == 0) {
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        mbedtls_pk_free(&pk);
+        return say(why, why_cap, "cannot initialise PSA Crypto");
+    }
+    if (mbedtls_pk_parse_key(&pk, (const unsigned char *)pem, len, NULL, 0, mbedtls_psa_get_random,
+                             MBEDTLS_PSA_RANDOM_STATE) == 0) {
         ok = from_pk(&pk, want_priv, out, why, why_cap);
     } else {
         mbedtls_pk_free(&pk);
@@ -135,11 +147,17 @@ bool keyfile_pub_pem(const uint8_t pub[KBDL_PUBKEY_SIZE], char *out, size_t cap)
     mbedtls_pk_init(&pk);
     bool ok = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) == 0;
     if (ok) {
-        mbedtls_ecp_keypair *ec = mbedtls_pk_ec(pk);
-        ok = mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) == 0 &&
-             mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, pub, KBDL_PUBKEY_SIZE) == 0 &&
-             mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) == 0 &&
+        mbedtls_ecp_group grp;
+        mbedtls_ecp_point q;
+        mbedtls_ecp_group_init(&grp);
+        mbedtls_ecp_point_init(&q);
+        ok = mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) == 0 &&
+             mbedtls_ecp_point_read_binary(&grp, &q, pub, KBDL_PUBKEY_SIZE) == 0 &&
+             mbedtls_ecp_check_pubkey(&grp, &q) == 0 &&
+             mbedtls_ecp_set_public_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), &q) == 0 &&
              mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)out, cap) == 0;
+        mbedtls_ecp_point_free(&q);
+        mbedtls_ecp_group_free(&grp);
     }
     mbedtls_pk_free(&pk);
     return ok;

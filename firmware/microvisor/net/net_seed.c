@@ -33,6 +33,7 @@
 #include "mbedtls/entropy.h"
 #include "mbedtls/platform.h"
 #include "mbedtls/sha256.h"
+#include "psa/crypto.h"
 #include "net_rec.h"
 #include "net_seedstore.h"
 #include "uv.h"
@@ -56,7 +57,7 @@ static bool load_current(kflash_t *fl)
     bool have_prov = kflash_read(fl, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof(rec)) == KERR_OK &&
                      net_seed_rec_decode(rec, prov) == KERR_OK;
     if (have_prov)
-        mbedtls_sha256_ret(prov, sizeof(prov), first, 0);
+        mbedtls_sha256(prov, sizeof(prov), first, 0);
     kerr_t err = net_seedstore_load(&ss.store, fl, NET_SEED_PAGE_A, NET_SEED_PAGE_B,
                                     have_prov ? first : NULL);
     memset(prov, 0, sizeof(prov));
@@ -105,7 +106,34 @@ bool net_seed_init(kflash_t *fl, const char *personal)
     /* Seeding wrote the seed pages once: their counter is now above every earlier boot's. */
     ss.boot = ss.store.counter;
     ss.ready = true;
+    /* PSA Crypto (the TLS 1.3 key exchange and key schedule) draws from this DRBG through
+     * mbedtls_psa_external_get_random() below; it must be initialised before any TLS handshake. */
+    psa_status_t st = psa_crypto_init();
+    if (st != PSA_SUCCESS) {
+        uv_log("net: PSA crypto init failed (%d): network off", (int)st);
+        ss.ready = false;
+        return false;
+    }
     return true;
+}
+
+/* MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG (keel_mbedtls_config.h): PSA's random numbers come from the
+ * NV-seeded CTR_DRBG, so the device has one DRBG seeded from its one secret, not a second one
+ * PSA would seed from the same NV seed. Requests larger than the DRBG's per-call limit are split. */
+psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context,
+                                             uint8_t *output, size_t output_size, size_t *output_length)
+{
+    (void)context;
+    *output_length = 0;
+    while (*output_length < output_size) {
+        size_t n = output_size - *output_length;
+        if (n > MBEDTLS_CTR_DRBG_MAX_REQUEST)
+            n = MBEDTLS_CTR_DRBG_MAX_REQUEST;
+        if (net_seed_random(NULL, output + *output_length, n) != 0)
+            return PSA_ERROR_INSUFFICIENT_ENTROPY;
+        *output_length += n;
+    }
+    return PSA_SUCCESS;
 }
 
 int net_seed_random(void *p_rng, unsigned char *out, size_t len)

@@ -319,7 +319,7 @@ static void manifest_arrived(upd_t *u)
 {
     uint8_t h[32];
     if (u->ps.phase == UPD_PHASE_IDLE && u->ps.result == UPD_RESULT_FAILED &&
-        mbedtls_sha256_ret(dl.mbuf, dl.offer.signed_size, h, 0) == 0 &&
+        mbedtls_sha256(dl.mbuf, dl.offer.signed_size, h, 0) == 0 &&
         memcmp(h, u->ps.manifest_sha, 32) == 0) {
         settle(keel_v1_UpdateResult_UPDATE_RESULT_UPDATE_FAILED, (kerr_t)u->ps.reason,
                "not applied again: this bundle was rolled back (reason %lu)", (unsigned long)u->ps.reason);
