@@ -497,7 +497,7 @@ emulated)
   for id in dev-1 dev-2; do
     grep -qE "^$id +yes +0\.0\.0 +running +0\.1\.0 +an505 " "$WORK/out" ||
       fail "$id is not listed online with its hello data: $(cat "$WORK/out")"
-    grep -q 'net: connected to broker localhost (TLS, server verified, device certificate)' \
+    grep -q 'net: connected to broker localhost (TLS 1.3, server verified, device certificate)' \
       "$STATE/devices/$id/console.log" || fail "$id console: $(tail -20 "$STATE/devices/$id/console.log")"
     grep -q "issued a P-256 key and a certificate (CN=$id) from the fleet CA" \
       "$STATE/devices/$id/console.log" || fail "$id was not provisioned from the stack's CA"

@@ -50,8 +50,25 @@ wrong-ca|wrong-name)
     sed -i -e '/^require_certificate/d' -e '/^use_identity_as_username/d' -e '/^acl_file/d' \
         -e 's/^allow_anonymous false/allow_anonymous true/' "$W/mosquitto.conf" ;;
 esac
+# tls12: the same Mosquitto, but OpenSSL capped at TLS 1.2 (the broker of a fleet that has not moved
+# to TLS 1.3 yet, or a man in the middle that strips it).
+if [ "$case_" = tls12 ]; then
+    cat >"$W/openssl-tls12.cnf" <<'CNF'
+openssl_conf = keel_conf
+[keel_conf]
+ssl_conf = keel_ssl
+[keel_ssl]
+system_default = keel_tls12
+[keel_tls12]
+MaxProtocol = TLSv1.2
+CNF
+fi
 start_broker() {
-    broker_start "$W" "$PORT" || fail "mosquitto did not start (see its log below)"
+    if [ "$case_" = tls12 ]; then
+        OPENSSL_CONF=$W/openssl-tls12.cnf broker_start "$W" "$PORT" || fail "mosquitto did not start (see its log below)"
+    else
+        broker_start "$W" "$PORT" || fail "mosquitto did not start (see its log below)"
+    fi
 }
 stop_broker() {
     kill -TERM "$MOSQ" 2>/dev/null
@@ -249,7 +266,7 @@ connect)
     timeout 40 "${SUB[@]}" -t 'keel/v1/dev-1/#' -F '%t %r %x' >"$W/sub.txt" 2>&1 &
     PIDS+=($!)
     start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
-    expect_console 20 'net: connected to broker localhost \(TLS, server verified, device certificate\)'
+    expect_console 20 'net: connected to broker localhost \(TLS 1\.3, server verified, device certificate\)'
     grep -q 'New client connected from .* as dev-1 .*u.dev-1' "$W/mosquitto.log" ||
         fail "the broker did not see the device's certificate identity (username dev-1)"
     wait_for 10 grep -q 'keel/v1/dev-1/heartbeat' "$W/sub.txt" || fail "no heartbeat reached the broker"
@@ -281,6 +298,30 @@ wrong-ca)
     grep -q 'New client connected' "$W/mosquitto.log" && fail "the broker saw an MQTT session from the device"
     [ "$(console_count 'net: broker localhost refused')" -ge 2 ] || fail "the device did not retry"
     grep -q 'New connection from 127.0.0.1' "$W/mosquitto.log" || fail "the device never reached the broker"
+    ;;
+tls12)
+    # A broker that speaks only TLS 1.2. With the fleet setting --allow-tls12 the device connects
+    # over TLS 1.2 (so the broker is reachable and does speak TLS); without it (the default, TLS
+    # 1.3 required) the same broker is refused: no downgrade.
+    STATE=$W/state12
+    start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --allow-tls12
+    expect_console 20 'net: connected to broker localhost \(TLS 1\.2, server verified, device certificate\)'
+    console_has 'net: TLS 1.2 allowed by the fleet setting' || fail "the device did not say TLS 1.2 is allowed"
+    kill -TERM "$KEEL_PID"; wait_device
+    mv "$W/console.txt" "$W/console12.txt"
+    clients=$(grep -c 'New client connected' "$W/mosquitto.log")
+    conns=$(grep -c 'New connection from 127.0.0.1' "$W/mosquitto.log")
+    STATE=$W/state13
+    start_device 10 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key"
+    expect_console 20 'net: broker localhost refused: it does not speak TLS 1\.3, which this fleet requires'
+    wait_device
+    console_has 'net: connected to broker' && fail "the device accepted a TLS 1.2 broker although TLS 1.3 is required"
+    [ "$(grep -c 'New connection from 127.0.0.1' "$W/mosquitto.log")" -gt "$conns" ] ||
+        fail "the TLS-1.3-only device never reached the broker"
+    [ "$(grep -c 'New client connected' "$W/mosquitto.log")" -eq "$clients" ] ||
+        fail "the broker saw an MQTT session from the TLS-1.3-only device"
+    [ "$(console_count 'net: broker localhost refused: it does not speak TLS 1.3')" -ge 2 ] ||
+        fail "the device did not retry (and refuse again)"
     ;;
 unprovisioned)
     # No device certificate: the fleet broker (require_certificate) refuses the device.

@@ -15,6 +15,7 @@
 
 #include "keel/flash.h"
 #include "keel/flash_ram.h"
+#include "keel/crc32.h"
 #include "net_rec.h"
 #include "net_updkey.h"
 #include "net_seedstore.h"
@@ -43,13 +44,16 @@ static void test_fleet_rec(void **state)
 {
     (void)state;
     uint8_t rec[NET_FLEET_REC_MAX];
-    uint32_t size = net_fleet_rec_size(sizeof(ca_pem));
+    uint32_t size = net_fleet_rec_size(sizeof(ca_pem), 0);
     assert_true(size > 0u && size % 16u == 0u);
-    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem), rec, size), KERR_OK);
+    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem), 0, rec, size), KERR_OK);
     net_fleet_t f;
     assert_int_equal(net_fleet_rec_decode(rec, size, &f), KERR_OK);
     assert_string_equal(f.broker_name, "localhost");
     assert_int_equal(f.ca_len, sizeof(ca_pem));
+    assert_int_equal(f.flags, 0u);
+    assert_int_equal(rec[0], 'K');
+    assert_int_equal(rec[3], '1'); /* no settings: the KFL1 record devices already carry */
     assert_memory_equal(f.ca_pem, ca_pem, sizeof(ca_pem));
     /* every truncation is refused, never read past the end */
     for (uint32_t n = 0; n < size; n++)
@@ -57,14 +61,44 @@ static void test_fleet_rec(void **state)
     rec[size - 20u] ^= 0x40u;
     assert_int_equal(net_fleet_rec_decode(rec, size, &f), KERR_CRC);
     /* bad inputs to the encoder */
-    assert_int_equal(net_fleet_rec_encode("bad name", (const uint8_t *)ca_pem, sizeof(ca_pem), rec, size), KERR_INVAL);
-    assert_int_equal(net_fleet_rec_encode("", (const uint8_t *)ca_pem, sizeof(ca_pem), rec, size), KERR_INVAL);
-    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)key_pem, sizeof(key_pem), rec, sizeof(rec)), KERR_INVAL);
-    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem) - 1u, rec, size), KERR_INVAL);
-    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem), rec, size - 16u), KERR_INVAL);
-    assert_int_equal(net_fleet_rec_size(NET_FLEET_CA_MAX + 1u), 0u);
+    assert_int_equal(net_fleet_rec_encode("bad name", (const uint8_t *)ca_pem, sizeof(ca_pem), 0, rec, size), KERR_INVAL);
+    assert_int_equal(net_fleet_rec_encode("", (const uint8_t *)ca_pem, sizeof(ca_pem), 0, rec, size), KERR_INVAL);
+    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)key_pem, sizeof(key_pem), 0, rec, sizeof(rec)), KERR_INVAL);
+    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem) - 1u, 0, rec, size), KERR_INVAL);
+    assert_int_equal(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem), 0, rec, size - 16u), KERR_INVAL);
+    assert_int_equal(net_fleet_rec_size(NET_FLEET_CA_MAX + 1u, 0), 0u);
     memset(rec, 0xFF, sizeof(rec));
     assert_int_equal(net_fleet_rec_decode(rec, sizeof(rec), &f), KERR_FORMAT);
+}
+
+/* Fleet settings (KFL2): round trip, truncations, an unknown setting refused at both ends. */
+static void test_fleet_rec_flags(void **state)
+{
+    (void)state;
+    uint8_t rec[NET_FLEET_REC_MAX];
+    uint32_t size = net_fleet_rec_size(sizeof(ca_pem), NET_FLEET_F_ALLOW_TLS12);
+    assert_true(size >= net_fleet_rec_size(sizeof(ca_pem), 0) && size % 16u == 0u);
+    assert_int_equal(net_fleet_rec_encode("broker.example", (const uint8_t *)ca_pem, sizeof(ca_pem),
+                                          NET_FLEET_F_ALLOW_TLS12, rec, size), KERR_OK);
+    assert_int_equal(rec[3], '2');
+    net_fleet_t f;
+    assert_int_equal(net_fleet_rec_decode(rec, size, &f), KERR_OK);
+    assert_string_equal(f.broker_name, "broker.example");
+    assert_int_equal(f.flags, NET_FLEET_F_ALLOW_TLS12);
+    assert_memory_equal(f.ca_pem, ca_pem, sizeof(ca_pem));
+    for (uint32_t n = 0; n < size; n++)
+        assert_int_not_equal(net_fleet_rec_decode(rec, n, &f), KERR_OK);
+    assert_int_equal(net_fleet_rec_encode("broker.example", (const uint8_t *)ca_pem, sizeof(ca_pem),
+                                          0x80u, rec, sizeof(rec)), KERR_INVAL);
+    /* a setting this firmware does not know, with a valid CRC: refused, not ignored */
+    assert_int_equal(net_fleet_rec_encode("broker.example", (const uint8_t *)ca_pem, sizeof(ca_pem),
+                                          NET_FLEET_F_ALLOW_TLS12, rec, size), KERR_OK);
+    rec[NET_FLEET_HDR] = 0x81u;
+    rec[12] = rec[13] = rec[14] = rec[15] = 0;
+    uint32_t crc = kcrc32(0, rec + NET_FLEET_HDR, size - NET_FLEET_HDR);
+    for (int i = 0; i < 4; i++)
+        rec[12 + i] = (uint8_t)(crc >> (8 * i));
+    assert_int_equal(net_fleet_rec_decode(rec, size, &f), KERR_INVAL);
 }
 
 static void test_device_rec(void **state)
@@ -255,6 +289,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_rec),
         cmocka_unit_test(test_fleet_rec),
+        cmocka_unit_test(test_fleet_rec_flags),
         cmocka_unit_test(test_device_rec),
         cmocka_unit_test(test_updkeys_rec),
         cmocka_unit_test(test_updkey_derive),

@@ -51,13 +51,15 @@ enum {
     OPT_BROKER_NAME,
     OPT_FLEET_CA_KEY,
     OPT_UPDATE_KEY,
+    OPT_ALLOW_TLS12,
 };
 
 #define BROKER_NAME_DEFAULT "localhost"
 #define OPTS_NET {"fleet-ca", required_argument, NULL, OPT_FLEET_CA}, \
                  {"fleet-ca-key", required_argument, NULL, OPT_FLEET_CA_KEY}, \
                  {"broker-name", required_argument, NULL, OPT_BROKER_NAME}, \
-                 {"update-key", required_argument, NULL, OPT_UPDATE_KEY}
+                 {"update-key", required_argument, NULL, OPT_UPDATE_KEY}, \
+                 {"allow-tls12", no_argument, NULL, OPT_ALLOW_TLS12}
 #define HELP_NET_OPTS \
     "  --fleet-ca CA.pem    the CA that signed the broker's certificate (P-256); stored in\n" \
     "                       the device once, needed the first time --broker is used\n" \
@@ -65,6 +67,8 @@ enum {
     "                       and certificate (CN = device id) for mutual TLS, once\n" \
     "  --broker-name NAME   the name the broker's certificate must carry (default\n" \
     "                       " BROKER_NAME_DEFAULT "; stored with the CA)\n" \
+    "  --allow-tls12        let the broker connection fall back to TLS 1.2 (default: TLS 1.3\n" \
+    "                       only, a downgrade is refused); stored with the CA\n" \
     "  --update-key PUB.pem a fleet bundle signing public key (P-256 PEM, 'keel keys new')\n" \
     "                       the device trusts; repeatable (up to 4), stored once\n"
 
@@ -74,6 +78,7 @@ typedef struct net_req {
     const char *upd_keys[NET_UPDKEYS_MAX];
     unsigned n_upd_keys;
     bool too_many_keys;
+    bool allow_tls12;
 } net_req_t;
 
 /* Handle one of OPTS_NET; false when c is not one of them. */
@@ -83,6 +88,7 @@ static bool net_opt(int c, const char *arg, net_req_t *n)
     case OPT_FLEET_CA: n->ca = arg; return true;
     case OPT_FLEET_CA_KEY: n->ca_key = arg; return true;
     case OPT_BROKER_NAME: n->broker_name = arg; return true;
+    case OPT_ALLOW_TLS12: n->allow_tls12 = true; return true;
     case OPT_UPDATE_KEY:
         if (n->n_upd_keys < NET_UPDKEYS_MAX)
             n->upd_keys[n->n_upd_keys++] = arg;
@@ -95,8 +101,8 @@ static bool net_opt(int c, const char *arg, net_req_t *n)
 
 static int net_check(const char *prog, const net_req_t *n)
 {
-    if ((n->broker_name != NULL || n->ca_key != NULL) && n->ca == NULL)
-        return cli_usage_error(prog, "--broker-name and --fleet-ca-key go with --fleet-ca CA.pem");
+    if ((n->broker_name != NULL || n->ca_key != NULL || n->allow_tls12) && n->ca == NULL)
+        return cli_usage_error(prog, "--broker-name, --fleet-ca-key and --allow-tls12 go with --fleet-ca CA.pem");
     if (n->too_many_keys)
         return cli_usage_error(prog, "at most %u --update-key files", NET_UPDKEYS_MAX);
     return CLI_EXIT_OK;
@@ -110,7 +116,8 @@ static bool net_provision(devstate_t *s, const char *prog, const net_req_t *n, b
     if (!need_fleet && n->ca == NULL)
         return true;
     return devstate_provision_net(s, prog, n->ca, n->ca_key,
-                                  n->broker_name ? n->broker_name : BROKER_NAME_DEFAULT);
+                                  n->broker_name ? n->broker_name : BROKER_NAME_DEFAULT,
+                                  n->allow_tls12 ? NET_FLEET_F_ALLOW_TLS12 : 0u);
 }
 
 #define OPTS_COMMON {"help", no_argument, NULL, OPT_HELP}, \

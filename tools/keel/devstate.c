@@ -482,7 +482,7 @@ static bool provision_device_cert(devstate_t *s, const char *prog, const char *c
 }
 
 bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path,
-                            const char *ca_key_path, const char *broker_name)
+                            const char *ca_key_path, const char *broker_name, uint32_t fleet_flags)
 {
     if (!provision_seed(s, prog))
         return false;
@@ -504,9 +504,9 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
         uint8_t *ca = NULL, *rec = NULL;
         uint32_t ca_len = 0, size = 0;
         if (read_ca(prog, ca_path, &ca, &ca_len)) {
-            size = net_fleet_rec_size(ca_len);
+            size = net_fleet_rec_size(ca_len, fleet_flags);
             rec = malloc(size ? size : 1u);
-            err = rec ? net_fleet_rec_encode(broker_name, ca, ca_len, rec, size) : KERR_NOMEM;
+            err = rec ? net_fleet_rec_encode(broker_name, ca, ca_len, fleet_flags, rec, size) : KERR_NOMEM;
             if (err == KERR_INVAL)
                 fprintf(stderr, "%s: --broker-name '%s' is not a host name (1 to %u of A-Z a-z 0-9 . -)\n",
                         prog, broker_name, NET_FLEET_NAME_MAX);
@@ -515,8 +515,8 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
             else if (memcmp(have, rec, size) == 0)
                 ok = true; /* already provisioned exactly so */
             else if (!all_erased(have, size))
-                fprintf(stderr, "%s: %s is already provisioned with another fleet CA or broker "
-                                "name; these are set once: use a new --state directory\n",
+                fprintf(stderr, "%s: %s is already provisioned with another fleet CA, broker "
+                                "name or TLS setting; these are set once: use a new --state directory\n",
                         prog, s->dir);
             else if ((err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_FLEET_OFF, rec, size)) != KERR_OK)
                 flash_fail(prog, "writing the fleet record", err);

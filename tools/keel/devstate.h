@@ -52,10 +52,11 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
  * private key) is given and the device has none yet, the device's own P-256 key and certificate
  * for mutual TLS. ca_path NULL: the fleet record must already be there (ca_key_path must then be
  * NULL too). Giving the same CA and name again is a no-op; different ones are an error (identity
- * page records are set once). Prints an error and returns false on failure.
+ * page records are set once). fleet_flags: NET_FLEET_F_* settings stored with the CA (e.g.
+ * NET_FLEET_F_ALLOW_TLS12). Prints an error and returns false on failure.
  */
 bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path,
-                            const char *ca_key_path, const char *broker_name);
+                            const char *ca_key_path, const char *broker_name, uint32_t fleet_flags);
 
 /*
  * Close the flash files but keep the lock (the device is about to run and opens them itself).

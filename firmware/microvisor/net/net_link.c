@@ -1,6 +1,6 @@
 /*
- * The link to the fleet broker: MQTT 3.1.1 over TLS 1.2 (lwIP's MQTT client over altcp_tls with
- * Mbed TLS), and the device side of protocol v1's presence, hello, heartbeat and commands.
+ * The link to the fleet broker: MQTT 3.1.1 over TLS 1.3, or 1.2 when the fleet allows it (lwIP's
+ * MQTT client over altcp_tls with Mbed TLS), and the device side of protocol v1's presence, hello, heartbeat and commands.
  *
  * Connection manager (runs in the service, one step per uv_net_poll()):
  *
@@ -32,6 +32,7 @@
 #include "lwip/altcp_tls.h"
 #include "lwip/apps/mqtt.h"
 #include "lwip/apps/mqtt_priv.h"
+#include "mbedtls/ssl.h"
 #include "mbedtls/x509_crt.h"
 #include "net_chan.h"
 #include "net_dbg.h"
@@ -586,8 +587,9 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
         /* No Nagle: a debug packet, a command result or an update fetch must not wait for the
          * broker's delayed ACK of the previous segment (40 ms per exchange on Linux). */
         altcp_nagle_disable(client->conn);
-        uv_log("net: connected to broker %s (TLS, server verified%s) in %lu ms, %lu ms after boot; "
-               "handler stack used %lu bytes", lk.cfg.broker_name,
+        int tls_version = altcp_tls_negotiated_version(client->conn);
+        uv_log("net: connected to broker %s (TLS 1.%d, server verified%s) in %lu ms, %lu ms after boot; "
+               "handler stack used %lu bytes", lk.cfg.broker_name, tls_version == 0x0304 ? 3 : 2,
                lk.cfg.key_pem ? ", device certificate" : "",
                (unsigned long)(port_ticks() - lk.attempt_ms), (unsigned long)port_ticks(),
                (unsigned long)uv_net_stack_used());
@@ -610,7 +612,13 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
         return;
     }
     uint32_t flags = 0;
-    int tls_err = altcp_tls_config_last_error(lk.tls, &flags);
+    u8_t alert = 0;
+    int tls_err = altcp_tls_config_last_error(lk.tls, &flags, &alert);
+    /* A TLS-1.3-only client meets a TLS 1.2 broker as a protocol_version alert (OpenSSL) or a
+     * ServerHello for 1.2 that Mbed TLS refuses. */
+    bool no_tls13 = (tls_err == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE &&
+                     alert == MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION) ||
+                    tls_err == MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION;
     if (lk.state == LINK_UP) {
         uv_log("net: broker connection lost (%s)", status_name(status));
     } else if (flags != 0u) {
@@ -623,9 +631,12 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
             *nl = '\0';
         uv_log("net: broker %s refused: its certificate failed verification (flags 0x%02lx: %s)",
                lk.cfg.broker_name, (unsigned long)flags, why);
+    } else if (no_tls13 && !lk.cfg.allow_tls12) {
+        uv_log("net: broker %s refused: it does not speak TLS 1.3, which this fleet requires "
+               "(TLS 1.2 only with the fleet setting --allow-tls12)", lk.cfg.broker_name);
     } else if (tls_err != 0) {
-        uv_log("net: connection to broker %s failed: TLS handshake error -0x%04x", lk.cfg.broker_name,
-               (unsigned)-tls_err);
+        uv_log("net: connection to broker %s failed: TLS handshake error -0x%04x (alert %u)",
+               lk.cfg.broker_name, (unsigned)-tls_err, (unsigned)alert);
     } else {
         uv_log("net: connection to broker %s failed (%s)", lk.cfg.broker_name, status_name(status));
     }
@@ -696,6 +707,14 @@ bool net_link_init(const net_link_cfg_t *cfg)
         return false;
     }
     altcp_tls_config_set_hostname(lk.tls, lk.cfg.broker_name);
+    /* TLS 1.3 only unless the fleet allows 1.2: a broker (or a man in the middle) offering only
+     * 1.2 is refused, not silently accepted. */
+    if (altcp_tls_config_set_min_version(lk.tls, cfg->allow_tls12) != ERR_OK) {
+        uv_log("net: TLS 1.3 is required but not compiled in: network off");
+        return false;
+    }
+    if (cfg->allow_tls12)
+        uv_log("net: TLS 1.2 allowed by the fleet setting");
     lk.state = LINK_IDLE;
     lk.enabled = true;
     return true;

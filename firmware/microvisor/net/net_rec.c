@@ -80,50 +80,60 @@ static bool pem_ok(const uint8_t *pem, uint32_t len, uint32_t max, const char *b
 #define PEM_CERT "-----BEGIN CERTIFICATE-----"
 #define PEM_KEY "PRIVATE KEY-----"
 
-uint32_t net_fleet_rec_size(uint32_t ca_len)
+uint32_t net_fleet_rec_size(uint32_t ca_len, uint32_t flags)
 {
     if (ca_len == 0u || ca_len > NET_FLEET_CA_MAX)
         return 0u;
-    return (NET_FLEET_HDR + NET_FLEET_NAME_MAX + 1u + ca_len + 15u) & ~15u;
+    return (NET_FLEET_HDR + (flags ? 4u : 0u) + NET_FLEET_NAME_MAX + 1u + ca_len + 15u) & ~15u;
 }
 
-kerr_t net_fleet_rec_encode(const char *name, const uint8_t *ca_pem, uint32_t ca_len, uint8_t *out,
-                            uint32_t out_len)
+kerr_t net_fleet_rec_encode(const char *name, const uint8_t *ca_pem, uint32_t ca_len, uint32_t flags,
+                            uint8_t *out, uint32_t out_len)
 {
-    uint32_t size = net_fleet_rec_size(ca_len);
+    uint32_t size = net_fleet_rec_size(ca_len, flags);
     size_t nlen = strnlen(name, NET_FLEET_NAME_MAX + 1u);
-    if (size == 0u || out_len < size || !name_ok(name, nlen) || !pem_ok(ca_pem, ca_len, NET_FLEET_CA_MAX, PEM_CERT))
+    if (size == 0u || out_len < size || (flags & ~NET_FLEET_F_KNOWN) != 0u || !name_ok(name, nlen) ||
+        !pem_ok(ca_pem, ca_len, NET_FLEET_CA_MAX, PEM_CERT))
         return KERR_INVAL;
     memset(out, 0, size);
-    put32(out, NET_FLEET_MAGIC);
+    uint8_t *body = out + NET_FLEET_HDR;
+    put32(out, flags ? NET_FLEET_MAGIC2 : NET_FLEET_MAGIC);
     put32(out + 4, (uint32_t)nlen);
     put32(out + 8, ca_len);
-    memcpy(out + NET_FLEET_HDR, name, nlen);
-    memcpy(out + NET_FLEET_HDR + NET_FLEET_NAME_MAX + 1u, ca_pem, ca_len);
+    if (flags) {
+        put32(body, flags);
+        body += 4;
+    }
+    memcpy(body, name, nlen);
+    memcpy(body + NET_FLEET_NAME_MAX + 1u, ca_pem, ca_len);
     put32(out + 12, kcrc32(0, out + NET_FLEET_HDR, size - NET_FLEET_HDR));
     return KERR_OK;
 }
 
 kerr_t net_fleet_rec_decode(const uint8_t *in, uint32_t in_len, net_fleet_t *out)
 {
-    if (in_len < NET_FLEET_HDR)
+    if (in_len < NET_FLEET_HDR + 4u)
         return KERR_TRUNCATED;
-    if (get32(in) != NET_FLEET_MAGIC)
+    bool v2 = get32(in) == NET_FLEET_MAGIC2;
+    if (!v2 && get32(in) != NET_FLEET_MAGIC)
         return KERR_FORMAT;
     uint32_t nlen = get32(in + 4), ca_len = get32(in + 8);
-    uint32_t size = net_fleet_rec_size(ca_len);
+    uint32_t flags = v2 ? get32(in + NET_FLEET_HDR) : 0u;
+    uint32_t size = net_fleet_rec_size(ca_len, v2 ? 1u : 0u);
     if (size == 0u || nlen == 0u || nlen > NET_FLEET_NAME_MAX)
         return KERR_INVAL;
     if (in_len < size)
         return KERR_TRUNCATED;
     if (kcrc32(0, in + NET_FLEET_HDR, size - NET_FLEET_HDR) != get32(in + 12))
         return KERR_CRC;
-    const char *name = (const char *)in + NET_FLEET_HDR;
-    const uint8_t *ca = in + NET_FLEET_HDR + NET_FLEET_NAME_MAX + 1u;
-    if (!name_ok(name, nlen) || !pem_ok(ca, ca_len, NET_FLEET_CA_MAX, PEM_CERT))
+    const char *name = (const char *)in + NET_FLEET_HDR + (v2 ? 4u : 0u);
+    const uint8_t *ca = (const uint8_t *)name + NET_FLEET_NAME_MAX + 1u;
+    if ((v2 && (flags == 0u || (flags & ~NET_FLEET_F_KNOWN) != 0u)) || !name_ok(name, nlen) ||
+        !pem_ok(ca, ca_len, NET_FLEET_CA_MAX, PEM_CERT))
         return KERR_INVAL;
     memset(out->broker_name, 0, sizeof(out->broker_name));
     memcpy(out->broker_name, name, nlen);
+    out->flags = flags;
     out->ca_len = ca_len;
     out->ca_pem = ca;
     return KERR_OK;

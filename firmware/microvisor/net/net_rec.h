@@ -51,27 +51,36 @@ kerr_t net_seed_rec_decode(const uint8_t in[NET_SEED_REC_SIZE], uint8_t out_seed
 
 /* ---- fleet record (identity page): u32 magic "KFL1", u32 name length, u32 CA length (PEM with
  * its NUL), u32 crc32 of everything after the 16-byte header; then the broker name (64 bytes,
- * NUL-padded), then the CA PEM. Total padded to 16 bytes. ---- */
+ * NUL-padded), then the CA PEM. Total padded to 16 bytes.
+ * With fleet settings (flags != 0) the magic is "KFL2" and a u32 of NET_FLEET_F_* follows the
+ * header, before the name; a record without settings stays "KFL1", byte for byte as before. ---- */
 #define NET_FLEET_MAGIC 0x314C464Bu
+#define NET_FLEET_MAGIC2 0x324C464Bu
 #define NET_FLEET_HDR 16u
 #define NET_FLEET_NAME_MAX 63u
 #define NET_FLEET_CA_MAX 4096u
-#define NET_FLEET_REC_MAX (NET_FLEET_HDR + NET_FLEET_NAME_MAX + 1u + NET_FLEET_CA_MAX)
+#define NET_FLEET_REC_MAX (NET_FLEET_HDR + 4u + NET_FLEET_NAME_MAX + 1u + NET_FLEET_CA_MAX)
+/* The broker may negotiate TLS 1.2 (the default is TLS 1.3 only: a downgrade is refused). */
+#define NET_FLEET_F_ALLOW_TLS12 0x1u
+#define NET_FLEET_F_KNOWN NET_FLEET_F_ALLOW_TLS12
 
 typedef struct net_fleet {
     char broker_name[NET_FLEET_NAME_MAX + 1]; /* the name the broker's certificate must carry */
+    uint32_t flags;                           /* NET_FLEET_F_* */
     uint32_t ca_len;                          /* bytes of ca_pem including the final NUL */
     const uint8_t *ca_pem;                    /* points into the decoded buffer */
 } net_fleet_t;
 
 /* Encoded size of a fleet record (a multiple of 16), 0 when the inputs are out of bounds. */
-uint32_t net_fleet_rec_size(uint32_t ca_len);
-/* ca_pem: NUL-terminated PEM text, ca_len counts the NUL. name: 1..63 of [A-Za-z0-9.-].
- * out: net_fleet_rec_size(ca_len) bytes. KERR_INVAL for out-of-bounds inputs. */
-kerr_t net_fleet_rec_encode(const char *name, const uint8_t *ca_pem, uint32_t ca_len, uint8_t *out,
-                            uint32_t out_len);
+uint32_t net_fleet_rec_size(uint32_t ca_len, uint32_t flags);
+/* ca_pem: NUL-terminated PEM text, ca_len counts the NUL. name: 1..63 of [A-Za-z0-9.-]. flags:
+ * NET_FLEET_F_*. out: net_fleet_rec_size(ca_len, flags) bytes. KERR_INVAL for out-of-bounds
+ * inputs or unknown flags. */
+kerr_t net_fleet_rec_encode(const char *name, const uint8_t *ca_pem, uint32_t ca_len, uint32_t flags,
+                            uint8_t *out, uint32_t out_len);
 /* in: at least NET_FLEET_HDR bytes, in_len available. out->ca_pem points into in.
- * KERR_FORMAT (erased/foreign), KERR_TRUNCATED, KERR_CRC, KERR_INVAL (bad name or CA text). */
+ * KERR_FORMAT (erased/foreign), KERR_TRUNCATED, KERR_CRC, KERR_INVAL (bad name or CA text, or a
+ * setting this firmware does not know: refusing beats ignoring a security setting). */
 kerr_t net_fleet_rec_decode(const uint8_t *in, uint32_t in_len, net_fleet_t *out);
 
 /* ---- device record (identity page): u32 magic "KDV1", u32 key length, u32 certificate length

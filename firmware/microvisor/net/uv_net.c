@@ -206,6 +206,7 @@ void uv_net_init(void)
         .key_len = net.have_cred ? net.cred.key_len : 0u,
         .cert_pem = net.have_cred ? net.cred.cert_pem : NULL,
         .cert_len = net.have_cred ? net.cred.cert_len : 0u,
+        .allow_tls12 = (net.fleet.flags & NET_FLEET_F_ALLOW_TLS12) != 0u,
     };
     if (!net_link_init(&cfg))
         return;

@@ -49,6 +49,7 @@ typedef struct net_link_cfg {
     uint32_t key_len;
     const uint8_t *cert_pem;
     uint32_t cert_len;
+    bool allow_tls12;        /* fleet setting: TLS 1.2 accepted (default: TLS 1.3 only) */
 } net_link_cfg_t;
 
 bool net_link_init(const net_link_cfg_t *cfg);
