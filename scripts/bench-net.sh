@@ -204,36 +204,11 @@ on=$(median <"$W/on.txt")
 ratio=$(awk -v a="$on" -v b="$off" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "n/a"}')
 
 # ---- footprint -----------------------------------------------------------------------------------
-# Bytes of .text/.rodata (flash) and .data/.bss (RAM) the linker took from each library or object
-# group, from the input sections listed in the map file.
-read -r lwip_t lwip_d mbed_t mbed_d agent_t agent_d < <(python3 - "$map" <<'PY'
-import re, sys
-groups = {"lwip": [r"libkeel_lwip\.a"], "mbed": [r"libkeel_mbedtls\.a"],
-          "agent": [r"microvisor\.dir/net/", r"libkeel_proto\.a"]}
-tot = {g: [0, 0] for g in groups}
-pending = None
-def add(sec, size, obj):
-    kind = 0 if sec.startswith((".text", ".rodata")) else 1 if sec.startswith((".data", ".bss", ".noinit")) else None
-    if kind is None:
-        return
-    for g, pats in groups.items():
-        if any(re.search(p, obj) for p in pats):
-            tot[g][kind] += size
-for line in open(sys.argv[1]):
-    m = re.match(r'^ (\.\S+)(?:\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+))?\s*$', line)
-    if pending is not None:
-        m2 = re.match(r'^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)', line)
-        if m2:
-            add(pending, int(m2.group(2), 16), m2.group(3))
-        pending = None
-        continue
-    if m and m.group(2) is None:
-        pending = m.group(1)
-    elif m:
-        add(m.group(1), int(m.group(3), 16), m.group(4))
-print(*(v for g in ("lwip", "mbed", "agent") for v in tot[g]))
-PY
-)
+# Bytes of flash and static RAM the linker took from each library or object group
+# (scripts/footprint.py reads the map; the build checks the same figures against a budget).
+fp() { python3 "$root/scripts/footprint.py" "$map" --kv | sed -n "s/^$1=//p"; }
+lwip_t=$(fp lwip_flash); lwip_d=$(fp lwip_ram); mbed_t=$(fp mbedtls_flash); mbed_d=$(fp mbedtls_ram)
+agent_t=$(fp agent_flash); agent_d=$(fp agent_ram)
 kib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1024}'; }
 
 section="## Connectivity (issue 4)

@@ -42,25 +42,8 @@ read -r text data bss _ < <(arm-none-eabi-size "$fw" | awk 'NR==2 {print $1, $2,
 noinit=$(arm-none-eabi-size -A "$fw" | awk '$1==".noinit" {print $2}')
 stacks=$(arm-none-eabi-size -A "$fw" | awk '$1==".stacks" {print $2}')
 map=$build/fw/microvisor/keel-microvisor.map
-# Bytes of .text/.rodata the linker took from Mbed TLS (input sections named in the map).
-mbed=$(python3 - "$map" <<'PY'
-import re, sys
-total, pending = 0, False
-for line in open(sys.argv[1]):
-    m = re.match(r'^ (\.(?:text|rodata)\S*)(?:\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+))?', line)
-    if m and m.group(2) is None:
-        pending = True; continue
-    if pending:
-        pending = False
-        m2 = re.match(r'^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)', line)
-        if m2 and 'libkeel_mbedtls.a' in m2.group(3):
-            total += int(m2.group(2), 16)
-        continue
-    if m and 'libkeel_mbedtls.a' in m.group(4):
-        total += int(m.group(3), 16)
-print(total)
-PY
-)
+# Bytes of flash the linker took from Mbed TLS (scripts/footprint.py reads the map).
+mbed=$(python3 "$root/scripts/footprint.py" "$map" --kv | sed -n 's/^mbedtls_flash=//p')
 
 echo "bench: NSC call cost and boot to main under -icount (instructions)"
 run_bench --icount >"$work/icount.txt"
