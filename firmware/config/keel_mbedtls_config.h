@@ -22,9 +22,9 @@
  * Memory: bignum/ECP allocate with calloc. MBEDTLS_PLATFORM_MEMORY is left undefined on purpose:
  * with it, lwIP's altcp_tls would route every Mbed TLS allocation to its small MEM_SIZE heap.
  *
- * Hardening (docs/security.md): MBEDTLS_ECP_NIST_OPTIM is off: advisory MBEDTLS-2025/2026
- * timing side channel in its fast reduction, exploitable by local code that can time the secure
- * world (an NS app). The generic reduction costs some speed on P-256 and no flash.
+ * Hardening (docs/security.md): MBEDTLS_ECP_NIST_OPTIM is off on the device: its fast reduction
+ * was flagged as a timing side channel exploitable by local code that can time the secure world,
+ * which is what an NS app is. The generic reduction costs speed on P-256 and no flash.
  */
 #ifndef KEEL_MBEDTLS_CONFIG_H
 #define KEEL_MBEDTLS_CONFIG_H
@@ -63,7 +63,11 @@
 #define MBEDTLS_BIGNUM_C
 #define MBEDTLS_ECP_C
 #define MBEDTLS_ECP_DP_SECP256R1_ENABLED
-/* MBEDTLS_ECP_NIST_OPTIM deliberately not defined: see the header comment. */
+#if defined(KEEL_MBEDTLS_HOST)
+/* The host tools have no co-resident hostile app timing them, and they verify and sign thousands
+ * of times in the tests (3x slower without it, measured). Never on the device: see the header. */
+#define MBEDTLS_ECP_NIST_OPTIM
+#endif
 #define MBEDTLS_ECDSA_C
 #define MBEDTLS_ECDSA_DETERMINISTIC     /* bundle signatures (host) and their golden vectors */
 #define MBEDTLS_HMAC_DRBG_C             /* required by deterministic ECDSA */

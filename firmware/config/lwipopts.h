@@ -26,7 +26,7 @@
 #define MEM_SIZE                (32 * 1024)
 #define PBUF_POOL_SIZE          32
 #define PBUF_POOL_BUFSIZE       1536
-#define MEMP_NUM_SYS_TIMEOUT    (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 4)
+#define MEMP_NUM_SYS_TIMEOUT    (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 5) /* +1: altcp_tls handshake continuation */
 
 /* ---- IPv4, DHCP, Ethernet ---- */
 #define LWIP_IPV4               1
@@ -67,6 +67,12 @@
  * at the result: any broker certificate would be accepted). The name is checked too
  * (altcp_tls_config_set_hostname, patches/lwip/0001). */
 #define ALTCP_MBEDTLS_AUTHMODE  MBEDTLS_SSL_VERIFY_REQUIRED
+/* A handshake step that took 20 ms or more (P-256 work: without MBEDTLS_ECP_NIST_OPTIM each
+ * operation runs for tens of ms in QEMU, far more on a loaded host or a slow MCU) returns to the
+ * service loop, which kicks the secure watchdog and lets the app run before the next step
+ * (patches/lwip/0001). lwip_port_yield() makes the service run again at once. */
+#define ALTCP_MBEDTLS_HANDSHAKE_SLICE_MS 20
+#define ALTCP_MBEDTLS_HANDSHAKE_YIELD() lwip_port_yield()
 #endif
 
 /* ---- sanity check on a value this board depends on ---- */

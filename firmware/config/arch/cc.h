@@ -10,6 +10,7 @@
  *   lwip_port_rand()    random numbers for TCP/UDP source ports and the DHCP xid; must come from
  *                       the seeded CTR_DRBG, never from a timer.
  *   lwip_port_assert()  an lwIP invariant broke: log it and restart the network stack or the device.
+ *   lwip_port_yield()   run the network poll again soon (a TLS handshake continues there).
  */
 #ifndef KEEL_LWIP_ARCH_CC_H
 #define KEEL_LWIP_ARCH_CC_H
@@ -21,6 +22,8 @@ uint32_t lwip_port_rand(void);
 
 /** Reports a failed lwIP assertion; provided by the network port. Never returns. */
 void lwip_port_assert(const char *msg, const char *file, int line) __attribute__((noreturn));
+/* Run the network poll again soon (altcp_tls: the rest of a handshake that gave the CPU back). */
+void lwip_port_yield(void);
 
 #define LWIP_RAND() ((u32_t)lwip_port_rand())
 #define LWIP_PLATFORM_ASSERT(msg) lwip_port_assert((msg), __FILE__, __LINE__)

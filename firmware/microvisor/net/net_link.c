@@ -588,8 +588,9 @@ static void on_connection(mqtt_client_t *client, void *arg, mqtt_connection_stat
          * broker's delayed ACK of the previous segment (40 ms per exchange on Linux). */
         altcp_nagle_disable(client->conn);
         int tls_version = altcp_tls_negotiated_version(client->conn);
-        uv_log("net: connected to broker %s (TLS 1.%d, server verified%s) in %lu ms, %lu ms after boot; "
+        uv_log("net: connected to broker %s (TLS 1.%d%s, server verified%s) in %lu ms, %lu ms after boot; "
                "handler stack used %lu bytes", lk.cfg.broker_name, tls_version == 0x0304 ? 3 : 2,
+               altcp_tls_session_resumed(client->conn) ? " resumed" : "",
                lk.cfg.key_pem ? ", device certificate" : "",
                (unsigned long)(port_ticks() - lk.attempt_ms), (unsigned long)port_ticks(),
                (unsigned long)uv_net_stack_used());
@@ -715,6 +716,10 @@ bool net_link_init(const net_link_cfg_t *cfg)
     }
     if (cfg->allow_tls12)
         uv_log("net: TLS 1.2 allowed by the fleet setting");
+    /* A reconnect offers the broker's last TLS 1.3 session ticket: no certificate chain, no
+     * signature to verify, one round trip (ephemeral ECDHE kept). Kept in RAM only. */
+    if (port_arg_u32("tls-resume", 1u) != 0u && altcp_tls_config_set_resumption(lk.tls, 1) != ERR_OK)
+        uv_log("net: TLS session resumption is not compiled in");
     lk.state = LINK_IDLE;
     lk.enabled = true;
     return true;

@@ -267,3 +267,10 @@ void uv_net_poll(void)
         stats_report(t1);
     }
 }
+
+/* lwIP's ALTCP_MBEDTLS_HANDSHAKE_YIELD (lwipopts.h): a TLS handshake gave the CPU back after a
+ * long step; the service runs again (watchdog kicked first) and continues it from its timeout. */
+void lwip_port_yield(void)
+{
+    uv_service_pend();
+}
