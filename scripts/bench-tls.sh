@@ -74,15 +74,7 @@ footprint=$(
 
 # ---- brokers: the fleet's, and the same one capped at TLS 1.2 -----------------------------------
 bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "scripts/stack.sh certs failed"
-cat >"$W/tls12.cnf" <<'CNF'
-openssl_conf = keel_conf
-[keel_conf]
-ssl_conf = keel_ssl
-[keel_ssl]
-system_default = keel_tls12
-[keel_tls12]
-MaxProtocol = TLSv1.2
-CNF
+tls12_openssl_conf "$W/tls12.cnf"
 mkdir -p "$W/b13" "$W/b12"
 cp "$W"/*.pem "$W"/*.key "$W/b13/" 2>/dev/null; cp "$W"/*.pem "$W"/*.key "$W/b12/" 2>/dev/null
 P13=$(free_port); P12=$(free_port)

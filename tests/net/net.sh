@@ -52,17 +52,7 @@ wrong-ca|wrong-name)
 esac
 # tls12: the same Mosquitto, but OpenSSL capped at TLS 1.2 (the broker of a fleet that has not moved
 # to TLS 1.3 yet, or a man in the middle that strips it).
-if [ "$case_" = tls12 ]; then
-    cat >"$W/openssl-tls12.cnf" <<'CNF'
-openssl_conf = keel_conf
-[keel_conf]
-ssl_conf = keel_ssl
-[keel_ssl]
-system_default = keel_tls12
-[keel_tls12]
-MaxProtocol = TLSv1.2
-CNF
-fi
+[ "$case_" = tls12 ] && tls12_openssl_conf "$W/openssl-tls12.cnf"
 start_broker() {
     if [ "$case_" = tls12 ]; then
         OPENSSL_CONF=$W/openssl-tls12.cnf broker_start "$W" "$PORT" || fail "mosquitto did not start (see its log below)"

@@ -40,3 +40,17 @@ broker_start() {
     PIDS+=("$MOSQ")
     wait_for 10 tcp_listening "$2"
 }
+
+# tls12_openssl_conf FILE: an OpenSSL configuration that caps every TLS context at TLS 1.2; run a
+# program with OPENSSL_CONF=FILE to get a broker that does not speak TLS 1.3.
+tls12_openssl_conf() {
+    cat >"$1" <<'CNF'
+openssl_conf = keel_conf
+[keel_conf]
+ssl_conf = keel_ssl
+[keel_ssl]
+system_default = keel_tls12
+[keel_tls12]
+MaxProtocol = TLSv1.2
+CNF
+}
