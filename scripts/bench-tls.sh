@@ -99,8 +99,9 @@ def flush(c):
     if st is None: return
     for s in (st["c"], st["s"]):
         sel.unregister(s); s.close()
-    with open(log, "a") as f:
-        f.write(" ".join(f"{d}{n}" for d, n in st["flights"]) + "\n")
+    if st["flights"]:  # QEMU's guestfwd opens and closes one connection at start: not a flight
+        with open(log, "a") as f:
+            f.write(" ".join(f"{d}{n}" for d, n in st["flights"]) + "\n")
 while True:
     if cut:
         for c in [c for c, st in conns.items() if time.monotonic() - st["t"] > cut]:
