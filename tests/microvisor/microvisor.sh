@@ -41,12 +41,12 @@ heartbeats3() { [ "$(count 'heartbeat up=')" -ge 3 ]; }
 selftest_done() { grep -q "flash self-test:" "$out"; }
 tick_after_reset() { grep -A100 "reset: watchdog" "$out" | grep -q "^app| hello: tick"; }
 never() { false; }
-# flip BYTE_OFFSET: corrupt one byte of the internal flash file.
+# flip BYTE_OFFSET: corrupt one byte of the internal flash (offset 0 of the store file, store.h).
 flip() {
     local b
-    b=$(od -An -tu1 -j "$1" -N1 "$state/flash_int.bin" | tr -d ' ')
+    b=$(od -An -tu1 -j "$1" -N1 "$state/store.bin" | tr -d ' ')
     printf "$(printf '\\%03o' $(( (b ^ 0x5A) & 0xFF )))" |
-        dd of="$state/flash_int.bin" bs=1 seek="$1" conv=notrunc status=none
+        dd of="$state/store.bin" bs=1 seek="$1" conv=notrunc status=none
 }
 
 case $case_ in

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store.h"
+
 #define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
 #define QRUN_QEMU "qemu-system-arm"
 #define QRUN_RUN_DIR "run"
@@ -28,6 +30,7 @@
 #define QRUN_CONNECT_MS 10000 /* QEMU connects while it initialises: well under a second */
 #define QRUN_STOP_MS 2000     /* grace between SIGTERM and SIGKILL */
 #define QRUN_DRAIN_MS 500     /* reading what QEMU wrote just before it exited */
+#define QRUN_CUT_POLL_MS 20   /* how often the power-cut record is looked at */
 
 /* One UART: its listening socket, QEMU's connection and the line being assembled. */
 typedef struct uart {
@@ -46,6 +49,7 @@ typedef struct run {
     int stdin_fd;
     bool exited;
     int status; /* waitpid status once exited */
+    int store_fd; /* the device's store file: the power-cut record is read from it */
     uart_t uart[QRUN_NUARTS];
 } run_t;
 
@@ -206,7 +210,7 @@ static int take_signals(run_t *r)
 }
 
 /* Why the console phase ended. */
-enum { END_READY, END_QEMU, END_SIGNAL, END_TIME, END_FAIL };
+enum { END_READY, END_QEMU, END_SIGNAL, END_TIME, END_FAIL, END_POWERCUT };
 
 /* Wait (bounded) until QEMU has connected to every UART socket: END_READY when it has. */
 static int accept_uarts(run_t *r)
@@ -241,6 +245,57 @@ static int accept_uarts(run_t *r)
         if (reap(r) && (r->uart[0].cfd < 0 || r->uart[1].cfd < 0))
             return END_QEMU;
     }
+}
+
+/* ---- the store's records (store.h) ------------------------------------------------------ */
+
+/*
+ * Before QEMU starts: the boot words go into the boot-word record (the microvisor erases it once
+ * read) and the power-cut record is erased. The store file itself was made by devstate.
+ */
+static bool store_prepare(run_t *r, const qrun_opts_t *o)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", o->state_dir, board_store.file);
+    r->store_fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (r->store_fd < 0 || fstat(r->store_fd, &st) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", r->prog, path, strerror(errno));
+        return false;
+    }
+    if (st.st_size != (off_t)board_store.size) {
+        fprintf(stderr, "%s: %s is %lld bytes, not the %lu of this board's store\n", r->prog, path,
+                (long long)st.st_size, (unsigned long)board_store.size);
+        return false;
+    }
+    size_t len = strlen(o->append);
+    if (len > STORE_BOOTWORDS_MAX) {
+        fprintf(stderr, "%s: the device's boot words are %zu bytes, more than the %u its record "
+                        "holds\n", r->prog, len, STORE_BOOTWORDS_MAX);
+        return false;
+    }
+    store_bootwords_t words;
+    memset(&words, 0xFF, sizeof words);
+    words.magic = STORE_BOOTWORDS_MAGIC;
+    words.len = (uint32_t)len;
+    memcpy(words.words, o->append, len);
+    store_powercut_t cut;
+    memset(&cut, 0xFF, sizeof cut);
+    if (pwrite(r->store_fd, &words, sizeof words, board_store.bootwords.off) != (ssize_t)sizeof words ||
+        pwrite(r->store_fd, &cut, sizeof cut, board_store.powercut.off) != (ssize_t)sizeof cut) {
+        fprintf(stderr, "%s: cannot write the boot records into %s: %s\n", r->prog, path,
+                strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Whether the microvisor recorded an injected power cut (it has stopped dead since). */
+static bool powercut_recorded(const run_t *r)
+{
+    store_powercut_t cut;
+    return pread(r->store_fd, &cut, sizeof cut, board_store.powercut.off) == (ssize_t)sizeof cut &&
+           cut.magic == STORE_POWERCUT_MAGIC;
 }
 
 /* ---- QEMU process ---------------------------------------------------------------------- */
@@ -283,14 +338,32 @@ static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap)
  * Build QEMU's command line. A -nic option is not optional: without one QEMU adds a user-mode
  * network with unrestricted access to the host's networks. nic: the -nic value.
  */
-static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_NUARTS][PATH_MAX + 64],
-                       char serial[QRUN_NUARTS][16], const char *nic, char *gdb_serial,
+typedef struct qargs {
+    char chardev[QRUN_NUARTS][PATH_MAX + 64];
+    char serial[QRUN_NUARTS][16];
+    char machine[96];
+    char store[160];
+    char gdb_serial[80];
+} qargs_t;
+
+/*
+ * Semihosting stays off (QEMU would serve it to any privileged guest code, the app's handlers
+ * included: host files, host commands, exit). The store file is the board's RAM: shared, so the
+ * microvisor's writes land in the file and survive the process.
+ */
+static void build_argv(const qrun_opts_t *o, const run_t *r, qargs_t *q, const char *nic,
                        const char **argv)
 {
     int n = 0;
+    snprintf(q->machine, sizeof q->machine, "%s,memory-backend=store", board_store.machine);
+    snprintf(q->store, sizeof q->store,
+             "memory-backend-file,id=store,size=%lu,mem-path=%s,share=on",
+             (unsigned long)board_store.size, board_store.file);
     argv[n++] = QRUN_QEMU;
     argv[n++] = "-M";
-    argv[n++] = "mps2-an505";
+    argv[n++] = q->machine;
+    argv[n++] = "-object";
+    argv[n++] = q->store;
     argv[n++] = "-display";
     argv[n++] = "none";
     argv[n++] = "-monitor";
@@ -298,25 +371,23 @@ static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_N
     argv[n++] = "-nic";
     argv[n++] = nic;
     argv[n++] = "-semihosting-config";
-    argv[n++] = "enable=on,target=native";
+    argv[n++] = "enable=off";
     argv[n++] = "-kernel";
     argv[n++] = o->firmware;
-    argv[n++] = "-append";
-    argv[n++] = o->append;
     for (int i = 0; i < QRUN_NUARTS; i++) {
-        snprintf(chardev[i], PATH_MAX + 64, "socket,id=u%d,path=%s/%s", i, QRUN_RUN_DIR,
+        snprintf(q->chardev[i], PATH_MAX + 64, "socket,id=u%d,path=%s/%s", i, QRUN_RUN_DIR,
                  r->uart[i].sock_name);
-        snprintf(serial[i], 16, "chardev:u%d", i);
+        snprintf(q->serial[i], 16, "chardev:u%d", i);
         argv[n++] = "-chardev";
-        argv[n++] = chardev[i];
+        argv[n++] = q->chardev[i];
         argv[n++] = "-serial";
-        argv[n++] = serial[i];
+        argv[n++] = q->serial[i];
     }
     if (o->gdb_serial_port != 0) {
-        snprintf(gdb_serial, 80, "tcp:127.0.0.1:%u,server=on,wait=off,nodelay=on",
-                 (unsigned)o->gdb_serial_port);
+        snprintf(q->gdb_serial, sizeof q->gdb_serial,
+                 "tcp:127.0.0.1:%u,server=on,wait=off,nodelay=on", (unsigned)o->gdb_serial_port);
         argv[n++] = "-serial";
-        argv[n++] = gdb_serial;
+        argv[n++] = q->gdb_serial;
     }
     if (o->icount) {
         argv[n++] = "-icount";
@@ -366,14 +437,12 @@ static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigs
 
 static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
 {
-    char chardev[QRUN_NUARTS][PATH_MAX + 64];
-    char serial[QRUN_NUARTS][16];
+    static qargs_t q;
     const char *argv[32];
     char nic[PATH_MAX + 128] = "none";
-    char gdb_serial[80];
     if (o->broker_port != 0 && !nic_value(r->prog, o->broker_port, nic, sizeof nic))
         return false;
-    build_argv(o, r, chardev, serial, nic, gdb_serial, argv);
+    build_argv(o, r, &q, nic, argv);
 
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -487,11 +556,12 @@ static int console_loop(run_t *r, uint32_t seconds)
             in_idx = n;
             pf[n++] = (struct pollfd){.fd = r->stdin_fd, .events = POLLIN};
         }
-        int timeout = -1;
+        int timeout = QRUN_CUT_POLL_MS;
         if (deadline) {
-            timeout = ms_left(deadline);
-            if (timeout == 0)
+            int left = ms_left(deadline);
+            if (left == 0)
                 return END_TIME;
+            timeout = left < timeout ? left : timeout;
         }
         if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR) {
             fprintf(stderr, "%s: poll: %s\n", r->prog, strerror(errno));
@@ -514,6 +584,8 @@ static int console_loop(run_t *r, uint32_t seconds)
         }
         if (reap(r))
             return END_QEMU;
+        if (powercut_recorded(r))
+            return END_POWERCUT;
     }
 }
 
@@ -559,7 +631,7 @@ static int exit_code_of(const run_t *r)
 
 int qrun_run(const char *prog, const qrun_opts_t *o)
 {
-    run_t r = {.prog = prog, .pid = -1, .sfd = -1, .stdin_fd = STDIN_FILENO};
+    run_t r = {.prog = prog, .pid = -1, .sfd = -1, .stdin_fd = STDIN_FILENO, .store_fd = -1};
     static const char *const names[QRUN_NUARTS] = {"uart0.sock", "uart1.sock"};
     static const char *const prefixes[QRUN_NUARTS] = {"app| ", ""};
     for (int i = 0; i < QRUN_NUARTS; i++)
@@ -588,15 +660,21 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
     bool ok = r.sfd >= 0;
     for (int i = 0; ok && i < QRUN_NUARTS; i++)
         ok = uart_listen(&r, &r.uart[i], o->state_dir);
-    if (ok && spawn(&r, o, &oldmask)) {
+    if (ok && store_prepare(&r, o) && spawn(&r, o, &oldmask)) {
         int end = accept_uarts(&r);
         if (end == END_READY)
             end = console_loop(&r, o->seconds);
-        if (r.exited) {
+        if (end == END_POWERCUT) {
+            /* The supply failed: the process ends at once, what the console had said is kept. */
+            kill(-r.pid, SIGKILL);
+            if (waitpid(r.pid, &r.status, 0) == r.pid)
+                r.exited = true;
+            drain(&r, QRUN_DRAIN_MS);
+            rc = QRUN_POWERCUT_EXIT;
+        } else if (r.exited) {
             drain(&r, QRUN_DRAIN_MS);
             rc = exit_code_of(&r);
-            /* Non-zero: the guest's own exit code (a power cut is 86) or QEMU failing; QEMU's
-             * words, if it said anything that matters, tell which. */
+            /* Non-zero: QEMU failing; its words say why. */
             if (rc != 0)
                 show_qemu_log(&r, o);
         } else {
@@ -618,6 +696,8 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
             unlink(r.uart[i].path);
     }
     rmdir(rundir); /* only if empty: someone else's files stay */
+    if (r.store_fd >= 0)
+        close(r.store_fd);
     if (r.sfd >= 0)
         close(r.sfd);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);

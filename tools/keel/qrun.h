@@ -1,8 +1,12 @@
 /*
  * qrun: run one emulated Keel device in QEMU (mps2-an505) and be its console.
  *
- * QEMU runs with its working directory in the device's state directory, because the microvisor
- * opens its flash files through semihosting by relative name. Both UARTs are Unix-domain
+ * QEMU runs with its working directory in the device's state directory. The device's store file
+ * there (firmware/platform/an505/store.h) is mapped as the board's PSRAM (memory-backend-file,
+ * share=on): internal flash, QSPI and the boot records are regions of it. Semihosting is off.
+ * Before QEMU starts, the boot words (append) go into the store's boot-word record, which the
+ * microvisor erases once read; an injected power cut writes the store's power-cut record and
+ * stops the CPU, and this process then kills QEMU and returns QRUN_POWERCUT_EXIT. Both UARTs are Unix-domain
  * sockets that this process listens on in DIR/run/ (QEMU connects as a client):
  *
  *   keel ── stdin ─────────────▶ run/uart0.sock ──▶ UART0 (the app's console)
@@ -24,10 +28,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* keel's exit status when the device's supply was cut (fault injection: boot word powercut=N). */
+#define QRUN_POWERCUT_EXIT 86
+
 typedef struct qrun_opts {
     const char *state_dir; /* must exist */
     const char *firmware;  /* secure firmware ELF, absolute path */
-    const char *append;    /* words for the microvisor's command line ("" for none) */
+    const char *append;    /* boot words for the microvisor ("" for none; at most
+                              STORE_BOOTWORDS_MAX bytes) */
     bool icount;           /* deterministic instruction counting (-icount shift=0) */
     uint32_t seconds;      /* stop after this long; 0 = until QEMU exits or keel is signalled */
     uint16_t broker_port;  /* 0: no network (-nic none); else the broker's port on 127.0.0.1 */
@@ -47,9 +55,10 @@ typedef struct qrun_opts {
 bool qrun_find_firmware(const char *prog, const char *given, char *out, size_t cap);
 
 /*
- * Run QEMU until it exits, o->seconds pass, or keel gets SIGINT/SIGTERM. Returns keel's exit
- * code: QEMU's own status when it ended by itself, 0 when keel stopped it, 1 on failure to run
- * (message on stderr).
+ * Run QEMU until it exits, o->seconds pass, the device records a power cut, or keel gets
+ * SIGINT/SIGTERM. Returns keel's exit code: QEMU's own status when it ended by itself,
+ * QRUN_POWERCUT_EXIT after a power cut, 0 when keel stopped it, 1 on failure to run (message on
+ * stderr).
  */
 int qrun_run(const char *prog, const qrun_opts_t *o);
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "regs.h"
-#include "semihost.h"
+#include "store.h"
 
 /* ---- console ---- */
 
@@ -136,7 +136,14 @@ void port_wdog_kick(void)
     REG32(WDOG_LOCK(WDOG_S32K)) = 0u;
 }
 
-/* ---- reset and exit ---- */
+void port_wdog_stop(void)
+{
+    REG32(WDOG_LOCK(WDOG_S32K)) = WDOG_UNLOCK_KEY;
+    REG32(WDOG_CTRL(WDOG_S32K)) = 0u;
+    REG32(WDOG_LOCK(WDOG_S32K)) = 0u;
+}
+
+/* ---- reset ---- */
 
 void port_system_reset(void)
 {
@@ -147,29 +154,40 @@ void port_system_reset(void)
         __asm__ volatile("wfi");
 }
 
-void port_exit(int code)
-{
-    uint32_t args[2] = {0x20026u /* ADP_Stopped_ApplicationExit */, (uint32_t)code};
-    semihost_call(SH_EXIT_EXTENDED, args);
-    for (;;)
-        __asm__ volatile("wfi");
-}
-
 /* ---- boot arguments ---- */
 
-static char cmdline[256];
-static bool cmdline_read;
+/* The words of this power-on, in .noinit so that system resets keep them (QEMU zeroes RAM only
+ * when the process starts). valid holds a magic tied to the length. */
+static struct {
+    uint32_t valid;
+    uint32_t len;
+    char words[STORE_BOOTWORDS_MAX + 1u];
+} boot_words __attribute__((section(".noinit")));
+
+#define BOOT_WORDS_VALID(len) (0x4B425700u ^ (len))
 
 static const char *args(void)
 {
-    if (!cmdline_read) {
-        uint32_t blk[2] = {(uint32_t)(uintptr_t)cmdline, sizeof(cmdline) - 1u};
-        if (semihost_call(SH_GET_CMDLINE, blk) != 0)
-            cmdline[0] = '\0';
-        cmdline[sizeof(cmdline) - 1u] = '\0';
-        cmdline_read = true;
+    if (boot_words.valid == BOOT_WORDS_VALID(boot_words.len) && boot_words.len <= STORE_BOOTWORDS_MAX)
+        return boot_words.words;
+    volatile store_bootwords_t *rec =
+        (volatile store_bootwords_t *)(AN505_STORE_BASE + AN505_STORE_BOOTWORDS_OFF);
+    uint32_t len = 0;
+    if (rec->magic == STORE_BOOTWORDS_MAGIC && rec->len <= STORE_BOOTWORDS_MAX) {
+        len = rec->len;
+        for (uint32_t i = 0; i < len; i++) {
+            char c = rec->words[i];
+            boot_words.words[i] = c == '\0' ? ' ' : c;
+        }
     }
-    return cmdline;
+    boot_words.words[len] = '\0';
+    boot_words.len = len;
+    boot_words.valid = BOOT_WORDS_VALID(len);
+    /* Read once: erase the record so the next power-on (keel writes a new one) starts clean. */
+    rec->magic = 0xFFFFFFFFu;
+    rec->len = 0xFFFFFFFFu;
+    __asm__ volatile("dsb" ::: "memory");
+    return boot_words.words;
 }
 
 /* Find word name or name=... ; returns pointer after the name, or NULL. */
