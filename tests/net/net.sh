@@ -37,7 +37,9 @@ fail() {
 
 # ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
 STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
-bash "$STACK_SH" certs "$W" broker keeld >/dev/null || fail "scripts/stack.sh certs failed"
+# keeld-sub: the watching subscriber's own identity (the broker makes a certificate's name its
+# client id: a publisher and a subscriber sharing one would cut each other off).
+bash "$STACK_SH" certs "$W" broker keeld keeld-sub >/dev/null || fail "scripts/stack.sh certs failed"
 # A second CA with the same name as the fleet's, for the wrong-CA case.
 bash "$STACK_SH" certs "$W/other" >/dev/null || fail "scripts/stack.sh certs (other CA) failed"
 cp "$W/other/ca.pem" "$W/otherca.pem" && cp "$W/other/ca.key" "$W/otherca.key"
@@ -58,9 +60,9 @@ stop_broker() {
     wait_for 10 bash -c "! kill -0 $MOSQ 2>/dev/null" || kill -KILL "$MOSQ" 2>/dev/null
     wait "$MOSQ" 2>/dev/null
 }
-TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
-SUB=(mosquitto_sub "${TLS[@]}")
-PUB=(mosquitto_pub "${TLS[@]}")
+TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem")
+SUB=(mosquitto_sub "${TLS[@]}" --cert "$W/keeld-sub.pem" --key "$W/keeld-sub.key")
+PUB=(mosquitto_pub "${TLS[@]}" --cert "$W/keeld.pem" --key "$W/keeld.key")
 
 # ---- device --------------------------------------------------------------------------------------
 STATE=$W/state
@@ -85,6 +87,9 @@ expect_console() { # SECONDS ERE: wait until the console shows ERE
 STACK=$W/stack
 stack_up() {
     export KEEL_CONFIG=$STACK/config
+    # keeld-tool: this script's own service identity on the stack's broker (keeld's would be
+    # keeld's client id and cut keeld off); keel up keeps the CA it finds and lists it in the ACL.
+    bash "$STACK_SH" certs "$STACK" keeld-tool >/dev/null || fail "scripts/stack.sh certs failed"
     # --devices 0: these tests start their own devices (keel up's default starts 2)
     timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
     stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
@@ -190,8 +195,8 @@ fleet-logs)
     head -c 40 /dev/urandom >"$W/garbage.bin"
     printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
     for f in garbage truncated; do
-        timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld.pem" \
-            --key "$STACK/keeld.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
+        timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld-tool.pem" \
+            --key "$STACK/keeld-tool.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
     done
     wait_for 10 bash -c "[ \$(grep -c 'net: malformed command' '$W/console.txt') -ge 2 ]" ||
         fail "garbage on the command topic was not logged as malformed"
