@@ -92,6 +92,49 @@ powercut)
     run_until 60 selftest_done --append flash-selftest
     has "flash self-test: ok"
     ;;
+console-slow-host)
+    # The microvisor's console never waits for the host and never cuts a line. keel (the reader)
+    # is stopped: QEMU's UART then holds TXFULL and lines queue in secure RAM. A short stop
+    # (~50 heartbeat lines, under the 8 KiB buffer) loses nothing; a long one loses whole lines
+    # only, and the microvisor counts and reports them. Heartbeats are numbered (n=), so every
+    # loss shows as a gap, and the gaps must add up to what the microvisor reported.
+    : >"$out"
+    # keel itself is the job (it is what gets stopped); --seconds bounds it.
+    "$keel" device run --state "$state" --firmware "$fw" --seconds 100 \
+        --append heartbeat=10 </dev/null >>"$out" 2>&1 &
+    pid=$!
+    last_n() { sed -n 's/^\[keel\] heartbeat .* n=\([0-9]*\)$/\1/p' "$out" | tail -n 1; }
+    n_at_least() { local n; n=$(last_n); [ -n "$n" ] && [ "$n" -ge "$1" ]; }
+    for _ in $(seq 600); do n_at_least 20 && break; sleep 0.1; done
+    n_at_least 20 || fail "no 20 heartbeats"
+    short_from=$(last_n)
+    kill -STOP "$pid"; sleep 0.5; kill -CONT "$pid"
+    for _ in $(seq 600); do n_at_least $((short_from + 100)) && break; sleep 0.1; done
+    n_at_least $((short_from + 100)) || fail "heartbeats stopped after the short stop"
+    grep -q "console: .* lost" "$out" && fail "lines lost over a short stop of the reader"
+    short_to=$(last_n)
+    for _ in 1 2 3 4 5; do
+        kill -STOP "$pid"; sleep 4; kill -CONT "$pid"
+        for _ in $(seq 100); do grep -q "console: .* lost" "$out" && break; sleep 0.1; done
+        grep -q "console: .* lost" "$out" && break
+    done
+    grep -q "console: .* lost" "$out" || fail "five 4 s stops of the reader never overflowed the console buffer"
+    after=$(($(last_n) + 20)) # a few whole lines after the report
+    for _ in $(seq 300); do n_at_least "$after" && break; sleep 0.1; done
+    kill -TERM "$pid"; wait "$pid"
+    # Every line whole: heartbeats exactly as printed, nothing spliced into anything.
+    bad=$(grep -n '' "$out" | grep -vE '^[0-9]+:(\[keel\] [^[]*|provisioned device .*|device stopped)$' | head -n 3)
+    [ -z "$bad" ] || fail "cut or spliced console lines: $bad"
+    bad=$(grep '^\[keel\] heartbeat' "$out" | grep -vE '^\[keel\] heartbeat up=[0-9]+ms ticks=[0-9]+ restarts=0 n=[0-9]+$' | head -n 3)
+    [ -z "$bad" ] || fail "damaged heartbeat lines: $bad"
+    lost=$(sed -n 's/^\[keel\] console: \([0-9]*\) line(s) lost.*/\1/p' "$out" | awk '{ s += $1 } END { print s + 0 }')
+    gaps=$(sed -n 's/^\[keel\] heartbeat .* n=\([0-9]*\)$/\1/p' "$out" |
+        awk -v a="$short_from" -v b="$short_to" 'NR > 1 && $1 != p + 1 { g += $1 - p - 1; if (p >= a && p < b) s = 1 }
+             { p = $1 } END { print g + 0, s + 0 }')
+    [ "${gaps#* }" = 0 ] || fail "a heartbeat is missing between n=$short_from and n=$short_to (short stop)"
+    [ "${gaps% *}" -gt 0 ] && [ "${gaps% *}" -eq "$lost" ] ||
+        fail "heartbeats missing: ${gaps% *}, reported lost: $lost"
+    ;;
 *)
     echo "unknown case $case_"; exit 2 ;;
 esac

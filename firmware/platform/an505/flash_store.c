@@ -71,6 +71,7 @@ static void on_powercut(kflash_t *f, void *arg)
     (void)arg;
     static const char msg[] = "[keel] power cut (fault injection)\n";
     port_console_write(msg, sizeof(msg) - 1u);
+    port_console_flush();
     powercut_rec->op = f->ops;
     __asm__ volatile("dsb" ::: "memory");
     powercut_rec->magic = STORE_POWERCUT_MAGIC;

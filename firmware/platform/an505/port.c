@@ -8,7 +8,38 @@
 #include "regs.h"
 #include "store.h"
 
-/* ---- console ---- */
+/* ---- console ----
+ *
+ * Lines go into a secure ring and out to UART1 whenever its transmitter takes a byte: at once
+ * when the host reads (QEMU's UART drains instantly), later from the service's drain when the
+ * host is slow (QEMU holds TXFULL while its socket is full). A write that does not fit whole is
+ * dropped whole and counted: a line is never cut or mixed with another. */
+
+#define CONSOLE_RING 8192u /* a power of two; the longest write (a crash report) is 2 KiB */
+static char con_ring[CONSOLE_RING];
+static uint32_t con_head, con_tail; /* free-running: bytes written / sent */
+static uint32_t con_dropped;        /* writes dropped since last taken */
+
+static uint32_t irq_save(void)
+{
+    uint32_t primask;
+    __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
+    return primask;
+}
+
+static void irq_restore(uint32_t primask)
+{
+    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+}
+
+/* Send what the transmitter takes now; interrupts masked by the caller. */
+static void console_push(void)
+{
+    while (con_tail != con_head && !(REG32(UART_STATE(UART1_S)) & UART_STATE_TXFULL)) {
+        REG32(UART_DATA(UART1_S)) = (uint8_t)con_ring[con_tail % CONSOLE_RING];
+        con_tail++;
+    }
+}
 
 void port_console_init(void)
 {
@@ -18,13 +49,42 @@ void port_console_init(void)
 
 void port_console_write(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        /* Bounded: QEMU's UART drains at once; a stuck TX must not hang the microvisor. */
-        for (uint32_t spin = 0; (REG32(UART_STATE(UART1_S)) & UART_STATE_TXFULL) && spin < 100000u;
-             spin++)
-            ;
-        REG32(UART_DATA(UART1_S)) = (uint8_t)s[i];
+    uint32_t m = irq_save();
+    if (len > CONSOLE_RING - (con_head - con_tail)) {
+        con_dropped++;
+    } else {
+        for (size_t i = 0; i < len; i++)
+            con_ring[(con_head + i) % CONSOLE_RING] = s[i];
+        con_head += (uint32_t)len;
     }
+    console_push();
+    irq_restore(m);
+}
+
+void port_console_drain(void)
+{
+    uint32_t m = irq_save();
+    console_push();
+    irq_restore(m);
+}
+
+void port_console_flush(void)
+{
+    /* Bounded: a host that never reads again must not keep the chip from resetting. */
+    for (uint32_t spin = 0; con_tail != con_head && spin < 2000000u; spin++)
+        port_console_drain();
+}
+
+uint32_t port_console_dropped_take(void)
+{
+    uint32_t m = irq_save();
+    uint32_t n = 0;
+    if (CONSOLE_RING - (con_head - con_tail) >= CONSOLE_RING / 2u) {
+        n = con_dropped;
+        con_dropped = 0u;
+    }
+    irq_restore(m);
+    return n;
 }
 
 /* ---- debug serial line (UART2, secure only once the board claimed it) ---- */
@@ -147,6 +207,7 @@ void port_wdog_stop(void)
 
 void port_system_reset(void)
 {
+    port_console_flush(); /* the ring is RAM: what the reset is about must reach the host */
     __asm__ volatile("dsb" ::: "memory");
     REG32(SCB_AIRCR) = AIRCR_VECTKEY | AIRCR_PRIS | AIRCR_SYSRESETREQS | AIRCR_SYSRESETREQ;
     __asm__ volatile("dsb" ::: "memory");

@@ -11,9 +11,17 @@
 
 #include "keel/flash.h"
 
-/* ---- console (the microvisor's own UART) ---- */
+/* ---- console (the microvisor's own UART) ----
+ * Writes are buffered in secure RAM and never wait for the host: a write that does not fit whole
+ * is dropped whole and counted. Callable from any context, interrupts masked or not. */
 void port_console_init(void);
 void port_console_write(const char *s, size_t len);
+/* Send what the UART takes now (the service calls it on every run). */
+void port_console_drain(void);
+/* Send everything, bounded (before a reset or a power cut). */
+void port_console_flush(void);
+/* Writes dropped since the last call, once the buffer has room again to report them (else 0). */
+uint32_t port_console_dropped_take(void);
 
 /* ---- the debug serial line (local development: boot word dbg-uart; the board claims the UART) --
  * Received bytes go to rx, called from the UART's interrupt (secure, priority PORT_DBG_UART_PRIO,
