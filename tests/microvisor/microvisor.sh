@@ -103,6 +103,7 @@ console-slow-host)
     "$keel" device run --state "$state" --firmware "$fw" --seconds 100 \
         --append heartbeat=10 </dev/null >>"$out" 2>&1 &
     pid=$!
+    trap 'kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
     last_n() { sed -n 's/^\[keel\] heartbeat .* n=\([0-9]*\)$/\1/p' "$out" | tail -n 1; }
     n_at_least() { local n; n=$(last_n); [ -n "$n" ] && [ "$n" -ge "$1" ]; }
     for _ in $(seq 600); do n_at_least 20 && break; sleep 0.1; done
@@ -134,6 +135,44 @@ console-slow-host)
     [ "${gaps#* }" = 0 ] || fail "a heartbeat is missing between n=$short_from and n=$short_to (short stop)"
     [ "${gaps% *}" -gt 0 ] && [ "${gaps% *}" -eq "$lost" ] ||
         fail "heartbeats missing: ${gaps% *}, reported lost: $lost"
+    ;;
+sandbox)
+    # QEMU runs in a bubblewrap sandbox: its own network namespace (no host network), /usr
+    # read-only, the state directory the only writable place, nothing else of the host. Seen from
+    # outside through /proc/PID of the running QEMU.
+    echo "stack secret" >"$tmp/ca.key" # a neighbour of the state dir, as in keel up's tree
+    : >"$out"
+    "$keel" device run --state "$state" --firmware "$fw" --seconds 100 --append heartbeat=200 \
+        </dev/null >>"$out" 2>&1 &
+    pid=$!
+    trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+    for _ in $(seq 600); do heartbeats3 && break; sleep 0.1; done
+    heartbeats3 || fail "the device did not run"
+    qemu=""
+    for p in $(pgrep -P "$pid"); do # keel -> bwrap -> bwrap (the sandbox's init) -> QEMU
+        for c in $(pgrep -P "$p") $(pgrep -P "$(pgrep -P "$p" | head -n 1)" 2>/dev/null); do
+            [ "$(cat "/proc/$c/comm" 2>/dev/null)" = qemu-system-arm ] && qemu=$c
+        done
+    done
+    [ -n "$qemu" ] || { kill -TERM "$pid"; wait "$pid"; fail "no QEMU under keel's sandbox ($(pgrep -a -P "$pid"))"; }
+    root=/proc/$qemu/root
+    [ "$(readlink "/proc/$qemu/ns/net")" != "$(readlink /proc/self/ns/net)" ] || fail "QEMU shares the host's network"
+    [ "$(readlink "/proc/$qemu/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || fail "QEMU shares the host's mounts"
+    top=$(ls "$root" | tr '\n' ' ')
+    [ -d "$root/usr/bin" ] && [ -e "$root$state/store.bin" ] && [ -e "$root$fw" ] ||
+        fail "the sandbox lacks /usr, the state or the firmware (top: $top)"
+    [ ! -e "$root/etc/passwd" ] && [ ! -e "$root$tmp/ca.key" ] && [ ! -e "$root/root" ] &&
+        [ "$(ls "$root$tmp")" = state ] && [ "$(ls "$root$(dirname "$fw")")" = "$(basename "$fw")" ] ||
+        fail "host files visible in the sandbox (top: $top; beside the state: $(ls "$root$tmp"))"
+    awk '$5 == "/usr" { print $6 }' "/proc/$qemu/mountinfo" | grep -q '^ro' || fail "/usr is writable in the sandbox"
+    awk -v s="$state" '$5 == s { print $6 }' "/proc/$qemu/mountinfo" | grep -q '^rw' || fail "the state dir is not writable"
+    # Writable and backed by host storage (not the sandbox's own tmpfs, proc or device nodes):
+    # the state dir alone.
+    writable=$(awk '{ t = ""; for (i = 7; i <= NF; i++) if ($i == "-") t = $(i + 1) }
+        $6 ~ /^rw/ && t !~ /^(tmpfs|proc|devtmpfs|devpts)$/ { print $5 }' "/proc/$qemu/mountinfo")
+    [ "$writable" = "$state" ] || fail "writable host mounts in the sandbox: $writable"
+    kill -TERM "$pid"; wait "$pid"
+    [ "$(count 'heartbeat up=')" -ge 3 ] || fail "no heartbeats"
     ;;
 *)
     echo "unknown case $case_"; exit 2 ;;

@@ -13,13 +13,20 @@
  *   stdout ◀── "app| " + line ── run/uart0.sock
  *   stdout ◀── line ───────────── run/uart1.sock ◀── UART1 (the microvisor's console)
  *
+ * Sandbox: QEMU runs under bubblewrap (bwrap --unshare-all: no host network, pid, ipc, user
+ * namespaces of its own; a new session), seeing /usr read-only, the state directory read-write,
+ * the firmware and this keel read-only, and nothing else of the host. It dies with keel.
+ *
  * Network: without a broker, -nic none (QEMU would otherwise add an *unrestricted* user
  * network). With broker_port P, a restricted user network whose only way out is the broker:
- *   -nic user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:P-cmd:<this keel> relay P
- * QEMU starts one `keel relay P` per guest connection (relay.c), so reconnects work.
+ *   -nic user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:P-cmd:<this keel> relay unix:run/broker.sock
+ * QEMU starts one `keel relay` per guest connection (relay.c), so reconnects work; it dials the
+ * Unix socket this process listens on, and a child of this process joins each such connection to
+ * 127.0.0.1:P (relay_forward). The debugger's serial line goes the other way: QEMU serves UART2 on
+ * run/gdb.sock, this process listens on 127.0.0.1:gdb_serial_port and joins each connection to it.
  *
- * QEMU gets its own process group, so a Ctrl-C at the terminal reaches only keel, which then
- * stops QEMU (SIGTERM, then SIGKILL after 2 s) and removes the sockets.
+ * The sandbox gets its own session and process group, so a Ctrl-C at the terminal reaches only
+ * keel, which then stops it (SIGTERM, then SIGKILL after 2 s) and removes the sockets.
  */
 #ifndef KEEL_TOOLS_KEEL_QRUN_H
 #define KEEL_TOOLS_KEEL_QRUN_H
