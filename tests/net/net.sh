@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Connectivity tests: a device in QEMU against a real Mosquitto TLS broker on 127.0.0.1.
-# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF [CRASHY_ELF]
+# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF [CRASHY_ELF [ECHO_ELF [ESCAPE_ELF]]]
 #
 # Every case makes its own PKI (openssl: a P-256 fleet CA, a broker certificate for "localhost"
 # from it, and a second CA with the same name), its own broker on a free port and its own device
 # state. Every process started here is stopped on exit (SIGTERM, then SIGKILL), every wait is
 # bounded, and the checks are on what the broker and the device did, never on timings.
 set -uo pipefail
-case_=$1 keel=$2 fw=$3 hello=$4 crashy=${5:-$4} echo_app=${6:-}
+case_=$1 keel=$2 fw=$3 hello=$4 crashy=${5:-$4} echo_app=${6:-} escape_app=${7:-}
 for f in "$keel" "$fw" "$hello"; do
     [ -f "$f" ] || { echo "FAIL ($case_): $f not found (run 'make' first)"; exit 1; }
 done
@@ -65,6 +65,20 @@ SUB=(mosquitto_sub "${TLS[@]}" --cert "$W/keeld-sub.pem" --key "$W/keeld-sub.key
 PUB=(mosquitto_pub "${TLS[@]}" --cert "$W/keeld.pem" --key "$W/keeld.key")
 
 # ---- device --------------------------------------------------------------------------------------
+# Pings for the reach-*/escape-* cases: command ping id 0x10+I; its result arrives in results.txt
+# (a subscriber the case starts).
+answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
+stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
+# ping_answered I: send ping I until answered (10 tries). Like keeld: a command sent while the
+# device is offline is lost (clean session), so it is sent again.
+ping_answered() {
+    printf '\x82\x01\x04\x08%b\x10\x01' "\\x$(printf %02x $((0x10 + $1)))" >"$W/ping$1.bin"
+    for _ in $(seq 10); do
+        timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping$1.bin" || fail "mosquitto_pub failed"
+        wait_for 2 answered "$1" && return 0
+    done
+    return 1
+}
 STATE=$W/state
 KEEL_PID=""
 # start_device SECONDS [keel flags...]: run the device in the background, console in console.txt,
@@ -335,8 +349,6 @@ reach-*)
     # reset clears: the whole device restarts and reconnects, and the UART byte in flight at the
     # reset is lost, so crashy reads a broken mode after it and stops failing ("running none").
     # The first ping is always sent while the app fails; later ones only while it still does.
-    answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
-    stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
     stopped_failing() { grep -q 'crashy: running none' "$W/console.txt"; }
     stop_or_done() { stops_at_least "$1" || stopped_failing; }
     # badptr, reentry and none misbehave (or not) without stopping: pinged while they run.
@@ -351,17 +363,58 @@ reach-*)
                 break
             fi
         fi
-        printf '\x82\x01\x04\x08%b\x10\x01' "\\x$(printf %02x $((0x10 + i)))" >"$W/ping$i.bin"
-        # Like keeld: a command sent while the device is offline is lost (clean session), so it
-        # is sent again until answered.
-        for _ in $(seq 10); do
-            timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping$i.bin" || fail "mosquitto_pub failed"
-            wait_for 2 answered "$i" && break
-        done
-        answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
+        ping_answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
     done
     grep -q "crashy: running $mode" "$W/console.txt" || fail "crashy never ran mode $mode"
     kill -TERM "$KEEL_PID"; wait_device
+    ;;
+escape-*)
+    # The escape app tries to leave the emulated chip in one way (semihosting calls from its SVC
+    # handler, the store through its addresses, a DMA pointed at the store), restarted and fed
+    # the same mode each time. Each attempt must stop the app and be reported, the device stays
+    # up and answers pings, no host file is created, and the store's flash is unchanged.
+    mode=${case_#escape-}
+    [ -f "$escape_app" ] || fail "the escape app is not built ($escape_app)"
+    probes=("$STATE/escape-created" "$STATE/escape-system" /tmp/keel-escape-created /tmp/keel-escape-system)
+    rm -f "${probes[@]}"
+    "$keel" device provision --state "$STATE" --id dev-1 --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" \
+        >/dev/null || fail "provisioning failed"
+    "$keel" device install --state "$STATE" --backoff-min 100 --backoff-max 400 "$escape_app" \
+        >/dev/null || fail "installing escape failed"
+    # The store's flash as installed: app slot, identity page, QSPI (the seed pages move at every
+    # boot, by design).
+    flash_sums() {
+        for r in 0:$((0x102000)) $((0x1FE000)):$((0x2000)) $((0x200000)):$((0x800000)); do
+            tail -c +$((${r%%:*} + 1)) "$STATE/store.bin" | head -c "${r##*:}" | sha256sum
+        done
+    }
+    flash_sums >"$W/flash.before"
+    for _ in $(seq 40); do echo "$mode"; done >"$W/modes.txt"
+    timeout 90 "${SUB[@]}" -t keel/v1/dev-1/result -F '%x' >"$W/results.txt" 2>&1 &
+    PIDS+=($!)
+    timeout --kill-after=5 60 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 45 \
+        --broker "$PORT" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 20 'net: connected to broker'
+    expect_console 20 "escape: trying $mode"
+    for i in 1 2 3; do
+        wait_for 20 stops_at_least "$i" || fail "the app was not stopped $i times in mode $mode"
+        ping_answered "$i" || fail "ping $i was not answered while the app tried $mode"
+    done
+    kill -0 "$KEEL_PID" 2>/dev/null || fail "the device ended (QEMU exited) in mode $mode"
+    kill -TERM "$KEEL_PID"
+    wait "$KEEL_PID" || fail "keel device run did not stop cleanly"
+    [ "$(console_count "escape: trying $mode")" -ge 3 ] || fail "fewer than 3 attempts"
+    if [ "$mode" = dma ]; then
+        [ "$(console_count 'escape: dma: the controller ignores the app')" -ge 3 ] ||
+            fail "the DMA's NS alias did not read as zero after programming"
+    fi
+    console_has '\(FAIL\)' && fail "an attempt returned to the app: $(grep -F '(FAIL)' "$W/console.txt" | head -n 3)"
+    for f in "${probes[@]}"; do [ ! -e "$f" ] || fail "$f was created"; done
+    flash_sums >"$W/flash.after"
+    cmp -s "$W/flash.after" "$W/flash.before" ||
+        fail "the store's flash changed (app slot, identity, QSPI): $(diff "$W/flash.before" "$W/flash.after" | tr '\n' ' ')"
     ;;
 provisioning)
     # CLI checks: the fleet record is set once; bad inputs are clear errors, not a broken device.
