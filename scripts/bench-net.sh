@@ -48,11 +48,13 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else p
 pct() { sort -n | awk -v p="$1" '{a[NR]=$1} END {if (!NR) {print "n/a"; exit} i=int(NR*p/100+0.999); if (i<1) i=1; print a[i]}'; }
 
 # ---- broker -------------------------------------------------------------------------------------
-bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "scripts/stack.sh certs failed"
+# keeld-sub: the subscriber's own identity (a certificate's name is its client id).
+bash "$root/scripts/stack.sh" certs "$W" broker keeld keeld-sub >/dev/null || die "scripts/stack.sh certs failed"
 PORT=$(free_port)
 bash "$root/scripts/stack.sh" broker-conf "$W" "$PORT" || die "scripts/stack.sh broker-conf failed"
 broker_start "$W" "$PORT" || die "mosquitto did not start (see $W/mosquitto.log)"
 TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
+SUBTLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld-sub.pem" --key "$W/keeld-sub.key")
 
 # run_device NAME SECONDS STDIN [keel flags...]: background device, console in $W/NAME.txt
 DEV_PID=""
@@ -83,7 +85,7 @@ stack=$(sed -n 's/.*handler stack used \([0-9]*\) bytes.*/\1/p' "$W/c1.txt" | he
 echo "bench-net: ping round trip ($PINGS pings) and cloud->device throughput ($RX_MSGS x 2 KiB)"
 run_device p 60 /dev/null --install "$hello" "${NET[@]}"
 wait_for 30 has p 'net: connected to broker' || die "the device did not connect: $(tail -n 20 "$W/p.txt")"
-timeout 60 mosquitto_sub "${TLS[@]}" -t keel/v1/dev-1/result -F '%U %x' >"$W/results.txt" 2>/dev/null &
+timeout 60 mosquitto_sub "${SUBTLS[@]}" -t keel/v1/dev-1/result -F '%U %x' >"$W/results.txt" 2>/dev/null &
 PIDS+=($!)
 sleep 1
 # One publisher session for every ping (mosquitto_pub -l: one message per line), so each round
@@ -135,7 +137,7 @@ CHANS=${BENCH_NET_CHANS:-$PINGS}
 echo "bench-net: app channel round trip ($CHANS messages, echo app)"
 run_device e 90 /dev/null --install "$echo_app" "${NET[@]}"
 wait_for 30 has e 'echo: broker has 8 sends' || die "the echo app did not come up connected: $(tail -n 20 "$W/e.txt")"
-timeout 120 mosquitto_sub "${TLS[@]}" -t keel/v1/dev-1/app/down/echo -t keel/v1/dev-1/app/up/echo \
+timeout 120 mosquitto_sub "${SUBTLS[@]}" -t keel/v1/dev-1/app/down/echo -t keel/v1/dev-1/app/up/echo \
     -F '%U %t %x' >"$W/chan.txt" 2>/dev/null &
 PIDS+=($!)
 sleep 1

@@ -4,7 +4,9 @@
 # the same pages raw on the same device. A real device in QEMU, a real Mosquitto TLS broker, the
 # test update server tests/ota/ota_srv (protocol v1) and bundles from `keel bundle build`.
 # Usage: scripts/bench-ota-device.sh [BUILD_DIR]   (default: build)
-# Writes the "## OTA on the device (issue 6)" section of bench/results.md and prints it.
+# Writes the "## OTA on the device (issue 6)" section of bench/results.md and prints it; with
+# BENCH_OTA_FIGURES=FILE it writes the raw figures (key=value lines) to FILE instead (another
+# bench compares builds with them: scripts/bench-store.sh).
 #
 # Where the times come from (all the device's own uptime clock, µs):
 #   downtime  "update: app stopped for the update at T0" (the supervisor has just abandoned the
@@ -13,7 +15,7 @@
 #   apply     "update: applied in X ms" (upd_apply: saves, journal records, writes, verification)
 #   raw copy  boot word upd-bench-raw=N: N pages read from QSPI, erased and programmed into a
 #             scratch area of the same internal flash, without journal, saves or checks
-# QEMU's semihosting flash makes absolute times those of this host, not of silicon; the ratios
+# QEMU's file-backed store makes absolute times those of this host, not of silicon; the ratios
 # are the point.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,6 +105,13 @@ image=$(( $(stat -c %s "$W/v2.kb") ))
 raw_v2=$(raw_copy 26) raw_v3=$(raw_copy "${R[v3,pages]}")
 [ -n "$raw_v2" ] && [ -n "$raw_v3" ] || die "no raw copy figure"
 
+if [ -n "${BENCH_OTA_FIGURES:-}" ]; then
+    for k in "${!R[@]}"; do echo "$k=${R[$k]}"; done >"$BENCH_OTA_FIGURES"
+    echo "raw_v2=$raw_v2" >>"$BENCH_OTA_FIGURES"
+    echo "raw_v3=$raw_v3" >>"$BENCH_OTA_FIGURES"
+    exit 0
+fi
+
 section=$(cat <<EOF
 ## OTA on the device (issue 6)
 
@@ -110,7 +119,7 @@ Measured $(date -u +%Y-%m-%d) by \`scripts/bench-ota-device.sh\`: a device in QE
 \`ota\` app) updated over a real Mosquitto TLS broker by \`tests/ota/ota_srv\` (protocol v1 pull:
 manifest, then only the blocks whose hash differs from the device's page), bundles from
 \`keel bundle build\`, applied by the cloud's force as soon as staged. Times are the device's
-uptime clock; flash is semihosting files, so absolute times are this host's, the ratios are the
+uptime clock; flash is a file-backed RAM, so absolute times are this host's, the ratios are the
 point. Raw copy = the same number of pages read from QSPI, erased and programmed on the same
 internal flash with no journal, no saved old pages, no sealing or verification.
 

@@ -9,9 +9,13 @@
 #                                       like the devices'. Existing files are kept (first run only).
 #   stack.sh broker-conf DIR PORT [ACL_EXTRA]
 #                                       DIR/mosquitto.conf + DIR/acl: TLS on 127.0.0.1:PORT,
-#                                       require_certificate, identity = certificate CN, the ACL of
-#                                       docs/protocol.md; lines of the file ACL_EXTRA are appended
-#                                       to the ACL (e.g. a benchmark identity).
+#                                       require_certificate, identity = certificate CN, which is
+#                                       also the MQTT client id (a client cannot take over another's
+#                                       session), the ACL of docs/protocol.md; service identities
+#                                       (all device topics) are keeld and every keeld-NAME with a
+#                                       certificate in DIR (one per keeld instance or tool); lines
+#                                       of the file ACL_EXTRA are appended to the ACL (e.g. a
+#                                       benchmark identity).
 set -euo pipefail
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
@@ -63,10 +67,17 @@ certs() {
 broker_conf() {
   local dir="$1" port="$2" extra="${3:-}"
   [[ "$port" =~ ^[0-9]+$ ]] || die "port '$port' is not a number"
-  cat >"$dir/acl" <<ACL
-# keeld's service identity: every device's topics.
-user keeld
-topic readwrite keel/v1/#
+  local svc svcs="keeld" f
+  for f in "$dir"/keeld-*.pem; do
+    [ -e "$f" ] || continue
+    svc=$(basename "$f" .pem)
+    [[ "$svc" =~ ^keeld-[A-Za-z0-9._-]{1,57}$ ]] && svcs="$svcs $svc"
+  done
+  {
+    echo "# Service identities (keeld instances, tools): every device's topics."
+    for svc in $svcs; do printf 'user %s\ntopic readwrite keel/v1/#\n' "$svc"; done
+  } >"$dir/acl"
+  cat >>"$dir/acl" <<ACL
 
 # Devices (username = certificate CN): only their own topics, each in its direction.
 pattern write keel/v1/%u/hello
@@ -109,6 +120,8 @@ certfile $dir/broker.pem
 keyfile $dir/broker.key
 require_certificate true
 use_identity_as_username true
+# The client id is the certificate's name: connecting under another's id cannot cut it off.
+use_username_as_clientid true
 tls_version tlsv1.2
 acl_file $dir/acl
 CONF

@@ -21,7 +21,7 @@ static const char *const reset_names[] = {
     [UV_RESET_WATCHDOG] = "watchdog (microvisor stalled)",
     [UV_RESET_FAULT] = "microvisor fault",
     /* Nobody wrote a cause: an external reset, or both watchdog expiries passed while the core
-     * was blocked (on QEMU: a semihosting call stalled by the host for over a second), so the
+     * was blocked (on QEMU: the host starved the process of CPU for seconds), so the
      * warning NMI never ran. */
     [UV_RESET_UNKNOWN] = "unannounced (external, or the watchdog before its warning could run)",
     [UV_RESET_REBOOT] = "reboot requested",
@@ -84,6 +84,7 @@ void uv_app_find(kflash_t *fl)
 void microvisor_main(void)
 {
     port_console_init();
+    port_powercut_check();
     uv_reset_cause_t cause = uv_noinit_boot();
     uv_boot_cause = cause;
     core_setup();

@@ -1,9 +1,9 @@
 /*
  * The microvisor console: whole lines, never interleaved, from any context.
  *
- * A line is formatted on the caller's stack and written with every interrupt masked for the
- * few microseconds the (QEMU) UART takes; a hardware port with a slow UART would queue lines
- * in the console driver instead, behind the same port_console_write().
+ * A line is formatted on the caller's stack and handed whole to port_console_write(), which
+ * queues it in secure RAM (never waiting for the host); the service drains the queue, and a line
+ * that does not fit is dropped whole, counted and reported (uv_sup.c console_service).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -84,7 +84,7 @@ typedef struct sup {
     uint32_t ring;                  /* NS address of the ring, 0 = none */
     uint32_t slots, irq, wr, dropped;
     /* heartbeat */
-    uint32_t hb_period, hb_next;
+    uint32_t hb_period, hb_next, hb_count; /* hb_count: heartbeat lines this boot (n=) */
     /* interrupt storm detection (tick samples) */
     uint32_t storm_samples, storm_hits;
     bool test_hang;                 /* boot word uv-hang (read once: the service runs often) */
@@ -310,10 +310,8 @@ __attribute__((naked)) void uv_exception_entry(void)
 
 /* The secure watchdog's first expiry: the microvisor has not run its service for a second.
  * Record where it was and why the coming reset happens; the second expiry resets the chip. */
-void NMI_Handler(void)
+__attribute__((used)) static void nmi_stall(uint32_t lr, uint32_t msp, uint32_t psp)
 {
-    uint32_t lr, msp, psp;
-    __asm__ volatile("mov %0, lr\n mrs %1, msp\n mrs %2, psp" : "=r"(lr), "=r"(msp), "=r"(psp));
     if (lr & EXC_RETURN_S) /* stalled in secure code: the frame is on the secure stack it used */
         uv_ni.stall_pc = ((volatile uint32_t *)(uintptr_t)((lr & EXC_RETURN_SPSEL) ? psp : msp))[6];
     uint64_t up = uv_uptime_ms() + PORT_WDOG_MS;
@@ -322,6 +320,13 @@ void NMI_Handler(void)
     uv_ni.reset_cause = UV_RESET_WATCHDOG;
     uv_noinit_commit();
     uv_log("microvisor stalled (pc=0x%08lx): watchdog reset follows", (unsigned long)uv_ni.stall_pc);
+}
+
+/* The stack pointers are read before any prologue pushes onto MSP (a C function's would move
+ * the frame it looks for). */
+__attribute__((naked)) void NMI_Handler(void)
+{
+    __asm__ volatile("mov r0, lr\n mrs r1, msp\n mrs r2, psp\n b nmi_stall\n");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -401,10 +406,24 @@ void port_tick_hook(uint32_t exc_return)
         uv_service_pend();
 }
 
+/* Console lines the host did not read in time: reported like dropped log entries, on the console
+ * and to the cloud. */
+static void console_service(void)
+{
+    port_console_drain();
+    uint32_t lost = port_console_dropped_take();
+    if (lost != 0u) {
+        uv_log("console: %lu line(s) lost: the host did not read the console in time",
+               (unsigned long)lost);
+        uv_net_event(KEEL_LOG_WARN, "console: %lu line(s) lost", (unsigned long)lost);
+    }
+}
+
 static void service_run(void)
 {
     port_wdog_kick();
     sup.in_service = true;
+    console_service();
     uv_net_poll();
     uv_upd_service();
     uv_dbg_poll();
@@ -423,8 +442,9 @@ static void service_run(void)
     uint32_t now = port_ticks();
     if (sup.hb_period && (int32_t)(now - sup.hb_next) >= 0) {
         sup.hb_next = now + sup.hb_period;
-        uv_log("heartbeat up=%lums ticks=%lu restarts=%lu", (unsigned long)uv_uptime_ms(),
-               (unsigned long)now, (unsigned long)uv_ni.restarts);
+        sup.hb_count++;
+        uv_log("heartbeat up=%lums ticks=%lu restarts=%lu n=%lu", (unsigned long)uv_uptime_ms(),
+               (unsigned long)now, (unsigned long)uv_ni.restarts, (unsigned long)sup.hb_count);
     }
 }
 

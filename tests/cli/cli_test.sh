@@ -46,7 +46,7 @@ build_app() {
 provisioned() {
     build_app good.elf
     run_keel 0 device install --state st --id test-dev good.elf
-    sha256sum st/flash_int.bin >flash.sum
+    sha256sum st/store.bin >flash.sum
 }
 
 # A malformed ELF must fail with "FILE: reason", exit 1, and leave the flash byte-identical;
@@ -56,11 +56,11 @@ bad_install() { # FILE EXPECTED_REASON
     run_keel 1 device install --state st "$1"
     expect_in err.txt "keel device install: $1: "
     expect_in err.txt "$2"
-    sha256sum -c --quiet flash.sum || fail "flash_int.bin changed by a failed install"
+    sha256sum -c --quiet flash.sum || fail "store.bin changed by a failed install"
     run_keel 1 device run --state st --install "$1" --firmware "$keel"
     expect_in err.txt "keel device run: $1: "
     expect_in err.txt "$2"
-    sha256sum -c --quiet flash.sum || fail "flash_int.bin changed by a failed run --install"
+    sha256sum -c --quiet flash.sum || fail "store.bin changed by a failed run --install"
     run_keel 1 device install --state fresh "$1"
     [ ! -e fresh ] || fail "a failed install created the state directory"
 }
@@ -157,11 +157,12 @@ install_info)
         --backoff-min 50 --backoff-max 4000 --stack-dump 64 blinky.elf
     expect_in out.txt "provisioned device bench-7 in dev/one"
     expect_in out.txt "installed blinky 1.2.3 ($size bytes, sha256 $sha) into dev/one"
-    [ "$(stat -c %s dev/one/flash_int.bin)" -eq $((0x200000)) ] || fail "flash_int.bin size"
-    [ "$(stat -c %s dev/one/qspi.bin)" -eq $((0x800000)) ] || fail "qspi.bin size"
-    cmp -n "$size" -i 0:$((0x2000)) blinky.bin dev/one/flash_int.bin ||
+    # One store file (the board's PSRAM on QEMU), internal flash at offset 0 (store.h).
+    [ "$(stat -c %s dev/one/store.bin)" -eq $((0x1000000)) ] || fail "store.bin size"
+    [ ! -e dev/one/flash_int.bin ] && [ ! -e dev/one/qspi.bin ] || fail "flash files besides the store"
+    cmp -n "$size" -i 0:$((0x2000)) blinky.bin dev/one/store.bin ||
         fail "the image in flash (offset 0x2000) differs from the ELF's load image"
-    [ "$(head -c 4 dev/one/flash_int.bin)" = "KAPP" ] || fail "no KAPP header at offset 0"
+    [ "$(head -c 4 dev/one/store.bin)" = "KAPP" ] || fail "no KAPP header at offset 0"
     run_keel 0 device info --state dev/one
     expect_in out.txt "device:    bench-7"
     expect_in out.txt "app:       blinky 1.2.3"
@@ -176,7 +177,7 @@ install_info)
     expect_in out.txt "device:    bench-7"
     expect_in out.txt "backoff 100..30000 ms, stack dump 128 bytes"
     # A different --id on an existing device is refused and changes nothing.
-    sha256sum dev/one/flash_int.bin >flash.sum
+    sha256sum dev/one/store.bin >flash.sum
     run_keel 1 device install --state dev/one --id other blinky.elf
     expect_in err.txt "already provisioned as bench-7"
     sha256sum -c --quiet flash.sum || fail "flash changed by a refused install"
@@ -189,14 +190,14 @@ install_info)
     run_keel 0 device info --state dev/two
     expect_in out.txt "image:     verified"
     # A damaged image (a bit cleared in flash) and a damaged header are reported, not trusted.
-    printf '\x00' | dd of=dev/two/flash_int.bin bs=1 seek=$((0x2000 + 9)) conv=notrunc status=none
+    printf '\x00' | dd of=dev/two/store.bin bs=1 seek=$((0x2000 + 9)) conv=notrunc status=none
     run_keel 0 device info --state dev/two
     expect_in out.txt "image:     DAMAGED"
-    printf '\x00' | dd of=dev/two/flash_int.bin bs=1 seek=64 conv=notrunc status=none # name
+    printf '\x00' | dd of=dev/two/store.bin bs=1 seek=64 conv=notrunc status=none # name
     run_keel 0 device info --state dev/two
     expect_in out.txt "unreadable header"
     # While another keel holds the device (a running device), nothing else may touch it.
-    sha256sum dev/one/flash_int.bin >flash.sum
+    sha256sum dev/one/store.bin >flash.sum
     rc=0
     flock dev/one/keel.lock timeout 30 "$keel" device install --state dev/one blinky.elf \
         >out.txt 2>err.txt </dev/null || rc=$?
@@ -250,7 +251,7 @@ run_firmware)
         sleep 0.1
     done
     [ -s run.txt ] || fail "no console output within 10 s"
-    sha256sum st/flash_int.bin >flash.sum
+    sha256sum st/store.bin >flash.sum
     run_keel 1 device install --state st app.elf
     expect_in err.txt "is in use by another keel command"
     sha256sum -c --quiet flash.sum || fail "install changed the flash of a running device"
@@ -311,7 +312,7 @@ bundle_build)
     [ "$(python3 -c 'import json; print(json.load(open("out.txt"))["signature"])')" = unchecked ] ||
         fail "--json without --key should say the signature is unchecked"
     run_keel 0 device install --state st --app-version 1.2.3 --backoff-min 50 --backoff-max 900 app.elf
-    slot_sha=$(head -c 1056768 st/flash_int.bin | sha256sum | cut -d' ' -f1)
+    slot_sha=$(head -c 1056768 st/store.bin | sha256sum | cut -d' ' -f1)
     [ "$region_sha" = "$slot_sha" ] ||
         fail "bundle region sha $region_sha != installed app slot $slot_sha"
     [ "$(sha256sum <app.kb | cut -d' ' -f1)" = \

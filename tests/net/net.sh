@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Connectivity tests: a device in QEMU against a real Mosquitto TLS broker on 127.0.0.1.
-# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF [CRASHY_ELF]
+# usage: net.sh CASE KEEL FIRMWARE HELLO_ELF [CRASHY_ELF [ECHO_ELF [ESCAPE_ELF]]]
 #
 # Every case makes its own PKI (openssl: a P-256 fleet CA, a broker certificate for "localhost"
 # from it, and a second CA with the same name), its own broker on a free port and its own device
 # state. Every process started here is stopped on exit (SIGTERM, then SIGKILL), every wait is
 # bounded, and the checks are on what the broker and the device did, never on timings.
 set -uo pipefail
-case_=$1 keel=$2 fw=$3 hello=$4 crashy=${5:-$4} echo_app=${6:-}
+case_=$1 keel=$2 fw=$3 hello=$4 crashy=${5:-$4} echo_app=${6:-} escape_app=${7:-}
 for f in "$keel" "$fw" "$hello"; do
     [ -f "$f" ] || { echo "FAIL ($case_): $f not found (run 'make' first)"; exit 1; }
 done
@@ -37,7 +37,9 @@ fail() {
 
 # ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
 STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
-bash "$STACK_SH" certs "$W" broker keeld >/dev/null || fail "scripts/stack.sh certs failed"
+# keeld-sub: the watching subscriber's own identity (the broker makes a certificate's name its
+# client id: a publisher and a subscriber sharing one would cut each other off).
+bash "$STACK_SH" certs "$W" broker keeld keeld-sub >/dev/null || fail "scripts/stack.sh certs failed"
 # A second CA with the same name as the fleet's, for the wrong-CA case.
 bash "$STACK_SH" certs "$W/other" >/dev/null || fail "scripts/stack.sh certs (other CA) failed"
 cp "$W/other/ca.pem" "$W/otherca.pem" && cp "$W/other/ca.key" "$W/otherca.key"
@@ -65,11 +67,25 @@ stop_broker() {
     wait_for 10 bash -c "! kill -0 $MOSQ 2>/dev/null" || kill -KILL "$MOSQ" 2>/dev/null
     wait "$MOSQ" 2>/dev/null
 }
-TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/keeld.pem" --key "$W/keeld.key")
-SUB=(mosquitto_sub "${TLS[@]}")
-PUB=(mosquitto_pub "${TLS[@]}")
+TLS=(-h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem")
+SUB=(mosquitto_sub "${TLS[@]}" --cert "$W/keeld-sub.pem" --key "$W/keeld-sub.key")
+PUB=(mosquitto_pub "${TLS[@]}" --cert "$W/keeld.pem" --key "$W/keeld.key")
 
 # ---- device --------------------------------------------------------------------------------------
+# Pings for the reach-*/escape-* cases: command ping id 0x10+I; its result arrives in results.txt
+# (a subscriber the case starts).
+answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
+stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
+# ping_answered I: send ping I until answered (10 tries). Like keeld: a command sent while the
+# device is offline is lost (clean session), so it is sent again.
+ping_answered() {
+    printf '\x82\x01\x04\x08%b\x10\x01' "\\x$(printf %02x $((0x10 + $1)))" >"$W/ping$1.bin"
+    for _ in $(seq 10); do
+        timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping$1.bin" || fail "mosquitto_pub failed"
+        wait_for 2 answered "$1" && return 0
+    done
+    return 1
+}
 STATE=$W/state
 KEEL_PID=""
 # start_device SECONDS [keel flags...]: run the device in the background, console in console.txt,
@@ -92,6 +108,9 @@ expect_console() { # SECONDS ERE: wait until the console shows ERE
 STACK=$W/stack
 stack_up() {
     export KEEL_CONFIG=$STACK/config
+    # keeld-tool: this script's own service identity on the stack's broker (keeld's would be
+    # keeld's client id and cut keeld off); keel up keeps the CA it finds and lists it in the ACL.
+    bash "$STACK_SH" certs "$STACK" keeld-tool >/dev/null || fail "scripts/stack.sh certs failed"
     # --devices 0: these tests start their own devices (keel up's default starts 2)
     timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
     stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
@@ -197,8 +216,8 @@ fleet-logs)
     head -c 40 /dev/urandom >"$W/garbage.bin"
     printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
     for f in garbage truncated; do
-        timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld.pem" \
-            --key "$STACK/keeld.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
+        timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld-tool.pem" \
+            --key "$STACK/keeld-tool.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
     done
     wait_for 10 bash -c "[ \$(grep -c 'net: malformed command' '$W/console.txt') -ge 2 ]" ||
         fail "garbage on the command topic was not logged as malformed"
@@ -361,8 +380,6 @@ reach-*)
     # reset clears: the whole device restarts and reconnects, and the UART byte in flight at the
     # reset is lost, so crashy reads a broken mode after it and stops failing ("running none").
     # The first ping is always sent while the app fails; later ones only while it still does.
-    answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
-    stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
     stopped_failing() { grep -q 'crashy: running none' "$W/console.txt"; }
     stop_or_done() { stops_at_least "$1" || stopped_failing; }
     # badptr, reentry and none misbehave (or not) without stopping: pinged while they run.
@@ -377,17 +394,58 @@ reach-*)
                 break
             fi
         fi
-        printf '\x82\x01\x04\x08%b\x10\x01' "\\x$(printf %02x $((0x10 + i)))" >"$W/ping$i.bin"
-        # Like keeld: a command sent while the device is offline is lost (clean session), so it
-        # is sent again until answered.
-        for _ in $(seq 10); do
-            timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping$i.bin" || fail "mosquitto_pub failed"
-            wait_for 2 answered "$i" && break
-        done
-        answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
+        ping_answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
     done
     grep -q "crashy: running $mode" "$W/console.txt" || fail "crashy never ran mode $mode"
     kill -TERM "$KEEL_PID"; wait_device
+    ;;
+escape-*)
+    # The escape app tries to leave the emulated chip in one way (semihosting calls from its SVC
+    # handler, the store through its addresses, a DMA pointed at the store), restarted and fed
+    # the same mode each time. Each attempt must stop the app and be reported, the device stays
+    # up and answers pings, no host file is created, and the store's flash is unchanged.
+    mode=${case_#escape-}
+    [ -f "$escape_app" ] || fail "the escape app is not built ($escape_app)"
+    probes=("$STATE/escape-created" "$STATE/escape-system" /tmp/keel-escape-created /tmp/keel-escape-system)
+    rm -f "${probes[@]}"
+    "$keel" device provision --state "$STATE" --id dev-1 --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" \
+        >/dev/null || fail "provisioning failed"
+    "$keel" device install --state "$STATE" --backoff-min 100 --backoff-max 400 "$escape_app" \
+        >/dev/null || fail "installing escape failed"
+    # The store's flash as installed: app slot, identity page, QSPI (the seed pages move at every
+    # boot, by design).
+    flash_sums() {
+        for r in 0:$((0x102000)) $((0x1FE000)):$((0x2000)) $((0x200000)):$((0x800000)); do
+            tail -c +$((${r%%:*} + 1)) "$STATE/store.bin" | head -c "${r##*:}" | sha256sum
+        done
+    }
+    flash_sums >"$W/flash.before"
+    for _ in $(seq 40); do echo "$mode"; done >"$W/modes.txt"
+    timeout 90 "${SUB[@]}" -t keel/v1/dev-1/result -F '%x' >"$W/results.txt" 2>&1 &
+    PIDS+=($!)
+    timeout --kill-after=5 60 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 45 \
+        --broker "$PORT" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 20 'net: connected to broker'
+    expect_console 20 "escape: trying $mode"
+    for i in 1 2 3; do
+        wait_for 20 stops_at_least "$i" || fail "the app was not stopped $i times in mode $mode"
+        ping_answered "$i" || fail "ping $i was not answered while the app tried $mode"
+    done
+    kill -0 "$KEEL_PID" 2>/dev/null || fail "the device ended (QEMU exited) in mode $mode"
+    kill -TERM "$KEEL_PID"
+    wait "$KEEL_PID" || fail "keel device run did not stop cleanly"
+    [ "$(console_count "escape: trying $mode")" -ge 3 ] || fail "fewer than 3 attempts"
+    if [ "$mode" = dma ]; then
+        [ "$(console_count 'escape: dma: the controller ignores the app')" -ge 3 ] ||
+            fail "the DMA's NS alias did not read as zero after programming"
+    fi
+    console_has '\(FAIL\)' && fail "an attempt returned to the app: $(grep -F '(FAIL)' "$W/console.txt" | head -n 3)"
+    for f in "${probes[@]}"; do [ ! -e "$f" ] || fail "$f was created"; done
+    flash_sums >"$W/flash.after"
+    cmp -s "$W/flash.after" "$W/flash.before" ||
+        fail "the store's flash changed (app slot, identity, QSPI): $(diff "$W/flash.before" "$W/flash.after" | tr '\n' ' ')"
     ;;
 provisioning)
     # CLI checks: the fleet record is set once; bad inputs are clear errors, not a broken device.

@@ -67,7 +67,8 @@ free_port() {
 
 # ---- certificates and broker configuration (shared with keel up: scripts/stack.sh) --------------
 STACK="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts" && pwd)/stack.sh"
-bash "$STACK" certs "$WORK" broker keeld dev-1 dev-2 dev-3
+# keeld-b: a second keeld instance has a certificate (and so a client id) of its own.
+bash "$STACK" certs "$WORK" broker keeld keeld-b dev-1 dev-2 dev-3
 
 # ---- broker --------------------------------------------------------------------------------------
 MQTT_PORT="$(free_port)"
@@ -91,11 +92,12 @@ get_has() { curl -s -H "Authorization: Bearer $TOKEN" "$URL$1" | grep -qF "$2"; 
 mqtt_is() { curl -s "$URL/v1/health" | grep -q "\"mqtt\":\"$1\""; }
 KEELD_N=0
 KEELD_PID=
+KEELD_ID=keeld # its certificate, hence its MQTT client id (the broker binds the two)
 start_keeld() {
   KEELD_N=$((KEELD_N + 1))
   rm -f "$WORK/port"
   "$KEELD" --db "$DB" --http-port 0 --port-file "$WORK/port" --mqtt-port "$MQTT_PORT" \
-    --mqtt-ca "$WORK/ca.pem" --mqtt-cert "$WORK/keeld.pem" --mqtt-key "$WORK/keeld.key" \
+    --mqtt-ca "$WORK/ca.pem" --mqtt-cert "$WORK/$KEELD_ID.pem" --mqtt-key "$WORK/$KEELD_ID.key" \
     "${KEELD_ARGS[@]}" >"$WORK/keeld$KEELD_N.log" 2>&1 &
   KEELD_PID=$!
   PIDS+=("$KEELD_PID")
@@ -472,6 +474,7 @@ shared)
   # between them, each message stored once, and either API sees everything.
   URL_A="$URL"
   KEELD_ARGS=(--cmd-timeout 30 --log-level 3 --mqtt-client-id keeld-b)
+  KEELD_ID=keeld-b
   start_keeld
   URL_B="$URL"
   sim dev-1 logs:8:a logs:8:b logs:8:c logs:8:d logs:8:e logs:8:f logs:8:g logs:8:h >"$WORK/sim.out"
@@ -494,6 +497,35 @@ shared)
   wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
     fail "command made on A not seen answered on B"
   wait "$SIM_PID" || fail "device failed: $(cat "$WORK/sim2.out")"
+  ;;
+identity_takeover)
+  # A device's certificate connecting under another client's id (a device's, then keeld's) is
+  # connected under its own name: the broker binds the client id to the certificate, so the
+  # owner of the id is never disconnected. dev-1 stays connected throughout and then answers a
+  # command; keeld stays connected.
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-1.pem" --key "$WORK/dev-1.key" \
+    --id dev-1 serve-one:40 >"$WORK/sim.out" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  wait_for 10 grep -q connected "$WORK/sim.out" || fail "device did not connect"
+  for victim in dev-1 keeld; do
+    for _ in 1 2 3; do
+      # dev-2 may not write dev-1's topics either (ACL): the message is dropped, the connection made.
+      timeout 10 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" --cafile "$WORK/ca.pem" \
+        --cert "$WORK/dev-2.pem" --key "$WORK/dev-2.key" -i "$victim" -q 1 \
+        -t keel/v1/dev-1/hello -m takeover || fail "dev-2 could not connect with client id $victim"
+    done
+  done
+  takeovers() { [ "$(grep -c "New client connected from .* as dev-2 .*u'dev-2'" "$WORK/mosquitto.log")" -ge 6 ]; }
+  wait_for 10 takeovers || fail "the broker did not log dev-2's 6 connections as dev-2: $(cat "$WORK/mosquitto.log")"
+  ! grep -E "already connected|Client (dev-1|keeld) (disconnected|closed)|as (dev-1|keeld) .*u'dev-2'" \
+    "$WORK/mosquitto.log" || fail "a client id was taken over (broker log above)"
+  mqtt_is connected || fail "keeld is not connected after the attempts"
+  api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create: $CODE"
+  ID="$(json 'j["id"]')"
+  wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' || fail "dev-1 did not answer after the attempts"
+  wait "$SIM_PID" || fail "device failed: $(cat "$WORK/sim.out")"
+  [ "$(grep -c "as dev-1 " "$WORK/mosquitto.log")" -eq 1 ] || fail "dev-1 connected more than once"
   ;;
 broker_outage)
   # keeld outlives its broker: the API keeps working, commands wait as "pending", and everything

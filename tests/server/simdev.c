@@ -24,7 +24,7 @@
  *                    SECONDS); serve/serve-one run it too
  *
  * With --flash DIR the device has an app slot and runs the real update engine (simdev_upd.h):
- *   --flash DIR          flash_int.bin and qspi.bin in AN505 geometry, kept across runs
+ *   --flash DIR          store.bin as the AN505 board lays it out (store.h), kept across runs
  *   --install APP.kb     first write that bundle's region into the app slot (a factory install)
  *   --update-key PUB     trusted fleet signing keys (comma-separated PEM files)
  *   --device-type N      (default 0x505)   --uv-version X.Y.Z (default 1.2.3)

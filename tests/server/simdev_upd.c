@@ -16,6 +16,7 @@
 
 #include "keyfile.h"
 #include "layout.h"
+#include "store.h"
 
 #define QUEUE_LEN 32
 #define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
@@ -87,12 +88,12 @@ static void open_flash(sdu_t *u)
     kerr_t err;
 
     mkdir(u->cfg.dir, 0755); /* the device's state directory, like keel device's */
-    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, AN505_IFLASH_FILE);
-    if ((err = kflash_file_open(&u->iff, path, AN505_IFLASH_SIZE, true)) != KERR_OK) {
-        die(path, err);
-    }
-    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, AN505_QSPI_FILE);
-    if ((err = kflash_file_open(&u->qff, path, AN505_QSPI_SIZE, true)) != KERR_OK) {
+    /* The emulated device's store file, by the board's store entry (store.h). */
+    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, board_store.file);
+    if ((err = kflash_file_open_region(&u->iff, path, board_store.size, board_store.iflash.off,
+                                       board_store.iflash.size, true)) != KERR_OK ||
+        (err = kflash_file_open_region(&u->qff, path, board_store.size, board_store.qspi.off,
+                                       board_store.qspi.size, true)) != KERR_OK) {
         die(path, err);
     }
     size_t ub = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);

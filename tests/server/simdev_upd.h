@@ -24,7 +24,7 @@ typedef struct sdu sdu_t;
 typedef void (*sdu_send_fn)(void *ctx, kproto_topic_t t, keel_v1_Envelope *env);
 
 typedef struct sdu_config {
-    const char *dir;          /* flash_int.bin, qspi.bin (created erased) */
+    const char *dir;          /* store.bin (store.h; created erased) */
     const char *keys;         /* trusted fleet keys: PEM files, comma-separated */
     const char *install;      /* NULL, or a bundle whose region is written as the factory would */
     uint32_t device_type;

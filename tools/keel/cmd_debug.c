@@ -49,6 +49,7 @@
 #include "keyfile.h"
 #include "layout.h"
 #include "net_rec.h"
+#include "store.h"
 #include "stack.h"
 
 #define DEBUG_PORT_DEFAULT 3333u
@@ -105,12 +106,13 @@ static char *slurp(const char *path, size_t max, size_t *out_len)
 static char *cert_from_state(const char *dir)
 {
     char path[STACK_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/flash_int.bin", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, board_store.file);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
     uint8_t rec[NET_DEVICE_REC_MAX];
-    bool ok = fseek(f, (long)(AN505_IDENT_OFF + NET_REC_DEVICE_OFF), SEEK_SET) == 0 &&
+    bool ok = fseek(f, (long)(board_store.iflash.off + AN505_IDENT_OFF + NET_REC_DEVICE_OFF),
+                    SEEK_SET) == 0 &&
               fread(rec, 1, sizeof rec, f) == sizeof rec;
     fclose(f);
     net_device_cred_t cred;
@@ -144,7 +146,8 @@ static bool device_pub(const char *prog, const char *device, const char *cert_pa
         }
     } else if (dev_state != NULL) {
         pem = cert_from_state(dev_state);
-        snprintf(where, sizeof where, "the device record in %s/flash_int.bin", dev_state);
+        snprintf(where, sizeof where, "the device record in %s/%s", dev_state,
+                 board_store.file);
         if (pem == NULL) {
             fprintf(stderr, "%s: %s has no device certificate (not provisioned with --fleet-ca-key?)\n",
                     prog, where);
@@ -153,7 +156,7 @@ static bool device_pub(const char *prog, const char *device, const char *cert_pa
     } else {
         snprintf(path, sizeof path, "%s/devices/%s", state, device);
         pem = cert_from_state(path);
-        snprintf(where, sizeof where, "the device record in %s/flash_int.bin", path);
+        snprintf(where, sizeof where, "the device record in %s/%s", path, board_store.file);
         if (pem == NULL) {
             snprintf(path, sizeof path, "%s/%s.pem", state, device);
             pem = slurp(path, 16384, &n);

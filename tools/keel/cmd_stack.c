@@ -48,6 +48,7 @@
 #include "fapi.h"
 #include "keyfile.h"
 #include "layout.h"
+#include "store.h"
 #include "qrun.h"
 #include "stack.h"
 
@@ -387,7 +388,7 @@ static pid_t start_simulated(up_t *u, unsigned i, char *mport, const char *log)
 static bool runs_app(const up_t *u, const char *dir)
 {
     char flash[STACK_PATH_MAX + 64];
-    snprintf(flash, sizeof flash, "%s/%s", dir, AN505_IFLASH_FILE);
+    snprintf(flash, sizeof flash, "%s/%s", dir, board_store.file);
     if (access(flash, F_OK) != 0)
         return false;
     devstate_t s;

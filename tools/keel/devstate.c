@@ -14,6 +14,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "layout.h"
+#include "store.h"
 #include "devcert.h"
 #include "net_rec.h"
 
@@ -53,19 +54,20 @@ static bool make_dirs(const char *prog, const char *dir)
     return true;
 }
 
-static bool open_flash_file(const char *prog, const char *dir, const char *name, uint32_t size,
-                            bool create, kflash_file_t *ff)
+bool devstate_store_open(const char *prog, const char *dir, const store_region_t *region,
+                         bool create, kflash_file_t *ff)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, board_store.file);
     errno = 0;
-    kerr_t err = kflash_file_open(ff, path, size, create);
+    kerr_t err = kflash_file_open_region(ff, path, board_store.size, region->off, region->size,
+                                         create);
     if (err == KERR_OK)
         return true;
     if (err == KERR_FORMAT)
-        fprintf(stderr, "%s: %s is not %lu bytes: it is not a flash file of this device layout "
+        fprintf(stderr, "%s: %s is not %lu bytes: it is not a store file of this device layout "
                         "(move it away, or use another --state directory)\n",
-                prog, path, (unsigned long)size);
+                prog, path, (unsigned long)board_store.size);
     else if (!create && errno == ENOENT)
         fprintf(stderr, "%s: %s: no device state here (create it with 'keel device install' or "
                         "'keel device run')\n", prog, path);
@@ -194,17 +196,8 @@ static int take_lock(const char *prog, const char *dir, bool exclusive)
 /* Create (if asked) and open the flash files, then read or provision the identity. */
 static bool open_flash(devstate_t *s, const char *prog, bool create, const char *want_id)
 {
-    /* QSPI is not used by the host tools yet; it is created so the device finds its part. */
-    if (create) {
-        kflash_file_t qspi;
-        if (!open_flash_file(prog, s->dir, AN505_QSPI_FILE, AN505_QSPI_SIZE, true, &qspi))
-            return false;
-        kerr_t qerr = kflash_file_close(&qspi);
-        if (qerr != KERR_OK)
-            return flash_fail(prog, AN505_QSPI_FILE, qerr);
-    }
-    if (!open_flash_file(prog, s->dir, AN505_IFLASH_FILE, AN505_IFLASH_SIZE, create,
-                         &s->iflash_file))
+    /* One store file holds internal flash, QSPI and the boot records: created wholly erased. */
+    if (!devstate_store_open(prog, s->dir, &board_store.iflash, create, &s->iflash_file))
         return false;
     size_t used_len = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
     s->used = calloc(1, used_len);
@@ -214,7 +207,7 @@ static bool open_flash(devstate_t *s, const char *prog, bool create, const char 
     if (err == KERR_OK && load_identity(s, prog, create, want_id))
         return true;
     if (err != KERR_OK)
-        flash_fail(prog, AN505_IFLASH_FILE, err);
+        flash_fail(prog, "internal flash", err);
     kflash_file_close(&s->iflash_file);
     free(s->used);
     s->used = NULL;
@@ -249,7 +242,7 @@ bool devstate_release_flash(devstate_t *s, const char *prog)
     free(s->used);
     s->used = NULL;
     if (err != KERR_OK)
-        return flash_fail(prog, AN505_IFLASH_FILE, err);
+        return flash_fail(prog, "internal flash", err);
     return true;
 }
 

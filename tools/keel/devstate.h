@@ -1,14 +1,14 @@
 /*
  * devstate: an emulated device's state directory, as the host tools see it.
  *
- *   DIR/flash_int.bin   internal flash (app slot, microvisor state, identity page)
- *   DIR/qspi.bin        QSPI NOR (update staging)
+ *   DIR/store.bin       the device's persistent store (firmware/platform/an505/store.h): internal
+ *                       flash (app slot, microvisor state, identity page), QSPI NOR (update
+ *                       staging), the boot-word and power-cut records
  *   DIR/run/            console sockets while the device runs (see qrun.h)
  *   DIR/keel.lock       flock()ed by every keel command using DIR, exclusively by those that
  *                       write or run the device: two writers on one flash would corrupt it
  *
- * The same files are the device's flash when QEMU runs (the microvisor opens them through
- * semihosting), so every change here goes through kflash with the AN505 geometry: the host
+ * The same file is the device's memory when QEMU runs (QEMU maps it as the board's PSRAM), so every change here goes through kflash with the AN505 geometry: the host
  * tools can never leave the flash in a state a real part could not be in.
  */
 #ifndef KEEL_TOOLS_KEEL_DEVSTATE_H
@@ -24,6 +24,7 @@
 #include "keel/identity.h"
 
 #include "appelf.h"
+#include "store.h"
 
 typedef struct devstate {
     char dir[4096];
@@ -63,6 +64,13 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
  * False (message printed) if the final write-back failed.
  */
 bool devstate_release_flash(devstate_t *s, const char *prog);
+
+/*
+ * Open one region of dir's store file (board_store.iflash, .qspi) as a flash file; with create a
+ * missing store file is created erased. Prints why and returns false on failure.
+ */
+bool devstate_store_open(const char *prog, const char *dir, const store_region_t *region,
+                         bool create, kflash_file_t *ff);
 
 /* Close the flash files (if still open) and drop the lock; false as above. */
 bool devstate_close(devstate_t *s, const char *prog);

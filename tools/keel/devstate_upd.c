@@ -127,13 +127,13 @@ typedef struct engine {
 static bool engine_open(devstate_t *s, const char *prog, engine_t *e)
 {
     static const kflash_geometry_t qgeo = {AN505_QSPI_SIZE, AN505_QSPI_SECTOR, AN505_QSPI_UNIT, false};
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", s->dir, AN505_QSPI_FILE);
-    kerr_t err = kflash_file_open(&e->qf, path, AN505_QSPI_SIZE, true);
-    if (err == KERR_OK)
-        err = kflash_init(&e->q, &kflash_file_backend, &e->qf, &qgeo, NULL, 0);
-    if (err != KERR_OK)
-        return fail(prog, path, err);
+    if (!devstate_store_open(prog, s->dir, &board_store.qspi, true, &e->qf))
+        return false;
+    kerr_t err = kflash_init(&e->q, &kflash_file_backend, &e->qf, &qgeo, NULL, 0);
+    if (err != KERR_OK) {
+        kflash_file_close(&e->qf);
+        return fail(prog, "QSPI", err);
+    }
     upd_config_t cfg = {
         .iflash = &s->iflash,
         .region_off = AN505_APP_SLOT_OFF,
@@ -186,7 +186,7 @@ static bool engine_close(engine_t *e, const char *prog)
 {
     upd_close(&e->u);
     kerr_t err = kflash_file_close(&e->qf);
-    return err == KERR_OK || fail(prog, AN505_QSPI_FILE, err);
+    return err == KERR_OK || fail(prog, "QSPI", err);
 }
 
 /* Stage every needed block from the bundle file, then finish, apply and confirm. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,8 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay.h"
+#include "store.h"
+
 #define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
 #define QRUN_QEMU "qemu-system-arm"
+#define QRUN_BWRAP "bwrap"
+#define QRUN_BROKER_SOCK "broker.sock" /* in run/: the guest's relays reach the broker here */
+#define QRUN_GDB_SOCK "gdb.sock"       /* in run/: QEMU's debug serial line (UART2) */
 #define QRUN_RUN_DIR "run"
 #define QRUN_QEMU_LOG "qemu.log" /* QEMU's stderr, in the state dir */
 #define QRUN_NUARTS 2
@@ -28,6 +35,7 @@
 #define QRUN_CONNECT_MS 10000 /* QEMU connects while it initialises: well under a second */
 #define QRUN_STOP_MS 2000     /* grace between SIGTERM and SIGKILL */
 #define QRUN_DRAIN_MS 500     /* reading what QEMU wrote just before it exited */
+#define QRUN_CUT_POLL_MS 20   /* how often the power-cut record is looked at */
 
 /* One UART: its listening socket, QEMU's connection and the line being assembled. */
 typedef struct uart {
@@ -46,7 +54,15 @@ typedef struct run {
     int stdin_fd;
     bool exited;
     int status; /* waitpid status once exited */
+    int store_fd; /* the device's store file: the power-cut record is read from it */
     uart_t uart[QRUN_NUARTS];
+    /* Forwards across the sandbox wall: each accepted connection gets a child that joins it to
+     * the other side (relay_forward). broker: run/broker.sock -> 127.0.0.1:broker_port;
+     * gdb: 127.0.0.1:gdb_serial_port -> run/gdb.sock. */
+    int broker_lfd, gdb_lfd;
+    char broker_path[PATH_MAX];
+    char gdb_path[PATH_MAX];
+    const qrun_opts_t *o;
 } run_t;
 
 /* ---- firmware lookup ------------------------------------------------------------------- */
@@ -145,27 +161,72 @@ static bool uart_read(uart_t *u)
 
 /* ---- sockets --------------------------------------------------------------------------- */
 
-static bool uart_listen(run_t *r, uart_t *u, const char *dir)
+/* Listen on DIR/run/NAME (path written to path, PATH_MAX); -1 (message printed) on failure. */
+static int unix_listen(const run_t *r, const char *dir, const char *name, char *path, int backlog)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int n = snprintf(u->path, sizeof u->path, "%s/%s/%s", dir, QRUN_RUN_DIR, u->sock_name);
+    int n = snprintf(path, PATH_MAX, "%s/%s/%s", dir, QRUN_RUN_DIR, name);
     if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
         fprintf(stderr,
                 "%s: socket path %s/%s/%s is longer than %zu bytes: use a shorter --state path\n",
-                r->prog, dir, QRUN_RUN_DIR, u->sock_name, sizeof sa.sun_path - 1);
-        u->path[0] = '\0';
-        return false;
+                r->prog, dir, QRUN_RUN_DIR, name, sizeof sa.sun_path - 1);
+        path[0] = '\0';
+        return -1;
     }
-    memcpy(sa.sun_path, u->path, (size_t)n + 1);
+    memcpy(sa.sun_path, path, (size_t)n + 1);
     /* A socket left by a keel that was SIGKILLed: binding over it needs it gone. */
-    unlink(u->path);
-    u->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (u->lfd < 0 || bind(u->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        listen(u->lfd, 1) != 0) {
-        fprintf(stderr, "%s: cannot listen on %s: %s\n", r->prog, u->path, strerror(errno));
-        return false;
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, backlog) != 0) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", r->prog, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
-    return true;
+    return fd;
+}
+
+static bool uart_listen(run_t *r, uart_t *u, const char *dir)
+{
+    u->lfd = unix_listen(r, dir, u->sock_name, u->path, 1);
+    return u->lfd >= 0;
+}
+
+/* The debugger's serial line: a TCP listener here, joined to QEMU's Unix socket in the sandbox. */
+static int tcp_listen(const run_t *r, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0) {
+        fprintf(stderr, "%s: cannot listen on 127.0.0.1:%u: %s\n", r->prog, (unsigned)port,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A connection on a forward's listener: a child joins it to the other side of the wall. */
+static void forward_accept(run_t *r, int lfd)
+{
+    int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return;
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        if (lfd == r->broker_lfd)
+            relay_forward(c, NULL, r->o->broker_port);
+        relay_forward(c, r->gdb_path, 0);
+    }
+    if (p < 0)
+        fprintf(stderr, "%s: fork (a forward): %s\n", r->prog, strerror(errno));
+    close(c);
 }
 
 static int64_t now_ms(void)
@@ -181,14 +242,16 @@ static int ms_left(int64_t deadline)
     return left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* Reap QEMU if it has exited; true when it has. */
+/* Reap the sandbox (QEMU) if it has exited, and any finished forward; true when QEMU has. */
 static bool reap(run_t *r)
 {
-    if (r->exited)
-        return true;
-    pid_t p = waitpid(r->pid, &r->status, WNOHANG);
-    if (p == r->pid)
-        r->exited = true;
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+        if (p == r->pid) {
+            r->status = st;
+            r->exited = true;
+        }
     return r->exited;
 }
 
@@ -206,7 +269,7 @@ static int take_signals(run_t *r)
 }
 
 /* Why the console phase ended. */
-enum { END_READY, END_QEMU, END_SIGNAL, END_TIME, END_FAIL };
+enum { END_READY, END_QEMU, END_SIGNAL, END_TIME, END_FAIL, END_POWERCUT };
 
 /* Wait (bounded) until QEMU has connected to every UART socket: END_READY when it has. */
 static int accept_uarts(run_t *r)
@@ -243,6 +306,57 @@ static int accept_uarts(run_t *r)
     }
 }
 
+/* ---- the store's records (store.h) ------------------------------------------------------ */
+
+/*
+ * Before QEMU starts: the boot words go into the boot-word record (the microvisor erases it once
+ * read) and the power-cut record is erased. The store file itself was made by devstate.
+ */
+static bool store_prepare(run_t *r, const qrun_opts_t *o)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", o->state_dir, board_store.file);
+    r->store_fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (r->store_fd < 0 || fstat(r->store_fd, &st) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", r->prog, path, strerror(errno));
+        return false;
+    }
+    if (st.st_size != (off_t)board_store.size) {
+        fprintf(stderr, "%s: %s is %lld bytes, not the %lu of this board's store\n", r->prog, path,
+                (long long)st.st_size, (unsigned long)board_store.size);
+        return false;
+    }
+    size_t len = strlen(o->append);
+    if (len > STORE_BOOTWORDS_MAX) {
+        fprintf(stderr, "%s: the device's boot words are %zu bytes, more than the %u its record "
+                        "holds\n", r->prog, len, STORE_BOOTWORDS_MAX);
+        return false;
+    }
+    store_bootwords_t words;
+    memset(&words, 0xFF, sizeof words);
+    words.magic = STORE_BOOTWORDS_MAGIC;
+    words.len = (uint32_t)len;
+    memcpy(words.words, o->append, len);
+    store_powercut_t cut;
+    memset(&cut, 0xFF, sizeof cut);
+    if (pwrite(r->store_fd, &words, sizeof words, board_store.bootwords.off) != (ssize_t)sizeof words ||
+        pwrite(r->store_fd, &cut, sizeof cut, board_store.powercut.off) != (ssize_t)sizeof cut) {
+        fprintf(stderr, "%s: cannot write the boot records into %s: %s\n", r->prog, path,
+                strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Whether the microvisor recorded an injected power cut (it has stopped dead since). */
+static bool powercut_recorded(const run_t *r)
+{
+    store_powercut_t cut;
+    return pread(r->store_fd, &cut, sizeof cut, board_store.powercut.off) == (ssize_t)sizeof cut &&
+           cut.magic == STORE_POWERCUT_MAGIC;
+}
+
 /* ---- QEMU process ---------------------------------------------------------------------- */
 
 /* The guest address QEMU forwards to the broker; the microvisor has the same constant
@@ -250,14 +364,14 @@ static int accept_uarts(run_t *r)
 #define QRUN_BROKER_GUEST_ADDR "10.0.2.100"
 
 /*
- * The -nic value for a device with a broker: restricted user network, one forward. The keel
- * path goes into a QEMU option (commas would split it) and a command QEMU splits on spaces:
- * refuse such paths rather than quote them wrongly.
+ * The -nic value for a device with a broker: restricted user network, one forward, whose relay
+ * (this keel, in the sandbox) reaches the broker through run/broker.sock. The keel path goes into
+ * a QEMU option (commas would split it) and a command QEMU splits on spaces: refuse such paths
+ * rather than quote them wrongly. exe: this keel's path (PATH_MAX), for the sandbox to show.
  */
-static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap)
+static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap, char *exe)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t n = readlink("/proc/self/exe", exe, PATH_MAX - 1);
     if (n <= 0) {
         fprintf(stderr, "%s: cannot find this keel executable (/proc/self/exe): %s\n", prog,
                 strerror(errno));
@@ -270,8 +384,8 @@ static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap)
                 prog, exe);
         return false;
     }
-    int w = snprintf(out, cap, "user,id=n0,restrict=on,guestfwd=tcp:%s:%u-cmd:%s relay %u",
-                     QRUN_BROKER_GUEST_ADDR, (unsigned)port, exe, (unsigned)port);
+    int w = snprintf(out, cap, "user,id=n0,restrict=on,guestfwd=tcp:%s:%u-cmd:%s relay unix:%s/%s",
+                     QRUN_BROKER_GUEST_ADDR, (unsigned)port, exe, QRUN_RUN_DIR, QRUN_BROKER_SOCK);
     if (w < 0 || (size_t)w >= cap) {
         fprintf(stderr, "%s: the keel executable's path is too long for QEMU's options\n", prog);
         return false;
@@ -283,14 +397,69 @@ static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap)
  * Build QEMU's command line. A -nic option is not optional: without one QEMU adds a user-mode
  * network with unrestricted access to the host's networks. nic: the -nic value.
  */
-static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_NUARTS][PATH_MAX + 64],
-                       char serial[QRUN_NUARTS][16], const char *nic, char *gdb_serial,
+typedef struct qargs {
+    char chardev[QRUN_NUARTS][PATH_MAX + 64];
+    char serial[QRUN_NUARTS][16];
+    char machine[96];
+    char store[160];
+    char gdb_serial[80];
+    char state[PATH_MAX]; /* absolute */
+    char keel[PATH_MAX];  /* this executable ("" without a broker) */
+} qargs_t;
+
+/*
+ * The sandbox QEMU runs in (bubblewrap): no namespace shared with the host (no network at all),
+ * /usr read-only, the device's state directory the only writable place, the firmware and (for
+ * the broker relay) this keel read-only, nothing else of the host. A new session: QEMU cannot
+ * push input into keel's terminal. It dies with keel.
+ */
+static int sandbox_argv(const qrun_opts_t *o, const qargs_t *q, const char **argv)
+{
+    static const char *const fixed[] = {
+        QRUN_BWRAP, "--unshare-all", "--die-with-parent", "--new-session",
+        "--ro-bind", "/usr", "/usr",
+        "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = fixed[i];
+    argv[n++] = "--bind";
+    argv[n++] = q->state;
+    argv[n++] = q->state;
+    argv[n++] = "--ro-bind";
+    argv[n++] = o->firmware;
+    argv[n++] = o->firmware;
+    if (q->keel[0] != '\0') {
+        argv[n++] = "--ro-bind";
+        argv[n++] = q->keel;
+        argv[n++] = q->keel;
+    }
+    argv[n++] = "--chdir";
+    argv[n++] = q->state;
+    argv[n++] = "--";
+    return n;
+}
+
+/*
+ * Semihosting stays off (QEMU would serve it to any privileged guest code, the app's handlers
+ * included: host files, host commands, exit). The store file is the board's RAM: shared, so the
+ * microvisor's writes land in the file and survive the process.
+ */
+static void build_argv(const qrun_opts_t *o, const run_t *r, qargs_t *q, const char *nic,
                        const char **argv)
 {
-    int n = 0;
+    int n = sandbox_argv(o, q, argv);
+    snprintf(q->machine, sizeof q->machine, "%s,memory-backend=store", board_store.machine);
+    snprintf(q->store, sizeof q->store,
+             "memory-backend-file,id=store,size=%lu,mem-path=%s,share=on",
+             (unsigned long)board_store.size, board_store.file);
     argv[n++] = QRUN_QEMU;
     argv[n++] = "-M";
-    argv[n++] = "mps2-an505";
+    argv[n++] = q->machine;
+    argv[n++] = "-object";
+    argv[n++] = q->store;
     argv[n++] = "-display";
     argv[n++] = "none";
     argv[n++] = "-monitor";
@@ -298,25 +467,24 @@ static void build_argv(const qrun_opts_t *o, const run_t *r, char chardev[QRUN_N
     argv[n++] = "-nic";
     argv[n++] = nic;
     argv[n++] = "-semihosting-config";
-    argv[n++] = "enable=on,target=native";
+    argv[n++] = "enable=off";
     argv[n++] = "-kernel";
     argv[n++] = o->firmware;
-    argv[n++] = "-append";
-    argv[n++] = o->append;
     for (int i = 0; i < QRUN_NUARTS; i++) {
-        snprintf(chardev[i], PATH_MAX + 64, "socket,id=u%d,path=%s/%s", i, QRUN_RUN_DIR,
+        snprintf(q->chardev[i], PATH_MAX + 64, "socket,id=u%d,path=%s/%s", i, QRUN_RUN_DIR,
                  r->uart[i].sock_name);
-        snprintf(serial[i], 16, "chardev:u%d", i);
+        snprintf(q->serial[i], 16, "chardev:u%d", i);
         argv[n++] = "-chardev";
-        argv[n++] = chardev[i];
+        argv[n++] = q->chardev[i];
         argv[n++] = "-serial";
-        argv[n++] = serial[i];
+        argv[n++] = q->serial[i];
     }
     if (o->gdb_serial_port != 0) {
-        snprintf(gdb_serial, 80, "tcp:127.0.0.1:%u,server=on,wait=off,nodelay=on",
-                 (unsigned)o->gdb_serial_port);
+        /* No network in the sandbox: a Unix socket, joined to 127.0.0.1:P by keel outside. */
+        snprintf(q->gdb_serial, sizeof q->gdb_serial, "unix:%s/%s,server=on,wait=off",
+                 QRUN_RUN_DIR, QRUN_GDB_SOCK);
         argv[n++] = "-serial";
-        argv[n++] = gdb_serial;
+        argv[n++] = q->gdb_serial;
     }
     if (o->icount) {
         argv[n++] = "-icount";
@@ -350,9 +518,11 @@ static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigs
         err = errno;
     else {
         /* QEMU's own messages (warnings, "terminating on signal") go to the state dir's log,
-         * not between the device's console lines; keel shows them when QEMU fails. */
+         * not between the device's console lines; keel shows them when QEMU fails. Its stdout
+         * too: nothing in the sandbox holds keel's terminal. */
         int log = open(QRUN_QEMU_LOG, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (log >= 0) {
+            dup2(log, STDOUT_FILENO);
             dup2(log, STDERR_FILENO);
             close(log);
         }
@@ -366,14 +536,17 @@ static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigs
 
 static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
 {
-    char chardev[QRUN_NUARTS][PATH_MAX + 64];
-    char serial[QRUN_NUARTS][16];
-    const char *argv[32];
+    static qargs_t q;
+    const char *argv[80];
     char nic[PATH_MAX + 128] = "none";
-    char gdb_serial[80];
-    if (o->broker_port != 0 && !nic_value(r->prog, o->broker_port, nic, sizeof nic))
+    q.keel[0] = '\0';
+    if (o->broker_port != 0 && !nic_value(r->prog, o->broker_port, nic, sizeof nic, q.keel))
         return false;
-    build_argv(o, r, chardev, serial, nic, gdb_serial, argv);
+    if (realpath(o->state_dir, q.state) == NULL) {
+        fprintf(stderr, "%s: %s: %s\n", r->prog, o->state_dir, strerror(errno));
+        return false;
+    }
+    build_argv(o, r, &q, nic, argv);
 
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {
@@ -404,10 +577,10 @@ static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
         waitpid(r->pid, NULL, 0);
         r->pid = -1;
         if (err == ENOENT)
-            fprintf(stderr, "%s: %s not found on PATH: install it (apt-get install "
-                            "qemu-system-arm, or 'make deps')\n", r->prog, QRUN_QEMU);
+            fprintf(stderr, "%s: %s not found on PATH: QEMU runs in a bubblewrap sandbox; install "
+                            "it (apt-get install bubblewrap, or 'make deps')\n", r->prog, QRUN_BWRAP);
         else
-            fprintf(stderr, "%s: cannot start %s in %s: %s\n", r->prog, QRUN_QEMU,
+            fprintf(stderr, "%s: cannot start %s in %s: %s\n", r->prog, QRUN_BWRAP,
                     o->state_dir, strerror(err));
         return false;
     }
@@ -473,7 +646,7 @@ static int console_loop(run_t *r, uint32_t seconds)
 {
     int64_t deadline = seconds ? now_ms() + (int64_t)seconds * 1000 : 0;
     for (;;) {
-        struct pollfd pf[QRUN_NUARTS + 2];
+        struct pollfd pf[QRUN_NUARTS + 4];
         int map[QRUN_NUARTS], n = 0;
         for (int i = 0; i < QRUN_NUARTS; i++)
             if (r->uart[i].cfd >= 0) {
@@ -482,16 +655,20 @@ static int console_loop(run_t *r, uint32_t seconds)
             }
         int nu = n;
         pf[n++] = (struct pollfd){.fd = r->sfd, .events = POLLIN};
+        int fw_idx = n; /* the forwards' listeners (-1: none, poll ignores it) */
+        pf[n++] = (struct pollfd){.fd = r->broker_lfd, .events = POLLIN};
+        pf[n++] = (struct pollfd){.fd = r->gdb_lfd, .events = POLLIN};
         int in_idx = -1;
         if (r->stdin_fd >= 0) {
             in_idx = n;
             pf[n++] = (struct pollfd){.fd = r->stdin_fd, .events = POLLIN};
         }
-        int timeout = -1;
+        int timeout = QRUN_CUT_POLL_MS;
         if (deadline) {
-            timeout = ms_left(deadline);
-            if (timeout == 0)
+            int left = ms_left(deadline);
+            if (left == 0)
                 return END_TIME;
+            timeout = left < timeout ? left : timeout;
         }
         if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR) {
             fprintf(stderr, "%s: poll: %s\n", r->prog, strerror(errno));
@@ -505,6 +682,9 @@ static int console_loop(run_t *r, uint32_t seconds)
                     r->prog);
             return END_FAIL;
         }
+        for (int k = fw_idx; k < fw_idx + 2; k++)
+            if (pf[k].fd >= 0 && (pf[k].revents & POLLIN))
+                forward_accept(r, pf[k].fd);
         if (in_idx >= 0 && (pf[in_idx].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) &&
             !forward_stdin(r))
             r->stdin_fd = -1;
@@ -514,6 +694,8 @@ static int console_loop(run_t *r, uint32_t seconds)
         }
         if (reap(r))
             return END_QEMU;
+        if (powercut_recorded(r))
+            return END_POWERCUT;
     }
 }
 
@@ -559,7 +741,8 @@ static int exit_code_of(const run_t *r)
 
 int qrun_run(const char *prog, const qrun_opts_t *o)
 {
-    run_t r = {.prog = prog, .pid = -1, .sfd = -1, .stdin_fd = STDIN_FILENO};
+    run_t r = {.prog = prog, .pid = -1, .sfd = -1, .stdin_fd = STDIN_FILENO, .store_fd = -1,
+               .broker_lfd = -1, .gdb_lfd = -1, .o = o};
     static const char *const names[QRUN_NUARTS] = {"uart0.sock", "uart1.sock"};
     static const char *const prefixes[QRUN_NUARTS] = {"app| ", ""};
     for (int i = 0; i < QRUN_NUARTS; i++)
@@ -588,15 +771,31 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
     bool ok = r.sfd >= 0;
     for (int i = 0; ok && i < QRUN_NUARTS; i++)
         ok = uart_listen(&r, &r.uart[i], o->state_dir);
-    if (ok && spawn(&r, o, &oldmask)) {
+    if (ok && o->broker_port != 0) {
+        r.broker_lfd = unix_listen(&r, o->state_dir, QRUN_BROKER_SOCK, r.broker_path, 8);
+        ok = r.broker_lfd >= 0;
+    }
+    if (ok && o->gdb_serial_port != 0) {
+        snprintf(r.gdb_path, sizeof r.gdb_path, "%s/%s/%s", o->state_dir, QRUN_RUN_DIR, QRUN_GDB_SOCK);
+        unlink(r.gdb_path); /* QEMU makes it; one left by a killed run would be in the way */
+        r.gdb_lfd = tcp_listen(&r, o->gdb_serial_port);
+        ok = r.gdb_lfd >= 0;
+    }
+    if (ok && store_prepare(&r, o) && spawn(&r, o, &oldmask)) {
         int end = accept_uarts(&r);
         if (end == END_READY)
             end = console_loop(&r, o->seconds);
-        if (r.exited) {
+        if (end == END_POWERCUT) {
+            /* The supply failed: the process ends at once, what the console had said is kept. */
+            kill(-r.pid, SIGKILL);
+            if (waitpid(r.pid, &r.status, 0) == r.pid)
+                r.exited = true;
+            drain(&r, QRUN_DRAIN_MS);
+            rc = QRUN_POWERCUT_EXIT;
+        } else if (r.exited) {
             drain(&r, QRUN_DRAIN_MS);
             rc = exit_code_of(&r);
-            /* Non-zero: the guest's own exit code (a power cut is 86) or QEMU failing; QEMU's
-             * words, if it said anything that matters, tell which. */
+            /* Non-zero: QEMU failing; its words say why. */
             if (rc != 0)
                 show_qemu_log(&r, o);
         } else {
@@ -617,7 +816,17 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
         if (r.uart[i].path[0] != '\0')
             unlink(r.uart[i].path);
     }
+    if (r.broker_lfd >= 0)
+        close(r.broker_lfd);
+    if (r.broker_path[0] != '\0')
+        unlink(r.broker_path);
+    if (r.gdb_lfd >= 0) {
+        close(r.gdb_lfd);
+        unlink(r.gdb_path);
+    }
     rmdir(rundir); /* only if empty: someone else's files stay */
+    if (r.store_fd >= 0)
+        close(r.store_fd);
     if (r.sfd >= 0)
         close(r.sfd);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);

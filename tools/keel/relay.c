@@ -1,11 +1,14 @@
 /*
- * `keel relay PORT`: join stdin/stdout to a TCP connection to 127.0.0.1:PORT.
+ * `keel relay PORT` / `keel relay unix:PATH`: join stdin/stdout to a TCP connection to
+ * 127.0.0.1:PORT, or to the Unix socket PATH.
  *
  * QEMU runs one relay per guest connection to the broker address
- * (guestfwd=tcp:10.0.2.100:PORT-cmd:keel relay PORT, see qrun.c): the plain guestfwd "tcp:"
- * target is a single host connection for QEMU's whole life, so a device that reconnects would
- * silently talk to nothing. With one process per connection, each guest connect is a fresh host
- * connect and each close is a close.
+ * (guestfwd=tcp:10.0.2.100:PORT-cmd:keel relay unix:run/broker.sock, see qrun.c): the plain
+ * guestfwd "tcp:" target is a single host connection for QEMU's whole life, so a device that
+ * reconnects would silently talk to nothing. With one process per connection, each guest connect
+ * is a fresh host connect and each close is a close. QEMU runs in a sandbox without a network:
+ * the relay reaches the Unix socket that `keel device run` listens on outside, which joins each
+ * connection to the broker's port (relay_forward).
  *
  * Bounded: the connect waits at most RELAY_CONNECT_MS; then the relay lives exactly as long as
  * both sides are open (either side closing ends it), and dies with QEMU (PR_SET_PDEATHSIG).
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -33,7 +37,25 @@
 #define RELAY_CONNECT_MS 5000
 #define RELAY_BUF 16384
 
-static int dial(const char *prog, uint32_t port)
+int relay_dial_unix(const char *prog, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        fprintf(stderr, "%s: socket path %s is too long\n", prog, path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        fprintf(stderr, "%s: cannot connect to %s: %s\n", prog, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int relay_dial_tcp(const char *prog, uint32_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
@@ -95,37 +117,65 @@ static bool pump(int from, int to)
     return n > 0 && write_all(to, buf, (size_t)n);
 }
 
-int relay_main(int argc, char **argv)
+void relay_join(int a_in, int a_out, int b)
 {
-    const char *prog = "keel relay";
-    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("usage: keel relay PORT\n\n"
-               "Join stdin/stdout to a TCP connection to 127.0.0.1:PORT until either side closes.\n"
-               "QEMU runs it for each device connection to the broker ('keel device run --broker').\n");
-        return CLI_EXIT_OK;
-    }
-    uint32_t port;
-    if (argc != 1)
-        return cli_usage_error(prog, "wants exactly one argument, the broker's TCP port on 127.0.0.1");
-    if (!cli_parse_u32(prog, "PORT", argv[0], 1, 65535, &port))
-        return CLI_EXIT_USAGE;
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    signal(SIGPIPE, SIG_IGN);
-    int fd = dial(prog, port);
-    if (fd < 0)
-        return CLI_EXIT_FAIL;
     for (;;) {
-        struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+        struct pollfd pf[2] = {{.fd = a_in, .events = POLLIN}, {.fd = b, .events = POLLIN}};
         if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
-        if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && !pump(STDIN_FILENO, fd))
+        if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && !pump(a_in, b))
             break;
-        if ((pf[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && !pump(fd, STDOUT_FILENO))
+        if ((pf[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && !pump(b, a_out))
             break;
     }
+}
+
+void relay_forward(int accepted, const char *unix_path, uint32_t tcp_port)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    int fd = unix_path != NULL ? relay_dial_unix("keel relay", unix_path)
+                               : relay_dial_tcp("keel relay", tcp_port);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails on Unix: fine */
+        relay_join(accepted, accepted, fd);
+        close(fd);
+    }
+    close(accepted);
+    _exit(0);
+}
+
+int relay_main(int argc, char **argv)
+{
+    const char *prog = "keel relay";
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: keel relay PORT | unix:PATH\n\n"
+               "Join stdin/stdout to a TCP connection to 127.0.0.1:PORT, or to the Unix socket\n"
+               "PATH, until either side closes. QEMU runs it for each device connection to the\n"
+               "broker ('keel device run --broker').\n");
+        return CLI_EXIT_OK;
+    }
+    if (argc != 1)
+        return cli_usage_error(prog, "wants exactly one argument: the broker's TCP port on "
+                                     "127.0.0.1, or unix:PATH");
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    int fd;
+    if (strncmp(argv[0], "unix:", 5) == 0) {
+        fd = relay_dial_unix(prog, argv[0] + 5);
+    } else {
+        uint32_t port;
+        if (!cli_parse_u32(prog, "PORT", argv[0], 1, 65535, &port))
+            return CLI_EXIT_USAGE;
+        fd = relay_dial_tcp(prog, port);
+    }
+    if (fd < 0)
+        return CLI_EXIT_FAIL;
+    relay_join(STDIN_FILENO, STDOUT_FILENO, fd);
     close(fd);
     return CLI_EXIT_OK;
 }

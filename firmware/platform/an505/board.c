@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "regs.h"
+#include "store.h"
 
 const board_region_t board_app_code = {AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE};
 const board_region_t board_app_ram = {AN505_NS_RAM_BASE, AN505_NS_RAM_SIZE};
@@ -51,6 +52,11 @@ static const struct ppc_setting {
     {SECCTL_AHBNSPPCEXP1, 0u},                             /* DMA0-3 registers: secure */
     {SECCTL_NSMSCEXP, 0xFu},                               /* DMA0-3 bus masters: non-secure */
 };
+
+/* A non-secure bus master reaches any address the IDAU calls non-secure, the store's PSRAM
+ * included (store.h: no MPC guards it). The DMA registers above must then stay Secure: only a
+ * board whose store sits behind an MPC may give a DMA controller to the app. */
+_Static_assert(!AN505_STORE_MPC_GUARDED, "store MPC-guarded: revisit the DMA ownership above");
 
 /* External interrupts the microvisor keeps; every other line targets the app. */
 static const uint8_t secure_irqs[] = {

@@ -2,7 +2,7 @@
  * AN505 device layout: memory partition and flash stores.
  *
  * Shared by the secure firmware (which enforces it) and the host tools (which install apps and
- * provision identities into the flash files). Everything a second board changes is here or in
+ * provision identities into the device's store file). Everything a second board changes is here or in
  * board.c beside it.
  *
  * Address space (IDAU: bit 28 set = Secure alias):
@@ -16,8 +16,8 @@
  *   0x28200000 +--------------------------+  SSRAM3 NS alias: app RAM (512 KiB)
  *   0x38280000 +--------------------------+  SSRAM3 secure rest: microvisor heap (1.5 MiB)
  *
- * Internal flash (host file flash_int.bin through semihosting, 2 MiB, 8 KiB pages, 16-byte
- * program-once units, like STM32U5):
+ * Internal flash (a region of the persistent store, store.h: on QEMU a host file mapped as the
+ * board's PSRAM; 2 MiB, 8 KiB pages, 16-byte program-once units, like STM32U5):
  *
  *   0x000000 +------------------------------+
  *            | app slot: header + image     |  1 MiB + 8 KiB (header page + 1 MiB of image)
@@ -33,7 +33,7 @@
  *            | identity page                |  8 KiB: identity, seed, fleet CA, device key+cert
  *   0x200000 +------------------------------+     (firmware/microvisor/net/net_rec.h)
  *
- * QSPI NOR (host file qspi.bin, 8 MiB, 4 KiB sectors, 1-byte program units):
+ * QSPI NOR (a region of the persistent store, 8 MiB, 4 KiB sectors, 1-byte program units):
  *
  *   0x000000 +------------------------------+
  *            | update staging area          |  upd_stage_bytes(app slot) = 20 KiB + 2 x 1032 KiB
@@ -60,8 +60,7 @@
 #define AN505_S_HEAP_BASE 0x38280000u
 #define AN505_S_HEAP_SIZE 0x00180000u
 
-/* Internal flash */
-#define AN505_IFLASH_FILE "flash_int.bin"
+/* Internal flash (a region of the persistent store: store.h) */
 #define AN505_IFLASH_SIZE 0x00200000u
 #define AN505_IFLASH_PAGE 0x2000u
 #define AN505_IFLASH_UNIT 16u
@@ -79,8 +78,7 @@
 /* Device type in update bundles (docs/bundle.md): a bundle for another type is refused. */
 #define AN505_DEVICE_TYPE 0x00000505u
 
-/* QSPI NOR */
-#define AN505_QSPI_FILE "qspi.bin"
+/* QSPI NOR (a region of the persistent store: store.h) */
 #define AN505_QSPI_SIZE 0x00800000u
 #define AN505_QSPI_SECTOR 0x1000u
 #define AN505_QSPI_UNIT 1u

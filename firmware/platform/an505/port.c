@@ -6,9 +6,40 @@
 #include <string.h>
 
 #include "regs.h"
-#include "semihost.h"
+#include "store.h"
 
-/* ---- console ---- */
+/* ---- console ----
+ *
+ * Lines go into a secure ring and out to UART1 whenever its transmitter takes a byte: at once
+ * when the host reads (QEMU's UART drains instantly), later from the service's drain when the
+ * host is slow (QEMU holds TXFULL while its socket is full). A write that does not fit whole is
+ * dropped whole and counted: a line is never cut or mixed with another. */
+
+#define CONSOLE_RING 8192u /* a power of two; the longest write (a crash report) is 2 KiB */
+static char con_ring[CONSOLE_RING];
+static uint32_t con_head, con_tail; /* free-running: bytes written / sent */
+static uint32_t con_dropped;        /* writes dropped since last taken */
+
+static uint32_t irq_save(void)
+{
+    uint32_t primask;
+    __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
+    return primask;
+}
+
+static void irq_restore(uint32_t primask)
+{
+    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+}
+
+/* Send what the transmitter takes now; interrupts masked by the caller. */
+static void console_push(void)
+{
+    while (con_tail != con_head && !(REG32(UART_STATE(UART1_S)) & UART_STATE_TXFULL)) {
+        REG32(UART_DATA(UART1_S)) = (uint8_t)con_ring[con_tail % CONSOLE_RING];
+        con_tail++;
+    }
+}
 
 void port_console_init(void)
 {
@@ -18,13 +49,42 @@ void port_console_init(void)
 
 void port_console_write(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        /* Bounded: QEMU's UART drains at once; a stuck TX must not hang the microvisor. */
-        for (uint32_t spin = 0; (REG32(UART_STATE(UART1_S)) & UART_STATE_TXFULL) && spin < 100000u;
-             spin++)
-            ;
-        REG32(UART_DATA(UART1_S)) = (uint8_t)s[i];
+    uint32_t m = irq_save();
+    if (len > CONSOLE_RING - (con_head - con_tail)) {
+        con_dropped++;
+    } else {
+        for (size_t i = 0; i < len; i++)
+            con_ring[(con_head + i) % CONSOLE_RING] = s[i];
+        con_head += (uint32_t)len;
     }
+    console_push();
+    irq_restore(m);
+}
+
+void port_console_drain(void)
+{
+    uint32_t m = irq_save();
+    console_push();
+    irq_restore(m);
+}
+
+void port_console_flush(void)
+{
+    /* Bounded: a host that never reads again must not keep the chip from resetting. */
+    for (uint32_t spin = 0; con_tail != con_head && spin < 2000000u; spin++)
+        port_console_drain();
+}
+
+uint32_t port_console_dropped_take(void)
+{
+    uint32_t m = irq_save();
+    uint32_t n = 0;
+    if (CONSOLE_RING - (con_head - con_tail) >= CONSOLE_RING / 2u) {
+        n = con_dropped;
+        con_dropped = 0u;
+    }
+    irq_restore(m);
+    return n;
 }
 
 /* ---- debug serial line (UART2, secure only once the board claimed it) ---- */
@@ -136,10 +196,18 @@ void port_wdog_kick(void)
     REG32(WDOG_LOCK(WDOG_S32K)) = 0u;
 }
 
-/* ---- reset and exit ---- */
+void port_wdog_stop(void)
+{
+    REG32(WDOG_LOCK(WDOG_S32K)) = WDOG_UNLOCK_KEY;
+    REG32(WDOG_CTRL(WDOG_S32K)) = 0u;
+    REG32(WDOG_LOCK(WDOG_S32K)) = 0u;
+}
+
+/* ---- reset ---- */
 
 void port_system_reset(void)
 {
+    port_console_flush(); /* the ring is RAM: what the reset is about must reach the host */
     __asm__ volatile("dsb" ::: "memory");
     REG32(SCB_AIRCR) = AIRCR_VECTKEY | AIRCR_PRIS | AIRCR_SYSRESETREQS | AIRCR_SYSRESETREQ;
     __asm__ volatile("dsb" ::: "memory");
@@ -147,29 +215,40 @@ void port_system_reset(void)
         __asm__ volatile("wfi");
 }
 
-void port_exit(int code)
-{
-    uint32_t args[2] = {0x20026u /* ADP_Stopped_ApplicationExit */, (uint32_t)code};
-    semihost_call(SH_EXIT_EXTENDED, args);
-    for (;;)
-        __asm__ volatile("wfi");
-}
-
 /* ---- boot arguments ---- */
 
-static char cmdline[256];
-static bool cmdline_read;
+/* The words of this power-on, in .noinit so that system resets keep them (QEMU zeroes RAM only
+ * when the process starts). valid holds a magic tied to the length. */
+static struct {
+    uint32_t valid;
+    uint32_t len;
+    char words[STORE_BOOTWORDS_MAX + 1u];
+} boot_words __attribute__((section(".noinit")));
+
+#define BOOT_WORDS_VALID(len) (0x4B425700u ^ (len))
 
 static const char *args(void)
 {
-    if (!cmdline_read) {
-        uint32_t blk[2] = {(uint32_t)(uintptr_t)cmdline, sizeof(cmdline) - 1u};
-        if (semihost_call(SH_GET_CMDLINE, blk) != 0)
-            cmdline[0] = '\0';
-        cmdline[sizeof(cmdline) - 1u] = '\0';
-        cmdline_read = true;
+    if (boot_words.valid == BOOT_WORDS_VALID(boot_words.len) && boot_words.len <= STORE_BOOTWORDS_MAX)
+        return boot_words.words;
+    volatile store_bootwords_t *rec =
+        (volatile store_bootwords_t *)(AN505_STORE_BASE + AN505_STORE_BOOTWORDS_OFF);
+    uint32_t len = 0;
+    if (rec->magic == STORE_BOOTWORDS_MAGIC && rec->len <= STORE_BOOTWORDS_MAX) {
+        len = rec->len;
+        for (uint32_t i = 0; i < len; i++) {
+            char c = rec->words[i];
+            boot_words.words[i] = c == '\0' ? ' ' : c;
+        }
     }
-    return cmdline;
+    boot_words.words[len] = '\0';
+    boot_words.len = len;
+    boot_words.valid = BOOT_WORDS_VALID(len);
+    /* Read once: erase the record so the next power-on (keel writes a new one) starts clean. */
+    rec->magic = 0xFFFFFFFFu;
+    rec->len = 0xFFFFFFFFu;
+    __asm__ volatile("dsb" ::: "memory");
+    return boot_words.words;
 }
 
 /* Find word name or name=... ; returns pointer after the name, or NULL. */

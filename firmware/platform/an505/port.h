@@ -11,9 +11,17 @@
 
 #include "keel/flash.h"
 
-/* ---- console (the microvisor's own UART) ---- */
+/* ---- console (the microvisor's own UART) ----
+ * Writes are buffered in secure RAM and never wait for the host: a write that does not fit whole
+ * is dropped whole and counted. Callable from any context, interrupts masked or not. */
 void port_console_init(void);
 void port_console_write(const char *s, size_t len);
+/* Send what the UART takes now (the service calls it on every run). */
+void port_console_drain(void);
+/* Send everything, bounded (before a reset or a power cut). */
+void port_console_flush(void);
+/* Writes dropped since the last call, once the buffer has room again to report them (else 0). */
+uint32_t port_console_dropped_take(void);
 
 /* ---- the debug serial line (local development: boot word dbg-uart; the board claims the UART) --
  * Received bytes go to rx, called from the UART's interrupt (secure, priority PORT_DBG_UART_PRIO,
@@ -45,13 +53,19 @@ uint64_t port_time_us(void);     /* us since this boot, monotonic, re-entrant */
 #define PORT_WDOG_MS 3000u
 void port_wdog_start(void);
 void port_wdog_kick(void);
+void port_wdog_stop(void);
 
 /* ---- reset ---- */
 __attribute__((noreturn)) void port_system_reset(void);
-/* Leave the emulator (simulation only: semihosting exit). */
-__attribute__((noreturn)) void port_exit(int code);
 
-/* ---- boot arguments (simulation: QEMU -append words; hardware: none) ---- */
+/* ---- power-cut injection (simulation) ---- */
+/* Stops dead when the store says an injected power cut already happened (the watchdog reset the
+ * chip before keel ended QEMU): call first thing at boot. */
+void port_powercut_check(void);
+
+/* ---- boot arguments (simulation: words keel writes into the store's boot-word record; hardware:
+ * none). Read once per power-on: the record is erased at once and the words are kept in .noinit,
+ * so they hold across the system resets of one run and never for the next. ---- */
 /* Value of word "name=value" as an unsigned number, or def when absent/invalid. */
 uint32_t port_arg_u32(const char *name, uint32_t def);
 /* true when the bare word "name" or "name=..." is present. */
