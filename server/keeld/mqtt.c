@@ -173,14 +173,16 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
             if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
                 mq_flush_commands(mq);
             }
-            ota_on_hello(mq->ota, device);
+            ota_on_hello(mq->ota, device, &env.body.hello);
         }
         break;
     case KPROTO_T_UPDATE_FETCH:
         ota_on_fetch(mq->ota, device, &env.body.update_fetch);
         break;
     case KPROTO_T_UPDATE_STATUS:
-        ota_on_status(mq->ota, device, &env.body.update_status);
+        if (ota_on_status(mq->ota, device, &env.body.update_status)) {
+            send_ack(mq, device, &env); /* only after the commit (protocol.md P1) */
+        }
         break;
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);

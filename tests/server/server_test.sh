@@ -994,6 +994,64 @@ ota_fleet)
   wait_for 10 get_has /v1/devices/dev-2 '"app_version":"1.1.0"' || fail "dev-2 did not come back on 1.1.0"
   wait_for 10 get_has /v1/devices/dev-3 '"app_version":"2.0.0"' || fail "dev-3 not on 2.0.0"
   ;;
+ota_reliable)
+  # protocol.md P1 and P2: a final status lost on the way is re-sent until keeld acks it; the
+  # same status many times is recorded once and acked each time; a device whose final status
+  # never arrived (it "rebooted") is closed out from its hello and never offered the bundle again.
+  ota_app v1 1 1; ota_app v2 1 2; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0; bundle v3 v3 2.0.0
+  for b in v1 v2 v3; do upload "$b" >/dev/null || fail "upload $b: $CODE"; done
+  for d in dev-1 dev-2; do simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null; done
+  # finals DEP DEVICE: how many final events the deployment's history holds for the device.
+  finals() {
+    api GET "/v1/deployments/$1" >/dev/null &&
+      json "len([e for e in j['events'] if e['device'] == '$2' and e['state'] == 'idle' and e['result'] != 'initial'])"
+  }
+  # 1. Lost: the final status (a refusal: no hello can settle it) never reaches the broker; the
+  # device re-sends it until acked.
+  bundle wrongtype v2 1.1.0 --device-type 0x999
+  upload wrongtype >/dev/null || fail "upload wrongtype: $CODE"
+  deploy wrongtype '"device":"dev-1"'
+  simu dev-1 --lose-final 1 update:90 update-acked:30 >"$WORK/sim.out" ||
+    fail "lost status: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status-lost $DEP" "$WORK/sim.out" || fail "the final status was not lost: $(cat "$WORK/sim.out")"
+  grep -q "update-status-resend" "$WORK/sim.out" || fail "the lost status was not re-sent"
+  ACKED="$(sed -n 's/^update-status-acked //p' "$WORK/sim.out" | tail -1)"
+  [ -n "$ACKED" ] && grep -q "^update-status-sent $ACKED$" "$WORK/sim.out" || fail "no ack of a sent status"
+  expect_dev "$DEP" dev-1 phase done
+  expect_dev "$DEP" dev-1 result unsupported_package
+  expect_dev "$DEP" dev-1 detail "built for device type 0x999, this is 0x505"
+  [ "$(finals "$DEP" dev-1)" = 1 ] || fail "lost status: $(finals "$DEP" dev-1) final events"
+  # 2. Repeated: every status three times; one final event, every copy acked.
+  deploy v3 '"device":"dev-1"'
+  simu dev-1 --repeat-status 3 update:120 update-acked:30 >"$WORK/sim.out" ||
+    fail "repeated status: $(tail -5 "$WORK/sim.out")"
+  LAST3="$(sed -n '/^update-status [0-9]* idle success/,$p' "$WORK/sim.out" | sed -n 's/^update-status-sent //p')"
+  [ "$(echo "$LAST3" | wc -w)" = 3 ] || fail "the final status was not sent 3 times: $(cat "$WORK/sim.out")"
+  for id in $LAST3; do
+    wait_for 10 grep -q "^ack $id$" "$WORK/sim.out" || grep -q "^ack $id$" "$WORK/sim.out" ||
+      fail "copy $id of the final status was not acked: $(cat "$WORK/sim.out")"
+  done
+  expect_dev "$DEP" dev-1 result success
+  expect_dev "$DEP" dev-1 installed_version 2.0.0
+  [ "$(finals "$DEP" dev-1)" = 1 ] || fail "repeated status: $(finals "$DEP" dev-1) final events"
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["summary"]["succeeded"]' 1 "one success for three copies"
+  # 3. Reconciled: dev-2 installs v2 and its final status is lost; the hello it sends from the
+  # new app (as after the reboot into it) shows v2's region: done. It goes away before any
+  # resend, comes back, and is never offered v2 again.
+  deploy v2 '"device":"dev-2"'
+  simu dev-2 --lose-final 1 update:90 >"$WORK/sim.out" || fail "dev-2 v2: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status-lost $DEP" "$WORK/sim.out" || fail "dev-2's final was not lost"
+  wait_for 10 dev_is "$DEP" dev-2 phase done || fail "dev-2 not reconciled from its hello"
+  expect_dev "$DEP" dev-2 result success
+  expect_dev "$DEP" dev-2 detail "reconciled from hello"
+  OFFERS="$(dev_field "$DEP" dev-2 offers)"
+  simu dev-2 logs:1:rebooted >"$WORK/sim2.out" || fail "dev-2 after the reboot: $(cat "$WORK/sim2.out")"
+  expect_dev "$DEP" dev-2 offers "$OFFERS"
+  ! grep -q "update-offer" "$WORK/sim2.out" || fail "dev-2 was offered the bundle it runs: $(cat "$WORK/sim2.out")"
+  [ "$(finals "$DEP" dev-2)" = 0 ] || fail "reconciled row got a status event"
+  ;;
 *)
   fail "unknown scenario '$SCENARIO'"
   ;;
