@@ -335,7 +335,9 @@ static store_rc_t finish(sqlite3 *db, int ok)
     if (ok && exec(db, "COMMIT") == 0) {
         return STORE_OK;
     }
-    exec(db, "ROLLBACK");
+    if (!sqlite3_get_autocommit(db)) {
+        exec(db, "ROLLBACK"); /* a failed COMMIT (disk full, I/O error) may have rolled back already */
+    }
     return STORE_EIO;
 }
 

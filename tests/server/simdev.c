@@ -574,6 +574,7 @@ int main(int argc, char **argv)
     const char *ca = NULL, *cert = NULL, *key = NULL, *debug_pub = NULL;
     int port = 0, a = 1, debug_target = 0;
 
+    setvbuf(stdout, NULL, _IOLBF, 0); /* every event line reaches the tests' waits at once */
     memset(&s, 0, sizeof(s));
     s.boot = 1;
     s.commands = "ping,restart,reboot";
@@ -694,8 +695,14 @@ int main(int argc, char **argv)
         printf("done %s\n", act);
         fflush(stdout);
     }
-    /* Everything published reaches the broker before we leave. */
-    if (!wait_until(&s.delivered, atomic_load(&s.sent), ACK_WAIT_MS)) {
+    /* Everything published reaches the broker before we leave. After a reconnect, QoS 1 messages
+     * in flight on the old connection may never be confirmed (clean session); what had to arrive
+     * was acked end to end by keeld (update statuses, logs, crashes). */
+    bool all = false;
+    for (uint64_t end = mono_ms() + ACK_WAIT_MS; !all && mono_ms() < end; sleep_ms(WAIT_SLICE_MS)) {
+        all = atomic_load(&s.delivered) >= atomic_load(&s.sent);
+    }
+    if (!all && atomic_load(&s.connects) <= 1) {
         die("%s", "the broker did not acknowledge every publish");
     }
     /* A clean disconnect does not fire the will; the retained "online" stays, as for a device
