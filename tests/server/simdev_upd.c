@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "keel/app_image.h"
+#include "keel/backoff.h"
 #include "keel/bundle.h"
 #include "keel/flash.h"
 #include "keel/flash_file.h"
@@ -19,7 +20,6 @@
 #include "layout.h"
 
 #define QUEUE_LEN 32
-#define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
 #define STATUS_RESEND_MS 3000   /* an unacked status is sent again after this long (P1) */
 #define MAX_KEYS 4
@@ -30,13 +30,15 @@ typedef struct item {
     keel_v1_Envelope env;
 } item_t;
 
-/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX. */
+/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX:
+ * at most KBACKOFF_WINDOW asked and unanswered at a time (protocol.md P3). */
 typedef struct range {
     uint32_t start, len;
     uint8_t *dst;
     uint32_t have;            /* bitmap of received chunks (<= 32) */
+    uint32_t asked;           /* bitmap of chunks asked for (on this connection) */
     uint32_t nchunks;
-    uint64_t asked_ms;
+    uint64_t due_ms;          /* the requests in flight are asked again at this time */
     bool active;
 } range_t;
 
@@ -72,6 +74,9 @@ struct sdu {
     uint32_t status_msg_id;
     uint64_t status_sent_ms;
     unsigned lose_finals;     /* cfg->lose_finals still to lose */
+    kbackoff_t backoff;       /* P3: the fetch timeout */
+    unsigned seed;            /* jitter */
+    unsigned fetches, timeouts; /* requests sent, timeouts expired (printed at the end) */
     atomic_bool reconnected;  /* set by the MQTT thread; the main thread re-asks and re-sends */
 };
 
@@ -156,6 +161,8 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
     }
     u->cfg = *cfg;
     u->lose_finals = cfg->lose_finals;
+    u->seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)u;
+    kbackoff_reset(&u->backoff);
     atomic_init(&u->reconnected, false);
     pthread_mutex_init(&u->lock, NULL);
     open_flash(u);
@@ -207,6 +214,7 @@ void sdu_close(sdu_t *u)
     if (u == NULL) {
         return;
     }
+    printf("update-fetches %u sent, %u timeouts\n", u->fetches, u->timeouts);
     upd_close(u->upd);
     kflash_file_close(&u->iff);
     kflash_file_close(&u->qff);
@@ -257,7 +265,7 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
         it->t = t;
         it->env = *env;
     } else {
-        printf("update-queue-full\n"); /* dropped: the agent asks again after FETCH_RETRY_MS */
+        printf("update-queue-full\n"); /* dropped: the agent asks again after its back-off */
     }
     pthread_mutex_unlock(&u->lock);
 }
@@ -399,15 +407,35 @@ static void ask(sdu_t *u, uint32_t chunk)
     f->offset = u->r.start + off;
     f->length = u->r.len - off < KPROTO_CHUNK_MAX ? u->r.len - off : KPROTO_CHUNK_MAX;
     u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_FETCH, &env);
+    u->r.asked |= 1u << chunk;
+    u->fetches++;
+}
+
+static uint64_t next_due(sdu_t *u)
+{
+    return mono_ms() + kbackoff_wait(&u->backoff, (uint32_t)rand_r(&u->seed));
+}
+
+/* Ask for chunks not yet asked for while fewer than the window are in flight. */
+static void pump(sdu_t *u)
+{
+    unsigned inflight = (unsigned)__builtin_popcount(u->r.asked & ~u->r.have);
+    for (uint32_t c = 0; c < u->r.nchunks && inflight < KBACKOFF_WINDOW; c++) {
+        if (!((u->r.have | u->r.asked) & (1u << c))) {
+            if (inflight == 0) {
+                u->r.due_ms = next_due(u);
+            }
+            ask(u, c);
+            inflight++;
+        }
+    }
 }
 
 /* Fetch bundle bytes [start, start + len) into dst (len <= 32 chunks). */
 static void fetch(sdu_t *u, uint32_t start, uint32_t len, uint8_t *dst)
 {
-    u->r = (range_t){start, len, dst, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, mono_ms(), true};
-    for (uint32_t c = 0; c < u->r.nchunks; c++) {
-        ask(u, c);
-    }
+    u->r = (range_t){start, len, dst, 0, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, 0, true};
+    pump(u);
 }
 
 static bool fetched(const sdu_t *u)
@@ -430,19 +458,25 @@ static void on_chunk(sdu_t *u, const keel_v1_UpdateChunk *c)
     memcpy(u->r.dst + off, c->data.bytes, want);
     u->r.have |= 1u << idx;
     u->bytes_fetched += want;
+    kbackoff_reset(&u->backoff); /* progress resets the back-off */
+    u->r.due_ms = next_due(u);
+    pump(u);
 }
 
+/* The requests in flight timed out: ask again, and wait twice as long next time. */
 static void retry(sdu_t *u)
 {
-    if (!u->r.active || fetched(u) || (u->r.asked_ms != 0 && mono_ms() - u->r.asked_ms < FETCH_RETRY_MS)) {
+    if (!u->r.active || fetched(u) || mono_ms() < u->r.due_ms) {
         return;
     }
-    u->r.asked_ms = mono_ms();
-    for (uint32_t c = 0; c < u->r.nchunks; c++) {
-        if (!(u->r.have & (1u << c))) {
-            ask(u, c);
-        }
+    uint32_t missing = u->r.asked & ~u->r.have;
+    if (u->r.due_ms != 0) {
+        kbackoff_grow(&u->backoff);
+        u->timeouts++;
+        printf("update-fetch-timeout %u ms\n", u->backoff.base_ms);
     }
+    u->r.asked &= ~missing;
+    pump(u);
 }
 
 /* ---- the update ------------------------------------------------------------------------------- */
@@ -662,7 +696,9 @@ bool sdu_poll(sdu_t *u)
         if (u->status_unacked) {
             send_status(u);
         }
-        u->r.asked_ms = 0;
+        kbackoff_reset(&u->backoff);
+        u->r.asked &= u->r.have; /* what was in flight on the old connection: asked again */
+        u->r.due_ms = 0;
     } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= STATUS_RESEND_MS) {
         printf("update-status-resend\n");
         send_status(u);
