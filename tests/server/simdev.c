@@ -220,8 +220,9 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
 {
     sim_t *s = obj;
 
-    atomic_store(&s->connect_rc, rc);
+    /* connected before connect_rc: the main thread reads connected once connect_rc is set */
     atomic_store(&s->connected, rc == 0);
+    atomic_store(&s->connect_rc, rc);
     /* A reconnect (clean session): subscribe again at once; the main thread then sends presence
      * and hello (after the SUBSCRIBEs on the same connection, so nothing is missed). */
     if (rc == 0 && atomic_fetch_add(&s->connects, 1u) > 0) {
