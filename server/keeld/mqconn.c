@@ -300,8 +300,15 @@ void mqconn_stop(mqconn_t *c)
     }
     if (c->thread_started) {
         pthread_join(c->thread, NULL);
+        c->thread_started = false;
     }
-    destroy(c);
+}
+
+void mqconn_free(mqconn_t *c)
+{
+    if (c != NULL) {
+        destroy(c);
+    }
 }
 
 bool mqconn_connected(mqconn_t *c)

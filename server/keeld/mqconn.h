@@ -32,7 +32,10 @@ typedef struct mqconn_health {
  * a message in err when TLS files are unusable or libmosquitto fails. mosquitto_lib_init first. */
 mqconn_t *mqconn_start(const kd_config_t *cfg, const char *host, long port, const char *client_id,
                        mqconn_msg_fn on_msg, void *ctx, char *err, size_t errcap);
+/* Disconnect and join the thread: no callback runs after it (publishing is refused). */
 void mqconn_stop(mqconn_t *c);
+/* Free a stopped connection. */
+void mqconn_free(mqconn_t *c);
 bool mqconn_connected(mqconn_t *c);
 void mqconn_health(mqconn_t *c, mqconn_health_t *out);
 const char *mqconn_name(mqconn_t *c);   /* "host:port" */

@@ -406,11 +406,15 @@ void mq_stop(mq_t *mq)
         return;
     }
     for (uint32_t i = 0; i < mq->nconn; i++) {
-        mqconn_stop(mq->conn[i]);
+        mqconn_stop(mq->conn[i]); /* no message arrives after this */
     }
     /* What was queued is still handled (and committed); its acks and answers can no longer go
-     * out, so devices send those messages again to the next keeld (P1). */
+     * out (the clients exist, disconnected), so devices send those messages again to the next
+     * keeld (P1). */
     ingest_stop(mq->ingest);
+    for (uint32_t i = 0; i < mq->nconn; i++) {
+        mqconn_free(mq->conn[i]);
+    }
     free(mq->acks);
     pthread_mutex_destroy(&mq->flush_lock);
     dbgrelay_free(mq->debug);

@@ -1118,7 +1118,7 @@ ota_admission)
   SIMS=()
   for d in dev-1 dev-2 dev-3; do
     simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null
-    simu_bg "$d" --pace 100 update:240 update-acked:60
+    simu_bg "$d" --pace 300 update:240 update-acked:60
   done
   for d in dev-1 dev-2 dev-3; do
     wait_for 30 grep -q "^connected" "$WORK/sim-$d.out" || fail "$d did not connect"
@@ -1133,19 +1133,19 @@ ota_admission)
 for l in open(sys.argv[1]):
     if l.startswith(sys.argv[2] + " "): print(l.split()[1])' "$WORK/metrics" "$1"
   }
-  downloading_max=0
-  done_all() {
-    local n; n="$(metric keeld_admission_downloading)"
-    [ -n "$n" ] && [ "${n%.*}" -gt "$downloading_max" ] && downloading_max="${n%.*}"
-    api GET "/v1/deployments/$DEP" >/dev/null && [ "$(json 'j["summary"]["succeeded"]')" = 3 ]
-  }
-  SEEN_WAITING=0
-  for _ in $(seq 1 1200); do
-    done_all && break
-    [ "$(metric keeld_admission_pending)" = 1 ] || [ "$(metric keeld_admission_pending)" = 2 ] && SEEN_WAITING=1
+  # Sample the admission gauges (one scrape each round) until all three succeeded.
+  downloading_max=0; SEEN_WAITING=0; finished=0
+  for _ in $(seq 1 600); do
+    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" >"$WORK/metrics"
+    read -r pending downloading < <(python3 -c 'import sys
+v = {l.split()[0]: l.split()[1] for l in open(sys.argv[1]) if l.startswith("keeld_admission_")}
+print(int(float(v.get("keeld_admission_pending", "0"))), int(float(v.get("keeld_admission_downloading", "0"))))' "$WORK/metrics")
+    [ "$downloading" -gt "$downloading_max" ] && downloading_max="$downloading"
+    [ "$pending" -ge 1 ] && SEEN_WAITING=1
+    api GET "/v1/deployments/$DEP" >/dev/null && [ "$(json 'j["summary"]["succeeded"]')" = 3 ] && { finished=1; break; }
     sleep 0.1
   done
-  done_all || fail "the rollout did not finish: $(cat "$WORK/body")"
+  [ "$finished" = 1 ] || fail "the rollout did not finish: $(cat "$WORK/body")"
   [ "$downloading_max" -le 1 ] || fail "$downloading_max devices downloaded at once with --max-downloads 1"
   [ "$SEEN_WAITING" = 1 ] || fail "no device was ever seen waiting for its turn"
   # One at a time, from keeld's own history: each device's download (its first "downloading"
