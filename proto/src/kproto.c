@@ -301,3 +301,16 @@ keel_v1_CommandKind kproto_command_from_name(const char *name)
     }
     return keel_v1_CommandKind_COMMAND_KIND_UNKNOWN;
 }
+
+uint32_t kproto_broker_index(const char *device, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+
+    if (n <= 1u) {
+        return 0u;
+    }
+    for (const unsigned char *p = (const unsigned char *)device; *p != '\0'; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h % n;
+}

@@ -18,6 +18,8 @@
 #include "kd_log.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
+#include "metrics.h"
+#include "page.h"
 #include "token.h"
 
 #define SSE_WAIT_SLICE_MS 1000   /* how often a waiting stream checks for shutdown */
@@ -34,6 +36,7 @@ struct api {
     store_t *store;
     mq_t *mq;
     ota_t *ota;
+    admit_t *admit;
     kd_notify_t *logs;
     atomic_bool stopping;
 };
@@ -239,19 +242,83 @@ static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *re
 
 /* ---- endpoints -------------------------------------------------------------------------------- */
 
+/* 200 "ok" while keeld is connected to the broker; 503 "degraded" while it is not (it keeps
+ * reconnecting, and the REST API works meanwhile): a load balancer or monitor sees it at once. */
 static enum MHD_Result get_health(api_t *api, struct MHD_Connection *c)
 {
-    return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:i}", "status", "ok", "store",
-                                               api->store->ops->backend, "mqtt",
-                                               mq_connected(api->mq) ? "connected" : "disconnected",
-                                               "protocol", KPROTO_REVISION));
+    mq_health_t h;
+
+    mq_health(api->mq, &h);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i}", "status", h.connected ? "ok" : "degraded",
+                          "store", api->store->ops->backend, "mqtt",
+                          h.connected ? "connected" : "disconnected", "protocol", KPROTO_REVISION,
+                          "mqtt_down_ms", (json_int_t)h.down_ms, "mqtt_reconnects", (int)h.reconnects);
+    if (!h.connected) {
+        json_object_set_new(o, "mqtt_error", json_string(h.last_error));
+    }
+    if (h.nbrokers > 1) {
+        json_t *b = json_array();
+        for (int i = 0; i < h.nbrokers; i++) {
+            json_array_append_new(b, json_pack("{s:s, s:s}", "broker", h.brokers[i].name, "mqtt",
+                                               h.brokers[i].connected ? "connected" : "disconnected"));
+        }
+        json_object_set_new(o, "brokers", b);
+    }
+    return reply_json(c, h.connected ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
 
+/* GET /metrics (token needed, like everything but health): Prometheus text (metrics.h). */
+static enum MHD_Result get_metrics(api_t *api, struct MHD_Connection *c)
+{
+    size_t len = 0;
+    char *text = metrics_render(api->store, api->mq, api->ota, api->admit, &len);
+
+    if (text == NULL) {
+        return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* An optional device-id cursor (?NAME=ID): false (reply sent) when it is not a valid id. */
+static bool query_device_cursor(struct MHD_Connection *c, const char *name, const char **out,
+                                enum MHD_Result *ret)
+{
+    *out = query(c, name);
+    if (*out != NULL && kident_check_id(*out) != KERR_OK) {
+        *ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "query parameter '%s' is not a device id (the "
+                           "\"next\" of the previous page)", name);
+        return false;
+    }
+    return true;
+}
+
+/* GET /v1/devices[?limit=N&after=ID&online=true|false&tag=NAME[=VALUE]]: a page (page.h). */
 static enum MHD_Result get_devices(api_t *api, struct MHD_Connection *c)
 {
-    json_t *arr = api->store->ops->devices_list(api->store);
+    enum MHD_Result ret;
+    int64_t limit;
+    store_device_query_t q = {NULL, -1, query(c, "tag"), 0};
+    const char *online = query(c, "online");
 
-    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "devices", arr)) : reply_store_error(c);
+    if (!query_int(c, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_MAX, &limit, &ret) ||
+        !query_device_cursor(c, "after", &q.after, &ret)) {
+        return ret;
+    }
+    if (online != NULL && strcmp(online, "true") != 0 && strcmp(online, "false") != 0) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "query parameter 'online' is '%s'; use true or false",
+                           online);
+    }
+    if (q.tag != NULL && (q.tag[0] == '\0' || q.tag[0] == '=' || strlen(q.tag) > 200)) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "query parameter 'tag' wants NAME or NAME=VALUE");
+    }
+    q.online = online == NULL ? -1 : strcmp(online, "true") == 0;
+    q.limit = (int)limit;
+    json_t *page = page_wrap("devices", api->store->ops->devices_list(api->store, &q), q.limit, "id");
+    return page ? reply_json(c, MHD_HTTP_OK, page) : reply_store_error(c);
 }
 
 static enum MHD_Result get_device(api_t *api, struct MHD_Connection *c, const char *id)
@@ -501,20 +568,22 @@ static enum MHD_Result get_log_stream(api_t *api, struct MHD_Connection *c)
 static enum MHD_Result get_crashes(api_t *api, struct MHD_Connection *c)
 {
     enum MHD_Result ret;
-    int64_t limit;
+    int64_t limit, before;
     const char *device = query(c, "device");
 
     if ((device != NULL && !known_device(api, c, device, &ret)) ||
-        !query_int(c, "limit", 1, LIST_LIMIT_MAX, 100, &limit, &ret)) {
+        !query_int(c, "limit", 1, LIST_LIMIT_MAX, 100, &limit, &ret) ||
+        !query_int(c, "before", 1, INT64_MAX, 0, &before, &ret)) {
         return ret;
     }
-    json_t *arr = api->store->ops->crashes_list(api->store, device, (int)limit);
+    json_t *arr = api->store->ops->crashes_list(api->store, device, before, (int)limit);
     size_t i;
     json_t *e;
     json_array_foreach(arr, i, e) {
         json_object_set_new(e, "elf_known", json_boolean(json_integer_value(json_object_get(e, "elf_known"))));
     }
-    return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "crashes", arr)) : reply_store_error(c);
+    json_t *page = page_wrap("crashes", arr, (int)limit, "id");
+    return page ? reply_json(c, MHD_HTTP_OK, page) : reply_store_error(c);
 }
 
 static enum MHD_Result get_crash(api_t *api, struct MHD_Connection *c, const char *rest)
@@ -1268,7 +1337,7 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
         } else {
             /* Committed: from here a kill -9 loses nothing; devices are offered at their hello. */
             ota_deployment_started(api->ota, id);
-            json_t *d = api->store->ops->deployment_get(api->store, id);
+            json_t *d = api->store->ops->deployment_get(api->store, id, NULL);
             ret = d ? reply_json(c, MHD_HTTP_CREATED, d) : reply_store_error(c);
         }
     }
@@ -1299,20 +1368,39 @@ static enum MHD_Result get_deployment(api_t *api, struct MHD_Connection *c, cons
     if (id < 0) {
         return reply_error(c, MHD_HTTP_BAD_REQUEST, "'%s' is not a deployment id (a positive number)", rest);
     }
+    int64_t limit, changes;
+    store_rows_query_t q = {-1, NULL, query(c, "phase"), 0, true};
     if (!query_int(c, "after", -1, INT64_MAX, -1, &after, &ret) ||
-        !query_int(c, "wait", 0, WATCH_WAIT_MAX_S, 20, &wait_s, &ret)) {
+        !query_int(c, "wait", 0, WATCH_WAIT_MAX_S, 20, &wait_s, &ret) ||
+        !query_int(c, "limit", 0, LIST_LIMIT_MAX, 0, &limit, &ret) ||
+        !query_int(c, "changes", 0, 1, 0, &changes, &ret) ||
+        !query_device_cursor(c, "cursor", &q.after, &ret)) {
         return ret;
     }
+    static const char *const phases[] = {"pending", "offered", "done", "superseded"};
+    bool phase_ok = q.phase == NULL;
+    for (size_t i = 0; i < 4 && !phase_ok; i++) {
+        phase_ok = strcmp(q.phase, phases[i]) == 0;
+    }
+    if (!phase_ok) {
+        return reply_error(c, MHD_HTTP_BAD_REQUEST, "query parameter 'phase' is '%s'; use pending, "
+                           "offered, done or superseded", q.phase);
+    }
+    /* changes=1: only the rows changed since rev `after` (a watch), without the event history. */
+    q.changed_after = changes ? after : -1;
+    q.events = !changes;
+    q.limit = (int)limit;
     int64_t deadline = mono_ms() + wait_s * 1000;
     for (;;) {
         uint64_t gen = ota_changes(api->ota);
-        json_t *d = api->store->ops->deployment_get(api->store, id);
+        json_t *d = api->store->ops->deployment_get(api->store, id, &q);
         if (d == NULL) {
             return reply_error(c, MHD_HTTP_NOT_FOUND, "no deployment %lld; list them with GET "
                                "/v1/deployments", (long long)id);
         }
         if (after < 0 || json_integer_value(json_object_get(d, "rev")) > after ||
             mono_ms() >= deadline || atomic_load(&api->stopping)) {
+            json_object_set_new(d, "next", page_next(json_object_get(d, "devices"), q.limit, "device"));
             return reply_json(c, MHD_HTTP_OK, d);
         }
         json_decref(d);
@@ -1377,6 +1465,9 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     }
     if (!authorized(api, c, &ret)) {
         return ret;
+    }
+    if (strcmp(url, "/metrics") == 0 && get) {
+        return get_metrics(api, c);
     }
     if (strcmp(url, "/v1/devices") == 0 && get) {
         return get_devices(api, c);
@@ -1452,7 +1543,7 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
         {"/v1/commands", "POST"}, {"/v1/commands/", "GET"}, {"/v1/tokens", "GET, POST"},
         {"/v1/elfs", "GET, POST"}, {"/v1/elfs/", "GET, PUT"},
         {"/v1/bundles", "GET, POST"}, {"/v1/bundles/", "GET"}, {"/v1/deployments", "GET, POST"},
-        {"/v1/deployments/", "GET"},
+        {"/v1/deployments/", "GET"}, {"/metrics", "GET"},
     };
     if (debug_path(url, dev)) {
         return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "%s %s is not supported; use GET, POST",
@@ -1542,7 +1633,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota,
+api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota, admit_t *admit,
                  kd_notify_t *logs_notify, unsigned *out_port, char *err, size_t errcap)
 {
     struct sockaddr_in sa;
@@ -1564,6 +1655,7 @@ api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota,
     api->store = store;
     api->mq = mq;
     api->ota = ota;
+    api->admit = admit;
     api->logs = logs_notify;
     atomic_init(&api->stopping, false);
     api->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "admit.h"
 #include "config.h"
 #include "mqtt.h"
 #include "notify.h"
@@ -18,7 +19,7 @@
 typedef struct api api_t;
 
 /* Listen on cfg->http_addr:http_port. NULL with a message in err; *out_port is the bound port. */
-api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota,
+api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota, admit_t *admit,
                  kd_notify_t *logs_notify, unsigned *out_port, char *err, size_t errcap);
 /* Stop listening, end live streams (within about a second) and join every connection thread. */
 void api_stop(api_t *api);

@@ -37,6 +37,7 @@ static const opt_t options[] = {
     STR(mqtt_key, "mqtt-key", "KEELD_MQTT_KEY", "", "keeld's client private key (PEM) (required)"),
     STR(mqtt_client_id, "mqtt-client-id", "KEELD_MQTT_CLIENT_ID", "keeld", "MQTT client id: its persistent session keeps messages while keeld is down; unique per instance"),
     STR(mqtt_group, "mqtt-group", "KEELD_MQTT_GROUP", "keeld", "shared subscription group of keeld instances"),
+    STR(mqtt_brokers, "mqtt-brokers", "KEELD_MQTT_BROKERS", "", "several brokers, HOST:PORT,... (at most 16): keeld connects to every one, and reaches each device on the broker its id maps to (docs/protocol.md); replaces --mqtt-host/--mqtt-port"),
     NUM(mqtt_keepalive, "mqtt-keepalive", "KEELD_MQTT_KEEPALIVE", "30", 5, 600, "MQTT keepalive, seconds"),
     NUM(max_body, "max-body", "KEELD_MAX_BODY", "65536", 1024, 16777216, "largest request body, bytes"),
     NUM(max_elf, "max-elf", "KEELD_MAX_ELF", "16777216", 1024, 268435456, "largest app ELF upload (POST /v1/elfs), bytes"),
@@ -44,6 +45,11 @@ static const opt_t options[] = {
     NUM(log_level, "log-level", "KEELD_LOG_LEVEL", "2", 0, 3, "0 error, 1 warn, 2 info, 3 debug"),
     STR(update_keys, "update-key", "KEELD_UPDATE_KEYS", "", "fleet signing public keys (PEM files, comma-separated; 'keel keys new' makes them): uploaded bundles must be signed by one"),
     NUM(max_bundle, "max-bundle", "KEELD_MAX_BUNDLE", "4194304", 4096, 67108864, "largest uploaded bundle, bytes"),
+    NUM(ingest_queue, "ingest-queue", "KEELD_INGEST_QUEUE", "16384", 16, 1048576, "device messages queued for the database worker; when full, keeld stops reading from the broker until there is room"),
+    NUM(ingest_batch, "ingest-batch", "KEELD_INGEST_BATCH", "512", 1, 65536, "device messages per database transaction (group commit)"),
+    NUM(offer_rate, "offer-rate", "KEELD_OFFER_RATE", "200", 1, 1000000, "download admission: update offers per second at most"),
+    NUM(max_downloads, "max-downloads", "KEELD_MAX_DOWNLOADS", "2000", 1, 10000000, "download admission: devices downloading at once at most"),
+    NUM(download_idle_s, "download-idle", "KEELD_DOWNLOAD_IDLE", "120", 5, 86400, "seconds without progress after which a download no longer holds an admission slot"),
 };
 #define NOPTS (sizeof(options) / sizeof(options[0]))
 

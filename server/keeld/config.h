@@ -21,12 +21,18 @@ typedef struct kd_config {
     char mqtt_client_id[128];  /* persistent session: unique per keeld instance */
     char mqtt_group[64];       /* shared-subscription group ($share/<group>/...) */
     long mqtt_keepalive;       /* seconds */
+    char mqtt_brokers[2048];   /* "host:port,..." (several brokers); empty: mqtt_host:mqtt_port */
     long max_body;             /* bytes of one request body */
     long max_elf;              /* bytes of one ELF upload (/v1/elfs) */
     long cmd_timeout;          /* seconds before an unanswered command is marked "timeout" */
     long log_level;            /* 0 error .. 3 debug */
     char update_keys[2048];    /* fleet signing public keys (PEM files), comma-separated */
     long max_bundle;           /* bytes of one uploaded bundle */
+    long ingest_queue;         /* device messages queued between the MQTT thread and the worker */
+    long ingest_batch;         /* device messages per store transaction (group commit) */
+    long offer_rate;           /* download admission: offers per second */
+    long max_downloads;        /* download admission: devices downloading at once */
+    long download_idle_s;      /* a download quiet this long no longer holds a slot */
 } kd_config_t;
 
 /*

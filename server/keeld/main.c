@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit.h"
 #include "api.h"
 #include "config.h"
 #include "kd_log.h"
@@ -85,12 +86,14 @@ static int cmd_serve(int argc, char **argv, int first)
     if (mq != NULL) {
         ota_bind(ota, mq);
     }
-    api_t *api = mq ? api_start(&cfg, store, mq, ota, &logs, &port, err, sizeof(err)) : NULL;
+    admit_t *admit = mq ? admit_start(&cfg, store, ota) : NULL;
+    api_t *api = admit ? api_start(&cfg, store, mq, ota, admit, &logs, &port, err, sizeof(err)) : NULL;
     if (api == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {
         if (err[0] != '\0') {
             fprintf(stderr, "keeld: %s\n", err);
         }
         api_stop(api);
+        admit_stop(admit);
         mq_stop(mq);
         ota_close(ota);
         kd_notify_destroy(&logs);
@@ -116,6 +119,7 @@ static int cmd_serve(int argc, char **argv, int first)
     }
     KD_INFO("stopping");
     api_stop(api);
+    admit_stop(admit);
     mq_stop(mq);
     ota_close(ota);
     kd_notify_destroy(&logs);

@@ -1,4 +1,5 @@
 /* keeld's MQTT client: subscriptions, device message ingest, acks and command publishing. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,22 +8,34 @@
 
 #include <mosquitto.h>
 
+#include "ingest.h"
 #include "kd_log.h"
+#include "mqconn.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
 #include "mqtt.h"
 
 struct mq {
-    struct mosquitto *m;
     const kd_config_t *cfg;
     store_t *store;
     kd_notify_t *logs_notify;
     ota_t *ota;
-    atomic_bool connected;           /* connected AND every subscription acknowledged */
-    atomic_int subs_pending;         /* SUBACKs still expected after this connect */
+    /* One connection per broker; a device's messages to it go over kproto_broker_index's. */
+    mqconn_t *conn[MQ_MAX_BROKERS];
+    uint32_t nconn;
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
     pthread_mutex_t flush_lock;      /* one flush at a time within this process */
     dbgrelay_t *debug;               /* debug/up -> the client streams of this instance */
+    /* Device messages are handled off the network threads, in batches (ingest.h). Worker-only: */
+    ingest_t *ingest;
+    bool in_batch;                   /* acks wait for the batch's commit */
+    bool flush_after;                /* publish pending commands after the batch (lock order) */
+    size_t nacks, acks_cap;
+    struct pending_ack {
+        char device[KIDENT_ID_MAX + 1];
+        uint32_t boot, msg_id;
+    } *acks;
+    mq_counters_t ctr;               /* GET /metrics (atomics where other threads write) */
 };
 
 static int64_t now_ms(void)
@@ -50,11 +63,14 @@ static int send_env_to(mq_t *mq, kproto_topic_t t, const char *device, const cha
         KD_ERROR("cannot encode a message for device '%s'", device);
         return -1;
     }
-    int rc = mosquitto_publish(mq->m, NULL, topic, (int)len, buf, ti->qos, ti->retained);
+    mqconn_t *c = mq->conn[kproto_broker_index(device, mq->nconn)];
+    int rc = mqconn_publish(c, topic, buf, len, ti->qos, ti->retained);
     if (rc != MOSQ_ERR_SUCCESS) {
         KD_WARN("publish to %s failed: %s", topic, mosquitto_strerror(rc));
         return -1;
     }
+    atomic_fetch_add(&mq->ctr.msgs_out, 1u);
+    atomic_fetch_add(&mq->ctr.bytes_out, (uint64_t)len);
     return 0;
 }
 
@@ -63,14 +79,37 @@ int mq_send(mq_t *mq, kproto_topic_t t, const char *device, keel_v1_Envelope *en
     return send_env_to(mq, t, device, NULL, env);
 }
 
-static void send_ack(mq_t *mq, const char *device, const keel_v1_Envelope *of)
+static void publish_ack(mq_t *mq, const char *device, uint32_t boot, uint32_t msg_id)
 {
     keel_v1_Envelope env = keel_v1_Envelope_init_zero;
 
     env.which_body = keel_v1_Envelope_ack_tag;
-    env.body.ack.boot = of->boot;
-    env.body.ack.msg_id = of->msg_id;
+    env.body.ack.boot = boot;
+    env.body.ack.msg_id = msg_id;
     mq_send(mq, KPROTO_T_ACK, device, &env);
+}
+
+/* Ack what the store accepted: at once outside a batch, after the batch's commit inside one. */
+static void send_ack(mq_t *mq, const char *device, const keel_v1_Envelope *of)
+{
+    if (!mq->in_batch) {
+        publish_ack(mq, device, of->boot, of->msg_id);
+        return;
+    }
+    if (mq->nacks == mq->acks_cap) {
+        size_t cap = mq->acks_cap ? mq->acks_cap * 2 : 64;
+        struct pending_ack *a = realloc(mq->acks, cap * sizeof(*a));
+        if (a == NULL) {
+            KD_ERROR("out of memory for an ack to '%s': the device will send its message again", device);
+            return;
+        }
+        mq->acks = a;
+        mq->acks_cap = cap;
+    }
+    struct pending_ack *a = &mq->acks[mq->nacks++];
+    snprintf(a->device, sizeof(a->device), "%s", device);
+    a->boot = of->boot;
+    a->msg_id = of->msg_id;
 }
 
 static void on_crash(mq_t *mq, const char *device, const keel_v1_Envelope *env)
@@ -138,27 +177,17 @@ static void on_result(mq_t *mq, const char *device, const keel_v1_Envelope *env)
     }
 }
 
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+/* One device message, in the worker (inside the batch's transaction when there is one). */
+static void handle(mq_t *mq, const ingest_msg_t *msg)
 {
-    mq_t *mq = obj;
-    char device[KIDENT_ID_MAX + 1];
-    char channel[KPROTO_CHANNEL_MAX + 1];
-    kproto_topic_t t;
+    const char *device = msg->device, *channel = msg->channel;
+    kproto_topic_t t = msg->t;
     keel_v1_Envelope env;
 
-    if (kproto_topic_parse(msg->topic, device, &t, channel) != KERR_OK ||
-        kproto_topic_info(t)->to_device) {
-        KD_WARN("ignored a message on unexpected topic '%s'", msg->topic);
-        return;
-    }
-    /* An empty retained message clears a topic (e.g. a decommissioned device's presence). */
-    if (msg->payloadlen == 0) {
-        return;
-    }
-    KD_DEBUG("device '%s': %s, %d bytes", device, kproto_topic_info(t)->suffix, msg->payloadlen);
-    kerr_t err = kproto_decode(t, msg->payload, (size_t)msg->payloadlen, &env);
+    KD_DEBUG("device '%s': %s, %zu bytes", device, kproto_topic_info(t)->suffix, msg->len);
+    kerr_t err = kproto_decode(t, msg->payload, msg->len, &env);
     if (err != KERR_OK) {
-        KD_WARN("device '%s': %d-byte message on %s ignored: %s", device, msg->payloadlen,
+        KD_WARN("device '%s': %zu-byte message on %s ignored: %s", device, msg->len,
                 kproto_topic_info(t)->suffix,
                 err == KERR_INVAL ? "its body is not the one this topic carries (newer device?)"
                                   : "not a valid protocol v1 envelope");
@@ -171,16 +200,20 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
                     kproto_app_state_name(env.body.hello.app_state), env.body.hello.restart_count);
             /* The device subscribes to its command topic before its hello: send what it missed. */
             if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
-                mq_flush_commands(mq);
+                /* After the batch: mq_flush_commands takes flush_lock and then the store's, the
+                 * opposite order of a batch (which holds the store's). */
+                mq->flush_after = true;
             }
-            ota_on_hello(mq->ota, device);
+            ota_on_hello(mq->ota, device, &env.body.hello);
         }
         break;
     case KPROTO_T_UPDATE_FETCH:
         ota_on_fetch(mq->ota, device, &env.body.update_fetch);
         break;
     case KPROTO_T_UPDATE_STATUS:
-        ota_on_status(mq->ota, device, &env.body.update_status);
+        if (ota_on_status(mq->ota, device, &env.body.update_status)) {
+            send_ack(mq, device, &env); /* only after the commit (protocol.md P1) */
+        }
         break;
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
@@ -204,100 +237,131 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     case KPROTO_T_APP_UP:
         on_channel(mq, device, channel, &env);
         break;
-    case KPROTO_T_DEBUG_UP:
-        dbgrelay_deliver(mq->debug, device, &env.body.debug);
-        break;
     default:
-        KD_DEBUG("device '%s': %d bytes on %s: not handled by this keeld", device, msg->payloadlen,
+        KD_DEBUG("device '%s': %zu bytes on %s: not handled by this keeld", device, msg->len,
                  kproto_topic_info(t)->suffix);
         break;
     }
 }
 
-static void subscribe_all(mq_t *mq)
+/*
+ * The worker's batch: one store transaction for all of it (group commit), then the acks. When
+ * the commit fails, nothing of it is acked; the messages are handled again one by one, each in
+ * its own transaction, so one that cannot be stored does not take the others with it (and a
+ * device whose message is still not stored sends it again: P1).
+ */
+static void handle_batch(void *ctx, ingest_msg_t *msgs, size_t n)
 {
-    char filter[160];
-    int n = 0;
+    mq_t *mq = ctx;
+    int64_t t0 = ingest_now_us();
+    bool batched = mq->store->ops->batch_begin(mq->store) == STORE_OK;
 
-    for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
-        n += kproto_topic_info((kproto_topic_t)t)->to_device ? 0 : 1;
+    mq->in_batch = batched;
+    mq->nacks = 0;
+    for (size_t i = 0; i < n; i++) {
+        handle(mq, &msgs[i]);
     }
-    atomic_store(&mq->subs_pending, n);
-
-    for (unsigned t = 0; t < KPROTO_T_COUNT; t++) {
-        const kproto_topic_info_t *ti = kproto_topic_info((kproto_topic_t)t);
-        if (ti->to_device) {
-            continue;
-        }
-        /*
-         * Retained presence is not delivered on shared subscriptions, so presence is a plain
-         * subscription in every instance (its store update is idempotent); the rest is shared.
-         * debug/up is plain too: only the instance holding the client's stream can relay it, and
-         * the others drop it.
-         */
-        if (ti->retained || t == KPROTO_T_DEBUG_UP) {
-            snprintf(filter, sizeof(filter), "%s+/%s", KPROTO_PREFIX, ti->suffix);
+    ota_flush(mq->ota); /* bytes served, counted in memory, written with the batch */
+    if (batched) {
+        mq->in_batch = false;
+        if (mq->store->ops->batch_end(mq->store, true) == STORE_OK) {
+            for (size_t i = 0; i < mq->nacks; i++) {
+                publish_ack(mq, mq->acks[i].device, mq->acks[i].boot, mq->acks[i].msg_id);
+            }
+            atomic_fetch_add(&mq->ctr.commits, 1u);
         } else {
-            snprintf(filter, sizeof(filter), "$share/%s/%s+/%s%s", mq->cfg->mqtt_group, KPROTO_PREFIX,
-                     ti->suffix, ti->has_channel ? "/+" : "");
+            KD_WARN("a batch of %zu device messages did not commit; handling them one by one", n);
+            atomic_fetch_add(&mq->ctr.commit_failures, 1u);
+            for (size_t i = 0; i < n; i++) {
+                handle(mq, &msgs[i]);
+            }
+            ota_flush(mq->ota);
         }
-        int rc = mosquitto_subscribe(mq->m, NULL, filter, ti->qos ? 1 : 0);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            KD_ERROR("subscribe %s: %s", filter, mosquitto_strerror(rc));
-        }
+        mq->nacks = 0;
     }
+    if (mq->flush_after) {
+        mq->flush_after = false;
+        mq_flush_commands(mq);
+    }
+    atomic_fetch_add(&mq->ctr.batch_us, (uint64_t)(ingest_now_us() - t0));
 }
 
-static void on_connect(struct mosquitto *m, void *obj, int rc)
+/* The network thread: parse the topic and queue (handled by the worker). debug/up is relayed at
+ * once: it touches no database and a debugger waits for it. */
+static void on_message(void *obj, const struct mosquitto_message *msg)
 {
     mq_t *mq = obj;
+    char device[KIDENT_ID_MAX + 1];
+    char channel[KPROTO_CHANNEL_MAX + 1];
+    kproto_topic_t t;
 
-    if (rc != 0) {
-        KD_ERROR("broker refused keeld's connection: %s (check keeld's certificate and the broker ACL)",
-                 mosquitto_connack_string(rc));
+    atomic_fetch_add(&mq->ctr.msgs_in, 1u);
+    atomic_fetch_add(&mq->ctr.bytes_in, (uint64_t)msg->payloadlen);
+    if (kproto_topic_parse(msg->topic, device, &t, channel) != KERR_OK ||
+        kproto_topic_info(t)->to_device) {
+        KD_WARN("ignored a message on unexpected topic '%s'", msg->topic);
         return;
     }
-    KD_INFO("connected to the broker at %s:%ld as '%s'", mq->cfg->mqtt_host, mq->cfg->mqtt_port,
-            mq->cfg->mqtt_client_id);
-    subscribe_all(mq);
-}
-
-/* "connected" is reported only once the broker has every subscription: before that, a device
- * message could be published and never reach keeld. */
-static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count, const int *granted)
-{
-    mq_t *mq = obj;
-
-    for (int i = 0; i < qos_count; i++) {
-        if (granted[i] > 2) {
-            KD_ERROR("the broker refused one of keeld's subscriptions (ACL?): keeld's identity needs "
-                     "readwrite on keel/v1/#");
-            return;
+    /* An empty retained message clears a topic (e.g. a decommissioned device's presence). */
+    if (msg->payloadlen == 0) {
+        return;
+    }
+    if (t == KPROTO_T_DEBUG_UP) {
+        keel_v1_Envelope env;
+        if (kproto_decode(t, msg->payload, (size_t)msg->payloadlen, &env) == KERR_OK) {
+            dbgrelay_deliver(mq->debug, device, &env.body.debug);
+        } else {
+            KD_WARN("device '%s': %d-byte debug message ignored: not a valid Debug envelope", device,
+                    msg->payloadlen);
         }
+        return;
     }
-    if (atomic_fetch_sub(&mq->subs_pending, 1) == 1) {
-        KD_INFO("subscribed to every device topic");
-        atomic_store(&mq->connected, true);
-    }
+    ingest_push(mq->ingest, t, device, channel, msg->payload, (size_t)msg->payloadlen);
 }
 
-static void on_disconnect(struct mosquitto *m, void *obj, int rc)
+/* "host:port,host:port" into hosts/ports; the count, or -1 with a message in err. */
+static int parse_brokers(const kd_config_t *cfg, char hosts[][256], long *ports, char *err, size_t errcap)
 {
-    mq_t *mq = obj;
+    char list[sizeof(cfg->mqtt_brokers)];
+    int n = 0;
 
-    if (atomic_exchange(&mq->connected, false)) {
-        KD_WARN("disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
+    if (cfg->mqtt_brokers[0] == '\0') {
+        snprintf(hosts[0], 256, "%s", cfg->mqtt_host);
+        ports[0] = cfg->mqtt_port;
+        return 1;
     }
+    snprintf(list, sizeof(list), "%s", cfg->mqtt_brokers);
+    for (char *save = NULL, *b = strtok_r(list, ",", &save); b != NULL; b = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(b, ':'), *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (n == MQ_MAX_BROKERS || colon == NULL || colon == b || (size_t)(colon - b) >= 256 ||
+            end == colon + 1 || *end != '\0' || port < 1 || port > 65535) {
+            snprintf(err, errcap, "--mqtt-brokers: '%s' is not HOST:PORT (at most %d brokers, "
+                     "comma-separated)", b, MQ_MAX_BROKERS);
+            return -1;
+        }
+        snprintf(hosts[n], 256, "%.*s", (int)(colon - b), b);
+        ports[n++] = port;
+    }
+    if (n == 0) {
+        snprintf(err, errcap, "--mqtt-brokers names no broker");
+        return -1;
+    }
+    return n;
 }
 
 mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, ota_t *ota,
                char *err, size_t errcap)
 {
-    mq_t *mq = calloc(1, sizeof(*mq));
-    int rc;
+    static char hosts[MQ_MAX_BROKERS][256];
+    long ports[MQ_MAX_BROKERS];
+    int n = parse_brokers(cfg, hosts, ports, err, errcap);
+    mq_t *mq = n > 0 ? calloc(1, sizeof(*mq)) : NULL;
 
     if (mq == NULL) {
-        snprintf(err, errcap, "out of memory");
+        if (n > 0) {
+            snprintf(err, errcap, "out of memory");
+        }
         return NULL;
     }
     mq->cfg = cfg;
@@ -306,61 +370,34 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     mq->ota = ota;
     /* Seed msg ids from the clock so a restarted keeld does not reuse recent ones. */
     atomic_init(&mq->msg_id, (unsigned)(now_ms() & 0x7FFFFFFF));
-    atomic_init(&mq->connected, false);
-    atomic_init(&mq->subs_pending, 0);
     pthread_mutex_init(&mq->flush_lock, NULL);
     mq->debug = dbgrelay_new();
-    if (mq->debug == NULL) {
+    mq->ingest = ingest_start((size_t)cfg->ingest_queue, (size_t)cfg->ingest_batch, handle_batch, mq);
+    if (mq->debug == NULL || mq->ingest == NULL) {
         snprintf(err, errcap, "out of memory");
+        ingest_stop(mq->ingest);
+        dbgrelay_free(mq->debug);
         pthread_mutex_destroy(&mq->flush_lock);
         free(mq);
         return NULL;
     }
     mosquitto_lib_init();
-    mq->m = mosquitto_new(cfg->mqtt_client_id, false, mq);
-    if (mq->m == NULL) {
-        snprintf(err, errcap, "cannot create the MQTT client (client id '%s')", cfg->mqtt_client_id);
-        goto fail;
-    }
-    mosquitto_int_option(mq->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    /* No Nagle: a debug packet or command waits for nothing (see scripts/stack.sh). */
-    mosquitto_int_option(mq->m, MOSQ_OPT_TCP_NODELAY, 1);
-    rc = mosquitto_tls_set(mq->m, cfg->mqtt_ca, NULL, cfg->mqtt_cert, cfg->mqtt_key, NULL);
-    if (rc == MOSQ_ERR_SUCCESS) {
-        /* Verify the broker's certificate and its name (1 = SSL_VERIFY_PEER). */
-        rc = mosquitto_tls_opts_set(mq->m, 1, "tlsv1.2", NULL);
-    }
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(err, errcap, "TLS set-up failed (%s): check --mqtt-ca/--mqtt-cert/--mqtt-key are PEM "
-                 "files and the key matches the certificate", mosquitto_strerror(rc));
-        goto fail;
-    }
-    mosquitto_connect_callback_set(mq->m, on_connect);
-    mosquitto_disconnect_callback_set(mq->m, on_disconnect);
-    mosquitto_message_callback_set(mq->m, on_message);
-    mosquitto_subscribe_callback_set(mq->m, on_subscribe);
-    mosquitto_reconnect_delay_set(mq->m, 1, 10, true);
-    rc = mosquitto_connect_async(mq->m, cfg->mqtt_host, (int)cfg->mqtt_port, (int)cfg->mqtt_keepalive);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        /* Not fatal: the loop thread keeps retrying, and the API works meanwhile. */
-        KD_WARN("broker %s:%ld not reachable yet (%s); will keep trying", cfg->mqtt_host,
-                cfg->mqtt_port, mosquitto_strerror(rc));
-    }
-    rc = mosquitto_loop_start(mq->m);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(err, errcap, "cannot start the MQTT thread: %s", mosquitto_strerror(rc));
-        goto fail;
+    for (int i = 0; i < n; i++) {
+        /* One persistent session per broker: the client id alone when there is one broker. */
+        char id[160];
+        if (n == 1) {
+            snprintf(id, sizeof(id), "%s", cfg->mqtt_client_id);
+        } else {
+            snprintf(id, sizeof(id), "%s-%d", cfg->mqtt_client_id, i);
+        }
+        mq->conn[i] = mqconn_start(cfg, hosts[i], ports[i], id, on_message, mq, err, errcap);
+        if (mq->conn[i] == NULL) {
+            mq_stop(mq);
+            return NULL;
+        }
+        mq->nconn = (uint32_t)i + 1u;
     }
     return mq;
-fail:
-    if (mq->m != NULL) {
-        mosquitto_destroy(mq->m);
-    }
-    pthread_mutex_destroy(&mq->flush_lock);
-    dbgrelay_free(mq->debug);
-    free(mq);
-    mosquitto_lib_cleanup();
-    return NULL;
 }
 
 void mq_stop(mq_t *mq)
@@ -368,10 +405,17 @@ void mq_stop(mq_t *mq)
     if (mq == NULL) {
         return;
     }
-    atomic_store(&mq->connected, false); /* a requested disconnect is not worth a warning */
-    mosquitto_disconnect(mq->m);
-    mosquitto_loop_stop(mq->m, false);
-    mosquitto_destroy(mq->m);
+    for (uint32_t i = 0; i < mq->nconn; i++) {
+        mqconn_stop(mq->conn[i]); /* no message arrives after this */
+    }
+    /* What was queued is still handled (and committed); its acks and answers can no longer go
+     * out (the clients exist, disconnected), so devices send those messages again to the next
+     * keeld (P1). */
+    ingest_stop(mq->ingest);
+    for (uint32_t i = 0; i < mq->nconn; i++) {
+        mqconn_free(mq->conn[i]);
+    }
+    free(mq->acks);
     pthread_mutex_destroy(&mq->flush_lock);
     dbgrelay_free(mq->debug);
     free(mq);
@@ -380,7 +424,35 @@ void mq_stop(mq_t *mq)
 
 bool mq_connected(mq_t *mq)
 {
-    return atomic_load(&mq->connected);
+    for (uint32_t i = 0; i < mq->nconn; i++) {
+        if (!mqconn_connected(mq->conn[i])) {
+            return false;
+        }
+    }
+    return mq->nconn > 0;
+}
+
+void mq_health(mq_t *mq, mq_health_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->connected = mq->nconn > 0;
+    out->nbrokers = (int)mq->nconn;
+    for (uint32_t i = 0; i < mq->nconn; i++) {
+        mqconn_health_t h;
+        mqconn_health(mq->conn[i], &h);
+        snprintf(out->brokers[i].name, sizeof(out->brokers[i].name), "%s", mqconn_name(mq->conn[i]));
+        out->brokers[i].connected = h.connected;
+        out->reconnects += h.reconnects;
+        if (!h.connected) {
+            /* the longest outage and its reason stand for the whole */
+            if (out->connected || h.down_ms > out->down_ms) {
+                out->down_ms = h.down_ms;
+                snprintf(out->last_error, sizeof(out->last_error), "%s: %s", mqconn_name(mq->conn[i]),
+                         h.last_error);
+            }
+            out->connected = false;
+        }
+    }
 }
 
 void mq_flush_commands(mq_t *mq)
@@ -431,6 +503,18 @@ int mq_send_channel(mq_t *mq, const char *device, const char *channel, const uin
 dbgrelay_t *mq_debug_relay(mq_t *mq)
 {
     return mq->debug;
+}
+
+void mq_get_counters(mq_t *mq, mq_counters_t *out, ingest_stats_t *queue)
+{
+    out->msgs_in = atomic_load(&mq->ctr.msgs_in);
+    out->msgs_out = atomic_load(&mq->ctr.msgs_out);
+    out->bytes_in = atomic_load(&mq->ctr.bytes_in);
+    out->bytes_out = atomic_load(&mq->ctr.bytes_out);
+    out->commits = atomic_load(&mq->ctr.commits);
+    out->commit_failures = atomic_load(&mq->ctr.commit_failures);
+    out->batch_us = atomic_load(&mq->ctr.batch_us);
+    ingest_get_stats(mq->ingest, queue);
 }
 
 int mq_publish_debug(mq_t *mq, const char *device, const keel_v1_Debug *d)

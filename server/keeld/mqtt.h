@@ -3,8 +3,10 @@
  * session (messages for keeld queue in the broker while it is down) and shared subscriptions
  * ($share/<group>/keel/v1/+/...) so several keeld instances split the device traffic.
  *
- * Device messages are decoded with kproto (untrusted bytes: anything malformed is logged and
- * dropped), stored (app channel data too) or, for updates, handed to ota.c. Log batches and
+ * Device messages are queued off the network thread (ingest.h) and handled by a worker in batches,
+ * one store transaction each (group commit). They are decoded with kproto (untrusted bytes:
+ * anything malformed is logged and dropped), stored (app channel data too) or, for updates, handed
+ * to ota.c; update statuses are acked after the commit too. Log batches and
  * crash reports are answered with an Ack only after the store committed them: a device frees its copy only then, so kill -9 of keeld loses nothing.
  */
 #ifndef KEEL_SERVER_KEELD_MQTT_H
@@ -16,6 +18,7 @@
 
 #include "config.h"
 #include "dbgrelay.h"
+#include "ingest.h"
 #include "keel/kproto.h"
 #include "notify.h"
 #include "ota.h"
@@ -29,6 +32,26 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
                char *err, size_t errcap);
 void mq_stop(mq_t *mq);
 bool mq_connected(mq_t *mq);
+
+/* The broker connections for GET /v1/health (several with --mqtt-brokers). */
+#define MQ_MAX_BROKERS 16
+typedef struct mq_health {
+    bool connected;           /* every broker: connected and every subscription acknowledged */
+    int64_t down_ms;          /* the longest a broker has not been connected (0 when all are) */
+    unsigned reconnects;      /* network-loop restarts after an error since keeld started, summed */
+    char last_error[160];     /* "host:port: why" of that broker's lost connection */
+    int nbrokers;
+    struct { char name[280]; bool connected; } brokers[MQ_MAX_BROKERS];
+} mq_health_t;
+void mq_health(mq_t *mq, mq_health_t *out);
+
+/* Traffic and ingest counters since start (GET /metrics). */
+typedef struct mq_counters {
+    _Atomic uint64_t msgs_in, msgs_out, bytes_in, bytes_out; /* MQTT payloads */
+    _Atomic uint64_t commits, commit_failures;               /* ingest batches (group commits) */
+    _Atomic uint64_t batch_us;                               /* worker time in batches */
+} mq_counters_t;
+void mq_get_counters(mq_t *mq, mq_counters_t *out, ingest_stats_t *queue);
 
 /*
  * Publish every pending command (oldest first) and mark it sent. Safe from any thread; a command is

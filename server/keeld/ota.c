@@ -36,9 +36,16 @@ struct ota {
     uint32_t key_count;
     _Atomic(struct mq *) mq;
     kd_notify_t changes;
+    kd_notify_t admission;    /* wakes download admission (admit.c): a deployment, a hello */
     pthread_mutex_t cache_lock;
     cached_t cache[OTA_CACHE];
     uint64_t stamp;
+    /* Bytes served since the last ota_flush, per (deployment, device): counted in memory and
+     * written once per batch, not one database write per chunk. */
+    pthread_mutex_t sent_lock;
+    struct sent { int64_t deployment; char device[KIDENT_ID_MAX + 1]; int64_t bytes; } *sent;
+    size_t nsent, sent_cap;
+    _Atomic uint64_t chunks, chunk_bytes;
 };
 
 static int64_t now_ms(void)
@@ -104,7 +111,9 @@ ota_t *ota_open(const kd_config_t *cfg, store_t *store, char *err, size_t errcap
     }
     atomic_init(&o->mq, NULL);
     kd_notify_init(&o->changes);
+    kd_notify_init(&o->admission);
     pthread_mutex_init(&o->cache_lock, NULL);
+    pthread_mutex_init(&o->sent_lock, NULL);
     return o;
 }
 
@@ -117,7 +126,10 @@ void ota_close(ota_t *o)
         free(o->cache[i].data);
     }
     pthread_mutex_destroy(&o->cache_lock);
+    pthread_mutex_destroy(&o->sent_lock);
     kd_notify_destroy(&o->changes);
+    kd_notify_destroy(&o->admission);
+    free(o->sent);
     free(o);
 }
 
@@ -134,6 +146,21 @@ uint64_t ota_changes(ota_t *o)
 uint64_t ota_wait(ota_t *o, uint64_t seen, int timeout_ms)
 {
     return kd_notify_wait(&o->changes, seen, timeout_ms);
+}
+
+uint64_t ota_admission_gen(ota_t *o)
+{
+    return kd_notify_gen(&o->admission);
+}
+
+uint64_t ota_admission_wait(ota_t *o, uint64_t seen, int timeout_ms)
+{
+    return kd_notify_wait(&o->admission, seen, timeout_ms);
+}
+
+void ota_admission_kick(ota_t *o)
+{
+    kd_notify_bump(&o->admission);
 }
 
 /* ---- upload ----------------------------------------------------------------------------------- */
@@ -345,8 +372,12 @@ static void offer(ota_t *o, const char *device, const store_update_t *u)
     }
 }
 
-/* What this device needs of its active deployment: nothing, or an offer. */
-static void decide(ota_t *o, const char *device)
+/*
+ * What this device needs of its active deployment: nothing, an offer, or (never offered yet) its
+ * turn in download admission. hello: the hello just stored, or NULL when deciding for another
+ * reason; admitted: admission gave this device its turn (admit.c).
+ */
+static void decide(ota_t *o, const char *device, const keel_v1_Hello *hello, bool admitted)
 {
     store_update_t u;
 
@@ -354,41 +385,50 @@ static void decide(ota_t *o, const char *device)
         return;
     }
     /*
-     * Only a device never offered is settled by its hello alone: once offered, the device's own
-     * status decides (a region that matches during a trial may still be rolled back).
+     * A device whose region already is the bundle's is done (protocol.md P2). Never offered: it
+     * had it before ("already installed"). Offered: it installed it and its final status was
+     * lost, so its hello settles it ("reconciled from hello") and it is never offered again;
+     * but only a hello that says the app is not on trial (a trial may still roll back), and
+     * never outside a hello (the region then may be from before a rollback).
      */
-    if (strcmp(u.phase, "pending") == 0) {
-        if (runs_bundle(o, device, &u)) {
-            if (o->store->ops->update_nothing(o->store, u.deployment_id, device, now_ms()) == STORE_OK) {
-                KD_INFO("device '%s': already runs the bundle of deployment %lld; nothing sent",
-                        device, (long long)u.deployment_id);
-                kd_notify_bump(&o->changes);
-            }
-            return;
+    bool pending = strcmp(u.phase, "pending") == 0;
+    bool trial = hello != NULL && hello->update_trial;
+    if ((pending || hello != NULL) && !trial && runs_bundle(o, device, &u)) {
+        const char *why = pending ? "already installed: nothing sent" : "reconciled from hello";
+        if (o->store->ops->update_settled(o->store, u.deployment_id, device, now_ms(), why) == STORE_OK) {
+            KD_INFO("device '%s': already runs the bundle of deployment %lld; %s", device,
+                    (long long)u.deployment_id, why);
+            kd_notify_bump(&o->changes);
         }
+        return;
+    }
+    if (pending && !admitted) {
+        ota_admission_kick(o); /* an offer only when admission says so (P3) */
+        return;
     }
     offer(o, device, &u);
 }
 
-void ota_on_hello(ota_t *o, const char *device)
+void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello)
 {
-    decide(o, device);
+    decide(o, device, hello, false);
+}
+
+void ota_admit(ota_t *o, const char *device)
+{
+    decide(o, device, NULL, true);
 }
 
 void ota_deployment_started(ota_t *o, int64_t id)
 {
-    json_t *d = o->store->ops->deployment_get(o->store, id);
-    size_t i;
-    json_t *r;
-
+    /* Nothing is offered here (a deployment of 10,000 devices is created at once): admission
+     * offers to its online devices at the configured rate. */
+    int settled = 0;
+    o->store->ops->updates_settle_installed(o->store, id, now_ms(), &settled);
+    KD_INFO("deployment %lld created; %d devices already run its bundle; offers follow at the "
+            "admission rate", (long long)id, settled);
     kd_notify_bump(&o->changes);
-    json_array_foreach(json_object_get(d, "devices"), i, r) {
-        /* Offline devices are decided at their next hello, from what they say then. */
-        if (json_is_true(json_object_get(r, "online"))) {
-            decide(o, json_string_value(json_object_get(r, "device")));
-        }
-    }
-    json_decref(d);
+    ota_admission_kick(o);
 }
 
 unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap)
@@ -422,7 +462,7 @@ unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap)
             json_array_append_new(sent, json_pack("{s:s, s:I}", "device", device, "command",
                                                   (json_int_t)cmd));
         }
-        decide(o, device); /* the offer again, now with force set */
+        decide(o, device, NULL, false); /* offered: again, now with force set; pending: its turn */
     }
     if (mq != NULL) {
         mq_flush_commands(mq);
@@ -469,6 +509,54 @@ static int bundle_bytes(ota_t *o, int64_t id, uint32_t off, uint32_t n, uint8_t 
     return rc;
 }
 
+static void count_sent(ota_t *o, int64_t deployment, const char *device, int64_t bytes)
+{
+    pthread_mutex_lock(&o->sent_lock);
+    size_t i = 0;
+    while (i < o->nsent && (o->sent[i].deployment != deployment || strcmp(o->sent[i].device, device) != 0)) {
+        i++;
+    }
+    if (i == o->nsent) {
+        if (o->nsent == o->sent_cap) {
+            size_t cap = o->sent_cap ? o->sent_cap * 2 : 64;
+            struct sent *n = realloc(o->sent, cap * sizeof(*n));
+            if (n == NULL) {
+                pthread_mutex_unlock(&o->sent_lock);
+                return; /* a statistic, not worth failing a chunk for */
+            }
+            o->sent = n;
+            o->sent_cap = cap;
+        }
+        o->sent[i].deployment = deployment;
+        snprintf(o->sent[i].device, sizeof(o->sent[i].device), "%s", device);
+        o->sent[i].bytes = 0;
+        o->nsent++;
+    }
+    o->sent[i].bytes += bytes;
+    pthread_mutex_unlock(&o->sent_lock);
+}
+
+void ota_flush(ota_t *o)
+{
+    pthread_mutex_lock(&o->sent_lock);
+    for (size_t i = 0; i < o->nsent; i++) {
+        o->store->ops->update_sent(o->store, o->sent[i].deployment, o->sent[i].device,
+                                   o->sent[i].bytes, now_ms());
+    }
+    bool any = o->nsent > 0;
+    o->nsent = 0;
+    pthread_mutex_unlock(&o->sent_lock);
+    if (any) {
+        kd_notify_bump(&o->changes);
+    }
+}
+
+void ota_counters(ota_t *o, uint64_t *chunks, uint64_t *bytes)
+{
+    *chunks = atomic_load(&o->chunks);
+    *bytes = atomic_load(&o->chunk_bytes);
+}
+
 void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f)
 {
     store_update_t u;
@@ -511,35 +599,44 @@ void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f)
     if (mq_send(mq, KPROTO_T_UPDATE_DATA, device, &env) == 0) {
         KD_DEBUG("device '%s': %u bytes at %u of deployment %lld", device, n, f->offset,
                  (long long)u.deployment_id);
-        o->store->ops->update_sent(o->store, u.deployment_id, device, n, now_ms());
-        kd_notify_bump(&o->changes);
+        count_sent(o, u.deployment_id, device, n);
+        atomic_fetch_add(&o->chunks, 1u);
+        atomic_fetch_add(&o->chunk_bytes, n);
     }
 }
 
 /* ---- status ----------------------------------------------------------------------------------- */
 
-void ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
+bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
 {
     if (st->deployment_id == 0) {
         KD_DEBUG("device '%s': update status without a deployment (%s)", device,
                  kproto_update_state_name(st->state));
-        return;
+        return true; /* nothing to keep: acked so the device stops re-sending it */
     }
     bool final = st->result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL &&
                  st->state == keel_v1_UpdateState_UPDATE_STATE_IDLE;
+    bool recorded = false;
     store_rc_t rc = o->store->ops->update_status(o->store, (int64_t)st->deployment_id, device,
-                                                 now_ms(), st, final);
+                                                 now_ms(), st, final, &recorded);
     if (rc == STORE_ENOTFOUND) {
         KD_WARN("device '%s': update status for deployment %llu, which it is not part of; ignored",
                 device, (unsigned long long)st->deployment_id);
-        return;
+        return true;
     }
-    if (rc == STORE_OK) {
-        if (final) {
-            KD_INFO("device '%s': deployment %llu %s (%s%s%s)", device,
-                    (unsigned long long)st->deployment_id, kproto_update_result_name(st->result),
-                    kproto_update_state_name(st->state), st->detail[0] ? ": " : "", st->detail);
-        }
-        kd_notify_bump(&o->changes);
+    if (rc != STORE_OK) {
+        return false; /* not committed: no ack, the device sends it again */
     }
+    if (!recorded) {
+        KD_DEBUG("device '%s': deployment %llu already has its final result; status acked again",
+                 device, (unsigned long long)st->deployment_id);
+        return true;
+    }
+    if (final) {
+        KD_INFO("device '%s': deployment %llu %s (%s%s%s)", device,
+                (unsigned long long)st->deployment_id, kproto_update_result_name(st->result),
+                kproto_update_state_name(st->state), st->detail[0] ? ": " : "", st->detail);
+    }
+    kd_notify_bump(&o->changes);
+    return true;
 }

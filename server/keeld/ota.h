@@ -7,8 +7,9 @@
  *   decide   per device, from its operational manifest (the hello's region "app"): nothing when
  *            the region already is the bundle's (success, 0 bytes); otherwise an UpdateOffer,
  *            repeated after every hello until the device reports a final result
- *   serve    each UpdateFetch is answered with the requested bytes of the offered bundle, after
- *            checking deployment, bundle hash and bounds; bytes sent are counted per device
+ *   serve    each UpdateFetch is answered with the requested bytes of the offered bundle (kept in
+ *            memory), after checking deployment, bundle hash and bounds; bytes sent are counted
+ *            per device in memory and written with the ingest batch (ota_flush)
  *   record   every UpdateStatus (LwM2M state and result, Keel code and detail, progress)
  *
  * The device pulls: it fetches the manifest, checks it, and asks only for the blocks whose hashes
@@ -19,6 +20,7 @@
 #ifndef KEEL_SERVER_KEELD_OTA_H
 #define KEEL_SERVER_KEELD_OTA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,8 +49,15 @@ void ota_bind(ota_t *o, struct mq *mq);
 unsigned ota_upload(ota_t *o, const uint8_t *data, size_t len, json_t **out, char *why,
                     size_t cap);
 
-/* A deployment was created: decide for each of its online devices now. */
+/* A deployment was created: wake download admission (admit.h), which offers at its rate. */
 void ota_deployment_started(ota_t *o, int64_t id);
+
+/* Admission gave device its turn: settle it (it runs the bundle already) or offer. */
+void ota_admit(ota_t *o, const char *device);
+/* Admission's wake-up: bumped when a deployment is created or a device waiting for it says hello. */
+uint64_t ota_admission_gen(ota_t *o);
+uint64_t ota_admission_wait(ota_t *o, uint64_t seen, int timeout_ms);
+void ota_admission_kick(ota_t *o);
 
 /*
  * POST /v1/deployments/{id}/force: mark it forced, send UPDATE_APPLY to every device not done
@@ -57,9 +66,20 @@ void ota_deployment_started(ota_t *o, int64_t id);
 unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap);
 
 /* Device messages (from the MQTT thread; the hello is already stored). */
-void ota_on_hello(ota_t *o, const char *device);
+void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello);
 void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f);
-void ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st);
+/*
+ * Record an UpdateStatus (idempotent: a final result is recorded once). true when the device may
+ * forget it (committed, a repeat, or about nothing keeld keeps): the caller acks it then, and
+ * only then (protocol.md P1).
+ */
+bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st);
+
+/* Write the bytes served since the last flush (counted in memory by ota_on_fetch) to the store:
+ * the ingest worker calls it inside each batch, so chunks cost no database write of their own. */
+void ota_flush(ota_t *o);
+/* Chunks and their bytes served since start (GET /metrics). */
+void ota_counters(ota_t *o, uint64_t *chunks, uint64_t *bytes);
 
 /* Change counter of deployment progress, and a bounded wait for it to move (long polls). */
 uint64_t ota_changes(ota_t *o);

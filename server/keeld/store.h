@@ -2,7 +2,8 @@
  * keeld storage interface. Every backend (SQLite now, PostgreSQL later) implements the same ops;
  * the rest of keeld never sees SQL. Rules every backend keeps:
  *   - every write is one transaction: it is wholly visible or not at all;
- *   - a call that returns STORE_OK has committed durably (acknowledge to clients only after it);
+ *   - a call that returns STORE_OK has committed durably (acknowledge to clients only after it),
+ *     except inside a batch (batch_begin), where only batch_end's STORE_OK is;
  *   - the store is safe to call from several threads (HTTP connections, the MQTT thread);
  *   - device messages carry (boot, msg_id): storing the same one twice is a no-op, because MQTT
  *     QoS 1 delivers at least once.
@@ -26,6 +27,23 @@ typedef enum store_rc {
 } store_rc_t;
 
 typedef struct store store_t;
+
+/* A page of the registry (GET /v1/devices): ordered by id, after the cursor. */
+typedef struct store_device_query {
+    const char *after;      /* only ids > after (the previous page's last id); NULL: from the start */
+    int online;             /* -1 any, 0 offline, 1 online */
+    const char *tag;        /* NULL, "NAME" (any value) or "NAME=VALUE" */
+    int limit;              /* 1..1000 */
+} store_device_query_t;
+
+/* Which rows of a deployment (GET /v1/deployments/{id}): ordered by device id. */
+typedef struct store_rows_query {
+    int64_t changed_after;  /* only rows changed at a rev > this (-1: all) */
+    const char *after;      /* only devices > after (page cursor); NULL: from the start */
+    const char *phase;      /* NULL or one phase */
+    int limit;              /* 0: no limit */
+    bool events;            /* include the last 200 events */
+} store_rows_query_t;
 
 typedef struct store_log_query {
     const char *device;     /* NULL: every device */
@@ -76,6 +94,23 @@ typedef struct store_update {
     int64_t size, signed_size, version, region_len;
 } store_update_t;
 
+/* Deployment rows waiting and downloading (download admission, GET /metrics). */
+typedef struct store_update_counts {
+    int64_t pending;           /* rows of every deployment never offered yet */
+    int64_t downloading;       /* offered, not yet staged, with activity since active_since_ms */
+} store_update_counts_t;
+
+/* Fleet-wide figures for GET /metrics (store_ops.fleet_counts). */
+#define STORE_FLEET_DEPLOYMENTS 20
+typedef struct store_fleet_counts {
+    int64_t devices, online;
+    int ndeployments;          /* the newest STORE_FLEET_DEPLOYMENTS, oldest first */
+    struct store_deployment_bytes {
+        int64_t id, bytes_sent;
+        int64_t phase[4];      /* rows pending, offered, done, superseded */
+    } deployments[STORE_FLEET_DEPLOYMENTS];
+} store_fleet_counts_t;
+
 typedef struct store_ops {
     const char *backend;
     void (*close)(store_t *s);
@@ -92,7 +127,7 @@ typedef struct store_ops {
     /* Set (string value) or remove (JSON null) tags, all in one transaction. The API validated
      * names and values. STORE_ENOTFOUND when the device was never seen. */
     store_rc_t (*device_tags_set)(store_t *s, const char *device, json_t *tags);
-    json_t *(*devices_list)(store_t *s);
+    json_t *(*devices_list)(store_t *s, const store_device_query_t *q);
     json_t *(*device_get)(store_t *s, const char *device);  /* NULL: not found */
 
     /* Logs. *out_added: entries newly stored (0 for a redelivered batch). */
@@ -108,7 +143,8 @@ typedef struct store_ops {
     store_rc_t (*crash_add)(store_t *s, const char *device, int64_t now_ms,
                             const keel_v1_Envelope *env, const char *reason, uint32_t pc,
                             uint32_t lr, uint32_t app_version, int64_t *out_id);
-    json_t *(*crashes_list)(store_t *s, const char *device, int limit);
+    /* Newest first; before > 0: only ids < before (the previous page's last id). */
+    json_t *(*crashes_list)(store_t *s, const char *device, int64_t before, int limit);
     store_rc_t (*crash_get)(store_t *s, int64_t id, store_crash_t *out);
 
     /* Commands: created "pending", "sent" once published, then a result or "timeout". */
@@ -173,8 +209,9 @@ typedef struct store_ops {
                                     const char *target, int64_t force_after_s, int64_t now_ms,
                                     int64_t *out_id, int *out_devices);
     json_t *(*deployments_list)(store_t *s, int limit);
-    /* One deployment with its bundle, a row per device and a summary; NULL if unknown. */
-    json_t *(*deployment_get)(store_t *s, int64_t id);
+    /* One deployment with its bundle, its summary (over every row) and the rows q selects
+     * (NULL: every row, and the events); NULL if unknown. */
+    json_t *(*deployment_get)(store_t *s, int64_t id, const store_rows_query_t *q);
     /* Mark forced; *out_devices (new array) lists the devices not done yet. */
     store_rc_t (*deployment_force)(store_t *s, int64_t id, int64_t now_ms, json_t **out_devices);
 
@@ -183,19 +220,53 @@ typedef struct store_ops {
     /* An offer was sent (phase "offered", offers + 1). */
     store_rc_t (*update_offered)(store_t *s, int64_t deployment, const char *device,
                                  int64_t now_ms);
-    /* The device already has the bundle's region: done, success, nothing sent. */
-    store_rc_t (*update_nothing)(store_t *s, int64_t deployment, const char *device,
-                                 int64_t now_ms);
+    /*
+     * The device runs the bundle (its hello says so): done, success, with detail ("already
+     * installed: nothing sent" when it was never offered, "reconciled from hello" when its final
+     * status never came). Only a pending or offered row without a final result changes.
+     */
+    store_rc_t (*update_settled)(store_t *s, int64_t deployment, const char *device,
+                                 int64_t now_ms, const char *detail);
     /* bytes more were sent to the device for this deployment. */
     store_rc_t (*update_sent)(store_t *s, int64_t deployment, const char *device, int64_t bytes,
                               int64_t now_ms);
     /*
      * The device's UpdateStatus; final (a result other than initial, with the state back to
      * idle) ends the device's part of the deployment. Every status is also kept in the event
-     * history. STORE_ENOTFOUND when the device is not in that deployment.
+     * history. A row that already holds a final result is left as it is (*out_recorded false:
+     * a repeat, still STORE_OK so it is acknowledged again). STORE_ENOTFOUND when the device is
+     * not in that deployment.
      */
     store_rc_t (*update_status)(store_t *s, int64_t deployment, const char *device,
-                                int64_t now_ms, const keel_v1_UpdateStatus *st, bool final);
+                                int64_t now_ms, const keel_v1_UpdateStatus *st, bool final,
+                                bool *out_recorded);
+
+    /*
+     * Group commit (docs/fleet-service.md "Ingest"): between batch_begin and batch_end, every op
+     * this thread calls is part of one transaction (each op still atomic on its own: a failing
+     * op undoes only itself), and its STORE_OK means "will be committed with the batch": only
+     * batch_end's STORE_OK is durable, so acknowledge nothing before it. Other threads' ops wait
+     * until batch_end. batch_end(s, false) rolls everything back. Not nestable.
+     */
+    store_rc_t (*batch_begin)(store_t *s);
+    store_rc_t (*batch_end)(store_t *s, bool commit);
+
+    /*
+     * Download admission (protocol.md P3). updates_admissible: up to limit rows never offered
+     * whose device is online, oldest deployment first: *out = [{"device","deployment"}...].
+     * updates_counts: rows pending, and rows downloading (offered, no final result, state idle
+     * or downloading, updated at or after active_since_ms: a device gone quiet frees its slot).
+     */
+    store_rc_t (*updates_admissible)(store_t *s, int limit, json_t **out);
+    store_rc_t (*updates_counts)(store_t *s, int64_t active_since_ms, store_update_counts_t *out);
+    /* Every row of deployment never offered whose device's last hello showed the bundle's region
+     * (as ota.c's decision does: the whole region's hash, or the image's hash and version) is
+     * done ("already installed: nothing sent"), in one statement: a new deployment settles these
+     * at once, before admission. */
+    store_rc_t (*updates_settle_installed)(store_t *s, int64_t deployment, int64_t now_ms,
+                                           int *out_settled);
+    /* Devices (all, online) and the newest deployments' bytes served and rows per phase. */
+    store_rc_t (*fleet_counts)(store_t *s, store_fleet_counts_t *out);
 } store_ops_t;
 
 /* Every backend's handle starts with its ops. */

@@ -16,6 +16,7 @@
 #include "kd_log.h"
 #include "keel/kproto.h"
 #include "store.h"
+#include "store_sqlite_priv.h"
 
 typedef struct store_sqlite {
     store_t base;
@@ -186,6 +187,19 @@ static const char *const migrations[] = {
     " code BIGINT NOT NULL,"
     " detail TEXT NOT NULL);"
     "CREATE INDEX update_events_deployment ON update_events (deployment_id, id);",
+    /* 4: download admission looks rows up by phase (store_sqlite_fleet.c) */
+    "CREATE INDEX deployment_devices_phase ON deployment_devices (phase, deployment_id);",
+    /* 5: each deployment row remembers the deployment rev of its last change, so a watch can ask
+     * for the rows changed since the rev it saw (not the whole table again). A trigger keeps it:
+     * every change of a row bumps the deployment's rev and stamps the row with it. */
+    "ALTER TABLE deployment_devices ADD COLUMN rev BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX deployment_devices_rev ON deployment_devices (deployment_id, rev);"
+    "CREATE TRIGGER deployment_devices_rev AFTER UPDATE ON deployment_devices"
+    " WHEN NEW.rev = OLD.rev BEGIN"
+    " UPDATE deployments SET rev = rev + 1 WHERE id = NEW.deployment_id;"
+    " UPDATE deployment_devices SET rev = (SELECT rev FROM deployments WHERE id = NEW.deployment_id)"
+    " WHERE deployment_id = NEW.deployment_id AND device_id = NEW.device_id;"
+    " END;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -323,19 +337,36 @@ static json_t *rows(sqlite3 *db, sqlite3_stmt *st)
     return arr;
 }
 
+/*
+ * The thread inside batch_begin/batch_end (it holds the store lock throughout, so no other thread
+ * reaches begin() meanwhile): each op's transaction becomes a savepoint of the batch's.
+ */
+static _Thread_local bool tl_batch;
+
 /* A write transaction. IMMEDIATE takes the write lock up front, so two keeld processes sharing
- * the file wait (busy_timeout) instead of failing half-way with SQLITE_BUSY. */
+ * the file wait (busy_timeout) instead of failing half-way with SQLITE_BUSY. Inside a batch: a
+ * savepoint, so a failing op undoes only itself. */
 static int begin(sqlite3 *db)
 {
-    return exec(db, "BEGIN IMMEDIATE");
+    return exec(db, tl_batch ? "SAVEPOINT op" : "BEGIN IMMEDIATE");
 }
 
 static store_rc_t finish(sqlite3 *db, int ok)
 {
+    if (tl_batch) {
+        if (ok && exec(db, "RELEASE op") == 0) {
+            return STORE_OK; /* durable only with the batch's commit */
+        }
+        exec(db, "ROLLBACK TO op");
+        exec(db, "RELEASE op");
+        return STORE_EIO;
+    }
     if (ok && exec(db, "COMMIT") == 0) {
         return STORE_OK;
     }
-    exec(db, "ROLLBACK");
+    if (!sqlite3_get_autocommit(db)) {
+        exec(db, "ROLLBACK"); /* a failed COMMIT (disk full, I/O error) may have rolled back already */
+    }
     return STORE_EIO;
 }
 
@@ -349,9 +380,31 @@ static void unlock(store_t *s)
     pthread_mutex_unlock(&cast(s)->lock);
 }
 
+/* Group commit: one transaction for many ops of this thread; other threads wait for its end. */
+static store_rc_t batch_begin(store_t *s)
+{
+    lock(s);
+    if (exec(cast(s)->db, "BEGIN IMMEDIATE") != 0) {
+        unlock(s);
+        return STORE_EIO;
+    }
+    tl_batch = true;
+    return STORE_OK;
+}
+
+static store_rc_t batch_end(store_t *s, bool commit)
+{
+    sqlite3 *db = cast(s)->db;
+
+    tl_batch = false;
+    store_rc_t rc = finish(db, commit);
+    unlock(s);
+    return commit ? rc : STORE_EIO;
+}
+
 /* One statement in its own write transaction. out_changes/out_rowid may be NULL. */
-static store_rc_t write1(store_t *s, int *out_changes, int64_t *out_rowid, const char *sql,
-                         const char *fmt, ...)
+store_rc_t store_sqlite_write1(store_t *s, int *out_changes, int64_t *out_rowid, const char *sql,
+                              const char *fmt, ...)
 {
     sqlite3 *db = cast(s)->db;
     int n = -1;
@@ -374,8 +427,8 @@ static store_rc_t write1(store_t *s, int *out_changes, int64_t *out_rowid, const
     return rc;
 }
 
-/* A query's rows as a JSON array (see rows()), or NULL on error. */
-static json_t *read_rows(store_t *s, const char *sql, const char *fmt, ...)
+/* A query's rows as a JSON array (see rows()), or NULL on error (store_sqlite_priv.h). */
+json_t *store_sqlite_rows(store_t *s, const char *sql, const char *fmt, ...)
 {
     va_list ap;
 
@@ -395,7 +448,7 @@ static json_t *read_one(json_t *arr)
     return o;
 }
 
-/* The "id" of the one row of a "SELECT MAX(id) AS id ..." (read_rows's result, taken): where a
+/* The "id" of the one row of a "SELECT MAX(id) AS id ..." (store_sqlite_rows's result, taken): where a
  * live listing starts. No rows gives a null MAX, which reads as 0. */
 static store_rc_t max_id(json_t *rows, int64_t *out_id)
 {
@@ -592,9 +645,24 @@ static void device_fixup(json_t *d)
     json_object_set_new(d, "commands", cmds);
 }
 
-static json_t *devices_list(store_t *s)
+static json_t *devices_list(store_t *s, const store_device_query_t *q)
 {
-    json_t *arr = read_rows(s, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY id", "");
+    char name[64] = "";
+    const char *value = NULL;
+    if (q->tag != NULL) {
+        snprintf(name, sizeof(name), "%s", q->tag);
+        char *eq = strchr(name, '=');
+        if (eq != NULL) {
+            *eq = '\0';
+            value = q->tag + (eq - name) + 1;
+        }
+    }
+    json_t *arr = store_sqlite_rows(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE (? IS NULL OR id > ?)"
+                                       " AND (? < 0 OR online = ?) AND (? IS NULL OR EXISTS (SELECT 1"
+                                       " FROM device_tags t WHERE t.device_id = devices.id AND t.name = ?"
+                                       " AND (? IS NULL OR t.value = ?))) ORDER BY id LIMIT ?", "ttiitttti",
+                                    q->after, q->after, (int64_t)q->online, (int64_t)q->online,
+                                    q->tag ? name : NULL, name, value, value, (int64_t)q->limit);
     size_t i;
     json_t *d;
     json_array_foreach(arr, i, d) {
@@ -686,7 +754,7 @@ static store_rc_t logs_add(store_t *s, const char *device, int64_t now_ms,
 static json_t *logs_query(store_t *s, const store_log_query_t *q)
 {
     /* One statement for every filter combination: an absent bound is a condition that holds. */
-    return read_rows(s,
+    return store_sqlite_rows(s,
         "SELECT id, device_id AS device, received_ms, boot, uptime_ms, level, source, text FROM logs"
         " WHERE (? IS NULL OR device_id = ?) AND received_ms >= ? AND (? = 0 OR received_ms < ?)"
         " AND id > ? ORDER BY id LIMIT ?", "ttiiiii", q->device, q->device, q->since_ms,
@@ -695,7 +763,7 @@ static json_t *logs_query(store_t *s, const store_log_query_t *q)
 
 static store_rc_t logs_last_id(store_t *s, const char *device, int64_t *out_id)
 {
-    return max_id(read_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
+    return max_id(store_sqlite_rows(s, "SELECT MAX(id) AS id FROM logs WHERE (? IS NULL OR device_id = ?)",
                             "tt", device, device), out_id);
 }
 
@@ -743,13 +811,13 @@ static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
     return rc;
 }
 
-static json_t *crashes_list(store_t *s, const char *device, int limit)
+static json_t *crashes_list(store_t *s, const char *device, int64_t before, int limit)
 {
-    return read_rows(s, "SELECT c.id, c.device_id AS device, c.received_ms, c.boot, c.reason, c.pc, c.lr,"
+    return store_sqlite_rows(s, "SELECT c.id, c.device_id AS device, c.received_ms, c.boot, c.reason, c.pc, c.lr,"
                      " c.app_version, c.app_sha256, (e.sha256 IS NOT NULL) AS elf_known FROM crashes c"
                      " LEFT JOIN elfs e ON e.sha256 = c.app_sha256"
-                     " WHERE (? IS NULL OR c.device_id = ?) ORDER BY c.id DESC LIMIT ?", "tti",
-                     device, device, (int64_t)limit);
+                     " WHERE (? IS NULL OR c.device_id = ?) AND (? <= 0 OR c.id < ?)"
+                     " ORDER BY c.id DESC LIMIT ?", "ttiii", device, device, before, before, (int64_t)limit);
 }
 
 static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
@@ -789,14 +857,14 @@ static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
 static store_rc_t command_create(store_t *s, const char *device, keel_v1_CommandKind kind,
                                  int64_t now_ms, int64_t *out_id)
 {
-    return write1(s, NULL, out_id, "INSERT INTO commands (device_id, kind, status, created_ms) "
+    return store_sqlite_write1(s, NULL, out_id, "INSERT INTO commands (device_id, kind, status, created_ms) "
                   "VALUES (?, ?, 'pending', ?)", "tti", device, kproto_command_name(kind), now_ms);
 }
 
 static store_rc_t command_mark_sent(store_t *s, int64_t id, int64_t now_ms)
 {
     int n = 0;
-    store_rc_t rc = write1(s, &n, NULL, "UPDATE commands SET status = 'sent', sent_ms = ?"
+    store_rc_t rc = store_sqlite_write1(s, &n, NULL, "UPDATE commands SET status = 'sent', sent_ms = ?"
                            " WHERE id = ? AND status = 'pending'", "ii", now_ms, id);
     return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
 }
@@ -824,26 +892,26 @@ static store_rc_t command_result(store_t *s, const char *device, int64_t now_ms,
 
 static store_rc_t commands_expire(store_t *s, int64_t older_than_ms, int64_t now_ms)
 {
-    return write1(s, NULL, NULL, "UPDATE commands SET status = 'timeout', completed_ms = ?, detail = ?"
+    return store_sqlite_write1(s, NULL, NULL, "UPDATE commands SET status = 'timeout', completed_ms = ?, detail = ?"
                   " WHERE status IN ('pending', 'sent') AND created_ms < ?", "iti", now_ms,
                   "no answer from the device in time; it may be offline", older_than_ms);
 }
 
 static store_rc_t commands_requeue(store_t *s, const char *device)
 {
-    return write1(s, NULL, NULL, "UPDATE commands SET status = 'pending' WHERE device_id = ? AND status = 'sent'",
+    return store_sqlite_write1(s, NULL, NULL, "UPDATE commands SET status = 'pending' WHERE device_id = ? AND status = 'sent'",
                   "t", device);
 }
 
 static json_t *commands_pending(store_t *s, int limit)
 {
-    return read_rows(s, "SELECT id, device_id AS device, kind FROM commands"
+    return store_sqlite_rows(s, "SELECT id, device_id AS device, kind FROM commands"
                      " WHERE status = 'pending' ORDER BY id LIMIT ?", "i", (int64_t)limit);
 }
 
 static json_t *command_get(store_t *s, int64_t id)
 {
-    return read_one(read_rows(s, "SELECT id, device_id AS device, kind, status, created_ms, sent_ms,"
+    return read_one(store_sqlite_rows(s, "SELECT id, device_id AS device, kind, status, created_ms, sent_ms,"
                               " completed_ms, detail, device_uptime_ms FROM commands WHERE id = ?", "i", id));
 }
 
@@ -852,7 +920,7 @@ static json_t *command_get(store_t *s, int64_t id)
 static store_rc_t token_add(store_t *s, const char *name, const char *hash_hex, int64_t now_ms,
                             int64_t *out_id)
 {
-    return write1(s, NULL, out_id, "INSERT INTO tokens (name, sha256, created_ms) VALUES (?, ?, ?)",
+    return store_sqlite_write1(s, NULL, out_id, "INSERT INTO tokens (name, sha256, created_ms) VALUES (?, ?, ?)",
                   "tti", name, hash_hex, now_ms);
 }
 
@@ -879,7 +947,7 @@ static store_rc_t token_check(store_t *s, const char *hash_hex, char *out_name, 
 
 static json_t *tokens_list(store_t *s)
 {
-    return read_rows(s, "SELECT id, name, created_ms FROM tokens ORDER BY id", "");
+    return store_sqlite_rows(s, "SELECT id, name, created_ms FROM tokens ORDER BY id", "");
 }
 
 /* ---- app channels ----------------------------------------------------------------------------- */
@@ -911,7 +979,7 @@ static store_rc_t channel_add(store_t *s, const char *device, const char *channe
 
 static json_t *channel_query(store_t *s, const store_chan_query_t *q)
 {
-    return read_rows(s,
+    return store_sqlite_rows(s,
         "SELECT id, device_id AS device, channel, direction, received_ms, data FROM channel_data"
         " WHERE device_id = ? AND channel = ? AND (? IS NULL OR direction = ?) AND received_ms >= ?"
         " AND (? = 0 OR received_ms < ?) AND id > ? ORDER BY id LIMIT ?", "ttttiiiii", q->device,
@@ -921,7 +989,7 @@ static json_t *channel_query(store_t *s, const store_chan_query_t *q)
 
 static store_rc_t channel_last_id(store_t *s, const char *device, const char *channel, int64_t *out_id)
 {
-    return max_id(read_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ? AND channel = ?",
+    return max_id(store_sqlite_rows(s, "SELECT MAX(id) AS id FROM channel_data WHERE device_id = ? AND channel = ?",
                             "tt", device, channel), out_id);
 }
 
@@ -933,7 +1001,7 @@ static store_rc_t elf_put(store_t *s, const char *sha256, const char *name, uint
     int n = 0;
     /* The same image from another ELF (stripped, or rebuilt identically) keeps the first one:
      * either symbolicates the same code. */
-    store_rc_t rc = write1(s, &n, NULL, "INSERT INTO elfs (sha256, name, image_size, elf_size, uploaded_ms, elf)"
+    store_rc_t rc = store_sqlite_write1(s, &n, NULL, "INSERT INTO elfs (sha256, name, image_size, elf_size, uploaded_ms, elf)"
                            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING", "ttiiib", sha256,
                            name, (int64_t)image_size, (int64_t)len, now_ms, elf, len);
     *out_created = n > 0;
@@ -942,7 +1010,7 @@ static store_rc_t elf_put(store_t *s, const char *sha256, const char *name, uint
 
 static json_t *elfs_list(store_t *s, const char *sha256)
 {
-    return read_rows(s, "SELECT sha256, name, image_size, elf_size, uploaded_ms FROM elfs"
+    return store_sqlite_rows(s, "SELECT sha256, name, image_size, elf_size, uploaded_ms FROM elfs"
                      " WHERE (? IS NULL OR sha256 = ?) ORDER BY uploaded_ms DESC, sha256", "tt", sha256,
                      sha256);
 }
@@ -1026,7 +1094,7 @@ static store_rc_t bundle_add(store_t *s, const store_bundle_t *b, const uint8_t 
 
 static json_t *bundles_list(store_t *s)
 {
-    json_t *arr = read_rows(s, "SELECT " BUNDLE_COLUMNS " FROM bundles ORDER BY id", "");
+    json_t *arr = store_sqlite_rows(s, "SELECT " BUNDLE_COLUMNS " FROM bundles ORDER BY id", "");
     size_t i;
     json_t *b;
     json_array_foreach(arr, i, b) {
@@ -1037,7 +1105,7 @@ static json_t *bundles_list(store_t *s)
 
 static json_t *bundle_get(store_t *s, int64_t id, const char *sha256)
 {
-    json_t *b = read_one(read_rows(s, "SELECT " BUNDLE_COLUMNS " FROM bundles WHERE id = ? OR sha256 = ?",
+    json_t *b = read_one(store_sqlite_rows(s, "SELECT " BUNDLE_COLUMNS " FROM bundles WHERE id = ? OR sha256 = ?",
                                    "it", id, sha256 ? sha256 : ""));
     if (b != NULL) {
         versions_fixup(b, bundle_versions, 2);
@@ -1132,7 +1200,7 @@ static void deployment_fixup(json_t *d)
 
 static json_t *deployments_list(store_t *s, int limit)
 {
-    json_t *arr = read_rows(s, "SELECT " DEPLOYMENT_COLUMNS ","
+    json_t *arr = store_sqlite_rows(s, "SELECT " DEPLOYMENT_COLUMNS ","
                                " (SELECT COUNT(*) FROM deployment_devices x WHERE x.deployment_id = d.id)"
                                " AS devices,"
                                " (SELECT COUNT(*) FROM deployment_devices x WHERE x.deployment_id = d.id"
@@ -1149,56 +1217,57 @@ static json_t *deployments_list(store_t *s, int limit)
     return arr;
 }
 
-/* Per-phase counts and bytes of a deployment's device rows. */
-static json_t *deployment_summary(json_t *devices, int64_t bundle_size)
+/* Per-phase counts and bytes over every row of a deployment (one aggregate, not the rows). */
+static json_t *deployment_summary(sqlite3 *db, int64_t id, int64_t bundle_size)
 {
-    int64_t n[5] = {0}, bytes = 0;
-    size_t i;
-    json_t *r;
-
-    json_array_foreach(devices, i, r) {
-        const char *phase = json_string_value(json_object_get(r, "phase"));
-        const char *result = json_string_value(json_object_get(r, "result"));
-        bytes += json_integer_value(json_object_get(r, "bytes_sent"));
-        if (strcmp(phase, "pending") == 0) {
-            n[0]++;
-        } else if (strcmp(phase, "offered") == 0) {
-            n[1]++;
-        } else if (strcmp(phase, "superseded") == 0) {
-            n[4]++;
-        } else {
-            n[strcmp(result, "success") == 0 ? 2 : 3]++;
-        }
+    json_t *r = read_one(rows(db, prep(db, "SELECT COUNT(*) AS devices,"
+                                           " COALESCE(SUM(phase = 'pending'), 0) AS pending,"
+                                           " COALESCE(SUM(phase = 'offered'), 0) AS in_progress,"
+                                           " COALESCE(SUM(phase = 'done' AND result = 'success'), 0) AS succeeded,"
+                                           " COALESCE(SUM(phase = 'done' AND result <> 'success'), 0) AS failed,"
+                                           " COALESCE(SUM(phase = 'superseded'), 0) AS superseded,"
+                                           " COALESCE(SUM(bytes_sent), 0) AS bytes_sent"
+                                           " FROM deployment_devices WHERE deployment_id = ?", "i", id)));
+    if (r != NULL) {
+        json_object_set_new(r, "full_size", json_integer(bundle_size));
+        json_object_set_new(r, "finished", json_boolean(json_integer_value(json_object_get(r, "pending")) +
+                                                        json_integer_value(json_object_get(r, "in_progress")) == 0));
     }
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "devices",
-                     (json_int_t)json_array_size(devices), "pending", (json_int_t)n[0],
-                     "in_progress", (json_int_t)n[1], "succeeded", (json_int_t)n[2], "failed",
-                     (json_int_t)n[3], "superseded", (json_int_t)n[4], "bytes_sent",
-                     (json_int_t)bytes, "full_size", (json_int_t)bundle_size, "finished",
-                     n[0] + n[1] == 0);
+    return r;
 }
 
-static json_t *deployment_get(store_t *s, int64_t id)
+static json_t *deployment_get(store_t *s, int64_t id, const store_rows_query_t *q)
 {
     static const char *const dv[] = {"version", "installed_version", "app_version"};
+    static const store_rows_query_t all = {-1, NULL, NULL, 0, true};
     sqlite3 *db = cast(s)->db;
 
+    q = q ? q : &all;
     lock(s);
     json_t *arr = rows(db, prep(db, "SELECT " DEPLOYMENT_COLUMNS " FROM deployments d JOIN bundles b"
                                     " ON b.id = d.bundle_id WHERE d.id = ?", "i", id));
     json_t *devs = rows(db, prep(db, "SELECT x.device_id AS device, x.phase, x.state, x.result, x.code,"
                                      " x.detail, x.blocks_total, x.blocks_needed, x.blocks_staged,"
                                      " x.bytes_sent, x.bytes_fetched, x.version, x.installed_version,"
-                                     " x.trial, x.offers, x.updated_ms, x.status_ms, v.online,"
+                                     " x.trial, x.offers, x.updated_ms, x.status_ms, x.rev, v.online,"
                                      " v.app_version FROM deployment_devices x JOIN devices v"
-                                     " ON v.id = x.device_id WHERE x.deployment_id = ?"
-                                     " ORDER BY x.device_id", "i", id));
-    json_t *events = rows(db, prep(db, "SELECT id, device_id AS device, received_ms, state, result,"
-                                       " code, detail FROM update_events WHERE deployment_id = ?"
-                                       " ORDER BY id DESC LIMIT 200", "i", id));
+                                     " ON v.id = x.device_id WHERE x.deployment_id = ? AND x.rev > ?"
+                                     " AND (? IS NULL OR x.device_id > ?) AND (? IS NULL OR x.phase = ?)"
+                                     " ORDER BY x.device_id LIMIT ?", "iitttti", id, q->changed_after,
+                                 q->after, q->after, q->phase, q->phase,
+                                 (int64_t)(q->limit > 0 ? q->limit : -1)));
+    json_t *events = q->events ? rows(db, prep(db, "SELECT id, device_id AS device, received_ms, state,"
+                                                   " result, code, detail FROM update_events WHERE"
+                                                   " deployment_id = ? ORDER BY id DESC LIMIT 200", "i", id))
+                               : json_array();
+    json_t *summary = NULL;
+    if (arr != NULL && json_array_size(arr) == 1) {
+        summary = deployment_summary(db, id, json_integer_value(json_object_get(json_array_get(arr, 0),
+                                                                                "bundle_size")));
+    }
     unlock(s);
     json_t *d = NULL;
-    if (arr != NULL && json_array_size(arr) == 1 && devs != NULL && events != NULL) {
+    if (summary != NULL && devs != NULL && events != NULL) {
         d = json_incref(json_array_get(arr, 0));
         deployment_fixup(d);
         size_t i;
@@ -1208,11 +1277,13 @@ static json_t *deployment_get(store_t *s, int64_t id)
             json_object_set_new(r, "trial", json_boolean(json_integer_value(json_object_get(r, "trial"))));
             json_object_set_new(r, "online", json_boolean(json_integer_value(json_object_get(r, "online"))));
         }
-        json_object_set_new(d, "summary",
-                            deployment_summary(devs, json_integer_value(json_object_get(d, "bundle_size"))));
+        json_object_set(d, "summary", summary);
         json_object_set(d, "devices", devs);
-        json_object_set(d, "events", events);
+        if (q->events) {
+            json_object_set(d, "events", events);
+        }
     }
+    json_decref(summary);
     json_decref(arr);
     json_decref(devs);
     json_decref(events);
@@ -1312,12 +1383,16 @@ static store_rc_t update_offered(store_t *s, int64_t deployment, const char *dev
                       device);
 }
 
-static store_rc_t update_nothing(store_t *s, int64_t deployment, const char *device, int64_t now_ms)
+static store_rc_t update_settled(store_t *s, int64_t deployment, const char *device, int64_t now_ms,
+                                 const char *detail)
 {
+    /* Never over a final result the device reported (a row's final result is recorded once). */
     return update_row(s, deployment, "UPDATE deployment_devices SET phase = 'done', state = 'idle',"
-                                     " result = 'success', detail = 'already installed: nothing sent',"
-                                     " updated_ms = ? WHERE deployment_id = ? AND device_id = ?"
-                                     " AND phase = 'pending'", "iit", now_ms, deployment, device);
+                                     " result = 'success', detail = ?, updated_ms = ?"
+                                     " WHERE deployment_id = ? AND device_id = ?"
+                                     " AND phase IN ('pending', 'offered')"
+                                     " AND NOT (state = 'idle' AND result <> 'initial')", "tiit", detail,
+                      now_ms, deployment, device);
 }
 
 static store_rc_t update_sent(store_t *s, int64_t deployment, const char *device, int64_t bytes,
@@ -1328,8 +1403,26 @@ static store_rc_t update_sent(store_t *s, int64_t deployment, const char *device
                       bytes, now_ms, deployment, device);
 }
 
+/* The row's (state, result): 1 when it holds a final result, 0 when not, -1 no row / error (*rc). */
+static int row_final(sqlite3 *db, int64_t deployment, const char *device, store_rc_t *rc)
+{
+    sqlite3_stmt *st = prep(db, "SELECT state, result FROM deployment_devices WHERE deployment_id = ?"
+                                " AND device_id = ?", "it", deployment, device);
+    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+    int out = -1;
+
+    *rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    if (r == SQLITE_ROW) {
+        out = strcmp((const char *)sqlite3_column_text(st, 0), "idle") == 0 &&
+              strcmp((const char *)sqlite3_column_text(st, 1), "initial") != 0;
+        *rc = STORE_OK;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
 static store_rc_t update_status(store_t *s, int64_t deployment, const char *device, int64_t now_ms,
-                                const keel_v1_UpdateStatus *st, bool final)
+                                const keel_v1_UpdateStatus *st, bool final, bool *out_recorded)
 {
     sqlite3 *db = cast(s)->db;
     const char *state = kproto_update_state_name(st->state);
@@ -1337,33 +1430,49 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
     /* The wire field is uint32, but it carries a kerr_t (negative) as two's complement: store and
      * show it as the int32 it is, so -401 reads as -401 and not as 4294966895. */
     int64_t code = (int32_t)st->code;
-    int n = -1;
+    store_rc_t rc = STORE_EIO;
 
+    *out_recorded = false;
     lock(s);
-    int ok = begin(db) == 0;
-    /* History: only transitions (state, result, code or detail changed), not every progress tick. */
-    ok = ok && run(db, "INSERT INTO update_events (deployment_id, device_id, received_ms, state, result,"
-                       " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
-                       " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
-                       " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
-                   device, now_ms, state, result, code, st->detail, deployment, device,
-                   state, result, code, st->detail) >= 0;
-    if (ok) {
-        /* A superseded or finished row keeps its phase; its numbers still show what happened. */
-        n = run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
-                    " blocks_total = ?, blocks_needed = ?, blocks_staged = ?, bytes_fetched = ?,"
-                    " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
-                    " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
-                    " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
-                code, st->detail, (int64_t)st->blocks_total,
-                (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
-                (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
-                now_ms, (int64_t)final, deployment, device);
-        ok = n >= 0 && (n == 0 || bump(db, deployment) >= 0);
+    if (begin(db) != 0) {
+        unlock(s);
+        return STORE_EIO;
     }
-    store_rc_t rc = finish(db, ok);
+    /*
+     * A row holding a final result is never changed by a status again (protocol.md P1): the
+     * device re-sends its final status until acked, and a late progress status (a QoS 1
+     * redelivery, a resend after a reconnect) must not reopen a settled row.
+     */
+    int fin = row_final(db, deployment, device, &rc);
+    int ok = fin >= 0;
+    if (fin == 0) {
+        /* History: only transitions (state, result, code or detail changed), not every progress tick. */
+        ok = run(db, "INSERT INTO update_events (deployment_id, device_id, received_ms, state, result,"
+                     " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
+                     " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
+                     " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
+                 device, now_ms, state, result, code, st->detail, deployment, device,
+                 state, result, code, st->detail) >= 0;
+        /* A superseded or finished row keeps its phase; its numbers still show what happened. */
+        ok = ok && run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
+                           " blocks_total = ?, blocks_needed = ?, blocks_staged = ?, bytes_fetched = ?,"
+                           " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
+                           " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
+                           " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
+                       code, st->detail, (int64_t)st->blocks_total,
+                       (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
+                       (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
+                       now_ms, (int64_t)final, deployment, device) >= 0 &&
+             bump(db, deployment) >= 0;
+    }
+    if (fin < 0) {
+        exec(db, "ROLLBACK");
+    } else {
+        rc = finish(db, ok);
+        *out_recorded = rc == STORE_OK && fin == 0;
+    }
     unlock(s);
-    return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
+    return rc;
 }
 
 /* ---- open / migrate / close ------------------------------------------------------------------- */
@@ -1421,9 +1530,15 @@ static const store_ops_t sqlite_ops = {
     .deployment_force = deployment_force,
     .update_active = update_active,
     .update_offered = update_offered,
-    .update_nothing = update_nothing,
+    .update_settled = update_settled,
     .update_sent = update_sent,
     .update_status = update_status,
+    .batch_begin = batch_begin,
+    .batch_end = batch_end,
+    .updates_admissible = store_sqlite_updates_admissible,
+    .updates_counts = store_sqlite_updates_counts,
+    .fleet_counts = store_sqlite_fleet_counts,
+    .updates_settle_installed = store_sqlite_updates_settle_installed,
 };
 
 /* Current schema version: 0 for an empty database, -1 on error (message in err). */
@@ -1518,7 +1633,12 @@ store_t *store_sqlite_open(const char *path, char *err, size_t errcap)
         free(ss);
         return NULL;
     }
-    pthread_mutex_init(&ss->lock, NULL);
+    /* Recursive: a batch (batch_begin .. batch_end) holds it while its ops take it again. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&ss->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     ss->base.ops = &sqlite_ops;
     ss->db = db;
     return &ss->base;

@@ -387,7 +387,9 @@ e2e)
         for l in 'ota: update 1.1.0 staged; applying it after my work is done' \
             'ota: work done: keel_update_apply\(\)' 'update: applied in .* 1.1.0 runs on trial' \
             'ota: healthy: keel_update_confirm\(\) ok' 'update: 1.1.0 confirmed by the app'; do
-            grep -qE -- "$l" "$c" || fail "$d console lacks '$l': $(tail -30 "$c")"
+            # waited for: keeld can record the success (from the device's status, or from its
+            # hello once the trial ended) before the app's own line after the confirm is printed
+            wait_for 10 grep -qE -- "$l" "$c" || fail "$d console lacks '$l': $(tail -30 "$c")"
         done
     done
     keelc deploy status "$DEP" || fail "deploy status: $(out)"

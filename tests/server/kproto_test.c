@@ -238,9 +238,30 @@ static void test_debug_hex(void)
     CHECK(kproto_debug_decode(buf, len, &back) == KERR_FORMAT);
 }
 
+/* The broker of a device: fixed values (every simulator and keeld must agree forever), spread. */
+static void test_broker_index(void)
+{
+    /* FNV-1a 32 of "dev-1" is 0x181c8e76 (reference value computed independently, in Python). */
+    CHECK(kproto_broker_index("dev-1", 0) == 0 && kproto_broker_index("dev-1", 1) == 0);
+    CHECK(kproto_broker_index("dev-1", 6) == 0x181c8e76u % 6u);
+    CHECK(kproto_broker_index("", 6) == 2166136261u % 6u);
+    unsigned count[6] = {0};
+    char id[32];
+    for (int i = 0; i < 60000; i++) {
+        snprintf(id, sizeof(id), "sim-%06d", i);
+        unsigned b = kproto_broker_index(id, 6);
+        CHECK(b < 6);
+        count[b < 6 ? b : 0]++;
+    }
+    for (int b = 0; b < 6; b++) {
+        CHECK(count[b] > 9000 && count[b] < 11000); /* about 10,000 each */
+    }
+}
+
 int main(void)
 {
     test_fuzz_smoke();
+    test_broker_index();
     test_golden();
     test_bounds();
     test_topics();

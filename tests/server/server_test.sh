@@ -32,7 +32,8 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [ "$rc" -ne 0 ]; then
+  chaos_disk_umount "$WORK/disk"
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     echo "---- keeld log"; tail -n 40 "$WORK"/keeld*.log 2>/dev/null || true
     echo "---- mosquitto log"; tail -n 20 "$WORK/mosquitto.log" 2>/dev/null || true
     echo "FAIL: server.$SCENARIO (work dir kept: $WORK)"
@@ -74,16 +75,28 @@ bash "$STACK" certs "$WORK" broker keeld keeld-b dev-1 dev-2 dev-3
 MQTT_PORT="$(free_port)"
 bash "$STACK" broker-conf "$WORK" "$MQTT_PORT"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-start_broker() {
-  mosquitto -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.out" 2>&1 &
-  MOSQ_PID=$!
-  PIDS+=("$MOSQ_PID")
-  wait_for 10 port_open "$MQTT_PORT" || fail "mosquitto did not start (see $WORK/mosquitto.log)"
+# run_broker DIR PORT: Mosquitto with DIR/mosquitto.conf, listening on PORT; its pid in BROKER_PID.
+run_broker() {
+  mosquitto -c "$1/mosquitto.conf" >>"$1/mosquitto.out" 2>&1 &
+  BROKER_PID=$!
+  PIDS+=("$BROKER_PID")
+  wait_for 10 port_open "$2" || fail "mosquitto did not start (see $1/mosquitto.log)"
 }
+start_broker() { run_broker "$WORK" "$MQTT_PORT"; MOSQ_PID="$BROKER_PID"; }
 start_broker
+
+# ---- faults (tests/chaos/chaos.sh) ------------------------------------------------------------------
+source "$(dirname "${BASH_SOURCE[0]}")/../chaos/chaos.sh"
 
 # ---- keeld ---------------------------------------------------------------------------------------
 DB="$WORK/keeld.db"
+if [ "$SCENARIO" = chaos_disk ]; then
+  # keeld's database on a small disk of its own, to be filled in the middle of a rollout.
+  rc=0; chaos_disk_mount "$WORK/disk" 8192 || rc=$?
+  if [ "$rc" = 2 ]; then echo "SKIP: server.chaos_disk: cannot mount a small filesystem here"; exit 77; fi
+  [ "$rc" = 0 ] || fail "cannot mount the database disk"
+  DB="$WORK/disk/keeld.db"
+fi
 TOKEN="$("$KEELD" token create --db "$DB" --name test)"
 [[ "$TOKEN" =~ ^keel_[0-9a-f]{64}$ ]] || fail "token create printed '$TOKEN'"
 # keeld's broker connection as its health endpoint reports it.
@@ -138,7 +151,7 @@ KEELD_ARGS=(--cmd-timeout 30)
 [ "$SCENARIO" = command_timeout ] && KEELD_ARGS=(--cmd-timeout 1)
 # ---- OTA helpers -----------------------------------------------------------------------------------
 # Fleet keys: keeld trusts fleet and other; the simulated devices trust only fleet.
-if [[ "$SCENARIO" == ota_* ]]; then
+if [[ "$SCENARIO" == ota_* || "$SCENARIO" == chaos_* || "$SCENARIO" == listings ]]; then
   [ -x "$KEEL" ] || fail "the OTA scenarios need the keel CLI (4th argument)"
   for k in fleet other rogue; do "$KEEL" keys new "$k" --dir "$WORK/keys" >/dev/null; done
   KEELD_ARGS+=(--update-key "$WORK/keys/fleet.pub,$WORK/keys/other.pub")
@@ -181,6 +194,15 @@ simu() {
   local id="$1"; shift
   sim "$id" --flash "$WORK/flash-$id" --update-key "$WORK/keys/fleet.pub" "$@"
 }
+# simu_bg ID ACTION...: simu in the background (up to 300 s), output in $WORK/sim-ID.out; its pid
+# is appended to SIMS.
+simu_bg() {
+  local id="$1"; shift
+  bg_out "$WORK/sim-$id.out"
+  timeout 300 "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/$id.pem" --key "$WORK/$id.key" \
+    --id "$id" --flash "$WORK/flash-$id" --update-key "$WORK/keys/fleet.pub" "$@" >>"$WORK/sim-$id.out" 2>&1 &
+  SIMS+=($!); PIDS+=($!)
+}
 # keelc ARGS...: the keel CLI against this keeld (its output in $WORK/keel.out/.err).
 keelc() {
   local rc=0
@@ -212,6 +234,20 @@ expect_dev() {
 }
 
 [ "$SCENARIO" = shared ] && KEELD_ARGS=(--cmd-timeout 30 --log-level 3)
+# A tiny ingest queue and batch: the flood must push back on the broker, never lose a message.
+[ "$SCENARIO" = ingest_pressure ] && KEELD_ARGS=(--cmd-timeout 30 --ingest-queue 16 --ingest-batch 4)
+# Two brokers: a second one next to the first (same CA and certificates), keeld on both.
+if [ "$SCENARIO" = brokers ]; then
+  mkdir -p "$WORK/b2"
+  cp "$WORK/ca.pem" "$WORK/broker.pem" "$WORK/broker.key" "$WORK/b2/"
+  MQTT_PORT2="$(free_port)"
+  bash "$STACK" broker-conf "$WORK/b2" "$MQTT_PORT2"
+  start_broker2() { run_broker "$WORK/b2" "$MQTT_PORT2"; MOSQ2_PID="$BROKER_PID"; }
+  start_broker2
+  KEELD_ARGS+=(--mqtt-brokers "127.0.0.1:$MQTT_PORT,127.0.0.1:$MQTT_PORT2")
+fi
+# Download admission: one device downloading at a time.
+[ "$SCENARIO" = ota_admission ] && KEELD_ARGS+=(--offer-rate 5 --max-downloads 1)
 start_keeld
 
 # ---- scenarios -----------------------------------------------------------------------------------
@@ -431,10 +467,10 @@ bad_requests)
   out="$("$KEELD" --db "$WORK/x.db" 2>&1)" && fail "keeld started without TLS credentials"
   grep -q -- "--mqtt-ca is required" <<<"$out" || fail "missing TLS message: $out"
   "$KEELD" migrate --db "$WORK/new.db" 2>/dev/null || fail "migrate failed"
-  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 3 ] || fail "migrate did not record the version"
+  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 5 ] || fail "migrate did not record the version"
   sqlite3 "$WORK/new.db" 'INSERT INTO schema_version VALUES (99)'
   out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" && fail "a newer schema was accepted"
-  grep -q "schema version 99 but this keeld knows only up to 3" <<<"$out" || fail "newer schema message: $out"
+  grep -q "schema version 99 but this keeld knows only up to 5" <<<"$out" || fail "newer schema message: $out"
   printf 'not a database at all, just text\n%.0s' {1..200} >"$WORK/junk.db"
   out="$("$KEELD" token create --db "$WORK/junk.db" 2>&1)" && fail "a junk file was used as a database"
   grep -q "junk.db" <<<"$out" || fail "junk database message: $out"
@@ -535,12 +571,18 @@ broker_outage)
   wait "$MOSQ_PID" 2>/dev/null || true
   wait_for 15 mqtt_is disconnected ||
     fail "keeld did not notice the broker going away"
+  # Health says so: 503 "degraded", how long and why.
+  [ "$(chaos_health_code)" = 503 ] || fail "health while the broker is down: $(chaos_health_code), expected 503"
+  curl -s -o "$WORK/body" "$URL/v1/health"
+  expect_json 'j["status"]' degraded "health status while the broker is down"
+  expect_json '"mqtt_error" in j and j["mqtt_down_ms"] >= 0' true "health details while the broker is down"
   api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create while broker down: $CODE"
   ID="$(json 'j["id"]')"
   expect_json 'j["status"]' pending "command while the broker is down"
   start_broker
   wait_for 30 mqtt_is connected ||
     fail "keeld did not reconnect to the broker"
+  [ "$(chaos_health_code)" = 200 ] || fail "health after the broker came back: $(chaos_health_code)"
   sim dev-1 serve-one:20 >"$WORK/sim.out" || fail "device did not get the pending command: $(cat "$WORK/sim.out")"
   wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
     fail "pending command not answered after the broker came back"
@@ -1025,6 +1067,335 @@ ota_fleet)
   expect_dev "$DEP" dev-1 installed_version 2.0.0
   wait_for 10 get_has /v1/devices/dev-2 '"app_version":"1.1.0"' || fail "dev-2 did not come back on 1.1.0"
   wait_for 10 get_has /v1/devices/dev-3 '"app_version":"2.0.0"' || fail "dev-3 not on 2.0.0"
+  ;;
+ota_reliable)
+  # protocol.md P1 and P2: a final status lost on the way is re-sent until keeld acks it; the
+  # same status many times is recorded once and acked each time; a device whose final status
+  # never arrived (it "rebooted") is closed out from its hello and never offered the bundle again.
+  ota_app v1 1 1; ota_app v2 1 2; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0; bundle v3 v3 2.0.0
+  for b in v1 v2 v3; do upload "$b" >/dev/null || fail "upload $b: $CODE"; done
+  for d in dev-1 dev-2; do simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null; done
+  # finals DEP DEVICE: how many final events the deployment's history holds for the device.
+  finals() {
+    api GET "/v1/deployments/$1" >/dev/null &&
+      json "len([e for e in j['events'] if e['device'] == '$2' and e['state'] == 'idle' and e['result'] != 'initial'])"
+  }
+  # 1. Lost: the final status (a refusal: no hello can settle it) never reaches the broker; the
+  # device re-sends it until acked.
+  bundle wrongtype v2 1.1.0 --device-type 0x999
+  upload wrongtype >/dev/null || fail "upload wrongtype: $CODE"
+  deploy wrongtype '"device":"dev-1"'
+  simu dev-1 --lose-final 1 update:90 update-acked:30 >"$WORK/sim.out" ||
+    fail "lost status: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status-lost $DEP" "$WORK/sim.out" || fail "the final status was not lost: $(cat "$WORK/sim.out")"
+  grep -q "update-status-resend" "$WORK/sim.out" || fail "the lost status was not re-sent"
+  ACKED="$(sed -n 's/^update-status-acked //p' "$WORK/sim.out" | tail -1)"
+  [ -n "$ACKED" ] && grep -q "^update-status-sent $ACKED$" "$WORK/sim.out" || fail "no ack of a sent status"
+  expect_dev "$DEP" dev-1 phase done
+  expect_dev "$DEP" dev-1 result unsupported_package
+  expect_dev "$DEP" dev-1 detail "built for device type 0x999, this is 0x505"
+  [ "$(finals "$DEP" dev-1)" = 1 ] || fail "lost status: $(finals "$DEP" dev-1) final events"
+  # 2. Repeated: every status three times; one final event, every copy acked.
+  deploy v3 '"device":"dev-1"'
+  simu dev-1 --repeat-status 3 update:120 update-acked:30 >"$WORK/sim.out" ||
+    fail "repeated status: $(tail -5 "$WORK/sim.out")"
+  LAST3="$(sed -n '/^update-status [0-9]* idle success/,$p' "$WORK/sim.out" | sed -n 's/^update-status-sent //p')"
+  [ "$(echo "$LAST3" | wc -w)" = 3 ] || fail "the final status was not sent 3 times: $(cat "$WORK/sim.out")"
+  for id in $LAST3; do
+    wait_for 10 grep -q "^ack $id$" "$WORK/sim.out" || grep -q "^ack $id$" "$WORK/sim.out" ||
+      fail "copy $id of the final status was not acked: $(cat "$WORK/sim.out")"
+  done
+  expect_dev "$DEP" dev-1 result success
+  expect_dev "$DEP" dev-1 installed_version 2.0.0
+  [ "$(finals "$DEP" dev-1)" = 1 ] || fail "repeated status: $(finals "$DEP" dev-1) final events"
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["summary"]["succeeded"]' 1 "one success for three copies"
+  # 3. Reconciled: dev-2 installs v2 and its final status is lost; the hello it sends from the
+  # new app (as after the reboot into it) shows v2's region: done. It goes away before any
+  # resend, comes back, and is never offered v2 again.
+  deploy v2 '"device":"dev-2"'
+  simu dev-2 --lose-final 1 update:90 >"$WORK/sim.out" || fail "dev-2 v2: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status-lost $DEP" "$WORK/sim.out" || fail "dev-2's final was not lost"
+  wait_for 10 dev_is "$DEP" dev-2 phase done || fail "dev-2 not reconciled from its hello"
+  expect_dev "$DEP" dev-2 result success
+  expect_dev "$DEP" dev-2 detail "reconciled from hello"
+  OFFERS="$(dev_field "$DEP" dev-2 offers)"
+  simu dev-2 logs:1:rebooted >"$WORK/sim2.out" || fail "dev-2 after the reboot: $(cat "$WORK/sim2.out")"
+  expect_dev "$DEP" dev-2 offers "$OFFERS"
+  ! grep -q "update-offer" "$WORK/sim2.out" || fail "dev-2 was offered the bundle it runs: $(cat "$WORK/sim2.out")"
+  [ "$(finals "$DEP" dev-2)" = 0 ] || fail "reconciled row got a status event"
+  ;;
+ingest_pressure)
+  # 3,000 log batches (24,000 entries) back to back into a 16-message ingest queue: keeld stops
+  # reading from the broker while its queue is full (the broker queues for its session), and in
+  # the end every entry is stored once and the last batch acked (simdev waits for that ack).
+  sim dev-1 flood:3000 >"$WORK/sim.out" || fail "flood: $(tail -3 "$WORK/sim.out")"
+  grep -q "ingest queue full" "$WORK/keeld1.log" || fail "the ingest queue never filled: no back-pressure tested"
+  count_logs() { api GET "/v1/logs?device=dev-1&limit=1000&after=$1" >/dev/null && json 'len(j["logs"])'; }
+  total=0; after=0
+  for _ in $(seq 1 30); do
+    n="$(count_logs "$after")"; [ "$n" = 0 ] && break
+    total=$((total + n)); after="$(json 'j["logs"][-1]["id"]')"
+  done
+  [ "$total" = 24000 ] || fail "stored $total log entries of 24000"
+  ;;
+ota_admission)
+  # A deployment to three online devices is created at once (nothing offered inside the POST);
+  # admission then lets one device download at a time (--max-downloads 1); all three finish.
+  # GET /metrics shows it, in the Prometheus text format.
+  ota_app v1 1 1; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v3 v3 2.0.0
+  upload v3 >/dev/null || fail "upload v3: $CODE"
+  SIMS=()
+  for d in dev-1 dev-2 dev-3; do
+    simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null
+    simu_bg "$d" --pace 300 update:240 update-acked:60
+  done
+  for d in dev-1 dev-2 dev-3; do
+    wait_for 30 grep -q "^connected" "$WORK/sim-$d.out" || fail "$d did not connect"
+  done
+  deploy v3 '"all":true'
+  grep -q "deployment $DEP created; 0 devices already run its bundle; offers follow at the admission rate" "$WORK/keeld1.log" ||
+    fail "the POST did not leave the offers to admission"
+  # metric NAME: its value in a fresh scrape (the sample without labels, or NAME{...} exactly).
+  metric() {
+    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" >"$WORK/metrics" &&
+      python3 -c 'import sys
+for l in open(sys.argv[1]):
+    if l.startswith(sys.argv[2] + " "): print(l.split()[1])' "$WORK/metrics" "$1"
+  }
+  # Sample the admission gauges (one scrape each round) until all three succeeded.
+  downloading_max=0; SEEN_WAITING=0; finished=0
+  for _ in $(seq 1 600); do
+    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" >"$WORK/metrics"
+    read -r pending downloading < <(python3 -c 'import sys
+v = {l.split()[0]: l.split()[1] for l in open(sys.argv[1]) if l.startswith("keeld_admission_")}
+print(int(float(v.get("keeld_admission_pending", "0"))), int(float(v.get("keeld_admission_downloading", "0"))))' "$WORK/metrics")
+    [ "$downloading" -gt "$downloading_max" ] && downloading_max="$downloading"
+    [ "$pending" -ge 1 ] && SEEN_WAITING=1
+    api GET "/v1/deployments/$DEP" >/dev/null && [ "$(json 'j["summary"]["succeeded"]')" = 3 ] && { finished=1; break; }
+    sleep 0.1
+  done
+  [ "$finished" = 1 ] || fail "the rollout did not finish: $(cat "$WORK/body")"
+  [ "$downloading_max" -le 1 ] || fail "$downloading_max devices downloaded at once with --max-downloads 1"
+  [ "$SEEN_WAITING" = 1 ] || fail "no device was ever seen waiting for its turn"
+  # One at a time, from keeld's own history: each device's download (its first "downloading"
+  # status to its "downloaded") ends before the next one's begins.
+  api GET "/v1/deployments/$DEP" >/dev/null
+  python3 - "$WORK/body" <<'PY' || fail "downloads overlapped: $(cat "$WORK/body")"
+import json, sys
+ev = json.load(open(sys.argv[1]))["events"]
+span = {}
+for e in ev:
+    d = span.setdefault(e["device"], [None, None])
+    if e["state"] == "downloading":
+        d[0] = e["received_ms"] if d[0] is None else min(d[0], e["received_ms"])
+    if e["state"] == "downloaded":
+        d[1] = e["received_ms"] if d[1] is None else max(d[1], e["received_ms"])
+s = sorted(span.values())
+assert len(s) == 3 and all(a is not None and b is not None for a, b in s), span
+assert all(s[i][1] <= s[i + 1][0] for i in range(2)), span
+PY
+  i=0
+  for pid in "${SIMS[@]}"; do i=$((i + 1)); wait "$pid" || fail "dev-$i: $(tail -5 "$WORK/sim-dev-$i.out")"; done
+  # The scrape: well-formed, and the figures of this rollout.
+  metric keeld_mqtt_connected >/dev/null
+  python3 - "$WORK/metrics" <<'PY' || fail "malformed /metrics: $(head -20 "$WORK/metrics")"
+import re, sys
+names = set()
+for l in open(sys.argv[1]):
+    l = l.rstrip("\n")
+    if l.startswith("# HELP ") or l.startswith("# TYPE "):
+        assert re.match(r"# (HELP|TYPE) keeld_[a-z_]+ \S", l), l
+        continue
+    m = re.match(r'(keeld_[a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (\S+)$', l)
+    assert m, l
+    float(m.group(4))
+    names.add(m.group(1))
+for n in ["keeld_mqtt_messages_received_total", "keeld_ingest_queue_depth", "keeld_store_commits_total",
+          "keeld_ota_chunks_served_total", "keeld_devices_connected", "keeld_deployment_bytes_sent",
+          "keeld_ingest_queue_oldest_seconds", "keeld_store_read_seconds"]:
+    assert n in names, n
+PY
+  [ "$(metric keeld_mqtt_connected)" = 1 ] || fail "keeld_mqtt_connected"
+  [ "$(metric keeld_devices)" = 3 ] || fail "keeld_devices: $(metric keeld_devices)"
+  [ "$(metric keeld_admission_offers_total)" = 3 ] || fail "admission offers: $(metric keeld_admission_offers_total)"
+  SENT="$(metric "keeld_deployment_bytes_sent{deployment=\"$DEP\"}")"
+  [ "$SENT" -ge $((3 * $(stat -c %s "$WORK/v3.kb"))) ] || fail "bytes sent for the deployment: '$SENT'"
+  [ "$(metric keeld_ota_chunk_bytes_total)" = "$SENT" ] || fail "chunk bytes $(metric keeld_ota_chunk_bytes_total) vs deployment $SENT"
+  python3 -c 'import sys; assert float(sys.argv[1]) > 0' "$(metric keeld_store_commits_total)" || fail "no commits counted"
+  CODE="$(curl -s -o /dev/null -w '%{http_code}' "$URL/metrics")"
+  [ "$CODE" = 401 ] || fail "/metrics without a token: $CODE"
+  ;;
+brokers)
+  # keeld on two brokers: each device connects to the broker its id maps to (FNV-1a of the id,
+  # modulo 2, as kproto_broker_index), and keeld reaches every device there; health lists both
+  # and turns 503 naming the one that is down.
+  broker_of() { python3 -c 'import sys
+h = 2166136261
+for c in sys.argv[1].encode(): h = ((h ^ c) * 16777619) & 0xffffffff
+print(h % 2)' "$1"; }
+  PORTS=("$MQTT_PORT" "$MQTT_PORT2")
+  for d in dev-1 dev-2 dev-3; do
+    p="${PORTS[$(broker_of "$d")]}"
+    sim "$d" --port "$p" logs:1:hello-from-$d >/dev/null || fail "$d on broker port $p"
+  done
+  [ "$(broker_of dev-1)$(broker_of dev-2)$(broker_of dev-3)" != 000 ] &&
+    [ "$(broker_of dev-1)$(broker_of dev-2)$(broker_of dev-3)" != 111 ] || fail "all devices on one broker: no test"
+  for d in dev-1 dev-2 dev-3; do
+    get_has "/v1/devices/$d" '"online":true' || fail "$d not registered through its broker"
+    p="${PORTS[$(broker_of "$d")]}"
+    bg_out "$WORK/sim-$d.out"
+    sim "$d" --port "$p" serve-one:30 >>"$WORK/sim-$d.out" 2>&1 &
+    SP=$!; PIDS+=("$SP")
+    wait_for 10 grep -q "^connected" "$WORK/sim-$d.out" || fail "$d did not connect"
+    api POST /v1/commands "{\"device\":\"$d\",\"kind\":\"ping\"}" >/dev/null || fail "ping $d: $CODE"
+    wait "$SP" || fail "$d never got its ping (published on the wrong broker?): $(cat "$WORK/sim-$d.out")"
+  done
+  curl -s -o "$WORK/body" "$URL/v1/health"
+  expect_json '[b["mqtt"] for b in j["brokers"]]' "['connected', 'connected']" "both brokers in health"
+  kill "$MOSQ2_PID"; wait "$MOSQ2_PID" 2>/dev/null || true
+  wait_for 15 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$URL/v1/health')\" = 503 ]" ||
+    fail "health not 503 with the second broker down"
+  curl -s -o "$WORK/body" "$URL/v1/health"
+  expect_json 'j["mqtt_error"].startswith("127.0.0.1:'"$MQTT_PORT2"'")' true "the error names the broker that is down"
+  start_broker2
+  wait_for 30 mqtt_is connected || fail "keeld did not reconnect to the second broker"
+  ;;
+listings)
+  # Pages and filters: devices (cursor, online, tag), crashes (before), a deployment's rows
+  # (phase, limit/cursor) and its watch of changes; the CLI reads every page.
+  bash "$STACK" certs "$WORK" dev-4 dev-5 >/dev/null
+  for d in dev-1 dev-2 dev-3 dev-4; do sim "$d" crash >/dev/null || fail "sim $d"; done
+  # dev-5 goes away without a clean disconnect: its last will says offline.
+  bg_out "$WORK/sim5.out"
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-5.pem" --key "$WORK/dev-5.key" \
+    --id dev-5 serve:60 >>"$WORK/sim5.out" 2>&1 &
+  SIM5=$!; PIDS+=("$SIM5")
+  wait_for 10 get_has /v1/devices/dev-5 '"online":true' || fail "dev-5 not online"
+  kill -9 "$SIM5"
+  wait_for 10 get_has /v1/devices/dev-5 '"online":false' || fail "dev-5 still online"
+  api PATCH /v1/devices/dev-2 '{"tags":{"ring":"beta"}}' >/dev/null || fail "tag dev-2"
+  api PATCH /v1/devices/dev-4 '{"tags":{"ring":"beta site"}}' >/dev/null || fail "tag dev-4"
+  ids() { json '",".join(d["id"] for d in j["devices"])'; }
+  api GET "/v1/devices?limit=2" >/dev/null || fail "page 1: $CODE"
+  [ "$(ids)" = dev-1,dev-2 ] && [ "$(json 'j["next"]')" = dev-2 ] || fail "page 1: $(cat "$WORK/body")"
+  api GET "/v1/devices?limit=2&after=dev-2" >/dev/null
+  [ "$(ids)" = dev-3,dev-4 ] && [ "$(json 'j["next"]')" = dev-4 ] || fail "page 2: $(cat "$WORK/body")"
+  api GET "/v1/devices?limit=2&after=dev-4" >/dev/null
+  [ "$(ids)" = dev-5 ] && [ "$(json 'j["next"]')" = None ] || fail "last page: $(cat "$WORK/body")"
+  api GET "/v1/devices?online=false" >/dev/null; [ "$(ids)" = dev-5 ] || fail "offline filter: $(ids)"
+  api GET "/v1/devices?online=true&limit=3" >/dev/null; [ "$(ids)" = dev-1,dev-2,dev-3 ] || fail "online filter: $(ids)"
+  api GET "/v1/devices?tag=ring" >/dev/null; [ "$(ids)" = dev-2,dev-4 ] || fail "tag filter: $(ids)"
+  api GET "/v1/devices?tag=ring%3Dbeta%20site" >/dev/null; [ "$(ids)" = dev-4 ] || fail "tag=value filter: $(ids)"
+  for bad in "limit=0" "limit=1001" "after=no%20id" "online=maybe" "tag=%3Dx"; do
+    api GET "/v1/devices?$bad" >/dev/null && fail "accepted ?$bad"
+    [ "$CODE" = 400 ] || fail "?$bad: $CODE"
+  done
+  KEEL_URL="$URL" timeout 60 "$KEEL" devices --tag "ring=beta site" >"$WORK/keel.out" 2>&1 || fail "keel devices --tag: $(cat "$WORK/keel.out")"
+  grep -q "^dev-4 " "$WORK/keel.out" && ! grep -q "^dev-2 " "$WORK/keel.out" || fail "keel devices --tag: $(cat "$WORK/keel.out")"
+  KEEL_URL="$URL" timeout 60 "$KEEL" devices --offline --json >"$WORK/keel.out" 2>&1 || fail "keel devices --offline"
+  python3 -c 'import json,sys; assert [d["id"] for d in json.load(open(sys.argv[1]))["devices"]] == ["dev-5"]' \
+    "$WORK/keel.out" || fail "keel devices --offline: $(cat "$WORK/keel.out")"
+  # Crashes, newest first, a page of 3 then the rest.
+  api GET "/v1/crashes?limit=3" >/dev/null
+  crash_ids() { json '",".join(str(c["id"]) for c in j["crashes"])'; }
+  [ "$(crash_ids)" = 4,3,2 ] && [ "$(json 'j["next"]')" = 2 ] || fail "crash page 1: $(cat "$WORK/body")"
+  api GET "/v1/crashes?limit=3&before=2" >/dev/null
+  [ "$(crash_ids)" = 1 ] && [ "$(json 'j["next"]')" = None ] || fail "crash page 2: $(cat "$WORK/body")"
+  # A deployment's rows: phase filter, pages, and the watch of changes.
+  ota_app v1 1 1; bundle v1 v1 1.0.0
+  upload v1 >/dev/null || fail "upload v1: $CODE"
+  deploy v1 '"all":true'
+  api GET "/v1/deployments/$DEP?limit=2" >/dev/null
+  [ "$(json '",".join(d["device"] for d in j["devices"])')" = dev-1,dev-2 ] && [ "$(json 'j["next"]')" = dev-2 ] ||
+    fail "rows page 1: $(cat "$WORK/body")"
+  expect_json 'j["summary"]["devices"]' 5 "the summary counts every row, whatever the page"
+  api GET "/v1/deployments/$DEP?limit=2&cursor=dev-4" >/dev/null
+  [ "$(json '",".join(d["device"] for d in j["devices"])')" = dev-5 ] || fail "rows page 3: $(cat "$WORK/body")"
+  REV="$(json 'j["rev"]')"
+  api GET "/v1/deployments/$DEP?after=$REV&wait=0&changes=1" >/dev/null
+  expect_json 'len(j["devices"])' 0 "no changes since the rev just read"
+  expect_json '"events" in j' false "a changes answer has no history"
+  # dev-3 says hello: admission offers it (its row changes); only that row comes back.
+  bg_out "$WORK/sim3.out"
+  "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-3.pem" --key "$WORK/dev-3.key" \
+    --id dev-3 --flash "$WORK/flash-dev-3" --update-key "$WORK/keys/fleet.pub" serve:20 >>"$WORK/sim3.out" 2>&1 &
+  PIDS+=($!)
+  api GET "/v1/deployments/$DEP?after=$REV&wait=20&changes=1" >/dev/null
+  expect_json '[d["device"] for d in j["devices"]]' "['dev-3']" "only the changed row"
+  api GET "/v1/deployments/$DEP?phase=pending" >/dev/null
+  expect_json '"dev-3" in [d["device"] for d in j["devices"]]' false "phase filter"
+  api GET "/v1/deployments/$DEP?phase=bogus" >/dev/null && fail "a bogus phase accepted"
+  [ "$CODE" = 400 ] || fail "bogus phase: $CODE"
+  ;;
+chaos_rollout)
+  # A rollout to six devices over a slow link, with the broker restarted and then keeld killed
+  # with -9 in the middle: every device ends with one final result recorded, installed once, and
+  # fetched every byte of the bundle once (resumed, never restarted).
+  bash "$STACK" certs "$WORK" dev-4 dev-5 dev-6 >/dev/null
+  DEVS="dev-1 dev-2 dev-3 dev-4 dev-5 dev-6"
+  ota_app v1 1 1; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v3 v3 2.0.0
+  upload v3 >/dev/null || fail "upload v3: $CODE"
+  for d in $DEVS; do simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null; done
+  deploy v3 '"all":true'
+  SIMS=()
+  for d in $DEVS; do simu_bg "$d" --pace 500 update:240 update-acked:60; done
+  all_ge() { for d in $DEVS; do dev_ge "$DEP" "$d" blocks_staged "$1" || return 1; done; }
+  wait_for 120 all_ge 2 || fail "the rollout did not start on every device"
+  chaos_broker_restart || fail "broker restart"
+  for d in $DEVS; do
+    wait_for 30 grep -q "^reconnected" "$WORK/sim-$d.out" || fail "$d did not reconnect: $(tail -5 "$WORK/sim-$d.out")"
+  done
+  api GET "/v1/deployments/$DEP" >/dev/null
+  [ "$(json 'j["summary"]["succeeded"]')" -lt 6 ] || fail "the rollout ended before keeld was killed"
+  chaos_keeld_kill9 || fail "keeld kill -9"
+  i=0
+  for pid in "${SIMS[@]}"; do
+    i=$((i + 1))
+    wait "$pid" || fail "device $i did not finish: $(tail -8 "$WORK/sim-dev-$i.out")"
+  done
+  SIZE="$(stat -c %s "$WORK/v3.kb")"
+  for d in $DEVS; do
+    wait_for 10 dev_is "$DEP" "$d" phase done || fail "$d: no final result recorded"
+    expect_dev "$DEP" "$d" result success
+    expect_dev "$DEP" "$d" bytes_fetched "$SIZE"
+    api GET "/v1/deployments/$DEP" >/dev/null
+    n="$(json "len([e for e in j['events'] if e['device'] == '$d' and e['state'] == 'idle' and e['result'] != 'initial'])")"
+    [ "$n" -le 1 ] || fail "$d: $n final results recorded"
+    n="$(grep -c "update-status $DEP updating initial 0 applying" "$WORK/sim-$d.out")"
+    [ "$n" = 1 ] || fail "$d installed the bundle $n times"
+  done
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["summary"]["succeeded"]' 6 "all six succeeded"
+  ;;
+chaos_disk)
+  # keeld's database disk fills up while a device downloads and installs: keeld cannot record
+  # the final status, so it does not ack it; the device keeps it and re-sends; once the disk has
+  # room again it is recorded, once.
+  ota_app v1 1 1; ota_app v2 1 2
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0
+  upload v2 >/dev/null || fail "upload v2: $CODE"
+  simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
+  deploy v2 '"device":"dev-1"'
+  SIMS=()
+  simu_bg dev-1 --pace 300 update:240 update-acked:120
+  SIM="${SIMS[0]}"
+  ln -s sim-dev-1.out "$WORK/sim.out"
+  wait_for 60 grep -q "^update-status $DEP downloading" "$WORK/sim.out" || fail "the download did not start"
+  chaos_disk_fill "$WORK/disk" || fail "cannot fill the database disk"
+  wait_for 120 grep -q "^update-status $DEP idle success" "$WORK/sim.out" ||
+    fail "the device did not install with keeld's disk full: $(tail -5 "$WORK/sim.out")"
+  wait_for 30 grep -q "^update-status-resend" "$WORK/sim.out" ||
+    fail "the final status was acked with the disk full: $(tail -5 "$WORK/sim.out")"
+  grep -q "full" "$WORK/keeld$KEELD_N.log" || fail "keeld did not log the full disk"
+  dev_is "$DEP" dev-1 phase done && fail "recorded with the disk full?"
+  chaos_disk_free "$WORK/disk"
+  wait "$SIM" || fail "the device's status was not acked after the disk had room: $(tail -5 "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "not recorded after the disk had room"
+  expect_dev "$DEP" dev-1 result success
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"

@@ -2,6 +2,7 @@
 #include "simdev_upd.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "keel/app_image.h"
+#include "keel/backoff.h"
 #include "keel/bundle.h"
 #include "keel/flash.h"
 #include "keel/flash_file.h"
@@ -19,8 +21,8 @@
 #include "store.h"
 
 #define QUEUE_LEN 32
-#define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
+#define STATUS_RESEND_MS 3000   /* an unacked status is sent again after this long (P1) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
 
@@ -29,13 +31,15 @@ typedef struct item {
     keel_v1_Envelope env;
 } item_t;
 
-/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX. */
+/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX:
+ * at most KBACKOFF_WINDOW asked and unanswered at a time (protocol.md P3). */
 typedef struct range {
     uint32_t start, len;
     uint8_t *dst;
     uint32_t have;            /* bitmap of received chunks (<= 32) */
+    uint32_t asked;           /* bitmap of chunks asked for (on this connection) */
     uint32_t nchunks;
-    uint64_t asked_ms;
+    uint64_t due_ms;          /* the requests in flight are asked again at this time */
     bool active;
 } range_t;
 
@@ -64,6 +68,17 @@ struct sdu {
     uint64_t staged_ms, status_ms;
     unsigned finals;
     keel_v1_Envelope last_final; /* said again when keeld offers the same deployment again */
+    /* protocol.md P1: the latest status is kept until keeld acks it, and sent again after a
+     * reconnect or STATUS_RESEND_MS without an ack */
+    keel_v1_Envelope status_env;
+    bool status_unacked;
+    uint32_t status_msg_id;
+    uint64_t status_sent_ms;
+    unsigned lose_finals;     /* cfg->lose_finals still to lose */
+    kbackoff_t backoff;       /* P3: the fetch timeout */
+    unsigned seed;            /* jitter */
+    unsigned fetches, timeouts; /* requests sent, timeouts expired (printed at the end) */
+    atomic_bool reconnected;  /* set by the MQTT thread; the main thread re-asks and re-sends */
 };
 
 static uint64_t mono_ms(void)
@@ -146,6 +161,10 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
         die("memory", KERR_NOMEM);
     }
     u->cfg = *cfg;
+    u->lose_finals = cfg->lose_finals;
+    u->seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)u;
+    kbackoff_reset(&u->backoff);
+    atomic_init(&u->reconnected, false);
     pthread_mutex_init(&u->lock, NULL);
     open_flash(u);
     if (cfg->install != NULL) {
@@ -196,6 +215,7 @@ void sdu_close(sdu_t *u)
     if (u == NULL) {
         return;
     }
+    printf("update-fetches %u sent, %u timeouts\n", u->fetches, u->timeouts);
     upd_close(u->upd);
     kflash_file_close(&u->iff);
     kflash_file_close(&u->qff);
@@ -228,6 +248,14 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
         }
     }
     r->version = h->app_version;
+    upd_status_t st;
+    upd_status(u->upd, &st);
+    h->update_trial = st.phase == UPD_PHASE_TRIAL;
+}
+
+void sdu_reconnected(sdu_t *u)
+{
+    atomic_store(&u->reconnected, true);
 }
 
 void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
@@ -238,7 +266,7 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
         it->t = t;
         it->env = *env;
     } else {
-        printf("update-queue-full\n"); /* dropped: the agent asks again after FETCH_RETRY_MS */
+        printf("update-queue-full\n"); /* dropped: the agent asks again after its back-off */
     }
     pthread_mutex_unlock(&u->lock);
 }
@@ -248,7 +276,42 @@ unsigned sdu_finals(sdu_t *u)
     return u->finals;
 }
 
+bool sdu_status_acked(sdu_t *u)
+{
+    return !u->status_unacked;
+}
+
 /* ---- reporting -------------------------------------------------------------------------------- */
+
+static bool is_final(const keel_v1_UpdateStatus *s)
+{
+    return s->state == keel_v1_UpdateState_UPDATE_STATE_IDLE &&
+           s->result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL;
+}
+
+/* Publish the kept status (--lose-final: the first finals vanish as on a broken link; --repeat:
+ * each is sent that many times, as redeliveries would). */
+static void send_status(sdu_t *u)
+{
+    keel_v1_UpdateStatus *s = &u->status_env.body.update_status;
+    unsigned times = u->cfg.repeat_status ? u->cfg.repeat_status : 1u;
+
+    u->status_sent_ms = mono_ms();
+    if (is_final(s) && u->lose_finals > 0) {
+        u->lose_finals--;
+        u->status_msg_id = 0; /* an ack of an earlier status does not acknowledge this one */
+        printf("update-status-lost %llu\n", (unsigned long long)s->deployment_id);
+        return;
+    }
+    for (unsigned i = 0; i < times; i++) {
+        keel_v1_Envelope env = u->status_env;
+        uint32_t id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+        if (id != 0) {
+            u->status_msg_id = id;
+            printf("update-status-sent %u\n", id);
+        }
+    }
+}
 
 static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult result, kerr_t code,
                    const char *detail)
@@ -271,15 +334,24 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     s->blocks_staged = u->blocks_staged;
     s->bytes_fetched = u->bytes_fetched;
     s->trial = us.phase == UPD_PHASE_TRIAL;
-    u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+    u->status_env = env;
+    u->status_unacked = true;
     u->status_ms = mono_ms();
     printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
            kproto_update_state_name(state), kproto_update_result_name(result), (int)code, s->detail);
-    if (state == keel_v1_UpdateState_UPDATE_STATE_IDLE &&
-        result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL) {
+    send_status(u);
+    if (is_final(s)) {
         u->finals++;
         u->st = ST_DONE;
         u->last_final = env;
+    }
+}
+
+static void on_ack(sdu_t *u, const keel_v1_Ack *a)
+{
+    if (u->status_unacked && a->msg_id == u->status_msg_id) {
+        u->status_unacked = false;
+        printf("update-status-acked %u\n", a->msg_id);
     }
 }
 
@@ -336,15 +408,35 @@ static void ask(sdu_t *u, uint32_t chunk)
     f->offset = u->r.start + off;
     f->length = u->r.len - off < KPROTO_CHUNK_MAX ? u->r.len - off : KPROTO_CHUNK_MAX;
     u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_FETCH, &env);
+    u->r.asked |= 1u << chunk;
+    u->fetches++;
+}
+
+static uint64_t next_due(sdu_t *u)
+{
+    return mono_ms() + kbackoff_wait(&u->backoff, (uint32_t)rand_r(&u->seed));
+}
+
+/* Ask for chunks not yet asked for while fewer than the window are in flight. */
+static void pump(sdu_t *u)
+{
+    unsigned inflight = (unsigned)__builtin_popcount(u->r.asked & ~u->r.have);
+    for (uint32_t c = 0; c < u->r.nchunks && inflight < KBACKOFF_WINDOW; c++) {
+        if (!((u->r.have | u->r.asked) & (1u << c))) {
+            if (inflight == 0) {
+                u->r.due_ms = next_due(u);
+            }
+            ask(u, c);
+            inflight++;
+        }
+    }
 }
 
 /* Fetch bundle bytes [start, start + len) into dst (len <= 32 chunks). */
 static void fetch(sdu_t *u, uint32_t start, uint32_t len, uint8_t *dst)
 {
-    u->r = (range_t){start, len, dst, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, mono_ms(), true};
-    for (uint32_t c = 0; c < u->r.nchunks; c++) {
-        ask(u, c);
-    }
+    u->r = (range_t){start, len, dst, 0, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, 0, true};
+    pump(u);
 }
 
 static bool fetched(const sdu_t *u)
@@ -367,19 +459,25 @@ static void on_chunk(sdu_t *u, const keel_v1_UpdateChunk *c)
     memcpy(u->r.dst + off, c->data.bytes, want);
     u->r.have |= 1u << idx;
     u->bytes_fetched += want;
+    kbackoff_reset(&u->backoff); /* progress resets the back-off */
+    u->r.due_ms = next_due(u);
+    pump(u);
 }
 
+/* The requests in flight timed out: ask again, and wait twice as long next time. */
 static void retry(sdu_t *u)
 {
-    if (!u->r.active || fetched(u) || mono_ms() - u->r.asked_ms < FETCH_RETRY_MS) {
+    if (!u->r.active || fetched(u) || mono_ms() < u->r.due_ms) {
         return;
     }
-    u->r.asked_ms = mono_ms();
-    for (uint32_t c = 0; c < u->r.nchunks; c++) {
-        if (!(u->r.have & (1u << c))) {
-            ask(u, c);
-        }
+    uint32_t missing = u->r.asked & ~u->r.have;
+    if (u->r.due_ms != 0) {
+        kbackoff_grow(&u->backoff);
+        u->timeouts++;
+        printf("update-fetch-timeout %u ms\n", u->backoff.base_ms);
     }
+    u->r.asked &= ~missing;
+    pump(u);
 }
 
 /* ---- the update ------------------------------------------------------------------------------- */
@@ -432,7 +530,17 @@ static void next_block(sdu_t *u)
 
 static void begin_staging(sdu_t *u)
 {
+    upd_plan_t plan;
     kerr_t err = kbdl_decode(u->signed_buf, u->offer.signed_size, &u->m);
+    upd_status_t us;
+    upd_status(u->upd, &us);
+    /* A device never installs the same bundle twice (P2): the region already is the bundle's. */
+    if (err == KERR_OK && us.phase == UPD_PHASE_IDLE &&
+        upd_inspect(u->upd, u->signed_buf, u->offer.signed_size, &plan) == KERR_OK && plan.nothing_to_do) {
+        status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS,
+               KERR_OK, "already installed: nothing to do");
+        return;
+    }
     if (err == KERR_OK) {
         err = upd_stage_begin(u->upd, u->signed_buf, u->offer.signed_size);
     }
@@ -461,8 +569,9 @@ static void on_offer(sdu_t *u, const keel_v1_UpdateOffer *o)
         if (u->st == ST_DONE) {
             /* keeld did not get our final status (or restarted): say it again. */
             printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
-            keel_v1_Envelope env = u->last_final;
-            u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+            u->status_env = u->last_final;
+            u->status_unacked = true;
+            send_status(u);
         }
         return;
     }
@@ -579,7 +688,21 @@ bool sdu_poll(sdu_t *u)
             on_chunk(u, &it.env.body.update_chunk);
         } else if (it.t == KPROTO_T_CMD) {
             on_command(u, &it.env.body.command);
+        } else if (it.t == KPROTO_T_ACK) {
+            on_ack(u, &it.env.body.ack);
         }
+    }
+    if (atomic_exchange(&u->reconnected, false)) {
+        /* a new connection: the kept status and every chunk not yet received, at once */
+        if (u->status_unacked) {
+            send_status(u);
+        }
+        kbackoff_reset(&u->backoff);
+        u->r.asked &= u->r.have; /* what was in flight on the old connection: asked again */
+        u->r.due_ms = 0;
+    } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= STATUS_RESEND_MS) {
+        printf("update-status-resend\n");
+        send_status(u);
     }
     if (u->st == ST_SIGNED && fetched(u)) {
         u->r.active = false;

@@ -20,8 +20,9 @@
 
 typedef struct sdu sdu_t;
 
-/* Publish env on the device's topic t (simdev fills the header). */
-typedef void (*sdu_send_fn)(void *ctx, kproto_topic_t t, keel_v1_Envelope *env);
+/* Publish env on the device's topic t (simdev fills the header). Returns its msg_id, 0 when the
+ * publish failed (not connected: the agent sends it again). */
+typedef uint32_t (*sdu_send_fn)(void *ctx, kproto_topic_t t, keel_v1_Envelope *env);
 
 typedef struct sdu_config {
     const char *dir;          /* store.bin (store.h; created erased) */
@@ -33,6 +34,8 @@ typedef struct sdu_config {
     bool crash_on_trial;      /* the new app crashes at once: the engine rolls back */
     unsigned pace_ms;         /* pause after each staged block (0: none) */
     bool hello_image;         /* hello reports the app image (size, header hash), not the slot */
+    unsigned lose_finals;     /* the first N final statuses are lost on the way (tests of P1) */
+    unsigned repeat_status;   /* every status is published this many times (0: once) */
     sdu_send_fn send;
     void *ctx;
 } sdu_config_t;
@@ -44,7 +47,7 @@ void sdu_close(sdu_t *u);
 /* The app region for the hello: SHA-256 of the whole slot, its size, the app's version. */
 void sdu_hello(sdu_t *u, keel_v1_Hello *h);
 
-/* From the MQTT thread: an UpdateOffer, UpdateChunk or an update Command (queued). */
+/* From the MQTT thread: an UpdateOffer, UpdateChunk, Ack or an update Command (queued). */
 void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env);
 
 /* Do pending work (bounded). Returns true when the hello changed (the app was replaced). */
@@ -52,5 +55,9 @@ bool sdu_poll(sdu_t *u);
 
 /* Final results reported so far (success, refusal, rollback). */
 unsigned sdu_finals(sdu_t *u);
+/* keeld acked the latest status (protocol.md P1). */
+bool sdu_status_acked(sdu_t *u);
+/* From the MQTT thread: a new connection (the kept status and missing chunks go out again). */
+void sdu_reconnected(sdu_t *u);
 
 #endif /* KEEL_TESTS_SERVER_SIMDEV_UPD_H */

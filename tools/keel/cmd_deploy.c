@@ -206,16 +206,47 @@ static int print_deployment(json_t *d, bool tty)
     return lines + 1;
 }
 
+static int by_device(const void *x, const void *y)
+{
+    return strcmp(fleetcli_jstr(*(json_t *const *)x, "device", ""), fleetcli_jstr(*(json_t *const *)y, "device", ""));
+}
+
+/* Merge the rows of a changes-only answer into table (device -> row) and put the whole table,
+ * by device id, into d as its "devices" (so printing does not care where rows came from). */
+static void merge_rows(json_t *table, json_t *d)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(d, "devices"), i, r)
+        json_object_set(table, fleetcli_jstr(r, "device", ""), r);
+    size_t n = json_object_size(table), k = 0;
+    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    const char *key;
+    json_object_foreach(table, key, r)
+        if (v != NULL)
+            v[k++] = r;
+    json_t *all = json_array();
+    if (v != NULL) {
+        qsort(v, k, sizeof(*v), by_device);
+        for (size_t j = 0; j < k; j++)
+            json_array_append(all, v[j]);
+    }
+    free(v);
+    json_object_set_new(d, "devices", all);
+}
+
 /*
- * Follow a deployment with long polls (GET ?after=REV&wait=WATCH_WAIT_S) until every device is
- * done or superseded, or Ctrl-C (noticed at the end of the current poll). Exit 0 when none
- * failed. On a terminal the table is redrawn in place.
+ * Follow a deployment with long polls (GET ?after=REV&wait=WATCH_WAIT_S&changes=1: only the rows
+ * that changed since the rev seen, not the whole table each time) until every device is done or
+ * superseded, or Ctrl-C (noticed at the end of the current poll). Exit 0 when none failed. On a
+ * terminal the table is redrawn in place; --json prints the whole merged deployment per change.
  */
 static int deploy_watch(fapi_t *a, long long id, bool json)
 {
     bool tty = isatty(STDOUT_FILENO) && !json;
     long long rev = -1;
     int lines = 0, errors = 0;
+    json_t *table = json_object();
     struct sigaction sa = {0};
     sa.sa_handler = fleetcli_on_stop;
     sigaction(SIGINT, &sa, NULL);
@@ -223,15 +254,18 @@ static int deploy_watch(fapi_t *a, long long id, bool json)
     while (!fleetcli_stop) {
         char path[96];
         json_t *d = NULL;
-        snprintf(path, sizeof path, "/v1/deployments/%lld?after=%lld&wait=%d", id, rev, WATCH_WAIT_S);
+        snprintf(path, sizeof path, "/v1/deployments/%lld?after=%lld&wait=%d&changes=1", id, rev, WATCH_WAIT_S);
         if (!fapi_call(a, "GET", path, NULL, &d, NULL)) {
             /* keeld restarting: keep trying for a while, like logs -f */
-            if (++errors > FAPI_STREAM_RETRIES)
+            if (++errors > FAPI_STREAM_RETRIES) {
+                json_decref(table);
                 return CLI_EXIT_FAIL;
+            }
             sleep(1);
             continue;
         }
         errors = 0;
+        merge_rows(table, d);
         if (fleetcli_jint(d, "rev") != rev) {
             rev = fleetcli_jint(d, "rev");
             if (json) {
@@ -250,9 +284,12 @@ static int deploy_watch(fapi_t *a, long long id, bool json)
         bool finished = json_is_true(json_object_get(s, "finished"));
         long long failed = fleetcli_jint(s, "failed");
         json_decref(d);
-        if (finished)
+        if (finished) {
+            json_decref(table);
             return failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+        }
     }
+    json_decref(table);
     return CLI_EXIT_OK;
 }
 

@@ -118,19 +118,68 @@ static bool parse_duration(const char *s, long long *out_ms)
 
 static int devices_help(const char *prog, FILE *out)
 {
-    fprintf(out, "usage: %s [options]\n\nList the devices keeld knows (one appears on its first "
-                 "message).\n\noptions:\n" HELP_API, prog);
+    fprintf(out, "usage: %s [--online|--offline] [--tag NAME[=VALUE]] [options]\n\nList the devices "
+                 "keeld knows (one appears on its first message), filtered by keeld.\n"
+                 "  --online, --offline  only devices online (offline) now\n"
+                 "  --tag NAME[=VALUE]   only devices with that tag (any value, or that value)\n\n"
+                 "options:\n" HELP_API, prog);
     return CLI_EXIT_OK;
+}
+
+/* Every page of GET /v1/devices?QUERY (keeld answers 1,000 devices at most per page): one
+ * {"devices": [...]} with them all, or NULL (reported). */
+static json_t *all_devices(fapi_t *a, const char *query)
+{
+    json_t *all = json_array();
+    char after[KIDENT_ID_MAX + 8] = "";
+    for (;;) {
+        char path[1200];
+        json_t *j = NULL;
+        snprintf(path, sizeof path, "/v1/devices?limit=1000%s%s", query, after);
+        if (!fapi_call(a, "GET", path, NULL, &j, NULL)) {
+            json_decref(all);
+            return NULL;
+        }
+        json_array_extend(all, json_object_get(j, "devices"));
+        const char *next = json_string_value(json_object_get(j, "next"));
+        if (next != NULL && strlen(next) <= KIDENT_ID_MAX && kident_check_id(next) == KERR_OK)
+            snprintf(after, sizeof after, "&after=%s", next);
+        json_decref(j);
+        if (next == NULL)
+            return json_pack("{s:o}", "devices", all);
+    }
 }
 
 static int run_devices(const char *prog, int argc, char **argv)
 {
-    static const struct option opts[] = {OPTS_API, {0}};
+    enum { OPT_ONLINE = 400, OPT_OFFLINE, OPT_TAG }; /* after fleetcli.h's OPT_* */
+    static const struct option opts[] = {OPTS_API, {"online", no_argument, NULL, OPT_ONLINE},
+                                         {"offline", no_argument, NULL, OPT_OFFLINE},
+                                         {"tag", required_argument, NULL, OPT_TAG}, {0}};
     api_opts_t o = {0};
+    char query[1024] = "";
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == OPT_HELP)
             return devices_help(prog, stdout);
+        if (c == OPT_ONLINE || c == OPT_OFFLINE) {
+            snprintf(query + strlen(query), sizeof query - strlen(query), "&online=%s",
+                     c == OPT_ONLINE ? "true" : "false");
+            continue;
+        }
+        if (c == OPT_TAG) {
+            if (optarg[0] == '\0' || optarg[0] == '=' || strlen(optarg) > 200)
+                return cli_usage_error(prog, "--tag wants NAME or NAME=VALUE, not '%s'", optarg);
+            /* the value may hold any character: percent-encoded for the query */
+            size_t n = strlen(query);
+            n += (size_t)snprintf(query + n, sizeof query - n, "&tag=");
+            for (const unsigned char *p = (const unsigned char *)optarg; *p != '\0' && n + 4 < sizeof query; p++) {
+                bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                             (*p >= '0' && *p <= '9') || strchr("._-~", *p) != NULL;
+                n += (size_t)snprintf(query + n, sizeof query - n, plain ? "%c" : "%%%02X", *p);
+            }
+            continue;
+        }
         if (!fleetcli_api_opt(c, &o))
             return cli_bad_option(prog, c, argv);
     }
@@ -138,7 +187,7 @@ static int run_devices(const char *prog, int argc, char **argv)
         return cli_usage_error(prog, "unexpected argument '%s'", argv[optind]);
     fapi_t a;
     json_t *j = NULL;
-    if (!fapi_open(prog, o.url, o.token, &a) || !fapi_call(&a, "GET", "/v1/devices", NULL, &j, NULL))
+    if (!fapi_open(prog, o.url, o.token, &a) || (j = all_devices(&a, query)) == NULL)
         return fleetcli_finish(CLI_EXIT_FAIL);
     json_t *list = json_object_get(j, "devices");
     if (o.json) {

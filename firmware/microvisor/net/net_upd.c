@@ -17,9 +17,10 @@
  *   FINISH    upd_stage_finish (every block, region and content checked) -> DOWNLOADED,
  *             KEEL_NOTIFY_UPDATE_STAGED; the app (or the deadline, or the cloud) applies
  *
- * A request unanswered for FETCH_TIMEOUT_MS is sent again, FETCH_TRIES times; then the download
- * pauses for a minute (or until the same offer comes again) and carries on: a server that is down
- * for a while finds it where it left it, never failed.
+ * At most KBACKOFF_WINDOW (4) requests are in flight (protocol.md P3). A request unanswered within
+ * the back-off's timeout (2 s at first, x2 per expiry up to 60 s, +-25 % jitter from the DRBG) is
+ * asked again; any chunk received resets the timeout. Never a final failure: a server that is
+ * down for an hour finds the download where it left it, at one request a minute.
  * A disconnect keeps everything: the fetches in flight are sent again on the next connection.
  * The same offer again is a no-op (the status is sent again); after a reboot it resumes.
  */
@@ -30,29 +31,28 @@
 #include <string.h>
 
 #include "keel.h"
+#include "keel/backoff.h"
 #include "keel/bundle.h"
 #include "keel/upd.h"
 #include "layout.h"
 #include "mbedtls/sha256.h"
+#include "net_seed.h"
 #include "port.h"
 #include "uv.h"
 #include "uv_net.h"
 #include "uv_upd.h"
 
 #define FETCH_MAX KPROTO_CHUNK_MAX
-#define INFLIGHT 4u                 /* one 8 KiB block: every request of it at once */
-#define FETCH_TIMEOUT_MS 5000u
-#define FETCH_TRIES 6u
-#define STALL_MS 60000u             /* pause after FETCH_TRIES unanswered sends */
+#define INFLIGHT KBACKOFF_WINDOW    /* one 8 KiB block: every request of it at once */
 #define STATUS_MIN_MS 2000u         /* progress at most this often (protocol.md) */
+#define STATUS_RESEND_MS 10000u     /* the latest status, unacked, is sent again after this (P1) */
 #define SCAN_PER_RUN 8u             /* blocks hashed per service run while scanning */
 
 typedef enum dl_phase { DL_NONE, DL_MANIFEST, DL_SCAN, DL_BLOCKS, DL_FINISH, DL_DONE } dl_phase_t;
 
 typedef struct req {
     uint32_t off, len;
-    uint32_t sent_ms;
-    uint8_t tries;
+    uint32_t due_ms;          /* sent: asked again at this time without an answer */
     bool active, sent;
 } req_t;
 
@@ -72,13 +72,15 @@ typedef struct dl {
     /* status */
     bool final;               /* this offer is settled (refused, failed, no-op): no fetching */
     bool engaged;             /* the engine works on this offer (staged it, or applies it) */
-    bool stalled;             /* requests went unanswered: paused until stall_until or an offer */
-    uint32_t stall_until;
+    bool stalled;             /* a request timed out and no chunk came since (status detail) */
+    kbackoff_t backoff;       /* P3: the timeout of the requests in flight */
     uint32_t version;         /* the offered bundle's version, once its manifest was read */
     keel_v1_UpdateResult result;
     int32_t code;
     char detail[97];
     bool status_due;
+    bool status_unacked;      /* the latest status went out and keeld has not acked it (P1) */
+    uint32_t status_msg_id;   /* its Envelope.msg_id */
     uint32_t status_ms, seen_gen, progress_ms;
     uint8_t mbuf[UPD_MANIFEST_BUF];
     uint8_t bbuf[UPD_BLOCK_MAX];
@@ -118,7 +120,8 @@ static void send_status(uint32_t now)
     upd_t *u = uv_upd_engine();
     keel_update_status_t st;
     uv_upd_status_get(&st);
-    keel_v1_UpdateStatus *s = &net_link_env(keel_v1_Envelope_update_status_tag)->body.update_status;
+    keel_v1_Envelope *env = net_link_env(keel_v1_Envelope_update_status_tag);
+    keel_v1_UpdateStatus *s = &env->body.update_status;
     s->deployment_id = dl.have_offer ? dl.offer.deployment_id : 0u;
     s->state = (keel_v1_UpdateState)st.state;
     /* LwM2M: the result of *this* offer. It stays INITIAL until the offer is settled, so a
@@ -153,6 +156,10 @@ static void send_status(uint32_t now)
     if (net_link_send(KPROTO_T_UPDATE_STATUS)) {
         dl.status_due = false;
         dl.status_ms = now;
+        /* Kept (it is rebuilt from the state each time: always the latest) until keeld acks this
+         * msg_id; sent again after a reconnect or STATUS_RESEND_MS. */
+        dl.status_unacked = true;
+        dl.status_msg_id = env->msg_id;
     }
 }
 
@@ -220,40 +227,38 @@ static bool range_done(void)
 }
 
 /*
- * Send what is due. A request unanswered after FETCH_TRIES sends pauses the download for
- * STALL_MS (or until the same offer comes again): never a final failure, since a server that is
- * down for a while must find the download where it left it.
+ * Send what is due: requests never sent on this connection, and those unanswered past their
+ * timeout (after which the timeout doubles, once per expiry however many requests it caught).
  */
 static void range_send(uint32_t now)
 {
-    if (dl.stalled && (int32_t)(now - dl.stall_until) < 0)
-        return;
-    dl.stalled = false;
+    bool expired = false;
     for (uint32_t i = 0; i < INFLIGHT; i++) {
         req_t *r = &dl.req[i];
-        if (!r->active || (r->sent && now - r->sent_ms < FETCH_TIMEOUT_MS))
+        if (!r->active || (r->sent && (int32_t)(now - r->due_ms) < 0))
             continue;
-        if (r->sent && r->tries >= FETCH_TRIES) {
-            uv_log("update: deployment %lu: bytes %lu+%lu not delivered after %u requests: asking "
-                   "again in %u s or at the next offer", (unsigned long)dl.offer.deployment_id,
-                   (unsigned long)r->off, (unsigned long)r->len, FETCH_TRIES, STALL_MS / 1000u);
-            for (uint32_t k = 0; k < INFLIGHT; k++)
-                dl.req[k].tries = 0;
-            dl.stalled = true;
-            dl.stall_until = now + STALL_MS;
-            dl.status_due = true;
-            return;
-        }
+        if (r->sent)
+            expired = true;
         keel_v1_UpdateFetch *f = &net_link_env(keel_v1_Envelope_update_fetch_tag)->body.update_fetch;
         f->deployment_id = dl.offer.deployment_id;
         memcpy(f->bundle_sha256, dl.offer.bundle_sha256, sizeof(f->bundle_sha256));
         f->offset = r->off;
         f->length = r->len;
         if (!net_link_send(KPROTO_T_UPDATE_FETCH))
-            return; /* no room in lwIP now: next run */
-        r->tries++;
+            break; /* no room in lwIP now: next run */
+        uint32_t rnd = 0;
+        net_seed_random(NULL, (unsigned char *)&rnd, sizeof(rnd));
         r->sent = true;
-        r->sent_ms = now;
+        r->due_ms = now + kbackoff_wait(&dl.backoff, rnd);
+    }
+    if (expired) {
+        kbackoff_grow(&dl.backoff);
+        if (!dl.stalled) {
+            uv_log("update: deployment %lu: no answer to fetches; asking again with back-off",
+                   (unsigned long)dl.offer.deployment_id);
+            dl.status_due = true;
+        }
+        dl.stalled = true;
     }
 }
 
@@ -274,6 +279,8 @@ void net_upd_chunk(const keel_v1_UpdateChunk *c)
             memcpy(dl.dst + (r->off - dl.range_off), c->data.bytes, r->len);
             r->active = false;
             dl.bytes_fetched += r->len;
+            kbackoff_reset(&dl.backoff); /* progress: the server answers again */
+            dl.stalled = false;
             return;
         }
     }
@@ -441,7 +448,13 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
                 memcmp(o->bundle_sha256, dl.offer.bundle_sha256, 32) == 0;
     if (same) {
         dl.offer.force = dl.offer.force || o->force;
-        dl.stalled = false; /* the server is there again: ask at once */
+        if (dl.stalled) {
+            /* the server is there again: ask at once, from the first timeout */
+            kbackoff_reset(&dl.backoff);
+            for (uint32_t i = 0; i < INFLIGHT; i++)
+                dl.req[i].sent = false;
+            dl.stalled = false;
+        }
         if (dl.phase == DL_DONE && o->force)
             uv_upd_force();
         dl.status_due = true; /* the same offer again: say where it stands */
@@ -467,6 +480,7 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
     dl.have_offer = true;
     dl.offer = *o;
     dl.status_due = true;
+    kbackoff_reset(&dl.backoff);
     if (o->signed_size < KBDL_HDR_SIZE + KBDL_SIG_ENV_SIZE || o->signed_size > sizeof(dl.mbuf) ||
         o->bundle_size < o->signed_size) {
         settle(keel_v1_UpdateResult_UPDATE_RESULT_UNSUPPORTED_PACKAGE, KERR_BDL_MALFORMED,
@@ -478,10 +492,17 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
     dl.phase = DL_MANIFEST;
 }
 
+void net_upd_ack(uint32_t msg_id)
+{
+    if (dl.status_unacked && msg_id == dl.status_msg_id)
+        dl.status_unacked = false;
+}
+
 void net_upd_connected(void)
 {
     for (uint32_t i = 0; i < INFLIGHT; i++)
         dl.req[i].sent = false;
+    kbackoff_reset(&dl.backoff); /* a new connection: asked again at once, first timeout */
     dl.status_due = true;
 }
 
@@ -494,6 +515,8 @@ void net_upd_poll(uint32_t now)
         dl.seen_gen = uv_upd_generation();
         dl.status_due = true;
     }
+    if (dl.status_unacked && now - dl.status_ms >= STATUS_RESEND_MS)
+        dl.status_due = true; /* keeld did not ack it (lost, or keeld restarted): again */
     switch (dl.phase) {
     case DL_MANIFEST:
     case DL_BLOCKS:

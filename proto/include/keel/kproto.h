@@ -118,6 +118,13 @@ const char *kproto_source_name(keel_v1_LogSource s);
 const char *kproto_update_state_name(keel_v1_UpdateState s);
 const char *kproto_update_result_name(keel_v1_UpdateResult r);
 
+/*
+ * Which of n brokers device uses when a fleet is spread over several (docs/protocol.md
+ * "Several brokers"): FNV-1a (32 bit) of the id modulo n. keeld publishes to a device on that
+ * broker; whoever provisions or simulates devices connects each to it. 0 when n <= 1.
+ */
+uint32_t kproto_broker_index(const char *device, uint32_t n);
+
 /* Inverse of kproto_command_name; COMMAND_KIND_UNKNOWN for an unknown name. */
 keel_v1_CommandKind kproto_command_from_name(const char *name);
 
