@@ -2,6 +2,10 @@
 #ifndef KEEL_TOOLS_KEEL_CMD_H
 #define KEEL_TOOLS_KEEL_CMD_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "cli.h"
 
 extern const cli_noun_t cmd_device;
@@ -23,6 +27,10 @@ int cmd_device_show(const char *prog, int argc, char **argv);
 /* Update bundles and their signing keys (cmd_bundle.c, cmd_keys.c). */
 extern const cli_noun_t cmd_bundle;
 extern const cli_noun_t cmd_keys;
+/* Read a whole file of at most max bytes (cmd_bundle.c); false after saying why. */
+bool cmd_bundle_read(const char *prog, const char *path, size_t max, uint8_t **out, size_t *len);
+/* `keel bundle diff OLD.kb NEW.kb`: bytes sent by pages and by a delta (cmd_bundle_diff.c). */
+int cmd_bundle_diff(const char *prog, int argc, char **argv);
 /* Deployments, and `keel bundle upload` (listed in cmd_bundle's verbs): keeld's API (cmd_fleet.c). */
 extern const cli_noun_t cmd_deploy;
 int cmd_bundle_upload(const char *prog, int argc, char **argv);

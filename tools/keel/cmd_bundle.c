@@ -59,7 +59,7 @@ static void hex(const uint8_t *b, size_t n, char *out)
 /* ---- reading a bundle file -------------------------------------------------------------------- */
 
 /* Read a whole file of at most max bytes (malloc'd into *out). False with a message. */
-static bool read_file(const char *prog, const char *path, size_t max, uint8_t **out, size_t *len)
+bool cmd_bundle_read(const char *prog, const char *path, size_t max, uint8_t **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -509,7 +509,7 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
     }
     uint8_t *b = NULL;
     size_t len = 0;
-    if (!read_file(prog, path, BUNDLE_FILE_MAX, &b, &len))
+    if (!cmd_bundle_read(prog, path, BUNDLE_FILE_MAX, &b, &len))
         return CLI_EXIT_FAIL;
     kbdl_manifest_t m;
     kerr_t err = kbdl_decode(b, (uint32_t)len, &m);
@@ -563,9 +563,10 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
 static const cli_verb_t bundle_verbs[] = {
     {"build", "build a signed update bundle from an app ELF", bundle_build},
     {"inspect", "show a bundle's manifest, policies and signature", bundle_inspect},
+    {"diff", "what an update from one bundle to another sends: pages and delta", cmd_bundle_diff},
     {"upload", "store a bundle in keeld (checked there like a device would)", cmd_bundle_upload},
     {"list", "the bundles keeld stores", cmd_bundle_list},
 };
 
-const cli_noun_t cmd_bundle = {"bundle", "signed update bundles (build, inspect, upload, list)", bundle_verbs,
+const cli_noun_t cmd_bundle = {"bundle", "signed update bundles (build, inspect, diff, upload, list)", bundle_verbs,
                                sizeof bundle_verbs / sizeof bundle_verbs[0], NULL};
