@@ -229,7 +229,7 @@ static kerr_t check_layers(const upd_t *u, const kbdl_manifest_t *m)
 {
     const kbdl_layer_t *l = &m->layers[0];
     if (m->layer_count != 1u || l->region != KBDL_REGION_APP || m->block_size != u->page ||
-        l->region_len != u->cfg.region_len || l->enc_key_id != 0u) {
+        l->region_len != u->cfg.region_len || l->enc_key_id != 0u || l->delta) {
         return KERR_BDL_UNSUPPORTED;
     }
     return KERR_OK;

@@ -339,7 +339,8 @@ old_len, new_len = struct.unpack_from("<II", p, 8)
 assert new_len == j["content_bytes"] and old_len == new_len, (old_len, new_len, j)
 assert j["blocks_changed"] == 1 and j["patch_bytes"] < 200, j
 assert j["pages_bytes"] == j["manifest_bytes"] + 8192, j
-assert j["delta_wire_bytes"] == j["manifest_bytes"] + j["patch_bytes"], j
+assert j["delta_manifest_bytes"] == 392, j
+assert j["delta_wire_bytes"] == 392 + j["patch_bytes"], j
 PY
     head -c 100 v1.kb >trunc.kb
     run_keel 1 bundle diff trunc.kb v2.kb

@@ -205,17 +205,23 @@ int cmd_bundle_diff(const char *prog, int argc, char **argv)
             goto done;
         }
     }
+    /* The signed delta manifest that goes with the patch (fixed size: no per-page hashes). */
+    kbdl_manifest_t dm = n.m;
+    dm.layers[0].delta = true;
+    dm.layers[0].patch_size = (uint32_t)plen;
+    uint32_t dman = kbdl_manifest_size(&dm) + KBDL_SIG_ENV_SIZE;
     char ov[16], nv[16];
     vstr(o.m.version, ov), vstr(n.m.version, nv);
     uint32_t image = n.content_len > AN505_APP_IMAGE_OFF ? n.content_len - AN505_APP_IMAGE_OFF : 0;
     if (json) {
-        json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "old_version", ov,
+        json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "old_version", ov,
                               "new_version", nv, "image_bytes", (json_int_t)image,
                               "content_bytes", (json_int_t)n.content_len, "blocks",
                               (json_int_t)content_blocks, "blocks_changed", (json_int_t)changed,
                               "manifest_bytes", (json_int_t)n.signed_len, "pages_bytes",
                               (json_int_t)pages_bytes, "patch_bytes", (json_int_t)plen,
-                              "delta_wire_bytes", (json_int_t)(n.signed_len + plen),
+                              "delta_manifest_bytes", (json_int_t)dman,
+                              "delta_wire_bytes", (json_int_t)(dman + plen),
                               "decode_us_host", dec_us, "encode_ms_host", enc_ms);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (s)
@@ -227,8 +233,9 @@ int cmd_bundle_diff(const char *prog, int argc, char **argv)
                argv[optind + 1], nv, image, content_blocks);
         printf("  pages: %u changed: %llu bytes (manifest and signature %u + pages)\n", changed,
                (unsigned long long)pages_bytes, n.signed_len);
-        printf("  delta: patch %zu bytes (%.2f %% of the image), decodes in %.0f us here\n", plen,
-               image ? 100.0 * (double)plen / image : 0.0, dec_us);
+        printf("  delta: patch %zu bytes (%.2f %% of the image) + delta manifest %u = %llu bytes, "
+               "decodes in %.0f us here\n", plen, image ? 100.0 * (double)plen / image : 0.0,
+               dman, (unsigned long long)(dman + plen), dec_us);
     }
     rc = CLI_EXIT_OK;
 done:
