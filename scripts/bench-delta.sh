@@ -78,7 +78,8 @@ bytes for every tool; % are of the new image.
 
 - **Keel delta**: the patch (\`keel bundle diff\`, core/src/delta_enc.c); **on the wire**: the
   patch and its signed delta manifest (392 B: base, patch and result hashes, policies; no
-  per-page hashes, docs/bundle.md "Delta bundles"). **Pages**: what Keel sends without a
+  per-page hashes, docs/bundle.md "Delta bundles"): what \`keel bundle build --base\` writes and
+  the update engine stages. **Pages**: what Keel sends without a
   delta (signed manifest with a hash per page + every changed 8 KiB page).
 - bsdiff (Debian's, bzip2 inside), \`xdelta3 -9\`, \`zstd -19 --patch-from\`: patch bytes only.
 - Decode: host, best of 5, the ASan/UBSan build of \`keel\` (an upper bound; the device decodes
