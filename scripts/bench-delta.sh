@@ -7,7 +7,8 @@
 # update sends: Keel's delta (`keel bundle diff`, which also decodes the patch back and checks it),
 # Keel's page diff (manifest + changed 8 KiB pages), bsdiff, xdelta3 -9 and zstd --patch-from -19
 # on the same app-slot contents (Debian packages: scripts/packages/delta.txt). Plus the decoder's
-# Thumb-2 code and RAM (arm-none-eabi-gcc -Os -mcpu=cortex-m33).
+# Thumb-2 code and RAM (arm-none-eabi-gcc -Os -mcpu=cortex-m33), and the staging of the early
+# insertion on an emulated device (scripts/bench-delta-device.sh, QEMU -icount).
 set -euo pipefail
 build=${1:?usage: bench-delta.sh BUILD_DIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +17,7 @@ apps=$build/fw/apps
 for f in "$keel" "$apps/refapp/refapp.elf" "$apps/ota/ota.elf"; do
     [ -e "$f" ] || { echo "bench-delta: $f is missing; run make first" >&2; exit 1; }
 done
-for t in bsdiff xdelta3 zstd arm-none-eabi-gcc arm-none-eabi-nm jq; do
+for t in bsdiff xdelta3 zstd arm-none-eabi-gcc arm-none-eabi-nm jq mosquitto; do
     command -v "$t" >/dev/null || { echo "bench-delta: $t is missing: run make deps" >&2; exit 1; }
 done
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-delta.XXXXXX")
@@ -56,6 +57,18 @@ measure "refapp: a new function" "$r/refapp.elf" 1.4.2 "$r/refapp-newfn.elf" 1.4
 measure "refapp: -O2 instead of -O3" "$r/refapp.elf" 1.4.2 "$r/refapp-opt.elf" 1.4.3
 measure "ota: version bump only" "$apps/ota/ota.elf" 1.0.0 "$apps/ota/ota.elf" 1.0.1
 
+# On the device: the insertion staged by an emulated device (QEMU -icount: 1 ms = 1 million
+# instructions), as a delta and as pages: the microvisor's stage_finish figure and stack mark.
+"$keel" bundle build "$r/refapp.elf" --version 1.4.2 --key "$W/fleet.key" -o "$W/dev-old.kb" >/dev/null
+"$keel" bundle build "$r/refapp-insert.elf" --version 1.4.3 --key "$W/fleet.key" -o "$W/dev-new.kb" \
+    --base "$W/dev-old.kb" >/dev/null
+bash "$root/scripts/bench-delta-device.sh" "$build" "$W/dev-old.kb" "$(ls "$W"/dev-new.delta-*.kb)" "$W/dd" ||
+    { echo "bench-delta: the device run (delta) failed" >&2; exit 1; }
+bash "$root/scripts/bench-delta-device.sh" "$build" "$W/dev-old.kb" "$W/dev-new.kb" "$W/dp" ||
+    { echo "bench-delta: the device run (pages) failed" >&2; exit 1; }
+read -r dev_delta_ms dev_delta_stack <"$W/dd"
+read -r dev_pages_ms dev_pages_stack <"$W/dp"
+
 # Decoder footprint: the two objects a device links, and its whole state.
 for f in delta delta_dec; do
     arm-none-eabi-gcc -mcpu=cortex-m33 -mthumb -Os -ffunction-sections -I"$root/core/include" \
@@ -88,6 +101,14 @@ bytes for every tool; % are of the new image.
 | change | new image B | Keel delta patch | Keel delta on the wire | Keel pages on the wire | bsdiff | xdelta3 -9 | zstd -19 | decode us (host) |
 |---|---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
+
+On the device (the insertion, staged by an emulated AN505 under QEMU \`-icount shift=0\`; the
+microvisor's own "verified in N ms" of stage finish, 1 ms = 1 million instructions): as a delta
+**${dev_delta_ms} M instructions** (authenticate and hash the stored patch, decode it twice
+against the old image, hash the result and the region, seal the changed pages) against
+**${dev_pages_ms} M** to verify the same update staged as pages; service stack high-water mark
+${dev_delta_stack} B (delta) / ${dev_pages_stack} B (pages). At 160 MHz and about one
+instruction per cycle that is about $(awk -v m="$dev_delta_ms" 'BEGIN { printf "%.1f", m / 160 }') s, while the app keeps running.
 
 Decoder on the device (core/src/delta.c + delta_dec.c, arm-none-eabi-gcc -Os, cortex-m33):
 **$code B** of code and **$ram B** of state (\`kdlt_dec_t\`: model, address map, input and
