@@ -34,7 +34,7 @@ uint32_t kbdl_manifest_size(const kbdl_manifest_t *m)
 {
     uint32_t n = KBDL_HDR_SIZE + m->layer_count * KBDL_LAYER_SIZE;
     for (uint32_t i = 0; i < m->layer_count && i < KBDL_MAX_LAYERS; i++) {
-        n += m->layers[i].block_count * 32u;
+        n += m->layers[i].delta ? KBDL_DELTA_REC_SIZE : m->layers[i].block_count * 32u;
     }
     return n;
 }
@@ -44,7 +44,8 @@ static bool layer_ok(const kbdl_layer_t *l, uint32_t block_size)
 {
     return l->block_count >= 1u && l->block_count <= KBDL_MAX_BLOCKS &&
            l->region_len == l->block_count * block_size && l->offset <= l->region_len &&
-           l->size <= l->region_len - l->offset;
+           l->size <= l->region_len - l->offset &&
+           (!l->delta || (l->patch_size >= 1u && l->patch_size <= l->region_len));
 }
 
 kerr_t kbdl_encode(const kbdl_manifest_t *m, uint8_t *out, uint32_t cap, uint32_t *out_len)
@@ -53,8 +54,11 @@ kerr_t kbdl_encode(const kbdl_manifest_t *m, uint8_t *out, uint32_t cap, uint32_
         m->block_size < 512u || m->block_size > 65536u) {
         return KERR_INVAL;
     }
+    bool delta = m->layers[0].delta;
     for (uint32_t i = 0; i < m->layer_count; i++) {
-        if (!layer_ok(&m->layers[i], m->block_size) || m->layers[i].block_sha == NULL) {
+        const kbdl_layer_t *l = &m->layers[i];
+        if (!layer_ok(l, m->block_size) || (!l->delta && l->block_sha == NULL) ||
+            (l->delta && m->layer_count != 1u)) {
             return KERR_INVAL;
         }
     }
@@ -64,7 +68,7 @@ kerr_t kbdl_encode(const kbdl_manifest_t *m, uint8_t *out, uint32_t cap, uint32_
     }
     memset(out, 0, KBDL_HDR_SIZE + m->layer_count * KBDL_LAYER_SIZE);
     le_put32(out + KBDL_OFF_MAGIC, KBDL_MAGIC);
-    le_put16(out + KBDL_OFF_FMT_VERSION, KBDL_FMT_VERSION);
+    le_put16(out + KBDL_OFF_FMT_VERSION, delta ? KBDL_FMT_DELTA : KBDL_FMT_VERSION);
     le_put16(out + KBDL_OFF_HDR_SIZE, KBDL_HDR_SIZE);
     le_put32(out + KBDL_OFF_MANIFEST_LEN, len);
     le_put32(out + KBDL_OFF_VERSION, m->version);
@@ -87,6 +91,7 @@ kerr_t kbdl_encode(const kbdl_manifest_t *m, uint8_t *out, uint32_t cap, uint32_
         const kbdl_layer_t *l = &m->layers[i];
         uint8_t *e = out + KBDL_HDR_SIZE + i * KBDL_LAYER_SIZE;
         e[KBDL_LOFF_REGION] = l->region;
+        e[KBDL_LOFF_FLAGS] = l->delta ? KBDL_LAYER_DELTA : 0u;
         le_put32(e + KBDL_LOFF_REGION_LEN, l->region_len);
         le_put32(e + KBDL_LOFF_OFFSET, l->offset);
         le_put32(e + KBDL_LOFF_SIZE, l->size);
@@ -95,6 +100,16 @@ kerr_t kbdl_encode(const kbdl_manifest_t *m, uint8_t *out, uint32_t cap, uint32_
         le_put32(e + KBDL_LOFF_HASH_OFF, hash_off);
         memcpy(e + KBDL_LOFF_CONTENT_SHA, l->content_sha, 32);
         memcpy(e + KBDL_LOFF_REGION_SHA, l->region_sha, 32);
+        if (l->delta) {
+            uint8_t *d = out + hash_off;
+            memset(d, 0, KBDL_DELTA_REC_SIZE);
+            memcpy(d + KBDL_DOFF_BASE_SHA, l->base_sha, 32);
+            memcpy(d + KBDL_DOFF_PATCH_SHA, l->patch_sha, 32);
+            le_put32(d + KBDL_DOFF_PATCH_SIZE, l->patch_size);
+            le_put32(d + KBDL_DOFF_PATCH_FMT, KBDL_PATCH_FMT);
+            hash_off += KBDL_DELTA_REC_SIZE;
+            continue;
+        }
         memmove(out + hash_off, l->block_sha, l->block_count * 32u);
         hash_off += l->block_count * 32u;
     }
@@ -102,8 +117,29 @@ kerr_t kbdl_encode(const kbdl_manifest_t *m, uint8_t *out, uint32_t cap, uint32_
     return KERR_OK;
 }
 
+/* The delta record of a KBDL_FMT_DELTA layer, at *off. */
+static kerr_t decode_delta(const uint8_t *in, uint32_t mlen, uint32_t *off, kbdl_layer_t *l)
+{
+    if (KBDL_DELTA_REC_SIZE > mlen - *off) {
+        return KERR_BDL_MALFORMED;
+    }
+    const uint8_t *d = in + *off;
+    memcpy(l->base_sha, d + KBDL_DOFF_BASE_SHA, 32);
+    memcpy(l->patch_sha, d + KBDL_DOFF_PATCH_SHA, 32);
+    l->patch_size = le_get32(d + KBDL_DOFF_PATCH_SIZE);
+    if (le_get32(d + KBDL_DOFF_PATCH_FMT) != KBDL_PATCH_FMT) {
+        return le_get32(d + KBDL_DOFF_PATCH_FMT) > KBDL_PATCH_FMT ? KERR_BDL_VERSION
+                                                                   : KERR_BDL_MALFORMED;
+    }
+    if (!all_zero(d + 72, KBDL_DELTA_REC_SIZE - 72u)) {
+        return KERR_BDL_MALFORMED;
+    }
+    *off += KBDL_DELTA_REC_SIZE;
+    return KERR_OK;
+}
+
 static kerr_t decode_layer(const uint8_t *in, uint32_t mlen, uint32_t i, uint32_t block_size,
-                           uint32_t *hash_off, kbdl_layer_t *l)
+                           bool delta, uint32_t *hash_off, kbdl_layer_t *l)
 {
     const uint8_t *e = in + KBDL_HDR_SIZE + i * KBDL_LAYER_SIZE;
     l->region = e[KBDL_LOFF_REGION];
@@ -114,12 +150,20 @@ static kerr_t decode_layer(const uint8_t *in, uint32_t mlen, uint32_t i, uint32_
     l->block_count = le_get32(e + KBDL_LOFF_BLOCKS);
     memcpy(l->content_sha, e + KBDL_LOFF_CONTENT_SHA, 32);
     memcpy(l->region_sha, e + KBDL_LOFF_REGION_SHA, 32);
-    if (e[KBDL_LOFF_FLAGS] != 0u || le_get16(e + 2) != 0u || le_get32(e + 28) != 0u ||
-        !layer_ok(l, block_size)) {
+    l->delta = delta;
+    if (e[KBDL_LOFF_FLAGS] != (delta ? KBDL_LAYER_DELTA : 0u) || le_get16(e + 2) != 0u ||
+        le_get32(e + 28) != 0u || le_get32(e + KBDL_LOFF_HASH_OFF) != *hash_off) {
+        return KERR_BDL_MALFORMED;
+    }
+    if (delta) {
+        kerr_t err = decode_delta(in, mlen, hash_off, l);
+        return err != KERR_OK ? err : layer_ok(l, block_size) ? KERR_OK : KERR_BDL_MALFORMED;
+    }
+    if (!layer_ok(l, block_size)) {
         return KERR_BDL_MALFORMED;
     }
     /* Hash tables follow the layer table back to back, in layer order: nothing to skip. */
-    if (le_get32(e + KBDL_LOFF_HASH_OFF) != *hash_off ||
+    if (
         l->block_count * 32u > mlen - *hash_off) {
         return KERR_BDL_MALFORMED;
     }
@@ -137,17 +181,19 @@ kerr_t kbdl_decode(const uint8_t *in, uint32_t len, kbdl_manifest_t *out)
     if (le_get32(in + KBDL_OFF_MAGIC) != KBDL_MAGIC) {
         return KERR_BDL_MALFORMED;
     }
-    if (le_get16(in + KBDL_OFF_FMT_VERSION) != KBDL_FMT_VERSION) {
-        return le_get16(in + KBDL_OFF_FMT_VERSION) > KBDL_FMT_VERSION ? KERR_BDL_VERSION
-                                                                     : KERR_BDL_MALFORMED;
+    uint32_t fmt = le_get16(in + KBDL_OFF_FMT_VERSION);
+    if (fmt != KBDL_FMT_VERSION && fmt != KBDL_FMT_DELTA) {
+        return fmt > KBDL_FMT_DELTA ? KERR_BDL_VERSION : KERR_BDL_MALFORMED;
     }
+    bool delta = fmt == KBDL_FMT_DELTA;
     uint32_t mlen = le_get32(in + KBDL_OFF_MANIFEST_LEN);
     out->manifest_len = mlen;
     out->layer_count = le_get16(in + KBDL_OFF_LAYER_COUNT);
     out->block_size = le_get32(in + KBDL_OFF_BLOCK_SIZE);
     if (le_get16(in + KBDL_OFF_HDR_SIZE) != KBDL_HDR_SIZE ||
         le_get16(in + KBDL_OFF_LAYER_SIZE) != KBDL_LAYER_SIZE || out->layer_count < 1u ||
-        out->layer_count > KBDL_MAX_LAYERS || !is_pow2(out->block_size) ||
+        out->layer_count > KBDL_MAX_LAYERS || (delta && out->layer_count != 1u) ||
+        !is_pow2(out->block_size) ||
         out->block_size < 512u || out->block_size > 65536u || mlen > KBDL_MAX_MANIFEST ||
         mlen < KBDL_HDR_SIZE + out->layer_count * KBDL_LAYER_SIZE ||
         !all_zero(in + KBDL_OFF_DEBUG_KEY + KBDL_PUBKEY_SIZE, 3)) {
@@ -176,7 +222,7 @@ kerr_t kbdl_decode(const uint8_t *in, uint32_t len, kbdl_manifest_t *out)
     }
     uint32_t hash_off = KBDL_HDR_SIZE + out->layer_count * KBDL_LAYER_SIZE;
     for (uint32_t i = 0; i < out->layer_count; i++) {
-        kerr_t err = decode_layer(in, mlen, i, out->block_size, &hash_off, &out->layers[i]);
+        kerr_t err = decode_layer(in, mlen, i, out->block_size, delta, &hash_off, &out->layers[i]);
         if (err != KERR_OK) {
             return err;
         }
@@ -259,10 +305,11 @@ kerr_t kbdl_block_payload(const kbdl_manifest_t *m, uint32_t idx, uint32_t *out_
         return KERR_RANGE;
     }
     uint32_t b0 = idx * m->block_size, b1 = b0 + m->block_size;
-    uint32_t a = b0 > l->offset ? b0 : l->offset;
-    uint32_t e = b1 < l->offset + l->size ? b1 : l->offset + l->size;
+    uint32_t start = l->delta ? 0u : l->offset, size = l->delta ? l->patch_size : l->size;
+    uint32_t a = b0 > start ? b0 : start;
+    uint32_t e = b1 < start + size ? b1 : start + size;
     *out_in_block = a < b1 ? a - b0 : 0u;
-    *out_off = kbdl_signed_size(m) + (a - l->offset);
+    *out_off = kbdl_signed_size(m) + (a - start);
     *out_len = e > a ? e - a : 0u;
     return KERR_OK;
 }

@@ -39,9 +39,10 @@ kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_
     return p256_err(p256_sign_det(priv, hash, env + 8));
 }
 
-kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
-                  uint32_t content_off, uint32_t content_len, const uint8_t priv[32],
-                  uint8_t *out, uint32_t cap, uint32_t *out_len)
+/* kbdl_build and kbdl_build_delta: delta (base_sha, patch fields) is NULL for a page bundle. */
+static kerr_t build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
+                    uint32_t content_off, uint32_t content_len, const kbdl_layer_t *delta,
+                    const uint8_t priv[32], uint8_t *out, uint32_t cap, uint32_t *out_len)
 {
     static const uint32_t max_len = KBDL_MAX_BLOCKS * 65536u;
     uint32_t bs = tmpl->block_size;
@@ -59,8 +60,14 @@ kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t r
     l->offset = content_off;
     l->size = content_len;
     l->block_count = region_len / bs;
-    l->block_sha = hashes;
-    for (uint32_t i = 0; i < l->block_count; i++) {
+    l->block_sha = delta ? NULL : hashes;
+    l->delta = delta != NULL;
+    if (delta) {
+        l->patch_size = delta->patch_size;
+        memcpy(l->base_sha, delta->base_sha, 32);
+        memcpy(l->patch_sha, delta->patch_sha, 32);
+    }
+    for (uint32_t i = 0; !delta && i < l->block_count; i++) {
         if (mbedtls_sha256(region + i * bs, bs, hashes + i * 32u, 0) != 0) {
             return KERR_UPD_CRYPTO;
         }
@@ -84,4 +91,29 @@ kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t r
         *out_len = len + KBDL_SIG_ENV_SIZE;
     }
     return err;
+}
+
+kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
+                  uint32_t content_off, uint32_t content_len, const uint8_t priv[32],
+                  uint8_t *out, uint32_t cap, uint32_t *out_len)
+{
+    return build(tmpl, region, region_len, content_off, content_len, NULL, priv, out, cap,
+                 out_len);
+}
+
+kerr_t kbdl_build_delta(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
+                        uint32_t content_off, uint32_t content_len, const uint8_t base_sha[32],
+                        const uint8_t *patch, uint32_t patch_len, const uint8_t priv[32],
+                        uint8_t *out, uint32_t cap, uint32_t *out_len)
+{
+    kbdl_layer_t d;
+    if (patch == NULL || patch_len == 0u || patch_len > region_len) {
+        return KERR_INVAL;
+    }
+    d.patch_size = patch_len;
+    memcpy(d.base_sha, base_sha, 32);
+    if (mbedtls_sha256(patch, patch_len, d.patch_sha, 0) != 0) {
+        return KERR_UPD_CRYPTO;
+    }
+    return build(tmpl, region, region_len, content_off, content_len, &d, priv, out, cap, out_len);
 }

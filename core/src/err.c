@@ -40,6 +40,12 @@ const char *kerr_str(kerr_t err)
     case KERR_UPD_JOURNAL: return "update journal is unusable";
     case KERR_UPD_NOSPACE: return "not enough flash for this update's staging area";
     case KERR_UPD_CRYPTO: return "crypto library failure";
+    case KERR_DLT_FORMAT: return "delta patch header is malformed: rebuild the bundle";
+    case KERR_DLT_BASE: return "delta patch was made against another base image: send pages instead";
+    case KERR_DLT_CORRUPT: return "delta patch stream is corrupt: download it again";
+    case KERR_DLT_TRUNCATED: return "delta patch is truncated: download it again";
+    case KERR_DLT_RESULT: return "delta patch result does not match its checksum";
+    case KERR_DLT_TOOBIG: return "delta patch base or result does not fit the region";
     case KERR_DBG_KEY: return "debug session: a public key is not a valid P-256 point";
     case KERR_DBG_SIGNATURE: return "debug session: signature does not verify (wrong key)";
     case KERR_DBG_AUTH: return "debug session: frame failed authentication (altered or wrong key)";

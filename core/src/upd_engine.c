@@ -40,19 +40,9 @@
 #include "keel/upd.h"
 
 #include "le.h"
+#include "upd_priv.h"
 
-#define Q_MANIFEST 0x0000u
-#define Q_STAGE_TAGS 0x2000u
-#define Q_STAGE_MAP 0x3000u
-#define Q_SAVE_TAGS 0x4000u
-#define Q_SLOTS UPD_QSPI_META
-#define META_SECTOR 0x1000u
-#define TAG 16u
-
-/* persisted: nonce kinds, never renumber. */
-enum { SEAL_STAGE = 1, SEAL_SAVE = 2 };
-
-static const uint8_t g_zero16[TAG];
+const uint8_t upd_zero16[TAG];
 
 uint32_t upd_stage_bytes(uint32_t region_len)
 {
@@ -71,26 +61,6 @@ static void bit_set(uint8_t *bm, uint32_t i)
     bm[i / 8u] |= (uint8_t)(1u << (i % 8u));
 }
 
-static uint32_t q(const upd_t *u, uint32_t off)
-{
-    return u->cfg.stage_off + off;
-}
-
-static uint32_t stage_slot(const upd_t *u, uint32_t i)
-{
-    return q(u, Q_SLOTS) + i * u->page;
-}
-
-static uint32_t save_slot(const upd_t *u, uint32_t i)
-{
-    return q(u, Q_SLOTS) + (u->blocks + i) * u->page;
-}
-
-static uint32_t page_off(const upd_t *u, uint32_t i)
-{
-    return u->cfg.region_off + i * u->page;
-}
-
 static const uint8_t *target_sha(const upd_t *u, uint32_t i)
 {
     return u->m.layers[0].block_sha + i * 32u;
@@ -101,13 +71,13 @@ static bool target_is_erased(const upd_t *u, uint32_t i)
     return memcmp(target_sha(u, i), u->ff_sha, 32) == 0;
 }
 
-static kerr_t sha256(const uint8_t *p, uint32_t n, uint8_t out[32])
+kerr_t upd_sha256(const uint8_t *p, uint32_t n, uint8_t out[32])
 {
     return mbedtls_sha256(p, n, out, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
 }
 
 /* Durably move to state s; the in-RAM copy follows only once the record is on flash. */
-static kerr_t record(upd_t *u, const upd_pstate_t *s)
+kerr_t upd_record(upd_t *u, const upd_pstate_t *s)
 {
     kerr_t err = upd_journal_append(&u->j, s);
     if (err == KERR_OK) {
@@ -116,7 +86,7 @@ static kerr_t record(upd_t *u, const upd_pstate_t *s)
     return err;
 }
 
-static void nonce_for(uint32_t gen, uint32_t kind, uint32_t idx, uint8_t nonce[12])
+void upd_nonce(uint32_t gen, uint32_t kind, uint32_t idx, uint8_t nonce[12])
 {
     le_put32(nonce, gen);
     le_put32(nonce + 4, kind);
@@ -124,10 +94,10 @@ static void nonce_for(uint32_t gen, uint32_t kind, uint32_t idx, uint8_t nonce[1
 }
 
 /* Encrypt u->buf (one page) in place. */
-static kerr_t seal(upd_t *u, uint32_t gen, uint32_t kind, uint32_t idx, uint8_t tag[TAG])
+kerr_t upd_seal(upd_t *u, uint32_t gen, uint32_t kind, uint32_t idx, uint8_t tag[TAG])
 {
     uint8_t nonce[12];
-    nonce_for(gen, kind, idx, nonce);
+    upd_nonce(gen, kind, idx, nonce);
     return mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, u->page, nonce, sizeof(nonce),
                                      NULL, 0, u->buf, u->buf, TAG, tag) == 0
                ? KERR_OK
@@ -147,7 +117,7 @@ static kerr_t unseal_from(upd_t *u, uint32_t slot, uint32_t tag_off, uint32_t ge
     if (err != KERR_OK) {
         return err;
     }
-    nonce_for(gen, kind, idx, nonce);
+    upd_nonce(gen, kind, idx, nonce);
     return mbedtls_gcm_auth_decrypt(&u->gcm, u->page, nonce, sizeof(nonce), NULL, 0, tag, TAG,
                                     u->buf, u->buf) == 0
                ? KERR_OK
@@ -157,7 +127,7 @@ static kerr_t unseal_from(upd_t *u, uint32_t slot, uint32_t tag_off, uint32_t ge
 static kerr_t page_sha(upd_t *u, uint32_t i, uint8_t out[32])
 {
     kerr_t err = kflash_read(u->cfg.iflash, page_off(u, i), u->buf, u->page);
-    return err != KERR_OK ? err : sha256(u->buf, u->page, out);
+    return err != KERR_OK ? err : upd_sha256(u->buf, u->page, out);
 }
 
 kerr_t upd_region_sha(upd_t *u, uint8_t out[32])
@@ -187,11 +157,11 @@ static kerr_t page_matches(upd_t *u, uint32_t i, bool *out)
     return err;
 }
 
-static kerr_t is_staged(upd_t *u, uint32_t i, bool *out)
+kerr_t upd_is_staged(upd_t *u, uint32_t i, bool *out)
 {
     uint8_t e[TAG];
     kerr_t err = kflash_read(u->cfg.qspi, q(u, Q_STAGE_MAP) + i * TAG, e, TAG);
-    *out = err == KERR_OK && memcmp(e, g_zero16, TAG) == 0;
+    *out = err == KERR_OK && memcmp(e, upd_zero16, TAG) == 0;
     return err;
 }
 
@@ -212,13 +182,20 @@ static kerr_t load_manifest(upd_t *u)
     err = kflash_read(u->cfg.qspi, q(u, Q_MANIFEST), u->mbuf, total);
     uint8_t h[32];
     if (err == KERR_OK) {
-        err = sha256(u->mbuf, total, h);
+        err = upd_sha256(u->mbuf, total, h);
     }
     if (err != KERR_OK) {
         return err;
     }
     if (memcmp(h, u->ps.manifest_sha, 32) != 0 || kbdl_decode(u->mbuf, total, &u->m) != KERR_OK) {
         return KERR_UPD_VERIFY;
+    }
+    /* A delta's block hashes exist from STAGED on, derived and sealed by its staging. */
+    if (u->m.layers[0].delta && u->ps.phase != UPD_PHASE_STAGING) {
+        err = upd_delta_load_table(u);
+        if (err != KERR_OK) {
+            return err;
+        }
     }
     u->have_manifest = true;
     return KERR_OK;
@@ -229,7 +206,8 @@ static kerr_t check_layers(const upd_t *u, const kbdl_manifest_t *m)
 {
     const kbdl_layer_t *l = &m->layers[0];
     if (m->layer_count != 1u || l->region != KBDL_REGION_APP || m->block_size != u->page ||
-        l->region_len != u->cfg.region_len || l->enc_key_id != 0u) {
+        l->region_len != u->cfg.region_len || l->enc_key_id != 0u ||
+        (l->delta && l->offset != 0u)) {
         return KERR_BDL_UNSUPPORTED;
     }
     return KERR_OK;
@@ -242,6 +220,7 @@ kerr_t upd_open(upd_t *u, const upd_config_t *cfg)
     memset(u, 0, sizeof(*u));
     u->cfg = *cfg;
     mbedtls_gcm_init(&u->gcm);
+    mbedtls_gcm_init(&u->pgcm);
     kflash_t *fi = cfg->iflash, *fq = cfg->qspi;
     if (fi == NULL || fq == NULL) {
         return KERR_INVAL;
@@ -262,11 +241,12 @@ kerr_t upd_open(upd_t *u, const upd_config_t *cfg)
     if (!region_ok || !qspi_ok) {
         return KERR_INVAL;
     }
-    if (mbedtls_gcm_setkey(&u->gcm, MBEDTLS_CIPHER_ID_AES, cfg->key, UPD_KEY_SIZE * 8u) != 0) {
+    if (mbedtls_gcm_setkey(&u->gcm, MBEDTLS_CIPHER_ID_AES, cfg->key, UPD_KEY_SIZE * 8u) != 0 ||
+        mbedtls_gcm_setkey(&u->pgcm, MBEDTLS_CIPHER_ID_AES, cfg->key, UPD_KEY_SIZE * 8u) != 0) {
         return KERR_UPD_CRYPTO;
     }
     memset(u->buf, 0xFF, u->page);
-    kerr_t err = sha256(u->buf, u->page, u->ff_sha);
+    kerr_t err = upd_sha256(u->buf, u->page, u->ff_sha);
     if (err == KERR_OK) {
         err = upd_journal_mount(&u->j, fi, cfg->journal_off, &u->ps);
     }
@@ -286,6 +266,7 @@ kerr_t upd_open(upd_t *u, const upd_config_t *cfg)
 void upd_close(upd_t *u)
 {
     mbedtls_gcm_free(&u->gcm);
+    mbedtls_gcm_free(&u->pgcm);
     memset(u->cfg.key, 0, sizeof(u->cfg.key));
 }
 
@@ -297,11 +278,14 @@ kerr_t upd_block_needed(upd_t *u, uint32_t idx)
     if (idx >= u->blocks) {
         return KERR_RANGE;
     }
+    if (u->m.layers[0].delta) {
+        return upd_delta_block_needed(u, idx);
+    }
     if (target_is_erased(u, idx)) {
         return 0;
     }
     bool done;
-    kerr_t err = is_staged(u, idx, &done);
+    kerr_t err = upd_is_staged(u, idx, &done);
     if (err == KERR_OK && !done) {
         err = page_matches(u, idx, &done);
     }
@@ -341,6 +325,9 @@ static kerr_t inspect(upd_t *u, const uint8_t *bundle, uint32_t len, kbdl_manife
     if (err != KERR_OK) {
         return err;
     }
+    if (m->layers[0].delta) {
+        return upd_delta_inspect(u, m, out);
+    }
     out->blocks = u->blocks;
     const uint8_t *sha = m->layers[0].block_sha;
     for (uint32_t i = 0; i < u->blocks; i++) {
@@ -377,7 +364,7 @@ kerr_t upd_stage_begin(upd_t *u, const uint8_t *bundle, uint32_t len)
     }
     uint32_t total = kbdl_signed_size(&m);
     uint8_t h[32];
-    err = sha256(bundle, total, h);
+    err = upd_sha256(bundle, total, h);
     if (err != KERR_OK) {
         return err;
     }
@@ -388,7 +375,7 @@ kerr_t upd_stage_begin(upd_t *u, const uint8_t *bundle, uint32_t len)
         /* Abandon the old staging durably before its area is erased. */
         upd_pstate_t s = u->ps;
         s.phase = UPD_PHASE_IDLE;
-        err = record(u, &s);
+        err = upd_record(u, &s);
         if (err != KERR_OK) {
             return err;
         }
@@ -406,6 +393,9 @@ kerr_t upd_stage_begin(upd_t *u, const uint8_t *bundle, uint32_t len)
     if (err == KERR_OK) {
         err = kflash_erase_range(u->cfg.qspi, q(u, Q_STAGE_TAGS), Q_SAVE_TAGS - Q_STAGE_TAGS);
     }
+    if (err == KERR_OK && m.layers[0].delta) { /* patch block tags; no saved page is live */
+        err = kflash_erase_range(u->cfg.qspi, q(u, Q_SAVE_TAGS), META_SECTOR);
+    }
     if (err == KERR_OK) {
         err = kflash_program(u->cfg.qspi, q(u, Q_MANIFEST), u->mbuf, padded);
     }
@@ -418,7 +408,7 @@ kerr_t upd_stage_begin(upd_t *u, const uint8_t *bundle, uint32_t len)
     s.stage_gen = u->j.seq + 1u;
     memcpy(s.manifest_sha, h, 32);
     memset(s.saved, 0, sizeof(s.saved));
-    err = record(u, &s);
+    err = upd_record(u, &s);
     if (err == KERR_OK) {
         err = kbdl_decode(u->mbuf, total, &u->m);
         u->have_manifest = err == KERR_OK;
@@ -434,8 +424,11 @@ kerr_t upd_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len
     if (idx >= u->blocks || len != u->page) {
         return KERR_RANGE;
     }
+    if (u->m.layers[0].delta) {
+        return upd_delta_stage_block(u, idx, data, len);
+    }
     uint8_t h[32];
-    kerr_t err = sha256(data, len, h);
+    kerr_t err = upd_sha256(data, len, h);
     if (err != KERR_OK) {
         return err;
     }
@@ -446,9 +439,14 @@ kerr_t upd_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len
     if (err <= 0) {
         return err; /* already staged, already in place, or erased: nothing to store */
     }
-    uint8_t tag[TAG];
     memcpy(u->buf, data, len);
-    err = seal(u, u->ps.stage_gen, SEAL_STAGE, idx, tag);
+    return upd_store_staged(u, idx);
+}
+
+kerr_t upd_store_staged(upd_t *u, uint32_t idx)
+{
+    uint8_t tag[TAG];
+    kerr_t err = upd_seal(u, u->ps.stage_gen, SEAL_STAGE, idx, tag);
     if (err == KERR_OK) {
         err = kflash_erase_range(u->cfg.qspi, stage_slot(u, idx), u->page);
     }
@@ -459,7 +457,7 @@ kerr_t upd_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len
         err = kflash_program(u->cfg.qspi, q(u, Q_STAGE_TAGS) + idx * TAG, tag, TAG);
     }
     if (err == KERR_OK) {
-        err = kflash_program(u->cfg.qspi, q(u, Q_STAGE_MAP) + idx * TAG, g_zero16, TAG);
+        err = kflash_program(u->cfg.qspi, q(u, Q_STAGE_MAP) + idx * TAG, upd_zero16, TAG);
     }
     return err;
 }
@@ -472,7 +470,7 @@ static kerr_t reconstruct(upd_t *u, uint32_t i)
         return KERR_OK;
     }
     bool staged;
-    kerr_t err = is_staged(u, i, &staged);
+    kerr_t err = upd_is_staged(u, i, &staged);
     if (err == KERR_OK) {
         err = staged ? unseal_from(u, stage_slot(u, i), q(u, Q_STAGE_TAGS) + i * TAG,
                                    u->ps.stage_gen, SEAL_STAGE, i)
@@ -480,7 +478,7 @@ static kerr_t reconstruct(upd_t *u, uint32_t i)
     }
     uint8_t h[32];
     if (err == KERR_OK) {
-        err = sha256(u->buf, u->page, h);
+        err = upd_sha256(u->buf, u->page, h);
     }
     if (err == KERR_OK && memcmp(h, target_sha(u, i), 32) != 0) {
         err = staged ? KERR_UPD_VERIFY : KERR_UPD_INCOMPLETE;
@@ -497,6 +495,15 @@ kerr_t upd_stage_finish(upd_t *u)
         return KERR_UPD_STATE;
     }
     const kbdl_layer_t *l = &u->m.layers[0];
+    if (l->delta) {
+        kerr_t err = upd_delta_finish(u);
+        if (err != KERR_OK) {
+            return err;
+        }
+        upd_pstate_t s = u->ps;
+        s.phase = UPD_PHASE_STAGED;
+        return upd_record(u, &s);
+    }
     mbedtls_sha256_context rc, cc;
     mbedtls_sha256_init(&rc);
     mbedtls_sha256_init(&cc);
@@ -534,7 +541,7 @@ kerr_t upd_stage_finish(upd_t *u)
     }
     upd_pstate_t s = u->ps;
     s.phase = UPD_PHASE_STAGED;
-    return record(u, &s);
+    return upd_record(u, &s);
 }
 
 kerr_t upd_cancel(upd_t *u)
@@ -544,7 +551,7 @@ kerr_t upd_cancel(upd_t *u)
     }
     upd_pstate_t s = u->ps;
     s.phase = UPD_PHASE_IDLE;
-    kerr_t err = record(u, &s);
+    kerr_t err = upd_record(u, &s);
     if (err == KERR_OK) {
         u->have_manifest = false;
     }
@@ -568,7 +575,7 @@ static kerr_t write_page(upd_t *u, uint32_t i)
                           SEAL_STAGE, i);
         uint8_t h[32];
         if (err == KERR_OK) {
-            err = sha256(u->buf, u->page, h);
+            err = upd_sha256(u->buf, u->page, h);
         }
         if (err == KERR_OK && memcmp(h, target_sha(u, i), 32) != 0) {
             err = KERR_UPD_VERIFY;
@@ -587,11 +594,14 @@ static kerr_t write_page(upd_t *u, uint32_t i)
 
 static kerr_t save_page(upd_t *u, uint32_t i)
 {
-    uint8_t tag[TAG];
     kerr_t err = kflash_read(u->cfg.iflash, page_off(u, i), u->buf, u->page);
-    if (err == KERR_OK) {
-        err = seal(u, u->ps.apply_gen, SEAL_SAVE, i, tag);
-    }
+    return err != KERR_OK ? err : upd_store_save_slot(u, u->ps.apply_gen, SEAL_SAVE, i);
+}
+
+kerr_t upd_store_save_slot(upd_t *u, uint32_t gen, uint32_t kind, uint32_t i)
+{
+    uint8_t tag[TAG];
+    kerr_t err = upd_seal(u, gen, kind, i, tag);
     if (err == KERR_OK) {
         err = kflash_erase_range(u->cfg.qspi, save_slot(u, i), u->page);
     }
@@ -623,7 +633,7 @@ static kerr_t run_rollback(upd_t *u)
         upd_pstate_t s = u->ps;
         s.step = (uint16_t)(i + 1u);
         if (err == KERR_OK) {
-            err = record(u, &s);
+            err = upd_record(u, &s);
         }
         if (err != KERR_OK) {
             return err;
@@ -642,7 +652,7 @@ static kerr_t run_rollback(upd_t *u)
     s.result = UPD_RESULT_FAILED;
     s.step = UPD_STEP_NONE;
     memset(s.saved, 0, sizeof(s.saved));
-    err = record(u, &s);
+    err = upd_record(u, &s);
     if (err == KERR_OK) {
         u->have_manifest = false;
     }
@@ -655,7 +665,7 @@ static kerr_t start_rollback(upd_t *u, uint32_t reason)
     s.phase = UPD_PHASE_ROLLBACK;
     s.step = 0;
     s.reason = reason;
-    kerr_t err = record(u, &s);
+    kerr_t err = upd_record(u, &s);
     return err != KERR_OK ? err : run_rollback(u);
 }
 
@@ -678,7 +688,7 @@ static kerr_t run_apply(upd_t *u)
             upd_pstate_t s = u->ps;
             s.step = (uint16_t)i;
             bit_set(s.saved, i);
-            err = record(u, &s);
+            err = upd_record(u, &s);
         }
         if (err == KERR_OK) {
             err = write_page(u, i);
@@ -695,7 +705,7 @@ static kerr_t run_apply(upd_t *u)
         upd_pstate_t s = u->ps;
         s.phase = UPD_PHASE_TRIAL;
         s.step = UPD_STEP_NONE;
-        return record(u, &s);
+        return upd_record(u, &s);
     }
     if (is_flash_error(err) || err == KERR_IO) {
         return err; /* a cut or an I/O failure: the next boot resumes from the journal */
@@ -726,7 +736,7 @@ kerr_t upd_apply(upd_t *u)
     s.step = UPD_STEP_NONE;
     s.apply_gen = u->j.seq + 1u;
     memset(s.saved, 0, sizeof(s.saved));
-    err = record(u, &s);
+    err = upd_record(u, &s);
     return err != KERR_OK ? err : run_apply(u);
 }
 
@@ -745,7 +755,7 @@ kerr_t upd_confirm(upd_t *u)
     }
     s.version = u->m.version;
     memset(s.saved, 0, sizeof(s.saved)); /* released: the copies are dead from this record on */
-    kerr_t err = record(u, &s);
+    kerr_t err = upd_record(u, &s);
     if (err == KERR_OK) {
         u->have_manifest = false;
     }
@@ -773,7 +783,7 @@ kerr_t upd_boot(upd_t *u)
             s.phase = UPD_PHASE_IDLE;
             s.result = UPD_RESULT_INTEGRITY;
             s.reason = UPD_REASON_MANIFEST;
-            return record(u, &s);
+            return upd_record(u, &s);
         }
         return KERR_OK;
     case UPD_PHASE_APPLYING: {

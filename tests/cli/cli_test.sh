@@ -319,6 +319,70 @@ bundle_build)
       "$(python3 -c 'import json; print(json.load(open("insp.json"))["sha256"])')" ] ||
         fail "inspect's sha256 is not the file's"
     ;;
+bundle_diff)
+    # A version bump: one page differs (the app header); the delta is checked by keel itself
+    # (decoded back), and here independently: it is small, written whole, and its header names
+    # both app slots' sizes. Bad inputs are refused with a sentence.
+    build_app app.elf
+    run_keel 0 keys new fleet --dir keys
+    run_keel 0 bundle build app.elf --version 1.0.0 --key keys/fleet.key -o v1.kb
+    run_keel 0 bundle build app.elf --version 1.0.1 --key keys/fleet.key -o v2.kb
+    run_keel 0 bundle diff v1.kb v2.kb -o p.kdlt
+    expect_in out.txt "v1.kb (1.0.0) -> v2.kb (1.0.1)"
+    expect_in out.txt "pages: 1 changed"
+    run_keel 0 bundle diff v1.kb v2.kb --json --decode-runs 2
+    python3 - <<'PY' || fail "bundle diff --json is not what the patch file says"
+import json, os, struct
+j = json.load(open("out.txt"))
+p = open("p.kdlt", "rb").read()
+assert p[:4] == b"KDLT" and len(p) == j["patch_bytes"], (p[:4], len(p), j)
+old_len, new_len = struct.unpack_from("<II", p, 8)
+assert new_len == j["content_bytes"] and old_len == new_len, (old_len, new_len, j)
+assert j["blocks_changed"] == 1 and j["patch_bytes"] < 200, j
+assert j["pages_bytes"] == j["manifest_bytes"] + 8192, j
+assert j["delta_manifest_bytes"] == 392, j
+assert j["delta_wire_bytes"] == 392 + j["patch_bytes"], j
+PY
+    head -c 100 v1.kb >trunc.kb
+    run_keel 1 bundle diff trunc.kb v2.kb
+    expect_in err.txt "trunc.kb: not a bundle"
+    run_keel 2 bundle diff v1.kb
+    expect_in err.txt "give OLD.kb and NEW.kb"
+    run_keel 2 bundle diff v1.kb v2.kb --decode-runs 0
+    expect_in err.txt "--decode-runs: give 1..1000"
+    ;;
+bundle_delta)
+    # keel bundle build --base: a delta bundle beside the page bundle, named after the base's
+    # region hash; installed by the real update engine over a device that runs the base, it
+    # leaves exactly the page bundle's region. A device that runs something else refuses it.
+    build_app app.elf
+    run_keel 0 keys new fleet --dir keys
+    run_keel 0 bundle build app.elf --version 1.0.0 --key keys/fleet.key -o v1.kb
+    run_keel 0 bundle build app.elf --version 1.0.1 --key keys/fleet.key -o v2.kb --base v1.kb
+    base=$(python3 -c 'import json; print(json.load(open("/dev/stdin"))["layers"][0]["region_sha256"][:12])' \
+           < <(timeout 30 "$keel" bundle inspect v1.kb --json))
+    [ -f "v2.delta-$base.kb" ] || fail "no v2.delta-$base.kb"
+    expect_in out.txt "built v2.delta-$base.kb: delta from v1.kb"
+    run_keel 0 bundle inspect "v2.delta-$base.kb" --key keys/fleet.pub
+    expect_in out.txt "manifest:     320 bytes + 72 bytes signature"
+    expect_in out.txt "signature:    verified"
+    expect_in out.txt "payload matches"
+    run_keel 0 device provision --state st --update-key keys/fleet.pub
+    run_keel 0 device install --state st v1.kb
+    run_keel 0 device install --state st "v2.delta-$base.kb"
+    want=$(python3 -c 'import json; print(json.load(open("/dev/stdin"))["layers"][0]["region_sha256"])' \
+           < <(timeout 30 "$keel" bundle inspect v2.kb --json))
+    [ "$(head -c 1056768 st/flash_int.bin | sha256sum | cut -d' ' -f1)" = "$want" ] ||
+        fail "the delta did not leave v2's region"
+    run_keel 0 device provision --state other --update-key keys/fleet.pub
+    run_keel 0 bundle build app.elf --version 0.9.0 --key keys/fleet.key -o v0.kb
+    run_keel 0 device install --state other v0.kb
+    run_keel 1 device install --state other "v2.delta-$base.kb"
+    expect_in err.txt "another base"
+    run_keel 1 bundle build app.elf --version 1.0.2 --key keys/fleet.key -o v3.kb --base nope.kb
+    expect_in err.txt "nope.kb: cannot open"
+    [ ! -e v3.kb ] || fail "a build with a bad --base wrote its bundle"
+    ;;
 bundle_refused)
     # Every kind of bad input: a sentence saying what is wrong, exit 1 (2 for usage), no output
     # file left behind by a failed build.

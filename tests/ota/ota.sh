@@ -7,6 +7,9 @@
 #   download            v1 (factory-installed bundle) -> v2 offered: fetched over MQTT (only the
 #                       blocks that differ), staged, the app defers then applies, v2 on trial,
 #                       confirmed; the same offer again is a no-op; hello reports v2
+#   delta               v2 as a delta bundle against v1 (`keel bundle build --base`): only the
+#                       patch is fetched (manifest 392 B + the patch), decoded at staging time,
+#                       applied, confirmed; the device then reports v2's region hash
 #   refused             tampered, unknown key, wrong device type, older counter: each refused
 #                       with its reason in UpdateStatus, nothing staged, v1 keeps running
 #   resume              the device is stopped in the middle of the download; on its next boot
@@ -157,6 +160,21 @@ download)
     expect_srv 60 'hello app=1.1.0'
     expect_console 60 'update: deployment 7 is already installed'
     expect_srv 20 'status dep=7 state=0 result=1 .*detail=already installed'
+    ;;
+delta)
+    bundle v2 ota 1.1.0 2 --base "$W/v1.kb"
+    d=$(cd "$W" && ls v2.delta-*.kb) || fail "no delta bundle was written"
+    start_device 200
+    expect_console 30 'net: connected to broker'
+    update_to "${d%.kb}" 1.1.0 9
+    expect_srv 10 'hello app=1.1.0'
+    line=$(grep -m1 'update: deployment 9: .* of 129 blocks to fetch' "$W/console.txt")
+    [ "$(sed -n 's/.*: \([0-9]*\) of 129 blocks.*/\1/p' <<<"$line")" = 1 ] ||
+        fail "expected the patch in 1 block, got: $line"
+    size=$(stat -c %s "$W/$d")
+    served=$(grep -o 'served=[0-9]*' "$W/srv.txt" | tail -n 1 | cut -d= -f2)
+    [ -n "$served" ] && [ "$served" -le "$size" ] || fail "served ${served:-?} bytes of a $size-byte delta"
+    echo "delta: $size-byte delta bundle, $served bytes served" >&2
     ;;
 refused)
     bundle older ota 1.2.0 0

@@ -148,8 +148,10 @@ static void test_rejections_have_distinct_codes(void **state)
     n = build(fx_opts(1, 5, 1000u));
     assert_int_equal(kbdl_verify(g_bundle, n - 1u, &t, &m), KERR_BDL_TRUNCATED);
     assert_int_equal(kbdl_verify(g_bundle, 100u, &t, &m), KERR_BDL_TRUNCATED);
-    g_bundle[4] = 2; /* format version from the future */
+    g_bundle[4] = 3; /* format version from the future */
     assert_int_equal(kbdl_verify(g_bundle, n, &t, &m), KERR_BDL_VERSION);
+    g_bundle[4] = 2; /* the delta format, but a layer of pages */
+    assert_int_equal(kbdl_verify(g_bundle, n, &t, &m), KERR_BDL_MALFORMED);
     g_bundle[4] = 1;
     g_bundle[126] = 1; /* reserved */
     assert_int_equal(kbdl_verify(g_bundle, n, &t, &m), KERR_BDL_MALFORMED);
@@ -309,10 +311,108 @@ static void test_block_payload(void **state)
     assert_int_equal(kbdl_block_payload(&m, 6, &off, &len, &in), KERR_RANGE);
 }
 
+/* Delta bundles (fmt 2): 392 signed bytes whatever the region, golden delta record, round trip,
+ * patch pieces as blocks, every byte mutated or cut refused, bad delta fields named. */
+#define PATCH_LEN 20000u
+static uint8_t g_dbundle[FX_BUNDLE_MAX + PATCH_LEN];
+static uint8_t g_dcopy[FX_BUNDLE_MAX + PATCH_LEN];
+
+static uint32_t build_delta(const uint8_t *patch, uint32_t patch_len)
+{
+    uint8_t base_sha[32];
+    memset(base_sha, 0xB5, sizeof(base_sha));
+    fx_image(g_region, 40000u, 8);
+    kbdl_manifest_t m;
+    memset(&m, 0, sizeof(m));
+    m.version = 2, m.security_counter = 5, m.min_uv_version = FX_UV_VERSION;
+    m.device_type = FX_DEVICE_TYPE, m.block_size = FX_PAGE, m.layer_count = 1;
+    m.layers[0].region = KBDL_REGION_APP;
+    m.policy.backoff_min_ms = 100, m.policy.backoff_max_ms = 1000;
+    uint32_t n = 0;
+    assert_int_equal(kbdl_build_delta(&m, g_region, FX_REGION, 0, 40000u, base_sha, patch,
+                                      patch_len, fx_priv_fleet, g_dbundle, sizeof(g_dbundle), &n),
+                     KERR_OK);
+    memcpy(g_dbundle + n, patch, patch_len);
+    return n;
+}
+
+static void test_delta_bundle(void **state)
+{
+    (void)state;
+    static uint8_t patch[PATCH_LEN];
+    for (uint32_t i = 0; i < sizeof(patch); i++)
+        patch[i] = (uint8_t)(i * 7u + 3u);
+    uint32_t n = build_delta(patch, sizeof(patch));
+    assert_int_equal(n, 128u + 96u + 96u + 72u);
+    assert_int_equal(peek32(g_dbundle + 8), 320u); /* manifest_len */
+    assert_int_equal(g_dbundle[4], 2);
+    assert_int_equal(g_dbundle[128 + 1], 1);      /* layer flag: delta */
+    assert_int_equal(peek32(g_dbundle + 128 + 24), 224u); /* the delta record follows */
+    assert_int_equal(g_dbundle[224], 0xB5);
+    assert_int_equal(peek32(g_dbundle + 224 + 64), sizeof(patch));
+    assert_int_equal(peek32(g_dbundle + 224 + 68), 1u);
+    kbdl_key_t k = fleet_key();
+    kbdl_trust_t t = trust(&k, 0);
+    kbdl_manifest_t m;
+    uint32_t total = n + (uint32_t)sizeof(patch);
+    assert_int_equal(kbdl_verify(g_dbundle, total, &t, &m), KERR_OK);
+    const kbdl_layer_t *l = &m.layers[0];
+    assert_true(l->delta);
+    assert_null(l->block_sha);
+    assert_int_equal(l->patch_size, sizeof(patch));
+    assert_int_equal(l->block_count, FX_PAGES);
+    assert_int_equal(l->size, 40000u);
+    uint8_t h[32];
+    assert_int_equal(mbedtls_sha256_ret(patch, sizeof(patch), h, 0), 0);
+    assert_memory_equal(l->patch_sha, h, 32);
+    assert_int_equal(mbedtls_sha256_ret(g_region, FX_REGION, h, 0), 0);
+    assert_memory_equal(l->region_sha, h, 32);
+    /* The patch travels in block-size pieces: 8192, 8192, 3616, then nothing. */
+    uint32_t off, len, in_block, got = 0;
+    for (uint32_t i = 0; i < l->block_count; i++) {
+        assert_int_equal(kbdl_block_payload(&m, i, &off, &len, &in_block), KERR_OK);
+        assert_int_equal(in_block, 0u);
+        if (len)
+            assert_memory_equal(g_dbundle + off, patch + i * FX_PAGE, len);
+        assert_int_equal(len, i < 2 ? FX_PAGE : i == 2 ? 3616u : 0u);
+        got += len;
+    }
+    assert_int_equal(got, sizeof(patch));
+    /* Every manifest byte changed, and every cut, is refused. */
+    memcpy(g_dcopy, g_dbundle, total);
+    for (uint32_t i = 0; i < n; i++) {
+        g_dcopy[i] ^= 0x01;
+        assert_int_not_equal(kbdl_verify(g_dcopy, total, &t, &m), KERR_OK);
+        g_dcopy[i] ^= 0x01;
+    }
+    for (uint32_t cut = 0; cut < n; cut++)
+        assert_int_not_equal(kbdl_verify(g_dbundle, cut, &t, &m), KERR_OK);
+    /* Structure errors before the signature, each named. */
+    g_dcopy[224 + 68] = 2; /* a patch format from the future */
+    assert_int_equal(kbdl_decode(g_dcopy, total, &m), KERR_BDL_VERSION);
+    g_dcopy[224 + 68] = 1;
+    g_dcopy[224 + 80] = 1; /* reserved */
+    assert_int_equal(kbdl_decode(g_dcopy, total, &m), KERR_BDL_MALFORMED);
+    g_dcopy[224 + 80] = 0;
+    g_dcopy[129] = 0; /* no delta flag in a delta manifest */
+    assert_int_equal(kbdl_decode(g_dcopy, total, &m), KERR_BDL_MALFORMED);
+    g_dcopy[129] = 1;
+    poke32(g_dcopy + 224 + 64, FX_REGION + 1u); /* a patch larger than the region */
+    assert_int_equal(kbdl_decode(g_dcopy, total, &m), KERR_BDL_MALFORMED);
+    poke32(g_dcopy + 224 + 64, 0);
+    assert_int_equal(kbdl_decode(g_dcopy, total, &m), KERR_BDL_MALFORMED);
+    /* The builder refuses an empty or oversized patch. */
+    uint8_t base[32] = {0};
+    kbdl_manifest_t tm = m;
+    assert_int_equal(kbdl_build_delta(&tm, g_region, FX_REGION, 0, 40000u, base, patch, 0,
+                                      fx_priv_fleet, g_dcopy, sizeof(g_dbundle), &n), KERR_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_block_payload),
+        cmocka_unit_test(test_delta_bundle),
         cmocka_unit_test(test_golden_layout),
         cmocka_unit_test(test_decode_roundtrip),
         cmocka_unit_test(test_rejections_have_distinct_codes),

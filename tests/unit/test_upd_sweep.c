@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "keel/delta.h"
 #include "test_upd_fixture.h"
 
 #define OLD_LEN 40000u
@@ -31,8 +32,10 @@
 #define NEW_COUNTER 7u
 #define DRIVE_STEPS 16
 
-/* SC_APPLY_FAIL: a staged block decays after staging: the apply stops and rolls back by itself. */
-typedef enum { SC_UPDATE, SC_ROLLBACK, SC_APPLY_FAIL } scenario_t;
+/* SC_APPLY_FAIL: a staged block decays after staging: the apply stops and rolls back by itself.
+ * SC_DELTA: the update as a delta bundle (docs/delta.md): the patch is staged, decoded at
+ * stage_finish into sealed pages and a derived block hash table, then applied as pages are. */
+typedef enum { SC_UPDATE, SC_ROLLBACK, SC_APPLY_FAIL, SC_DELTA } scenario_t;
 
 #define DECAYED_BLOCK 4u /* changed pages: 1, 3, 4, 5, 9; two are written before the failure */
 
@@ -40,6 +43,9 @@ static fx_dev_t g_dev, g_base, g_cut1;
 static uint8_t g_old[FX_REGION], g_new[FX_REGION];
 static uint8_t g_bundle[FX_BUNDLE_MAX];
 static uint32_t g_len;
+static uint8_t *g_patch; /* SC_DELTA: the payload */
+static size_t g_patch_len;
+static bool g_delta;
 
 typedef struct tally {
     uint32_t first_cuts;
@@ -56,7 +62,16 @@ static kerr_t stage_missing(upd_t *u)
         if (need < 0) {
             return need;
         }
-        if (need == 1) {
+        if (need == 1 && g_delta) { /* block i of a delta is the patch's i-th page, 0xFF after */
+            static uint8_t b[FX_PAGE];
+            size_t at = (size_t)i * FX_PAGE, n = g_patch_len - at < FX_PAGE ? g_patch_len - at : FX_PAGE;
+            memset(b, 0xFF, sizeof(b));
+            memcpy(b, g_patch + at, n);
+            kerr_t err = upd_stage_block(u, i, b, FX_PAGE);
+            if (err != KERR_OK) {
+                return err;
+            }
+        } else if (need == 1) {
             kerr_t err = upd_stage_block(u, i, g_new + i * FX_PAGE, FX_PAGE);
             if (err != KERR_OK) {
                 return err;
@@ -99,7 +114,7 @@ static kerr_t drive(fx_dev_t *d, scenario_t sc)
         kerr_t err;
         switch (u->ps.phase) {
         case UPD_PHASE_IDLE:
-            if (sc != SC_UPDATE || u->ps.version == NEW_VERSION) {
+            if ((sc != SC_UPDATE && sc != SC_DELTA) || u->ps.version == NEW_VERSION) {
                 return KERR_OK;
             }
             err = fill_journal(u);
@@ -117,7 +132,8 @@ static kerr_t drive(fx_dev_t *d, scenario_t sc)
             }
             break;
         case UPD_PHASE_TRIAL:
-            err = sc == SC_UPDATE ? upd_confirm(u) : upd_rollback(u, UPD_REASON_CRASH);
+            err = sc == SC_UPDATE || sc == SC_DELTA ? upd_confirm(u)
+                                                     : upd_rollback(u, UPD_REASON_CRASH);
             break;
         default:
             err = upd_boot(u);
@@ -163,7 +179,7 @@ static void check_end(fx_dev_t *d, scenario_t sc)
 {
     const upd_pstate_t *ps = &d->upd.ps;
     assert_int_equal(ps->phase, UPD_PHASE_IDLE);
-    if (sc == SC_UPDATE) {
+    if (sc == SC_UPDATE || sc == SC_DELTA) {
         assert_int_equal(ps->result, UPD_RESULT_SUCCESS);
         assert_int_equal(ps->version, NEW_VERSION);
         assert_int_equal(ps->counter, NEW_COUNTER);
@@ -176,7 +192,7 @@ static void check_end(fx_dev_t *d, scenario_t sc)
     uint8_t h[32];
     assert_int_equal(upd_region_sha(&d->upd, h), KERR_OK); /* the engine's own measurement */
     uint8_t want[32];
-    mbedtls_sha256(sc == SC_UPDATE ? g_new : g_old, FX_REGION, want, 0);
+    mbedtls_sha256(sc == SC_UPDATE || sc == SC_DELTA ? g_new : g_old, FX_REGION, want, 0);
     assert_memory_equal(h, want, 32);
 }
 
@@ -249,6 +265,21 @@ static void setup_images(void)
     fx_bundle_opts_t o = fx_opts(NEW_VERSION, NEW_COUNTER, NEW_LEN);
     g_len = fx_bundle(g_new, &o, g_bundle);
     assert_true(g_len > 0u);
+    free(g_patch);
+    g_patch = NULL;
+    if (g_delta) { /* the same update as a patch against the whole old region */
+        kdlt_enc_opts_t eo = {0x00200000u, NULL, 0};
+        assert_int_equal(kdlt_encode(g_old, FX_REGION, g_new, NEW_LEN, &eo, &g_patch, &g_patch_len),
+                         KERR_OK);
+        kbdl_manifest_t m;
+        assert_int_equal(kbdl_decode(g_bundle, g_len, &m), KERR_OK);
+        uint8_t base[32];
+        mbedtls_sha256(g_old, FX_REGION, base, 0);
+        assert_int_equal(kbdl_build_delta(&m, g_new, FX_REGION, 0, NEW_LEN, base, g_patch,
+                                          (uint32_t)g_patch_len, fx_priv_fleet, g_bundle,
+                                          sizeof(g_bundle), &g_len),
+                         KERR_OK);
+    }
 }
 
 /* g_base: the device where the scenario starts. */
@@ -325,7 +356,8 @@ static void sweep(scenario_t sc, const uint32_t *seeds, size_t nseeds, uint32_t 
             }
         }
     }
-    static const char *const names[] = {"update", "rollback", "apply fails, rolls back"};
+    static const char *const names[] = {"update", "rollback", "apply fails, rolls back",
+                                        "delta update"};
     printf("  %s: %u+%u operations (internal+QSPI), %u first cuts, %u second cuts, "
            "%u recoveries checked\n",
            names[sc], ops[0], ops[1], t->first_cuts,
@@ -380,9 +412,20 @@ static void test_sweep_apply_fails(void **state)
     run_sweeps(SC_APPLY_FAIL, 1, 3);
 }
 
+/* The update as a delta: staging decodes the patch (two passes, sealed pages and table). */
+static void test_sweep_delta(void **state)
+{
+    (void)state;
+    g_delta = true;
+    run_sweeps(SC_DELTA, 2, 1);
+    g_delta = false;
+}
+
 static int teardown(void **state)
 {
     (void)state;
+    free(g_patch);
+    g_patch = NULL;
     if (g_dev.open) {
         upd_close(&g_dev.upd);
         g_dev.open = false;
@@ -397,6 +440,11 @@ int main(void)
         cmocka_unit_test_teardown(test_sweep_update_journal_wrap, teardown),
         cmocka_unit_test_teardown(test_sweep_rollback, teardown),
         cmocka_unit_test_teardown(test_sweep_apply_fails, teardown),
+        cmocka_unit_test_teardown(test_sweep_delta, teardown),
     };
+    /* KEEL_SWEEP_ONLY=test_sweep_delta (a cmocka test name pattern) runs one sweep. */
+    if (getenv("KEEL_SWEEP_ONLY") != NULL) {
+        cmocka_set_test_filter(getenv("KEEL_SWEEP_ONLY"));
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

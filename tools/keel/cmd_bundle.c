@@ -48,6 +48,7 @@ enum {
     OPT_TRIAL,
     OPT_DEBUG_KEY,
     OPT_JSON,
+    OPT_BASE,
 };
 
 static void hex(const uint8_t *b, size_t n, char *out)
@@ -59,7 +60,7 @@ static void hex(const uint8_t *b, size_t n, char *out)
 /* ---- reading a bundle file -------------------------------------------------------------------- */
 
 /* Read a whole file of at most max bytes (malloc'd into *out). False with a message. */
-static bool read_file(const char *prog, const char *path, size_t max, uint8_t **out, size_t *len)
+bool cmd_bundle_read(const char *prog, const char *path, size_t max, uint8_t **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -98,12 +99,13 @@ static void check_payload(const kbdl_manifest_t *m, const uint8_t *b, size_t len
     uint64_t off = kbdl_signed_size(m);
     for (uint32_t i = 0; i < m->layer_count; i++) {
         const kbdl_layer_t *l = &m->layers[i];
-        if (off + l->size <= len) {
+        uint32_t n = l->delta ? l->patch_size : l->size; /* a delta's payload is its patch */
+        if (off + n <= len) {
             uint8_t sha[32];
-            mbedtls_sha256(b + off, l->size, sha, 0);
-            out->content_ok[i] = memcmp(sha, l->content_sha, 32) == 0;
+            mbedtls_sha256(b + off, n, sha, 0);
+            out->content_ok[i] = memcmp(sha, l->delta ? l->patch_sha : l->content_sha, 32) == 0;
         }
-        off += l->size;
+        off += n;
     }
     out->expected = off;
     out->sizes_ok = off == len;
@@ -113,6 +115,8 @@ static void check_payload(const kbdl_manifest_t *m, const uint8_t *b, size_t len
 
 typedef struct build_req {
     const char *elf, *key, *out, *debug_key;
+    const char *bases[BUNDLE_BASES_MAX];
+    unsigned nbases;
     devstate_policy_t app;
     kbdl_manifest_t m;
     bool have_version;
@@ -137,7 +141,9 @@ static void build_help(const char *prog)
            "                       app has not (default %u)\n"
            "  --trial S            seconds the new app has to confirm (default %u)\n"
            "  --debug-key DEV.pub  P-256 public key allowed to open a debug session\n"
-           "                       (default: none)\n",
+           "                       (default: none)\n"
+           "  --base OLD.kb        also write a delta bundle for devices that run OLD.kb:\n"
+           "                       APP.delta-<base region sha256, 12 hex>.kb (repeatable)\n",
            prog, AN505_DEVICE_TYPE, KAPP_DEFAULT_BACKOFF_MIN_MS, KAPP_DEFAULT_BACKOFF_MAX_MS,
            POLITENESS_DEFAULT_S, TRIAL_DEFAULT_S);
 }
@@ -169,6 +175,11 @@ static int build_opt(const char *prog, int c, char **argv, build_req_t *r)
     case OPT_OUT: r->out = optarg; return CLI_EXIT_OK;
     case OPT_KEY: r->key = optarg; return CLI_EXIT_OK;
     case OPT_DEBUG_KEY: r->debug_key = optarg; return CLI_EXIT_OK;
+    case OPT_BASE:
+        if (r->nbases == BUNDLE_BASES_MAX)
+            return cli_usage_error(prog, "at most %u --base bundles", BUNDLE_BASES_MAX);
+        r->bases[r->nbases++] = optarg;
+        return CLI_EXIT_OK;
     case OPT_VERSION:
         r->have_version = true;
         return parse_version(prog, "--version", optarg, &r->m.version);
@@ -234,6 +245,9 @@ static int build_run(const char *prog, build_req_t *r)
         r->m.policy.has_debug_key = true;
         memcpy(r->m.policy.debug_key, dk.pub, KBDL_PUBKEY_SIZE);
     }
+    for (unsigned b = 0; b < r->nbases; b++)
+        if (!bundle_base_ok(prog, r->bases[b]))
+            return CLI_EXIT_FAIL;
     appelf_image_t img = {0};
     if (appelf_load(r->elf, &appelf_target_an505, &img, why, sizeof why) != KERR_OK)
         return cli_fail(prog, "%s: %s", r->elf, why);
@@ -277,6 +291,9 @@ static int build_run(const char *prog, build_req_t *r)
                    (unsigned long)(signed_len + content_len), (unsigned long)signed_len,
                    (unsigned long)content_len, sha_hex);
             rc = CLI_EXIT_OK;
+            for (unsigned b = 0; b < r->nbases && rc == CLI_EXIT_OK; b++)
+                rc = bundle_write_delta(prog, r->out, r->bases[b], &r->m, region, content_len,
+                                        key.priv);
         }
     }
     mbedtls_platform_zeroize(&key, sizeof key);
@@ -301,6 +318,7 @@ static int bundle_build(const char *prog, int argc, char **argv)
         {"politeness", required_argument, NULL, OPT_POLITENESS},
         {"trial", required_argument, NULL, OPT_TRIAL},
         {"debug-key", required_argument, NULL, OPT_DEBUG_KEY},
+        {"base", required_argument, NULL, OPT_BASE},
         {0}};
     build_req_t r = {0};
     devstate_policy_default(&r.app);
@@ -408,6 +426,13 @@ static void inspect_json(const char *path, size_t len, const uint8_t sha[32],
         json_object_set_new(o, "content_sha256", jhex(l->content_sha, 32));
         json_object_set_new(o, "region_sha256", jhex(l->region_sha, 32));
         json_object_set_new(o, "content_ok", json_boolean(pc->content_ok[i]));
+        if (l->delta) {
+            json_t *d = json_object();
+            json_object_set_new(d, "base_region_sha256", jhex(l->base_sha, 32));
+            json_object_set_new(d, "patch_size", json_integer(l->patch_size));
+            json_object_set_new(d, "patch_sha256", jhex(l->patch_sha, 32));
+            json_object_set_new(o, "delta", d);
+        }
         json_array_append_new(layers, o);
     }
     json_object_set_new(j, "layers", layers);
@@ -455,11 +480,19 @@ static void inspect_text(const char *path, size_t len, const uint8_t sha[32],
                (unsigned long)i, l->region == KBDL_REGION_APP ? "app" : "unknown",
                (unsigned long)l->region_len, (unsigned long)l->block_count,
                (unsigned long)l->size, (unsigned long)l->offset,
-               pc->content_ok[i] ? "payload matches" : "PAYLOAD DOES NOT MATCH");
+               l->delta ? "the result of the patch below"
+               : pc->content_ok[i] ? "payload matches" : "PAYLOAD DOES NOT MATCH");
         hex(l->content_sha, 32, s);
         printf("  content sha256 %s\n", s);
         hex(l->region_sha, 32, s);
         printf("  region sha256  %s\n", s);
+        if (l->delta) {
+            hex(l->base_sha, 32, s);
+            printf("  delta against the region with sha256 %s\n", s);
+            hex(l->patch_sha, 32, s);
+            printf("  patch %lu bytes, sha256 %s: %s\n", (unsigned long)l->patch_size, s,
+                   pc->content_ok[i] ? "payload matches" : "PAYLOAD DOES NOT MATCH");
+        }
     }
     if (!pc->sizes_ok)
         printf("payload:      WRONG SIZE: the file has %zu bytes, the manifest says %llu\n", len,
@@ -509,7 +542,7 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
     }
     uint8_t *b = NULL;
     size_t len = 0;
-    if (!read_file(prog, path, BUNDLE_FILE_MAX, &b, &len))
+    if (!cmd_bundle_read(prog, path, BUNDLE_FILE_MAX, &b, &len))
         return CLI_EXIT_FAIL;
     kbdl_manifest_t m;
     kerr_t err = kbdl_decode(b, (uint32_t)len, &m);
@@ -563,9 +596,10 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
 static const cli_verb_t bundle_verbs[] = {
     {"build", "build a signed update bundle from an app ELF", bundle_build},
     {"inspect", "show a bundle's manifest, policies and signature", bundle_inspect},
+    {"diff", "what an update from one bundle to another sends: pages and delta", cmd_bundle_diff},
     {"upload", "store a bundle in keeld (checked there like a device would)", cmd_bundle_upload},
     {"list", "the bundles keeld stores", cmd_bundle_list},
 };
 
-const cli_noun_t cmd_bundle = {"bundle", "signed update bundles (build, inspect, upload, list)", bundle_verbs,
+const cli_noun_t cmd_bundle = {"bundle", "signed update bundles (build, inspect, diff, upload, list)", bundle_verbs,
                                sizeof bundle_verbs / sizeof bundle_verbs[0], NULL};

@@ -259,7 +259,7 @@ bool devstate_install_bundle(devstate_t *s, const char *prog, const char *path)
             char v[16];
             kapp_version_format(e->u.ps.version, v, sizeof v);
             printf("installed bundle %s (security counter %lu, %lu of %lu pages written) into %s\n",
-                   v, (unsigned long)e->u.ps.counter, (unsigned long)plan.changed,
+                   v, (unsigned long)e->u.ps.counter, (unsigned long)e->u.ctr.page_erases,
                    (unsigned long)plan.blocks, s->dir);
             ok = true;
         }

@@ -31,6 +31,7 @@
 #define KBDL_MAGIC 0x464D424Bu     /* "KBMF" */
 #define KBDL_SIG_MAGIC 0x4753424Bu /* "KBSG" */
 #define KBDL_FMT_VERSION 1u
+#define KBDL_FMT_DELTA 2u        /* a delta bundle: one app layer whose payload is a patch */
 #define KBDL_HDR_SIZE 128u
 #define KBDL_LAYER_SIZE 96u
 #define KBDL_SIG_SIZE 64u        /* r||s */
@@ -64,15 +65,31 @@
 
 /* Layer field offsets (relative to the layer entry). */
 #define KBDL_LOFF_REGION 0u       /* u8: KBDL_REGION_* */
-#define KBDL_LOFF_FLAGS 1u        /* u8, zero */
+#define KBDL_LOFF_FLAGS 1u        /* u8: zero, or KBDL_LAYER_DELTA in a KBDL_FMT_DELTA manifest */
 #define KBDL_LOFF_REGION_LEN 4u   /* bytes of region the layer defines: block_count * block_size */
 #define KBDL_LOFF_OFFSET 8u       /* content offset in the region */
 #define KBDL_LOFF_SIZE 12u        /* content bytes */
 #define KBDL_LOFF_KEY_ID 16u      /* encryption key id (0: the device staging key) */
 #define KBDL_LOFF_BLOCKS 20u      /* block count */
-#define KBDL_LOFF_HASH_OFF 24u    /* offset of the block hash table in the manifest */
+#define KBDL_LOFF_HASH_OFF 24u    /* offset of the block hash table (delta: the delta record) */
 #define KBDL_LOFF_CONTENT_SHA 32u /* SHA-256 of the content bytes */
 #define KBDL_LOFF_REGION_SHA 64u  /* SHA-256 of the whole region as it must end up */
+
+/*
+ * Delta bundles (fmt_version KBDL_FMT_DELTA, docs/bundle.md "Delta bundles"): the one layer has
+ * KBDL_LAYER_DELTA set and, instead of a block hash table, a 96-byte delta record naming the base
+ * the patch applies to and the patch; the payload is the patch (docs/delta.md). content_sha and
+ * region_sha still describe the result; block_count is the region's. The device derives the
+ * per-block hashes from the decoded result after checking it against region_sha.
+ */
+#define KBDL_LAYER_DELTA 0x01u
+#define KBDL_DELTA_REC_SIZE 96u
+#define KBDL_DOFF_BASE_SHA 0u     /* SHA-256 of the whole region the patch applies to */
+#define KBDL_DOFF_PATCH_SHA 32u   /* SHA-256 of the patch (the payload) */
+#define KBDL_DOFF_PATCH_SIZE 64u  /* patch bytes, 1 .. region_len */
+#define KBDL_DOFF_PATCH_FMT 68u   /* patch format: KDLT_VERSION (delta.h) */
+/* 72..95 reserved, zero */
+#define KBDL_PATCH_FMT 1u
 
 /* persisted: never renumber. */
 enum {
@@ -88,7 +105,12 @@ typedef struct kbdl_layer {
     uint32_t block_count;
     uint8_t content_sha[32];
     uint8_t region_sha[32];   /* bytes outside [offset, offset+size) are 0xFF */
-    const uint8_t *block_sha; /* block_count * 32 bytes; points into the decoded buffer */
+    const uint8_t *block_sha; /* block_count * 32 bytes; points into the decoded buffer;
+                                 NULL in a delta layer until the device derived them */
+    bool delta;               /* KBDL_LAYER_DELTA: the payload is a patch against base_sha */
+    uint32_t patch_size;
+    uint8_t base_sha[32];
+    uint8_t patch_sha[32];
 } kbdl_layer_t;
 
 typedef struct kbdl_policy {
@@ -127,7 +149,7 @@ typedef struct kbdl_trust {
     uint32_t installed_counter;
 } kbdl_trust_t;
 
-/* Bytes of manifest m encodes to (header + layers + block hash tables). */
+/* Bytes of manifest m encodes to (header + layers + block hash tables or delta record). */
 uint32_t kbdl_manifest_size(const kbdl_manifest_t *m);
 
 /*
@@ -167,6 +189,8 @@ static inline uint32_t kbdl_signed_size(const kbdl_manifest_t *m)
  * Where the payload bytes of block idx of layer 0 are: bundle bytes [*out_off, *out_off + *out_len)
  * (payloads start right after the signature envelope) go to offset *out_in_block of the block;
  * the rest of the block is 0xFF. *out_len is 0 for a block outside the content (all 0xFF).
+ * In a delta bundle, block idx is the patch's idx-th block_size piece (in_block 0; length 0
+ * past the patch's end).
  * Errors: KERR_RANGE (idx out of the layer).
  */
 kerr_t kbdl_block_payload(const kbdl_manifest_t *m, uint32_t idx, uint32_t *out_off,
@@ -196,5 +220,16 @@ kerr_t kbdl_pubkey(const uint8_t priv[32], uint8_t out[KBDL_PUBKEY_SIZE]);
 kerr_t kbdl_build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
                   uint32_t content_off, uint32_t content_len, const uint8_t priv[32],
                   uint8_t *out, uint32_t cap, uint32_t *out_len);
+
+/*
+ * (host only) The same for a delta bundle: region is the result, base_sha the SHA-256 of the
+ * whole region the patch (patch_len bytes, docs/delta.md) applies to. Writes the signed
+ * manifest (KBDL_FMT_DELTA, 392 bytes) to out; the bundle is that followed by the patch.
+ * Errors: kbdl_build's, and KERR_INVAL for an empty patch or one larger than the region.
+ */
+kerr_t kbdl_build_delta(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t region_len,
+                        uint32_t content_off, uint32_t content_len, const uint8_t base_sha[32],
+                        const uint8_t *patch, uint32_t patch_len, const uint8_t priv[32],
+                        uint8_t *out, uint32_t cap, uint32_t *out_len);
 
 #endif /* KEEL_BUNDLE_H */

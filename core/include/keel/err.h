@@ -64,6 +64,14 @@ enum {
     KERR_UPD_NOSPACE = -426,    /* the staging area is too small for this bundle */
     KERR_UPD_CRYPTO = -427,     /* the crypto library failed */
 
+    /* binary deltas (docs/delta.md, delta.h): -450 .. -469 */
+    KERR_DLT_FORMAT = -450,     /* patch header wrong (magic, version, sizes) */
+    KERR_DLT_BASE = -451,       /* the old image is not the base the patch was made against */
+    KERR_DLT_CORRUPT = -452,    /* patch stream out of bounds or inconsistent */
+    KERR_DLT_TRUNCATED = -453,  /* patch ended before the result was complete */
+    KERR_DLT_RESULT = -454,     /* decoded result does not match the patch's CRC */
+    KERR_DLT_TOOBIG = -455,     /* base or result larger than the region */
+
     /* debug sessions (docs/debug.md, dbgsess.h): -500 .. -519 */
     KERR_DBG_KEY = -500,        /* a public point is not a valid P-256 point */
     KERR_DBG_SIGNATURE = -501,  /* a session signature does not verify */

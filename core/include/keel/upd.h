@@ -34,6 +34,7 @@
 #include <mbedtls/gcm.h>
 
 #include "keel/bundle.h"
+#include "keel/delta.h"
 #include "keel/err.h"
 #include "keel/flash.h"
 #include "keel/upd_journal.h"
@@ -90,8 +91,10 @@ typedef struct upd {
     mbedtls_gcm_context gcm;
     uint8_t ff_sha[32];       /* SHA-256 of an erased page */
     upd_counters_t ctr;
-    uint8_t mbuf[UPD_MANIFEST_BUF];
+    uint8_t mbuf[UPD_MANIFEST_BUF]; /* delta bundles: the derived block hashes follow at 0x200 */
     uint8_t buf[UPD_BLOCK_MAX];
+    kdlt_dec_t dlt;           /* decoding a delta bundle's patch at staging time */
+    mbedtls_gcm_context pgcm; /* decrypting the stored patch in pieces while pages are sealed */
 } upd_t;
 
 typedef struct upd_status {

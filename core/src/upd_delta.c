@@ -1,0 +1,397 @@
+/*
+ * Staging a delta bundle (docs/update-engine.md "Delta bundles"): the payload is a patch
+ * (docs/delta.md) against the region the device runs, decoded here, at staging time, while the
+ * old image is intact in internal flash. Apply, journal, trial and rollback do not change: once
+ * staging is done the new pages are staged and sealed exactly as the page path stages them.
+ *
+ *   stage_block i   patch block i (block_size bytes of the patch) sealed into save slot i (free
+ *                   while staging: no saved page is live), its tag in the save-tags sector; no
+ *                   per-block hash exists: the patch hash is checked as a whole
+ *   stage_finish    check: decrypt the patch block by block (GCM in CHUNK pieces, its own
+ *                   context: pages are sealed with u->gcm while a patch block streams), every
+ *                   tag and the patch's SHA-256 against the manifest
+ *                   pass 1: decode it against the region without writing anything; every result page's SHA-256 goes into a table in RAM; the result
+ *                   must match the signed region and content hashes
+ *                   pass 2: decode again; each page must hash to its table entry; a page that
+ *                   differs from the current one (and is not all 0xFF) is sealed into its stage
+ *                   slot as upd_stage_block would
+ *                   then the table is sealed (GCM, kind SEAL_TABLE) after the manifest copy and
+ *                   the engine records STAGED; from then on it is the manifest's block hash table
+ *
+ * A power cut anywhere restarts stage_finish from the stored patch: re-programming a stage slot,
+ * tag, map entry or the table writes the same bytes (same plaintext, same generation), which NOR
+ * allows. Nothing in the region is touched before STAGED.
+ */
+#include <string.h>
+
+#include <mbedtls/gcm.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
+
+#include "keel/delta.h"
+#include "keel/upd.h"
+
+#include "upd_priv.h"
+
+#define CHUNK 256u /* patch bytes decrypted and fed at a time (stack) */
+
+static uint32_t patch_blocks(const upd_t *u)
+{
+    return (u->m.layers[0].patch_size + u->page - 1u) / u->page;
+}
+
+static bool tag_present(upd_t *u, uint32_t i, bool *out)
+{
+    uint8_t t[TAG], ff = 0xFF;
+    kerr_t err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + i * TAG, t, TAG);
+    for (uint32_t k = 0; k < TAG; k++)
+        ff &= t[k];
+    *out = err == KERR_OK && ff != 0xFF;
+    return err == KERR_OK;
+}
+
+kerr_t upd_delta_inspect(upd_t *u, const kbdl_manifest_t *m, upd_plan_t *out)
+{
+    uint8_t h[32];
+    kerr_t err = upd_region_sha(u, h);
+    if (err != KERR_OK) {
+        return err;
+    }
+    const kbdl_layer_t *l = &m->layers[0];
+    out->blocks = u->blocks;
+    if (memcmp(h, l->region_sha, 32) == 0) {
+        out->nothing_to_do = true; /* already the result */
+        return KERR_OK;
+    }
+    if (memcmp(h, l->base_sha, 32) != 0) {
+        return KERR_DLT_BASE;
+    }
+    uint32_t per_page = u->page / u->cfg.qspi->geo.erase_size;
+    out->to_stage = (l->patch_size + u->page - 1u) / u->page;
+    out->changed = u->blocks; /* at most: known once the patch is decoded */
+    out->qspi_erases = Q_SLOTS / u->cfg.qspi->geo.erase_size +
+                       (out->to_stage + 2u * u->blocks) * per_page;
+    return KERR_OK;
+}
+
+kerr_t upd_delta_block_needed(upd_t *u, uint32_t idx)
+{
+    bool have;
+    if (idx >= patch_blocks(u)) {
+        return 0;
+    }
+    if (!tag_present(u, idx, &have)) {
+        return KERR_IO;
+    }
+    return have ? 0 : 1;
+}
+
+kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len)
+{
+    kerr_t err = upd_delta_block_needed(u, idx);
+    if (err <= 0) {
+        return err;
+    }
+    memcpy(u->buf, data, len);
+    return upd_store_save_slot(u, u->ps.stage_gen, SEAL_PATCH, idx);
+}
+
+/* --- GCM in pieces: Mbed TLS 2.x and 3.x spell it differently --------------------------------- */
+
+static int gcm_start(mbedtls_gcm_context *g, const uint8_t nonce[12])
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    return mbedtls_gcm_starts(g, MBEDTLS_GCM_DECRYPT, nonce, 12);
+#else
+    return mbedtls_gcm_starts(g, MBEDTLS_GCM_DECRYPT, nonce, 12, NULL, 0);
+#endif
+}
+
+static int gcm_piece(mbedtls_gcm_context *g, const uint8_t *in, uint32_t n, uint8_t *out)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    size_t olen;
+    return mbedtls_gcm_update(g, in, n, out, n, &olen);
+#else
+    return mbedtls_gcm_update(g, n, in, out);
+#endif
+}
+
+static int gcm_tag(mbedtls_gcm_context *g, uint8_t tag[TAG])
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    size_t olen;
+    return mbedtls_gcm_finish(g, NULL, 0, &olen, tag, TAG);
+#else
+    return mbedtls_gcm_finish(g, tag, TAG);
+#endif
+}
+
+/* --- the two decoding passes ------------------------------------------------------------------- */
+
+typedef struct pass {
+    upd_t *u;
+    int second;
+    uint8_t *table;      /* blocks * 32, in u->mbuf after the manifest */
+    mbedtls_sha256_context rc, cc;
+    uint32_t pages;      /* result pages emitted */
+} pass_t;
+
+static kerr_t read_old(void *ctx, uint32_t off, void *buf, uint32_t len)
+{
+    pass_t *p = ctx;
+    return kflash_read(p->u->cfg.iflash, p->u->cfg.region_off + off, buf, len);
+}
+
+/* The current page i equals the result page in u->buf (compared in pieces: u->buf is busy). */
+static kerr_t page_unchanged(upd_t *u, uint32_t i, bool *out)
+{
+    uint8_t b[CHUNK];
+    *out = true;
+    for (uint32_t off = 0; off < u->page && *out; off += CHUNK) {
+        kerr_t err = kflash_read(u->cfg.iflash, page_off(u, i) + off, b, CHUNK);
+        if (err != KERR_OK) {
+            return err;
+        }
+        *out = memcmp(b, u->buf + off, CHUNK) == 0;
+    }
+    return KERR_OK;
+}
+
+/* A result page (the last one short): hash it; on the second pass, stage it if it changes. */
+static kerr_t on_page(void *ctx, uint32_t index, const uint8_t *page, uint32_t len)
+{
+    pass_t *p = ctx;
+    upd_t *u = p->u;
+    uint8_t h[32];
+    if (index >= u->blocks || page != u->buf) {
+        return KERR_UPD_VERIFY;
+    }
+    /* The first pass measures the result; the second only compares with what it measured. */
+    if (!p->second && mbedtls_sha256_update(&p->cc, u->buf, len) != 0) {
+        return KERR_UPD_CRYPTO;
+    }
+    memset(u->buf + len, 0xFF, u->page - len);
+    kerr_t err = upd_sha256(u->buf, u->page, h);
+    if (err == KERR_OK && !p->second && mbedtls_sha256_update(&p->rc, u->buf, u->page) != 0) {
+        err = KERR_UPD_CRYPTO;
+    }
+    p->pages = index + 1u;
+    if (err != KERR_OK || !p->second) {
+        if (err == KERR_OK) {
+            memcpy(p->table + index * 32u, h, 32);
+        }
+        return err;
+    }
+    if (memcmp(h, p->table + index * 32u, 32) != 0) {
+        return KERR_UPD_VERIFY; /* the patch read back differently than in the first pass */
+    }
+    bool same = memcmp(h, u->ff_sha, 32) == 0, staged = false;
+    if (!same) {
+        err = page_unchanged(u, index, &same);
+    }
+    if (err == KERR_OK && !same) {
+        err = upd_is_staged(u, index, &staged);
+    }
+    return err != KERR_OK || same || staged ? err : upd_store_staged(u, index);
+}
+
+/*
+ * A cut while a patch block's tag was programmed leaves it torn: some of its zero bits still
+ * one (it reads as "received": the block itself was complete before its tag was written). The
+ * tag computed from the stored block then only has bits the torn one still has, and programming
+ * it completes the tag (NOR only clears bits). A decayed block whose tag happens to pass this
+ * test is still caught by the patch's SHA-256, which is checked right after.
+ */
+static bool torn_tag(const uint8_t stored[TAG], const uint8_t computed[TAG])
+{
+    for (uint32_t i = 0; i < TAG; i++) {
+        if ((stored[i] & computed[i]) != computed[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Read the stored patch back (authenticated block by block, hashed), feeding it to the decoder
+ * when p is set. */
+static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
+{
+    const kbdl_layer_t *l = &u->m.layers[0];
+    mbedtls_sha256_context pc;
+    uint8_t in[CHUNK], plain[CHUNK], nonce[12], tag[TAG], want[TAG];
+    uint32_t left = l->patch_size;
+    kerr_t err = KERR_OK;
+    mbedtls_sha256_init(&pc);
+    if (mbedtls_sha256_starts(&pc, 0) != 0) {
+        err = KERR_UPD_CRYPTO;
+    }
+    for (uint32_t b = 0; err == KERR_OK && b < patch_blocks(u); b++) {
+        upd_nonce(u->ps.stage_gen, SEAL_PATCH, b, nonce);
+        if (gcm_start(&u->pgcm, nonce) != 0) {
+            err = KERR_UPD_CRYPTO;
+        }
+        for (uint32_t off = 0; err == KERR_OK && off < u->page; off += CHUNK) {
+            uint32_t n = left < CHUNK ? left : CHUNK;
+            err = kflash_read(u->cfg.qspi, save_slot(u, b) + off, in, CHUNK);
+            if (err == KERR_OK && gcm_piece(&u->pgcm, in, CHUNK, plain) != 0) {
+                err = KERR_UPD_CRYPTO;
+            }
+            if (err == KERR_OK && n && mbedtls_sha256_update(&pc, plain, n) != 0) {
+                err = KERR_UPD_CRYPTO;
+            }
+            if (err == KERR_OK && n && p) {
+                err = kdlt_dec_feed(&u->dlt, plain, n);
+            }
+            left -= n;
+        }
+        if (err == KERR_OK) {
+            err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, want, TAG);
+        }
+        if (err == KERR_OK && gcm_tag(&u->pgcm, tag) != 0) {
+            err = KERR_UPD_CRYPTO;
+        }
+        if (err == KERR_OK && memcmp(tag, want, TAG) != 0) {
+            err = p == NULL && torn_tag(want, tag)
+                      ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, tag, TAG)
+                      : KERR_UPD_AUTH;
+        }
+    }
+    if (err == KERR_OK && mbedtls_sha256_finish(&pc, patch_sha) != 0) {
+        err = KERR_UPD_CRYPTO;
+    }
+    mbedtls_sha256_free(&pc);
+    return err;
+}
+
+static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
+{
+    const kbdl_layer_t *l = &u->m.layers[0];
+    pass_t p;
+    memset(&p, 0, sizeof(p));
+    p.u = u, p.second = second, p.table = table;
+    mbedtls_sha256_init(&p.rc);
+    mbedtls_sha256_init(&p.cc);
+    kdlt_dec_cfg_t cfg = { read_old, on_page, &p, u->buf, u->page, u->cfg.region_len, l->size };
+    uint8_t psha[32], rh[32], ch[32];
+    kerr_t err = KERR_OK;
+    if (mbedtls_sha256_starts(&p.rc, 0) != 0 || mbedtls_sha256_starts(&p.cc, 0) != 0) {
+        err = KERR_UPD_CRYPTO;
+    }
+    if (err == KERR_OK) {
+        err = kdlt_dec_init(&u->dlt, &cfg);
+    }
+    if (err == KERR_OK) {
+        err = feed_patch(u, &p, psha);
+    }
+    if (err == KERR_OK && memcmp(psha, l->patch_sha, 32) != 0) {
+        err = KERR_UPD_VERIFY; /* changed since it was checked */
+    }
+    if (err == KERR_OK) {
+        err = kdlt_dec_finish(&u->dlt);
+    }
+    if (err == KERR_OK && kdlt_dec_new_len(&u->dlt) != l->size) {
+        err = KERR_UPD_VERIFY;
+    }
+    if (second) { /* every page matched the first pass, which checked the whole result */
+        mbedtls_sha256_free(&p.rc);
+        mbedtls_sha256_free(&p.cc);
+        return err;
+    }
+    /* The region after the result is erased. */
+    memset(u->buf, 0xFF, u->page);
+    for (uint32_t i = p.pages; err == KERR_OK && i < u->blocks; i++) {
+        memcpy(table + i * 32u, u->ff_sha, 32);
+        if (mbedtls_sha256_update(&p.rc, u->buf, u->page) != 0) {
+            err = KERR_UPD_CRYPTO;
+        }
+    }
+    if (err == KERR_OK &&
+        (mbedtls_sha256_finish(&p.rc, rh) != 0 || mbedtls_sha256_finish(&p.cc, ch) != 0)) {
+        err = KERR_UPD_CRYPTO;
+    }
+    if (err == KERR_OK &&
+        (memcmp(rh, l->region_sha, 32) != 0 || memcmp(ch, l->content_sha, 32) != 0)) {
+        err = KERR_UPD_VERIFY;
+    }
+    mbedtls_sha256_free(&p.rc);
+    mbedtls_sha256_free(&p.cc);
+    return err;
+}
+
+static uint8_t *table_of(upd_t *u)
+{
+    return u->mbuf + Q_DELTA_TABLE;
+}
+
+_Static_assert(Q_DELTA_TABLE + KBDL_MAX_BLOCKS * 32u + TAG <= UPD_MANIFEST_BUF,
+               "the derived block hashes fit in the manifest buffer after a delta manifest");
+_Static_assert(Q_DELTA_TABLE + KBDL_MAX_BLOCKS * 32u + TAG <= Q_STAGE_TAGS,
+               "the derived block hashes fit in the manifest area of QSPI");
+
+kerr_t upd_delta_finish(upd_t *u)
+{
+    uint32_t n = u->blocks * 32u;
+    for (uint32_t i = 0; i < patch_blocks(u); i++) {
+        bool have;
+        if (!tag_present(u, i, &have)) {
+            return KERR_IO;
+        }
+        if (!have) {
+            return KERR_UPD_INCOMPLETE;
+        }
+    }
+    if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE) {
+        return KERR_BDL_UNSUPPORTED;
+    }
+    /* The stored patch must authenticate and be the signed one before the decoder sees it. */
+    uint8_t psha[32];
+    kerr_t err = feed_patch(u, NULL, psha);
+    if (err == KERR_OK && memcmp(psha, u->m.layers[0].patch_sha, 32) != 0) {
+        err = KERR_UPD_VERIFY;
+    }
+    if (err == KERR_OK) {
+        err = run_pass(u, table_of(u), 0);
+    }
+    if (err == KERR_OK) {
+        err = run_pass(u, table_of(u), 1);
+    }
+    /* Seal the table (into u->buf) and store it with its tag after the manifest copy. */
+    uint8_t nonce[12], tag[TAG];
+    upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
+    if (err == KERR_OK && mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, n, nonce, 12,
+                                                    NULL, 0, table_of(u), u->buf, TAG, tag) != 0) {
+        err = KERR_UPD_CRYPTO;
+    }
+    if (err == KERR_OK) {
+        err = kflash_program(u->cfg.qspi, q(u, Q_DELTA_TABLE), u->buf, n);
+    }
+    if (err == KERR_OK) {
+        err = kflash_program(u->cfg.qspi, q(u, Q_DELTA_TABLE) + n, tag, TAG);
+    }
+    if (err == KERR_OK) {
+        u->m.layers[0].block_sha = table_of(u);
+    }
+    return err;
+}
+
+kerr_t upd_delta_load_table(upd_t *u)
+{
+    uint32_t n = u->blocks * 32u;
+    uint8_t nonce[12], tag[TAG];
+    kerr_t err = kflash_read(u->cfg.qspi, q(u, Q_DELTA_TABLE), u->buf, n);
+    if (err == KERR_OK) {
+        err = kflash_read(u->cfg.qspi, q(u, Q_DELTA_TABLE) + n, tag, TAG);
+    }
+    if (err != KERR_OK) {
+        return err;
+    }
+    upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
+    if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE ||
+        mbedtls_gcm_auth_decrypt(&u->gcm, n, nonce, 12, NULL, 0, tag, TAG, u->buf,
+                                 table_of(u)) != 0) {
+        return KERR_UPD_VERIFY;
+    }
+    u->m.layers[0].block_sha = table_of(u);
+    return KERR_OK;
+}
