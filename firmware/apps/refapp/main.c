@@ -33,6 +33,7 @@
 #include "mbedtls/md.h"
 #include "mbedtls/ssl.h"
 #include "mbedtls/x509_crt.h"
+#include "psa/crypto.h"
 
 #include "lwip/dhcp.h"
 #include "lwip/apps/mqtt.h"
@@ -112,6 +113,22 @@ static int app_rng(void *ctx, unsigned char *out, size_t len)
     return 0;
 }
 
+/* The microvisor's Mbed TLS configuration (shared with this app) draws PSA randomness from an
+ * external source and lets lwIP's TLS glue yield during a handshake: the app provides both. */
+psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context,
+                                             uint8_t *output, size_t output_size,
+                                             size_t *output_length)
+{
+    (void)context;
+    app_rng(NULL, output, output_size);
+    *output_length = output_size;
+    return PSA_SUCCESS;
+}
+
+void lwip_port_yield(void)
+{
+}
+
 /* newlib's malloc (Mbed TLS bignums) grows into the linker script's heap. */
 extern char __heap_start[], __heap_end[];
 void *_sbrk(ptrdiff_t incr);
@@ -187,9 +204,8 @@ static void put_hex(const uint8_t *p, size_t n)
 static int say_err(const char *what, int rc)
 {
     if (rc != 0) {
-        char buf[160], why[100];
-        mbedtls_strerror(rc, why, sizeof(why));
-        snprintf(buf, sizeof(buf), "refapp: %s failed: -0x%04x (%s)\n", what, (unsigned)-rc, why);
+        char buf[160];
+        snprintf(buf, sizeof(buf), "refapp: %s failed: -0x%04x\n", what, (unsigned)-rc);
         console_puts(buf);
     }
     return rc;
@@ -287,11 +303,12 @@ static int daily_report(uint32_t seq, int32_t avg)
     memcpy(msg + 4, &avg, 4);
     int rc = mbedtls_ctr_drbg_seed(&drbg, app_rng, NULL, (const uint8_t *)"refapp", 6);
     if (!rc)
-        rc = mbedtls_pk_parse_key(&pk, (const uint8_t *)sign_key_pem, sizeof(sign_key_pem), NULL, 0);
+        rc = mbedtls_pk_parse_key(&pk, (const uint8_t *)sign_key_pem, sizeof(sign_key_pem), NULL, 0,
+                                  mbedtls_ctr_drbg_random, &drbg);
     if (!rc)
         rc = mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), msg, sizeof(msg), hash);
     if (!rc)
-        rc = mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &sig_len,
+        rc = mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, sizeof(sig), &sig_len,
                              mbedtls_ctr_drbg_random, &drbg);
     if (!rc)
         rc = mbedtls_cipher_cmac(mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_AES_128_ECB),
