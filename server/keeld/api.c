@@ -99,7 +99,19 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return reply_json(c, status, json_pack("{s:s}", "error", msg));
+    /* Messages quote the request (a query value, a path): JSON strings must be UTF-8, so bytes of
+     * anything else become '?' rather than leave the client without an answer (found by
+     * tests/fuzz/fuzz_keeld_http.c: '?limit=%FF' got the connection closed). */
+    json_t *text = json_string(msg);
+    if (text == NULL) {
+        for (char *p = msg; *p != '\0'; p++) {
+            if ((unsigned char)*p >= 0x80u || (unsigned char)*p < 0x20u) {
+                *p = '?';
+            }
+        }
+        text = json_string(msg);
+    }
+    return reply_json(c, status, json_pack("{s:o}", "error", text));
 }
 
 static enum MHD_Result reply_store_error(struct MHD_Connection *c)

@@ -77,6 +77,47 @@ static void envelope(const char *target, unsigned idx, const char *name, keel_v1
     must(kproto_encode(env, buf + 1, sizeof(buf) - 1, &len), name);
     buf[0] = 0; /* no topic string */
     put(target, name, (uint8_t)idx, buf, len + 1);
+    if (strcmp(target, "envelope_keeld") == 0) {
+        /* keeld_mqtt: the same topic table, then the device byte (dev-1), then the payload. */
+        put("keeld_mqtt", name, (uint8_t)idx, buf, len + 1);
+    }
+}
+
+/* keeld_http: method index (GET POST PUT PATCH DELETE HEAD), flags 0, target, newline, body. */
+static void http(const char *name, uint8_t method, const char *target, const char *body)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf), "%c%s\n%s", 0, target, body);
+    put("keeld_http", name, method, buf, (size_t)n);
+}
+
+static void http_requests(void)
+{
+    http("health", 0, "/v1/health", "");
+    http("devices", 0, "/v1/devices", "");
+    http("device", 0, "/v1/devices/dev-1", "");
+    http("device-tags", 3, "/v1/devices/dev-1", "{\"tags\":[\"lab\",\"eu\"]}");
+    http("logs", 0, "/v1/logs?device=dev-1&limit=10&after=0&since=0&until=99999999999", "");
+    http("crashes", 0, "/v1/crashes?device=dev-1&limit=5", "");
+    http("crash", 0, "/v1/crashes/1", "");
+    http("command", 1, "/v1/commands", "{\"device\":\"dev-1\",\"kind\":\"ping\"}");
+    http("command-get", 0, "/v1/commands/1", "");
+    http("tokens", 0, "/v1/tokens", "");
+    http("token-new", 1, "/v1/tokens", "{\"name\":\"ci\"}");
+    http("channel-post", 1, "/v1/devices/dev-1/channels/ch", "{\"text\":\"hi\"}");
+    http("channel-hex", 1, "/v1/devices/dev-1/channels/ch", "{\"hex\":\"00ff10\"}");
+    http("channel-get", 0, "/v1/devices/dev-1/channels/ch?after=0&limit=5&direction=up&wait=0", "");
+    http("elfs", 0, "/v1/elfs", "");
+    http("elf", 2, "/v1/elfs/0000000000000000000000000000000000000000000000000000000000000000", "\x7f" "ELF");
+    http("bundles", 0, "/v1/bundles", "");
+    http("bundle", 0, "/v1/bundles/1", "");
+    http("deploy", 1, "/v1/deployments",
+         "{\"bundle\":1,\"device\":\"dev-1\",\"force_after_s\":30}");
+    http("deploy-tag", 1, "/v1/deployments", "{\"bundle\":\"v1.2.3\",\"tag\":\"lab\"}");
+    http("deployments", 0, "/v1/deployments?after=0", "");
+    http("deployment", 0, "/v1/deployments/1", "");
+    http("force", 1, "/v1/deployments/1/force", "");
+    http("debug", 1, "/v1/devices/dev-1/debug", "{\"debug\":\"1a0408011001\"}");
 }
 
 static void crash_sample(kcrash_report_t *r, uint16_t stack)
@@ -368,5 +409,6 @@ int main(int argc, char **argv)
     records();
     rsp(argv[2]);
     debug_msgs();
+    http_requests();
     return failures ? 1 : 0;
 }

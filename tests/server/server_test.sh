@@ -401,6 +401,7 @@ bad_requests)
   check 404 "unknown device 'ghost'" "${AUTH[@]}" -X POST --data-binary '{"device":"ghost","kind":"ping"}' "$URL/v1/commands"
   check 400 "whole number" "${AUTH[@]}" "$URL/v1/logs?limit=0"
   check 400 "whole number" "${AUTH[@]}" "$URL/v1/logs?since=yesterday"
+  check 400 "is '?'; it must be a whole number" "${AUTH[@]}" "$URL/v1/logs?limit=%FF"  # not UTF-8: still answered
   check 404 "no endpoint" "${AUTH[@]}" "$URL/v1/nothing"
   check 405 "use POST" "${AUTH[@]}" "$URL/v1/commands"
   check 405 "use GET, PATCH" "${AUTH[@]}" -X DELETE "$URL/v1/devices/dev-1"
