@@ -18,14 +18,22 @@ done
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-net.XXXXXX") || exit 1
 # shellcheck source=procs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
+# keel and what it starts are built with ASan/UBSan: a report of any of them fails the case.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/sanitizers.sh"
+san_setup "$W"
 FAILED=0
 cleanup() {
     stop_pids
+    if ! san_check "$W"; then
+        echo "FAIL ($case_): a host process reported a sanitizer finding (above)"
+        FAILED=1
+    fi
     if [ "$FAILED" -ne 0 ]; then
         echo "---- device console ----"; cat "$W/console.txt" 2>/dev/null | head -c 40000
         echo "---- broker log ----"; tail -n 40 "$W/mosquitto.log" 2>/dev/null
     fi
     rm -rf "$W"
+    [ "$FAILED" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 fail() {

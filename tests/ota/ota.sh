@@ -39,15 +39,23 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-ota.XXXXXX") || exit 1
 # shellcheck source=../net/procs.sh
 . "$HERE/../net/procs.sh"
+# keel, the relay and ota_srv are built with ASan/UBSan: a report of any of them fails the case.
+. "$HERE/../lib/sanitizers.sh"
+san_setup "$W"
 FAILED=0
 cleanup() {
     stop_pids
+    if ! san_check "$W"; then
+        echo "FAIL ($case_): a host process reported a sanitizer finding (above)"
+        FAILED=1
+    fi
     if [ "$FAILED" -ne 0 ]; then
         echo "---- device console ----"; tail -c 30000 "$W/console.txt" 2>/dev/null
         echo "---- ota_srv ----"; tail -n 60 "$W/srv.txt" 2>/dev/null
         echo "---- broker log ----"; tail -n 20 "$W/mosquitto.log" 2>/dev/null
     fi
     rm -rf "$W"
+    [ "$FAILED" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 # Stopped from outside (a timeout): still run the EXIT trap, so nothing started here survives.

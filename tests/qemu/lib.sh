@@ -21,16 +21,26 @@ kq_die() {
 kq_setup() {
     KQ_TMP=$(mktemp -d "${TMPDIR:-/tmp}/keel-$1.XXXXXX") || kq_die "cannot create a temp dir"
     KQ_OUT="$KQ_TMP/console.txt"
+    # keel (and what it starts) is built with ASan/UBSan: a report fails the test.
+    . "$(dirname "${BASH_SOURCE[0]}")/../lib/sanitizers.sh"
+    san_setup "$KQ_TMP"
     trap 'kq_cleanup' EXIT
 }
 
 kq_cleanup() {
+    local san=0
+    if ! san_check "$KQ_TMP" >&2; then
+        echo "FAIL: a host process of this test reported a sanitizer finding (above)" >&2
+        KQ_FAILS=$((KQ_FAILS + 1))
+        san=1
+    fi
     if [ "$KQ_FAILS" -ne 0 ] && [ -f "$KQ_OUT" ]; then
         echo "---- device console ($KQ_OUT) ----" >&2
         head -c 60000 "$KQ_OUT" >&2
         echo "---- end of console ----" >&2
     fi
     [ -n "$KQ_TMP" ] && rm -rf "$KQ_TMP"
+    [ "$san" = 0 ] || exit 1
 }
 
 # kq_need_file WHAT PATH: a clear failure (not a skip) when an input is missing.

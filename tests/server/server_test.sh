@@ -10,8 +10,11 @@ SIMDEV="$3"
 KEEL="${4:-}"   # the keel CLI: the OTA scenarios build, sign and deploy bundles with it
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/keel-server-test.XXXXXX")"
 PIDS=()
-# keeld and simdev are built with ASan/UBSan: leaks count as findings (checked at keeld's exit).
+# keeld, simdev and keel are built with ASan/UBSan: any report (a leak at keeld's exit too) fails
+# the scenario, read from the report files at the end (tests/lib/sanitizers.sh).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/sanitizers.sh"
+san_setup "$WORK"
 
 cleanup() {
   local rc=$?
@@ -32,6 +35,10 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if ! san_check "$WORK"; then
+    echo "FAIL: a process of server.$SCENARIO reported a sanitizer finding (above)"
+    rc=1
+  fi
   if [ "$rc" -ne 0 ]; then
     echo "---- keeld log"; tail -n 40 "$WORK"/keeld*.log 2>/dev/null || true
     echo "---- mosquitto log"; tail -n 20 "$WORK/mosquitto.log" 2>/dev/null || true
