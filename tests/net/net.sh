@@ -328,8 +328,13 @@ reach-*)
     for _ in $(seq 40); do echo "$mode"; done >"$W/modes.txt"
     timeout 90 "${SUB[@]}" -t keel/v1/dev-1/result -F '%x' >"$W/results.txt" 2>&1 &
     PIDS+=($!)
+    # isr-hang (always) and storm (sometimes) end in a system reset once the restart back-off
+    # has passed: a back-off of 2 s keeps the stopped-but-not-yet-reset window open long enough
+    # for a ping to be answered in it, which is what these cases must show.
+    backoff=(--backoff-min 100 --backoff-max 400)
+    case $mode in isr-hang|storm) backoff=(--backoff-min 2000 --backoff-max 2000) ;; esac
     timeout --kill-after=5 60 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
-        --seconds 45 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --seconds 45 --broker "$PORT" --install "$crashy" "${backoff[@]}" \
         --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
@@ -339,6 +344,19 @@ reach-*)
     # reset is lost, so crashy reads a broken mode after it and stops failing ("running none").
     # The first ping is always sent while the app fails; later ones only while it still does.
     answered() { grep -qE "08$(printf '%02x' $((0x10 + $1)))1001" "$W/results.txt"; }
+    # in_fault I: the device handled ping I while the app was failing: its "net: ping" line
+    # comes after a stop of the app (or, for the modes that do not stop, after "running MODE")
+    # in the same boot, with no healthy run ("running none") in between. An answer after a system
+    # reset or from a recovered app is not evidence of reachability during the fault.
+    in_fault() {
+        awk -v id=$((0x10 + $1)) -v mode="$mode" -v stopping="$stopping" '
+            /\[keel\] Keel microvisor .*, boot / { boot++; failing = 0 }
+            stopping == "true" && /^\[keel\] app stopped: / { failing = 1 }
+            stopping != "true" && $0 ~ ("crashy: running " mode "$") { failing = 1 }
+            /crashy: running / && $0 !~ ("crashy: running " mode "$") { failing = 0 }
+            $0 ~ ("^\\[keel\\] net: ping \\(command " id "\\)") { found = 1; exit !failing }
+            END { if (!found) exit 1 }' "$W/console.txt"
+    }
     stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
     stopped_failing() { grep -q 'crashy: running none' "$W/console.txt"; }
     stop_or_done() { stops_at_least "$1" || stopped_failing; }
@@ -362,6 +380,10 @@ reach-*)
             wait_for 2 answered "$i" && break
         done
         answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
+        # The answer is in results.txt; the console line that places it may trail it a little.
+        wait_for 5 grep -q "net: ping (command $((0x10 + i)))" "$W/console.txt" ||
+            fail "ping $i answered, but the device did not log it"
+        in_fault "$i" || fail "ping $i was answered, but not while the app was failing in mode $mode (after a reset or a recovery)"
     done
     grep -q "crashy: running $mode" "$W/console.txt" || fail "crashy never ran mode $mode"
     kill -TERM "$KEEL_PID"; wait_device
