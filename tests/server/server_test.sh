@@ -389,6 +389,25 @@ command_timeout)
   sim dev-1 serve:1 >"$WORK/sim.out"
   if grep -q "^command $ID" "$WORK/sim.out"; then fail "a timed-out command was sent again"; fi
   ;;
+hostile_clients)
+  # keeld keeps serving while one address holds more idle sockets, slow-loris header drips and
+  # never-read event streams than keeld has connection threads (API_CONN_MAX 512 in api.c): each
+  # address gets at most 64 (the figures: scripts/bench-http-hostile.sh). The probes come from
+  # 127.0.0.1 while the hostile side, from 127.0.0.2-4, still holds its connections.
+  HTTP_PORT="${URL##*:}"
+  hostile() { # KIND COUNT FROM
+    local out
+    out="$(timeout 120 python3 "$(dirname "${BASH_SOURCE[0]}")/hostile_http.py" "$HTTP_PORT" "$TOKEN" "$1" "$2" \
+      --from "$3" --probes 10 --keeld-pid "$KEELD_PID")" || fail "hostile_http.py $1 failed: $out"
+    echo "$out"
+    python3 -c 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["opened"] > 64 and 0 < j["held"] <= 64 and j["answered"] == j["probes"] else 1)' "$out" ||
+      fail "$1 x $2 from $3: $out (want > 64 opened, 1..64 held, every probe answered)"
+  }
+  hostile idle 600 127.0.0.2
+  hostile slowloris 200 127.0.0.3
+  hostile sse 200 127.0.0.4
+  kill -0 "$KEELD_PID" || fail "keeld died"
+  ;;
 bad_requests)
   sim dev-1 >/dev/null
   check() { # EXPECTED_CODE MESSAGE_PART CURL_ARGS...
