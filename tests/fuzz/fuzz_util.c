@@ -263,10 +263,16 @@ static const rsp_target_ops_t fr_ops = {
 
 void fz_rsp_reset(void)
 {
-    memset(&fr, 0, sizeof(fr));
-    for (size_t i = 0; i < FR_SIZE; i++) {
-        fr.code[i] = (uint8_t)(i * 7u);
+    static uint8_t code[FR_SIZE];
+    static bool code_made;
+    if (!code_made) {
+        for (size_t i = 0; i < FR_SIZE; i++) {
+            code[i] = (uint8_t)(i * 7u);
+        }
+        code_made = true;
     }
+    memset(&fr, 0, sizeof(fr));
+    memcpy(fr.code, code, sizeof(code));
     fr.regs[RSP_REG_PC] = FR_CODE + 0x400u;
     fr.regs[RSP_REG_SP] = FR_RAM + FR_SIZE;
     rsp_config_t cfg = {&fr_ops, NULL, fr_send, NULL};
