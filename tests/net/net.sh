@@ -252,8 +252,9 @@ fleet-drops)
     kill -TERM "$KEEL_PID"; wait_device
     ;;
 connect)
-    # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is
-    # logged and ignored; the last will marks the device offline when it vanishes.
+    # Presence, hello and heartbeats arrive; a ping is answered, and a re-sent one answered but not
+    # executed again; garbage on the command topic is logged and ignored; the last will marks the
+    # device offline when it vanishes.
     timeout 40 "${SUB[@]}" -t 'keel/v1/dev-1/#' -F '%t %r %x' >"$W/sub.txt" 2>&1 &
     PIDS+=($!)
     start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
@@ -272,6 +273,14 @@ connect)
     timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping.bin" || fail "mosquitto_pub failed"
     wait_for 10 grep -qE '^keel/v1/dev-1/result 0 .*7a..08071001' "$W/sub.txt" || fail "no result for ping 7"
     expect_console 5 'net: ping \(command 7\)'
+    # The same command again (keeld re-sends when an answer was lost): answered again, "already
+    # done", never executed twice: the second answer is the evidence it was handled, then the
+    # console must still show one execution.
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping.bin" || fail "mosquitto_pub failed"
+    wait_for 10 grep -qE '^keel/v1/dev-1/result 0 .*7a..0807.*616c726561647920646f6e65' "$W/sub.txt" ||
+        fail "no 'already done' answer to the re-sent command 7"
+    expect_console 5 'net: command 7 already executed this boot: answered again'
+    [ "$(console_count 'net: ping \(command 7\)')" -eq 1 ] || fail "the re-sent command 7 was executed again"
     [ "$(console_count 'net: malformed command')" -ge 2 ] || fail "garbage and truncated commands were not reported as malformed"
     grep -q '^app| hello' "$W/console.txt" || fail "the app did not run next to the network"
     kill -TERM "$KEEL_PID"; wait_device
