@@ -5,6 +5,7 @@ set -u
 
 KQ_TMP=""
 KQ_OUT=""
+KQ_RUN_FLAGS=() # more `keel device run` flags for kq_run (e.g. --backoff-min)
 KQ_FAILS=0
 
 kq_fail() {
@@ -51,14 +52,15 @@ kq_need_file() {
 # kq_run KEEL ELF SECONDS [STDIN [UNTIL_ERE...]]: run one device, console into $KQ_OUT (CR
 # stripped). With UNTIL_EREs the run ends as soon as the console has a line matching each of them,
 # in that order (the evidence the test waits for; SECONDS is then only the bound); without, it
-# runs SECONDS. The microvisor prints a heartbeat every KQ_HEARTBEAT_MS (default 200).
+# runs SECONDS. KQ_RUN_FLAGS: more flags for keel device run. The microvisor prints a heartbeat every KQ_HEARTBEAT_MS (default 200).
 kq_run() {
     local keel=$1 elf=$2 secs=$3 input=${4:-/dev/null} rc pid i
     shift 4 2>/dev/null || shift $#
     mkdir -p "$KQ_TMP/state"
     : >"$KQ_TMP/raw.txt"
     timeout --kill-after=5 $((secs + 30)) "$keel" device run --state "$KQ_TMP/state" --install "$elf" \
-        --seconds "$secs" --append "heartbeat=${KQ_HEARTBEAT_MS:-200}" <"$input" >>"$KQ_TMP/raw.txt" 2>&1 &
+        --seconds "$secs" --append "heartbeat=${KQ_HEARTBEAT_MS:-200}" "${KQ_RUN_FLAGS[@]}" \
+        <"$input" >>"$KQ_TMP/raw.txt" 2>&1 &
     pid=$!
     if [ $# -gt 0 ]; then
         for ((i = 0; i < (secs + 10) * 10; i++)); do
