@@ -389,6 +389,53 @@ command_timeout)
   sim dev-1 serve:1 >"$WORK/sim.out"
   if grep -q "^command $ID" "$WORK/sim.out"; then fail "a timed-out command was sent again"; fi
   ;;
+old_device)
+  # A device of the first protocol-v1 revision (51dbc5d: no update or debug topics, no Region
+  # version, commands ping/restart/reboot only) against this keeld: it registers, shows online, its
+  # logs are stored and acknowledged, a ping reaches it, and an update command it never announced
+  # is refused with a reason. Its messages are encoded with protoc's Python code from keel.proto,
+  # setting only the fields that revision had.
+  protoc --python_out="$WORK" -I "$(dirname "${BASH_SOURCE[0]}")/../../proto" keel.proto || fail "protoc"
+  # Debian's python3 (python3-protobuf, scripts/packages/server.txt), whatever python3 PATH finds.
+  PYTHONPATH="$WORK" /usr/bin/python3 - "$WORK" <<'PY' || fail "cannot encode the old device's messages"
+import sys
+import keel_pb2 as k
+w = sys.argv[1]
+def env(n, **body):
+    e = k.Envelope(version=1, msg_id=n, boot=1, time_ms=1000 * n, **body)
+    open("%s/old%d.bin" % (w, n), "wb").write(e.SerializeToString())
+env(1, hello=k.Hello(microvisor_version=0x00010000, api_version=1, app_version=0x00010000, board="an505",
+                     regions=[k.Region(name="app", size=8192, sha256=bytes(32))], uptime_ms=300,
+                     app_state=k.APP_STATE_RUNNING, restart_count=0,
+                     commands=[k.COMMAND_KIND_PING, k.COMMAND_KIND_RESTART_APP, k.COMMAND_KIND_REBOOT]))
+env(2, presence=k.Presence(online=True))
+env(3, logs=k.LogBatch(entries=[k.LogEntry(uptime_ms=5, level=k.LOG_LEVEL_INFO,
+                                           source=k.LOG_SOURCE_APP, text="old device says hi")]))
+PY
+  ODEV=(--cafile "$WORK/ca.pem" --cert "$WORK/dev-2.pem" --key "$WORK/dev-2.key" -h localhost -p "$MQTT_PORT" -i dev-2)
+  bg_out "$WORK/old_in.txt"
+  timeout 60 mosquitto_sub "${ODEV[@]}" -i dev-2-in -q 1 -t 'keel/v1/dev-2/ack' -t 'keel/v1/dev-2/cmd' \
+    -F '%t %x' >>"$WORK/old_in.txt" 2>&1 &
+  PIDS+=($!)
+  pub_old() { timeout 10 mosquitto_pub "${ODEV[@]}" -q 1 -t "keel/v1/dev-2/$1" -f "$WORK/old$2.bin" ${3:+"$3"} || fail "publish $1"; }
+  pub_old hello 1
+  pub_old presence 2 -r
+  wait_for 10 get_has /v1/devices/dev-2 '"online":true' || fail "the old device is not registered online"
+  api GET /v1/devices/dev-2 >/dev/null
+  expect_json 'j["board"]' an505 "old device board"
+  expect_json 'j["app_state"]' running "old device app state"
+  # Its logs: stored, and acknowledged (the device frees them only then). The ack subscriber is
+  # connected by now (it started before the hello was even sent and the device is online).
+  pub_old logs 3
+  wait_for 10 get_has "/v1/logs?device=dev-2" 'old device says hi' || fail "the old device's log was not stored"
+  wait_for 10 grep -q '^keel/v1/dev-2/ack ' "$WORK/old_in.txt" || fail "the old device's logs were not acknowledged"
+  expect_json 'j["commands"]' "['ping', 'restart', 'reboot']" "old device commands"
+  api POST /v1/commands '{"device":"dev-2","kind":"ping"}' >/dev/null || fail "ping to the old device refused: $CODE $(cat "$WORK/body")"
+  wait_for 10 grep -q '^keel/v1/dev-2/cmd ' "$WORK/old_in.txt" || fail "the ping did not reach the old device"
+  api POST /v1/commands '{"device":"dev-2","kind":"update_apply"}' >/dev/null && fail "an update command sent to a device that never announced it"
+  [ "$CODE" = 409 ] && grep -q "does not implement" "$WORK/body" || fail "update_apply to the old device: $CODE $(cat "$WORK/body")"
+  kill -0 "$KEELD_PID" || fail "keeld died"
+  ;;
 hostile_clients)
   # keeld keeps serving while one address holds more idle sockets, slow-loris header drips and
   # never-read event streams than keeld has connection threads (API_CONN_MAX 512 in api.c): each
