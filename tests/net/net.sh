@@ -227,6 +227,36 @@ fleet-logs)
     wait_for 45 logs_in || fail "the events logged while the broker was down did not all arrive once: $(cat "$W/keel.out")"
     kill -TERM "$KEEL_PID"; wait_device
     ;;
+fleet-crash-reset)
+    # A crash report survives a system reset: with the broker down, crashy hangs in an interrupt
+    # handler (isr-hang: stopped by its watchdog, then restarted through a system reset, since
+    # only a reset clears the interrupt), then faults once more in the next boot. Both reports,
+    # the first from before the reset, reach keeld once the broker is back.
+    stack_up
+    start_device 30 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    expect_console 20 'net: connected to broker'
+    kill -TERM "$KEEL_PID"; wait_device
+    stack_broker_stop
+    # The blank line is slack: the reset loses the byte waiting in the UART.
+    printf 'isr-hang\n\nnull\nnone\n' >"$W/modes.txt"
+    timeout --kill-after=5 100 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 70 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 30 'crashy: running none'
+    console_has 'restarting through a system reset' || fail "isr-hang did not end in a system reset"
+    [ "$(console_count 'Keel microvisor .*, boot 2, ')" -ge 1 ] || fail "no second boot"
+    [ "$(console_count '^\[keel\] app stopped: watchdog')" -eq 1 ] || fail "no watchdog stop before the reset"
+    second=$(sed -n 's/^\[keel\] app stopped: //p' "$W/console.txt" | sed -n 2p)
+    [ -n "$second" ] && [ "$second" != watchdog ] || fail "crashy did not fault after the reset ($second)"
+    console_has 'net: connected to broker' && fail "the device connected while the broker was down"
+    stack_broker_start
+    expect_console 40 'net: connected to broker'
+    both_in() { keel_has "dev-1 .*watchdog" crashes dev-1 && grep -q "dev-1 .*$second" "$W/keel.out"; }
+    wait_for 45 both_in || fail "keeld lacks the crash report from before the reset or the one after: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
 fleet-drops)
     # A full offline log buffer drops its oldest entries and counts them: the app hears it
     # (KEEL_NOTIFY_LOG_DROPPED), keeld gets the count in the next batch and in heartbeats, and
