@@ -474,6 +474,42 @@ e2e)
     done
     timeout 60 "$keel" down --state "$STACK" >"$W/down.txt" 2>&1 || fail "keel down: $(cat "$W/down.txt")"
     ;;
+deadlines)
+    # The microvisor applies a staged update without the app once the bundle's politeness
+    # deadline passes, sooner when the offer says --force-after, at once with --force; each time
+    # before the running app (which defers 3 s) gets to apply it, and not before the deadline:
+    # heartbeats (200 ms) between "staged" and the apply span at least the deadline minus two
+    # periods.
+    start_device 300 heartbeat=200
+    expect_console 30 'net: connected to broker'
+    ctr=2 dep=61
+    for spec in "1.1.0|--politeness 1||its politeness deadline passed|1000" \
+                "1.2.0|--politeness 600|--force-after 2|its politeness deadline passed|2000" \
+                "1.3.0|--politeness 600|--force|forced by the cloud|0"; do
+        IFS='|' read -r ver bopt sopt why min_ms <<<"$spec"
+        # shellcheck disable=SC2086
+        bundle "d$ctr" ota "$ver" "$ctr" $bopt
+        : >"$W/console.txt"
+        # shellcheck disable=SC2086
+        start_srv "d$ctr" "$dep" $sopt
+        expect_console 120 "update: $ver staged and verified"
+        expect_console 20 "update: applying $ver without the app: $why"
+        expect_console 60 "update: applied in .* $ver runs on trial"
+        expect_console 20 'ota: healthy: keel_update_confirm\(\) ok'
+        expect_srv 20 "status dep=$dep state=0 result=1 .*installed=$ver "
+        console_has 'ota: work done: keel_update_apply' && fail "$ver: the app applied it, not the deadline ($why)"
+        span=$(awk -v v="$ver" '
+            index($0, "update: " v " staged and verified") { on = 1; next }
+            on && index($0, "update: applying " v " without the app") { print last - first; exit }
+            on && match($0, /^\[keel\] heartbeat up=[0-9]+ms/) {
+                up = substr($0, 21, RLENGTH - 22) + 0; if (!seen) { first = up; seen = 1 } last = up }' "$W/console.txt")
+        [ "${span:-0}" -ge $((min_ms - 400)) ] || fail "$ver applied after ${span:-?} ms of heartbeats, before its ${min_ms} ms deadline"
+        echo "deadlines: $ver ($why) applied after $span ms of heartbeats"
+        stop_srv
+        ctr=$((ctr + 1)) dep=$((dep + 1))
+    done
+    stop_device
+    ;;
 powercut-apply)
     # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),
     # snapshot of the flash files; a calibration boot without network logs the internal flash
