@@ -154,8 +154,8 @@ download)
     # Hello reports the new version; the same offer again is a no-op with the status re-sent.
     stop_srv
     start_srv v2 7
+    # The status is the device's answer to this offer: handled (and logged) before it was sent.
     expect_srv 20 'status dep=7 state=0 result=1 '
-    sleep 3
     console_has 'update: offer of deployment 7: .*' && [ "$(console_count 'update: offer of deployment 7')" -gt 1 ] &&
         fail "the same offer again started a second download"
     # After a reboot the device knows it is installed: nothing to do.
@@ -293,7 +293,9 @@ crash-rollback|noconfirm-rollback)
     # Offered again: not applied again (the journal remembers the bundle that failed).
     stop_srv
     start_srv v3 42
-    sleep 5
+    # The device's answer to the new offer is the evidence it was handled; only then may the
+    # count of applies say it was not applied again.
+    expect_srv 60 "status dep=42 state=0 result=8 "
     [ "$(console_count 'update: applied in .* 3.0.0 runs on trial')" -eq 1 ] || fail "the failed bundle was applied again"
     ;;
 fleet)
