@@ -21,7 +21,7 @@ if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
 fi
 
 # 2. Fuzz. libFuzzer exits non-zero on a crash, a leak, a timeout or a sanitizer report.
-"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+"$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/" "${dict[@]}" "$work/corpus" "$seeds" >"$work/fuzz.log" 2>&1
 rc=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log")
