@@ -3,6 +3,8 @@
 #   make test   build, then run every test (CTest summary)
 #   make demo   build, then run the demo
 #   make bench  build, then measure and write bench/results.md
+#   make fuzz   build, then run the fuzz campaign (hours; writes its bench/results.md section)
+#   make soak   build, then the power-cut soak of the update engine (writes its section)
 #   make deps   install Debian packages and fetch third-party sources (idempotent)
 BUILD   ?= build
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
@@ -10,7 +12,7 @@ FW_DIR   = $(abspath $(BUILD)/fw)
 HOST_DIR = $(abspath $(BUILD)/host)
 TP_DIR   = $(abspath $(BUILD)/third_party)
 
-.PHONY: all deps fw host test demo bench clean sdk-implib
+.PHONY: all deps fw host test demo bench fuzz soak clean sdk-implib
 
 all: fw host
 
@@ -42,6 +44,14 @@ sdk-implib:
 bench: all
 	@bash scripts/bench.sh "$(abspath $(BUILD))"
 	@set -e; for b in scripts/bench-*.sh; do [ -e "$$b" ] || continue; bash "$$b" "$(abspath $(BUILD))"; done
+
+# Every fuzz target until >= 10 million executions and flat coverage (scripts/fuzz.sh for the knobs).
+fuzz: all
+	@bash scripts/fuzz.sh "$(abspath $(BUILD))"
+
+# Every power cut and double cut of the update engine's sweep, plus random double cuts.
+soak: all
+	@bash scripts/soak.sh "$(abspath $(BUILD))"
 
 clean:
 	rm -rf $(FW_DIR) $(HOST_DIR)

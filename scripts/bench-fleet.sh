@@ -131,7 +131,9 @@ wrk_run list /v1/devices auth
 read -r h50 h99 hrps <"$work/wrk-health"
 read -r o50 o99 orps <"$work/wrk-one"
 read -r l50 l99 lrps <"$work/wrk-list"
-list_bytes=$(curl -s "${auth[@]}" "$url/v1/devices" | wc -c)
+curl -s "${auth[@]}" "$url/v1/devices" >"$work/devices.json"
+list_bytes=$(wc -c <"$work/devices.json")
+list_count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["devices"]))' "$work/devices.json")
 
 # ---- log ingestion -----------------------------------------------------------------------------
 # Three rounds, each a new boot of every device (keeld stores a (boot, msg_id) once), median taken.
@@ -169,7 +171,7 @@ without sanitizers (Release), Mosquitto $(mosquitto -h 2>/dev/null | awk 'NR==1 
 | figure | value | baseline / note |
 |---|---|---|
 | keeld resident memory per 1,000 registered devices | $((per_1000)) KiB | VmRSS ${rss0} KiB before, ${rss1} KiB with ${devices} devices registered by hello |
-| REST \`GET /v1/devices\` (1,001 devices, ${list_bytes} B of JSON) p50 / p99 | ${l50} / ${l99} ms | ${lrps} requests/s; wrk 2 threads, 16 connections, ${wrk_secs} s, with a token |
+| REST \`GET /v1/devices\` (${list_count} devices, ${list_bytes} B of JSON) p50 / p99 | ${l50} / ${l99} ms | ${lrps} requests/s; wrk 2 threads, 16 connections, ${wrk_secs} s, with a token |
 | REST \`GET /v1/devices/{id}\` (one device) p50 / p99 | ${o50} / ${o99} ms | ${orps} requests/s; same load |
 | REST \`GET /v1/health\` (floor: no token, no database) p50 / p99 | ${h50} / ${h99} ms | ${hrps} requests/s; same load |
 | log entries ingested per second (median of 3) | ${per_s} | rounds: ${rates_all}; ${entries} entries in ${ms} ms (${batches_s} batches/s of 8, one SQLite transaction and one ack each), ${flooders} devices flooding in parallel, from their connect to the last ack; database on ${fs} |

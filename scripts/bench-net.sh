@@ -231,12 +231,12 @@ mutual authentication) on 127.0.0.1 through QEMU's restricted user network and \
 | flash (.text + .rodata): lwIP / Mbed TLS / agent (net/, keel_proto, nanopb) | $(kib "$lwip_t") / $(kib "$mbed_t") / $(kib "$agent_t") KiB |
 | RAM (.data + .bss + .noinit): lwIP / Mbed TLS / agent | $(kib "$lwip_d") / $(kib "$mbed_d") / $(kib "$agent_d") KiB, plus Mbed TLS's heap at run time (boot word net-stats reports it) |
 
-The app channel round trip is about 40 ms more than a ping although the device answers at once
-(measured: lwIP's unsent queue is empty right after the echo app's answer is published; Nagle is
+The app channel round trip is $(awk -v a="$chan_p50" -v b="$p50" 'BEGIN { printf "%.0f", a - b }') ms more than a ping at the median (this run), although the
+device answers at once (found when this was investigated: lwIP's unsent queue is empty right after the echo app's answer is published; Nagle is
 not involved, turning it off on the device, in \`keel relay\` and in Mosquitto changed nothing).
 The difference: a ping's answer leaves in the same TCP segment as the PUBACK of the command, while
 the app's answer follows its PUBACK as a second segment, and that second segment reaches the
-broker about 40 ms later, somewhere between QEMU's user-mode network and the broker. Channel sends
+broker later, somewhere between QEMU's user-mode network and the broker. Channel sends
 go one at a time, so this also paces a device's channel sends on this harness."
 
 bash "$root/scripts/write-bench-section.sh" "$out" <<<"$section"

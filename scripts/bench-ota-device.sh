@@ -102,7 +102,7 @@ measure v2 v2 1     # a whole new app: 3 KiB app -> ~200 KiB app
 measure same v2 2   # the same bundle again (a new deployment of what is installed)
 measure v3 v3 3     # a one-function change in the ~200 KiB app
 image=$(( $(stat -c %s "$W/v2.kb") ))
-raw_v2=$(raw_copy 26) raw_v3=$(raw_copy "${R[v3,pages]}")
+raw_v2=$(raw_copy "${R[v2,pages]}") raw_v3=$(raw_copy "${R[v3,pages]}")
 [ -n "$raw_v2" ] && [ -n "$raw_v3" ] || die "no raw copy figure"
 
 if [ -n "${BENCH_OTA_FIGURES:-}" ]; then
@@ -125,13 +125,13 @@ internal flash with no journal, no saved old pages, no sealing or verification.
 
 | update | bundle bytes | device fetched (bytes / blocks of 129) | app pages erased / programmed | apply | raw copy of those pages | app downtime (last instruction -> new \`main\`) | of which: load + verify image, start |
 |---|---|---|---|---|---|---|---|
-| whole new app (3 KiB -> 200 KiB) | $image | ${R[v2,served]} / ${R[v2,blocks]} | ${R[v2,pages]} / ${R[v2,progs]} | ${R[v2,apply]} ms | $raw_v2 ms (26 pages) | ${R[v2,down]} ms | ${R[v2,load]} ms |
+| whole new app (3 KiB -> 200 KiB) | $image | ${R[v2,served]} / ${R[v2,blocks]} | ${R[v2,pages]} / ${R[v2,progs]} | ${R[v2,apply]} ms | $raw_v2 ms (${R[v2,pages]} pages) | ${R[v2,down]} ms | ${R[v2,load]} ms |
 | one-function change in the 200 KiB app | $(stat -c %s "$W/v3.kb") | ${R[v3,served]} / ${R[v3,blocks]} | ${R[v3,pages]} / ${R[v3,progs]} | ${R[v3,apply]} ms | $raw_v3 ms (${R[v3,pages]} pages) | ${R[v3,down]} ms | ${R[v3,load]} ms |
 | the same bundle again | $image | ${R[same,served]} (manifest only) / ${R[same,blocks]} | 0 / 0 | - | - | none (not applied) | - |
 
 Downtime = apply + re-reading the header + copying and hashing the new image into the app's code
 RAM + the app's reset path. Most of an apply that writes few pages is its two whole-region
-SHA-256 measurements (the old region before, 1032 KiB, the new one after), which the raw copy
+SHA-256 measurements (the old region before, $((R[v2,blocks] * 8)) KiB, the new one after), which the raw copy
 does not do; that is the price of "old image or new image, verified, nothing in between". The whole-new-app bundle carries the full
 image as payload (the device fetched only the blocks that differ from its current pages; the
 header page and every page of the new image).

@@ -107,7 +107,10 @@ kerr_t kcrash_decode(const uint8_t *in, size_t len, kcrash_report_t *out)
         return KERR_CRC;
     }
     uint16_t stack_len = le_get16(in + OFF_STACK_LEN);
-    if (stack_len > KCRASH_STACK_MAX || total != ENCODED_MIN + stack_len) {
+    /* The reserved half-word after stack_len is written as 0: anything else is not a v1 report
+     * (found by tests/fuzz/fuzz_crash.c: the same report had 65536 valid encodings). */
+    if (stack_len > KCRASH_STACK_MAX || total != ENCODED_MIN + stack_len ||
+        le_get16(in + OFF_STACK_LEN + 2u) != 0u) {
         return KERR_FORMAT;
     }
 

@@ -23,6 +23,16 @@
 #include "token.h"
 
 #define SSE_WAIT_SLICE_MS 1000   /* how often a waiting stream checks for shutdown */
+/*
+ * Hostile clients (scripts/bench-http-hostile.sh): one thread per connection, so connections are
+ * bounded. One address may hold API_CONN_PER_IP of them (idle sockets, slow-loris header drips,
+ * event streams that are never read), so a client elsewhere is still served; a connection that
+ * sends nothing for API_IDLE_S is closed (streams send a keepalive every 10 s). Headers are
+ * bounded by libmicrohttpd's per-connection memory (32 KiB: 431 beyond).
+ */
+#define API_CONN_MAX 512
+#define API_CONN_PER_IP 64
+#define API_IDLE_S 30
 #define SSE_KEEPALIVE_MS 10000   /* comment line so proxies and clients see a live stream */
 #define LIST_LIMIT_MAX 1000
 #define CRASH_TEXT_MAX 8192     /* formatted crash report (registers + stack dump) */
@@ -102,7 +112,19 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return reply_json(c, status, json_pack("{s:s}", "error", msg));
+    /* Messages quote the request (a query value, a path): JSON strings must be UTF-8, so bytes of
+     * anything else become '?' rather than leave the client without an answer (found by
+     * tests/fuzz/fuzz_keeld_http.c: '?limit=%FF' got the connection closed). */
+    json_t *text = json_string(msg);
+    if (text == NULL) {
+        for (char *p = msg; *p != '\0'; p++) {
+            if ((unsigned char)*p >= 0x80u || (unsigned char)*p < 0x20u) {
+                *p = '?';
+            }
+        }
+        text = json_string(msg);
+    }
+    return reply_json(c, status, json_pack("{s:o}", "error", text));
 }
 
 static enum MHD_Result reply_store_error(struct MHD_Connection *c)
@@ -1662,8 +1684,9 @@ api_t *api_start(const kd_config_t *cfg, store_t *store, mq_t *mq, ota_t *ota, a
                                   MHD_USE_ERROR_LOG,
                               0, NULL, NULL, handle, api, MHD_OPTION_SOCK_ADDR, &sa,
                               MHD_OPTION_NOTIFY_COMPLETED, request_done, api,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_MAX,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)API_CONN_PER_IP,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_IDLE_S, MHD_OPTION_END);
     if (api->d == NULL) {
         snprintf(err, errcap, "cannot listen on %s:%ld (in use? another keeld running?)", cfg->http_addr,
                  cfg->http_port);

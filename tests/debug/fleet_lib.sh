@@ -37,9 +37,12 @@ trap stop_all EXIT
 fleet_up() {
     # ---- the fleet: PKI, broker, keeld (scripts/stack.sh, as keel up makes them) ----------------
     STACK_SH="$src/../../scripts/stack.sh"
-    bash "$STACK_SH" certs "$W" broker keeld >/dev/null || kq_die "scripts/stack.sh certs failed"
+    bash "$STACK_SH" certs "$W" broker keeld observer >/dev/null || kq_die "scripts/stack.sh certs failed"
+    # The observer of tests/lib/debug_wire.sh: what crosses the broker on the debug topics.
+    . "$src/../lib/debug_wire.sh"
+    wire_acl "$W/acl.extra"
     MPORT=$(free_port)
-    bash "$STACK_SH" broker-conf "$W" "$MPORT" || kq_die "scripts/stack.sh broker-conf failed"
+    bash "$STACK_SH" broker-conf "$W" "$MPORT" "$W/acl.extra" || kq_die "scripts/stack.sh broker-conf failed"
     broker_start "$W" "$MPORT" || kq_die "mosquitto did not start"
     TOKEN=$("$keeld" token create --db "$W/keeld.db" --name test) || kq_die "keeld token create failed"
     "$keeld" --db "$W/keeld.db" --http-port 0 --port-file "$W/http.port" --mqtt-port "$MPORT" \

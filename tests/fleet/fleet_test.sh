@@ -22,6 +22,9 @@ export HOME="$WORK/home"
 mkdir -p "$HOME"
 unset KEEL_URL KEEL_TOKEN KEEL_CONFIG KEEL_STATE
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+# Sanitizer reports of keel and of what keel up starts (keeld) fail the scenario.
+. "$ROOT/tests/lib/sanitizers.sh"
+san_setup "$WORK"
 export TZ=UTC
 PIDS=()
 
@@ -53,6 +56,10 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if ! san_check "$WORK"; then
+    echo "FAIL: a process of fleet.$SCENARIO reported a sanitizer finding (above)"
+    rc=1
+  fi
   if [ "$rc" -ne 0 ]; then
     echo "---- keeld log"; tail -n 30 "$STATE"/keeld.log 2>/dev/null || true
     echo "---- last keel output"; tail -n 30 "$WORK/out" "$WORK/err" 2>/dev/null || true

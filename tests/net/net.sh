@@ -18,14 +18,22 @@ done
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-net.XXXXXX") || exit 1
 # shellcheck source=procs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
+# keel and what it starts are built with ASan/UBSan: a report of any of them fails the case.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/sanitizers.sh"
+san_setup "$W"
 FAILED=0
 cleanup() {
     stop_pids
+    if ! san_check "$W"; then
+        echo "FAIL ($case_): a host process reported a sanitizer finding (above)"
+        FAILED=1
+    fi
     if [ "$FAILED" -ne 0 ]; then
         echo "---- device console ----"; cat "$W/console.txt" 2>/dev/null | head -c 40000
         echo "---- broker log ----"; tail -n 40 "$W/mosquitto.log" 2>/dev/null
     fi
     rm -rf "$W"
+    [ "$FAILED" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 fail() {
@@ -245,6 +253,36 @@ fleet-logs)
     wait_for 45 logs_in || fail "the events logged while the broker was down did not all arrive once: $(cat "$W/keel.out")"
     kill -TERM "$KEEL_PID"; wait_device
     ;;
+fleet-crash-reset)
+    # A crash report survives a system reset: with the broker down, crashy hangs in an interrupt
+    # handler (isr-hang: stopped by its watchdog, then restarted through a system reset, since
+    # only a reset clears the interrupt), then faults once more in the next boot. Both reports,
+    # the first from before the reset, reach keeld once the broker is back.
+    stack_up
+    start_device 30 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    expect_console 20 'net: connected to broker'
+    kill -TERM "$KEEL_PID"; wait_device
+    stack_broker_stop
+    # The blank line is slack: the reset loses the byte waiting in the UART.
+    printf 'isr-hang\n\nnull\nnone\n' >"$W/modes.txt"
+    timeout --kill-after=5 100 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
+        --seconds 70 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+    KEEL_PID=$!
+    PIDS+=("$KEEL_PID")
+    expect_console 30 'crashy: running none'
+    console_has 'restarting through a system reset' || fail "isr-hang did not end in a system reset"
+    [ "$(console_count 'Keel microvisor .*, boot 2, ')" -ge 1 ] || fail "no second boot"
+    [ "$(console_count '^\[keel\] app stopped: watchdog')" -eq 1 ] || fail "no watchdog stop before the reset"
+    second=$(sed -n 's/^\[keel\] app stopped: //p' "$W/console.txt" | sed -n 2p)
+    [ -n "$second" ] && [ "$second" != watchdog ] || fail "crashy did not fault after the reset ($second)"
+    console_has 'net: connected to broker' && fail "the device connected while the broker was down"
+    stack_broker_start
+    expect_console 40 'net: connected to broker'
+    both_in() { keel_has "dev-1 .*watchdog" crashes dev-1 && grep -q "dev-1 .*$second" "$W/keel.out"; }
+    wait_for 45 both_in || fail "keeld lacks the crash report from before the reset or the one after: $(cat "$W/keel.out")"
+    kill -TERM "$KEEL_PID"; wait_device
+    ;;
 fleet-drops)
     # A full offline log buffer drops its oldest entries and counts them: the app hears it
     # (KEEL_NOTIFY_LOG_DROPPED), keeld gets the count in the next batch and in heartbeats, and
@@ -270,8 +308,9 @@ fleet-drops)
     kill -TERM "$KEEL_PID"; wait_device
     ;;
 connect)
-    # Presence, hello and heartbeats arrive; a ping is answered; garbage on the command topic is
-    # logged and ignored; the last will marks the device offline when it vanishes.
+    # Presence, hello and heartbeats arrive; a ping is answered, and a re-sent one answered but not
+    # executed again; garbage on the command topic is logged and ignored; the last will marks the
+    # device offline when it vanishes.
     timeout 40 "${SUB[@]}" -t 'keel/v1/dev-1/#' -F '%t %r %x' >"$W/sub.txt" 2>&1 &
     PIDS+=($!)
     start_device 30 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" --append net-heartbeat=300
@@ -290,6 +329,14 @@ connect)
     timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping.bin" || fail "mosquitto_pub failed"
     wait_for 10 grep -qE '^keel/v1/dev-1/result 0 .*7a..08071001' "$W/sub.txt" || fail "no result for ping 7"
     expect_console 5 'net: ping \(command 7\)'
+    # The same command again (keeld re-sends when an answer was lost): answered again, "already
+    # done", never executed twice: the second answer is the evidence it was handled, then the
+    # console must still show one execution.
+    timeout 10 "${PUB[@]}" -q 1 -t keel/v1/dev-1/cmd -f "$W/ping.bin" || fail "mosquitto_pub failed"
+    wait_for 10 grep -qE '^keel/v1/dev-1/result 0 .*7a..0807.*616c726561647920646f6e65' "$W/sub.txt" ||
+        fail "no 'already done' answer to the re-sent command 7"
+    expect_console 5 'net: command 7 already executed this boot: answered again'
+    [ "$(console_count 'net: ping \(command 7\)')" -eq 1 ] || fail "the re-sent command 7 was executed again"
     [ "$(console_count 'net: malformed command')" -ge 2 ] || fail "garbage and truncated commands were not reported as malformed"
     grep -q '^app| hello' "$W/console.txt" || fail "the app did not run next to the network"
     kill -TERM "$KEEL_PID"; wait_device
@@ -370,8 +417,13 @@ reach-*)
     for _ in $(seq 40); do echo "$mode"; done >"$W/modes.txt"
     timeout 90 "${SUB[@]}" -t keel/v1/dev-1/result -F '%x' >"$W/results.txt" 2>&1 &
     PIDS+=($!)
+    # isr-hang (always) and storm (sometimes) end in a system reset once the restart back-off
+    # has passed: a back-off of 2 s keeps the stopped-but-not-yet-reset window open long enough
+    # for a ping to be answered in it, which is what these cases must show.
+    backoff=(--backoff-min 100 --backoff-max 400)
+    case $mode in isr-hang|storm) backoff=(--backoff-min 2000 --backoff-max 2000) ;; esac
     timeout --kill-after=5 60 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
-        --seconds 45 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
+        --seconds 45 --broker "$PORT" --install "$crashy" "${backoff[@]}" \
         --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
@@ -380,6 +432,20 @@ reach-*)
     # reset clears: the whole device restarts and reconnects, and the UART byte in flight at the
     # reset is lost, so crashy reads a broken mode after it and stops failing ("running none").
     # The first ping is always sent while the app fails; later ones only while it still does.
+    # in_fault I: the device handled ping I while the app was failing: its "net: ping" line
+    # comes after a stop of the app (or, for the modes that do not stop, after "running MODE")
+    # in the same boot, with no healthy run ("running none") in between. An answer after a system
+    # reset or from a recovered app is not evidence of reachability during the fault.
+    in_fault() {
+        awk -v id=$((0x10 + $1)) -v mode="$mode" -v stopping="$stopping" '
+            /\[keel\] Keel microvisor .*, boot / { boot++; failing = 0 }
+            stopping == "true" && /^\[keel\] app stopped: / { failing = 1 }
+            stopping != "true" && $0 ~ ("crashy: running " mode "$") { failing = 1 }
+            /crashy: running / && $0 !~ ("crashy: running " mode "$") { failing = 0 }
+            $0 ~ ("^\\[keel\\] net: ping \\(command " id "\\)") { found = 1; exit !failing }
+            END { if (!found) exit 1 }' "$W/console.txt"
+    }
+    stops_at_least() { [ "$(grep -c '^\[keel\] app stopped: ' "$W/console.txt")" -ge "$1" ]; }
     stopped_failing() { grep -q 'crashy: running none' "$W/console.txt"; }
     stop_or_done() { stops_at_least "$1" || stopped_failing; }
     # badptr, reentry and none misbehave (or not) without stopping: pinged while they run.
@@ -395,6 +461,10 @@ reach-*)
             fi
         fi
         ping_answered "$i" || fail "ping $i was not answered while the app was failing in mode $mode"
+        # The answer is in results.txt; the console line that places it may trail it a little.
+        wait_for 5 grep -q "net: ping (command $((0x10 + i)))" "$W/console.txt" ||
+            fail "ping $i answered, but the device did not log it"
+        in_fault "$i" || fail "ping $i was answered, but not while the app was failing in mode $mode (after a reset or a recovery)"
     done
     grep -q "crashy: running $mode" "$W/console.txt" || fail "crashy never ran mode $mode"
     kill -TERM "$KEEL_PID"; wait_device

@@ -42,15 +42,23 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-ota.XXXXXX") || exit 1
 # shellcheck source=../net/procs.sh
 . "$HERE/../net/procs.sh"
+# keel, the relay and ota_srv are built with ASan/UBSan: a report of any of them fails the case.
+. "$HERE/../lib/sanitizers.sh"
+san_setup "$W"
 FAILED=0
 cleanup() {
     stop_pids
+    if ! san_check "$W"; then
+        echo "FAIL ($case_): a host process reported a sanitizer finding (above)"
+        FAILED=1
+    fi
     if [ "$FAILED" -ne 0 ]; then
         echo "---- device console ----"; tail -c 30000 "$W/console.txt" 2>/dev/null
         echo "---- ota_srv ----"; tail -n 60 "$W/srv.txt" 2>/dev/null
         echo "---- broker log ----"; tail -n 20 "$W/mosquitto.log" 2>/dev/null
     fi
     rm -rf "$W"
+    [ "$FAILED" -eq 0 ] || exit 1
 }
 trap cleanup EXIT
 # Stopped from outside (a timeout): still run the EXIT trap, so nothing started here survives.
@@ -149,8 +157,8 @@ download)
     # Hello reports the new version; the same offer again is a no-op with the status re-sent.
     stop_srv
     start_srv v2 7
+    # The status is the device's answer to this offer: handled (and logged) before it was sent.
     expect_srv 20 'status dep=7 state=0 result=1 '
-    sleep 3
     console_has 'update: offer of deployment 7: .*' && [ "$(console_count 'update: offer of deployment 7')" -gt 1 ] &&
         fail "the same offer again started a second download"
     # After a reboot the device knows it is installed: nothing to do.
@@ -303,7 +311,9 @@ crash-rollback|noconfirm-rollback)
     # Offered again: not applied again (the journal remembers the bundle that failed).
     stop_srv
     start_srv v3 42
-    sleep 5
+    # The device's answer to the new offer is the evidence it was handled; only then may the
+    # count of applies say it was not applied again.
+    expect_srv 60 "status dep=42 state=0 result=8 "
     [ "$(console_count 'update: applied in .* 3.0.0 runs on trial')" -eq 1 ] || fail "the failed bundle was applied again"
     ;;
 fleet)
@@ -485,6 +495,42 @@ e2e)
         grep -q '^installed bundle' "$STACK/devices/$d/console.log" && fail "$d was installed again"
     done
     timeout 60 "$keel" down --state "$STACK" >"$W/down.txt" 2>&1 || fail "keel down: $(cat "$W/down.txt")"
+    ;;
+deadlines)
+    # The microvisor applies a staged update without the app once the bundle's politeness
+    # deadline passes, sooner when the offer says --force-after, at once with --force; each time
+    # before the running app (which defers 3 s) gets to apply it, and not before the deadline:
+    # heartbeats (200 ms) between "staged" and the apply span at least the deadline minus two
+    # periods.
+    start_device 300 heartbeat=200
+    expect_console 30 'net: connected to broker'
+    ctr=2 dep=61
+    for spec in "1.1.0|--politeness 1||its politeness deadline passed|1000" \
+                "1.2.0|--politeness 600|--force-after 2|its politeness deadline passed|2000" \
+                "1.3.0|--politeness 600|--force|forced by the cloud|0"; do
+        IFS='|' read -r ver bopt sopt why min_ms <<<"$spec"
+        # shellcheck disable=SC2086
+        bundle "d$ctr" ota "$ver" "$ctr" $bopt
+        : >"$W/console.txt"
+        # shellcheck disable=SC2086
+        start_srv "d$ctr" "$dep" $sopt
+        expect_console 120 "update: $ver staged and verified"
+        expect_console 20 "update: applying $ver without the app: $why"
+        expect_console 60 "update: applied in .* $ver runs on trial"
+        expect_console 20 'ota: healthy: keel_update_confirm\(\) ok'
+        expect_srv 20 "status dep=$dep state=0 result=1 .*installed=$ver "
+        console_has 'ota: work done: keel_update_apply' && fail "$ver: the app applied it, not the deadline ($why)"
+        span=$(awk -v v="$ver" '
+            index($0, "update: " v " staged and verified") { on = 1; next }
+            on && index($0, "update: applying " v " without the app") { print last - first; exit }
+            on && match($0, /^\[keel\] heartbeat up=[0-9]+ms/) {
+                up = substr($0, 21, RLENGTH - 22) + 0; if (!seen) { first = up; seen = 1 } last = up }' "$W/console.txt")
+        [ "${span:-0}" -ge $((min_ms - 400)) ] || fail "$ver applied after ${span:-?} ms of heartbeats, before its ${min_ms} ms deadline"
+        echo "deadlines: $ver ($why) applied after $span ms of heartbeats"
+        stop_srv
+        ctr=$((ctr + 1)) dep=$((dep + 1))
+    done
+    stop_device
     ;;
 powercut-apply)
     # One download to STAGED (the apply waits for the 1 s politeness deadline of the bundle),

@@ -5,7 +5,7 @@
 #   BIT_ERE "-" means no fault bit to check (hangs, exit, restart, breakpoint).
 . "$(dirname "$0")/lib.sh"
 keel=$1 elf=$2 mode=$3 reason=$4 bit=$5
-secs=${KQ_SECONDS:-8}
+secs=${KQ_SECONDS:-40} # a bound: the run ends on evidence (below)
 # Heartbeats well inside the shortest restart back-off (100 ms), so one must land between the
 # failure and the restart if the secure tick survived it.
 KQ_HEARTBEAT_MS=${KQ_HEARTBEAT_MS:-40}
@@ -16,7 +16,18 @@ kq_setup "crashy-$mode"
 # The blank line after the mode is slack: a restart by system reset loses the byte waiting in the
 # UART's one-byte receive register, and crashy skips blank lines.
 printf '%s\n\nnone\n' "$mode" >"$KQ_TMP/modes.txt"
-kq_run "$keel" "$elf" "$secs" "$KQ_TMP/modes.txt"
+# Until the evidence (app lines only: the two UARTs are ordered only within themselves): a mode
+# that must not stop the app has run through three "alive" lines (several 300 ms watchdog periods,
+# so "never stopped" below had time to fail); any other has failed, been restarted and is alive.
+if [ "$reason" = "-" ]; then
+    until=("^app\\| crashy: running $mode\$" '^app\| crashy: alive' '^app\| crashy: alive' '^app\| crashy: alive')
+else
+    until=('^app\| crashy: mode\?' "^app\\| crashy: running $mode\$" '^app\| crashy: mode\?' '^app\| crashy: alive')
+fi
+# Then three heartbeats: the microvisor's UART is merged on its own schedule, so its lines up to
+# that point (stop, crash report, restart) are in.
+until+=('^\[keel\] heartbeat' '^\[keel\] heartbeat' '^\[keel\] heartbeat')
+kq_run "$keel" "$elf" "$secs" "$KQ_TMP/modes.txt" "${until[@]}"
 
 # The CLI merges two streams as lines arrive: the microvisor's UART1 ("[keel] ...") and the app's
 # UART0 ("app| ..."). Lines are ordered only against lines of their own stream.

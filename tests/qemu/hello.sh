@@ -6,7 +6,10 @@ keel=$1 elf=$2
 kq_need_file "keel CLI" "$keel"
 kq_need_file "hello app" "$elf"
 kq_setup hello
-kq_run "$keel" "$elf" "${KQ_SECONDS:-6}"
+# Until tick 5: more than two of hello's 2 s watchdog periods, so the checks below that nothing
+# stopped it and no watchdog warning came had time to fail (bounded at 40 s on a loaded machine).
+kq_run "$keel" "$elf" "${KQ_SECONDS:-40}" /dev/null '^app\| hello: tick 5$' \
+    '^\[keel\] heartbeat' '^\[keel\] heartbeat'
 
 # Two streams (the microvisor's UART1 and the app's UART0, "app| ") are merged by the CLI as lines
 # arrive, so lines are ordered only against lines of their own stream.

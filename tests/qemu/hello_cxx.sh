@@ -6,7 +6,9 @@ keel=$1 elf=$2
 kq_need_file "keel CLI" "$keel"
 kq_need_file "hello-cxx app" "$elf"
 kq_setup hello-cxx
-kq_run "$keel" "$elf" "${KQ_SECONDS:-5}"
+# Until tick 5: several watchdog periods of ticking, so "never stopped" below had time to fail.
+kq_run "$keel" "$elf" "${KQ_SECONDS:-40}" /dev/null '^app\| hello-cxx: tick 5 ' \
+    '^\[keel\] heartbeat' '^\[keel\] heartbeat'
 
 kq_expect started '^\[keel\] app started' "the app was never started"
 kq_expect ctor '^app\| hello-cxx: global constructor ran before main at [0-9]+ us$' \

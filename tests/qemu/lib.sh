@@ -5,6 +5,7 @@ set -u
 
 KQ_TMP=""
 KQ_OUT=""
+KQ_RUN_FLAGS=() # more `keel device run` flags for kq_run (e.g. --backoff-min)
 KQ_FAILS=0
 
 kq_fail() {
@@ -21,16 +22,26 @@ kq_die() {
 kq_setup() {
     KQ_TMP=$(mktemp -d "${TMPDIR:-/tmp}/keel-$1.XXXXXX") || kq_die "cannot create a temp dir"
     KQ_OUT="$KQ_TMP/console.txt"
+    # keel (and what it starts) is built with ASan/UBSan: a report fails the test.
+    . "$(dirname "${BASH_SOURCE[0]}")/../lib/sanitizers.sh"
+    san_setup "$KQ_TMP"
     trap 'kq_cleanup' EXIT
 }
 
 kq_cleanup() {
+    local san=0
+    if ! san_check "$KQ_TMP" >&2; then
+        echo "FAIL: a host process of this test reported a sanitizer finding (above)" >&2
+        KQ_FAILS=$((KQ_FAILS + 1))
+        san=1
+    fi
     if [ "$KQ_FAILS" -ne 0 ] && [ -f "$KQ_OUT" ]; then
         echo "---- device console ($KQ_OUT) ----" >&2
         head -c 60000 "$KQ_OUT" >&2
         echo "---- end of console ----" >&2
     fi
     [ -n "$KQ_TMP" ] && rm -rf "$KQ_TMP"
+    [ "$san" = 0 ] || exit 1
 }
 
 # kq_need_file WHAT PATH: a clear failure (not a skip) when an input is missing.
@@ -38,13 +49,32 @@ kq_need_file() {
     [ -f "$2" ] || kq_die "$1 not found at '$2' (build it first: 'make'; the QEMU tests need the microvisor, the apps and the keel CLI)"
 }
 
-# kq_run KEEL ELF SECONDS [stdin file]: run one device for SECONDS, console into $KQ_OUT (CR stripped).
-# The microvisor prints a heartbeat every KQ_HEARTBEAT_MS (default 200).
+# kq_run KEEL ELF SECONDS [STDIN [UNTIL_ERE...]]: run one device, console into $KQ_OUT (CR
+# stripped). With UNTIL_EREs the run ends as soon as the console has a line matching each of them,
+# in that order (the evidence the test waits for; SECONDS is then only the bound); without, it
+# runs SECONDS. KQ_RUN_FLAGS: more flags for keel device run. The microvisor prints a heartbeat every KQ_HEARTBEAT_MS (default 200).
 kq_run() {
-    local keel=$1 elf=$2 secs=$3 input=${4:-/dev/null} rc
+    local keel=$1 elf=$2 secs=$3 input=${4:-/dev/null} rc pid i
+    shift 4 2>/dev/null || shift $#
     mkdir -p "$KQ_TMP/state"
+    : >"$KQ_TMP/raw.txt"
     timeout --kill-after=5 $((secs + 30)) "$keel" device run --state "$KQ_TMP/state" --install "$elf" \
-        --seconds "$secs" --append "heartbeat=${KQ_HEARTBEAT_MS:-200}" <"$input" >"$KQ_TMP/raw.txt" 2>&1
+        --seconds "$secs" --append "heartbeat=${KQ_HEARTBEAT_MS:-200}" "${KQ_RUN_FLAGS[@]}" \
+        <"$input" >>"$KQ_TMP/raw.txt" 2>&1 &
+    pid=$!
+    if [ $# -gt 0 ]; then
+        for ((i = 0; i < (secs + 10) * 10; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            if kq_seq_seen "$KQ_TMP/raw.txt" "$@"; then
+                # To keel itself, which stops QEMU and exits 0 ("device stopped"): a signal to
+                # timeout would go to its whole process group, QEMU included, and reach keel twice.
+                pkill -TERM -P "$pid" 2>/dev/null
+                break
+            fi
+            sleep 0.1
+        done
+    fi
+    wait "$pid"
     rc=$?
     tr -d '\r' <"$KQ_TMP/raw.txt" >"$KQ_OUT"
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -52,6 +82,13 @@ kq_run() {
     elif [ "$rc" -ne 0 ]; then
         kq_fail "keel device run exited with status $rc"
     fi
+}
+
+# kq_seq_seen FILE ERE...: FILE has lines matching each ERE, in that order.
+kq_seq_seen() {
+    local f=$1; shift
+    tr -d '\r' <"$f" | awk 'BEGIN { for (i = 1; i < ARGC; i++) re[i] = ARGV[i]; n = ARGC - 1; ARGC = 1; k = 1 }
+        k <= n && $0 ~ re[k] { k++ } END { exit !(k > n) }' "$@"
 }
 
 # kq_line_after ERE AFTER: number of the first console line after line AFTER that matches ERE.

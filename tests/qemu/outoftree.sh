@@ -31,7 +31,10 @@ for kind in make cmake; do
     esac
     kq_need_file "$kind-built app" "$elf"
     rm -rf "$KQ_TMP/state"
-    kq_run "$keel" "$elf" "${KQ_SECONDS:-3}"
+    # Until the API call and 10 heartbeats (2 s) after it: time for a stop to show.
+    until=('^app\| outoftree: keel api matches$')
+    for _ in $(seq 10); do until+=('^\[keel\] heartbeat'); done
+    kq_run "$keel" "$elf" "${KQ_SECONDS:-30}" /dev/null "${until[@]}"
     kq_expect started '^\[keel\] app started' "the $kind-built app was never started"
     kq_expect seen "^app\\| outoftree: hello from an app built with $kind\$" "the $kind-built app did not run"
     kq_expect seen '^app\| outoftree: keel api matches$' "the $kind-built app could not call the API"

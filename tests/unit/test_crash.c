@@ -71,6 +71,11 @@ static void test_round_trip(void **state)
         /* Trailing bytes after the report (a larger record slot) are ignored. */
         memset(buf + len, 0xFF, 8);
         assert_int_equal(kcrash_decode(buf, len + 8, &out), KERR_OK);
+        /* The reserved half-word must be 0 (found by fuzz_crash: the CRC alone let any value
+         * through, so one report had many encodings). */
+        buf[146] = 0x01;
+        poke32(buf + len - 4, ref_crc32(buf, len - 4));
+        assert_int_equal(kcrash_decode(buf, len, &out), KERR_FORMAT);
     }
 }
 

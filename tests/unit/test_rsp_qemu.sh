@@ -1,8 +1,10 @@
 #!/bin/sh
 # unit.rsp.gdb: gdb-multiarch -> RSP engine (test_rsp_qemu) -> QEMU running test_rsp_qemu_app.
-#   test_rsp_qemu.sh PROXY APP_ELF SESSION_GDB WORKDIR
-# Everything is bounded by timeout and stopped by pid; gdb's output is what CTest checks.
-PROXY=$1 ELF=$2 SESSION=$3 DIR=$4
+#   test_rsp_qemu.sh PROXY APP_ELF SESSION_GDB WORKDIR EXPECT
+# Everything is bounded by timeout and stopped by pid. Passes only when gdb and the engine exit 0,
+# the transcript matches the PCRE in EXPECT (test_rsp_qemu.expect) and the detached app ran on;
+# CTest's FAIL_REGULAR_EXPRESSION adds gdb's warnings and sanitizer reports of the engine.
+PROXY=$1 ELF=$2 SESSION=$3 DIR=$4 EXPECT=$5
 mkdir -p "$DIR" && cd "$DIR" || exit 1
 rm -f qemu-gdb.sock proxy.out session.gdb
 timeout 60 qemu-system-arm -M mps2-an505 -display none -monitor none -serial null \
@@ -50,4 +52,14 @@ if [ -n "$BEFORE" ] && [ -n "$AFTER" ] && [ "$AFTER" != "$BEFORE" ]; then
   echo "app ran on after detach"
 fi
 echo "gdb exit $GRC, engine exit $PRC"
-[ $GRC -eq 0 ] && [ $PRC -eq 0 ]
+# The whole transcript, as printed above, must match the expected session (CTest would ignore
+# the exit code if it matched the pattern itself).
+{ cat session.out proxy.out; echo "counter at detach: $BEFORE, after: $AFTER"
+  if [ -n "$BEFORE" ] && [ -n "$AFTER" ] && [ "$AFTER" != "$BEFORE" ]; then echo "app ran on after detach"; fi
+} > transcript.out
+if ! grep -Pzq "$(cat "$EXPECT")" transcript.out; then
+  echo "FAIL: the gdb session does not match $EXPECT"
+  exit 1
+fi
+[ $GRC -eq 0 ] && [ $PRC -eq 0 ] || { echo "FAIL: gdb or the engine exited non-zero"; exit 1; }
+echo "PASS: the gdb session matches"

@@ -1,10 +1,13 @@
 /*
  * The update engine without power cuts: the whole life of an update, inspect-then-execute (a
  * refused bundle writes nothing), state rules, tampering with staged and saved copies,
- * resumable staging, anti-rollback after confirm, and the journal's record rules.
+ * resumable staging, anti-rollback after confirm, the journal's record rules, and no plaintext of
+ * either image in QSPI.
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -107,6 +110,52 @@ static void test_full_update_life(void **state)
     fx_bundle_opts_t o = fx_opts(0x00010000u, 2, OLD_LEN);
     n = fx_bundle(g_old, &o, g_bundle);
     assert_int_equal(upd_inspect(&g_dev.upd, g_bundle, n, &(upd_plan_t){0}), KERR_BDL_COUNTER);
+}
+
+/* In: any 32-byte piece of the content of page `page` of img at one of 8 places is in QSPI. */
+static bool qspi_holds_piece(const uint8_t *img, uint32_t page, uint32_t content_len)
+{
+    for (uint32_t k = 0; k < 8u; k++) {
+        uint32_t off = page * FX_PAGE + k * (FX_PAGE / 8u);
+        if (off + 32u > content_len) {
+            break;
+        }
+        if (memmem(g_dev.qmem, sizeof(g_dev.qmem), img + off, 32u) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * External flash is outside the secure perimeter (anyone can read the QSPI chip): what the update
+ * keeps there, the staged new pages and the saved old ones, must not be readable. The pieces
+ * searched for are pseudo-random content: found means stored in clear.
+ */
+static void test_qspi_holds_no_plaintext(void **state)
+{
+    (void)state;
+    uint32_t n = setup_images(3);
+    static const uint32_t changed[] = {1, 3, 4, 5};
+    assert_int_equal(upd_stage_begin(&g_dev.upd, g_bundle, n), KERR_OK);
+    stage_all(&g_dev, g_new);
+    assert_int_equal(upd_stage_finish(&g_dev.upd), KERR_OK);
+    /* The positive control: the search finds a page that is there in clear. */
+    memcpy(g_dev.qmem + sizeof(g_dev.qmem) - FX_PAGE, g_new + 2u * FX_PAGE, FX_PAGE);
+    assert_true(qspi_holds_piece(g_new, 2, NEW_LEN));
+    memset(g_dev.qmem + sizeof(g_dev.qmem) - FX_PAGE, 0xFF, FX_PAGE);
+    for (uint32_t i = 0; i < 4u; i++) {
+        assert_false(qspi_holds_piece(g_new, changed[i], NEW_LEN)); /* staged */
+    }
+    assert_int_equal(upd_apply(&g_dev.upd), KERR_OK);
+    assert_int_equal(phase(), UPD_PHASE_TRIAL);
+    for (uint32_t i = 0; i < 4u; i++) {
+        assert_false(qspi_holds_piece(g_new, changed[i], NEW_LEN));
+        assert_false(qspi_holds_piece(g_old, changed[i], OLD_LEN)); /* saved for a rollback */
+    }
+    /* A rollback restores from those saved copies: they were real. */
+    assert_int_equal(upd_rollback(&g_dev.upd, UPD_REASON_OPERATOR), KERR_OK);
+    assert_memory_equal(g_dev.imem, g_old, FX_REGION);
 }
 
 static void test_rollback_restores_old(void **state)
@@ -325,6 +374,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_update_life),
         cmocka_unit_test(test_rollback_restores_old),
+        cmocka_unit_test(test_qspi_holds_no_plaintext),
         cmocka_unit_test(test_refused_bundles_write_nothing),
         cmocka_unit_test(test_state_rules_and_bad_blocks),
         cmocka_unit_test(test_staging_resumes_across_reboot),

@@ -9,8 +9,10 @@
  * global, the other part dies with it), power is cut during that operation with a seeded torn
  * pattern. The device then boots: after upd_boot() the region must be exactly the old or the
  * new image, the one its journal state says, and the journal must re-mount to the same state;
- * then it is driven to completion and must end where the scenario ends. Second cuts: from each
- * first cut, power is cut again at every operation of the recovery, then recovery runs clean.
+ * then it is driven to completion and must end where the scenario ends. Second cuts: from a first
+ * cut, power is cut again at every operation of the recovery, then recovery runs clean. CI cuts
+ * every operation once and the recoveries of a sample of first cuts; `make soak`
+ * (scripts/soak.sh) cuts the recovery of every first cut with every seed, plus random double cuts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,7 +52,9 @@ static bool g_delta;
 typedef struct tally {
     uint32_t first_cuts;
     uint32_t second_cuts;
+    uint32_t random_pairs; /* random double cuts (KEEL_SWEEP_RANDOM) */
     uint32_t recoveries;
+    uint32_t ops[2];       /* operations of the scenario run clean: internal flash, QSPI */
 } tally_t;
 
 /* --- device behaviour ------------------------------------------------------------------------- */
@@ -323,6 +327,8 @@ static void sweep(scenario_t sc, const uint32_t *seeds, size_t nseeds, uint32_t 
     }
     uint32_t ops[2] = {g_dev.ifl.ops, g_dev.qfl.ops};
     assert_true(ops[0] > 0u); /* a rollback writes no QSPI: ops[1] may be 0 */
+    t->ops[0] = ops[0];
+    t->ops[1] = ops[1];
     for (size_t s = 0; s < nseeds; s++) {
         for (int p = 0; p < 2; p++) {
             for (uint32_t k = 1; k <= ops[p]; k++) {
@@ -367,27 +373,79 @@ static void sweep(scenario_t sc, const uint32_t *seeds, size_t nseeds, uint32_t 
 static const uint32_t g_seeds[] = {1, 2, 3, 4};
 
 /*
- * Every first cut with the first seed, each followed by second cuts (at every operation of the
- * recovery from every `second`-th first cut; 1 = all), then every first cut with more seeds.
+ * n random double cuts: a first cut at a random operation of a random part, then a second cut at
+ * a random operation of the recovery from it (on either part), then a clean recovery that must end
+ * where the scenario ends. Every draw is reproducible from KEEL_SWEEP_SEED.
  */
-static void run_sweeps(scenario_t sc, uint32_t second, size_t more_seeds)
+static void random_pairs(scenario_t sc, uint32_t n, uint32_t seed, tally_t *t)
+{
+    uint32_t r = seed | 1u;
+    for (uint32_t i = 0; i < n; i++) {
+        int p = (int)(xs32(&r) % 2u);
+        if (t->ops[p] == 0u) {
+            p = 0; /* a rollback writes no QSPI */
+        }
+        uint32_t k = 1u + xs32(&r) % t->ops[p];
+        snap_restore(&g_base);
+        arm(part(p), k, xs32(&r));
+        assert_int_equal(drive(&g_dev, sc), KERR_FLASH_POWER);
+        snap_take(&g_cut1);
+        /* How many operations the recovery from this cut makes, to draw the second cut in it. */
+        kflash_power_on(&g_dev.ifl);
+        kflash_power_on(&g_dev.qfl);
+        arm(NULL, 0, 0);
+        assert_int_equal(recover(sc), KERR_OK);
+        uint32_t rops[2] = {g_dev.ifl.ops, g_dev.qfl.ops};
+        int p2 = (int)(xs32(&r) % 2u);
+        if (rops[p2] == 0u) {
+            p2 = 1 - p2;
+        }
+        uint32_t j = 1u + xs32(&r) % rops[p2];
+        snap_restore(&g_cut1);
+        arm(part(p2), j, xs32(&r));
+        assert_int_equal(recover(sc), KERR_FLASH_POWER);
+        kflash_power_on(&g_dev.ifl);
+        kflash_power_on(&g_dev.qfl);
+        arm(NULL, 0, 0);
+        assert_int_equal(recover(sc), KERR_OK);
+        check_end(&g_dev, sc);
+        t->random_pairs++;
+        t->recoveries += 2u;
+    }
+}
+
+/*
+ * CI: every first cut on both parts with the first seed, each n-th of them (`second`; 1 = all)
+ * followed by a second cut at every operation of its recovery, then every first cut with more
+ * seeds. `make soak` (KEEL_SWEEP_DEEP=1): second cuts after every first cut with every seed, and
+ * KEEL_SWEEP_RANDOM random double cuts (KEEL_SWEEP_SEED). A brick is a failed check: the run stops
+ * there, so a finished run has 0. The SOAK line is what scripts/soak.sh reports.
+ */
+static void run_sweeps(scenario_t sc, const char *name, uint32_t second, size_t more_seeds)
 {
     tally_t t = {0};
     clock_t c0 = clock();
-    /* KEEL_SWEEP_DEEP=1: second cuts after every first cut with every seed (minutes, not CI). */
     const char *deep = getenv("KEEL_SWEEP_DEEP");
     bool all = deep != NULL && deep[0] == '1';
     sweep(sc, g_seeds, all ? 1u + more_seeds : 1u, all ? 1u : second, &t);
     if (!all) {
         sweep(sc, g_seeds + 1, more_seeds, 0, &t);
     }
+    const char *nr = getenv("KEEL_SWEEP_RANDOM"), *sd = getenv("KEEL_SWEEP_SEED");
+    uint32_t n = nr != NULL ? (uint32_t)strtoul(nr, NULL, 10) : 0u;
+    if (n > 0u) {
+        random_pairs(sc, n, sd != NULL ? (uint32_t)strtoul(sd, NULL, 10) : 1u, &t);
+    }
     printf("  %.1f s CPU\n", (double)(clock() - c0) / CLOCKS_PER_SEC);
+    printf("SOAK %s ops_internal=%u ops_qspi=%u first_cuts=%u second_cuts=%u random_double_cuts=%u "
+           "recoveries=%u bricks=0\n",
+           name, t.ops[0], t.ops[1], t.first_cuts, t.second_cuts, t.random_pairs, t.recoveries);
 }
 
 static void test_sweep_update(void **state)
 {
     (void)state;
-    run_sweeps(SC_UPDATE, 1, 3);
+    run_sweeps(SC_UPDATE, "update", 4, 3);
 }
 
 /* The update crosses a journal page boundary (page erase mid-update). */
@@ -395,21 +453,21 @@ static void test_sweep_update_journal_wrap(void **state)
 {
     (void)state;
     g_fill_to = FX_PAGE / UPD_JREC_SIZE - 4u; /* the 5th record of the update wraps */
-    run_sweeps(SC_UPDATE, 9, 1);
+    run_sweeps(SC_UPDATE, "update-journal-wrap", 16, 1);
     g_fill_to = 0;
 }
 
 static void test_sweep_rollback(void **state)
 {
     (void)state;
-    run_sweeps(SC_ROLLBACK, 1, 3);
+    run_sweeps(SC_ROLLBACK, "rollback", 2, 3);
 }
 
 /* The rollback an apply starts by itself (from APPLYING) is as power-cut safe as the other. */
 static void test_sweep_apply_fails(void **state)
 {
     (void)state;
-    run_sweeps(SC_APPLY_FAIL, 1, 3);
+    run_sweeps(SC_APPLY_FAIL, "apply-fails-rollback", 4, 3);
 }
 
 /* The update as a delta: staging decodes the patch (two passes, sealed pages and table). */
