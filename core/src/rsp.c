@@ -219,6 +219,15 @@ static void send_stop_reply(rsp_t *r)
     reply_begin(r);
     reply_byte(r, 'T');
     reply_hex8(r, (uint8_t)sig);
+    rsp_bp_type_t wtype;
+    uint32_t waddr;
+    if (ops->stop_watch && ops->stop_watch(r->cfg.target_ctx, &wtype, &waddr)) {
+        /* gdb matches the address to its watchpoint and shows old and new value itself. */
+        reply_str(r, wtype == RSP_WP_READ ? "rwatch:" : wtype == RSP_WP_ACCESS ? "awatch:" : "watch:");
+        for (int shift = 28; shift >= 0; shift -= 4)
+            reply_byte(r, (uint8_t)hexdig[(waddr >> shift) & 15u]);
+        reply_byte(r, ';');
+    }
     /* sp, lr and pc ride along so gdb needs no 'g' round trip to show where the app stopped. */
     for (size_t i = 0; i < sizeof(expedite) / sizeof(expedite[0]); i++) {
         uint32_t v;
@@ -374,17 +383,24 @@ static void cmd_breakpoint(rsp_t *r, const uint8_t *arg, size_t n, bool insert)
         reply_simple(r, E_INVAL);
         return;
     }
-    if (type > 1) { /* watchpoints: no DWT to back them */
-        reply_simple(r, "");
+    const rsp_target_ops_t *ops = r->cfg.ops;
+    bool watch = type >= RSP_WP_WRITE && type <= RSP_WP_ACCESS;
+    if (type > RSP_WP_ACCESS || (watch && !ops->insert_wp)) {
+        reply_simple(r, ""); /* not supported: gdb stops asking */
         return;
     }
-    if (!get_addr_len(&c, &addr, &kind) || !at_end(&c)) {
+    if (!get_addr_len(&c, &addr, &kind) || !at_end(&c) ||
+        (watch && (kind == 0 || (uint64_t)addr + kind > 0x100000000ull))) {
         reply_simple(r, E_INVAL);
         return;
     }
-    const rsp_target_ops_t *ops = r->cfg.ops;
-    kerr_t err = insert ? ops->insert_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind)
-                        : ops->remove_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind);
+    kerr_t err;
+    if (watch) /* kind is the length of the watched range */
+        err = insert ? ops->insert_wp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind)
+                     : ops->remove_wp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind);
+    else
+        err = insert ? ops->insert_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind)
+                     : ops->remove_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind);
     if (err != KERR_OK)
         reply_err(r, err);
     else
@@ -698,6 +714,8 @@ kerr_t rsp_init(rsp_t *rsp, const rsp_config_t *cfg)
     if (!o->read_reg || !o->write_reg || !o->read_mem || !o->write_mem || !o->insert_bp ||
         !o->remove_bp || !o->resume || !o->halt || !o->stop_signal || !o->detach || !o->kill)
         return KERR_INVAL;
+    if (!o->insert_wp != !o->remove_wp || !o->insert_wp != !o->stop_watch)
+        return KERR_INVAL; /* watchpoints: all three or none */
     memset(rsp, 0, sizeof(*rsp));
     rsp->cfg = *cfg;
     return KERR_OK;

@@ -38,6 +38,9 @@ typedef struct {
     int nbp;
     int resumes, steps, last_sig, halts, detaches, kills, stop_sig;
     int mem_out_of_region; /* must stay 0: the engine passes only what the target accepts */
+    struct { rsp_bp_type_t type; uint32_t addr, len; } wp[2];
+    int nwp;
+    bool stop_by_watch;    /* the next stop reply names wp[0] */
 } fake_t;
 
 static uint8_t *fake_mem(fake_t *f, uint32_t addr, uint32_t len)
@@ -127,7 +130,49 @@ static void f_kill(void *c) { ((fake_t *)c)->kills++; }
 
 static const rsp_target_ops_t fake_ops = {
     f_read_reg, f_write_reg, f_read_mem, f_write_mem, f_insert_bp, f_remove_bp,
-    f_resume, f_halt, f_stop_signal, f_detach, f_kill,
+    f_resume, f_halt, f_stop_signal, f_detach, f_kill, NULL, NULL, NULL,
+};
+
+/* Watchpoints: two slots, RAM only. */
+static kerr_t f_insert_wp(void *c, rsp_bp_type_t t, uint32_t a, uint32_t len)
+{
+    fake_t *f = c;
+    if (a < RAM_BASE || a - RAM_BASE >= RAM_SIZE || len > RAM_SIZE - (a - RAM_BASE))
+        return KERR_RANGE;
+    if (f->nwp == 2)
+        return KERR_NOMEM;
+    f->wp[f->nwp].type = t;
+    f->wp[f->nwp].addr = a;
+    f->wp[f->nwp].len = len;
+    f->nwp++;
+    return KERR_OK;
+}
+
+static kerr_t f_remove_wp(void *c, rsp_bp_type_t t, uint32_t a, uint32_t len)
+{
+    fake_t *f = c;
+    for (int i = 0; i < f->nwp; i++) {
+        if (f->wp[i].type == t && f->wp[i].addr == a && f->wp[i].len == len) {
+            f->wp[i] = f->wp[--f->nwp];
+            return KERR_OK;
+        }
+    }
+    return KERR_INVAL;
+}
+
+static bool f_stop_watch(void *c, rsp_bp_type_t *t, uint32_t *a)
+{
+    fake_t *f = c;
+    if (!f->stop_by_watch || f->nwp == 0)
+        return false;
+    *t = f->wp[0].type;
+    *a = f->wp[0].addr;
+    return true;
+}
+
+static const rsp_target_ops_t fake_ops_wp = {
+    f_read_reg, f_write_reg, f_read_mem, f_write_mem, f_insert_bp, f_remove_bp,
+    f_resume, f_halt, f_stop_signal, f_detach, f_kill, f_insert_wp, f_remove_wp, f_stop_watch,
 };
 
 /* ---- the transport: everything the engine sent, in one buffer ------------------------ */
@@ -482,6 +527,67 @@ static void test_breakpoints(void **state)
     /* Watchpoints: not supported, the empty reply. */
     assert_string_equal(transact(x, "Z2,38000000,4"), "");
     assert_string_equal(transact(x, "z4,38000000,4"), "");
+    free(x);
+}
+
+/* Z2/Z3/Z4 reach the target's watch ops with the length; a stop it blames on a watchpoint
+ * names it first in the stop reply, as gdb wants (watch:, rwatch:, awatch: and the address). */
+static void test_watchpoints(void **state)
+{
+    (void)state;
+    fixture_t *x = fx_new();
+    rsp_config_t cfg = {&fake_ops_wp, &x->f, out_send, &x->out};
+    assert_int_equal(rsp_init(&x->rsp, &cfg), KERR_OK);
+    /* all three ops or none */
+    rsp_target_ops_t half = fake_ops_wp;
+    half.stop_watch = NULL;
+    rsp_config_t bad = {&half, &x->f, out_send, &x->out};
+    rsp_t other;
+    assert_int_equal(rsp_init(&other, &bad), KERR_INVAL);
+
+    assert_string_equal(transact(x, "Z2,38000010,4"), "OK");
+    assert_string_equal(transact(x, "Z4,38000100,8"), "OK");
+    assert_int_equal(x->f.nwp, 2);
+    assert_int_equal(x->f.wp[0].type, RSP_WP_WRITE);
+    assert_int_equal(x->f.wp[0].addr, 0x38000010u);
+    assert_int_equal(x->f.wp[0].len, 4);
+    assert_int_equal(x->f.wp[1].type, RSP_WP_ACCESS);
+    assert_int_equal(x->f.wp[1].len, 8);
+    assert_string_equal(transact(x, "Z3,38000200,4"), "E1c");  /* comparators used up */
+    assert_string_equal(transact(x, "z4,38000100,8"), "OK");
+    assert_string_equal(transact(x, "z4,38000100,8"), "E16");  /* not set */
+    assert_string_equal(transact(x, "Z3,10000000,4"), "E0e");  /* outside what the target watches */
+    assert_string_equal(transact(x, "Z3,38000200,0"), "E16");  /* empty range */
+    assert_string_equal(transact(x, "Z3,fffffffe,4"), "E16");  /* past 4 GiB */
+    assert_string_equal(transact(x, "Z3,38000200"), "E16");
+    assert_string_equal(transact(x, "Z5,38000200,4"), "");     /* no such type */
+    assert_int_equal(x->f.nwp, 1);
+    assert_int_equal(x->f.nbp, 0);
+
+    static const struct { rsp_bp_type_t t; const char *name; } kinds[] = {
+        {RSP_WP_WRITE, "watch"}, {RSP_WP_READ, "rwatch"}, {RSP_WP_ACCESS, "awatch"}};
+    for (size_t k = 0; k < 3; k++) {
+        x->f.wp[0].type = kinds[k].t;
+        x->f.stop_by_watch = true;
+        size_t pos = x->out.len;
+        feed_packet(x, "c");
+        rsp_notify_stop(&x->rsp);
+        char reply[256], want[256], sp[9], lr[9], pc[9];
+        take_reply(x, &pos, true, reply, sizeof(reply));
+        hex_le32(sp, x->f.regs[RSP_REG_SP]);
+        hex_le32(lr, x->f.regs[RSP_REG_LR]);
+        hex_le32(pc, x->f.regs[RSP_REG_PC]);
+        snprintf(want, sizeof(want), "T05%s:38000010;0d:%s;0e:%s;0f:%s;", kinds[k].name, sp, lr, pc);
+        assert_string_equal(reply, want);
+    }
+    /* A stop that is no watchpoint says nothing of one. */
+    x->f.stop_by_watch = false;
+    size_t pos = x->out.len;
+    feed_packet(x, "c");
+    rsp_notify_stop(&x->rsp);
+    char reply[256];
+    take_reply(x, &pos, true, reply, sizeof(reply));
+    assert_null(strstr(reply, "watch"));
     free(x);
 }
 
@@ -845,6 +951,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_registers),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_breakpoints),
+        cmocka_unit_test(test_watchpoints),
         cmocka_unit_test(test_run_control),
         cmocka_unit_test(test_detach_kill_misc),
         cmocka_unit_test(test_replay_gdb13_session),
