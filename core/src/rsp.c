@@ -215,7 +215,6 @@ static void send_stop_reply(rsp_t *r)
 {
     const rsp_target_ops_t *ops = r->cfg.ops;
     int sig = ops->stop_signal(r->cfg.target_ctx);
-    static const unsigned expedite[] = {RSP_REG_SP, RSP_REG_LR, RSP_REG_PC};
     reply_begin(r);
     reply_byte(r, 'T');
     reply_hex8(r, (uint8_t)sig);
@@ -228,16 +227,18 @@ static void send_stop_reply(rsp_t *r)
             reply_byte(r, (uint8_t)hexdig[(waddr >> shift) & 15u]);
         reply_byte(r, ';');
     }
-    /* sp, lr and pc ride along so gdb needs no 'g' round trip to show where the app stopped. */
-    for (size_t i = 0; i < sizeof(expedite) / sizeof(expedite[0]); i++) {
+    /* Every register rides along: gdb needs no 'g' round trip after a stop (a step's stop costs
+     * one round trip less). */
+    for (unsigned i = 0; i < RSP_REG_COUNT; i++) {
         uint32_t v;
-        if (ops->read_reg(r->cfg.target_ctx, expedite[i], &v) != KERR_OK)
+        if (ops->read_reg(r->cfg.target_ctx, i, &v) != KERR_OK)
             continue;
-        reply_hex8(r, (uint8_t)expedite[i]);
+        reply_hex8(r, (uint8_t)i);
         reply_byte(r, ':');
         reply_reg(r, v);
         reply_byte(r, ';');
     }
+    reply_str(r, "thread:1;");
     reply_send(r);
 }
 
@@ -547,6 +548,12 @@ static void cmd_query(rsp_t *r, const uint8_t *p, size_t n)
         reply_send(r);
     } else if (has_prefix(p, n, xfer)) {
         cmd_xfer_features(r, p + sizeof(xfer) - 1u, n - (sizeof(xfer) - 1u));
+    } else if (n == 2 && has_prefix(p, n, "qC")) {
+        reply_simple(r, "QC1");
+    } else if (n == 12 && has_prefix(p, n, "qfThreadInfo")) {
+        reply_simple(r, "m1");
+    } else if (n == 12 && has_prefix(p, n, "qsThreadInfo")) {
+        reply_simple(r, "l");
     } else if (has_prefix(p, n, "qAttached")) {
         /* "attached": quitting gdb detaches and leaves the app running instead of killing it. */
         reply_simple(r, "1");

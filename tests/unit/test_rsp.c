@@ -282,6 +282,20 @@ static void hex_le32(char *out, uint32_t v)
         sprintf(out + 2 * i, "%02x", (unsigned)(v >> (8 * i)) & 0xFFu);
 }
 
+/* The stop reply the engine must send: T, the signal, an optional "watch:ADDR;"-like prefix,
+ * every register expedited (regno:value;) and the thread (gdb keeps expedited registers only
+ * for a known thread; without them it asks 'g' after every stop). */
+static void want_stop(const fixture_t *x, int sig, const char *extra, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "T%02x%s", sig, extra);
+    for (unsigned i = 0; i < RSP_REG_COUNT; i++) {
+        char v[9];
+        hex_le32(v, x->f.regs[i]);
+        n += snprintf(out + n, cap - (size_t)n, "%02x:%s;", i, v);
+    }
+    snprintf(out + n, cap - (size_t)n, "thread:1;");
+}
+
 /* ---- framing ---------------------------------------------------------------------------- */
 
 static void test_framing_ack_and_checksum(void **state)
@@ -572,12 +586,10 @@ static void test_watchpoints(void **state)
         size_t pos = x->out.len;
         feed_packet(x, "c");
         rsp_notify_stop(&x->rsp);
-        char reply[256], want[256], sp[9], lr[9], pc[9];
+        char reply[512], want[512], extra[32];
         take_reply(x, &pos, true, reply, sizeof(reply));
-        hex_le32(sp, x->f.regs[RSP_REG_SP]);
-        hex_le32(lr, x->f.regs[RSP_REG_LR]);
-        hex_le32(pc, x->f.regs[RSP_REG_PC]);
-        snprintf(want, sizeof(want), "T05%s:38000010;0d:%s;0e:%s;0f:%s;", kinds[k].name, sp, lr, pc);
+        snprintf(extra, sizeof(extra), "%s:38000010;", kinds[k].name);
+        want_stop(x, 5, extra, want, sizeof(want));
         assert_string_equal(reply, want);
     }
     /* A stop that is no watchpoint says nothing of one. */
@@ -585,7 +597,7 @@ static void test_watchpoints(void **state)
     size_t pos = x->out.len;
     feed_packet(x, "c");
     rsp_notify_stop(&x->rsp);
-    char reply[256];
+    char reply[512];
     take_reply(x, &pos, true, reply, sizeof(reply));
     assert_null(strstr(reply, "watch"));
     free(x);
@@ -605,12 +617,9 @@ static void resume_and_stop(fixture_t *x, const char *p, int want_step, int want
     rsp_notify_stop(&x->rsp);
     assert_false(rsp_running(&x->rsp));
     size_t pos = before + 1;
-    char reply[256], want[256], sp[9], lr[9], pc[9];
+    char reply[512], want[512];
     take_reply(x, &pos, false, reply, sizeof(reply));
-    hex_le32(sp, x->f.regs[RSP_REG_SP]);
-    hex_le32(lr, x->f.regs[RSP_REG_LR]);
-    hex_le32(pc, x->f.regs[RSP_REG_PC]);
-    snprintf(want, sizeof(want), "T%02x0d:%s;0e:%s;0f:%s;", x->f.stop_sig, sp, lr, pc);
+    want_stop(x, x->f.stop_sig, "", want, sizeof(want));
     assert_string_equal(reply, want);
     /* A second stop notification with nothing pending sends nothing. */
     rsp_notify_stop(&x->rsp);
@@ -621,12 +630,12 @@ static void test_run_control(void **state)
 {
     (void)state;
     fixture_t *x = fx_new();
-    char want[64], sp[9], lr[9], pc[9];
-    hex_le32(sp, x->f.regs[RSP_REG_SP]);
-    hex_le32(lr, x->f.regs[RSP_REG_LR]);
-    hex_le32(pc, x->f.regs[RSP_REG_PC]);
-    snprintf(want, sizeof(want), "T050d:%s;0e:%s;0f:%s;", sp, lr, pc);
+    char want[512];
+    want_stop(x, 5, "", want, sizeof(want));
     assert_string_equal(transact(x, "?"), want);
+    assert_string_equal(transact(x, "qC"), "QC1");
+    assert_string_equal(transact(x, "qfThreadInfo"), "m1");
+    assert_string_equal(transact(x, "qsThreadInfo"), "l");
     assert_string_equal(transact(x, "vCont?"), "vCont;c;C;s;S");
     resume_and_stop(x, "c", 0, 0);
     resume_and_stop(x, "s", 1, 0);
@@ -662,7 +671,7 @@ static void test_run_control(void **state)
     x->f.stop_sig = RSP_SIGINT;
     size_t pos = x->out.len;
     rsp_notify_stop(&x->rsp);
-    char reply[128];
+    char reply[512];
     take_reply(x, &pos, false, reply, sizeof(reply));
     assert_memory_equal(reply, "T02", 3);
     /* The app gone for good while the debugger waits: "X09", once, and nothing when idle. */
@@ -761,8 +770,14 @@ static void check_replay_reply(fixture_t *x, const char *p, const char *r)
             assert_string_equal(r, "E00"); /* our target.xml includes nothing else */
         } else if (strncmp(p, "qAttached", 9) == 0) {
             assert_string_equal(r, "1");
+        } else if (strcmp(p, "qfThreadInfo") == 0) {
+            assert_string_equal(r, "m1"); /* one thread, 1: what the stop replies name */
+        } else if (strcmp(p, "qsThreadInfo") == 0) {
+            assert_string_equal(r, "l");
+        } else if (strcmp(p, "qC") == 0) {
+            assert_string_equal(r, "QC1");
         } else {
-            assert_string_equal(r, ""); /* qTStatus, qfThreadInfo, qOffsets, qSymbol, ... */
+            assert_string_equal(r, ""); /* qTStatus, qOffsets, qSymbol, ... */
         }
         break;
     case 'g': assert_int_equal(strlen(r), RSP_REG_COUNT * 8); break;
@@ -823,7 +838,7 @@ static void test_replay_gdb13_session(void **state)
             assert_int_equal(x->f.steps, steps);
             rsp_notify_stop(&x->rsp);
             pos++;
-            char reply[256];
+            char reply[512];
             take_reply(x, &pos, false, reply, sizeof(reply));
             assert_memory_equal(reply, "T05", 3);
             continue;

@@ -14,6 +14,12 @@
  * Threads: the main thread accepts gdb, reads its bytes and posts sealed frames (one kept-alive
  * connection to keeld); a second thread follows the event stream and writes opened frames to gdb.
  * They share the session keys, each using only its own direction's half of dbgsess_t.
+ *
+ * Between gdb and the session sits the round-trip-saving relay (keel/rspcache.h: memory reads
+ * answered from what was read since the last resume, in 64-byte lines; the stub's fixed query
+ * answers kept), unless --no-cache. Its state is under d->lock; bytes it has for the device are
+ * queued in d->out and posted by the main thread (woken through a pipe when the stream thread
+ * queued them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +48,7 @@
 
 #include "keel/dbgsess.h"
 #include "keel/kproto.h"
+#include "keel/rspcache.h"
 
 #include "cli.h"
 #include "cmd.h"
@@ -68,6 +75,7 @@ enum {
     OPT_STATE,
     OPT_TIMEOUT,
     OPT_IDLE,
+    OPT_NO_CACHE,
 };
 
 static volatile sig_atomic_t got_signal;
@@ -240,6 +248,13 @@ typedef struct dbg {
     int gdb_fd;               /* -1 until gdb connects */
     uint64_t last_activity_ms;
     unsigned long frames_up, frames_down, bad_frames;
+
+    bool use_cache;           /* the rspcache relay between gdb and the session */
+    rspcache_t cache;
+    uint8_t out[8192];        /* RSP bytes for the device, queued by the relay */
+    size_t out_len;
+    bool out_overflow;
+    int wake[2];              /* the stream thread queued bytes: the main thread posts them */
 } dbg_t;
 
 static uint64_t mono_ms(void)
@@ -282,6 +297,28 @@ static void on_open(void *ctx)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* rspcache outputs (d->lock held). */
+static void cache_to_gdb(void *ctx, const uint8_t *data, size_t n)
+{
+    dbg_t *d = ctx;
+    if (d->gdb_fd >= 0)
+        write_all(d->gdb_fd, data, n);
+}
+
+static void cache_to_stub(void *ctx, const uint8_t *data, size_t n)
+{
+    dbg_t *d = ctx;
+    if (n > sizeof d->out - d->out_len) {
+        d->out_overflow = true; /* cannot happen with gdb waiting for its replies */
+        return;
+    }
+    memcpy(d->out + d->out_len, data, n);
+    d->out_len += n;
+    uint8_t b = 1;
+    if (write(d->wake[1], &b, 1) < 0) { /* full pipe: the main thread is awake anyway */
+    }
+}
+
 /* A frame from the device: open it and hand the RSP bytes to gdb. */
 static void on_frame(dbg_t *d, const keel_v1_DebugFrame *f)
 {
@@ -306,8 +343,13 @@ static void on_frame(dbg_t *d, const keel_v1_DebugFrame *f)
     }
     d->frames_up++;
     d->last_activity_ms = mono_ms();
-    if (fd >= 0)
+    if (d->use_cache) {
+        pthread_mutex_lock(&d->lock);
+        rspcache_from_stub(&d->cache, plain, n);
+        pthread_mutex_unlock(&d->lock);
+    } else if (fd >= 0) {
         write_all(fd, plain, n);
+    }
 }
 
 static bool on_event(void *ctx, json_t *e)
@@ -494,11 +536,53 @@ static int listen_local(const char *prog, uint32_t port)
     return ls;
 }
 
+/* Seal and post RSP bytes for the device, in frames of at most DBGSESS_PLAIN_MAX. NULL, or why
+ * the session cannot go on. */
+static const char *send_to_device(dbg_t *d, const uint8_t *data, size_t len)
+{
+    uint8_t sealed[DBGSESS_SEALED_MAX];
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < DBGSESS_PLAIN_MAX ? len - off : DBGSESS_PLAIN_MAX;
+        size_t slen = 0;
+        keel_v1_Debug m = keel_v1_Debug_init_zero;
+        m.which_kind = keel_v1_Debug_frame_tag;
+        m.kind.frame.session = d->session;
+        kerr_t err = dbgsess_seal(&d->sess, data + off, n, sealed, sizeof sealed, &slen,
+                                  &m.kind.frame.seq);
+        if (err != KERR_OK) {
+            fprintf(stderr, "%s: cannot seal a frame: %s\n", d->prog, kerr_str(err));
+            return "keel debug failed to seal a frame";
+        }
+        memcpy(m.kind.frame.sealed.bytes, sealed, slen);
+        m.kind.frame.sealed.size = (pb_size_t)slen;
+        if (!post(d, &m))
+            return "keel debug lost keeld";
+        d->frames_down++;
+        off += n;
+    }
+    return NULL;
+}
+
+/* What the relay queued for the device goes out. */
+static const char *flush_out(dbg_t *d)
+{
+    static uint8_t out[sizeof d->out];
+    pthread_mutex_lock(&d->lock);
+    size_t n = d->out_len;
+    bool overflow = d->out_overflow;
+    memcpy(out, d->out, n);
+    d->out_len = 0;
+    pthread_mutex_unlock(&d->lock);
+    if (overflow)
+        return "keel debug's relay queue overflowed";
+    return n ? send_to_device(d, out, n) : NULL;
+}
+
 /* Relay gdb -> device until gdb leaves, the session ends, a signal, or the idle limit. Returns the
  * reason for the DebugClose (NULL when the device ended it). */
 static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
 {
-    uint8_t buf[DBGSESS_PLAIN_MAX], sealed[DBGSESS_SEALED_MAX];
+    uint8_t buf[DBGSESS_PLAIN_MAX];
     d->last_activity_ms = mono_ms();
     for (;;) {
         pthread_mutex_lock(&d->lock);
@@ -513,8 +597,20 @@ static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
             fprintf(stderr, "%s: no traffic for %u s (--idle): ending the session\n", d->prog, idle_s);
             return "idle timeout";
         }
-        struct pollfd p = {.fd = fd >= 0 ? fd : ls, .events = POLLIN};
-        if (poll(&p, 1, POLL_SLICE_MS) <= 0)
+        struct pollfd p[2] = {{.fd = fd >= 0 ? fd : ls, .events = POLLIN},
+                              {.fd = d->wake[0], .events = POLLIN}};
+        if (poll(p, 2, POLL_SLICE_MS) <= 0)
+            continue;
+        if (p[1].revents & POLLIN) {
+            uint8_t drain[64];
+            (void)read(d->wake[0], drain, sizeof drain);
+            const char *why = flush_out(d);
+            if (why != NULL) {
+                *failed = true;
+                return why;
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         if (fd < 0) {
             int g = accept(ls, NULL, NULL);
@@ -524,6 +620,7 @@ static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
             setsockopt(g, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             pthread_mutex_lock(&d->lock);
             d->gdb_fd = g;
+            rspcache_init(&d->cache, cache_to_gdb, d, cache_to_stub, d);
             pthread_mutex_unlock(&d->lock);
             fprintf(stderr, "%s: gdb connected\n", d->prog);
             d->last_activity_ms = mono_ms();
@@ -536,24 +633,19 @@ static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
             fprintf(stderr, "%s: gdb disconnected\n", d->prog);
             return "the debugger detached";
         }
-        size_t slen = 0;
-        keel_v1_Debug m = keel_v1_Debug_init_zero;
-        m.which_kind = keel_v1_Debug_frame_tag;
-        m.kind.frame.session = d->session;
-        kerr_t err = dbgsess_seal(&d->sess, buf, (size_t)n, sealed, sizeof sealed, &slen,
-                                  &m.kind.frame.seq);
-        if (err != KERR_OK) {
-            fprintf(stderr, "%s: cannot seal a frame: %s\n", d->prog, kerr_str(err));
-            *failed = true;
-            return "keel debug failed to seal a frame";
+        const char *why;
+        if (d->use_cache) {
+            pthread_mutex_lock(&d->lock);
+            rspcache_from_gdb(&d->cache, buf, (size_t)n);
+            pthread_mutex_unlock(&d->lock);
+            why = flush_out(d);
+        } else {
+            why = send_to_device(d, buf, (size_t)n);
         }
-        memcpy(m.kind.frame.sealed.bytes, sealed, slen);
-        m.kind.frame.sealed.size = (pb_size_t)slen;
-        if (!post(d, &m)) {
+        if (why != NULL) {
             *failed = true;
-            return "keel debug lost keeld";
+            return why;
         }
-        d->frames_down++;
         d->last_activity_ms = mono_ms();
     }
 }
@@ -572,10 +664,12 @@ static int run_debug(const char *prog, int argc, char **argv)
         {"state", required_argument, NULL, OPT_STATE},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"idle", required_argument, NULL, OPT_IDLE},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {0}};
     const char *url = NULL, *token = NULL, *key_path = NULL, *cert = NULL, *dev_state = NULL,
                *ca = NULL, *state_opt = NULL;
     uint32_t port = DEBUG_PORT_DEFAULT, wait_s = ACCEPT_WAIT_DEFAULT_S, idle_s = IDLE_DEFAULT_S;
+    bool no_cache = false;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -596,6 +690,8 @@ static int run_debug(const char *prog, int argc, char **argv)
                    "  --timeout S         wait at most S s for the device to answer (default %u)\n"
                    "  --idle S            end the session after S s without traffic (default %u,\n"
                    "                      0 = never)\n"
+                   "  --no-cache          relay every packet to the device (by default memory\n"
+                   "                      gdb read since the last resume is answered here)\n"
                    "  --url URL, --token TOKEN  keeld (as for every fleet command)\n"
                    "  -h, --help          this help\n\n"
                    "The session ends when gdb detaches or disconnects, on Ctrl-C, when the device\n"
@@ -610,6 +706,7 @@ static int run_debug(const char *prog, int argc, char **argv)
         case OPT_DEVICE_STATE: dev_state = optarg; break;
         case OPT_FLEET_CA: ca = optarg; break;
         case OPT_STATE: state_opt = optarg; break;
+        case OPT_NO_CACHE: no_cache = true; break;
         case OPT_PORT:
             if (!cli_parse_u32(prog, "--port", optarg, 1, 65535, &port))
                 return CLI_EXIT_USAGE;
@@ -658,6 +755,11 @@ static int run_debug(const char *prog, int argc, char **argv)
     d.prog = prog;
     d.device = device;
     d.gdb_fd = -1;
+    d.use_cache = !no_cache;
+    if (pipe(d.wake) != 0)
+        return cli_fail(prog, "cannot make a pipe: %s", strerror(errno));
+    fcntl(d.wake[0], F_SETFL, O_NONBLOCK);
+    fcntl(d.wake[1], F_SETFL, O_NONBLOCK);
     snprintf(d.path, sizeof d.path, "/v1/devices/%s/debug", device);
     if (!fapi_open(prog, url, token, &d.api))
         return CLI_EXIT_FAIL;
@@ -707,6 +809,9 @@ static int run_debug(const char *prog, int argc, char **argv)
             fprintf(stderr, "%s: the session ended: %s\n", prog, d.close_reason);
         printf("session over: %lu frames to the device, %lu from it%s\n", d.frames_down,
                d.frames_up, d.bad_frames ? " (some refused, see above)" : "");
+        if (d.use_cache)
+            printf("relay: %lu memory reads answered here, %lu fetched, %lu queries answered here\n",
+                   d.cache.hits, d.cache.misses, d.cache.memo_hits);
         /* A clean end: gdb left, Ctrl-C, the idle limit, or the device's own close after a
          * detach. The device refusing more, going offline, or keeld failing is a failure. */
         rc = !failed && (!by_device || strstr(d.close_reason, "detach") != NULL) ? CLI_EXIT_OK
@@ -726,6 +831,8 @@ static int run_debug(const char *prog, int argc, char **argv)
     fapi_conn_close(&d.conn);
     mbedtls_ctr_drbg_free(&d.drbg);
     mbedtls_entropy_free(&d.entropy);
+    close(d.wake[0]);
+    close(d.wake[1]);
     pthread_cond_destroy(&d.cond);
     pthread_mutex_destroy(&d.lock);
     fapi_cleanup();
