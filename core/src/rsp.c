@@ -457,8 +457,8 @@ static void cmd_continue(rsp_t *r, uint8_t cmd, const uint8_t *arg, size_t n)
 static void cmd_vcont(rsp_t *r, const uint8_t *arg, size_t n)
 {
     cursor_t c = {arg, arg + n};
-    bool first = true, step = false;
-    uint32_t sig = 0;
+    bool first = true, step = false, range = false;
+    uint32_t sig = 0, start = 0, end = 0;
     if (at_end(&c)) {
         reply_simple(r, E_INVAL);
         return;
@@ -470,13 +470,19 @@ static void cmd_vcont(rsp_t *r, const uint8_t *arg, size_t n)
             return;
         }
         uint8_t a = *c.p++;
+        uint32_t rs = 0, re = 0;
         if (a == 'C' || a == 'S') {
             if (!get_hex(&c, &s) || s > 0xFF) {
                 reply_simple(r, E_INVAL);
                 return;
             }
+        } else if (a == 'r' && r->cfg.ops->resume_range) {
+            if (!get_hex(&c, &rs) || !get_char(&c, ',') || !get_hex(&c, &re) || re < rs) {
+                reply_simple(r, E_INVAL);
+                return;
+            }
         } else if (a != 'c' && a != 's') {
-            reply_simple(r, E_INVAL); /* t, r: not offered by vCont? */
+            reply_simple(r, E_INVAL); /* t (and r without a target for it): not offered */
             return;
         }
         if (get_char(&c, ':')) { /* thread id: skip its characters */
@@ -490,11 +496,22 @@ static void cmd_vcont(rsp_t *r, const uint8_t *arg, size_t n)
         }
         if (first) {
             step = a == 's' || a == 'S';
+            range = a == 'r';
+            start = rs;
+            end = re;
             sig = s;
             first = false;
         }
     }
-    do_resume(r, step, (int)sig, false, 0);
+    if (!range) {
+        do_resume(r, step, (int)sig, false, 0);
+        return;
+    }
+    kerr_t err = r->cfg.ops->resume_range(r->cfg.target_ctx, start, end);
+    if (err != KERR_OK)
+        reply_err(r, err);
+    else
+        r->running = true;
 }
 
 /* qXfer:features:read:ANNEX:offset,length */
@@ -568,7 +585,7 @@ static void cmd_query(rsp_t *r, const uint8_t *p, size_t n)
 static void cmd_v(rsp_t *r, const uint8_t *p, size_t n)
 {
     if (n == 6 && has_prefix(p, n, "vCont?")) {
-        reply_simple(r, "vCont;c;C;s;S");
+        reply_simple(r, r->cfg.ops->resume_range ? "vCont;c;C;s;S;r" : "vCont;c;C;s;S");
     } else if (has_prefix(p, n, "vCont") && n > 5 && p[5] == ';') {
         cmd_vcont(r, p + 5, n - 5);
     } else if (has_prefix(p, n, "vKill")) {

@@ -120,6 +120,7 @@ void dbg_park(const uint32_t *r4_r11, uint32_t exc_return, int sig, bool fault)
     dbg.resume_req = false;
     dbg.loop_ready = false;
     dbg.parked = true;
+    dbg.ranging = false;
     step_bp_clear();
     dbg_watch_quiesce();
     uv_sup_halt_enter();
@@ -427,6 +428,67 @@ static kerr_t t_resume(void *ctx, bool step, int sig)
     return KERR_OK;
 }
 
+bool dbg_pc_in(uint32_t pc, const uint32_t *bps, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (bps[i] == pc)
+            return true;
+    return false;
+}
+
+bool dbg_raw_bkpt_at(uint32_t pc)
+{
+    return board_app_mem(pc, 2u) && (*(volatile uint16_t *)(uintptr_t)pc & 0xFF00u) == 0xBE00u;
+}
+
+/* A step's temporary hit inside the range of a vCont;r: step on, no stop, no round trip. */
+static uv_dbg_action_t range_step(const uint32_t *r4_r11, uint32_t exc_return)
+{
+    uint32_t frame = dbg_ns_frame(exc_return);
+    if (!board_app_mem(frame, FRAME_BASIC))
+        return UV_DBG_NONE;
+    uint32_t pc = ((const volatile uint32_t *)(uintptr_t)frame)[6];
+    if ((REG32(NS(SCB_CFSR)) & 0xFFu) != 0u || pc < dbg.range_start || pc >= dbg.range_end ||
+        !dbg_pc_in(pc, dbg.step_bp, dbg.n_step_bp) || !dbg_raw_bkpt_at(pc))
+        return UV_DBG_NONE;
+    step_bp_clear();
+    if (dbg_raw_bkpt_at(pc))
+        return UV_DBG_NONE; /* gdb's own breakpoint is there too: that stop is reported */
+    REG32(SCB_HFSR) = HFSR_FORCED;
+    dbg.frame = frame;
+    dbg.exc_return = exc_return;
+    memcpy(dbg.r4_r11, r4_r11, sizeof(dbg.r4_r11));
+    if (dbg_plant_successors(dbg.step_bp, &dbg.n_step_bp) != KERR_OK) {
+        dbg_park(r4_r11, exc_return, RSP_SIGTRAP, false); /* cannot step on: stop here */
+        return UV_DBG_PARK;
+    }
+    return UV_DBG_RETURN;
+}
+
+uv_dbg_action_t uv_dbg_on_trap(const uint32_t *r4_r11, uint32_t exc_return)
+{
+    if (!dbg.session || dbg.parked)
+        return UV_DBG_NONE;
+    if (dbg.ranging) {
+        uv_dbg_action_t a = range_step(r4_r11, exc_return);
+        if (a != UV_DBG_NONE)
+            return a;
+    }
+    return dbg_watch_trap(r4_r11, exc_return);
+}
+
+/* vCont;r: a step now; uv_dbg_on_trap() steps on while the app stops inside the range. */
+static kerr_t t_resume_range(void *ctx, uint32_t start, uint32_t end)
+{
+    kerr_t err = t_resume(ctx, true, 0);
+    if (err == KERR_OK && dbg.parked) {
+        dbg.ranging = true;
+        dbg.range_start = start;
+        dbg.range_end = end;
+    }
+    return err;
+}
+
 static void t_halt(void *ctx)
 {
     (void)ctx;
@@ -443,6 +505,7 @@ static int t_stop_signal(void *ctx)
 static void session_end(bool kill)
 {
     step_bp_clear();
+    dbg.ranging = false;
     dbg_watch_quiesce();
     watch_init(&dbg.ws);
     kerr_t err = bkpt_remove_all(&dbg.bp);
@@ -479,6 +542,7 @@ static void t_kill(void *ctx)
 static const rsp_target_ops_t target_ops = {
     t_read_reg, t_write_reg, t_read_mem, t_write_mem, t_insert_bp, t_remove_bp,
     t_resume, t_halt, t_stop_signal, t_detach, t_kill, dbg_insert_wp, dbg_remove_wp, dbg_stop_watch,
+    t_resume_range,
 };
 
 /* ------------------------------------------------------------------------------------------ */

@@ -69,7 +69,8 @@ uv_dbg_action_t uv_dbg_on_fault(const uint32_t *r4_r11, uint32_t exc_return, uin
 
 /**
  * Any fault from NS code while the app runs, before it is taken for a crash: the stub's own
- * traps while watchpoints are armed (a watched granule touched, the step over it done).
+ * traps (a range step's temporary inside its range; a watched granule touched, the step over it
+ * done).
  * UV_DBG_RETURN: handled, back to the app; UV_DBG_PARK: a watchpoint hit, the app is parked
  * (a stop like a breakpoint: no crash report); UV_DBG_NONE: not the stub's, the normal path.
  */

@@ -58,6 +58,8 @@ typedef struct dbg {
     bool lost;                   /* the transport went away (for the log) */
     uint32_t step_bp[2];
     unsigned n_step_bp;
+    bool ranging;                /* vCont;r: keep stepping while pc is in [range_start, range_end) */
+    uint32_t range_start, range_end;
 
     watch_set_t ws;              /* gdb's watchpoints (Z2-Z4), armed while the app runs */
     bool ws_armed;               /* the NS MPU is the stub's (uv_watch.h) */
@@ -96,6 +98,8 @@ uint32_t dbg_ns_frame(uint32_t exc_return);
 uint32_t dbg_app_sp(void);
 kerr_t dbg_plant_successors(uint32_t *bps, unsigned *n);
 void dbg_temps_clear(const uint32_t *bps, unsigned *n);
+bool dbg_pc_in(uint32_t pc, const uint32_t *bps, unsigned n);
+bool dbg_raw_bkpt_at(uint32_t pc); /* a BKPT is planted at pc (anyone's) */
 
 /* uv_dbg_watch.c */
 void dbg_watch_quiesce(void);
@@ -103,5 +107,6 @@ void dbg_watch_arm(void);
 kerr_t dbg_insert_wp(void *ctx, rsp_bp_type_t type, uint32_t a, uint32_t len);
 kerr_t dbg_remove_wp(void *ctx, rsp_bp_type_t type, uint32_t a, uint32_t len);
 bool dbg_stop_watch(void *ctx, rsp_bp_type_t *type, uint32_t *addr);
+uv_dbg_action_t dbg_watch_trap(const uint32_t *r4_r11, uint32_t exc_return);
 
 #endif /* KEEL_MICROVISOR_UV_DBG_INT_H */

@@ -2,7 +2,7 @@
  * The app debugger's watchpoints (Z2 watch, Z3 rwatch, Z4 awatch; docs/debug.md "Watchpoints").
  *
  * QEMU's Cortex-M33 has no DWT, so the NS MPU traps every access to the 32-byte granules a
- * watchpoint covers (uv_watch.h). A trap escalates to HardFault_S; uv_dbg_on_trap() then:
+ * watchpoint covers (uv_watch.h). A trap escalates to HardFault_S; dbg_watch_trap() (from uv_dbg_on_trap()) then:
  *
  *   1. plants temporaries at the successors of the trapped instruction (as a step does) and
  *      re-runs it under one read-only region over the faulting granule (the probe): a second
@@ -114,19 +114,6 @@ static uint32_t watch_hashes_changed(void)
     return changed;
 }
 
-static bool pc_in(uint32_t pc, const uint32_t *bps, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        if (bps[i] == pc)
-            return true;
-    return false;
-}
-
-static bool raw_bkpt_at(uint32_t pc)
-{
-    return board_app_mem(pc, 2u) && (*(volatile uint16_t *)(uintptr_t)pc & 0xFF00u) == 0xBE00u;
-}
-
 /* A trapped access ran (pc at one of its temporaries): was it a hit? */
 static uv_dbg_action_t wstep_done(const uint32_t *r4_r11, uint32_t exc_return, uint32_t pc)
 {
@@ -151,20 +138,20 @@ static uv_dbg_action_t wstep_done(const uint32_t *r4_r11, uint32_t exc_return, u
     }
     dbg_watch_arm();
     /* A breakpoint (gdb's, a step's, the app's own) where the access led: the normal stop. */
-    return raw_bkpt_at(pc) ? UV_DBG_NONE : UV_DBG_RETURN;
+    return dbg_raw_bkpt_at(pc) ? UV_DBG_NONE : UV_DBG_RETURN;
 }
 
-uv_dbg_action_t uv_dbg_on_trap(const uint32_t *r4_r11, uint32_t exc_return)
+uv_dbg_action_t dbg_watch_trap(const uint32_t *r4_r11, uint32_t exc_return)
 {
-    if (!dbg.session || dbg.parked || !dbg.ws_armed)
+    if (!dbg.ws_armed)
         return UV_DBG_NONE;
     uint32_t frame = dbg_ns_frame(exc_return);
     if (!board_app_mem(frame, FRAME_BASIC))
         return UV_DBG_NONE;
     uint32_t pc = ((const volatile uint32_t *)(uintptr_t)frame)[6];
     uint32_t mmfsr = REG32(NS(SCB_CFSR)) & 0xFFu;
-    if (dbg.wphase != WSTEP_IDLE && mmfsr == 0u && pc_in(pc, dbg.wstep_bp, dbg.n_wstep_bp) &&
-        raw_bkpt_at(pc))
+    if (dbg.wphase != WSTEP_IDLE && mmfsr == 0u && dbg_pc_in(pc, dbg.wstep_bp, dbg.n_wstep_bp) &&
+        dbg_raw_bkpt_at(pc))
         return wstep_done(r4_r11, exc_return, pc);
     if (!(mmfsr & (MMFSR_DACCVIOL | MMFSR_IACCVIOL)) ||
         (mmfsr & (MMFSR_MSTKERR | MMFSR_MUNSTKERR | MMFSR_MLSPERR)))

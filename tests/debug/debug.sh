@@ -44,8 +44,12 @@ wait_console '^app\| dbgtarget: alive' 1 || kq_die "dbgtarget did not start"
 
 case $case_ in
 session)
-    run_gdb session.gdb session.out
+    GDB_RLOG=$KQ_TMP/session.rlog run_gdb session.gdb session.out
     check_session
+    # next and step ran as range steps (vCont;r): one round trip per line, checked above by where
+    # they ended
+    grep -q '^w .*vCont;r[0-9a-f]*,[0-9a-f]*' "$KQ_TMP/session.rlog" ||
+        kq_fail "gdb never range-stepped (no vCont;r in its packet log): the stub must offer it"
     run_gdb steps.gdb steps.out
     no_protocol_errors steps.out
     expect steps.out stepi-exc-return '^Breakpoint [0-9]+, 0x[0-9a-f]+ in IRQ4_Handler \(\)' "the breakpoint on the handler's return is hit"

@@ -41,6 +41,8 @@ typedef struct {
     struct { rsp_bp_type_t type; uint32_t addr, len; } wp[2];
     int nwp;
     bool stop_by_watch;    /* the next stop reply names wp[0] */
+    int ranges;            /* resume_range calls, with the last range: */
+    uint32_t range_start, range_end;
 } fake_t;
 
 static uint8_t *fake_mem(fake_t *f, uint32_t addr, uint32_t len)
@@ -130,8 +132,17 @@ static void f_kill(void *c) { ((fake_t *)c)->kills++; }
 
 static const rsp_target_ops_t fake_ops = {
     f_read_reg, f_write_reg, f_read_mem, f_write_mem, f_insert_bp, f_remove_bp,
-    f_resume, f_halt, f_stop_signal, f_detach, f_kill, NULL, NULL, NULL,
+    f_resume, f_halt, f_stop_signal, f_detach, f_kill, NULL, NULL, NULL, NULL,
 };
+
+static kerr_t f_resume_range(void *c, uint32_t start, uint32_t end)
+{
+    fake_t *f = c;
+    f->ranges++;
+    f->range_start = start;
+    f->range_end = end;
+    return start < CODE_BASE ? KERR_RANGE : KERR_OK;
+}
 
 /* Watchpoints: two slots, RAM only. */
 static kerr_t f_insert_wp(void *c, rsp_bp_type_t t, uint32_t a, uint32_t len)
@@ -173,6 +184,7 @@ static bool f_stop_watch(void *c, rsp_bp_type_t *t, uint32_t *a)
 static const rsp_target_ops_t fake_ops_wp = {
     f_read_reg, f_write_reg, f_read_mem, f_write_mem, f_insert_bp, f_remove_bp,
     f_resume, f_halt, f_stop_signal, f_detach, f_kill, f_insert_wp, f_remove_wp, f_stop_watch,
+    NULL,
 };
 
 /* ---- the transport: everything the engine sent, in one buffer ------------------------ */
@@ -603,6 +615,43 @@ static void test_watchpoints(void **state)
     free(x);
 }
 
+/* vCont;r start,end: offered in vCont? only by a target that can; the first action wins. */
+static void test_range_stepping(void **state)
+{
+    (void)state;
+    fixture_t *x = fx_new();
+    assert_string_equal(transact(x, "vCont?"), "vCont;c;C;s;S");
+    assert_string_equal(transact(x, "vCont;r10000100,10000120:1"), "E16"); /* not offered */
+    rsp_target_ops_t ops = fake_ops;
+    ops.resume_range = f_resume_range;
+    rsp_config_t cfg = {&ops, &x->f, out_send, &x->out};
+    assert_int_equal(rsp_init(&x->rsp, &cfg), KERR_OK);
+    assert_string_equal(transact(x, "vCont?"), "vCont;c;C;s;S;r");
+    size_t before = x->out.len;
+    feed_packet(x, "vCont;r10000100,10000120:p1.1;c:p1.-1"); /* as gdb 13 sends it */
+    assert_int_equal(x->out.len, before + 1); /* the ack; the reply is the stop */
+    assert_int_equal(x->f.ranges, 1);
+    assert_int_equal(x->f.range_start, 0x10000100u);
+    assert_int_equal(x->f.range_end, 0x10000120u);
+    assert_int_equal(x->f.resumes, 0);
+    assert_true(rsp_running(&x->rsp));
+    rsp_notify_stop(&x->rsp);
+    assert_false(rsp_running(&x->rsp));
+    x->out.len = 0;
+    /* a later action does not override the first */
+    feed_packet(x, "vCont;c:p1.1;r10000100,10000120");
+    assert_int_equal(x->f.ranges, 1);
+    assert_int_equal(x->f.resumes, 1);
+    rsp_notify_stop(&x->rsp);
+    x->out.len = 0;
+    assert_string_equal(transact(x, "vCont;r10000120,10000100"), "E16"); /* end before start */
+    assert_string_equal(transact(x, "vCont;r10000100"), "E16");
+    assert_string_equal(transact(x, "vCont;r,10000100"), "E16");
+    assert_string_equal(transact(x, "vCont;r100,200"), "E0e"); /* the target's refusal */
+    assert_false(rsp_running(&x->rsp));
+    free(x);
+}
+
 /* Resume with packet p, check the resume call, then stop and check the stop reply. */
 static void resume_and_stop(fixture_t *x, const char *p, int want_step, int want_sig)
 {
@@ -967,6 +1016,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_breakpoints),
         cmocka_unit_test(test_watchpoints),
+        cmocka_unit_test(test_range_stepping),
         cmocka_unit_test(test_run_control),
         cmocka_unit_test(test_detach_kill_misc),
         cmocka_unit_test(test_replay_gdb13_session),

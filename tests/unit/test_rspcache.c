@@ -71,7 +71,7 @@ static int t_sig(void *c) { (void)c; return RSP_SIGTRAP; }
 static void t_void(void *c) { (void)c; }
 
 static const rsp_target_ops_t ops = {t_rreg, t_wreg, t_rmem, t_wmem, t_bp, t_bp, t_resume,
-                                     t_halt, t_sig, t_void, t_void, NULL, NULL, NULL};
+                                     t_halt, t_sig, t_void, t_void, NULL, NULL, NULL, NULL};
 
 /* One side: an engine, what gdb received, and (for the relayed side) the relay. */
 typedef struct {

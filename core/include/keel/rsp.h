@@ -98,6 +98,11 @@ typedef struct rsp_target_ops {
     /* The current stop was a watchpoint: true, with its type and the address to report
      * (within the watched range, so gdb finds its watchpoint). */
     bool (*stop_watch)(void *ctx, rsp_bp_type_t *type, uint32_t *addr);
+    /* Optional (NULL: vCont;r not offered). Range stepping: step, and keep stepping while the
+     * app stops at an address in [start, end); the stop comes by rsp_notify_stop() as for a
+     * step. gdb's `next` and `step` then cost one round trip per line instead of one per
+     * instruction. */
+    kerr_t (*resume_range)(void *ctx, uint32_t start, uint32_t end);
 } rsp_target_ops_t;
 
 /* The transport: deliver len bytes to the debugger (a whole packet or a single ack). */
