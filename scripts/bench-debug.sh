@@ -47,16 +47,7 @@ kq_setup bench-debug
 . "$src/fleet_lib.sh"
 # ---- the baseline tree -------------------------------------------------------------------------
 base=$W/base
-mkdir -p "$base"
-git -C "$root" archive "$BASE_REV" | tar -x -C "$base" || kq_die "git archive $BASE_REV failed"
-{
-    cmake -S "$base/firmware" -B "$base/build/fw" -DCMAKE_TOOLCHAIN_FILE="$base/cmake/arm-none-eabi.cmake" \
-        -DKEEL_THIRD_PARTY="$build/third_party" -DCMAKE_BUILD_TYPE=Release &&
-        cmake --build "$base/build/fw" -j 2 --target keel-microvisor &&
-        cmake -S "$base" -B "$base/build/host" -DKEEL_FW_DIR="$base/build/fw" \
-            -DKEEL_THIRD_PARTY="$build/third_party" -DCMAKE_BUILD_TYPE=Debug &&
-        cmake --build "$base/build/host" -j 2 --target keel
-} >"$W/base-build.log" 2>&1 || kq_die "the baseline $BASE_REV did not build: $(tail -20 "$W/base-build.log")"
+bash "$root/scripts/bench-baseline.sh" "$build" "$BASE_REV" "$base" fw || kq_die "the baseline $BASE_REV did not build"
 base_fw=$base/build/fw/microvisor/keel-microvisor.elf
 base_keel=$base/build/host/tools/keel/keel
 
@@ -115,14 +106,15 @@ measure() {
     [ "$(wc -l <"$W/$2.txt")" -eq 4 ] || kq_die "gdb ($2) did not report every figure: $(tail -20 "$W/gdb-$2.out")"
 }
 
-# measure_tree SUFFIX FIRMWARE KEEL_FOR_DEBUG: the cloud path (that tree's stub and keel debug) and
-# the serial line (that tree's stub), into cloudSUFFIX.txt and serialSUFFIX.txt.
+# measure_tree SUFFIX FIRMWARE KEEL: that tree's stub and keel CLI (keel debug, and keel device
+# run with its relays: the device's broker link and the --gdb-serial line) on the cloud path and
+# the serial line, into cloudSUFFIX.txt and serialSUFFIX.txt.
 measure_tree() {
     local cur_fw=$fw cur_keel=$keel
-    fw=$2
+    fw=$2 keel=$3
     start_device dbg.kb
     PORT=$(free_port)
-    keel=$3 kdebug "kdebug$1.out" --key "$W/debug.key" --port "$PORT"
+    kdebug "kdebug$1.out" --key "$W/debug.key" --port "$PORT"
     wait_for 30 grep -q "target remote 127.0.0.1:$PORT" "$W/kdebug$1.out" ||
         kq_die "keel debug did not open the session: $(cat "$W/kdebug$1.out")"
     measure "$PORT" "cloud$1"
