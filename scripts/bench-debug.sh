@@ -128,6 +128,7 @@ measure_tree() {
 measure_tree -base "$base_fw" "$base_keel"
 measure_tree "" "$fw" "$keel"
 
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 fig() { awk -v n="$2" -v c="$3" '$2 == n { print $c }' "$W/$1.txt"; }
 row() { # LABEL NAME: p50 (p99), before -> after, per path
     printf '| %s | %s (%s) | **%s** (%s) | %s (%s) | **%s** (%s) |\n' "$1" \
@@ -153,11 +154,13 @@ row() { # LABEL NAME: p50 (p99), before -> after, per path
     echo
     echo "Every command is a chain of RSP round trips; gdb 13 sends about 40 per \`stepi\` (the stop, \`g\`,"
     echo "some 30 small reads of the same instructions for its frame analysis, the stack, a thread query)."
-    echo "After: the stop reply carries every register and the thread (no \`g\`), and \`keel debug\`"
+    echo "After: the stop reply carries every register and the thread (no \`g\`); the relay in front of"
+    echo "the stub (\`keel debug\` on the cloud path, \`keel device run --gdb-serial\` on the serial line)"
     echo "answers reads of memory it fetched since the last resume (64-byte lines) and the stub's fixed"
-    echo "query answers itself (keel/rspcache.h). The serial line has no relay of ours between gdb and"
-    echo "the stub, so only the stub's part of the saving reaches it. The RSP round trip row is a"
-    echo "repeated read of one word: after, the relay answers it without a round trip."
+    echo "query answers itself (keel/rspcache.h); \`next\` is one range step (\`vCont;r\`) per line. The RSP"
+    echo "round trip row is a repeated read of one word: after, the relay answers it without a round trip."
+    echo "Load average at the end of the run: $load (this machine is shared; compare the columns, which"
+    echo "saw the same load, rather than absolute figures across runs)."
 } | bash "$root/scripts/write-bench-section.sh" "$out"
 sed -n '/^## Live debugging/,/^## /p' "$out" | head -20
 kq_finish
