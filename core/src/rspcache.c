@@ -27,6 +27,7 @@ static void invalidate(rspcache_t *c)
 {
     for (unsigned i = 0; i < RSPCACHE_LINES; i++)
         c->line[i].present = false;
+    c->gen++;
     c->invalidations++;
 }
 
@@ -112,7 +113,17 @@ static bool push_pending(rspcache_t *c, rspcache_kind_t kind, uint32_t addr, uin
     q->waddr = waddr;
     q->wlen = wlen;
     q->memo = memo;
+    q->gen = c->gen;
     return true;
+}
+
+/* Is a reply owed to gdb? (Prefetch replies are the relay's own.) */
+static bool replies_owed(const rspcache_t *c)
+{
+    for (unsigned i = 0; i < c->npending; i++)
+        if (c->pending[i].kind != RSPCACHE_PREFETCH)
+            return true;
+    return false;
 }
 
 /* gdb's packet (as received) goes to the stub; its reply will be of this kind. */
@@ -122,11 +133,10 @@ static void forward_request(rspcache_t *c, rspcache_kind_t kind, unsigned memo)
     forward_to_stub(c, c->from_gdb.buf, c->from_gdb.len);
 }
 
-/* Ask the stub for waddr,wlen itself, on behalf of gdb's addr,len. */
-static void ask_m(rspcache_t *c, rspcache_kind_t kind, uint32_t addr, uint32_t len, uint32_t waddr,
-                  uint32_t wlen)
+/* "m<waddr>,<wlen>" framed into frame (room for 24 bytes); returns its length. */
+static size_t frame_m(uint8_t *frame, uint32_t waddr, uint32_t wlen)
 {
-    uint8_t pl[20], frame[24];
+    uint8_t pl[20];
     size_t k = 0;
     pl[k++] = 'm';
     for (int s = 28; s >= 0; s -= 4)
@@ -134,8 +144,16 @@ static void ask_m(rspcache_t *c, rspcache_kind_t kind, uint32_t addr, uint32_t l
     pl[k++] = ',';
     for (int s = 28; s >= 0; s -= 4)
         pl[k++] = (uint8_t)hexdig[(wlen >> s) & 15u];
+    return frame_packet(frame, pl, k);
+}
+
+/* Ask the stub for waddr,wlen itself, on behalf of gdb's addr,len. */
+static void ask_m(rspcache_t *c, rspcache_kind_t kind, uint32_t addr, uint32_t len, uint32_t waddr,
+                  uint32_t wlen)
+{
+    uint8_t frame[24];
     if (push_pending(c, kind, addr, len, waddr, wlen, 0))
-        forward_to_stub(c, frame, frame_packet(frame, pl, k));
+        forward_to_stub(c, frame, frame_m(frame, waddr, wlen));
     else
         forward_to_stub(c, c->from_gdb.buf, c->from_gdb.len);
 }
@@ -238,6 +256,43 @@ static void reply_mem(rspcache_t *c, const uint8_t *data, uint32_t len)
     send_packet(c, hex, 2u * len);
 }
 
+/* The relay's own read of the line at addr (after a stop), unless cached or asked already. */
+static void prefetch(rspcache_t *c, uint32_t addr)
+{
+    uint32_t base = addr & ~(RSPCACHE_LINE - 1u);
+    for (unsigned i = 0; i < c->npending; i++)
+        if (c->pending[i].kind == RSPCACHE_PREFETCH && c->pending[i].waddr == base)
+            return;
+    uint8_t frame[24], probe[1];
+    if (cache_read(c, base, 1u, probe) || c->npending + 1u >= RSPCACHE_PENDING)
+        return;
+    if (push_pending(c, RSPCACHE_PREFETCH, base, RSPCACHE_LINE, base, RSPCACHE_LINE, 0)) {
+        c->prefetches++;
+        forward_to_stub(c, frame, frame_m(frame, base, RSPCACHE_LINE));
+    }
+}
+
+/* A stop reply "T<sig>nn:value;...": the value of register regno (little-endian hex). */
+static bool stop_reg(const uint8_t *p, size_t n, unsigned regno, uint32_t *out)
+{
+    for (size_t i = 3; i + 12u <= n; i++) {
+        if (p[i - 1] != ';' && i != 3)
+            continue;
+        if (hexval(p[i]) != (int)(regno >> 4) || hexval(p[i + 1]) != (int)(regno & 15u) || p[i + 2] != ':')
+            continue;
+        uint32_t v = 0;
+        for (int b = 3; b >= 0; b--) {
+            int hi = hexval(p[i + 3 + 2 * b]), lo = hexval(p[i + 4 + 2 * b]);
+            if (hi < 0 || lo < 0)
+                return false;
+            v = v << 8 | (uint32_t)(hi << 4 | lo);
+        }
+        *out = v;
+        return true;
+    }
+    return false;
+}
+
 /* ---- from gdb ------------------------------------------------------------------------------- */
 
 /* Does a packet leave the target as it was? (reads and queries) */
@@ -253,12 +308,19 @@ static bool is_read_only(const uint8_t *p, size_t n)
     }
 }
 
+/* gdb's read: from the cache; held while prefetches are in flight; else fetched. */
 static void request_m(rspcache_t *c, uint32_t addr, uint32_t len)
 {
     uint8_t data[RSPCACHE_FETCH_MAX];
     if (len <= RSPCACHE_FETCH_MAX && cache_read(c, addr, len, data)) {
         c->hits++;
         reply_mem(c, data, len);
+        return;
+    }
+    if (c->npending > 0) { /* only prefetches (the caller checked): they may bring it */
+        c->held = true;
+        c->held_addr = addr;
+        c->held_len = len;
         return;
     }
     c->misses++;
@@ -285,11 +347,12 @@ static void gdb_packet(rspcache_t *c)
     if (!is_read_only(p, n))
         invalidate(c);
     uint32_t addr, len;
-    if (c->npending == 0 && parse_m(p, n, &addr, &len)) {
+    bool owed = replies_owed(c);
+    if (!owed && parse_m(p, n, &addr, &len)) {
         request_m(c, addr, len);
         return;
     }
-    for (unsigned i = 0; c->npending == 0 && i < RSPCACHE_MEMO; i++) {
+    for (unsigned i = 0; !owed && i < RSPCACHE_MEMO; i++) {
         if (c->memo[i].query[0] == '\0' || !payload_is(p, n, c->memo[i].query))
             continue;
         if (c->memo[i].have) {
@@ -354,6 +417,22 @@ static void stub_packet(rspcache_t *c)
         ask_m(c, RSPCACHE_RETRY, q.addr, q.len, q.addr, q.len);
         return;
     }
+    case RSPCACHE_PREFETCH: {
+        uint8_t data[RSPCACHE_LINE];
+        size_t got = 0;
+        if (q.gen == c->gen && unhex(p, n, data, sizeof(data), &got) && got == RSPCACHE_LINE)
+            cache_store_line(c, q.waddr, data);
+        if (c->held && !replies_owed(c)) {
+            uint8_t probe[RSPCACHE_FETCH_MAX];
+            bool have = c->held_len <= RSPCACHE_FETCH_MAX &&
+                        cache_read(c, c->held_addr, c->held_len, probe);
+            if (have || c->npending == 0) {
+                c->held = false;
+                request_m(c, c->held_addr, c->held_len);
+            }
+        }
+        return; /* the relay's own: gdb never sees it */
+    }
     case RSPCACHE_MEMO_Q:
         if (n < RSPCACHE_MEMO_MAX && (n == 0 || p[0] != 'E') && memchr(p, '}', n) == NULL &&
             memchr(p, '*', n) == NULL) {
@@ -366,6 +445,12 @@ static void stub_packet(rspcache_t *c)
         break;
     }
     c->to_gdb(c->gdb_ctx, c->from_stub.buf, c->from_stub.len);
+    uint32_t pc, sp;
+    if (q.kind == RSPCACHE_PASS && n > 3u && p[0] == 'T' && stop_reg(p, n, 15u, &pc) &&
+        stop_reg(p, n, 13u, &sp)) {
+        prefetch(c, pc);
+        prefetch(c, sp);
+    }
 }
 
 void rspcache_from_stub(rspcache_t *c, const uint8_t *data, size_t len)

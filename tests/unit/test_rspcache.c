@@ -81,6 +81,9 @@ typedef struct {
     bool relayed;
     uint8_t to_gdb[1 << 16];
     size_t to_gdb_len;
+    bool async;              /* the stub's input waits in q until pump(): replies come late */
+    uint8_t q[4096];
+    size_t qlen;
 } side_t;
 
 static void gdb_recv(void *ctx, const uint8_t *d, size_t n)
@@ -107,7 +110,25 @@ static void stub_recv(void *ctx, const uint8_t *d, size_t n)
     for (size_t i = 0; i < n; i++)
         if (d[i] == '$')
             s->t.packets++;
+    if (s->async) {
+        assert_true(s->qlen + n <= sizeof(s->q));
+        memcpy(s->q + s->qlen, d, n);
+        s->qlen += n;
+        return;
+    }
     rsp_input(&s->rsp, d, n);
+}
+
+/* The stub gets what waited for it (its replies may queue more). */
+static void pump(side_t *s)
+{
+    while (s->qlen > 0) {
+        uint8_t b[4096];
+        size_t n = s->qlen;
+        memcpy(b, s->q, n);
+        s->qlen = 0;
+        rsp_input(&s->rsp, b, n);
+    }
 }
 
 static void side_init(side_t *s, bool relayed)
@@ -118,6 +139,8 @@ static void side_init(side_t *s, bool relayed)
         s->t.code[i] = (uint8_t)(i * 13u + 7u);
     for (unsigned i = 0; i < RSP_REG_COUNT; i++)
         s->t.regs[i] = 0x1000u * i;
+    s->t.regs[RSP_REG_SP] = RAM + 0x800u; /* where the stop reply's prefetches go */
+    s->t.regs[RSP_REG_PC] = CODE + 0x35cu;
     rsp_config_t cfg = {&ops, &s->t, engine_send, s};
     assert_int_equal(rsp_init(&s->rsp, &cfg), KERR_OK);
     rspcache_init(&s->cache, gdb_recv, s, stub_recv, s);
@@ -203,13 +226,67 @@ static void test_reads_cached_until_a_change(void **state)
     both(A, B, "M20035c,2:beef");
     both(A, B, "m20035c,4");
     assert_int_equal(A->t.packets - a0, 4u);
-    /* a resume (the app runs, ram[0] changes): everything is asked again */
+    /* a resume (the app runs, ram[0] changes): everything is asked again; the stop reply's pc
+     * and sp lines are fetched at once, before gdb asks (t_resume moves pc to 0x20035e) */
     both(A, B, "m28200000,4");
     both(A, B, "vCont;s:1;c");
+    assert_int_equal(A->t.packets - a0, 6u);
     stop(A, B);
-    both(A, B, "m28200000,4");
-    both(A, B, "m20035c,4");
+    assert_int_equal(A->t.packets - a0, 8u); /* the two prefetches */
+    assert_int_equal(A->cache.prefetches, 2u);
+    both(A, B, "m20035e,2");   /* pc */
+    both(A, B, "m20035a,4");
+    both(A, B, "m28200800,40"); /* the stack */
     assert_int_equal(A->t.packets - a0, 8u);
+    both(A, B, "m28200000,4"); /* not prefetched: asked */
+    assert_int_equal(A->t.packets - a0, 9u);
+}
+
+/* A prefetch in flight when gdb reads: the read waits for it instead of asking again; a
+ * prefetch answered after an invalidation is not kept. */
+static void test_prefetch_races(void **state)
+{
+    (void)state;
+    both(A, B, "QStartNoAckMode");
+    unsigned a0 = A->t.packets;
+    both(A, B, "vCont;c");
+    stop(A, B); /* prefetches go out and are answered at once (the fake stub is synchronous) */
+    assert_int_equal(A->t.packets - a0, 3u);
+    /* a write between: the lines are dropped, the next read asks again and sees the write */
+    both(A, B, "M20035e,2:1234");
+    both(A, B, "m20035e,2");
+    both(A, B, "m28200800,4");
+    assert_int_equal(A->t.packets - a0, 6u);
+    /* the stale-generation rule: a prefetch pending across an invalidation is not stored */
+    rspcache_t *c = &A->cache;
+    c->pending[0].kind = RSPCACHE_PREFETCH;
+    c->pending[0].waddr = 0x00200340u;
+    c->pending[0].gen = c->gen - 1u;
+    c->npending = 1;
+    static const char stale[] = "$"
+        "00000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000#00";
+    rspcache_from_stub(c, (const uint8_t *)stale, sizeof(stale) - 1u);
+    assert_int_equal(c->npending, 0u);
+    both(A, B, "m200340,4"); /* not the zeros: the engine's own bytes, asked again */
+
+    /* prefetches still in flight when gdb reads the pc's line: the read is held, not asked
+     * again, and answered when the prefetch comes back */
+    A->async = true;
+    gdb_send(A, "vCont;c");
+    gdb_send(B, "vCont;c");
+    pump(A);
+    stop(A, B);
+    unsigned before = A->t.packets;
+    gdb_send(A, "m20035e,2");
+    gdb_send(B, "m20035e,2");
+    assert_int_equal(A->to_gdb_len, 0u); /* held */
+    assert_true(A->cache.held);
+    pump(A);
+    assert_false(A->cache.held);
+    assert_int_equal(A->to_gdb_len, B->to_gdb_len);
+    assert_memory_equal(A->to_gdb, B->to_gdb, A->to_gdb_len);
+    assert_int_equal(A->t.packets, before); /* nothing asked beyond the prefetches */
 }
 
 static void test_edges_and_errors(void **state)
@@ -297,6 +374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acks_pass_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_cached_until_a_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edges_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefetch_races, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memo_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_differential, setup, teardown),
     };

@@ -9,7 +9,10 @@
  * answers a read ('m') from what it read since the last state-changing packet, and fetches
  * whole 64-byte lines (at most RSPCACHE_FETCH_MAX bytes) so that neighbouring reads hit. It also
  * keeps the stub's answers to queries that never change within a session (qfThreadInfo,
- * qsThreadInfo, qC, qAttached, qOffsets, qTStatus) and gives them again.
+ * qsThreadInfo, qC, qAttached, qOffsets, qTStatus) and gives them again. When a stop reply
+ * passes (it carries pc and sp), it asks at once for the lines at pc and sp, which gdb reads
+ * next: their round trips overlap gdb's own work on the stop. A prefetch asked before an
+ * invalidation is dropped when it arrives.
  *
  * Invalidated by every packet that may change the target (anything but m, g, p, ?, H, q and
  * vCont?) and by Ctrl-C. Works only once acks are off (QStartNoAckMode, which gdb asks of the Keel
@@ -42,6 +45,7 @@ typedef enum {
     RSPCACHE_WIDE,      /* reply to a widened 'm': cache it, answer gdb's own range */
     RSPCACHE_RETRY,     /* reply to the original 'm' after the widened one failed */
     RSPCACHE_MEMO_Q,    /* reply to a query worth keeping */
+    RSPCACHE_PREFETCH,  /* the relay's own read after a stop: cached, never shown to gdb */
 } rspcache_kind_t;
 
 typedef struct {
@@ -49,6 +53,7 @@ typedef struct {
     uint32_t addr, len;   /* gdb's 'm' */
     uint32_t waddr, wlen; /* what was asked of the stub */
     unsigned memo;        /* memo slot for RSPCACHE_MEMO_Q */
+    uint32_t gen;         /* the cache generation it was asked in (stale once invalidated) */
 } rspcache_pending_t;
 
 typedef struct {
@@ -73,12 +78,15 @@ typedef struct rspcache {
         uint8_t data[RSPCACHE_LINE];
     } line[RSPCACHE_LINES];
     unsigned next_victim;
+    uint32_t gen;             /* bumped by every invalidation */
+    bool held;                /* gdb's read waits for the prefetches in flight */
+    uint32_t held_addr, held_len;
     struct {
         char query[RSPCACHE_MEMO_MAX];
         char reply[RSPCACHE_MEMO_MAX];
         bool have;
     } memo[RSPCACHE_MEMO];
-    unsigned long hits, misses, memo_hits, forwarded, invalidations;
+    unsigned long hits, misses, memo_hits, forwarded, invalidations, prefetches;
 } rspcache_t;
 
 void rspcache_init(rspcache_t *c, rspcache_out_fn to_gdb, void *gdb_ctx, rspcache_out_fn to_stub,
