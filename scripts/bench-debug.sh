@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# bench-debug.sh BUILD_DIR: the live-debugging figures of issue 7, written as the
-# "## Live debugging (issue 7)" section of bench/results.md (scripts/write-bench-section.sh).
+# bench-debug.sh BUILD_DIR: the live-debugging figures (issues 7 and 20), written as the
+# "## Live debugging (issues 7, 20)" section of bench/results.md (scripts/write-bench-section.sh).
+#
+# Before and after in one run: the baseline is the tree at BENCH_DEBUG_BASE (default: the commit
+# before issue 20's round-trip work), unpacked with `git archive` into the work directory and
+# built there (microvisor and keel CLI only, against this build's third-party sources). Both
+# trees' stubs (firmware) and relays (keel debug) are measured with the same app, broker, keeld
+# and gdb script.
 #
 # The dbgtarget app on a QEMU device, debugged by the real gdb-multiarch. Two paths, measured in
 # the same run with the same gdb script:
@@ -24,6 +30,9 @@ out=$root/bench/results.md
 N_RT=${BENCH_DEBUG_RT:-300}
 N_STEP=${BENCH_DEBUG_STEPS:-100}
 N_BT=${BENCH_DEBUG_BT:-50}
+BASE_REV=${BENCH_DEBUG_BASE:-56e8dc3}
+# A loaded machine makes the baseline slow: the device and keel debug live as long as needed.
+export DEVICE_SECONDS=900 KDEBUG_TIMEOUT=900
 
 for f in "$keel" "$keeld" "$fw" "$elf"; do
     [ -e "$f" ] || { echo "bench-debug: $f is missing; run make first" >&2; exit 1; }
@@ -36,6 +45,12 @@ done
 kq_setup bench-debug
 # shellcheck source=../tests/debug/fleet_lib.sh
 . "$src/fleet_lib.sh"
+# ---- the baseline tree -------------------------------------------------------------------------
+base=$W/base
+bash "$root/scripts/bench-baseline.sh" "$build" "$BASE_REV" "$base" fw || kq_die "the baseline $BASE_REV did not build"
+base_fw=$base/build/fw/microvisor/keel-microvisor.elf
+base_keel=$base/build/host/tools/keel/keel
+
 fleet_up
 
 # The measuring session. Prints "BENCH name p50 p99 n" lines (milliseconds).
@@ -85,50 +100,67 @@ EOF
 # measure PORT LABEL: one gdb session on 127.0.0.1:PORT; its BENCH lines go to $W/LABEL.txt.
 measure() {
     sed "s/@PORT@/$1/" "$W/bench.gdb" >"$W/bench-$2.gdb"
-    timeout 600 gdb-multiarch -q -batch -nx -x "$W/bench-$2.gdb" >"$W/gdb-$2.out" 2>&1 ||
+    timeout 900 gdb-multiarch -q -batch -nx -x "$W/bench-$2.gdb" >"$W/gdb-$2.out" 2>&1 ||
         kq_die "gdb ($2) failed: $(tail -20 "$W/gdb-$2.out")"
     grep '^BENCH ' "$W/gdb-$2.out" >"$W/$2.txt"
     [ "$(wc -l <"$W/$2.txt")" -eq 4 ] || kq_die "gdb ($2) did not report every figure: $(tail -20 "$W/gdb-$2.out")"
 }
 
-# ---- through the cloud ---------------------------------------------------------------------------
-start_device dbg.kb
-PORT=$(free_port)
-kdebug kdebug.out --key "$W/debug.key" --port "$PORT"
-wait_for 30 grep -q "target remote 127.0.0.1:$PORT" "$W/kdebug.out" ||
-    kq_die "keel debug did not open the session: $(cat "$W/kdebug.out")"
-measure "$PORT" cloud
-wait "$KPID" || kq_die "keel debug failed: $(cat "$W/kdebug.out")"
+# measure_tree SUFFIX FIRMWARE KEEL: that tree's stub and keel CLI (keel debug, and keel device
+# run with its relays: the device's broker link and the --gdb-serial line) on the cloud path and
+# the serial line, into cloudSUFFIX.txt and serialSUFFIX.txt.
+measure_tree() {
+    local cur_fw=$fw cur_keel=$keel
+    fw=$2 keel=$3
+    start_device dbg.kb
+    PORT=$(free_port)
+    kdebug "kdebug$1.out" --key "$W/debug.key" --port "$PORT"
+    wait_for 30 grep -q "target remote 127.0.0.1:$PORT" "$W/kdebug$1.out" ||
+        kq_die "keel debug did not open the session: $(cat "$W/kdebug$1.out")"
+    measure "$PORT" "cloud$1"
+    wait "$KPID" || kq_die "keel debug failed: $(cat "$W/kdebug$1.out")"
+    SPORT=$(free_port)
+    start_device dbg.kb --gdb-serial "$SPORT"
+    measure "$SPORT" "serial$1"
+    stop_device
+    fw=$cur_fw keel=$cur_keel
+}
+measure_tree -base "$base_fw" "$base_keel"
+measure_tree "" "$fw" "$keel"
 
-# ---- direct: the serial line on a TCP socket, same device, same app -------------------------------
-SPORT=$(free_port)
-start_device dbg.kb --gdb-serial "$SPORT"
-measure "$SPORT" serial
-stop_device
-
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 fig() { awk -v n="$2" -v c="$3" '$2 == n { print $c }' "$W/$1.txt"; }
-row() { # LABEL NAME
-    printf '| %s | %s | %s | %s | %s |\n' "$1" "$(fig cloud "$2" 3)" "$(fig cloud "$2" 4)" \
-        "$(fig serial "$2" 3)" "$(fig serial "$2" 4)"
+row() { # LABEL NAME: p50 (p99), before -> after, per path
+    printf '| %s | %s (%s) | **%s** (%s) | %s (%s) | **%s** (%s) |\n' "$1" \
+        "$(fig cloud-base "$2" 3)" "$(fig cloud-base "$2" 4)" "$(fig cloud "$2" 3)" "$(fig cloud "$2" 4)" \
+        "$(fig serial-base "$2" 3)" "$(fig serial-base "$2" 4)" "$(fig serial "$2" 3)" "$(fig serial "$2" 4)"
 }
 {
-    echo "## Live debugging (issue 7)"
+    echo "## Live debugging (issues 7 and 20)"
     echo
     echo "Measured by \`scripts/bench-debug.sh\` on $(date -u +%Y-%m-%d) ($(nproc) CPUs, loopback): gdb-multiarch"
     echo "against the dbgtarget app on a QEMU device, timed inside gdb. *Cloud*: gdb -> \`keel debug\` ->"
     echo "keeld -> Mosquitto (TLS) -> the device's AES-GCM debug session over MQTT -> the stub."
-    echo "*Direct*: gdb -> QEMU's UART2 socket -> the same stub (\`keel device run --gdb-serial\`)."
+    echo "*Serial*: gdb -> QEMU's UART2 socket -> the same stub (\`keel device run --gdb-serial\`)."
+    echo "*Before*: the tree at $BASE_REV (its stub and its \`keel debug\`), built and measured in the same"
+    echo "run; *after*: this tree. Same app, broker, keeld and gdb commands."
     echo
-    echo "| ms | cloud p50 | cloud p99 | direct p50 | direct p99 |"
+    echo "| ms, p50 (p99) | cloud before | cloud after | serial before | serial after |"
     echo "|---|---|---|---|---|"
     row "RSP packet round trip (\`maint packet m\`, $N_RT×)" rtt
     row "\`stepi\` ($N_STEP×)" stepi
     row "\`next\` over one line ($((N_STEP / 2))×)" next
     row "\`bt\` of 5 frames, caches flushed ($N_BT×)" bt5
     echo
-    echo "Every command is a chain of RSP round trips (\`stepi\`: registers, memory for the decoder, the"
-    echo "step and its stop reply; \`next\`: several steps). The cloud path adds two HTTP hops, two MQTT"
-    echo "hops, the TLS records and the sealing on both ends to each round trip."
+    echo "Every command is a chain of RSP round trips; gdb 13 sends about 40 per \`stepi\` (the stop, \`g\`,"
+    echo "some 30 small reads of the same instructions for its frame analysis, the stack, a thread query)."
+    echo "After: the stop reply carries every register and the thread (no \`g\`); the relay in front of"
+    echo "the stub (\`keel debug\` on the cloud path, \`keel device run --gdb-serial\` on the serial line)"
+    echo "answers reads of memory it fetched since the last resume (64-byte lines) and the stub's fixed"
+    echo "query answers itself (keel/rspcache.h); \`next\` is one range step (\`vCont;r\`) per line. The RSP"
+    echo "round trip row is a repeated read of one word: after, the relay answers it without a round trip."
+    echo "Load average at the end of the run: $load (this machine is shared; compare the columns, which"
+    echo "saw the same load, rather than absolute figures across runs)."
 } | bash "$root/scripts/write-bench-section.sh" "$out"
 sed -n '/^## Live debugging/,/^## /p' "$out" | head -20
 kq_finish

@@ -8,7 +8,9 @@
 #     all on loopback: the TLS handshake is nearly all of it), from the device's own log line;
 #   - ping round trip directly over MQTT (host publishes a Command, device answers a result);
 #   - app channel round trip: a message down channel "echo" to the echo app and its answer back up,
-#     both timed by one subscriber at the broker;
+#     both timed by one subscriber at the broker; before and after in the same run: the device also
+#     run by the keel CLI of BENCH_NET_BASE (default: the tree before issue 20's relay fix; built
+#     by scripts/bench-baseline.sh), whose `keel relay` carries its broker connection;
 #   - cloud -> device MQTT throughput: 2 KiB messages the device decodes and ignores, timed by the
 #     device (boot word net-rx-mark);
 #   - the app's compute throughput idle-connected vs networking off (bench app, mode "spin");
@@ -25,6 +27,7 @@ echo_app=$build/fw/apps/echo/echo.elf
 map=$build/fw/microvisor/keel-microvisor.map
 out=$root/bench/results.md
 RUNS=${BENCH_NET_RUNS:-5}
+BASE_REV=${BENCH_NET_BASE:-56e8dc3}
 PINGS=${BENCH_NET_PINGS:-100}
 RX_MSGS=${BENCH_NET_RX:-300}
 
@@ -134,22 +137,28 @@ kill -TERM "$DEV_PID" 2>/dev/null; wait "$DEV_PID" 2>/dev/null
 # no publisher start-up or TLS handshake (each message is its own mosquitto_pub: a ChannelData
 # envelope starts with a newline byte, which mosquitto_pub -l would split on).
 CHANS=${BENCH_NET_CHANS:-$PINGS}
-echo "bench-net: app channel round trip ($CHANS messages, echo app)"
-run_device e 90 /dev/null --install "$echo_app" "${NET[@]}"
-wait_for 30 has e 'echo: broker has 8 sends' || die "the echo app did not come up connected: $(tail -n 20 "$W/e.txt")"
-timeout 120 mosquitto_sub "${SUBTLS[@]}" -t keel/v1/dev-1/app/down/echo -t keel/v1/dev-1/app/up/echo \
-    -F '%U %t %x' >"$W/chan.txt" 2>/dev/null &
-PIDS+=($!)
-sleep 1
-for i in $(seq "$CHANS"); do
-    # Envelope{channel(18){data(1) = "rt-NNNN"}}
-    printf '\x92\x01\x09\x0a\x07rt-%04d' "$i" >"$W/chan.bin"
-    timeout 10 mosquitto_pub "${TLS[@]}" -q 1 -t keel/v1/dev-1/app/down/echo -f "$W/chan.bin" 2>/dev/null
-    sleep 0.05
-done
-wait_for 10 bash -c "[ \$(grep -c /up/ '$W/chan.txt') -ge $CHANS ]" ||
-    echo "bench-net: only $(grep -c /up/ "$W/chan.txt") of $CHANS channel messages answered" >&2
-python3 - "$W/chan.txt" >"$W/chan_rtt.txt" <<'PY'
+# chan_rtt LABEL KEEL: the echo app run by that keel CLI; round trips (ms) into $W/chan_rtt_LABEL.txt.
+chan_rtt() {
+    local label=$1 cur_keel=$keel
+    keel=$2
+    echo "bench-net: app channel round trip ($CHANS messages, echo app, $label)"
+    run_device "e$label" 90 /dev/null --install "$echo_app" "${NET[@]}"
+    keel=$cur_keel
+    wait_for 30 has "e$label" 'echo: broker has 8 sends' || die "the echo app did not come up connected: $(tail -n 20 "$W/e$label.txt")"
+    timeout 120 mosquitto_sub "${SUBTLS[@]}" -t keel/v1/dev-1/app/down/echo -t keel/v1/dev-1/app/up/echo \
+        -F '%U %t %x' >"$W/chan_$label.txt" 2>/dev/null &
+    local sub=$!
+    PIDS+=("$sub")
+    sleep 1
+    for i in $(seq "$CHANS"); do
+        # Envelope{channel(18){data(1) = "rt-NNNN"}}
+        printf '\x92\x01\x09\x0a\x07rt-%04d' "$i" >"$W/chan.bin"
+        timeout 10 mosquitto_pub "${TLS[@]}" -q 1 -t keel/v1/dev-1/app/down/echo -f "$W/chan.bin" 2>/dev/null
+        sleep 0.05
+    done
+    wait_for 10 bash -c "[ \$(grep -c /up/ '$W/chan_$label.txt') -ge $CHANS ]" ||
+        echo "bench-net: only $(grep -c /up/ "$W/chan_$label.txt") of $CHANS channel messages answered ($label)" >&2
+    python3 - "$W/chan_$label.txt" >"$W/chan_rtt_$label.txt" <<'PY'
 import re, sys
 down = {}
 for line in open(sys.argv[1]):
@@ -166,10 +175,18 @@ for line in open(sys.argv[1]):
     elif key in down:
         print("%.3f" % ((t - down.pop(key)) * 1000.0))
 PY
-chan_answered=$(wc -l <"$W/chan_rtt.txt")
-chan_p50=$(pct 50 <"$W/chan_rtt.txt")
-chan_p99=$(pct 99 <"$W/chan_rtt.txt")
-kill -TERM "$DEV_PID" 2>/dev/null; wait "$DEV_PID" 2>/dev/null
+    kill "$sub" 2>/dev/null
+    kill -TERM "$DEV_PID" 2>/dev/null; wait "$DEV_PID" 2>/dev/null
+}
+bash "$root/scripts/bench-baseline.sh" "$build" "$BASE_REV" "$W/base" || die "the baseline $BASE_REV did not build"
+chan_rtt before "$W/base/build/host/tools/keel/keel"
+chan_rtt after "$keel"
+chan_answered=$(wc -l <"$W/chan_rtt_after.txt")
+chan_p50=$(pct 50 <"$W/chan_rtt_after.txt")
+chan_p99=$(pct 99 <"$W/chan_rtt_after.txt")
+chan_before_answered=$(wc -l <"$W/chan_rtt_before.txt")
+chan_before_p50=$(pct 50 <"$W/chan_rtt_before.txt")
+chan_before_p99=$(pct 99 <"$W/chan_rtt_before.txt")
 
 run_device t 90 /dev/null --install "$hello" "${NET[@]}" --append "net-rx-mark=$RX_MSGS"
 wait_for 30 has t 'net: connected to broker' || die "the device did not connect: $(tail -n 20 "$W/t.txt")"
@@ -225,19 +242,19 @@ mutual authentication) on 127.0.0.1 through QEMU's restricted user network and \
 | connect attempt to CONNACK: TCP + TLS handshake + MQTT CONNECT (median of $RUNS) | $hs ms |
 | handler stack used once connected | ${stack:-n/a} bytes of 8192 |
 | ping round trip over MQTT, host -> broker -> device -> broker -> host ($answered of $PINGS) | p50 $p50 ms, p99 $p99 ms |
-| app channel round trip, broker -> device -> echo app -> device -> broker, seen by one subscriber ($chan_answered of $CHANS) | p50 $chan_p50 ms, p99 $chan_p99 ms |
+| app channel round trip, broker -> device -> echo app -> device -> broker, seen by one subscriber ($chan_answered of $CHANS) | p50 $chan_p50 ms, p99 $chan_p99 ms (before, $BASE_REV's \`keel relay\`, same run: p50 $chan_before_p50 ms, p99 $chan_before_p99 ms, $chan_before_answered answered) |
 | MQTT throughput cloud -> device ($RX_MSGS messages of 2 KiB, QoS 1, timed by the device) | $kibs KiB/s |
 | app compute throughput, idle-connected / networking off (5 s spin, median of $RUNS: $on / $off rounds) | $ratio |
 | flash (.text + .rodata): lwIP / Mbed TLS / agent (net/, keel_proto, nanopb) | $(kib "$lwip_t") / $(kib "$mbed_t") / $(kib "$agent_t") KiB |
 | RAM (.data + .bss + .noinit): lwIP / Mbed TLS / agent | $(kib "$lwip_d") / $(kib "$mbed_d") / $(kib "$agent_d") KiB, plus Mbed TLS's heap at run time (boot word net-stats reports it) |
 
-The app channel round trip is $(awk -v a="$chan_p50" -v b="$p50" 'BEGIN { printf "%.0f", a - b }') ms more than a ping at the median (this run), although the
-device answers at once (found when this was investigated: lwIP's unsent queue is empty right after the echo app's answer is published; Nagle is
-not involved, turning it off on the device, in \`keel relay\` and in Mosquitto changed nothing).
-The difference: a ping's answer leaves in the same TCP segment as the PUBACK of the command, while
-the app's answer follows its PUBACK as a second segment, and that second segment reaches the
-broker later, somewhere between QEMU's user-mode network and the broker. Channel sends
-go one at a time, so this also paces a device's channel sends on this harness."
+The app channel round trip was about 40 ms more than a ping (the *before* figure): the app's
+answer leaves the device as a second segment right after the PUBACK of the message, and QEMU's user
+network joins the guest's connection to \`keel relay\` through a loopback TCP connection whose
+QEMU end has Nagle on, so QEMU held the answer until the relay's end acknowledged the PUBACK, which
+Linux delays by 40 ms (strace: QEMU's send returns at once, the relay reads it 41 ms later). A
+ping's answer shares the PUBACK's segment and never waited. \`keel relay\` now acknowledges at once
+(TCP_QUICKACK after every read, TCP_NODELAY for the other direction)."
 
 bash "$root/scripts/write-bench-section.sh" "$out" <<<"$section"
 echo "bench-net: wrote $out"

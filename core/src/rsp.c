@@ -215,20 +215,30 @@ static void send_stop_reply(rsp_t *r)
 {
     const rsp_target_ops_t *ops = r->cfg.ops;
     int sig = ops->stop_signal(r->cfg.target_ctx);
-    static const unsigned expedite[] = {RSP_REG_SP, RSP_REG_LR, RSP_REG_PC};
     reply_begin(r);
     reply_byte(r, 'T');
     reply_hex8(r, (uint8_t)sig);
-    /* sp, lr and pc ride along so gdb needs no 'g' round trip to show where the app stopped. */
-    for (size_t i = 0; i < sizeof(expedite) / sizeof(expedite[0]); i++) {
+    rsp_bp_type_t wtype;
+    uint32_t waddr;
+    if (ops->stop_watch && ops->stop_watch(r->cfg.target_ctx, &wtype, &waddr)) {
+        /* gdb matches the address to its watchpoint and shows old and new value itself. */
+        reply_str(r, wtype == RSP_WP_READ ? "rwatch:" : wtype == RSP_WP_ACCESS ? "awatch:" : "watch:");
+        for (int shift = 28; shift >= 0; shift -= 4)
+            reply_byte(r, (uint8_t)hexdig[(waddr >> shift) & 15u]);
+        reply_byte(r, ';');
+    }
+    /* Every register rides along: gdb needs no 'g' round trip after a stop (a step's stop costs
+     * one round trip less). */
+    for (unsigned i = 0; i < RSP_REG_COUNT; i++) {
         uint32_t v;
-        if (ops->read_reg(r->cfg.target_ctx, expedite[i], &v) != KERR_OK)
+        if (ops->read_reg(r->cfg.target_ctx, i, &v) != KERR_OK)
             continue;
-        reply_hex8(r, (uint8_t)expedite[i]);
+        reply_hex8(r, (uint8_t)i);
         reply_byte(r, ':');
         reply_reg(r, v);
         reply_byte(r, ';');
     }
+    reply_str(r, "thread:1;");
     reply_send(r);
 }
 
@@ -374,17 +384,24 @@ static void cmd_breakpoint(rsp_t *r, const uint8_t *arg, size_t n, bool insert)
         reply_simple(r, E_INVAL);
         return;
     }
-    if (type > 1) { /* watchpoints: no DWT to back them */
-        reply_simple(r, "");
+    const rsp_target_ops_t *ops = r->cfg.ops;
+    bool watch = type >= RSP_WP_WRITE && type <= RSP_WP_ACCESS;
+    if (type > RSP_WP_ACCESS || (watch && !ops->insert_wp)) {
+        reply_simple(r, ""); /* not supported: gdb stops asking */
         return;
     }
-    if (!get_addr_len(&c, &addr, &kind) || !at_end(&c)) {
+    if (!get_addr_len(&c, &addr, &kind) || !at_end(&c) ||
+        (watch && (kind == 0 || (uint64_t)addr + kind > 0x100000000ull))) {
         reply_simple(r, E_INVAL);
         return;
     }
-    const rsp_target_ops_t *ops = r->cfg.ops;
-    kerr_t err = insert ? ops->insert_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind)
-                        : ops->remove_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind);
+    kerr_t err;
+    if (watch) /* kind is the length of the watched range */
+        err = insert ? ops->insert_wp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind)
+                     : ops->remove_wp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind);
+    else
+        err = insert ? ops->insert_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind)
+                     : ops->remove_bp(r->cfg.target_ctx, (rsp_bp_type_t)type, addr, kind);
     if (err != KERR_OK)
         reply_err(r, err);
     else
@@ -440,8 +457,8 @@ static void cmd_continue(rsp_t *r, uint8_t cmd, const uint8_t *arg, size_t n)
 static void cmd_vcont(rsp_t *r, const uint8_t *arg, size_t n)
 {
     cursor_t c = {arg, arg + n};
-    bool first = true, step = false;
-    uint32_t sig = 0;
+    bool first = true, step = false, range = false;
+    uint32_t sig = 0, start = 0, end = 0;
     if (at_end(&c)) {
         reply_simple(r, E_INVAL);
         return;
@@ -453,13 +470,19 @@ static void cmd_vcont(rsp_t *r, const uint8_t *arg, size_t n)
             return;
         }
         uint8_t a = *c.p++;
+        uint32_t rs = 0, re = 0;
         if (a == 'C' || a == 'S') {
             if (!get_hex(&c, &s) || s > 0xFF) {
                 reply_simple(r, E_INVAL);
                 return;
             }
+        } else if (a == 'r' && r->cfg.ops->resume_range) {
+            if (!get_hex(&c, &rs) || !get_char(&c, ',') || !get_hex(&c, &re) || re < rs) {
+                reply_simple(r, E_INVAL);
+                return;
+            }
         } else if (a != 'c' && a != 's') {
-            reply_simple(r, E_INVAL); /* t, r: not offered by vCont? */
+            reply_simple(r, E_INVAL); /* t (and r without a target for it): not offered */
             return;
         }
         if (get_char(&c, ':')) { /* thread id: skip its characters */
@@ -473,11 +496,22 @@ static void cmd_vcont(rsp_t *r, const uint8_t *arg, size_t n)
         }
         if (first) {
             step = a == 's' || a == 'S';
+            range = a == 'r';
+            start = rs;
+            end = re;
             sig = s;
             first = false;
         }
     }
-    do_resume(r, step, (int)sig, false, 0);
+    if (!range) {
+        do_resume(r, step, (int)sig, false, 0);
+        return;
+    }
+    kerr_t err = r->cfg.ops->resume_range(r->cfg.target_ctx, start, end);
+    if (err != KERR_OK)
+        reply_err(r, err);
+    else
+        r->running = true;
 }
 
 /* qXfer:features:read:ANNEX:offset,length */
@@ -531,6 +565,12 @@ static void cmd_query(rsp_t *r, const uint8_t *p, size_t n)
         reply_send(r);
     } else if (has_prefix(p, n, xfer)) {
         cmd_xfer_features(r, p + sizeof(xfer) - 1u, n - (sizeof(xfer) - 1u));
+    } else if (n == 2 && has_prefix(p, n, "qC")) {
+        reply_simple(r, "QC1");
+    } else if (n == 12 && has_prefix(p, n, "qfThreadInfo")) {
+        reply_simple(r, "m1");
+    } else if (n == 12 && has_prefix(p, n, "qsThreadInfo")) {
+        reply_simple(r, "l");
     } else if (has_prefix(p, n, "qAttached")) {
         /* "attached": quitting gdb detaches and leaves the app running instead of killing it. */
         reply_simple(r, "1");
@@ -545,7 +585,7 @@ static void cmd_query(rsp_t *r, const uint8_t *p, size_t n)
 static void cmd_v(rsp_t *r, const uint8_t *p, size_t n)
 {
     if (n == 6 && has_prefix(p, n, "vCont?")) {
-        reply_simple(r, "vCont;c;C;s;S");
+        reply_simple(r, r->cfg.ops->resume_range ? "vCont;c;C;s;S;r" : "vCont;c;C;s;S");
     } else if (has_prefix(p, n, "vCont") && n > 5 && p[5] == ';') {
         cmd_vcont(r, p + 5, n - 5);
     } else if (has_prefix(p, n, "vKill")) {
@@ -698,6 +738,8 @@ kerr_t rsp_init(rsp_t *rsp, const rsp_config_t *cfg)
     if (!o->read_reg || !o->write_reg || !o->read_mem || !o->write_mem || !o->insert_bp ||
         !o->remove_bp || !o->resume || !o->halt || !o->stop_signal || !o->detach || !o->kill)
         return KERR_INVAL;
+    if (!o->insert_wp != !o->remove_wp || !o->insert_wp != !o->stop_watch)
+        return KERR_INVAL; /* watchpoints: all three or none */
     memset(rsp, 0, sizeof(*rsp));
     rsp->cfg = *cfg;
     return KERR_OK;

@@ -22,12 +22,15 @@
  * call waits for the next service run that interrupts NS code (every 10 ms from the tick), so
  * secure state never reaches the debugger and no keel_* call is left half done.
  *
+ * Watchpoints (Z2-Z4) are uv_dbg_watch.c: the NS MPU traps the watched granules and each trap
+ * is stepped there; the state both files share is dbg_t (uv_dbg_int.h).
+ *
  * Concurrency: the engine, the breakpoints and the parked context are touched only by the
  * service, by the fault handlers while the app runs (never while parked: nothing of the app runs
  * then), and by uv_dbg_app_gone() in the supervisor loop inside a critical section (which masks
  * the service). Input bytes pass through a single-producer ring.
  */
-#include "uv_dbg.h"
+#include "uv_dbg_int.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -40,61 +43,10 @@
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
+#include "uv_watch.h"
 
-#define EXC_RETURN_S (1u << 6)
-#define EXC_RETURN_FTYPE (1u << 4)  /* 0: the frame has an FP context */
-#define EXC_RETURN_MODE (1u << 3)   /* returning to Thread mode */
-#define EXC_RETURN_SPSEL (1u << 2)
-#define XPSR_ALIGN (1u << 9)        /* the frame was realigned: one padding word */
-#define XPSR_WRITABLE 0xF80F0000u   /* N Z C V Q and GE[3:0]: what gdb may change */
-#define FRAME_BASIC 0x20u
-#define FRAME_FP 0x68u
-#define IN_CAP 4096u                /* input ring: a few packets of RSP_PACKET_MAX */
-#define HALT_STACK_BYTES 4096u  /* the fault report: uv_log, kcrash_format, vsnprintf */
-#define HALT_BASEPRI 0x80u          /* as when the app is stopped: every app exception held */
-
-typedef struct dbg {
-    /* The parked context. uv_dbg_resume_app reads these four fields at fixed offsets. */
-    uint32_t r4_r11[8];
-    uint32_t exc_return;
-    uint32_t psp_s;
-    uint32_t psplim_s;
-
-    uint32_t frame;              /* NS address of the app's exception frame */
-    volatile bool parked;        /* the app's context is saved and the halt loop owns the CPU */
-    volatile bool loop_ready;    /* the halt loop finished its work: safe to leave at any time */
-    bool fault;                  /* parked by a fault: leaving it restarts the app */
-    int sig;                     /* the stop signal for '?' and stop replies */
-    volatile bool halt_req;      /* Ctrl-C (or attach): park at the next chance from NS code */
-    volatile bool resume_req;    /* 'c'/'s': leave the halt loop at the next service */
-    volatile bool restart_req;   /* 'k' (or a detach from a fault): restart the app */
-    volatile bool stop_pending;  /* a stop to report at the next service run */
-    volatile bool exit_pending;  /* the app is gone for good: tell a waiting debugger */
-    bool session;                /* bytes arrived: a debugger is attached */
-    bool end_session;            /* 'D'/'k' seen: fresh engine once rsp_input returns */
-    bool end_kill;               /* ... and it was a 'k' */
-    bool lost;                   /* the transport went away (for the log) */
-    uint32_t step_bp[2];
-    unsigned n_step_bp;
-    const uv_dbg_transport_t *tr;
-
-    volatile uint32_t in_wr, in_rd;
-    uint8_t in[IN_CAP];
-    rsp_t rsp;
-    bkpt_sw_t sw;
-    bkpt_t bp;
-} dbg_t;
-
-_Static_assert(offsetof(dbg_t, exc_return) == 32, "uv_dbg_resume_app reads exc_return at 32");
-_Static_assert(offsetof(dbg_t, psp_s) == 36, "uv_dbg_resume_app reads psp_s at 36");
-_Static_assert(offsetof(dbg_t, psplim_s) == 40, "uv_dbg_resume_app reads psplim_s at 40");
-
-__attribute__((used)) static dbg_t dbg;
+__attribute__((used)) dbg_t dbg;
 __attribute__((used, aligned(8))) static uint8_t halt_stack[HALT_STACK_BYTES];
-
-static uint32_t read_msp_ns(void) { uint32_t v; __asm__ volatile("mrs %0, msp_ns" : "=r"(v)); return v; }
-static uint32_t read_psp_ns(void) { uint32_t v; __asm__ volatile("mrs %0, psp_ns" : "=r"(v)); return v; }
-static uint32_t read_control_ns(void) { uint32_t v; __asm__ volatile("mrs %0, control_ns" : "=r"(v)); return v; }
 
 /* ------------------------------------------------------------------------------------------ */
 /* App memory (NS alias, app regions only) and breakpoints                                     */
@@ -120,11 +72,16 @@ static kerr_t app_write(void *ctx, uint32_t addr, const uint8_t *data, uint32_t 
 
 static const bkpt_mem_ops_t app_mem_ops = {app_read, app_write};
 
+void dbg_temps_clear(const uint32_t *bps, unsigned *n)
+{
+    for (unsigned i = 0; i < *n; i++)
+        (void)bkpt_remove(&dbg.bp, bps[i]);
+    *n = 0;
+}
+
 static void step_bp_clear(void)
 {
-    for (unsigned i = 0; i < dbg.n_step_bp; i++)
-        (void)bkpt_remove(&dbg.bp, dbg.step_bp[i]);
-    dbg.n_step_bp = 0;
+    dbg_temps_clear(dbg.step_bp, &dbg.n_step_bp);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -141,23 +98,31 @@ static int fault_signal(uint32_t reason)
     }
 }
 
+/* The app's exception frame. As in the crash capture: EXC_RETURN.SPSEL is the secure SPSEL; the
+ * app's frame is on PSP_NS only in Thread mode with the app's own CONTROL.SPSEL set. */
+uint32_t dbg_ns_frame(uint32_t exc_return)
+{
+    bool thread = (exc_return & EXC_RETURN_MODE) != 0u;
+    return (thread && (read_control_ns() & 2u)) ? read_psp_ns() : read_msp_ns();
+}
+
 /* Save the interrupted app context (handler mode, app interrupted in NS code). */
-static void park(const uint32_t *r4_r11, uint32_t exc_return, int sig, bool fault)
+void dbg_park(const uint32_t *r4_r11, uint32_t exc_return, int sig, bool fault)
 {
     memcpy(dbg.r4_r11, r4_r11, sizeof(dbg.r4_r11));
     dbg.exc_return = exc_return;
     __asm__ volatile("mrs %0, psp\n mrs %1, psplim" : "=r"(dbg.psp_s), "=r"(dbg.psplim_s));
-    /* As in the crash capture: EXC_RETURN.SPSEL is the secure SPSEL; the app's frame is on
-     * PSP_NS only in Thread mode with the app's own CONTROL.SPSEL set. */
-    bool thread = (exc_return & EXC_RETURN_MODE) != 0u;
-    dbg.frame = (thread && (read_control_ns() & 2u)) ? read_psp_ns() : read_msp_ns();
+    dbg.frame = dbg_ns_frame(exc_return);
     dbg.sig = sig;
+    dbg.stop_watch = false;
     dbg.fault = fault;
     dbg.halt_req = false;
     dbg.resume_req = false;
     dbg.loop_ready = false;
     dbg.parked = true;
+    dbg.ranging = false;
     step_bp_clear();
+    dbg_watch_quiesce();
     uv_sup_halt_enter();
     dbg.stop_pending = true;
     uv_service_pend();
@@ -167,7 +132,7 @@ uv_dbg_action_t uv_dbg_on_fault(const uint32_t *r4_r11, uint32_t exc_return, uin
 {
     if (!dbg.session || dbg.parked)
         return UV_DBG_NONE;
-    park(r4_r11, exc_return, fault_signal(reason), reason != KCRASH_BREAKPOINT);
+    dbg_park(r4_r11, exc_return, fault_signal(reason), reason != KCRASH_BREAKPOINT);
     return UV_DBG_PARK;
 }
 
@@ -185,13 +150,14 @@ uv_dbg_action_t uv_dbg_on_service(const uint32_t *r4_r11, uint32_t exc_return, b
         if (dbg.resume_req) {
             dbg.resume_req = false;
             dbg.parked = false;
+            dbg_watch_arm();
             uv_sup_halt_leave();
             return UV_DBG_RESUME;
         }
         return UV_DBG_NONE;
     }
     if (dbg.halt_req && app_running && !(exc_return & EXC_RETURN_S)) {
-        park(r4_r11, exc_return, RSP_SIGINT, false);
+        dbg_park(r4_r11, exc_return, RSP_SIGINT, false);
         return UV_DBG_PARK;
     }
     return UV_DBG_NONE;
@@ -270,16 +236,17 @@ static bool frame_ok(void)
 }
 
 /* The app's sp before the exception: past the frame, its FP part and the alignment pad. */
-static uint32_t app_sp(void)
+uint32_t dbg_app_sp(void)
 {
     uint32_t sp = dbg.frame + ((dbg.exc_return & EXC_RETURN_FTYPE) ? FRAME_BASIC : FRAME_FP);
     return sp + ((frame_word(7) & XPSR_ALIGN) ? 4u : 0u);
 }
 
-static kerr_t t_read_reg(void *ctx, unsigned n, uint32_t *v)
+/* Register n of the context in dbg (frame, r4-r11, EXC_RETURN): parked, or being stepped over
+ * a watched access. */
+static kerr_t ctx_reg(unsigned n, uint32_t *v)
 {
-    (void)ctx;
-    if (!dbg.parked || !frame_ok())
+    if (!frame_ok())
         return KERR_IO;
     if (n <= 3u)
         *v = frame_word(n);
@@ -288,7 +255,7 @@ static kerr_t t_read_reg(void *ctx, unsigned n, uint32_t *v)
     else if (n == 12u)
         *v = frame_word(4);
     else if (n == RSP_REG_SP)
-        *v = app_sp();
+        *v = dbg_app_sp();
     else if (n == RSP_REG_LR)
         *v = frame_word(5);
     else if (n == RSP_REG_PC)
@@ -298,10 +265,16 @@ static kerr_t t_read_reg(void *ctx, unsigned n, uint32_t *v)
     else if (n == RSP_REG_MSP || n == RSP_REG_PSP) {
         uint32_t msp = read_msp_ns(), psp = read_psp_ns();
         uint32_t raw = n == RSP_REG_MSP ? msp : psp;
-        *v = raw == dbg.frame ? app_sp() : raw;
+        *v = raw == dbg.frame ? dbg_app_sp() : raw;
     } else
         return KERR_INVAL;
     return KERR_OK;
+}
+
+static kerr_t t_read_reg(void *ctx, unsigned n, uint32_t *v)
+{
+    (void)ctx;
+    return dbg.parked ? ctx_reg(n, v) : KERR_IO;
 }
 
 static kerr_t t_write_reg(void *ctx, unsigned n, uint32_t v)
@@ -407,43 +380,113 @@ static bool is_call(uint32_t pc)
     return (hw[0] & 0xF800u) == 0xF000u && (hw[1] & 0xD000u) == 0xD000u; /* BL */
 }
 
+/* Temporary breakpoints at the successors of the instruction at the context's pc (into bps[2],
+ * *n of them): what a step runs to. */
+kerr_t dbg_plant_successors(uint32_t *bps, unsigned *n)
+{
+    thumb_state_t st;
+    for (unsigned i = 0; i < 16u; i++) {
+        kerr_t err = ctx_reg(i, &st.r[i]);
+        if (err != KERR_OK)
+            return err;
+    }
+    st.xpsr = frame_word(7);
+    st.xpsr_valid = true; /* the stacked xpsr is exact, ITSTATE included */
+    thumb_next_t nx;
+    kerr_t err = thumb_next_pc(&st, thumb_read, NULL, &nx);
+    if (err == KERR_OK && nx.exc_return) {
+        err = exc_return_target(&st, nx.pc[0], &nx.pc[0]);
+        nx.count = 1;
+    }
+    for (unsigned i = 0; err == KERR_OK && i < nx.count; i++) {
+        /* Into the microvisor (a keel_* call): no breakpoint can go there, and the app
+         * resumes where the call returns: after a BL/BLX, or, for the jump of a linker
+         * veneer (LDR pc / BX to the NSC entry), at the caller's lr. */
+        if (!board_app_mem(nx.pc[i] & ~1u, 2u))
+            nx.pc[i] = is_call(st.r[15]) ? st.r[15] + nx.size : st.r[14];
+        err = bkpt_insert(&dbg.bp, nx.pc[i] & ~1u);
+        if (err == KERR_OK)
+            bps[(*n)++] = nx.pc[i] & ~1u;
+    }
+    if (err != KERR_OK)
+        dbg_temps_clear(bps, n);
+    return err;
+}
+
 static kerr_t t_resume(void *ctx, bool step, int sig)
 {
+    (void)ctx;
     (void)sig; /* signals are not delivered to a bare-metal app */
     if (!dbg.parked)
         return uv_app_running() ? KERR_OK : KERR_IO;
     if (step) {
-        thumb_state_t st;
-        for (unsigned i = 0; i < 16u; i++) {
-            kerr_t err = t_read_reg(ctx, i, &st.r[i]);
-            if (err != KERR_OK)
-                return err;
-        }
-        st.xpsr = frame_word(7);
-        st.xpsr_valid = true; /* the stacked xpsr is exact, ITSTATE included */
-        thumb_next_t nx;
-        kerr_t err = thumb_next_pc(&st, thumb_read, NULL, &nx);
-        if (err == KERR_OK && nx.exc_return) {
-            err = exc_return_target(&st, nx.pc[0], &nx.pc[0]);
-            nx.count = 1;
-        }
-        for (unsigned i = 0; err == KERR_OK && i < nx.count; i++) {
-            /* Into the microvisor (a keel_* call): no breakpoint can go there, and the app
-             * resumes where the call returns: after a BL/BLX, or, for the jump of a linker
-             * veneer (LDR pc / BX to the NSC entry), at the caller's lr. */
-            if (err == KERR_OK && !board_app_mem(nx.pc[i] & ~1u, 2u))
-                nx.pc[i] = is_call(st.r[15]) ? st.r[15] + nx.size : st.r[14];
-            err = bkpt_insert(&dbg.bp, nx.pc[i] & ~1u);
-            if (err == KERR_OK)
-                dbg.step_bp[dbg.n_step_bp++] = nx.pc[i] & ~1u;
-        }
-        if (err != KERR_OK) {
-            step_bp_clear();
+        kerr_t err = dbg_plant_successors(dbg.step_bp, &dbg.n_step_bp);
+        if (err != KERR_OK)
             return err;
-        }
     }
     dbg.resume_req = true;
     return KERR_OK;
+}
+
+bool dbg_pc_in(uint32_t pc, const uint32_t *bps, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (bps[i] == pc)
+            return true;
+    return false;
+}
+
+bool dbg_raw_bkpt_at(uint32_t pc)
+{
+    return board_app_mem(pc, 2u) && (*(volatile uint16_t *)(uintptr_t)pc & 0xFF00u) == 0xBE00u;
+}
+
+/* A step's temporary hit inside the range of a vCont;r: step on, no stop, no round trip. */
+static uv_dbg_action_t range_step(const uint32_t *r4_r11, uint32_t exc_return)
+{
+    uint32_t frame = dbg_ns_frame(exc_return);
+    if (!board_app_mem(frame, FRAME_BASIC))
+        return UV_DBG_NONE;
+    uint32_t pc = ((const volatile uint32_t *)(uintptr_t)frame)[6];
+    if ((REG32(NS(SCB_CFSR)) & 0xFFu) != 0u || pc < dbg.range_start || pc >= dbg.range_end ||
+        !dbg_pc_in(pc, dbg.step_bp, dbg.n_step_bp) || !dbg_raw_bkpt_at(pc))
+        return UV_DBG_NONE;
+    step_bp_clear();
+    if (dbg_raw_bkpt_at(pc))
+        return UV_DBG_NONE; /* gdb's own breakpoint is there too: that stop is reported */
+    REG32(SCB_HFSR) = HFSR_FORCED;
+    dbg.frame = frame;
+    dbg.exc_return = exc_return;
+    memcpy(dbg.r4_r11, r4_r11, sizeof(dbg.r4_r11));
+    if (dbg_plant_successors(dbg.step_bp, &dbg.n_step_bp) != KERR_OK) {
+        dbg_park(r4_r11, exc_return, RSP_SIGTRAP, false); /* cannot step on: stop here */
+        return UV_DBG_PARK;
+    }
+    return UV_DBG_RETURN;
+}
+
+uv_dbg_action_t uv_dbg_on_trap(const uint32_t *r4_r11, uint32_t exc_return)
+{
+    if (!dbg.session || dbg.parked)
+        return UV_DBG_NONE;
+    if (dbg.ranging) {
+        uv_dbg_action_t a = range_step(r4_r11, exc_return);
+        if (a != UV_DBG_NONE)
+            return a;
+    }
+    return dbg_watch_trap(r4_r11, exc_return);
+}
+
+/* vCont;r: a step now; uv_dbg_on_trap() steps on while the app stops inside the range. */
+static kerr_t t_resume_range(void *ctx, uint32_t start, uint32_t end)
+{
+    kerr_t err = t_resume(ctx, true, 0);
+    if (err == KERR_OK && dbg.parked) {
+        dbg.ranging = true;
+        dbg.range_start = start;
+        dbg.range_end = end;
+    }
+    return err;
 }
 
 static void t_halt(void *ctx)
@@ -462,6 +505,9 @@ static int t_stop_signal(void *ctx)
 static void session_end(bool kill)
 {
     step_bp_clear();
+    dbg.ranging = false;
+    dbg_watch_quiesce();
+    watch_init(&dbg.ws);
     kerr_t err = bkpt_remove_all(&dbg.bp);
     if (err != KERR_OK)
         uv_log("debugger: a breakpoint could not be removed (%s)", kerr_str(err));
@@ -495,7 +541,8 @@ static void t_kill(void *ctx)
 
 static const rsp_target_ops_t target_ops = {
     t_read_reg, t_write_reg, t_read_mem, t_write_mem, t_insert_bp, t_remove_bp,
-    t_resume, t_halt, t_stop_signal, t_detach, t_kill,
+    t_resume, t_halt, t_stop_signal, t_detach, t_kill, dbg_insert_wp, dbg_remove_wp, dbg_stop_watch,
+    t_resume_range,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -618,6 +665,8 @@ void uv_dbg_app_gone(void)
     uint32_t c = uv_crit_enter();
     if (dbg.session) {
         step_bp_clear();
+        dbg_watch_quiesce();
+        watch_init(&dbg.ws);
         (void)bkpt_remove_all(&dbg.bp);
         dbg.exit_pending = rsp_running(&dbg.rsp); /* sent by the service, never from here */
         dbg.session = false;
@@ -650,6 +699,7 @@ static const uv_dbg_transport_t serial_transport = {"serial", serial_send, NULL,
 void uv_dbg_boot(void)
 {
     (void)bkpt_sw_init(&dbg.sw, &app_mem_ops, NULL, &dbg.bp);
+    watch_init(&dbg.ws);
     engine_reset();
     if (!port_arg_has("dbg-uart"))
         return;

@@ -57,6 +57,7 @@ typedef enum uv_dbg_action {
     UV_DBG_PARK,        /* the app stops here: park its context, enter the halt loop */
     UV_DBG_RESUME,      /* return to the parked app (uv_dbg_resume_app) */
     UV_DBG_RESTART,     /* the parked app is to be restarted through the normal stop path */
+    UV_DBG_RETURN,      /* the stub's own trap (a watched access), handled: return to the app */
 } uv_dbg_action_t;
 
 /**
@@ -65,6 +66,15 @@ typedef enum uv_dbg_action {
  * saved), UV_DBG_NONE otherwise.
  */
 uv_dbg_action_t uv_dbg_on_fault(const uint32_t *r4_r11, uint32_t exc_return, uint32_t reason);
+
+/**
+ * Any fault from NS code while the app runs, before it is taken for a crash: the stub's own
+ * traps (a range step's temporary inside its range; a watched granule touched, the step over it
+ * done).
+ * UV_DBG_RETURN: handled, back to the app; UV_DBG_PARK: a watchpoint hit, the app is parked
+ * (a stop like a breakpoint: no crash report); UV_DBG_NONE: not the stub's, the normal path.
+ */
+uv_dbg_action_t uv_dbg_on_trap(const uint32_t *r4_r11, uint32_t exc_return);
 
 /** After the service ran, from PendSV: park (Ctrl-C taken from NS code), resume or restart. */
 uv_dbg_action_t uv_dbg_on_service(const uint32_t *r4_r11, uint32_t exc_return, bool app_running);

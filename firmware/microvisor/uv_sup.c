@@ -245,6 +245,14 @@ uint32_t uv_exception(const uint32_t *r4_r11, uint32_t exc_return)
         return UV_EXC_ABANDON;
     }
     if (sup.running && !(exc_return & EXC_RETURN_S)) {
+        switch (uv_dbg_on_trap(r4_r11, exc_return)) {
+        case UV_DBG_RETURN: return UV_EXC_RETURN;
+        case UV_DBG_PARK: /* a watchpoint hit: a stop, no crash */
+            sup.have_report = false;
+            sup.recorded = false;
+            return UV_EXC_PARK;
+        default: break;
+        }
         capture(r4_r11, exc_return, 0u, ipsr);
         if (uv_dbg_on_fault(r4_r11, exc_return, sup.report.reason) == UV_DBG_PARK) {
             /* A breakpoint is no crash; a fault's report is recorded by the halt loop. */

@@ -2,7 +2,7 @@
 # The app debugger on QEMU: gdb-multiarch (batch) -> 127.0.0.1:PORT -> QEMU UART2 -> the
 # microvisor's stub -> the parked dbgtarget app. One device per case, started by
 # `keel device run --gdb-serial PORT`; gdb's output and the device console are both checked.
-# usage: debug.sh CASE KEEL FIRMWARE DBGTARGET_ELF SRCDIR      (CASE: session | fault)
+# usage: debug.sh CASE KEEL FIRMWARE DBGTARGET_ELF SRCDIR      (CASE: session | fault | watch)
 set -uo pipefail
 case_=$1 keel=$2 fw=$3 elf=$4 src=$5
 # shellcheck source=../qemu/lib.sh
@@ -44,8 +44,12 @@ wait_console '^app\| dbgtarget: alive' 1 || kq_die "dbgtarget did not start"
 
 case $case_ in
 session)
-    run_gdb session.gdb session.out
+    GDB_RLOG=$KQ_TMP/session.rlog run_gdb session.gdb session.out
     check_session
+    # next and step ran as range steps (vCont;r): one round trip per line, checked above by where
+    # they ended
+    grep -q '^w .*vCont;r[0-9a-f]*,[0-9a-f]*' "$KQ_TMP/session.rlog" ||
+        kq_fail "gdb never range-stepped (no vCont;r in its packet log): the stub must offer it"
     run_gdb steps.gdb steps.out
     no_protocol_errors steps.out
     expect steps.out stepi-exc-return '^Breakpoint [0-9]+, 0x[0-9a-f]+ in IRQ4_Handler \(\)' "the breakpoint on the handler's return is hit"
@@ -63,6 +67,54 @@ session)
     [ "$hb" -ge 10 ] || kq_fail "only $hb microvisor heartbeats during the session (halted for over 3 s): the microvisor must keep running"
     alive=$(kq_count_between '^app\| dbgtarget: alive' "$end" 1000000)
     [ "$alive" -ge 2 ] || kq_fail "the app logged $alive line(s) after the detach: it must run on"
+    ;;
+watch)
+    RLOG=$KQ_TMP/watch.rlog
+    GDB_RLOG=$RLOG run_gdb watch.gdb watch.out
+    no_protocol_errors watch.out
+    addr() { sed -n "s/^ADDR $1 //p" "$KQ_TMP/watch.out"; }
+    stops() { grep -o "T05[a-z]*watch:[0-9a-f]*" "$RLOG" | grep -c "^T05$1:0*$2\$"; }
+    c=$(addr counter) t=$(addr isr_ticks) t6=$(addr table6)
+    [ -n "$c" ] && [ -n "$t" ] && [ -n "$t6" ] || kq_fail "gdb printed no addresses"
+    # watch: two consecutive writes of counter, nothing else reported (gdb would hide a stop
+    # that changed nothing, so the stop replies are counted in the packet log)
+    expect watch.out watch '^Hardware watchpoint [0-9]+: counter' "the write watchpoint stops gdb"
+    old1=$(section watch.out watch | sed -n 's/^Old value = //p' | sed -n 1p)
+    new1=$(section watch.out watch | sed -n 's/^New value = //p' | sed -n 1p)
+    new2=$(section watch.out watch | sed -n 's/^New value = //p' | sed -n 2p)
+    [ -n "$old1" ] && [ "$new1" = "$((old1 + 1))" ] && [ "$new2" = "$((old1 + 2))" ] ||
+        kq_fail "watch counter: old $old1, new $new1 then $new2 (want +1 each stop)"
+    expect watch.out watch '^0x[0-9a-f]+ in main \(\) at .*main.c:[0-9]+' "the write stop is in main, after the store"
+    [ "$(stops watch "$c")" -eq 2 ] || kq_fail "the stub reported $(stops watch "$c") write stops at counter (0x$c), want 2 (the neighbour's writes must not stop)"
+    [ "$(value watch.out watch 1)" = 5 ] || kq_fail "the app saw MPU_CTRL $(value watch.out watch 1) while watched (want 5: ENABLE|PRIVDEFENA)"
+    # rwatch: the read of isr_ticks in the interrupt handler's callee
+    expect watch.out rwatch '^Hardware read watchpoint [0-9]+: isr_ticks' "the read watchpoint stops gdb"
+    expect watch.out rwatch '^Value = [0-9]+' "gdb shows the value read"
+    expect watch.out rwatch '^#0 +(0x[0-9a-f]+ in )?isr_work \(\)' "the read stop is in isr_work"
+    [ "$(stops rwatch "$t")" -ge 1 ] || kq_fail "no rwatch stop reply for isr_ticks (0x$t)"
+    # awatch: the read, then the write of table[6] in level5
+    expect watch.out awatch '^Hardware access \(read/write\) watchpoint [0-9]+: table\[6\]' "the access watchpoint stops gdb"
+    expect watch.out awatch '^Value = [0-9]+' "the access watchpoint stops on the read"
+    expect watch.out awatch '^Old value = [0-9]+' "... and then on the write"
+    expect watch.out awatch 'in level5 \(x=6\)' "the access stops are in level5(6)"
+    [ "$(stops awatch "$t6")" -eq 2 ] || kq_fail "the stub reported $(stops awatch "$t6") access stops at table[6] (0x$t6), want 2"
+    # refusals: gdb cannot insert them, the console says why
+    for s in refused-outside refused-stack refused-full; do
+        expect watch.out $s '^INSERT-REFUSED' "$s: the watchpoint is refused"
+    done
+    # undisturbed: with none left the app's MPU_CTRL is its own (0) and breakpoints work
+    expect watch.out none '^Breakpoint [0-9]+, level1 ' "a breakpoint after the watchpoints"
+    [ "$(value watch.out none 1)" = 0 ] || kq_fail "the app saw MPU_CTRL $(value watch.out none 1) with no watchpoint set (want 0)"
+    expect watch.out none '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches"
+    sleep 1.5 # let the app log on after the detach
+    stop_device
+    kq_expect r1 '^\[keel\] debugger: watch 0x38000000 \(4 bytes\) refused: outside the app.s memory' "the console says why the secure address is refused"
+    kq_expect r2 '^\[keel\] debugger: watch 0x2827[0-9a-f]+ \(4 bytes\) refused: on the app.s stack' "the console says why the local is refused"
+    kq_expect r3 '^\[keel\] debugger: [ra]?watch 0x[0-9a-f]+ \(4 bytes\) refused: all watchpoint comparators are in use' "the console says why the fifth is refused"
+    kq_expect end '^\[keel\] debugger: session ended \(detach\), app resumed' "the session ends with the detach"
+    kq_expect_none 'app stopped' "no app stop: watched accesses are stepped, not crashes"
+    alive=$(kq_count_between '^app\| dbgtarget: alive' "$end" 1000000)
+    [ "$alive" -ge 1 ] || kq_fail "the app logged $alive line(s) after the detach: it must run on"
     ;;
 fault)
     run_gdb fault.gdb fault.out

@@ -78,7 +78,7 @@ start_device() { # BUNDLE [keel device run flags...]: install it (a factory inst
         kq_die "keel device install $bundle failed: $(cat "$W/install.err")"
     # Emptied here, not by the background job: the waits below must not read the last run's.
     : >"$W/raw.txt"
-    timeout --kill-after=5 200 "$keel" device run --state "$STATE" --firmware "$fw" --seconds 170 \
+    timeout --kill-after=5 $((${DEVICE_SECONDS:-170} + 30)) "$keel" device run --state "$STATE" --firmware "$fw" --seconds "${DEVICE_SECONDS:-170}" \
         --broker "$MPORT" --append heartbeat=200 "$@" </dev/null >>"$W/raw.txt" 2>&1 &
     DEV=$!
     wait_for 60 online || kq_die "dev-1 did not come online with $bundle"
@@ -87,7 +87,7 @@ start_device() { # BUNDLE [keel device run flags...]: install it (a factory inst
 # kdebug OUT ARGS...: keel debug dev-1 in the background (KPID), the certificate from the device's state.
 kdebug() {
     local out=$1; shift
-    timeout 150 "$keel" debug dev-1 --device-state "$STATE" --fleet-ca "$W/ca.pem" "${API[@]}" \
+    timeout "${KDEBUG_TIMEOUT:-150}" "$keel" debug dev-1 --device-state "$STATE" --fleet-ca "$W/ca.pem" "${API[@]}" \
         --timeout 20 "$@" >"$W/$out" 2>&1 &
     KPID=$!
 }

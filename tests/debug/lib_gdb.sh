@@ -4,7 +4,7 @@
 
 # run_gdb SCRIPT OUT: one batch session; the transcript goes to OUT (and is shown on failure).
 run_gdb() {
-    sed "s/@PORT@/$PORT/; s#@ELF@#$elf#" "${GDB_SCRIPT_DIR:-$src}/$1" >"$KQ_TMP/$1"
+    sed "s/@PORT@/$PORT/; s#@ELF@#$elf#; s#@RLOG@#${GDB_RLOG:-/dev/null}#" "${GDB_SCRIPT_DIR:-$src}/$1" >"$KQ_TMP/$1"
     timeout 90 gdb-multiarch -q -batch -nx -x "$KQ_TMP/$1" >"$KQ_TMP/$2" 2>&1
     local rc=$?
     [ "$rc" -eq 0 ] || kq_fail "gdb-multiarch -x $1 exited with status $rc"
@@ -53,11 +53,11 @@ check_session() {
     expect session.out finish '^0x[0-9a-f]+ in level4 \(x=[0-9]+\)' "finish returns to level4"
     ret=$(section session.out finish | sed -n 's/^Value returned is \$[0-9]* = //p')
     [ -n "$x" ] && [ "$ret" = "$((3 * x + 1))" ] || kq_fail "finish: level5($x) returned '$ret', expected $((3 * x + 1))"
-    expect session.out next '^52	 +return r \+ local4;' "next steps to the next line of level4"
+    expect session.out next '^55	 +return r \+ local4;' "next steps to the next line of level4"
     expect session.out step '^Breakpoint 2, level1 \(x=[0-9]+\)' "the breakpoint at level1 is hit"
-    expect session.out step '^70	 +int32_t r = level2\(local1\);' "next in level1"
+    expect session.out step '^73	 +int32_t r = level2\(local1\);' "next in level1"
     expect session.out step '^level2 \(x=[0-9]+\) at ' "step enters level2"
-    expect session.out stepi '^0x[0-9a-f]+	63	' "stepi moves by one instruction"
+    expect session.out stepi '^0x[0-9a-f]+	66	' "stepi moves by one instruction"
     expect session.out stepi '^pc +0x[0-9a-f]+ +0x[0-9a-f]+ <level2\+[0-9]+>' "pc after stepi is inside level2"
     expect session.out x '<table>:	0x[0-9a-f]{8}	0x00000045	0x[0-9a-f]{8}	0x00000089' "x/16x table shows the global array"
     [ "$(section session.out x | grep -c '^0x')" -eq 4 ] || kq_fail "x/16x did not print 4 rows"

@@ -3,6 +3,7 @@
 set pagination off
 set confirm off
 file @ELF@
+set remotelogfile @RLOG@
 target remote 127.0.0.1:@PORT@
 echo MARK info-registers\n
 info registers

@@ -38,6 +38,11 @@ typedef struct {
     int nbp;
     int resumes, steps, last_sig, halts, detaches, kills, stop_sig;
     int mem_out_of_region; /* must stay 0: the engine passes only what the target accepts */
+    struct { rsp_bp_type_t type; uint32_t addr, len; } wp[2];
+    int nwp;
+    bool stop_by_watch;    /* the next stop reply names wp[0] */
+    int ranges;            /* resume_range calls, with the last range: */
+    uint32_t range_start, range_end;
 } fake_t;
 
 static uint8_t *fake_mem(fake_t *f, uint32_t addr, uint32_t len)
@@ -127,7 +132,59 @@ static void f_kill(void *c) { ((fake_t *)c)->kills++; }
 
 static const rsp_target_ops_t fake_ops = {
     f_read_reg, f_write_reg, f_read_mem, f_write_mem, f_insert_bp, f_remove_bp,
-    f_resume, f_halt, f_stop_signal, f_detach, f_kill,
+    f_resume, f_halt, f_stop_signal, f_detach, f_kill, NULL, NULL, NULL, NULL,
+};
+
+static kerr_t f_resume_range(void *c, uint32_t start, uint32_t end)
+{
+    fake_t *f = c;
+    f->ranges++;
+    f->range_start = start;
+    f->range_end = end;
+    return start < CODE_BASE ? KERR_RANGE : KERR_OK;
+}
+
+/* Watchpoints: two slots, RAM only. */
+static kerr_t f_insert_wp(void *c, rsp_bp_type_t t, uint32_t a, uint32_t len)
+{
+    fake_t *f = c;
+    if (a < RAM_BASE || a - RAM_BASE >= RAM_SIZE || len > RAM_SIZE - (a - RAM_BASE))
+        return KERR_RANGE;
+    if (f->nwp == 2)
+        return KERR_NOMEM;
+    f->wp[f->nwp].type = t;
+    f->wp[f->nwp].addr = a;
+    f->wp[f->nwp].len = len;
+    f->nwp++;
+    return KERR_OK;
+}
+
+static kerr_t f_remove_wp(void *c, rsp_bp_type_t t, uint32_t a, uint32_t len)
+{
+    fake_t *f = c;
+    for (int i = 0; i < f->nwp; i++) {
+        if (f->wp[i].type == t && f->wp[i].addr == a && f->wp[i].len == len) {
+            f->wp[i] = f->wp[--f->nwp];
+            return KERR_OK;
+        }
+    }
+    return KERR_INVAL;
+}
+
+static bool f_stop_watch(void *c, rsp_bp_type_t *t, uint32_t *a)
+{
+    fake_t *f = c;
+    if (!f->stop_by_watch || f->nwp == 0)
+        return false;
+    *t = f->wp[0].type;
+    *a = f->wp[0].addr;
+    return true;
+}
+
+static const rsp_target_ops_t fake_ops_wp = {
+    f_read_reg, f_write_reg, f_read_mem, f_write_mem, f_insert_bp, f_remove_bp,
+    f_resume, f_halt, f_stop_signal, f_detach, f_kill, f_insert_wp, f_remove_wp, f_stop_watch,
+    NULL,
 };
 
 /* ---- the transport: everything the engine sent, in one buffer ------------------------ */
@@ -235,6 +292,20 @@ static void hex_le32(char *out, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         sprintf(out + 2 * i, "%02x", (unsigned)(v >> (8 * i)) & 0xFFu);
+}
+
+/* The stop reply the engine must send: T, the signal, an optional "watch:ADDR;"-like prefix,
+ * every register expedited (regno:value;) and the thread (gdb keeps expedited registers only
+ * for a known thread; without them it asks 'g' after every stop). */
+static void want_stop(const fixture_t *x, int sig, const char *extra, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "T%02x%s", sig, extra);
+    for (unsigned i = 0; i < RSP_REG_COUNT; i++) {
+        char v[9];
+        hex_le32(v, x->f.regs[i]);
+        n += snprintf(out + n, cap - (size_t)n, "%02x:%s;", i, v);
+    }
+    snprintf(out + n, cap - (size_t)n, "thread:1;");
 }
 
 /* ---- framing ---------------------------------------------------------------------------- */
@@ -485,6 +556,102 @@ static void test_breakpoints(void **state)
     free(x);
 }
 
+/* Z2/Z3/Z4 reach the target's watch ops with the length; a stop it blames on a watchpoint
+ * names it first in the stop reply, as gdb wants (watch:, rwatch:, awatch: and the address). */
+static void test_watchpoints(void **state)
+{
+    (void)state;
+    fixture_t *x = fx_new();
+    rsp_config_t cfg = {&fake_ops_wp, &x->f, out_send, &x->out};
+    assert_int_equal(rsp_init(&x->rsp, &cfg), KERR_OK);
+    /* all three ops or none */
+    rsp_target_ops_t half = fake_ops_wp;
+    half.stop_watch = NULL;
+    rsp_config_t bad = {&half, &x->f, out_send, &x->out};
+    rsp_t other;
+    assert_int_equal(rsp_init(&other, &bad), KERR_INVAL);
+
+    assert_string_equal(transact(x, "Z2,38000010,4"), "OK");
+    assert_string_equal(transact(x, "Z4,38000100,8"), "OK");
+    assert_int_equal(x->f.nwp, 2);
+    assert_int_equal(x->f.wp[0].type, RSP_WP_WRITE);
+    assert_int_equal(x->f.wp[0].addr, 0x38000010u);
+    assert_int_equal(x->f.wp[0].len, 4);
+    assert_int_equal(x->f.wp[1].type, RSP_WP_ACCESS);
+    assert_int_equal(x->f.wp[1].len, 8);
+    assert_string_equal(transact(x, "Z3,38000200,4"), "E1c");  /* comparators used up */
+    assert_string_equal(transact(x, "z4,38000100,8"), "OK");
+    assert_string_equal(transact(x, "z4,38000100,8"), "E16");  /* not set */
+    assert_string_equal(transact(x, "Z3,10000000,4"), "E0e");  /* outside what the target watches */
+    assert_string_equal(transact(x, "Z3,38000200,0"), "E16");  /* empty range */
+    assert_string_equal(transact(x, "Z3,fffffffe,4"), "E16");  /* past 4 GiB */
+    assert_string_equal(transact(x, "Z3,38000200"), "E16");
+    assert_string_equal(transact(x, "Z5,38000200,4"), "");     /* no such type */
+    assert_int_equal(x->f.nwp, 1);
+    assert_int_equal(x->f.nbp, 0);
+
+    static const struct { rsp_bp_type_t t; const char *name; } kinds[] = {
+        {RSP_WP_WRITE, "watch"}, {RSP_WP_READ, "rwatch"}, {RSP_WP_ACCESS, "awatch"}};
+    for (size_t k = 0; k < 3; k++) {
+        x->f.wp[0].type = kinds[k].t;
+        x->f.stop_by_watch = true;
+        size_t pos = x->out.len;
+        feed_packet(x, "c");
+        rsp_notify_stop(&x->rsp);
+        char reply[512], want[512], extra[32];
+        take_reply(x, &pos, true, reply, sizeof(reply));
+        snprintf(extra, sizeof(extra), "%s:38000010;", kinds[k].name);
+        want_stop(x, 5, extra, want, sizeof(want));
+        assert_string_equal(reply, want);
+    }
+    /* A stop that is no watchpoint says nothing of one. */
+    x->f.stop_by_watch = false;
+    size_t pos = x->out.len;
+    feed_packet(x, "c");
+    rsp_notify_stop(&x->rsp);
+    char reply[512];
+    take_reply(x, &pos, true, reply, sizeof(reply));
+    assert_null(strstr(reply, "watch"));
+    free(x);
+}
+
+/* vCont;r start,end: offered in vCont? only by a target that can; the first action wins. */
+static void test_range_stepping(void **state)
+{
+    (void)state;
+    fixture_t *x = fx_new();
+    assert_string_equal(transact(x, "vCont?"), "vCont;c;C;s;S");
+    assert_string_equal(transact(x, "vCont;r10000100,10000120:1"), "E16"); /* not offered */
+    rsp_target_ops_t ops = fake_ops;
+    ops.resume_range = f_resume_range;
+    rsp_config_t cfg = {&ops, &x->f, out_send, &x->out};
+    assert_int_equal(rsp_init(&x->rsp, &cfg), KERR_OK);
+    assert_string_equal(transact(x, "vCont?"), "vCont;c;C;s;S;r");
+    size_t before = x->out.len;
+    feed_packet(x, "vCont;r10000100,10000120:p1.1;c:p1.-1"); /* as gdb 13 sends it */
+    assert_int_equal(x->out.len, before + 1); /* the ack; the reply is the stop */
+    assert_int_equal(x->f.ranges, 1);
+    assert_int_equal(x->f.range_start, 0x10000100u);
+    assert_int_equal(x->f.range_end, 0x10000120u);
+    assert_int_equal(x->f.resumes, 0);
+    assert_true(rsp_running(&x->rsp));
+    rsp_notify_stop(&x->rsp);
+    assert_false(rsp_running(&x->rsp));
+    x->out.len = 0;
+    /* a later action does not override the first */
+    feed_packet(x, "vCont;c:p1.1;r10000100,10000120");
+    assert_int_equal(x->f.ranges, 1);
+    assert_int_equal(x->f.resumes, 1);
+    rsp_notify_stop(&x->rsp);
+    x->out.len = 0;
+    assert_string_equal(transact(x, "vCont;r10000120,10000100"), "E16"); /* end before start */
+    assert_string_equal(transact(x, "vCont;r10000100"), "E16");
+    assert_string_equal(transact(x, "vCont;r,10000100"), "E16");
+    assert_string_equal(transact(x, "vCont;r100,200"), "E0e"); /* the target's refusal */
+    assert_false(rsp_running(&x->rsp));
+    free(x);
+}
+
 /* Resume with packet p, check the resume call, then stop and check the stop reply. */
 static void resume_and_stop(fixture_t *x, const char *p, int want_step, int want_sig)
 {
@@ -499,12 +666,9 @@ static void resume_and_stop(fixture_t *x, const char *p, int want_step, int want
     rsp_notify_stop(&x->rsp);
     assert_false(rsp_running(&x->rsp));
     size_t pos = before + 1;
-    char reply[256], want[256], sp[9], lr[9], pc[9];
+    char reply[512], want[512];
     take_reply(x, &pos, false, reply, sizeof(reply));
-    hex_le32(sp, x->f.regs[RSP_REG_SP]);
-    hex_le32(lr, x->f.regs[RSP_REG_LR]);
-    hex_le32(pc, x->f.regs[RSP_REG_PC]);
-    snprintf(want, sizeof(want), "T%02x0d:%s;0e:%s;0f:%s;", x->f.stop_sig, sp, lr, pc);
+    want_stop(x, x->f.stop_sig, "", want, sizeof(want));
     assert_string_equal(reply, want);
     /* A second stop notification with nothing pending sends nothing. */
     rsp_notify_stop(&x->rsp);
@@ -515,12 +679,12 @@ static void test_run_control(void **state)
 {
     (void)state;
     fixture_t *x = fx_new();
-    char want[64], sp[9], lr[9], pc[9];
-    hex_le32(sp, x->f.regs[RSP_REG_SP]);
-    hex_le32(lr, x->f.regs[RSP_REG_LR]);
-    hex_le32(pc, x->f.regs[RSP_REG_PC]);
-    snprintf(want, sizeof(want), "T050d:%s;0e:%s;0f:%s;", sp, lr, pc);
+    char want[512];
+    want_stop(x, 5, "", want, sizeof(want));
     assert_string_equal(transact(x, "?"), want);
+    assert_string_equal(transact(x, "qC"), "QC1");
+    assert_string_equal(transact(x, "qfThreadInfo"), "m1");
+    assert_string_equal(transact(x, "qsThreadInfo"), "l");
     assert_string_equal(transact(x, "vCont?"), "vCont;c;C;s;S");
     resume_and_stop(x, "c", 0, 0);
     resume_and_stop(x, "s", 1, 0);
@@ -556,7 +720,7 @@ static void test_run_control(void **state)
     x->f.stop_sig = RSP_SIGINT;
     size_t pos = x->out.len;
     rsp_notify_stop(&x->rsp);
-    char reply[128];
+    char reply[512];
     take_reply(x, &pos, false, reply, sizeof(reply));
     assert_memory_equal(reply, "T02", 3);
     /* The app gone for good while the debugger waits: "X09", once, and nothing when idle. */
@@ -655,8 +819,14 @@ static void check_replay_reply(fixture_t *x, const char *p, const char *r)
             assert_string_equal(r, "E00"); /* our target.xml includes nothing else */
         } else if (strncmp(p, "qAttached", 9) == 0) {
             assert_string_equal(r, "1");
+        } else if (strcmp(p, "qfThreadInfo") == 0) {
+            assert_string_equal(r, "m1"); /* one thread, 1: what the stop replies name */
+        } else if (strcmp(p, "qsThreadInfo") == 0) {
+            assert_string_equal(r, "l");
+        } else if (strcmp(p, "qC") == 0) {
+            assert_string_equal(r, "QC1");
         } else {
-            assert_string_equal(r, ""); /* qTStatus, qfThreadInfo, qOffsets, qSymbol, ... */
+            assert_string_equal(r, ""); /* qTStatus, qOffsets, qSymbol, ... */
         }
         break;
     case 'g': assert_int_equal(strlen(r), RSP_REG_COUNT * 8); break;
@@ -717,7 +887,7 @@ static void test_replay_gdb13_session(void **state)
             assert_int_equal(x->f.steps, steps);
             rsp_notify_stop(&x->rsp);
             pos++;
-            char reply[256];
+            char reply[512];
             take_reply(x, &pos, false, reply, sizeof(reply));
             assert_memory_equal(reply, "T05", 3);
             continue;
@@ -845,6 +1015,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_registers),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_breakpoints),
+        cmocka_unit_test(test_watchpoints),
+        cmocka_unit_test(test_range_stepping),
         cmocka_unit_test(test_run_control),
         cmocka_unit_test(test_detach_kill_misc),
         cmocka_unit_test(test_replay_gdb13_session),

@@ -347,7 +347,7 @@ static void t_kill(void *c) { bkpt_remove_all(&tg.bp); }
 
 static const rsp_target_ops_t target_ops = {
     t_read_reg, t_write_reg, t_read_mem, t_write_mem, t_insert_bp, t_remove_bp,
-    t_resume, t_halt, t_stop_signal, t_detach, t_kill,
+    t_resume, t_halt, t_stop_signal, t_detach, t_kill, NULL, NULL, NULL, NULL,
 };
 
 /* QEMU stopped: the stop packet is "T05..." or "S05"; with gdb's Ctrl-C forwarded, T02. */

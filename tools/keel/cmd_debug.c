@@ -14,6 +14,12 @@
  * Threads: the main thread accepts gdb, reads its bytes and posts sealed frames (one kept-alive
  * connection to keeld); a second thread follows the event stream and writes opened frames to gdb.
  * They share the session keys, each using only its own direction's half of dbgsess_t.
+ *
+ * Between gdb and the session sits the round-trip-saving relay (keel/rspcache.h: memory reads
+ * answered from what was read since the last resume, in 64-byte lines; the stub's fixed query
+ * answers kept), unless --no-cache. Its state is under d->lock; bytes it has for the device are
+ * queued in d->out and posted by the main thread (woken through a pipe when the stream thread
+ * queued them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,22 +40,18 @@
 #include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/x509_crt.h>
 
 #include "keel/dbgsess.h"
+#include "keel/identity.h"
 #include "keel/kproto.h"
+#include "keel/rspcache.h"
 
 #include "cli.h"
 #include "cmd.h"
+#include "debugcert.h"
 #include "fapi.h"
 #include "keyfile.h"
-#include "layout.h"
-#include "net_rec.h"
-#include "store.h"
 #include "stack.h"
 
 #define DEBUG_PORT_DEFAULT 3333u
@@ -69,6 +71,7 @@ enum {
     OPT_STATE,
     OPT_TIMEOUT,
     OPT_IDLE,
+    OPT_NO_CACHE,
 };
 
 static volatile sig_atomic_t got_signal;
@@ -76,143 +79,6 @@ static volatile sig_atomic_t got_signal;
 static void on_signal(int sig)
 {
     got_signal = sig;
-}
-
-/* ---- the device's certificate ----------------------------------------------------------------- */
-
-/* Read a file into a NUL-terminated malloc'd buffer (at most max bytes). */
-static char *slurp(const char *path, size_t max, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(max + 1);
-    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (buf == NULL || n > max) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *out_len = n;
-    return buf;
-}
-
-/*
- * The device record of an emulated device's state directory: its certificate PEM. The identity
- * page is written once at provisioning and never again, so it is read here without the device's
- * lock, also while the device runs.
- */
-static char *cert_from_state(const char *dir)
-{
-    char path[STACK_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/%s", dir, board_store.file);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    uint8_t rec[NET_DEVICE_REC_MAX];
-    bool ok = fseek(f, (long)(board_store.iflash.off + AN505_IDENT_OFF + NET_REC_DEVICE_OFF),
-                    SEEK_SET) == 0 &&
-              fread(rec, 1, sizeof rec, f) == sizeof rec;
-    fclose(f);
-    net_device_cred_t cred;
-    if (!ok || net_device_rec_decode(rec, sizeof rec, &cred) != KERR_OK)
-        return NULL;
-    char *pem = malloc(cred.cert_len);
-    if (pem != NULL)
-        memcpy(pem, cred.cert_pem, cred.cert_len);
-    return pem;
-}
-
-/*
- * The device's public key, from a certificate the fleet CA issued to this device id. Where the
- * certificate comes from (first that applies): --device-cert FILE; --device-state DIR (an
- * emulated device's flash); the stack's STATE/devices/ID (emulated by keel up) or STATE/ID.pem
- * (simulated). The CA is --fleet-ca, else STATE/ca.pem.
- */
-static bool device_pub(const char *prog, const char *device, const char *cert_path,
-                       const char *dev_state, const char *state, const char *ca_path,
-                       uint8_t out[DBGSESS_PUB_SIZE])
-{
-    char path[STACK_PATH_MAX + 80], where[STACK_PATH_MAX + 160];
-    char *pem = NULL;
-    size_t n = 0;
-    if (cert_path != NULL) {
-        pem = slurp(cert_path, 16384, &n);
-        snprintf(where, sizeof where, "--device-cert %s", cert_path);
-        if (pem == NULL) {
-            fprintf(stderr, "%s: %s: cannot read it (%s)\n", prog, where, strerror(errno));
-            return false;
-        }
-    } else if (dev_state != NULL) {
-        pem = cert_from_state(dev_state);
-        snprintf(where, sizeof where, "the device record in %s/%s", dev_state,
-                 board_store.file);
-        if (pem == NULL) {
-            fprintf(stderr, "%s: %s has no device certificate (not provisioned with --fleet-ca-key?)\n",
-                    prog, where);
-            return false;
-        }
-    } else {
-        snprintf(path, sizeof path, "%s/devices/%s", state, device);
-        pem = cert_from_state(path);
-        snprintf(where, sizeof where, "the device record in %s/%s", path, board_store.file);
-        if (pem == NULL) {
-            snprintf(path, sizeof path, "%s/%s.pem", state, device);
-            pem = slurp(path, 16384, &n);
-            snprintf(where, sizeof where, "%s", path);
-        }
-        if (pem == NULL) {
-            fprintf(stderr, "%s: no certificate of '%s' found in the stack's state %s (neither "
-                            "devices/%s/ nor %s.pem): give --device-cert CERT.pem or --device-state "
-                            "DIR\n", prog, device, state, device, device);
-            return false;
-        }
-    }
-    char capath[STACK_PATH_MAX + 16];
-    if (ca_path == NULL) {
-        snprintf(capath, sizeof capath, "%s/ca.pem", state);
-        ca_path = capath;
-    }
-    mbedtls_x509_crt crt, ca;
-    mbedtls_x509_crt_init(&crt);
-    mbedtls_x509_crt_init(&ca);
-    bool ok = false;
-    uint32_t flags = 0;
-    size_t olen = 0;
-    char cn[KIDENT_ID_MAX + 2] = "";
-    if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) != 0) {
-        fprintf(stderr, "%s: %s is not a PEM X.509 certificate\n", prog, where);
-    } else if (mbedtls_x509_crt_parse_file(&ca, ca_path) != 0) {
-        fprintf(stderr, "%s: the fleet CA %s is missing or not a PEM certificate: give --fleet-ca "
-                        "CA.pem\n", prog, ca_path);
-    } else if (mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL) != 0) {
-        fprintf(stderr, "%s: the certificate from %s is not issued by the fleet CA %s: refusing to "
-                        "trust it\n", prog, where, ca_path);
-    } else {
-        for (const mbedtls_x509_name *nm = &crt.subject; nm != NULL; nm = nm->next) {
-            if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &nm->oid) == 0 && nm->val.len < sizeof cn) {
-                memcpy(cn, nm->val.p, nm->val.len);
-                cn[nm->val.len] = '\0';
-            }
-        }
-        if (strcmp(cn, device) != 0) {
-            fprintf(stderr, "%s: the certificate from %s belongs to '%s', not '%s'\n", prog, where,
-                    cn, device);
-        } else if (mbedtls_pk_get_type(&crt.pk) != MBEDTLS_PK_ECKEY ||
-                   mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(crt.pk)) != MBEDTLS_ECP_DP_SECP256R1 ||
-                   mbedtls_ecp_write_public_key(mbedtls_pk_ec(crt.pk), MBEDTLS_ECP_PF_UNCOMPRESSED,
-                                                &olen, out, DBGSESS_PUB_SIZE) != 0 ||
-                   olen != DBGSESS_PUB_SIZE) {
-            fprintf(stderr, "%s: the certificate from %s does not hold a P-256 key\n", prog, where);
-        } else {
-            ok = true;
-        }
-    }
-    mbedtls_x509_crt_free(&ca);
-    mbedtls_x509_crt_free(&crt);
-    free(pem);
-    return ok;
 }
 
 /* ---- the session ------------------------------------------------------------------------------ */
@@ -241,6 +107,13 @@ typedef struct dbg {
     int gdb_fd;               /* -1 until gdb connects */
     uint64_t last_activity_ms;
     unsigned long frames_up, frames_down, bad_frames;
+
+    bool use_cache;           /* the rspcache relay between gdb and the session */
+    rspcache_t cache;
+    uint8_t out[8192];        /* RSP bytes for the device, queued by the relay */
+    size_t out_len;
+    bool out_overflow;
+    int wake[2];              /* the stream thread queued bytes: the main thread posts them */
 } dbg_t;
 
 static uint64_t mono_ms(void)
@@ -283,6 +156,28 @@ static void on_open(void *ctx)
     pthread_mutex_unlock(&d->lock);
 }
 
+/* rspcache outputs (d->lock held). */
+static void cache_to_gdb(void *ctx, const uint8_t *data, size_t n)
+{
+    dbg_t *d = ctx;
+    if (d->gdb_fd >= 0)
+        write_all(d->gdb_fd, data, n);
+}
+
+static void cache_to_stub(void *ctx, const uint8_t *data, size_t n)
+{
+    dbg_t *d = ctx;
+    if (n > sizeof d->out - d->out_len) {
+        d->out_overflow = true; /* cannot happen with gdb waiting for its replies */
+        return;
+    }
+    memcpy(d->out + d->out_len, data, n);
+    d->out_len += n;
+    uint8_t b = 1;
+    if (write(d->wake[1], &b, 1) < 0) { /* full pipe: the main thread is awake anyway */
+    }
+}
+
 /* A frame from the device: open it and hand the RSP bytes to gdb. */
 static void on_frame(dbg_t *d, const keel_v1_DebugFrame *f)
 {
@@ -307,8 +202,13 @@ static void on_frame(dbg_t *d, const keel_v1_DebugFrame *f)
     }
     d->frames_up++;
     d->last_activity_ms = mono_ms();
-    if (fd >= 0)
+    if (d->use_cache) {
+        pthread_mutex_lock(&d->lock);
+        rspcache_from_stub(&d->cache, plain, n);
+        pthread_mutex_unlock(&d->lock);
+    } else if (fd >= 0) {
         write_all(fd, plain, n);
+    }
 }
 
 static bool on_event(void *ctx, json_t *e)
@@ -495,11 +395,53 @@ static int listen_local(const char *prog, uint32_t port)
     return ls;
 }
 
+/* Seal and post RSP bytes for the device, in frames of at most DBGSESS_PLAIN_MAX. NULL, or why
+ * the session cannot go on. */
+static const char *send_to_device(dbg_t *d, const uint8_t *data, size_t len)
+{
+    uint8_t sealed[DBGSESS_SEALED_MAX];
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < DBGSESS_PLAIN_MAX ? len - off : DBGSESS_PLAIN_MAX;
+        size_t slen = 0;
+        keel_v1_Debug m = keel_v1_Debug_init_zero;
+        m.which_kind = keel_v1_Debug_frame_tag;
+        m.kind.frame.session = d->session;
+        kerr_t err = dbgsess_seal(&d->sess, data + off, n, sealed, sizeof sealed, &slen,
+                                  &m.kind.frame.seq);
+        if (err != KERR_OK) {
+            fprintf(stderr, "%s: cannot seal a frame: %s\n", d->prog, kerr_str(err));
+            return "keel debug failed to seal a frame";
+        }
+        memcpy(m.kind.frame.sealed.bytes, sealed, slen);
+        m.kind.frame.sealed.size = (pb_size_t)slen;
+        if (!post(d, &m))
+            return "keel debug lost keeld";
+        d->frames_down++;
+        off += n;
+    }
+    return NULL;
+}
+
+/* What the relay queued for the device goes out. */
+static const char *flush_out(dbg_t *d)
+{
+    static uint8_t out[sizeof d->out];
+    pthread_mutex_lock(&d->lock);
+    size_t n = d->out_len;
+    bool overflow = d->out_overflow;
+    memcpy(out, d->out, n);
+    d->out_len = 0;
+    pthread_mutex_unlock(&d->lock);
+    if (overflow)
+        return "keel debug's relay queue overflowed";
+    return n ? send_to_device(d, out, n) : NULL;
+}
+
 /* Relay gdb -> device until gdb leaves, the session ends, a signal, or the idle limit. Returns the
  * reason for the DebugClose (NULL when the device ended it). */
 static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
 {
-    uint8_t buf[DBGSESS_PLAIN_MAX], sealed[DBGSESS_SEALED_MAX];
+    uint8_t buf[DBGSESS_PLAIN_MAX];
     d->last_activity_ms = mono_ms();
     for (;;) {
         pthread_mutex_lock(&d->lock);
@@ -514,8 +456,20 @@ static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
             fprintf(stderr, "%s: no traffic for %u s (--idle): ending the session\n", d->prog, idle_s);
             return "idle timeout";
         }
-        struct pollfd p = {.fd = fd >= 0 ? fd : ls, .events = POLLIN};
-        if (poll(&p, 1, POLL_SLICE_MS) <= 0)
+        struct pollfd p[2] = {{.fd = fd >= 0 ? fd : ls, .events = POLLIN},
+                              {.fd = d->wake[0], .events = POLLIN}};
+        if (poll(p, 2, POLL_SLICE_MS) <= 0)
+            continue;
+        if (p[1].revents & POLLIN) {
+            uint8_t drain[64];
+            (void)read(d->wake[0], drain, sizeof drain);
+            const char *why = flush_out(d);
+            if (why != NULL) {
+                *failed = true;
+                return why;
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         if (fd < 0) {
             int g = accept(ls, NULL, NULL);
@@ -525,6 +479,7 @@ static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
             setsockopt(g, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             pthread_mutex_lock(&d->lock);
             d->gdb_fd = g;
+            rspcache_init(&d->cache, cache_to_gdb, d, cache_to_stub, d);
             pthread_mutex_unlock(&d->lock);
             fprintf(stderr, "%s: gdb connected\n", d->prog);
             d->last_activity_ms = mono_ms();
@@ -537,24 +492,19 @@ static const char *relay(dbg_t *d, int ls, unsigned idle_s, bool *failed)
             fprintf(stderr, "%s: gdb disconnected\n", d->prog);
             return "the debugger detached";
         }
-        size_t slen = 0;
-        keel_v1_Debug m = keel_v1_Debug_init_zero;
-        m.which_kind = keel_v1_Debug_frame_tag;
-        m.kind.frame.session = d->session;
-        kerr_t err = dbgsess_seal(&d->sess, buf, (size_t)n, sealed, sizeof sealed, &slen,
-                                  &m.kind.frame.seq);
-        if (err != KERR_OK) {
-            fprintf(stderr, "%s: cannot seal a frame: %s\n", d->prog, kerr_str(err));
-            *failed = true;
-            return "keel debug failed to seal a frame";
+        const char *why;
+        if (d->use_cache) {
+            pthread_mutex_lock(&d->lock);
+            rspcache_from_gdb(&d->cache, buf, (size_t)n);
+            pthread_mutex_unlock(&d->lock);
+            why = flush_out(d);
+        } else {
+            why = send_to_device(d, buf, (size_t)n);
         }
-        memcpy(m.kind.frame.sealed.bytes, sealed, slen);
-        m.kind.frame.sealed.size = (pb_size_t)slen;
-        if (!post(d, &m)) {
+        if (why != NULL) {
             *failed = true;
-            return "keel debug lost keeld";
+            return why;
         }
-        d->frames_down++;
         d->last_activity_ms = mono_ms();
     }
 }
@@ -573,10 +523,12 @@ static int run_debug(const char *prog, int argc, char **argv)
         {"state", required_argument, NULL, OPT_STATE},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"idle", required_argument, NULL, OPT_IDLE},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {0}};
     const char *url = NULL, *token = NULL, *key_path = NULL, *cert = NULL, *dev_state = NULL,
                *ca = NULL, *state_opt = NULL;
     uint32_t port = DEBUG_PORT_DEFAULT, wait_s = ACCEPT_WAIT_DEFAULT_S, idle_s = IDLE_DEFAULT_S;
+    bool no_cache = false;
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -597,6 +549,8 @@ static int run_debug(const char *prog, int argc, char **argv)
                    "  --timeout S         wait at most S s for the device to answer (default %u)\n"
                    "  --idle S            end the session after S s without traffic (default %u,\n"
                    "                      0 = never)\n"
+                   "  --no-cache          relay every packet to the device (by default memory\n"
+                   "                      gdb read since the last resume is answered here)\n"
                    "  --url URL, --token TOKEN  keeld (as for every fleet command)\n"
                    "  -h, --help          this help\n\n"
                    "The session ends when gdb detaches or disconnects, on Ctrl-C, when the device\n"
@@ -611,6 +565,7 @@ static int run_debug(const char *prog, int argc, char **argv)
         case OPT_DEVICE_STATE: dev_state = optarg; break;
         case OPT_FLEET_CA: ca = optarg; break;
         case OPT_STATE: state_opt = optarg; break;
+        case OPT_NO_CACHE: no_cache = true; break;
         case OPT_PORT:
             if (!cli_parse_u32(prog, "--port", optarg, 1, 65535, &port))
                 return CLI_EXIT_USAGE;
@@ -651,7 +606,7 @@ static int run_debug(const char *prog, int argc, char **argv)
     else if ((cert == NULL || ca == NULL) && !fapi_default_state(prog, state, sizeof state))
         return CLI_EXIT_FAIL;
     uint8_t dev_pub[DBGSESS_PUB_SIZE];
-    if (!device_pub(prog, device, cert, dev_state, state, ca, dev_pub))
+    if (!debugcert_device_pub(prog, device, cert, dev_state, state, ca, dev_pub))
         return CLI_EXIT_FAIL;
 
     static dbg_t d; /* large (keys, buffers); one per process */
@@ -659,6 +614,11 @@ static int run_debug(const char *prog, int argc, char **argv)
     d.prog = prog;
     d.device = device;
     d.gdb_fd = -1;
+    d.use_cache = !no_cache;
+    if (pipe(d.wake) != 0)
+        return cli_fail(prog, "cannot make a pipe: %s", strerror(errno));
+    fcntl(d.wake[0], F_SETFL, O_NONBLOCK);
+    fcntl(d.wake[1], F_SETFL, O_NONBLOCK);
     snprintf(d.path, sizeof d.path, "/v1/devices/%s/debug", device);
     if (!fapi_open(prog, url, token, &d.api))
         return CLI_EXIT_FAIL;
@@ -708,6 +668,9 @@ static int run_debug(const char *prog, int argc, char **argv)
             fprintf(stderr, "%s: the session ended: %s\n", prog, d.close_reason);
         printf("session over: %lu frames to the device, %lu from it%s\n", d.frames_down,
                d.frames_up, d.bad_frames ? " (some refused, see above)" : "");
+        if (d.use_cache)
+            printf("relay: %lu memory reads answered here, %lu fetched, %lu queries answered here\n",
+                   d.cache.hits, d.cache.misses, d.cache.memo_hits);
         /* A clean end: gdb left, Ctrl-C, the idle limit, or the device's own close after a
          * detach. The device refusing more, going offline, or keeld failing is a failure. */
         rc = !failed && (!by_device || strstr(d.close_reason, "detach") != NULL) ? CLI_EXIT_OK
@@ -727,6 +690,8 @@ static int run_debug(const char *prog, int argc, char **argv)
     fapi_conn_close(&d.conn);
     mbedtls_ctr_drbg_free(&d.drbg);
     mbedtls_entropy_free(&d.entropy);
+    close(d.wake[0]);
+    close(d.wake[1]);
     pthread_cond_destroy(&d.cond);
     pthread_mutex_destroy(&d.lock);
     fapi_cleanup();

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "devstate.h"
+#include "gdbrelay.h"
 #include "fapi.h"
 #include "layout.h"
 #include "net_rec.h"
@@ -406,9 +407,10 @@ static void run_help(const char *prog)
            "  --broker PORT        connect the device to the MQTT/TLS broker on 127.0.0.1:PORT\n"
            "                       (QEMU gets a restricted network whose only way out is that\n"
            "                       port; without --broker the device has no network)\n"
-           "  --gdb-serial PORT    the app debugger on a plain serial line: QEMU listens on\n"
-           "                       127.0.0.1:PORT for gdb's 'target remote' (local development;\n"
-           "                       UART2 is taken from the app, no encryption, see docs/debug.md)\n"
+           "  --gdb-serial PORT    the app debugger on a plain serial line: keel listens on\n"
+           "                       127.0.0.1:PORT for gdb's 'target remote' and relays to QEMU's\n"
+           "                       UART2 (local development; UART2 is taken from the app, no\n"
+           "                       encryption, see docs/debug.md)\n"
            HELP_NET_OPTS "\n"
            "Exit status: the device's own when it ends by itself, 0 when stopped.\n", prog);
 }
@@ -545,7 +547,16 @@ static int device_run(const char *prog, int argc, char **argv)
         rc = cli_fail(prog, "%s: cannot resolve the path", dir);
     else {
         q.state_dir = real;
-        rc = qrun_run(prog, &q);
+        /* gdb talks to keel's relay on the user's port; QEMU's UART2 listens on another. */
+        gdbrelay_t gr = {0};
+        if (gdb_serial != 0 && !gdbrelay_start(&gr, prog, (uint16_t)gdb_serial)) {
+            rc = CLI_EXIT_FAIL;
+        } else {
+            if (gdb_serial != 0)
+                q.gdb_serial_port = gr.qemu_port;
+            rc = qrun_run(prog, &q);
+            gdbrelay_stop(&gr);
+        }
     }
     devstate_close(&s, prog);
     return rc;

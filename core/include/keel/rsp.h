@@ -56,6 +56,9 @@ enum {
 typedef enum {
     RSP_BP_SOFTWARE = 0, /* Z0: patch the instruction (BKPT) */
     RSP_BP_HARDWARE = 1, /* Z1: a comparator if the target has one; a stub may patch anyway */
+    RSP_WP_WRITE = 2,    /* Z2: stop after a write to the range (gdb's watch) */
+    RSP_WP_READ = 3,     /* Z3: stop after a read (rwatch) */
+    RSP_WP_ACCESS = 4,   /* Z4: stop after either (awatch) */
 } rsp_bp_type_t;
 
 /*
@@ -88,6 +91,18 @@ typedef struct rsp_target_ops {
     void (*detach)(void *ctx);
     /* 'k': the debugger wants the app gone (the stub restarts it); no reply is sent. */
     void (*kill)(void *ctx);
+    /* Optional (all three or none; NULL: Z2-Z4 get the empty reply, "not supported").
+     * Watch len bytes at addr for type (RSP_WP_*); errors as for breakpoints. */
+    kerr_t (*insert_wp)(void *ctx, rsp_bp_type_t type, uint32_t addr, uint32_t len);
+    kerr_t (*remove_wp)(void *ctx, rsp_bp_type_t type, uint32_t addr, uint32_t len);
+    /* The current stop was a watchpoint: true, with its type and the address to report
+     * (within the watched range, so gdb finds its watchpoint). */
+    bool (*stop_watch)(void *ctx, rsp_bp_type_t *type, uint32_t *addr);
+    /* Optional (NULL: vCont;r not offered). Range stepping: step, and keep stepping while the
+     * app stops at an address in [start, end); the stop comes by rsp_notify_stop() as for a
+     * step. gdb's `next` and `step` then cost one round trip per line instead of one per
+     * instruction. */
+    kerr_t (*resume_range)(void *ctx, uint32_t start, uint32_t end);
 } rsp_target_ops_t;
 
 /* The transport: deliver len bytes to the debugger (a whole packet or a single ack). */
@@ -132,8 +147,9 @@ kerr_t rsp_init(rsp_t *rsp, const rsp_config_t *cfg);
 /* Feed bytes received from the debugger; may call target ops and the transport. */
 void rsp_input(rsp_t *rsp, const uint8_t *data, size_t len);
 
-/* The app stopped (breakpoint, step done, fault, halt after Ctrl-C). If a resume was pending,
- * sends the stop reply "T<sig>" with sp/lr/pc expedited. Otherwise does nothing. */
+/* The app stopped (breakpoint, step done, fault, halt after Ctrl-C, watchpoint). If a resume was
+ * pending, sends the stop reply "T<sig>" with sp/lr/pc expedited ("watch:ADDR;", "rwatch:" or
+ * "awatch:" first when ops->stop_watch says so). Otherwise does nothing. */
 void rsp_notify_stop(rsp_t *rsp);
 
 /* The app is gone for good (its watchdog, a storm, its exit: the supervisor restarts it). If a

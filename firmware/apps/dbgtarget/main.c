@@ -7,6 +7,8 @@
  * half a second) it prints "dbgtarget: alive N" on UART0, which shows it runs on after a detach.
  * A debugger sets fault_mode to make it fault: 1 reads secure RAM (SecureFault, SIGBUS),
  * 2 executes an undefined instruction (UsageFault, SIGILL), 3 hangs (the app watchdog stops it).
+ * mpu_ctrl_seen is the app's own view of its MPU_CTRL: watchpoints borrow the NS MPU while the app
+ * runs and must give it back untouched when none is set (debug.watch checks both).
  */
 #include <stdint.h>
 
@@ -25,6 +27,7 @@ volatile uint32_t fault_mode; /* set by the debugger */
 uint32_t table[16] = {0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01,
                       0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
 int32_t result;
+volatile uint32_t mpu_ctrl_seen;
 
 __attribute__((noinline)) void isr_work(void)
 {
@@ -102,5 +105,6 @@ int main(void)
         uint32_t until = isr_ticks + DBG_ROUND_TICKS;
         while ((int32_t)(until - isr_ticks) > 0)
             __asm__ volatile("wfi");
+        mpu_ctrl_seen = *(volatile uint32_t *)0xE000ED94u; /* MPU_CTRL */
     }
 }

@@ -34,7 +34,12 @@
 #define SCB_MMFAR 0xE000ED34u
 #define SCB_BFAR 0xE000ED38u
 #define SCB_CPACR 0xE000ED88u
+#define MPU_TYPE 0xE000ED90u
 #define MPU_CTRL 0xE000ED94u
+#define MPU_RNR 0xE000ED98u
+#define MPU_RBAR 0xE000ED9Cu
+#define MPU_RLAR 0xE000EDA0u
+#define MPU_MAIR1 0xE000EDC4u
 #define SAU_CTRL 0xE000EDD0u
 #define SAU_RNR 0xE000EDD8u
 #define SAU_RBAR 0xE000EDDCu
@@ -51,6 +56,15 @@
 #define ICSR_PENDSVSET (1u << 28)
 #define ICSR_PENDSVCLR (1u << 27)
 #define ICSR_PENDSTCLR (1u << 25)
+#define HFSR_FORCED (1u << 30)
+#define MMFSR_IACCVIOL (1u << 0)
+#define MMFSR_DACCVIOL (1u << 1)
+#define MMFSR_MUNSTKERR (1u << 3)
+#define MMFSR_MSTKERR (1u << 4)
+#define MMFSR_MLSPERR (1u << 5)
+#define MMFSR_MMARVALID (1u << 7)
+#define MPU_CTRL_ENABLE (1u << 0)
+#define MPU_CTRL_PRIVDEFENA (1u << 2)
 #define SHCSR_MEMFAULTENA (1u << 16)
 #define SHCSR_BUSFAULTENA (1u << 17)
 #define SHCSR_USGFAULTENA (1u << 18)
