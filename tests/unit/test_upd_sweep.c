@@ -475,7 +475,7 @@ static void test_sweep_delta(void **state)
 {
     (void)state;
     g_delta = true;
-    run_sweeps(SC_DELTA, 2, 1);
+    run_sweeps(SC_DELTA, "delta", 2, 1);
     g_delta = false;
 }
 
