@@ -316,6 +316,15 @@ static void on_message(void *obj, const struct mosquitto_message *msg)
         }
         return;
     }
+    if (mq->ingest == NULL) {
+        /* No worker (the fuzz fixture, tests/fuzz/keeld_fixture.c): handled at once, in a batch of
+         * its own, the way the worker would. */
+        ingest_msg_t one = {.t = t, .len = (size_t)msg->payloadlen, .payload = msg->payload};
+        snprintf(one.device, sizeof(one.device), "%s", device);
+        snprintf(one.channel, sizeof(one.channel), "%s", channel);
+        handle_batch(mq, &one, 1);
+        return;
+    }
     ingest_push(mq->ingest, t, device, channel, msg->payload, (size_t)msg->payloadlen);
 }
 

@@ -106,7 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: { /* fleet: broker name and CA */
         net_fleet_t f;
         if (fixcrc && len >= NET_FLEET_HDR) {
-            uint32_t sz = net_fleet_rec_size(get32(rec + 8));
+            /* KFL2 (fleet settings) records carry 4 more bytes. */
+            uint32_t sz = net_fleet_rec_size(get32(rec + 8), get32(rec) == NET_FLEET_MAGIC2 ? 1u : 0u);
             fix(len, 12, NET_FLEET_HDR, sz);
         }
         if (net_fleet_rec_decode(rec, (uint32_t)len, &f) == KERR_OK) {

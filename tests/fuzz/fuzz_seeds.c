@@ -293,9 +293,14 @@ static void records(void)
     memset(seed, 0x33, sizeof(seed));
     must(net_seed_rec_encode(seed, rec), "seed");
     record(3, "seed", rec, NET_SEED_REC_SIZE);
-    uint32_t n = net_fleet_rec_size(sizeof(ca_pem));
-    must(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem), rec, n), "fleet");
+    uint32_t n = net_fleet_rec_size(sizeof(ca_pem), 0);
+    must(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem), 0, rec, n), "fleet");
     record(4, "fleet", rec, n);
+    /* With fleet settings (KFL2): TLS 1.2 allowed. */
+    n = net_fleet_rec_size(sizeof(ca_pem), NET_FLEET_F_ALLOW_TLS12);
+    must(net_fleet_rec_encode("localhost", (const uint8_t *)ca_pem, sizeof(ca_pem),
+                              NET_FLEET_F_ALLOW_TLS12, rec, n), "fleet");
+    record(4, "fleet-tls12", rec, n);
     n = net_device_rec_size(sizeof(key_pem), sizeof(ca_pem));
     must(net_device_rec_encode((const uint8_t *)key_pem, sizeof(key_pem), (const uint8_t *)ca_pem,
                                sizeof(ca_pem), rec, n), "device");

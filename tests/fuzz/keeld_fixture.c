@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "api.h"
 #include "token.h"
 
@@ -76,19 +77,22 @@ unsigned fz_keeld_start(void)
     mq->logs_notify = &logs;
     mq->ota = ota;
     atomic_init(&mq->msg_id, 1u);
-    atomic_init(&mq->connected, false);
-    atomic_init(&mq->subs_pending, 0);
     pthread_mutex_init(&mq->flush_lock, NULL);
     mq->debug = dbgrelay_new();
-    mq->m = NULL; /* never connected: every publish fails (MOSQ_ERR_INVAL) and is logged */
+    /* No broker connection (nconn 0: every publish fails and is logged) and no ingest worker:
+     * on_message hands each message to the batch handler at once. */
     ota_bind(ota, mq);
+    admit_t *admit = admit_start(&fz_cfg, store, ota);
+    if (admit == NULL) {
+        fail("admit", "cannot start");
+    }
     char hash[TOK_HASH_HEX];
     tok_hash(FZ_KEELD_TOKEN, strlen(FZ_KEELD_TOKEN), hash);
     int64_t id = 0;
     if (store->ops->token_add(store, "fuzz", hash, now_ms(), &id) != STORE_OK) {
         fail("token", "not stored");
     }
-    if (api_start(&fz_cfg, store, mq, ota, &logs, &fz_port, err, sizeof(err)) == NULL) {
+    if (api_start(&fz_cfg, store, mq, ota, admit, &logs, &fz_port, err, sizeof(err)) == NULL) {
         fail("api", err);
     }
     fz_mq = mq;
@@ -117,5 +121,5 @@ void fz_keeld_mqtt(const char *topic, const uint8_t *payload, size_t len)
     msg.payload = (void *)payload;
     msg.payloadlen = (int)len;
     msg.qos = 1;
-    on_message(NULL, fz_mq, &msg);
+    on_message(fz_mq, &msg);
 }
