@@ -335,5 +335,8 @@ void mqconn_health(mqconn_t *c, mqconn_health_t *out)
 
 int mqconn_publish(mqconn_t *c, const char *topic, const void *payload, size_t len, int qos, bool retain)
 {
+    if (c == NULL) {
+        return MOSQ_ERR_NO_CONN; /* no broker configured (keeld's fuzz fixture) */
+    }
     return mosquitto_publish(c->m, NULL, topic, (int)len, payload, qos, retain);
 }

@@ -1466,7 +1466,9 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
              bump(db, deployment) >= 0;
     }
     if (fin < 0) {
-        exec(db, "ROLLBACK");
+        /* Undo this op only: inside a group commit that is its savepoint, not the whole batch's
+         * transaction (a plain ROLLBACK there ended the batch, and its COMMIT then failed). */
+        (void)finish(db, 0);
     } else {
         rc = finish(db, ok);
         *out_recorded = rc == STORE_OK && fin == 0;

@@ -12,6 +12,7 @@
 #include "fuzz_util.h"
 #include "keel/app_image.h"
 #include "keel/crash.h"
+#include "keel/delta.h"
 #include "keel/identity.h"
 #include "keel/kproto.h"
 #include "keel/upd_journal.h"
@@ -398,6 +399,38 @@ static void debug_msgs(void)
     put("dbgframe", "close", 0, buf, n);
 }
 
+/* Delta patches against fuzz_delta.c's old image: a constant changed, bytes inserted early (every
+ * later address moves), and an unrelated image; each fed whole, in pieces, and validate-only. */
+const uint8_t *fuzz_delta_old(uint32_t *len);
+static void deltas(void)
+{
+    uint32_t n = 0;
+    const uint8_t *old = fuzz_delta_old(&n);
+    static uint8_t img[3][8192];
+    uint32_t lens[3] = {n, n + 24u, 2048u};
+    memcpy(img[0], old, n);
+    img[0][100] ^= 0x5Au;
+    memcpy(img[1], old, 200);
+    memset(img[1] + 200, 0xBF, 24);
+    memcpy(img[1] + 224, old + 200, n - 200);
+    for (uint32_t i = 0; i < lens[2]; i++)
+        img[2][i] = (uint8_t)(i * 7u + 3u);
+    static const char *const names[3] = {"const", "insert", "unrelated"};
+    static const uint8_t sels[3] = {0x0E, 0x02, 0x10};
+    for (unsigned k = 0; k < 3; k++) {
+        kdlt_enc_opts_t opts = {.base = 0x00202000u};
+        uint8_t *patch = NULL;
+        size_t plen = 0;
+        must(kdlt_encode(old, n, img[k], lens[k], &opts, &patch, &plen), "delta");
+        for (unsigned s = 0; s < 3; s++) {
+            char name[64];
+            snprintf(name, sizeof(name), "%s-%u", names[k], s);
+            put("delta", name, sels[s], patch, plen);
+        }
+        free(patch);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -416,5 +449,6 @@ int main(int argc, char **argv)
     rsp(argv[2]);
     debug_msgs();
     http_requests();
+    deltas();
     return failures ? 1 : 0;
 }

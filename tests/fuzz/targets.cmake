@@ -10,4 +10,5 @@ set(KEEL_FUZZ_TARGETS
   dbgframe        # debug messages: decode, session start with a peer key, frame open, RSP behind it
   keeld_mqtt      # keeld's MQTT ingest with the real store, OTA and debug relay behind it
   keeld_http      # keeld's REST API: routes, query strings, JSON bodies (real libmicrohttpd + store)
+  delta           # the delta patch decoder, fed in pieces, against a fixed old image
 )
