@@ -170,6 +170,9 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     if (t == KPROTO_T_ACK) {
         printf("ack %u\n", env.body.ack.msg_id);
         atomic_store(&s->acked_msg_id, env.body.ack.msg_id);
+        if (s->upd != NULL) {
+            sdu_push(s->upd, t, &env); /* P1: the agent keeps its status until acked */
+        }
     } else if (s->upd != NULL && (t == KPROTO_T_UPDATE || t == KPROTO_T_UPDATE_DATA || update_cmd)) {
         sdu_push(s->upd, t, &env); /* the agent works in the main thread */
         if (update_cmd) {
@@ -466,10 +469,10 @@ static void act_fetch(sim_t *s, const char *spec)
     publish_to(s, s->id, KPROTO_T_UPDATE_FETCH, &env);
 }
 
-static void sdu_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
+static uint32_t sdu_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
 {
     sim_t *s = ctx;
-    publish_to(s, s->id, t, env);
+    return publish_to(s, s->id, t, env);
 }
 
 /* "1.2.3" for an option, or exit. */

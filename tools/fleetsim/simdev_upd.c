@@ -18,7 +18,9 @@
 #include "layout.h"
 
 #define QUEUE_LEN 32
-#define FETCH_RETRY_MS 2000     /* re-ask for chunks that did not come (keeld restarted, ...) */
+#define FETCH_WINDOW 4          /* P3: chunk requests in flight */
+#define FETCH_TIMEOUT_MS 2000   /* P3: first timeout of an unanswered request ... */
+#define FETCH_TIMEOUT_MAX_MS 60000 /* ... doubled on each timeout up to this, +-25 % jitter */
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
@@ -33,8 +35,10 @@ typedef struct range {
     uint32_t start, len;
     uint8_t *dst;
     uint32_t have;            /* bitmap of received chunks (<= 32) */
+    uint32_t asked;           /* bitmap of chunks asked for (in flight: asked & ~have) */
     uint32_t nchunks;
-    uint64_t asked_ms;
+    uint64_t due_ms;          /* in-flight requests are asked again at this time */
+    uint32_t timeout_ms;      /* the current back-off (P3) */
     bool active;
 } range_t;
 
@@ -61,8 +65,14 @@ struct sdu {
     uint8_t page[UPD_BLOCK_MAX];
     range_t r;
     uint64_t staged_ms, status_ms;
-    unsigned finals;
+    unsigned finals, installs;
     keel_v1_Envelope last_final; /* said again when keeld offers the same deployment again */
+    keel_v1_Envelope pending;    /* P1: the latest status keeld has not acknowledged yet */
+    uint32_t pending_id;         /* its msg_id (0: nothing pending) */
+    unsigned statuses, acked;
+    uint32_t rng;                /* xorshift32: back-off jitter */
+    bool sha_valid;              /* sha caches the region's SHA-256 (the region is 1 MiB) */
+    uint8_t sha[32];
 };
 
 static uint64_t mono_ms(void)
@@ -146,7 +156,13 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
     }
     u->cfg = *cfg;
     pthread_mutex_init(&u->lock, NULL);
-    open_flash(u);
+    if (cfg->dir != NULL) {
+        open_flash(u);
+    } else {
+        u->ifl = *cfg->iflash; /* the caller's flash: kflash_t is a handle on its backend */
+        u->qfl = *cfg->qspi;
+    }
+    u->rng = cfg->seed != 0 ? cfg->seed : (uint32_t)mono_ms() | 1u;
     if (cfg->install != NULL) {
         install(u, cfg->install);
     }
@@ -186,7 +202,9 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
     }
     upd_status_t st;
     upd_status(u->upd, &st);
-    printf("update-engine phase %u version %u counter %u\n", st.phase, st.version, st.counter);
+    if (!cfg->quiet) {
+        printf("update-engine phase %u version %u counter %u\n", st.phase, st.version, st.counter);
+    }
     return u;
 }
 
@@ -196,8 +214,10 @@ void sdu_close(sdu_t *u)
         return;
     }
     upd_close(u->upd);
-    kflash_file_close(&u->iff);
-    kflash_file_close(&u->qff);
+    if (u->cfg.dir != NULL) {
+        kflash_file_close(&u->iff);
+        kflash_file_close(&u->qff);
+    }
     pthread_mutex_destroy(&u->lock);
     free(u->iused);
     free(u->upd);
@@ -213,7 +233,12 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
 
     snprintf(r->name, sizeof(r->name), "app");
     r->size = AN505_APP_SLOT_SIZE;
-    if (upd_region_sha(u->upd, r->sha256) != KERR_OK) {
+    if (!u->sha_valid) {
+        u->sha_valid = upd_region_sha(u->upd, u->sha) == KERR_OK;
+    }
+    if (u->sha_valid) {
+        memcpy(r->sha256, u->sha, sizeof(r->sha256));
+    } else {
         memset(r->sha256, 0, sizeof(r->sha256));
     }
     h->app_version = 0;
@@ -236,8 +261,8 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
         item_t *it = &u->q[(u->qhead + u->qlen++) % QUEUE_LEN];
         it->t = t;
         it->env = *env;
-    } else {
-        printf("update-queue-full\n"); /* dropped: the agent asks again after FETCH_RETRY_MS */
+    } else if (!u->cfg.quiet) {
+        printf("update-queue-full\n"); /* dropped: the agent asks again after its timeout */
     }
     pthread_mutex_unlock(&u->lock);
 }
@@ -245,6 +270,54 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
 unsigned sdu_finals(sdu_t *u)
 {
     return u->finals;
+}
+
+unsigned sdu_installs(sdu_t *u)
+{
+    return u->installs;
+}
+
+void sdu_counts(sdu_t *u, unsigned *statuses, unsigned *acked)
+{
+    *statuses = u->statuses;
+    *acked = u->acked;
+}
+
+void sdu_ack(sdu_t *u, uint32_t msg_id)
+{
+    if (u->pending_id != 0 && msg_id == u->pending_id) {
+        u->pending_id = 0;
+        u->acked++;
+    }
+}
+
+void sdu_resend(sdu_t *u)
+{
+    if (u->pending_id != 0) {
+        keel_v1_Envelope env = u->pending;
+        u->pending_id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+        u->statuses++;
+    }
+}
+
+static bool is_final(const keel_v1_UpdateStatus *s)
+{
+    return s->state == keel_v1_UpdateState_UPDATE_STATE_IDLE &&
+           s->result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL;
+}
+
+/* P1: send a status and keep it until acknowledged. A final result not yet acknowledged is not
+ * replaced by progress of the same deployment (the final is what keeld must not lose). */
+static void send_status(sdu_t *u, const keel_v1_Envelope *env)
+{
+    keel_v1_Envelope e = *env;
+    uint32_t id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &e);
+    const keel_v1_UpdateStatus *p = &u->pending.body.update_status, *s = &env->body.update_status;
+    u->statuses++;
+    if (u->pending_id == 0 || is_final(s) || !is_final(p) || p->deployment_id != s->deployment_id) {
+        u->pending = *env;
+        u->pending_id = id;
+    }
 }
 
 /* ---- reporting -------------------------------------------------------------------------------- */
@@ -270,12 +343,14 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     s->blocks_staged = u->blocks_staged;
     s->bytes_fetched = u->bytes_fetched;
     s->trial = us.phase == UPD_PHASE_TRIAL;
-    u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+    send_status(u, &env);
     u->status_ms = mono_ms();
-    printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
-           kproto_update_state_name(state), kproto_update_result_name(result), (int)code, s->detail);
-    if (state == keel_v1_UpdateState_UPDATE_STATE_IDLE &&
-        result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL) {
+    if (!u->cfg.quiet) {
+        printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
+               kproto_update_state_name(state), kproto_update_result_name(result), (int)code,
+               s->detail);
+    }
+    if (is_final(s)) {
         u->finals++;
         u->st = ST_DONE;
         u->last_final = env;
@@ -337,13 +412,40 @@ static void ask(sdu_t *u, uint32_t chunk)
     u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_FETCH, &env);
 }
 
+/* The back-off with +-25 % jitter (P3). */
+static uint64_t jittered(sdu_t *u, uint32_t ms)
+{
+    u->rng ^= u->rng << 13;
+    u->rng ^= u->rng >> 17;
+    u->rng ^= u->rng << 5;
+    return (uint64_t)ms * (75u + u->rng % 51u) / 100u;
+}
+
+static uint32_t in_flight(const range_t *r)
+{
+    return (uint32_t)__builtin_popcount(r->asked & ~r->have);
+}
+
+/* P3: ask for the next chunks not asked yet, up to FETCH_WINDOW in flight. */
+static void fill_window(sdu_t *u)
+{
+    uint32_t n = in_flight(&u->r);
+    for (uint32_t c = 0; c < u->r.nchunks && n < FETCH_WINDOW; c++) {
+        if (!(u->r.asked & (1u << c))) {
+            u->r.asked |= 1u << c;
+            ask(u, c);
+            n++;
+        }
+    }
+}
+
 /* Fetch bundle bytes [start, start + len) into dst (len <= 32 chunks). */
 static void fetch(sdu_t *u, uint32_t start, uint32_t len, uint8_t *dst)
 {
-    u->r = (range_t){start, len, dst, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, mono_ms(), true};
-    for (uint32_t c = 0; c < u->r.nchunks; c++) {
-        ask(u, c);
-    }
+    u->r = (range_t){start, len, dst, 0, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, 0,
+                     FETCH_TIMEOUT_MS, true};
+    u->r.due_ms = mono_ms() + jittered(u, u->r.timeout_ms);
+    fill_window(u);
 }
 
 static bool fetched(const sdu_t *u)
@@ -365,20 +467,29 @@ static void on_chunk(sdu_t *u, const keel_v1_UpdateChunk *c)
     }
     memcpy(u->r.dst + off, c->data.bytes, want);
     u->r.have |= 1u << idx;
+    u->r.asked |= 1u << idx; /* a chunk from an earlier ask (keeld restarted) counts too */
     u->bytes_fetched += want;
+    /* Any chunk resets the back-off: the link and keeld are alive. */
+    u->r.timeout_ms = FETCH_TIMEOUT_MS;
+    u->r.due_ms = mono_ms() + jittered(u, u->r.timeout_ms);
+    fill_window(u);
 }
 
+/* P3: requests unanswered by their time are asked again, and the next wait is twice as long. */
 static void retry(sdu_t *u)
 {
-    if (!u->r.active || fetched(u) || mono_ms() - u->r.asked_ms < FETCH_RETRY_MS) {
+    if (!u->r.active || fetched(u) || mono_ms() < u->r.due_ms) {
         return;
     }
-    u->r.asked_ms = mono_ms();
     for (uint32_t c = 0; c < u->r.nchunks; c++) {
-        if (!(u->r.have & (1u << c))) {
+        if ((u->r.asked & (1u << c)) && !(u->r.have & (1u << c))) {
             ask(u, c);
         }
     }
+    fill_window(u);
+    u->r.timeout_ms = u->r.timeout_ms * 2u > FETCH_TIMEOUT_MAX_MS ? FETCH_TIMEOUT_MAX_MS
+                                                                   : u->r.timeout_ms * 2u;
+    u->r.due_ms = mono_ms() + jittered(u, u->r.timeout_ms);
 }
 
 /* ---- the update ------------------------------------------------------------------------------- */
@@ -459,13 +570,16 @@ static void on_offer(sdu_t *u, const keel_v1_UpdateOffer *o)
         u->forced = u->forced || o->force;
         if (u->st == ST_DONE) {
             /* keeld did not get our final status (or restarted): say it again. */
-            printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
-            keel_v1_Envelope env = u->last_final;
-            u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+            if (!u->cfg.quiet) {
+                printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
+            }
+            send_status(u, &u->last_final);
         }
         return;
     }
-    printf("update-offer %llu %u bytes\n", (unsigned long long)o->deployment_id, o->bundle_size);
+    if (!u->cfg.quiet) {
+        printf("update-offer %llu %u bytes\n", (unsigned long long)o->deployment_id, o->bundle_size);
+    }
     upd_status_t us;
     upd_status(u->upd, &us);
     if (us.phase == UPD_PHASE_TRIAL || us.phase == UPD_PHASE_APPLYING ||
@@ -491,6 +605,7 @@ static bool apply(sdu_t *u)
     status(u, keel_v1_UpdateState_UPDATE_STATE_UPDATING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
            KERR_OK, "applying");
     kerr_t err = upd_apply(u->upd);
+    u->sha_valid = false; /* the region changed (or was rolled back) */
     if (err != KERR_OK) {
         refused(u, err);
         return true;
@@ -501,6 +616,7 @@ static bool apply(sdu_t *u)
         char d[96], v[16];
         upd_status_t us;
         err = upd_rollback(u->upd, UPD_REASON_CRASH);
+        u->sha_valid = false;
         upd_status(u->upd, &us);
         kapp_version_format(us.version, v, sizeof(v));
         snprintf(d, sizeof(d), "the new app crashed during its trial: rolled back to %s", v);
@@ -513,6 +629,7 @@ static bool apply(sdu_t *u)
         refused(u, err);
         return true;
     }
+    u->installs++;
     status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS,
            KERR_OK, "confirmed by the new app");
     return true;
@@ -525,7 +642,9 @@ static void on_command(sdu_t *u, const keel_v1_Command *c)
     env.which_body = keel_v1_Envelope_result_tag;
     env.body.result.command_id = c->id;
     env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_OK;
-    printf("command %llu %s\n", (unsigned long long)c->id, kproto_command_name(c->kind));
+    if (!u->cfg.quiet) {
+        printf("command %llu %s\n", (unsigned long long)c->id, kproto_command_name(c->kind));
+    }
     if (c->kind == keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY) {
         if (u->st == ST_SIGNED || u->st == ST_STAGING || u->st == ST_STAGED) {
             u->forced = true; /* applied in sdu_poll, now or as soon as staged */
@@ -556,6 +675,32 @@ static uint64_t deadline_ms(const sdu_t *u)
     return u->staged_ms + s * 1000u;
 }
 
+static uint64_t status_every(const sdu_t *u)
+{
+    return u->cfg.status_every_ms != 0 ? u->cfg.status_every_ms : STATUS_EVERY_MS;
+}
+
+uint64_t sdu_next_ms(sdu_t *u)
+{
+    uint64_t next = UINT64_MAX;
+    pthread_mutex_lock(&u->lock);
+    bool queued = u->qlen > 0;
+    pthread_mutex_unlock(&u->lock);
+    if (queued || fetched(u) || (u->st == ST_STAGED && (!u->cfg.defer || u->forced))) {
+        return 0;
+    }
+    if (u->r.active) {
+        next = u->r.due_ms;
+    }
+    if (u->st == ST_STAGING && u->status_ms + status_every(u) < next) {
+        next = u->status_ms + status_every(u);
+    }
+    if (u->st == ST_STAGED && deadline_ms(u) < next) {
+        next = deadline_ms(u);
+    }
+    return next;
+}
+
 bool sdu_poll(sdu_t *u)
 {
     /* Everything queued by the MQTT thread, then the state machine. */
@@ -578,6 +723,8 @@ bool sdu_poll(sdu_t *u)
             on_chunk(u, &it.env.body.update_chunk);
         } else if (it.t == KPROTO_T_CMD) {
             on_command(u, &it.env.body.command);
+        } else if (it.t == KPROTO_T_ACK) {
+            sdu_ack(u, it.env.body.ack.msg_id);
         }
     }
     if (u->st == ST_SIGNED && fetched(u)) {
@@ -599,7 +746,7 @@ bool sdu_poll(sdu_t *u)
         }
         next_block(u);
     }
-    if (u->st == ST_STAGING && mono_ms() - u->status_ms >= STATUS_EVERY_MS) {
+    if (u->st == ST_STAGING && mono_ms() - u->status_ms >= status_every(u)) {
         status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
                KERR_OK, NULL);
     }

@@ -1,0 +1,89 @@
+/*
+ * simdev_upd: the update agent of a simulated device. It runs the real update engine
+ * (core/src/upd_engine.c) over flash files in the AN505 geometry (internal flash and QSPI, like
+ * a device's state directory) and speaks the update protocol to keeld as the microvisor does:
+ * take an offer, fetch and verify the manifest, fetch only the blocks the engine says differ,
+ * stage, apply (now, when forced, or at the deadline), run the new app on trial, confirm or
+ * roll back, and report every step with UpdateStatus.
+ *
+ * MQTT callbacks only queue what arrives (sdu_push); all engine work happens in sdu_poll(),
+ * called from the device's own loop (simdev's main thread, or fleetsim's event loop, which asks
+ * sdu_next_ms() when to call it again instead of polling).
+ *
+ * The device side of the fleet protocol rules (docs/protocol.md):
+ *   P1  the latest UpdateStatus (a final result above all) is kept until keeld acknowledges it
+ *       (sdu_ack) and said again by sdu_resend() after every reconnect;
+ *   P3  at most FETCH_WINDOW chunk requests in flight; a request unanswered for the timeout (2 s
+ *       at first) is asked again with exponential back-off (x2, capped at 60 s, +-25 % jitter);
+ *       any chunk received resets the back-off;
+ *   P4  an interrupted download resumes from the engine's staging map: staged blocks are never
+ *       asked for again (upd_stage_begin of the same bundle resumes).
+ *
+ * Shared by simdev (tests/server) and fleetsim (tools/fleetsim).
+ */
+#ifndef KEEL_TESTS_SERVER_SIMDEV_UPD_H
+#define KEEL_TESTS_SERVER_SIMDEV_UPD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keel.pb.h"
+#include "keel/flash.h"
+#include "keel/kproto.h"
+
+typedef struct sdu sdu_t;
+
+/* Publish env on the device's topic t (the caller fills the header); returns the msg_id used. */
+typedef uint32_t (*sdu_send_fn)(void *ctx, kproto_topic_t t, keel_v1_Envelope *env);
+
+typedef struct sdu_config {
+    const char *dir;          /* flash_int.bin, qspi.bin (created erased); or: */
+    kflash_t *iflash, *qspi;  /* flash the caller owns (AN505 geometry), when dir is NULL */
+    const char *keys;         /* trusted fleet keys: PEM files, comma-separated */
+    const char *install;      /* NULL, or a bundle whose region is written as the factory would */
+    uint32_t device_type;
+    uint32_t uv_version;
+    bool defer;               /* the app does not apply: wait for force or the deadline */
+    bool crash_on_trial;      /* the new app crashes at once: the engine rolls back */
+    unsigned pace_ms;         /* pause after each staged block (0: none) */
+    bool hello_image;         /* hello reports the app image (size, header hash), not the slot */
+    bool quiet;               /* no event lines on stdout (thousands of devices in one process) */
+    unsigned status_every_ms; /* progress statuses while downloading (0: 500 ms) */
+    uint32_t seed;            /* jitter of the fetch back-off (0: from the clock) */
+    sdu_send_fn send;
+    void *ctx;
+} sdu_config_t;
+
+/* Open the flash, mount the engine, finish what a kill interrupted. Exits with a message on error. */
+sdu_t *sdu_open(const sdu_config_t *cfg);
+void sdu_close(sdu_t *u);
+
+/* The app region for the hello: SHA-256 of the whole slot, its size, the app's version. */
+void sdu_hello(sdu_t *u, keel_v1_Hello *h);
+
+/* From the MQTT thread: an UpdateOffer, UpdateChunk, update Command or Ack (queued). */
+void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env);
+
+/* Do pending work (bounded). Returns true when the hello changed (the app was replaced). */
+bool sdu_poll(sdu_t *u);
+
+/* Final results reported so far (success, refusal, rollback). */
+unsigned sdu_finals(sdu_t *u);
+
+/* Apps installed (applied and confirmed) so far. */
+unsigned sdu_installs(sdu_t *u);
+
+/* The monotonic time (ms) by which sdu_poll() must run again; UINT64_MAX: only when a message
+ * arrives. */
+uint64_t sdu_next_ms(sdu_t *u);
+
+/* P1: keeld acknowledged msg_id (an Ack on the device's ack topic). */
+void sdu_ack(sdu_t *u, uint32_t msg_id);
+
+/* P1: after a reconnect, say the unacknowledged status again (if any). */
+void sdu_resend(sdu_t *u);
+
+/* Statuses sent, and how many of them keeld has acknowledged. */
+void sdu_counts(sdu_t *u, unsigned *statuses, unsigned *acked);
+
+#endif /* KEEL_TESTS_SERVER_SIMDEV_UPD_H */
