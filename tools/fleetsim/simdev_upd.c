@@ -62,6 +62,7 @@ struct sdu {
     kbdl_manifest_t m;
     uint32_t block;           /* STAGING: block being fetched */
     uint32_t blocks_needed, blocks_staged, bytes_fetched;
+    uint32_t min_bytes;       /* the signed manifest + the content of the blocks needed */
     uint8_t page[UPD_BLOCK_MAX];
     range_t r;
     uint64_t staged_ms, status_ms;
@@ -270,6 +271,11 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
 unsigned sdu_finals(sdu_t *u)
 {
     return u->finals;
+}
+
+uint32_t sdu_min_bytes(sdu_t *u)
+{
+    return u->min_bytes;
 }
 
 unsigned sdu_installs(sdu_t *u)
@@ -554,8 +560,13 @@ static void begin_staging(sdu_t *u)
     u->block = 0;
     u->blocks_staged = 0;
     u->blocks_needed = 0;
+    u->min_bytes = u->offer.signed_size;
     for (uint32_t i = 0; i < u->m.layers[0].block_count; i++) {
-        u->blocks_needed += upd_block_needed(u->upd, i) == 1;
+        uint32_t start, len, poff;
+        if (upd_block_needed(u->upd, i) == 1) {
+            u->blocks_needed++;
+            u->min_bytes += block_range(u, i, &start, &len, &poff) ? len : 0u;
+        }
     }
     status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
            KERR_OK, NULL);

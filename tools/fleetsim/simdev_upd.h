@@ -70,6 +70,10 @@ bool sdu_poll(sdu_t *u);
 /* Final results reported so far (success, refusal, rollback). */
 unsigned sdu_finals(sdu_t *u);
 
+/* Bytes the update in hand needs at least: its signed manifest and the content of the blocks the
+ * device lacked when staging began (0 before). */
+uint32_t sdu_min_bytes(sdu_t *u);
+
 /* Apps installed (applied and confirmed) so far. */
 unsigned sdu_installs(sdu_t *u);
 
