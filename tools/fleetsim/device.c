@@ -248,6 +248,8 @@ static void answer(fs_t *fs, sdev_t *d, const keel_v1_Command *c)
 {
     keel_v1_Envelope env = keel_v1_Envelope_init_zero;
 
+    printf("%s command %llu %s\n", d->id, (unsigned long long)c->id, kproto_command_name(c->kind));
+    fflush(stdout); /* commands are rare: each is a line of the log (keel up's tests read it) */
     env.which_body = keel_v1_Envelope_result_tag;
     env.body.result.command_id = c->id;
     env.body.result.uptime_ms = fs_now() - fs->start_ms;
@@ -316,6 +318,7 @@ static void online(fs_t *fs, sdev_t *d)
     d->ping_ms = fs_now() + fs->cfg.keepalive_s * 1000u;
     d->pong_ms = 0;
     fs->online++;
+    fs->connecting--;
     env.which_body = keel_v1_Envelope_presence_tag;
     env.body.presence.online = true;
     publish(fs, d, KPROTO_T_PRESENCE, &env);
