@@ -239,12 +239,21 @@ static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *re
 
 /* ---- endpoints -------------------------------------------------------------------------------- */
 
+/* 200 "ok" while keeld is connected to the broker; 503 "degraded" while it is not (it keeps
+ * reconnecting, and the REST API works meanwhile): a load balancer or monitor sees it at once. */
 static enum MHD_Result get_health(api_t *api, struct MHD_Connection *c)
 {
-    return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s, s:i}", "status", "ok", "store",
-                                               api->store->ops->backend, "mqtt",
-                                               mq_connected(api->mq) ? "connected" : "disconnected",
-                                               "protocol", KPROTO_REVISION));
+    mq_health_t h;
+
+    mq_health(api->mq, &h);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:i}", "status", h.connected ? "ok" : "degraded",
+                          "store", api->store->ops->backend, "mqtt",
+                          h.connected ? "connected" : "disconnected", "protocol", KPROTO_REVISION,
+                          "mqtt_down_ms", (json_int_t)h.down_ms, "mqtt_reconnects", (int)h.reconnects);
+    if (!h.connected) {
+        json_object_set_new(o, "mqtt_error", json_string(h.last_error));
+    }
+    return reply_json(c, h.connected ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
 
 static enum MHD_Result get_devices(api_t *api, struct MHD_Connection *c)

@@ -1,4 +1,5 @@
 /* keeld's MQTT client: subscriptions, device message ingest, acks and command publishing. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,19 @@ struct mq {
     atomic_uint msg_id;              /* Envelope.msg_id of what keeld sends */
     pthread_mutex_t flush_lock;      /* one flush at a time within this process */
     dbgrelay_t *debug;               /* debug/up -> the client streams of this instance */
+    /* The network thread (ours, not mosquitto_loop_start's: libmosquitto's loop returns for good
+     * on a protocol or TLS error, e.g. a broker restarted under it; ours reconnects after any). */
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stopping;
+    atomic_bool thread_done;
+    atomic_bool connack_ok;          /* a CONNACK accepted since the last back-off reset */
+    atomic_llong down_since_ms;      /* when the connection was last lost (0: up) */
+    atomic_uint reconnects;          /* loop restarts after an error */
+    pthread_mutex_t err_lock;
+    char last_error[128];            /* why the connection was last lost */
+    pthread_mutex_t wake_lock;       /* the back-off sleep, cut short by mq_stop */
+    pthread_cond_t wake;
 };
 
 static int64_t now_ms(void)
@@ -173,14 +187,16 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
             if (mq->store->ops->commands_requeue(mq->store, device) == STORE_OK) {
                 mq_flush_commands(mq);
             }
-            ota_on_hello(mq->ota, device);
+            ota_on_hello(mq->ota, device, &env.body.hello);
         }
         break;
     case KPROTO_T_UPDATE_FETCH:
         ota_on_fetch(mq->ota, device, &env.body.update_fetch);
         break;
     case KPROTO_T_UPDATE_STATUS:
-        ota_on_status(mq->ota, device, &env.body.update_status);
+        if (ota_on_status(mq->ota, device, &env.body.update_status)) {
+            send_ack(mq, device, &env); /* only after the commit (protocol.md P1) */
+        }
         break;
     case KPROTO_T_PRESENCE:
         mq->store->ops->device_presence(mq->store, device, now_ms(), env.body.presence.online);
@@ -259,6 +275,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     }
     KD_INFO("connected to the broker at %s:%ld as '%s'", mq->cfg->mqtt_host, mq->cfg->mqtt_port,
             mq->cfg->mqtt_client_id);
+    atomic_store(&mq->connack_ok, true);
     subscribe_all(mq);
 }
 
@@ -277,17 +294,97 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count,
     }
     if (atomic_fetch_sub(&mq->subs_pending, 1) == 1) {
         KD_INFO("subscribed to every device topic");
+        atomic_store(&mq->down_since_ms, 0);
         atomic_store(&mq->connected, true);
     }
+}
+
+static void set_error(mq_t *mq, const char *why)
+{
+    pthread_mutex_lock(&mq->err_lock);
+    snprintf(mq->last_error, sizeof(mq->last_error), "%s", why);
+    pthread_mutex_unlock(&mq->err_lock);
+}
+
+static void mark_down(mq_t *mq)
+{
+    long long zero = 0;
+    atomic_compare_exchange_strong(&mq->down_since_ms, &zero, (long long)now_ms());
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
 {
     mq_t *mq = obj;
 
+    mark_down(mq);
     if (atomic_exchange(&mq->connected, false)) {
+        set_error(mq, mosquitto_strerror(rc));
         KD_WARN("disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
     }
+}
+
+/* Sleep ms, or less when mq_stop wakes us. */
+static void backoff_sleep(mq_t *mq, long ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&mq->wake_lock);
+    while (!atomic_load(&mq->stopping) &&
+           pthread_cond_timedwait(&mq->wake, &mq->wake_lock, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&mq->wake_lock);
+}
+
+/*
+ * The network thread. mosquitto_loop_forever reconnects by itself after a lost connection, but
+ * returns for good on a protocol, TLS or other "fatal" error (a broker restart can produce one):
+ * then we reconnect ourselves, after a back-off (1 s doubling to 30 s, jittered to [d/2, d] so
+ * several keeld do not come back in step), reset by the next accepted CONNACK. The loop ends only
+ * when mq_stop asks.
+ */
+static void *net_thread(void *arg)
+{
+    mq_t *mq = arg;
+    long delay = 1000;
+    unsigned seed = (unsigned)now_ms();
+
+    while (!atomic_load(&mq->stopping)) {
+        int rc = mosquitto_loop_forever(mq->m, 1000, 1);
+        if (atomic_load(&mq->stopping)) {
+            break;
+        }
+        mark_down(mq);
+        atomic_store(&mq->connected, false);
+        if (atomic_exchange(&mq->connack_ok, false)) {
+            delay = 1000;
+        }
+        char why[128];
+        snprintf(why, sizeof(why), "%s%s%s", mosquitto_strerror(rc), rc == MOSQ_ERR_ERRNO ? ": " : "",
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : "");
+        set_error(mq, why);
+        long wait = delay / 2 + (long)(rand_r(&seed) % (unsigned)(delay / 2 + 1));
+        atomic_fetch_add(&mq->reconnects, 1u);
+        KD_WARN("MQTT connection ended (%s); reconnecting in %ld ms", why, wait);
+        backoff_sleep(mq, wait);
+        delay = delay * 2 > 30000 ? 30000 : delay * 2;
+        if (atomic_load(&mq->stopping)) {
+            break;
+        }
+        rc = mosquitto_reconnect(mq->m);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            /* loop_forever retries a failed connect by itself (with its own delay) */
+            KD_DEBUG("reconnect: %s", mosquitto_strerror(rc));
+        }
+    }
+    atomic_store(&mq->thread_done, true);
+    return NULL;
 }
 
 mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify, ota_t *ota,
@@ -308,7 +405,16 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
     atomic_init(&mq->msg_id, (unsigned)(now_ms() & 0x7FFFFFFF));
     atomic_init(&mq->connected, false);
     atomic_init(&mq->subs_pending, 0);
+    atomic_init(&mq->stopping, false);
+    atomic_init(&mq->thread_done, false);
+    atomic_init(&mq->connack_ok, false);
+    atomic_init(&mq->down_since_ms, now_ms());
+    atomic_init(&mq->reconnects, 0u);
+    snprintf(mq->last_error, sizeof(mq->last_error), "not connected yet");
     pthread_mutex_init(&mq->flush_lock, NULL);
+    pthread_mutex_init(&mq->err_lock, NULL);
+    pthread_mutex_init(&mq->wake_lock, NULL);
+    pthread_cond_init(&mq->wake, NULL);
     mq->debug = dbgrelay_new();
     if (mq->debug == NULL) {
         snprintf(err, errcap, "out of memory");
@@ -323,6 +429,8 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
         goto fail;
     }
     mosquitto_int_option(mq->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* Our own network thread (net_thread): publishes from other threads are queued for it. */
+    mosquitto_threaded_set(mq->m, true);
     /* No Nagle: a debug packet or command waits for nothing (see scripts/stack.sh). */
     mosquitto_int_option(mq->m, MOSQ_OPT_TCP_NODELAY, 1);
     rc = mosquitto_tls_set(mq->m, cfg->mqtt_ca, NULL, cfg->mqtt_cert, cfg->mqtt_key, NULL);
@@ -346,17 +454,20 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
         KD_WARN("broker %s:%ld not reachable yet (%s); will keep trying", cfg->mqtt_host,
                 cfg->mqtt_port, mosquitto_strerror(rc));
     }
-    rc = mosquitto_loop_start(mq->m);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(err, errcap, "cannot start the MQTT thread: %s", mosquitto_strerror(rc));
+    if (pthread_create(&mq->thread, NULL, net_thread, mq) != 0) {
+        snprintf(err, errcap, "cannot start the MQTT thread");
         goto fail;
     }
+    mq->thread_started = true;
     return mq;
 fail:
     if (mq->m != NULL) {
         mosquitto_destroy(mq->m);
     }
     pthread_mutex_destroy(&mq->flush_lock);
+    pthread_mutex_destroy(&mq->err_lock);
+    pthread_mutex_destroy(&mq->wake_lock);
+    pthread_cond_destroy(&mq->wake);
     dbgrelay_free(mq->debug);
     free(mq);
     mosquitto_lib_cleanup();
@@ -369,10 +480,24 @@ void mq_stop(mq_t *mq)
         return;
     }
     atomic_store(&mq->connected, false); /* a requested disconnect is not worth a warning */
-    mosquitto_disconnect(mq->m);
-    mosquitto_loop_stop(mq->m, false);
+    pthread_mutex_lock(&mq->wake_lock);
+    atomic_store(&mq->stopping, true);
+    pthread_cond_broadcast(&mq->wake);
+    pthread_mutex_unlock(&mq->wake_lock);
+    /* loop_forever returns on it; again if a reconnect was under way when it came (bounded). */
+    for (int i = 0; i < 100 && mq->thread_started && !atomic_load(&mq->thread_done); i++) {
+        mosquitto_disconnect(mq->m);
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (mq->thread_started) {
+        pthread_join(mq->thread, NULL);
+    }
     mosquitto_destroy(mq->m);
     pthread_mutex_destroy(&mq->flush_lock);
+    pthread_mutex_destroy(&mq->err_lock);
+    pthread_mutex_destroy(&mq->wake_lock);
+    pthread_cond_destroy(&mq->wake);
     dbgrelay_free(mq->debug);
     free(mq);
     mosquitto_lib_cleanup();
@@ -381,6 +506,18 @@ void mq_stop(mq_t *mq)
 bool mq_connected(mq_t *mq)
 {
     return atomic_load(&mq->connected);
+}
+
+void mq_health(mq_t *mq, mq_health_t *out)
+{
+    long long since = atomic_load(&mq->down_since_ms);
+
+    out->connected = atomic_load(&mq->connected);
+    out->down_ms = (out->connected || since == 0) ? 0 : now_ms() - since;
+    out->reconnects = atomic_load(&mq->reconnects);
+    pthread_mutex_lock(&mq->err_lock);
+    snprintf(out->last_error, sizeof(out->last_error), "%s", mq->last_error);
+    pthread_mutex_unlock(&mq->err_lock);
 }
 
 void mq_flush_commands(mq_t *mq)

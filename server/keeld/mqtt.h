@@ -30,6 +30,15 @@ mq_t *mq_start(const kd_config_t *cfg, store_t *store, kd_notify_t *logs_notify,
 void mq_stop(mq_t *mq);
 bool mq_connected(mq_t *mq);
 
+/* The broker connection for GET /v1/health. */
+typedef struct mq_health {
+    bool connected;           /* connected and every subscription acknowledged */
+    int64_t down_ms;          /* not connected for this long (0 when connected) */
+    unsigned reconnects;      /* network-loop restarts after an error since keeld started */
+    char last_error[128];     /* why the connection was last lost */
+} mq_health_t;
+void mq_health(mq_t *mq, mq_health_t *out);
+
 /*
  * Publish every pending command (oldest first) and mark it sent. Safe from any thread; a command is
  * claimed in the store before it is published, so two keeld instances never both send it.

@@ -345,8 +345,11 @@ static void offer(ota_t *o, const char *device, const store_update_t *u)
     }
 }
 
-/* What this device needs of its active deployment: nothing, or an offer. */
-static void decide(ota_t *o, const char *device)
+/*
+ * What this device needs of its active deployment: nothing, or an offer. hello: the hello just
+ * stored, or NULL when deciding for another reason (a deployment created or forced).
+ */
+static void decide(ota_t *o, const char *device, const keel_v1_Hello *hello)
 {
     store_update_t u;
 
@@ -354,25 +357,29 @@ static void decide(ota_t *o, const char *device)
         return;
     }
     /*
-     * Only a device never offered is settled by its hello alone: once offered, the device's own
-     * status decides (a region that matches during a trial may still be rolled back).
+     * A device whose region already is the bundle's is done (protocol.md P2). Never offered: it
+     * had it before ("already installed"). Offered: it installed it and its final status was
+     * lost, so its hello settles it ("reconciled from hello") and it is never offered again;
+     * but only a hello that says the app is not on trial (a trial may still roll back), and
+     * never outside a hello (the region then may be from before a rollback).
      */
-    if (strcmp(u.phase, "pending") == 0) {
-        if (runs_bundle(o, device, &u)) {
-            if (o->store->ops->update_nothing(o->store, u.deployment_id, device, now_ms()) == STORE_OK) {
-                KD_INFO("device '%s': already runs the bundle of deployment %lld; nothing sent",
-                        device, (long long)u.deployment_id);
-                kd_notify_bump(&o->changes);
-            }
-            return;
+    bool pending = strcmp(u.phase, "pending") == 0;
+    bool trial = hello != NULL && hello->update_trial;
+    if ((pending || hello != NULL) && !trial && runs_bundle(o, device, &u)) {
+        const char *why = pending ? "already installed: nothing sent" : "reconciled from hello";
+        if (o->store->ops->update_settled(o->store, u.deployment_id, device, now_ms(), why) == STORE_OK) {
+            KD_INFO("device '%s': already runs the bundle of deployment %lld; %s", device,
+                    (long long)u.deployment_id, why);
+            kd_notify_bump(&o->changes);
         }
+        return;
     }
     offer(o, device, &u);
 }
 
-void ota_on_hello(ota_t *o, const char *device)
+void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello)
 {
-    decide(o, device);
+    decide(o, device, hello);
 }
 
 void ota_deployment_started(ota_t *o, int64_t id)
@@ -385,7 +392,7 @@ void ota_deployment_started(ota_t *o, int64_t id)
     json_array_foreach(json_object_get(d, "devices"), i, r) {
         /* Offline devices are decided at their next hello, from what they say then. */
         if (json_is_true(json_object_get(r, "online"))) {
-            decide(o, json_string_value(json_object_get(r, "device")));
+            decide(o, json_string_value(json_object_get(r, "device")), NULL);
         }
     }
     json_decref(d);
@@ -422,7 +429,7 @@ unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap)
             json_array_append_new(sent, json_pack("{s:s, s:I}", "device", device, "command",
                                                   (json_int_t)cmd));
         }
-        decide(o, device); /* the offer again, now with force set */
+        decide(o, device, NULL); /* the offer again, now with force set */
     }
     if (mq != NULL) {
         mq_flush_commands(mq);
@@ -518,28 +525,36 @@ void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f)
 
 /* ---- status ----------------------------------------------------------------------------------- */
 
-void ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
+bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
 {
     if (st->deployment_id == 0) {
         KD_DEBUG("device '%s': update status without a deployment (%s)", device,
                  kproto_update_state_name(st->state));
-        return;
+        return true; /* nothing to keep: acked so the device stops re-sending it */
     }
     bool final = st->result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL &&
                  st->state == keel_v1_UpdateState_UPDATE_STATE_IDLE;
+    bool recorded = false;
     store_rc_t rc = o->store->ops->update_status(o->store, (int64_t)st->deployment_id, device,
-                                                 now_ms(), st, final);
+                                                 now_ms(), st, final, &recorded);
     if (rc == STORE_ENOTFOUND) {
         KD_WARN("device '%s': update status for deployment %llu, which it is not part of; ignored",
                 device, (unsigned long long)st->deployment_id);
-        return;
+        return true;
     }
-    if (rc == STORE_OK) {
-        if (final) {
-            KD_INFO("device '%s': deployment %llu %s (%s%s%s)", device,
-                    (unsigned long long)st->deployment_id, kproto_update_result_name(st->result),
-                    kproto_update_state_name(st->state), st->detail[0] ? ": " : "", st->detail);
-        }
-        kd_notify_bump(&o->changes);
+    if (rc != STORE_OK) {
+        return false; /* not committed: no ack, the device sends it again */
     }
+    if (!recorded) {
+        KD_DEBUG("device '%s': deployment %llu already has its final result; status acked again",
+                 device, (unsigned long long)st->deployment_id);
+        return true;
+    }
+    if (final) {
+        KD_INFO("device '%s': deployment %llu %s (%s%s%s)", device,
+                (unsigned long long)st->deployment_id, kproto_update_result_name(st->result),
+                kproto_update_state_name(st->state), st->detail[0] ? ": " : "", st->detail);
+    }
+    kd_notify_bump(&o->changes);
+    return true;
 }

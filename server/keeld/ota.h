@@ -19,6 +19,7 @@
 #ifndef KEEL_SERVER_KEELD_OTA_H
 #define KEEL_SERVER_KEELD_OTA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,9 +58,14 @@ void ota_deployment_started(ota_t *o, int64_t id);
 unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap);
 
 /* Device messages (from the MQTT thread; the hello is already stored). */
-void ota_on_hello(ota_t *o, const char *device);
+void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello);
 void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f);
-void ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st);
+/*
+ * Record an UpdateStatus (idempotent: a final result is recorded once). true when the device may
+ * forget it (committed, a repeat, or about nothing keeld keeps): the caller acks it then, and
+ * only then (protocol.md P1).
+ */
+bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st);
 
 /* Change counter of deployment progress, and a bounded wait for it to move (long polls). */
 uint64_t ota_changes(ota_t *o);

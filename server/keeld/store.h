@@ -183,19 +183,26 @@ typedef struct store_ops {
     /* An offer was sent (phase "offered", offers + 1). */
     store_rc_t (*update_offered)(store_t *s, int64_t deployment, const char *device,
                                  int64_t now_ms);
-    /* The device already has the bundle's region: done, success, nothing sent. */
-    store_rc_t (*update_nothing)(store_t *s, int64_t deployment, const char *device,
-                                 int64_t now_ms);
+    /*
+     * The device runs the bundle (its hello says so): done, success, with detail ("already
+     * installed: nothing sent" when it was never offered, "reconciled from hello" when its final
+     * status never came). Only a pending or offered row without a final result changes.
+     */
+    store_rc_t (*update_settled)(store_t *s, int64_t deployment, const char *device,
+                                 int64_t now_ms, const char *detail);
     /* bytes more were sent to the device for this deployment. */
     store_rc_t (*update_sent)(store_t *s, int64_t deployment, const char *device, int64_t bytes,
                               int64_t now_ms);
     /*
      * The device's UpdateStatus; final (a result other than initial, with the state back to
      * idle) ends the device's part of the deployment. Every status is also kept in the event
-     * history. STORE_ENOTFOUND when the device is not in that deployment.
+     * history. A row that already holds a final result is left as it is (*out_recorded false:
+     * a repeat, still STORE_OK so it is acknowledged again). STORE_ENOTFOUND when the device is
+     * not in that deployment.
      */
     store_rc_t (*update_status)(store_t *s, int64_t deployment, const char *device,
-                                int64_t now_ms, const keel_v1_UpdateStatus *st, bool final);
+                                int64_t now_ms, const keel_v1_UpdateStatus *st, bool final,
+                                bool *out_recorded);
 } store_ops_t;
 
 /* Every backend's handle starts with its ops. */

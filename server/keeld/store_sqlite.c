@@ -335,7 +335,9 @@ static store_rc_t finish(sqlite3 *db, int ok)
     if (ok && exec(db, "COMMIT") == 0) {
         return STORE_OK;
     }
-    exec(db, "ROLLBACK");
+    if (!sqlite3_get_autocommit(db)) {
+        exec(db, "ROLLBACK"); /* a failed COMMIT (disk full, I/O error) may have rolled back already */
+    }
     return STORE_EIO;
 }
 
@@ -1312,12 +1314,16 @@ static store_rc_t update_offered(store_t *s, int64_t deployment, const char *dev
                       device);
 }
 
-static store_rc_t update_nothing(store_t *s, int64_t deployment, const char *device, int64_t now_ms)
+static store_rc_t update_settled(store_t *s, int64_t deployment, const char *device, int64_t now_ms,
+                                 const char *detail)
 {
+    /* Never over a final result the device reported (a row's final result is recorded once). */
     return update_row(s, deployment, "UPDATE deployment_devices SET phase = 'done', state = 'idle',"
-                                     " result = 'success', detail = 'already installed: nothing sent',"
-                                     " updated_ms = ? WHERE deployment_id = ? AND device_id = ?"
-                                     " AND phase = 'pending'", "iit", now_ms, deployment, device);
+                                     " result = 'success', detail = ?, updated_ms = ?"
+                                     " WHERE deployment_id = ? AND device_id = ?"
+                                     " AND phase IN ('pending', 'offered')"
+                                     " AND NOT (state = 'idle' AND result <> 'initial')", "tiit", detail,
+                      now_ms, deployment, device);
 }
 
 static store_rc_t update_sent(store_t *s, int64_t deployment, const char *device, int64_t bytes,
@@ -1328,8 +1334,26 @@ static store_rc_t update_sent(store_t *s, int64_t deployment, const char *device
                       bytes, now_ms, deployment, device);
 }
 
+/* The row's (state, result): 1 when it holds a final result, 0 when not, -1 no row / error (*rc). */
+static int row_final(sqlite3 *db, int64_t deployment, const char *device, store_rc_t *rc)
+{
+    sqlite3_stmt *st = prep(db, "SELECT state, result FROM deployment_devices WHERE deployment_id = ?"
+                                " AND device_id = ?", "it", deployment, device);
+    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+    int out = -1;
+
+    *rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    if (r == SQLITE_ROW) {
+        out = strcmp((const char *)sqlite3_column_text(st, 0), "idle") == 0 &&
+              strcmp((const char *)sqlite3_column_text(st, 1), "initial") != 0;
+        *rc = STORE_OK;
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
 static store_rc_t update_status(store_t *s, int64_t deployment, const char *device, int64_t now_ms,
-                                const keel_v1_UpdateStatus *st, bool final)
+                                const keel_v1_UpdateStatus *st, bool final, bool *out_recorded)
 {
     sqlite3 *db = cast(s)->db;
     const char *state = kproto_update_state_name(st->state);
@@ -1337,33 +1361,49 @@ static store_rc_t update_status(store_t *s, int64_t deployment, const char *devi
     /* The wire field is uint32, but it carries a kerr_t (negative) as two's complement: store and
      * show it as the int32 it is, so -401 reads as -401 and not as 4294966895. */
     int64_t code = (int32_t)st->code;
-    int n = -1;
+    store_rc_t rc = STORE_EIO;
 
+    *out_recorded = false;
     lock(s);
-    int ok = begin(db) == 0;
-    /* History: only transitions (state, result, code or detail changed), not every progress tick. */
-    ok = ok && run(db, "INSERT INTO update_events (deployment_id, device_id, received_ms, state, result,"
-                       " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
-                       " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
-                       " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
-                   device, now_ms, state, result, code, st->detail, deployment, device,
-                   state, result, code, st->detail) >= 0;
-    if (ok) {
-        /* A superseded or finished row keeps its phase; its numbers still show what happened. */
-        n = run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
-                    " blocks_total = ?, blocks_needed = ?, blocks_staged = ?, bytes_fetched = ?,"
-                    " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
-                    " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
-                    " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
-                code, st->detail, (int64_t)st->blocks_total,
-                (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
-                (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
-                now_ms, (int64_t)final, deployment, device);
-        ok = n >= 0 && (n == 0 || bump(db, deployment) >= 0);
+    if (begin(db) != 0) {
+        unlock(s);
+        return STORE_EIO;
     }
-    store_rc_t rc = finish(db, ok);
+    /*
+     * A row holding a final result is never changed by a status again (protocol.md P1): the
+     * device re-sends its final status until acked, and a late progress status (a QoS 1
+     * redelivery, a resend after a reconnect) must not reopen a settled row.
+     */
+    int fin = row_final(db, deployment, device, &rc);
+    int ok = fin >= 0;
+    if (fin == 0) {
+        /* History: only transitions (state, result, code or detail changed), not every progress tick. */
+        ok = run(db, "INSERT INTO update_events (deployment_id, device_id, received_ms, state, result,"
+                     " code, detail) SELECT ?, ?, ?, ?, ?, ?, ? FROM deployment_devices WHERE"
+                     " deployment_id = ? AND device_id = ? AND (status_ms IS NULL OR state <> ? OR"
+                     " result <> ? OR code <> ? OR detail <> ?)", "itittititttit", deployment,
+                 device, now_ms, state, result, code, st->detail, deployment, device,
+                 state, result, code, st->detail) >= 0;
+        /* A superseded or finished row keeps its phase; its numbers still show what happened. */
+        ok = ok && run(db, "UPDATE deployment_devices SET state = ?, result = ?, code = ?, detail = ?,"
+                           " blocks_total = ?, blocks_needed = ?, blocks_staged = ?, bytes_fetched = ?,"
+                           " version = ?, installed_version = ?, trial = ?, status_ms = ?, updated_ms = ?,"
+                           " phase = CASE WHEN ? AND phase IN ('pending', 'offered') THEN 'done' ELSE phase END"
+                           " WHERE deployment_id = ? AND device_id = ?", "ttitiiiiiiiiiiit", state, result,
+                       code, st->detail, (int64_t)st->blocks_total,
+                       (int64_t)st->blocks_needed, (int64_t)st->blocks_staged, (int64_t)st->bytes_fetched,
+                       (int64_t)st->version, (int64_t)st->installed_version, (int64_t)st->trial, now_ms,
+                       now_ms, (int64_t)final, deployment, device) >= 0 &&
+             bump(db, deployment) >= 0;
+    }
+    if (fin < 0) {
+        exec(db, "ROLLBACK");
+    } else {
+        rc = finish(db, ok);
+        *out_recorded = rc == STORE_OK && fin == 0;
+    }
     unlock(s);
-    return (rc == STORE_OK && n == 0) ? STORE_ENOTFOUND : rc;
+    return rc;
 }
 
 /* ---- open / migrate / close ------------------------------------------------------------------- */
@@ -1421,7 +1461,7 @@ static const store_ops_t sqlite_ops = {
     .deployment_force = deployment_force,
     .update_active = update_active,
     .update_offered = update_offered,
-    .update_nothing = update_nothing,
+    .update_settled = update_settled,
     .update_sent = update_sent,
     .update_status = update_status,
 };

@@ -32,7 +32,8 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [ "$rc" -ne 0 ]; then
+  chaos_disk_umount "$WORK/disk"
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     echo "---- keeld log"; tail -n 40 "$WORK"/keeld*.log 2>/dev/null || true
     echo "---- mosquitto log"; tail -n 20 "$WORK/mosquitto.log" 2>/dev/null || true
     echo "FAIL: server.$SCENARIO (work dir kept: $WORK)"
@@ -81,8 +82,18 @@ start_broker() {
 }
 start_broker
 
+# ---- faults (tests/chaos/chaos.sh) ------------------------------------------------------------------
+source "$(dirname "${BASH_SOURCE[0]}")/../chaos/chaos.sh"
+
 # ---- keeld ---------------------------------------------------------------------------------------
 DB="$WORK/keeld.db"
+if [ "$SCENARIO" = chaos_disk ]; then
+  # keeld's database on a small disk of its own, to be filled in the middle of a rollout.
+  rc=0; chaos_disk_mount "$WORK/disk" 8192 || rc=$?
+  if [ "$rc" = 2 ]; then echo "SKIP: server.chaos_disk: cannot mount a small filesystem here"; exit 77; fi
+  [ "$rc" = 0 ] || fail "cannot mount the database disk"
+  DB="$WORK/disk/keeld.db"
+fi
 TOKEN="$("$KEELD" token create --db "$DB" --name test)"
 [[ "$TOKEN" =~ ^keel_[0-9a-f]{64}$ ]] || fail "token create printed '$TOKEN'"
 # keeld's broker connection as its health endpoint reports it.
@@ -136,7 +147,7 @@ KEELD_ARGS=(--cmd-timeout 30)
 [ "$SCENARIO" = command_timeout ] && KEELD_ARGS=(--cmd-timeout 1)
 # ---- OTA helpers -----------------------------------------------------------------------------------
 # Fleet keys: keeld trusts fleet and other; the simulated devices trust only fleet.
-if [[ "$SCENARIO" == ota_* ]]; then
+if [[ "$SCENARIO" == ota_* || "$SCENARIO" == chaos_* ]]; then
   [ -x "$KEEL" ] || fail "the OTA scenarios need the keel CLI (4th argument)"
   for k in fleet other rogue; do "$KEEL" keys new "$k" --dir "$WORK/keys" >/dev/null; done
   KEELD_ARGS+=(--update-key "$WORK/keys/fleet.pub,$WORK/keys/other.pub")
@@ -503,12 +514,18 @@ broker_outage)
   wait "$MOSQ_PID" 2>/dev/null || true
   wait_for 15 mqtt_is disconnected ||
     fail "keeld did not notice the broker going away"
+  # Health says so: 503 "degraded", how long and why.
+  [ "$(chaos_health_code)" = 503 ] || fail "health while the broker is down: $(chaos_health_code), expected 503"
+  curl -s -o "$WORK/body" "$URL/v1/health"
+  expect_json 'j["status"]' degraded "health status while the broker is down"
+  expect_json '"mqtt_error" in j and j["mqtt_down_ms"] >= 0' true "health details while the broker is down"
   api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "create while broker down: $CODE"
   ID="$(json 'j["id"]')"
   expect_json 'j["status"]' pending "command while the broker is down"
   start_broker
   wait_for 30 mqtt_is connected ||
     fail "keeld did not reconnect to the broker"
+  [ "$(chaos_health_code)" = 200 ] || fail "health after the broker came back: $(chaos_health_code)"
   sim dev-1 serve-one:20 >"$WORK/sim.out" || fail "device did not get the pending command: $(cat "$WORK/sim.out")"
   wait_for 15 get_has "/v1/commands/$ID" '"status":"ok"' ||
     fail "pending command not answered after the broker came back"
@@ -993,6 +1010,138 @@ ota_fleet)
   expect_dev "$DEP" dev-1 installed_version 2.0.0
   wait_for 10 get_has /v1/devices/dev-2 '"app_version":"1.1.0"' || fail "dev-2 did not come back on 1.1.0"
   wait_for 10 get_has /v1/devices/dev-3 '"app_version":"2.0.0"' || fail "dev-3 not on 2.0.0"
+  ;;
+ota_reliable)
+  # protocol.md P1 and P2: a final status lost on the way is re-sent until keeld acks it; the
+  # same status many times is recorded once and acked each time; a device whose final status
+  # never arrived (it "rebooted") is closed out from its hello and never offered the bundle again.
+  ota_app v1 1 1; ota_app v2 1 2; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0; bundle v3 v3 2.0.0
+  for b in v1 v2 v3; do upload "$b" >/dev/null || fail "upload $b: $CODE"; done
+  for d in dev-1 dev-2; do simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null; done
+  # finals DEP DEVICE: how many final events the deployment's history holds for the device.
+  finals() {
+    api GET "/v1/deployments/$1" >/dev/null &&
+      json "len([e for e in j['events'] if e['device'] == '$2' and e['state'] == 'idle' and e['result'] != 'initial'])"
+  }
+  # 1. Lost: the final status (a refusal: no hello can settle it) never reaches the broker; the
+  # device re-sends it until acked.
+  bundle wrongtype v2 1.1.0 --device-type 0x999
+  upload wrongtype >/dev/null || fail "upload wrongtype: $CODE"
+  deploy wrongtype '"device":"dev-1"'
+  simu dev-1 --lose-final 1 update:90 update-acked:30 >"$WORK/sim.out" ||
+    fail "lost status: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status-lost $DEP" "$WORK/sim.out" || fail "the final status was not lost: $(cat "$WORK/sim.out")"
+  grep -q "update-status-resend" "$WORK/sim.out" || fail "the lost status was not re-sent"
+  ACKED="$(sed -n 's/^update-status-acked //p' "$WORK/sim.out" | tail -1)"
+  [ -n "$ACKED" ] && grep -q "^update-status-sent $ACKED$" "$WORK/sim.out" || fail "no ack of a sent status"
+  expect_dev "$DEP" dev-1 phase done
+  expect_dev "$DEP" dev-1 result unsupported_package
+  expect_dev "$DEP" dev-1 detail "built for device type 0x999, this is 0x505"
+  [ "$(finals "$DEP" dev-1)" = 1 ] || fail "lost status: $(finals "$DEP" dev-1) final events"
+  # 2. Repeated: every status three times; one final event, every copy acked.
+  deploy v3 '"device":"dev-1"'
+  simu dev-1 --repeat-status 3 update:120 update-acked:30 >"$WORK/sim.out" ||
+    fail "repeated status: $(tail -5 "$WORK/sim.out")"
+  LAST3="$(sed -n '/^update-status [0-9]* idle success/,$p' "$WORK/sim.out" | sed -n 's/^update-status-sent //p')"
+  [ "$(echo "$LAST3" | wc -w)" = 3 ] || fail "the final status was not sent 3 times: $(cat "$WORK/sim.out")"
+  for id in $LAST3; do
+    wait_for 10 grep -q "^ack $id$" "$WORK/sim.out" || grep -q "^ack $id$" "$WORK/sim.out" ||
+      fail "copy $id of the final status was not acked: $(cat "$WORK/sim.out")"
+  done
+  expect_dev "$DEP" dev-1 result success
+  expect_dev "$DEP" dev-1 installed_version 2.0.0
+  [ "$(finals "$DEP" dev-1)" = 1 ] || fail "repeated status: $(finals "$DEP" dev-1) final events"
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["summary"]["succeeded"]' 1 "one success for three copies"
+  # 3. Reconciled: dev-2 installs v2 and its final status is lost; the hello it sends from the
+  # new app (as after the reboot into it) shows v2's region: done. It goes away before any
+  # resend, comes back, and is never offered v2 again.
+  deploy v2 '"device":"dev-2"'
+  simu dev-2 --lose-final 1 update:90 >"$WORK/sim.out" || fail "dev-2 v2: $(tail -5 "$WORK/sim.out")"
+  grep -q "update-status-lost $DEP" "$WORK/sim.out" || fail "dev-2's final was not lost"
+  wait_for 10 dev_is "$DEP" dev-2 phase done || fail "dev-2 not reconciled from its hello"
+  expect_dev "$DEP" dev-2 result success
+  expect_dev "$DEP" dev-2 detail "reconciled from hello"
+  OFFERS="$(dev_field "$DEP" dev-2 offers)"
+  simu dev-2 logs:1:rebooted >"$WORK/sim2.out" || fail "dev-2 after the reboot: $(cat "$WORK/sim2.out")"
+  expect_dev "$DEP" dev-2 offers "$OFFERS"
+  ! grep -q "update-offer" "$WORK/sim2.out" || fail "dev-2 was offered the bundle it runs: $(cat "$WORK/sim2.out")"
+  [ "$(finals "$DEP" dev-2)" = 0 ] || fail "reconciled row got a status event"
+  ;;
+chaos_rollout)
+  # A rollout to six devices over a slow link, with the broker restarted and then keeld killed
+  # with -9 in the middle: every device ends with one final result recorded, installed once, and
+  # fetched every byte of the bundle once (resumed, never restarted).
+  bash "$STACK" certs "$WORK" dev-4 dev-5 dev-6 >/dev/null
+  DEVS="dev-1 dev-2 dev-3 dev-4 dev-5 dev-6"
+  ota_app v1 1 1; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v3 v3 2.0.0
+  upload v3 >/dev/null || fail "upload v3: $CODE"
+  for d in $DEVS; do simu "$d" --install "$WORK/v1.kb" logs:1:installed >/dev/null; done
+  deploy v3 '"all":true'
+  SIMS=()
+  for d in $DEVS; do
+    bg_out "$WORK/sim-$d.out"
+    timeout 300 "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/$d.pem" --key "$WORK/$d.key" \
+      --id "$d" --flash "$WORK/flash-$d" --update-key "$WORK/keys/fleet.pub" --pace 500 \
+      update:240 update-acked:60 >>"$WORK/sim-$d.out" 2>&1 &
+    SIMS+=($!); PIDS+=($!)
+  done
+  all_ge() { for d in $DEVS; do dev_ge "$DEP" "$d" blocks_staged "$1" || return 1; done; }
+  wait_for 120 all_ge 2 || fail "the rollout did not start on every device"
+  chaos_broker_restart || fail "broker restart"
+  for d in $DEVS; do
+    wait_for 30 grep -q "^reconnected" "$WORK/sim-$d.out" || fail "$d did not reconnect: $(tail -5 "$WORK/sim-$d.out")"
+  done
+  api GET "/v1/deployments/$DEP" >/dev/null
+  [ "$(json 'j["summary"]["succeeded"]')" -lt 6 ] || fail "the rollout ended before keeld was killed"
+  chaos_keeld_kill9 || fail "keeld kill -9"
+  i=0
+  for pid in "${SIMS[@]}"; do
+    i=$((i + 1))
+    wait "$pid" || fail "device $i did not finish: $(tail -8 "$WORK/sim-dev-$i.out")"
+  done
+  SIZE="$(stat -c %s "$WORK/v3.kb")"
+  for d in $DEVS; do
+    wait_for 10 dev_is "$DEP" "$d" phase done || fail "$d: no final result recorded"
+    expect_dev "$DEP" "$d" result success
+    expect_dev "$DEP" "$d" bytes_fetched "$SIZE"
+    api GET "/v1/deployments/$DEP" >/dev/null
+    n="$(json "len([e for e in j['events'] if e['device'] == '$d' and e['state'] == 'idle' and e['result'] != 'initial'])")"
+    [ "$n" -le 1 ] || fail "$d: $n final results recorded"
+    n="$(grep -c "update-status $DEP updating initial 0 applying" "$WORK/sim-$d.out")"
+    [ "$n" = 1 ] || fail "$d installed the bundle $n times"
+  done
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["summary"]["succeeded"]' 6 "all six succeeded"
+  ;;
+chaos_disk)
+  # keeld's database disk fills up while a device downloads and installs: keeld cannot record
+  # the final status, so it does not ack it; the device keeps it and re-sends; once the disk has
+  # room again it is recorded, once.
+  ota_app v1 1 1; ota_app v2 1 2
+  bundle v1 v1 1.0.0; bundle v2 v2 1.1.0
+  upload v2 >/dev/null || fail "upload v2: $CODE"
+  simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
+  deploy v2 '"device":"dev-1"'
+  bg_out "$WORK/sim.out"
+  timeout 300 "$SIMDEV" --port "$MQTT_PORT" --ca "$WORK/ca.pem" --cert "$WORK/dev-1.pem" --key "$WORK/dev-1.key" \
+    --id dev-1 --flash "$WORK/flash-dev-1" --update-key "$WORK/keys/fleet.pub" --pace 300 \
+    update:240 update-acked:120 >>"$WORK/sim.out" 2>&1 &
+  SIM=$!; PIDS+=($!)
+  wait_for 60 grep -q "^update-status $DEP downloading" "$WORK/sim.out" || fail "the download did not start"
+  chaos_disk_fill "$WORK/disk" || fail "cannot fill the database disk"
+  wait_for 120 grep -q "^update-status $DEP idle success" "$WORK/sim.out" ||
+    fail "the device did not install with keeld's disk full: $(tail -5 "$WORK/sim.out")"
+  wait_for 30 grep -q "^update-status-resend" "$WORK/sim.out" ||
+    fail "the final status was acked with the disk full: $(tail -5 "$WORK/sim.out")"
+  grep -q "full" "$WORK/keeld$KEELD_N.log" || fail "keeld did not log the full disk"
+  dev_is "$DEP" dev-1 phase done && fail "recorded with the disk full?"
+  chaos_disk_free "$WORK/disk"
+  wait "$SIM" || fail "the device's status was not acked after the disk had room: $(tail -5 "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "not recorded after the disk had room"
+  expect_dev "$DEP" dev-1 result success
   ;;
 *)
   fail "unknown scenario '$SCENARIO'"

@@ -177,7 +177,11 @@ static fs_t *g_fs; /* the agent's send callback finds the loop through it (one p
 
 static uint32_t agent_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
 {
-    return publish(g_fs, ctx, t, env);
+    sdev_t *d = ctx;
+    if (d->phase != DEV_ONLINE) {
+        return 0; /* not connected: the agent sends it again after the reconnect */
+    }
+    return publish(g_fs, d, t, env);
 }
 
 /* ---- the update agent, made when the first update message arrives ---------------------------- */
@@ -324,7 +328,8 @@ static void online(fs_t *fs, sdev_t *d)
     publish(fs, d, KPROTO_T_PRESENCE, &env);
     send_hello(fs, d);
     if (d->u != NULL) {
-        sdu_resend(d->u->sdu); /* P1: the status keeld has not acknowledged, again */
+        sdu_reconnected(d->u->sdu); /* P1: the status keeld has not acknowledged, again */
+        poll_agent(fs, d);
     }
     dev_connect_slot_free(fs);
 }

@@ -2,6 +2,7 @@
 #include "simdev_upd.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #define FETCH_TIMEOUT_MS 2000   /* P3: first timeout of an unanswered request ... */
 #define FETCH_TIMEOUT_MAX_MS 60000 /* ... doubled on each timeout up to this, +-25 % jitter */
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
+#define STATUS_RESEND_MS 3000   /* an unacked status is sent again after this long (P1) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
 
@@ -68,9 +70,15 @@ struct sdu {
     uint64_t staged_ms, status_ms;
     unsigned finals, installs;
     keel_v1_Envelope last_final; /* said again when keeld offers the same deployment again */
-    keel_v1_Envelope pending;    /* P1: the latest status keeld has not acknowledged yet */
-    uint32_t pending_id;         /* its msg_id (0: nothing pending) */
-    unsigned statuses, acked;
+    /* protocol.md P1: the latest status is kept until keeld acks it, and sent again after a
+     * reconnect or STATUS_RESEND_MS without an ack */
+    keel_v1_Envelope status_env;
+    bool status_unacked;
+    uint32_t status_msg_id;
+    uint64_t status_sent_ms;
+    unsigned lose_finals;     /* cfg->lose_finals still to lose */
+    atomic_bool reconnected;  /* set by the MQTT thread; the main thread re-asks and re-sends */
+    unsigned statuses, acked; /* statuses published, acks of them received */
     uint32_t rng;                /* xorshift32: back-off jitter */
     bool sha_valid;              /* sha caches the region's SHA-256 (the region is 1 MiB) */
     uint8_t sha[32];
@@ -156,6 +164,8 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
         die("memory", KERR_NOMEM);
     }
     u->cfg = *cfg;
+    u->lose_finals = cfg->lose_finals;
+    atomic_init(&u->reconnected, false);
     pthread_mutex_init(&u->lock, NULL);
     if (cfg->dir != NULL) {
         open_flash(u);
@@ -253,6 +263,14 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
         }
     }
     r->version = h->app_version;
+    upd_status_t st;
+    upd_status(u->upd, &st);
+    h->update_trial = st.phase == UPD_PHASE_TRIAL;
+}
+
+void sdu_reconnected(sdu_t *u)
+{
+    atomic_store(&u->reconnected, true);
 }
 
 void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
@@ -289,22 +307,12 @@ void sdu_counts(sdu_t *u, unsigned *statuses, unsigned *acked)
     *acked = u->acked;
 }
 
-void sdu_ack(sdu_t *u, uint32_t msg_id)
+bool sdu_status_acked(sdu_t *u)
 {
-    if (u->pending_id != 0 && msg_id == u->pending_id) {
-        u->pending_id = 0;
-        u->acked++;
-    }
+    return !u->status_unacked;
 }
 
-void sdu_resend(sdu_t *u)
-{
-    if (u->pending_id != 0) {
-        keel_v1_Envelope env = u->pending;
-        u->pending_id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
-        u->statuses++;
-    }
-}
+/* ---- reporting -------------------------------------------------------------------------------- */
 
 static bool is_final(const keel_v1_UpdateStatus *s)
 {
@@ -312,21 +320,32 @@ static bool is_final(const keel_v1_UpdateStatus *s)
            s->result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL;
 }
 
-/* P1: send a status and keep it until acknowledged. A final result not yet acknowledged is not
- * replaced by progress of the same deployment (the final is what keeld must not lose). */
-static void send_status(sdu_t *u, const keel_v1_Envelope *env)
+/* Publish the kept status (--lose-final: the first finals vanish as on a broken link; --repeat:
+ * each is sent that many times, as redeliveries would). */
+static void send_status(sdu_t *u)
 {
-    keel_v1_Envelope e = *env;
-    uint32_t id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &e);
-    const keel_v1_UpdateStatus *p = &u->pending.body.update_status, *s = &env->body.update_status;
-    u->statuses++;
-    if (u->pending_id == 0 || is_final(s) || !is_final(p) || p->deployment_id != s->deployment_id) {
-        u->pending = *env;
-        u->pending_id = id;
+    keel_v1_UpdateStatus *s = &u->status_env.body.update_status;
+    unsigned times = u->cfg.repeat_status ? u->cfg.repeat_status : 1u;
+
+    u->status_sent_ms = mono_ms();
+    if (is_final(s) && u->lose_finals > 0) {
+        u->lose_finals--;
+        u->status_msg_id = 0; /* an ack of an earlier status does not acknowledge this one */
+        printf("update-status-lost %llu\n", (unsigned long long)s->deployment_id);
+        return;
+    }
+    for (unsigned i = 0; i < times; i++) {
+        keel_v1_Envelope env = u->status_env;
+        uint32_t id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
+        if (id != 0) {
+            u->status_msg_id = id;
+            u->statuses++;
+            if (!u->cfg.quiet) {
+                printf("update-status-sent %u\n", id);
+            }
+        }
     }
 }
-
-/* ---- reporting -------------------------------------------------------------------------------- */
 
 static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult result, kerr_t code,
                    const char *detail)
@@ -349,17 +368,30 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     s->blocks_staged = u->blocks_staged;
     s->bytes_fetched = u->bytes_fetched;
     s->trial = us.phase == UPD_PHASE_TRIAL;
-    send_status(u, &env);
+    u->status_env = env;
+    u->status_unacked = true;
     u->status_ms = mono_ms();
     if (!u->cfg.quiet) {
         printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
                kproto_update_state_name(state), kproto_update_result_name(result), (int)code,
                s->detail);
     }
+    send_status(u);
     if (is_final(s)) {
         u->finals++;
         u->st = ST_DONE;
         u->last_final = env;
+    }
+}
+
+static void on_ack(sdu_t *u, const keel_v1_Ack *a)
+{
+    if (u->status_unacked && a->msg_id == u->status_msg_id) {
+        u->status_unacked = false;
+        u->acked++;
+        if (!u->cfg.quiet) {
+            printf("update-status-acked %u\n", a->msg_id);
+        }
     }
 }
 
@@ -548,7 +580,17 @@ static void next_block(sdu_t *u)
 
 static void begin_staging(sdu_t *u)
 {
+    upd_plan_t plan;
     kerr_t err = kbdl_decode(u->signed_buf, u->offer.signed_size, &u->m);
+    upd_status_t us;
+    upd_status(u->upd, &us);
+    /* A device never installs the same bundle twice (P2): the region already is the bundle's. */
+    if (err == KERR_OK && us.phase == UPD_PHASE_IDLE &&
+        upd_inspect(u->upd, u->signed_buf, u->offer.signed_size, &plan) == KERR_OK && plan.nothing_to_do) {
+        status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS,
+               KERR_OK, "already installed: nothing to do");
+        return;
+    }
     if (err == KERR_OK) {
         err = upd_stage_begin(u->upd, u->signed_buf, u->offer.signed_size);
     }
@@ -584,7 +626,9 @@ static void on_offer(sdu_t *u, const keel_v1_UpdateOffer *o)
             if (!u->cfg.quiet) {
                 printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
             }
-            send_status(u, &u->last_final);
+            u->status_env = u->last_final;
+            u->status_unacked = true;
+            send_status(u);
         }
         return;
     }
@@ -697,10 +741,14 @@ uint64_t sdu_next_ms(sdu_t *u)
     pthread_mutex_lock(&u->lock);
     bool queued = u->qlen > 0;
     pthread_mutex_unlock(&u->lock);
-    if (queued || fetched(u) || (u->st == ST_STAGED && (!u->cfg.defer || u->forced))) {
+    if (queued || fetched(u) || atomic_load(&u->reconnected) ||
+        (u->st == ST_STAGED && (!u->cfg.defer || u->forced))) {
         return 0;
     }
-    if (u->r.active) {
+    if (u->status_unacked) {
+        next = u->status_sent_ms + STATUS_RESEND_MS;
+    }
+    if (u->r.active && !fetched(u) && u->r.due_ms < next) {
         next = u->r.due_ms;
     }
     if (u->st == ST_STAGING && u->status_ms + status_every(u) < next) {
@@ -735,8 +783,20 @@ bool sdu_poll(sdu_t *u)
         } else if (it.t == KPROTO_T_CMD) {
             on_command(u, &it.env.body.command);
         } else if (it.t == KPROTO_T_ACK) {
-            sdu_ack(u, it.env.body.ack.msg_id);
+            on_ack(u, &it.env.body.ack);
         }
+    }
+    if (atomic_exchange(&u->reconnected, false)) {
+        /* a new connection: the kept status and every chunk not yet received, at once */
+        if (u->status_unacked) {
+            send_status(u);
+        }
+        u->r.due_ms = 0; /* what was in flight went with the old connection: ask again now */
+    } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= STATUS_RESEND_MS) {
+        if (!u->cfg.quiet) {
+            printf("update-status-resend\n");
+        }
+        send_status(u);
     }
     if (u->st == ST_SIGNED && fetched(u)) {
         u->r.active = false;

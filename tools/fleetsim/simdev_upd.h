@@ -11,8 +11,9 @@
  * sdu_next_ms() when to call it again instead of polling).
  *
  * The device side of the fleet protocol rules (docs/protocol.md):
- *   P1  the latest UpdateStatus (a final result above all) is kept until keeld acknowledges it
- *       (sdu_ack) and said again by sdu_resend() after every reconnect;
+ *   P1  the latest UpdateStatus is kept until keeld acknowledges it (an Ack pushed with
+ *       sdu_push) and said again after every reconnect (sdu_reconnected) and after
+ *       STATUS_RESEND_MS without an ack; a bundle the region already holds is not installed again;
  *   P3  at most FETCH_WINDOW chunk requests in flight; a request unanswered for the timeout (2 s
  *       at first) is asked again with exponential back-off (x2, capped at 60 s, +-25 % jitter);
  *       any chunk received resets the back-off;
@@ -33,7 +34,8 @@
 
 typedef struct sdu sdu_t;
 
-/* Publish env on the device's topic t (the caller fills the header); returns the msg_id used. */
+/* Publish env on the device's topic t (the caller fills the header). Returns its msg_id, 0 when
+ * the publish failed (not connected: the agent sends it again). */
 typedef uint32_t (*sdu_send_fn)(void *ctx, kproto_topic_t t, keel_v1_Envelope *env);
 
 typedef struct sdu_config {
@@ -47,6 +49,8 @@ typedef struct sdu_config {
     bool crash_on_trial;      /* the new app crashes at once: the engine rolls back */
     unsigned pace_ms;         /* pause after each staged block (0: none) */
     bool hello_image;         /* hello reports the app image (size, header hash), not the slot */
+    unsigned lose_finals;     /* the first N final statuses are lost on the way (tests of P1) */
+    unsigned repeat_status;   /* every status is published this many times (0: once) */
     bool quiet;               /* no event lines on stdout (thousands of devices in one process) */
     unsigned status_every_ms; /* progress statuses while downloading (0: 500 ms) */
     uint32_t seed;            /* jitter of the fetch back-off (0: from the clock) */
@@ -81,11 +85,11 @@ unsigned sdu_installs(sdu_t *u);
  * arrives. */
 uint64_t sdu_next_ms(sdu_t *u);
 
-/* P1: keeld acknowledged msg_id (an Ack on the device's ack topic). */
-void sdu_ack(sdu_t *u, uint32_t msg_id);
+/* keeld acked the latest status (protocol.md P1). */
+bool sdu_status_acked(sdu_t *u);
 
-/* P1: after a reconnect, say the unacknowledged status again (if any). */
-void sdu_resend(sdu_t *u);
+/* From the MQTT thread: a new connection (the kept status and missing chunks go out again). */
+void sdu_reconnected(sdu_t *u);
 
 /* Statuses sent, and how many of them keeld has acknowledged. */
 void sdu_counts(sdu_t *u, unsigned *statuses, unsigned *acked);

@@ -79,6 +79,7 @@ typedef struct link {
     keel_v1_AppState hello_state; /* what the last hello said: a new one goes out on a change */
     uint32_t hello_restarts;
     uint32_t hello_app;           /* uv_app.hdr.version it reported (an update changes it) */
+    bool hello_trial;             /* the trial flag it reported (the confirm changes it) */
     uint32_t hello_next;          /* earliest port_ticks() for the next changed hello */
     uint32_t boot;        /* Envelope.boot: never repeats (net_seed_boot) */
     uint32_t msg_id;
@@ -156,6 +157,13 @@ static keel_v1_Envelope *env_begin(pb_size_t body_tag)
 static uint32_t payload_budget(kproto_topic_t t)
 {
     return MQTT_OUTPUT_RINGBUF_SIZE - MQTT_PUBLISH_OVERHEAD - (uint32_t)strlen(lk.topics[t]);
+}
+
+/* The installed app runs on trial (an update not yet confirmed; protocol.md P2). */
+static bool app_trial(void)
+{
+    keel_update_status_t st;
+    return uv_upd_status_get(&st) == 0 && (st.flags & KEEL_UPDATE_F_TRIAL) != 0u;
 }
 
 /* The cloud sees no app version while none is valid. */
@@ -245,10 +253,12 @@ static void publish_hello(void)
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY;
     h->commands[h->commands_count++] = keel_v1_CommandKind_COMMAND_KIND_UPDATE_CANCEL;
     h->reset_reason = (uint32_t)uv_boot_cause;
+    h->update_trial = app_trial();
     if (env_send(KPROTO_T_HELLO, 0u) == ERR_OK) {
         lk.hello_state = h->app_state;
         lk.hello_restarts = h->restart_count;
         lk.hello_app = h->app_version;
+        lk.hello_trial = h->update_trial;
     }
 }
 
@@ -407,6 +417,8 @@ static void handle_ack(const keel_v1_Ack *a)
         crash_acks.acked = lk.crash_index + 1u;
         crash_acks.acked_inv = ~crash_acks.acked;
         lk.crash.msg_id = 0u;
+    } else {
+        net_upd_ack(a->msg_id);
     }
 }
 
@@ -732,7 +744,7 @@ void net_link_poll(bool ip_up)
         /* A changed hello, at most every HELLO_MIN_MS: an app restarting in a tight loop must
          * not fill the MQTT output with hellos and crowd out command results. */
         if ((app_state() != lk.hello_state || uv_ni.restarts != lk.hello_restarts ||
-             app_version() != lk.hello_app) &&
+             app_version() != lk.hello_app || app_trial() != lk.hello_trial) &&
             (int32_t)(now - lk.hello_next) >= 0) {
             lk.hello_next = now + HELLO_MIN_MS;
             publish_hello(); /* retried each run while lwIP has no room for it */

@@ -45,6 +45,7 @@
 #define FETCH_TRIES 6u
 #define STALL_MS 60000u             /* pause after FETCH_TRIES unanswered sends */
 #define STATUS_MIN_MS 2000u         /* progress at most this often (protocol.md) */
+#define STATUS_RESEND_MS 10000u     /* the latest status, unacked, is sent again after this (P1) */
 #define SCAN_PER_RUN 8u             /* blocks hashed per service run while scanning */
 
 typedef enum dl_phase { DL_NONE, DL_MANIFEST, DL_SCAN, DL_BLOCKS, DL_FINISH, DL_DONE } dl_phase_t;
@@ -79,6 +80,8 @@ typedef struct dl {
     int32_t code;
     char detail[97];
     bool status_due;
+    bool status_unacked;      /* the latest status went out and keeld has not acked it (P1) */
+    uint32_t status_msg_id;   /* its Envelope.msg_id */
     uint32_t status_ms, seen_gen, progress_ms;
     uint8_t mbuf[UPD_MANIFEST_BUF];
     uint8_t bbuf[UPD_BLOCK_MAX];
@@ -118,7 +121,8 @@ static void send_status(uint32_t now)
     upd_t *u = uv_upd_engine();
     keel_update_status_t st;
     uv_upd_status_get(&st);
-    keel_v1_UpdateStatus *s = &net_link_env(keel_v1_Envelope_update_status_tag)->body.update_status;
+    keel_v1_Envelope *env = net_link_env(keel_v1_Envelope_update_status_tag);
+    keel_v1_UpdateStatus *s = &env->body.update_status;
     s->deployment_id = dl.have_offer ? dl.offer.deployment_id : 0u;
     s->state = (keel_v1_UpdateState)st.state;
     /* LwM2M: the result of *this* offer. It stays INITIAL until the offer is settled, so a
@@ -153,6 +157,10 @@ static void send_status(uint32_t now)
     if (net_link_send(KPROTO_T_UPDATE_STATUS)) {
         dl.status_due = false;
         dl.status_ms = now;
+        /* Kept (it is rebuilt from the state each time: always the latest) until keeld acks this
+         * msg_id; sent again after a reconnect or STATUS_RESEND_MS. */
+        dl.status_unacked = true;
+        dl.status_msg_id = env->msg_id;
     }
 }
 
@@ -478,6 +486,12 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
     dl.phase = DL_MANIFEST;
 }
 
+void net_upd_ack(uint32_t msg_id)
+{
+    if (dl.status_unacked && msg_id == dl.status_msg_id)
+        dl.status_unacked = false;
+}
+
 void net_upd_connected(void)
 {
     for (uint32_t i = 0; i < INFLIGHT; i++)
@@ -494,6 +508,8 @@ void net_upd_poll(uint32_t now)
         dl.seen_gen = uv_upd_generation();
         dl.status_due = true;
     }
+    if (dl.status_unacked && now - dl.status_ms >= STATUS_RESEND_MS)
+        dl.status_due = true; /* keeld did not ack it (lost, or keeld restarted): again */
     switch (dl.phase) {
     case DL_MANIFEST:
     case DL_BLOCKS:

@@ -21,6 +21,8 @@ bool net_link_send(kproto_topic_t t);
 /* ---- what the download gives net_link.c ---- */
 void net_upd_offer(const keel_v1_UpdateOffer *o);
 void net_upd_chunk(const keel_v1_UpdateChunk *c);
+/** keeld acked (this boot's) msg_id: if it is the latest UpdateStatus, it need not be sent again. */
+void net_upd_ack(uint32_t msg_id);
 /** The link is (again) up: resend fetches in flight and the status. */
 void net_upd_connected(void);
 /** Every service run while the link is up. */
