@@ -16,7 +16,7 @@
  *
  * Output (stdout): "all-online MS" when every device is online the first time, and every
  * --stats-every (default 1000 ms) while something changed, one line of counters:
- *   stats t=SECONDS online= connects= failures= updating= finals= installs= double= statuses=
+ *   stats t=SECONDS online= connects= sessions= failures= updating= finals= installs= double= statuses=
  *         acked= upd_payload= chunk_data= min= payload_tx= payload_rx= wire_tx= wire_rx= retrans=
  * --control FIFO takes commands, one a line:
  *   outage FIRST COUNT MS    devices FIRST..FIRST+COUNT-1 (0-based) lose their link for MS
@@ -66,7 +66,7 @@ static void die(const char *fmt, const char *arg)
 /* ---- statistics ------------------------------------------------------------------------------- */
 
 typedef struct totals {
-    uint64_t connects, failures, updating, finals, installs, doubles, statuses, acked;
+    uint64_t connects, sessions, failures, updating, finals, installs, doubles, statuses, acked;
     uint64_t upd_payload, chunk_data, min, payload_tx, payload_rx, wire_tx, wire_rx, retrans;
 } totals_t;
 
@@ -79,6 +79,7 @@ static totals_t totals(const fs_t *fs)
         unsigned s, a;
         mqttc_bytes_t b = mqttc_bytes(&d->c);
         t.connects += d->st.connects;
+        t.sessions += d->st.subscribed;
         t.failures += d->st.failures;
         t.updating += d->u != NULL;
         t.finals += dev_finals(d);
@@ -101,11 +102,12 @@ static totals_t totals(const fs_t *fs)
 
 static void print_stats(const fs_t *fs, const totals_t *t)
 {
-    printf("stats t=%.1f online=%u connects=%llu failures=%llu updating=%llu finals=%llu "
+    printf("stats t=%.1f online=%u connects=%llu sessions=%llu failures=%llu updating=%llu finals=%llu "
            "installs=%llu double=%llu statuses=%llu acked=%llu upd_payload=%llu chunk_data=%llu "
            "min=%llu payload_tx=%llu payload_rx=%llu wire_tx=%llu wire_rx=%llu retrans=%llu\n",
            (double)(fs_now() - fs->start_ms) / 1000.0, fs->online,
-           (unsigned long long)t->connects, (unsigned long long)t->failures,
+           (unsigned long long)t->connects, (unsigned long long)t->sessions,
+           (unsigned long long)t->failures,
            (unsigned long long)t->updating, (unsigned long long)t->finals,
            (unsigned long long)t->installs, (unsigned long long)t->doubles,
            (unsigned long long)t->statuses, (unsigned long long)t->acked,
