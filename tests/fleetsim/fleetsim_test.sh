@@ -92,7 +92,7 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 assert len(rows) == int(sys.argv[2]), len(rows)
 for r in rows:
     assert r["online"] == "1", r
-    assert int(r["installs"]) == 1, r
+    assert int(r["installs"]) == 1 and int(r["reinstalls"]) == 0, r
     assert int(r["wire_rx"]) > int(r["payload_rx"]) > 0, r
 for r in rows[:10]:
     assert int(r["connects"]) >= 3, r   # first connect, after the broker restart, after the outage

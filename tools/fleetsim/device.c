@@ -75,6 +75,11 @@ unsigned dev_installs(const sdev_t *d)
     return d->u ? sdu_installs(d->u->sdu) : 0u;
 }
 
+unsigned dev_reinstalls(const sdev_t *d)
+{
+    return d->u ? sdu_reinstalls(d->u->sdu) : 0u;
+}
+
 unsigned dev_finals(const sdev_t *d)
 {
     return d->u ? sdu_finals(d->u->sdu) : 0u;
@@ -207,7 +212,8 @@ static devupd_t *agent(fs_t *fs, sdev_t *d)
     u->qfl.be_ctx = &u->qcow;
     sdu_config_t cfg = {.iflash = &u->ifl, .qspi = &u->qfl, .keys = fs->cfg.keys,
                         .device_type = 0x505u, .uv_version = (1u << 24) | (2u << 16) | 3u,
-                        .quiet = !fs->cfg.verbose, .status_every_ms = 2000u, .seed = d->rng,
+                        .quiet = !fs->cfg.verbose, .status_every_ms = 2000u,
+                        .status_resend_ms = 10000u, /* the microvisor's (protocol.md P1) */ .seed = d->rng,
                         .send = agent_send, .ctx = d};
     u->sdu = sdu_open(&cfg);
     d->u = u;

@@ -14,6 +14,7 @@
  * error. --link SPEC ("rtt=MS,loss=FRACTION,rate=BYTES_PER_S", repeatable: device i uses profile
  * i mod the count) is the link model.
  *
+ * double= counts devices that installed a bundle they had installed before.
  * Output (stdout): "all-online MS" when every device is online the first time, and every
  * --stats-every (default 1000 ms) while something changed, one line of counters:
  *   stats t=SECONDS online= connects= sessions= failures= updating= finals= installs= double= statuses=
@@ -84,7 +85,7 @@ static totals_t totals(const fs_t *fs)
         t.updating += d->u != NULL;
         t.finals += dev_finals(d);
         t.installs += dev_installs(d);
-        t.doubles += dev_installs(d) > 1;
+        t.doubles += dev_reinstalls(d) > 0;
         dev_statuses(d, &s, &a);
         t.statuses += s;
         t.acked += a;
@@ -124,16 +125,16 @@ static bool dump(const fs_t *fs, const char *path)
     if (f == NULL) {
         return false;
     }
-    fprintf(f, "id,online,connects,failures,finals,installs,statuses,acked,upd_payload,chunk_data,"
+    fprintf(f, "id,online,connects,failures,finals,installs,reinstalls,statuses,acked,upd_payload,chunk_data,"
                "min,payload_tx,payload_rx,wire_tx,wire_rx,mqtt_tx,mqtt_rx,retrans\n");
     for (uint32_t i = 0; i < fs->n; i++) {
         const sdev_t *d = &fs->devs[i];
         unsigned s, a;
         mqttc_bytes_t b = mqttc_bytes(&d->c);
         dev_statuses(d, &s, &a);
-        fprintf(f, "%s,%d,%u,%u,%u,%u,%u,%u,%llu,%llu,%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
+        fprintf(f, "%s,%d,%u,%u,%u,%u,%u,%u,%u,%llu,%llu,%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n",
                 d->id, d->phase == DEV_ONLINE, d->st.connects, d->st.failures, dev_finals(d),
-                dev_installs(d), s, a, (unsigned long long)d->st.upd_payload_rx,
+                dev_installs(d), dev_reinstalls(d), s, a, (unsigned long long)d->st.upd_payload_rx,
                 (unsigned long long)d->st.chunk_data_rx, dev_min_bytes(d),
                 (unsigned long long)d->st.payload_tx, (unsigned long long)d->st.payload_rx,
                 (unsigned long long)b.wire_tx, (unsigned long long)b.wire_rx,

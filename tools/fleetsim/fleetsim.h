@@ -129,6 +129,7 @@ void dev_connect_slot_free(fs_t *fs);
 void dev_schedule(fs_t *fs, sdev_t *d);
 /* Per-device facts for the statistics. */
 unsigned dev_installs(const sdev_t *d);
+unsigned dev_reinstalls(const sdev_t *d); /* installs of a bundle installed before */
 unsigned dev_finals(const sdev_t *d);
 void dev_statuses(const sdev_t *d, unsigned *sent, unsigned *acked);
 uint32_t dev_min_bytes(const sdev_t *d);

@@ -69,6 +69,8 @@ struct sdu {
     range_t r;
     uint64_t staged_ms, status_ms;
     unsigned finals, installs;
+    unsigned reinstalls;      /* installs of a bundle installed before (must stay 0: P2) */
+    uint8_t installed[4][32]; /* the last bundles installed (SHA-256), newest first */
     keel_v1_Envelope last_final; /* said again when keeld offers the same deployment again */
     /* protocol.md P1: the latest status is kept until keeld acks it, and sent again after a
      * reconnect or STATUS_RESEND_MS without an ack */
@@ -299,6 +301,11 @@ uint32_t sdu_min_bytes(sdu_t *u)
 unsigned sdu_installs(sdu_t *u)
 {
     return u->installs;
+}
+
+unsigned sdu_reinstalls(sdu_t *u)
+{
+    return u->reinstalls;
 }
 
 void sdu_counts(sdu_t *u, unsigned *statuses, unsigned *acked)
@@ -684,6 +691,11 @@ static bool apply(sdu_t *u)
         refused(u, err);
         return true;
     }
+    for (unsigned i = 0; i < u->installs && i < 4u; i++) {
+        u->reinstalls += memcmp(u->installed[i], u->offer.bundle_sha256, 32) == 0;
+    }
+    memmove(u->installed[1], u->installed[0], 3u * 32u);
+    memcpy(u->installed[0], u->offer.bundle_sha256, 32);
     u->installs++;
     status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS,
            KERR_OK, "confirmed by the new app");
@@ -735,6 +747,11 @@ static uint64_t status_every(const sdu_t *u)
     return u->cfg.status_every_ms != 0 ? u->cfg.status_every_ms : STATUS_EVERY_MS;
 }
 
+static uint64_t resend_ms(const sdu_t *u)
+{
+    return u->cfg.status_resend_ms != 0 ? u->cfg.status_resend_ms : STATUS_RESEND_MS;
+}
+
 uint64_t sdu_next_ms(sdu_t *u)
 {
     uint64_t next = UINT64_MAX;
@@ -746,7 +763,7 @@ uint64_t sdu_next_ms(sdu_t *u)
         return 0;
     }
     if (u->status_unacked) {
-        next = u->status_sent_ms + STATUS_RESEND_MS;
+        next = u->status_sent_ms + resend_ms(u);
     }
     if (u->r.active && !fetched(u) && u->r.due_ms < next) {
         next = u->r.due_ms;
@@ -792,7 +809,7 @@ bool sdu_poll(sdu_t *u)
             send_status(u);
         }
         u->r.due_ms = 0; /* what was in flight went with the old connection: ask again now */
-    } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= STATUS_RESEND_MS) {
+    } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= resend_ms(u)) {
         if (!u->cfg.quiet) {
             printf("update-status-resend\n");
         }

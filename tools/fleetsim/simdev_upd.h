@@ -53,6 +53,7 @@ typedef struct sdu_config {
     unsigned repeat_status;   /* every status is published this many times (0: once) */
     bool quiet;               /* no event lines on stdout (thousands of devices in one process) */
     unsigned status_every_ms; /* progress statuses while downloading (0: 500 ms) */
+    unsigned status_resend_ms; /* an unacked status is sent again after this (0: 3 s) */
     uint32_t seed;            /* jitter of the fetch back-off (0: from the clock) */
     sdu_send_fn send;
     void *ctx;
@@ -78,8 +79,10 @@ unsigned sdu_finals(sdu_t *u);
  * device lacked when staging began (0 before). */
 uint32_t sdu_min_bytes(sdu_t *u);
 
-/* Apps installed (applied and confirmed) so far. */
+/* Apps installed (applied and confirmed) so far, and how many of them were of a bundle this
+ * device had installed before (a double install: P2 says never). */
 unsigned sdu_installs(sdu_t *u);
+unsigned sdu_reinstalls(sdu_t *u);
 
 /* The monotonic time (ms) by which sdu_poll() must run again; UINT64_MAX: only when a message
  * arrives. */
