@@ -145,6 +145,7 @@ run_size() { # N CHAOS(0/1)
   c0=$(cpu_snapshot); t1=$(now_ms)
   fl_deploy v2.kb
   local limit=$((300 + n / 10)) done_=yes
+  [ "$limit" -gt 600 ] && limit=600
   fl_wait_for "$limit" finished || done_=no
   local roll_ms=$(( $(now_ms) - t1 ))
   c1=$(cpu_snapshot)
