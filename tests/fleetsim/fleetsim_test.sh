@@ -8,6 +8,8 @@
 #     and resubscribes (keeld lists them online again and a command sent after the restart is
 #     answered), the downloads resume and finish;
 #   - a link outage of 10 devices: they go offline, come back and are online again;
+#   - a slow, lossy link (the link model) for 10 devices: a command still arrives and is answered,
+#     and the model counts retransmitted bytes;
 #   - the counters the benchmark reads add up (bytes received >= the minimum).
 set -euo pipefail
 
@@ -83,6 +85,15 @@ fl_ctl sim outage 0 10 3000 || fail "outage command not taken"
 fl_wait_for 30 stat_is online $((N - 10)) || fail "the outage took $(fl_stat sim online) online"
 fl_wait_for 60 stat_is online "$N" || fail "after the outage $(fl_stat sim online) of $N online"
 fl_wait_for 60 online_is "$N" || fail "keeld lists $(fl_online) of $N online after the outage"
+
+# ---- a slow, lossy link for 10 devices: commands still arrive, later ---------------------------
+r0="$(fl_stat sim retrans)"
+fl_ctl sim link 0 10 "rtt=400,loss=0.3,rate=4000" || fail "link command not taken"
+fl_api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "ping: $(cat "$WORK/body")"
+CMD="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/body")"
+fl_wait_for 60 answered || fail "dev-1 did not answer a ping over the lossy link: $(cat "$WORK/body")"
+retrans_grew() { fl_ctl sim stats && [ "$(fl_stat sim retrans)" -gt "$r0" ]; }
+fl_wait_for 90 retrans_grew || fail "the lossy link retransmitted nothing (retrans $(fl_stat sim retrans))"
 
 # ---- every device's counters ----------------------------------------------------------------------
 fl_ctl sim dump "$WORK/devices.csv" || fail "no dump"

@@ -47,6 +47,7 @@
 #define TAG_CONTROL 0xFFFFFFFEu
 #define EVENTS_MAX 256
 #define FDS_SPARE 64u
+#define SLICE_MS 100u
 
 uint64_t fs_now(void)
 {
@@ -399,7 +400,11 @@ int main(int argc, char **argv)
         int timeout = wake <= now ? 0 : (int)(wake - now > 60000u ? 60000u : wake - now);
         struct epoll_event ev[EVENTS_MAX];
         int n = epoll_wait(fs.epfd, ev, EVENTS_MAX, timeout);
-        for (int i = 0; i < n; i++) {
+        /* Each half of a turn gets SLICE_MS at most, so an update agent's work (hashing a region,
+         * staging, applying: milliseconds each on a shared core) never holds back other devices'
+         * keepalives for long; unhandled events are reported again (level-triggered). */
+        uint64_t slice_end = fs_now() + SLICE_MS;
+        for (int i = 0; i < n && fs_now() < slice_end; i++) {
             if (ev[i].data.u32 == TAG_SIGNAL) {
                 run = false;
             } else if (ev[i].data.u32 == TAG_CONTROL) {
@@ -410,8 +415,12 @@ int main(int argc, char **argv)
         }
         /* Timers: every device whose time has come (bounded per turn so I/O keeps flowing). */
         now = fs_now();
+        slice_end = now + SLICE_MS;
         for (unsigned k = 0; k < 4096u && theap_peek(&fs.heap, &di) <= now; k++) {
             dev_tick(&fs, &fs.devs[di], now);
+            if ((k & 15u) == 15u && fs_now() >= slice_end) {
+                break;
+            }
         }
         if (fs.online == fs.n && !fs.all_online_said) {
             fs.all_online_said = true;
