@@ -240,14 +240,15 @@ ENV
   KEELD=$CUR_KEELD FL_STACK=$CUR_STACK
 }
 
-first_n=${sizes%% *}
-for n in $sizes; do
-  run_size "$n" $([ "$n" = "$first_n" ] && echo 1 || echo 0)
-done
-run_baseline "$first_n"
-
-# ---- the section --------------------------------------------------------------------------------
-{
+# ---- the section (written after each size: a long run that is stopped keeps what it measured) --
+write_section() {
+  local done_sizes="" n
+  for n in $sizes; do [ -f "$top/r$n.env" ] && done_sizes="$done_sizes $n"; done
+  sizes_done=${done_sizes# }
+  section | bash "$ROOT/scripts/write-bench-section.sh" "$out"
+  echo "bench-fleet-load: wrote the section ($sizes_done devices) to $out"
+}
+section() {
   echo "## Fleet load (issue 11)"
   echo
   echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench-fleet-load.sh\` on $(nproc) cores (shared), Release builds:"
@@ -258,7 +259,7 @@ run_baseline "$first_n"
   echo
   echo "| devices | fleetsim procs | all online (SUBACK) | keeld lists all | idle CPU s in ${idle_s} s (keeld / broker / sims) | idle wire bytes per device per day | RSS MB keeld / broker / sims | sims KB per device |"
   echo "|---|---|---|---|---|---|---|---|"
-  for n in $sizes; do
+  for n in $sizes_done; do
     # shellcheck disable=SC1090
     source "$top/r$n.env"
     echo "| $n | $procs | $((online_ms / 1000)).$(( online_ms % 1000 / 100 )) s | $((listed_ms / 1000)) s | $idle_keeld / $idle_mosq / $idle_sim | $idle_day | $((rss_keeld / 1024)) / $((rss_mosq / 1024)) / $((rss_sims / 1024)) | $((rss_dev / 1024)) |"
@@ -266,13 +267,13 @@ run_baseline "$first_n"
   echo
   echo "| devices | rollout finished | time | keeld successes | failed / in progress | installs | double installs | statuses lost | CPU s keeld / broker / sims (budget 2 x wall) | keeld ms CPU per device | payload per device (min) | ratio | chunk data per device | wire per device |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-  for n in $sizes; do
+  for n in $sizes_done; do
     source "$top/r$n.env"
     echo "| $n | $done | $((roll_ms / 1000)) s | $succ | $failed / $inprog | $installs | $double | $lost | $cpu_keeld / $cpu_mosq / $cpu_sim ($budget) | $keeld_ms_dev | $upd_dev ($min_dev) | ${ratio}x | $data_dev | $wire_dev |"
   done
   echo
   echo "Reconnects (a 5 s link outage of every device):"
-  for n in $sizes; do
+  for n in $sizes_done; do
     source "$top/r$n.env"
     echo "- $n devices: $reconnects sessions re-established, $per_reconnect wire bytes each (a full TLS 1.2 handshake with client certificate, CONNECT, SUBSCRIBE, presence, hello, the answers)."
   done
@@ -289,5 +290,11 @@ run_baseline "$first_n"
   echo "not in keeld yet; fleetsim already spreads devices over several --port by FNV-1a of the id), and one"
   echo "Mosquitto holds at most ~20,000 connections here (open-file limit) and one 127.0.0.1 client port"
   echo "range (~28,000)."
-} | bash "$ROOT/scripts/write-bench-section.sh" "$out"
-echo "bench-fleet-load: wrote the section to $out"
+}
+
+first_n=${sizes%% *}
+for n in $sizes; do
+  run_size "$n" $([ "$n" = "$first_n" ] && echo 1 || echo 0)
+  [ "$n" = "$first_n" ] && run_baseline "$first_n"
+  write_section
+done

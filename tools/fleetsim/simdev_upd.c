@@ -65,6 +65,7 @@ struct sdu {
     uint32_t block;           /* STAGING: block being fetched */
     uint32_t blocks_needed, blocks_staged, bytes_fetched;
     uint32_t min_bytes;       /* the signed manifest + the content of the blocks needed */
+    uint32_t reported_staged; /* blocks_staged in the last status (progress only when it moved) */
     uint8_t page[UPD_BLOCK_MAX];
     range_t r;
     uint64_t staged_ms, status_ms;
@@ -391,6 +392,7 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     u->status_env = env;
     u->status_unacked = true;
     u->status_ms = mono_ms();
+    u->reported_staged = u->blocks_staged;
     if (!u->cfg.quiet) {
         printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
                kproto_update_state_name(state), kproto_update_result_name(result), (int)code,
@@ -781,7 +783,8 @@ uint64_t sdu_next_ms(sdu_t *u)
     if (u->r.active && !fetched(u) && u->r.due_ms < next) {
         next = u->r.due_ms;
     }
-    if (u->st == ST_STAGING && u->status_ms + status_every(u) < next) {
+    if (u->st == ST_STAGING && u->blocks_staged != u->reported_staged &&
+        u->status_ms + status_every(u) < next) {
         next = u->status_ms + status_every(u);
     }
     if (u->st == ST_STAGED && deadline_ms(u) < next) {
@@ -847,7 +850,11 @@ bool sdu_poll(sdu_t *u)
         }
         next_block(u);
     }
-    if (u->st == ST_STAGING && mono_ms() - u->status_ms >= status_every(u)) {
+    /* Progress like the microvisor's: when blocks were staged since the last report, at most
+     * every status_every ms (a stalled download says nothing: thousands of stalled devices would
+     * otherwise flood keeld with reports of no progress). */
+    if (u->st == ST_STAGING && u->blocks_staged != u->reported_staged &&
+        mono_ms() - u->status_ms >= status_every(u)) {
         status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
                KERR_OK, NULL);
     }
