@@ -23,6 +23,7 @@
 #define FETCH_TIMEOUT_MS 2000   /* P3: first timeout of an unanswered request ... */
 #define FETCH_TIMEOUT_MAX_MS 60000 /* ... doubled on each timeout up to this, +-25 % jitter */
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
+#define STATUS_IDS 8u            /* msg_ids of the kept status remembered for its ack */
 #define STATUS_RESEND_MS 3000   /* an unacked status is sent again after this long (P1) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
@@ -78,6 +79,10 @@ struct sdu {
     keel_v1_Envelope status_env;
     bool status_unacked;
     uint32_t status_msg_id;
+    /* the msg_ids the kept status went out with: an ack of any of them acknowledges it (keeld
+     * slower than the resend period acks an earlier copy, never the latest) */
+    uint32_t status_ids[STATUS_IDS];
+    unsigned status_nids;
     uint64_t status_sent_ms;
     unsigned lose_finals;     /* cfg->lose_finals still to lose */
     atomic_bool reconnected;  /* set by the MQTT thread; the main thread re-asks and re-sends */
@@ -360,6 +365,7 @@ static void send_status(sdu_t *u)
         uint32_t id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
         if (id != 0) {
             u->status_msg_id = id;
+            u->status_ids[u->status_nids++ % STATUS_IDS] = id;
             u->statuses++;
             if (!u->cfg.quiet) {
                 printf("update-status-sent %u\n", id);
@@ -391,6 +397,7 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     s->trial = us.phase == UPD_PHASE_TRIAL;
     u->status_env = env;
     u->status_unacked = true;
+    u->status_nids = 0; /* new content: acks of the old one do not count */
     u->status_ms = mono_ms();
     u->reported_staged = u->blocks_staged;
     if (!u->cfg.quiet) {
@@ -408,7 +415,11 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
 
 static void on_ack(sdu_t *u, const keel_v1_Ack *a)
 {
-    if (u->status_unacked && a->msg_id == u->status_msg_id) {
+    bool ours = false;
+    for (unsigned i = 0; i < u->status_nids && i < STATUS_IDS; i++) {
+        ours = ours || (a->msg_id != 0 && u->status_ids[i] == a->msg_id);
+    }
+    if (u->status_unacked && ours) {
         u->status_unacked = false;
         u->acked++;
         if (!u->cfg.quiet) {
@@ -649,6 +660,7 @@ static void on_offer(sdu_t *u, const keel_v1_UpdateOffer *o)
                 printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
             }
             u->status_env = u->last_final;
+            u->status_nids = 0;
             u->status_unacked = true;
             send_status(u);
         }
