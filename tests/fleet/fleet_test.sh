@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fleet_test.sh SCENARIO KEEL KEELD SIMDEV [FIRMWARE HELLO]: one black-box scenario of the keel
 # CLI's fleet commands. The stack is the real one `keel up` starts (Mosquitto with TLS and the
-# per-device ACL, keeld with SQLite) in a private state directory, with simdev devices speaking
+# per-device ACL, keeld with SQLite) in a private state directory, with fleetsim devices speaking
 # protocol v1 (--simulated) or, in the "emulated" scenario, real emulated devices (QEMU +
 # microvisor + hello, FIRMWARE and HELLO). Assertions are on what keel prints, its exit status and
 # the processes it leaves. Everything started is stopped on any exit.
@@ -130,7 +130,8 @@ listing)
   k devices
   expect_rc 0 "keel devices"
   out_has "DEVICE" "devices header"
-  grep -qE '^dev-1 +yes +0\.4\.0 +running +1\.2\.3 +sim +2 ' "$WORK/out" || fail "devices row: $(cat "$WORK/out")"
+  # fleetsim devices leave the factory with an empty app slot (0.0.0) and have not restarted.
+  grep -qE '^dev-1 +yes +0\.0\.0 +running +1\.2\.3 +sim +0 ' "$WORK/out" || fail "devices row: $(cat "$WORK/out")"
   grep -q '^dev-2 ' "$WORK/out" || fail "dev-2 missing: $(cat "$WORK/out")"
   k devices --json
   expect_rc 0 "keel devices --json"
@@ -140,9 +141,11 @@ listing)
   k device show dev-1
   expect_rc 0 "device show"
   out_has "device       dev-1" "device show id"
-  out_has "app          0.4.0, running, 2 restarts" "device show app line"
-  out_has "commands     ping restart reboot" "device show commands"
-  grep -qE '^  app +4096 bytes +version 0\.4\.0 +sha256 5a5a5a5a5a5a5a5a\.\.\.' "$WORK/out" ||
+  out_has "app          0.0.0, running, 0 restarts" "device show app line"
+  out_has "commands     ping restart reboot update_apply update_cancel" "device show commands"
+  # the whole app slot (header page + 1 MiB), erased: its SHA-256 from the real update engine
+  ERASED="$(python3 -c 'import hashlib; print(hashlib.sha256(b"\xff" * (8192 + 1048576)).hexdigest()[:16])')"
+  grep -qE "^  app +1056768 bytes +version 0\.0\.0 +sha256 $ERASED\.\.\." "$WORK/out" ||
     fail "device show app region: $(cat "$WORK/out")"
   k device show dev-1 --json
   expect_json 'j["board"]' sim "device show --json board"
@@ -292,7 +295,7 @@ commands)
     expect_rc 0 "keel $kind"
     grep -qE "^dev-1: $kind ok in [0-9]+ ms \(device up [0-9.]+ s\)$" "$WORK/out" || fail "$kind output: $(cat "$WORK/out")"
   done
-  grep -q "command [0-9]* ping" "$STATE/dev-1.log" || fail "the device did not see the ping"
+  grep -q "^dev-1 command [0-9]* ping" "$STATE/fleetsim-1.log" || fail "the device did not see the ping"
   k ping dev-2 --json
   expect_rc 0 "ping --json"
   expect_json 'j["status"]' ok "ping --json status"
@@ -397,7 +400,8 @@ updown)
   err_has "simulated ones run neither" "--simulated --app message"
   [ ! -e "$STATE/pids" ] || fail "a refused keel up recorded processes"
   up --devices 2 --simulated
-  [ "$(wc -l <"$STATE/pids")" = 4 ] || fail "expected 4 processes: $(cat "$STATE/pids")"
+  # mosquitto, keeld and one fleetsim for both devices
+  [ "$(wc -l <"$STATE/pids")" = 3 ] || fail "expected 3 processes: $(cat "$STATE/pids")"
   for pid in $(recorded_pids); do alive "$pid" || fail "process $pid from keel up is not running"; done
   CA_SUM="$(sha256sum <"$STATE/ca.pem")"
   FIRST_TOKEN="$TOKEN"
@@ -414,7 +418,7 @@ updown)
   err_has "already running" "second keel up message"
   k down --state "$STATE"
   expect_rc 0 "keel down"
-  out_has "stopped (4 processes)" "keel down summary"
+  out_has "stopped (3 processes)" "keel down summary"
   for pid in $(recorded_pids); do ! alive "$pid" || fail "process $pid survived keel down"; done
   k down --state "$STATE"
   expect_rc 0 "keel down again"
@@ -430,7 +434,7 @@ updown)
   k ping dev-1
   expect_rc 0 "ping after the second keel up"
   # A process that ignores SIGTERM is killed after the bounded wait (a stopped one cannot act).
-  DEV_PID="$(awk '$1 == "dev-1" {print $2}' "$STATE/pids")"
+  DEV_PID="$(awk '$1 == "fleetsim-1" {print $2}' "$STATE/pids")"
   kill -STOP "$DEV_PID"
   k down --state "$STATE"
   expect_rc 0 "keel down with a stuck device"

@@ -14,8 +14,11 @@
  *     5. N devices (default DEVICES_DEFAULT), dev-1..dev-N: each a `keel device run` of this
  *        keel (QEMU + microvisor + the hello app) with its state in DIR/devices/dev-K, provisioned
  *        from the stack's CA on its first run, its console in DIR/devices/dev-K/console.log.
- *        With --simulated: simdev processes speaking protocol v1 from the host instead, labelled
- *        SIMULATED everywhere. `keel up` returns when keeld lists every device online.
+ *        With --simulated: SIMULATED devices instead (up to SIM_DEVICES_MAX), labelled so
+ *        everywhere: fleetsim processes (tools/fleetsim, SIM_PER_PROCESS devices each) speaking
+ *        protocol v1 with the real update engine, certificates issued in memory from ca.key,
+ *        trusting DIR/fleet.pub, logs in DIR/fleetsim-K.log. `keel up` returns when keeld lists
+ *        every device online.
  *        --app APP.kb (a signed bundle): the factory install of each device that runs no app
  *        yet, through the update engine, like `keel device install APP.kb`; a device that runs
  *        one keeps it: deployments update it, and installing v1 again over a v2 would be
@@ -53,6 +56,13 @@
 #include "stack.h"
 
 #define DEVICES_MAX 64u
+/* Simulated devices: one broker takes them all (one client port range of 127.0.0.1), and each
+ * fleetsim process holds at most SIM_PER_PROCESS sockets (the open-file limit). */
+#define SIM_DEVICES_MAX 20000u
+#define SIM_PER_PROCESS 10000u
+#define SIM_PROCS_MAX ((SIM_DEVICES_MAX + SIM_PER_PROCESS - 1u) / SIM_PER_PROCESS)
+#define SIM_WAIT_BASE_MS 30000u
+#define SIM_WAIT_PER_1000_MS 30000u
 #define DEVICES_DEFAULT 2u
 #define START_WAIT_MS 15000u
 /* An emulated device boots, runs a TLS handshake in the emulator and says hello; with several
@@ -64,8 +74,6 @@
 #define OFFLINE_WAIT_MS 5000u
 #define CERTS_TIMEOUT_S 300u
 #define POLL_MS 100u
-/* simdev's serve action needs an end: a week, far past any local session. */
-#define SIMDEV_SERVE "serve:604800"
 
 enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP, OPT_FIRMWARE, OPT_ELF };
 
@@ -74,7 +82,7 @@ typedef struct up {
     char dir[STACK_PATH_MAX];
     char pids[STACK_PATH_MAX + 8];
     char keeld[STACK_PATH_MAX];
-    char simdev[STACK_PATH_MAX];
+    char fleetsim[STACK_PATH_MAX];
     char mosquitto[STACK_PATH_MAX];
     char script[STACK_PATH_MAX];
     char self[STACK_PATH_MAX];     /* this keel: each emulated device is a `keel device run` */
@@ -86,7 +94,8 @@ typedef struct up {
     bool simulated;
     unsigned ndev;
     char ids[DEVICES_MAX][16];
-    pid_t dev_pid[DEVICES_MAX];
+    pid_t dev_pid[DEVICES_MAX];    /* emulated: one process a device */
+    pid_t sim_pid[SIM_PROCS_MAX];  /* simulated: one fleetsim per SIM_PER_PROCESS devices */
     unsigned mqtt_port;
     unsigned http_port;
     char token[FAPI_TOKEN_MAX];
@@ -360,24 +369,36 @@ static bool start_keeld(up_t *u)
     return false;
 }
 
-/* Where device i's output goes: its console log (emulated) or DIR/dev-K.log (simulated). */
+/* Where device i's output goes: its console log (emulated) or its fleetsim's log (simulated). */
 static void device_log(const up_t *u, unsigned i, char *out, size_t cap)
 {
     if (u->simulated)
-        snprintf(out, cap, "%s/%s.log", u->dir, u->ids[i]);
+        snprintf(out, cap, "%s/fleetsim-%u.log", u->dir, i / SIM_PER_PROCESS + 1u);
     else
         snprintf(out, cap, "%s/devices/%s/console.log", u->dir, u->ids[i]);
 }
 
-static pid_t start_simulated(up_t *u, unsigned i, char *mport, const char *log)
+/* The process that runs device i. */
+static pid_t device_pid(const up_t *u, unsigned i)
 {
-    char ca[STACK_PATH_MAX + 16], cert[STACK_PATH_MAX + 32], key[STACK_PATH_MAX + 32];
+    return u->simulated ? u->sim_pid[i / SIM_PER_PROCESS] : u->dev_pid[i];
+}
+
+/* fleetsim k (0-based) runs devices dev-(k*SIM_PER_PROCESS+1).. of the ndev. */
+static pid_t start_simulated(up_t *u, unsigned k, char *mport)
+{
+    char ca[STACK_PATH_MAX + 16], cakey[STACK_PATH_MAX + 16], log[STACK_PATH_MAX + 64];
+    char first[16], count[16], name[32];
+    unsigned n = u->ndev - k * SIM_PER_PROCESS;
     snprintf(ca, sizeof ca, "%s/ca.pem", u->dir);
-    snprintf(cert, sizeof cert, "%s/%s.pem", u->dir, u->ids[i]);
-    snprintf(key, sizeof key, "%s/%s.key", u->dir, u->ids[i]);
-    char *argv[] = {u->simdev, "--port", mport, "--ca", ca, "--cert", cert, "--key", key,
-                    "--id", u->ids[i], SIMDEV_SERVE, NULL};
-    return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", u->dir);
+    device_log(u, k * SIM_PER_PROCESS, log, sizeof log);
+    snprintf(first, sizeof first, "%u", k * SIM_PER_PROCESS + 1u);
+    snprintf(count, sizeof count, "%u", n < SIM_PER_PROCESS ? n : SIM_PER_PROCESS);
+    snprintf(name, sizeof name, "fleetsim-%u", k + 1u);
+    char *argv[] = {u->fleetsim, "--port", mport, "--ca", ca, "--ca-key", cakey, "--first", first,
+                    "--count", count, "--update-key", u->fleet_pub, "--stats-every", "10000", NULL};
+    return stack_spawn(u->prog, u->pids, name, argv, log);
 }
 
 /*
@@ -429,6 +450,16 @@ static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
     return stack_spawn(u->prog, u->pids, u->ids[i], argv, log);
 }
 
+/* Our device's index from its id (dev-K), or -1. */
+static int device_index(const up_t *u, const char *id)
+{
+    char *end = NULL;
+    if (strncmp(id, "dev-", 4) != 0 || id[4] < '1' || id[4] > '9')
+        return -1;
+    unsigned long k = strtoul(id + 4, &end, 10);
+    return *end == '\0' && k >= 1 && k <= u->ndev ? (int)(k - 1) : -1;
+}
+
 /*
  * keeld's view: which of our devices are online (online[i]) with a hello received since since_ms
  * (wall clock, like keeld's): the registry may still say "online" from a previous run whose
@@ -445,10 +476,10 @@ static bool poll_online(up_t *u, fapi_t *a, int64_t since_ms, bool *online)
     json_t *d;
     json_array_foreach(json_object_get(j, "devices"), k, d) {
         const char *id = json_string_value(json_object_get(d, "id"));
-        for (unsigned i = 0; id != NULL && i < u->ndev; i++)
-            if (strcmp(id, u->ids[i]) == 0)
-                online[i] = json_is_true(json_object_get(d, "online")) &&
-                            json_integer_value(json_object_get(d, "hello_ms")) >= since_ms;
+        int i = id != NULL ? device_index(u, id) : -1;
+        if (i >= 0)
+            online[i] = json_is_true(json_object_get(d, "online")) &&
+                        json_integer_value(json_object_get(d, "hello_ms")) >= since_ms;
     }
     json_decref(j);
     return true;
@@ -485,39 +516,42 @@ static bool wait_online(up_t *u, int64_t since_ms)
     fapi_t a;
     if (!open_local(u, &a))
         return false;
-    unsigned wait_ms = u->simulated ? START_WAIT_MS
+    unsigned wait_ms = u->simulated ? SIM_WAIT_BASE_MS + SIM_WAIT_PER_1000_MS * (u->ndev / 1000u)
                                     : DEVICE_WAIT_BASE_MS + DEVICE_WAIT_EACH_MS * u->ndev;
-    bool online[DEVICES_MAX] = {false};
+    bool *online = calloc(u->ndev, sizeof *online);
     char log[STACK_PATH_MAX + 64];
     uint64_t end = stack_mono_ms() + wait_ms;
-    for (;;) {
+    bool ok = false, dead = false;
+    while (online != NULL && !ok && !dead) {
         poll_online(u, &a, since_ms, online);
         unsigned up = 0;
-        for (unsigned i = 0; i < u->ndev; i++) {
+        for (unsigned i = 0; i < u->ndev && !dead; i++) {
             up += online[i];
-            if (!online[i] && !stack_alive(u->dev_pid[i])) {
+            if (!online[i] && !stack_alive(device_pid(u, i))) {
                 device_log(u, i, log, sizeof log);
-                fprintf(stderr, "%s: device %s stopped before it came online; the end of %s:\n",
-                        u->prog, u->ids[i], log);
+                fprintf(stderr, "%s: device dev-%u stopped before it came online; the end of %s:\n",
+                        u->prog, i + 1u, log);
                 print_tail(log);
-                return false;
+                dead = true;
             }
         }
-        if (up == u->ndev)
-            return true;
-        if (stack_mono_ms() >= end)
+        ok = up == u->ndev;
+        if (ok || dead || stack_mono_ms() >= end)
             break;
-        stack_sleep_ms(POLL_MS);
+        stack_sleep_ms(u->simulated && u->ndev > 1000u ? 10u * POLL_MS : POLL_MS);
     }
-    for (unsigned i = 0; i < u->ndev; i++) {
+    /* Named with their log: every emulated device, the first few simulated ones. */
+    for (unsigned i = 0, named = 0; online != NULL && !ok && !dead && i < u->ndev && named < 8u; i++) {
         if (online[i])
             continue;
+        named++;
         device_log(u, i, log, sizeof log);
-        fprintf(stderr, "%s: device %s did not come online within %u s; the end of %s:\n",
-                u->prog, u->ids[i], wait_ms / 1000u, log);
+        fprintf(stderr, "%s: device dev-%u did not come online within %u s; the end of %s:\n",
+                u->prog, i + 1u, wait_ms / 1000u, log);
         print_tail(log);
     }
-    return false;
+    free(online);
+    return ok;
 }
 
 static bool start_devices(up_t *u)
@@ -546,12 +580,13 @@ static bool start_devices(up_t *u)
                u->ndev, u->ndev == 1 ? "" : "s", u->ndev == 1 ? "it" : "them");
     }
     fflush(stdout);
-    for (unsigned i = 0; i < u->ndev; i++) {
+    for (unsigned k = 0; u->simulated && k * SIM_PER_PROCESS < u->ndev; k++)
+        if ((u->sim_pid[k] = start_simulated(u, k, mport)) < 0)
+            return false;
+    for (unsigned i = 0; !u->simulated && i < u->ndev; i++) {
         char log[STACK_PATH_MAX + 64];
         device_log(u, i, log, sizeof log);
-        u->dev_pid[i] = u->simulated ? start_simulated(u, i, mport, log)
-                                     : start_emulated(u, i, mport, log);
-        if (u->dev_pid[i] < 0)
+        if ((u->dev_pid[i] = start_emulated(u, i, mport, log)) < 0)
             return false;
     }
     return wait_online(u, since_ms);
@@ -622,7 +657,7 @@ static int up_help(const char *prog)
            "  --state DIR    where everything lives (default $KEEL_STATE or ~/.local/state/keel);\n"
            "                 device K keeps its flash in DIR/devices/dev-K, its console in\n"
            "                 DIR/devices/dev-K/console.log\n"
-           "  --devices N    devices to start, 0..%u (default %u)\n"
+           "  --devices N    devices to start, 0..%u (default %u; simulated: 0..%u)\n"
            "  --app ELF      the app the devices run (default: the hello app built with the firmware)\n"
            "  --app APP.kb   a signed bundle instead ('keel bundle build --key DIR/fleet.key'): the\n"
            "                 factory install of each device without an app, verified by the engine;\n"
@@ -632,12 +667,14 @@ static int up_help(const char *prog)
            "                 a bundle has no symbols, so give its ELF here)\n"
            "  --firmware ELF the secure firmware (default $KEEL_FIRMWARE, else the one built by\n"
            "                 'make' beside this keel)\n"
-           "  --simulated    SIMULATED devices instead: simdev processes speaking the device\n"
-           "                 protocol from the host (no QEMU, no app; light, for many devices)\n"
+           "  --simulated    SIMULATED devices instead: fleetsim processes (thousands of devices\n"
+           "                 each) speaking the device protocol from the host with the real update\n"
+           "                 engine, trusting DIR/fleet.pub (no QEMU, no app); logs in\n"
+           "                 DIR/fleetsim-K.log\n"
            "  -h, --help     this help\n\n"
            "'keel down' stops it; the state (certificates, database, token, devices) stays for the\n"
            "next run.\n",
-           prog, DEVICES_MAX, DEVICES_DEFAULT);
+           prog, DEVICES_MAX, DEVICES_DEFAULT, SIM_DEVICES_MAX);
     return CLI_EXIT_OK;
 }
 
@@ -661,7 +698,7 @@ static int run_up(const char *prog, int argc, char **argv)
         else if (c == OPT_STATE)
             state = optarg;
         else if (c == OPT_DEVICES) {
-            if (!cli_parse_u32(prog, "--devices", optarg, 0, DEVICES_MAX, &ndev))
+            if (!cli_parse_u32(prog, "--devices", optarg, 0, SIM_DEVICES_MAX, &ndev))
                 return CLI_EXIT_USAGE;
         } else if (c == OPT_SIMULATED)
             simulated = true;
@@ -679,6 +716,9 @@ static int run_up(const char *prog, int argc, char **argv)
     if (simulated && (app != NULL || firmware != NULL || elf != NULL))
         return cli_usage_error(prog, "--app, --elf and --firmware are for emulated devices; "
                                      "simulated ones run neither");
+    if (!simulated && ndev > DEVICES_MAX)
+        return cli_usage_error(prog, "--devices %u: at most %u emulated devices (simulated ones: "
+                                     "--simulated)", (unsigned)ndev, DEVICES_MAX);
 
     up_t *u = calloc(1, sizeof *u);
     if (u == NULL)
@@ -708,23 +748,17 @@ static int run_up(const char *prog, int argc, char **argv)
         !stack_find_tool(prog, "mosquitto", "KEEL_MOSQUITTO", "/usr/sbin/mosquitto", u->mosquitto,
                          sizeof u->mosquitto) ||
         (ndev > 0 && simulated &&
-         !stack_find_tool(prog, "simdev", "KEEL_SIMDEV", "../../tests/server/simdev", u->simdev,
-                          sizeof u->simdev)) ||
+         !stack_find_tool(prog, "fleetsim", "KEEL_FLEETSIM", "../fleetsim/fleetsim", u->fleetsim,
+                          sizeof u->fleetsim)) ||
         (ndev > 0 && !simulated && !find_device_parts(u, firmware, app, elf)))
         goto out;
 
-    /* Simulated devices get their certificates here; emulated ones issue their own (from ca.key). */
-    char *names[2 + DEVICES_MAX + 2];
-    unsigned n = 0;
-    names[n++] = "certs";
-    names[n++] = u->dir;
-    names[n++] = "broker";
-    names[n++] = "keeld";
-    for (unsigned i = 0; i < ndev; i++) {
+    /* Devices issue their own certificates from ca.key: emulated ones at provisioning,
+     * simulated ones in memory at each start. */
+    char *names[] = {"certs", u->dir, "broker", "keeld"};
+    unsigned n = 4;
+    for (unsigned i = 0; i < ndev && !simulated; i++)
         snprintf(u->ids[i], sizeof u->ids[i], "dev-%u", i + 1);
-        if (simulated)
-            names[n++] = u->ids[i];
-    }
     if (!run_script(u, names, n) || !fleet_key(u) || !start_broker(u) || !start_keeld(u) ||
         !write_config(u) ||
         (ndev > 0 && !start_devices(u))) {
@@ -739,12 +773,13 @@ static int run_up(const char *prog, int argc, char **argv)
     if (ndev == 0)
         printf("  devices  none (--devices N starts some)\n");
     else if (simulated)
-        printf("  devices  %u SIMULATED (simdev: the device protocol from the host, no QEMU):",
-               (unsigned)ndev);
+        printf("  devices  %u SIMULATED (fleetsim: the device protocol and update engine from the\n"
+               "           host, no QEMU), online: dev-1..dev-%u; logs %s/fleetsim-K.log",
+               (unsigned)ndev, (unsigned)ndev, u->dir);
     else
         printf("  devices  %u emulated (QEMU + microvisor + %s), online:", (unsigned)ndev,
                strrchr(u->app, '/') + 1);
-    for (unsigned i = 0; i < ndev; i++)
+    for (unsigned i = 0; i < ndev && !simulated; i++)
         printf(" %s", u->ids[i]);
     if (ndev > 0)
         printf("\n");

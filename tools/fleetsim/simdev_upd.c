@@ -22,6 +22,7 @@
 
 #define QUEUE_LEN 32
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
+#define STATUS_IDS 8u            /* msg_ids of the kept status remembered for its ack */
 #define STATUS_RESEND_MS 3000   /* an unacked status is sent again after this long (P1) */
 #define MAX_KEYS 4
 #define SIGNED_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE)
@@ -31,15 +32,14 @@ typedef struct item {
     keel_v1_Envelope env;
 } item_t;
 
-/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX:
- * at most KBACKOFF_WINDOW asked and unanswered at a time (protocol.md P3). */
+/* A byte range of the offered bundle being fetched into dst, in chunks of KPROTO_CHUNK_MAX. */
 typedef struct range {
     uint32_t start, len;
     uint8_t *dst;
     uint32_t have;            /* bitmap of received chunks (<= 32) */
-    uint32_t asked;           /* bitmap of chunks asked for (on this connection) */
+    uint32_t asked;           /* bitmap of chunks asked for (in flight: asked & ~have) */
     uint32_t nchunks;
-    uint64_t due_ms;          /* the requests in flight are asked again at this time */
+    uint64_t due_ms;          /* in-flight requests are asked again at this time */
     bool active;
 } range_t;
 
@@ -63,22 +63,32 @@ struct sdu {
     kbdl_manifest_t m;
     uint32_t block;           /* STAGING: block being fetched */
     uint32_t blocks_needed, blocks_staged, bytes_fetched;
+    uint32_t min_bytes;       /* the signed manifest + the content of the blocks needed */
+    uint32_t reported_staged; /* blocks_staged in the last status (progress only when it moved) */
     uint8_t page[UPD_BLOCK_MAX];
     range_t r;
     uint64_t staged_ms, status_ms;
-    unsigned finals;
+    unsigned finals, installs;
+    unsigned reinstalls;      /* installs of a bundle installed before (must stay 0: P2) */
+    uint8_t installed[4][32]; /* the last bundles installed (SHA-256), newest first */
     keel_v1_Envelope last_final; /* said again when keeld offers the same deployment again */
     /* protocol.md P1: the latest status is kept until keeld acks it, and sent again after a
      * reconnect or STATUS_RESEND_MS without an ack */
     keel_v1_Envelope status_env;
     bool status_unacked;
     uint32_t status_msg_id;
+    /* the msg_ids the kept status went out with: an ack of any of them acknowledges it (keeld
+     * slower than the resend period acks an earlier copy, never the latest) */
+    uint32_t status_ids[STATUS_IDS];
+    unsigned status_nids;
     uint64_t status_sent_ms;
     unsigned lose_finals;     /* cfg->lose_finals still to lose */
-    kbackoff_t backoff;       /* P3: the fetch timeout */
-    unsigned seed;            /* jitter */
-    unsigned fetches, timeouts; /* requests sent, timeouts expired (printed at the end) */
     atomic_bool reconnected;  /* set by the MQTT thread; the main thread re-asks and re-sends */
+    unsigned statuses, acked; /* statuses published, acks of them received */
+    uint32_t rng;                /* xorshift32: back-off jitter */
+    kbackoff_t backoff;          /* P3: the fetch timeout (core/backoff.c, as the microvisor's) */
+    bool sha_valid;              /* sha caches the region's SHA-256 (the region is 1 MiB) */
+    uint8_t sha[32];
 };
 
 static uint64_t mono_ms(void)
@@ -93,6 +103,19 @@ static void die(const char *what, kerr_t err)
 {
     fprintf(stderr, "simdev: update agent: %s: %s\n", what, kerr_str(err));
     exit(1);
+}
+
+/* upd_status() without its blocks_needed count (a hash of every page while staging): the phase,
+ * counter and version a status report and the hello need, at a cost independent of the region
+ * size (thousands of devices share one core in fleetsim). */
+static void light_status(const sdu_t *u, upd_status_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->phase = (upd_phase_t)u->upd->ps.phase;
+    out->result = (upd_result_t)u->upd->ps.result;
+    out->reason = u->upd->ps.reason;
+    out->counter = u->upd->ps.counter;
+    out->version = u->upd->ps.version;
 }
 
 /* ---- set-up ----------------------------------------------------------------------------------- */
@@ -162,11 +185,15 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
     }
     u->cfg = *cfg;
     u->lose_finals = cfg->lose_finals;
-    u->seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)u;
-    kbackoff_reset(&u->backoff);
     atomic_init(&u->reconnected, false);
     pthread_mutex_init(&u->lock, NULL);
-    open_flash(u);
+    if (cfg->dir != NULL) {
+        open_flash(u);
+    } else {
+        u->ifl = *cfg->iflash; /* the caller's flash: kflash_t is a handle on its backend */
+        u->qfl = *cfg->qspi;
+    }
+    u->rng = cfg->seed != 0 ? cfg->seed : (uint32_t)mono_ms() | 1u;
     if (cfg->install != NULL) {
         install(u, cfg->install);
     }
@@ -206,7 +233,9 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
     }
     upd_status_t st;
     upd_status(u->upd, &st);
-    printf("update-engine phase %u version %u counter %u\n", st.phase, st.version, st.counter);
+    if (!cfg->quiet) {
+        printf("update-engine phase %u version %u counter %u\n", st.phase, st.version, st.counter);
+    }
     return u;
 }
 
@@ -215,10 +244,11 @@ void sdu_close(sdu_t *u)
     if (u == NULL) {
         return;
     }
-    printf("update-fetches %u sent, %u timeouts\n", u->fetches, u->timeouts);
     upd_close(u->upd);
-    kflash_file_close(&u->iff);
-    kflash_file_close(&u->qff);
+    if (u->cfg.dir != NULL) {
+        kflash_file_close(&u->iff);
+        kflash_file_close(&u->qff);
+    }
     pthread_mutex_destroy(&u->lock);
     free(u->iused);
     free(u->upd);
@@ -234,7 +264,12 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
 
     snprintf(r->name, sizeof(r->name), "app");
     r->size = AN505_APP_SLOT_SIZE;
-    if (upd_region_sha(u->upd, r->sha256) != KERR_OK) {
+    if (!u->sha_valid) {
+        u->sha_valid = upd_region_sha(u->upd, u->sha) == KERR_OK;
+    }
+    if (u->sha_valid) {
+        memcpy(r->sha256, u->sha, sizeof(r->sha256));
+    } else {
         memset(r->sha256, 0, sizeof(r->sha256));
     }
     h->app_version = 0;
@@ -249,7 +284,7 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
     }
     r->version = h->app_version;
     upd_status_t st;
-    upd_status(u->upd, &st);
+    light_status(u, &st);
     h->update_trial = st.phase == UPD_PHASE_TRIAL;
 }
 
@@ -265,8 +300,8 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
         item_t *it = &u->q[(u->qhead + u->qlen++) % QUEUE_LEN];
         it->t = t;
         it->env = *env;
-    } else {
-        printf("update-queue-full\n"); /* dropped: the agent asks again after its back-off */
+    } else if (!u->cfg.quiet) {
+        printf("update-queue-full\n"); /* dropped: the agent asks again after its timeout */
     }
     pthread_mutex_unlock(&u->lock);
 }
@@ -274,6 +309,27 @@ void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
 unsigned sdu_finals(sdu_t *u)
 {
     return u->finals;
+}
+
+uint32_t sdu_min_bytes(sdu_t *u)
+{
+    return u->min_bytes;
+}
+
+unsigned sdu_installs(sdu_t *u)
+{
+    return u->installs;
+}
+
+unsigned sdu_reinstalls(sdu_t *u)
+{
+    return u->reinstalls;
+}
+
+void sdu_counts(sdu_t *u, unsigned *statuses, unsigned *acked)
+{
+    *statuses = u->statuses;
+    *acked = u->acked;
 }
 
 bool sdu_status_acked(sdu_t *u)
@@ -308,7 +364,11 @@ static void send_status(sdu_t *u)
         uint32_t id = u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_STATUS, &env);
         if (id != 0) {
             u->status_msg_id = id;
-            printf("update-status-sent %u\n", id);
+            u->status_ids[u->status_nids++ % STATUS_IDS] = id;
+            u->statuses++;
+            if (!u->cfg.quiet) {
+                printf("update-status-sent %u\n", id);
+            }
         }
     }
 }
@@ -320,7 +380,7 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     keel_v1_UpdateStatus *s = &env.body.update_status;
     upd_status_t us;
 
-    upd_status(u->upd, &us);
+    light_status(u, &us);
     env.which_body = keel_v1_Envelope_update_status_tag;
     s->deployment_id = u->offer.deployment_id;
     s->state = state;
@@ -336,9 +396,14 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
     s->trial = us.phase == UPD_PHASE_TRIAL;
     u->status_env = env;
     u->status_unacked = true;
+    u->status_nids = 0; /* new content: acks of the old one do not count */
     u->status_ms = mono_ms();
-    printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
-           kproto_update_state_name(state), kproto_update_result_name(result), (int)code, s->detail);
+    u->reported_staged = u->blocks_staged;
+    if (!u->cfg.quiet) {
+        printf("update-status %llu %s %s %d %s\n", (unsigned long long)s->deployment_id,
+               kproto_update_state_name(state), kproto_update_result_name(result), (int)code,
+               s->detail);
+    }
     send_status(u);
     if (is_final(s)) {
         u->finals++;
@@ -349,9 +414,16 @@ static void status(sdu_t *u, keel_v1_UpdateState state, keel_v1_UpdateResult res
 
 static void on_ack(sdu_t *u, const keel_v1_Ack *a)
 {
-    if (u->status_unacked && a->msg_id == u->status_msg_id) {
+    bool ours = false;
+    for (unsigned i = 0; i < u->status_nids && i < STATUS_IDS; i++) {
+        ours = ours || (a->msg_id != 0 && u->status_ids[i] == a->msg_id);
+    }
+    if (u->status_unacked && ours) {
         u->status_unacked = false;
-        printf("update-status-acked %u\n", a->msg_id);
+        u->acked++;
+        if (!u->cfg.quiet) {
+            printf("update-status-acked %u\n", a->msg_id);
+        }
     }
 }
 
@@ -408,26 +480,31 @@ static void ask(sdu_t *u, uint32_t chunk)
     f->offset = u->r.start + off;
     f->length = u->r.len - off < KPROTO_CHUNK_MAX ? u->r.len - off : KPROTO_CHUNK_MAX;
     u->cfg.send(u->cfg.ctx, KPROTO_T_UPDATE_FETCH, &env);
-    u->r.asked |= 1u << chunk;
-    u->fetches++;
 }
 
+/* When the requests sent now are asked again (P3: the back-off, jittered). */
 static uint64_t next_due(sdu_t *u)
 {
-    return mono_ms() + kbackoff_wait(&u->backoff, (uint32_t)rand_r(&u->seed));
+    u->rng ^= u->rng << 13;
+    u->rng ^= u->rng >> 17;
+    u->rng ^= u->rng << 5;
+    return mono_ms() + kbackoff_wait(&u->backoff, u->rng);
 }
 
-/* Ask for chunks not yet asked for while fewer than the window are in flight. */
-static void pump(sdu_t *u)
+static uint32_t in_flight(const range_t *r)
 {
-    unsigned inflight = (unsigned)__builtin_popcount(u->r.asked & ~u->r.have);
-    for (uint32_t c = 0; c < u->r.nchunks && inflight < KBACKOFF_WINDOW; c++) {
-        if (!((u->r.have | u->r.asked) & (1u << c))) {
-            if (inflight == 0) {
-                u->r.due_ms = next_due(u);
-            }
+    return (uint32_t)__builtin_popcount(r->asked & ~r->have);
+}
+
+/* P3: ask for the next chunks not asked yet, up to KBACKOFF_WINDOW in flight. */
+static void fill_window(sdu_t *u)
+{
+    uint32_t n = in_flight(&u->r);
+    for (uint32_t c = 0; c < u->r.nchunks && n < KBACKOFF_WINDOW; c++) {
+        if (!(u->r.asked & (1u << c))) {
+            u->r.asked |= 1u << c;
             ask(u, c);
-            inflight++;
+            n++;
         }
     }
 }
@@ -436,7 +513,9 @@ static void pump(sdu_t *u)
 static void fetch(sdu_t *u, uint32_t start, uint32_t len, uint8_t *dst)
 {
     u->r = (range_t){start, len, dst, 0, 0, (len + KPROTO_CHUNK_MAX - 1) / KPROTO_CHUNK_MAX, 0, true};
-    pump(u);
+    kbackoff_reset(&u->backoff);
+    u->r.due_ms = next_due(u);
+    fill_window(u);
 }
 
 static bool fetched(const sdu_t *u)
@@ -458,26 +537,28 @@ static void on_chunk(sdu_t *u, const keel_v1_UpdateChunk *c)
     }
     memcpy(u->r.dst + off, c->data.bytes, want);
     u->r.have |= 1u << idx;
+    u->r.asked |= 1u << idx; /* a chunk from an earlier ask (keeld restarted) counts too */
     u->bytes_fetched += want;
-    kbackoff_reset(&u->backoff); /* progress resets the back-off */
+    /* Any chunk resets the back-off: the link and keeld are alive. */
+    kbackoff_reset(&u->backoff);
     u->r.due_ms = next_due(u);
-    pump(u);
+    fill_window(u);
 }
 
-/* The requests in flight timed out: ask again, and wait twice as long next time. */
+/* P3: requests unanswered by their time are asked again, and the next wait is twice as long. */
 static void retry(sdu_t *u)
 {
     if (!u->r.active || fetched(u) || mono_ms() < u->r.due_ms) {
         return;
     }
-    uint32_t missing = u->r.asked & ~u->r.have;
-    if (u->r.due_ms != 0) {
-        kbackoff_grow(&u->backoff);
-        u->timeouts++;
-        printf("update-fetch-timeout %u ms\n", u->backoff.base_ms);
+    for (uint32_t c = 0; c < u->r.nchunks; c++) {
+        if ((u->r.asked & (1u << c)) && !(u->r.have & (1u << c))) {
+            ask(u, c);
+        }
     }
-    u->r.asked &= ~missing;
-    pump(u);
+    fill_window(u);
+    kbackoff_grow(&u->backoff);
+    u->r.due_ms = next_due(u);
 }
 
 /* ---- the update ------------------------------------------------------------------------------- */
@@ -552,8 +633,13 @@ static void begin_staging(sdu_t *u)
     u->block = 0;
     u->blocks_staged = 0;
     u->blocks_needed = 0;
+    u->min_bytes = u->offer.signed_size;
     for (uint32_t i = 0; i < u->m.layers[0].block_count; i++) {
-        u->blocks_needed += upd_block_needed(u->upd, i) == 1;
+        uint32_t start, len, poff;
+        if (upd_block_needed(u->upd, i) == 1) {
+            u->blocks_needed++;
+            u->min_bytes += block_range(u, i, &start, &len, &poff) ? len : 0u;
+        }
     }
     status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
            KERR_OK, NULL);
@@ -568,14 +654,19 @@ static void on_offer(sdu_t *u, const keel_v1_UpdateOffer *o)
         u->forced = u->forced || o->force;
         if (u->st == ST_DONE) {
             /* keeld did not get our final status (or restarted): say it again. */
-            printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
+            if (!u->cfg.quiet) {
+                printf("update-offer-again %llu\n", (unsigned long long)o->deployment_id);
+            }
             u->status_env = u->last_final;
+            u->status_nids = 0;
             u->status_unacked = true;
             send_status(u);
         }
         return;
     }
-    printf("update-offer %llu %u bytes\n", (unsigned long long)o->deployment_id, o->bundle_size);
+    if (!u->cfg.quiet) {
+        printf("update-offer %llu %u bytes\n", (unsigned long long)o->deployment_id, o->bundle_size);
+    }
     upd_status_t us;
     upd_status(u->upd, &us);
     if (us.phase == UPD_PHASE_TRIAL || us.phase == UPD_PHASE_APPLYING ||
@@ -601,6 +692,7 @@ static bool apply(sdu_t *u)
     status(u, keel_v1_UpdateState_UPDATE_STATE_UPDATING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
            KERR_OK, "applying");
     kerr_t err = upd_apply(u->upd);
+    u->sha_valid = false; /* the region changed (or was rolled back) */
     if (err != KERR_OK) {
         refused(u, err);
         return true;
@@ -611,6 +703,7 @@ static bool apply(sdu_t *u)
         char d[96], v[16];
         upd_status_t us;
         err = upd_rollback(u->upd, UPD_REASON_CRASH);
+        u->sha_valid = false;
         upd_status(u->upd, &us);
         kapp_version_format(us.version, v, sizeof(v));
         snprintf(d, sizeof(d), "the new app crashed during its trial: rolled back to %s", v);
@@ -623,6 +716,12 @@ static bool apply(sdu_t *u)
         refused(u, err);
         return true;
     }
+    for (unsigned i = 0; i < u->installs && i < 4u; i++) {
+        u->reinstalls += memcmp(u->installed[i], u->offer.bundle_sha256, 32) == 0;
+    }
+    memmove(u->installed[1], u->installed[0], 3u * 32u);
+    memcpy(u->installed[0], u->offer.bundle_sha256, 32);
+    u->installs++;
     status(u, keel_v1_UpdateState_UPDATE_STATE_IDLE, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS,
            KERR_OK, "confirmed by the new app");
     return true;
@@ -635,7 +734,9 @@ static void on_command(sdu_t *u, const keel_v1_Command *c)
     env.which_body = keel_v1_Envelope_result_tag;
     env.body.result.command_id = c->id;
     env.body.result.status = keel_v1_CommandStatus_COMMAND_STATUS_OK;
-    printf("command %llu %s\n", (unsigned long long)c->id, kproto_command_name(c->kind));
+    if (!u->cfg.quiet) {
+        printf("command %llu %s\n", (unsigned long long)c->id, kproto_command_name(c->kind));
+    }
     if (c->kind == keel_v1_CommandKind_COMMAND_KIND_UPDATE_APPLY) {
         if (u->st == ST_SIGNED || u->st == ST_STAGING || u->st == ST_STAGED) {
             u->forced = true; /* applied in sdu_poll, now or as soon as staged */
@@ -664,6 +765,42 @@ static uint64_t deadline_ms(const sdu_t *u)
         s = u->offer.force_after_s;
     }
     return u->staged_ms + s * 1000u;
+}
+
+static uint64_t status_every(const sdu_t *u)
+{
+    return u->cfg.status_every_ms != 0 ? u->cfg.status_every_ms : STATUS_EVERY_MS;
+}
+
+static uint64_t resend_ms(const sdu_t *u)
+{
+    return u->cfg.status_resend_ms != 0 ? u->cfg.status_resend_ms : STATUS_RESEND_MS;
+}
+
+uint64_t sdu_next_ms(sdu_t *u)
+{
+    uint64_t next = UINT64_MAX;
+    pthread_mutex_lock(&u->lock);
+    bool queued = u->qlen > 0;
+    pthread_mutex_unlock(&u->lock);
+    if (queued || fetched(u) || atomic_load(&u->reconnected) ||
+        (u->st == ST_STAGED && (!u->cfg.defer || u->forced))) {
+        return 0;
+    }
+    if (u->status_unacked) {
+        next = u->status_sent_ms + resend_ms(u);
+    }
+    if (u->r.active && !fetched(u) && u->r.due_ms < next) {
+        next = u->r.due_ms;
+    }
+    if (u->st == ST_STAGING && u->blocks_staged != u->reported_staged &&
+        u->status_ms + status_every(u) < next) {
+        next = u->status_ms + status_every(u);
+    }
+    if (u->st == ST_STAGED && deadline_ms(u) < next) {
+        next = deadline_ms(u);
+    }
+    return next;
 }
 
 bool sdu_poll(sdu_t *u)
@@ -697,11 +834,11 @@ bool sdu_poll(sdu_t *u)
         if (u->status_unacked) {
             send_status(u);
         }
-        kbackoff_reset(&u->backoff);
-        u->r.asked &= u->r.have; /* what was in flight on the old connection: asked again */
-        u->r.due_ms = 0;
-    } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= STATUS_RESEND_MS) {
-        printf("update-status-resend\n");
+        u->r.due_ms = 0; /* what was in flight went with the old connection: ask again now */
+    } else if (u->status_unacked && mono_ms() - u->status_sent_ms >= resend_ms(u)) {
+        if (!u->cfg.quiet) {
+            printf("update-status-resend\n");
+        }
         send_status(u);
     }
     if (u->st == ST_SIGNED && fetched(u)) {
@@ -723,7 +860,11 @@ bool sdu_poll(sdu_t *u)
         }
         next_block(u);
     }
-    if (u->st == ST_STAGING && mono_ms() - u->status_ms >= STATUS_EVERY_MS) {
+    /* Progress like the microvisor's: when blocks were staged since the last report, at most
+     * every status_every ms (a stalled download says nothing: thousands of stalled devices would
+     * otherwise flood keeld with reports of no progress). */
+    if (u->st == ST_STAGING && u->blocks_staged != u->reported_staged &&
+        mono_ms() - u->status_ms >= status_every(u)) {
         status(u, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADING, keel_v1_UpdateResult_UPDATE_RESULT_INITIAL,
                KERR_OK, NULL);
     }
