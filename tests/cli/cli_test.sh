@@ -372,7 +372,7 @@ bundle_delta)
     run_keel 0 device install --state st "v2.delta-$base.kb"
     want=$(python3 -c 'import json; print(json.load(open("/dev/stdin"))["layers"][0]["region_sha256"])' \
            < <(timeout 30 "$keel" bundle inspect v2.kb --json))
-    [ "$(head -c 1056768 st/flash_int.bin | sha256sum | cut -d' ' -f1)" = "$want" ] ||
+    [ "$(head -c 1056768 st/store.bin | sha256sum | cut -d' ' -f1)" = "$want" ] ||
         fail "the delta did not leave v2's region"
     run_keel 0 device provision --state other --update-key keys/fleet.pub
     run_keel 0 bundle build app.elf --version 0.9.0 --key keys/fleet.key -o v0.kb

@@ -452,7 +452,11 @@ env(3, logs=k.LogBatch(entries=[k.LogEntry(uptime_ms=5, level=k.LOG_LEVEL_INFO,
 PY
   ODEV=(--cafile "$WORK/ca.pem" --cert "$WORK/dev-2.pem" --key "$WORK/dev-2.key" -h localhost -p "$MQTT_PORT" -i dev-2)
   bg_out "$WORK/old_in.txt"
-  timeout 60 mosquitto_sub "${ODEV[@]}" -i dev-2-in -q 1 -t 'keel/v1/dev-2/ack' -t 'keel/v1/dev-2/cmd' \
+  # What reaches the device is watched by a service identity of its own (keeld-b): the broker
+  # makes a certificate's name the client id, so a second client with dev-2's certificate would cut
+  # the publishing one off.
+  OWATCH=(--cafile "$WORK/ca.pem" --cert "$WORK/keeld-b.pem" --key "$WORK/keeld-b.key" -h localhost -p "$MQTT_PORT")
+  timeout 60 mosquitto_sub "${OWATCH[@]}" -q 1 -t 'keel/v1/dev-2/ack' -t 'keel/v1/dev-2/cmd' \
     -F '%t %x' >>"$WORK/old_in.txt" 2>&1 &
   PIDS+=($!)
   pub_old() { timeout 10 mosquitto_pub "${ODEV[@]}" -q 1 -t "keel/v1/dev-2/$1" -f "$WORK/old$2.bin" ${3:+"$3"} || fail "publish $1"; }
