@@ -40,14 +40,15 @@ static uint32_t patch_blocks(const upd_t *u)
     return (u->m.layers[0].patch_size + u->page - 1u) / u->page;
 }
 
-static bool tag_present(upd_t *u, uint32_t i, bool *out)
+/* Patch block i was received: its tag is programmed (not all 0xFF). */
+static kerr_t tag_present(upd_t *u, uint32_t i, bool *out)
 {
     uint8_t t[TAG], ff = 0xFF;
     kerr_t err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + i * TAG, t, TAG);
     for (uint32_t k = 0; k < TAG; k++)
         ff &= t[k];
     *out = err == KERR_OK && ff != 0xFF;
-    return err == KERR_OK;
+    return err;
 }
 
 kerr_t upd_delta_inspect(upd_t *u, const kbdl_manifest_t *m, upd_plan_t *out)
@@ -80,10 +81,8 @@ kerr_t upd_delta_block_needed(upd_t *u, uint32_t idx)
     if (idx >= patch_blocks(u)) {
         return 0;
     }
-    if (!tag_present(u, idx, &have)) {
-        return KERR_IO;
-    }
-    return have ? 0 : 1;
+    kerr_t err = tag_present(u, idx, &have);
+    return err != KERR_OK ? err : have ? 0 : 1;
 }
 
 kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len)
@@ -96,7 +95,34 @@ kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32
     return upd_store_save_slot(u, u->ps.stage_gen, SEAL_PATCH, idx);
 }
 
-/* --- GCM in pieces: Mbed TLS 2.x and 3.x spell it differently --------------------------------- */
+/* --- GCM and SHA-256 in pieces: Mbed TLS 2.x and 3.x spell them differently ------------------- */
+
+static int sha_start(mbedtls_sha256_context *c)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    return mbedtls_sha256_starts(c, 0);
+#else
+    return mbedtls_sha256_starts_ret(c, 0);
+#endif
+}
+
+static int sha_update(mbedtls_sha256_context *c, const uint8_t *p, uint32_t n)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    return mbedtls_sha256_update(c, p, n);
+#else
+    return mbedtls_sha256_update_ret(c, p, n);
+#endif
+}
+
+static int sha_finish(mbedtls_sha256_context *c, uint8_t out[32])
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    return mbedtls_sha256_finish(c, out);
+#else
+    return mbedtls_sha256_finish_ret(c, out);
+#endif
+}
 
 static int gcm_start(mbedtls_gcm_context *g, const uint8_t nonce[12])
 {
@@ -168,12 +194,12 @@ static kerr_t on_page(void *ctx, uint32_t index, const uint8_t *page, uint32_t l
         return KERR_UPD_VERIFY;
     }
     /* The first pass measures the result; the second only compares with what it measured. */
-    if (!p->second && mbedtls_sha256_update(&p->cc, u->buf, len) != 0) {
+    if (!p->second && sha_update(&p->cc, u->buf, len) != 0) {
         return KERR_UPD_CRYPTO;
     }
     memset(u->buf + len, 0xFF, u->page - len);
     kerr_t err = upd_sha256(u->buf, u->page, h);
-    if (err == KERR_OK && !p->second && mbedtls_sha256_update(&p->rc, u->buf, u->page) != 0) {
+    if (err == KERR_OK && !p->second && sha_update(&p->rc, u->buf, u->page) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     p->pages = index + 1u;
@@ -223,7 +249,7 @@ static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
     uint32_t left = l->patch_size;
     kerr_t err = KERR_OK;
     mbedtls_sha256_init(&pc);
-    if (mbedtls_sha256_starts(&pc, 0) != 0) {
+    if (sha_start(&pc) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     for (uint32_t b = 0; err == KERR_OK && b < patch_blocks(u); b++) {
@@ -237,7 +263,7 @@ static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
             if (err == KERR_OK && gcm_piece(&u->pgcm, in, CHUNK, plain) != 0) {
                 err = KERR_UPD_CRYPTO;
             }
-            if (err == KERR_OK && n && mbedtls_sha256_update(&pc, plain, n) != 0) {
+            if (err == KERR_OK && n && sha_update(&pc, plain, n) != 0) {
                 err = KERR_UPD_CRYPTO;
             }
             if (err == KERR_OK && n && p) {
@@ -257,7 +283,7 @@ static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
                       : KERR_UPD_AUTH;
         }
     }
-    if (err == KERR_OK && mbedtls_sha256_finish(&pc, patch_sha) != 0) {
+    if (err == KERR_OK && sha_finish(&pc, patch_sha) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     mbedtls_sha256_free(&pc);
@@ -275,7 +301,7 @@ static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
     kdlt_dec_cfg_t cfg = { read_old, on_page, &p, u->buf, u->page, u->cfg.region_len, l->size };
     uint8_t psha[32], rh[32], ch[32];
     kerr_t err = KERR_OK;
-    if (mbedtls_sha256_starts(&p.rc, 0) != 0 || mbedtls_sha256_starts(&p.cc, 0) != 0) {
+    if (sha_start(&p.rc) != 0 || sha_start(&p.cc) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     if (err == KERR_OK) {
@@ -302,12 +328,12 @@ static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
     memset(u->buf, 0xFF, u->page);
     for (uint32_t i = p.pages; err == KERR_OK && i < u->blocks; i++) {
         memcpy(table + i * 32u, u->ff_sha, 32);
-        if (mbedtls_sha256_update(&p.rc, u->buf, u->page) != 0) {
+        if (sha_update(&p.rc, u->buf, u->page) != 0) {
             err = KERR_UPD_CRYPTO;
         }
     }
     if (err == KERR_OK &&
-        (mbedtls_sha256_finish(&p.rc, rh) != 0 || mbedtls_sha256_finish(&p.cc, ch) != 0)) {
+        (sha_finish(&p.rc, rh) != 0 || sha_finish(&p.cc, ch) != 0)) {
         err = KERR_UPD_CRYPTO;
     }
     if (err == KERR_OK &&
@@ -334,11 +360,9 @@ kerr_t upd_delta_finish(upd_t *u)
     uint32_t n = u->blocks * 32u;
     for (uint32_t i = 0; i < patch_blocks(u); i++) {
         bool have;
-        if (!tag_present(u, i, &have)) {
-            return KERR_IO;
-        }
-        if (!have) {
-            return KERR_UPD_INCOMPLETE;
+        kerr_t err = tag_present(u, i, &have);
+        if (err != KERR_OK || !have) {
+            return err != KERR_OK ? err : KERR_UPD_INCOMPLETE;
         }
     }
     if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE) {

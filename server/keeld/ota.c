@@ -245,6 +245,11 @@ static unsigned check_bundle(ota_t *o, const uint8_t *data, size_t len, kbdl_man
         return refuse(why, cap, 422, "unsupported bundle: devices apply exactly one app-region "
                       "layer (this one has %u layers)", (unsigned)m->layer_count);
     }
+    if (m->layers[0].delta) {
+        return refuse(why, cap, 422, "a delta bundle (a patch for devices that run one base, "
+                      "docs/delta.md): keeld does not serve deltas yet; upload the full bundle "
+                      "'keel bundle build' wrote beside it");
+    }
     uint64_t want = (uint64_t)kbdl_signed_size(m) + m->layers[0].size;
     if (want != len) {
         return refuse(why, cap, 400, "the bundle is %zu bytes but its manifest describes %llu "

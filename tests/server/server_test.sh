@@ -994,8 +994,11 @@ ota_refused)
   printf '\x5a' | dd of="$WORK/tpay.kb" bs=1 seek=$(($(stat -c %s "$WORK/v1.kb") - 1)) conv=notrunc status=none
   head -c 1000 "$WORK/v1.kb" >"$WORK/trunc.kb"
   head -c 5000 /dev/urandom >"$WORK/garbage.kb"
+  bundle v1d v1 1.0.0 --counter 5 --base "$WORK/v0.kb"
+  cp "$WORK"/v1d.delta-*.kb "$WORK/delta.kb"
   for bad in "tman:the signature does not verify" "tpay:the payload does not match" \
-             "unsigned:which is not a fleet signing key" "trunc:truncated" "garbage:malformed"; do
+             "unsigned:which is not a fleet signing key" "trunc:truncated" "garbage:malformed" \
+             "delta:keeld does not serve deltas yet"; do
     name="${bad%%:*}"
     keelc bundle upload "$WORK/$name.kb" && fail "keeld accepted $name.kb"
     keel_has keel.err "${bad#*:}"

@@ -143,7 +143,9 @@ static void build_help(const char *prog)
            "  --debug-key DEV.pub  P-256 public key allowed to open a debug session\n"
            "                       (default: none)\n"
            "  --base OLD.kb        also write a delta bundle for devices that run OLD.kb:\n"
-           "                       APP.delta-<base region sha256, 12 hex>.kb (repeatable)\n",
+           "                       APP.delta-<base region sha256, 12 hex>.kb (repeatable);\n"
+           "                       or OLD.elf[@X.Y.Z]: what 'keel device install\n"
+           "                       --app-version X.Y.Z OLD.elf' wrote\n",
            prog, AN505_DEVICE_TYPE, KAPP_DEFAULT_BACKOFF_MIN_MS, KAPP_DEFAULT_BACKOFF_MAX_MS,
            POLITENESS_DEFAULT_S, TRIAL_DEFAULT_S);
 }
