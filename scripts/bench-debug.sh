@@ -101,7 +101,7 @@ EOF
 measure() {
     sed "s/@PORT@/$1/" "$W/bench.gdb" >"$W/bench-$2.gdb"
     timeout 900 gdb-multiarch -q -batch -nx -x "$W/bench-$2.gdb" >"$W/gdb-$2.out" 2>&1 ||
-        kq_die "gdb ($2) failed: $(tail -20 "$W/gdb-$2.out")"
+        kq_die "gdb ($2) failed: $(tail -20 "$W/gdb-$2.out"); keel debug said: $(cat "$W"/kdebug*.out 2>/dev/null)"
     grep '^BENCH ' "$W/gdb-$2.out" >"$W/$2.txt"
     [ "$(wc -l <"$W/$2.txt")" -eq 4 ] || kq_die "gdb ($2) did not report every figure: $(tail -20 "$W/gdb-$2.out")"
 }
@@ -157,7 +157,8 @@ row() { # LABEL NAME: p50 (p99), before -> after, per path
     echo "After: the stop reply carries every register and the thread (no \`g\`); the relay in front of"
     echo "the stub (\`keel debug\` on the cloud path, \`keel device run --gdb-serial\` on the serial line)"
     echo "answers reads of memory it fetched since the last resume (64-byte lines) and the stub's fixed"
-    echo "query answers itself (keel/rspcache.h); \`next\` is one range step (\`vCont;r\`) per line. The RSP"
+    echo "query answers itself, and asks for the lines at pc and sp as soon as a stop reply passes"
+    echo "(keel/rspcache.h); \`next\` is one range step (\`vCont;r\`) per line. The RSP"
     echo "round trip row is a repeated read of one word: after, the relay answers it without a round trip."
     echo "Load average at the end of the run: $load (this machine is shared; compare the columns, which"
     echo "saw the same load, rather than absolute figures across runs)."
