@@ -240,6 +240,9 @@ run_firmware)
         exit 77
     fi
     build_app app.elf
+    # Boot words beyond the store's record (255 bytes) are a usage error, before anything runs.
+    run_keel 2 device run --state st --firmware "$fw" --append "$(printf 'x%.0s' $(seq 300))"
+    expect_in err.txt "the boot words are longer than 255 bytes"
     run_keel 0 device run --state st --firmware "$fw" --install app.elf --seconds 3 --icount
     expect_in out.txt "installed app 0.0.0"
     [ "$(wc -l <out.txt)" -gt 1 ] || fail "no console output from the device"

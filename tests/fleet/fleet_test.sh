@@ -523,11 +523,14 @@ emulated)
     grep -qE 'net: ping \(command [0-9]+\)' "$STATE/devices/$id/console.log" ||
       fail "the ping did not reach $id's microvisor: $(tail -20 "$STATE/devices/$id/console.log")"
   done
-  # What the devices run beside the recorded processes: a QEMU each (in the session of its
+  # What the devices run beside the recorded processes: a QEMU each (in its sandbox, below its
   # `keel device run`) and the relays QEMU starts for their broker connections.
-  qemus() { for s in $(awk '$1 ~ /^dev-/ {print $2}' "$STATE/pids"); do ps -o pid= -o comm= -s "$s"; done |
-    awk '$2 == "qemu-system-arm" {print $1}'; }
-  relays() { ps -eo pid=,args= | awk -v p="$MQTT_PORT" '$3 == "relay" && $4 == p {print $1}'; }
+  below() { ps -eo pid=,ppid=,args= | awk -v roots=" $* " '{ up[$1] = $2; a[$1] = $0 }
+    END { for (p in up) { q = up[p]; while ((q in up) && index(roots, " " q " ") == 0 && q > 1) q = up[q];
+          if (index(roots, " " q " ")) print a[p] } }'; }
+  devruns() { awk '$1 ~ /^dev-/ {print $2}' "$STATE/pids"; }
+  qemus() { below $(devruns) | awk '$3 ~ /qemu-system-arm$/ {print $1}'; }
+  relays() { below $(devruns) | awk '$4 == "relay" && $5 ~ /^unix:/ {print $1}'; }
   QEMUS="$(qemus)"; RELAYS="$(relays)"
   PIDS+=($QEMUS $RELAYS)
   [ "$(wc -w <<<"$QEMUS")" = 2 ] || fail "expected a QEMU per device, found: $QEMUS"

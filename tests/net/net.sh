@@ -189,7 +189,9 @@ fleet-channels)
     expect_console 20 'echo: broker has 8 sends'
     flood_texts() { timeout 20 "$keel" channel read dev-1 flood --limit 1000 --json 2>/dev/null |
         python3 -c 'import json,sys; print(" ".join(m.get("text", "?") for m in json.load(sys.stdin)["messages"]))'; }
-    relays() { ps -eo pid=,args= | awk -v p="$PORT" '$3 == "relay" && $4 == p {print $1}'; }
+    # The relay QEMU started for the connection (inside the sandbox, a descendant of this keel).
+    relays() { for p in $(descendants "$KEEL_PID"); do
+        ps -o args= -p "$p" | awk '$2 == "relay" && $3 ~ /^unix:/ { f = 1 } END { exit !f }' && echo "$p"; done; }
     RELAY=$(relays)
     [ "$(wc -w <<<"$RELAY")" = 1 ] || fail "expected one relay for the device's connection, found: '$RELAY'"
     out=$(timeout 20 "$keel" channel send dev-1 echo burst 2>&1) || fail "keel channel send failed: $out"

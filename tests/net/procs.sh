@@ -21,6 +21,13 @@ wait_for() {
     return 1
 }
 
+# descendants PID: every process below PID (its children, theirs, ...), one pid a line. QEMU runs
+# in a sandbox of its own session, so "the processes of a device" are found by ancestry.
+descendants() {
+    ps -eo pid=,ppid= | awk -v root="$1" '{ up[$1] = $2 }
+        END { for (p in up) { q = p; while ((q in up) && q != root && q > 1) q = up[q]; if (q == root && p != root) print p } }'
+}
+
 # free_port: a TCP port of 127.0.0.1 that is free now (the kernel picks it, so scripts running in
 # parallel do not collide).
 free_port() {

@@ -29,7 +29,7 @@
 
 #define BACKOFF_MAX_MS (24u * 3600u * 1000u) /* a day: longer is a stopped app, not a back-off */
 #define SECONDS_MAX (30u * 24u * 3600u)
-#define APPEND_MAX 1024u
+#define APPEND_MAX STORE_BOOTWORDS_MAX /* the store's boot-word record (store.h) */
 
 /* Options shared by run and install. Long-only options use codes above the char range. */
 enum {
@@ -403,7 +403,8 @@ static void run_help(const char *prog)
            "                       built by 'make' beside this keel)\n"
            "  --icount             deterministic instruction counting (-icount shift=0)\n"
            "  --powercut N         cut power during the device's N-th flash operation\n"
-           "  --append WORDS       extra words for the microvisor's command line\n"
+           "  --append WORDS       extra boot words for the microvisor (all boot words: at\n"
+           "                       most 255 bytes, the store's boot-word record)\n"
            "  --broker PORT        connect the device to the MQTT/TLS broker on 127.0.0.1:PORT\n"
            "                       (QEMU gets a restricted network whose only way out is that\n"
            "                       port; without --broker the device has no network)\n"
@@ -426,10 +427,10 @@ static bool build_append(const char *prog, uint32_t powercut, uint32_t broker, b
     if (broker)
         snprintf(bp, sizeof bp, "broker-port=%lu ", (unsigned long)broker);
     int n = snprintf(out, cap, "%s%s%s%s", pc, bp, dbg_uart ? "dbg-uart " : "", extra ? extra : "");
-    if (n > 0 && out[n - 1] == ' ')
+    if (n > 0 && (size_t)n < cap && out[n - 1] == ' ')
         out[--n] = '\0';
     if (n < 0 || (size_t)n >= cap) {
-        cli_usage_error(prog, "--append: the command line is longer than %zu bytes", cap - 1);
+        cli_usage_error(prog, "--append: the boot words are longer than %zu bytes", cap - 1);
         return false;
     }
     return true;

@@ -220,6 +220,15 @@ static void forward_accept(run_t *r, int lfd)
     fflush(stdout);
     pid_t p = fork();
     if (p == 0) {
+        /* keel blocks these for its signalfd: the forward must die with keel (PDEATHSIG). */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Nothing of keel's but the connection: above all not the state dir's lock, which the
+         * next keel of this device must get as soon as this one has exited. */
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != c)
+                close(fd);
         if (lfd == r->broker_lfd)
             relay_forward(c, NULL, r->o->broker_port);
         relay_forward(c, r->gdb_path, 0);
