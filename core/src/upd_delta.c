@@ -26,7 +26,6 @@
 
 #include <mbedtls/gcm.h>
 #include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
 
 #include "keel/delta.h"
 #include "keel/upd.h"
@@ -95,62 +94,38 @@ kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32
     return upd_store_save_slot(u, u->ps.stage_gen, SEAL_PATCH, idx);
 }
 
-/* --- GCM and SHA-256 in pieces: Mbed TLS 2.x and 3.x spell them differently ------------------- */
+/* --- GCM and SHA-256 in pieces ------------------------------------------------------------------ */
 
 static int sha_start(mbedtls_sha256_context *c)
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
     return mbedtls_sha256_starts(c, 0);
-#else
-    return mbedtls_sha256_starts_ret(c, 0);
-#endif
 }
 
 static int sha_update(mbedtls_sha256_context *c, const uint8_t *p, uint32_t n)
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
     return mbedtls_sha256_update(c, p, n);
-#else
-    return mbedtls_sha256_update_ret(c, p, n);
-#endif
 }
 
 static int sha_finish(mbedtls_sha256_context *c, uint8_t out[32])
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
     return mbedtls_sha256_finish(c, out);
-#else
-    return mbedtls_sha256_finish_ret(c, out);
-#endif
 }
 
 static int gcm_start(mbedtls_gcm_context *g, const uint8_t nonce[12])
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
     return mbedtls_gcm_starts(g, MBEDTLS_GCM_DECRYPT, nonce, 12);
-#else
-    return mbedtls_gcm_starts(g, MBEDTLS_GCM_DECRYPT, nonce, 12, NULL, 0);
-#endif
 }
 
 static int gcm_piece(mbedtls_gcm_context *g, const uint8_t *in, uint32_t n, uint8_t *out)
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
     size_t olen;
     return mbedtls_gcm_update(g, in, n, out, n, &olen);
-#else
-    return mbedtls_gcm_update(g, n, in, out);
-#endif
 }
 
 static int gcm_tag(mbedtls_gcm_context *g, uint8_t tag[TAG])
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
     size_t olen;
     return mbedtls_gcm_finish(g, NULL, 0, &olen, tag, TAG);
-#else
-    return mbedtls_gcm_finish(g, tag, TAG);
-#endif
 }
 
 /* --- the two decoding passes ------------------------------------------------------------------- */
