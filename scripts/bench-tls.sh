@@ -202,7 +202,10 @@ TLS 1.3: \`$(cat "$W/n13.first")\`; TLS 1.3 resumed: \`$(cat "$W/nres.first")\`;
 Resumed: the reconnect offers the session ticket the broker sent on the first connection
 (PSK with ephemeral ECDHE: forward secrecy kept); the broker skips its certificate chain and
 signature, the device its chain verification.
-The device's P-256 operations run without \`MBEDTLS_ECP_NIST_OPTIM\` after the move (docs/security.md)."
+The device's P-256 operations run without \`MBEDTLS_ECP_NIST_OPTIM\` after the move (docs/security.md).
+Times are host-paced and swing with the machine's load (load average $(cut -d' ' -f1 /proc/loadavg) at the end of this run);
+compare rows of one run, not runs. A resumed ClientHello carries the ticket (OpenSSL puts the
+client certificate in it), so the device sends more, and receives a fifth of a full handshake."
 bash "$root/scripts/write-bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench-tls: wrote $out"

@@ -66,8 +66,9 @@ while IFS= read -r line || [ -n "$line" ]; do
   read -r -a f <<<"$line" || true
   [ ${#f[@]} -eq 0 ] && continue
   if [ "${f[0]}" = follow ]; then
-    [ ${#f[@]} -eq 3 ] && [[ "${f[2]}" =~ ^[0-9][0-9.]*\.$ ]] ||
+    if [ ${#f[@]} -ne 3 ] || ! [[ "${f[2]}" =~ ^[0-9][0-9.]*\.$ ]]; then
       die "$LOCK:$lineno: expected 'follow name series.' (e.g. follow mbedtls 3.6.), got: $line"
+    fi
     tp_follow[${f[1]}]="${f[2]}"
     continue
   fi

@@ -64,6 +64,12 @@
 #define MBEDTLS_ECP_C
 #define MBEDTLS_ECP_DP_SECP256R1_ENABLED
 #if defined(KEEL_MBEDTLS_HOST)
+/* Keys on other curves must parse on the host, so keel can say "another curve (Keel needs P-256)"
+ * instead of "not a key". Nothing on the host or the device signs or verifies with them. */
+#define MBEDTLS_ECP_DP_SECP384R1_ENABLED
+#define MBEDTLS_ECP_DP_SECP521R1_ENABLED
+#define MBEDTLS_SHA384_C
+#define MBEDTLS_SHA512_C
 /* The host tools have no co-resident hostile app timing them, and they verify and sign thousands
  * of times in the tests (3x slower without it, measured). Never on the device: see the header. */
 #define MBEDTLS_ECP_NIST_OPTIM

@@ -46,8 +46,9 @@ fail() {
 # ---- PKI and broker: the fleet's own (scripts/stack.sh, as keel up makes them) -----------------
 STACK_SH="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/stack.sh"
 # keeld-sub: the watching subscriber's own identity (the broker makes a certificate's name its
-# client id: a publisher and a subscriber sharing one would cut each other off).
-bash "$STACK_SH" certs "$W" broker keeld keeld-sub >/dev/null || fail "scripts/stack.sh certs failed"
+# client id: a publisher and a subscriber sharing one would cut each other off); dev-1: net.resume
+# connects a second client with the device's certificate, which the broker lets take its session.
+bash "$STACK_SH" certs "$W" broker keeld keeld-sub dev-1 >/dev/null || fail "scripts/stack.sh certs failed"
 # A second CA with the same name as the fleet's, for the wrong-CA case.
 bash "$STACK_SH" certs "$W/other" >/dev/null || fail "scripts/stack.sh certs (other CA) failed"
 cp "$W/other/ca.pem" "$W/otherca.pem" && cp "$W/other/ca.key" "$W/otherca.key"
@@ -380,6 +381,18 @@ tls12)
         fail "the broker saw an MQTT session from the TLS-1.3-only device"
     [ "$(console_count 'net: broker localhost refused: it does not speak TLS 1.3')" -ge 2 ] ||
         fail "the device did not retry (and refuse again)"
+    ;;
+resume)
+    # A reconnect resumes the TLS 1.3 session: another client takes the device's client id, the
+    # broker drops the device, and the device reconnects offering the ticket the broker sent on
+    # the first connection (no certificate chain this time). The first connection is a full one.
+    start_device 40 --install "$hello" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key"
+    expect_console 20 'net: connected to broker localhost \(TLS 1\.3, server verified, device certificate\)'
+    timeout 10 mosquitto_sub -h 127.0.0.1 -p "$PORT" --cafile "$W/ca.pem" --cert "$W/dev-1.pem" \
+        --key "$W/dev-1.key" -i dev-1 -t keel/v1/dev-1/cmd -W 2 >/dev/null 2>&1
+    expect_console 30 'net: connected to broker localhost \(TLS 1\.3 resumed, server verified, device certificate\)'
+    [ "$(console_count 'net: connected to broker')" -ge 2 ] || fail "the device did not reconnect"
+    kill -TERM "$KEEL_PID"; wait_device
     ;;
 unprovisioned)
     # No device certificate: the fleet broker (require_certificate) refuses the device.
