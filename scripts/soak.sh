@@ -38,7 +38,7 @@ Measured $(date -u +%Y-%m-%d) by \`make soak\` (\`scripts/soak.sh\`, ${secs} s):
 NOR model (internal flash pages of 8 KiB, QSPI sectors of 4 KiB; a cut is global: the other part
 dies with it, each cut leaves a seeded torn pattern). Operations: flash operations of the scenario
 run clean, each of which is cut in turn on its part with 4 seeds (first cuts); $([ "$deep" = 1 ] &&
-echo "after every first cut," || echo "after a sample of first cuts (SOAK_DEEP=0: a shortened soak; \\`make soak\\` cuts after every one),")
+echo "after every first cut," || echo "after a sample of first cuts (SOAK_DEEP=0: a shortened soak; make soak cuts after every one),")
 the recovery is cut at each of its operations (second cuts); then $random random double cuts
 per scenario (seed $seed). A recovery is checked: the region is exactly the old or the new image as
 the journal says, the journal re-mounts to the same state, and the scenario then completes.
