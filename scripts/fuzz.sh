@@ -10,7 +10,7 @@
 #   FUZZ_MIN_EXECS    executions per target before the flat-coverage rule may stop it (10000000)
 #   FUZZ_MAX_SECONDS  time cap per target (43200 = 12 h)
 #   FUZZ_SLICE        seconds per libFuzzer run; coverage is sampled after each (60)
-#   FUZZ_TARGETS      space-separated subset (default: all)
+#   FUZZ_TARGETS      space-separated subset (default: all; " " runs none and rewrites the section)
 #   FUZZ_NOTE         a sentence for the section (e.g. why the campaign was shortened)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,6 +76,9 @@ for t in $(sed -n '/^set(KEEL_FUZZ_TARGETS/,/^)/p' "$root/tests/fuzz/targets.cma
     [ -f "$work/$t/row" ] && rows+="$(cat "$work/$t/row")"$'\n'
 done
 
+regs=$(cd "$root/tests/fuzz/regressions" 2>/dev/null && for d in */; do
+    printf '%s: %s; ' "\`${d%/}\`" "$(ls "$d" | sed 's/^/`/; s/$/`/' | paste -sd, -)"; done | sed 's/; $//')
+regs=${regs:-none}
 section=$(cat <<EOF2
 ## Fuzzing (issue 17)
 
@@ -91,9 +94,7 @@ $FUZZ_NOTE}
 | target | executions | exec/s | edges | corpus | findings | stopped by | run |
 |---|---|---|---|---|---|---|---|
 $rows
-Found and fixed while writing the targets (regression inputs committed): \`crash\`: a crash report
-with a non-zero reserved half-word decoded (many encodings of one report); \`keeld_http\`: an error
-message quoting non-UTF-8 request bytes left the client without an answer.
+Regression inputs (crashes found and fixed, replayed by every \`fuzz.<target>\` CTest case): $regs.
 EOF2
 )
 bash "$root/scripts/write-bench-section.sh" "$root/bench/results.md" <<<"$section"

@@ -58,7 +58,12 @@ session)
     expect steps.out stepi-veneer '^Breakpoint [0-9]+, 0x[0-9a-f]+ in __keel_watchdog_kick_veneer' "a breakpoint on the keel_* veneer is hit"
     expect steps.out stepi-veneer '^pc +0x[0-9a-f]+ +0x[0-9a-f]+ <main\+[0-9]+>' "stepi from the veneer's jump into the microvisor ends back in main"
     expect steps.out steps-detach '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches after the steps"
-    sleep 2 # let the app log on after the detach
+    # Until the app has logged on twice after the detach (the evidence checked below), bounded.
+    alive_after_end() {
+        tr -d '\r' <"$RAW" | awk '/debugger: session ended \(detach\)/ { on = 1 } on && /^app\| dbgtarget: alive/ { n++ }
+            END { exit !(n >= 2) }'
+    }
+    for _ in $(seq 150); do alive_after_end && break; sleep 0.1; done
     stop_device
     kq_expect open '^\[keel\] debugger: session opened \(serial\)' "the session is opened on the console"
     kq_expect end '^\[keel\] debugger: session ended \(detach\), app resumed' "the session ends with the detach" "$open"

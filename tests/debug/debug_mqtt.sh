@@ -36,7 +36,6 @@ grep -q "dev-1 refused the debug session: not signed by the installed bundle's d
 
 # ---- the session ---------------------------------------------------------------------------------
 wire_tap "$W" "$MPORT" dev-1 || kq_die "the debug wire observer did not subscribe: $(cat "$W/debug_wire.txt")"
-PIDS+=("$WIRE_PID")
 PORT=$(free_port)
 kdebug kdebug.out --key "$W/debug.key" --port "$PORT"
 wait_for 30 grep -q "target remote 127.0.0.1:$PORT" "$W/kdebug.out" ||

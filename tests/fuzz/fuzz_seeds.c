@@ -356,6 +356,24 @@ static void rsp(const char *log)
     }
 }
 
+/* devchan: operation sequences (fuzz_devchan.c): open "a" and "b", deliver, receive, send,
+ * acknowledge, reconnect, close, restart. The first operation is put()'s selector byte. */
+static void devchan(void)
+{
+    static const uint8_t life[] = {/* 0: open "a" */ 1, 'a', /* open "b" (slot 1) */ 9, 1, 'b',
+                                   /* 5: deliver 6 bytes to a */ 5, 2, 'h', 'e', 'l', 'l', 'o', '!',
+                                   /* 2: recv slot 0, cap 30 */ 2, 0, 10,
+                                   /* 1: send slot 0, 3 bytes */ 1, 0, 1, 'x', 'y', 'z',
+                                   /* 7: poll */ 7, /* 6: ack */ 6,
+                                   /* 7|0x80: reconnect */ 0x87, /* 3: close slot 1 */ 3, 1,
+                                   /* 8: app restart */ 8};
+    put("devchan", "life", 0, life, sizeof(life));
+    static const uint8_t wire[] = {1, 'a', 4, 24, 'k', 'e', 'e', 'l', '/', 'v', '1', '/', 'd', 'e', 'v', '-', '1',
+                                   '/', 'a', 'p', 'p', '/', 'd', 'o', 'w', 'n', '/', 'a', 2,
+                                   0x92, 0x01, 0x03, 0x0a, 0x01, 0x41, 2, 0, 50};
+    put("devchan", "wire", 0, wire, sizeof(wire));
+}
+
 static void debug_msgs(void)
 {
     fz_dbg_t s;
@@ -449,6 +467,7 @@ int main(int argc, char **argv)
     rsp(argv[2]);
     debug_msgs();
     http_requests();
+    devchan();
     deltas();
     return failures ? 1 : 0;
 }

@@ -17,7 +17,8 @@ static unsigned fz_port;
 static kd_config_t fz_cfg;
 static char fz_dir[256];
 
-/* At exit the database goes (a crash leaves it in the work directory for a look). */
+/* At exit the database goes (a crash leaves its directory, keel-fuzz-keeld-*, in /dev/shm or
+ * TMPDIR for a look). */
 static void cleanup(void)
 {
     static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};

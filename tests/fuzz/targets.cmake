@@ -8,6 +8,7 @@ set(KEEL_FUZZ_TARGETS
   records         # identity, app header, journal and provisioning (key/cert/seed) records
   rsp             # the GDB RSP engine fed a byte stream
   dbgframe        # debug messages: decode, session start with a peer key, frame open, RSP behind it
+  devchan         # the device's app channels: app/down deliveries and the app's keel_channel_* arguments
   keeld_mqtt      # keeld's MQTT ingest with the real store, OTA and debug relay behind it
   keeld_http      # keeld's REST API: routes, query strings, JSON bodies (real libmicrohttpd + store)
   delta           # the delta patch decoder, fed in pieces, against a fixed old image

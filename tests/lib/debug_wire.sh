@@ -9,7 +9,7 @@
 #                                    "topic hex-payload" line each, into DIR/debug_wire.txt, from
 #                                    the broker on 127.0.0.1:PORT (TLS, DIR/ca.pem, observer.pem/key);
 #                                    returns once subscribed (false if not within 10 s). Its pid:
-#                                    WIRE_PID (the caller stops it).
+#                                    WIRE_PID, also appended to the harness's PIDS.
 #   wire_sealed MIN TEXT...          at least MIN messages each way were seen (the positive control:
 #                                    the debugger's traffic did cross here), and no payload holds any
 #                                    TEXT (RSP packets the debugger sent or got) in clear; prints why
@@ -25,6 +25,7 @@ wire_tap() {
         --key "$dir/observer.key" -i "observer-$$" -q 1 -t "keel/v1/$dev/debug/#" -F '%t %x' \
         >"$WIRE_FILE" 2>&1 &
     WIRE_PID=$!
+    PIDS+=("$WIRE_PID") # stopped with the harness's other processes, also when this fails
     for ((i = 0; i < 100; i++)); do
         grep -q "received SUBACK" "$WIRE_FILE" && return 0
         sleep 0.1

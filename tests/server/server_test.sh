@@ -840,7 +840,6 @@ for _ in range(3):
     start_qemu
     start_engine
     wire_tap "$WORK" "$MQTT_PORT" dev-1 || fail "the debug wire observer did not subscribe: $(cat "$WORK/debug_wire.txt")"
-    PIDS+=("$WIRE_PID")
     sim_bg dev-1 sim.out --debug-pub "$WORK/debug.pub" --debug-target "$EPORT" debug-sessions:1:90
     wait_for 10 grep -q "^connected" "$WORK/sim.out" || fail "simdev did not connect"
     GPORT="$(free_port)"
