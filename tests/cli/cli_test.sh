@@ -386,12 +386,12 @@ bundle_delta)
     run_keel 0 device provision --state fromelf --update-key keys/fleet.pub
     run_keel 0 device install --state fromelf --app-version 1.0.0 app.elf
     run_keel 0 bundle build app.elf --version 1.0.3 --key keys/fleet.key -o v4.kb --base app.elf@1.0.0
-    elfbase=$(head -c 1056768 fromelf/flash_int.bin | sha256sum | cut -c1-12)
+    elfbase=$(head -c 1056768 fromelf/store.bin | sha256sum | cut -c1-12)
     [ -f "v4.delta-$elfbase.kb" ] || fail "no v4.delta-$elfbase.kb (the ELF base's region hash)"
     run_keel 0 device install --state fromelf "v4.delta-$elfbase.kb"
     want=$(python3 -c 'import json; print(json.load(open("/dev/stdin"))["layers"][0]["region_sha256"])' \
            < <(timeout 30 "$keel" bundle inspect v4.kb --json))
-    [ "$(head -c 1056768 fromelf/flash_int.bin | sha256sum | cut -d' ' -f1)" = "$want" ] ||
+    [ "$(head -c 1056768 fromelf/store.bin | sha256sum | cut -d' ' -f1)" = "$want" ] ||
         fail "the delta from the ELF base did not leave v4's region"
     run_keel 1 bundle build app.elf --version 1.0.3 --key keys/fleet.key -o v5.kb --base app.elf@1.0
     expect_in err.txt "the version after '@' wants MAJOR.MINOR.PATCH"
