@@ -23,6 +23,9 @@
  * down for an hour finds the download where it left it, at one request a minute.
  * A disconnect keeps everything: the fetches in flight are sent again on the next connection.
  * The same offer again is a no-op (the status is sent again); after a reboot it resumes.
+ * An offer of the bundle being applied, on trial or rolled back is that update, never refused:
+ * once its manifest is read, the status reports on it (final when the trial ends); an offer of
+ * another bundle meanwhile waits (DL_WAIT) until the engine is idle again.
  */
 #include "net_upd.h"
 
@@ -48,7 +51,7 @@
 #define STATUS_RESEND_MS 10000u     /* the latest status, unacked, is sent again after this (P1) */
 #define SCAN_PER_RUN 8u             /* blocks hashed per service run while scanning */
 
-typedef enum dl_phase { DL_NONE, DL_MANIFEST, DL_SCAN, DL_BLOCKS, DL_FINISH, DL_DONE } dl_phase_t;
+typedef enum dl_phase { DL_NONE, DL_MANIFEST, DL_WAIT, DL_SCAN, DL_BLOCKS, DL_FINISH, DL_DONE } dl_phase_t;
 
 typedef struct req {
     uint32_t off, len;
@@ -322,12 +325,37 @@ static void next_block(upd_t *u)
     dl.phase = DL_BLOCKS;
 }
 
+static bool installing(const upd_t *u)
+{
+    return u->ps.phase == UPD_PHASE_APPLYING || u->ps.phase == UPD_PHASE_TRIAL ||
+           u->ps.phase == UPD_PHASE_ROLLBACK;
+}
+
 static void manifest_arrived(upd_t *u)
 {
     uint8_t h[32];
-    if (u->ps.phase == UPD_PHASE_IDLE && u->ps.result == UPD_RESULT_FAILED &&
-        mbedtls_sha256(dl.mbuf, dl.offer.signed_size, h, 0) == 0 &&
-        memcmp(h, u->ps.manifest_sha, 32) == 0) {
+    bool same = mbedtls_sha256(dl.mbuf, dl.offer.signed_size, h, 0) == 0 &&
+                memcmp(h, u->ps.manifest_sha, 32) == 0;
+    if (installing(u)) {
+        if (same) {
+            /* The bundle being applied or on trial (an offer again after a reboot, or one that came
+             * during the apply): the same update, never a refusal. Report on it: the final result
+             * once the trial ends. */
+            uv_log("update: deployment %lu: this bundle is being installed: reporting on it",
+                   (unsigned long)dl.offer.deployment_id);
+            dl.engaged = true;
+            dl.version = u->have_manifest ? u->m.version : 0u;
+            dl.phase = DL_DONE;
+        } else {
+            /* Another bundle is being installed: this one waits for its end (no final answer). */
+            uv_log("update: deployment %lu waits for the update being installed",
+                   (unsigned long)dl.offer.deployment_id);
+            dl.phase = DL_WAIT;
+        }
+        dl.status_due = true;
+        return;
+    }
+    if (u->ps.phase == UPD_PHASE_IDLE && u->ps.result == UPD_RESULT_FAILED && same) {
         settle(keel_v1_UpdateResult_UPDATE_RESULT_UPDATE_FAILED, (kerr_t)u->ps.reason,
                "not applied again: this bundle was rolled back (reason %lu)", (unsigned long)u->ps.reason);
         return;
@@ -460,19 +488,8 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
         dl.status_due = true; /* the same offer again: say where it stands */
         return;
     }
-    upd_t *u = uv_upd_engine();
-    if (u && (u->ps.phase == UPD_PHASE_APPLYING || u->ps.phase == UPD_PHASE_TRIAL ||
-              u->ps.phase == UPD_PHASE_ROLLBACK)) {
-        /* An update is being installed (after a reboot the offer comes again): report on it. */
-        memset(&dl, 0, sizeof(dl) - sizeof(dl.mbuf) - sizeof(dl.bbuf));
-        dl.have_offer = true;
-        dl.offer = *o;
-        dl.phase = DL_DONE;
-        dl.engaged = true;
-        dl.version = u->have_manifest ? u->m.version : 0u;
-        dl.status_due = true;
-        return;
-    }
+    /* Even while an update is being applied or on trial (the engine busy, or after a reboot the
+     * offer comes again): its manifest tells whether it is that update (manifest_arrived). */
     uv_log("update: offer of deployment %lu: %lu bytes (%lu signed)%s",
            (unsigned long)o->deployment_id, (unsigned long)o->bundle_size,
            (unsigned long)o->signed_size, o->force ? ", forced" : "");
@@ -527,6 +544,10 @@ void net_upd_poll(uint32_t now)
             else
                 block_arrived(u, now);
         }
+        break;
+    case DL_WAIT:
+        if (!installing(u))
+            manifest_arrived(u);
         break;
     case DL_SCAN:
         scan(u, now);
