@@ -29,6 +29,7 @@ static bool g_busy;      /* the supervisor thread owns the engine (apply pending
 static uint32_t g_gen;
 static keel_v1_Envelope g_tx;
 static keel_v1_UpdateStatus g_status[64];
+static uint32_t g_status_id[64]; /* the Envelope.msg_id each went out with */
 static unsigned g_nstatus;
 static keel_v1_UpdateFetch g_fetch[64];
 static unsigned g_nfetch;
@@ -80,8 +81,10 @@ keel_v1_Envelope *net_link_env(pb_size_t body_tag)
 
 bool net_link_send(kproto_topic_t t)
 {
-    if (t == KPROTO_T_UPDATE_STATUS && g_nstatus < 64u)
+    if (t == KPROTO_T_UPDATE_STATUS && g_nstatus < 64u) {
+        g_status_id[g_nstatus] = g_tx.msg_id;
         g_status[g_nstatus++] = g_tx.body.update_status;
+    }
     else if (t == KPROTO_T_UPDATE_FETCH && g_nfetch < 64u)
         g_fetch[g_nfetch++] = g_tx.body.update_fetch;
     return true;
@@ -250,12 +253,48 @@ static void test_other_offer_on_trial_waits(void **state)
     assert_int_equal(g_dev.upd.m.version, 0x03000000u);
 }
 
+/* P1: keeld slower than the resend period acks an earlier copy of the kept status: that ack is
+ * the status's (matching only the latest copy re-sent it forever); an ack of a status that said
+ * something else is not. */
+static void test_ack_of_an_earlier_copy(void **state)
+{
+    (void)state;
+    g_busy = true;
+    keel_v1_UpdateOffer o = offer_of(10u, g_bundle, g_n);
+    net_upd_offer(&o);
+    run(g_bundle, 3);
+    apply_to_trial(g_bundle, g_n, g_new);
+    g_busy = false;
+    run(g_bundle, 6);
+    uint32_t progress_id = g_status_id[g_nstatus - 1u]; /* "updating, on trial" */
+    assert_int_equal(upd_confirm(&g_dev.upd), KERR_OK);
+    g_gen++;
+    run(g_bundle, 2);
+    assert_int_equal(last_status()->result, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS);
+    uint32_t first_id = g_status_id[g_nstatus - 1u];
+    net_upd_ack(progress_id); /* the older status's ack: not this one's */
+    /* Unacked: sent again after the resend period (with a new msg_id). */
+    unsigned n = g_nstatus;
+    g_now += STATUS_RESEND_MS + 1u;
+    run(g_bundle, 1);
+    assert_int_equal(g_nstatus, n + 1u);
+    assert_int_equal(last_status()->result, keel_v1_UpdateResult_UPDATE_RESULT_SUCCESS);
+    assert_int_not_equal(g_status_id[g_nstatus - 1u], first_id);
+    /* keeld's ack of the first copy arrives now: the status is acknowledged, never sent again. */
+    net_upd_ack(first_id);
+    n = g_nstatus;
+    g_now += 3u * STATUS_RESEND_MS;
+    run(g_bundle, 2);
+    assert_int_equal(g_nstatus, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_offer_during_apply_is_the_same_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offer_on_trial_is_the_same_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_offer_on_trial_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_of_an_earlier_copy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

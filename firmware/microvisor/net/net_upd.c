@@ -49,6 +49,7 @@
 #define INFLIGHT KBACKOFF_WINDOW    /* one 8 KiB block: every request of it at once */
 #define STATUS_MIN_MS 2000u         /* progress at most this often (protocol.md) */
 #define STATUS_RESEND_MS 10000u     /* the latest status, unacked, is sent again after this (P1) */
+#define STATUS_IDS 4u               /* msg_ids of the kept status remembered for its ack */
 #define SCAN_PER_RUN 8u             /* blocks hashed per service run while scanning */
 
 typedef enum dl_phase { DL_NONE, DL_MANIFEST, DL_WAIT, DL_SCAN, DL_BLOCKS, DL_FINISH, DL_DONE } dl_phase_t;
@@ -83,7 +84,12 @@ typedef struct dl {
     char detail[97];
     bool status_due;
     bool status_unacked;      /* the latest status went out and keeld has not acked it (P1) */
-    uint32_t status_msg_id;   /* its Envelope.msg_id */
+    /* The msg_ids the kept status went out with (its resends carry new ones): an ack of any of
+     * them acknowledges it. keeld slower than STATUS_RESEND_MS acks an earlier copy, never the
+     * latest; matching only the latest re-sent forever (seen with 1,000 simulated devices). */
+    uint32_t status_ids[STATUS_IDS];
+    uint32_t status_nids;
+    uint32_t status_key[7];   /* what the kept status says (deployment, state, result, ...) */
     uint32_t status_ms, seen_gen, progress_ms;
     uint8_t mbuf[UPD_MANIFEST_BUF];
     uint8_t bbuf[UPD_BLOCK_MAX];
@@ -159,10 +165,18 @@ static void send_status(uint32_t now)
     if (net_link_send(KPROTO_T_UPDATE_STATUS)) {
         dl.status_due = false;
         dl.status_ms = now;
-        /* Kept (it is rebuilt from the state each time: always the latest) until keeld acks this
-         * msg_id; sent again after a reconnect or STATUS_RESEND_MS. */
+        /* Kept (it is rebuilt from the state each time: always the latest) until keeld acks one
+         * of the msg_ids it went out with; sent again after a reconnect or STATUS_RESEND_MS. A
+         * status that says something else starts a new list: an ack of an older one is not its. */
+        uint32_t key[7] = {(uint32_t)s->deployment_id, (uint32_t)(s->deployment_id >> 32),
+                           (uint32_t)s->state, (uint32_t)s->result, s->code, s->blocks_staged,
+                           s->trial};
+        if (!dl.status_unacked || memcmp(key, dl.status_key, sizeof key) != 0) {
+            memcpy(dl.status_key, key, sizeof key);
+            dl.status_nids = 0;
+        }
+        dl.status_ids[dl.status_nids++ % STATUS_IDS] = env->msg_id;
         dl.status_unacked = true;
-        dl.status_msg_id = env->msg_id;
     }
 }
 
@@ -511,8 +525,11 @@ void net_upd_offer(const keel_v1_UpdateOffer *o)
 
 void net_upd_ack(uint32_t msg_id)
 {
-    if (dl.status_unacked && msg_id == dl.status_msg_id)
-        dl.status_unacked = false;
+    uint32_t n = dl.status_nids < STATUS_IDS ? dl.status_nids : STATUS_IDS;
+    for (uint32_t i = 0; dl.status_unacked && i < n; i++) {
+        if (dl.status_ids[i] == msg_id)
+            dl.status_unacked = false;
+    }
 }
 
 void net_upd_connected(void)
