@@ -311,8 +311,7 @@ static void on_publish(fs_t *fs, sdev_t *d, const char *topic, const uint8_t *p,
         if (u == NULL) {
             return; /* out of memory: dropped, keeld offers again */
         }
-        sdu_push(u->sdu, t, &env);
-        poll_agent(fs, d);
+        sdu_push(u->sdu, t, &env); /* worked on from the timer heap (dev_schedule) */
     } else if (t == KPROTO_T_CMD) {
         answer(fs, d, &env.body.command);
     }
@@ -516,7 +515,10 @@ void dev_schedule(fs_t *fs, sdev_t *d)
         }
     }
     if (d->u != NULL) {
-        uint64_t a = sdu_next_ms(d->u->sdu);
+        /* Agent work due "now" is queued behind what is already overdue (keepalives first:
+         * when the process is short of CPU, the engine's work waits, the connections do not). */
+        uint64_t a = sdu_next_ms(d->u->sdu), now = fs_now();
+        a = a < now ? now : a;
         if (a < due) {
             due = a;
         }
