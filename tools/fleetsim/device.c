@@ -504,12 +504,13 @@ void dev_outage(fs_t *fs, sdev_t *d, uint64_t until)
 
 void dev_schedule(fs_t *fs, sdev_t *d)
 {
-    uint64_t due = UINT64_MAX;
+    uint64_t due = UINT64_MAX, keep = UINT64_MAX;
     if (d->phase == DEV_WAIT || d->phase == DEV_CONNECTING) {
         due = d->at_ms;
     } else if (d->phase == DEV_ONLINE) {
-        due = d->pong_ms != 0 && d->pong_ms < d->ping_ms ? d->pong_ms : d->ping_ms;
+        keep = d->pong_ms != 0 && d->pong_ms < d->ping_ms ? d->pong_ms : d->ping_ms;
     }
+    theap_set(&fs->kheap, index_of(fs, d), keep);
     for (int dir = 0; dir < 2; dir++) {
         if (d->q[dir] != NULL && d->q[dir]->at < due) {
             due = d->q[dir]->at;
@@ -555,15 +556,6 @@ void dev_tick(fs_t *fs, sdev_t *d, uint64_t now)
         }
     } else if (d->phase == DEV_CONNECTING && now >= d->at_ms) {
         fail(fs, d); /* no CONNACK/SUBACK in time */
-    } else if (d->phase == DEV_ONLINE) {
-        if (d->pong_ms != 0 && now >= d->pong_ms) {
-            fail(fs, d); /* keepalive lost */
-        } else if (now >= d->ping_ms) {
-            uint8_t pkt[8]; /* the encoders build behind a 5-byte header slot */
-            send_pkt(fs, d, pkt, mq_pingreq(pkt, sizeof(pkt)));
-            d->ping_ms = now + fs->cfg.keepalive_s * 1000u;
-            d->pong_ms = now + fs->cfg.keepalive_s * 1000u;
-        }
     }
     /* The link model's packets whose time has come. */
     while (d->q[0] != NULL && d->q[0]->at <= now && d->c.state == MQTTC_OPEN && !d->broken) {
@@ -586,6 +578,23 @@ void dev_tick(fs_t *fs, sdev_t *d, uint64_t now)
     }
     if (d->u != NULL && sdu_next_ms(d->u->sdu) <= now) {
         poll_agent(fs, d);
+    }
+    flush(fs, d);
+    dev_schedule(fs, d);
+}
+
+void dev_keepalive(fs_t *fs, sdev_t *d, uint64_t now)
+{
+    g_fs = fs;
+    if (d->phase == DEV_ONLINE) {
+        if (d->pong_ms != 0 && now >= d->pong_ms) {
+            fail(fs, d); /* keepalive lost */
+        } else if (now >= d->ping_ms) {
+            uint8_t pkt[8]; /* the encoders build behind a 5-byte header slot */
+            send_pkt(fs, d, pkt, mq_pingreq(pkt, sizeof(pkt)));
+            d->ping_ms = now + fs->cfg.keepalive_s * 1000u;
+            d->pong_ms = now + fs->cfg.keepalive_s * 1000u;
+        }
     }
     flush(fs, d);
     dev_schedule(fs, d);
