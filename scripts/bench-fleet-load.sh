@@ -286,6 +286,10 @@ section() {
     echo "Baseline (keeld and broker configuration of $baseline, before issue 11; same $b_n devices, same rollout, 300 s at most): finished $b_done after $((b_ms / 1000)) s, keeld successes $b_succ, still in progress $b_inprog, installs $b_installs, double installs $b_double, payload per device $b_upd_dev bytes (min $b_min_dev)."
   fi
   echo
+  local n2
+  for n2 in $sizes; do
+    case " $sizes_done " in *" $n2 "*) ;; *) echo "$n2 devices: not measured in this run (it was stopped before that size finished)."; echo ;; esac
+  done
   echo "100,000 devices: not run. keeld talks to one broker (several brokers with devices assigned by id are"
   echo "not in keeld yet; fleetsim already spreads devices over several --port by FNV-1a of the id), and one"
   echo "Mosquitto holds at most ~20,000 connections here (open-file limit) and one 127.0.0.1 client port"

@@ -213,7 +213,8 @@ static devupd_t *agent(fs_t *fs, sdev_t *d)
     sdu_config_t cfg = {.iflash = &u->ifl, .qspi = &u->qfl, .keys = fs->cfg.keys,
                         .device_type = 0x505u, .uv_version = (1u << 24) | (2u << 16) | 3u,
                         .quiet = !fs->cfg.verbose, .status_every_ms = 2000u,
-                        .status_resend_ms = 10000u, /* the microvisor's (protocol.md P1) */ .seed = d->rng,
+                        .status_resend_ms = 10000u, /* the microvisor's (protocol.md P1) */
+                        .queue_len = 8u, /* a fetch window, an offer, a command, an ack */ .seed = d->rng,
                         .send = agent_send, .ctx = d};
     u->sdu = sdu_open(&cfg);
     d->u = u;
@@ -311,8 +312,7 @@ static void on_publish(fs_t *fs, sdev_t *d, const char *topic, const uint8_t *p,
         if (u == NULL) {
             return; /* out of memory: dropped, keeld offers again */
         }
-        sdu_push(u->sdu, t, &env);
-        poll_agent(fs, d);
+        sdu_push(u->sdu, t, &env); /* worked on from the timer heap (dev_schedule) */
     } else if (t == KPROTO_T_CMD) {
         answer(fs, d, &env.body.command);
     }
@@ -504,19 +504,23 @@ void dev_outage(fs_t *fs, sdev_t *d, uint64_t until)
 
 void dev_schedule(fs_t *fs, sdev_t *d)
 {
-    uint64_t due = UINT64_MAX;
+    uint64_t due = UINT64_MAX, keep = UINT64_MAX;
     if (d->phase == DEV_WAIT || d->phase == DEV_CONNECTING) {
         due = d->at_ms;
     } else if (d->phase == DEV_ONLINE) {
-        due = d->pong_ms != 0 && d->pong_ms < d->ping_ms ? d->pong_ms : d->ping_ms;
+        keep = d->pong_ms != 0 && d->pong_ms < d->ping_ms ? d->pong_ms : d->ping_ms;
     }
+    theap_set(&fs->kheap, index_of(fs, d), keep);
     for (int dir = 0; dir < 2; dir++) {
         if (d->q[dir] != NULL && d->q[dir]->at < due) {
             due = d->q[dir]->at;
         }
     }
     if (d->u != NULL) {
-        uint64_t a = sdu_next_ms(d->u->sdu);
+        /* Agent work due "now" is queued behind what is already overdue (keepalives first:
+         * when the process is short of CPU, the engine's work waits, the connections do not). */
+        uint64_t a = sdu_next_ms(d->u->sdu), now = fs_now();
+        a = a < now ? now : a;
         if (a < due) {
             due = a;
         }
@@ -552,15 +556,6 @@ void dev_tick(fs_t *fs, sdev_t *d, uint64_t now)
         }
     } else if (d->phase == DEV_CONNECTING && now >= d->at_ms) {
         fail(fs, d); /* no CONNACK/SUBACK in time */
-    } else if (d->phase == DEV_ONLINE) {
-        if (d->pong_ms != 0 && now >= d->pong_ms) {
-            fail(fs, d); /* keepalive lost */
-        } else if (now >= d->ping_ms) {
-            uint8_t pkt[8]; /* the encoders build behind a 5-byte header slot */
-            send_pkt(fs, d, pkt, mq_pingreq(pkt, sizeof(pkt)));
-            d->ping_ms = now + fs->cfg.keepalive_s * 1000u;
-            d->pong_ms = now + fs->cfg.keepalive_s * 1000u;
-        }
     }
     /* The link model's packets whose time has come. */
     while (d->q[0] != NULL && d->q[0]->at <= now && d->c.state == MQTTC_OPEN && !d->broken) {
@@ -583,6 +578,23 @@ void dev_tick(fs_t *fs, sdev_t *d, uint64_t now)
     }
     if (d->u != NULL && sdu_next_ms(d->u->sdu) <= now) {
         poll_agent(fs, d);
+    }
+    flush(fs, d);
+    dev_schedule(fs, d);
+}
+
+void dev_keepalive(fs_t *fs, sdev_t *d, uint64_t now)
+{
+    g_fs = fs;
+    if (d->phase == DEV_ONLINE) {
+        if (d->pong_ms != 0 && now >= d->pong_ms) {
+            fail(fs, d); /* keepalive lost */
+        } else if (now >= d->ping_ms) {
+            uint8_t pkt[8]; /* the encoders build behind a 5-byte header slot */
+            send_pkt(fs, d, pkt, mq_pingreq(pkt, sizeof(pkt)));
+            d->ping_ms = now + fs->cfg.keepalive_s * 1000u;
+            d->pong_ms = now + fs->cfg.keepalive_s * 1000u;
+        }
     }
     flush(fs, d);
     dev_schedule(fs, d);

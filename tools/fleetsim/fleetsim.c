@@ -352,7 +352,8 @@ int main(int argc, char **argv)
     fs.n = fs.cfg.count;
     fs.devs = calloc(fs.n, sizeof(*fs.devs));
     fs.waitq = calloc(fs.n, sizeof(*fs.waitq));
-    if (fs.devs == NULL || fs.waitq == NULL || !theap_init(&fs.heap, fs.n)) {
+    if (fs.devs == NULL || fs.waitq == NULL || !theap_init(&fs.heap, fs.n) ||
+        !theap_init(&fs.kheap, fs.n)) {
         die("%s", "out of memory");
     }
     fs.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -396,10 +397,18 @@ int main(int argc, char **argv)
     while (run) {
         uint32_t di = 0;
         uint64_t now = fs_now(), due = theap_peek(&fs.heap, &di);
+        uint64_t kdue = theap_peek(&fs.kheap, &di);
+        due = kdue < due ? kdue : due;
         uint64_t wake = due < next_stats ? due : next_stats;
         int timeout = wake <= now ? 0 : (int)(wake - now > 60000u ? 60000u : wake - now);
         struct epoll_event ev[EVENTS_MAX];
         int n = epoll_wait(fs.epfd, ev, EVENTS_MAX, timeout);
+        /* Keepalives first, all of them: cheap, and what keeps every connection alive while the
+         * process is short of CPU (the agents' work waits instead). */
+        now = fs_now();
+        for (uint32_t k = 0; k < fs.n && theap_peek(&fs.kheap, &di) <= now; k++) {
+            dev_keepalive(&fs, &fs.devs[di], now);
+        }
         /* Each half of a turn gets SLICE_MS at most, so an update agent's work (hashing a region,
          * staging, applying: milliseconds each on a shared core) never holds back other devices'
          * keepalives for long; unhandled events are reported again (level-triggered). */

@@ -3,7 +3,8 @@
  * line). Each device has its own TLS connection and certificate (mqttc.h, simcert.h), runs the
  * real protocol code (keel_proto) and update engine (simdev_upd.h over a copy-on-write flash
  * shared with every other device of the process, flash_cow.h), and sees its own link
- * (linkmodel.h). One thread, one epoll loop, one timer heap (theap.h): an idle device costs no
+ * (linkmodel.h). One thread, one epoll loop, two timer heaps (theap.h: keepalives, served first,
+ * and everything else): an idle device costs no
  * CPU between its keepalive pings.
  */
 #ifndef KEEL_FLEETSIM_H
@@ -96,7 +97,8 @@ typedef struct fs {
     fs_config_t cfg;
     int epfd;
     SSL_CTX *ctx;
-    theap_t heap;
+    theap_t heap;            /* connects, link model, update agents */
+    theap_t kheap;           /* keepalives: served first in every turn */
     sdev_t *devs;
     uint32_t n;
     uint32_t *waitq;         /* devices waiting for a connect slot (ring) */
@@ -122,6 +124,8 @@ bool fs_factory(fs_t *fs, char *why, unsigned cap);
 /* device.c */
 void dev_init(fs_t *fs, sdev_t *d, uint32_t index);
 void dev_tick(fs_t *fs, sdev_t *d, uint64_t now);
+/* PINGREQ when due, the connection given up when its PINGRESP is late. */
+void dev_keepalive(fs_t *fs, sdev_t *d, uint64_t now);
 void dev_io(fs_t *fs, sdev_t *d, uint32_t events);
 void dev_outage(fs_t *fs, sdev_t *d, uint64_t until);
 void dev_connect_slot_free(fs_t *fs);

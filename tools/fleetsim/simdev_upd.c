@@ -53,7 +53,8 @@ struct sdu {
     kbdl_key_t keys[MAX_KEYS];
     upd_t *upd;
     pthread_mutex_t lock;
-    item_t *q;                /* QUEUE_LEN items */
+    item_t *q;                /* qcap items (cfg.queue_len, else QUEUE_LEN) */
+    unsigned qcap;
     unsigned qhead, qlen;
     /* the offer in hand */
     st_t st;
@@ -180,10 +181,11 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
 {
     sdu_t *u = calloc(1, sizeof(*u));
     if (u == NULL || (u->upd = calloc(1, sizeof(*u->upd))) == NULL ||
-        (u->q = calloc(QUEUE_LEN, sizeof(item_t))) == NULL) {
+        (u->q = calloc(cfg->queue_len ? cfg->queue_len : QUEUE_LEN, sizeof(item_t))) == NULL) {
         die("memory", KERR_NOMEM);
     }
     u->cfg = *cfg;
+    u->qcap = cfg->queue_len ? cfg->queue_len : QUEUE_LEN;
     u->lose_finals = cfg->lose_finals;
     atomic_init(&u->reconnected, false);
     pthread_mutex_init(&u->lock, NULL);
@@ -296,8 +298,8 @@ void sdu_reconnected(sdu_t *u)
 void sdu_push(sdu_t *u, kproto_topic_t t, const keel_v1_Envelope *env)
 {
     pthread_mutex_lock(&u->lock);
-    if (u->qlen < QUEUE_LEN) {
-        item_t *it = &u->q[(u->qhead + u->qlen++) % QUEUE_LEN];
+    if (u->qlen < u->qcap) {
+        item_t *it = &u->q[(u->qhead + u->qlen++) % u->qcap];
         it->t = t;
         it->env = *env;
     } else if (!u->cfg.quiet) {
@@ -806,13 +808,13 @@ uint64_t sdu_next_ms(sdu_t *u)
 bool sdu_poll(sdu_t *u)
 {
     /* Everything queued by the MQTT thread, then the state machine. */
-    for (unsigned n = 0; n < QUEUE_LEN; n++) {
+    for (unsigned n = 0; n < u->qcap; n++) {
         item_t it;
         pthread_mutex_lock(&u->lock);
         bool have = u->qlen > 0;
         if (have) {
             it = u->q[u->qhead];
-            u->qhead = (u->qhead + 1) % QUEUE_LEN;
+            u->qhead = (u->qhead + 1) % u->qcap;
             u->qlen--;
         }
         pthread_mutex_unlock(&u->lock);

@@ -52,6 +52,7 @@ typedef struct sdu_config {
     unsigned lose_finals;     /* the first N final statuses are lost on the way (tests of P1) */
     unsigned repeat_status;   /* every status is published this many times (0: once) */
     bool quiet;               /* no event lines on stdout (thousands of devices in one process) */
+    unsigned queue_len;       /* messages queued for sdu_poll (0: 32; each ~2.2 KB) */
     unsigned status_every_ms; /* progress statuses while downloading (0: 500 ms) */
     unsigned status_resend_ms; /* an unacked status is sent again after this (0: 3 s) */
     uint32_t seed;            /* jitter of the fetch back-off (0: from the clock) */
