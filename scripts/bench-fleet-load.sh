@@ -290,10 +290,10 @@ section() {
   for n2 in $sizes; do
     case " $sizes_done " in *" $n2 "*) ;; *) echo "$n2 devices: not measured in this run (it was stopped before that size finished)."; echo ;; esac
   done
-  echo "100,000 devices: not run. keeld talks to one broker (several brokers with devices assigned by id are"
-  echo "not in keeld yet; fleetsim already spreads devices over several --port by FNV-1a of the id), and one"
-  echo "Mosquitto holds at most ~20,000 connections here (open-file limit) and one 127.0.0.1 client port"
-  echo "range (~28,000)."
+  echo "100,000 devices: not run. It needs several Mosquitto instances (one holds at most ~20,000"
+  echo "connections here: the open-file limit) with keeld on all of them (--mqtt-brokers) and fleetsim"
+  echo "given the same ports in the same order (both assign a device by kproto_broker_index of its id);"
+  echo "this script starts one broker so far."
 }
 
 first_n=${sizes%% *}

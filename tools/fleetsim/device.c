@@ -59,9 +59,9 @@ void dev_init(fs_t *fs, sdev_t *d, uint32_t index)
     memset(d, 0, sizeof(*d));
     snprintf(d->id, sizeof(d->id), "%s%u", fs->cfg.prefix, fs->cfg.first + index);
     d->c.fd = -1;
-    /* Devices are spread over the brokers by a hash of their id: anyone can tell where a device
-     * lives from its id alone (docs/fleetsim.md). */
-    d->port = fs->cfg.ports[fnv1a(d->id) % fs->cfg.nports];
+    /* Devices are spread over the brokers by a hash of their id, the same assignment keeld uses
+     * with --mqtt-brokers (kproto_broker_index): give both the brokers in the same order. */
+    d->port = fs->cfg.ports[kproto_broker_index(d->id, fs->cfg.nports)];
     d->link = (uint8_t)(fs->cfg.nlinks ? index % fs->cfg.nlinks : 0u);
     d->boot = 1;
     d->rng = fnv1a(d->id) | 1u;

@@ -7,7 +7,7 @@
  *            [--link SPEC]... [--control FIFO] [--dump FILE] [--stats-every MS] [--verbose]
  *
  * Devices PREFIX<F>..PREFIX<F+N-1>, each with a fresh P-256 key and a certificate (CN = id) signed
- * by the CA in memory, each on the broker port chosen by FNV-1a(id) mod the number of ports
+ * by the CA in memory, each on the broker port kproto_broker_index(id) picks (as keeld does)
  * (plain connect() to 127.0.0.1). Every device runs the real update engine over a copy-on-write
  * view of one factory image (--install: the app bundle the factory wrote; --update-key: the
  * fleet keys it trusts) and reconnects with back-off (1 s doubling to 32 s, +-25 %) after any
