@@ -520,7 +520,8 @@ escape-*)
     done
     kill -0 "$KEEL_PID" 2>/dev/null || fail "the device ended (QEMU exited) in mode $mode"
     kill -TERM "$KEEL_PID"
-    wait "$KEEL_PID" || fail "keel device run did not stop cleanly"
+    rc=0; wait "$KEEL_PID" || rc=$?
+    [ "$rc" = 0 ] || fail "keel device run did not stop cleanly (exit status $rc)"
     [ "$(console_count "escape: trying $mode")" -ge 3 ] || fail "fewer than 3 attempts"
     if [ "$mode" = dma ]; then
         [ "$(console_count 'escape: dma: the controller ignores the app')" -ge 3 ] ||
