@@ -838,6 +838,12 @@ int qrun_run(const char *prog, const qrun_opts_t *o)
         close(r.store_fd);
     if (r.sfd >= 0)
         close(r.sfd);
+    /* The device is stopped and keel only returns from here on. timeout(1) and shells signal keel
+     * and then its whole process group, so a second SIGTERM/SIGINT follows the first: pending or
+     * arriving now, it must not turn a clean stop into death by signal (exit 143 or 130 after
+     * "device stopped"). */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     return rc;
 }
