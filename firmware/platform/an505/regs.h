@@ -1,6 +1,6 @@
 /*
  * Register addresses of the AN505 (SSE-200 / IoTKit + Cortex-M33) used by the microvisor.
- * Facts measured on QEMU 7.2: ../../../../shared/an505.md section 3.
+ * Facts measured on QEMU 7.2 (the memory map is in docs/porting.md and layout.h).
  */
 #ifndef KEEL_PLATFORM_AN505_REGS_H
 #define KEEL_PLATFORM_AN505_REGS_H
