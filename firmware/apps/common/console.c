@@ -72,6 +72,15 @@ void console_put_hex(uint32_t v)
     }
 }
 
+void console_put_version(uint32_t v)
+{
+    console_put_dec(KEEL_VERSION_MAJOR(v));
+    console_putc('.');
+    console_put_dec(KEEL_VERSION_MINOR(v));
+    console_putc('.');
+    console_put_dec(KEEL_VERSION_PATCH(v));
+}
+
 int console_getc(void)
 {
     if (!(UART0_STATE & UART_STATE_RXFULL)) {

@@ -21,6 +21,7 @@ void console_puts(const char *s);
 void console_put_dec(uint64_t v);
 void console_put_int(int32_t v);
 void console_put_hex(uint32_t v); /* "0x" + 8 digits */
+void console_put_version(uint32_t v); /* a packed keel version: "major.minor.patch" */
 
 /* One received byte, or -1 if none is waiting. */
 int console_getc(void);

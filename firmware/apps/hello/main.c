@@ -70,15 +70,6 @@ static void print_status(const char *what, keel_status_t st)
     console_puts("\n");
 }
 
-static void print_version(uint32_t v)
-{
-    console_put_dec(KEEL_VERSION_MAJOR(v));
-    console_putc('.');
-    console_put_dec(KEEL_VERSION_MINOR(v));
-    console_putc('.');
-    console_put_dec(KEEL_VERSION_PATCH(v));
-}
-
 static void print_identity(void)
 {
     keel_version_t ver;
@@ -90,11 +81,11 @@ static void print_identity(void)
         print_status("keel_version_get", st);
     } else {
         console_puts("hello: microvisor ");
-        print_version(ver.microvisor);
+        console_put_version(ver.microvisor);
         console_puts(" api ");
         console_put_dec(ver.api);
         console_puts(" app ");
-        print_version(ver.app);
+        console_put_version(ver.app);
         console_puts("\n");
     }
     if ((st = keel_device_id_get(id, sizeof id)) != KEEL_OK) {

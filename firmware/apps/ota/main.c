@@ -77,15 +77,6 @@ void IRQ4_Handler(void) /* TIMER1: wakes the main loop */
     TIMER1_INTCLEAR = 1;
 }
 
-static void put_version(uint32_t v)
-{
-    console_put_dec(KEEL_VERSION_MAJOR(v));
-    console_putc('.');
-    console_put_dec(KEEL_VERSION_MINOR(v));
-    console_putc('.');
-    console_put_dec(KEEL_VERSION_PATCH(v));
-}
-
 static const char *stop_name(uint32_t r)
 {
     static const char *const names[] = {"power-on", "fault", "watchdog", "exit", "restart",
@@ -124,7 +115,7 @@ int main(void)
     keel_version_t ver;
     if (keel_version_get(&ver) == KEEL_OK) {
         console_puts("ota: running app version ");
-        put_version(ver.app);
+        console_put_version(ver.app);
         console_puts("\n");
     }
 #if defined(OTA_BIG)
@@ -153,7 +144,7 @@ int main(void)
                 break;
             case KEEL_NOTIFY_UPDATE_STAGED:
                 console_puts("ota: update ");
-                put_version(n->arg0);
+                console_put_version(n->arg0);
                 console_puts(" staged; applying it after my work is done\n");
                 staged = true;
                 staged_at = now;
