@@ -25,6 +25,8 @@
 #                       --app v1.kb`: v2 to all (--watch), the apps defer then apply and confirm;
 #                       v3 crashes on one device and rolls back; wrong-type and older-counter
 #                       bundles refused by the devices, tampered and unknown-key ones by keeld
+#   rtos                the app with its own scheduler (firmware/apps/rtos) updated v1 -> v2:
+#                       deferred and applied from its notify thread, confirmed on trial
 #   powercut-apply      power cut at KEEL_OTA_KILLS (default 50) seeded random flash operations
 #                       of the apply (KEEL_OTA_SEED): after each, the device boots a verified
 #                       app, reconnects and converges to the deployed version (see below)
@@ -87,7 +89,13 @@ bundle() {
     "$keel" bundle build "$apps/$elf.elf" --version "$ver" --counter "$ctr" --key "$W/keys/fleet.key" \
         --trial 20 --politeness 600 -o "$W/$name.kb" "$@" >/dev/null || fail "keel bundle build $name failed"
 }
-bundle v1 ota 1.0.0 1
+# The factory app: ota, or for case rtos the app with its own scheduler (firmware/apps/rtos).
+v1_app=ota
+if [ "$case_" = rtos ]; then
+    v1_app=../rtos/rtos
+    [ -f "$apps/$v1_app.elf" ] || { echo "FAIL ($case_): $apps/$v1_app.elf not found (run 'make' first)"; exit 1; }
+fi
+bundle v1 "$v1_app" 1.0.0 1
 
 STATE=$W/state
 "$keel" device provision --state "$STATE" --id dev-1 --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" \
@@ -579,6 +587,27 @@ powercut-apply)
         stop_device
     done
     echo "$kills power cuts during the apply, each recovered and converged, in $(($(date +%s) - t0)) s"
+    ;;
+rtos)
+    # The app with its own scheduler is updated like any app: its notify thread (blocked on the
+    # notification semaphore) defers, takes the work mutex so the workers stop at a safe point,
+    # applies; v2 confirms from the same thread once healthy.
+    bundle v2 ../rtos/rtos 1.1.0 2
+    start_device 200
+    expect_console 30 'net: connected to broker'
+    expect_console 20 'rtos: notify: STARTED \(thread notify\), previous run ended by power-on'
+    start_srv v2 61
+    expect_srv 60 "status dep=61 state=1 "
+    expect_console 120 "update: 1.1.0 staged and verified"
+    expect_console 20 'rtos: update 1.1.0 staged; applying it once the workers are at a safe point'
+    expect_console 20 'rtos: work done: keel_update_apply\(\) from thread notify'
+    expect_console 60 "update: applied in .* 1.1.0 runs on trial"
+    expect_console 20 'rtos: running app version 1.1.0'
+    expect_console 10 'rtos: notify: STARTED \(thread notify\), previous run ended by update'
+    expect_console 20 'rtos: healthy: keel_update_confirm\(\) ok from thread notify'
+    expect_console 10 "update: 1.1.0 confirmed by the app: installed"
+    expect_srv 20 "status dep=61 state=0 result=1 .*installed=1.1.0 "
+    console_has 'app stopped: (SecureFault|HardFault|UsageFault|watchdog)' && fail "the rtos app was stopped by a fault or its watchdog"
     ;;
 *)
     fail "unknown case"

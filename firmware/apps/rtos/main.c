@@ -161,6 +161,15 @@ static void notify_thread(void *arg)
                 on_trial = true;
                 trial_since = now_us();
                 break;
+            case KEEL_NOTIFY_UPDATE_PROGRESS:
+                kos_mutex_lock(&console_mx);
+                console_puts("rtos: update progress ");
+                console_put_dec(n.arg0);
+                console_puts(" of ");
+                console_put_dec(n.arg1);
+                console_puts(" blocks\n");
+                kos_mutex_unlock(&console_mx);
+                break;
             case KEEL_NOTIFY_WATCHDOG:
                 say("notify: WATCHDOG, ms left ", n.arg0, "");
                 break;
