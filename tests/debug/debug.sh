@@ -3,6 +3,7 @@
 # microvisor's stub -> the parked dbgtarget app. One device per case, started by
 # `keel device run --gdb-serial PORT`; gdb's output and the device console are both checked.
 # usage: debug.sh CASE KEEL FIRMWARE DBGTARGET_ELF SRCDIR      (CASE: session | fault | watch)
+#        debug.sh rtos KEEL FIRMWARE RTOS_ELF SRCDIR          (the app with its own scheduler)
 set -uo pipefail
 case_=$1 keel=$2 fw=$3 elf=$4 src=$5
 # shellcheck source=../qemu/lib.sh
@@ -40,7 +41,11 @@ wait_console() {
 # shellcheck source=lib_gdb.sh
 . "$src/lib_gdb.sh"
 
-wait_console '^app\| dbgtarget: alive' 1 || kq_die "dbgtarget did not start"
+if [ "$case_" = rtos ]; then
+    wait_console '^app\| rtos: stats 1 s' 1 || kq_die "rtos did not start"
+else
+    wait_console '^app\| dbgtarget: alive' 1 || kq_die "dbgtarget did not start"
+fi
 
 case $case_ in
 session)
@@ -151,6 +156,35 @@ fault)
     kq_expect w3 '^\[keel\] app stopped: watchdog' "the hang is stopped by the app watchdog" "$e2"
     kq_expect g3 '^\[keel\] debugger: the app stopped for good: session ended, breakpoints removed' "the session ends with the app" "$w3"
     [ "$(grep -c '^\[keel\] app stopped' "$KQ_OUT")" -eq 3 ] || kq_fail "each stop must be recorded exactly once"
+    ;;
+rtos)
+    # A breakpoint in a thread of the app's own scheduler; its threads listed by rtos.gdb.
+    cp "$src/../../firmware/apps/rtos/rtos.gdb" "$KQ_TMP/rtos.gdb"
+    run_gdb rtos_session.gdb rtos.out
+    no_protocol_errors rtos.out
+    expect rtos.out break '^Breakpoint 1, (0x[0-9a-f]+ in )?pair_update \(' "the breakpoint in the workers' function is hit"
+    expect rtos.out bt '^#1 +0x[0-9a-f]+ in worker_thread \(' "bt shows the thread's function below it"
+    expect rtos.out thread '^\$1 = 0x[0-9a-f]+ "worker-[ab]"$' "the running thread is a worker"
+    first=$(section rtos.out thread | sed -n 's/^\$1 = 0x[0-9a-f]* "\(.*\)"$/\1/p')
+    expect rtos.out threads "^\* [0-9]+ +$first +prio 2 +ready +pc 0x[0-9a-f]+ in pair_update " "the list marks the halted thread, in pair_update"
+    # The others where they were switched out: mostly asleep (each sleeps most of the time) or
+    # blocked (notify on its semaphore, the rest of its 100 ms); one may be waiting on a mutex.
+    for t in wdog notify monitor cmd idle worker-a worker-b; do
+        expect rtos.out threads "^[* ] [0-9]+ +$t +prio [0-9]+ +(ready|sleeping|blocked) +pc 0x[0-9a-f]+ in [a-z_]+ +sp 0x[0-9a-f]+$" "thread $t is listed with its state and place"
+    done
+    [ "$(section rtos.out threads | grep -cE ' sleeping +pc 0x[0-9a-f]+ in kos_sleep_ms ')" -ge 2 ] ||
+        kq_fail "fewer than 2 threads listed asleep in kos_sleep_ms (a switched-out thread's pc is read from its stack)"
+    [ "$(section rtos.out threads | grep -cE '^[* ] [0-9]+ ')" -eq 7 ] || kq_fail "kos-threads must list 7 threads"
+    expect rtos.out other "^OTHER worker-[ab] AFTER $first\$" "continuing stops in the other worker"
+    expect rtos.out detach '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches"
+    wait_console 'debugger: session ended \(detach\)' 1
+    n=$(tr -d '\r' <"$RAW" | grep -c '^app| rtos: stats')
+    wait_console '^app\| rtos: stats' $((n + 2))
+    stop_device
+    kq_expect end '^\[keel\] debugger: session ended \(detach\), app resumed' "the session ends with the detach"
+    kq_expect seen '^app\| rtos: stats [0-9]+ s: .* errors=0 ' "the threads run on after the detach" "$end"
+    kq_expect_none 'app stopped' "halts must not stop the app (its watchdog is paused meanwhile)"
+    kq_expect_none '^app\| rtos: stats .* errors=[1-9]' "an API answer was wrong"
     ;;
 *)
     kq_die "unknown case $case_" ;;

@@ -3,8 +3,9 @@
 # The caller sets PORT, elf, src and KQ_TMP and has sourced ../qemu/lib.sh.
 
 # run_gdb SCRIPT OUT: one batch session; the transcript goes to OUT (and is shown on failure).
+# In SCRIPT, @PORT@, @ELF@, @RLOG@ (GDB_RLOG) and @TMP@ (the test's temp dir) are filled in.
 run_gdb() {
-    sed "s/@PORT@/$PORT/; s#@ELF@#$elf#; s#@RLOG@#${GDB_RLOG:-/dev/null}#" "${GDB_SCRIPT_DIR:-$src}/$1" >"$KQ_TMP/$1"
+    sed "s/@PORT@/$PORT/; s#@ELF@#$elf#; s#@RLOG@#${GDB_RLOG:-/dev/null}#; s#@TMP@#$KQ_TMP#" "${GDB_SCRIPT_DIR:-$src}/$1" >"$KQ_TMP/$1"
     timeout 90 gdb-multiarch -q -batch -nx -x "$KQ_TMP/$1" >"$KQ_TMP/$2" 2>&1
     local rc=$?
     [ "$rc" -eq 0 ] || kq_fail "gdb-multiarch -x $1 exited with status $rc"
