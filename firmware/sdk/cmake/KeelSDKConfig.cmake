@@ -19,6 +19,7 @@
 #                     the microvisor is built against with --in-implib, so app binaries never need
 #                     relinking when the microvisor is rebuilt)
 #   KEEL_STACK_SIZE   main stack bytes (default 16384), per app: keel_add_app(... STACK_SIZE n)
+#   KEEL_RUSTC, KEEL_RUST_CACHE: apps in Rust, see KeelRust.cmake
 get_filename_component(KEEL_SDK_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(KeelSDK_FOUND TRUE)
 
@@ -48,14 +49,18 @@ function(keel_add_app target)
   if(NOT ARG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "keel_add_app(${target}): give at least one source file")
   endif()
-  if(NOT ARG_STACK_SIZE)
-    set(ARG_STACK_SIZE ${KEEL_STACK_SIZE})
+  add_executable(${target} ${ARG_UNPARSED_ARGUMENTS})
+  _keel_app_setup(${target} "${ARG_STACK_SIZE}")
+endfunction()
+
+# The SDK part of every app target (C, C++ or Rust): startup, linker script, veneers.
+function(_keel_app_setup target stack_size)
+  if(NOT stack_size)
+    set(stack_size ${KEEL_STACK_SIZE})
   endif()
-  # The SDK of the file that defined this function, whatever scope calls it.
   get_filename_component(sdk "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/.." ABSOLUTE)
   set(ld_script "${sdk}/ld/keel_app.ld")
-
-  add_executable(${target} ${ARG_UNPARSED_ARGUMENTS} "${sdk}/src/startup.c")
+  target_sources(${target} PRIVATE "${sdk}/src/startup.c")
   set_target_properties(${target} PROPERTIES SUFFIX ".elf" LINK_DEPENDS "${ld_script}")
   target_include_directories(${target} PRIVATE "${sdk}/include")
   target_compile_options(${target} PRIVATE -Wall -Wextra
@@ -63,6 +68,9 @@ function(keel_add_app target)
     $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti -fno-threadsafe-statics>)
   target_link_options(${target} PRIVATE
     -T "${ld_script}" -nostartfiles --specs=nano.specs -Wl,--gc-sections
-    "-Wl,--defsym=KEEL_STACK_SIZE=${ARG_STACK_SIZE}" "-Wl,-Map=$<TARGET_FILE:${target}>.map")
+    "-Wl,--defsym=KEEL_STACK_SIZE=${stack_size}" "-Wl,-Map=$<TARGET_FILE:${target}>.map")
   target_link_libraries(${target} PRIVATE "${KEEL_VENEERS}")
 endfunction()
+
+# Apps in Rust (keel_add_rust_app), when a rustc with its core sources is installed.
+include("${CMAKE_CURRENT_LIST_DIR}/KeelRust.cmake")
