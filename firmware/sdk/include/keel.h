@@ -14,6 +14,9 @@
  *     returns KEEL_EFAULT and is logged by the microvisor; it never faults the app or the device.
  *   - Inputs are copied in before use and outputs are written only on success.
  *   - Calls are re-entrant: an app interrupt may preempt a call and call the API again.
+ *   - A call runs on the microvisor's one secure stack: an app scheduler must not switch threads
+ *     while one is inside a call (in PendSV, EXC_RETURN bit 6 set means it is; switch later).
+ *     docs/device-api.md, "Apps with their own scheduler".
  *   - No call blocks for long; long operations complete later as notifications.
  *
  * Notifications: the app gives the microvisor a ring of keel_notification_t in its own RAM and
