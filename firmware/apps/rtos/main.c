@@ -10,8 +10,10 @@
  *   worker-a, worker-b (2, round robin) in bursts of 2 ms every 10 ms: keel_time_get_us,
  *                keel_device_id_get and keel_version_get, checking every answer, and a shared
  *                counter pair updated under a mutex (the pair must always be equal)
+ *   pong     (7) and bench (6): the context-switch benchmark, blocked until the "bench" command
  *   cmd      (1) once the app is up (2 stats lines), reads commands on UART0: "fault" (a
- *                SecureFault in this thread), "overflow" (this thread's stack overflows its PSPLIM)
+ *                SecureFault in this thread), "overflow" (this thread's stack overflows its PSPLIM),
+ *                "bench" (one line of figures: scripts/bench-apps.sh)
  *   idle     (0) WFI
  * Every thread calls the API; the scheduler never switches out a thread inside a keel_* call
  * (kos.h). tests/qemu/rtos.sh, tests/ota/ota.sh (case rtos) and tests/debug/rtos.sh run it.
@@ -277,6 +279,67 @@ static void monitor_thread(void *arg)
     }
 }
 
+/* ---- the context-switch benchmark ("bench") --------------------------------------------------- */
+
+#define RTOS_BENCH_N 20000u
+static kos_sem_t bench_go, ping_sem, pong_sem;
+
+static void pong_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        (void)kos_sem_take(&ping_sem, KOS_FOREVER);
+        kos_sem_give(&pong_sem);
+    }
+}
+
+/* Nanoseconds per iteration of a loop that took t0..t1 us. */
+static uint32_t ns_per(uint64_t t0, uint64_t t1)
+{
+    return (uint32_t)((t1 - t0) * 1000u / RTOS_BENCH_N);
+}
+
+/* Three loops of RTOS_BENCH_N, more urgent than every other thread but pong: a keel_* call
+ * (keel_time_get_us, the NSC round trip), a semaphore give+take that switches nothing, and a
+ * ping-pong with pong (two context switches per round). */
+static void bench_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        (void)kos_sem_take(&bench_go, KOS_FOREVER);
+        uint64_t t0 = now_us(), t = 0;
+        for (uint32_t i = 0; i < RTOS_BENCH_N; i++)
+            (void)keel_time_get_us(&t);
+        uint64_t t1 = now_us();
+        for (uint32_t i = 0; i < RTOS_BENCH_N; i++) {
+            kos_sem_give(&pong_sem);
+            (void)kos_sem_take(&pong_sem, KOS_FOREVER);
+        }
+        kos_stats_t s0, s1;
+        kos_stats(&s0);
+        uint64_t t2 = now_us();
+        for (uint32_t i = 0; i < RTOS_BENCH_N; i++) {
+            kos_sem_give(&ping_sem); /* pong runs at once, gives back, blocks again */
+            (void)kos_sem_take(&pong_sem, KOS_FOREVER);
+        }
+        uint64_t t3 = now_us();
+        kos_stats(&s1);
+        kos_mutex_lock(&console_mx);
+        console_puts("rtos: bench n=");
+        console_put_dec(RTOS_BENCH_N);
+        console_puts(" keel-call-ns=");
+        console_put_dec(ns_per(t0, t1));
+        console_puts(" sem-pair-ns=");
+        console_put_dec(ns_per(t1, t2));
+        console_puts(" pingpong-ns=");
+        console_put_dec(ns_per(t2, t3));
+        console_puts(" switches=");
+        console_put_dec(s1.switches - s0.switches);
+        console_puts("\n");
+        kos_mutex_unlock(&console_mx);
+    }
+}
+
 static kos_thread_t cmd_t;
 
 __attribute__((noinline)) static uint32_t overflow(uint32_t depth)
@@ -321,6 +384,8 @@ static void cmd_thread(void *arg)
         } else if (strcmp(line, "overflow") == 0) {
             say_str("cmd: overflowing the stack of thread ", kos_self()->name, "");
             say("cmd: overflow returned ", overflow(0u), "");
+        } else if (strcmp(line, "bench") == 0) {
+            kos_sem_give(&bench_go);
         } else if (line[0] != '\0') {
             say_str("cmd: unknown command ", line, "");
         }
@@ -334,7 +399,9 @@ static void idle(void)
 
 /* ---- main -------------------------------------------------------------------------------------- */
 
-static kos_thread_t wdog_t, notify_t, monitor_t, worker_a_t, worker_b_t;
+static kos_thread_t wdog_t, notify_t, monitor_t, worker_a_t, worker_b_t, pong_t, bench_t;
+static uint32_t pong_stack[256] __attribute__((aligned(8)));
+static uint32_t bench_stack[RTOS_STACK_WORDS] __attribute__((aligned(8)));
 static uint32_t wdog_stack[RTOS_STACK_WORDS] __attribute__((aligned(8)));
 static uint32_t notify_stack[RTOS_STACK_WORDS] __attribute__((aligned(8)));
 static uint32_t monitor_stack[RTOS_STACK_WORDS] __attribute__((aligned(8)));
@@ -365,6 +432,8 @@ int main(void)
     kos_thread_create(&worker_a_t, "worker-a", 2u, worker_thread, &workers[0], worker_a_stack, RTOS_STACK_WORDS);
     kos_thread_create(&worker_b_t, "worker-b", 2u, worker_thread, &workers[1], worker_b_stack, RTOS_STACK_WORDS);
     kos_thread_create(&cmd_t, "cmd", 1u, cmd_thread, NULL, cmd_stack, RTOS_STACK_WORDS);
+    kos_thread_create(&pong_t, "pong", 7u, pong_thread, NULL, pong_stack, sizeof pong_stack / 4u);
+    kos_thread_create(&bench_t, "bench", 6u, bench_thread, NULL, bench_stack, RTOS_STACK_WORDS);
 
     /* The ring last: its STARTED notification finds the notify thread ready to be woken. The
      * interrupt stays held (PRIMASK) until the scheduler runs. */
@@ -374,6 +443,6 @@ int main(void)
         console_puts("rtos: keel_notify_setup failed\n");
         return 1;
     }
-    console_puts("rtos: scheduler starting, 7 threads\n");
+    console_puts("rtos: scheduler starting, 9 threads\n");
     kos_start(RTOS_TICK_HZ, idle_stack, sizeof idle_stack / sizeof idle_stack[0], idle);
 }
