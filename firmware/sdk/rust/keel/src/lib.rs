@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Settings, secrets and remote calls (issue 19) come with their C API.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -521,5 +521,125 @@ impl Channel {
 impl Drop for Channel {
     fn drop(&mut self) {
         let _ = unsafe { sys::keel_channel_close(self.handle) };
+    }
+}
+
+// Host unit tests (`rustc --test`, tests/unit: unit.rust-keel): the parts that need no microvisor.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write;
+
+    #[test]
+    fn status_codes_map_to_errors() {
+        assert_eq!(check(0), Ok(()));
+        let want = [
+            Error::Invalid,
+            Error::Fault,
+            Error::NoSpace,
+            Error::Busy,
+            Error::State,
+            Error::NotSupported,
+            Error::Again,
+        ];
+        for (i, e) in want.iter().enumerate() {
+            assert_eq!(check(-(i as i32) - 1), Err(*e));
+        }
+        assert_eq!(check(-8), Err(Error::Other(-8)));
+        assert_eq!(check(5), Err(Error::Other(5)));
+        assert_eq!(Error::State.name(), "KEEL_ESTATE");
+    }
+
+    #[test]
+    fn notifications_decode() {
+        assert_eq!(Notification::decode(1, 5, 2), Notification::Started { reason: StopReason::Update, restarts: 2 });
+        assert_eq!(Notification::decode(1, 99, 0), Notification::Started { reason: StopReason::Other(99), restarts: 0 });
+        assert_eq!(Notification::decode(7, 20, 0x0101_0000), Notification::UpdateTrial { seconds_left: 20, version: Semver(0x0101_0000) });
+        assert_eq!(Notification::decode(9, 3, 17), Notification::ChannelSent { handle: 3, seq: 17 });
+        assert_eq!(Notification::decode(42, 1, 2), Notification::Other { kind: 42, arg0: 1, arg1: 2 });
+        assert_eq!(Semver(0x0102_0003).minor(), 2);
+        assert_eq!(Semver(0x0102_0003).patch(), 3);
+    }
+
+    /// What the microvisor does: fill the next free slot, kind last.
+    fn post<const N: usize>(ring: &NotifyRing<N>, at: usize, kind: u32, a: u32, b: u32) -> bool {
+        let slot = unsafe { (ring.slots.get() as *mut sys::Notification).add(at % N) };
+        unsafe {
+            if core::ptr::read_volatile(core::ptr::addr_of!((*slot).kind)) != 0 {
+                return false; // full: the microvisor would count a drop
+            }
+            (*slot).arg0 = a;
+            (*slot).arg1 = b;
+            core::ptr::write_volatile(core::ptr::addr_of_mut!((*slot).kind), kind);
+        }
+        true
+    }
+
+    #[test]
+    fn ring_pops_in_order_frees_slots_and_wraps() {
+        let ring: NotifyRing<4> = NotifyRing::new();
+        assert_eq!(ring.pop(), None);
+        for i in 0..4 {
+            assert!(post(&ring, i, 8, i as u32, 1));
+        }
+        assert!(!post(&ring, 4, 8, 4, 1), "a full ring takes nothing more");
+        assert_eq!(ring.pop(), Some(Notification::ChannelData { handle: 0, waiting: 1 }));
+        assert!(post(&ring, 4, 2, 100, 0), "the popped slot is free again");
+        for i in 1..4 {
+            assert_eq!(ring.pop(), Some(Notification::ChannelData { handle: i, waiting: 1 }));
+        }
+        assert_eq!(ring.pop(), Some(Notification::Watchdog { ms_left: 100 }));
+        assert_eq!(ring.pop(), None);
+    }
+
+    #[test]
+    fn ring_two_consumers_take_each_notification_once() {
+        static RING: NotifyRing<64> = NotifyRing::new();
+        for i in 0..64 {
+            assert!(post(&RING, i, 9, 0, i as u32));
+        }
+        let take = || {
+            let mut got = Vec::new();
+            while let Some(Notification::ChannelSent { seq, .. }) = RING.pop() {
+                got.push(seq);
+            }
+            got
+        };
+        let t = std::thread::spawn(take);
+        let mut all = take();
+        all.extend(t.join().unwrap());
+        all.sort();
+        assert_eq!(all, (0..64).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn log_line_truncates_at_a_char_boundary() {
+        let mut l = LogLine::new();
+        for _ in 0..LOG_MAX - 1 {
+            l.write_str("a").unwrap();
+        }
+        l.write_str("é").unwrap(); // 2 bytes: does not fit in the last one
+        assert_eq!(l.as_str().len(), LOG_MAX - 1);
+        l.write_str("b").unwrap();
+        assert_eq!(l.as_str().len(), LOG_MAX);
+        write!(l, "{}", 123).unwrap();
+        assert_eq!(l.as_str().len(), LOG_MAX);
+    }
+
+    // The only entry points the tests below reach; they must refuse before calling them.
+    #[no_mangle]
+    extern "C" fn keel_channel_open(_name: *const u8, _out: *mut u32) -> i32 {
+        panic!("keel_channel_open called for a name the crate must refuse itself")
+    }
+    #[no_mangle]
+    extern "C" fn keel_channel_close(_handle: u32) -> i32 {
+        panic!("keel_channel_close called without a channel")
+    }
+
+    #[test]
+    fn channel_names_refused_before_the_call() {
+        assert_eq!(Channel::open("").map(|c| c.handle), Err(Error::Invalid));
+        assert_eq!(Channel::open(&"x".repeat(CHANNEL_NAME_MAX + 1)).map(|c| c.handle), Err(Error::Invalid));
+        assert_eq!(Channel::open("a\0b").map(|c| c.handle), Err(Error::Invalid));
     }
 }
