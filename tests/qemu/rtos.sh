@@ -4,19 +4,21 @@
 # that would have cut a thread out of a keel_* call), a thread blocked on the notification
 # semaphore handles STARTED, a mutex is contended and handed over; then a SecureFault in one
 # thread and a stack overflow (PSPLIM) in another run are each reported by the supervisor and the
-# app comes back with all its threads; in the third run its benchmark ping-pongs two threads.
+# app comes back with all its threads; in the third run its benchmark ping-pongs two threads, then
+# its SysTick handler faults, and the fourth run schedules again.
 . "$(dirname "$0")/lib.sh"
 keel=$1 elf=$2
 kq_need_file "keel CLI" "$keel"
 kq_need_file "rtos app" "$elf"
 kq_setup rtos
 # The blank line is slack between the two commands (each read by a new run of the app).
-printf 'fault\n\noverflow\n\nbench\n' >"$KQ_TMP/cmds.txt"
+printf 'fault\n\noverflow\n\nbench\ntickfault\n\n' >"$KQ_TMP/cmds.txt"
 st='^app\| rtos: notify: STARTED \(thread notify\), previous run ended by'
 kq_run "$keel" "$elf" "${KQ_SECONDS:-60}" "$KQ_TMP/cmds.txt" \
     "$st power-on, restarts 0\$" '^app\| rtos: cmd: faulting in thread cmd' \
     "$st fault, restarts 1\$" '^app\| rtos: cmd: overflowing the stack of thread cmd' \
-    "$st fault, restarts 2\$" '^app\| rtos: bench n=' '^app\| rtos: stats 3 s' \
+    "$st fault, restarts 2\$" '^app\| rtos: bench n=' '^app\| rtos: cmd: the next SysTick faults' \
+    "$st fault, restarts 3\$" '^app\| rtos: stats 2 s' \
     '^\[keel\] heartbeat' '^\[keel\] heartbeat' '^\[keel\] heartbeat'
 
 kq_expect started '^\[keel\] app started' "the app was never started"
@@ -49,10 +51,18 @@ kq_expect stop2 '^\[keel\] app stopped: (UsageFault|HardFault)' "the overflow di
 kq_expect seen '^\[keel\]   CFSR: .*STKOF' "the crash report does not decode the stack overflow" "$stop2"
 kq_expect r2 '^\[keel\] app restart 2 in [0-9]+ ms' "no restart after the overflow" "$stop2"
 kq_expect n3 "$st fault, restarts 2\$" "the app did not come back after the overflow" "$n2"
-kq_expect seen '^app\| rtos: stats 3 s: calls a=[1-9][0-9]* b=[1-9][0-9]* errors=0' "the third run did not run on" "$n3"
+kq_expect seen '^app\| rtos: stats 2 s: calls a=[1-9][0-9]* b=[1-9][0-9]* errors=0' "the third run did not run on" "$n3"
 # "bench" in the third run: the ping-pong switched twice per round (n = 20000).
 kq_expect seen '^app\| rtos: bench n=20000 keel-call-ns=[0-9]+ sem-pair-ns=[0-9]+ pingpong-ns=[0-9]+ switches=(4[0-9][0-9][0-9][0-9]|[5-9][0-9][0-9][0-9][0-9])$' \
     "the benchmark did not run or switched fewer than 40000 times" "$n3"
-[ "$(grep -c '^\[keel\] app stopped' "$KQ_OUT")" -eq 2 ] || kq_fail "the app must stop exactly twice (the watchdog, kicked by thread wdog, never)"
+# A fault in the scheduler's own SysTick handler: stopped in NS exception 15, restarted in place
+# (the microvisor clears the app's active system handlers; no system reset is needed).
+kq_expect stop3 '^\[keel\] app stopped: (SecureFault|HardFault)' "the SysTick fault did not stop the app" "$r2"
+kq_expect seen '^\[keel\]   in NS exception 15$' "the crash report does not say it was in SysTick" "$stop3"
+kq_expect r3 '^\[keel\] app restart 3 in [0-9]+ ms' "no restart after the SysTick fault" "$stop3"
+kq_expect n4 "$st fault, restarts 3\$" "the app did not come back after the SysTick fault" "$n3"
+kq_expect seen '^app\| rtos: stats 2 s: calls a=[1-9][0-9]* b=[1-9][0-9]* errors=0 switches=[1-9]' "the fourth run did not schedule" "$n4"
+kq_expect_none 'system reset' "a fault in a system handler needs no system reset"
+[ "$(grep -c '^\[keel\] app stopped' "$KQ_OUT")" -eq 3 ] || kq_fail "the app must stop exactly three times (the watchdog, kicked by thread wdog, never)"
 kq_check_heartbeats
 kq_finish

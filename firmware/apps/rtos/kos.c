@@ -179,8 +179,13 @@ static void wake(kos_thread_t *t, bool timed_out)
     t->timed_out = timed_out;
 }
 
+__attribute__((weak)) void kos_on_tick(void)
+{
+}
+
 void SysTick_Handler(void)
 {
+    kos_on_tick();
     uint32_t p = crit_enter();
     uint32_t now = ++kos_tick;
     kos_st.ticks = now;
@@ -239,7 +244,7 @@ static void block(const void *on, uint32_t timeout_ms, kos_state_t state)
         uint32_t n = (timeout_ms + kos_ms_per_tick - 1u) / kos_ms_per_tick;
         cur->wake_tick = kos_tick + (n == 0u ? 1u : n);
         if (cur->wake_tick == KOS_FOREVER)
-            cur->wake_tick = 0u;
+            cur->wake_tick = KOS_FOREVER - 1u; /* KOS_FOREVER means no timeout: a tick early */
     }
     pend_switch();
 }

@@ -71,6 +71,10 @@ void kos_thread_create(kos_thread_t *t, const char *name, uint8_t prio, void (*f
 __attribute__((noreturn)) void kos_start(uint32_t tick_hz, uint32_t *idle_stack, size_t idle_words,
                                          void (*idle)(void));
 
+/* Called from the SysTick handler at every tick, before the scheduler looks at the threads (the
+ * app may define it: e.g. to poll a device; it runs in handler mode and must not block). */
+void kos_on_tick(void);
+
 kos_thread_t *kos_self(void);
 uint32_t kos_ticks(void);
 void kos_stats(kos_stats_t *out);

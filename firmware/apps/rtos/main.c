@@ -13,6 +13,7 @@
  *   pong     (7) and bench (6): the context-switch benchmark, blocked until the "bench" command
  *   cmd      (1) once the app is up (2 stats lines), reads commands on UART0: "fault" (a
  *                SecureFault in this thread), "overflow" (this thread's stack overflows its PSPLIM),
+ *                "tickfault" (a SecureFault in the SysTick handler, through kos_on_tick),
  *                "bench" (one line of figures: scripts/bench-apps.sh)
  *   idle     (0) WFI
  * Every thread calls the API; the scheduler never switches out a thread inside a keel_* call
@@ -341,6 +342,13 @@ static void bench_thread(void *arg)
 }
 
 static kos_thread_t cmd_t;
+static volatile bool fault_in_tick; /* "tickfault": the next SysTick faults */
+
+void kos_on_tick(void)
+{
+    if (fault_in_tick)
+        *(volatile uint32_t *)ADDR_S_RAM = 2u; /* SecureFault in the scheduler's SysTick handler */
+}
 
 __attribute__((noinline)) static uint32_t overflow(uint32_t depth)
 {
@@ -384,6 +392,9 @@ static void cmd_thread(void *arg)
         } else if (strcmp(line, "overflow") == 0) {
             say_str("cmd: overflowing the stack of thread ", kos_self()->name, "");
             say("cmd: overflow returned ", overflow(0u), "");
+        } else if (strcmp(line, "tickfault") == 0) {
+            say_str("cmd: the next SysTick faults (asked from thread ", kos_self()->name, ")");
+            fault_in_tick = true;
         } else if (strcmp(line, "bench") == 0) {
             kos_sem_give(&bench_go);
         } else if (line[0] != '\0') {
