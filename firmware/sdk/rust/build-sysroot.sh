@@ -18,12 +18,12 @@ if [ ! -f "$core" ]; then
     exit 1
 fi
 lib="lib/rustlib/$target/lib"
-if [ -f "$out/$lib/libcore.rlib" ] && [ -f "$out/$lib/libcompiler_builtins.rlib" ]; then
+complete() { [ -f "$out/$lib/libcore.rlib" ] && [ -f "$out/$lib/libcompiler_builtins.rlib" ]; }
+if complete; then
     touch "$out/$lib/libcore.rlib" # another build made it: up to date for this one's make
     exit 0
 fi
 mkdir -p "$(dirname "$out")"
-rm -rf "$out" # an incomplete one (never renamed into place by this script)
 tmp=$(mktemp -d "$out.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
@@ -34,4 +34,9 @@ echo "build-sysroot.sh: compiling core for $target with $("$rustc" --version) (a
     -Z force-unstable-if-unmarked "$core" -o "$tmp/$lib/libcore.rlib"
 "$rustc" --crate-name compiler_builtins --crate-type rlib --edition 2021 --target "$target" "$@" \
     --sysroot "$tmp" "$cb" -o "$tmp/$lib/libcompiler_builtins.rlib"
-mv -T "$tmp" "$out" 2>/dev/null || [ -f "$out/$lib/libcore.rlib" ] # a concurrent build won: the same bytes
+# Into place. A complete one there already is a concurrent build's (the same bytes): keep it. An
+# incomplete one (not made by this script, which only renames whole sysroots) is replaced.
+if ! mv -T "$tmp" "$out" 2>/dev/null && ! complete; then
+    rm -rf "$out"
+    mv -T "$tmp" "$out"
+fi
