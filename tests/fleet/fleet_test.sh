@@ -560,6 +560,35 @@ emulated)
   expect_rc 0 "keel down after its device runner was killed"
   for pid in $(recorded_pids) $QEMUS $(relays); do ! alive "$pid" || fail "process $pid survived keel down"; done
   ;;
+channels-rust)
+  # The Rust example (hello-rust, on the keel crate) through the real stack: its queued message
+  # reaches keeld and the broker's acknowledgement comes back as a ChannelSent notification
+  # decoded from the ring; a message sent down channel "rust" arrives as ChannelData and is
+  # echoed with Channel::recv/send.
+  RUST_APP="$(dirname "$ECHO")/../hello-rust/hello-rust.elf"
+  [ -f "$FIRMWARE" ] && [ -f "$RUST_APP" ] || fail "firmware or hello-rust not built (needs rustc and rust-src: make deps): '$FIRMWARE' '$RUST_APP'"
+  export KEEL_FIRMWARE="$FIRMWARE"
+  up --devices 1 --app "$RUST_APP"
+  CON="$STATE/devices/dev-1/console.log"
+  # The app restarts itself once (keel::app_restart); the second run is the one that answers.
+  wait_for 60 grep -q 'hello-rust: notification Started, previous run ended by restart' "$CON" ||
+    fail "hello-rust did not restart into its second run: $(tail -20 "$CON")"
+  wait_for 30 grep -qE 'hello-rust: channel [0-9]+ sent seq [0-9]+' "$CON" ||
+    fail "no ChannelSent notification for the queued message: $(tail -20 "$CON")"
+  rmsgs() { "$KEEL" channel read dev-1 rust --direction "${1:-up}" --json |
+    python3 -c 'import json,sys; [print(m.get("text", "hex:" + m["data"])) for m in json.load(sys.stdin)["messages"]]'; }
+  has_hello() { rmsgs | grep -qx 'hello from rust'; }
+  wait_for 30 has_hello || fail "the app's message did not reach keeld: $(rmsgs)"
+  k channel send dev-1 rust "ping from the cloud to rust"
+  expect_rc 0 "channel send"
+  has_echo() { rmsgs | grep -qx 'ping from the cloud to rust'; }
+  wait_for 30 has_echo || fail "no echo on channel rust: $(rmsgs) / $(tail -20 "$CON")"
+  grep -qE 'hello-rust: channel [0-9]+ has 1 message\(s\)' "$CON" || fail "no ChannelData notification logged"
+  grep -qE 'hello-rust: echoed 27 bytes as seq [0-9]+' "$CON" || fail "the app did not log its echo of 27 bytes"
+  grep -qE 'hello-rust: .*(failed|panic)' "$CON" && fail "an API call failed: $(grep -E 'hello-rust: .*(failed|panic)' "$CON")"
+  k down --state "$STATE"
+  expect_rc 0 "keel down"
+  ;;
 channels)
   # App channels end to end: the echo app in QEMU answers on its channel through the microvisor,
   # Mosquitto and keeld; its checks of the channel API's refusals (bad pointers, handles, names,

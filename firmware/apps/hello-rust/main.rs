@@ -3,8 +3,9 @@
 //! It logs through the microvisor (versions, device id), registers its notification ring and
 //! decodes what arrives (STARTED with the previous run's stop reason), starts and kicks the app
 //! watchdog, looks at the update state and checks that a confirm outside a trial is refused,
-//! opens channel "rust" and queues a message (and checks a bad name is refused), then ticks once a
-//! second, sleeping in WFI between its own SysTick interrupts. On its first run it restarts itself
+//! opens channel "rust" and queues a message (and checks a bad name is refused), echoes every
+//! message the cloud sends down that channel, then ticks once a second, sleeping in WFI between its
+//! own SysTick interrupts. On its first run it restarts itself
 //! after tick 2 (`keel::app_restart`); the next run's STARTED says "restart". tests/qemu/rust.sh
 //! asserts each of these lines.
 #![no_std]
@@ -38,6 +39,28 @@ pub extern "C" fn SysTick_Handler() {
 fn say(line: &mut LogLine) {
     // A log line the microvisor refused has nowhere else to go; count on the test to notice.
     let _ = line.send(LogLevel::Info);
+}
+
+/// Every message waiting on `ch` goes back up the same channel, byte for byte.
+fn echo(ch: &keel::Channel, line: &mut LogLine) {
+    let mut buf = [0u8; keel::CHANNEL_DATA_MAX];
+    loop {
+        match ch.recv(&mut buf) {
+            Ok(Some(n)) => {
+                let _ = match ch.send(&buf[..n]) {
+                    Ok(seq) => write!(line, "hello-rust: echoed {} bytes as seq {}", n, seq),
+                    Err(e) => write!(line, "hello-rust: echo send failed: {}", e.name()),
+                };
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = write!(line, "hello-rust: channel recv failed: {}", e.name());
+                say(line);
+                return;
+            }
+        }
+        say(line);
+    }
 }
 
 #[no_mangle]
@@ -150,6 +173,15 @@ pub extern "C" fn main() -> i32 {
                 }
                 Notification::ChannelSent { handle, seq } => {
                     let _ = write!(line, "hello-rust: channel {} sent seq {}", handle, seq);
+                }
+                Notification::ChannelData { handle, waiting } => {
+                    let _ = write!(line, "hello-rust: channel {} has {} message(s)", handle, waiting);
+                    say(&mut line);
+                    if let Ok(ch) = &channel {
+                        if ch.handle() == handle {
+                            echo(ch, &mut line);
+                        }
+                    }
                 }
                 other => {
                     let _ = write!(line, "hello-rust: notification {:?}", other);
