@@ -1,7 +1,8 @@
 # KeelRust.cmake: Keel apps in Rust, built with rustc and arm-none-eabi-gcc alone (no cargo: the
 # route works from Debian packages, with crates.io out of reach). Included by KeelSDKConfig.cmake.
 #
-#   keel_add_rust_app(<target> <main.rs> [STACK_SIZE <bytes>] [SOURCES <more .rs files>...])
+#   keel_add_rust_app(<target> <main.rs> [STACK_SIZE <bytes>] [SOURCES <more .rs files>...]
+#                     [RUSTFLAGS <more rustc flags>...])
 #     -> <target>.elf: the crate rooted at main.rs (#![no_std] #![no_main], a `#[no_mangle] extern
 #        "C" fn main() -> i32`), with the `keel` crate (firmware/sdk/rust/keel) as `keel`, linked
 #        with the SDK startup, linker script and veneers like a C app.
@@ -105,7 +106,7 @@ function(_keel_rust_common)
 endfunction()
 
 function(keel_add_rust_app target main_rs)
-  cmake_parse_arguments(PARSE_ARGV 2 ARG "" "STACK_SIZE" "SOURCES")
+  cmake_parse_arguments(PARSE_ARGV 2 ARG "" "STACK_SIZE" "SOURCES;RUSTFLAGS")
   if(NOT KEEL_RUST_FOUND)
     message(FATAL_ERROR "keel_add_rust_app(${target}): ${KEEL_RUST_WHY}")
   endif()
@@ -115,7 +116,7 @@ function(keel_add_rust_app target main_rs)
   string(MAKE_C_IDENTIFIER "${target}" crate)
   set(lib "${CMAKE_CURRENT_BINARY_DIR}/lib${crate}.a")
   add_custom_command(OUTPUT "${lib}"
-    COMMAND "${KEEL_RUST_RUSTC}" ${KEEL_RUST_FLAGS} --sysroot "${KEEL_RUST_SYSROOT}" -D warnings
+    COMMAND "${KEEL_RUST_RUSTC}" ${KEEL_RUST_FLAGS} --sysroot "${KEEL_RUST_SYSROOT}" ${ARG_RUSTFLAGS}
       --crate-type staticlib --crate-name ${crate} --extern keel=${rlib} "${main_rs}" -o "${lib}"
     DEPENDS "${main_rs}" ${ARG_SOURCES} "${rlib}" keel_rust_crate
     COMMENT "Rust app ${target}" VERBATIM)
