@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # outoftree.sh KEEL SDK_DIR TOOLCHAIN_FILE APP_SRC_DIR: copy the minimal app away from the Keel tree,
-# build it there with only the SDK (Make fragment, then CMake package), and run both builds.
+# build it there with only the SDK (Make fragment, then CMake package, then its Rust twin in
+# APP_SRC_DIR/rust with the CMake package), and run the three builds.
 . "$(dirname "$0")/lib.sh"
 keel=$1 sdk=$2 toolchain=$3 src=$4
 kq_need_file "keel CLI" "$keel"
@@ -9,9 +10,10 @@ kq_need_file "SDK CMake package" "$sdk/cmake/KeelSDKConfig.cmake"
 kq_need_file "veneer import library" "$sdk/lib/keel_veneers.o"
 kq_setup outoftree
 
-mkdir -p "$KQ_TMP/make" "$KQ_TMP/cmake"
+mkdir -p "$KQ_TMP/make" "$KQ_TMP/cmake" "$KQ_TMP/rust"
 cp "$src/main.c" "$src/Makefile" "$KQ_TMP/make/"
 cp "$src/main.c" "$src/CMakeLists.txt" "$KQ_TMP/cmake/"
+cp "$src/rust/main.rs" "$src/rust/CMakeLists.txt" "$KQ_TMP/rust/"
 
 if ! timeout 120 make -C "$KQ_TMP/make" KEEL_SDK="$sdk" >"$KQ_TMP/make.log" 2>&1; then
     cat "$KQ_TMP/make.log" >&2
@@ -24,10 +26,19 @@ if ! timeout 120 cmake -S "$KQ_TMP/cmake" -B "$KQ_TMP/cmake/build" -DCMAKE_TOOLC
     kq_die "the app did not build with the CMake package"
 fi
 
-for kind in make cmake; do
+# Rust: Debian's rustc and rust-src (make deps); the first build anywhere compiles core (cached).
+if ! timeout 240 cmake -S "$KQ_TMP/rust" -B "$KQ_TMP/rust/build" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+        -DKeelSDK_DIR="$sdk/cmake" >"$KQ_TMP/rust.log" 2>&1 ||
+    ! timeout 240 cmake --build "$KQ_TMP/rust/build" >>"$KQ_TMP/rust.log" 2>&1; then
+    cat "$KQ_TMP/rust.log" >&2
+    kq_die "the Rust app did not build with the CMake package (rustc and rust-src installed? 'make deps')"
+fi
+
+for kind in make cmake rust; do
     case $kind in
     make) elf="$KQ_TMP/make/outoftree.elf" ;;
     cmake) elf="$KQ_TMP/cmake/build/outoftree.elf" ;;
+    rust) elf="$KQ_TMP/rust/build/outoftree.elf" ;;
     esac
     kq_need_file "$kind-built app" "$elf"
     rm -rf "$KQ_TMP/state"
