@@ -1,7 +1,9 @@
 /*
  * rtos: a Keel app with its own preemptive scheduler (kos.c), the shape of an app built on an
  * RTOS. Threads, most urgent first:
- *   wdog     (5) starts the app watchdog and kicks it every 100 ms
+ *   wdog     (8) starts the app watchdog and kicks it every 100 ms (the most urgent: nothing the
+ *                others do, the benchmark included, may starve it on a slow host)
+ *   pong     (7) and bench (6): the context-switch benchmark, blocked until the "bench" command
  *   notify   (4) blocked on the notification semaphore (given by the notification interrupt);
  *                handles STARTED, updates (applies a staged one once the workers are at a safe
  *                point, confirms a trial once healthy) and prints the rest
@@ -10,14 +12,14 @@
  *   worker-a, worker-b (2, round robin) in bursts of 2 ms every 10 ms: keel_time_get_us,
  *                keel_device_id_get and keel_version_get, checking every answer, and a shared
  *                counter pair updated under a mutex (the pair must always be equal)
- *   pong     (7) and bench (6): the context-switch benchmark, blocked until the "bench" command
  *   cmd      (1) once the app is up (2 stats lines), reads commands on UART0: "fault" (a
  *                SecureFault in this thread), "overflow" (this thread's stack overflows its PSPLIM),
  *                "tickfault" (a SecureFault in the SysTick handler, through kos_on_tick),
  *                "bench" (one line of figures: scripts/bench-apps.sh)
  *   idle     (0) WFI
  * Every thread calls the API; the scheduler never switches out a thread inside a keel_* call
- * (kos.h). tests/qemu/rtos.sh, tests/ota/ota.sh (case rtos) and tests/debug/rtos.sh run it.
+ * (kos.h). tests/qemu/rtos.sh, tests/ota/ota.sh (case rtos) and tests/debug/debug.sh (case rtos)
+ * run it.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -437,7 +439,7 @@ int main(void)
         return 1;
     }
 
-    kos_thread_create(&wdog_t, "wdog", 5u, wdog_thread, NULL, wdog_stack, RTOS_STACK_WORDS);
+    kos_thread_create(&wdog_t, "wdog", 8u, wdog_thread, NULL, wdog_stack, RTOS_STACK_WORDS);
     kos_thread_create(&notify_t, "notify", 4u, notify_thread, NULL, notify_stack, RTOS_STACK_WORDS);
     kos_thread_create(&monitor_t, "monitor", 3u, monitor_thread, NULL, monitor_stack, RTOS_STACK_WORDS);
     kos_thread_create(&worker_a_t, "worker-a", 2u, worker_thread, &workers[0], worker_a_stack, RTOS_STACK_WORDS);
