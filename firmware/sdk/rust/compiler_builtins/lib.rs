@@ -5,8 +5,9 @@
 //! empty on purpose: the intrinsics the compiled code calls (`__aeabi_*` division and shifts,
 //! soft-float, `memcpy`/`memset`/`memcmp`) come at link time from the toolchain's libgcc and
 //! newlib, which `arm-none-eabi-gcc` links into every Keel app. A symbol neither provides fails
-//! the link with its name (the SDK links with `--no-undefined` semantics of a static executable),
-//! never silently.
+//! the link with its name, never silently: 32-bit libgcc lacks the 128-bit division and
+//! 128-bit/float conversion helpers (`__udivti3`, `__floatuntidf`, ...), so `u128 / u128` does not
+//! link (docs/device-api.md, "Apps in Rust").
 #![no_std]
 #![feature(compiler_builtins)]
 #![compiler_builtins]
