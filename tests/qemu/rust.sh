@@ -22,6 +22,9 @@ kq_expect seen "${r}update state Idle, installed 0\.0\.0, on trial false\$" "kee
 kq_expect seen "${r}update_confirm off trial: Err\(State\)\$" "keel::update_confirm() off trial must be refused with State" "$v"
 kq_expect seen "${r}open \"a/b\": Err\(Invalid\)\$" "a bad channel name must be refused with Invalid" "$v"
 kq_expect seen "${r}channel rust open, message queued as seq [0-9]+\$" "the channel did not open and queue" "$v"
+# 128-bit division through the SDK's compiler_builtins (values checked with Python's integers).
+kq_expect seen "${r}u128 340282366920938463463374607431768199110 / 18446744073709551623 = 18446744073709551608 rem 18446744073709539326; i128 -170141183460469231731687303715884105000 / 7 = -24305883351495604533098186245126300714 rem -2\$" \
+    "128-bit division gave a wrong answer" "$v"
 kq_expect n1 "${r}notification Started, previous run ended by power-on, restarts 0\$" "the STARTED notification was not decoded" "$v"
 kq_expect t1 "${r}tick 1 \([1-9][0-9]* systicks\)\$" "no tick (SysTick wakes the loop)" "$n1"
 kq_expect rs "${r}restarting through keel::app_restart\$" "no restart" "$t1"

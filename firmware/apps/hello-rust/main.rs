@@ -149,6 +149,16 @@ pub extern "C" fn main() -> i32 {
     }
     say(&mut line);
 
+    // 128-bit division (the SDK's compiler_builtins: 32-bit libgcc has none), on values the
+    // compiler cannot fold.
+    static N: u128 = u128::MAX - 12345;
+    static D: u128 = 0x1_0000_0000_0000_0007;
+    static S: i128 = -170_141_183_460_469_231_731_687_303_715_884_105_000;
+    // SAFETY: reads of statics, volatile only so the divisions happen at run time.
+    let (n, d, s) = unsafe { (core::ptr::read_volatile(&N), core::ptr::read_volatile(&D), core::ptr::read_volatile(&S)) };
+    let _ = write!(line, "hello-rust: u128 {} / {} = {} rem {}; i128 {} / 7 = {} rem {}", n, d, n / d, n % d, s, s / 7, s % 7);
+    say(&mut line);
+
     // SysTick (the app's own bank) at TICK_HZ on the core clock wakes the loop.
     reg(0xE000_E014, CPU_HZ / TICK_HZ - 1);
     reg(0xE000_E018, 0);

@@ -10,7 +10,8 @@
 # The steps (docs/device-api.md "Apps in Rust"):
 #   1. a sysroot with `core` compiled for thumbv8m.main-none-eabi from the rust-src that matches
 #      the rustc (build-sysroot.sh, ~1 min once), cached outside the build tree in
-#      KEEL_RUST_CACHE/<rustc version>-<target>-<hash of rustc -vV, target, flags, scripts>;
+#      KEEL_RUST_CACHE/<rustc version>-<target>-<hash of rustc -vV, target, flags, and the
+#      contents of build-sysroot.sh and compiler_builtins/*.rs>;
 #   2. the keel crate (rlib) against it;
 #   3. the app as a staticlib (it carries core and keel);
 #   4. arm-none-eabi-gcc links it: libgcc and newlib provide the intrinsics (compiler_builtins is
@@ -73,14 +74,29 @@ if(KEEL_RUST_FOUND)
   execute_process(COMMAND "${KEEL_RUST_RUSTC}" -vV OUTPUT_VARIABLE _vv)
   execute_process(COMMAND "${KEEL_RUST_RUSTC}" --version OUTPUT_VARIABLE _ver OUTPUT_STRIP_TRAILING_WHITESPACE)
   string(REGEX MATCH "[0-9]+\\.[0-9]+\\.[0-9]+" _vshort "${_ver}")
-  file(READ "${_keel_rust_sdk}/rust/build-sysroot.sh" _script)
-  file(READ "${_keel_rust_sdk}/rust/compiler_builtins/lib.rs" _cb)
-  string(SHA256 _key "${_vv}|${KEEL_RUST_TARGET}|${KEEL_RUST_CORE_FLAGS}|${_script}|${_cb}")
+  # The key covers every input of the sysroot; editing one re-runs this configure step.
+  file(GLOB _keel_rust_sysroot_inputs "${_keel_rust_sdk}/rust/build-sysroot.sh"
+    "${_keel_rust_sdk}/rust/compiler_builtins/*.rs")
+  list(SORT _keel_rust_sysroot_inputs)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_keel_rust_sysroot_inputs})
+  set(_inputs "")
+  foreach(_f IN LISTS _keel_rust_sysroot_inputs)
+    file(SHA256 "${_f}" _h)
+    string(APPEND _inputs "${_f}=${_h};")
+  endforeach()
+  string(REPLACE "${_keel_rust_sdk}/" "" _inputs "${_inputs}")
+  string(SHA256 _key "${_vv}|${KEEL_RUST_TARGET}|${KEEL_RUST_CORE_FLAGS}|${_inputs}")
   string(SUBSTRING "${_key}" 0 16 _key)
   set(KEEL_RUST_SYSROOT "${KEEL_RUST_CACHE}/${_vshort}-${KEEL_RUST_TARGET}-${_key}")
-  message(STATUS "Keel apps in Rust: ${KEEL_RUST_RUSTC} (${_ver}), core cached in ${KEEL_RUST_SYSROOT}")
+  set(_keel_rust_report "${KEEL_RUST_RUSTC} (${_ver}), core cached in ${KEEL_RUST_SYSROOT}")
 else()
-  message(STATUS "Keel apps in Rust: not built: ${KEEL_RUST_WHY}")
+  set(_keel_rust_report "not built: ${KEEL_RUST_WHY}")
+endif()
+# Once per configure, however many directories include the SDK package.
+get_property(_keel_rust_reported GLOBAL PROPERTY KEEL_RUST_REPORTED)
+if(NOT _keel_rust_reported)
+  message(STATUS "Keel apps in Rust: ${_keel_rust_report}")
+  set_property(GLOBAL PROPERTY KEEL_RUST_REPORTED TRUE)
 endif()
 
 # The sysroot and the keel crate: one custom target each, made by the first Rust app.
