@@ -169,12 +169,12 @@ rtos)
     expect rtos.out threads "^\* [0-9]+ +$first +prio 2 +ready +pc 0x[0-9a-f]+ in pair_update " "the list marks the halted thread, in pair_update"
     # The others where they were switched out: mostly asleep (each sleeps most of the time) or
     # blocked (notify on its semaphore, the rest of its 100 ms); one may be waiting on a mutex.
-    for t in wdog notify monitor cmd idle worker-a worker-b pong bench; do
+    for t in wdog notify monitor cmd idle worker-a worker-b pong bench pi-low pi-mid pi-high; do
         expect rtos.out threads "^[* ] [0-9]+ +$t +prio [0-9]+ +(ready|sleeping|blocked) +pc 0x[0-9a-f]+ in [a-z_]+ +sp 0x[0-9a-f]+$" "thread $t is listed with its state and place"
     done
     [ "$(section rtos.out threads | grep -cE ' sleeping +pc 0x[0-9a-f]+ in kos_sleep_ms ')" -ge 2 ] ||
         kq_fail "fewer than 2 threads listed asleep in kos_sleep_ms (a switched-out thread's pc is read from its stack)"
-    [ "$(section rtos.out threads | grep -cE '^[* ] [0-9]+ ')" -eq 9 ] || kq_fail "kos-threads must list 9 threads"
+    [ "$(section rtos.out threads | grep -cE '^[* ] [0-9]+ ')" -eq 12 ] || kq_fail "kos-threads must list 12 threads"
     expect rtos.out other "^OTHER worker-[ab] AFTER $first\$" "continuing stops in the other worker"
     expect rtos.out detach '^\[Inferior 1 \(Remote target\) detached\]' "gdb detaches"
     wait_console 'debugger: session ended \(detach\)' 1

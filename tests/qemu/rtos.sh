@@ -4,25 +4,25 @@
 # that would have cut a thread out of a keel_* call), a thread blocked on the notification
 # semaphore handles STARTED, a mutex is contended and handed over; then a SecureFault in one
 # thread and a stack overflow (PSPLIM) in another run are each reported by the supervisor and the
-# app comes back with all its threads; in the third run its benchmark ping-pongs two threads, then
-# its SysTick handler faults, and the fourth run schedules again.
+# app comes back with all its threads; in the third run its benchmark ping-pongs two threads, its
+# priority-inheritance check passes, then its SysTick handler faults, and the fourth run schedules.
 . "$(dirname "$0")/lib.sh"
 keel=$1 elf=$2
 kq_need_file "keel CLI" "$keel"
 kq_need_file "rtos app" "$elf"
 kq_setup rtos
 # The blank line is slack between the two commands (each read by a new run of the app).
-printf 'fault\n\noverflow\n\nbench\ntickfault\n\n' >"$KQ_TMP/cmds.txt"
+printf 'fault\n\noverflow\n\nbench\npi\ntickfault\n\n' >"$KQ_TMP/cmds.txt"
 st='^app\| rtos: notify: STARTED \(thread notify\), previous run ended by'
 kq_run "$keel" "$elf" "${KQ_SECONDS:-60}" "$KQ_TMP/cmds.txt" \
     "$st power-on, restarts 0\$" '^app\| rtos: cmd: faulting in thread cmd' \
     "$st fault, restarts 1\$" '^app\| rtos: cmd: overflowing the stack of thread cmd' \
-    "$st fault, restarts 2\$" '^app\| rtos: bench n=' '^app\| rtos: cmd: the next SysTick faults' \
+    "$st fault, restarts 2\$" '^app\| rtos: bench n=' '^app\| rtos: pi: ' '^app\| rtos: cmd: the next SysTick faults' \
     "$st fault, restarts 3\$" '^app\| rtos: stats 2 s' \
     '^\[keel\] heartbeat' '^\[keel\] heartbeat' '^\[keel\] heartbeat'
 
 kq_expect started '^\[keel\] app started' "the app was never started"
-kq_expect seen '^app\| rtos: scheduler starting, 9 threads$' "the scheduler did not start"
+kq_expect seen '^app\| rtos: scheduler starting, 12 threads$' "the scheduler did not start"
 kq_expect n1 "$st power-on, restarts 0\$" "the notify thread did not handle STARTED"
 kq_expect seen '^\[app\] I rtos: threads up, calling the API from each$' "the monitor thread's keel_log_write did not reach the microvisor log"
 kq_expect s1 '^app\| rtos: stats 1 s: calls a=[1-9][0-9]* b=[1-9][0-9]* errors=0 switches=[1-9]' \
@@ -55,6 +55,10 @@ kq_expect seen '^app\| rtos: stats 2 s: calls a=[1-9][0-9]* b=[1-9][0-9]* errors
 # "bench" in the third run: the ping-pong switched twice per round (n = 20000).
 kq_expect seen '^app\| rtos: bench n=20000 keel-call-ns=[0-9]+ sem-pair-ns=[0-9]+ pingpong-ns=[0-9]+ switches=(4[0-9][0-9][0-9][0-9]|[5-9][0-9][0-9][0-9][0-9])$' \
     "the benchmark did not run or switched fewer than 40000 times" "$n3"
+# "pi": the low thread holding the mutex ran at the waiting high thread's priority, so the high
+# one got it before the CPU-bound middle one ran (no priority inversion).
+kq_expect seen '^app\| rtos: pi: low ran at prio 7 while high waited; high got the mutex before mid ran: ok$' \
+    "priority inheritance: the mutex owner was not boosted, or the middle thread ran first" "$n3"
 # A fault in the scheduler's own SysTick handler: stopped in NS exception 15, restarted in place
 # (the microvisor clears the app's active system handlers; no system reset is needed).
 kq_expect stop3 '^\[keel\] app stopped: (SecureFault|HardFault)' "the SysTick fault did not stop the app" "$r2"

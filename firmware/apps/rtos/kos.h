@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KOS_MAX_THREADS 12u
+#define KOS_MAX_THREADS 16u
 #define KOS_FOREVER 0xFFFFFFFFu
 
 typedef enum { KOS_READY = 0, KOS_SLEEPING = 1, KOS_BLOCKED = 2, KOS_DONE = 3 } kos_state_t;

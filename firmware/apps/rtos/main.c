@@ -4,6 +4,7 @@
  *   wdog     (8) starts the app watchdog and kicks it every 100 ms (the most urgent: nothing the
  *                others do, the benchmark included, may starve it on a slow host)
  *   pong     (7) and bench (6): the context-switch benchmark, blocked until the "bench" command
+ *   pi-high (7), pi-mid (5), pi-low (1): the priority-inheritance check, until the "pi" command
  *   notify   (4) blocked on the notification semaphore (given by the notification interrupt);
  *                handles STARTED, updates (applies a staged one once the workers are at a safe
  *                point, confirms a trial once healthy) and prints the rest
@@ -14,7 +15,7 @@
  *                counter pair updated under a mutex (the pair must always be equal)
  *   cmd      (1) once the app is up (2 stats lines), reads commands on UART0: "fault" (a
  *                SecureFault in this thread), "overflow" (this thread's stack overflows its PSPLIM),
- *                "tickfault" (a SecureFault in the SysTick handler, through kos_on_tick),
+ *                "tickfault" (a SecureFault in the SysTick handler, through kos_on_tick), "pi",
  *                "bench" (one line of figures: scripts/bench-apps.sh)
  *   idle     (0) WFI
  * Every thread calls the API; the scheduler never switches out a thread inside a keel_* call
@@ -343,6 +344,69 @@ static void bench_thread(void *arg)
     }
 }
 
+/* ---- priority inheritance ("pi") -------------------------------------------------------------------
+ * pi-low (1) takes pi_mx, then wakes pi-high (7), which blocks on pi_mx and so lends pi-low its
+ * priority, then wakes pi-mid (5). With inheritance pi-low (now 7) finishes and hands pi_mx to
+ * pi-high before pi-mid runs at all; without it pi-mid would preempt pi-low and run first (the
+ * unbounded priority inversion). No timing is involved: only the order. */
+static kos_sem_t pi_go, pi_high_go, pi_mid_go;
+static kos_mutex_t pi_mx;
+static volatile bool pi_mid_ran;
+static volatile uint32_t pi_low_prio_held; /* pi-low's priority while pi-high waited */
+static volatile int pi_high_saw_mid;       /* -1: not yet, 0/1: whether pi-mid had run */
+
+static void pi_spin_us(uint32_t us)
+{
+    uint64_t t0 = now_us();
+    while (now_us() - t0 < us) {
+    }
+}
+
+static void pi_low_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        (void)kos_sem_take(&pi_go, KOS_FOREVER);
+        pi_mid_ran = false;
+        pi_high_saw_mid = -1;
+        kos_mutex_lock(&pi_mx);
+        kos_sem_give(&pi_high_go); /* pi-high runs at once and blocks on pi_mx */
+        kos_sem_give(&pi_mid_go);  /* pi-mid is ready: with inheritance it must wait */
+        pi_low_prio_held = kos_self()->prio;
+        pi_spin_us(2000u);
+        kos_mutex_unlock(&pi_mx);
+        while (pi_high_saw_mid < 0 || !pi_mid_ran)
+            kos_sleep_ms(1u);
+        kos_mutex_lock(&console_mx);
+        console_puts("rtos: pi: low ran at prio ");
+        console_put_dec(pi_low_prio_held);
+        console_puts(" while high waited; high got the mutex ");
+        console_puts(pi_high_saw_mid ? "after mid ran: INVERSION\n" : "before mid ran: ok\n");
+        kos_mutex_unlock(&console_mx);
+    }
+}
+
+static void pi_high_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        (void)kos_sem_take(&pi_high_go, KOS_FOREVER);
+        kos_mutex_lock(&pi_mx);
+        pi_high_saw_mid = pi_mid_ran ? 1 : 0;
+        kos_mutex_unlock(&pi_mx);
+    }
+}
+
+static void pi_mid_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        (void)kos_sem_take(&pi_mid_go, KOS_FOREVER);
+        pi_spin_us(2000u); /* CPU-bound: it would keep pi-low off the CPU */
+        pi_mid_ran = true;
+    }
+}
+
 static kos_thread_t cmd_t;
 static volatile bool fault_in_tick; /* "tickfault": the next SysTick faults */
 
@@ -397,6 +461,8 @@ static void cmd_thread(void *arg)
         } else if (strcmp(line, "tickfault") == 0) {
             say_str("cmd: the next SysTick faults (asked from thread ", kos_self()->name, ")");
             fault_in_tick = true;
+        } else if (strcmp(line, "pi") == 0) {
+            kos_sem_give(&pi_go);
         } else if (strcmp(line, "bench") == 0) {
             kos_sem_give(&bench_go);
         } else if (line[0] != '\0') {
@@ -413,6 +479,10 @@ static void idle(void)
 /* ---- main -------------------------------------------------------------------------------------- */
 
 static kos_thread_t wdog_t, notify_t, monitor_t, worker_a_t, worker_b_t, pong_t, bench_t;
+static kos_thread_t pi_low_t, pi_mid_t, pi_high_t;
+static uint32_t pi_low_stack[256] __attribute__((aligned(8)));
+static uint32_t pi_mid_stack[256] __attribute__((aligned(8)));
+static uint32_t pi_high_stack[256] __attribute__((aligned(8)));
 static uint32_t pong_stack[256] __attribute__((aligned(8)));
 static uint32_t bench_stack[RTOS_STACK_WORDS] __attribute__((aligned(8)));
 static uint32_t wdog_stack[RTOS_STACK_WORDS] __attribute__((aligned(8)));
@@ -447,6 +517,9 @@ int main(void)
     kos_thread_create(&cmd_t, "cmd", 1u, cmd_thread, NULL, cmd_stack, RTOS_STACK_WORDS);
     kos_thread_create(&pong_t, "pong", 7u, pong_thread, NULL, pong_stack, sizeof pong_stack / 4u);
     kos_thread_create(&bench_t, "bench", 6u, bench_thread, NULL, bench_stack, RTOS_STACK_WORDS);
+    kos_thread_create(&pi_low_t, "pi-low", 1u, pi_low_thread, NULL, pi_low_stack, sizeof pi_low_stack / 4u);
+    kos_thread_create(&pi_mid_t, "pi-mid", 5u, pi_mid_thread, NULL, pi_mid_stack, sizeof pi_mid_stack / 4u);
+    kos_thread_create(&pi_high_t, "pi-high", 7u, pi_high_thread, NULL, pi_high_stack, sizeof pi_high_stack / 4u);
 
     /* The ring last: its STARTED notification finds the notify thread ready to be woken. The
      * interrupt stays held (PRIMASK) until the scheduler runs. */
@@ -456,6 +529,6 @@ int main(void)
         console_puts("rtos: keel_notify_setup failed\n");
         return 1;
     }
-    console_puts("rtos: scheduler starting, 9 threads\n");
+    console_puts("rtos: scheduler starting, 12 threads\n");
     kos_start(RTOS_TICK_HZ, idle_stack, sizeof idle_stack / sizeof idle_stack[0], idle);
 }
