@@ -14,7 +14,7 @@ kq_setup rtos
 # The blank line is slack between the two commands (each read by a new run of the app).
 printf 'fault\n\noverflow\n\nbench\npi\ntickfault\n\n' >"$KQ_TMP/cmds.txt"
 st='^app\| rtos: notify: STARTED \(thread notify\), previous run ended by'
-kq_run "$keel" "$elf" "${KQ_SECONDS:-60}" "$KQ_TMP/cmds.txt" \
+kq_run "$keel" "$elf" "${KQ_SECONDS:-150}" "$KQ_TMP/cmds.txt" \
     "$st power-on, restarts 0\$" '^app\| rtos: cmd: faulting in thread cmd' \
     "$st fault, restarts 1\$" '^app\| rtos: cmd: overflowing the stack of thread cmd' \
     "$st fault, restarts 2\$" '^app\| rtos: bench n=' '^app\| rtos: pi: ' '^app\| rtos: cmd: the next SysTick faults' \
