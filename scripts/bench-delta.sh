@@ -29,6 +29,22 @@ bundle() { "$keel" bundle build "$1" --version "$2" --key "$W/fleet.key" -o "$3"
 content() { tail -c "$("$keel" bundle inspect "$1" --json | jq '.layers[0].size')" "$1" >"$2"; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f %%", b ? 100 * a / b : 0 }'; }
 fmt() { printf "%s B (%s)" "$1" "$(pct "$1" "$2")"; }
+# tool PATCH IMAGE: an off-the-shelf patch, and on the wire with the same 392-byte signed manifest
+# a Keel delta carries (a device needs the patch signed and its base and result named either way).
+tool() { printf "%s / %s B (%s)" "$1" "$(($1 + 392))" "$(pct "$(($1 + 392))" "$2")"; }
+# bsdiff+xz: Debian's bsdiff compresses its three streams with bzip2; the same streams, raw,
+# compressed with xz -9e instead (the "bsdiff+xz" most firmware updaters ship).
+bsdiff_xz() {
+    python3 - "$1" <<'PY'
+import bz2, lzma, struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"BSDIFF40", "not a BSDIFF40 patch"
+c, d, n = struct.unpack("<qqq", b[8:32])
+ctrl, diff, extra = b[32:32 + c], b[32 + c:32 + c + d], b[32 + c + d:]
+raw = b[:32] + bz2.decompress(ctrl) + bz2.decompress(diff) + bz2.decompress(extra)
+print(len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)))
+PY
+}
 
 rows=""
 measure() { # NAME OLD.elf OLD_VERSION NEW.elf NEW_VERSION
@@ -46,7 +62,9 @@ measure() { # NAME OLD.elf OLD_VERSION NEW.elf NEW_VERSION
     bsdiff "$W/old.bin" "$W/new.bin" "$W/p.bsdiff"
     xdelta3 -9 -e -f -s "$W/old.bin" "$W/new.bin" "$W/p.xd3"
     zstd -q -19 -f --patch-from="$W/old.bin" "$W/new.bin" -o "$W/p.zst" 2>/dev/null
-    rows+="| $name | $image | $(fmt "$patch" "$image") | $(fmt "$wire" "$image") | $(fmt "$pages" "$image") | $(stat -c %s "$W/p.bsdiff") | $(stat -c %s "$W/p.xd3") | $(stat -c %s "$W/p.zst") | $dec |"$'\n'
+    local bsx
+    bsx=$(bsdiff_xz "$W/p.bsdiff")
+    rows+="| $name | $image | $(fmt "$patch" "$image") | **$(fmt "$wire" "$image")** | $(fmt "$pages" "$image") | $(tool "$bsx" "$image") | $(tool "$(stat -c %s "$W/p.bsdiff")" "$image") | $(tool "$(stat -c %s "$W/p.xd3")" "$image") | $(tool "$(stat -c %s "$W/p.zst")" "$image") | $dec |"$'\n'
     echo "bench-delta: $name: patch $patch, wire $wire, pages $pages" >&2
 }
 r=$apps/refapp
@@ -94,12 +112,15 @@ bytes for every tool; % are of the new image.
   per-page hashes, docs/bundle.md "Delta bundles"): what \`keel bundle build --base\` writes and
   the update engine stages. **Pages**: what Keel sends without a
   delta (signed manifest with a hash per page + every changed 8 KiB page).
-- bsdiff (Debian's, bzip2 inside), \`xdelta3 -9\`, \`zstd -19 --patch-from\`: patch bytes only.
+- Off-the-shelf tools on the same bytes, each cell "patch / on the wire (%)", the wire adding the
+  same 392-byte signed manifest: **bsdiff+xz** (Debian's bsdiff streams, recompressed with
+  \`xz -9e\` instead of bzip2), bsdiff as Debian ships it (bzip2), \`xdelta3 -9\`,
+  \`zstd -19 --patch-from\`.
 - Decode: host, best of 5, the ASan/UBSan build of \`keel\` (an upper bound; the device decodes
   at staging time, while the app runs).
 
-| change | new image B | Keel delta patch | Keel delta on the wire | Keel pages on the wire | bsdiff | xdelta3 -9 | zstd -19 | decode us (host) |
-|---|---|---|---|---|---|---|---|---|
+| change | new image B | Keel delta patch | Keel delta on the wire | Keel pages on the wire | bsdiff+xz | bsdiff (bzip2) | xdelta3 -9 | zstd -19 --patch-from | decode us (host) |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
 
 On the device (the insertion, staged by an emulated AN505 under QEMU \`-icount shift=0\`; the
