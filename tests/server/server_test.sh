@@ -548,10 +548,10 @@ bad_requests)
   out="$("$KEELD" --db "$WORK/x.db" 2>&1)" && fail "keeld started without TLS credentials"
   grep -q -- "--mqtt-ca is required" <<<"$out" || fail "missing TLS message: $out"
   "$KEELD" migrate --db "$WORK/new.db" 2>/dev/null || fail "migrate failed"
-  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 5 ] || fail "migrate did not record the version"
+  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 6 ] || fail "migrate did not record the version"
   sqlite3 "$WORK/new.db" 'INSERT INTO schema_version VALUES (99)'
   out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" && fail "a newer schema was accepted"
-  grep -q "schema version 99 but this keeld knows only up to 5" <<<"$out" || fail "newer schema message: $out"
+  grep -q "schema version 99 but this keeld knows only up to 6" <<<"$out" || fail "newer schema message: $out"
   printf 'not a database at all, just text\n%.0s' {1..200} >"$WORK/junk.db"
   out="$("$KEELD" token create --db "$WORK/junk.db" 2>&1)" && fail "a junk file was used as a database"
   grep -q "junk.db" <<<"$out" || fail "junk database message: $out"
