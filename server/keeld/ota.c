@@ -258,8 +258,8 @@ static unsigned check_bundle(ota_t *o, const uint8_t *data, size_t len, kbdl_man
     uint8_t sha[32];
     mbedtls_sha256(data + kbdl_signed_size(m), payload, sha, 0);
     if (memcmp(sha, l->delta ? l->patch_sha : l->content_sha, 32) != 0) {
-        return refuse(why, cap, 422, "the payload does not match the signed content hash: the "
-                      "bundle was damaged or tampered with after signing");
+        return refuse(why, cap, 422, "the payload does not match the signed %s hash: the "
+                      "bundle was damaged or tampered with after signing", l->delta ? "patch" : "content");
     }
     return 0;
 }
