@@ -1162,6 +1162,14 @@ p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8);
     # Nothing was written: the device still reports v1's region.
     wait_for 10 get_has /v1/devices/dev-1 "$V1_REGION" || fail "$name changed the app region"
   done
+  # keel deploy APP.kb uploads the deltas beside it; one keeld refuses is left out, named, and
+  # the deployment still goes on (its devices get pages).
+  mkdir -p "$WORK/sib" && cp "$WORK/v1.kb" "$WORK/sib/v1.kb" &&
+    cp "$WORK/tdelta.kb" "$WORK/sib/v1.delta-000000000000.kb" || fail "cannot set up sib/"
+  keelc deploy "$WORK/sib/v1.kb" --to dev-1 || fail "deploy beside a refused delta: $(cat "$WORK/keel.err")"
+  keel_has keel.err "v1.delta-000000000000.kb was not uploaded"
+  keel_has keel.err "the payload does not match the signed patch hash"
+  keel_has keel.out "deployment "
   ;;
 ota_force)
   # An app that defers: staged, then nothing until the operator forces; a kill -9 of keeld in

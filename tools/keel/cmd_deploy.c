@@ -76,27 +76,28 @@ static void print_bundle(json_t *b)
 }
 
 /* The deltas `keel bundle build --base` wrote beside APP.kb (APP.delta-<base>.kb): uploaded with
- * it, so keeld can send each device the delta for its base (docs/delta.md "keeld"). */
-static bool upload_deltas(const fapi_t *a, const char *path, bool quiet)
+ * it, so keeld can send each device the delta for its base (docs/delta.md "keeld"). One keeld
+ * refuses (with its reason, printed) is left out: the devices on its base get pages. */
+static void upload_deltas(const fapi_t *a, const char *path, bool quiet)
 {
     size_t n = strlen(path);
     if (n < 4 || strcmp(path + n - 3, ".kb") != 0 || n > 4000)
-        return true;
+        return;
     char pattern[4096 + 16];
     snprintf(pattern, sizeof pattern, "%.*s.delta-*.kb", (int)(n - 3), path);
     glob_t g;
-    bool ok = true;
     if (glob(pattern, 0, NULL, &g) != 0)
-        return true; /* none */
-    for (size_t i = 0; ok && i < g.gl_pathc; i++) {
+        return; /* none */
+    for (size_t i = 0; i < g.gl_pathc; i++) {
         json_t *b = NULL;
-        ok = upload_bundle(a, g.gl_pathv[i], &b);
-        if (ok && !quiet)
+        if (!upload_bundle(a, g.gl_pathv[i], &b))
+            fprintf(stderr, "%s: %s was not uploaded (above): devices on its base get pages\n",
+                    a->prog, g.gl_pathv[i]);
+        else if (!quiet)
             print_bundle(b);
         json_decref(b);
     }
     globfree(&g);
-    return ok;
 }
 
 int cmd_bundle_upload(const char *prog, int argc, char **argv)
@@ -509,8 +510,7 @@ static int run_deploy(const char *prog, int argc, char **argv)
             goto out;
         if (!o.json)
             print_bundle(bundle);
-        if (!upload_deltas(&a, ref, o.json))
-            goto out;
+        upload_deltas(&a, ref, o.json);
         json_object_set(body, "bundle", json_object_get(bundle, "sha256"));
     } else if (is_id(ref)) {
         json_object_set_new(body, "bundle", json_integer(strtoll(ref, NULL, 10)));
