@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-delta-device.sh BUILD_DIR OLD.kb NEW.kb OUT: stage NEW.kb on an emulated device that runs
-# OLD.kb and write "<ms> <stack bytes>" to OUT: the microvisor's own figure for its stage_finish
-# ("verified in N ms; handler stack used N bytes", firmware/microvisor/net/net_upd.c), which for
+# OLD.kb and write "<ms> <stack bytes> <turns> <longest turn us>" to OUT: the microvisor's own
+# figures for its stage finish ("verified in N ms; handler stack used N bytes; T turns, the
+# longest U us", firmware/microvisor/net/net_upd.c: the time of every turn added up), which for
 # a delta bundle is where the patch is checked and decoded twice (docs/update-engine.md). Run
 # under QEMU -icount shift=0, so 1 ms of guest time is 1 million instructions. A real Mosquitto
 # (TLS) on a free loopback port and ota_srv (tests/ota) offer the bundle. Used by bench-delta.sh.
@@ -48,4 +49,5 @@ if [ -z "${line:-}" ]; then
 fi
 ms=$(sed -n 's/.*verified in \([0-9]*\) ms.*/\1/p' <<<"$line")
 stack=$(sed -n 's/.*handler stack used \([0-9]*\) bytes.*/\1/p' <<<"$line")
-echo "$ms $stack" >"$out"
+turns=$(sed -n 's/.* \([0-9]*\) turns, the longest \([0-9]*\) us.*/\1 \2/p' <<<"$line")
+echo "$ms $stack ${turns:-? ?}" >"$out"

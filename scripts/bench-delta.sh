@@ -29,6 +29,22 @@ bundle() { "$keel" bundle build "$1" --version "$2" --key "$W/fleet.key" -o "$3"
 content() { tail -c "$("$keel" bundle inspect "$1" --json | jq '.layers[0].size')" "$1" >"$2"; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f %%", b ? 100 * a / b : 0 }'; }
 fmt() { printf "%s B (%s)" "$1" "$(pct "$1" "$2")"; }
+# tool PATCH IMAGE: an off-the-shelf patch, and on the wire with the same 392-byte signed manifest
+# a Keel delta carries (a device needs the patch signed and its base and result named either way).
+tool() { printf "%s / %s B (%s)" "$1" "$(($1 + 392))" "$(pct "$(($1 + 392))" "$2")"; }
+# bsdiff+xz: Debian's bsdiff compresses its three streams with bzip2; the same streams, raw,
+# compressed with xz -9e instead (the "bsdiff+xz" most firmware updaters ship).
+bsdiff_xz() {
+    python3 - "$1" <<'PY'
+import bz2, lzma, struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"BSDIFF40", "not a BSDIFF40 patch"
+c, d, n = struct.unpack("<qqq", b[8:32])
+ctrl, diff, extra = b[32:32 + c], b[32 + c:32 + c + d], b[32 + c + d:]
+raw = b[:32] + bz2.decompress(ctrl) + bz2.decompress(diff) + bz2.decompress(extra)
+print(len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)))
+PY
+}
 
 rows=""
 measure() { # NAME OLD.elf OLD_VERSION NEW.elf NEW_VERSION
@@ -46,7 +62,17 @@ measure() { # NAME OLD.elf OLD_VERSION NEW.elf NEW_VERSION
     bsdiff "$W/old.bin" "$W/new.bin" "$W/p.bsdiff"
     xdelta3 -9 -e -f -s "$W/old.bin" "$W/new.bin" "$W/p.xd3"
     zstd -q -19 -f --patch-from="$W/old.bin" "$W/new.bin" -o "$W/p.zst" 2>/dev/null
-    rows+="| $name | $image | $(fmt "$patch" "$image") | $(fmt "$wire" "$image") | $(fmt "$pages" "$image") | $(stat -c %s "$W/p.bsdiff") | $(stat -c %s "$W/p.xd3") | $(stat -c %s "$W/p.zst") | $dec |"$'\n'
+    local bsx dev="-"
+    bsx=$(bsdiff_xz "$W/p.bsdiff")
+    # On an emulated device: staging this delta (M instructions, turns, the longest turn).
+    rm -f "$W"/dev-row.delta-*.kb
+    "$keel" bundle build "$4" --version "$5" --key "$W/fleet.key" -o "$W/dev-row.kb" --base "$o" >/dev/null
+    if bash "$root/scripts/bench-delta-device.sh" "$build" "$o" "$(ls "$W"/dev-row.delta-*.kb)" "$W/drow"; then
+        local ms st turns longest
+        read -r ms st turns longest <"$W/drow"
+        dev="$ms M ($turns turns, longest $(awk -v u="$longest" 'BEGIN { printf "%.1f", u / 1000 }') M)"
+    fi
+    rows+="| $name | $image | $(fmt "$patch" "$image") | **$(fmt "$wire" "$image")** | $(fmt "$pages" "$image") | $(tool "$bsx" "$image") | $(tool "$(stat -c %s "$W/p.bsdiff")" "$image") | $(tool "$(stat -c %s "$W/p.xd3")" "$image") | $(tool "$(stat -c %s "$W/p.zst")" "$image") | $dec | $dev |"$'\n'
     echo "bench-delta: $name: patch $patch, wire $wire, pages $pages" >&2
 }
 r=$apps/refapp
@@ -66,8 +92,8 @@ bash "$root/scripts/bench-delta-device.sh" "$build" "$W/dev-old.kb" "$(ls "$W"/d
     { echo "bench-delta: the device run (delta) failed" >&2; exit 1; }
 bash "$root/scripts/bench-delta-device.sh" "$build" "$W/dev-old.kb" "$W/dev-new.kb" "$W/dp" ||
     { echo "bench-delta: the device run (pages) failed" >&2; exit 1; }
-read -r dev_delta_ms dev_delta_stack <"$W/dd"
-read -r dev_pages_ms dev_pages_stack <"$W/dp"
+read -r dev_delta_ms dev_delta_stack dev_delta_turns dev_delta_longest <"$W/dd"
+read -r dev_pages_ms dev_pages_stack dev_pages_turns dev_pages_longest <"$W/dp"
 
 # Decoder footprint: the two objects a device links, and its whole state.
 for f in delta delta_dec; do
@@ -94,12 +120,18 @@ bytes for every tool; % are of the new image.
   per-page hashes, docs/bundle.md "Delta bundles"): what \`keel bundle build --base\` writes and
   the update engine stages. **Pages**: what Keel sends without a
   delta (signed manifest with a hash per page + every changed 8 KiB page).
-- bsdiff (Debian's, bzip2 inside), \`xdelta3 -9\`, \`zstd -19 --patch-from\`: patch bytes only.
-- Decode: host, best of 5, the ASan/UBSan build of \`keel\` (an upper bound; the device decodes
-  at staging time, while the app runs).
+- Off-the-shelf tools on the same bytes, each cell "patch / on the wire (%)", the wire adding the
+  same 392-byte signed manifest: **bsdiff+xz** (Debian's bsdiff streams, recompressed with
+  \`xz -9e\` instead of bzip2), bsdiff as Debian ships it (bzip2), \`xdelta3 -9\`,
+  \`zstd -19 --patch-from\`.
+- Decode: host, best of 5, the ASan/UBSan build of \`keel\` (an upper bound); **on the device**:
+  the microvisor staging the delta bundle on an emulated AN505 (QEMU \`-icount shift=0\`, so
+  1 M instructions = 1 ms of guest time; ~6 ms at 160 MHz): authenticate and hash the patch,
+  decode it twice, hash result and region, seal the changed pages, in turns of the service
+  (\`upd_stage_finish_step\`; the longest turn is how long the network waits at most).
 
-| change | new image B | Keel delta patch | Keel delta on the wire | Keel pages on the wire | bsdiff | xdelta3 -9 | zstd -19 | decode us (host) |
-|---|---|---|---|---|---|---|---|---|
+| change | new image B | Keel delta patch | Keel delta on the wire | Keel pages on the wire | bsdiff+xz | bsdiff (bzip2) | xdelta3 -9 | zstd -19 --patch-from | decode us (host) | staging on the device (instructions) |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${rows%$'\n'}
 
 On the device (the insertion, staged by an emulated AN505 under QEMU \`-icount shift=0\`; the
@@ -108,7 +140,13 @@ microvisor's own "verified in N ms" of stage finish, 1 ms = 1 million instructio
 against the old image, hash the result and the region, seal the changed pages) against
 **${dev_pages_ms} M** to verify the same update staged as pages; service stack high-water mark
 ${dev_delta_stack} B (delta) / ${dev_pages_stack} B (pages). At 160 MHz and about one
-instruction per cycle that is about $(awk -v m="$dev_delta_ms" 'BEGIN { printf "%.1f", m / 160 }') s, while the app keeps running.
+instruction per cycle that is about $(awk -v m="$dev_delta_ms" 'BEGIN { printf "%.1f", m / 160 }') s, while the app keeps running. The delta is
+decoded in **${dev_delta_turns} turns** of the microvisor's service (a patch block checked, a
+result page decoded, or 8 erased pages hashed per turn; \`upd_stage_finish_step\`), the longest
+**$(awk -v u="$dev_delta_longest" 'BEGIN { printf "%.1f", u / 1000 }') M instructions**
+(~$(awk -v u="$dev_delta_longest" 'BEGIN { printf "%.0f", u / 160 }') ms at 160 MHz): the
+network is served between turns. The page bundle's check still runs in ${dev_pages_turns} turn
+($(awk -v u="$dev_pages_longest" 'BEGIN { printf "%.0f", u / 1000 }') M instructions).
 
 Decoder on the device (core/src/delta.c + delta_dec.c, arm-none-eabi-gcc -Os, cortex-m33):
 **$code B** of code and **$ram B** of state (\`kdlt_dec_t\`: model, address map, input and

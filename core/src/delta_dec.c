@@ -108,6 +108,7 @@ static kerr_t emit(kdlt_dec_t *d, uint32_t b)
         err = d->cfg.page(d->cfg.ctx, d->page_index, d->cfg.page_buf, d->page_fill);
     d->page_index++;
     d->page_fill = 0;
+    d->paused = d->pause;
     return err;
 }
 
@@ -239,6 +240,8 @@ static kerr_t step(kdlt_dec_t *d)
             d->zrun--;
             if ((err = predicted(d, &b)) != KERR_OK || (err = emit(d, b)) != KERR_OK)
                 return err;
+            if (d->paused)
+                return KERR_OK; /* the copy goes on at the next feed */
         }
         if (d->left == 0)
             return add_done(d, S_EXTRA_LEN);
@@ -283,9 +286,11 @@ kerr_t kdlt_dec_init(kdlt_dec_t *d, const kdlt_dec_cfg_t *cfg)
     return KERR_OK;
 }
 
-kerr_t kdlt_dec_feed(kdlt_dec_t *d, const void *data, size_t len)
+/* kdlt_dec_feed and kdlt_dec_feed_page: with d->pause set, stops after a completed page. */
+static kerr_t feed(kdlt_dec_t *d, const void *data, size_t len, size_t *used)
 {
     const uint8_t *p = data;
+    *used = 0;
     if (d->err)
         return d->err;
     for (;;) {
@@ -294,7 +299,7 @@ kerr_t kdlt_dec_feed(kdlt_dec_t *d, const void *data, size_t len)
         if (d->state == S_HDR) {
             take = KDLT_HDR_SIZE - d->in_n < len ? KDLT_HDR_SIZE - d->in_n : (uint32_t)len;
             memcpy(d->in + d->in_n, p, take);
-            d->in_n += take, p += take, len -= take;
+            d->in_n += take, p += take, len -= take, *used += take;
             if (d->in_n < KDLT_HDR_SIZE)
                 return KERR_OK;
             if ((err = start(d)) != KERR_OK)
@@ -314,7 +319,7 @@ kerr_t kdlt_dec_feed(kdlt_dec_t *d, const void *data, size_t len)
         if (take > len)
             take = (uint32_t)len;
         memcpy(d->in + d->in_n, p, take);
-        d->in_n += take, d->body_seen += take, p += take, len -= take;
+        d->in_n += take, d->body_seen += take, p += take, len -= take, *used += take;
         int all_in = d->body_seen == d->body_len;
         if (len && all_in)
             return fail(d, KERR_DLT_CORRUPT); /* bytes past the end of the patch */
@@ -327,10 +332,29 @@ kerr_t kdlt_dec_feed(kdlt_dec_t *d, const void *data, size_t len)
                 err = KERR_DLT_CORRUPT;
             if (err)
                 return fail(d, err);
+            if (d->paused)
+                return KERR_OK;
         }
         if (len == 0)
             return KERR_OK;
     }
+}
+
+kerr_t kdlt_dec_feed(kdlt_dec_t *d, const void *data, size_t len)
+{
+    size_t used;
+    d->pause = 0;
+    return feed(d, data, len, &used);
+}
+
+kerr_t kdlt_dec_feed_page(kdlt_dec_t *d, const void *data, size_t len, size_t *used, bool *page)
+{
+    d->pause = 1;
+    d->paused = 0;
+    kerr_t err = feed(d, data, len, used);
+    *page = d->paused;
+    d->paused = 0;
+    return err;
 }
 
 kerr_t kdlt_dec_finish(const kdlt_dec_t *d)

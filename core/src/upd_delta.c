@@ -18,6 +18,9 @@
  *                   then the table is sealed (GCM, kind SEAL_TABLE) after the manifest copy and
  *                   the engine records STAGED; from then on it is the manifest's block hash table
  *
+ * All of stage_finish runs in turns (upd_stage_finish_step: start, a patch block checked, a result
+ * page decoded, a few erased pages hashed), its place kept in u->fin between them.
+ *
  * A power cut anywhere restarts stage_finish from the stored patch: re-programming a stage slot,
  * tag, map entry or the table writes the same bytes (same plaintext, same generation), which NOR
  * allows. Nothing in the region is touched before STAGED.
@@ -32,7 +35,7 @@
 
 #include "upd_priv.h"
 
-#define CHUNK 256u /* patch bytes decrypted and fed at a time (stack) */
+#define CHUNK 256u /* patch bytes decrypted and fed at a time (upd_dfin_t.plain) */
 
 static uint32_t patch_blocks(const upd_t *u)
 {
@@ -130,18 +133,21 @@ static int gcm_tag(mbedtls_gcm_context *g, uint8_t tag[TAG])
 
 /* --- the two decoding passes ------------------------------------------------------------------- */
 
-typedef struct pass {
-    upd_t *u;
-    int second;
-    uint8_t *table;      /* blocks * 32, in u->mbuf after the manifest */
-    mbedtls_sha256_context rc, cc;
-    uint32_t pages;      /* result pages emitted */
-} pass_t;
+static uint8_t *table_of(upd_t *u)
+{
+    return u->mbuf + Q_DELTA_TABLE;
+}
+
+_Static_assert(Q_DELTA_TABLE + KBDL_MAX_BLOCKS * 32u + TAG <= UPD_MANIFEST_BUF,
+               "the derived block hashes fit in the manifest buffer after a delta manifest");
+_Static_assert(Q_DELTA_TABLE + KBDL_MAX_BLOCKS * 32u + TAG <= Q_STAGE_TAGS,
+               "the derived block hashes fit in the manifest area of QSPI");
+_Static_assert(sizeof(((upd_dfin_t *)0)->plain) == CHUNK, "a patch piece fills plain");
 
 static kerr_t read_old(void *ctx, uint32_t off, void *buf, uint32_t len)
 {
-    pass_t *p = ctx;
-    return kflash_read(p->u->cfg.iflash, p->u->cfg.region_off + off, buf, len);
+    upd_t *u = ctx;
+    return kflash_read(u->cfg.iflash, u->cfg.region_off + off, buf, len);
 }
 
 /* The current page i equals the result page in u->buf (compared in pieces: u->buf is busy). */
@@ -162,29 +168,29 @@ static kerr_t page_unchanged(upd_t *u, uint32_t i, bool *out)
 /* A result page (the last one short): hash it; on the second pass, stage it if it changes. */
 static kerr_t on_page(void *ctx, uint32_t index, const uint8_t *page, uint32_t len)
 {
-    pass_t *p = ctx;
-    upd_t *u = p->u;
-    uint8_t h[32];
+    upd_t *u = ctx;
+    upd_dfin_t *f = &u->fin;
+    uint8_t h[32], *table = table_of(u);
     if (index >= u->blocks || page != u->buf) {
         return KERR_UPD_VERIFY;
     }
     /* The first pass measures the result; the second only compares with what it measured. */
-    if (!p->second && sha_update(&p->cc, u->buf, len) != 0) {
+    if (!f->second && sha_update(&f->cc, u->buf, len) != 0) {
         return KERR_UPD_CRYPTO;
     }
     memset(u->buf + len, 0xFF, u->page - len);
     kerr_t err = upd_sha256(u->buf, u->page, h);
-    if (err == KERR_OK && !p->second && sha_update(&p->rc, u->buf, u->page) != 0) {
+    if (err == KERR_OK && !f->second && sha_update(&f->rc, u->buf, u->page) != 0) {
         err = KERR_UPD_CRYPTO;
     }
-    p->pages = index + 1u;
-    if (err != KERR_OK || !p->second) {
+    f->pages = index + 1u;
+    if (err != KERR_OK || !f->second) {
         if (err == KERR_OK) {
-            memcpy(p->table + index * 32u, h, 32);
+            memcpy(table + index * 32u, h, 32);
         }
         return err;
     }
-    if (memcmp(h, p->table + index * 32u, 32) != 0) {
+    if (memcmp(h, table + index * 32u, 32) != 0) {
         return KERR_UPD_VERIFY; /* the patch read back differently than in the first pass */
     }
     bool same = memcmp(h, u->ff_sha, 32) == 0, staged = false;
@@ -214,152 +220,161 @@ static bool torn_tag(const uint8_t stored[TAG], const uint8_t computed[TAG])
     return true;
 }
 
-/* Read the stored patch back (authenticated block by block, hashed), feeding it to the decoder
- * when p is set. */
-static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
+/* Start reading the stored patch from its beginning (hashed again on every read). */
+static kerr_t patch_rewind(upd_t *u)
 {
-    const kbdl_layer_t *l = &u->m.layers[0];
-    mbedtls_sha256_context pc;
-    uint8_t in[CHUNK], plain[CHUNK], nonce[12], tag[TAG], want[TAG];
-    uint32_t left = l->patch_size;
-    kerr_t err = KERR_OK;
-    mbedtls_sha256_init(&pc);
-    if (sha_start(&pc) != 0) {
-        err = KERR_UPD_CRYPTO;
-    }
-    for (uint32_t b = 0; err == KERR_OK && b < patch_blocks(u); b++) {
-        upd_nonce(u->ps.stage_gen, SEAL_PATCH, b, nonce);
-        if (gcm_start(&u->pgcm, nonce) != 0) {
-            err = KERR_UPD_CRYPTO;
-        }
-        for (uint32_t off = 0; err == KERR_OK && off < u->page; off += CHUNK) {
-            uint32_t n = left < CHUNK ? left : CHUNK;
-            err = kflash_read(u->cfg.qspi, save_slot(u, b) + off, in, CHUNK);
-            if (err == KERR_OK && gcm_piece(&u->pgcm, in, CHUNK, plain) != 0) {
-                err = KERR_UPD_CRYPTO;
-            }
-            if (err == KERR_OK && n && sha_update(&pc, plain, n) != 0) {
-                err = KERR_UPD_CRYPTO;
-            }
-            if (err == KERR_OK && n && p) {
-                err = kdlt_dec_feed(&u->dlt, plain, n);
-            }
-            left -= n;
-        }
-        if (err == KERR_OK) {
-            err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, want, TAG);
-        }
-        if (err == KERR_OK && gcm_tag(&u->pgcm, tag) != 0) {
-            err = KERR_UPD_CRYPTO;
-        }
-        if (err == KERR_OK && memcmp(tag, want, TAG) != 0) {
-            err = p == NULL && torn_tag(want, tag)
-                      ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, tag, TAG)
-                      : KERR_UPD_AUTH;
-        }
-    }
-    if (err == KERR_OK && sha_finish(&pc, patch_sha) != 0) {
-        err = KERR_UPD_CRYPTO;
-    }
-    mbedtls_sha256_free(&pc);
-    return err;
+    upd_dfin_t *f = &u->fin;
+    f->b = f->off = f->pos = f->n = 0;
+    f->left = u->m.layers[0].patch_size;
+    mbedtls_sha256_init(&f->pc);
+    return sha_start(&f->pc) != 0 ? KERR_UPD_CRYPTO : KERR_OK;
 }
 
-static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
+static bool patch_end(const upd_t *u)
 {
-    const kbdl_layer_t *l = &u->m.layers[0];
-    pass_t p;
-    memset(&p, 0, sizeof(p));
-    p.u = u, p.second = second, p.table = table;
-    mbedtls_sha256_init(&p.rc);
-    mbedtls_sha256_init(&p.cc);
-    kdlt_dec_cfg_t cfg = { read_old, on_page, &p, u->buf, u->page, u->cfg.region_len, l->size };
-    uint8_t psha[32], rh[32], ch[32];
+    return u->fin.b == patch_blocks(u);
+}
+
+/*
+ * The next CHUNK of the stored patch into f->plain (f->n bytes, 0 in the padding after the
+ * patch), decrypted and hashed; at the end of a block its tag is checked (the first read, check,
+ * completes a torn one); at the end of the patch its SHA-256 must be the signed one.
+ */
+static kerr_t patch_next(upd_t *u, bool check)
+{
+    upd_dfin_t *f = &u->fin;
+    uint8_t in[CHUNK], nonce[12], tag[TAG], want[TAG];
+    uint32_t n = f->left < CHUNK ? f->left : CHUNK;
     kerr_t err = KERR_OK;
-    if (sha_start(&p.rc) != 0 || sha_start(&p.cc) != 0) {
+    f->pos = f->n = 0;
+    if (f->off == 0) {
+        upd_nonce(u->ps.stage_gen, SEAL_PATCH, f->b, nonce);
+        if (gcm_start(&u->pgcm, nonce) != 0) {
+            return KERR_UPD_CRYPTO;
+        }
+    }
+    err = kflash_read(u->cfg.qspi, save_slot(u, f->b) + f->off, in, CHUNK);
+    if (err == KERR_OK && gcm_piece(&u->pgcm, in, CHUNK, f->plain) != 0) {
         err = KERR_UPD_CRYPTO;
     }
-    if (err == KERR_OK) {
-        err = kdlt_dec_init(&u->dlt, &cfg);
+    if (err == KERR_OK && n && sha_update(&f->pc, f->plain, n) != 0) {
+        err = KERR_UPD_CRYPTO;
     }
-    if (err == KERR_OK) {
-        err = feed_patch(u, &p, psha);
-    }
-    if (err == KERR_OK && memcmp(psha, l->patch_sha, 32) != 0) {
-        err = KERR_UPD_VERIFY; /* changed since it was checked */
-    }
-    if (err == KERR_OK) {
-        err = kdlt_dec_finish(&u->dlt);
-    }
-    if (err == KERR_OK && kdlt_dec_new_len(&u->dlt) != l->size) {
-        err = KERR_UPD_VERIFY;
-    }
-    if (second) { /* every page matched the first pass, which checked the whole result */
-        mbedtls_sha256_free(&p.rc);
-        mbedtls_sha256_free(&p.cc);
+    if (err != KERR_OK) {
         return err;
     }
-    /* The region after the result is erased. */
-    memset(u->buf, 0xFF, u->page);
-    for (uint32_t i = p.pages; err == KERR_OK && i < u->blocks; i++) {
-        memcpy(table + i * 32u, u->ff_sha, 32);
-        if (sha_update(&p.rc, u->buf, u->page) != 0) {
-            err = KERR_UPD_CRYPTO;
-        }
+    f->n = n;
+    f->left -= n;
+    f->off += CHUNK;
+    if (f->off < u->page) {
+        return KERR_OK;
     }
-    if (err == KERR_OK &&
-        (sha_finish(&p.rc, rh) != 0 || sha_finish(&p.cc, ch) != 0)) {
+    err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + f->b * TAG, want, TAG);
+    if (err == KERR_OK && gcm_tag(&u->pgcm, tag) != 0) {
         err = KERR_UPD_CRYPTO;
     }
-    if (err == KERR_OK &&
-        (memcmp(rh, l->region_sha, 32) != 0 || memcmp(ch, l->content_sha, 32) != 0)) {
-        err = KERR_UPD_VERIFY;
+    if (err == KERR_OK && memcmp(tag, want, TAG) != 0) {
+        err = check && torn_tag(want, tag)
+                  ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + f->b * TAG, tag, TAG)
+                  : KERR_UPD_AUTH;
     }
-    mbedtls_sha256_free(&p.rc);
-    mbedtls_sha256_free(&p.cc);
+    f->b++;
+    f->off = 0;
+    if (err == KERR_OK && patch_end(u)) {
+        uint8_t h[32];
+        if (sha_finish(&f->pc, h) != 0) {
+            err = KERR_UPD_CRYPTO;
+        } else if (memcmp(h, u->m.layers[0].patch_sha, 32) != 0) {
+            err = KERR_UPD_VERIFY; /* not the signed patch, or changed since it was checked */
+        }
+    }
     return err;
 }
 
-static uint8_t *table_of(upd_t *u)
+static kerr_t pass_begin(upd_t *u, int second)
 {
-    return u->mbuf + Q_DELTA_TABLE;
-}
-
-_Static_assert(Q_DELTA_TABLE + KBDL_MAX_BLOCKS * 32u + TAG <= UPD_MANIFEST_BUF,
-               "the derived block hashes fit in the manifest buffer after a delta manifest");
-_Static_assert(Q_DELTA_TABLE + KBDL_MAX_BLOCKS * 32u + TAG <= Q_STAGE_TAGS,
-               "the derived block hashes fit in the manifest area of QSPI");
-
-kerr_t upd_delta_finish(upd_t *u)
-{
-    uint32_t n = u->blocks * 32u;
-    for (uint32_t i = 0; i < patch_blocks(u); i++) {
-        bool have;
-        kerr_t err = tag_present(u, i, &have);
-        if (err != KERR_OK || !have) {
-            return err != KERR_OK ? err : KERR_UPD_INCOMPLETE;
+    upd_dfin_t *f = &u->fin;
+    const kbdl_layer_t *l = &u->m.layers[0];
+    kdlt_dec_cfg_t cfg = { read_old, on_page, u, u->buf, u->page, u->cfg.region_len, l->size };
+    f->second = (uint8_t)second;
+    f->pages = 0;
+    if (!second) {
+        mbedtls_sha256_init(&f->rc);
+        mbedtls_sha256_init(&f->cc);
+        if (sha_start(&f->rc) != 0 || sha_start(&f->cc) != 0) {
+            return KERR_UPD_CRYPTO;
         }
     }
-    if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE) {
-        return KERR_BDL_UNSUPPORTED;
+    kerr_t err = patch_rewind(u);
+    return err != KERR_OK ? err : kdlt_dec_init(&u->dlt, &cfg);
+}
+
+/* Decode until the next result page (*page) or the end of the pass (*page false). */
+static kerr_t pass_page(upd_t *u, bool *page)
+{
+    upd_dfin_t *f = &u->fin;
+    *page = false;
+    for (;;) {
+        size_t used = 0;
+        kerr_t err = KERR_OK;
+        if (f->pos < f->n || patch_end(u)) {
+            /* the patch's bytes, or at its end what the decoder still holds */
+            err = kdlt_dec_feed_page(&u->dlt, f->plain + f->pos, f->n - f->pos, &used, page);
+            f->pos += (uint32_t)used;
+            if (err != KERR_OK || *page || f->pos < f->n) {
+                return err;
+            }
+            if (patch_end(u)) {
+                break;
+            }
+            continue;
+        }
+        if ((err = patch_next(u, false)) != KERR_OK) {
+            return err;
+        }
     }
-    /* The stored patch must authenticate and be the signed one before the decoder sees it. */
-    uint8_t psha[32];
-    kerr_t err = feed_patch(u, NULL, psha);
-    if (err == KERR_OK && memcmp(psha, u->m.layers[0].patch_sha, 32) != 0) {
+    kerr_t err = kdlt_dec_finish(&u->dlt);
+    if (err == KERR_OK && kdlt_dec_new_len(&u->dlt) != u->m.layers[0].size) {
         err = KERR_UPD_VERIFY;
     }
-    if (err == KERR_OK) {
-        err = run_pass(u, table_of(u), 0);
+    return err;
+}
+
+/* Pass 1's end: the region after the result is erased; then region and content hashes. A few
+ * pages per turn. */
+#define TAIL_PAGES 8u
+static kerr_t pass1_tail(upd_t *u, bool *over)
+{
+    upd_dfin_t *f = &u->fin;
+    const kbdl_layer_t *l = &u->m.layers[0];
+    memset(u->buf, 0xFF, u->page);
+    for (uint32_t k = 0; k < TAIL_PAGES && f->tail < u->blocks; k++, f->tail++) {
+        memcpy(table_of(u) + f->tail * 32u, u->ff_sha, 32);
+        if (sha_update(&f->rc, u->buf, u->page) != 0) {
+            return KERR_UPD_CRYPTO;
+        }
     }
-    if (err == KERR_OK) {
-        err = run_pass(u, table_of(u), 1);
+    *over = f->tail == u->blocks;
+    if (!*over) {
+        return KERR_OK;
     }
-    /* Seal the table (into u->buf) and store it with its tag after the manifest copy. */
+    uint8_t rh[32], ch[32];
+    if (sha_finish(&f->rc, rh) != 0 || sha_finish(&f->cc, ch) != 0) {
+        return KERR_UPD_CRYPTO;
+    }
+    return memcmp(rh, l->region_sha, 32) != 0 || memcmp(ch, l->content_sha, 32) != 0
+               ? KERR_UPD_VERIFY : KERR_OK;
+}
+
+/* Seal the table (into u->buf) and store it with its tag after the manifest copy. */
+static kerr_t seal_table(upd_t *u)
+{
+    uint32_t n = u->blocks * 32u;
     uint8_t nonce[12], tag[TAG];
     upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
-    if (err == KERR_OK && mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, n, nonce, 12,
-                                                    NULL, 0, table_of(u), u->buf, TAG, tag) != 0) {
+    kerr_t err = KERR_OK;
+    if (mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, n, nonce, 12, NULL, 0,
+                                  table_of(u), u->buf, TAG, tag) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     if (err == KERR_OK) {
@@ -370,6 +385,80 @@ kerr_t upd_delta_finish(upd_t *u)
     }
     if (err == KERR_OK) {
         u->m.layers[0].block_sha = table_of(u);
+    }
+    return err;
+}
+
+enum { F_START, F_CHECK, F_PASS1, F_TAIL, F_PASS2 };
+
+/*
+ * One turn of stage_finish (see the top of the file): F_CHECK authenticates one patch block,
+ * F_PASS1/F_PASS2 decode one result page, F_TAIL hashes TAIL_PAGES erased pages; the table is
+ * sealed in the turn that ends pass 2.
+ */
+static kerr_t finish_turn(upd_t *u, bool *done)
+{
+    upd_dfin_t *f = &u->fin;
+    bool page = false, over = false;
+    kerr_t err = KERR_OK;
+    *done = false;
+    switch (f->phase) {
+    case F_START:
+        for (uint32_t i = 0; i < patch_blocks(u); i++) {
+            bool have;
+            err = tag_present(u, i, &have);
+            if (err != KERR_OK || !have) {
+                return err != KERR_OK ? err : KERR_UPD_INCOMPLETE;
+            }
+        }
+        if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE) {
+            return KERR_BDL_UNSUPPORTED;
+        }
+        /* The stored patch must authenticate and be the signed one before the decoder sees it. */
+        err = patch_rewind(u);
+        f->phase = F_CHECK;
+        return err;
+    case F_CHECK:
+        for (uint32_t b = f->b; err == KERR_OK && f->b == b && !patch_end(u);) {
+            err = patch_next(u, true);
+        }
+        if (err == KERR_OK && patch_end(u)) {
+            err = pass_begin(u, 0);
+            f->phase = F_PASS1;
+        }
+        return err;
+    case F_PASS1:
+    case F_PASS2:
+        err = pass_page(u, &page);
+        if (err != KERR_OK || page) {
+            return err;
+        }
+        if (f->phase == F_PASS2) { /* every page matched pass 1, which checked the whole result */
+            err = seal_table(u);
+            *done = err == KERR_OK;
+            f->phase = F_START;
+            return err;
+        }
+        f->tail = f->pages;
+        f->phase = F_TAIL;
+        return KERR_OK;
+    case F_TAIL:
+        err = pass1_tail(u, &over);
+        if (err == KERR_OK && over) {
+            err = pass_begin(u, 1);
+            f->phase = F_PASS2;
+        }
+        return err;
+    default:
+        return KERR_UPD_STATE;
+    }
+}
+
+kerr_t upd_delta_finish_step(upd_t *u, bool *done)
+{
+    kerr_t err = finish_turn(u, done);
+    if (err != KERR_OK) {
+        u->fin.phase = F_START; /* the next call starts over from the stored patch */
     }
     return err;
 }

@@ -314,6 +314,7 @@ static kerr_t inspect(upd_t *u, const uint8_t *bundle, uint32_t len, kbdl_manife
                       upd_plan_t *out)
 {
     memset(out, 0, sizeof(*out));
+    u->fin.phase = 0; /* u->buf is used here: a stage finish in turns starts over */
     kbdl_trust_t trust = u->cfg.trust;
     if (trust.installed_counter < u->ps.counter) {
         trust.installed_counter = u->ps.counter;
@@ -486,6 +487,31 @@ static kerr_t reconstruct(upd_t *u, uint32_t i)
     return err;
 }
 
+kerr_t upd_stage_finish_step(upd_t *u, bool *done)
+{
+    *done = u->ps.phase == UPD_PHASE_STAGED;
+    if (*done) {
+        return KERR_OK;
+    }
+    if (u->ps.phase != UPD_PHASE_STAGING || !u->have_manifest) {
+        return KERR_UPD_STATE;
+    }
+    if (!u->m.layers[0].delta) {
+        kerr_t err = upd_stage_finish(u); /* pages: in one go */
+        *done = err == KERR_OK;
+        return err;
+    }
+    bool over = false;
+    kerr_t err = upd_delta_finish_step(u, &over);
+    if (err == KERR_OK && over) {
+        upd_pstate_t s = u->ps;
+        s.phase = UPD_PHASE_STAGED;
+        err = upd_record(u, &s);
+        *done = err == KERR_OK;
+    }
+    return err;
+}
+
 kerr_t upd_stage_finish(upd_t *u)
 {
     if (u->ps.phase == UPD_PHASE_STAGED) {
@@ -495,14 +521,14 @@ kerr_t upd_stage_finish(upd_t *u)
         return KERR_UPD_STATE;
     }
     const kbdl_layer_t *l = &u->m.layers[0];
-    if (l->delta) {
-        kerr_t err = upd_delta_finish(u);
-        if (err != KERR_OK) {
-            return err;
-        }
-        upd_pstate_t s = u->ps;
-        s.phase = UPD_PHASE_STAGED;
-        return upd_record(u, &s);
+    if (l->delta) { /* every turn at once */
+        bool done = false;
+        kerr_t err;
+        u->fin.phase = 0;
+        do {
+            err = upd_stage_finish_step(u, &done);
+        } while (err == KERR_OK && !done);
+        return err;
     }
     mbedtls_sha256_context rc, cc;
     mbedtls_sha256_init(&rc);
@@ -546,6 +572,7 @@ kerr_t upd_stage_finish(upd_t *u)
 
 kerr_t upd_cancel(upd_t *u)
 {
+    u->fin.phase = 0;
     if (u->ps.phase != UPD_PHASE_STAGING && u->ps.phase != UPD_PHASE_STAGED) {
         return KERR_UPD_STATE;
     }

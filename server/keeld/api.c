@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "appelf.h"
+#include "delta_pick.h"
 #include "kd_log.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
@@ -1278,6 +1279,7 @@ static enum MHD_Result get_bundles(api_t *api, struct MHD_Connection *c)
 {
     json_t *arr = api->store->ops->bundles_list(api->store);
 
+    delta_describe_all(api->store, arr);
     return arr ? reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "bundles", arr)) : reply_store_error(c);
 }
 
@@ -1290,7 +1292,9 @@ static json_t *find_bundle(api_t *api, const char *ref)
     if (id < 0 && !sha) {
         return NULL;
     }
-    return api->store->ops->bundle_get(api->store, id > 0 ? id : 0, sha ? ref : NULL);
+    json_t *b = api->store->ops->bundle_get(api->store, id > 0 ? id : 0, sha ? ref : NULL);
+    delta_describe(api->store, b);
+    return b;
 }
 
 static enum MHD_Result get_bundle(api_t *api, struct MHD_Connection *c, const char *ref)
@@ -1333,6 +1337,10 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
     } else if (bundle == NULL) {
         ret = reply_error(c, MHD_HTTP_NOT_FOUND, "no bundle '%s'; upload it first (POST /v1/bundles, "
                           "keel bundle upload) or list them with GET /v1/bundles", ref);
+    } else if (json_object_get(bundle, "delta") != NULL) {
+        ret = reply_error(c, 422, "bundle '%s' is a delta (a patch for devices that run one "
+                          "base): deploy the full bundle; keeld sends each device its delta when "
+                          "it has one for the device's base, else the pages that differ", ref);
     } else if (targets != 1 || (json_object_get(j, "device") && device == NULL) ||
                (json_object_get(j, "tag") && (tag == NULL || tag[0] == '\0' || strlen(tag) > 127)) ||
                (json_object_get(j, "all") && !all)) {

@@ -9,6 +9,7 @@
 
 #include <mbedtls/sha256.h>
 
+#include "delta_pick.h"
 #include "kd_log.h"
 #include "keel/app_image.h"
 #include "keel/bundle.h"
@@ -245,22 +246,20 @@ static unsigned check_bundle(ota_t *o, const uint8_t *data, size_t len, kbdl_man
         return refuse(why, cap, 422, "unsupported bundle: devices apply exactly one app-region "
                       "layer (this one has %u layers)", (unsigned)m->layer_count);
     }
-    if (m->layers[0].delta) {
-        return refuse(why, cap, 422, "a delta bundle (a patch for devices that run one base, "
-                      "docs/delta.md): keeld does not serve deltas yet; upload the full bundle "
-                      "'keel bundle build' wrote beside it");
-    }
-    uint64_t want = (uint64_t)kbdl_signed_size(m) + m->layers[0].size;
+    /* A delta's payload is its patch (docs/delta.md): checked against the signed patch hash. */
+    const kbdl_layer_t *l = &m->layers[0];
+    uint32_t payload = l->delta ? l->patch_size : l->size;
+    uint64_t want = (uint64_t)kbdl_signed_size(m) + payload;
     if (want != len) {
         return refuse(why, cap, 400, "the bundle is %zu bytes but its manifest describes %llu "
                       "(manifest, signature and payload): truncated or padded", len,
                       (unsigned long long)want);
     }
     uint8_t sha[32];
-    mbedtls_sha256(data + kbdl_signed_size(m), m->layers[0].size, sha, 0);
-    if (memcmp(sha, m->layers[0].content_sha, 32) != 0) {
-        return refuse(why, cap, 422, "the payload does not match the signed content hash: the "
-                      "bundle was damaged or tampered with after signing");
+    mbedtls_sha256(data + kbdl_signed_size(m), payload, sha, 0);
+    if (memcmp(sha, l->delta ? l->patch_sha : l->content_sha, 32) != 0) {
+        return refuse(why, cap, 422, "the payload does not match the signed %s hash: the "
+                      "bundle was damaged or tampered with after signing", l->delta ? "patch" : "content");
     }
     return 0;
 }
@@ -302,6 +301,12 @@ unsigned ota_upload(ota_t *o, const uint8_t *data, size_t len, json_t **out, cha
         (*out = o->store->ops->bundle_get(o->store, id, NULL)) == NULL) {
         return refuse(why, cap, 503, "the database failed (see keeld's log); retry");
     }
+    if (m.layers[0].delta && delta_uploaded(o->store, id, &m) != STORE_OK) {
+        json_decref(*out);
+        *out = NULL;
+        return refuse(why, cap, 503, "the database failed (see keeld's log); retry");
+    }
+    delta_describe(o->store, *out);
     json_object_set_new(*out, "created", json_boolean(created));
     KD_INFO("bundle %lld %s (%s, %zu bytes) %s", (long long)id, b.sha256, b.name, len,
             created ? "stored" : "already stored");
@@ -411,6 +416,7 @@ static void decide(ota_t *o, const char *device, const keel_v1_Hello *hello, boo
         ota_admission_kick(o); /* an offer only when admission says so (P3) */
         return;
     }
+    delta_choose(o->store, device, &u); /* the delta for its base, or the full bundle */
     offer(o, device, &u);
 }
 
@@ -577,7 +583,8 @@ void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f)
                 device, (unsigned long long)f->deployment_id);
         return;
     }
-    if (unhex32(u.sha256, want) != 0 || memcmp(want, f->bundle_sha256, 32) != 0) {
+    if (unhex32(u.sha256, want) != 0 ||
+        (memcmp(want, f->bundle_sha256, 32) != 0 && !delta_serving(o->store, device, &u, f->bundle_sha256))) {
         KD_WARN("device '%s': fetch for deployment %llu names another bundle; ignored", device,
                 (unsigned long long)f->deployment_id);
         return;
@@ -618,6 +625,14 @@ bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
         KD_DEBUG("device '%s': update status without a deployment (%s)", device,
                  kproto_update_state_name(st->state));
         return true; /* nothing to keep: acked so the device stops re-sending it */
+    }
+    int delta = delta_on_status(o->store, device, st, now_ms());
+    if (delta != 0) {
+        if (delta == 1) { /* its delta refused: the full bundle now (pages) */
+            kd_notify_bump(&o->changes);
+            decide(o, device, NULL, true);
+        }
+        return delta > 0;
     }
     bool final = st->result != keel_v1_UpdateResult_UPDATE_RESULT_INITIAL &&
                  st->state == keel_v1_UpdateState_UPDATE_STATE_IDLE;

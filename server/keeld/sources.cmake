@@ -13,6 +13,8 @@ set(KEELD_LIB_SOURCES
   metrics.c
   page.c
   store_sqlite_fleet.c
+  store_sqlite_delta.c
+  delta_pick.c
   dbgrelay.c
   ota.c
   api.c

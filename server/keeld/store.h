@@ -111,6 +111,15 @@ typedef struct store_fleet_counts {
     } deployments[STORE_FLEET_DEPLOYMENTS];
 } store_fleet_counts_t;
 
+/* delta-2: how a device's row of a deployment is served (store_ops.delivery_get). */
+typedef struct store_delivery {
+    char delivery[8];          /* "" (not chosen yet), "delta" or "pages" */
+    char delta_refused[128];   /* why the device refused the delta ("" when it did not) */
+    int64_t bundle_id;         /* delta: the delta bundle offered (0 otherwise) */
+    char sha256[65];           /* delta: that bundle's identity, size and signed size */
+    int64_t size, signed_size;
+} store_delivery_t;
+
 typedef struct store_ops {
     const char *backend;
     void (*close)(store_t *s);
@@ -267,6 +276,33 @@ typedef struct store_ops {
                                            int *out_settled);
     /* Devices (all, online) and the newest deployments' bytes served and rows per phase. */
     store_rc_t (*fleet_counts)(store_t *s, store_fleet_counts_t *out);
+
+    /* ---- delta-2: delta bundles per base and the per-device choice (store_sqlite_delta.c) ---- */
+    /* Bundle bundle_id (stored with bundle_add) is a delta from the region base_region_sha256 to
+     * region_sha256 (hex); the same again is a no-op. */
+    store_rc_t (*delta_add)(store_t *s, int64_t bundle_id, const char *base_region_sha256,
+                            const char *region_sha256, int64_t patch_size);
+    /* The smallest delta that makes full bundle full_id's result (same region, version, counter,
+     * device type, microvisor minimum) out of what the device's last hello showed: its whole app
+     * region's hash, or (an image-only hello) the region of a stored bundle with that image hash
+     * and version. STORE_ENOTFOUND when there is none. Fills bundle_id, sha256, size, signed_size. */
+    store_rc_t (*delta_find)(store_t *s, int64_t full_id, const char *device, store_delivery_t *out);
+    /* The row's delivery, with the delta bundle's facts when it is "delta". */
+    store_rc_t (*delivery_get)(store_t *s, int64_t deployment, const char *device,
+                               store_delivery_t *out);
+    /* Choose how the row is served (only a row not chosen yet and not finished changes):
+     * delivery "delta" (bundle_id: the delta) or "pages" (bundle_id 0). */
+    store_rc_t (*delivery_set)(store_t *s, int64_t deployment, const char *device,
+                               const char *delivery, int64_t bundle_id);
+    /* The device refused its delta (st: its final status): the row turns to "pages", stays open
+     * (no final result) and keeps the reason; the refusal goes into the history. *out_changed:
+     * false when the row was not being served a delta (nothing changed). */
+    store_rc_t (*delivery_fallback)(store_t *s, int64_t deployment, const char *device,
+                                    int64_t now_ms, const keel_v1_UpdateStatus *st,
+                                    bool *out_changed);
+    /* The delta facts of bundle id ({"base_region_sha256","patch_size"}), NULL when it is a
+     * full bundle. */
+    json_t *(*delta_get)(store_t *s, int64_t bundle_id);
 } store_ops_t;
 
 /* Every backend's handle starts with its ops. */

@@ -200,6 +200,19 @@ static const char *const migrations[] = {
     " UPDATE deployment_devices SET rev = (SELECT rev FROM deployments WHERE id = NEW.deployment_id)"
     " WHERE deployment_id = NEW.deployment_id AND device_id = NEW.device_id;"
     " END;",
+    /* delta-2: delta bundles per base (store_sqlite_delta.c): a delta is a bundle of its own,
+     * linked to full bundles by the result region it signs; each device row remembers how it is
+     * served ("delta" with the delta bundle, or "pages") and why a delta was refused */
+    "CREATE TABLE bundle_deltas ("
+    " bundle_id INTEGER PRIMARY KEY REFERENCES bundles (id),"
+    " base_region_sha256 TEXT NOT NULL,"
+    " region_sha256 TEXT NOT NULL,"
+    " patch_size BIGINT NOT NULL);"
+    "CREATE INDEX bundle_deltas_result ON bundle_deltas (region_sha256, base_region_sha256);"
+    "CREATE INDEX bundles_image ON bundles (image_sha256, version);"
+    "ALTER TABLE deployment_devices ADD COLUMN delivery TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE deployment_devices ADD COLUMN delivery_bundle_id INTEGER;"
+    "ALTER TABLE deployment_devices ADD COLUMN delta_refused TEXT NOT NULL DEFAULT '';",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1226,7 +1239,14 @@ static json_t *deployment_summary(sqlite3 *db, int64_t id, int64_t bundle_size)
                                            " COALESCE(SUM(phase = 'done' AND result = 'success'), 0) AS succeeded,"
                                            " COALESCE(SUM(phase = 'done' AND result <> 'success'), 0) AS failed,"
                                            " COALESCE(SUM(phase = 'superseded'), 0) AS superseded,"
-                                           " COALESCE(SUM(bytes_sent), 0) AS bytes_sent"
+                                           " COALESCE(SUM(bytes_sent), 0) AS bytes_sent,"
+                                           /* delta-2: devices and bytes per delivery */
+                                           " COALESCE(SUM(delivery = 'delta'), 0) AS delta,"
+                                           " COALESCE(SUM(CASE WHEN delivery = 'delta' THEN bytes_sent END), 0) AS delta_bytes,"
+                                           " COALESCE(SUM(delivery = 'pages'), 0) AS pages,"
+                                           " COALESCE(SUM(CASE WHEN delivery = 'pages' THEN bytes_sent END), 0) AS pages_bytes,"
+                                           " COALESCE(SUM(delivery = '' AND phase = 'done' AND offers = 0), 0) AS \"nothing\","
+                                           " COALESCE(SUM(delta_refused <> ''), 0) AS delta_refused"
                                            " FROM deployment_devices WHERE deployment_id = ?", "i", id)));
     if (r != NULL) {
         json_object_set_new(r, "full_size", json_integer(bundle_size));
@@ -1235,6 +1255,12 @@ static json_t *deployment_summary(sqlite3 *db, int64_t id, int64_t bundle_size)
     }
     return r;
 }
+
+/* delta-2: how the row is served (docs/api.md): "delta", "pages", "nothing" (settled without an
+ * offer: it ran the bundle already) or "" (not offered yet), and why a delta was refused. */
+#define DELIVERY_COLUMNS                                                                          \
+    "CASE WHEN x.delivery <> '' THEN x.delivery WHEN x.phase = 'done' AND x.offers = 0"           \
+    " THEN 'nothing' ELSE '' END AS delivery, x.delta_refused"
 
 static json_t *deployment_get(store_t *s, int64_t id, const store_rows_query_t *q)
 {
@@ -1250,6 +1276,7 @@ static json_t *deployment_get(store_t *s, int64_t id, const store_rows_query_t *
                                      " x.detail, x.blocks_total, x.blocks_needed, x.blocks_staged,"
                                      " x.bytes_sent, x.bytes_fetched, x.version, x.installed_version,"
                                      " x.trial, x.offers, x.updated_ms, x.status_ms, x.rev, v.online,"
+                                     " " DELIVERY_COLUMNS ","
                                      " v.app_version FROM deployment_devices x JOIN devices v"
                                      " ON v.id = x.device_id WHERE x.deployment_id = ? AND x.rev > ?"
                                      " AND (? IS NULL OR x.device_id > ?) AND (? IS NULL OR x.phase = ?)"
@@ -1541,6 +1568,13 @@ static const store_ops_t sqlite_ops = {
     .updates_counts = store_sqlite_updates_counts,
     .fleet_counts = store_sqlite_fleet_counts,
     .updates_settle_installed = store_sqlite_updates_settle_installed,
+    /* delta-2 */
+    .delta_add = store_sqlite_delta_add,
+    .delta_find = store_sqlite_delta_find,
+    .delivery_get = store_sqlite_delivery_get,
+    .delivery_set = store_sqlite_delivery_set,
+    .delivery_fallback = store_sqlite_delivery_fallback,
+    .delta_get = store_sqlite_delta_get,
 };
 
 /* Current schema version: 0 for an empty database, -1 on error (message in err). */

@@ -26,4 +26,18 @@ store_rc_t store_sqlite_updates_admissible(store_t *s, int limit, json_t **out);
 store_rc_t store_sqlite_updates_counts(store_t *s, int64_t active_since_ms, store_update_counts_t *out);
 store_rc_t store_sqlite_fleet_counts(store_t *s, store_fleet_counts_t *out);
 
+/* delta-2 (store_sqlite_delta.c) */
+store_rc_t store_sqlite_delta_add(store_t *s, int64_t bundle_id, const char *base_region_sha256,
+                                  const char *region_sha256, int64_t patch_size);
+store_rc_t store_sqlite_delta_find(store_t *s, int64_t full_id, const char *device,
+                                   store_delivery_t *out);
+store_rc_t store_sqlite_delivery_get(store_t *s, int64_t deployment, const char *device,
+                                     store_delivery_t *out);
+store_rc_t store_sqlite_delivery_set(store_t *s, int64_t deployment, const char *device,
+                                     const char *delivery, int64_t bundle_id);
+store_rc_t store_sqlite_delivery_fallback(store_t *s, int64_t deployment, const char *device,
+                                          int64_t now_ms, const keel_v1_UpdateStatus *st,
+                                          bool *out_changed);
+json_t *store_sqlite_delta_get(store_t *s, int64_t bundle_id);
+
 #endif /* KEEL_SERVER_KEELD_STORE_SQLITE_PRIV_H */

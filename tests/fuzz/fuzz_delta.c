@@ -5,6 +5,7 @@
  *          input, so mutations get past the base check into the range-coded body;
  *   bits 1-3: piece size of the feed (1, 2, 3, 7, 16, 61, 255 bytes, or all at once);
  *   bit 4: validate only (no page callback).
+ *   bit 5: feed with kdlt_dec_feed_page (a page per call, as staging does).
  * The old image is read only inside [0, old_len) and the page buffer (exact size) only written
  * within its page; a decode that succeeds must have produced new_len bytes with the header's CRC.
  *
@@ -93,8 +94,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     size_t piece = pieces[(sel >> 1) & 7u];
     kerr_t err = KERR_OK;
-    for (size_t at = 0; at < len && !err; at += piece)
-        err = kdlt_dec_feed(&d, in + at, len - at < piece ? len - at : piece);
+    for (size_t at = 0; at < len && !err; at += piece) {
+        size_t n = len - at < piece ? len - at : piece;
+        if (!(sel & 32u)) {
+            err = kdlt_dec_feed(&d, in + at, n);
+            continue;
+        }
+        /* a page per call, as staging decodes: every byte taken once, a page per pause */
+        for (size_t off = 0; !err;) {
+            size_t used = 0;
+            bool pg_done = false;
+            uint32_t before = s.pages;
+            err = kdlt_dec_feed_page(&d, in + at + off, n - off, &used, &pg_done);
+            if (used > n - off || (!err && cfg.page && s.pages != before + (pg_done ? 1u : 0u)))
+                abort();
+            off += used;
+            if (off == n && !pg_done)
+                break;
+        }
+    }
     if (!err && kdlt_dec_finish(&d) == KERR_OK && !(sel & 16u)) {
         kdlt_hdr_t h;
         if (kdlt_parse_header(in, len, &h) != KERR_OK || s.bytes != h.new_len)

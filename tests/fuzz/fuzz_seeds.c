@@ -418,7 +418,8 @@ static void debug_msgs(void)
 }
 
 /* Delta patches against fuzz_delta.c's old image: a constant changed, bytes inserted early (every
- * later address moves), and an unrelated image; each fed whole, in pieces, and validate-only. */
+ * later address moves), and an unrelated image; each fed whole, in pieces, validate-only, and a
+ * page per call. */
 const uint8_t *fuzz_delta_old(uint32_t *len);
 static void deltas(void)
 {
@@ -434,13 +435,13 @@ static void deltas(void)
     for (uint32_t i = 0; i < lens[2]; i++)
         img[2][i] = (uint8_t)(i * 7u + 3u);
     static const char *const names[3] = {"const", "insert", "unrelated"};
-    static const uint8_t sels[3] = {0x0E, 0x02, 0x10};
+    static const uint8_t sels[4] = {0x0E, 0x02, 0x10, 0x24}; /* 0x24: in 3-byte pieces, a page per call */
     for (unsigned k = 0; k < 3; k++) {
         kdlt_enc_opts_t opts = {.base = 0x00202000u};
         uint8_t *patch = NULL;
         size_t plen = 0;
         must(kdlt_encode(old, n, img[k], lens[k], &opts, &patch, &plen), "delta");
-        for (unsigned s = 0; s < 3; s++) {
+        for (unsigned s = 0; s < 4; s++) {
             char name[64];
             snprintf(name, sizeof(name), "%s-%u", names[k], s);
             put("delta", name, sels[s], patch, plen);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -44,6 +45,8 @@ uint64_t uv_uptime_us(void) { return 0u; }
 uint32_t uv_net_stack_used(void) { return 0u; }
 void uv_net_event(uint32_t level, const char *fmt, ...) { (void)level; (void)fmt; }
 void uv_log(const char *fmt, ...) { (void)fmt; }
+static unsigned g_pends; /* finish asked for another service run right away */
+void uv_service_pend(void) { g_pends++; }
 
 int net_seed_random(void *p_rng, unsigned char *out, size_t len)
 {
@@ -288,6 +291,64 @@ static void test_ack_of_an_earlier_copy(void **state)
     assert_int_equal(g_nstatus, n);
 }
 
+/* A delta bundle through the agent: its manifest and patch fetched, then the stage finish in
+ * turns, one per service run, each asking for the next run at once (uv_service_pend), so the
+ * network is served between them; the result staged and applied is the new image. */
+static void test_delta_finish_in_turns(void **state)
+{
+    (void)state;
+    static uint8_t nw[FX_REGION], b[FX_BUNDLE_MAX];
+    memcpy(nw, g_old, FX_REGION);
+    nw[1u * FX_PAGE + 100u] ^= 0x5Au;
+    nw[3u * FX_PAGE + 7u] ^= 0xA5u;
+    uint8_t *patch = NULL;
+    size_t plen = 0;
+    kdlt_enc_opts_t eo = {0x00200000u, NULL, 0};
+    assert_int_equal(kdlt_encode(g_old, FX_REGION, nw, 40000u, &eo, &patch, &plen), KERR_OK);
+    kbdl_manifest_t m;
+    memset(&m, 0, sizeof(m));
+    m.version = 0x02000000u, m.security_counter = 2u, m.min_uv_version = FX_UV_VERSION;
+    m.device_type = FX_DEVICE_TYPE, m.block_size = FX_PAGE;
+    m.policy = (kbdl_policy_t){100, 30000, 3600, 60, false, {0}};
+    m.layers[0].region = KBDL_REGION_APP;
+    uint8_t base[32];
+    mbedtls_sha256(g_old, FX_REGION, base, 0);
+    uint32_t n = 0;
+    assert_int_equal(kbdl_build_delta(&m, nw, FX_REGION, 0, 40000u, base, patch, (uint32_t)plen,
+                                      fx_priv_fleet, b, sizeof(b), &n), KERR_OK);
+    assert_true(n + plen <= sizeof(b));
+    memcpy(b + n, patch, plen); /* the payload: the patch after the signed manifest */
+    n += (uint32_t)plen;
+    free(patch);
+    kbdl_manifest_t dm;
+    assert_int_equal(kbdl_decode(b, n, &dm), KERR_OK);
+    keel_v1_UpdateOffer o = offer_of(9u, b, n);
+    o.signed_size = kbdl_signed_size(&dm);
+    net_upd_offer(&o);
+    unsigned turns = 0;
+    for (unsigned r = 0; r < 500u && dl.phase != DL_DONE; r++) {
+        bool finishing = dl.phase == DL_FINISH;
+        unsigned pends = g_pends;
+        run(b, 1);
+        if (finishing) {
+            turns++;
+            if (dl.phase == DL_FINISH)
+                assert_int_equal(g_pends, pends + 1u); /* not done: the next run at once */
+        }
+    }
+    if (dl.phase != DL_DONE)
+        fail_msg("the delta did not stage: phase %d, last status %d/%d code %d \"%s\"", dl.phase,
+                 last_status()->state, last_status()->result, (int)last_status()->code,
+                 last_status()->detail);
+    assert_int_equal(g_dev.upd.ps.phase, UPD_PHASE_STAGED);
+    /* start, the patch block, 5 result pages twice, the erased rest 8 pages a turn */
+    assert_true(turns > 12u);
+    assert_int_equal(last_status()->deployment_id, 9u);
+    assert_int_equal(last_status()->state, keel_v1_UpdateState_UPDATE_STATE_DOWNLOADED);
+    assert_int_equal(upd_apply(&g_dev.upd), KERR_OK);
+    assert_memory_equal(g_dev.imem, nw, FX_REGION);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offer_on_trial_is_the_same_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_offer_on_trial_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_of_an_earlier_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_finish_in_turns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -548,10 +548,10 @@ bad_requests)
   out="$("$KEELD" --db "$WORK/x.db" 2>&1)" && fail "keeld started without TLS credentials"
   grep -q -- "--mqtt-ca is required" <<<"$out" || fail "missing TLS message: $out"
   "$KEELD" migrate --db "$WORK/new.db" 2>/dev/null || fail "migrate failed"
-  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 5 ] || fail "migrate did not record the version"
+  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 6 ] || fail "migrate did not record the version"
   sqlite3 "$WORK/new.db" 'INSERT INTO schema_version VALUES (99)'
   out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" && fail "a newer schema was accepted"
-  grep -q "schema version 99 but this keeld knows only up to 5" <<<"$out" || fail "newer schema message: $out"
+  grep -q "schema version 99 but this keeld knows only up to 6" <<<"$out" || fail "newer schema message: $out"
   printf 'not a database at all, just text\n%.0s' {1..200} >"$WORK/junk.db"
   out="$("$KEELD" token create --db "$WORK/junk.db" 2>&1)" && fail "a junk file was used as a database"
   grep -q "junk.db" <<<"$out" || fail "junk database message: $out"
@@ -977,6 +977,99 @@ ota_delta)
   expect_json '[e["state"] for e in j["events"]][0]' idle "last event"
   expect_json '"downloading" in [e["state"] for e in j["events"]]' true "downloading recorded"
   ;;
+ota_delta_pick)
+  # Binary deltas through keeld (docs/delta.md "keeld"): a delta bundle is uploaded beside the
+  # full one; keeld chooses per device from the app region its hello reported: the delta for that
+  # base (dev-1), pages when it has no delta for it (dev-2), nothing when the device runs the
+  # bundle already (dev-3). dev-4's base changes behind keeld's back (a byte of its app slot
+  # flipped after its hello): it refuses the delta with the reason, and keeld sends it pages, no
+  # operator action, also when the refusal comes twice. The choice and the bytes sent show in
+  # deploy status (REST and CLI).
+  bash "$STACK" certs "$WORK" dev-4 >/dev/null || fail "no certificate for dev-4"
+  ota_app v0 1 1; ota_app v1 1 2; ota_app vx 1 3
+  bundle v0 v0 1.0.0; bundle vx vx 1.0.1
+  bundle v1 v1 1.1.0 --base "$WORK/v0.kb"
+  DELTA="$(cd "$WORK" && ls v1.delta-*.kb)" || fail "keel bundle build --base wrote no delta"
+  DELTA="${DELTA%.kb}"
+  upload v0 >/dev/null || fail "upload v0: $CODE $(cat "$WORK/body")"
+  V0_REGION="$(json 'j["region_sha256"]')"
+  expect_json 'j["kind"]' full "a full bundle's kind"
+  upload "$DELTA" >/dev/null || fail "upload of the delta: $CODE $(cat "$WORK/body")"
+  [ "$CODE" = 201 ] || fail "delta upload: $CODE"
+  expect_json 'j["kind"]' delta "the delta's kind"
+  expect_json 'j["delta"]["base_region_sha256"]' "$V0_REGION" "the delta's base"
+  api POST /v1/deployments "{\"bundle\":\"$(sha_of "$DELTA")\",\"all\":true}" >/dev/null &&
+    fail "keeld deployed a delta bundle by itself"
+  [ "$CODE" = 422 ] && grep -qF "deploy the full bundle" "$WORK/body" || fail "deploy of a delta: $CODE $(cat "$WORK/body")"
+  for d in dev-1:v0 dev-2:vx dev-3:v1 dev-4:v0; do
+    simu "${d%%:*}" --install "$WORK/${d#*:}.kb" logs:1:installed >/dev/null || fail "install $d"
+  done
+  # dev-4 online with its agent (it reports v0's region), then its base changes under it.
+  simu_bg dev-4 --repeat-status 2 update:150 update:150
+  wait_for 30 grep -q '^connected dev-4' "$WORK/sim-dev-4.out" || fail "dev-4 did not connect"
+  wait_for 10 get_has /v1/devices/dev-4 '"online":true' || fail "dev-4 not online"
+  get_has /v1/devices/dev-4 "$V0_REGION" || fail "dev-4 does not report v0's region"
+  python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(8192+100); b=f.read(1); f.seek(8192+100); f.write(bytes([b[0]^0x40]))" \
+    "$WORK/flash-dev-4/store.bin" || fail "cannot change dev-4's app slot"
+  # keel deploy APP.kb uploads the deltas beside it too (here: already stored).
+  keelc deploy "$WORK/v1.kb" --all || fail "deploy v1: $(cat "$WORK/keel.err")"
+  keel_has keel.out "a delta for devices whose app region is ${V0_REGION:0:12}"
+  DEP="$(sed -n 's/^deployment \([0-9]*\): .*/\1/p' "$WORK/keel.out" | head -n 1)"
+  [ -n "$DEP" ] || fail "no deployment id: $(cat "$WORK/keel.out")"
+  # dev-3 runs v1: nothing, at once.
+  wait_for 10 dev_is "$DEP" dev-3 phase done || fail "dev-3 (runs v1) not settled"
+  expect_dev "$DEP" dev-3 delivery nothing
+  expect_dev "$DEP" dev-3 bytes_sent 0
+  # dev-4: the delta refused (its base is not v0's any more), then pages, to success.
+  wait "${SIMS[-1]}" || fail "dev-4's updates: $(tail -20 "$WORK/sim-dev-4.out")"
+  grep -qE "^update-status $DEP idle [a-z_]+ -451 " "$WORK/sim-dev-4.out" ||
+    fail "dev-4 did not refuse the delta for its base: $(grep update-status "$WORK/sim-dev-4.out")"
+  grep -q "^update-status $DEP idle success" "$WORK/sim-dev-4.out" ||
+    fail "dev-4 did not get pages to success: $(grep update-status "$WORK/sim-dev-4.out")"
+  wait_for 10 dev_is "$DEP" dev-4 result success || fail "dev-4's success not recorded"
+  expect_dev "$DEP" dev-4 delivery pages
+  REFUSED="$(dev_field "$DEP" dev-4 delta_refused)"
+  grep -qi "base" <<<"$REFUSED" || fail "dev-4's refusal reason: '$REFUSED'"
+  dev_ge "$DEP" dev-4 bytes_sent 8192 || fail "dev-4 was sent no pages"
+  grep -q "deployment $DEP: the delta was refused" "$WORK/keeld1.log" || fail "keeld did not log the fallback"
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json "any('delta refused' in e['detail'] and e['device'] == 'dev-4' for e in j['events'])" true "refusal in the history"
+  # dev-1 runs v0: the delta, every byte of it and nothing more than a re-ask.
+  simu dev-1 update:150 >"$WORK/sim.out" || fail "dev-1: $(tail -5 "$WORK/sim.out")"
+  grep -q "^update-status $DEP idle success" "$WORK/sim.out" || fail "dev-1 not updated: $(cat "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-1 result success || fail "dev-1's success not recorded"
+  expect_dev "$DEP" dev-1 delivery delta
+  expect_dev "$DEP" dev-1 installed_version 1.1.0
+  DSIZE="$(stat -c %s "$WORK/$DELTA.kb")"
+  SENT1="$(dev_field "$DEP" dev-1 bytes_sent)"
+  [ "$SENT1" -ge "$DSIZE" ] && [ "$SENT1" -le $((2 * DSIZE)) ] || fail "dev-1 was sent $SENT1 bytes for a $DSIZE-byte delta"
+  api GET "/v1/bundles/$(sha_of v1)" >/dev/null || fail "bundle v1: $CODE"
+  V1_REGION="$(json 'j["region_sha256"]')"
+  wait_for 10 get_has /v1/devices/dev-1 "$V1_REGION" || fail "dev-1 does not report v1's region after the delta"
+  # dev-2 runs another app: no delta for its base, pages.
+  simu dev-2 update:150 >"$WORK/sim.out" || fail "dev-2: $(tail -5 "$WORK/sim.out")"
+  wait_for 10 dev_is "$DEP" dev-2 result success || fail "dev-2's success not recorded"
+  expect_dev "$DEP" dev-2 delivery pages
+  expect_dev "$DEP" dev-2 delta_refused ""
+  SENT2="$(dev_field "$DEP" dev-2 bytes_sent)"
+  [ "$SENT2" -gt $((4 * SENT1)) ] || fail "pages ($SENT2 B) not far above the delta ($SENT1 B)"
+  # deploy status: the choice and bytes per device, the totals per delivery.
+  api GET "/v1/deployments/$DEP" >/dev/null
+  expect_json 'j["summary"]["delta"]' 1 "devices served a delta"
+  expect_json 'j["summary"]["pages"]' 2 "devices served pages"
+  expect_json 'j["summary"]["nothing"]' 1 "devices sent nothing"
+  expect_json 'j["summary"]["delta_refused"]' 1 "deltas refused"
+  expect_json 'j["summary"]["delta_bytes"]' "$SENT1" "bytes sent as deltas"
+  expect_json 'j["summary"]["succeeded"]' 4 "every device succeeded"
+  keelc deploy status "$DEP" || fail "deploy status: $(cat "$WORK/keel.err")"
+  grep -qE "^dev-1 .* success .* delta +$SENT1 B sent" "$WORK/keel.out" || fail "dev-1 row: $(cat "$WORK/keel.out")"
+  grep -qE "^dev-2 .* success .* pages +$SENT2 B sent" "$WORK/keel.out" || fail "dev-2 row: $(cat "$WORK/keel.out")"
+  grep -qE "^dev-3 .* success .* nothing +0 B sent" "$WORK/keel.out" || fail "dev-3 row: $(cat "$WORK/keel.out")"
+  grep -qE "^dev-4 .* success .* pages " "$WORK/keel.out" || fail "dev-4 row: $(cat "$WORK/keel.out")"
+  keel_has keel.out "delta refused: $REFUSED; sent pages instead"
+  keel_has keel.out "delivery: 1 delta ($SENT1 bytes sent), 2 pages"
+  keel_has keel.out "1 deltas refused"
+  ;;
 ota_refused)
   # Bad bundles: keeld refuses what it can check itself at upload (tampered, unsigned,
   # truncated, garbage); devices refuse what depends on them (other device type, older counter,
@@ -994,10 +1087,11 @@ ota_refused)
   head -c 1000 "$WORK/v1.kb" >"$WORK/trunc.kb"
   head -c 5000 /dev/urandom >"$WORK/garbage.kb"
   bundle v1d v1 1.0.0 --counter 5 --base "$WORK/v0.kb"
-  cp "$WORK"/v1d.delta-*.kb "$WORK/delta.kb"
+  cp "$WORK"/v1d.delta-*.kb "$WORK/tdelta.kb" # a delta whose patch was changed after signing
+  python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(-1, 2); b=f.read(1); f.seek(-1, 2); f.write(bytes([b[0] ^ 1]))" "$WORK/tdelta.kb"
   for bad in "tman:the signature does not verify" "tpay:the payload does not match" \
              "unsigned:which is not a fleet signing key" "trunc:truncated" "garbage:malformed" \
-             "delta:keeld does not serve deltas yet"; do
+             "tdelta:the payload does not match"; do
     name="${bad%%:*}"
     keelc bundle upload "$WORK/$name.kb" && fail "keeld accepted $name.kb"
     keel_has keel.err "${bad#*:}"
@@ -1068,6 +1162,14 @@ p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8);
     # Nothing was written: the device still reports v1's region.
     wait_for 10 get_has /v1/devices/dev-1 "$V1_REGION" || fail "$name changed the app region"
   done
+  # keel deploy APP.kb uploads the deltas beside it; one keeld refuses is left out, named, and
+  # the deployment still goes on (its devices get pages).
+  mkdir -p "$WORK/sib" && cp "$WORK/v1.kb" "$WORK/sib/v1.kb" &&
+    cp "$WORK/tdelta.kb" "$WORK/sib/v1.delta-000000000000.kb" || fail "cannot set up sib/"
+  keelc deploy "$WORK/sib/v1.kb" --to dev-1 || fail "deploy beside a refused delta: $(cat "$WORK/keel.err")"
+  keel_has keel.err "v1.delta-000000000000.kb was not uploaded"
+  keel_has keel.err "the payload does not match the signed patch hash"
+  keel_has keel.out "deployment "
   ;;
 ota_force)
   # An app that defers: staged, then nothing until the operator forces; a kill -9 of keeld in

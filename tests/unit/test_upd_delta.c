@@ -123,6 +123,41 @@ static void test_delta_update(void **state)
     assert_true(plan.nothing_to_do);
 }
 
+/* Stage finish in turns (upd_stage_finish_step, what the microvisor does between network
+ * work): a bounded part per turn, the same staged pages and table as in one go; another engine
+ * call between turns (an inspect reuses the page buffer) starts it over, with the same end. */
+static void test_finish_in_turns(void **state)
+{
+    (void)state;
+    setup(NULL, 0);
+    upd_t *u = &g_dev.upd;
+    upd_plan_t plan;
+    assert_int_equal(upd_stage_begin(u, g_bundle, g_len), KERR_OK);
+    stage_patch(u);
+    bool done = false;
+    uint32_t turns = 0;
+    while (!done) {
+        assert_int_equal(upd_stage_finish_step(u, &done), KERR_OK);
+        assert_true(++turns < 1000u);
+        if (turns == 9) {
+            /* in pass 1 (start, a patch block, then a page per turn): u->buf is taken over */
+            assert_int_equal(u->ps.phase, UPD_PHASE_STAGING);
+            assert_int_equal(upd_inspect(u, g_bundle, g_len, &plan), KERR_OK);
+        }
+    }
+    /* Pages 0..5 of the result twice (6 each) and the erased rest hashed a few at a time, twice
+     * over for the restart: far more turns than one. */
+    assert_true(turns >= 9u + 2u + 6u + 6u);
+    assert_int_equal(u->ps.phase, UPD_PHASE_STAGED);
+    assert_int_equal(upd_stage_finish_step(u, &done), KERR_OK); /* STAGED: done at once */
+    assert_true(done);
+    assert_int_equal(staged_pages(&g_dev), 4u);
+    assert_memory_equal(g_dev.imem, g_old, FX_REGION);
+    assert_int_equal(fx_reboot(&g_dev), KERR_OK);
+    assert_int_equal(upd_apply(u), KERR_OK);
+    assert_memory_equal(g_dev.imem, g_new, FX_REGION);
+}
+
 static void test_wrong_base_refused_before_any_write(void **state)
 {
     (void)state;
@@ -194,6 +229,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_delta_update, teardown),
+        cmocka_unit_test_teardown(test_finish_in_turns, teardown),
         cmocka_unit_test_teardown(test_wrong_base_refused_before_any_write, teardown),
         cmocka_unit_test_teardown(test_decayed_or_foreign_patch_never_staged, teardown),
         cmocka_unit_test_teardown(test_tampered_table_drops_staging, teardown),

@@ -566,24 +566,16 @@ static void retry(sdu_t *u)
 /* ---- the update ------------------------------------------------------------------------------- */
 
 /*
- * Block i of the region is region bytes [i*P, (i+1)*P); the payload holds the layer's content
- * [offset, offset + size) of the region, so the block's bytes inside the content come from
- * bundle offset signed_size + (pos - offset), and the rest of the block is 0xFF.
+ * Where block i's bytes are in the bundle: [*out_start, +*out_len) go to *out_page_off of the
+ * block, the rest is 0xFF (a page bundle: the layer's content in region block i; a delta
+ * bundle: the patch's i-th block-size piece). False when the block has no payload bytes.
  */
 static bool block_range(const sdu_t *u, uint32_t i, uint32_t *out_start, uint32_t *out_len,
                         uint32_t *out_page_off)
 {
-    const kbdl_layer_t *l = &u->m.layers[0];
-    uint32_t p = u->m.block_size, lo = i * p, hi = lo + p;
-    uint32_t clo = lo > l->offset ? lo : l->offset;
-    uint32_t chi = hi < l->offset + l->size ? hi : l->offset + l->size;
-    if (clo >= chi) {
-        return false;
-    }
-    *out_start = kbdl_signed_size(&u->m) + (clo - l->offset);
-    *out_len = chi - clo;
-    *out_page_off = clo - lo;
-    return true;
+    /* The bundle's own rule (the microvisor's too): content bytes of a page bundle, the patch's
+     * i-th piece of a delta bundle. */
+    return kbdl_block_payload(&u->m, i, out_start, out_len, out_page_off) == KERR_OK && *out_len > 0u;
 }
 
 /* Start fetching the next block the engine needs, or finish staging. */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,10 +66,38 @@ static bool upload_bundle(const fapi_t *a, const char *path, json_t **out)
 
 static void print_bundle(json_t *b)
 {
-    printf("bundle %lld: %s %s, %lld bytes, counter %lld, sha256 %s%s\n", fleetcli_jint(b, "id"),
+    json_t *delta = json_object_get(b, "delta");
+    printf("bundle %lld: %s %s, %lld bytes, counter %lld, sha256 %s%s%s%.12s%s\n", fleetcli_jint(b, "id"),
            fleetcli_jstr(b, "name", "?"), fleetcli_jstr(b, "version", "?"), fleetcli_jint(b, "size"),
            fleetcli_jint(b, "security_counter"), fleetcli_jstr(b, "sha256", "?"),
-           json_is_false(json_object_get(b, "created")) ? " (already stored)" : "");
+           json_is_false(json_object_get(b, "created")) ? " (already stored)" : "",
+           delta ? "; a delta for devices whose app region is " : "",
+           delta ? fleetcli_jstr(delta, "base_region_sha256", "?") : "", delta ? "..." : "");
+}
+
+/* The deltas `keel bundle build --base` wrote beside APP.kb (APP.delta-<base>.kb): uploaded with
+ * it, so keeld can send each device the delta for its base (docs/delta.md "keeld"). One keeld
+ * refuses (with its reason, printed) is left out: the devices on its base get pages. */
+static void upload_deltas(const fapi_t *a, const char *path, bool quiet)
+{
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 3, ".kb") != 0 || n > 4000)
+        return;
+    char pattern[4096 + 16];
+    snprintf(pattern, sizeof pattern, "%.*s.delta-*.kb", (int)(n - 3), path);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return; /* none */
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        json_t *b = NULL;
+        if (!upload_bundle(a, g.gl_pathv[i], &b))
+            fprintf(stderr, "%s: %s was not uploaded (above): devices on its base get pages\n",
+                    a->prog, g.gl_pathv[i]);
+        else if (!quiet)
+            print_bundle(b);
+        json_decref(b);
+    }
+    globfree(&g);
 }
 
 int cmd_bundle_upload(const char *prog, int argc, char **argv)
@@ -165,9 +194,14 @@ static void print_deploy_row(json_t *d, const char *version, bool tty)
                         : strcmp(phase, "superseded") == 0 ? "superseded"
                         : json_is_true(json_object_get(d, "trial")) ? "on trial"
                         : json_is_null(json_object_get(d, "status_ms")) ? "offered" : state;
-    printf("%-16s [%s] %3d%%  %-20s %4lld/%-4lld blocks %9lld B sent  %s -> %s%s", fleetcli_jstr(d, "device", "?"),
-           bar, pct, label, staged, needed, fleetcli_jint(d, "bytes_sent"), fleetcli_jstr(d, "app_version", "?"),
-           version, tty ? "\033[K\n" : "\n");
+    /* How keeld serves it (docs/delta.md "keeld"): delta, pages, nothing; "-" not offered yet. */
+    const char *via = fleetcli_jstr(d, "delivery", "");
+    printf("%-16s [%s] %3d%%  %-20s %4lld/%-4lld blocks %-7s %9lld B sent  %s -> %s%s", fleetcli_jstr(d, "device", "?"),
+           bar, pct, label, staged, needed, via[0] ? via : "-", fleetcli_jint(d, "bytes_sent"),
+           fleetcli_jstr(d, "app_version", "?"), version, tty ? "\033[K\n" : "\n");
+    const char *refused = fleetcli_jstr(d, "delta_refused", "");
+    if (refused[0] != '\0')
+        printf("%16s  delta refused: %s; sent pages instead%s", "", refused, tty ? "\033[K\n" : "\n");
     const char *detail = fleetcli_jstr(d, "detail", "");
     if (done && !ok)
         printf("%16s  %s (code %lld): %s%s", "", result, fleetcli_jint(d, "code"), detail, tty ? "\033[K\n" : "\n");
@@ -194,7 +228,8 @@ static int print_deployment(json_t *d, bool tty)
     json_t *r;
     json_array_foreach(json_object_get(d, "devices"), i, r) {
         print_deploy_row(r, fleetcli_jstr(d, "version", "?"), tty);
-        lines += 1 + (fleetcli_jstr(r, "detail", "")[0] != '\0' ||
+        lines += 1 + (fleetcli_jstr(r, "delta_refused", "")[0] != '\0') +
+                 (fleetcli_jstr(r, "detail", "")[0] != '\0' ||
                       (strcmp(fleetcli_jstr(r, "phase", ""), "done") == 0 &&
                        strcmp(fleetcli_jstr(r, "result", ""), "success") != 0));
     }
@@ -203,7 +238,11 @@ static int print_deployment(json_t *d, bool tty)
            fleetcli_jint(s, "devices"), fleetcli_jint(s, "succeeded"), fleetcli_jint(s, "failed"), fleetcli_jint(s, "in_progress"),
            fleetcli_jint(s, "pending"), fleetcli_jint(s, "superseded"), fleetcli_jint(s, "bytes_sent"), fleetcli_jint(s, "full_size"),
            tty ? "\033[K\n" : "\n");
-    return lines + 1;
+    printf("delivery: %lld delta (%lld bytes sent), %lld pages (%lld bytes sent), %lld nothing to send; "
+           "%lld deltas refused%s", fleetcli_jint(s, "delta"), fleetcli_jint(s, "delta_bytes"),
+           fleetcli_jint(s, "pages"), fleetcli_jint(s, "pages_bytes"), fleetcli_jint(s, "nothing"),
+           fleetcli_jint(s, "delta_refused"), tty ? "\033[K\n" : "\n");
+    return lines + 2;
 }
 
 static int by_device(const void *x, const void *y)
@@ -318,8 +357,10 @@ static void deploy_help(const char *prog)
            "  --force-after S   devices apply at most S seconds after staging, even if the app\n"
            "                    has not (0: the bundle's politeness deadline)\n"
            "  --watch           follow the deployment until every device is done\n"
-           "A device already running the bundle gets nothing (0 bytes); the others fetch only the\n"
-           "blocks that differ. A newer deployment to a device supersedes an unfinished older one.\n"
+           "A device already running the bundle gets nothing (0 bytes); a device whose app is the base of\n"
+           "a delta keeld has (APP.delta-*.kb beside APP.kb are uploaded with it) gets that delta;\n"
+           "the others fetch only the blocks that differ. A newer deployment to a device supersedes\n"
+           "an unfinished older one.\n"
            "  force ID          apply now on every device of deployment ID not done yet\n"
            "  status ID         per device: state, blocks staged, bytes sent, result and reason;\n"
            "                    --watch redraws it until done (exit 1 if any device failed)\n"
@@ -469,6 +510,7 @@ static int run_deploy(const char *prog, int argc, char **argv)
             goto out;
         if (!o.json)
             print_bundle(bundle);
+        upload_deltas(&a, ref, o.json);
         json_object_set(body, "bundle", json_object_get(bundle, "sha256"));
     } else if (is_id(ref)) {
         json_object_set_new(body, "bundle", json_integer(strtoll(ref, NULL, 10)));

@@ -29,6 +29,7 @@
 #ifndef KEEL_DELTA_H
 #define KEEL_DELTA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,7 @@ typedef struct {
     kerr_t err;              /* sticky */
     uint8_t state, overrun, pend_n, pend_i;
     uint8_t pend[4];
+    uint8_t pause, paused;   /* kdlt_dec_feed_page: stop after each page, and it did */
     /* header */
     uint32_t old_len, new_len, old_crc, new_crc, body_len;
     /* input */
@@ -133,6 +135,15 @@ kerr_t kdlt_dec_init(kdlt_dec_t *d, const kdlt_dec_cfg_t *cfg);
  * the page callback returned.
  */
 kerr_t kdlt_dec_feed(kdlt_dec_t *d, const void *data, size_t len);
+
+/*
+ * As kdlt_dec_feed, but returns right after the next completed page (its callback called), so a
+ * caller can decode one page per turn and do other work between pages: *used is how many of the
+ * len bytes it took (call again with the rest; len 0 goes on with what it holds), *page whether
+ * a page was completed. A call that takes all of len and completes no page needs more input (or,
+ * with the whole patch fed, the decoding is over: kdlt_dec_finish says how). Same errors.
+ */
+kerr_t kdlt_dec_feed_page(kdlt_dec_t *d, const void *data, size_t len, size_t *used, bool *page);
 
 /* After the last piece: KERR_OK if the result is complete and verified, else the reason
  * (KERR_DLT_TRUNCATED when the patch ended early). */

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include <mbedtls/gcm.h>
+#include <mbedtls/sha256.h>
 
 #include "keel/bundle.h"
 #include "keel/delta.h"
@@ -80,6 +81,18 @@ typedef struct upd_counters {
     uint32_t page_programs;  /* app region page programs */
 } upd_counters_t;
 
+/* A delta bundle's stage finish, done in turns (upd_stage_finish_step): where it stands. */
+typedef struct upd_dfin {
+    uint8_t phase;              /* 0: not started (any other engine call starts it over) */
+    uint8_t second;             /* decoding pass 1 or 2 */
+    uint32_t b, off, left;      /* stored patch: next block, offset in it, bytes still to read */
+    uint32_t pos, n;            /* plain[pos, n): decrypted patch bytes not fed yet */
+    uint32_t pages, tail;       /* result pages emitted; next erased page hashed after them */
+    mbedtls_sha256_context pc;  /* the patch (every read) */
+    mbedtls_sha256_context rc, cc; /* pass 1: the result region and content */
+    uint8_t plain[256];
+} upd_dfin_t;
+
 typedef struct upd {
     upd_config_t cfg;
     upd_journal_t j;
@@ -95,6 +108,7 @@ typedef struct upd {
     uint8_t buf[UPD_BLOCK_MAX];
     kdlt_dec_t dlt;           /* decoding a delta bundle's patch at staging time */
     mbedtls_gcm_context pgcm; /* decrypting the stored patch in pieces while pages are sealed */
+    upd_dfin_t fin;           /* a delta's stage finish between turns */
 } upd_t;
 
 typedef struct upd_status {
@@ -153,6 +167,16 @@ kerr_t upd_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len
  * the manifest. Errors: KERR_UPD_INCOMPLETE, KERR_UPD_AUTH, KERR_UPD_VERIFY, flash.
  */
 kerr_t upd_stage_finish(upd_t *u);
+
+/*
+ * The same in turns, for a caller that must keep serving other work (the microvisor's network):
+ * each call does a bounded part (a delta bundle: one patch block checked, one result page
+ * decoded, or a few erased pages hashed; a page bundle: all of it) and sets *done when STAGED.
+ * Between turns the engine's page buffer holds the page being decoded: another engine call
+ * (inspect, stage_begin, cancel) starts the finish over. Same errors, after which it also starts
+ * over.
+ */
+kerr_t upd_stage_finish_step(upd_t *u, bool *done);
 
 /* STAGING/STAGED -> IDLE (result unchanged). KERR_UPD_STATE otherwise. */
 kerr_t upd_cancel(upd_t *u);

@@ -14,8 +14,10 @@
  *   BLOCKS    per needed block: fetch the payload bytes that fall into it, rebuild the block
  *      |      (0xFF outside the layer content), upd_stage_block (hash-checked, sealed to QSPI)
  *      v
- *   FINISH    upd_stage_finish (every block, region and content checked) -> DOWNLOADED,
- *             KEEL_NOTIFY_UPDATE_STAGED; the app (or the deadline, or the cloud) applies
+ *   FINISH    upd_stage_finish_step, one turn per service run (every block, region and content
+ *             checked; a delta bundle's patch decoded a page per turn, so the connection is
+ *             served meanwhile) -> DOWNLOADED, KEEL_NOTIFY_UPDATE_STAGED; the app (or the
+ *             deadline, or the cloud) applies
  *
  * At most KBACKOFF_WINDOW (4) requests are in flight (protocol.md P3). A request unanswered within
  * the back-off's timeout (2 s at first, x2 per expiry up to 60 s, +-25 % jitter from the DRBG) is
@@ -91,6 +93,9 @@ typedef struct dl {
     uint32_t status_nids;
     uint32_t status_key[7];   /* what the kept status says (deployment, state, result, ...) */
     uint32_t status_ms, seen_gen, progress_ms;
+    /* FINISH in turns: their time added up, how many, the longest (the network's longest wait) */
+    uint64_t fin_us, fin_max_us;
+    uint32_t fin_turns;
     uint8_t mbuf[UPD_MANIFEST_BUF];
     uint8_t bbuf[UPD_BLOCK_MAX];
 } dl_t;
@@ -463,19 +468,30 @@ static void block_arrived(upd_t *u, uint32_t now)
     next_block(u);
 }
 
+/* One turn of the stage finish per service run: the connection is served between turns. */
 static void finish(upd_t *u)
 {
     uint64_t t0 = uv_uptime_us();
-    kerr_t err = upd_stage_finish(u);
+    bool done = false;
+    kerr_t err = upd_stage_finish_step(u, &done);
+    uint64_t t = uv_uptime_us() - t0;
+    dl.fin_us += t;
+    dl.fin_turns++;
+    dl.fin_max_us = t > dl.fin_max_us ? t : dl.fin_max_us;
+    if (err == KERR_OK && !done) {
+        uv_service_pend(); /* the next turn right after the network had its turn */
+        return;
+    }
     uv_upd_changed();
     if (err != KERR_OK) {
         settle(result_of(err), err, "staged bundle does not verify: %s", kerr_str(err));
         return;
     }
     uv_log("update: deployment %lu: %lu blocks staged, %lu bundle bytes fetched, verified in %lu ms; "
-           "handler stack used %lu bytes", (unsigned long)dl.offer.deployment_id,
+           "handler stack used %lu bytes; %lu turns, the longest %lu us", (unsigned long)dl.offer.deployment_id,
            (unsigned long)dl.staged, (unsigned long)dl.bytes_fetched,
-           (unsigned long)((uv_uptime_us() - t0) / 1000u), (unsigned long)uv_net_stack_used());
+           (unsigned long)(dl.fin_us / 1000u), (unsigned long)uv_net_stack_used(),
+           (unsigned long)dl.fin_turns, (unsigned long)dl.fin_max_us);
     dl.phase = DL_DONE;
     dl.status_due = true;
     uv_upd_staged(dl.offer.force, dl.offer.force_after_s);
