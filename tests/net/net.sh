@@ -116,10 +116,10 @@ expect_console() { # SECONDS ERE: wait until the console shows ERE
 # fleet*: the whole stack of `keel up` (its own broker and keeld); every other case: our broker.
 STACK=$W/stack
 stack_up() {
-    export KEEL_CONFIG=$STACK/config
+    export KEEL_CONFIG=$STACK/secrets/config
     # keeld-tool: this script's own service identity on the stack's broker (keeld's would be
     # keeld's client id and cut keeld off); keel up keeps the CA it finds and lists it in the ACL.
-    bash "$STACK_SH" certs "$STACK" keeld-tool >/dev/null || fail "scripts/stack.sh certs failed"
+    bash "$STACK_SH" certs --keys "$STACK/secrets" "$STACK" keeld-tool >/dev/null || fail "scripts/stack.sh certs failed"
     # --devices 0: these tests start their own devices (keel up's default starts 2)
     timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
     stack_down() { timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; }
@@ -158,7 +158,7 @@ fleet)
     # stack's CA, then the fleet commands through keeld: devices, ping, restart, reboot (the
     # device answers, resets with cause "reboot requested" and comes back online).
     stack_up
-    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key"
     expect_console 20 'net: connected to broker'
     devices_online() { timeout 20 "$keel" devices 2>/dev/null | grep -qE '^dev-1 +yes +0\.0\.0 +running +0\.1\.0 +an505'; }
     wait_for 20 devices_online || fail "keeld does not list dev-1 online and running: $(timeout 20 "$keel" devices 2>&1)"
@@ -185,7 +185,7 @@ fleet-channels)
     # keeld ack: what the broker acknowledged while keeld was away from it would be lost).
     [ -f "$echo_app" ] || fail "the echo app is not built: '$echo_app'"
     stack_up
-    start_device 60 --install "$echo_app" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    start_device 60 --install "$echo_app" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key"
     expect_console 20 'net: connected to broker'
     expect_console 20 'echo: broker has 8 sends'
     flood_texts() { timeout 20 "$keel" channel read dev-1 flood --limit 1000 --json 2>/dev/null |
@@ -216,7 +216,7 @@ fleet-logs)
     # microvisor's events from a first run; then, with the broker down, crashy crashes twice
     # (events, logs and reports queue on the device) and everything arrives once it is back.
     stack_up
-    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    start_device 40 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key"
     expect_console 20 'net: connected to broker'
     wait_for 20 keel_has 'dev-1 +info +app: hello: up and logging' logs dev-1 ||
         fail "the app's log line did not reach keeld: $(cat "$W/keel.out")"
@@ -228,7 +228,7 @@ fleet-logs)
     printf '\x82\x01\x7f\x08' >"$W/truncated.bin"
     for f in garbage truncated; do
         timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" --cafile "$STACK/ca.pem" --cert "$STACK/keeld-tool.pem" \
-            --key "$STACK/keeld-tool.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
+            --key "$STACK/secrets/keeld-tool.key" -q 1 -t keel/v1/dev-1/cmd -f "$W/$f.bin" || fail "mosquitto_pub ($f) failed"
     done
     wait_for 10 bash -c "[ \$(grep -c 'net: malformed command' '$W/console.txt') -ge 2 ]" ||
         fail "garbage on the command topic was not logged as malformed"
@@ -238,7 +238,7 @@ fleet-logs)
     printf 'null\nnull\nnone\n' >"$W/modes.txt"
     timeout --kill-after=5 100 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
         --seconds 70 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
-        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
     expect_console 30 'crashy: running none'
@@ -262,7 +262,7 @@ fleet-crash-reset)
     # only a reset clears the interrupt), then faults once more in the next boot. Both reports,
     # the first from before the reset, reach keeld once the broker is back.
     stack_up
-    start_device 30 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key"
+    start_device 30 --install "$hello" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key"
     expect_console 20 'net: connected to broker'
     kill -TERM "$KEEL_PID"; wait_device
     stack_broker_stop
@@ -270,7 +270,7 @@ fleet-crash-reset)
     printf 'isr-hang\n\nnull\nnone\n' >"$W/modes.txt"
     timeout --kill-after=5 100 "$keel" device run --state "$STATE" --firmware "$fw" --id dev-1 \
         --seconds 70 --broker "$PORT" --install "$crashy" --backoff-min 100 --backoff-max 400 \
-        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
+        --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key" <"$W/modes.txt" >"$W/console.txt" 2>&1 &
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
     expect_console 30 'crashy: running none'
@@ -295,7 +295,7 @@ fleet-drops)
     printf 'logs 100\n' >"$W/modes.txt"
     DEV_IN=$W/modes.txt
     bench=$(dirname "$hello")/../bench/bench.elf
-    start_device 70 --install "$bench" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/ca.key" \
+    start_device 70 --install "$bench" --fleet-ca "$STACK/ca.pem" --fleet-ca-key "$STACK/secrets/ca.key" \
         --append net-heartbeat=300
     expect_console 30 'bench: log_dropped_notified='
     dropped=$(sed -n 's/^app| bench: log_dropped_notified=\([0-9]*\).*/\1/p' "$W/console.txt")

@@ -21,11 +21,12 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "sandbox.h"
 #include "store.h"
 
 #define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
 #define QRUN_QEMU "qemu-system-arm"
-#define QRUN_BWRAP "bwrap"
+#define QRUN_BWRAP SANDBOX_BWRAP
 #define QRUN_BROKER_SOCK "broker.sock" /* in run/: the guest's relays reach the broker here */
 #define QRUN_GDB_SOCK "gdb.sock"       /* in run/: QEMU's debug serial line (UART2) */
 #define QRUN_RUN_DIR "run"
@@ -424,16 +425,7 @@ typedef struct qargs {
  */
 static int sandbox_argv(const qrun_opts_t *o, const qargs_t *q, const char **argv)
 {
-    static const char *const fixed[] = {
-        QRUN_BWRAP, "--unshare-all", "--die-with-parent", "--new-session",
-        "--ro-bind", "/usr", "/usr",
-        "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-    };
-    int n = 0;
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        argv[n++] = fixed[i];
+    int n = sandbox_base(argv, SANDBOX_DIE_WITH_PARENT, 0);
     argv[n++] = "--bind";
     argv[n++] = q->state;
     argv[n++] = q->state;
