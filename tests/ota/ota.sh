@@ -103,7 +103,7 @@ start_device() { # SECONDS [words for --append]
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
 }
-stop_device() { kill -TERM "$KEEL_PID" 2>/dev/null; wait "$KEEL_PID" 2>/dev/null; }
+stop_device() { sigterm "$KEEL_PID"; wait "$KEEL_PID" 2>/dev/null; }
 start_srv() { # BUNDLE DEPLOYMENT [ota_srv options...]
     local b=$1 d=$2; shift 2
     : >"$W/srv.txt"
