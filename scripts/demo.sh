@@ -53,18 +53,18 @@ trap stop EXIT
 stop
 rm -rf "$demo"
 mkdir -p "$state"
-export KEEL_CONFIG=$state/config
+export KEEL_CONFIG=$state/secrets/config
 cd "$demo"
 
 say "A fleet signing key" \
     "Devices accept only bundles signed with a key they were provisioned with. keel up would make" \
     "one; we make it first to sign the version the devices start with."
-show 30 keys new fleet --dir "$state"
+show 30 keys new fleet --dir "$state/secrets"
 
 say "v1: the app as a signed bundle" \
     "The 'ota' app (firmware/apps/ota) defers updates until its work is done and confirms a new" \
     "version once it runs healthily. keel bundle build turns its ELF into a signed bundle."
-show 30 bundle build "$apps/ota.elf" --version 1.0.0 --counter 1 --key "$state/fleet.key" \
+show 30 bundle build "$apps/ota.elf" --version 1.0.0 --counter 1 --key "$state/secrets/fleet.key" \
     --trial 20 -o "$demo/v1.kb"
 
 say "A local fleet on v1, in one command" \
@@ -76,7 +76,7 @@ show 30 devices
 
 say "v2: built and signed" \
     "A higher security counter: devices refuse anything older than what they run (anti-rollback)."
-show 30 bundle build "$apps/ota.elf" --version 1.1.0 --counter 2 --key "$state/fleet.key" \
+show 30 bundle build "$apps/ota.elf" --version 1.1.0 --counter 2 --key "$state/secrets/fleet.key" \
     --trial 20 -o "$demo/v2.kb"
 
 say "v2 uploaded and deployed to all, with live progress" \
@@ -94,7 +94,7 @@ console dev-1 'update: deployment [0-9]+: ' 'staged and verified' 'ota: update .
 say "v3 crashes on start: deployed to dev-2 only" \
     "The microvisor catches the crash on trial and rolls back to v2 from the pages it saved, by" \
     "itself; keeld hears why. --watch exits 1 here: a device failed, as it should."
-show 30 bundle build "$apps/ota-crash.elf" --version 3.0.0 --counter 3 --key "$state/fleet.key" \
+show 30 bundle build "$apps/ota-crash.elf" --version 3.0.0 --counter 3 --key "$state/secrets/fleet.key" \
     --trial 20 -o "$demo/v3.kb"
 rc=0
 show 240 deploy "$demo/v3.kb" --to dev-2 --watch || rc=$?
@@ -123,7 +123,7 @@ trap - EXIT
 say "Where to look next:"
 top=$(cd "$build/.." && pwd)
 k=${keel#"$top"/}; s=${state#"$top"/}; d=${demo#"$top"/}
-printf '  (keel is %s; export KEEL_CONFIG=%s/config)\n' "$k" "$s"
+printf '  (keel is %s; export KEEL_CONFIG=%s/secrets/config)\n' "$k" "$s"
 printf '  %-50s  %s\n' \
     "keel up --state $s --app $d/v1.kb" "the same fleet again (devices keep their version)" \
     "keel deploy list; keel deploy status ID" "deployments; each device's state and reason" \

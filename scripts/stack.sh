@@ -3,11 +3,15 @@
 # for everyone who starts one: `keel up`, tests/server/server_test.sh, tests/fleet and
 # scripts/bench-fleet.sh.
 #
-#   stack.sh certs DIR NAME...          CA (DIR/ca.pem, ca.key) if missing, then NAME.pem/NAME.key
-#                                       for each NAME that has none: CN=NAME, except "broker"
-#                                       (CN localhost, SAN localhost + 127.0.0.1). P-256 keys,
-#                                       like the devices'. Existing files are kept (first run only).
-#   stack.sh broker-conf DIR PORT [ACL_EXTRA]
+#   stack.sh certs [--keys KEYDIR] DIR NAME...
+#                                       CA (DIR/ca.pem, KEYDIR/ca.key) if missing, then NAME.pem
+#                                       (in DIR) and NAME.key (in KEYDIR) for each NAME that has
+#                                       none: CN=NAME, except "broker" (CN localhost, SAN localhost
+#                                       + 127.0.0.1). P-256 keys, like the devices'. Existing files
+#                                       are kept (first run only). KEYDIR (default DIR) is made
+#                                       0700: `keel up` keeps its keys in DIR/secrets, apart from
+#                                       the devices' tree (docs/security.md).
+#   stack.sh broker-conf [--keys KEYDIR] DIR PORT [ACL_EXTRA]
 #                                       DIR/mosquitto.conf + DIR/acl: TLS on 127.0.0.1:PORT,
 #                                       require_certificate, identity = certificate CN, which is
 #                                       also the MQTT client id (a client cannot take over another's
@@ -15,7 +19,7 @@
 #                                       (all device topics) are keeld and every keeld-NAME with a
 #                                       certificate in DIR (one per keeld instance or tool); lines
 #                                       of the file ACL_EXTRA are appended to the ACL (e.g. a
-#                                       benchmark identity).
+#                                       benchmark identity). The broker's key is KEYDIR/broker.key.
 set -euo pipefail
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
@@ -23,50 +27,65 @@ die() { echo "stack.sh: $*" >&2; exit 1; }
 # Certificates live for a year: `keel up` keeps its state directory across runs.
 DAYS=365
 
-cert() { # DIR NAME
-  local dir="$1" name="$2" cn san=""
-  [ -s "$dir/$name.pem" ] && [ -s "$dir/$name.key" ] && return 0
+cert() { # DIR KEYDIR NAME
+  local dir="$1" keys="$2" name="$3" cn san=""
+  [ -s "$dir/$name.pem" ] && [ -s "$keys/$name.key" ] && return 0
   cn="$name"
   if [ "$name" = broker ]; then
     cn=localhost
     san="DNS:localhost,IP:127.0.0.1"
   fi
-  openssl ecparam -name prime256v1 -genkey -noout -out "$dir/$name.key" 2>/dev/null ||
+  (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$keys/$name.key" 2>/dev/null) ||
     die "openssl could not make a key for $name"
-  openssl req -new -key "$dir/$name.key" -subj "/CN=$cn" -out "$dir/$name.csr" 2>/dev/null ||
+  openssl req -new -key "$keys/$name.key" -subj "/CN=$cn" -out "$dir/$name.csr" 2>/dev/null ||
     die "openssl could not make a request for $name"
   local ext=()
   if [ -n "$san" ]; then
     printf 'subjectAltName=%s\n' "$san" >"$dir/$name.ext"
     ext=(-extfile "$dir/$name.ext")
   fi
-  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$keys/ca.key" -CAcreateserial \
     -days "$DAYS" -sha256 -out "$dir/$name.pem" "${ext[@]}" 2>/dev/null ||
     die "openssl could not sign the certificate of $name"
   rm -f "$dir/$name.csr" "$dir/$name.ext"
-  chmod 600 "$dir/$name.key"
+  chmod 600 "$keys/$name.key"
+}
+
+# KEYDIR from "--keys KEYDIR" (default: DIR, the flat layout of the tests' own stacks). A `keel up`
+# state directory keeps its keys in DIR/secrets: without --keys, the CA would seem to be missing and
+# be made again over the fleet's, so that is refused.
+KEYS=""
+keys_opt() { # DIR
+  if [ -z "$KEYS" ]; then
+    [ -e "$1/secrets/ca.key" ] &&
+      die "$1 keeps its keys in $1/secrets ('keel up' layout): give --keys $1/secrets"
+    KEYS="$1"
+  fi
+  mkdir -p "$KEYS" && chmod 700 "$KEYS" || die "cannot create $KEYS"
 }
 
 certs() {
   local dir="$1"; shift
   mkdir -p "$dir" || die "cannot create $dir"
-  if ! [ -s "$dir/ca.pem" ] || ! [ -s "$dir/ca.key" ]; then
-    openssl ecparam -name prime256v1 -genkey -noout -out "$dir/ca.key" 2>/dev/null ||
+  keys_opt "$dir"
+  if ! [ -s "$dir/ca.pem" ] || ! [ -s "$KEYS/ca.key" ]; then
+    (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$KEYS/ca.key" 2>/dev/null) ||
       die "openssl could not make the CA key (is openssl installed? make deps)"
-    chmod 600 "$dir/ca.key"
-    openssl req -x509 -new -key "$dir/ca.key" -subj "/CN=keel local fleet CA" -days "$DAYS" \
+    chmod 600 "$KEYS/ca.key"
+    openssl req -x509 -new -key "$KEYS/ca.key" -subj "/CN=keel local fleet CA" -days "$DAYS" \
       -sha256 -out "$dir/ca.pem" 2>/dev/null || die "openssl could not make the CA certificate"
   fi
   local name
   for name in "$@"; do
     [[ "$name" =~ ^[A-Za-z0-9._-]{1,63}$ ]] || die "'$name' is not a valid identity name"
-    cert "$dir" "$name"
+    cert "$dir" "$KEYS" "$name"
   done
 }
 
 broker_conf() {
   local dir="$1" port="$2" extra="${3:-}"
   [[ "$port" =~ ^[0-9]+$ ]] || die "port '$port' is not a number"
+  keys_opt "$dir"
   local svc svcs="keeld" f
   for f in "$dir"/keeld-*.pem; do
     [ -e "$f" ] || continue
@@ -132,7 +151,7 @@ log_type notice
 listener $port 127.0.0.1
 cafile $dir/ca.pem
 certfile $dir/broker.pem
-keyfile $dir/broker.key
+keyfile $KEYS/broker.key
 require_certificate true
 use_identity_as_username true
 # The client id is the certificate's name: connecting under another's id cannot cut it off.
@@ -142,19 +161,24 @@ acl_file $dir/acl
 CONF
 }
 
-[ $# -ge 1 ] || die "usage: stack.sh certs DIR NAME... | broker-conf DIR PORT [ACL_EXTRA]"
-case "$1" in
+[ $# -ge 1 ] || die "usage: stack.sh certs [--keys KEYDIR] DIR NAME... | broker-conf [--keys KEYDIR] DIR PORT [ACL_EXTRA]"
+cmd=$1
+shift
+if [ "${1:-}" = --keys ]; then
+  [ -n "${2:-}" ] || die "--keys wants a directory"
+  KEYS=$2
+  shift 2
+fi
+case "$cmd" in
 certs)
-  [ $# -ge 2 ] || die "usage: stack.sh certs DIR NAME..."
-  shift
+  [ $# -ge 1 ] || die "usage: stack.sh certs [--keys KEYDIR] DIR NAME..."
   certs "$@"
   ;;
 broker-conf)
-  [ $# -ge 3 ] && [ $# -le 4 ] || die "usage: stack.sh broker-conf DIR PORT [ACL_EXTRA]"
-  shift
+  [ $# -ge 2 ] && [ $# -le 3 ] || die "usage: stack.sh broker-conf [--keys KEYDIR] DIR PORT [ACL_EXTRA]"
   broker_conf "$@"
   ;;
 *)
-  die "unknown command '$1' (certs, broker-conf)"
+  die "unknown command '$cmd' (certs, broker-conf)"
   ;;
 esac

@@ -105,10 +105,10 @@ up() { # ARGS...: keel up into $STATE
   k up --state "$STATE" "$@"
   cp "$STATE/pids" "$WORK/pids.seen" 2>/dev/null || true
   expect_rc 0 "keel up $*"
-  export KEEL_CONFIG="$STATE/config"
+  export KEEL_CONFIG="$STATE/secrets/config"
   MQTT_PORT="$(awk '/^listener/ {print $2}' "$STATE/mosquitto.conf")"
-  URL="$(sed -n 's/^url=//p' "$STATE/config")"
-  TOKEN="$(sed -n 's/^token=//p' "$STATE/config")"
+  URL="$(sed -n 's/^url=//p' "$STATE/secrets/config")"
+  TOKEN="$(sed -n 's/^token=//p' "$STATE/secrets/config")"
 }
 
 # A device that is not one of keel up's (own certificate from the shared script), for traffic.
@@ -117,9 +117,9 @@ SIM_BOOT=1
 sim() { # ID ACTION...
   local id="$1"; shift
   SIM_BOOT=$((SIM_BOOT + 1))
-  bash "$ROOT/scripts/stack.sh" certs "$STATE" "$id"
+  bash "$ROOT/scripts/stack.sh" certs --keys "$STATE/secrets" "$STATE" "$id"
   timeout 60 "$KEEL_SIMDEV" --port "$MQTT_PORT" --ca "$STATE/ca.pem" --cert "$STATE/$id.pem" \
-    --key "$STATE/$id.key" --id "$id" --boot "$SIM_BOOT" "$@" >>"$WORK/sim.out" 2>&1 || fail "simdev $id $*: $(tail -5 "$WORK/sim.out")"
+    --key "$STATE/secrets/$id.key" --id "$id" --boot "$SIM_BOOT" "$@" >>"$WORK/sim.out" 2>&1 || fail "simdev $id $*: $(tail -5 "$WORK/sim.out")"
 }
 
 case "$SCENARIO" in
@@ -264,7 +264,7 @@ follow)
   SIMPID=$!
   SIM_BOOT=$((SIM_BOOT + 1)) # the background call counted in its own subshell
   "$KEEL_KEELD" --db "$STATE/keeld.db" --http-port "$HTTP_PORT" --mqtt-port "$MQTT_PORT" \
-    --mqtt-ca "$STATE/ca.pem" --mqtt-cert "$STATE/keeld.pem" --mqtt-key "$STATE/keeld.key" \
+    --mqtt-ca "$STATE/ca.pem" --mqtt-cert "$STATE/keeld.pem" --mqtt-key "$STATE/secrets/keeld.key" \
     >"$WORK/keeld2.log" 2>&1 &
   PIDS+=($!)
   wait "$SIMPID" || fail "device could not log while keeld restarted"
@@ -406,9 +406,9 @@ updown)
   CA_SUM="$(sha256sum <"$STATE/ca.pem")"
   FIRST_TOKEN="$TOKEN"
   # The fleet signing key: made on the first run (private key 0600), given to keeld.
-  [ "$(stat -c %a "$STATE/fleet.key")" = 600 ] || fail "fleet.key missing or not 0600"
+  [ "$(stat -c %a "$STATE/secrets/fleet.key")" = 600 ] || fail "fleet.key missing or not 0600"
   grep -q "BEGIN PUBLIC KEY" "$STATE/fleet.pub" || fail "fleet.pub missing"
-  KEY_SUM="$(sha256sum <"$STATE/fleet.key")"
+  KEY_SUM="$(sha256sum <"$STATE/secrets/fleet.key")"
   grep -q "fleet signing key" "$STATE/keeld.log" || fail "keeld was not given the fleet key"
   k devices
   expect_rc 0 "devices through the config keel up wrote"
@@ -429,7 +429,7 @@ updown)
   # Up again: same CA and token (first run only), new processes, then down.
   up --devices 1 --simulated
   [ "$(sha256sum <"$STATE/ca.pem")" = "$CA_SUM" ] || fail "keel up remade the CA"
-  [ "$(sha256sum <"$STATE/fleet.key")" = "$KEY_SUM" ] || fail "keel up remade the fleet key"
+  [ "$(sha256sum <"$STATE/secrets/fleet.key")" = "$KEY_SUM" ] || fail "keel up remade the fleet key"
   [ "$TOKEN" = "$FIRST_TOKEN" ] || fail "keel up made a new token though the old one is valid"
   k ping dev-1
   expect_rc 0 "ping after the second keel up"
@@ -456,15 +456,15 @@ updown)
   ;;
 ota_emulated)
   # keeld and the real microvisor: keel up with the ota app (provisioned with the stack's fleet
-  # key), a v1.1.0 bundle signed with DIR/fleet.key deployed with --watch: offered, only the
+  # key), a v1.1.0 bundle signed with DIR/secrets/fleet.key deployed with --watch: offered, only the
   # changed block fetched, staged, applied by the app, confirmed on trial; the same bundle again
   # sends nothing (the device's hello already names it).
   OTA_APP="$(dirname "$HELLO")/../ota/ota.elf"
   [ -f "$FIRMWARE" ] && [ -f "$OTA_APP" ] || fail "firmware or ota app not built: '$FIRMWARE' '$OTA_APP'"
   export KEEL_FIRMWARE="$FIRMWARE"
   up --devices 1 --app "$OTA_APP"
-  export KEEL_CONFIG="$STATE/config"
-  k bundle build "$OTA_APP" --version 1.1.0 --key "$STATE/fleet.key" -o "$WORK/v2.kb"
+  export KEEL_CONFIG="$STATE/secrets/config"
+  k bundle build "$OTA_APP" --version 1.1.0 --key "$STATE/secrets/fleet.key" -o "$WORK/v2.kb"
   expect_rc 0 "bundle build"
   RC=0
   timeout 150 "$KEEL" deploy "$WORK/v2.kb" --to dev-1 --watch >"$WORK/out" 2>"$WORK/err" || RC=$?
@@ -484,6 +484,105 @@ ota_emulated)
   expect_json 'j["devices"][0]["result"]' success "the same bundle again is done at once"
   k down --state "$STATE"
   expect_rc 0 "keel down"
+  ;;
+secrets)
+  # The stack's secrets (CA key, fleet signing key, the broker's and keeld's keys, the API token)
+  # are where no device process can see them (docs/security.md, "What each process can read").
+  [ -f "$FIRMWARE" ] && [ -f "$HELLO" ] || fail "firmware or hello app not built: '$FIRMWARE' '$HELLO'"
+  export KEEL_FIRMWARE="$FIRMWARE"
+  # A state dir of the older layout (every key at its top, as scripts/stack.sh makes them without
+  # --keys, and the fleet key made by hand before the first keel up) is moved into DIR/secrets.
+  bash "$ROOT/scripts/stack.sh" certs "$STATE" broker keeld >/dev/null
+  k keys new fleet --dir "$STATE"
+  expect_rc 0 "keel keys new fleet"
+  CA_SUM="$(sha256sum <"$STATE/ca.key")"
+  up --devices 2 --simulated
+  out_has "moved the stack's secrets of an older layout into $STATE/secrets" "migration message"
+  for f in ca.key broker.key keeld.key fleet.key config; do
+    [ ! -e "$STATE/$f" ] || fail "$f is still at the top of the state dir"
+    [ "$(stat -c %a "$STATE/secrets/$f")" = 600 ] || fail "secrets/$f missing or not 0600"
+  done
+  [ "$(stat -c %a "$STATE/secrets")" = 700 ] || fail "secrets dir is not 0700"
+  [ "$(sha256sum <"$STATE/secrets/ca.key")" = "$CA_SUM" ] || fail "the CA key changed in the move"
+  [ -n "$TOKEN" ] || fail "no token in secrets/config"
+  k devices
+  expect_rc 0 "keel devices through secrets/config"
+  # no_stack_secret ROOT: ROOT (a device process's view of / through /proc/PID/root) has none of
+  # the stack's secret files, nor anything else of the state dir but what is named after ROOT.
+  no_stack_secret() { # ROOT WHO
+    local f
+    for f in secrets secrets/ca.key secrets/fleet.key secrets/keeld.key secrets/broker.key \
+      secrets/config keeld.db mosquitto.conf pids; do
+      [ ! -e "$1$STATE/$f" ] || fail "$2 can see $STATE/$f"
+    done
+    [ ! -e "$1/etc/passwd" ] && [ ! -e "$1$HOME" ] || fail "$2 sees host files: $(ls "$1")"
+  }
+  # Simulated devices: the fleetsim process (pid 1 of its sandbox) sees its identities file, the
+  # public CA certificate and fleet key, and nothing of the secrets.
+  SIM="$(awk '$1 == "fleetsim-1" {print $2}' "$STATE/pids")"
+  alive "$SIM" && [ "$(cat "/proc/$SIM/comm")" = fleetsim ] || fail "no fleetsim at pid '$SIM'"
+  ROOTV="/proc/$SIM/root"
+  [ -s "$ROOTV$STATE/devices/sim-1/identities" ] && [ -s "$ROOTV$STATE/ca.pem" ] &&
+    [ -s "$ROOTV$STATE/fleet.pub" ] || fail "fleetsim's view lacks its own files: $(ls -R "$ROOTV$STATE" | head -20)"
+  no_stack_secret "$ROOTV" fleetsim
+  [ "$(readlink "/proc/$SIM/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || fail "fleetsim shares the host's mounts"
+  [ "$(readlink "/proc/$SIM/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] || fail "fleetsim sees the host's processes"
+  ! tr '\0' ' ' <"/proc/$SIM/cmdline" | grep -qF "$STATE/secrets" || fail "fleetsim was given a secret path"
+  k ping dev-2
+  expect_rc 0 "ping a simulated device in its sandbox"
+  k down --state "$STATE"
+  expect_rc 0 "keel down (simulated)"
+  # Emulated: QEMU sees only the device's state dir; its `keel device run` (a host process, the
+  # device's side of the sandbox wall) is given no path to the secrets and holds none open.
+  up --devices 1 --app "$HELLO"
+  grep -q "issued a P-256 key and a certificate (CN=dev-1) from the fleet CA" \
+    "$STATE/devices/dev-1/console.log" || fail "dev-1 was not provisioned by keel up"
+  DEV="$(awk '$1 == "dev-1" {print $2}' "$STATE/pids")"
+  QEMU=""
+  for p in $(pgrep -P "$DEV") $(pgrep -P "$(pgrep -d, -P "$DEV")") $(pgrep -P "$(pgrep -d, -P "$(pgrep -d, -P "$DEV")")"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-arm ] && QEMU=$p
+  done
+  [ -n "$QEMU" ] || fail "no QEMU below dev-1's keel ($(pstree -p "$DEV" 2>&1))"
+  ROOTV="/proc/$QEMU/root"
+  [ -s "$ROOTV$STATE/devices/dev-1/store.bin" ] || fail "QEMU's view lacks the device's store"
+  no_stack_secret "$ROOTV" QEMU
+  [ ! -e "$ROOTV$STATE/devices/sim-1" ] || fail "QEMU sees another device's files"
+  ! tr '\0' ' ' <"/proc/$DEV/cmdline" | grep -qF "$STATE/secrets" || fail "keel device run was given a secret path"
+  ! ls -l "/proc/$DEV/fd" | grep -qF "$STATE/secrets" || fail "keel device run holds a secret open"
+  # Nothing secret in the devices' tree, in any form: the secret keys (PEM body and DER), the
+  # token, in no file under DIR/devices (the devices' own keys are there, which is as it must be).
+  python3 - "$STATE" <<'PY' || fail "a stack secret is in the devices' tree"
+import os, subprocess, sys
+st = sys.argv[1]
+needles = []
+for k in ("ca", "fleet", "keeld", "broker"):
+    pem = open(f"{st}/secrets/{k}.key").read()
+    needles += [l.encode() for l in pem.splitlines() if l and not l.startswith("-----") and len(l) >= 32]
+    needles.append(subprocess.run(["openssl", "pkey", "-in", f"{st}/secrets/{k}.key", "-outform", "DER"],
+                                  capture_output=True, check=True).stdout)
+token = [l[6:] for l in open(f"{st}/secrets/config").read().splitlines() if l.startswith("token=")][0]
+needles.append(token.encode())
+files = 0
+for d, _, names in os.walk(f"{st}/devices"):
+    for n in names:
+        p = os.path.join(d, n)
+        if not os.path.isfile(p):
+            continue
+        data = open(p, "rb").read()
+        files += 1
+        for x in needles:
+            if x in data:
+                sys.exit(f"{p} holds a stack secret")
+sys.exit(0 if files >= 3 else f"only {files} files under devices/: the check looked at nothing")
+PY
+  k down --state "$STATE"
+  expect_rc 0 "keel down (emulated)"
+  # Two different copies of a secret (old place and new) are the operator's to settle: refused.
+  echo "another key" >"$STATE/ca.key"
+  k up --state "$STATE" --devices 0
+  expect_rc 1 "keel up with two different CA keys"
+  err_has "differ" "conflicting secrets message"
+  [ "$(sha256sum <"$STATE/secrets/ca.key")" = "$CA_SUM" ] || fail "the CA key was overwritten"
   ;;
 emulated)
   # keel up --devices 2: real emulated devices (QEMU + microvisor + hello) provisioned from the
@@ -510,8 +609,10 @@ emulated)
       fail "$id is not listed online with its hello data: $(cat "$WORK/out")"
     grep -q 'net: connected to broker localhost (TLS 1.3, server verified, device certificate)' \
       "$STATE/devices/$id/console.log" || fail "$id console: $(tail -20 "$STATE/devices/$id/console.log")"
-    grep -q "issued a P-256 key and a certificate (CN=$id) from the fleet CA" \
-      "$STATE/devices/$id/console.log" || fail "$id was not provisioned from the stack's CA"
+    # keel up provisions each device before it runs (the failed run above already did dev-1:
+    # then this run finds it provisioned); the broker takes only the stack CA's certificates.
+    grep -qE "issued a P-256 key and a certificate \(CN=$id\) from the fleet CA|^device $id is provisioned for the fleet" \
+      "$STATE/devices/$id/console.log" || fail "$id was not provisioned by keel up"
   done
   k devices --json
   expect_json 'sorted((d["id"], d["online"], d["app_version"], d["microvisor_version"], d["board"]) for d in j["devices"])' \

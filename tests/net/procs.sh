@@ -3,9 +3,21 @@
 # script starts, bounded waits, and a broker of its own. Append every background pid to PIDS; stop_pids ends them all (SIGTERM, then
 # SIGKILL after 5 s), each by its own pid.
 PIDS=()
+# sigterm PID: SIGTERM to PID, or, when PID is a timeout(1) in front of a command, to that command
+# itself. timeout follows a SIGTERM it relays with SIGCONT to the command and its process group;
+# in a sanitizer build a SIGCONT that lands while LeakSanitizer's exit-time check attaches to the
+# process (PTRACE_ATTACH queues a SIGSTOP, and a SIGCONT discards a pending stop) leaves the check
+# waiting for a stop that never comes: the process spins after its clean stop until timeout's
+# SIGKILL (137; seen with `keel device run`: "device stopped", then sched_yield, traced by
+# LeakSanitizer's tracer in wait4). A direct SIGTERM has no SIGCONT after it.
+sigterm() {
+    local c=""
+    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = timeout ] && c=$(pgrep -P "$1" | head -n 1)
+    kill -TERM "${c:-$1}" 2>/dev/null
+}
 stop_pids() {
     local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do sigterm "$p"; done
     for p in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null

@@ -115,7 +115,7 @@ start_device() { # SECONDS [words for --append]
     KEEL_PID=$!
     PIDS+=("$KEEL_PID")
 }
-stop_device() { kill -TERM "$KEEL_PID" 2>/dev/null; wait "$KEEL_PID" 2>/dev/null; }
+stop_device() { sigterm "$KEEL_PID"; wait "$KEEL_PID" 2>/dev/null; }
 start_srv() { # BUNDLE DEPLOYMENT [ota_srv options...]
     local b=$1 d=$2; shift 2
     : >"$W/srv.txt"
@@ -151,14 +151,14 @@ update_to() { # NAME VER DEP
 # provisioned for them with v1.kb installed (STATE; PORT is the stack's broker).
 keeld_stack() {
     STACK=$W/stack
-    export KEEL_CONFIG=$STACK/config KEELD_UPDATE_KEYS=$W/keys/fleet.pub
+    export KEEL_CONFIG=$STACK/secrets/config KEELD_UPDATE_KEYS=$W/keys/fleet.pub
     timeout 60 "$keel" up --state "$STACK" --devices 0 >"$W/up.txt" 2>&1 || { cat "$W/up.txt"; fail "keel up failed"; }
     trap 'timeout 30 "$keel" down --state "$STACK" >/dev/null 2>&1; cleanup' EXIT
     PORT=$(sed -n 's/.*mosquitto on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/up.txt")
     [ -n "$PORT" ] || fail "keel up did not say its broker port: $(cat "$W/up.txt")"
     STATE=$W/fleet-dev
     "$keel" device provision --state "$STATE" --id dev-1 --fleet-ca "$STACK/ca.pem" \
-        --fleet-ca-key "$STACK/ca.key" --update-key "$W/keys/fleet.pub" >/dev/null || fail "provisioning failed"
+        --fleet-ca-key "$STACK/secrets/ca.key" --update-key "$W/keys/fleet.pub" >/dev/null || fail "provisioning failed"
     "$keel" device install --state "$STATE" "$W/v1.kb" >/dev/null || fail "install v1.kb failed"
 }
 
@@ -420,8 +420,8 @@ e2e)
     # refused by the devices (reasons in deploy status); tampered and unknown-key bundles are
     # refused by keeld at upload (the devices' own refusal of those is case `refused`).
     STACK=$W/stack
-    mkdir -p "$STACK" && cp "$W/keys/fleet.key" "$W/keys/fleet.pub" "$STACK/" || fail "cannot set up $STACK"
-    export KEEL_CONFIG=$STACK/config KEEL_FIRMWARE=$fw
+    mkdir -p "$STACK/secrets" && cp "$W/keys/fleet.key" "$STACK/secrets/" && cp "$W/keys/fleet.pub" "$STACK/" || fail "cannot set up $STACK"
+    export KEEL_CONFIG=$STACK/secrets/config KEEL_FIRMWARE=$fw
     trap 'timeout 60 "$keel" down --state "$STACK" >/dev/null 2>&1; cleanup' EXIT
     keelc() { timeout 60 "$keel" "$@" >"$W/keel.out" 2>&1; }
     out() { cat "$W/keel.out"; }

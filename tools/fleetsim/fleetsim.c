@@ -2,7 +2,8 @@
  * fleetsim: thousands of simulated Keel devices in one process, for `keel up --simulated` and
  * the fleet load benchmark (docs/fleetsim.md).
  *
- *   fleetsim --port P[,P...] --ca CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-]
+ *   fleetsim --port P[,P...] --ca CA.pem (--ca-key CA.key | --identities FILE) --count N
+ *            [--first F] [--prefix dev-]
  *            [--update-key PUB[,PUB]] [--install APP.kb] [--keepalive S] [--max-connecting K]
  *            [--link SPEC]... [--control FIFO] [--dump FILE] [--stats-every MS] [--verbose]
  *
@@ -13,6 +14,11 @@
  * fleet keys it trusts) and reconnects with back-off (1 s doubling to 32 s, +-25 %) after any
  * error. --link SPEC ("rtt=MS,loss=FRACTION,rate=BYTES_PER_S", repeatable: device i uses profile
  * i mod the count) is the link model.
+ *
+ * --identities FILE: the devices' keys and certificates were issued ahead of time by
+ *   fleetsim --issue FILE --ca CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-]
+ * (which writes FILE and exits), so this process never holds the CA key: `keel up` runs the
+ * issuing step itself and the devices in a sandbox that cannot see the stack's secrets.
  *
  * double= counts devices that installed a bundle they had installed before.
  * Output (stdout): "all-online MS" when every device is online the first time, and every
@@ -262,6 +268,8 @@ static void options(fs_config_t *c, int argc, char **argv)
             }
         } else if (strcmp(o, "--ca") == 0) c->ca = v;
         else if (strcmp(o, "--ca-key") == 0) c->ca_key = v;
+        else if (strcmp(o, "--issue") == 0) c->issue = v;
+        else if (strcmp(o, "--identities") == 0) c->identities = v;
         else if (strcmp(o, "--update-key") == 0) c->keys = v;
         else if (strcmp(o, "--install") == 0) c->install = v;
         else if (strcmp(o, "--prefix") == 0) c->prefix = v;
@@ -281,12 +289,16 @@ static void options(fs_config_t *c, int argc, char **argv)
             die("unknown option %s", o);
         }
     }
-    if (c->nports == 0 || c->ca == NULL || c->ca_key == NULL || c->count == 0 ||
+    bool issuing = c->issue != NULL && c->ca_key != NULL && c->identities == NULL;
+    bool running = c->issue == NULL && c->nports > 0 && (c->ca_key == NULL) != (c->identities == NULL);
+    if ((!issuing && !running) || c->ca == NULL || c->count == 0 ||
         c->keepalive_s == 0 || c->max_connecting == 0) {
-        die("%s", "usage: fleetsim --port P[,P...] --ca CA.pem --ca-key CA.key --count N "
+        die("%s", "usage: fleetsim --port P[,P...] --ca CA.pem (--ca-key CA.key | --identities "
+                  "FILE) --count N "
                   "[--first F] [--prefix dev-] [--update-key PUB] [--install APP.kb] "
                   "[--keepalive S] [--max-connecting K] [--link SPEC]... [--control FIFO] "
-                  "[--dump FILE] [--stats-every MS] [--verbose]");
+                  "[--dump FILE] [--stats-every MS] [--verbose] | fleetsim --issue FILE --ca "
+                  "CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-]");
     }
     if (c->nlinks == 0) {
         c->nlinks = 1; /* profile 0: no link model */
@@ -321,6 +333,48 @@ static void open_files(uint32_t devices)
     }
 }
 
+/* The devices' ids, in order (one allocation: the array, then the names). */
+static char **device_ids(const fs_config_t *c)
+{
+    char **ids = malloc((size_t)c->count * (sizeof(char *) + FS_ID_MAX));
+    if (ids == NULL) {
+        die("%s", "out of memory");
+    }
+    char *names = (char *)(ids + c->count);
+    for (uint32_t i = 0; i < c->count; i++) {
+        ids[i] = names + (size_t)i * FS_ID_MAX;
+        snprintf(ids[i], FS_ID_MAX, "%s%u", c->prefix, c->first + i);
+    }
+    return ids;
+}
+
+/* Every device's key and certificate: issued now from the CA key, or read from --identities. */
+static simcert_t *identities(const fs_config_t *c, char **ids, uint64_t serial)
+{
+    char why[512];
+    simcert_t *certs = calloc(c->count, sizeof(*certs));
+    if (certs == NULL) {
+        die("%s", "out of memory");
+    }
+    if (c->identities != NULL) {
+        if (!simcert_load(c->identities, ids, certs, c->count, why, sizeof(why))) {
+            die("%s", why);
+        }
+        return certs;
+    }
+    simcert_ca_t ca;
+    if (!simcert_ca_load(&ca, c->ca, c->ca_key, why, sizeof(why))) {
+        die("%s", why);
+    }
+    for (uint32_t i = 0; i < c->count; i++) {
+        if (!simcert_issue(&ca, ids[i], serial + i, &certs[i])) {
+            die("cannot issue the certificate of %s", ids[i]);
+        }
+    }
+    simcert_ca_free(&ca);
+    return certs;
+}
+
 int main(int argc, char **argv)
 {
     static fs_t fs;
@@ -338,16 +392,27 @@ int main(int argc, char **argv)
             die("'%s' is not a valid device id", id);
         }
     }
+    char **ids = device_ids(&fs.cfg);
+    uint64_t serial = ((uint64_t)getpid() << 32) ^ fs_now() << 8;
+    if (fs.cfg.issue != NULL) {
+        simcert_t *certs = identities(&fs.cfg, ids, serial);
+        if (!simcert_save(fs.cfg.issue, ids, certs, fs.cfg.count, why, sizeof(why))) {
+            die("%s", why);
+        }
+        for (uint32_t i = 0; i < fs.cfg.count; i++) {
+            simcert_free(&certs[i]);
+        }
+        free(certs);
+        free(ids);
+        return 0;
+    }
     open_files(fs.cfg.count);
     signal(SIGPIPE, SIG_IGN);
     fs.start_ms = fs_now();
     if (!fs_factory(&fs, why, sizeof(why))) {
         die("%s", why);
     }
-    simcert_ca_t ca;
-    if (!simcert_ca_load(&ca, fs.cfg.ca, fs.cfg.ca_key, why, sizeof(why))) {
-        die("%s", why);
-    }
+    simcert_t *certs = identities(&fs.cfg, ids, serial);
     fs.ctx = tls_context(fs.cfg.ca);
     fs.n = fs.cfg.count;
     fs.devs = calloc(fs.n, sizeof(*fs.devs));
@@ -357,16 +422,14 @@ int main(int argc, char **argv)
         die("%s", "out of memory");
     }
     fs.epfd = epoll_create1(EPOLL_CLOEXEC);
-    uint64_t serial = ((uint64_t)getpid() << 32) ^ fs.start_ms << 8;
     for (uint32_t i = 0; i < fs.n; i++) {
         sdev_t *d = &fs.devs[i];
         dev_init(&fs, d, i);
-        if (!simcert_issue(&ca, d->id, serial + i, &d->cert)) {
-            die("cannot issue the certificate of %s", d->id);
-        }
+        d->cert = certs[i]; /* the device owns it from here (simcert_free at the end) */
         dev_schedule(&fs, d);
     }
-    simcert_ca_free(&ca);
+    free(certs);
+    free(ids);
     printf("ready %u devices %llu ms\n", fs.n, (unsigned long long)(fs_now() - fs.start_ms));
     fflush(stdout);
 

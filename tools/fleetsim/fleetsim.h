@@ -86,6 +86,7 @@ typedef struct fs_config {
     uint16_t ports[16];
     unsigned nports;
     const char *ca, *ca_key, *keys, *install;
+    const char *issue, *identities; /* chip-2: identities issued ahead (simcert_save/load) */
     uint16_t keepalive_s;
     unsigned max_connecting;
     link_profile_t links[LINK_PROFILES];

@@ -32,4 +32,20 @@ void simcert_ca_free(simcert_ca_t *ca);
 bool simcert_issue(const simcert_ca_t *ca, const char *id, uint64_t serial, simcert_t *out);
 void simcert_free(simcert_t *c);
 
+/*
+ * Identities issued ahead of time (`fleetsim --issue FILE`, run by `keel up` with the CA key), so
+ * the long-running fleetsim needs no CA key (`--identities FILE`; docs/security.md). The file:
+ * "KSIMID1\n", count (u32 LE), then per device: id length (u8), id, cert length and key length
+ * (u16 LE each), the DER certificate, the DER key. Written 0600 through a temporary file.
+ */
+bool simcert_save(const char *path, char *const ids[], const simcert_t *certs, uint32_t count,
+                  char *why, unsigned cap);
+
+/*
+ * Load count identities into certs (simcert_free each); device i must be ids[i] (the file is in
+ * the devices' tree: nothing in it is trusted, every length is bounded). False with why.
+ */
+bool simcert_load(const char *path, char *const ids[], simcert_t *certs, uint32_t count, char *why,
+                  unsigned cap);
+
 #endif /* KEEL_FLEETSIM_SIMCERT_H */

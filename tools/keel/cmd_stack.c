@@ -2,23 +2,33 @@
  * `keel up` / `keel down`: the local fleet stack in one command.
  *
  *   keel up [--devices N] [--simulated | --app ELF|APP.kb [--elf ELF]] [--state DIR]
- *     1. DIR (default ~/.local/state/keel): CA and certificates on the first run (scripts/stack.sh,
- *        the same code the server tests use), kept for later runs
+ *     0. DIR (default ~/.local/state/keel). Its secrets (the CA key, the fleet signing key, the
+ *        broker's and keeld's keys, the API token's config) live in DIR/secrets (0700), apart
+ *        from the devices' tree DIR/devices: no device process is given a path there or can see
+ *        it (docs/security.md, "What each process can read"). An older layout (keys and config at
+ *        the top of DIR) is moved there on the first run.
+ *     1. CA and certificates on the first run (scripts/stack.sh --keys DIR/secrets, the same code
+ *        the server tests use), kept for later runs
  *     2. Mosquitto on a free 127.0.0.1 port: TLS, client certificates required, identity = CN, the
  *        ACL of docs/protocol.md (generated DIR/mosquitto.conf, DIR/acl)
  *     3. keeld with SQLite (DIR/keeld.db) on a free 127.0.0.1 port; an API token on the first run;
- *        the fleet signing key pair DIR/fleet.key, DIR/fleet.pub on the first run (keyfile.h):
- *        keeld checks uploaded bundles against fleet.pub, emulated devices are provisioned with
- *        it, and `keel bundle build --key DIR/fleet.key` signs for this fleet
- *     4. DIR/config (url=, token=): later `keel ...` commands read it (see fapi.h)
+ *        the fleet signing key pair DIR/secrets/fleet.key, DIR/fleet.pub on the first run
+ *        (keyfile.h): keeld checks uploaded bundles against fleet.pub, devices are provisioned
+ *        with it, and `keel bundle build --key DIR/secrets/fleet.key` signs for this fleet
+ *     4. DIR/secrets/config (url=, token=): later `keel ...` commands read it (see fapi.h)
  *     5. N devices (default DEVICES_DEFAULT), dev-1..dev-N: each a `keel device run` of this
  *        keel (QEMU + microvisor + the hello app) with its state in DIR/devices/dev-K, provisioned
- *        from the stack's CA on its first run, its console in DIR/devices/dev-K/console.log.
+ *        from the stack's CA by `keel up` itself (`keel device provision`: its key and
+ *        certificate, issued once), so the device's own process gets no CA key; its console in
+ *        DIR/devices/dev-K/console.log.
  *        With --simulated: SIMULATED devices instead (up to SIM_DEVICES_MAX), labelled so
  *        everywhere: fleetsim processes (tools/fleetsim, SIM_PER_PROCESS devices each) speaking
- *        protocol v1 with the real update engine, certificates issued in memory from ca.key,
- *        trusting DIR/fleet.pub, logs in DIR/fleetsim-K.log. `keel up` returns when keeld lists
- *        every device online.
+ *        protocol v1 with the real update engine, trusting DIR/fleet.pub, logs in
+ *        DIR/fleetsim-K.log. Their keys and certificates are issued by `keel up` at each start
+ *        (`fleetsim --issue`, with the CA key) into DIR/devices/sim-K/identities; each fleetsim
+ *        then runs in a bubblewrap view (sandbox.h) that holds /usr, its binary, that file and
+ *        the public ca.pem and fleet.pub, and the host's network: not the CA key. `keel up`
+ *        returns when keeld lists every device online.
  *        --app APP.kb (a signed bundle): the factory install of each device that runs no app
  *        yet, through the update engine, like `keel device install APP.kb`; a device that runs
  *        one keeps it: deployments update it, and installing v1 again over a v2 would be
@@ -53,6 +63,7 @@
 #include "layout.h"
 #include "store.h"
 #include "qrun.h"
+#include "sandbox.h"
 #include "stack.h"
 
 #define DEVICES_MAX 64u
@@ -80,6 +91,7 @@ enum { OPT_HELP = 'h', OPT_STATE = 256, OPT_DEVICES, OPT_SIMULATED, OPT_APP, OPT
 typedef struct up {
     const char *prog;
     char dir[STACK_PATH_MAX];
+    char secrets[STACK_PATH_MAX + 16]; /* DIR/secrets: no device process sees it */
     char pids[STACK_PATH_MAX + 8];
     char keeld[STACK_PATH_MAX];
     char fleetsim[STACK_PATH_MAX];
@@ -187,11 +199,12 @@ static bool run_script(up_t *u, char **args, unsigned nargs)
     return true;
 }
 
-/* The url and token a previous `keel up` wrote into DIR/config, if any (left as they are if not). */
+/* The url and token a previous `keel up` wrote into DIR/secrets/config, if any (left as they are
+ * if not). */
 static void read_config(const char *dir, char *url, size_t url_cap, char *token, size_t token_cap)
 {
-    char path[STACK_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/config", dir);
+    char path[STACK_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" FAPI_STATE_CONFIG, dir);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return;
@@ -208,9 +221,9 @@ static void read_config(const char *dir, char *url, size_t url_cap, char *token,
 
 static bool write_config(up_t *u)
 {
-    char path[STACK_PATH_MAX + 16], tmp[STACK_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/config", u->dir);
-    snprintf(tmp, sizeof tmp, "%s/config.tmp", u->dir);
+    char path[STACK_PATH_MAX + 32], tmp[STACK_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%s/config", u->secrets);
+    snprintf(tmp, sizeof tmp, "%s/config.tmp", u->secrets);
     FILE *f = fopen(tmp, "w");
     if (f == NULL) {
         fprintf(stderr, "%s: cannot write %s: %s\n", u->prog, tmp, strerror(errno));
@@ -246,8 +259,8 @@ static bool start_broker(up_t *u)
     }
     char port[16];
     snprintf(port, sizeof port, "%u", u->mqtt_port);
-    char *conf_args[] = {"broker-conf", u->dir, port};
-    if (!run_script(u, conf_args, 3))
+    char *conf_args[] = {"broker-conf", "--keys", u->secrets, u->dir, port};
+    if (!run_script(u, conf_args, 5))
         return false;
     char conf[STACK_PATH_MAX + 32], log[STACK_PATH_MAX + 32];
     snprintf(conf, sizeof conf, "%s/mosquitto.conf", u->dir);
@@ -274,9 +287,16 @@ static bool start_broker(up_t *u)
  */
 static bool fleet_key(up_t *u)
 {
-    char key[STACK_PATH_MAX + 16], why[512];
-    snprintf(key, sizeof key, "%s/fleet.key", u->dir);
+    char key[STACK_PATH_MAX + 32], pub[STACK_PATH_MAX + 32], why[512];
+    snprintf(key, sizeof key, "%s/fleet.key", u->secrets);
     snprintf(u->fleet_pub, sizeof u->fleet_pub, "%s/fleet.pub", u->dir);
+    snprintf(pub, sizeof pub, "%s/fleet.pub", u->secrets);
+    /* `keel keys new fleet --dir DIR/secrets` made the pair side by side: the public half moves
+     * out beside the certificates (it is what devices and keeld are given). */
+    if (access(u->fleet_pub, F_OK) != 0 && access(pub, F_OK) == 0 && rename(pub, u->fleet_pub) != 0) {
+        fprintf(stderr, "%s: cannot move %s to %s: %s\n", u->prog, pub, u->fleet_pub, strerror(errno));
+        return false;
+    }
     bool have_key = access(key, F_OK) == 0, have_pub = access(u->fleet_pub, F_OK) == 0;
     if (have_key && have_pub)
         return true;
@@ -286,8 +306,13 @@ static bool fleet_key(up_t *u)
                 u->prog, have_key ? key : u->fleet_pub, have_key ? u->fleet_pub : key);
         return false;
     }
-    if (!keyfile_new(u->dir, "fleet", NULL, NULL, 0, why, sizeof why)) {
+    /* Made in the secrets dir; the public half moves out next to the certificates. */
+    if (!keyfile_new(u->secrets, "fleet", NULL, pub, sizeof pub, why, sizeof why)) {
         fprintf(stderr, "%s: cannot make the fleet signing key: %s\n", u->prog, why);
+        return false;
+    }
+    if (rename(pub, u->fleet_pub) != 0) {
+        fprintf(stderr, "%s: cannot move %s to %s: %s\n", u->prog, pub, u->fleet_pub, strerror(errno));
         return false;
     }
     printf("made the fleet signing key %s (public key %s)\n", key, u->fleet_pub);
@@ -312,13 +337,13 @@ static bool start_keeld(up_t *u)
         snprintf(u->token, sizeof u->token, "%s", out);
     }
     char portfile[STACK_PATH_MAX + 16], log[STACK_PATH_MAX + 16], mport[16];
-    char ca[STACK_PATH_MAX + 16], cert[STACK_PATH_MAX + 16], key[STACK_PATH_MAX + 16];
+    char ca[STACK_PATH_MAX + 16], cert[STACK_PATH_MAX + 16], key[STACK_PATH_MAX + 32];
     snprintf(portfile, sizeof portfile, "%s/keeld.port", u->dir);
     snprintf(log, sizeof log, "%s/keeld.log", u->dir);
     snprintf(mport, sizeof mport, "%u", u->mqtt_port);
     snprintf(ca, sizeof ca, "%s/ca.pem", u->dir);
     snprintf(cert, sizeof cert, "%s/keeld.pem", u->dir);
-    snprintf(key, sizeof key, "%s/keeld.key", u->dir);
+    snprintf(key, sizeof key, "%s/keeld.key", u->secrets);
     unlink(portfile);
     /* The stack's fleet key, plus any the caller gave keeld through its environment (the flag
      * would otherwise hide them). */
@@ -384,21 +409,52 @@ static pid_t device_pid(const up_t *u, unsigned i)
     return u->simulated ? u->sim_pid[i / SIM_PER_PROCESS] : u->dev_pid[i];
 }
 
-/* fleetsim k (0-based) runs devices dev-(k*SIM_PER_PROCESS+1).. of the ndev. */
+/*
+ * fleetsim k (0-based) runs devices dev-(k*SIM_PER_PROCESS+1).. of the ndev. Their keys and
+ * certificates are issued first, here, where the CA key is (fleetsim --issue, a short run of the
+ * same binary); the fleetsim that runs them sees only its view: /usr, its binary, the public
+ * ca.pem and fleet.pub, and its own DIR/devices/sim-K (the identities file), read-only.
+ */
 static pid_t start_simulated(up_t *u, unsigned k, char *mport)
 {
-    char ca[STACK_PATH_MAX + 16], cakey[STACK_PATH_MAX + 16], log[STACK_PATH_MAX + 64];
+    char ca[STACK_PATH_MAX + 16], cakey[STACK_PATH_MAX + 32], log[STACK_PATH_MAX + 64];
+    char dir[STACK_PATH_MAX + 32], ids[STACK_PATH_MAX + 48];
     char first[16], count[16], name[32];
     unsigned n = u->ndev - k * SIM_PER_PROCESS;
     snprintf(ca, sizeof ca, "%s/ca.pem", u->dir);
-    snprintf(cakey, sizeof cakey, "%s/ca.key", u->dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", u->secrets);
+    snprintf(dir, sizeof dir, "%s/devices/sim-%u", u->dir, k + 1u);
+    snprintf(ids, sizeof ids, "%s/identities", dir);
     device_log(u, k * SIM_PER_PROCESS, log, sizeof log);
     snprintf(first, sizeof first, "%u", k * SIM_PER_PROCESS + 1u);
     snprintf(count, sizeof count, "%u", n < SIM_PER_PROCESS ? n : SIM_PER_PROCESS);
     snprintf(name, sizeof name, "fleetsim-%u", k + 1u);
-    char *argv[] = {u->fleetsim, "--port", mport, "--ca", ca, "--ca-key", cakey, "--first", first,
+    if (!mkdir_p(dir)) {
+        fprintf(stderr, "%s: cannot create %s: %s\n", u->prog, dir, strerror(errno));
+        return -1;
+    }
+    char *issue[] = {u->fleetsim, "--issue", ids, "--ca", ca, "--ca-key", cakey, "--first", first,
+                     "--count", count, NULL};
+    char out[256];
+    if (stack_capture(u->prog, issue, CERTS_TIMEOUT_S, log, out, sizeof out) != 0) {
+        fprintf(stderr, "%s: could not issue the identities of %s's devices (see %s)\n", u->prog,
+                name, log);
+        return -1;
+    }
+    const char *view[STACK_VIEW_ARGS_MAX];
+    int v = sandbox_base(view, SANDBOX_SHARE_NET | SANDBOX_AS_PID1, 1);
+    const char *ro[] = {u->fleetsim, ca, u->fleet_pub, dir};
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+        view[v++] = "--ro-bind";
+        view[v++] = ro[i];
+        view[v++] = ro[i];
+    }
+    view[v++] = "--chdir";
+    view[v++] = dir;
+    view[v] = NULL;
+    char *argv[] = {u->fleetsim, "--port", mport, "--ca", ca, "--identities", ids, "--first", first,
                     "--count", count, "--update-key", u->fleet_pub, "--stats-every", "10000", NULL};
-    return stack_spawn(u->prog, u->pids, name, argv, log);
+    return stack_spawn_view(u->prog, u->pids, name, view, argv, log);
 }
 
 /*
@@ -421,27 +477,46 @@ static bool runs_app(const up_t *u, const char *dir)
     return runs;
 }
 
+static void print_tail(const char *path);
+
 /*
- * An emulated device is this keel's own `keel device run`: it creates the state on the first run,
- * provisions the device from the stack's CA (its key and certificate are issued once, CN = id),
- * installs the app and runs QEMU until `keel down` sends it SIGTERM (it then stops QEMU).
+ * An emulated device: `keel up` provisions it from the stack's CA (`keel device provision`: the
+ * state on the first run, its key and certificate issued once, CN = id; the same values again
+ * change nothing), then runs this keel's own `keel device run`, which is given no path outside
+ * the device's state but the firmware, the app and the public ca.pem and fleet.pub: it installs
+ * the app and runs QEMU (in its own sandbox) until `keel down` sends it SIGTERM.
  */
 static pid_t start_emulated(up_t *u, unsigned i, char *mport, const char *log)
 {
-    char dir[STACK_PATH_MAX + 32], ca[STACK_PATH_MAX + 16], cakey[STACK_PATH_MAX + 16];
+    char dir[STACK_PATH_MAX + 32], ca[STACK_PATH_MAX + 16], cakey[STACK_PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/devices/%s", u->dir, u->ids[i]);
     snprintf(ca, sizeof ca, "%s/ca.pem", u->dir);
-    snprintf(cakey, sizeof cakey, "%s/ca.key", u->dir);
+    snprintf(cakey, sizeof cakey, "%s/ca.key", u->secrets);
     if (!mkdir_p(dir)) {
         fprintf(stderr, "%s: cannot create %s: %s\n", u->prog, dir, strerror(errno));
         return -1;
     }
     unlink(log); /* each `keel up` starts a fresh console log */
     bool install = !u->app_bundle || !runs_app(u, dir);
+    char *prov[] = {u->self,      "device",       "provision",  "--state",  dir,  "--id", u->ids[i],
+                    "--fleet-ca", ca,             "--fleet-ca-key", cakey, "--update-key",
+                    u->fleet_pub, NULL};
+    char out[1024];
+    int rc = stack_capture(u->prog, prov, CERTS_TIMEOUT_S, log, out, sizeof out);
+    FILE *f = fopen(log, "a"); /* what provisioning did heads the device's console log */
+    if (f != NULL) {
+        fputs(out, f);
+        fclose(f);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "%s: could not provision %s; the end of %s:\n", u->prog, u->ids[i], log);
+        print_tail(log);
+        return -1;
+    }
     char *argv[] = {u->self,       "device",       "run",         "--state",  dir,
                     "--id",        u->ids[i],      "--firmware",  u->firmware,
-                    "--broker",    mport,          "--fleet-ca",  ca,       "--fleet-ca-key",
-                    cakey,         "--update-key", u->fleet_pub,  "--install", u->app, NULL};
+                    "--broker",    mport,          "--fleet-ca",  ca,
+                    "--update-key", u->fleet_pub,  "--install", u->app, NULL};
     if (!install) {
         argv[sizeof argv / sizeof argv[0] - 3] = NULL; /* the run without "--install APP" */
         printf("%s keeps the app it runs (a bundle is the factory install of devices without one)\n",
@@ -650,19 +725,21 @@ static int up_help(const char *prog)
            "       [--state DIR]\n\n"
            "Start the local fleet stack: a CA and certificates (first run only), Mosquitto (TLS,\n"
            "client certificates, per-device ACL) and keeld (SQLite) on free 127.0.0.1 ports, an API\n"
-           "token in DIR/config so later 'keel ...' commands find the server, and N emulated\n"
-           "devices dev-1..dev-N (QEMU + microvisor + the hello app), each provisioned from the\n"
-           "stack's CA. It returns when keeld lists every device online.\n\n"
+           "token in DIR/secrets/config so later 'keel ...' commands find the server, and N\n"
+           "emulated devices dev-1..dev-N (QEMU + microvisor + the hello app), each provisioned\n"
+           "from the stack's CA. It returns when keeld lists every device online. The stack's\n"
+           "secrets (keys, token) stay in DIR/secrets, which no device process can see.\n\n"
            "options:\n"
            "  --state DIR    where everything lives (default $KEEL_STATE or ~/.local/state/keel);\n"
            "                 device K keeps its flash in DIR/devices/dev-K, its console in\n"
            "                 DIR/devices/dev-K/console.log\n"
            "  --devices N    devices to start, 0..%u (default %u; simulated: 0..%u)\n"
            "  --app ELF      the app the devices run (default: the hello app built with the firmware)\n"
-           "  --app APP.kb   a signed bundle instead ('keel bundle build --key DIR/fleet.key'): the\n"
+           "  --app APP.kb   a signed bundle instead ('keel bundle build --key\n"
+           "                 DIR/secrets/fleet.key'): the\n"
            "                 factory install of each device without an app, verified by the engine;\n"
            "                 devices that run an app keep it. Make the fleet key before the\n"
-           "                 first 'keel up' to sign it: 'keel keys new fleet --dir DIR'\n"
+           "                 first 'keel up' to sign it: 'keel keys new fleet --dir DIR/secrets'\n"
            "  --elf ELF      the app's ELF for keeld's crash symbolication (default: the --app ELF;\n"
            "                 a bundle has no symbols, so give its ELF here)\n"
            "  --firmware ELF the secure firmware (default $KEEL_FIRMWARE, else the one built by\n"
@@ -755,10 +832,12 @@ static int run_up(const char *prog, int argc, char **argv)
 
     /* Devices issue their own certificates from ca.key: emulated ones at provisioning,
      * simulated ones in memory at each start. */
-    char *names[] = {"certs", u->dir, "broker", "keeld"};
-    unsigned n = 4;
+    char *names[] = {"certs", "--keys", u->secrets, u->dir, "broker", "keeld"};
+    unsigned n = 6;
     for (unsigned i = 0; i < ndev && !simulated; i++)
         snprintf(u->ids[i], sizeof u->ids[i], "dev-%u", i + 1);
+    if (!stack_secrets_dir(prog, u->dir, u->secrets, sizeof u->secrets))
+        goto out;
     if (!run_script(u, names, n) || !fleet_key(u) || !start_broker(u) || !start_keeld(u) ||
         !write_config(u) ||
         (ndev > 0 && !start_devices(u))) {
@@ -785,12 +864,14 @@ static int run_up(const char *prog, int argc, char **argv)
         printf("\n");
     if (ndev > 0 && !simulated)
         printf("  consoles %s/devices/<id>/console.log\n", u->dir);
-    printf("  config   %s/config (url and API token)\n", u->dir);
+    printf("  secrets  %s (CA and service keys, fleet signing key, API token: no device process\n"
+           "           sees this directory)\n", u->secrets);
+    printf("  config   %s/config (url and API token)\n", u->secrets);
     printf("  updates  sign bundles with %s/fleet.key (keel bundle build --key), then keel deploy\n",
-           u->dir);
+           u->secrets);
     if (state != NULL)
         printf("Use it with: export KEEL_CONFIG=%s/config   then e.g. 'keel devices'\n"
-               "Stop it with: keel down --state %s\n", u->dir, state);
+               "Stop it with: keel down --state %s\n", u->secrets, state);
     else
         printf("Try 'keel devices'. Stop it with: keel down\n");
     rc = CLI_EXIT_OK;

@@ -157,7 +157,7 @@ static bool open_api(const char *prog, const char *url_flag, const char *token_f
             char state[FAPI_URL_MAX - 16];
             if ((out->url[0] == '\0' || out->token[0] == '\0') &&
                 fapi_default_state(prog, state, sizeof state)) {
-                snprintf(path, sizeof path, "%s/config", state);
+                snprintf(path, sizeof path, "%s/" FAPI_STATE_CONFIG, state);
                 if (!read_config(prog, path, true, out->url, out->token, out->source,
                                  sizeof out->source))
                     return false;

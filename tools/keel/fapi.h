@@ -5,7 +5,9 @@
  *   1. --url / --token on the command line
  *   2. KEEL_URL / KEEL_TOKEN in the environment
  *   3. the config file: $KEEL_CONFIG if set, else ~/.config/keel/config if it exists, else the
- *      config that `keel up` wrote into its default state directory (~/.local/state/keel/config)
+ *      config that `keel up` wrote into its default state directory
+ *      (~/.local/state/keel/secrets/config: the token is a stack secret, kept apart from the
+ *      devices' tree, docs/security.md)
  *   4. url defaults to http://127.0.0.1:8080; there is no default token
  * The config file holds `key=value` lines (`url`, `token`); `#` starts a comment.
  *
@@ -23,6 +25,9 @@
 #define FAPI_URL_MAX 512
 #define FAPI_TOKEN_MAX 128
 #define FAPI_DEFAULT_URL "http://127.0.0.1:8080"
+/* Where `keel up` keeps its secrets (keys, the API token's config), relative to its state dir. */
+#define FAPI_STATE_SECRETS "secrets"
+#define FAPI_STATE_CONFIG FAPI_STATE_SECRETS "/config"
 
 /* One keeld to talk to. */
 typedef struct fapi {

@@ -21,11 +21,12 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "sandbox.h"
 #include "store.h"
 
 #define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
 #define QRUN_QEMU "qemu-system-arm"
-#define QRUN_BWRAP "bwrap"
+#define QRUN_BWRAP SANDBOX_BWRAP
 #define QRUN_BROKER_SOCK "broker.sock" /* in run/: the guest's relays reach the broker here */
 #define QRUN_GDB_SOCK "gdb.sock"       /* in run/: QEMU's debug serial line (UART2) */
 #define QRUN_RUN_DIR "run"
@@ -52,6 +53,10 @@ typedef struct run {
     pid_t pid;
     int sfd;   /* signalfd: SIGINT, SIGTERM, SIGCHLD */
     int stdin_fd;
+    /* Console input read from stdin and not yet taken by QEMU's UART0 (an app that does not read
+     * its console stops QEMU reading the socket): stdin is read again only once it has gone. */
+    char in_buf[1024];
+    size_t in_len, in_off;
     bool exited;
     int status; /* waitpid status once exited */
     int store_fd; /* the device's store file: the power-cut record is read from it */
@@ -424,16 +429,7 @@ typedef struct qargs {
  */
 static int sandbox_argv(const qrun_opts_t *o, const qargs_t *q, const char **argv)
 {
-    static const char *const fixed[] = {
-        QRUN_BWRAP, "--unshare-all", "--die-with-parent", "--new-session",
-        "--ro-bind", "/usr", "/usr",
-        "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
-        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-    };
-    int n = 0;
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        argv[n++] = fixed[i];
+    int n = sandbox_base(argv, SANDBOX_DIE_WITH_PARENT, 0);
     argv[n++] = "--bind";
     argv[n++] = q->state;
     argv[n++] = q->state;
@@ -637,17 +633,40 @@ static void drain(run_t *r, int wait_ms)
         uart_flush(&r->uart[i]);
 }
 
-/* Forward what the user typed to the app's console; false once stdin is done. */
+/*
+ * Pass pending console input to UART0 as far as QEMU takes it, never waiting: a blocking send to
+ * an app that does not read its console would stop keel itself, signals, console and power-cut
+ * watch included (seen with `yes | keel device run`: SIGTERM was never acted on).
+ */
+static void push_stdin(run_t *r)
+{
+    while (r->in_off < r->in_len && r->uart[0].cfd >= 0) {
+        ssize_t w = send(r->uart[0].cfd, r->in_buf + r->in_off, r->in_len - r->in_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (w <= 0) {
+            fprintf(stderr, "%s: console input lost: %s\n", r->prog, strerror(errno));
+            break;
+        }
+        r->in_off += (size_t)w;
+    }
+    r->in_off = r->in_len = 0;
+}
+
+/* Read what the user typed for the app's console; false once stdin is done. */
 static bool forward_stdin(run_t *r)
 {
-    char buf[1024];
-    ssize_t n = read(r->stdin_fd, buf, sizeof buf);
+    ssize_t n = read(r->stdin_fd, r->in_buf, sizeof r->in_buf);
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return true;
     if (n <= 0)
         return false;
-    if (r->uart[0].cfd >= 0 && send(r->uart[0].cfd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
-        fprintf(stderr, "%s: console input lost: %s\n", r->prog, strerror(errno));
+    r->in_len = (size_t)n;
+    r->in_off = 0;
+    push_stdin(r);
     return true;
 }
 
@@ -657,9 +676,11 @@ static int console_loop(run_t *r, uint32_t seconds)
     for (;;) {
         struct pollfd pf[QRUN_NUARTS + 4];
         int map[QRUN_NUARTS], n = 0;
+        bool pending = r->in_off < r->in_len;
         for (int i = 0; i < QRUN_NUARTS; i++)
             if (r->uart[i].cfd >= 0) {
-                pf[n] = (struct pollfd){.fd = r->uart[i].cfd, .events = POLLIN};
+                short ev = (short)(POLLIN | (i == 0 && pending ? POLLOUT : 0));
+                pf[n] = (struct pollfd){.fd = r->uart[i].cfd, .events = ev};
                 map[n++] = i;
             }
         int nu = n;
@@ -668,7 +689,7 @@ static int console_loop(run_t *r, uint32_t seconds)
         pf[n++] = (struct pollfd){.fd = r->broker_lfd, .events = POLLIN};
         pf[n++] = (struct pollfd){.fd = r->gdb_lfd, .events = POLLIN};
         int in_idx = -1;
-        if (r->stdin_fd >= 0) {
+        if (r->stdin_fd >= 0 && !pending) {
             in_idx = n;
             pf[n++] = (struct pollfd){.fd = r->stdin_fd, .events = POLLIN};
         }
@@ -683,9 +704,12 @@ static int console_loop(run_t *r, uint32_t seconds)
             fprintf(stderr, "%s: poll: %s\n", r->prog, strerror(errno));
             return END_FAIL;
         }
-        for (int k = 0; k < nu; k++)
+        for (int k = 0; k < nu; k++) {
             if (pf[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
                 uart_read(&r->uart[map[k]]);
+            if (map[k] == 0 && (pf[k].revents & POLLOUT))
+                push_stdin(r);
+        }
         if (ferror(stdout)) {
             fprintf(stderr, "%s: cannot write the console to stdout: stopping the device\n",
                     r->prog);

@@ -1,4 +1,5 @@
 /* keel CLI: local stack processes and helper tools (see stack.h). */
+#define _GNU_SOURCE
 #include "stack.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 
 #define PIDS_MAX 256
 #define POLL_SLICE_MS 50
+#define VIEW_START_MS 10000 /* bwrap sets a view up in milliseconds; generous for a loaded host */
 
 uint64_t stack_mono_ms(void)
 {
@@ -191,8 +193,9 @@ bool stack_alive(pid_t pid)
     return pid > 0 && proc_stat(pid, &start, &state) && state != 'Z' && state != 'X';
 }
 
-pid_t stack_spawn(const char *prog, const char *pids_path, const char *name, char *const argv[],
-                  const char *log_path)
+/* Fork argv detached (own session, stdin /dev/null, stdout+stderr appended to log_path); info_fd,
+ * when >= 0, becomes the child's fd 3 (bwrap's --info-fd). Returns the pid or -1 (printed). */
+static pid_t spawn_detached(const char *prog, char *const argv[], const char *log_path, int info_fd)
 {
     int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log < 0) {
@@ -215,13 +218,21 @@ pid_t stack_spawn(const char *prog, const char *pids_path, const char *name, cha
             dup2(devnull, STDIN_FILENO);
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
-        execv(argv[0], argv);
+        if (info_fd >= 0)
+            dup2(info_fd, 3); /* dup2 clears close-on-exec on the copy */
+        execvp(argv[0], argv);
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     close(log);
     if (devnull >= 0)
         close(devnull);
+    return pid;
+}
+
+/* Record pid as NAME in pids_path (with its start time); false (printed, pid killed) on failure. */
+static bool record(const char *prog, const char *pids_path, const char *name, pid_t pid)
+{
     unsigned long long start = 0;
     char state;
     /* The child may not have a /proc entry with its final start time instantly; it does once forked. */
@@ -231,9 +242,88 @@ pid_t stack_spawn(const char *prog, const char *pids_path, const char *name, cha
     if (f == NULL || fprintf(f, "%s %ld %llu\n", name, (long)pid, start) < 0 || fclose(f) != 0) {
         fprintf(stderr, "%s: cannot record %s's pid in %s: stopping it\n", prog, name, pids_path);
         kill(pid, SIGKILL);
+        return false;
+    }
+    return true;
+}
+
+pid_t stack_spawn(const char *prog, const char *pids_path, const char *name, char *const argv[],
+                  const char *log_path)
+{
+    pid_t pid = spawn_detached(prog, argv, log_path, -1);
+    return pid > 0 && record(prog, pids_path, name, pid) ? pid : -1;
+}
+
+/* bwrap's --info-fd JSON says the sandboxed command's host pid as "child-pid": N; 0 if not (yet). */
+static pid_t info_child_pid(const char *json)
+{
+    const char *p = strstr(json, "\"child-pid\"");
+    if (p == NULL || (p = strchr(p, ':')) == NULL)
+        return 0;
+    char *end = NULL;
+    long v = strtol(p + 1, &end, 10);
+    return end != p + 1 && v > 1 && v < INT_MAX ? (pid_t)v : 0;
+}
+
+pid_t stack_spawn_view(const char *prog, const char *pids_path, const char *name,
+                       const char *const view[], char *const argv[], const char *log_path)
+{
+    const char *full[STACK_VIEW_ARGS_MAX];
+    size_t n = 0;
+    for (; view[n] != NULL && n < STACK_VIEW_ARGS_MAX - 4; n++)
+        full[n] = view[n];
+    full[n++] = "--info-fd";
+    full[n++] = "3";
+    full[n++] = "--";
+    for (size_t i = 0; argv[i] != NULL; i++) {
+        if (n + 1 >= STACK_VIEW_ARGS_MAX) {
+            fprintf(stderr, "%s: too many words for %s's sandbox\n", prog, name);
+            return -1;
+        }
+        full[n++] = argv[i];
+    }
+    full[n] = NULL;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        fprintf(stderr, "%s: pipe: %s\n", prog, strerror(errno));
         return -1;
     }
-    return pid;
+    pid_t bw = spawn_detached(prog, (char *const *)full, log_path, fds[1]);
+    close(fds[1]);
+    /* bwrap says the command's pid, then its namespaces, in several writes, and closes the pipe:
+     * read to the end (closing early would kill bwrap with SIGPIPE before it lets the command
+     * start). The command (pid 1 of its namespace, SANDBOX_AS_PID1) is what `keel down`
+     * signals. Bounded. */
+    char json[4096];
+    size_t len = 0;
+    uint64_t end = stack_mono_ms() + VIEW_START_MS;
+    bool eof = false;
+    while (bw > 0 && !eof && stack_mono_ms() < end) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        if (poll(&p, 1, POLL_SLICE_MS) <= 0)
+            continue;
+        char buf[512];
+        ssize_t got = read(fds[0], buf, sizeof buf);
+        if (got < 0 && errno == EINTR)
+            continue;
+        eof = got <= 0;
+        size_t keep = got > 0 ? (size_t)got : 0;
+        if (keep > sizeof json - 1 - len)
+            keep = sizeof json - 1 - len;
+        memcpy(json + len, buf, keep);
+        len += keep;
+    }
+    json[len] = '\0';
+    pid_t pid = eof ? info_child_pid(json) : 0;
+    close(fds[0]);
+    if (bw > 0 && pid == 0) {
+        fprintf(stderr, "%s: %s did not start in its sandbox (bubblewrap: see %s; is bubblewrap "
+                        "installed and may it make namespaces?)\n", prog, name, log_path);
+        kill(bw, SIGKILL);
+        waitpid(bw, NULL, 0);
+        return -1;
+    }
+    return pid > 0 && record(prog, pids_path, name, pid) ? pid : -1;
 }
 
 typedef struct entry {

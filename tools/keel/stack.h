@@ -41,6 +41,27 @@ int stack_capture(const char *prog, char *const argv[], unsigned timeout_s, cons
 pid_t stack_spawn(const char *prog, const char *pids_path, const char *name, char *const argv[],
                   const char *log_path);
 
+/*
+ * The same inside a sandbox (sandbox.h): view is the bwrap command and its options up to the
+ * command (NULL-terminated, without "--"); argv the command run inside. What is recorded (and
+ * returned) is the host pid of the command itself (bwrap --info-fd), which must be pid 1 of its
+ * namespace (SANDBOX_AS_PID1) so that keel down's SIGTERM reaches it. -1 (message printed) when
+ * the sandbox could not start.
+ */
+#define STACK_VIEW_ARGS_MAX 128
+pid_t stack_spawn_view(const char *prog, const char *pids_path, const char *name,
+                       const char *const view[], char *const argv[], const char *log_path);
+
+/*
+ * DIR/secrets (0700; path into secrets, cap bytes): where `keel up` keeps the CA key, the fleet
+ * signing key, the service keys and the API token's config, apart from the devices' tree
+ * DIR/devices (docs/security.md). A state dir of an older `keel up` kept its keys (*.key) and
+ * config at DIR's top: they are moved in (and said so); a copy already there with the same bytes
+ * stays and the old one goes; two different copies are an error for the operator to settle.
+ * False (message printed) on failure.
+ */
+bool stack_secrets_dir(const char *prog, const char *dir, char *secrets, size_t cap);
+
 /* Monotonic milliseconds, and a sleep of ms milliseconds (shared by the CLI's bounded waits). */
 uint64_t stack_mono_ms(void);
 void stack_sleep_ms(unsigned ms);
