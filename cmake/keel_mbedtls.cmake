@@ -43,6 +43,8 @@ if(CMAKE_CROSSCOMPILING)
   target_compile_options(keel_mbedtls PRIVATE -Os -w)
 else()
   target_compile_definitions(keel_mbedtls PUBLIC KEEL_MBEDTLS_HOST=1)
+  find_package(Threads REQUIRED) # MBEDTLS_THREADING_PTHREAD (keel_mbedtls_config.h)
+  target_link_libraries(keel_mbedtls PUBLIC Threads::Threads)
   target_compile_options(keel_mbedtls PRIVATE -O2 -w)
   # Code we do not own is not ours to sanitize; the sanitized callers still check their buffers.
   target_compile_options(keel_mbedtls PRIVATE -fno-sanitize=all)

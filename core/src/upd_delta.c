@@ -8,7 +8,7 @@
  *                   while staging: no saved page is live), its tag in the save-tags sector; no
  *                   per-block hash exists: the patch hash is checked as a whole
  *   stage_finish    check: decrypt the patch block by block (GCM in CHUNK pieces, its own
- *                   context: pages are sealed with u->gcm while a patch block streams), every
+ *                   operation: pages are sealed while a patch block streams), every
  *                   tag and the patch's SHA-256 against the manifest
  *                   pass 1: decode it against the region without writing anything; every result page's SHA-256 goes into a table in RAM; the result
  *                   must match the signed region and content hashes
@@ -24,10 +24,8 @@
  */
 #include <string.h>
 
-#include <mbedtls/gcm.h>
-#include <mbedtls/sha256.h>
-
 #include "keel/delta.h"
+#include "keel/kcrypto.h"
 #include "keel/upd.h"
 
 #include "upd_priv.h"
@@ -96,36 +94,49 @@ kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32
 
 /* --- GCM and SHA-256 in pieces ------------------------------------------------------------------ */
 
-static int sha_start(mbedtls_sha256_context *c)
+static int sha_start(kc_sha256_t *c)
 {
-    return mbedtls_sha256_starts(c, 0);
+    return kc_sha256_start(c) == KC_OK ? 0 : -1;
 }
 
-static int sha_update(mbedtls_sha256_context *c, const uint8_t *p, uint32_t n)
+static int sha_update(kc_sha256_t *c, const uint8_t *p, uint32_t n)
 {
-    return mbedtls_sha256_update(c, p, n);
+    return kc_sha256_update(c, p, n) == KC_OK ? 0 : -1;
 }
 
-static int sha_finish(mbedtls_sha256_context *c, uint8_t out[32])
+static int sha_finish(kc_sha256_t *c, uint8_t out[32])
 {
-    return mbedtls_sha256_finish(c, out);
+    return kc_sha256_finish(c, out) == KC_OK ? 0 : -1;
 }
 
-static int gcm_start(mbedtls_gcm_context *g, const uint8_t nonce[12])
+/* The GCM tag of stored patch block b as it is now (PSA only checks a tag when it decrypts, so
+ * the block is decrypted and sealed again: the same key stream gives back the stored text, and
+ * the seal's tag is the block's). Only for a tag that did not match: the torn-tag check. */
+static kerr_t stored_block_tag(upd_t *u, uint32_t b, const uint8_t nonce[12], uint8_t tag[TAG])
 {
-    return mbedtls_gcm_starts(g, MBEDTLS_GCM_DECRYPT, nonce, 12);
-}
-
-static int gcm_piece(mbedtls_gcm_context *g, const uint8_t *in, uint32_t n, uint8_t *out)
-{
-    size_t olen;
-    return mbedtls_gcm_update(g, in, n, out, n, &olen);
-}
-
-static int gcm_tag(mbedtls_gcm_context *g, uint8_t tag[TAG])
-{
-    size_t olen;
-    return mbedtls_gcm_finish(g, NULL, 0, &olen, tag, TAG);
+    kc_gcm_t d, e;
+    uint8_t buf[CHUNK];
+    if (kc_gcm_open_start(&d, u->cfg.key, UPD_KEY_SIZE, nonce) != KC_OK) {
+        return KERR_UPD_CRYPTO;
+    }
+    if (kc_gcm_seal_start(&e, u->cfg.key, UPD_KEY_SIZE, nonce) != KC_OK) {
+        kc_gcm_abort(&d);
+        return KERR_UPD_CRYPTO;
+    }
+    kerr_t err = KERR_OK;
+    for (uint32_t off = 0; err == KERR_OK && off < u->page; off += CHUNK) {
+        err = kflash_read(u->cfg.qspi, save_slot(u, b) + off, buf, CHUNK);
+        if (err == KERR_OK && (kc_gcm_update(&d, buf, CHUNK, buf) != KC_OK ||
+                               kc_gcm_update(&e, buf, CHUNK, buf) != KC_OK)) {
+            err = KERR_UPD_CRYPTO;
+        }
+    }
+    kc_gcm_abort(&d);
+    if (err != KERR_OK) {
+        kc_gcm_abort(&e);
+        return err;
+    }
+    return kc_gcm_seal_finish(&e, tag) == KC_OK ? KERR_OK : KERR_UPD_CRYPTO;
 }
 
 /* --- the two decoding passes ------------------------------------------------------------------- */
@@ -134,7 +145,7 @@ typedef struct pass {
     upd_t *u;
     int second;
     uint8_t *table;      /* blocks * 32, in u->mbuf after the manifest */
-    mbedtls_sha256_context rc, cc;
+    kc_sha256_t rc, cc;
     uint32_t pages;      /* result pages emitted */
 } pass_t;
 
@@ -219,23 +230,24 @@ static bool torn_tag(const uint8_t stored[TAG], const uint8_t computed[TAG])
 static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
 {
     const kbdl_layer_t *l = &u->m.layers[0];
-    mbedtls_sha256_context pc;
+    kc_sha256_t pc = KC_SHA256_INIT;
+    kc_gcm_t g;
     uint8_t in[CHUNK], plain[CHUNK], nonce[12], tag[TAG], want[TAG];
     uint32_t left = l->patch_size;
     kerr_t err = KERR_OK;
-    mbedtls_sha256_init(&pc);
     if (sha_start(&pc) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     for (uint32_t b = 0; err == KERR_OK && b < patch_blocks(u); b++) {
         upd_nonce(u->ps.stage_gen, SEAL_PATCH, b, nonce);
-        if (gcm_start(&u->pgcm, nonce) != 0) {
+        if (kc_gcm_open_start(&g, u->cfg.key, UPD_KEY_SIZE, nonce) != KC_OK) {
             err = KERR_UPD_CRYPTO;
+            break;
         }
         for (uint32_t off = 0; err == KERR_OK && off < u->page; off += CHUNK) {
             uint32_t n = left < CHUNK ? left : CHUNK;
             err = kflash_read(u->cfg.qspi, save_slot(u, b) + off, in, CHUNK);
-            if (err == KERR_OK && gcm_piece(&u->pgcm, in, CHUNK, plain) != 0) {
+            if (err == KERR_OK && kc_gcm_update(&g, in, CHUNK, plain) != KC_OK) {
                 err = KERR_UPD_CRYPTO;
             }
             if (err == KERR_OK && n && sha_update(&pc, plain, n) != 0) {
@@ -249,19 +261,26 @@ static kerr_t feed_patch(upd_t *u, pass_t *p, uint8_t patch_sha[32])
         if (err == KERR_OK) {
             err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, want, TAG);
         }
-        if (err == KERR_OK && gcm_tag(&u->pgcm, tag) != 0) {
-            err = KERR_UPD_CRYPTO;
+        if (err != KERR_OK) {
+            kc_gcm_abort(&g);
+            break;
         }
-        if (err == KERR_OK && memcmp(tag, want, TAG) != 0) {
-            err = p == NULL && torn_tag(want, tag)
-                      ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, tag, TAG)
-                      : KERR_UPD_AUTH;
+        kc_rc_t rc = kc_gcm_open_finish(&g, want);
+        if (rc == KC_BAD_TAG && p == NULL) {
+            err = stored_block_tag(u, b, nonce, tag);
+            if (err == KERR_OK) {
+                err = torn_tag(want, tag)
+                          ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + b * TAG, tag, TAG)
+                          : KERR_UPD_AUTH;
+            }
+        } else if (rc != KC_OK) {
+            err = rc == KC_BAD_TAG ? KERR_UPD_AUTH : KERR_UPD_CRYPTO;
         }
     }
     if (err == KERR_OK && sha_finish(&pc, patch_sha) != 0) {
         err = KERR_UPD_CRYPTO;
     }
-    mbedtls_sha256_free(&pc);
+    kc_sha256_abort(&pc);
     return err;
 }
 
@@ -271,8 +290,6 @@ static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
     pass_t p;
     memset(&p, 0, sizeof(p));
     p.u = u, p.second = second, p.table = table;
-    mbedtls_sha256_init(&p.rc);
-    mbedtls_sha256_init(&p.cc);
     kdlt_dec_cfg_t cfg = { read_old, on_page, &p, u->buf, u->page, u->cfg.region_len, l->size };
     uint8_t psha[32], rh[32], ch[32];
     kerr_t err = KERR_OK;
@@ -295,8 +312,8 @@ static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
         err = KERR_UPD_VERIFY;
     }
     if (second) { /* every page matched the first pass, which checked the whole result */
-        mbedtls_sha256_free(&p.rc);
-        mbedtls_sha256_free(&p.cc);
+        kc_sha256_abort(&p.rc);
+        kc_sha256_abort(&p.cc);
         return err;
     }
     /* The region after the result is erased. */
@@ -315,8 +332,8 @@ static kerr_t run_pass(upd_t *u, uint8_t *table, int second)
         (memcmp(rh, l->region_sha, 32) != 0 || memcmp(ch, l->content_sha, 32) != 0)) {
         err = KERR_UPD_VERIFY;
     }
-    mbedtls_sha256_free(&p.rc);
-    mbedtls_sha256_free(&p.cc);
+    kc_sha256_abort(&p.rc);
+    kc_sha256_abort(&p.cc);
     return err;
 }
 
@@ -358,8 +375,8 @@ kerr_t upd_delta_finish(upd_t *u)
     /* Seal the table (into u->buf) and store it with its tag after the manifest copy. */
     uint8_t nonce[12], tag[TAG];
     upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
-    if (err == KERR_OK && mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, n, nonce, 12,
-                                                    NULL, 0, table_of(u), u->buf, TAG, tag) != 0) {
+    if (err == KERR_OK && kc_gcm_seal(u->cfg.key, UPD_KEY_SIZE, nonce, NULL, 0, table_of(u), n,
+                                      u->buf, tag) != KC_OK) {
         err = KERR_UPD_CRYPTO;
     }
     if (err == KERR_OK) {
@@ -387,8 +404,8 @@ kerr_t upd_delta_load_table(upd_t *u)
     }
     upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
     if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE ||
-        mbedtls_gcm_auth_decrypt(&u->gcm, n, nonce, 12, NULL, 0, tag, TAG, u->buf,
-                                 table_of(u)) != 0) {
+        kc_gcm_open(u->cfg.key, UPD_KEY_SIZE, nonce, NULL, 0, u->buf, n, tag, table_of(u)) !=
+            KC_OK) {
         return KERR_UPD_VERIFY;
     }
     u->m.layers[0].block_sha = table_of(u);

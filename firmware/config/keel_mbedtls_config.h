@@ -34,6 +34,10 @@
 #define MBEDTLS_PLATFORM_C
 #if defined(KEEL_MBEDTLS_HOST)
 #define MBEDTLS_FS_IO                   /* keys and certificates from files (keel, keeld) */
+/* keel debug, keeld and simdev call keel/kcrypto.h from several threads: PSA's key store must be
+ * thread-safe (3.6 makes it so with MBEDTLS_THREADING_C). */
+#define MBEDTLS_THREADING_C
+#define MBEDTLS_THREADING_PTHREAD
 #define MBEDTLS_HAVE_TIME
 #define MBEDTLS_HAVE_TIME_DATE
 #else

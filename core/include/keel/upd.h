@@ -31,8 +31,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <mbedtls/gcm.h>
-
 #include "keel/bundle.h"
 #include "keel/delta.h"
 #include "keel/err.h"
@@ -88,13 +86,11 @@ typedef struct upd {
     uint32_t blocks;          /* pages in the region */
     bool have_manifest;       /* m/mbuf hold the staged manifest */
     kbdl_manifest_t m;
-    mbedtls_gcm_context gcm;
     uint8_t ff_sha[32];       /* SHA-256 of an erased page */
     upd_counters_t ctr;
     uint8_t mbuf[UPD_MANIFEST_BUF]; /* delta bundles: the derived block hashes follow at 0x200 */
     uint8_t buf[UPD_BLOCK_MAX];
     kdlt_dec_t dlt;           /* decoding a delta bundle's patch at staging time */
-    mbedtls_gcm_context pgcm; /* decrypting the stored patch in pieces while pages are sealed */
 } upd_t;
 
 typedef struct upd_status {

@@ -233,11 +233,10 @@ static void on_open(const keel_v1_DebugOpen *o)
     if (err == KERR_OK)
         err = dbgsess_accept_hash(nd.device_id, o->session, o->client_pub, eph.pub, h);
     if (err == KERR_OK)
-        err = dbgsess_sign(nd.device_priv, h, a->signature, net_seed_random, NULL);
+        err = dbgsess_sign(nd.device_priv, h, a->signature);
     memcpy(a->device_pub, eph.pub, DBGSESS_PUB_SIZE);
     if (err == KERR_OK)
-        err = dbgsess_start(&nd.sess, DBGSESS_DEVICE, o->session, &eph, o->client_pub,
-                            net_seed_random, NULL);
+        err = dbgsess_start(&nd.sess, DBGSESS_DEVICE, o->session, &eph, o->client_pub);
     dbgsess_wipe(&eph, sizeof(eph));
     if (err != KERR_OK) {
         send_accept_refused(o->session, "the device could not make the session keys");
