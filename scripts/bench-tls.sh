@@ -13,7 +13,9 @@
 #   - round trips and bytes of the handshake, seen by a counting TCP proxy between the device's
 #     relay and Mosquitto: flights alternate direction, and a TLS 1.3 handshake is done after 3
 #     flights (ClientHello; server's flight; client's certificate, Finished and MQTT CONNECT),
-#     a TLS 1.2 one after 4, so the handshake bytes are those of the first 3 or 4 flights.
+#     a TLS 1.2 one after 4, so the handshake bytes are those of the first 3 or 4 flights;
+#   - resumed handshakes against the fleet broker (stateful tickets, scripts/stack.sh's
+#     openssl.cnf) and against the same broker with OpenSSL's default stateless tickets.
 # Every process started here is stopped on exit; every wait is bounded.
 set -uo pipefail
 build=${1:?usage: bench-tls.sh BUILD_DIR}
@@ -30,6 +32,7 @@ for f in "$keel" "$fw" "$hello" "$map"; do
     [ -e "$f" ] || { echo "bench-tls: $f is missing; run make first" >&2; exit 1; }
 done
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-tls.XXXXXX") || exit 1
+load0=$(cut -d' ' -f1 /proc/loadavg)
 # shellcheck source=../tests/net/procs.sh
 . "$root/tests/net/procs.sh"
 cleanup() {
@@ -75,37 +78,44 @@ footprint=$(
 # ---- brokers: the fleet's, and the same one capped at TLS 1.2 -----------------------------------
 bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "scripts/stack.sh certs failed"
 tls12_openssl_conf "$W/tls12.cnf"
-mkdir -p "$W/b13" "$W/b12"
-cp "$W"/*.pem "$W"/*.key "$W/b13/" 2>/dev/null; cp "$W"/*.pem "$W"/*.key "$W/b12/" 2>/dev/null
-P13=$(free_port); P12=$(free_port)
+mkdir -p "$W/b13" "$W/b12" "$W/b13s"
+for b in b13 b12 b13s; do cp "$W"/*.pem "$W"/*.key "$W/$b/" 2>/dev/null; done
+P13=$(free_port); P12=$(free_port); P13S=$(free_port)
 bash "$root/scripts/stack.sh" broker-conf "$W/b13" "$P13" || die "broker-conf failed"
 bash "$root/scripts/stack.sh" broker-conf "$W/b12" "$P12" || die "broker-conf failed"
+bash "$root/scripts/stack.sh" broker-conf "$W/b13s" "$P13S" || die "broker-conf failed"
+rm -f "$W/b13s/openssl.cnf" # OpenSSL's defaults: stateless tickets
 broker_start "$W/b13" "$P13" || die "mosquitto did not start"
 OPENSSL_CONF=$W/tls12.cnf broker_start "$W/b12" "$P12" || die "mosquitto (TLS 1.2) did not start"
+broker_start "$W/b13s" "$P13S" || die "mosquitto (stateless tickets) did not start"
 
 # The counting proxy: LISTEN -> 127.0.0.1:TARGET, one log line per connection with its flights
-# ("c" client->server, "s" server->client, and the bytes of each). With CUT seconds it closes
-# every connection that old, so the device reconnects (and resumes its TLS session).
+# ("c" client->server, "s" server->client, and the bytes of each). With CUT seconds it resets
+# every connection that old (a dropped link: neither end sees a TLS close), so the device
+# reconnects (and resumes its TLS session).
 cat >"$W/proxy.py" <<'PY'
-import selectors, socket, sys, time
+import selectors, socket, struct, sys, time
 listen, target, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 cut = float(sys.argv[4]) if len(sys.argv) > 4 else 0
 ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", listen)); ls.listen(8)
 sel = selectors.DefaultSelector(); sel.register(ls, selectors.EVENT_READ)
 conns = {}
-def flush(c):
+def flush(c, reset=False):
     st = conns.pop(c, None)
     if st is None: return
     for s in (st["c"], st["s"]):
-        sel.unregister(s); s.close()
+        sel.unregister(s)
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
     if st["flights"]:  # QEMU's guestfwd opens and closes one connection at start: not a flight
         with open(log, "a") as f:
             f.write(" ".join(f"{d}{n}" for d, n in st["flights"]) + "\n")
 while True:
     if cut:
         for c in [c for c, st in conns.items() if time.monotonic() - st["t"] > cut]:
-            flush(c)
+            flush(c, reset=True)
     for key, _ in sel.select(timeout=0.1):
         s = key.fileobj
         if s is ls:
@@ -126,8 +136,9 @@ while True:
         if fl and fl[-1][0] == d: fl[-1][1] += len(data)
         else: fl.append([d, len(data)])
 PY
-X13=$(free_port); X12=$(free_port); XB=$(free_port); XR=$(free_port)
-for pair in "$X13:$P13:p13:0" "$X12:$P12:p12:0" "$XB:$P13:pbase:0" "$XR:$P13:pres:2.5"; do
+X13=$(free_port); X12=$(free_port); XB=$(free_port); XR=$(free_port); XS=$(free_port)
+for pair in "$X13:$P13:p13:0" "$X12:$P12:p12:0" "$XB:$P13:pbase:0" "$XR:$P13:pres:2.5" \
+    "$XS:$P13S:pstl:2.5"; do
     IFS=: read -r l t n cut <<<"$pair"
     python3 "$W/proxy.py" "$l" "$t" "$W/$n.flights" "$cut" &
     PIDS+=($!)
@@ -174,9 +185,13 @@ r13=$(measure "Mbed TLS 3.6.7, TLS 1.3 (default), full" n13 "$fw" "$hello" "$X13
 # TLS 1.3 handshake is 3 flights too (ClientHello with the ticket; server flight without
 # certificate; client Finished + CONNECT).
 rres=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed (reconnect)" nres "$fw" "$hello" "$XR" "$W/pres.flights" 3)
+rstl=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed, broker with OpenSSL's default (stateless) tickets" nstl "$fw" "$hello" "$XS" "$W/pstl.flights" 3)
 r12=$(measure "Mbed TLS 3.6.7, TLS 1.2 (--allow-tls12)" n12 "$fw" "$hello" "$X12" "$W/p12.flights" 4 --allow-tls12)
 rb=$(measure "baseline: Mbed TLS ${base_mbed:-2.28}, TLS 1.2" nb "$base_fw" "$base_hello" "$XB" "$W/pbase.flights" 4)
 
+# Handshake bytes (up + down) of a resumed handshake against a full one, in %.
+hs_bytes() { sed -n 's/.*| \([0-9]*\) \/ \([0-9]*\) B |.*/\1 \2/p' <<<"$1" | awk '{print $1 + $2}'; }
+ratio() { awk -v a="$(hs_bytes "$1")" -v b="$(hs_bytes "$2")" 'BEGIN {if (b) printf "%.0f %%", 100 * a / b; else print "n/a"}'; }
 section="## Connectivity stack: Mbed TLS 3.6, TLS 1.3 (issue 14)
 
 Measured $(date -u +%Y-%m-%d) on this machine (QEMU $(qemu-system-arm --version | head -n1 | awk '{print $4}'), mps2-an505, no -icount: device
@@ -192,20 +207,28 @@ $footprint
 |---|---|---|---|---|---|
 $r13
 $rres
+$rstl
 $r12
 $rb
 
+Resumed against full TLS 1.3, handshake bytes (up + down): $(ratio "$rres" "$r13") with the fleet broker's stateful tickets
+(\`scripts/stack.sh\` openssl.cnf), $(ratio "$rstl" "$r13") with OpenSSL's default stateless tickets.
+
 Flights of the first connection (c = device -> broker, s = broker -> device, bytes; the handshake is
 the first 3 flights for TLS 1.3 and 4 for TLS 1.2, the last of them carries the MQTT CONNECT for 1.3):
-TLS 1.3: \`$(cat "$W/n13.first")\`; TLS 1.3 resumed: \`$(cat "$W/nres.first")\`; TLS 1.2: \`$(cat "$W/n12.first")\`; baseline: \`$(cat "$W/nb.first")\`.
+TLS 1.3: \`$(cat "$W/n13.first")\`; TLS 1.3 resumed: \`$(cat "$W/nres.first")\`; resumed, stateless tickets: \`$(cat "$W/nstl.first")\`;
+TLS 1.2: \`$(cat "$W/n12.first")\`; baseline: \`$(cat "$W/nb.first")\`.
 
-Resumed: the reconnect offers the session ticket the broker sent on the first connection
-(PSK with ephemeral ECDHE: forward secrecy kept); the broker skips its certificate chain and
-signature, the device its chain verification.
-The device's P-256 operations run without \`MBEDTLS_ECP_NIST_OPTIM\` after the move (docs/security.md).
-Times are host-paced and swing with the machine's load (load average $(cut -d' ' -f1 /proc/loadavg) at the end of this run);
-compare rows of one run, not runs. A resumed ClientHello carries the ticket (OpenSSL puts the
-client certificate in it), so the device sends more, and receives a fifth of a full handshake."
+Resumed: the proxy resets each connection after 2.5 s (a dropped link) and the reconnect offers the last
+session ticket the broker sent (PSK with ephemeral ECDHE: forward secrecy kept); the broker skips its
+certificate chain and signature, the device its chain verification. With OpenSSL's default stateless tickets the
+ticket is the encrypted session, device certificate included (~590 B in the resumed ClientHello); the fleet
+broker's stateful tickets are a 32-byte id (docs/security.md, section on the broker's configuration).
+The device's P-256 operations (ECDHE, signature checks, its CertificateVerify) run in Mbed TLS's constant-time
+p256-m driver through PSA, without \`MBEDTLS_ECP_NIST_OPTIM\` (docs/security.md).
+Connection times are medians of $RUNS devices per row; heap and bytes from the runs' first connections. Times are
+host-paced and swing with the machine's load (load average $load0 at the start of this run, $(cut -d' ' -f1 /proc/loadavg) at
+the end): compare rows of one run, not runs."
 bash "$root/scripts/write-bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench-tls: wrote $out"
