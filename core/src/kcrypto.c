@@ -100,34 +100,7 @@ void kc_sha256_abort(kc_sha256_t *h)
     psa_hash_abort(&h->op);
 }
 
-/* ---- HMAC, HKDF ---- */
-
-kc_rc_t kc_hmac_sha256(const uint8_t *key, size_t key_len, const kc_part_t *parts, size_t nparts,
-                       uint8_t out[KC_SHA256_SIZE])
-{
-    const psa_algorithm_t alg = PSA_ALG_HMAC(PSA_ALG_SHA_256);
-    if (key_len == 0u || nparts > KC_PARTS_MAX) {
-        return KC_BAD_PRIV;
-    }
-    psa_key_id_t id;
-    kc_rc_t rc = import(key, key_len, PSA_KEY_TYPE_HMAC, PSA_BYTES_TO_BITS(key_len),
-                        PSA_KEY_USAGE_SIGN_MESSAGE, alg, KC_BAD_PRIV, &id);
-    if (rc != KC_OK) {
-        return rc;
-    }
-    psa_mac_operation_t op = PSA_MAC_OPERATION_INIT;
-    psa_status_t st = psa_mac_sign_setup(&op, id, alg);
-    for (size_t i = 0; st == PSA_SUCCESS && i < nparts; i++) {
-        st = psa_mac_update(&op, parts[i].p, parts[i].n);
-    }
-    size_t olen = 0;
-    if (st == PSA_SUCCESS) {
-        st = psa_mac_sign_finish(&op, out, KC_SHA256_SIZE, &olen);
-    }
-    psa_mac_abort(&op);
-    psa_destroy_key(id);
-    return st == PSA_SUCCESS ? KC_OK : KC_ERROR;
-}
+/* ---- HKDF ---- */
 
 kc_rc_t kc_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
                        const uint8_t *info, size_t info_len, uint8_t *okm, size_t okm_len)

@@ -7,8 +7,8 @@
  * mbedtls_ctr_drbg*): that API goes private in Mbed TLS 4.x (TF-PSA-Crypto), and then this file,
  * src/kcrypto.c and the lwIP altcp patch are what the move touches (docs/development.md).
  *
- *   SHA-256        kc_sha256() one-shot, kc_sha256_start/update/finish streaming
- *   HMAC-SHA-256   kc_hmac_sha256() one-shot over up to KC_PARTS_MAX pieces
+ *   SHA-256        kc_sha256() one-shot (kc_sha256_parts() over pieces), kc_sha256_start/update/
+ *                  finish streaming
  *   HKDF-SHA-256   kc_hkdf_sha256() (RFC 5869, extract and expand)
  *   AES-GCM        kc_gcm_seal()/kc_gcm_open() one-shot (in place allowed, tag apart from the
  *                  text), kc_gcm_seal_start/open_start, kc_gcm_update, kc_gcm_*_finish streaming
@@ -41,7 +41,6 @@
 #define KC_P256_SECRET_SIZE 32u
 #define KC_GCM_NONCE_SIZE 12u
 #define KC_GCM_TAG_SIZE 16u
-#define KC_PARTS_MAX 4u
 
 typedef enum kc_rc {
     KC_OK = 0,
@@ -55,7 +54,7 @@ typedef enum kc_rc {
 /* Mbed TLS RNG convention: fill out[0, len), return 0 on success. */
 typedef int (*kc_rng_fn)(void *ctx, unsigned char *out, size_t len);
 
-/* One piece of a message hashed or authenticated in pieces. */
+/* One piece of a message hashed in pieces. */
 typedef struct kc_part {
     const void *p;
     size_t n;
@@ -84,10 +83,6 @@ kc_rc_t kc_sha256_update(kc_sha256_t *h, const void *p, size_t n);
 /* Ends the operation whatever the outcome; kc_sha256_abort() ends one left unfinished. */
 kc_rc_t kc_sha256_finish(kc_sha256_t *h, uint8_t out[KC_SHA256_SIZE]);
 void kc_sha256_abort(kc_sha256_t *h);
-
-/* ---- HMAC-SHA-256 over the concatenation of parts[0, nparts) ---- */
-kc_rc_t kc_hmac_sha256(const uint8_t *key, size_t key_len, const kc_part_t *parts, size_t nparts,
-                       uint8_t out[KC_SHA256_SIZE]);
 
 /* ---- HKDF-SHA-256 (salt may be empty) ---- */
 kc_rc_t kc_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
