@@ -4,7 +4,9 @@
 # section of bench/results.md, before and after in one run:
 #
 #   - the baseline is the tree before the move (git commit BENCH_TLS_BASE, default the last commit
-#     on Mbed TLS 2.28.3 / lwIP 2.1.3) built in a temporary directory with its own deps.sh;
+#     on Mbed TLS 2.28.3 / lwIP 2.1.3) built in a temporary directory with its own deps.sh: its
+#     firmware, and its own `keel` to run it (today's keel runs devices differently: sandbox, boot
+#     words), which links the system's libmbedtls-dev 2.28 as that tree did;
 #   - flash and static RAM by library, from both link maps (scripts/footprint.py);
 #   - TLS heap peak (newlib's arena after the connection, boot word net-stats);
 #   - connect attempt -> CONNACK (TCP + TLS handshake + MQTT CONNECT, the device's own log line)
@@ -45,14 +47,18 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else p
 kib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1024}'; }
 
 # ---- the baseline tree --------------------------------------------------------------------------
-echo "bench-tls: building the baseline $BASE (firmware only) in $W/base"
+echo "bench-tls: building the baseline $BASE (firmware and keel) in $W/base"
 mkdir -p "$W/base"
 git -C "$root" archive "$BASE" | tar -x -C "$W/base" || die "cannot export $BASE"
 bash "$W/base/scripts/deps.sh" "$W/base/tp" >"$W/base-deps.log" 2>&1 || die "baseline deps failed: $(tail -n 5 "$W/base-deps.log")"
 { cmake -S "$W/base/firmware" -B "$W/base/fw" -DCMAKE_TOOLCHAIN_FILE="$W/base/cmake/arm-none-eabi.cmake" \
     -DKEEL_THIRD_PARTY="$W/base/tp" -DCMAKE_BUILD_TYPE=Release &&
-  cmake --build "$W/base/fw" -j 2 --target keel-microvisor hello; } >"$W/base-build.log" 2>&1 ||
+  cmake --build "$W/base/fw" -j 2 --target keel-microvisor hello &&
+  cmake -S "$W/base" -B "$W/base/host" -DKEEL_FW_DIR="$W/base/fw" -DKEEL_THIRD_PARTY="$W/base/tp" \
+    -DCMAKE_BUILD_TYPE=Release &&
+  cmake --build "$W/base/host" -j 2 --target keel; } >"$W/base-build.log" 2>&1 ||
     die "baseline build failed: $(tail -n 10 "$W/base-build.log")"
+base_keel=$W/base/host/tools/keel/keel
 base_fw=$W/base/fw/microvisor/keel-microvisor.elf
 base_hello=$W/base/fw/apps/hello/hello.elf
 base_mbed=$(awk '{print $2}' "$W/base/tp/mbedtls/.keel-source" 2>/dev/null)
@@ -145,11 +151,11 @@ for pair in "$X13:$P13:p13:0" "$X12:$P12:p12:0" "$XB:$P13:pbase:0" "$XR:$P13:pre
     wait_for 10 tcp_listening "$l" || die "the counting proxy did not start"
 done
 
-# run NAME FW APP PROXY_PORT [keel flags...]: one device until it has connected and reported its
-# heap; its console in $W/NAME.txt.
+# run NAME FW APP PROXY_PORT [keel flags...]: one device (run by $KEEL, default this tree's keel)
+# until it has connected and reported its heap; its console in $W/NAME.txt.
 run() {
     local name=$1 f=$2 a=$3 port=$4; shift 4
-    timeout --kill-after=5 40 "$keel" device run --state "$W/st.$name" --firmware "$f" --id dev-1 \
+    timeout --kill-after=5 40 "${KEEL:-$keel}" device run --state "$W/st.$name" --firmware "$f" --id dev-1 \
         --seconds 8 --install "$a" --broker "$port" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" \
         --append net-stats=3000 "$@" </dev/null >"$W/$name.txt" 2>&1
 }
@@ -179,15 +185,16 @@ measure() {
     sed -n "${FLINE:-1}p" "$flights" >"$W/$name.first"
 }
 
-echo "bench-tls: $RUNS devices each: TLS 1.3, TLS 1.2 (--allow-tls12 against a 1.2 broker), baseline TLS 1.2"
-r13=$(measure "Mbed TLS 3.6.7, TLS 1.3 (default), full" n13 "$fw" "$hello" "$X13" "$W/p13.flights" 3)
+echo "bench-tls: $RUNS devices each: baseline TLS 1.2, TLS 1.3 full and resumed (fleet and stateless tickets), TLS 1.2 (--allow-tls12 against a 1.2 broker)"
+# (a measure that dies exits its command substitution only: || exit stops the bench there)
+rb=$(KEEL=$base_keel measure "baseline: Mbed TLS ${base_mbed:-2.28}, TLS 1.2" nb "$base_fw" "$base_hello" "$XB" "$W/pbase.flights" 4) || exit 1
+r13=$(measure "Mbed TLS 3.6.7, TLS 1.3 (default), full" n13 "$fw" "$hello" "$X13" "$W/p13.flights" 3) || exit 1
 # Resumed: the proxy cuts every connection after 2.5 s; the reconnect offers the ticket. A resumed
 # TLS 1.3 handshake is 3 flights too (ClientHello with the ticket; server flight without
 # certificate; client Finished + CONNECT).
-rres=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed (reconnect)" nres "$fw" "$hello" "$XR" "$W/pres.flights" 3)
-rstl=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed, broker with OpenSSL's default (stateless) tickets" nstl "$fw" "$hello" "$XS" "$W/pstl.flights" 3)
-r12=$(measure "Mbed TLS 3.6.7, TLS 1.2 (--allow-tls12)" n12 "$fw" "$hello" "$X12" "$W/p12.flights" 4 --allow-tls12)
-rb=$(measure "baseline: Mbed TLS ${base_mbed:-2.28}, TLS 1.2" nb "$base_fw" "$base_hello" "$XB" "$W/pbase.flights" 4)
+rres=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed (reconnect)" nres "$fw" "$hello" "$XR" "$W/pres.flights" 3) || exit 1
+rstl=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed, broker with OpenSSL's default (stateless) tickets" nstl "$fw" "$hello" "$XS" "$W/pstl.flights" 3) || exit 1
+r12=$(measure "Mbed TLS 3.6.7, TLS 1.2 (--allow-tls12)" n12 "$fw" "$hello" "$X12" "$W/p12.flights" 4 --allow-tls12) || exit 1
 
 # Handshake bytes (up + down) of a resumed handshake against a full one, in %.
 hs_bytes() { sed -n 's/.*| \([0-9]*\) \/ \([0-9]*\) B |.*/\1 \2/p' <<<"$1" | awk '{print $1 + $2}'; }
