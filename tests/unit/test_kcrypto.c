@@ -2,7 +2,7 @@
  * The crypto wrapper (keel/kcrypto.h) on its own: published test vectors (FIPS 180-2 SHA-256,
  * RFC 5869 HKDF, the GCM specification's test case 2), the streaming forms against the one-shot
  * ones, and every refusal: a wrong tag (output wiped), a wrong signature, points off the curve,
- * scalars out of range, a broken RNG (bounded, secret wiped). The callers' golden vectors are in
+ * scalars out of range, a broken RNG (bounded, secret wiped); key files. The callers' golden vectors are in
  * test_bundle.c and test_dbgsess.c.
  */
 #include <setjmp.h>
@@ -237,6 +237,40 @@ static void test_keygen_bad_rng(void **state)
     assert_memory_not_equal(r1, r2, sizeof(r1));
 }
 
+/* A key file of a test key made with `openssl ecparam -name prime256v1 -genkey`, and its scalar
+ * as `openssl ec -text` prints it; a P-384 key and garbage are refused. */
+static const char p256_pem[] =
+    "-----BEGIN EC PRIVATE KEY-----\n"
+    "MHcCAQEEIGexsp0PxLiOAL+SoqiExG4GN2K5bV0WNkxUzKBn1Xy5oAoGCCqGSM49\n"
+    "AwEHoUQDQgAEmpYpb52mcfzMYGmXD7ViW/nTOn3dbE+njhXmqSCoghiENs9Ge2cA\n"
+    "FwJTCbcyTSRAPnxj5MPNOAMdN10PQ2Xn+Q==\n"
+    "-----END EC PRIVATE KEY-----\n";
+static const char p384_pem[] =
+    "-----BEGIN EC PRIVATE KEY-----\n"
+    "MIGkAgEBBDB32dILInFB+hJpQsmQJz3NanRHbeZ9c/HSpirV7nOde0LyEaaVx0Fw\n"
+    "lpMdtw57pNegBwYFK4EEACKhZANiAASM66kgI6DzpJea2Naiv04P0aZfhf8pqMVg\n"
+    "E+WFTqBa7YdxLSMtle2hf0JSzU1M2Q+5ehcu6LGT9KJvuYb/h9s4FDsl76lKeyUx\n"
+    "ZBpsyTZyLqbrdDgj1stL6EIy1WmRRms=\n"
+    "-----END EC PRIVATE KEY-----\n";
+
+static void test_priv_from_key(void **state)
+{
+    (void)state;
+    static const uint8_t want[32] = {
+        0x67, 0xb1, 0xb2, 0x9d, 0x0f, 0xc4, 0xb8, 0x8e, 0x00, 0xbf, 0x92, 0xa2,
+        0xa8, 0x84, 0xc4, 0x6e, 0x06, 0x37, 0x62, 0xb9, 0x6d, 0x5d, 0x16, 0x36,
+        0x4c, 0x54, 0xcc, 0xa0, 0x67, 0xd5, 0x7c, 0xb9,
+    };
+    uint8_t priv[32];
+    assert_int_equal(kc_p256_priv_from_key((const uint8_t *)p256_pem, sizeof(p256_pem), priv), KC_OK);
+    assert_memory_equal(priv, want, 32);
+    assert_int_equal(kc_p256_priv_from_key((const uint8_t *)p384_pem, sizeof(p384_pem), priv),
+                     KC_BAD_KEY);
+    assert_true(all_zero(priv, sizeof(priv)));
+    static const uint8_t junk[] = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+    assert_int_equal(kc_p256_priv_from_key(junk, sizeof(junk), priv), KC_BAD_KEY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_gcm_refusals),
         cmocka_unit_test(test_p256),
         cmocka_unit_test(test_keygen_bad_rng),
+        cmocka_unit_test(test_priv_from_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

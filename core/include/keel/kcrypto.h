@@ -15,6 +15,7 @@
  *   ECDSA P-256    kc_p256_verify(), kc_p256_sign() (randomized), kc_p256_sign_det() (RFC 6979,
  *                  host only: the device build leaves deterministic ECDSA out)
  *   ECDH P-256     kc_p256_keygen() (scalar from the caller's RNG), kc_p256_ecdh()
+ *   key files      kc_p256_priv_from_key(): the raw scalar of a PEM/DER P-256 private key
  *   random         kc_random(): PSA's generator, with the Mbed TLS RNG callback signature
  *
  * Keys are bytes owned by the caller; each call imports them as a volatile PSA key and destroys
@@ -122,6 +123,9 @@ kc_rc_t kc_p256_pub_from_priv(const uint8_t priv[KC_P256_PRIV_SIZE], uint8_t pub
 /* The ECDH shared secret (the x coordinate) of our scalar and the peer's point. */
 kc_rc_t kc_p256_ecdh(const uint8_t priv[KC_P256_PRIV_SIZE], const uint8_t peer_pub[KC_P256_PUB_SIZE],
                      uint8_t secret[KC_P256_SECRET_SIZE]);
+/* The raw scalar of a P-256 private key in PEM (NUL included in len) or DER (SEC1 or PKCS#8):
+ * parsed by Mbed TLS's PK and exported through PSA. KC_BAD_KEY if it is not one. */
+kc_rc_t kc_p256_priv_from_key(const uint8_t *key, size_t len, uint8_t priv[KC_P256_PRIV_SIZE]);
 /* ECDSA over a SHA-256 hash. */
 kc_rc_t kc_p256_verify(const uint8_t pub[KC_P256_PUB_SIZE], const uint8_t hash[KC_SHA256_SIZE],
                        const uint8_t sig[KC_P256_SIG_SIZE]);
