@@ -313,9 +313,71 @@ kc_rc_t kc_p256_ecdh(const uint8_t priv[KC_P256_PRIV_SIZE], const uint8_t peer_p
     return st == PSA_ERROR_INVALID_ARGUMENT ? KC_BAD_KEY : KC_ERROR;
 }
 
-/* Through PK's ECP accessors. On Mbed TLS 4.x (no public ECP) this becomes
- * mbedtls_pk_get_psa_attributes() + mbedtls_pk_import_into_psa() + psa_export_key(), which on 3.6
- * links 2.5 KiB more into the microvisor (measured), so not yet. */
+/* ---- keys in PK ----
+ * Through PK's ECP accessors, the one place of ours that uses them. On Mbed TLS 4.x (no public
+ * ECP) these become mbedtls_pk_get_psa_attributes() + mbedtls_pk_import_into_psa() +
+ * psa_export_key() (out) and mbedtls_pk_copy_from_psa() (in); on 3.6 that route links 2.5 KiB more
+ * into the microvisor (measured), so not yet. */
+
+kc_rc_t kc_p256_from_pk(const mbedtls_pk_context *pk, uint8_t pub[KC_P256_PUB_SIZE],
+                        uint8_t priv[KC_P256_PRIV_SIZE], bool *has_priv)
+{
+    *has_priv = false;
+    if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY) {
+        return KC_BAD_KEY;
+    }
+    const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
+    if (mbedtls_ecp_keypair_get_group_id(ec) != MBEDTLS_ECP_DP_SECP256R1) {
+        return KC_OTHER_CURVE;
+    }
+    size_t olen = 0;
+    if (mbedtls_ecp_write_public_key(ec, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub,
+                                     KC_P256_PUB_SIZE) != 0 ||
+        olen != KC_P256_PUB_SIZE) {
+        return KC_ERROR;
+    }
+    if (priv == NULL) {
+        return KC_OK;
+    }
+    /* A public key's scalar reads as absent (write_key fails), not as an error. */
+    if (mbedtls_ecp_write_key_ext(ec, &olen, priv, KC_P256_PRIV_SIZE) == 0 &&
+        olen == KC_P256_PRIV_SIZE) {
+        *has_priv = true;
+    } else {
+        kc_wipe(priv, KC_P256_PRIV_SIZE);
+    }
+    return KC_OK;
+}
+
+kc_rc_t kc_p256_to_pk(mbedtls_pk_context *pk, const uint8_t priv[KC_P256_PRIV_SIZE],
+                      const uint8_t pub[KC_P256_PUB_SIZE])
+{
+    if (mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
+        return KC_ERROR;
+    }
+    mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
+    mbedtls_ecp_group grp;
+    mbedtls_ecp_point q;
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_ecp_point_init(&q);
+    kc_rc_t rc = KC_BAD_KEY;
+    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) == 0 && pub[0] == 0x04 &&
+        mbedtls_ecp_point_read_binary(&grp, &q, pub, KC_P256_PUB_SIZE) == 0 &&
+        mbedtls_ecp_check_pubkey(&grp, &q) == 0) {
+        rc = KC_OK;
+        if (priv != NULL &&
+            mbedtls_ecp_read_key(MBEDTLS_ECP_DP_SECP256R1, ec, priv, KC_P256_PRIV_SIZE) != 0) {
+            rc = KC_BAD_PRIV;
+        }
+        if (rc == KC_OK && mbedtls_ecp_set_public_key(MBEDTLS_ECP_DP_SECP256R1, ec, &q) != 0) {
+            rc = KC_ERROR;
+        }
+    }
+    mbedtls_ecp_point_free(&q);
+    mbedtls_ecp_group_free(&grp);
+    return rc;
+}
+
 kc_rc_t kc_p256_priv_from_key(const uint8_t *key, size_t len, uint8_t priv[KC_P256_PRIV_SIZE])
 {
     if (kc_init() != KC_OK) {
@@ -323,15 +385,12 @@ kc_rc_t kc_p256_priv_from_key(const uint8_t *key, size_t len, uint8_t priv[KC_P2
     }
     mbedtls_pk_context pk;
     mbedtls_pk_init(&pk);
-    size_t olen = 0;
+    uint8_t pub[KC_P256_PUB_SIZE];
+    bool has_priv = false;
     kc_rc_t rc = KC_BAD_KEY;
-    if (mbedtls_pk_parse_key(&pk, key, len, NULL, 0, kc_random, NULL) == 0 &&
-        mbedtls_pk_get_type(&pk) == MBEDTLS_PK_ECKEY &&
-        mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(pk)) == MBEDTLS_ECP_DP_SECP256R1) {
-        rc = mbedtls_ecp_write_key_ext(mbedtls_pk_ec(pk), &olen, priv, KC_P256_PRIV_SIZE) == 0 &&
-                     olen == KC_P256_PRIV_SIZE
-                 ? KC_OK
-                 : KC_ERROR;
+    if (mbedtls_pk_parse_key(&pk, key, len, NULL, 0, kc_random, NULL) == 0) {
+        rc = kc_p256_from_pk(&pk, pub, priv, &has_priv);
+        rc = rc == KC_OK && !has_priv ? KC_ERROR : rc == KC_OTHER_CURVE ? KC_BAD_KEY : rc;
     }
     mbedtls_pk_free(&pk);
     if (rc != KC_OK) {

@@ -271,6 +271,49 @@ static void test_priv_from_key(void **state)
     assert_int_equal(kc_p256_priv_from_key(junk, sizeof(junk), priv), KC_BAD_KEY);
 }
 
+/* Raw keys into PK and back, through PEM as the key files and certificates carry them. */
+static void test_pk_bridge(void **state)
+{
+    (void)state;
+    uint32_t st = 99;
+    uint8_t priv[32], pub[65], priv2[32], pub2[65];
+    bool has_priv = false;
+    assert_int_equal(kc_p256_keygen(priv, pub, test_rng, &st), KC_OK);
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    assert_int_equal(kc_p256_to_pk(&pk, priv, pub), KC_OK);
+    unsigned char pem[600];
+    assert_int_equal(mbedtls_pk_write_key_pem(&pk, pem, sizeof(pem)), 0);
+    mbedtls_pk_free(&pk);
+    assert_int_equal(kc_p256_priv_from_key(pem, strlen((char *)pem) + 1u, priv2), KC_OK);
+    assert_memory_equal(priv2, priv, 32);
+
+    /* Public only: the point comes back, no scalar. */
+    mbedtls_pk_init(&pk);
+    assert_int_equal(kc_p256_to_pk(&pk, NULL, pub), KC_OK);
+    memset(priv2, 0xA5, sizeof(priv2));
+    assert_int_equal(kc_p256_from_pk(&pk, pub2, priv2, &has_priv), KC_OK);
+    assert_false(has_priv);
+    assert_true(all_zero(priv2, 32));
+    assert_memory_equal(pub2, pub, 65);
+    mbedtls_pk_free(&pk);
+
+    /* A point off the curve, a scalar out of range, an empty context. */
+    uint8_t bad[65], ones[32];
+    memcpy(bad, pub, 65);
+    bad[64] ^= 1;
+    mbedtls_pk_init(&pk);
+    assert_int_equal(kc_p256_to_pk(&pk, NULL, bad), KC_BAD_KEY);
+    mbedtls_pk_free(&pk);
+    memset(ones, 0xFF, sizeof(ones));
+    mbedtls_pk_init(&pk);
+    assert_int_equal(kc_p256_to_pk(&pk, ones, pub), KC_BAD_PRIV);
+    mbedtls_pk_free(&pk);
+    mbedtls_pk_init(&pk);
+    assert_int_equal(kc_p256_from_pk(&pk, pub2, NULL, &has_priv), KC_BAD_KEY);
+    mbedtls_pk_free(&pk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_p256),
         cmocka_unit_test(test_keygen_bad_rng),
         cmocka_unit_test(test_priv_from_key),
+        cmocka_unit_test(test_pk_bridge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,9 @@
  *   ECDSA P-256    kc_p256_verify(), kc_p256_sign() (randomized), kc_p256_sign_det() (RFC 6979,
  *                  host only: the device build leaves deterministic ECDSA out)
  *   ECDH P-256     kc_p256_keygen() (scalar from the caller's RNG), kc_p256_ecdh()
- *   key files      kc_p256_priv_from_key(): the raw scalar of a PEM/DER P-256 private key
+ *   key files      kc_p256_priv_from_key(): the raw scalar of a PEM/DER P-256 private key;
+ *                  kc_p256_from_pk()/kc_p256_to_pk(): raw keys out of / into Mbed TLS's PK
+ *                  (key files, certificates: PK and X.509 stay public API in 4.x, ECP does not)
  *   random         kc_random(): PSA's generator, with the Mbed TLS RNG callback signature
  *
  * Keys are bytes owned by the caller; each call imports them as a volatile PSA key and destroys
@@ -30,9 +32,11 @@
 #ifndef KEEL_KCRYPTO_H
 #define KEEL_KCRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mbedtls/pk.h>
 #include <psa/crypto.h>
 
 #define KC_SHA256_SIZE 32u
@@ -47,6 +51,7 @@ typedef enum kc_rc {
     KC_OK = 0,
     KC_BAD_KEY,  /* a public key that is not an uncompressed point of the curve */
     KC_BAD_PRIV, /* a private scalar out of range (0 or >= the group order), or a bad key length */
+    KC_OTHER_CURVE, /* an EC key, but not on P-256 (kc_p256_from_pk) */
     KC_BAD_SIG,  /* the signature does not verify */
     KC_BAD_TAG,  /* GCM: the tag does not match (the output has been wiped) */
     KC_ERROR,    /* PSA failed (out of key slots or memory, not supported in this build) */
@@ -126,6 +131,14 @@ kc_rc_t kc_p256_ecdh(const uint8_t priv[KC_P256_PRIV_SIZE], const uint8_t peer_p
 /* The raw scalar of a P-256 private key in PEM (NUL included in len) or DER (SEC1 or PKCS#8):
  * parsed by Mbed TLS's PK and exported through PSA. KC_BAD_KEY if it is not one. */
 kc_rc_t kc_p256_priv_from_key(const uint8_t *key, size_t len, uint8_t priv[KC_P256_PRIV_SIZE]);
+/* The P-256 key in pk: its point, and its scalar into priv (when priv is not NULL and pk holds a
+ * private key; *has_priv says which). KC_BAD_KEY: not an EC key; KC_OTHER_CURVE: another curve. */
+kc_rc_t kc_p256_from_pk(const mbedtls_pk_context *pk, uint8_t pub[KC_P256_PUB_SIZE],
+                        uint8_t priv[KC_P256_PRIV_SIZE], bool *has_priv);
+/* Set up pk (initialised, empty) as the P-256 key pub, with the scalar priv when not NULL (it must
+ * be pub's: kc_p256_keygen() gives both). pk can then be written (PEM) or used to sign. */
+kc_rc_t kc_p256_to_pk(mbedtls_pk_context *pk, const uint8_t priv[KC_P256_PRIV_SIZE],
+                      const uint8_t pub[KC_P256_PUB_SIZE]);
 /* ECDSA over a SHA-256 hash. */
 kc_rc_t kc_p256_verify(const uint8_t pub[KC_P256_PUB_SIZE], const uint8_t hash[KC_SHA256_SIZE],
                        const uint8_t sig[KC_P256_SIG_SIZE]);
