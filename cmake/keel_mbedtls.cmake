@@ -25,9 +25,15 @@ set(_keel_mbedtls_dir "${KEEL_THIRD_PARTY}/mbedtls")
 # Every library/*.c is compiled: files whose module the configuration leaves out compile to empty
 # objects, which keeps this list free of per-version file names.
 file(GLOB _keel_mbedtls_sources "${_keel_mbedtls_dir}/library/*.c")
-add_library(keel_mbedtls STATIC ${_keel_mbedtls_sources})
+# p256-m (the constant-time P-256 PSA driver the device configuration enables) compiles to nothing
+# where MBEDTLS_PSA_P256M_DRIVER_ENABLED is off (the host).
+file(GLOB _keel_p256m_sources "${_keel_mbedtls_dir}/3rdparty/p256-m/*.c"
+  "${_keel_mbedtls_dir}/3rdparty/p256-m/p256-m/*.c")
+add_library(keel_mbedtls STATIC ${_keel_mbedtls_sources} ${_keel_p256m_sources})
 target_include_directories(keel_mbedtls PUBLIC "${_keel_mbedtls_dir}/include"
   "${CMAKE_CURRENT_LIST_DIR}/../firmware/config")
+target_include_directories(keel_mbedtls PRIVATE "${_keel_mbedtls_dir}/library"
+  "${_keel_mbedtls_dir}/3rdparty/p256-m" "${_keel_mbedtls_dir}/3rdparty/p256-m/p256-m")
 target_compile_definitions(keel_mbedtls PUBLIC MBEDTLS_CONFIG_FILE="keel_mbedtls_config.h")
 if(KEEL_MBEDTLS_TLS)
   target_compile_definitions(keel_mbedtls PUBLIC KEEL_MBEDTLS_TLS=1)
@@ -37,6 +43,8 @@ if(CMAKE_CROSSCOMPILING)
   target_compile_options(keel_mbedtls PRIVATE -Os -w)
 else()
   target_compile_definitions(keel_mbedtls PUBLIC KEEL_MBEDTLS_HOST=1)
+  find_package(Threads REQUIRED) # MBEDTLS_THREADING_PTHREAD (keel_mbedtls_config.h)
+  target_link_libraries(keel_mbedtls PUBLIC Threads::Threads)
   target_compile_options(keel_mbedtls PRIVATE -O2 -w)
   # Code we do not own is not ours to sanitize; the sanitized callers still check their buffers.
   target_compile_options(keel_mbedtls PRIVATE -fno-sanitize=all)

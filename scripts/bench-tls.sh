@@ -4,7 +4,9 @@
 # section of bench/results.md, before and after in one run:
 #
 #   - the baseline is the tree before the move (git commit BENCH_TLS_BASE, default the last commit
-#     on Mbed TLS 2.28.3 / lwIP 2.1.3) built in a temporary directory with its own deps.sh;
+#     on Mbed TLS 2.28.3 / lwIP 2.1.3) built in a temporary directory with its own deps.sh: its
+#     firmware, and its own `keel` to run it (today's keel runs devices differently: sandbox, boot
+#     words), which links the system's libmbedtls-dev 2.28 as that tree did;
 #   - flash and static RAM by library, from both link maps (scripts/footprint.py);
 #   - TLS heap peak (newlib's arena after the connection, boot word net-stats);
 #   - connect attempt -> CONNACK (TCP + TLS handshake + MQTT CONNECT, the device's own log line)
@@ -13,7 +15,9 @@
 #   - round trips and bytes of the handshake, seen by a counting TCP proxy between the device's
 #     relay and Mosquitto: flights alternate direction, and a TLS 1.3 handshake is done after 3
 #     flights (ClientHello; server's flight; client's certificate, Finished and MQTT CONNECT),
-#     a TLS 1.2 one after 4, so the handshake bytes are those of the first 3 or 4 flights.
+#     a TLS 1.2 one after 4, so the handshake bytes are those of the first 3 or 4 flights;
+#   - resumed handshakes against the fleet broker (stateful tickets, scripts/stack.sh's
+#     openssl.cnf) and against the same broker with OpenSSL's default stateless tickets.
 # Every process started here is stopped on exit; every wait is bounded.
 set -uo pipefail
 build=${1:?usage: bench-tls.sh BUILD_DIR}
@@ -30,6 +34,7 @@ for f in "$keel" "$fw" "$hello" "$map"; do
     [ -e "$f" ] || { echo "bench-tls: $f is missing; run make first" >&2; exit 1; }
 done
 W=$(mktemp -d "${TMPDIR:-/tmp}/keel-bench-tls.XXXXXX") || exit 1
+load0=$(cut -d' ' -f1 /proc/loadavg)
 # shellcheck source=../tests/net/procs.sh
 . "$root/tests/net/procs.sh"
 cleanup() {
@@ -42,14 +47,18 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else p
 kib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1024}'; }
 
 # ---- the baseline tree --------------------------------------------------------------------------
-echo "bench-tls: building the baseline $BASE (firmware only) in $W/base"
+echo "bench-tls: building the baseline $BASE (firmware and keel) in $W/base"
 mkdir -p "$W/base"
 git -C "$root" archive "$BASE" | tar -x -C "$W/base" || die "cannot export $BASE"
 bash "$W/base/scripts/deps.sh" "$W/base/tp" >"$W/base-deps.log" 2>&1 || die "baseline deps failed: $(tail -n 5 "$W/base-deps.log")"
 { cmake -S "$W/base/firmware" -B "$W/base/fw" -DCMAKE_TOOLCHAIN_FILE="$W/base/cmake/arm-none-eabi.cmake" \
     -DKEEL_THIRD_PARTY="$W/base/tp" -DCMAKE_BUILD_TYPE=Release &&
-  cmake --build "$W/base/fw" -j 2 --target keel-microvisor hello; } >"$W/base-build.log" 2>&1 ||
+  cmake --build "$W/base/fw" -j 2 --target keel-microvisor hello &&
+  cmake -S "$W/base" -B "$W/base/host" -DKEEL_FW_DIR="$W/base/fw" -DKEEL_THIRD_PARTY="$W/base/tp" \
+    -DCMAKE_BUILD_TYPE=Release &&
+  cmake --build "$W/base/host" -j 2 --target keel; } >"$W/base-build.log" 2>&1 ||
     die "baseline build failed: $(tail -n 10 "$W/base-build.log")"
+base_keel=$W/base/host/tools/keel/keel
 base_fw=$W/base/fw/microvisor/keel-microvisor.elf
 base_hello=$W/base/fw/apps/hello/hello.elf
 base_mbed=$(awk '{print $2}' "$W/base/tp/mbedtls/.keel-source" 2>/dev/null)
@@ -75,37 +84,44 @@ footprint=$(
 # ---- brokers: the fleet's, and the same one capped at TLS 1.2 -----------------------------------
 bash "$root/scripts/stack.sh" certs "$W" broker keeld >/dev/null || die "scripts/stack.sh certs failed"
 tls12_openssl_conf "$W/tls12.cnf"
-mkdir -p "$W/b13" "$W/b12"
-cp "$W"/*.pem "$W"/*.key "$W/b13/" 2>/dev/null; cp "$W"/*.pem "$W"/*.key "$W/b12/" 2>/dev/null
-P13=$(free_port); P12=$(free_port)
+mkdir -p "$W/b13" "$W/b12" "$W/b13s"
+for b in b13 b12 b13s; do cp "$W"/*.pem "$W"/*.key "$W/$b/" 2>/dev/null; done
+P13=$(free_port); P12=$(free_port); P13S=$(free_port)
 bash "$root/scripts/stack.sh" broker-conf "$W/b13" "$P13" || die "broker-conf failed"
 bash "$root/scripts/stack.sh" broker-conf "$W/b12" "$P12" || die "broker-conf failed"
+bash "$root/scripts/stack.sh" broker-conf "$W/b13s" "$P13S" || die "broker-conf failed"
+rm -f "$W/b13s/openssl.cnf" # OpenSSL's defaults: stateless tickets
 broker_start "$W/b13" "$P13" || die "mosquitto did not start"
 OPENSSL_CONF=$W/tls12.cnf broker_start "$W/b12" "$P12" || die "mosquitto (TLS 1.2) did not start"
+broker_start "$W/b13s" "$P13S" || die "mosquitto (stateless tickets) did not start"
 
 # The counting proxy: LISTEN -> 127.0.0.1:TARGET, one log line per connection with its flights
-# ("c" client->server, "s" server->client, and the bytes of each). With CUT seconds it closes
-# every connection that old, so the device reconnects (and resumes its TLS session).
+# ("c" client->server, "s" server->client, and the bytes of each). With CUT seconds it resets
+# every connection that old (a dropped link: neither end sees a TLS close), so the device
+# reconnects (and resumes its TLS session).
 cat >"$W/proxy.py" <<'PY'
-import selectors, socket, sys, time
+import selectors, socket, struct, sys, time
 listen, target, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 cut = float(sys.argv[4]) if len(sys.argv) > 4 else 0
 ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", listen)); ls.listen(8)
 sel = selectors.DefaultSelector(); sel.register(ls, selectors.EVENT_READ)
 conns = {}
-def flush(c):
+def flush(c, reset=False):
     st = conns.pop(c, None)
     if st is None: return
     for s in (st["c"], st["s"]):
-        sel.unregister(s); s.close()
+        sel.unregister(s)
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
     if st["flights"]:  # QEMU's guestfwd opens and closes one connection at start: not a flight
         with open(log, "a") as f:
             f.write(" ".join(f"{d}{n}" for d, n in st["flights"]) + "\n")
 while True:
     if cut:
         for c in [c for c, st in conns.items() if time.monotonic() - st["t"] > cut]:
-            flush(c)
+            flush(c, reset=True)
     for key, _ in sel.select(timeout=0.1):
         s = key.fileobj
         if s is ls:
@@ -126,19 +142,20 @@ while True:
         if fl and fl[-1][0] == d: fl[-1][1] += len(data)
         else: fl.append([d, len(data)])
 PY
-X13=$(free_port); X12=$(free_port); XB=$(free_port); XR=$(free_port)
-for pair in "$X13:$P13:p13:0" "$X12:$P12:p12:0" "$XB:$P13:pbase:0" "$XR:$P13:pres:2.5"; do
+X13=$(free_port); X12=$(free_port); XB=$(free_port); XR=$(free_port); XS=$(free_port)
+for pair in "$X13:$P13:p13:0" "$X12:$P12:p12:0" "$XB:$P13:pbase:0" "$XR:$P13:pres:2.5" \
+    "$XS:$P13S:pstl:2.5"; do
     IFS=: read -r l t n cut <<<"$pair"
     python3 "$W/proxy.py" "$l" "$t" "$W/$n.flights" "$cut" &
     PIDS+=($!)
     wait_for 10 tcp_listening "$l" || die "the counting proxy did not start"
 done
 
-# run NAME FW APP PROXY_PORT [keel flags...]: one device until it has connected and reported its
-# heap; its console in $W/NAME.txt.
+# run NAME FW APP PROXY_PORT [keel flags...]: one device (run by $KEEL, default this tree's keel)
+# until it has connected and reported its heap; its console in $W/NAME.txt.
 run() {
     local name=$1 f=$2 a=$3 port=$4; shift 4
-    timeout --kill-after=5 40 "$keel" device run --state "$W/st.$name" --firmware "$f" --id dev-1 \
+    timeout --kill-after=5 40 "${KEEL:-$keel}" device run --state "$W/st.$name" --firmware "$f" --id dev-1 \
         --seconds 8 --install "$a" --broker "$port" --fleet-ca "$W/ca.pem" --fleet-ca-key "$W/ca.key" \
         --append net-stats=3000 "$@" </dev/null >"$W/$name.txt" 2>&1
 }
@@ -168,15 +185,20 @@ measure() {
     sed -n "${FLINE:-1}p" "$flights" >"$W/$name.first"
 }
 
-echo "bench-tls: $RUNS devices each: TLS 1.3, TLS 1.2 (--allow-tls12 against a 1.2 broker), baseline TLS 1.2"
-r13=$(measure "Mbed TLS 3.6.7, TLS 1.3 (default), full" n13 "$fw" "$hello" "$X13" "$W/p13.flights" 3)
+echo "bench-tls: $RUNS devices each: baseline TLS 1.2, TLS 1.3 full and resumed (fleet and stateless tickets), TLS 1.2 (--allow-tls12 against a 1.2 broker)"
+# (a measure that dies exits its command substitution only: || exit stops the bench there)
+rb=$(KEEL=$base_keel measure "baseline: Mbed TLS ${base_mbed:-2.28}, TLS 1.2" nb "$base_fw" "$base_hello" "$XB" "$W/pbase.flights" 4) || exit 1
+r13=$(measure "Mbed TLS 3.6.7, TLS 1.3 (default), full" n13 "$fw" "$hello" "$X13" "$W/p13.flights" 3) || exit 1
 # Resumed: the proxy cuts every connection after 2.5 s; the reconnect offers the ticket. A resumed
 # TLS 1.3 handshake is 3 flights too (ClientHello with the ticket; server flight without
 # certificate; client Finished + CONNECT).
-rres=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed (reconnect)" nres "$fw" "$hello" "$XR" "$W/pres.flights" 3)
-r12=$(measure "Mbed TLS 3.6.7, TLS 1.2 (--allow-tls12)" n12 "$fw" "$hello" "$X12" "$W/p12.flights" 4 --allow-tls12)
-rb=$(measure "baseline: Mbed TLS ${base_mbed:-2.28}, TLS 1.2" nb "$base_fw" "$base_hello" "$XB" "$W/pbase.flights" 4)
+rres=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed (reconnect)" nres "$fw" "$hello" "$XR" "$W/pres.flights" 3) || exit 1
+rstl=$(MATCH="TLS 1\.3 resumed" FLINE=2 measure "Mbed TLS 3.6.7, TLS 1.3 resumed, broker with OpenSSL's default (stateless) tickets" nstl "$fw" "$hello" "$XS" "$W/pstl.flights" 3) || exit 1
+r12=$(measure "Mbed TLS 3.6.7, TLS 1.2 (--allow-tls12)" n12 "$fw" "$hello" "$X12" "$W/p12.flights" 4 --allow-tls12) || exit 1
 
+# Handshake bytes (up + down) of a resumed handshake against a full one, in %.
+hs_bytes() { sed -n 's/.*| \([0-9]*\) \/ \([0-9]*\) B |.*/\1 \2/p' <<<"$1" | awk '{print $1 + $2}'; }
+ratio() { awk -v a="$(hs_bytes "$1")" -v b="$(hs_bytes "$2")" 'BEGIN {if (b) printf "%.0f %%", 100 * a / b; else print "n/a"}'; }
 section="## Connectivity stack: Mbed TLS 3.6, TLS 1.3 (issue 14)
 
 Measured $(date -u +%Y-%m-%d) on this machine (QEMU $(qemu-system-arm --version | head -n1 | awk '{print $4}'), mps2-an505, no -icount: device
@@ -192,20 +214,28 @@ $footprint
 |---|---|---|---|---|---|
 $r13
 $rres
+$rstl
 $r12
 $rb
 
+Resumed against full TLS 1.3, handshake bytes (up + down): $(ratio "$rres" "$r13") with the fleet broker's stateful tickets
+(\`scripts/stack.sh\` openssl.cnf), $(ratio "$rstl" "$r13") with OpenSSL's default stateless tickets.
+
 Flights of the first connection (c = device -> broker, s = broker -> device, bytes; the handshake is
 the first 3 flights for TLS 1.3 and 4 for TLS 1.2, the last of them carries the MQTT CONNECT for 1.3):
-TLS 1.3: \`$(cat "$W/n13.first")\`; TLS 1.3 resumed: \`$(cat "$W/nres.first")\`; TLS 1.2: \`$(cat "$W/n12.first")\`; baseline: \`$(cat "$W/nb.first")\`.
+TLS 1.3: \`$(cat "$W/n13.first")\`; TLS 1.3 resumed: \`$(cat "$W/nres.first")\`; resumed, stateless tickets: \`$(cat "$W/nstl.first")\`;
+TLS 1.2: \`$(cat "$W/n12.first")\`; baseline: \`$(cat "$W/nb.first")\`.
 
-Resumed: the reconnect offers the session ticket the broker sent on the first connection
-(PSK with ephemeral ECDHE: forward secrecy kept); the broker skips its certificate chain and
-signature, the device its chain verification.
-The device's P-256 operations run without \`MBEDTLS_ECP_NIST_OPTIM\` after the move (docs/security.md).
-Times are host-paced and swing with the machine's load (load average $(cut -d' ' -f1 /proc/loadavg) at the end of this run);
-compare rows of one run, not runs. A resumed ClientHello carries the ticket (OpenSSL puts the
-client certificate in it), so the device sends more, and receives a fifth of a full handshake."
+Resumed: the proxy resets each connection after 2.5 s (a dropped link) and the reconnect offers the last
+session ticket the broker sent (PSK with ephemeral ECDHE: forward secrecy kept); the broker skips its
+certificate chain and signature, the device its chain verification. With OpenSSL's default stateless tickets the
+ticket is the encrypted session, device certificate included (~590 B in the resumed ClientHello); the fleet
+broker's stateful tickets are a 32-byte id (docs/security.md, section on the broker's configuration).
+The device's P-256 operations (ECDHE, signature checks, its CertificateVerify) run in Mbed TLS's constant-time
+p256-m driver through PSA, without \`MBEDTLS_ECP_NIST_OPTIM\` (docs/security.md).
+Connection times are medians of $RUNS devices per row; heap and bytes from the runs' first connections. Times are
+host-paced and swing with the machine's load (load average $load0 at the start of this run, $(cut -d' ' -f1 /proc/loadavg) at
+the end): compare rows of one run, not runs."
 bash "$root/scripts/write-bench-section.sh" "$out" <<<"$section"
 echo "$section"
 echo "bench-tls: wrote $out"

@@ -25,7 +25,7 @@ GROUPS = [
     ("lwIP", [r"libkeel_lwip\.a"]),
     ("agent (net/, protocol)", [r"\.dir/net/", r"libkeel_proto\.a", r"nanopb"]),
     ("core (update, debug, crypto wrapper)", [r"libkeel_core\.a", r"libkeel_update\.a",
-                                              r"libkeel_dbgsess\.a", r"libkeel_p256\.a"]),
+                                              r"libkeel_dbgsess\.a", r"libkeel_crypto\.a"]),
     ("microvisor", [r"keel-microvisor\.dir/", r"keel_veneers"]),
     ("C library, libgcc", [r"libc_nano\.a", r"libc\.a", r"libnosys\.a", r"libgcc\.a", r"libm\.a"]),
 ]

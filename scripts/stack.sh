@@ -20,6 +20,9 @@
 #                                       certificate in DIR (one per keeld instance or tool); lines
 #                                       of the file ACL_EXTRA are appended to the ACL (e.g. a
 #                                       benchmark identity). The broker's key is KEYDIR/broker.key.
+#                                       Also DIR/openssl.cnf: the broker's OpenSSL settings; start
+#                                       mosquitto with OPENSSL_CONF=DIR/openssl.cnf
+#                                       (docs/fleet-service.md).
 set -euo pipefail
 
 die() { echo "stack.sh: $*" >&2; exit 1; }
@@ -159,6 +162,19 @@ use_username_as_clientid true
 tls_version tlsv1.2
 acl_file $dir/acl
 CONF
+  # Stateful TLS 1.3 session tickets (SSL_OP_NO_TICKET): the ticket a device keeps and offers on
+  # reconnect is a 32-byte id into the broker's session cache instead of OpenSSL's encrypted
+  # session, which carries the device certificate (~590 bytes in every resumed ClientHello). A
+  # resumed handshake then costs under a third of a full one in bytes (bench/results.md).
+  cat >"$dir/openssl.cnf" <<'CNF'
+openssl_conf = keel_openssl
+[keel_openssl]
+ssl_conf = keel_ssl
+[keel_ssl]
+system_default = keel_tls
+[keel_tls]
+Options = -SessionTicket
+CNF
 }
 
 [ $# -ge 1 ] || die "usage: stack.sh certs [--keys KEYDIR] DIR NAME... | broker-conf [--keys KEYDIR] DIR PORT [ACL_EXTRA]"

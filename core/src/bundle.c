@@ -9,12 +9,10 @@
  */
 #include <string.h>
 
-#include <mbedtls/sha256.h>
-
 #include "keel/bundle.h"
+#include "keel/kcrypto.h"
 
 #include "le.h"
-#include "p256.h"
 
 static bool all_zero(const uint8_t *p, uint32_t n)
 {
@@ -242,23 +240,25 @@ kerr_t kbdl_decode(const uint8_t *in, uint32_t len, kbdl_manifest_t *out)
 void kbdl_key_id(const uint8_t pub[KBDL_PUBKEY_SIZE], uint8_t out[KBDL_KEY_ID_SIZE])
 {
     uint8_t h[32];
-    mbedtls_sha256(pub, KBDL_PUBKEY_SIZE, h, 0);
+    if (kc_sha256(pub, KBDL_PUBKEY_SIZE, h) != KC_OK) {
+        memset(h, 0, sizeof(h)); /* matches no key: PSA cannot fail to hash */
+    }
     memcpy(out, h, KBDL_KEY_ID_SIZE);
 }
 
-_Static_assert(KBDL_PUBKEY_SIZE == P256_PUB_SIZE && KBDL_SIG_SIZE == P256_SIG_SIZE, "bundle keys are P-256");
+_Static_assert(KBDL_PUBKEY_SIZE == KC_P256_PUB_SIZE && KBDL_SIG_SIZE == KC_P256_SIG_SIZE, "bundle keys are P-256");
 
 /* ECDSA P-256 over SHA-256(msg). KERR_BDL_SIGNATURE on mismatch or an invalid key/signature. */
 static kerr_t ecdsa_check(const uint8_t pub[KBDL_PUBKEY_SIZE], const uint8_t *msg, uint32_t len,
                           const uint8_t sig[KBDL_SIG_SIZE])
 {
-    uint8_t hash[P256_HASH_SIZE];
-    if (mbedtls_sha256(msg, len, hash, 0) != 0) {
+    uint8_t hash[KC_SHA256_SIZE];
+    if (kc_sha256(msg, len, hash) != KC_OK) {
         return KERR_UPD_CRYPTO;
     }
-    switch (p256_verify(pub, hash, sig)) {
-    case P256_OK: return KERR_OK;
-    case P256_ERROR: return KERR_UPD_CRYPTO;
+    switch (kc_p256_verify(pub, hash, sig)) {
+    case KC_OK: return KERR_OK;
+    case KC_ERROR: return KERR_UPD_CRYPTO;
     default: return KERR_BDL_SIGNATURE;
     }
 }

@@ -2,25 +2,23 @@
  * Bundle signing (host only: the CLI and tests; devices only verify, bundle.c).
  *
  * Deterministic ECDSA (RFC 6979) so the same manifest and key always give the same bundle bytes:
- * builds are reproducible and golden vectors stay golden (p256.c, over PSA Crypto).
+ * builds are reproducible and golden vectors stay golden (keel/kcrypto.h, over PSA Crypto).
  */
 #include <string.h>
 
-#include <mbedtls/sha256.h>
-
 #include "keel/bundle.h"
+#include "keel/kcrypto.h"
 
 #include "le.h"
-#include "p256.h"
 
-static kerr_t p256_err(p256_rc_t rc)
+static kerr_t p256_err(kc_rc_t rc)
 {
-    return rc == P256_OK ? KERR_OK : rc == P256_BAD_KEY ? KERR_INVAL : KERR_UPD_CRYPTO;
+    return rc == KC_OK ? KERR_OK : rc == KC_BAD_PRIV ? KERR_INVAL : KERR_UPD_CRYPTO;
 }
 
 kerr_t kbdl_pubkey(const uint8_t priv[32], uint8_t out[KBDL_PUBKEY_SIZE])
 {
-    return p256_err(p256_pub_from_priv(priv, out));
+    return p256_err(kc_p256_pub_from_priv(priv, out));
 }
 
 kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_t priv[32])
@@ -32,11 +30,11 @@ kerr_t kbdl_sign(uint8_t *buf, uint32_t manifest_len, uint32_t cap, const uint8_
     le_put32(env, KBDL_SIG_MAGIC);
     le_put16(env + 4, KBDL_SIG_SIZE);
     le_put16(env + 6, 0);
-    uint8_t hash[P256_HASH_SIZE];
-    if (mbedtls_sha256(buf, manifest_len, hash, 0) != 0) {
+    uint8_t hash[KC_SHA256_SIZE];
+    if (kc_sha256(buf, manifest_len, hash) != KC_OK) {
         return KERR_UPD_CRYPTO;
     }
-    return p256_err(p256_sign_det(priv, hash, env + 8));
+    return p256_err(kc_p256_sign_det(priv, hash, env + 8));
 }
 
 /* kbdl_build and kbdl_build_delta: delta (base_sha, patch fields) is NULL for a page bundle. */
@@ -68,12 +66,12 @@ static kerr_t build(const kbdl_manifest_t *tmpl, const uint8_t *region, uint32_t
         memcpy(l->patch_sha, delta->patch_sha, 32);
     }
     for (uint32_t i = 0; !delta && i < l->block_count; i++) {
-        if (mbedtls_sha256(region + i * bs, bs, hashes + i * 32u, 0) != 0) {
+        if (kc_sha256(region + i * bs, bs, hashes + i * 32u) != KC_OK) {
             return KERR_UPD_CRYPTO;
         }
     }
-    if (mbedtls_sha256(region + content_off, content_len, l->content_sha, 0) != 0 ||
-        mbedtls_sha256(region, region_len, l->region_sha, 0) != 0) {
+    if (kc_sha256(region + content_off, content_len, l->content_sha) != KC_OK ||
+        kc_sha256(region, region_len, l->region_sha) != KC_OK) {
         return KERR_UPD_CRYPTO;
     }
     uint8_t pub[KBDL_PUBKEY_SIZE];
@@ -112,7 +110,7 @@ kerr_t kbdl_build_delta(const kbdl_manifest_t *tmpl, const uint8_t *region, uint
     }
     d.patch_size = patch_len;
     memcpy(d.base_sha, base_sha, 32);
-    if (mbedtls_sha256(patch, patch_len, d.patch_sha, 0) != 0) {
+    if (kc_sha256(patch, patch_len, d.patch_sha) != KC_OK) {
         return KERR_UPD_CRYPTO;
     }
     return build(tmpl, region, region_len, content_off, content_len, &d, priv, out, cap, out_len);

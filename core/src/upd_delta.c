@@ -8,7 +8,7 @@
  *                   while staging: no saved page is live), its tag in the save-tags sector; no
  *                   per-block hash exists: the patch hash is checked as a whole
  *   stage_finish    check: decrypt the patch block by block (GCM in CHUNK pieces, its own
- *                   context: pages are sealed with u->gcm while a patch block streams), every
+ *                   operation: pages are sealed while a patch block streams), every
  *                   tag and the patch's SHA-256 against the manifest
  *                   pass 1: decode it against the region without writing anything; every result page's SHA-256 goes into a table in RAM; the result
  *                   must match the signed region and content hashes
@@ -27,10 +27,8 @@
  */
 #include <string.h>
 
-#include <mbedtls/gcm.h>
-#include <mbedtls/sha256.h>
-
 #include "keel/delta.h"
+#include "keel/kcrypto.h"
 #include "keel/upd.h"
 
 #include "upd_priv.h"
@@ -99,36 +97,63 @@ kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32
 
 /* --- GCM and SHA-256 in pieces ------------------------------------------------------------------ */
 
-static int sha_start(mbedtls_sha256_context *c)
+static int sha_start(kc_sha256_t *c)
 {
-    return mbedtls_sha256_starts(c, 0);
+    return kc_sha256_start(c) == KC_OK ? 0 : -1;
 }
 
-static int sha_update(mbedtls_sha256_context *c, const uint8_t *p, uint32_t n)
+static int sha_update(kc_sha256_t *c, const uint8_t *p, uint32_t n)
 {
-    return mbedtls_sha256_update(c, p, n);
+    return kc_sha256_update(c, p, n) == KC_OK ? 0 : -1;
 }
 
-static int sha_finish(mbedtls_sha256_context *c, uint8_t out[32])
+static int sha_finish(kc_sha256_t *c, uint8_t out[32])
 {
-    return mbedtls_sha256_finish(c, out);
+    return kc_sha256_finish(c, out) == KC_OK ? 0 : -1;
 }
 
-static int gcm_start(mbedtls_gcm_context *g, const uint8_t nonce[12])
+/* The GCM tag of stored patch block b as it is now (PSA only checks a tag when it decrypts, so
+ * the block is decrypted and sealed again: the same key stream gives back the stored text, and
+ * the seal's tag is the block's). Only for a tag that did not match: the torn-tag check. */
+static kerr_t stored_block_tag(upd_t *u, uint32_t b, const uint8_t nonce[12], uint8_t tag[TAG])
 {
-    return mbedtls_gcm_starts(g, MBEDTLS_GCM_DECRYPT, nonce, 12);
+    kc_gcm_t d, e;
+    uint8_t buf[CHUNK];
+    if (kc_gcm_open_start(&d, u->cfg.key, UPD_KEY_SIZE, nonce) != KC_OK) {
+        return KERR_UPD_CRYPTO;
+    }
+    if (kc_gcm_seal_start(&e, u->cfg.key, UPD_KEY_SIZE, nonce) != KC_OK) {
+        kc_gcm_abort(&d);
+        return KERR_UPD_CRYPTO;
+    }
+    kerr_t err = KERR_OK;
+    for (uint32_t off = 0; err == KERR_OK && off < u->page; off += CHUNK) {
+        err = kflash_read(u->cfg.qspi, save_slot(u, b) + off, buf, CHUNK);
+        if (err == KERR_OK && (kc_gcm_update(&d, buf, CHUNK, buf) != KC_OK ||
+                               kc_gcm_update(&e, buf, CHUNK, buf) != KC_OK)) {
+            err = KERR_UPD_CRYPTO;
+        }
+    }
+    kc_gcm_abort(&d);
+    if (err != KERR_OK) {
+        kc_gcm_abort(&e);
+        return err;
+    }
+    return kc_gcm_seal_finish(&e, tag) == KC_OK ? KERR_OK : KERR_UPD_CRYPTO;
 }
 
-static int gcm_piece(mbedtls_gcm_context *g, const uint8_t *in, uint32_t n, uint8_t *out)
+/* The patch block's GCM operation, open across turns: ended here whenever a finish starts over. */
+static void patch_gcm_end(upd_dfin_t *f)
 {
-    size_t olen;
-    return mbedtls_gcm_update(g, in, n, out, n, &olen);
+    if (f->gcm_live) {
+        kc_gcm_abort(&f->g);
+        f->gcm_live = 0;
+    }
 }
 
-static int gcm_tag(mbedtls_gcm_context *g, uint8_t tag[TAG])
+void upd_delta_release(upd_t *u)
 {
-    size_t olen;
-    return mbedtls_gcm_finish(g, NULL, 0, &olen, tag, TAG);
+    patch_gcm_end(&u->fin);
 }
 
 /* --- the two decoding passes ------------------------------------------------------------------- */
@@ -226,7 +251,7 @@ static kerr_t patch_rewind(upd_t *u)
     upd_dfin_t *f = &u->fin;
     f->b = f->off = f->pos = f->n = 0;
     f->left = u->m.layers[0].patch_size;
-    mbedtls_sha256_init(&f->pc);
+    patch_gcm_end(f);
     return sha_start(&f->pc) != 0 ? KERR_UPD_CRYPTO : KERR_OK;
 }
 
@@ -247,20 +272,23 @@ static kerr_t patch_next(upd_t *u, bool check)
     uint32_t n = f->left < CHUNK ? f->left : CHUNK;
     kerr_t err = KERR_OK;
     f->pos = f->n = 0;
+    upd_nonce(u->ps.stage_gen, SEAL_PATCH, f->b, nonce);
     if (f->off == 0) {
-        upd_nonce(u->ps.stage_gen, SEAL_PATCH, f->b, nonce);
-        if (gcm_start(&u->pgcm, nonce) != 0) {
+        patch_gcm_end(f);
+        if (kc_gcm_open_start(&f->g, u->cfg.key, UPD_KEY_SIZE, nonce) != KC_OK) {
             return KERR_UPD_CRYPTO;
         }
+        f->gcm_live = 1;
     }
     err = kflash_read(u->cfg.qspi, save_slot(u, f->b) + f->off, in, CHUNK);
-    if (err == KERR_OK && gcm_piece(&u->pgcm, in, CHUNK, f->plain) != 0) {
+    if (err == KERR_OK && kc_gcm_update(&f->g, in, CHUNK, f->plain) != KC_OK) {
         err = KERR_UPD_CRYPTO;
     }
     if (err == KERR_OK && n && sha_update(&f->pc, f->plain, n) != 0) {
         err = KERR_UPD_CRYPTO;
     }
     if (err != KERR_OK) {
+        patch_gcm_end(f);
         return err;
     }
     f->n = n;
@@ -270,13 +298,21 @@ static kerr_t patch_next(upd_t *u, bool check)
         return KERR_OK;
     }
     err = kflash_read(u->cfg.qspi, q(u, Q_SAVE_TAGS) + f->b * TAG, want, TAG);
-    if (err == KERR_OK && gcm_tag(&u->pgcm, tag) != 0) {
-        err = KERR_UPD_CRYPTO;
-    }
-    if (err == KERR_OK && memcmp(tag, want, TAG) != 0) {
-        err = check && torn_tag(want, tag)
-                  ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + f->b * TAG, tag, TAG)
-                  : KERR_UPD_AUTH;
+    if (err != KERR_OK) {
+        patch_gcm_end(f);
+    } else {
+        kc_rc_t rc = kc_gcm_open_finish(&f->g, want); /* ends the operation whatever the outcome */
+        f->gcm_live = 0;
+        if (rc == KC_BAD_TAG && check) { /* a torn tag is completed (PSA gives no computed tag) */
+            err = stored_block_tag(u, f->b, nonce, tag);
+            if (err == KERR_OK) {
+                err = torn_tag(want, tag)
+                          ? kflash_program(u->cfg.qspi, q(u, Q_SAVE_TAGS) + f->b * TAG, tag, TAG)
+                          : KERR_UPD_AUTH;
+            }
+        } else if (rc != KC_OK) {
+            err = rc == KC_BAD_TAG ? KERR_UPD_AUTH : KERR_UPD_CRYPTO;
+        }
     }
     f->b++;
     f->off = 0;
@@ -299,8 +335,6 @@ static kerr_t pass_begin(upd_t *u, int second)
     f->second = (uint8_t)second;
     f->pages = 0;
     if (!second) {
-        mbedtls_sha256_init(&f->rc);
-        mbedtls_sha256_init(&f->cc);
         if (sha_start(&f->rc) != 0 || sha_start(&f->cc) != 0) {
             return KERR_UPD_CRYPTO;
         }
@@ -373,8 +407,8 @@ static kerr_t seal_table(upd_t *u)
     uint8_t nonce[12], tag[TAG];
     upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
     kerr_t err = KERR_OK;
-    if (mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, n, nonce, 12, NULL, 0,
-                                  table_of(u), u->buf, TAG, tag) != 0) {
+    if (kc_gcm_seal(u->cfg.key, UPD_KEY_SIZE, nonce, NULL, 0, table_of(u), n, u->buf, tag) !=
+        KC_OK) {
         err = KERR_UPD_CRYPTO;
     }
     if (err == KERR_OK) {
@@ -458,6 +492,7 @@ kerr_t upd_delta_finish_step(upd_t *u, bool *done)
 {
     kerr_t err = finish_turn(u, done);
     if (err != KERR_OK) {
+        upd_delta_release(u);
         u->fin.phase = F_START; /* the next call starts over from the stored patch */
     }
     return err;
@@ -476,8 +511,8 @@ kerr_t upd_delta_load_table(upd_t *u)
     }
     upd_nonce(u->ps.stage_gen, SEAL_TABLE, 0, nonce);
     if (kbdl_signed_size(&u->m) > Q_DELTA_TABLE ||
-        mbedtls_gcm_auth_decrypt(&u->gcm, n, nonce, 12, NULL, 0, tag, TAG, u->buf,
-                                 table_of(u)) != 0) {
+        kc_gcm_open(u->cfg.key, UPD_KEY_SIZE, nonce, NULL, 0, u->buf, n, tag, table_of(u)) !=
+            KC_OK) {
         return KERR_UPD_VERIFY;
     }
     u->m.layers[0].block_sha = table_of(u);

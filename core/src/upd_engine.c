@@ -35,8 +35,8 @@
  */
 #include <string.h>
 
-#include <mbedtls/sha256.h>
 
+#include "keel/kcrypto.h"
 #include "keel/upd.h"
 
 #include "le.h"
@@ -73,7 +73,7 @@ static bool target_is_erased(const upd_t *u, uint32_t i)
 
 kerr_t upd_sha256(const uint8_t *p, uint32_t n, uint8_t out[32])
 {
-    return mbedtls_sha256(p, n, out, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
+    return kc_sha256(p, n, out) == KC_OK ? KERR_OK : KERR_UPD_CRYPTO;
 }
 
 /* Durably move to state s; the in-RAM copy follows only once the record is on flash. */
@@ -98,8 +98,8 @@ kerr_t upd_seal(upd_t *u, uint32_t gen, uint32_t kind, uint32_t idx, uint8_t tag
 {
     uint8_t nonce[12];
     upd_nonce(gen, kind, idx, nonce);
-    return mbedtls_gcm_crypt_and_tag(&u->gcm, MBEDTLS_GCM_ENCRYPT, u->page, nonce, sizeof(nonce),
-                                     NULL, 0, u->buf, u->buf, TAG, tag) == 0
+    return kc_gcm_seal(u->cfg.key, UPD_KEY_SIZE, nonce, NULL, 0, u->buf, u->page, u->buf, tag) ==
+                   KC_OK
                ? KERR_OK
                : KERR_UPD_CRYPTO;
 }
@@ -118,10 +118,11 @@ static kerr_t unseal_from(upd_t *u, uint32_t slot, uint32_t tag_off, uint32_t ge
         return err;
     }
     upd_nonce(gen, kind, idx, nonce);
-    return mbedtls_gcm_auth_decrypt(&u->gcm, u->page, nonce, sizeof(nonce), NULL, 0, tag, TAG,
-                                    u->buf, u->buf) == 0
-               ? KERR_OK
-               : KERR_UPD_AUTH;
+    switch (kc_gcm_open(u->cfg.key, UPD_KEY_SIZE, nonce, NULL, 0, u->buf, u->page, tag, u->buf)) {
+    case KC_OK: return KERR_OK;
+    case KC_BAD_TAG: return KERR_UPD_AUTH;
+    default: return KERR_UPD_CRYPTO;
+    }
 }
 
 static kerr_t page_sha(upd_t *u, uint32_t i, uint8_t out[32])
@@ -132,20 +133,19 @@ static kerr_t page_sha(upd_t *u, uint32_t i, uint8_t out[32])
 
 kerr_t upd_region_sha(upd_t *u, uint8_t out[32])
 {
-    mbedtls_sha256_context c;
-    mbedtls_sha256_init(&c);
-    kerr_t err = mbedtls_sha256_starts(&c, 0) == 0 ? KERR_OK : KERR_UPD_CRYPTO;
+    kc_sha256_t c = KC_SHA256_INIT;
+    kerr_t err = kc_sha256_start(&c) == KC_OK ? KERR_OK : KERR_UPD_CRYPTO;
     for (uint32_t i = 0; err == KERR_OK && i < u->blocks; i++) {
         err = kflash_read(u->cfg.iflash, page_off(u, i), u->buf, u->page);
-        if (err == KERR_OK && mbedtls_sha256_update(&c, u->buf, u->page) != 0) {
+        if (err == KERR_OK && kc_sha256_update(&c, u->buf, u->page) != KC_OK) {
             err = KERR_UPD_CRYPTO;
         }
     }
-    if (err == KERR_OK && mbedtls_sha256_finish(&c, out) != 0) {
-        err = KERR_UPD_CRYPTO;
+    if (err != KERR_OK) {
+        kc_sha256_abort(&c);
+        return err;
     }
-    mbedtls_sha256_free(&c);
-    return err;
+    return kc_sha256_finish(&c, out) == KC_OK ? KERR_OK : KERR_UPD_CRYPTO;
 }
 
 /* Page i already holds the bundle's block i. */
@@ -219,8 +219,6 @@ kerr_t upd_open(upd_t *u, const upd_config_t *cfg)
 {
     memset(u, 0, sizeof(*u));
     u->cfg = *cfg;
-    mbedtls_gcm_init(&u->gcm);
-    mbedtls_gcm_init(&u->pgcm);
     kflash_t *fi = cfg->iflash, *fq = cfg->qspi;
     if (fi == NULL || fq == NULL) {
         return KERR_INVAL;
@@ -240,10 +238,6 @@ kerr_t upd_open(upd_t *u, const upd_config_t *cfg)
                    fq->geo.size - cfg->stage_off >= cfg->stage_len;
     if (!region_ok || !qspi_ok) {
         return KERR_INVAL;
-    }
-    if (mbedtls_gcm_setkey(&u->gcm, MBEDTLS_CIPHER_ID_AES, cfg->key, UPD_KEY_SIZE * 8u) != 0 ||
-        mbedtls_gcm_setkey(&u->pgcm, MBEDTLS_CIPHER_ID_AES, cfg->key, UPD_KEY_SIZE * 8u) != 0) {
-        return KERR_UPD_CRYPTO;
     }
     memset(u->buf, 0xFF, u->page);
     kerr_t err = upd_sha256(u->buf, u->page, u->ff_sha);
@@ -265,9 +259,8 @@ kerr_t upd_open(upd_t *u, const upd_config_t *cfg)
 
 void upd_close(upd_t *u)
 {
-    mbedtls_gcm_free(&u->gcm);
-    mbedtls_gcm_free(&u->pgcm);
-    memset(u->cfg.key, 0, sizeof(u->cfg.key));
+    upd_delta_release(u);
+    kc_wipe(u->cfg.key, sizeof(u->cfg.key));
 }
 
 kerr_t upd_block_needed(upd_t *u, uint32_t idx)
@@ -530,11 +523,9 @@ kerr_t upd_stage_finish(upd_t *u)
         } while (err == KERR_OK && !done);
         return err;
     }
-    mbedtls_sha256_context rc, cc;
-    mbedtls_sha256_init(&rc);
-    mbedtls_sha256_init(&cc);
+    kc_sha256_t rc = KC_SHA256_INIT, cc = KC_SHA256_INIT;
     kerr_t err = KERR_OK;
-    if (mbedtls_sha256_starts(&rc, 0) != 0 || mbedtls_sha256_starts(&cc, 0) != 0) {
+    if (kc_sha256_start(&rc) != KC_OK || kc_sha256_start(&cc) != KC_OK) {
         err = KERR_UPD_CRYPTO;
     }
     for (uint32_t i = 0; err == KERR_OK && i < u->blocks; i++) {
@@ -546,18 +537,18 @@ kerr_t upd_stage_finish(upd_t *u)
         uint32_t b0 = i * u->page, b1 = b0 + u->page;
         uint32_t c0 = l->offset > b0 ? l->offset : b0;
         uint32_t c1 = l->offset + l->size < b1 ? l->offset + l->size : b1;
-        if (mbedtls_sha256_update(&rc, u->buf, u->page) != 0 ||
-            (c0 < c1 && mbedtls_sha256_update(&cc, u->buf + (c0 - b0), c1 - c0) != 0)) {
+        if (kc_sha256_update(&rc, u->buf, u->page) != KC_OK ||
+            (c0 < c1 && kc_sha256_update(&cc, u->buf + (c0 - b0), c1 - c0) != KC_OK)) {
             err = KERR_UPD_CRYPTO;
         }
     }
     uint8_t rh[32], ch[32];
     if (err == KERR_OK &&
-        (mbedtls_sha256_finish(&rc, rh) != 0 || mbedtls_sha256_finish(&cc, ch) != 0)) {
+        (kc_sha256_finish(&rc, rh) != KC_OK || kc_sha256_finish(&cc, ch) != KC_OK)) {
         err = KERR_UPD_CRYPTO;
     }
-    mbedtls_sha256_free(&rc);
-    mbedtls_sha256_free(&cc);
+    kc_sha256_abort(&rc);
+    kc_sha256_abort(&cc);
     if (err == KERR_OK &&
         (memcmp(rh, l->region_sha, 32) != 0 || memcmp(ch, l->content_sha, 32) != 0)) {
         err = KERR_UPD_VERIFY;

@@ -64,6 +64,8 @@ kerr_t upd_delta_inspect(upd_t *u, const kbdl_manifest_t *m, upd_plan_t *out);
 kerr_t upd_delta_block_needed(upd_t *u, uint32_t idx);
 kerr_t upd_delta_stage_block(upd_t *u, uint32_t idx, const uint8_t *data, uint32_t len);
 kerr_t upd_delta_finish_step(upd_t *u, bool *done);
+/* End what a delta finish holds open between turns (a GCM operation and its key). */
+void upd_delta_release(upd_t *u);
 /* STAGED and later: read and authenticate the derived block hashes (block_sha points to them). */
 kerr_t upd_delta_load_table(upd_t *u);
 

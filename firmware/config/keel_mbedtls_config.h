@@ -24,7 +24,8 @@
  *
  * Hardening (docs/security.md): MBEDTLS_ECP_NIST_OPTIM is off on the device: its fast reduction
  * was flagged as a timing side channel exploitable by local code that can time the secure world,
- * which is what an NS app is. The generic reduction costs speed on P-256 and no flash.
+ * which is what an NS app is. The speed it cost is won back by the constant-time p256-m driver
+ * (MBEDTLS_PSA_P256M_DRIVER_ENABLED below), which does the device's P-256 work through PSA.
  */
 #ifndef KEEL_MBEDTLS_CONFIG_H
 #define KEEL_MBEDTLS_CONFIG_H
@@ -33,6 +34,10 @@
 #define MBEDTLS_PLATFORM_C
 #if defined(KEEL_MBEDTLS_HOST)
 #define MBEDTLS_FS_IO                   /* keys and certificates from files (keel, keeld) */
+/* keel debug, keeld and simdev call keel/kcrypto.h from several threads: PSA's key store must be
+ * thread-safe (3.6 makes it so with MBEDTLS_THREADING_C). */
+#define MBEDTLS_THREADING_C
+#define MBEDTLS_THREADING_PTHREAD
 #define MBEDTLS_HAVE_TIME
 #define MBEDTLS_HAVE_TIME_DATE
 #else
@@ -75,8 +80,13 @@
 #define MBEDTLS_ECP_NIST_OPTIM
 #endif
 #define MBEDTLS_ECDSA_C
-#define MBEDTLS_ECDSA_DETERMINISTIC     /* bundle signatures (host) and their golden vectors */
+#if defined(KEEL_MBEDTLS_HOST)
+/* Bundle signatures (host only) and their golden vectors. Not on the device: with it, PK's
+ * signatures (the TLS client's CertificateVerify) would be deterministic, which p256-m cannot
+ * do, and would fall back to the slow built-in ECP. */
+#define MBEDTLS_ECDSA_DETERMINISTIC
 #define MBEDTLS_HMAC_DRBG_C             /* required by deterministic ECDSA */
+#endif
 #define MBEDTLS_ECDH_C
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C
@@ -93,6 +103,16 @@
 /* ---- PSA Crypto (TLS 1.3 key schedule; the core's crypto wrapper) ---- */
 #define MBEDTLS_PSA_CRYPTO_C
 #define MBEDTLS_PSA_KEY_SLOT_COUNT 8    /* a TLS connection and a debug session at once */
+#if !defined(KEEL_MBEDTLS_HOST)
+/* P-256 key generation, ECDH and ECDSA through p256-m (3rdparty/p256-m, built by
+ * cmake/keel_mbedtls.cmake): constant-time by design, ~3x faster than the built-in ECP without
+ * NIST_OPTIM, a few KiB. PSA tries it first and falls back to the built-in code for what it does
+ * not do (deterministic ECDSA). MBEDTLS_USE_PSA_CRYPTO makes PK, X.509 and TLS 1.2 go through
+ * PSA too, so the whole handshake (ECDHE, chain and CertificateVerify checks, the client's
+ * signature) uses it; psa_crypto_init() must run before any of them (net_seed.c). */
+#define MBEDTLS_PSA_P256M_DRIVER_ENABLED
+#define MBEDTLS_USE_PSA_CRYPTO
+#endif
 
 /* ---- host tools: keys, certificates, their files ---- */
 #if defined(KEEL_MBEDTLS_HOST)

@@ -37,7 +37,7 @@
 #include "keel.h"
 #include "keel/crc32.h"
 #include "keel/flash.h"
-#include "mbedtls/sha256.h"
+#include "keel/kcrypto.h"
 #include "port.h"
 #include "regs.h"
 #include "uv.h"
@@ -617,9 +617,9 @@ static kerr_t app_load(void)
     if (!fl)
         return err;
     static uint8_t buf[4096];
-    mbedtls_sha256_context sha;
-    mbedtls_sha256_init(&sha);
-    mbedtls_sha256_starts(&sha, 0);
+    kc_sha256_t sha;
+    if (kc_sha256_start(&sha) != KC_OK)
+        return KERR_IMG_HASH;
     uint8_t *dst = (uint8_t *)(uintptr_t)uv_app.hdr.load_addr;
     for (uint32_t off = 0; off < uv_app.hdr.image_size; off += sizeof(buf)) {
         uint32_t n = uv_app.hdr.image_size - off < sizeof(buf) ? uv_app.hdr.image_size - off : sizeof(buf);
@@ -627,12 +627,15 @@ static kerr_t app_load(void)
         if (err != KERR_OK)
             break;
         memcpy(dst + off, buf, n);
-        mbedtls_sha256_update(&sha, dst + off, n);
+        if (kc_sha256_update(&sha, dst + off, n) != KC_OK) {
+            err = KERR_IMG_HASH;
+            break;
+        }
     }
     uint8_t digest[32];
-    mbedtls_sha256_finish(&sha, digest);
-    mbedtls_sha256_free(&sha);
-    if (err == KERR_OK && memcmp(digest, uv_app.hdr.sha256, 32) != 0)
+    if (err != KERR_OK)
+        kc_sha256_abort(&sha);
+    else if (kc_sha256_finish(&sha, digest) != KC_OK || memcmp(digest, uv_app.hdr.sha256, 32) != 0)
         err = KERR_IMG_HASH;
     /* Scrub the rest of the region: nothing of a previous image stays executable. */
     memset(dst + uv_app.hdr.image_size, 0xFF,

@@ -24,7 +24,7 @@
 #include "keel/bundle.h"
 #include "keel/crash.h"
 #include "layout.h"
-#include "mbedtls/sha256.h"
+#include "keel/kcrypto.h"
 #include "port.h"
 #include "uv.h"
 #include "net/net_rec.h"
@@ -168,7 +168,7 @@ static void installed_sync(void)
     if (eng.ps.phase == UPD_PHASE_IDLE && eng.ps.result == UPD_RESULT_SUCCESS && eng.ps.version) {
         uint32_t n = read_manifest(AN505_QSPI_STAGE_OFF);
         uint8_t h[32];
-        if (n && mbedtls_sha256(inst_buf, n, h, 0) == 0 && memcmp(h, eng.ps.manifest_sha, 32) == 0) {
+        if (n && kc_sha256(inst_buf, n, h) == KC_OK && memcmp(h, eng.ps.manifest_sha, 32) == 0) {
             static uint8_t have[UPD_MANIFEST_BUF];
             bool same = kflash_read(uu.qspi, AN505_QSPI_INSTALLED_OFF, have, n) == KERR_OK &&
                         memcmp(have, inst_buf, n) == 0;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <mbedtls/sha256.h>
+#include "keel/kcrypto.h"
 
 #include "delta_pick.h"
 #include "kd_log.h"
@@ -256,7 +256,7 @@ static unsigned check_bundle(ota_t *o, const uint8_t *data, size_t len, kbdl_man
                       (unsigned long long)want);
     }
     uint8_t sha[32];
-    mbedtls_sha256(data + kbdl_signed_size(m), payload, sha, 0);
+    kc_sha256(data + kbdl_signed_size(m), payload, sha);
     if (memcmp(sha, l->delta ? l->patch_sha : l->content_sha, 32) != 0) {
         return refuse(why, cap, 422, "the payload does not match the signed %s hash: the "
                       "bundle was damaged or tampered with after signing", l->delta ? "patch" : "content");
@@ -282,7 +282,7 @@ unsigned ota_upload(ota_t *o, const uint8_t *data, size_t len, json_t **out, cha
     store_bundle_t b;
     uint8_t sha[32];
     memset(&b, 0, sizeof(b));
-    mbedtls_sha256(data, len, sha, 0);
+    kc_sha256(data, len, sha);
     hex(sha, 32, b.sha256);
     b.size = (int64_t)len;
     b.signed_size = kbdl_signed_size(&m);

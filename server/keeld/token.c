@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <mbedtls/sha256.h>
+#include "keel/kcrypto.h"
 
 #include "token.h"
 
@@ -31,6 +31,6 @@ void tok_hash(const char *token, size_t len, char out[TOK_HASH_HEX])
 {
     uint8_t digest[32];
 
-    mbedtls_sha256((const unsigned char *)token, len, digest, 0);
+    kc_sha256((const unsigned char *)token, len, digest);
     hex(digest, sizeof(digest), out);
 }

@@ -46,8 +46,7 @@ static void keys(const keel_v1_Debug *d)
             (void)dbgsess_verify(d->kind.open.client_pub, h, d->kind.open.signature);
         }
         if (dbgsess_keygen(&mine, fz_rng, NULL) == KERR_OK) {
-            (void)dbgsess_start(&s, DBGSESS_DEVICE, d->kind.open.session, &mine, d->kind.open.client_pub, fz_rng,
-                                NULL);
+            (void)dbgsess_start(&s, DBGSESS_DEVICE, d->kind.open.session, &mine, d->kind.open.client_pub);
         }
     } else if (d->which_kind == keel_v1_Debug_accept_tag) {
         uint8_t cpub[DBGSESS_PUB_SIZE] = {4};
@@ -55,8 +54,7 @@ static void keys(const keel_v1_Debug *d)
             (void)dbgsess_verify(d->kind.accept.device_pub, h, d->kind.accept.signature);
         }
         if (dbgsess_keygen(&mine, fz_rng, NULL) == KERR_OK) {
-            (void)dbgsess_start(&s, DBGSESS_CLIENT, d->kind.accept.session, &mine, d->kind.accept.device_pub,
-                                fz_rng, NULL);
+            (void)dbgsess_start(&s, DBGSESS_CLIENT, d->kind.accept.session, &mine, d->kind.accept.device_pub);
         }
     }
 }

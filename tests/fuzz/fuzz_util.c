@@ -70,8 +70,8 @@ int fz_dbg_start(fz_dbg_t *d)
     uint8_t pc[DBGSESS_PUB_SIZE], pd[DBGSESS_PUB_SIZE];
     memcpy(pc, ec.pub, sizeof(pc));
     memcpy(pd, ed.pub, sizeof(pd));
-    if (dbgsess_start(&d->client, DBGSESS_CLIENT, d->session, &ec, pd, fz_rng, NULL) != KERR_OK ||
-        dbgsess_start(&d->device, DBGSESS_DEVICE, d->session, &ed, pc, fz_rng, NULL) != KERR_OK) {
+    if (dbgsess_start(&d->client, DBGSESS_CLIENT, d->session, &ec, pd) != KERR_OK ||
+        dbgsess_start(&d->device, DBGSESS_DEVICE, d->session, &ed, pc) != KERR_OK) {
         return -1;
     }
     return 0;

@@ -49,12 +49,15 @@ free_port() {
 # tcp_listening PORT: something accepts connections on 127.0.0.1:PORT.
 tcp_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# broker_start DIR PORT: mosquitto with DIR/mosquitto.conf (scripts/stack.sh broker-conf DIR PORT),
-# output appended to DIR/mosquitto.out, its pid in MOSQ and PIDS; false if it does not listen on
-# PORT within 10 s (its log: DIR/mosquitto.log).
+# broker_start DIR PORT: mosquitto with DIR/mosquitto.conf and DIR/openssl.cnf (scripts/stack.sh
+# broker-conf DIR PORT; an OPENSSL_CONF of the caller's wins), output appended to
+# DIR/mosquitto.out, its pid in MOSQ and PIDS; false if it does not listen on PORT within 10 s (its
+# log: DIR/mosquitto.log).
 MOSQ=""
 broker_start() {
-    mosquitto -c "$1/mosquitto.conf" >>"$1/mosquitto.out" 2>&1 &
+    local ossl=${OPENSSL_CONF:-}
+    [ -n "$ossl" ] || [ ! -e "$1/openssl.cnf" ] || ossl=$1/openssl.cnf
+    OPENSSL_CONF=$ossl mosquitto -c "$1/mosquitto.conf" >>"$1/mosquitto.out" 2>&1 &
     MOSQ=$!
     PIDS+=("$MOSQ")
     wait_for 10 tcp_listening "$2"

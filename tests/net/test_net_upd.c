@@ -145,7 +145,7 @@ static keel_v1_UpdateOffer offer_of(uint64_t deployment, const uint8_t *bundle, 
     o.deployment_id = deployment;
     o.bundle_size = n;
     o.signed_size = n;
-    mbedtls_sha256(bundle, n, o.bundle_sha256, 0);
+    kc_sha256(bundle, n, o.bundle_sha256);
     return o;
 }
 

@@ -12,10 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 
 #include "keel/dbgsess.h"
+#include "keel/kcrypto.h"
 #include "keyfile.h"
 #include "simdev_debug.h"
 
@@ -27,8 +26,6 @@ static struct {
     int target_port;
     simdbg_publish_fn publish;
     void *ctx;
-    mbedtls_ctr_drbg_context drbg;
-    mbedtls_entropy_context entropy;
 
     pthread_mutex_t lock;  /* session state below; the reader thread seals under it */
     bool active;
@@ -63,10 +60,8 @@ void simdbg_init(const char *id, const char *key_path, const char *debug_pub_pat
         }
         g.has_debug_key = true;
     }
-    mbedtls_entropy_init(&g.entropy);
-    mbedtls_ctr_drbg_init(&g.drbg);
-    if (mbedtls_ctr_drbg_seed(&g.drbg, mbedtls_entropy_func, &g.entropy, (const uint8_t *)"simdev", 6) != 0) {
-        fail("random", "generator", "cannot seed");
+    if (kc_init() != KC_OK) {
+        fail("crypto", "PSA", "cannot start");
     }
 }
 
@@ -197,13 +192,11 @@ static void on_open(const keel_v1_DebugOpen *o)
     m.kind.accept.session = o->session;
     m.kind.accept.ok = true;
     pthread_mutex_lock(&g.lock);
-    kerr_t err = dbgsess_keygen(&eph, mbedtls_ctr_drbg_random, &g.drbg);
+    kerr_t err = dbgsess_keygen(&eph, kc_random, NULL);
     memcpy(m.kind.accept.device_pub, eph.pub, DBGSESS_PUB_SIZE);
     err = err ? err : dbgsess_accept_hash(g.id, o->session, o->client_pub, eph.pub, h);
-    err = err ? err : dbgsess_sign(g.device_key.priv, h, m.kind.accept.signature,
-                                   mbedtls_ctr_drbg_random, &g.drbg);
-    err = err ? err : dbgsess_start(&g.sess, DBGSESS_DEVICE, o->session, &eph, o->client_pub,
-                                    mbedtls_ctr_drbg_random, &g.drbg);
+    err = err ? err : dbgsess_sign(g.device_key.priv, h, m.kind.accept.signature);
+    err = err ? err : dbgsess_start(&g.sess, DBGSESS_DEVICE, o->session, &eph, o->client_pub);
     if (err == KERR_OK) {
         g.active = true;
         g.session = o->session;

@@ -54,7 +54,7 @@ static void test_golden_layout(void **state)
     assert_int_equal(peek32(g_bundle + 28), FX_PAGE);
     kbdl_key_t k = fleet_key();
     uint8_t h[32];
-    mbedtls_sha256(k.pub, sizeof(k.pub), h, 0);
+    kc_sha256(k.pub, sizeof(k.pub), h);
     assert_memory_equal(g_bundle + 32, h, 8);
     assert_int_equal(g_bundle[40] | g_bundle[41] << 8, 1);
     assert_int_equal(g_bundle[42] | g_bundle[43] << 8, 96);
@@ -74,12 +74,12 @@ static void test_golden_layout(void **state)
     assert_int_equal(peek32(l + 16), 0u);
     assert_int_equal(peek32(l + 20), FX_PAGES);
     assert_int_equal(peek32(l + 24), 224u);
-    mbedtls_sha256(g_region, 40000u, h, 0);
+    kc_sha256(g_region, 40000u, h);
     assert_memory_equal(l + 32, h, 32);
-    mbedtls_sha256(g_region, FX_REGION, h, 0);
+    kc_sha256(g_region, FX_REGION, h);
     assert_memory_equal(l + 64, h, 32);
     for (uint32_t i = 0; i < FX_PAGES; i++) {
-        mbedtls_sha256(g_region + i * FX_PAGE, FX_PAGE, h, 0);
+        kc_sha256(g_region + i * FX_PAGE, FX_PAGE, h);
         assert_memory_equal(g_bundle + 224 + i * 32u, h, 32);
     }
     /* Signature envelope. */
@@ -363,9 +363,9 @@ static void test_delta_bundle(void **state)
     assert_int_equal(l->block_count, FX_PAGES);
     assert_int_equal(l->size, 40000u);
     uint8_t h[32];
-    assert_int_equal(mbedtls_sha256(patch, sizeof(patch), h, 0), 0);
+    assert_int_equal(kc_sha256(patch, sizeof(patch), h), KC_OK);
     assert_memory_equal(l->patch_sha, h, 32);
-    assert_int_equal(mbedtls_sha256(g_region, FX_REGION, h, 0), 0);
+    assert_int_equal(kc_sha256(g_region, FX_REGION, h), KC_OK);
     assert_memory_equal(l->region_sha, h, 32);
     /* The patch travels in block-size pieces: 8192, 8192, 3616, then nothing. */
     uint32_t off, len, in_block, got = 0;

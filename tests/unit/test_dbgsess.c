@@ -88,8 +88,8 @@ static void test_golden(void **state)
     assert_memory_equal(h, g_accept_hash, sizeof(h));
 
     dbgsess_t c, d;
-    assert_int_equal(dbgsess_start(&c, DBGSESS_CLIENT, sid, &ce, g_device_pub, RNG), KERR_OK);
-    assert_int_equal(dbgsess_start(&d, DBGSESS_DEVICE, sid, &de, g_client_pub, RNG), KERR_OK);
+    assert_int_equal(dbgsess_start(&c, DBGSESS_CLIENT, sid, &ce, g_device_pub), KERR_OK);
+    assert_int_equal(dbgsess_start(&d, DBGSESS_DEVICE, sid, &de, g_client_pub), KERR_OK);
     /* The secrets are gone, the public halves stay. */
     uint8_t zero[DBGSESS_PRIV_SIZE] = {0};
     assert_memory_equal(ce.priv, zero, sizeof(zero));
@@ -146,7 +146,7 @@ static void handshake(pair_t *p, uint64_t sid)
     assert_int_equal(dbgsess_keygen(&ce, RNG), KERR_OK);
     assert_int_equal(ce.pub[0], 0x04);
     assert_int_equal(dbgsess_open_hash("unit-dev", sid, ce.pub, h), KERR_OK);
-    assert_int_equal(dbgsess_sign(p->debug_priv, h, open_sig, RNG), KERR_OK);
+    assert_int_equal(dbgsess_sign(p->debug_priv, h, open_sig), KERR_OK);
 
     /* Device: verify with the bundle's debug key, DebugAccept. */
     assert_int_equal(dbgsess_open_hash("unit-dev", sid, ce.pub, h), KERR_OK);
@@ -155,14 +155,14 @@ static void handshake(pair_t *p, uint64_t sid)
     uint8_t acc_sig[DBGSESS_SIG_SIZE];
     assert_int_equal(dbgsess_keygen(&de, RNG), KERR_OK);
     assert_int_equal(dbgsess_accept_hash("unit-dev", sid, ce.pub, de.pub, h), KERR_OK);
-    assert_int_equal(dbgsess_sign(p->device_priv, h, acc_sig, RNG), KERR_OK);
+    assert_int_equal(dbgsess_sign(p->device_priv, h, acc_sig), KERR_OK);
     uint8_t client_pub[DBGSESS_PUB_SIZE];
     memcpy(client_pub, ce.pub, sizeof(client_pub));
-    assert_int_equal(dbgsess_start(&p->d, DBGSESS_DEVICE, sid, &de, client_pub, RNG), KERR_OK);
+    assert_int_equal(dbgsess_start(&p->d, DBGSESS_DEVICE, sid, &de, client_pub), KERR_OK);
 
     /* CLI: verify with the device certificate's key, derive. */
     assert_int_equal(dbgsess_verify(p->device_pub, h, acc_sig), KERR_OK);
-    assert_int_equal(dbgsess_start(&p->c, DBGSESS_CLIENT, sid, &ce, de.pub, RNG), KERR_OK);
+    assert_int_equal(dbgsess_start(&p->c, DBGSESS_CLIENT, sid, &ce, de.pub), KERR_OK);
 }
 
 static void seal_ok(dbgsess_t *s, const char *text, uint8_t *out, size_t cap, size_t *n,
@@ -283,11 +283,11 @@ static void test_wrong_key(void **state)
     uint8_t other_priv[DBGSESS_PRIV_SIZE], other_pub[DBGSESS_PUB_SIZE];
     longterm(other_priv, other_pub);
     assert_int_equal(dbgsess_open_hash("unit-dev", 45, ce.pub, h), KERR_OK);
-    assert_int_equal(dbgsess_sign(other_priv, h, sig, RNG), KERR_OK);
+    assert_int_equal(dbgsess_sign(other_priv, h, sig), KERR_OK);
     assert_int_equal(dbgsess_verify(p.debug_pub, h, sig), KERR_DBG_SIGNATURE);
     assert_int_equal(dbgsess_verify(other_pub, h, sig), KERR_OK);
     /* The right key over another device's, or another session's, transcript. */
-    assert_int_equal(dbgsess_sign(p.debug_priv, h, sig, RNG), KERR_OK);
+    assert_int_equal(dbgsess_sign(p.debug_priv, h, sig), KERR_OK);
     uint8_t h2[DBGSESS_HASH_SIZE];
     assert_int_equal(dbgsess_open_hash("unit-dev2", 45, ce.pub, h2), KERR_OK);
     assert_int_equal(dbgsess_verify(p.debug_pub, h2, sig), KERR_DBG_SIGNATURE);
@@ -305,7 +305,7 @@ static void test_wrong_key(void **state)
     dbgsess_eph_t dev_eph;
     assert_int_equal(dbgsess_keygen(&dev_eph, RNG), KERR_OK);
     memcpy(dev_eph_pub, dev_eph.pub, sizeof(dev_eph_pub));
-    assert_int_equal(dbgsess_start(&m, DBGSESS_CLIENT, 45, &mallory, dev_eph_pub, RNG), KERR_OK);
+    assert_int_equal(dbgsess_start(&m, DBGSESS_CLIENT, 45, &mallory, dev_eph_pub), KERR_OK);
     uint8_t sealed[64], plain[64];
     size_t n = 0, k = 0;
     uint32_t seq = 0;
@@ -376,7 +376,7 @@ static void test_refusals(void **state)
     memcpy(bad, g_device_pub, sizeof(bad));
     bad[64] ^= 1u;
     assert_int_equal(dbgsess_keygen(&e, RNG), KERR_OK);
-    assert_int_equal(dbgsess_start(&s, DBGSESS_CLIENT, 1, &e, bad, RNG), KERR_DBG_KEY);
+    assert_int_equal(dbgsess_start(&s, DBGSESS_CLIENT, 1, &e, bad), KERR_DBG_KEY);
     assert_false(s.ready);
     assert_int_equal(dbgsess_verify(bad, h, sig), KERR_DBG_KEY);
     bad[64] ^= 1u;
@@ -389,16 +389,16 @@ static void test_refusals(void **state)
     /* Private scalars out of range: 0 and the all-ones value (> n). */
     uint8_t priv[DBGSESS_PRIV_SIZE];
     fill_priv(priv, 0);
-    assert_int_equal(dbgsess_sign(priv, h, sig, RNG), KERR_INVAL);
+    assert_int_equal(dbgsess_sign(priv, h, sig), KERR_INVAL);
     fill_priv(priv, 0xFF);
-    assert_int_equal(dbgsess_sign(priv, h, sig, RNG), KERR_INVAL);
+    assert_int_equal(dbgsess_sign(priv, h, sig), KERR_INVAL);
 
     /* Bad ids and NULLs. */
     assert_int_equal(dbgsess_open_hash("", 1, g_client_pub, h), KERR_INVAL);
     assert_int_equal(dbgsess_open_hash("a/b", 1, g_client_pub, h), KERR_INVAL);
     assert_int_equal(dbgsess_accept_hash("dev", 1, g_client_pub, NULL, h), KERR_INVAL);
     assert_int_equal(dbgsess_keygen(NULL, RNG), KERR_INVAL);
-    assert_int_equal(dbgsess_start(&s, (dbgsess_role_t)7, 1, &e, g_device_pub, RNG), KERR_INVAL);
+    assert_int_equal(dbgsess_start(&s, (dbgsess_role_t)7, 1, &e, g_device_pub), KERR_INVAL);
 
     /* Not started, or ended: nothing seals or opens. */
     size_t n = 0;

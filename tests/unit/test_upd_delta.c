@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "keel/kcrypto.h"
 #include "keel/delta.h"
 #include "test_upd_fixture.h"
 
@@ -46,7 +47,7 @@ static void setup(const uint8_t *signed_patch, size_t signed_len)
     m.policy = (kbdl_policy_t){100, 30000, 3600, 60, false, {0}};
     m.layers[0].region = KBDL_REGION_APP;
     uint8_t base[32];
-    mbedtls_sha256(g_old, FX_REGION, base, 0);
+    kc_sha256(g_old, FX_REGION, base);
     if (!signed_patch)
         signed_patch = g_patch, signed_len = g_patch_len;
     assert_int_equal(kbdl_build_delta(&m, g_new, FX_REGION, 0, NEW_LEN, base, signed_patch,

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
+#include "keel/kcrypto.h"
 
 #include "keel/bundle.h"
 #include "keel/flash.h"

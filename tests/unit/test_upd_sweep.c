@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "keel/kcrypto.h"
 #include "keel/delta.h"
 #include "test_upd_fixture.h"
 
@@ -196,7 +197,7 @@ static void check_end(fx_dev_t *d, scenario_t sc)
     uint8_t h[32];
     assert_int_equal(upd_region_sha(&d->upd, h), KERR_OK); /* the engine's own measurement */
     uint8_t want[32];
-    mbedtls_sha256(sc == SC_UPDATE || sc == SC_DELTA ? g_new : g_old, FX_REGION, want, 0);
+    kc_sha256(sc == SC_UPDATE || sc == SC_DELTA ? g_new : g_old, FX_REGION, want);
     assert_memory_equal(h, want, 32);
 }
 
@@ -278,7 +279,7 @@ static void setup_images(void)
         kbdl_manifest_t m;
         assert_int_equal(kbdl_decode(g_bundle, g_len, &m), KERR_OK);
         uint8_t base[32];
-        mbedtls_sha256(g_old, FX_REGION, base, 0);
+        kc_sha256(g_old, FX_REGION, base);
         assert_int_equal(kbdl_build_delta(&m, g_new, FX_REGION, 0, NEW_LEN, base, g_patch,
                                           (uint32_t)g_patch_len, fx_priv_fleet, g_bundle,
                                           sizeof(g_bundle), &g_len),

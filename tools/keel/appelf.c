@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "layout.h"
-#include "mbedtls/sha256.h"
+#include "keel/kcrypto.h"
 
 /* An app ELF larger than this cannot be a 1 MiB app plus symbols; refuse before reading it. */
 #define APPELF_FILE_MAX (64u * 1024u * 1024u)
@@ -249,7 +249,7 @@ const appelf_target_t appelf_target_an505 = {
 
 void appelf_sha256(const appelf_image_t *img, uint8_t out[32])
 {
-    mbedtls_sha256(img->bytes, img->size, out, 0);
+    kc_sha256(img->bytes, img->size, out);
 }
 
 kerr_t appelf_identify(const uint8_t *elf, size_t len, uint8_t out_sha[32], uint32_t *out_size,

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
+#include "keel/kcrypto.h"
 
 #include "keel/app_image.h"
 #include "keel/bundle.h"
@@ -80,7 +80,7 @@ static bool base_from_elf(const char *prog, const char *arg, base_t *out)
     devstate_app_header(&img, path, &pol, &hdr);
     bool ok = (out->content = malloc(AN505_APP_SLOT_SIZE)) != NULL &&
               devstate_app_region(&img, &hdr, out->content, &out->len) &&
-              mbedtls_sha256(out->content, AN505_APP_SLOT_SIZE, out->sha, 0) == 0;
+              kc_sha256(out->content, AN505_APP_SLOT_SIZE, out->sha) == KC_OK;
     appelf_free(&img);
     if (!ok) {
         cli_fail(prog, "--base %s: the image does not fit the app slot", path);

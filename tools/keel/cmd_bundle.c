@@ -16,8 +16,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <mbedtls/platform_util.h>
-#include <mbedtls/sha256.h>
+#include "keel/kcrypto.h"
 
 #include "keel/bundle.h"
 #include "keel/crash.h"
@@ -102,7 +101,7 @@ static void check_payload(const kbdl_manifest_t *m, const uint8_t *b, size_t len
         uint32_t n = l->delta ? l->patch_size : l->size; /* a delta's payload is its patch */
         if (off + n <= len) {
             uint8_t sha[32];
-            mbedtls_sha256(b + off, n, sha, 0);
+            kc_sha256(b + off, n, sha);
             out->content_ok[i] = memcmp(sha, l->delta ? l->patch_sha : l->content_sha, 32) == 0;
         }
         off += n;
@@ -277,15 +276,10 @@ static int build_run(const char *prog, build_req_t *r)
         if (err != KERR_OK) {
             cli_fail(prog, "cannot build the manifest: %s", kerr_str(err));
         } else if (write_atomic(prog, r->out, signed_part, signed_len, region, content_len)) {
-            mbedtls_sha256_context c;
+            const kc_part_t parts[] = { { signed_part, signed_len }, { region, content_len } };
             uint8_t sha[32];
             char sha_hex[65], ver[16];
-            mbedtls_sha256_init(&c);
-            mbedtls_sha256_starts(&c, 0);
-            mbedtls_sha256_update(&c, signed_part, signed_len);
-            mbedtls_sha256_update(&c, region, content_len);
-            mbedtls_sha256_finish(&c, sha);
-            mbedtls_sha256_free(&c);
+            kc_sha256_parts(parts, 2, sha);
             hex(sha, 32, sha_hex);
             kapp_version_format(r->m.version, ver, sizeof ver);
             printf("built %s: %s %s, counter %lu, %lu bytes (manifest %lu, payload %lu), "
@@ -298,7 +292,7 @@ static int build_run(const char *prog, build_req_t *r)
                                         key.priv);
         }
     }
-    mbedtls_platform_zeroize(&key, sizeof key);
+    kc_wipe(&key, sizeof key);
     free(signed_part);
     free(region);
     appelf_free(&img);
@@ -568,7 +562,7 @@ static int bundle_inspect(const char *prog, int argc, char **argv)
     payload_check_t pc;
     check_payload(&m, b, len, &pc);
     uint8_t sha[32];
-    mbedtls_sha256(b, len, sha, 0);
+    kc_sha256(b, len, sha);
     if (json)
         inspect_json(path, len, sha, &m, &pc, sv);
     else

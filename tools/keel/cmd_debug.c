@@ -39,11 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 
 #include "keel/dbgsess.h"
 #include "keel/identity.h"
+#include "keel/kcrypto.h"
 #include "keel/kproto.h"
 #include "keel/rspcache.h"
 
@@ -91,8 +90,6 @@ typedef struct dbg {
     char path[160];           /* /v1/devices/D/debug */
     uint64_t session;
     dbgsess_t sess;
-    mbedtls_ctr_drbg_context drbg;
-    mbedtls_entropy_context entropy;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -322,10 +319,9 @@ static bool handshake(dbg_t *d, const keyfile_key_t *debug_key, const uint8_t de
     keel_v1_Debug m = keel_v1_Debug_init_zero;
     m.which_kind = keel_v1_Debug_open_tag;
     m.kind.open.session = d->session;
-    if (dbgsess_keygen(&eph, mbedtls_ctr_drbg_random, &d->drbg) != KERR_OK ||
+    if (dbgsess_keygen(&eph, kc_random, NULL) != KERR_OK ||
         dbgsess_open_hash(d->device, d->session, eph.pub, h) != KERR_OK ||
-        dbgsess_sign(debug_key->priv, h, m.kind.open.signature, mbedtls_ctr_drbg_random,
-                     &d->drbg) != KERR_OK) {
+        dbgsess_sign(debug_key->priv, h, m.kind.open.signature) != KERR_OK) {
         fprintf(stderr, "%s: cannot make the session keys or sign with the debug key\n", d->prog);
         return false;
     }
@@ -366,8 +362,7 @@ static bool handshake(dbg_t *d, const keyfile_key_t *debug_key, const uint8_t de
         return false;
     }
     pthread_mutex_lock(&d->lock);
-    err = dbgsess_start(&d->sess, DBGSESS_CLIENT, d->session, &eph, acc.device_pub,
-                        mbedtls_ctr_drbg_random, &d->drbg);
+    err = dbgsess_start(&d->sess, DBGSESS_CLIENT, d->session, &eph, acc.device_pub);
     d->established = err == KERR_OK;
     pthread_mutex_unlock(&d->lock);
     if (err != KERR_OK) {
@@ -626,12 +621,8 @@ static int run_debug(const char *prog, int argc, char **argv)
         if (getrandom(&d.session, sizeof d.session, 0) != (ssize_t)sizeof d.session)
             return cli_fail(prog, "no randomness available (getrandom: %s)", strerror(errno));
     }
-    mbedtls_entropy_init(&d.entropy);
-    mbedtls_ctr_drbg_init(&d.drbg);
-    static const char pers[] = "keel debug";
-    if (mbedtls_ctr_drbg_seed(&d.drbg, mbedtls_entropy_func, &d.entropy,
-                              (const unsigned char *)pers, sizeof pers - 1) != 0)
-        return cli_fail(prog, "cannot seed the random generator");
+    if (kc_init() != KC_OK)
+        return cli_fail(prog, "cannot start the crypto library (PSA)");
     int ls = listen_local(prog, port);
     if (ls < 0)
         return CLI_EXIT_FAIL;
@@ -688,8 +679,6 @@ static int run_debug(const char *prog, int argc, char **argv)
     dbgsess_end(&d.sess);
     dbgsess_wipe(&key, sizeof key);
     fapi_conn_close(&d.conn);
-    mbedtls_ctr_drbg_free(&d.drbg);
-    mbedtls_entropy_free(&d.entropy);
     close(d.wake[0]);
     close(d.wake[1]);
     pthread_cond_destroy(&d.cond);

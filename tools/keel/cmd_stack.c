@@ -265,7 +265,10 @@ static bool start_broker(up_t *u)
     char conf[STACK_PATH_MAX + 32], log[STACK_PATH_MAX + 32];
     snprintf(conf, sizeof conf, "%s/mosquitto.conf", u->dir);
     snprintf(log, sizeof log, "%s/mosquitto.out", u->dir);
-    char *argv[] = {u->mosquitto, "-c", conf, NULL};
+    /* The broker's OpenSSL settings (stateful TLS 1.3 tickets), written by broker-conf. */
+    char ossl[STACK_PATH_MAX + 32];
+    snprintf(ossl, sizeof ossl, "OPENSSL_CONF=%s/openssl.cnf", u->dir);
+    char *argv[] = {"/usr/bin/env", ossl, u->mosquitto, "-c", conf, NULL};
     pid_t pid = stack_spawn(u->prog, u->pids, "mosquitto", argv, log);
     if (pid < 0)
         return false;

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ecp.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
 #include "keel/identity.h"
+#include "keel/kcrypto.h"
 
 #include "cli.h"
 #include "layout.h"
@@ -120,7 +120,7 @@ bool debugcert_device_pub(const char *prog, const char *device, const char *cert
     mbedtls_x509_crt_init(&ca);
     bool ok = false;
     uint32_t flags = 0;
-    size_t olen = 0;
+    bool has_priv = false;
     char cn[KIDENT_ID_MAX + 2] = "";
     if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) != 0) {
         fprintf(stderr, "%s: %s is not a PEM X.509 certificate\n", prog, where);
@@ -140,11 +140,7 @@ bool debugcert_device_pub(const char *prog, const char *device, const char *cert
         if (strcmp(cn, device) != 0) {
             fprintf(stderr, "%s: the certificate from %s belongs to '%s', not '%s'\n", prog, where,
                     cn, device);
-        } else if (mbedtls_pk_get_type(&crt.pk) != MBEDTLS_PK_ECKEY ||
-                   mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(crt.pk)) != MBEDTLS_ECP_DP_SECP256R1 ||
-                   mbedtls_ecp_write_public_key(mbedtls_pk_ec(crt.pk), MBEDTLS_ECP_PF_UNCOMPRESSED,
-                                                &olen, out, DBGSESS_PUB_SIZE) != 0 ||
-                   olen != DBGSESS_PUB_SIZE) {
+        } else if (kc_p256_from_pk(&crt.pk, out, NULL, &has_priv) != KC_OK) {
             fprintf(stderr, "%s: the certificate from %s does not hold a P-256 key\n", prog, where);
         } else {
             ok = true;

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "keel/kcrypto.h"
 #include "layout.h"
 #include "store.h"
 #include "devcert.h"
@@ -345,19 +345,19 @@ kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out)
     if (err != KERR_OK)
         return err;
     /* The same check the microvisor makes before it runs the app (on its RAM copy). */
-    mbedtls_sha256_context ctx;
-    mbedtls_sha256_init(&ctx);
-    mbedtls_sha256_starts(&ctx, 0);
+    kc_sha256_t ctx;
+    if (kc_sha256_start(&ctx) != KC_OK)
+        return KERR_IMG_HASH;
     uint8_t buf[4096], sha[32];
     for (uint32_t off = 0; off < out->image_size && err == KERR_OK; off += sizeof buf) {
         uint32_t n = out->image_size - off < sizeof buf ? out->image_size - off : sizeof buf;
         err = kflash_read(&s->iflash, AN505_APP_IMAGE_OFF + off, buf, n);
-        if (err == KERR_OK)
-            mbedtls_sha256_update(&ctx, buf, n);
+        if (err == KERR_OK && kc_sha256_update(&ctx, buf, n) != KC_OK)
+            err = KERR_IMG_HASH;
     }
-    mbedtls_sha256_finish(&ctx, sha);
-    mbedtls_sha256_free(&ctx);
-    if (err == KERR_OK && memcmp(sha, out->sha256, sizeof sha) != 0)
+    if (err != KERR_OK)
+        kc_sha256_abort(&ctx);
+    else if (kc_sha256_finish(&ctx, sha) != KC_OK || memcmp(sha, out->sha256, sizeof sha) != 0)
         err = KERR_IMG_HASH;
     return err;
 }

@@ -9,14 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
-#include <mbedtls/platform_util.h>
-#include <mbedtls/psa_util.h>
 
 #include "keel/identity.h"
+#include "keel/kcrypto.h"
 
 #define KEYFILE_READ_MAX 16384u /* a PEM P-256 key is < 300 bytes; anything this big is not one */
 
@@ -64,29 +60,20 @@ static bool write_new(const char *path, const char *text, mode_t mode)
 static bool from_pk(mbedtls_pk_context *pk, bool want_priv, keyfile_key_t *out, char *why,
                     size_t cap)
 {
-    if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY)
+    bool has_priv = false;
+    switch (kc_p256_from_pk(pk, out->pub, out->priv, &has_priv)) {
+    case KC_OK: break;
+    case KC_BAD_KEY:
         return say(why, cap, "not an EC key (Keel signs with ECDSA P-256: make one with "
                              "'keel keys new')");
-    const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*pk);
-    if (mbedtls_ecp_keypair_get_group_id(ec) != MBEDTLS_ECP_DP_SECP256R1)
+    case KC_OTHER_CURVE:
         return say(why, cap, "an EC key on another curve (Keel needs P-256, prime256v1)");
-    size_t olen = 0;
-    if (mbedtls_ecp_write_public_key(ec, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, out->pub,
-                                     sizeof out->pub) != 0 ||
-        olen != KBDL_PUBKEY_SIZE)
-        return say(why, cap, "cannot encode the public key");
-    mbedtls_mpi d;
-    mbedtls_mpi_init(&d);
-    bool ok = mbedtls_ecp_export(ec, NULL, &d, NULL) == 0;
-    out->has_priv = ok && mbedtls_mpi_cmp_int(&d, 0) != 0;
-    if (ok && want_priv && !out->has_priv)
-        ok = say(why, cap, "a public key, not a private key (sign with NAME.key, not NAME.pub)");
-    else if (ok && out->has_priv && mbedtls_mpi_write_binary(&d, out->priv, sizeof out->priv) != 0)
-        ok = say(why, cap, "cannot read the private scalar");
-    else if (!ok)
-        say(why, cap, "cannot read the key");
-    mbedtls_mpi_free(&d);
-    return ok;
+    default: return say(why, cap, "cannot read the key");
+    }
+    out->has_priv = has_priv;
+    if (want_priv && !has_priv)
+        return say(why, cap, "a public key, not a private key (sign with NAME.key, not NAME.pub)");
+    return true;
 }
 
 bool keyfile_parse(const char *pem, bool want_priv, keyfile_key_t *out, char *why,
@@ -97,12 +84,11 @@ bool keyfile_parse(const char *pem, bool want_priv, keyfile_key_t *out, char *wh
     mbedtls_pk_init(&pk);
     size_t len = strlen(pem) + 1u; /* PEM input is parsed with its NUL */
     bool ok;
-    if (psa_crypto_init() != PSA_SUCCESS) {
+    if (kc_init() != KC_OK) {
         mbedtls_pk_free(&pk);
         return say(why, why_cap, "cannot initialise PSA Crypto");
     }
-    if (mbedtls_pk_parse_key(&pk, (const unsigned char *)pem, len, NULL, 0, mbedtls_psa_get_random,
-                             MBEDTLS_PSA_RANDOM_STATE) == 0) {
+    if (mbedtls_pk_parse_key(&pk, (const unsigned char *)pem, len, NULL, 0, kc_random, NULL) == 0) {
         ok = from_pk(&pk, want_priv, out, why, why_cap);
     } else {
         mbedtls_pk_free(&pk);
@@ -145,20 +131,8 @@ bool keyfile_pub_pem(const uint8_t pub[KBDL_PUBKEY_SIZE], char *out, size_t cap)
 {
     mbedtls_pk_context pk;
     mbedtls_pk_init(&pk);
-    bool ok = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) == 0;
-    if (ok) {
-        mbedtls_ecp_group grp;
-        mbedtls_ecp_point q;
-        mbedtls_ecp_group_init(&grp);
-        mbedtls_ecp_point_init(&q);
-        ok = mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) == 0 &&
-             mbedtls_ecp_point_read_binary(&grp, &q, pub, KBDL_PUBKEY_SIZE) == 0 &&
-             mbedtls_ecp_check_pubkey(&grp, &q) == 0 &&
-             mbedtls_ecp_set_public_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), &q) == 0 &&
-             mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)out, cap) == 0;
-        mbedtls_ecp_point_free(&q);
-        mbedtls_ecp_group_free(&grp);
-    }
+    bool ok = kc_p256_to_pk(&pk, NULL, pub) == KC_OK &&
+              mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)out, cap) == 0;
     mbedtls_pk_free(&pk);
     return ok;
 }
@@ -174,27 +148,18 @@ void keyfile_id_hex(const uint8_t key_id[KBDL_KEY_ID_SIZE], char *out, size_t ca
 static bool generate(char key_pem[KEYFILE_PEM_MAX], char pub_pem[KEYFILE_PEM_MAX], char *why,
                      size_t cap)
 {
-    mbedtls_entropy_context ent;
-    mbedtls_ctr_drbg_context drbg;
     mbedtls_pk_context pk;
-    mbedtls_entropy_init(&ent);
-    mbedtls_ctr_drbg_init(&drbg);
     mbedtls_pk_init(&pk);
-    static const char pers[] = "keel keys new";
-    bool ok = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent,
-                                    (const unsigned char *)pers, sizeof pers - 1u) == 0;
+    uint8_t priv[KC_P256_PRIV_SIZE], pub[KC_P256_PUB_SIZE];
+    bool ok = kc_p256_keygen(priv, pub, kc_random, NULL) == KC_OK &&
+              kc_p256_to_pk(&pk, priv, pub) == KC_OK;
     if (!ok)
-        say(why, cap, "cannot seed a random generator from the system");
-    if (ok && (mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
-               mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk),
-                                   mbedtls_ctr_drbg_random, &drbg) != 0))
-        ok = say(why, cap, "cannot generate a P-256 key");
+        say(why, cap, "cannot generate a P-256 key");
     if (ok && (mbedtls_pk_write_key_pem(&pk, (unsigned char *)key_pem, KEYFILE_PEM_MAX) != 0 ||
                mbedtls_pk_write_pubkey_pem(&pk, (unsigned char *)pub_pem, KEYFILE_PEM_MAX) != 0))
         ok = say(why, cap, "cannot encode the key as PEM");
     mbedtls_pk_free(&pk);
-    mbedtls_ctr_drbg_free(&drbg);
-    mbedtls_entropy_free(&ent);
+    kc_wipe(priv, sizeof priv);
     return ok;
 }
 
@@ -227,7 +192,7 @@ bool keyfile_new(const char *dir, const char *name, char *out_key, char *out_pub
         ok = say(why, why_cap, "cannot write %s: %s", pub_path, strerror(errno));
         unlink(key_path);
     }
-    mbedtls_platform_zeroize(key_pem, sizeof key_pem);
+    kc_wipe(key_pem, sizeof key_pem);
     if (ok && out_key != NULL)
         snprintf(out_key, cap, "%s", key_path);
     if (ok && out_pub != NULL)

@@ -34,9 +34,10 @@
  * sender refuses to seal past UINT32_MAX: a (key, nonce) pair is never used twice, the session
  * must be reopened (at one frame per millisecond that is 49 days).
  *
- * No allocation in this module (Mbed TLS's bignum code allocates internally, as for bundle
- * verification). Randomness comes from the caller: an Mbed TLS style RNG callback
- * (mbedtls_ctr_drbg_random on both sides).
+ * The crypto goes through keel/kcrypto.h (PSA Crypto). No allocation in this module (PSA allocates
+ * its volatile key slots). The ephemeral scalars come from the caller's RNG callback (the
+ * NV-seeded DRBG on the device, kc_random on the host); ECDSA nonces from PSA's generator, which
+ * on the device is that same DRBG.
  */
 #ifndef KEEL_DBGSESS_H
 #define KEEL_DBGSESS_H
@@ -102,7 +103,7 @@ kerr_t dbgsess_keygen(dbgsess_eph_t *out_eph, dbgsess_rng_fn rng, void *rng_ctx)
  * KERR_DBG_CRYPTO.
  */
 kerr_t dbgsess_start(dbgsess_t *s, dbgsess_role_t role, uint64_t session, dbgsess_eph_t *mine,
-                     const uint8_t peer_pub[DBGSESS_PUB_SIZE], dbgsess_rng_fn rng, void *rng_ctx);
+                     const uint8_t peer_pub[DBGSESS_PUB_SIZE]);
 
 /*
  * Seal len bytes (1 .. DBGSESS_PLAIN_MAX) as the next frame of our direction: out gets
@@ -145,7 +146,7 @@ kerr_t dbgsess_accept_hash(const char *device_id, uint64_t session,
  * Errors: KERR_INVAL (NULL, scalar out of range), KERR_DBG_CRYPTO.
  */
 kerr_t dbgsess_sign(const uint8_t priv[DBGSESS_PRIV_SIZE], const uint8_t hash[DBGSESS_HASH_SIZE],
-                    uint8_t out_sig[DBGSESS_SIG_SIZE], dbgsess_rng_fn rng, void *rng_ctx);
+                    uint8_t out_sig[DBGSESS_SIG_SIZE]);
 
 /*
  * Check r || s over hash against an uncompressed public point.

@@ -31,13 +31,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <mbedtls/gcm.h>
-#include <mbedtls/sha256.h>
-
 #include "keel/bundle.h"
 #include "keel/delta.h"
 #include "keel/err.h"
 #include "keel/flash.h"
+#include "keel/kcrypto.h"
 #include "keel/upd_journal.h"
 
 #define UPD_BLOCK_MAX 8192u     /* largest internal flash page (= bundle block) supported */
@@ -88,8 +86,10 @@ typedef struct upd_dfin {
     uint32_t b, off, left;      /* stored patch: next block, offset in it, bytes still to read */
     uint32_t pos, n;            /* plain[pos, n): decrypted patch bytes not fed yet */
     uint32_t pages, tail;       /* result pages emitted; next erased page hashed after them */
-    mbedtls_sha256_context pc;  /* the patch (every read) */
-    mbedtls_sha256_context rc, cc; /* pass 1: the result region and content */
+    kc_sha256_t pc;             /* the patch (every read) */
+    kc_sha256_t rc, cc;         /* pass 1: the result region and content */
+    kc_gcm_t g;                 /* the patch block being read (open across turns) */
+    uint8_t gcm_live;           /* g is open: ended by upd_delta_release() or a new start */
     uint8_t plain[256];
 } upd_dfin_t;
 
@@ -101,13 +101,11 @@ typedef struct upd {
     uint32_t blocks;          /* pages in the region */
     bool have_manifest;       /* m/mbuf hold the staged manifest */
     kbdl_manifest_t m;
-    mbedtls_gcm_context gcm;
     uint8_t ff_sha[32];       /* SHA-256 of an erased page */
     upd_counters_t ctr;
     uint8_t mbuf[UPD_MANIFEST_BUF]; /* delta bundles: the derived block hashes follow at 0x200 */
     uint8_t buf[UPD_BLOCK_MAX];
     kdlt_dec_t dlt;           /* decoding a delta bundle's patch at staging time */
-    mbedtls_gcm_context pgcm; /* decrypting the stored patch in pieces while pages are sealed */
     upd_dfin_t fin;           /* a delta's stage finish between turns */
 } upd_t;
 

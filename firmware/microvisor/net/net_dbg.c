@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "keel/dbgsess.h"
-#include "mbedtls/pk.h"
+#include "keel/kcrypto.h"
 #include "net_seed.h"
 #include "net_upd.h"
 #include "port.h"
@@ -75,18 +75,10 @@ void net_dbg_init(const char *device_id, const uint8_t *key_pem, uint32_t key_le
     if (!key_pem)
         return;
     /* The raw scalar of the device key: dbgsess_sign takes it as the CLI takes the debug key. */
-    mbedtls_pk_context pk;
-    mbedtls_pk_init(&pk);
-    size_t olen = 0;
-    if (mbedtls_pk_parse_key(&pk, key_pem, key_len, NULL, 0, net_seed_random, NULL) == 0 &&
-        mbedtls_pk_get_type(&pk) == MBEDTLS_PK_ECKEY &&
-        mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(pk)) == MBEDTLS_ECP_DP_SECP256R1 &&
-        mbedtls_ecp_write_key_ext(mbedtls_pk_ec(pk), &olen, nd.device_priv, DBGSESS_PRIV_SIZE) == 0 &&
-        olen == DBGSESS_PRIV_SIZE)
+    if (kc_p256_priv_from_key(key_pem, key_len, nd.device_priv) == KC_OK)
         nd.have_key = true;
     else
         uv_log("net: the device key is not a P-256 key: debug sessions will be refused");
-    mbedtls_pk_free(&pk);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -233,11 +225,10 @@ static void on_open(const keel_v1_DebugOpen *o)
     if (err == KERR_OK)
         err = dbgsess_accept_hash(nd.device_id, o->session, o->client_pub, eph.pub, h);
     if (err == KERR_OK)
-        err = dbgsess_sign(nd.device_priv, h, a->signature, net_seed_random, NULL);
+        err = dbgsess_sign(nd.device_priv, h, a->signature);
     memcpy(a->device_pub, eph.pub, DBGSESS_PUB_SIZE);
     if (err == KERR_OK)
-        err = dbgsess_start(&nd.sess, DBGSESS_DEVICE, o->session, &eph, o->client_pub,
-                            net_seed_random, NULL);
+        err = dbgsess_start(&nd.sess, DBGSESS_DEVICE, o->session, &eph, o->client_pub);
     dbgsess_wipe(&eph, sizeof(eph));
     if (err != KERR_OK) {
         send_accept_refused(o->session, "the device could not make the session keys");

@@ -32,7 +32,7 @@
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/entropy.h"
 #include "mbedtls/platform.h"
-#include "mbedtls/sha256.h"
+#include "keel/kcrypto.h"
 #include "psa/crypto.h"
 #include "net_rec.h"
 #include "net_seedstore.h"
@@ -57,7 +57,7 @@ static bool load_current(kflash_t *fl)
     bool have_prov = kflash_read(fl, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof(rec)) == KERR_OK &&
                      net_seed_rec_decode(rec, prov) == KERR_OK;
     if (have_prov)
-        mbedtls_sha256(prov, sizeof(prov), first, 0);
+        kc_sha256(prov, sizeof(prov), first);
     kerr_t err = net_seedstore_load(&ss.store, fl, NET_SEED_PAGE_A, NET_SEED_PAGE_B,
                                     have_prov ? first : NULL);
     memset(prov, 0, sizeof(prov));

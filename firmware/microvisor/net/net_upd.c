@@ -40,7 +40,7 @@
 #include "keel/bundle.h"
 #include "keel/upd.h"
 #include "layout.h"
-#include "mbedtls/sha256.h"
+#include "keel/kcrypto.h"
 #include "net_seed.h"
 #include "port.h"
 #include "uv.h"
@@ -353,7 +353,7 @@ static bool installing(const upd_t *u)
 static void manifest_arrived(upd_t *u)
 {
     uint8_t h[32];
-    bool same = mbedtls_sha256(dl.mbuf, dl.offer.signed_size, h, 0) == 0 &&
+    bool same = kc_sha256(dl.mbuf, dl.offer.signed_size, h) == KC_OK &&
                 memcmp(h, u->ps.manifest_sha, 32) == 0;
     if (installing(u)) {
         if (same) {

@@ -12,6 +12,7 @@
  *
  *   PRK = HMAC-SHA256(salt = "keel/v1 update staging key", IKM = seed record's 64 bytes)
  *   key = HMAC-SHA256(PRK, device id || 0x01)            (HKDF-Expand, one block, RFC 5869)
+ *   i.e. HKDF-SHA256(salt = label, IKM = seed, info = device id, 32 bytes): kc_hkdf_sha256().
  */
 #ifndef KEEL_MICROVISOR_NET_NET_UPDKEY_H
 #define KEEL_MICROVISOR_NET_NET_UPDKEY_H
@@ -22,7 +23,7 @@
 
 #define NET_UPDKEY_LABEL "keel/v1 update staging key"
 
-/* seed: the identity page's seed bytes (net_seed_rec_decode). KERR_UPD_CRYPTO if Mbed TLS fails. */
+/* seed: the identity page's seed bytes (net_seed_rec_decode). KERR_UPD_CRYPTO if the crypto library fails. */
 kerr_t net_updkey_derive(const uint8_t seed[64], const char *device_id, uint8_t out[32]);
 
 #endif /* KEEL_MICROVISOR_NET_NET_UPDKEY_H */
