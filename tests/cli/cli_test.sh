@@ -98,6 +98,23 @@ usage)
     run_keel 2 channel read 'dev 1' telemetry
     expect_in err.txt "'dev 1' is not a device id"
     ;;
+board)
+    # --board names the board (anywhere on the line); an unknown one is a usage error that lists
+    # the known ones and touches nothing.
+    run_keel 0 --help
+    expect_in out.txt "boards (--board NAME"
+    expect_in out.txt "an505    *"
+    run_keel 2 --board nosuch device install --state st a.elf
+    expect_in err.txt "keel: unknown board 'nosuch' (known: "
+    run_keel 2 device install --board=nosuch --state st a.elf
+    [ ! -e st ] || fail "an unknown board created the state directory"
+    build_app blinky.elf
+    run_keel 0 device install --board an505 --state dev/one blinky.elf
+    expect_in out.txt "installed blinky 0.0.0"
+    run_keel 0 --board=an505 device info --state dev/one
+    expect_in out.txt "size: "
+    expect_in out.txt "at 0x00200000"
+    ;;
 help)
     run_keel 0 --help
     expect_in out.txt "device"

@@ -2,7 +2,7 @@
  * fleetsim: thousands of simulated Keel devices in one process, for `keel up --simulated` and
  * the fleet load benchmark (docs/fleetsim.md).
  *
- *   fleetsim --port P[,P...] --ca CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-]
+ *   fleetsim --port P[,P...] --ca CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-] [--board NAME]
  *            [--update-key PUB[,PUB]] [--install APP.kb] [--keepalive S] [--max-connecting K]
  *            [--link SPEC]... [--control FIFO] [--dump FILE] [--stats-every MS] [--verbose]
  *
@@ -41,6 +41,7 @@
 #include <openssl/err.h>
 
 #include "fleetsim.h"
+#include "keel/board.h"
 #include "keel/identity.h"
 
 #define TAG_SIGNAL 0xFFFFFFFFu
@@ -329,6 +330,9 @@ int main(int argc, char **argv)
     const char *every = opt(argc, argv, "--stats-every");
     uint64_t stats_every = every ? strtoull(every, NULL, 10) : 1000u;
 
+    if (kboard_take_option("fleetsim", &argc, argv) == NULL) { /* --board NAME: the devices' board */
+        return 2;
+    }
     options(&fs.cfg, argc, argv);
     for (uint32_t i = 0; i < 3; i++) {
         char id[FS_ID_MAX];

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "keel/board.h"
 #include "lan9118.h"
 #include "lwip/dhcp.h"
 #include "lwip/etharp.h"
@@ -139,7 +140,7 @@ static void rx_drain(void)
 
 static bool load_fleet(kflash_t *fl)
 {
-    if (kflash_read(fl, AN505_IDENT_OFF + NET_REC_FLEET_OFF, net.fleet_buf, sizeof(net.fleet_buf)) != KERR_OK)
+    if (kflash_read(fl, kboard_fw.ipart.ident + NET_REC_FLEET_OFF, net.fleet_buf, sizeof(net.fleet_buf)) != KERR_OK)
         return false;
     kerr_t err = net_fleet_rec_decode(net.fleet_buf, sizeof(net.fleet_buf), &net.fleet);
     if (err == KERR_OK)
@@ -156,7 +157,7 @@ static bool load_fleet(kflash_t *fl)
  * still connects, and a broker that requires client certificates (the fleet's does) refuses it. */
 static void load_device_cred(kflash_t *fl)
 {
-    kerr_t err = kflash_read(fl, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, net.device_buf, sizeof(net.device_buf));
+    kerr_t err = kflash_read(fl, kboard_fw.ipart.ident + NET_REC_DEVICE_OFF, net.device_buf, sizeof(net.device_buf));
     if (err == KERR_OK)
         err = net_device_rec_decode(net.device_buf, sizeof(net.device_buf), &net.cred);
     net.have_cred = err == KERR_OK;
