@@ -10,7 +10,7 @@
 #include "keel/app_image.h"
 #include "keel/identity.h"
 #include "port.h"
-#include "regs.h"
+#include "cpu_regs.h"
 #include "uv.h"
 #include "uv_dbg.h"
 #include "uv_upd.h"

@@ -40,7 +40,7 @@
 #include "keel/flash.h"
 #include "mbedtls/sha256.h"
 #include "port.h"
-#include "regs.h"
+#include "cpu_regs.h"
 #include "uv.h"
 #include "net/net_chan.h"
 #include "uv_dbg.h"

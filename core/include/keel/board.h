@@ -103,7 +103,7 @@ typedef struct kboard_periph {
 } kboard_periph_t;
 
 typedef struct kboard {
-    const char *name;       /* "an505": what --board and hellos name */
+    const char *name;       /* the folder's name: what --board and hellos name */
     const char *summary;    /* one line for --help */
     uint32_t device_type;   /* bundles for another type are refused (docs/bundle.md) */
 

@@ -2,7 +2,7 @@
  * Network provisioning records in internal flash, shared by the microvisor (reads them, keeps the
  * seed) and the keel CLI (writes them at provisioning). Pure C, no hardware: host and device.
  *
- * Identity page (AN505_IDENT_OFF, 8 KiB, secure-only), written by the host at provisioning; the
+ * Identity page (the board descriptor's ipart.ident, one page, secure-only), written by the host at provisioning; the
  * device only reads it. The records sit in units the identity record never uses, so each can be
  * programmed once into an erased page without touching the others:
  *

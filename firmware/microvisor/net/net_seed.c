@@ -1,5 +1,5 @@
 /*
- * The entropy of the microvisor: the AN505 has no TRNG, and a timer value is guessable, so every
+ * The entropy of the microvisor: the QEMU boards have no TRNG, and a timer value is guessable, so every
  * random number descends from a secret seed provisioned into the device (64 random bytes written
  * by the keel CLI into the identity page, net_rec.h).
  *
