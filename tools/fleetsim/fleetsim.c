@@ -2,9 +2,10 @@
  * fleetsim: thousands of simulated Keel devices in one process, for `keel up --simulated` and
  * the fleet load benchmark (docs/fleetsim.md).
  *
- *   fleetsim --port P[,P...] --ca CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-] [--board NAME]
+ *   fleetsim --port P[,P...] --ca CA.pem --ca-key CA.key --count N [--first F] [--prefix dev-]
  *            [--update-key PUB[,PUB]] [--install APP.kb] [--keepalive S] [--max-connecting K]
  *            [--link SPEC]... [--control FIFO] [--dump FILE] [--stats-every MS] [--verbose]
+ *            [--board NAME]
  *
  * Devices PREFIX<F>..PREFIX<F+N-1>, each with a fresh P-256 key and a certificate (CN = id) signed
  * by the CA in memory, each on the broker port kproto_broker_index(id) picks (as keeld does)
