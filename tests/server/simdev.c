@@ -265,6 +265,7 @@ static void send_hello(sim_t *s, const char *device)
     h->api_version = 1;
     h->app_version = s->app_version;
     snprintf(h->board, sizeof(h->board), "sim");
+    h->device_type = kboard_host()->device_type; /* the update agent's, when it runs (sdu_hello) */
     h->regions_count = 1;
     snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
     h->regions[0].size = 65536;

@@ -236,6 +236,7 @@ static void send_hello(fs_t *fs, sdev_t *d)
     h->microvisor_version = (1u << 24) | (2u << 16) | 3u;
     h->api_version = 1;
     snprintf(h->board, sizeof(h->board), "sim");
+    h->device_type = kboard_host()->device_type; /* the devices' board (--board) */
     h->regions_count = 1;
     snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
     h->regions[0].size = 65536;

@@ -263,6 +263,7 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
 
     snprintf(r->name, sizeof(r->name), "app");
     const kboard_t *b = u->cfg.board;
+    h->device_type = u->cfg.device_type;
     r->size = b->ipart.app_slot.size;
     if (!u->sha_valid) {
         u->sha_valid = upd_region_sha(u->upd, u->sha) == KERR_OK;

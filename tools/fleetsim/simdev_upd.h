@@ -66,7 +66,8 @@ typedef struct sdu_config {
 sdu_t *sdu_open(const sdu_config_t *cfg);
 void sdu_close(sdu_t *u);
 
-/* The app region for the hello: SHA-256 of the whole slot, its size, the app's version. */
+/* The app region for the hello: SHA-256 of the whole slot, its size, the app's version; and the
+ * device type its engine checks bundles against. */
 void sdu_hello(sdu_t *u, keel_v1_Hello *h);
 
 /* From the MQTT thread: an UpdateOffer, UpdateChunk, update Command or Ack (queued). */

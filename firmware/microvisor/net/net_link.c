@@ -238,6 +238,7 @@ static void publish_hello(void)
     h->microvisor_version = UV_VERSION;
     h->api_version = 1u; /* KEEL_API_VERSION */
     snprintf(h->board, sizeof(h->board), "%s", kboard_fw.name);
+    h->device_type = kboard_fw.device_type;
     if (uv_app.valid) {
         h->app_version = uv_app.hdr.version;
         keel_v1_Region *r = &h->regions[h->regions_count++];
