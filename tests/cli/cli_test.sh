@@ -114,6 +114,14 @@ board)
     run_keel 0 --board=an505 device info --state dev/one
     expect_in out.txt "size: "
     expect_in out.txt "at 0x00200000"
+    # The state remembers its board: another one is refused, before anything is read or written.
+    [ "$(cat dev/one/board)" = an505 ] || fail "dev/one/board does not name the board"
+    echo other-board >dev/one/board
+    sha256sum dev/one/store.bin >store.sum
+    run_keel 1 device install --state dev/one blinky.elf
+    expect_in err.txt "holds a device of board 'other-board', not 'an505': give --board other-board"
+    run_keel 1 device info --state dev/one
+    sha256sum -c --quiet store.sum || fail "store.bin changed although the board was refused"
     ;;
 help)
     run_keel 0 --help

@@ -158,6 +158,7 @@ static bool load_identity(devstate_t *s, const char *prog, bool create, const ch
 }
 
 #define DEVSTATE_LOCK_FILE "keel.lock"
+#define DEVSTATE_BOARD_FILE "board" /* the device's board: check_board() */
 
 /* Take DIR's lock without waiting: a device that runs holds it for as long as it runs. */
 static int take_lock(const char *prog, const char *dir, bool exclusive)
@@ -183,6 +184,41 @@ static int take_lock(const char *prog, const char *dir, bool exclusive)
         return -1;
     }
     return fd;
+}
+
+/*
+ * DIR/board names the device's board: written when the state is made, checked on every open, so
+ * a device made with --board X is never run, installed or read as another board. A state from
+ * before the file existed gets it at its next writing open.
+ */
+static bool check_board(devstate_t *s, const char *prog, bool writer)
+{
+    char path[4200], have[64] = "";
+    snprintf(path, sizeof path, "%s/%s", s->dir, DEVSTATE_BOARD_FILE);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        bool ok = fgets(have, sizeof have, f) != NULL;
+        fclose(f);
+        have[strcspn(have, "\r\n")] = '\0';
+        if (ok && strcmp(have, s->board->name) == 0)
+            return true;
+        fprintf(stderr, "%s: %s holds a device of board '%s', not '%s': give --board %s\n", prog,
+                s->dir, ok ? have : "?", s->board->name, ok ? have : "<its board>");
+        return false;
+    }
+    if (errno != ENOENT) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return false;
+    }
+    if (!writer)
+        return true;
+    f = fopen(path, "w");
+    bool ok = f != NULL && fprintf(f, "%s\n", s->board->name) > 0;
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(errno));
+    return ok;
 }
 
 /* Create (if asked) and open the flash files, then read or provision the identity. */
@@ -223,7 +259,7 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
     s->lock_fd = take_lock(prog, dir, create);
     if (s->lock_fd < 0)
         return false;
-    if (open_flash(s, prog, create, want_id))
+    if (check_board(s, prog, create) && open_flash(s, prog, create, want_id))
         return true;
     close(s->lock_fd);
     s->lock_fd = -1;

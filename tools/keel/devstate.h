@@ -5,6 +5,8 @@
  *                       keel/board.h; the file's name is the board's): internal
  *                       flash (app slot, microvisor state, identity page), QSPI NOR (update
  *                       staging), the boot-word and power-cut records
+ *   DIR/board           the device's board (its descriptor's name): written when the state is
+ *                       made, and every later open must name the same board (--board)
  *   DIR/run/            console sockets while the device runs (see qrun.h)
  *   DIR/keel.lock       flock()ed by every keel command using DIR, exclusively by those that
  *                       write or run the device: two writers on one flash would corrupt it
