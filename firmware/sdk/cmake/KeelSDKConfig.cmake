@@ -19,8 +19,19 @@
 #                     the microvisor is built against with --in-implib, so app binaries never need
 #                     relinking when the microvisor is rebuilt)
 #   KEEL_STACK_SIZE   main stack bytes (default 16384), per app: keel_add_app(... STACK_SIZE n)
+#   KEEL_BOARD        the board the apps are for (default: the tree's default board); its app
+#                     regions come from firmware/platform/<board>/app/keel_app_memory.ld
 get_filename_component(KEEL_SDK_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(KeelSDK_FOUND TRUE)
+
+if(NOT KEEL_BOARD)
+  include("${KEEL_SDK_DIR}/../platform/boards.cmake")
+  set(KEEL_BOARD ${KEEL_BOARD_DEFAULT} CACHE STRING "Board the Keel apps are built for")
+endif()
+get_filename_component(KEEL_APP_BOARD_DIR "${KEEL_SDK_DIR}/../platform/${KEEL_BOARD}/app" ABSOLUTE)
+if(NOT EXISTS "${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
+  message(FATAL_ERROR "KeelSDK: board '${KEEL_BOARD}' has no ${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
+endif()
 
 set(KEEL_VENEERS "${KEEL_SDK_DIR}/lib/keel_veneers.o" CACHE FILEPATH
     "Keel veneer import library (the microvisor's --out-implib object)")
@@ -56,13 +67,14 @@ function(keel_add_app target)
   set(ld_script "${sdk}/ld/keel_app.ld")
 
   add_executable(${target} ${ARG_UNPARSED_ARGUMENTS} "${sdk}/src/startup.c")
-  set_target_properties(${target} PROPERTIES SUFFIX ".elf" LINK_DEPENDS "${ld_script}")
+  set_target_properties(${target} PROPERTIES SUFFIX ".elf"
+    LINK_DEPENDS "${ld_script};${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
   target_include_directories(${target} PRIVATE "${sdk}/include")
   target_compile_options(${target} PRIVATE -Wall -Wextra
     $<$<COMPILE_LANGUAGE:C>:-std=c11>
     $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti -fno-threadsafe-statics>)
   target_link_options(${target} PRIVATE
-    -T "${ld_script}" -nostartfiles --specs=nano.specs -Wl,--gc-sections
+    -T "${ld_script}" "-L${KEEL_APP_BOARD_DIR}" -nostartfiles --specs=nano.specs -Wl,--gc-sections
     "-Wl,--defsym=KEEL_STACK_SIZE=${ARG_STACK_SIZE}" "-Wl,-Map=$<TARGET_FILE:${target}>.map")
   target_link_libraries(${target} PRIVATE "${KEEL_VENEERS}")
 endfunction()
