@@ -1,6 +1,6 @@
 /*
  * SMSC LAN9118 Ethernet controller: a board's implementation of the NIC contract
- * (firmware/platform/include/nic.h), shared by every board that has one (QEMU's Arm FPGA-image boards
+ * (firmware/platform/include/nic.h), shared by every board that has one (QEMU's Arm FPGA-image
  * boards do). The board's regs.h gives its secure-alias address (LAN9118_BASE) and NVIC line
  * (LAN9118_IRQ), and its vector table names LAN9118_IRQHandler; the board keeps the controller
  * secure (PPC).
