@@ -19,11 +19,11 @@
 #                     the microvisor is built against with --in-implib, so app binaries never need
 #                     relinking when the microvisor is rebuilt)
 #   KEEL_STACK_SIZE   main stack bytes (default 16384), per app: keel_add_app(... STACK_SIZE n)
-#   KEEL_BOARD        the board the apps are for (default: the tree's default board); its app
-#                     regions come from firmware/platform/<board>/app/keel_app_memory.ld
 get_filename_component(KEEL_SDK_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(KeelSDK_FOUND TRUE)
 
+# KEEL_BOARD: the board the apps are for (default: the tree's default board); its app regions
+# come from firmware/platform/<board>/app/keel_app_memory.ld.
 if(NOT KEEL_BOARD)
   include("${KEEL_SDK_DIR}/../platform/boards.cmake")
   set(KEEL_BOARD ${KEEL_BOARD_DEFAULT} CACHE STRING "Board the Keel apps are built for")
@@ -32,6 +32,11 @@ get_filename_component(KEEL_APP_BOARD_DIR "${KEEL_SDK_DIR}/../platform/${KEEL_BO
 if(NOT EXISTS "${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
   message(FATAL_ERROR "KeelSDK: board '${KEEL_BOARD}' has no ${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
 endif()
+# keel_app.ld INCLUDEs the board's keel_app_memory.ld from the linker's search path: every app
+# target of this project links with the board's app folder on it. (A change to that file
+# reconfigures the project; the apps relink when keel_app.ld or their sources change.)
+add_link_options("-L${KEEL_APP_BOARD_DIR}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
 
 set(KEEL_VENEERS "${KEEL_SDK_DIR}/lib/keel_veneers.o" CACHE FILEPATH
     "Keel veneer import library (the microvisor's --out-implib object)")
@@ -67,14 +72,13 @@ function(keel_add_app target)
   set(ld_script "${sdk}/ld/keel_app.ld")
 
   add_executable(${target} ${ARG_UNPARSED_ARGUMENTS} "${sdk}/src/startup.c")
-  set_target_properties(${target} PROPERTIES SUFFIX ".elf"
-    LINK_DEPENDS "${ld_script};${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
+  set_target_properties(${target} PROPERTIES SUFFIX ".elf" LINK_DEPENDS "${ld_script}")
   target_include_directories(${target} PRIVATE "${sdk}/include")
   target_compile_options(${target} PRIVATE -Wall -Wextra
     $<$<COMPILE_LANGUAGE:C>:-std=c11>
     $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti -fno-threadsafe-statics>)
   target_link_options(${target} PRIVATE
-    -T "${ld_script}" "-L${KEEL_APP_BOARD_DIR}" -nostartfiles --specs=nano.specs -Wl,--gc-sections
+    -T "${ld_script}" -nostartfiles --specs=nano.specs -Wl,--gc-sections
     "-Wl,--defsym=KEEL_STACK_SIZE=${ARG_STACK_SIZE}" "-Wl,-Map=$<TARGET_FILE:${target}>.map")
   target_link_libraries(${target} PRIVATE "${KEEL_VENEERS}")
 endfunction()
