@@ -10,7 +10,7 @@
  * Crypto. The TLS client (1.3, and 1.2 when a fleet setting allows it) is compiled only with
  * KEEL_MBEDTLS_TLS (the microvisor's network link).
  *
- * Entropy on the device: QEMU's AN505 has no TRNG, and a timer-derived value would be guessable,
+ * Entropy on the device: the QEMU boards have no TRNG, and a timer-derived value would be guessable,
  * so the only entropy source is Mbed TLS's NV seed: a per-device seed provisioned into secure
  * storage, mixed in and rewritten on every boot. With MBEDTLS_PLATFORM_NV_SEED_ALT the firmware
  * installs its storage functions at boot with mbedtls_platform_set_nv_seed(); until it does,

@@ -1,6 +1,6 @@
 /*
  * lwIP options for Keel's secure firmware. Every value not set here is lwIP's default from
- * lwip/opt.h. The numbers come from measurements on QEMU mps2-an505 (shared/an505-network.md §5).
+ * lwip/opt.h. The numbers come from measurements on QEMU's LAN9118 model (docs/porting.md, the NIC).
  *
  * Threading model (why NO_SYS and no SYS_LIGHTWEIGHT_PROT): lwIP runs only in the microvisor's main
  * loop. The LAN9118 interrupt handler acknowledges the device and sets a flag; frames are drained
@@ -77,7 +77,7 @@
 
 /* ---- sanity check on a value this board depends on ---- */
 #if TCP_WND > 4 * TCP_MSS
-#error "TCP_WND above 4*TCP_MSS overruns QEMU's LAN9118 RX FIFO (an505-network.md §5); keep TCP_WND <= 4*TCP_MSS"
+#error "TCP_WND above 4*TCP_MSS overruns QEMU's LAN9118 RX FIFO (about 7 frames); keep TCP_WND <= 4*TCP_MSS"
 #endif
 
 #endif /* KEEL_LWIPOPTS_H */

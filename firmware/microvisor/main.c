@@ -6,10 +6,11 @@
 #include <string.h>
 
 #include "board.h"
+#include "keel/board.h"
 #include "keel/app_image.h"
 #include "keel/identity.h"
 #include "port.h"
-#include "regs.h"
+#include "cpu_regs.h"
 #include "uv.h"
 #include "uv_dbg.h"
 #include "uv_upd.h"
@@ -48,7 +49,7 @@ static void core_setup(void)
 static void load_identity(kflash_t *fl)
 {
     uint8_t rec[KIDENT_SIZE];
-    if (fl && kflash_read(fl, AN505_IDENT_OFF, rec, sizeof(rec)) == KERR_OK &&
+    if (fl && kflash_read(fl, kboard_fw.ipart.ident, rec, sizeof(rec)) == KERR_OK &&
         kident_decode(rec, &uv_ident) == KERR_OK) {
         uv_log("device %s", uv_ident.id);
         return;
@@ -61,7 +62,7 @@ void uv_app_find(kflash_t *fl)
 {
     uint8_t hdr[KAPP_HDR_SIZE];
     uv_app.valid = false;
-    kerr_t err = fl ? kflash_read(fl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) : KERR_IO;
+    kerr_t err = fl ? kflash_read(fl, kboard_app_hdr_off(&kboard_fw), hdr, sizeof(hdr)) : KERR_IO;
     if (err == KERR_OK)
         err = kapp_hdr_decode(hdr, board_app_code.base, board_app_code.size, &uv_app.hdr);
     if (err == KERR_IMG_EMPTY) {

@@ -1,7 +1,7 @@
 /*
  * The app debugger: a GDB stub in the secure world for the non-secure app (docs/debug.md).
  *
- * QEMU's AN505 has no halting debug, no DebugMonitor and no FPB: a BKPT executed by the app is a
+ * QEMU's Cortex-M33 boards have no halting debug, no DebugMonitor and no FPB: a BKPT executed by the app is a
  * HardFault_S. So breakpoints are BKPT patches (bkpt_sw), a step is "decode with thumb_next_pc,
  * plant temporaries at the successors, run", and "halted" means the microvisor does not return to
  * the app:
@@ -41,7 +41,7 @@
 #include "keel/rsp.h"
 #include "keel/thumb.h"
 #include "port.h"
-#include "regs.h"
+#include "cpu_regs.h"
 #include "uv.h"
 #include "uv_watch.h"
 

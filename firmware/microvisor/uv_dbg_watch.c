@@ -19,7 +19,7 @@
 
 #include "board.h"
 #include "port.h"
-#include "regs.h"
+#include "cpu_regs.h"
 #include "uv.h"
 #include "uv_dbg_int.h"
 #include "uv_watch.h"

@@ -6,11 +6,11 @@
  */
 #include <string.h>
 
-#include "layout.h"
+#include "keel/board.h"
 #include "port.h"
 #include "uv.h"
 
-#define TEST_IFLASH_OFF AN505_SELFTEST_OFF /* a page nothing else uses (layout.h) */
+#define TEST_IFLASH_OFF kboard_fw.ipart.selftest /* a page nothing else uses */
 
 static bool expect(const char *what, kerr_t got, kerr_t want)
 {
@@ -44,7 +44,7 @@ void uv_flash_selftest(void)
     ok &= expect("internal program all-0xFF twice", kflash_program(in, TEST_IFLASH_OFF, ones, 16), KERR_FLASH_TWICE);
     ok &= expect("internal misaligned program", kflash_program(in, TEST_IFLASH_OFF + 24, data, 8), KERR_FLASH_ALIGN);
     ok &= expect("internal misaligned erase", kflash_erase(in, TEST_IFLASH_OFF + 16), KERR_FLASH_ALIGN);
-    ok &= expect("internal out of range", kflash_erase(in, AN505_IFLASH_SIZE), KERR_FLASH_RANGE);
+    ok &= expect("internal out of range", kflash_erase(in, kboard_fw.iflash.size), KERR_FLASH_RANGE);
     /* QSPI: 1 -> 0 only, any number of times */
     ok &= expect("qspi erase", kflash_erase(qs, 0), KERR_OK);
     ok &= expect("qspi program", kflash_program(qs, 0, data, 16), KERR_OK);

@@ -34,12 +34,13 @@
 #include <string.h>
 
 #include "board.h"
+#include "keel/board.h"
 #include "keel.h"
 #include "keel/crc32.h"
 #include "keel/flash.h"
 #include "keel/kcrypto.h"
 #include "port.h"
-#include "regs.h"
+#include "cpu_regs.h"
 #include "uv.h"
 #include "net/net_chan.h"
 #include "uv_dbg.h"
@@ -623,7 +624,7 @@ static kerr_t app_load(void)
     uint8_t *dst = (uint8_t *)(uintptr_t)uv_app.hdr.load_addr;
     for (uint32_t off = 0; off < uv_app.hdr.image_size; off += sizeof(buf)) {
         uint32_t n = uv_app.hdr.image_size - off < sizeof(buf) ? uv_app.hdr.image_size - off : sizeof(buf);
-        err = kflash_read(fl, AN505_APP_IMAGE_OFF + off, buf, n);
+        err = kflash_read(fl, kboard_app_image_off(&kboard_fw) + off, buf, n);
         if (err != KERR_OK)
             break;
         memcpy(dst + off, buf, n);

@@ -1,5 +1,5 @@
 /*
- * Updates on the device: the core engine bound to the AN505 flash, the trial and politeness
+ * Updates on the device: the core engine bound to the board's flash (keel/board.h), the trial and politeness
  * timers, apply and rollback around the supervisor (uv_upd.h says who may touch the engine when).
  *
  *   service (PendSV)                                   supervisor thread (app stopped)
@@ -21,9 +21,9 @@
 #include <string.h>
 
 #include "board.h"
+#include "keel/board.h"
 #include "keel/bundle.h"
 #include "keel/crash.h"
-#include "layout.h"
 #include "keel/kcrypto.h"
 #include "port.h"
 #include "uv.h"
@@ -107,7 +107,7 @@ static uint32_t load_keys(kflash_t *fl)
     static uint8_t rec[NET_UPDKEYS_REC_MAX];
     static uint8_t keys[NET_UPDKEYS_MAX * NET_UPDKEY_SIZE];
     uint32_t n = 0;
-    kerr_t err = kflash_read(fl, AN505_IDENT_OFF + NET_REC_UPDKEYS_OFF, rec, sizeof(rec));
+    kerr_t err = kflash_read(fl, kboard_fw.ipart.ident + NET_REC_UPDKEYS_OFF, rec, sizeof(rec));
     if (err == KERR_OK)
         err = net_updkeys_rec_decode(rec, sizeof(rec), keys, &n);
     if (err == KERR_FORMAT) {
@@ -128,7 +128,7 @@ static uint32_t load_keys(kflash_t *fl)
 static bool staging_key(kflash_t *fl, uint8_t out[UPD_KEY_SIZE])
 {
     uint8_t rec[NET_SEED_REC_SIZE], seed[NET_SEED_BYTES];
-    kerr_t err = kflash_read(fl, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof(rec));
+    kerr_t err = kflash_read(fl, kboard_fw.ipart.ident + NET_REC_SEED_OFF, rec, sizeof(rec));
     if (err == KERR_OK)
         err = net_seed_rec_decode(rec, seed);
     if (err == KERR_OK)
@@ -166,24 +166,24 @@ static uint32_t read_manifest(uint32_t off)
 static void installed_sync(void)
 {
     if (eng.ps.phase == UPD_PHASE_IDLE && eng.ps.result == UPD_RESULT_SUCCESS && eng.ps.version) {
-        uint32_t n = read_manifest(AN505_QSPI_STAGE_OFF);
+        uint32_t n = read_manifest(kboard_fw.qpart.stage.off);
         uint8_t h[32];
         if (n && kc_sha256(inst_buf, n, h) == KC_OK && memcmp(h, eng.ps.manifest_sha, 32) == 0) {
             static uint8_t have[UPD_MANIFEST_BUF];
-            bool same = kflash_read(uu.qspi, AN505_QSPI_INSTALLED_OFF, have, n) == KERR_OK &&
+            bool same = kflash_read(uu.qspi, kboard_fw.qpart.installed.off, have, n) == KERR_OK &&
                         memcmp(have, inst_buf, n) == 0;
             kerr_t err = KERR_OK;
             if (!same) {
-                err = kflash_erase_range(uu.qspi, AN505_QSPI_INSTALLED_OFF, AN505_QSPI_INSTALLED_SIZE);
+                err = kflash_erase_range(uu.qspi, kboard_fw.qpart.installed.off, kboard_fw.qpart.installed.size);
                 if (err == KERR_OK)
-                    err = kflash_program(uu.qspi, AN505_QSPI_INSTALLED_OFF, inst_buf, n);
+                    err = kflash_program(uu.qspi, kboard_fw.qpart.installed.off, inst_buf, n);
                 if (err != KERR_OK)
                     uv_log("update: keeping the installed manifest failed (%s)", kerr_str(err));
             }
         }
     }
     uu.have_debug_key = false;
-    uint32_t n = read_manifest(AN505_QSPI_INSTALLED_OFF);
+    uint32_t n = read_manifest(kboard_fw.qpart.installed.off);
     kbdl_trust_t t = eng.cfg.trust;
     t.installed_counter = 0u;
     if (n && kbdl_verify(inst_buf, n, &t, &inst_m) == KERR_OK && inst_m.version == eng.ps.version &&
@@ -211,22 +211,21 @@ bool uv_upd_debug_key(uint8_t out[65])
  * the free microvisor-state area, program it. The apply's time against this one is the price of
  * the journal, the saved old pages, the sealing and the verification.
  */
-#define BENCH_SCRATCH_OFF 0x104000u /* layout.h: free microvisor record area */
 static void bench_raw_copy(uint32_t pages)
 {
-    static uint8_t page[AN505_IFLASH_PAGE];
+    static uint8_t page[UPD_BLOCK_MAX];
+    const uint32_t psz = kboard_fw.iflash.erase_size, scratch = kboard_fw.ipart.spare.off;
     uint64_t t0 = uv_uptime_us();
-    kerr_t err = KERR_OK;
+    kerr_t err = psz <= sizeof(page) && pages * psz <= kboard_fw.ipart.spare.size ? KERR_OK : KERR_RANGE;
     for (uint32_t i = 0; i < pages && err == KERR_OK; i++) {
-        err = kflash_read(uu.qspi, AN505_QSPI_STAGE_OFF + UPD_QSPI_META + i * sizeof(page), page,
-                          sizeof(page));
+        err = kflash_read(uu.qspi, kboard_fw.qpart.stage.off + UPD_QSPI_META + i * psz, page, psz);
         if (err == KERR_OK)
-            err = kflash_erase(uu.iflash, BENCH_SCRATCH_OFF + i * sizeof(page));
+            err = kflash_erase(uu.iflash, scratch + i * psz);
         if (err == KERR_OK)
-            err = kflash_program(uu.iflash, BENCH_SCRATCH_OFF + i * sizeof(page), page, sizeof(page));
+            err = kflash_program(uu.iflash, scratch + i * psz, page, psz);
     }
     for (uint32_t i = 0; i < pages && err == KERR_OK; i++)
-        err = kflash_erase(uu.iflash, BENCH_SCRATCH_OFF + i * sizeof(page));
+        err = kflash_erase(uu.iflash, scratch + i * psz);
     uint32_t us = (uint32_t)(uv_uptime_us() - t0);
     uv_log("update: bench: raw copy of %lu page(s) (QSPI read, erase, program; then erased again) "
            "took %lu.%03lu ms, %s", (unsigned long)pages, (unsigned long)(us / 1000u),
@@ -246,19 +245,13 @@ void uv_upd_init(kflash_t *iflash)
         return;
     }
     static upd_config_t cfg;
-    cfg = (upd_config_t){
-        .iflash = iflash,
-        .region_off = AN505_APP_SLOT_OFF,
-        .region_len = AN505_APP_SLOT_SIZE,
-        .journal_off = AN505_UPD_JOURNAL_A,
-        .qspi = uu.qspi,
-        .stage_off = AN505_QSPI_STAGE_OFF,
-        .stage_len = AN505_QSPI_STAGE_SIZE,
-    };
+    kboard_upd_config(&kboard_fw, iflash, uu.qspi, &cfg);
     if (!staging_key(iflash, cfg.key))
         return;
     uu.key_count = load_keys(iflash);
-    cfg.trust = (kbdl_trust_t){uu.keys, uu.key_count, AN505_DEVICE_TYPE, UV_VERSION, 0u};
+    cfg.trust.keys = uu.keys;
+    cfg.trust.key_count = uu.key_count;
+    cfg.trust.uv_version = UV_VERSION;
     err = upd_open(&eng, &cfg);
     memset(cfg.key, 0, sizeof(cfg.key));
     if (err != KERR_OK) {

@@ -1,6 +1,6 @@
 /*
  * The microvisor's side of updates: the core update engine (core/include/keel/upd.h) bound to
- * the AN505 flash, the trial and politeness timers, apply and rollback around the supervisor,
+ * the board's flash, the trial and politeness timers, apply and rollback around the supervisor,
  * and the state the keel_update_* calls and the cloud see (docs/update-engine.md "Device
  * integration").
  *

@@ -8,7 +8,7 @@
  */
 #include "uv_watch.h"
 
-#include "regs.h"
+#include "cpu_regs.h"
 
 #define AP_RW_ANY 1u  /* RBAR.AP: read-write, any privilege */
 #define AP_RO_ANY 3u  /* read-only, any privilege */

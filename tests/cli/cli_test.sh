@@ -98,6 +98,31 @@ usage)
     run_keel 2 channel read 'dev 1' telemetry
     expect_in err.txt "'dev 1' is not a device id"
     ;;
+board)
+    # --board names the board (anywhere on the line); an unknown one is a usage error that lists
+    # the known ones and touches nothing.
+    run_keel 0 --help
+    expect_in out.txt "boards (--board NAME"
+    expect_in out.txt "an505    *"
+    run_keel 2 --board nosuch device install --state st a.elf
+    expect_in err.txt "keel: unknown board 'nosuch' (known: "
+    run_keel 2 device install --board=nosuch --state st a.elf
+    [ ! -e st ] || fail "an unknown board created the state directory"
+    build_app blinky.elf
+    run_keel 0 device install --board an505 --state dev/one blinky.elf
+    expect_in out.txt "installed blinky 0.0.0"
+    run_keel 0 --board=an505 device info --state dev/one
+    expect_in out.txt "size: "
+    expect_in out.txt "at 0x00200000"
+    # The state remembers its board: another one is refused, before anything is read or written.
+    [ "$(cat dev/one/board)" = an505 ] || fail "dev/one/board does not name the board"
+    echo other-board >dev/one/board
+    sha256sum dev/one/store.bin >store.sum
+    run_keel 1 device install --state dev/one blinky.elf
+    expect_in err.txt "holds a device of board 'other-board', not 'an505': give --board other-board"
+    run_keel 1 device info --state dev/one
+    sha256sum -c --quiet store.sum || fail "store.bin changed although the board was refused"
+    ;;
 help)
     run_keel 0 --help
     expect_in out.txt "device"

@@ -23,6 +23,9 @@
 #include "net_upd.c"
 #include "test_upd_fixture.h"
 
+/* The microvisor's own board: net_upd.c names its device type in a refusal's message only. */
+const kboard_t kboard_fw = {.name = "test", .device_type = 0x505u};
+
 /* ---- what net_upd.c calls ---- */
 
 static fx_dev_t g_dev;

@@ -28,10 +28,11 @@
  * for missing chunks (protocol.md P1).
  *
  * With --flash DIR the device has an app slot and runs the real update engine (simdev_upd.h):
- *   --flash DIR          store.bin as the AN505 board lays it out (store.h), kept across runs
+ *   --flash DIR          the board's store file (keel/board.h), kept across runs
+ *   --board NAME         the board whose store and geometry it has (default: the default board)
  *   --install APP.kb     first write that bundle's region into the app slot (a factory install)
  *   --update-key PUB     trusted fleet signing keys (comma-separated PEM files)
- *   --device-type N      (default 0x505)   --uv-version X.Y.Z (default 1.2.3)
+ *   --device-type N      (default: the board's)   --uv-version X.Y.Z (default 1.2.3)
  *   --apply now|defer    the app applies as soon as staged (default), or leaves it to a force or
  *                        the deadline
  *   --trial confirm|crash  the new app confirms (default) or crashes on start (rolled back)
@@ -264,6 +265,7 @@ static void send_hello(sim_t *s, const char *device)
     h->api_version = 1;
     h->app_version = s->app_version;
     snprintf(h->board, sizeof(h->board), "sim");
+    h->device_type = kboard_host()->device_type; /* the update agent's, when it runs (sdu_hello) */
     h->regions_count = 1;
     snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
     h->regions[0].size = 65536;
@@ -582,7 +584,7 @@ int main(int argc, char **argv)
     memset(s.app_sha, 0x5A, sizeof(s.app_sha));
     s.app_version = (0u << 24) | (4u << 16) | 0u;
     atomic_init(&s.connect_rc, -1);
-    sdu_config_t uc = {.device_type = 0x505u, .uv_version = (1u << 24) | (2u << 16) | 3u,
+    sdu_config_t uc = {.uv_version = (1u << 24) | (2u << 16) | 3u,
                        .send = sdu_send, .ctx = &s};
     for (; a + 1 < argc && strncmp(argv[a], "--", 2) == 0; a += 2) {
         const char *v = argv[a + 1];
@@ -607,6 +609,11 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--debug-target") == 0) debug_target = atoi(v);
         else if (strcmp(argv[a], "--flash") == 0) uc.dir = v;
         else if (strcmp(argv[a], "--install") == 0) uc.install = v;
+        else if (strcmp(argv[a], "--board") == 0) {
+            if ((uc.board = kboard_find(v)) == NULL) {
+                die("--board: unknown board '%s'", v);
+            }
+        }
         else if (strcmp(argv[a], "--update-key") == 0) uc.keys = v;
         else if (strcmp(argv[a], "--device-type") == 0) uc.device_type = (uint32_t)strtoul(v, NULL, 0);
         else if (strcmp(argv[a], "--uv-version") == 0) uc.uv_version = version_arg(argv[a], v);

@@ -211,7 +211,7 @@ static devupd_t *agent(fs_t *fs, sdev_t *d)
     u->qfl = fs->qfl_tmpl;
     u->qfl.be_ctx = &u->qcow;
     sdu_config_t cfg = {.iflash = &u->ifl, .qspi = &u->qfl, .keys = fs->cfg.keys,
-                        .device_type = 0x505u, .uv_version = (1u << 24) | (2u << 16) | 3u,
+                        .uv_version = (1u << 24) | (2u << 16) | 3u,
                         .quiet = !fs->cfg.verbose, .status_every_ms = 2000u,
                         .status_resend_ms = 10000u, /* the microvisor's (protocol.md P1) */
                         .queue_len = 8u, /* a fetch window, an offer, a command, an ack */ .seed = d->rng,
@@ -236,6 +236,7 @@ static void send_hello(fs_t *fs, sdev_t *d)
     h->microvisor_version = (1u << 24) | (2u << 16) | 3u;
     h->api_version = 1;
     snprintf(h->board, sizeof(h->board), "sim");
+    h->device_type = kboard_host()->device_type; /* the devices' board (--board) */
     h->regions_count = 1;
     snprintf(h->regions[0].name, sizeof(h->regions[0].name), "microvisor");
     h->regions[0].size = 65536;

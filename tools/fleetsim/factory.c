@@ -1,5 +1,5 @@
 /*
- * The factory image of fleetsim's devices: the AN505 internal flash and QSPI in RAM, the app
+ * The factory image of fleetsim's devices: the board's internal flash and QSPI in RAM, the app
  * bundle installed as the factory would (simdev_upd's --install), the update engine booted once,
  * then frozen as the copy-on-write base every device of the process reads (flash_cow.h). The
  * hello's app region (SHA-256 of the 1 MiB slot) is computed here once, not per device.
@@ -10,7 +10,7 @@
 
 #include "fleetsim.h"
 #include "keel/flash_ram.h"
-#include "layout.h"
+#include "keel/board.h"
 
 static uint32_t no_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
 {
@@ -22,21 +22,21 @@ static uint32_t no_send(void *ctx, kproto_topic_t t, keel_v1_Envelope *env)
 
 bool fs_factory(fs_t *fs, char *why, unsigned cap)
 {
-    uint8_t *imem = malloc(AN505_IFLASH_SIZE), *qmem = malloc(AN505_QSPI_SIZE);
-    size_t ub = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
+    const kboard_t *b = kboard_host();
+    const kflash_geometry_t gi = b->iflash, gq = b->qspi;
+    uint8_t *imem = malloc(gi.size), *qmem = malloc(gq.size);
+    size_t ub = KFLASH_BITMAP_BYTES(gi.size, gi.prog_unit);
     uint8_t *iused = malloc(ub);
     kflash_ram_t ir, qr;
     kflash_t ifl, qfl;
-    kflash_geometry_t gi = {AN505_IFLASH_SIZE, AN505_IFLASH_PAGE, AN505_IFLASH_UNIT, true};
-    kflash_geometry_t gq = {AN505_QSPI_SIZE, AN505_QSPI_SECTOR, AN505_QSPI_UNIT, false};
     bool ok = false;
 
     if (imem == NULL || qmem == NULL || iused == NULL) {
         snprintf(why, cap, "no memory for the factory image");
         goto out;
     }
-    kflash_ram_init(&ir, imem, AN505_IFLASH_SIZE, true);
-    kflash_ram_init(&qr, qmem, AN505_QSPI_SIZE, true);
+    kflash_ram_init(&ir, imem, gi.size, true);
+    kflash_ram_init(&qr, qmem, gq.size, true);
     if (kflash_init(&ifl, &kflash_ram_backend, &ir, &gi, iused, ub) != KERR_OK ||
         kflash_init(&qfl, &kflash_ram_backend, &qr, &gq, NULL, 0) != KERR_OK) {
         snprintf(why, cap, "cannot make the factory flash");
@@ -45,7 +45,7 @@ bool fs_factory(fs_t *fs, char *why, unsigned cap)
     /* The real agent installs the bundle and boots the engine (it exits with a message if the
      * bundle is not one for the app slot). */
     sdu_config_t cfg = {.iflash = &ifl, .qspi = &qfl, .keys = fs->cfg.keys,
-                        .install = fs->cfg.install, .device_type = 0x505u,
+                        .install = fs->cfg.install, .board = b,
                         .uv_version = (1u << 24) | (2u << 16) | 3u, .quiet = true, .send = no_send};
     sdu_t *u = sdu_open(&cfg);
     keel_v1_Hello h = keel_v1_Hello_init_zero;
@@ -53,8 +53,8 @@ bool fs_factory(fs_t *fs, char *why, unsigned cap)
     fs->app_region = h.regions[0];
     fs->app_version = h.app_version;
     sdu_close(u);
-    if (kflash_cow_freeze(&fs->ibase, imem, AN505_IFLASH_SIZE, AN505_IFLASH_PAGE) != KERR_OK ||
-        kflash_cow_freeze(&fs->qbase, qmem, AN505_QSPI_SIZE, AN505_QSPI_SECTOR) != KERR_OK) {
+    if (kflash_cow_freeze(&fs->ibase, imem, gi.size, gi.erase_size) != KERR_OK ||
+        kflash_cow_freeze(&fs->qbase, qmem, gq.size, gq.erase_size) != KERR_OK) {
         snprintf(why, cap, "no memory for the factory image");
         goto out;
     }

@@ -6,6 +6,7 @@
  *            [--first F] [--prefix dev-]
  *            [--update-key PUB[,PUB]] [--install APP.kb] [--keepalive S] [--max-connecting K]
  *            [--link SPEC]... [--control FIFO] [--dump FILE] [--stats-every MS] [--verbose]
+ *            [--board NAME]
  *
  * Devices PREFIX<F>..PREFIX<F+N-1>, each with a fresh P-256 key and a certificate (CN = id) signed
  * by the CA in memory, each on the broker port kproto_broker_index(id) picks (as keeld does)
@@ -47,6 +48,7 @@
 #include <openssl/err.h>
 
 #include "fleetsim.h"
+#include "keel/board.h"
 #include "keel/identity.h"
 
 #define TAG_SIGNAL 0xFFFFFFFFu
@@ -383,6 +385,9 @@ int main(int argc, char **argv)
     const char *every = opt(argc, argv, "--stats-every");
     uint64_t stats_every = every ? strtoull(every, NULL, 10) : 1000u;
 
+    if (kboard_take_option("fleetsim", &argc, argv) == NULL) { /* --board NAME: the devices' board */
+        return 2;
+    }
     options(&fs.cfg, argc, argv);
     for (uint32_t i = 0; i < 3; i++) {
         char id[FS_ID_MAX];

@@ -17,8 +17,6 @@
 #include "keel/upd.h"
 
 #include "keyfile.h"
-#include "layout.h"
-#include "store.h"
 
 #define QUEUE_LEN 32
 #define STATUS_EVERY_MS 500     /* progress while downloading (protocol: at most every 2 s) */
@@ -128,20 +126,19 @@ static void open_flash(sdu_t *u)
 
     mkdir(u->cfg.dir, 0755); /* the device's state directory, like keel device's */
     /* The emulated device's store file, by the board's store entry (store.h). */
-    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, board_store.file);
-    if ((err = kflash_file_open_region(&u->iff, path, board_store.size, board_store.iflash.off,
-                                       board_store.iflash.size, true)) != KERR_OK ||
-        (err = kflash_file_open_region(&u->qff, path, board_store.size, board_store.qspi.off,
-                                       board_store.qspi.size, true)) != KERR_OK) {
+    const kboard_t *b = u->cfg.board;
+    snprintf(path, sizeof(path), "%s/%s", u->cfg.dir, b->store.file);
+    if ((err = kflash_file_open_region(&u->iff, path, b->store.size, b->store.iflash.off,
+                                       b->store.iflash.size, true)) != KERR_OK ||
+        (err = kflash_file_open_region(&u->qff, path, b->store.size, b->store.qspi.off,
+                                       b->store.qspi.size, true)) != KERR_OK) {
         die(path, err);
     }
-    size_t ub = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
+    size_t ub = KFLASH_BITMAP_BYTES(b->iflash.size, b->iflash.prog_unit);
     u->iused = calloc(1, ub);
-    kflash_geometry_t gi = {AN505_IFLASH_SIZE, AN505_IFLASH_PAGE, AN505_IFLASH_UNIT, true};
-    kflash_geometry_t gq = {AN505_QSPI_SIZE, AN505_QSPI_SECTOR, AN505_QSPI_UNIT, false};
     if (u->iused == NULL ||
-        (err = kflash_init(&u->ifl, &kflash_file_backend, &u->iff, &gi, u->iused, ub)) != KERR_OK ||
-        (err = kflash_init(&u->qfl, &kflash_file_backend, &u->qff, &gq, NULL, 0)) != KERR_OK) {
+        (err = kflash_init(&u->ifl, &kflash_file_backend, &u->iff, &b->iflash, u->iused, ub)) != KERR_OK ||
+        (err = kflash_init(&u->qfl, &kflash_file_backend, &u->qff, &b->qspi, NULL, 0)) != KERR_OK) {
         die("flash", u->iused ? err : KERR_NOMEM);
     }
 }
@@ -149,9 +146,10 @@ static void open_flash(sdu_t *u)
 /* Factory install: the bundle's region written directly (no engine, no journal). */
 static void install(sdu_t *u, const char *path)
 {
+    const kboard_range_t slot = u->cfg.board->ipart.app_slot;
     FILE *f = fopen(path, "rb");
-    size_t cap = SIGNED_MAX + AN505_APP_SLOT_SIZE;
-    uint8_t *b = malloc(cap), *region = malloc(AN505_APP_SLOT_SIZE);
+    size_t cap = SIGNED_MAX + slot.size;
+    uint8_t *b = malloc(cap), *region = malloc(slot.size);
     size_t n = (f && b) ? fread(b, 1, cap, f) : 0;
     kbdl_manifest_t m;
 
@@ -159,16 +157,16 @@ static void install(sdu_t *u, const char *path)
         fclose(f);
     }
     if (n == 0 || region == NULL || kbdl_decode(b, (uint32_t)n, &m) != KERR_OK ||
-        m.layers[0].region_len != AN505_APP_SLOT_SIZE ||
+        m.layers[0].region_len != slot.size ||
         kbdl_signed_size(&m) + m.layers[0].size != n) {
         fprintf(stderr, "simdev: --install %s: not a bundle for the app slot\n", path);
         exit(1);
     }
-    memset(region, 0xFF, AN505_APP_SLOT_SIZE);
+    memset(region, 0xFF, slot.size);
     memcpy(region + m.layers[0].offset, b + kbdl_signed_size(&m), m.layers[0].size);
-    kerr_t err = kflash_erase_range(&u->ifl, AN505_APP_SLOT_OFF, AN505_APP_SLOT_SIZE);
+    kerr_t err = kflash_erase_range(&u->ifl, slot.off, slot.size);
     if (err == KERR_OK) {
-        err = kflash_program(&u->ifl, AN505_APP_SLOT_OFF, region, AN505_APP_SLOT_SIZE);
+        err = kflash_program(&u->ifl, slot.off, region, slot.size);
     }
     if (err != KERR_OK) {
         die("install", err);
@@ -185,6 +183,12 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
         die("memory", KERR_NOMEM);
     }
     u->cfg = *cfg;
+    if (u->cfg.board == NULL) {
+        u->cfg.board = kboard_host();
+    }
+    if (u->cfg.device_type == 0) {
+        u->cfg.device_type = u->cfg.board->device_type;
+    }
     u->qcap = cfg->queue_len ? cfg->queue_len : QUEUE_LEN;
     u->lose_finals = cfg->lose_finals;
     atomic_init(&u->reconnected, false);
@@ -212,16 +216,9 @@ sdu_t *sdu_open(const sdu_config_t *cfg)
         }
         memcpy(u->keys[nkeys++].pub, k.pub, KBDL_PUBKEY_SIZE);
     }
-    upd_config_t uc = {
-        .iflash = &u->ifl,
-        .region_off = AN505_APP_SLOT_OFF,
-        .region_len = AN505_APP_SLOT_SIZE,
-        .journal_off = AN505_UPD_JOURNAL_A,
-        .qspi = &u->qfl,
-        .stage_off = 0,
-        .stage_len = AN505_QSPI_SIZE,
-        .trust = {u->keys, nkeys, cfg->device_type, cfg->uv_version, 0},
-    };
+    upd_config_t uc;
+    kboard_upd_config(u->cfg.board, &u->ifl, &u->qfl, &uc);
+    uc.trust = (kbdl_trust_t){u->keys, nkeys, u->cfg.device_type, cfg->uv_version, 0};
     /* The staging key would never leave a real device's secure world; here it is per device dir. */
     for (uint32_t i = 0; i < UPD_KEY_SIZE; i++) {
         uc.key[i] = (uint8_t)(0x5Au ^ i);
@@ -265,7 +262,9 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
     keel_v1_Region *r = &h->regions[h->regions_count++];
 
     snprintf(r->name, sizeof(r->name), "app");
-    r->size = AN505_APP_SLOT_SIZE;
+    const kboard_t *b = u->cfg.board;
+    h->device_type = u->cfg.device_type;
+    r->size = b->ipart.app_slot.size;
     if (!u->sha_valid) {
         u->sha_valid = upd_region_sha(u->upd, u->sha) == KERR_OK;
     }
@@ -275,8 +274,8 @@ void sdu_hello(sdu_t *u, keel_v1_Hello *h)
         memset(r->sha256, 0, sizeof(r->sha256));
     }
     h->app_version = 0;
-    if (kflash_read(&u->ifl, AN505_APP_HDR_OFF, hdr, sizeof(hdr)) == KERR_OK &&
-        kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, &ah) == KERR_OK) {
+    if (kflash_read(&u->ifl, kboard_app_hdr_off(b), hdr, sizeof(hdr)) == KERR_OK &&
+        kapp_hdr_decode(hdr, b->app_code.base, b->app_code.size, &ah) == KERR_OK) {
         h->app_version = ah.version;
         if (u->cfg.hello_image) {
             /* the older hello: the image's size and hash from the app header */

@@ -1,6 +1,6 @@
 /*
  * simdev_upd: the update agent of a simulated device. It runs the real update engine
- * (core/src/upd_engine.c) over flash files in the AN505 geometry (internal flash and QSPI, like
+ * (core/src/upd_engine.c) over flash in its board's geometry (internal flash and QSPI, like
  * a device's state directory) and speaks the update protocol to keeld as the microvisor does:
  * take an offer, fetch and verify the manifest, fetch only the blocks the engine says differ,
  * stage, apply (now, when forced, or at the deadline), run the new app on trial, confirm or
@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "keel.pb.h"
+#include "keel/board.h"
 #include "keel/flash.h"
 #include "keel/kproto.h"
 
@@ -39,11 +40,12 @@ typedef struct sdu sdu_t;
 typedef uint32_t (*sdu_send_fn)(void *ctx, kproto_topic_t t, keel_v1_Envelope *env);
 
 typedef struct sdu_config {
-    const char *dir;          /* store.bin (store.h; created erased); or: */
-    kflash_t *iflash, *qspi;  /* flash the caller owns (AN505 geometry), when dir is NULL */
+    const kboard_t *board;    /* the device's board (NULL: kboard_host()) */
+    const char *dir;          /* the board's store file in dir (created erased); or: */
+    kflash_t *iflash, *qspi;  /* flash the caller owns (the board's geometry), when dir is NULL */
     const char *keys;         /* trusted fleet keys: PEM files, comma-separated */
     const char *install;      /* NULL, or a bundle whose region is written as the factory would */
-    uint32_t device_type;
+    uint32_t device_type;     /* 0: the board's */
     uint32_t uv_version;
     bool defer;               /* the app does not apply: wait for force or the deadline */
     bool crash_on_trial;      /* the new app crashes at once: the engine rolls back */
@@ -64,7 +66,8 @@ typedef struct sdu_config {
 sdu_t *sdu_open(const sdu_config_t *cfg);
 void sdu_close(sdu_t *u);
 
-/* The app region for the hello: SHA-256 of the whole slot, its size, the app's version. */
+/* The app region for the hello: SHA-256 of the whole slot, its size, the app's version; and the
+ * device type its engine checks bundles against. */
 void sdu_hello(sdu_t *u, keel_v1_Hello *h);
 
 /* From the MQTT thread: an UpdateOffer, UpdateChunk, update Command or Ack (queued). */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "layout.h"
+#include "keel/board.h"
 #include "keel/kcrypto.h"
 
 /* An app ELF larger than this cannot be a 1 MiB app plus symbols; refuse before reading it. */
@@ -240,12 +240,10 @@ void appelf_free(appelf_image_t *img)
     img->size = 0;
 }
 
-const appelf_target_t appelf_target_an505 = {
-    .code_base = AN505_NS_CODE_BASE,
-    .code_size = AN505_NS_CODE_SIZE,
-    .ram_base = AN505_NS_RAM_BASE,
-    .ram_size = AN505_NS_RAM_SIZE,
-};
+appelf_target_t appelf_target(const kboard_t *b)
+{
+    return (appelf_target_t){b->app_code.base, b->app_code.size, b->app_ram.base, b->app_ram.size};
+}
 
 void appelf_sha256(const appelf_image_t *img, uint8_t out[32])
 {
@@ -255,8 +253,22 @@ void appelf_sha256(const appelf_image_t *img, uint8_t out[32])
 kerr_t appelf_identify(const uint8_t *elf, size_t len, uint8_t out_sha[32], uint32_t *out_size,
                        char *why, size_t cap)
 {
+    /* No board here (keeld knows none): every board's app image starts with the vector table at
+     * the base of its code region, so the ELF's first loadable byte is that base. */
+    uint32_t phoff, base = UINT32_MAX;
+    uint16_t phnum;
+    kerr_t err = check_ehdr(elf, len, &phoff, &phnum, why, cap);
+    if (err != KERR_OK)
+        return err;
+    for (unsigned i = 0; i < phnum; i++) {
+        Elf32_Phdr ph;
+        read_phdr(elf + phoff + (size_t)i * sizeof(Elf32_Phdr), &ph);
+        if (ph.p_type == PT_LOAD && ph.p_filesz != 0 && ph.p_paddr < base)
+            base = ph.p_paddr;
+    }
+    const appelf_target_t t = {base, APPELF_CODE_MAX, 0u, UINT32_MAX};
     appelf_image_t img = {0};
-    kerr_t err = appelf_from_memory(elf, len, &appelf_target_an505, &img, why, cap);
+    err = appelf_from_memory(elf, len, &t, &img, why, cap);
     if (err != KERR_OK)
         return err;
     appelf_sha256(&img, out_sha);

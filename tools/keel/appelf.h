@@ -39,16 +39,22 @@ kerr_t appelf_load(const char *path, const appelf_target_t *t, appelf_image_t *o
 
 void appelf_free(appelf_image_t *img);
 
-/* The AN505's NS code and RAM regions: where every Keel app for that board is loaded. */
-extern const appelf_target_t appelf_target_an505;
+struct kboard;
+/* Board b's app code and RAM regions: where every Keel app for that board is loaded. */
+appelf_target_t appelf_target(const struct kboard *b);
+
+/* The largest app code region appelf_identify() accepts (no board has a larger one). */
+#define APPELF_CODE_MAX 0x01000000u
 
 /* SHA-256 of an image: the value a device running it reports for region "app" (Hello). */
 void appelf_sha256(const appelf_image_t *img, uint8_t out[32]);
 
 /*
- * The identity of an app ELF for symbolication: build its AN505 image exactly as `keel device
- * install` does and give the image's SHA-256 and size. keeld uses it to verify an uploaded ELF
- * against the hash it is filed under. Errors as appelf_from_memory.
+ * The identity of an app ELF for symbolication: build its image exactly as `keel device install`
+ * does for its board, and give the image's SHA-256 and size. Needs no board: the image starts at
+ * the ELF's first loadable segment (the vector table, at the base of the board's app code region;
+ * the initial SP is checked for alignment only). keeld uses it to verify an uploaded ELF against
+ * the hash it is filed under. Errors as appelf_from_memory.
  */
 kerr_t appelf_identify(const uint8_t *elf, size_t len, uint8_t out_sha[32], uint32_t *out_size,
                        char *why, size_t cap);

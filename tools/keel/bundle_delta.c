@@ -16,9 +16,10 @@
 #include "cli.h"
 #include "cmd.h"
 #include "devstate.h"
-#include "layout.h"
+#include "keel/board.h"
 
-#define FILE_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE + AN505_APP_SLOT_SIZE)
+#define SLOT_SIZE (kboard_host()->ipart.app_slot.size) /* the board --board names */
+#define FILE_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE + SLOT_SIZE)
 
 /*
  * The base's app-slot content (malloc'ed) and region hash: from a bundle, or from an ELF as
@@ -41,7 +42,7 @@ static bool base_from_bundle(const char *prog, const char *path, base_t *out)
     const kbdl_layer_t *bl = &bm.layers[0];
     kerr_t err = kbdl_decode(b, (uint32_t)len, &bm);
     if (err != KERR_OK || bm.layer_count != 1 || bl->delta || bl->offset != 0 ||
-        bl->region_len != AN505_APP_SLOT_SIZE || kbdl_signed_size(&bm) + (uint64_t)bl->size != len) {
+        bl->region_len != SLOT_SIZE || kbdl_signed_size(&bm) + (uint64_t)bl->size != len) {
         cli_fail(prog, "--base %s: not a whole app bundle (%s)", path,
                  err != KERR_OK ? kerr_str(err) : "a delta, another region, or truncated");
         free(b);
@@ -71,16 +72,17 @@ static bool base_from_elf(const char *prog, const char *arg, base_t *out)
         cli_fail(prog, "--base %s: the version after '@' wants MAJOR.MINOR.PATCH", arg);
         return false;
     }
+    const appelf_target_t t = appelf_target(kboard_host());
     appelf_image_t img = {0};
-    if (appelf_load(path, &appelf_target_an505, &img, why, sizeof why) != KERR_OK) {
+    if (appelf_load(path, &t, &img, why, sizeof why) != KERR_OK) {
         cli_fail(prog, "--base %s: %s", path, why);
         return false;
     }
     kapp_hdr_t hdr;
     devstate_app_header(&img, path, &pol, &hdr);
-    bool ok = (out->content = malloc(AN505_APP_SLOT_SIZE)) != NULL &&
-              devstate_app_region(&img, &hdr, out->content, &out->len) &&
-              kc_sha256(out->content, AN505_APP_SLOT_SIZE, out->sha) == KC_OK;
+    bool ok = (out->content = malloc(SLOT_SIZE)) != NULL &&
+              devstate_app_region(kboard_host(), &img, &hdr, out->content, &out->len) &&
+              kc_sha256(out->content, SLOT_SIZE, out->sha) == KC_OK;
     appelf_free(&img);
     if (!ok) {
         cli_fail(prog, "--base %s: the image does not fit the app slot", path);
@@ -130,11 +132,11 @@ int bundle_write_delta(const char *prog, const char *out, const char *base_path,
         return CLI_EXIT_FAIL;
     kerr_t err;
     /* The patch reads the base's whole content: the device's slot holds exactly that. */
-    kdlt_enc_opts_t eo = { AN505_NS_CODE_BASE - AN505_APP_IMAGE_OFF, NULL, 0 };
+    kdlt_enc_opts_t eo = { kboard_slot_addr(kboard_host()), NULL, 0 };
     err = kdlt_encode(base.content, base.len, region, content_len, &eo, &patch, &plen);
     uint32_t slen = 0;
     if (err == KERR_OK)
-        err = kbdl_build_delta(tmpl, region, AN505_APP_SLOT_SIZE, 0, content_len, base.sha,
+        err = kbdl_build_delta(tmpl, region, SLOT_SIZE, 0, content_len, base.sha,
                                patch, (uint32_t)plen, priv, signed_part, sizeof signed_part, &slen);
     if (err != KERR_OK) {
         cli_fail(prog, "--base %s: cannot build the delta: %s", base_path, kerr_str(err));

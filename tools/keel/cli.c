@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keel/board.h"
+
 static bool is_help(const char *arg)
 {
     return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
@@ -21,6 +23,12 @@ static void print_top_help(FILE *out, const cli_noun_t *nouns, unsigned nnouns)
                  "commands:\n");
     for (unsigned i = 0; i < nnouns; i++)
         fprintf(out, "  %-10s %s\n", nouns[i].name, nouns[i].summary);
+    fprintf(out, "\nboards (--board NAME, anywhere on the line; the default is marked *):\n");
+    unsigned nb = 0;
+    const kboard_t *const *boards = kboard_all(&nb);
+    for (unsigned i = 0; i < nb; i++)
+        fprintf(out, "  %-9s%c %s\n", boards[i]->name, boards[i] == kboard_default() ? '*' : ' ',
+                boards[i]->summary);
     fprintf(out, "\nRun 'keel <command> --help' for its subcommands or options.\n"
                  "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
 }

@@ -25,9 +25,9 @@
 #include "cmd.h"
 #include "devstate.h"
 #include "keyfile.h"
-#include "layout.h"
+#include "keel/board.h"
 
-#define BUNDLE_FILE_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE + AN505_APP_SLOT_SIZE)
+#define BUNDLE_FILE_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE + kboard_host()->ipart.app_slot.size)
 #define BACKOFF_MAX_MS (24u * 3600u * 1000u)
 #define POLICY_S_MAX (30u * 24u * 3600u)
 #define POLITENESS_DEFAULT_S 3600u /* an hour from "staged" until the microvisor applies anyway */
@@ -133,7 +133,7 @@ static void build_help(const char *prog)
            "  --counter N          security counter: devices refuse a bundle with a lower\n"
            "                       counter than installed (anti-rollback; default 0)\n"
            "  --min-uv X.Y.Z       oldest microvisor that may install it (default 0.0.0)\n"
-           "  --device-type T      device type the bundle is for (default 0x%x, AN505)\n"
+           "  --device-type T      device type the bundle is for (default 0x%x: board %s)\n"
            "  --backoff-min MS     first restart delay after a crash (default %u)\n"
            "  --backoff-max MS     cap of the doubling restart delay (default %u)\n"
            "  --politeness S       seconds after 'staged' until the device applies even if the\n"
@@ -145,7 +145,7 @@ static void build_help(const char *prog)
            "                       APP.delta-<base region sha256, 12 hex>.kb (repeatable);\n"
            "                       or OLD.elf[@X.Y.Z]: what 'keel device install\n"
            "                       --app-version X.Y.Z OLD.elf' wrote\n",
-           prog, AN505_DEVICE_TYPE, KAPP_DEFAULT_BACKOFF_MIN_MS, KAPP_DEFAULT_BACKOFF_MAX_MS,
+           prog, kboard_host()->device_type, kboard_host()->name, KAPP_DEFAULT_BACKOFF_MIN_MS, KAPP_DEFAULT_BACKOFF_MAX_MS,
            POLITENESS_DEFAULT_S, TRIAL_DEFAULT_S);
 }
 
@@ -163,8 +163,8 @@ static int parse_device_type(const char *prog, const char *arg, uint32_t *out)
     errno = 0;
     unsigned long long v = strtoull(arg, &end, 0);
     if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 || v > UINT32_MAX)
-        return cli_usage_error(prog, "--device-type wants a number (0x505 for AN505), not '%s'",
-                               arg);
+        return cli_usage_error(prog, "--device-type wants a number (0x%x for board %s), not '%s'",
+                               kboard_host()->device_type, kboard_host()->name, arg);
     *out = (uint32_t)v;
     return CLI_EXIT_OK;
 }
@@ -249,8 +249,10 @@ static int build_run(const char *prog, build_req_t *r)
     for (unsigned b = 0; b < r->nbases; b++)
         if (!bundle_base_ok(prog, r->bases[b]))
             return CLI_EXIT_FAIL;
+    const kboard_t *board = kboard_host();
+    const appelf_target_t t = appelf_target(board);
     appelf_image_t img = {0};
-    if (appelf_load(r->elf, &appelf_target_an505, &img, why, sizeof why) != KERR_OK)
+    if (appelf_load(r->elf, &t, &img, why, sizeof why) != KERR_OK)
         return cli_fail(prog, "%s: %s", r->elf, why);
     /* The app header in the slot carries the same version and back-off as the manifest. */
     r->app.version = r->m.version;
@@ -259,7 +261,7 @@ static int build_run(const char *prog, build_req_t *r)
     kapp_hdr_t hdr;
     devstate_app_header(&img, r->elf, &r->app, &hdr);
     int rc = CLI_EXIT_FAIL;
-    uint8_t *region = malloc(AN505_APP_SLOT_SIZE);
+    uint8_t *region = malloc(board->ipart.app_slot.size);
     uint8_t *signed_part = malloc(KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE);
     uint32_t content_len = 0, signed_len = 0;
     if (region == NULL || signed_part == NULL) {
@@ -267,11 +269,11 @@ static int build_run(const char *prog, build_req_t *r)
     } else if (hdr.name[0] == '\0') {
         cli_fail(prog, "%s: cannot name the app after this file: rename it (the name is the "
                        "file name without its extension)", r->elf);
-    } else if (!devstate_app_region(&img, &hdr, region, &content_len)) {
+    } else if (!devstate_app_region(board, &img, &hdr, region, &content_len)) {
         cli_fail(prog, "%s: the image (%lu bytes) does not fit the app slot", r->elf,
                  (unsigned long)img.size);
     } else {
-        kerr_t err = kbdl_build(&r->m, region, AN505_APP_SLOT_SIZE, 0, content_len, key.priv,
+        kerr_t err = kbdl_build(&r->m, region, board->ipart.app_slot.size, 0, content_len, key.priv,
                                 signed_part, KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE, &signed_len);
         if (err != KERR_OK) {
             cli_fail(prog, "cannot build the manifest: %s", kerr_str(err));
@@ -318,8 +320,8 @@ static int bundle_build(const char *prog, int argc, char **argv)
         {0}};
     build_req_t r = {0};
     devstate_policy_default(&r.app);
-    r.m.device_type = AN505_DEVICE_TYPE;
-    r.m.block_size = AN505_IFLASH_PAGE;
+    r.m.device_type = kboard_host()->device_type;
+    r.m.block_size = kboard_host()->iflash.erase_size;
     r.m.layer_count = 1;
     r.m.layers[0].region = KBDL_REGION_APP;
     r.m.policy.backoff_min_ms = KAPP_DEFAULT_BACKOFF_MIN_MS;

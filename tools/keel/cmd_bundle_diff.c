@@ -17,11 +17,12 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "layout.h"
+#include "keel/board.h"
 
-#define FILE_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE + AN505_APP_SLOT_SIZE)
+#define FILE_MAX (KBDL_MAX_MANIFEST + KBDL_SIG_ENV_SIZE + kboard_host()->ipart.app_slot.size)
 /* Address of app slot offset 0: the image (slot offset 8192) is linked at the NS code base. */
-#define SLOT_BASE (AN505_NS_CODE_BASE - AN505_APP_IMAGE_OFF)
+#define SLOT_BASE kboard_slot_addr(kboard_host()) /* the board --board names */
+#define PAGE (kboard_host()->iflash.erase_size)
 
 typedef struct side {
     uint8_t *buf;
@@ -80,7 +81,7 @@ static kerr_t rd(void *ctx, uint32_t off, void *buf, uint32_t len)
 static kerr_t pg(void *ctx, uint32_t index, const uint8_t *page, uint32_t len)
 {
     dec_ctx_t *c = ctx;
-    memcpy(c->out + (size_t)index * AN505_IFLASH_PAGE, page, len);
+    memcpy(c->out + (size_t)index * PAGE, page, len);
     return KERR_OK;
 }
 
@@ -95,14 +96,14 @@ static double now_us(void)
 static kerr_t decode_check(const side_t *o, const side_t *n, const uint8_t *p, size_t plen,
                            int runs, double *best_us)
 {
-    static uint8_t page[AN505_IFLASH_PAGE];
+    static uint8_t page[65536]; /* >= PAGE: the largest block a bundle may have */
     uint8_t *out = malloc(n->content_len);
     kdlt_dec_t *d = malloc(sizeof(*d));
     kerr_t err = out && d ? KERR_OK : KERR_NOMEM;
     *best_us = 0;
     for (int r = 0; r < runs && !err; r++) {
         dec_ctx_t c = { o->content, o->content_len, out };
-        kdlt_dec_cfg_t cfg = { rd, pg, &c, page, sizeof(page), o->content_len, n->content_len };
+        kdlt_dec_cfg_t cfg = { rd, pg, &c, page, PAGE, o->content_len, n->content_len };
         double t0 = now_us();
         err = kdlt_dec_init(d, &cfg);
         if (!err)
@@ -212,7 +213,7 @@ int cmd_bundle_diff(const char *prog, int argc, char **argv)
     uint32_t dman = kbdl_manifest_size(&dm) + KBDL_SIG_ENV_SIZE;
     char ov[16], nv[16];
     vstr(o.m.version, ov), vstr(n.m.version, nv);
-    uint32_t image = n.content_len > AN505_APP_IMAGE_OFF ? n.content_len - AN505_APP_IMAGE_OFF : 0;
+    uint32_t image = n.content_len > kboard_app_image_off(kboard_host()) ? n.content_len - kboard_app_image_off(kboard_host()) : 0;
     if (json) {
         json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f}", "old_version", ov,
                               "new_version", nv, "image_bytes", (json_int_t)image,

@@ -23,13 +23,13 @@
 #include "devstate.h"
 #include "gdbrelay.h"
 #include "fapi.h"
-#include "layout.h"
+#include "keel/board.h"
 #include "net_rec.h"
 #include "qrun.h"
 
 #define BACKOFF_MAX_MS (24u * 3600u * 1000u) /* a day: longer is a stopped app, not a back-off */
 #define SECONDS_MAX (30u * 24u * 3600u)
-#define APPEND_MAX STORE_BOOTWORDS_MAX /* the store's boot-word record (store.h) */
+#define APPEND_MAX KBOARD_BOOTWORDS_MAX /* the store's boot-word record (store.h) */
 
 /* Options shared by run and install. Long-only options use codes above the char range. */
 enum {
@@ -197,7 +197,8 @@ static bool load_app(const char *prog, const install_req_t *r, appelf_image_t *i
                      kapp_hdr_t *hdr)
 {
     char why[512];
-    if (appelf_load(r->elf, &appelf_target_an505, img, why, sizeof why) != KERR_OK) {
+    const appelf_target_t t = appelf_target(kboard_host());
+    if (appelf_load(r->elf, &t, img, why, sizeof why) != KERR_OK) {
         fprintf(stderr, "%s: %s: %s\n", prog, r->elf, why);
         return false;
     }
@@ -388,7 +389,7 @@ static int device_info(const char *prog, int argc, char **argv)
 static void run_help(const char *prog)
 {
     printf("usage: %s --state DIR [options]\n\n"
-           "Run an emulated device (QEMU mps2-an505) with its state in DIR, creating and\n"
+           "Run an emulated device (QEMU, the board's machine) with its state in DIR, creating and\n"
            "provisioning it if DIR is new. The microvisor's console (UART1) is printed as is,\n"
            "the app's console (UART0) prefixed with 'app| '; what you type goes to the app.\n"
            "Ctrl-C stops the device.\n\n"

@@ -60,8 +60,7 @@
 #include "devstate.h"
 #include "fapi.h"
 #include "keyfile.h"
-#include "layout.h"
-#include "store.h"
+#include "keel/board.h"
 #include "qrun.h"
 #include "sandbox.h"
 #include "stack.h"
@@ -468,7 +467,7 @@ static pid_t start_simulated(up_t *u, unsigned k, char *mport)
 static bool runs_app(const up_t *u, const char *dir)
 {
     char flash[STACK_PATH_MAX + 64];
-    snprintf(flash, sizeof flash, "%s/%s", dir, board_store.file);
+    snprintf(flash, sizeof flash, "%s/%s", dir, kboard_host()->store.file);
     if (access(flash, F_OK) != 0)
         return false;
     devstate_t s;

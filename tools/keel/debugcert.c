@@ -16,9 +16,8 @@
 #include "keel/kcrypto.h"
 
 #include "cli.h"
-#include "layout.h"
+#include "keel/board.h"
 #include "net_rec.h"
-#include "store.h"
 #include "stack.h"
 
 /* Read a file into a NUL-terminated malloc'd buffer (at most max bytes). */
@@ -47,12 +46,12 @@ static char *slurp(const char *path, size_t max, size_t *out_len)
 static char *cert_from_state(const char *dir)
 {
     char path[STACK_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/%s", dir, board_store.file);
+    snprintf(path, sizeof path, "%s/%s", dir, kboard_host()->store.file);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
     uint8_t rec[NET_DEVICE_REC_MAX];
-    bool ok = fseek(f, (long)(board_store.iflash.off + AN505_IDENT_OFF + NET_REC_DEVICE_OFF),
+    bool ok = fseek(f, (long)(kboard_host()->store.iflash.off + kboard_host()->ipart.ident + NET_REC_DEVICE_OFF),
                     SEEK_SET) == 0 &&
               fread(rec, 1, sizeof rec, f) == sizeof rec;
     fclose(f);
@@ -88,7 +87,7 @@ bool debugcert_device_pub(const char *prog, const char *device, const char *cert
     } else if (dev_state != NULL) {
         pem = cert_from_state(dev_state);
         snprintf(where, sizeof where, "the device record in %s/%s", dev_state,
-                 board_store.file);
+                 kboard_host()->store.file);
         if (pem == NULL) {
             fprintf(stderr, "%s: %s has no device certificate (not provisioned with --fleet-ca-key?)\n",
                     prog, where);
@@ -97,7 +96,7 @@ bool debugcert_device_pub(const char *prog, const char *device, const char *cert
     } else {
         snprintf(path, sizeof path, "%s/devices/%s", state, device);
         pem = cert_from_state(path);
-        snprintf(where, sizeof where, "the device record in %s/%s", path, board_store.file);
+        snprintf(where, sizeof where, "the device record in %s/%s", path, kboard_host()->store.file);
         if (pem == NULL) {
             snprintf(path, sizeof path, "%s/%s.pem", state, device);
             pem = slurp(path, 16384, &n);

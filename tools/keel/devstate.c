@@ -13,17 +13,8 @@
 #include <mbedtls/x509_crt.h>
 
 #include "keel/kcrypto.h"
-#include "layout.h"
-#include "store.h"
 #include "devcert.h"
 #include "net_rec.h"
-
-static const kflash_geometry_t iflash_geo = {
-    .size = AN505_IFLASH_SIZE,
-    .erase_size = AN505_IFLASH_PAGE,
-    .prog_unit = AN505_IFLASH_UNIT,
-    .prog_once = true,
-};
 
 /* mkdir -p: each missing component of dir, 0755. */
 static bool make_dirs(const char *prog, const char *dir)
@@ -54,20 +45,21 @@ static bool make_dirs(const char *prog, const char *dir)
     return true;
 }
 
-bool devstate_store_open(const char *prog, const char *dir, const store_region_t *region,
-                         bool create, kflash_file_t *ff)
+bool devstate_store_open(const char *prog, const kboard_t *b, const char *dir,
+                         const kboard_range_t *region, bool create, kflash_file_t *ff)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, board_store.file);
+    snprintf(path, sizeof path, "%s/%s", dir, b->store.file);
     errno = 0;
-    kerr_t err = kflash_file_open_region(ff, path, board_store.size, region->off, region->size,
+    kerr_t err = kflash_file_open_region(ff, path, b->store.size, region->off, region->size,
                                          create);
     if (err == KERR_OK)
         return true;
     if (err == KERR_FORMAT)
-        fprintf(stderr, "%s: %s is not %lu bytes: it is not a store file of this device layout "
-                        "(move it away, or use another --state directory)\n",
-                prog, path, (unsigned long)board_store.size);
+        fprintf(stderr, "%s: %s is not %lu bytes: it is not a store file of board %s "
+                        "(--board names another; or move it away, or use another --state "
+                        "directory)\n",
+                prog, path, (unsigned long)b->store.size, b->name);
     else if (!create && errno == ENOENT)
         fprintf(stderr, "%s: %s: no device state here (create it with 'keel device install' or "
                         "'keel device run')\n", prog, path);
@@ -125,9 +117,9 @@ static bool provision(devstate_t *s, const char *prog, const char *want_id)
     uint8_t rec[KIDENT_SIZE];
     kerr_t err = kident_encode(&id, rec);
     if (err == KERR_OK)
-        err = kflash_erase(&s->iflash, AN505_IDENT_OFF);
+        err = kflash_erase(&s->iflash, s->board->ipart.ident);
     if (err == KERR_OK)
-        err = kflash_program(&s->iflash, AN505_IDENT_OFF, rec, sizeof rec);
+        err = kflash_program(&s->iflash, s->board->ipart.ident, rec, sizeof rec);
     if (err != KERR_OK)
         return flash_fail(prog, "writing the identity record", err);
     if (!provision_seed(s, prog))
@@ -140,7 +132,7 @@ static bool provision(devstate_t *s, const char *prog, const char *want_id)
 static bool load_identity(devstate_t *s, const char *prog, bool create, const char *want_id)
 {
     uint8_t rec[KIDENT_SIZE];
-    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF, rec, sizeof rec);
+    kerr_t err = kflash_read(&s->iflash, s->board->ipart.ident, rec, sizeof rec);
     if (err != KERR_OK)
         return flash_fail(prog, "reading the identity page", err);
     if (all_erased(rec, sizeof rec)) {
@@ -166,6 +158,7 @@ static bool load_identity(devstate_t *s, const char *prog, bool create, const ch
 }
 
 #define DEVSTATE_LOCK_FILE "keel.lock"
+#define DEVSTATE_BOARD_FILE "board" /* the device's board: check_board() */
 
 /* Take DIR's lock without waiting: a device that runs holds it for as long as it runs. */
 static int take_lock(const char *prog, const char *dir, bool exclusive)
@@ -193,16 +186,52 @@ static int take_lock(const char *prog, const char *dir, bool exclusive)
     return fd;
 }
 
+/*
+ * DIR/board names the device's board: written when the state is made, checked on every open, so
+ * a device made with --board X is never run, installed or read as another board. A state from
+ * before the file existed gets it at its next writing open.
+ */
+static bool check_board(devstate_t *s, const char *prog, bool writer)
+{
+    char path[4200], have[64] = "";
+    snprintf(path, sizeof path, "%s/%s", s->dir, DEVSTATE_BOARD_FILE);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        bool ok = fgets(have, sizeof have, f) != NULL;
+        fclose(f);
+        have[strcspn(have, "\r\n")] = '\0';
+        if (ok && strcmp(have, s->board->name) == 0)
+            return true;
+        fprintf(stderr, "%s: %s holds a device of board '%s', not '%s': give --board %s\n", prog,
+                s->dir, ok ? have : "?", s->board->name, ok ? have : "<its board>");
+        return false;
+    }
+    if (errno != ENOENT) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return false;
+    }
+    if (!writer)
+        return true;
+    f = fopen(path, "w");
+    bool ok = f != NULL && fprintf(f, "%s\n", s->board->name) > 0;
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(errno));
+    return ok;
+}
+
 /* Create (if asked) and open the flash files, then read or provision the identity. */
 static bool open_flash(devstate_t *s, const char *prog, bool create, const char *want_id)
 {
     /* One store file holds internal flash, QSPI and the boot records: created wholly erased. */
-    if (!devstate_store_open(prog, s->dir, &board_store.iflash, create, &s->iflash_file))
+    const kboard_t *b = s->board;
+    if (!devstate_store_open(prog, b, s->dir, &b->store.iflash, create, &s->iflash_file))
         return false;
-    size_t used_len = KFLASH_BITMAP_BYTES(AN505_IFLASH_SIZE, AN505_IFLASH_UNIT);
+    size_t used_len = KFLASH_BITMAP_BYTES(b->iflash.size, b->iflash.prog_unit);
     s->used = calloc(1, used_len);
     kerr_t err = s->used ? kflash_init(&s->iflash, &kflash_file_backend, &s->iflash_file,
-                                       &iflash_geo, s->used, used_len)
+                                       &b->iflash, s->used, used_len)
                          : KERR_NOMEM;
     if (err == KERR_OK && load_identity(s, prog, create, want_id))
         return true;
@@ -219,6 +248,7 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
 {
     memset(s, 0, sizeof *s);
     s->lock_fd = -1;
+    s->board = kboard_host();
     if (strlen(dir) >= sizeof s->dir) {
         fprintf(stderr, "%s: state directory path too long\n", prog);
         return false;
@@ -229,7 +259,7 @@ bool devstate_open(devstate_t *s, const char *prog, const char *dir, bool create
     s->lock_fd = take_lock(prog, dir, create);
     if (s->lock_fd < 0)
         return false;
-    if (open_flash(s, prog, create, want_id))
+    if (check_board(s, prog, create) && open_flash(s, prog, create, want_id))
         return true;
     close(s->lock_fd);
     s->lock_fd = -1;
@@ -283,14 +313,14 @@ void devstate_app_header(const appelf_image_t *img, const char *elf_path,
     memcpy(out->name, base, n < KAPP_NAME_MAX ? n : KAPP_NAME_MAX);
 }
 
-bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t *region,
-                         uint32_t *out_content_len)
+bool devstate_app_region(const kboard_t *b, const appelf_image_t *img, const kapp_hdr_t *h,
+                         uint8_t *region, uint32_t *out_content_len)
 {
-    const uint32_t image_off = AN505_APP_IMAGE_OFF - AN505_APP_SLOT_OFF;
-    if (img->size > AN505_APP_SLOT_SIZE - image_off)
+    const uint32_t image_off = kboard_app_image_off(b) - b->ipart.app_slot.off;
+    if (img->size > b->ipart.app_slot.size - image_off)
         return false;
-    memset(region, 0xFF, AN505_APP_SLOT_SIZE);
-    kapp_hdr_encode(h, region + (AN505_APP_HDR_OFF - AN505_APP_SLOT_OFF));
+    memset(region, 0xFF, b->ipart.app_slot.size);
+    kapp_hdr_encode(h, region + (kboard_app_hdr_off(b) - b->ipart.app_slot.off));
     memcpy(region + image_off, img->bytes, img->size);
     *out_content_len = image_off + img->size;
     return true;
@@ -299,9 +329,9 @@ bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t
 /*
  * App slot (internal flash):
  *
- *   AN505_APP_HDR_OFF    +----------------------+  erased first, programmed last
+ *   kboard_app_hdr_off   +----------------------+  erased first, programmed last
  *                        | kapp header (256 B)  |
- *   AN505_APP_IMAGE_OFF  +----------------------+
+ *   kboard_app_image_off +----------------------+
  *                        | image, padded with   |  only the pages the image needs are erased:
  *                        | 0xFF to 16 B units   |  bytes past image_size are never read
  *                        +----------------------+
@@ -309,8 +339,11 @@ bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t
 bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img,
                       const kapp_hdr_t *h)
 {
-    uint32_t padded = (img->size + AN505_IFLASH_UNIT - 1u) & ~(AN505_IFLASH_UNIT - 1u);
-    if (padded > AN505_APP_SLOT_SIZE - (AN505_APP_IMAGE_OFF - AN505_APP_SLOT_OFF)) {
+    const kboard_t *b = s->board;
+    const uint32_t hdr_off = kboard_app_hdr_off(b), image_off = kboard_app_image_off(b);
+    const uint32_t unit = b->iflash.prog_unit;
+    uint32_t padded = (img->size + unit - 1u) & ~(unit - 1u);
+    if (padded > b->ipart.app_slot.size - (image_off - b->ipart.app_slot.off)) {
         fprintf(stderr, "%s: the image (%lu bytes) does not fit the app slot\n", prog,
                 (unsigned long)img->size);
         return false;
@@ -323,13 +356,13 @@ bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img
     uint8_t hdr[KAPP_HDR_SIZE];
     kapp_hdr_encode(h, hdr);
 
-    kerr_t err = kflash_erase(&s->iflash, AN505_APP_HDR_OFF);
+    kerr_t err = kflash_erase(&s->iflash, hdr_off);
     if (err == KERR_OK)
-        err = kflash_erase_range(&s->iflash, AN505_APP_IMAGE_OFF, padded);
+        err = kflash_erase_range(&s->iflash, image_off, padded);
     if (err == KERR_OK)
-        err = kflash_program(&s->iflash, AN505_APP_IMAGE_OFF, buf, padded);
+        err = kflash_program(&s->iflash, image_off, buf, padded);
     if (err == KERR_OK)
-        err = kflash_program(&s->iflash, AN505_APP_HDR_OFF, hdr, sizeof hdr);
+        err = kflash_program(&s->iflash, hdr_off, hdr, sizeof hdr);
     free(buf);
     if (err != KERR_OK)
         return flash_fail(prog, "installing the app", err);
@@ -339,9 +372,10 @@ bool devstate_install(devstate_t *s, const char *prog, const appelf_image_t *img
 kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out)
 {
     uint8_t hdr[KAPP_HDR_SIZE];
-    kerr_t err = kflash_read(&s->iflash, AN505_APP_HDR_OFF, hdr, sizeof hdr);
+    const kboard_t *b = s->board;
+    kerr_t err = kflash_read(&s->iflash, kboard_app_hdr_off(b), hdr, sizeof hdr);
     if (err == KERR_OK)
-        err = kapp_hdr_decode(hdr, AN505_NS_CODE_BASE, AN505_NS_CODE_SIZE, out);
+        err = kapp_hdr_decode(hdr, b->app_code.base, b->app_code.size, out);
     if (err != KERR_OK)
         return err;
     /* The same check the microvisor makes before it runs the app (on its RAM copy). */
@@ -351,7 +385,7 @@ kerr_t devstate_app(devstate_t *s, kapp_hdr_t *out)
     uint8_t buf[4096], sha[32];
     for (uint32_t off = 0; off < out->image_size && err == KERR_OK; off += sizeof buf) {
         uint32_t n = out->image_size - off < sizeof buf ? out->image_size - off : sizeof buf;
-        err = kflash_read(&s->iflash, AN505_APP_IMAGE_OFF + off, buf, n);
+        err = kflash_read(&s->iflash, kboard_app_image_off(b) + off, buf, n);
         if (err == KERR_OK && kc_sha256_update(&ctx, buf, n) != KC_OK)
             err = KERR_IMG_HASH;
     }
@@ -376,7 +410,7 @@ void devstate_sha_prefix(const uint8_t sha[32], char *buf, size_t cap)
 static bool provision_seed(devstate_t *s, const char *prog)
 {
     uint8_t rec[NET_SEED_REC_SIZE], seed[NET_SEED_BYTES];
-    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof rec);
+    kerr_t err = kflash_read(&s->iflash, s->board->ipart.ident + NET_REC_SEED_OFF, rec, sizeof rec);
     if (err != KERR_OK)
         return flash_fail(prog, "reading the entropy seed", err);
     if (!all_erased(rec, sizeof rec)) {
@@ -390,7 +424,7 @@ static bool provision_seed(devstate_t *s, const char *prog)
         return false;
     net_seed_rec_encode(seed, rec);
     memset(seed, 0, sizeof seed);
-    err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof rec);
+    err = kflash_program(&s->iflash, s->board->ipart.ident + NET_REC_SEED_OFF, rec, sizeof rec);
     if (err != KERR_OK)
         return flash_fail(prog, "writing the entropy seed", err);
     return true;
@@ -440,7 +474,7 @@ static bool provision_device_cert(devstate_t *s, const char *prog, const char *c
 {
     uint8_t have[NET_DEVICE_REC_MAX];
     net_device_cred_t cred;
-    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, have, sizeof have);
+    kerr_t err = kflash_read(&s->iflash, s->board->ipart.ident + NET_REC_DEVICE_OFF, have, sizeof have);
     if (err != KERR_OK)
         return flash_fail(prog, "reading the device record", err);
     if (!all_erased(have, sizeof have)) {
@@ -465,7 +499,7 @@ static bool provision_device_cert(devstate_t *s, const char *prog, const char *c
                                        clen, rec, sizeof rec)
                : KERR_INVAL;
     if (err == KERR_OK)
-        err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, rec, size);
+        err = kflash_program(&s->iflash, s->board->ipart.ident + NET_REC_DEVICE_OFF, rec, size);
     memset(&dc, 0, sizeof dc);
     memset(rec, 0, sizeof rec);
     if (err != KERR_OK)
@@ -482,7 +516,7 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
     uint8_t *have = malloc(NET_FLEET_REC_MAX);
     if (have == NULL)
         return flash_fail(prog, "provisioning", KERR_NOMEM);
-    kerr_t err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_FLEET_OFF, have, NET_FLEET_REC_MAX);
+    kerr_t err = kflash_read(&s->iflash, s->board->ipart.ident + NET_REC_FLEET_OFF, have, NET_FLEET_REC_MAX);
     bool ok = false;
     if (err != KERR_OK) {
         flash_fail(prog, "reading the fleet record", err);
@@ -511,7 +545,7 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
                 fprintf(stderr, "%s: %s is already provisioned with another fleet CA, broker "
                                 "name or TLS setting; these are set once: use a new --state directory\n",
                         prog, s->dir);
-            else if ((err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_FLEET_OFF, rec, size)) != KERR_OK)
+            else if ((err = kflash_program(&s->iflash, s->board->ipart.ident + NET_REC_FLEET_OFF, rec, size)) != KERR_OK)
                 flash_fail(prog, "writing the fleet record", err);
             else
                 ok = true;

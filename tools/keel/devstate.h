@@ -1,15 +1,19 @@
 /*
  * devstate: an emulated device's state directory, as the host tools see it.
  *
- *   DIR/store.bin       the device's persistent store (firmware/platform/an505/store.h): internal
+ *   DIR/store.bin       the device's persistent store (the board descriptor's store entry,
+ *                       keel/board.h; the file's name is the board's): internal
  *                       flash (app slot, microvisor state, identity page), QSPI NOR (update
  *                       staging), the boot-word and power-cut records
+ *   DIR/board           the device's board (its descriptor's name): written when the state is
+ *                       made, and every later open must name the same board (--board)
  *   DIR/run/            console sockets while the device runs (see qrun.h)
  *   DIR/keel.lock       flock()ed by every keel command using DIR, exclusively by those that
  *                       write or run the device: two writers on one flash would corrupt it
  *
- * The same file is the device's memory when QEMU runs (QEMU maps it as the board's PSRAM), so every change here goes through kflash with the AN505 geometry: the host
- * tools can never leave the flash in a state a real part could not be in.
+ * The same file is the device's memory when QEMU runs (QEMU maps it as a board RAM), so every change here goes through kflash with the board's
+ * geometry: the host tools can never leave the flash in a state a real part could not be in. The
+ * board is the one keel was told with --board (kboard_host()).
  */
 #ifndef KEEL_TOOLS_KEEL_DEVSTATE_H
 #define KEEL_TOOLS_KEEL_DEVSTATE_H
@@ -23,11 +27,13 @@
 #include "keel/flash_file.h"
 #include "keel/identity.h"
 
+#include "keel/board.h"
+
 #include "appelf.h"
-#include "store.h"
 
 typedef struct devstate {
     char dir[4096];
+    const kboard_t *board; /* the device's board (kboard_host() at open) */
     kflash_file_t iflash_file;
     kflash_t iflash;
     uint8_t *used;   /* kflash program-once bitmap (malloc'd) */
@@ -66,11 +72,11 @@ bool devstate_provision_net(devstate_t *s, const char *prog, const char *ca_path
 bool devstate_release_flash(devstate_t *s, const char *prog);
 
 /*
- * Open one region of dir's store file (board_store.iflash, .qspi) as a flash file; with create a
+ * Open one region of dir's store file (b->store.iflash, .qspi) as a flash file; with create a
  * missing store file is created erased. Prints why and returns false on failure.
  */
-bool devstate_store_open(const char *prog, const char *dir, const store_region_t *region,
-                         bool create, kflash_file_t *ff);
+bool devstate_store_open(const char *prog, const kboard_t *b, const char *dir,
+                         const kboard_range_t *region, bool create, kflash_file_t *ff);
 
 /* Close the flash files (if still open) and drop the lock; false as above. */
 bool devstate_close(devstate_t *s, const char *prog);
@@ -85,12 +91,12 @@ typedef struct devstate_policy {
 
 /*
  * The app slot as an update must leave it (the region of a bundle's app layer, docs/bundle.md):
- * region (AN505_APP_SLOT_SIZE bytes) gets the encoded header h in the header page, img from the
+ * region (b->ipart.app_slot.size bytes) gets the encoded header h in the header page, img from the
  * image page on, 0xFF everywhere else. *out_content_len = bytes from the slot's start to the
  * image's end (the layer's content). False if the image does not fit the slot.
  */
-bool devstate_app_region(const appelf_image_t *img, const kapp_hdr_t *h, uint8_t *region,
-                         uint32_t *out_content_len);
+bool devstate_app_region(const kboard_t *b, const appelf_image_t *img, const kapp_hdr_t *h,
+                         uint8_t *region, uint32_t *out_content_len);
 
 /* Defaults: version 0.0.0 and the KAPP_DEFAULT_* policy. */
 void devstate_policy_default(devstate_policy_t *p);

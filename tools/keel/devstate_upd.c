@@ -14,7 +14,7 @@
 #include "keel/bundle.h"
 #include "keel/upd.h"
 #include "keyfile.h"
-#include "layout.h"
+#include "keel/board.h"
 #include "net_rec.h"
 #include "net_updkey.h"
 
@@ -61,7 +61,7 @@ bool devstate_provision_updkeys(devstate_t *s, const char *prog, const char *con
     uint32_t size = net_updkeys_rec_size(n);
     kerr_t err = net_updkeys_rec_encode(keys, n, rec, sizeof rec);
     if (err == KERR_OK)
-        err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_UPDKEYS_OFF, have, sizeof have);
+        err = kflash_read(&s->iflash, s->board->ipart.ident + NET_REC_UPDKEYS_OFF, have, sizeof have);
     if (err != KERR_OK)
         return fail(prog, "update keys", err);
     if (memcmp(have, rec, size) == 0)
@@ -72,7 +72,7 @@ bool devstate_provision_updkeys(devstate_t *s, const char *prog, const char *con
                             "new --state directory\n", prog, s->dir);
             return false;
         }
-    err = kflash_program(&s->iflash, AN505_IDENT_OFF + NET_REC_UPDKEYS_OFF, rec, size);
+    err = kflash_program(&s->iflash, s->board->ipart.ident + NET_REC_UPDKEYS_OFF, rec, size);
     if (err != KERR_OK)
         return fail(prog, "writing the update keys", err);
     printf("the device trusts %u bundle signing key(s)\n", n);
@@ -126,27 +126,20 @@ typedef struct engine {
 /* The engine over the device's files, configured as the microvisor configures it (uv_upd.c). */
 static bool engine_open(devstate_t *s, const char *prog, engine_t *e)
 {
-    static const kflash_geometry_t qgeo = {AN505_QSPI_SIZE, AN505_QSPI_SECTOR, AN505_QSPI_UNIT, false};
-    if (!devstate_store_open(prog, s->dir, &board_store.qspi, true, &e->qf))
+    const kboard_t *b = s->board;
+    if (!devstate_store_open(prog, b, s->dir, &b->store.qspi, true, &e->qf))
         return false;
-    kerr_t err = kflash_init(&e->q, &kflash_file_backend, &e->qf, &qgeo, NULL, 0);
+    kerr_t err = kflash_init(&e->q, &kflash_file_backend, &e->qf, &b->qspi, NULL, 0);
     if (err != KERR_OK) {
         kflash_file_close(&e->qf);
         return fail(prog, "QSPI", err);
     }
-    upd_config_t cfg = {
-        .iflash = &s->iflash,
-        .region_off = AN505_APP_SLOT_OFF,
-        .region_len = AN505_APP_SLOT_SIZE,
-        .journal_off = AN505_UPD_JOURNAL_A,
-        .qspi = &e->q,
-        .stage_off = AN505_QSPI_STAGE_OFF,
-        .stage_len = AN505_QSPI_STAGE_SIZE,
-    };
+    upd_config_t cfg;
+    kboard_upd_config(b, &s->iflash, &e->q, &cfg);
     uint8_t rec[NET_UPDKEYS_REC_MAX], keys[NET_UPDKEYS_MAX * NET_UPDKEY_SIZE];
     uint8_t srec[NET_SEED_REC_SIZE], seed[NET_SEED_BYTES];
     uint32_t n = 0;
-    err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_UPDKEYS_OFF, rec, sizeof rec);
+    err = kflash_read(&s->iflash, s->board->ipart.ident + NET_REC_UPDKEYS_OFF, rec, sizeof rec);
     if (err == KERR_OK)
         err = net_updkeys_rec_decode(rec, sizeof rec, keys, &n);
     if (err != KERR_OK) {
@@ -158,7 +151,7 @@ static bool engine_open(devstate_t *s, const char *prog, engine_t *e)
     }
     for (uint32_t i = 0; i < n; i++)
         memcpy(e->keys[i].pub, keys + i * NET_UPDKEY_SIZE, KBDL_PUBKEY_SIZE);
-    err = kflash_read(&s->iflash, AN505_IDENT_OFF + NET_REC_SEED_OFF, srec, sizeof srec);
+    err = kflash_read(&s->iflash, s->board->ipart.ident + NET_REC_SEED_OFF, srec, sizeof srec);
     if (err == KERR_OK)
         err = net_seed_rec_decode(srec, seed);
     if (err == KERR_OK)
@@ -169,7 +162,9 @@ static bool engine_open(devstate_t *s, const char *prog, engine_t *e)
         return fail(prog, "the device's staging key (seed record)", err);
     }
     /* The microvisor version this host build matches (uv.h UV_VERSION). */
-    cfg.trust = (kbdl_trust_t){e->keys, n, AN505_DEVICE_TYPE, (0u << 24) | (1u << 16) | 0u, 0u};
+    cfg.trust.keys = e->keys;
+    cfg.trust.key_count = n;
+    cfg.trust.uv_version = (0u << 24) | (1u << 16) | 0u;
     err = upd_open(&e->u, &cfg);
     memset(cfg.key, 0, sizeof cfg.key);
     if (err == KERR_OK)

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "keel/board.h"
 #include "sandbox.h"
-#include "store.h"
 
 #define QRUN_FW_REL "fw/microvisor/keel-microvisor.elf"
 #define QRUN_QEMU "qemu-system-arm"
@@ -320,7 +320,7 @@ static int accept_uarts(run_t *r)
     }
 }
 
-/* ---- the store's records (store.h) ------------------------------------------------------ */
+/* ---- the store's records (keel/board.h) ------------------------------------------------------ */
 
 /*
  * Before QEMU starts: the boot words go into the boot-word record (the microvisor erases it once
@@ -329,33 +329,35 @@ static int accept_uarts(run_t *r)
 static bool store_prepare(run_t *r, const qrun_opts_t *o)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", o->state_dir, board_store.file);
+    const kboard_store_t *st_e = &kboard_host()->store;
+    snprintf(path, sizeof path, "%s/%s", o->state_dir, st_e->file);
     r->store_fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat st;
     if (r->store_fd < 0 || fstat(r->store_fd, &st) != 0) {
         fprintf(stderr, "%s: %s: %s\n", r->prog, path, strerror(errno));
         return false;
     }
-    if (st.st_size != (off_t)board_store.size) {
-        fprintf(stderr, "%s: %s is %lld bytes, not the %lu of this board's store\n", r->prog, path,
-                (long long)st.st_size, (unsigned long)board_store.size);
+    if (st.st_size != (off_t)st_e->size) {
+        fprintf(stderr, "%s: %s is %lld bytes, not the %lu of board %s's store (--board)\n",
+                r->prog, path, (long long)st.st_size, (unsigned long)st_e->size,
+                kboard_host()->name);
         return false;
     }
     size_t len = strlen(o->append);
-    if (len > STORE_BOOTWORDS_MAX) {
+    if (len > KBOARD_BOOTWORDS_MAX) {
         fprintf(stderr, "%s: the device's boot words are %zu bytes, more than the %u its record "
-                        "holds\n", r->prog, len, STORE_BOOTWORDS_MAX);
+                        "holds\n", r->prog, len, KBOARD_BOOTWORDS_MAX);
         return false;
     }
-    store_bootwords_t words;
+    kboard_bootwords_t words;
     memset(&words, 0xFF, sizeof words);
-    words.magic = STORE_BOOTWORDS_MAGIC;
+    words.magic = KBOARD_BOOTWORDS_MAGIC;
     words.len = (uint32_t)len;
     memcpy(words.words, o->append, len);
-    store_powercut_t cut;
+    kboard_powercut_t cut;
     memset(&cut, 0xFF, sizeof cut);
-    if (pwrite(r->store_fd, &words, sizeof words, board_store.bootwords.off) != (ssize_t)sizeof words ||
-        pwrite(r->store_fd, &cut, sizeof cut, board_store.powercut.off) != (ssize_t)sizeof cut) {
+    if (pwrite(r->store_fd, &words, sizeof words, st_e->bootwords.off) != (ssize_t)sizeof words ||
+        pwrite(r->store_fd, &cut, sizeof cut, st_e->powercut.off) != (ssize_t)sizeof cut) {
         fprintf(stderr, "%s: cannot write the boot records into %s: %s\n", r->prog, path,
                 strerror(errno));
         return false;
@@ -366,9 +368,10 @@ static bool store_prepare(run_t *r, const qrun_opts_t *o)
 /* Whether the microvisor recorded an injected power cut (it has stopped dead since). */
 static bool powercut_recorded(const run_t *r)
 {
-    store_powercut_t cut;
-    return pread(r->store_fd, &cut, sizeof cut, board_store.powercut.off) == (ssize_t)sizeof cut &&
-           cut.magic == STORE_POWERCUT_MAGIC;
+    kboard_powercut_t cut;
+    return pread(r->store_fd, &cut, sizeof cut, kboard_host()->store.powercut.off) ==
+               (ssize_t)sizeof cut &&
+           cut.magic == KBOARD_POWERCUT_MAGIC;
 }
 
 /* ---- QEMU process ---------------------------------------------------------------------- */
@@ -411,6 +414,8 @@ static bool nic_value(const char *prog, uint16_t port, char *out, size_t cap, ch
  * Build QEMU's command line. A -nic option is not optional: without one QEMU adds a user-mode
  * network with unrestricted access to the host's networks. nic: the -nic value.
  */
+#define QRUN_BOARD_OPTS_MAX 8 /* QEMU options a board descriptor may add */
+
 typedef struct qargs {
     char chardev[QRUN_NUARTS][PATH_MAX + 64];
     char serial[QRUN_NUARTS][16];
@@ -455,11 +460,12 @@ static int sandbox_argv(const qrun_opts_t *o, const qargs_t *q, const char **arg
 static void build_argv(const qrun_opts_t *o, const run_t *r, qargs_t *q, const char *nic,
                        const char **argv)
 {
+    const kboard_t *b = kboard_host();
     int n = sandbox_argv(o, q, argv);
-    snprintf(q->machine, sizeof q->machine, "%s,memory-backend=store", board_store.machine);
+    snprintf(q->machine, sizeof q->machine, "%s,memory-backend=store", b->qemu_machine);
     snprintf(q->store, sizeof q->store,
              "memory-backend-file,id=store,size=%lu,mem-path=%s,share=on",
-             (unsigned long)board_store.size, board_store.file);
+             (unsigned long)b->store.size, b->store.file);
     argv[n++] = QRUN_QEMU;
     argv[n++] = "-M";
     argv[n++] = q->machine;
@@ -475,6 +481,8 @@ static void build_argv(const qrun_opts_t *o, const run_t *r, qargs_t *q, const c
     argv[n++] = "enable=off";
     argv[n++] = "-kernel";
     argv[n++] = o->firmware;
+    for (int k = 0; b->qemu_opts != NULL && b->qemu_opts[k] != NULL && k < QRUN_BOARD_OPTS_MAX; k++)
+        argv[n++] = b->qemu_opts[k]; /* the board's own machine options */
     for (int i = 0; i < QRUN_NUARTS; i++) {
         snprintf(q->chardev[i], PATH_MAX + 64, "socket,id=u%d,path=%s/%s", i, QRUN_RUN_DIR,
                  r->uart[i].sock_name);
@@ -542,7 +550,7 @@ static void child_exec(const qrun_opts_t *o, const char *const *argv, const sigs
 static bool spawn(run_t *r, const qrun_opts_t *o, const sigset_t *oldmask)
 {
     static qargs_t q;
-    const char *argv[80];
+    const char *argv[80 + QRUN_BOARD_OPTS_MAX];
     char nic[PATH_MAX + 128] = "none";
     q.keel[0] = '\0';
     if (o->broker_port != 0 && !nic_value(r->prog, o->broker_port, nic, sizeof nic, q.keel))

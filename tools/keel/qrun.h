@@ -1,8 +1,9 @@
 /*
- * qrun: run one emulated Keel device in QEMU (mps2-an505) and be its console.
+ * qrun: run one emulated Keel device in QEMU (the board's machine, keel/board.h) and be its
+ * console.
  *
  * QEMU runs with its working directory in the device's state directory. The device's store file
- * there (firmware/platform/an505/store.h) is mapped as the board's PSRAM (memory-backend-file,
+ * there (the board descriptor's store entry) is mapped as a board RAM (memory-backend-file,
  * share=on): internal flash, QSPI and the boot records are regions of it. Semihosting is off.
  * Before QEMU starts, the boot words (append) go into the store's boot-word record, which the
  * microvisor erases once read; an injected power cut writes the store's power-cut record and
@@ -42,7 +43,7 @@ typedef struct qrun_opts {
     const char *state_dir; /* must exist */
     const char *firmware;  /* secure firmware ELF, absolute path */
     const char *append;    /* boot words for the microvisor ("" for none; at most
-                              STORE_BOOTWORDS_MAX bytes) */
+                              KBOARD_BOOTWORDS_MAX bytes) */
     bool icount;           /* deterministic instruction counting (-icount shift=0) */
     uint32_t seconds;      /* stop after this long; 0 = until QEMU exits or keel is signalled */
     uint16_t broker_port;  /* 0: no network (-nic none); else the broker's port on 127.0.0.1 */

@@ -6,7 +6,7 @@
  * load_addr (vector table first). On every boot the microvisor checks the header, copies the
  * image into the NS code region, checks its SHA-256 there, and starts it.
  *
- *   app slot (internal flash)            NS code region (0x00200000 on AN505)
+ *   app slot (internal flash)            NS code region (board app_code)    
  *   +--------------------------+         +--------------------------+
  *   | header (256 B, LE), 0xFF |         | vector table             |
  *   +-- page boundary ---------+  copy   | .text .rodata            |

@@ -52,7 +52,7 @@
 #define KBDL_OFF_COUNTER 16u      /* monotonic security counter */
 #define KBDL_OFF_MIN_UV 20u       /* minimum microvisor version, packed like the bundle version */
 #define KBDL_OFF_DEVICE_TYPE 24u
-#define KBDL_OFF_BLOCK_SIZE 28u   /* internal flash page: 8192 on AN505 */
+#define KBDL_OFF_BLOCK_SIZE 28u   /* the board's internal flash page (8192 on QEMU boards) */
 #define KBDL_OFF_KEY_ID 32u       /* 8 bytes */
 #define KBDL_OFF_LAYER_COUNT 40u  /* u16 */
 #define KBDL_OFF_LAYER_SIZE 42u   /* u16 */

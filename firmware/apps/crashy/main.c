@@ -23,14 +23,14 @@
 /* Log on every Nth call only, so the re-entry test does not bury the console in log lines. */
 #define CRASHY_REENTRY_LOG_EVERY 8u
 
-/* Addresses the app must never reach (AN505 partition: layout.h). */
-#define ADDR_S_RAM 0x38000000u
-#define ADDR_S_CODE 0x10000000u
-#define ADDR_S_CODE_NOT_NSC 0x10000401u
-#define ADDR_NSC 0x1007F000u
-#define ADDR_UART1_NS 0x40201000u
-#define ADDR_UART1_S 0x50201000u
-#define ADDR_APP_RAM_END 0x28280000u
+/* Addresses the app must never reach (the board's partition: app_hw.h). */
+#define ADDR_S_RAM APP_HW_SECURE_RAM
+#define ADDR_S_CODE APP_HW_SECURE_CODE
+#define ADDR_S_CODE_NOT_NSC APP_HW_SECURE_CODE_NOT_NSC
+#define ADDR_NSC APP_HW_NSC
+#define ADDR_UART1_NS APP_HW_UART1_NS
+#define ADDR_UART1_S APP_HW_UART1_S
+#define ADDR_APP_RAM_END APP_HW_APP_RAM_END
 
 /* What the TIMER1 and SVC handlers do: set by the mode before it enables them. */
 enum timer_job { TIMER_WAKE, TIMER_HANG, TIMER_FAULT, TIMER_REENTRY };

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "keel.h"
+#include "keel/board.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
 #include "lwip/altcp_tls.h"
@@ -236,7 +237,8 @@ static void publish_hello(void)
     keel_v1_Hello *h = &env_begin(keel_v1_Envelope_hello_tag)->body.hello;
     h->microvisor_version = UV_VERSION;
     h->api_version = 1u; /* KEEL_API_VERSION */
-    strcpy(h->board, "an505");
+    snprintf(h->board, sizeof(h->board), "%s", kboard_fw.name);
+    h->device_type = kboard_fw.device_type;
     if (uv_app.valid) {
         h->app_version = uv_app.hdr.version;
         keel_v1_Region *r = &h->regions[h->regions_count++];

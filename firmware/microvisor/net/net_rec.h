@@ -2,7 +2,7 @@
  * Network provisioning records in internal flash, shared by the microvisor (reads them, keeps the
  * seed) and the keel CLI (writes them at provisioning). Pure C, no hardware: host and device.
  *
- * Identity page (AN505_IDENT_OFF, 8 KiB, secure-only), written by the host at provisioning; the
+ * Identity page (the board descriptor's ipart.ident, one page, secure-only), written by the host at provisioning; the
  * device only reads it. The records sit in units the identity record never uses, so each can be
  * programmed once into an erased page without touching the others:
  *
@@ -18,8 +18,8 @@
  * boot, never by the host): the current Mbed TLS NV seed, alternating A/B with a counter, so a
  * power cut while one page is rewritten leaves the other intact:
  *
- *   NET_SEED_PAGE_A  0x1FA000  seed state record (64 B) | erased...
- *   NET_SEED_PAGE_B  0x1FC000  seed state record (64 B) | erased...
+ *   board ipart.seed_a  seed state record (64 B) | erased...
+ *   board ipart.seed_b  seed state record (64 B) | erased...
  *
  * All encodings little-endian; persisted: never move a field or renumber a magic.
  */
@@ -30,14 +30,11 @@
 #include <stdint.h>
 
 #include "keel/err.h"
-#include "layout.h"
 
 #define NET_REC_SEED_OFF 0x0100u  /* within the identity page */
 #define NET_REC_UPDKEYS_OFF 0x0200u /* within the identity page */
 #define NET_REC_FLEET_OFF 0x0400u /* within the identity page */
 #define NET_REC_DEVICE_OFF 0x1600u /* within the identity page */
-#define NET_SEED_PAGE_A AN505_SEED_PAGE_A /* internal flash offsets: layout.h */
-#define NET_SEED_PAGE_B AN505_SEED_PAGE_B
 
 /* ---- seed record (identity page): u32 magic "KSD1", u32 length (64), 64 bytes, pad, u32 crc
  * of bytes [0, 92) at 92 ---- */

@@ -1,5 +1,5 @@
 /*
- * The entropy of the microvisor: the AN505 has no TRNG, and a timer value is guessable, so every
+ * The entropy of the microvisor: the QEMU boards have no TRNG, and a timer value is guessable, so every
  * random number descends from a secret seed provisioned into the device (64 random bytes written
  * by the keel CLI into the identity page, net_rec.h).
  *
@@ -27,7 +27,7 @@
 
 #include <string.h>
 
-#include "layout.h"
+#include "keel/board.h"
 #include "lwip/arch.h"
 #include "mbedtls/ctr_drbg.h"
 #include "mbedtls/entropy.h"
@@ -54,11 +54,11 @@ static seed_state_t ss;
 static bool load_current(kflash_t *fl)
 {
     uint8_t rec[NET_SEED_REC_SIZE], prov[NET_SEED_BYTES], first[NET_STATE_SEED];
-    bool have_prov = kflash_read(fl, AN505_IDENT_OFF + NET_REC_SEED_OFF, rec, sizeof(rec)) == KERR_OK &&
+    bool have_prov = kflash_read(fl, kboard_fw.ipart.ident + NET_REC_SEED_OFF, rec, sizeof(rec)) == KERR_OK &&
                      net_seed_rec_decode(rec, prov) == KERR_OK;
     if (have_prov)
         kc_sha256(prov, sizeof(prov), first);
-    kerr_t err = net_seedstore_load(&ss.store, fl, NET_SEED_PAGE_A, NET_SEED_PAGE_B,
+    kerr_t err = net_seedstore_load(&ss.store, fl, kboard_fw.ipart.seed_a, kboard_fw.ipart.seed_b,
                                     have_prov ? first : NULL);
     memset(prov, 0, sizeof(prov));
     memset(first, 0, sizeof(first));

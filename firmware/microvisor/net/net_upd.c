@@ -39,10 +39,9 @@
 #include "keel/backoff.h"
 #include "keel/bundle.h"
 #include "keel/upd.h"
-#include "layout.h"
+#include "keel/board.h"
 #include "keel/kcrypto.h"
 #include "net_seed.h"
-#include "port.h"
 #include "uv.h"
 #include "uv_net.h"
 #include "uv_upd.h"
@@ -216,7 +215,7 @@ static void refuse(kerr_t err)
                (unsigned long)m.security_counter, (unsigned long)u->ps.counter);
     else if (err == KERR_BDL_DEVICE && decoded)
         settle(result_of(err), err, "refused: built for device type 0x%lx, this is 0x%lx",
-               (unsigned long)m.device_type, (unsigned long)AN505_DEVICE_TYPE);
+               (unsigned long)m.device_type, (unsigned long)kboard_fw.device_type);
     else if (err == KERR_BDL_KEY)
         settle(result_of(err), err, "refused: signed by a key this device does not trust");
     else if (err == KERR_BDL_SIGNATURE)

@@ -1,14 +1,14 @@
 /*
- * Network bring-up and the lwIP NO_SYS port: netif glue over the LAN9118 driver, sys_now(),
+ * Network bring-up and the lwIP NO_SYS port: netif glue over the board's NIC (nic.h), sys_now(),
  * lwip_port_assert(). Randomness (lwip_port_rand) lives in net_seed.c, the MQTT link in
  * net_link.c.
  *
  * Frame path (all in the service, so lwIP sees one thread):
  *
- *   LAN9118 IRQ (0x40): ack, mask RX irq, pend service
- *   service (0x60) -> uv_net_poll(): lan9118_recv() -> pbuf -> netif.input (ethernet_input)
- *                                    lan9118_rx_irq_enable(); sys_check_timeouts(); link step
- *   lwIP output -> linkoutput -> copy the pbuf chain into one aligned frame -> lan9118_send()
+ *   NIC IRQ (0x40): ack, mask RX irq, pend service
+ *   service (0x60) -> uv_net_poll(): nic_recv() -> pbuf -> netif.input (ethernet_input)
+ *                                    nic_rx_irq_enable(); sys_check_timeouts(); link step
+ *   lwIP output -> linkoutput -> copy the pbuf chain into one aligned frame -> nic_send()
  */
 #include "uv_net.h"
 
@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "board.h"
-#include "lan9118.h"
+#include "keel/board.h"
+#include "nic.h"
 #include "lwip/dhcp.h"
 #include "lwip/etharp.h"
 #include "lwip/init.h"
@@ -80,7 +81,7 @@ uint32_t uv_net_stack_used(void)
 }
 /* One frame buffer for both directions: a received frame is copied into a pbuf before lwIP sees
  * it, so whatever lwIP transmits while handling it (an ACK, an ARP reply) may reuse the buffer. */
-static uint32_t frame[(LAN9118_FRAME_MAX + 4u + 3u) / 4u];
+static uint32_t frame[(NIC_FRAME_MAX + 4u + 3u) / 4u];
 
 u32_t sys_now(void)
 {
@@ -101,10 +102,10 @@ static void on_rx_irq(void)
 static err_t linkoutput(struct netif *nif, struct pbuf *p)
 {
     (void)nif;
-    if (p->tot_len > LAN9118_FRAME_MAX)
+    if (p->tot_len > NIC_FRAME_MAX)
         return ERR_BUF;
     pbuf_copy_partial(p, frame, p->tot_len, 0);
-    return lan9118_send((const uint8_t *)frame, p->tot_len) ? ERR_OK : ERR_IF;
+    return nic_send((const uint8_t *)frame, p->tot_len) ? ERR_OK : ERR_IF;
 }
 
 static err_t netif_setup(struct netif *nif)
@@ -122,7 +123,7 @@ static err_t netif_setup(struct netif *nif)
 static void rx_drain(void)
 {
     for (uint32_t i = 0; i < RX_BUDGET; i++) {
-        int32_t len = lan9118_recv((uint8_t *)frame, sizeof(frame));
+        int32_t len = nic_recv((uint8_t *)frame, sizeof(frame));
         if (len == 0)
             break;
         if (len < 0)
@@ -134,12 +135,12 @@ static void rx_drain(void)
         if (net.netif.input(p, &net.netif) != ERR_OK)
             pbuf_free(p);
     }
-    lan9118_rx_irq_enable();
+    nic_rx_irq_enable();
 }
 
 static bool load_fleet(kflash_t *fl)
 {
-    if (kflash_read(fl, AN505_IDENT_OFF + NET_REC_FLEET_OFF, net.fleet_buf, sizeof(net.fleet_buf)) != KERR_OK)
+    if (kflash_read(fl, kboard_fw.ipart.ident + NET_REC_FLEET_OFF, net.fleet_buf, sizeof(net.fleet_buf)) != KERR_OK)
         return false;
     kerr_t err = net_fleet_rec_decode(net.fleet_buf, sizeof(net.fleet_buf), &net.fleet);
     if (err == KERR_OK)
@@ -156,7 +157,7 @@ static bool load_fleet(kflash_t *fl)
  * still connects, and a broker that requires client certificates (the fleet's does) refuses it. */
 static void load_device_cred(kflash_t *fl)
 {
-    kerr_t err = kflash_read(fl, AN505_IDENT_OFF + NET_REC_DEVICE_OFF, net.device_buf, sizeof(net.device_buf));
+    kerr_t err = kflash_read(fl, kboard_fw.ipart.ident + NET_REC_DEVICE_OFF, net.device_buf, sizeof(net.device_buf));
     if (err == KERR_OK)
         err = net_device_rec_decode(net.device_buf, sizeof(net.device_buf), &net.cred);
     net.have_cred = err == KERR_OK;
@@ -184,8 +185,8 @@ void uv_net_init(void)
         return;
     load_device_cred(fl);
     uint8_t mac[6];
-    if (!lan9118_init(on_rx_irq, mac)) {
-        uv_log("net: no LAN9118 Ethernet controller answers: network off");
+    if (!nic_init(on_rx_irq, mac)) {
+        uv_log("net: no Ethernet controller (%s) answers: network off", kboard_fw.nic ? kboard_fw.nic : "none");
         return;
     }
     lwip_init();
@@ -230,7 +231,7 @@ void uv_net_init(void)
 static void stats_report(uint64_t now_us)
 {
     uint64_t span = now_us - net.stats_start_us;
-    lan9118_stats_t st = lan9118_stats();
+    nic_stats_t st = nic_stats();
     uint32_t permille_x10 = span ? (uint32_t)(net.busy_us * 10000u / span) : 0u;
     /* Mbed TLS's bignum/ECP and record buffers come from newlib's heap (keel_mbedtls_config.h). */
     struct mallinfo mi = mallinfo();

@@ -1,9 +1,9 @@
 /*
- * The microvisor's network: LAN9118 + lwIP (NO_SYS) + MQTT over TLS to the fleet broker.
+ * The microvisor's network: the board's NIC (nic.h) + lwIP (NO_SYS) + MQTT over TLS to the fleet broker.
  *
  * Everything runs in the microvisor service (secure PendSV, priority 0x60), which no app can
  * mask or starve: uv_net_poll() is its one entry, called on every service run (every 10 ms from
- * the tick, and at once when the LAN9118 interrupt reports frames). lwIP is never entered from
+ * the tick, and at once when the NIC interrupt reports frames). lwIP is never entered from
  * an interrupt (see firmware/config/lwipopts.h).
  *
  * The network is started only when the boot arguments name a broker port (broker-port=PORT, set

@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "layout.h"
 
 /* Memory the app may own; pointers it passes must lie inside one of these. */
 typedef struct board_region {

@@ -54,8 +54,8 @@ static mem_store_t stores[2] = {
                          {AN505_QSPI_SIZE, AN505_QSPI_SECTOR, AN505_QSPI_UNIT, false}},
 };
 
-static volatile store_powercut_t *const powercut_rec =
-    (volatile store_powercut_t *)(AN505_STORE_BASE + AN505_STORE_POWERCUT_OFF);
+static volatile kboard_powercut_t *const powercut_rec =
+    (volatile kboard_powercut_t *)(AN505_STORE_BASE + AN505_STORE_POWERCUT_OFF);
 
 /* Power is gone: nothing runs any more, secure or not, until keel ends the process. */
 static __attribute__((noreturn)) void power_off(void)
@@ -74,7 +74,7 @@ static void on_powercut(kflash_t *f, void *arg)
     port_console_flush();
     powercut_rec->op = f->ops;
     __asm__ volatile("dsb" ::: "memory");
-    powercut_rec->magic = STORE_POWERCUT_MAGIC;
+    powercut_rec->magic = KBOARD_POWERCUT_MAGIC;
     __asm__ volatile("dsb" ::: "memory");
     power_off();
 }
@@ -83,7 +83,7 @@ void port_powercut_check(void)
 {
     /* keel clears the record before it starts QEMU: one seen at boot means the watchdog reset
      * the chip before keel ended the process. The supply is still off. */
-    if (powercut_rec->magic == STORE_POWERCUT_MAGIC)
+    if (powercut_rec->magic == KBOARD_POWERCUT_MAGIC)
         power_off();
 }
 

@@ -69,6 +69,7 @@
 #define AN505_APP_HDR_OFF AN505_APP_SLOT_OFF                         /* header page */
 #define AN505_APP_IMAGE_OFF (AN505_APP_SLOT_OFF + AN505_IFLASH_PAGE) /* image pages */
 #define AN505_SELFTEST_OFF 0x102000u
+#define AN505_SPARE_OFF 0x104000u /* free: microvisor record log (up to the journal) */
 #define AN505_UPD_JOURNAL_A 0x1F6000u
 #define AN505_UPD_JOURNAL_B 0x1F8000u
 #define AN505_SEED_PAGE_A 0x1FA000u

@@ -222,19 +222,19 @@ void port_system_reset(void)
 static struct {
     uint32_t valid;
     uint32_t len;
-    char words[STORE_BOOTWORDS_MAX + 1u];
+    char words[KBOARD_BOOTWORDS_MAX + 1u];
 } boot_words __attribute__((section(".noinit")));
 
 #define BOOT_WORDS_VALID(len) (0x4B425700u ^ (len))
 
 static const char *args(void)
 {
-    if (boot_words.valid == BOOT_WORDS_VALID(boot_words.len) && boot_words.len <= STORE_BOOTWORDS_MAX)
+    if (boot_words.valid == BOOT_WORDS_VALID(boot_words.len) && boot_words.len <= KBOARD_BOOTWORDS_MAX)
         return boot_words.words;
-    volatile store_bootwords_t *rec =
-        (volatile store_bootwords_t *)(AN505_STORE_BASE + AN505_STORE_BOOTWORDS_OFF);
+    volatile kboard_bootwords_t *rec =
+        (volatile kboard_bootwords_t *)(AN505_STORE_BASE + AN505_STORE_BOOTWORDS_OFF);
     uint32_t len = 0;
-    if (rec->magic == STORE_BOOTWORDS_MAGIC && rec->len <= STORE_BOOTWORDS_MAX) {
+    if (rec->magic == KBOARD_BOOTWORDS_MAGIC && rec->len <= KBOARD_BOOTWORDS_MAX) {
         len = rec->len;
         for (uint32_t i = 0; i < len; i++) {
             char c = rec->words[i];

@@ -7,9 +7,9 @@
  * process. Internal flash, QSPI NOR and two small records are regions of that one memory; the
  * NOR rules and power-cut injection stay in core's flash layer above a byte-moving backend.
  *
- * Read by the secure firmware (flash_store.c, port.c) and by every host tool that touches a
- * device's state (keel: provisioning, install, `keel device run`; the simulated device), so no
- * host file restates an offset or a size. docs/porting.md describes the entry.
+ * The firmware reads these constants (flash_store.c, port.c); host tools read the same entry as
+ * data from the board descriptor (board_desc.c: kboard_t.store), so no host file restates an
+ * offset or a size. docs/porting.md describes the entry.
  *
  *   store offset                                        (firmware address = base + offset)
  *   0x000000 +------------------------------+
@@ -51,54 +51,13 @@
 #define AN505_STORE_POWERCUT_OFF 0xA01000u
 #define AN505_STORE_POWERCUT_SIZE 0x1000u
 
-/* Boot-word record: magic, length, then the words (space separated, no NUL needed). Anything
- * else (erased 0xFF, zeroed) means "no words". */
-#define STORE_BOOTWORDS_MAGIC 0x3157424Bu /* "KBW1" */
-#define STORE_BOOTWORDS_MAX 255u          /* bytes of words */
-typedef struct store_bootwords {
-    uint32_t magic;
-    uint32_t len;
-    char words[STORE_BOOTWORDS_MAX + 1u];
-} store_bootwords_t;
-
-/* Power-cut record: magic and the number of the flash operation the cut tore. */
-#define STORE_POWERCUT_MAGIC 0x3143504Bu /* "KPC1" */
-typedef struct store_powercut {
-    uint32_t magic;
-    uint32_t op;
-} store_powercut_t;
-
-/* The entry as data: what the host tools read. */
-typedef struct store_region {
-    uint32_t off, size;
-} store_region_t;
-
-typedef struct board_store {
-    const char *file;     /* backing file, relative to the device's state directory */
-    const char *ram;      /* which board RAM backs the store (for messages and docs) */
-    const char *machine;  /* QEMU machine whose RAM the file backs */
-    uint32_t base;        /* firmware address of offset 0 */
-    uint32_t size;        /* RAM size = backing file size */
-    bool mpc_guarded;     /* an MPC guards the RAM (a DMA may then be given to the app) */
-    store_region_t iflash, qspi, bootwords, powercut;
-} board_store_t;
-
-static const board_store_t board_store = {
-    .file = AN505_STORE_FILE,
-    .ram = AN505_STORE_RAM,
-    .machine = AN505_STORE_QEMU_MACHINE,
-    .base = AN505_STORE_BASE,
-    .size = AN505_STORE_SIZE,
-    .mpc_guarded = AN505_STORE_MPC_GUARDED,
-    .iflash = {AN505_STORE_IFLASH_OFF, AN505_IFLASH_SIZE},
-    .qspi = {AN505_STORE_QSPI_OFF, AN505_QSPI_SIZE},
-    .bootwords = {AN505_STORE_BOOTWORDS_OFF, AN505_STORE_BOOTWORDS_SIZE},
-    .powercut = {AN505_STORE_POWERCUT_OFF, AN505_STORE_POWERCUT_SIZE},
-};
+/* The records' formats (kboard_bootwords_t, kboard_powercut_t) and the entry as data
+ * (kboard_t.store) are in core/include/keel/board.h and board_desc.c. */
+#include "keel/board.h"
 
 _Static_assert(AN505_STORE_IFLASH_OFF + AN505_IFLASH_SIZE <= AN505_STORE_QSPI_OFF, "store: iflash");
 _Static_assert(AN505_STORE_QSPI_OFF + AN505_QSPI_SIZE <= AN505_STORE_BOOTWORDS_OFF, "store: qspi");
-_Static_assert(sizeof(store_bootwords_t) <= AN505_STORE_BOOTWORDS_SIZE, "store: boot words");
+_Static_assert(sizeof(kboard_bootwords_t) <= AN505_STORE_BOOTWORDS_SIZE, "store: boot words");
 _Static_assert(AN505_STORE_BOOTWORDS_OFF + AN505_STORE_BOOTWORDS_SIZE <= AN505_STORE_POWERCUT_OFF,
                "store: records");
 _Static_assert(AN505_STORE_POWERCUT_OFF + AN505_STORE_POWERCUT_SIZE <= AN505_STORE_SIZE,

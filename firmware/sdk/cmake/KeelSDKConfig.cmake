@@ -23,6 +23,22 @@
 get_filename_component(KEEL_SDK_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 set(KeelSDK_FOUND TRUE)
 
+# KEEL_BOARD: the board the apps are for (default: the tree's default board); its app regions
+# come from firmware/platform/<board>/app/keel_app_memory.ld.
+if(NOT KEEL_BOARD)
+  include("${KEEL_SDK_DIR}/../platform/boards.cmake")
+  set(KEEL_BOARD ${KEEL_BOARD_DEFAULT} CACHE STRING "Board the Keel apps are built for")
+endif()
+get_filename_component(KEEL_APP_BOARD_DIR "${KEEL_SDK_DIR}/../platform/${KEEL_BOARD}/app" ABSOLUTE)
+if(NOT EXISTS "${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
+  message(FATAL_ERROR "KeelSDK: board '${KEEL_BOARD}' has no ${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
+endif()
+# keel_app.ld INCLUDEs the board's keel_app_memory.ld from the linker's search path: every app
+# target of this project links with the board's app folder on it. (A change to that file
+# reconfigures the project; the apps relink when keel_app.ld or their sources change.)
+add_link_options("-L${KEEL_APP_BOARD_DIR}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${KEEL_APP_BOARD_DIR}/keel_app_memory.ld")
+
 set(KEEL_VENEERS "${KEEL_SDK_DIR}/lib/keel_veneers.o" CACHE FILEPATH
     "Keel veneer import library (the microvisor's --out-implib object)")
 set(KEEL_STACK_SIZE 16384 CACHE STRING "Default main stack size of Keel apps, bytes")

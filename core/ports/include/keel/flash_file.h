@@ -5,8 +5,8 @@
  * device is not running, and by the simulated device.
  *
  *   kflash_file_t ff;
- *   kerr_t err = kflash_file_open_region(&ff, "state/store.bin", board_store.size,
- *                                        board_store.iflash.off, board_store.iflash.size, true);
+ *   kerr_t err = kflash_file_open_region(&ff, "state/store.bin", b->store.size,
+ *                                        b->store.iflash.off, b->store.iflash.size, true);
  *   ... kflash_init(&f, &kflash_file_backend, &ff, &geo, used, sizeof(used)) ...
  *   err = kflash_file_close(&ff);
  */

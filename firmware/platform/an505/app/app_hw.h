@@ -1,15 +1,26 @@
 /*
  * app_hw.h: the AN505 peripherals the microvisor gives to the app (non-secure aliases), for the
- * example apps. A real app would use its vendor's CMSIS headers instead.
+ * example apps (firmware/apps/: the board's app folder is on their include path). A real app
+ * would use its vendor's CMSIS headers instead.
  */
-#ifndef KEEL_APPS_COMMON_APP_HW_H
-#define KEEL_APPS_COMMON_APP_HW_H
+#ifndef KEEL_PLATFORM_AN505_APP_APP_HW_H
+#define KEEL_PLATFORM_AN505_APP_APP_HW_H
 
 #include <stdint.h>
 
 #define APP_REG(addr) (*(volatile uint32_t *)(addr))
 
 #define APP_CPU_HZ 20000000u
+
+/* Addresses an app must never reach (the partition: ../layout.h, ../board.c), for the fault zoo
+ * (crashy). */
+#define APP_HW_SECURE_RAM 0x38000000u      /* the microvisor's RAM */
+#define APP_HW_SECURE_CODE 0x10000000u     /* the microvisor's code */
+#define APP_HW_SECURE_CODE_NOT_NSC 0x10000401u /* secure code outside the NSC region (Thumb) */
+#define APP_HW_NSC 0x1007F000u             /* the veneers: only their SG entries may be called */
+#define APP_HW_UART1_NS 0x40201000u        /* the microvisor's console, NS alias (PPC: secure) */
+#define APP_HW_UART1_S 0x50201000u         /* and its secure alias */
+#define APP_HW_APP_RAM_END 0x28280000u     /* the first byte past the app's RAM */
 
 /* CMSDK APB timer TIMER1 (IRQ 4), 20 MHz, counts down from RELOAD. */
 #define TIMER1_BASE 0x40001000u
@@ -66,4 +77,4 @@ static inline void nvic_pend(uint32_t irq)
     NVIC_ISPR(irq / 32u) = 1u << (irq % 32u);
 }
 
-#endif /* KEEL_APPS_COMMON_APP_HW_H */
+#endif /* KEEL_PLATFORM_AN505_APP_APP_HW_H */

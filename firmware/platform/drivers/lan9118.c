@@ -1,14 +1,13 @@
 /*
- * LAN9118 driver: see lan9118.h. Register sequence measured on QEMU 7.2 (an505-network.md §4).
+ * LAN9118 driver: see lan9118.h. Register sequence measured on QEMU 7.2's model.
  */
 #include "lan9118.h"
 
 #include <stddef.h>
 
-#include "regs.h"
+#include "regs.h" /* the board's: LAN9118_BASE (secure alias), LAN9118_IRQ; the core's registers */
 
-#define ETH_BASE 0x52000000u /* secure alias; the PPC keeps the controller secure */
-#define ER(off) REG32(ETH_BASE + (off))
+#define ER(off) REG32(LAN9118_BASE + (off))
 
 /* System control and status registers (byte offsets). */
 #define RX_DATA 0x00u
@@ -66,7 +65,7 @@
 #define SPIN_MAX 100000u
 
 static void (*on_rx_cb)(void);
-static lan9118_stats_t stats;
+static nic_stats_t stats;
 
 static bool wait_clear(uint32_t off, uint32_t mask)
 {
@@ -120,7 +119,7 @@ static bool phy_read(uint32_t reg, uint32_t *out)
            mii_wait() && mac_read(MAC_MII_DATA, out);
 }
 
-bool lan9118_init(void (*on_rx)(void), uint8_t out_mac[6])
+bool nic_init(void (*on_rx)(void), uint8_t out_mac[6])
 {
     if (ER(BYTE_TEST) != BYTE_TEST_VALUE || (ER(ID_REV) >> 16) != ID_LAN9118)
         return false;
@@ -156,15 +155,15 @@ bool lan9118_init(void (*on_rx)(void), uint8_t out_mac[6])
     return true;
 }
 
-bool lan9118_link_up(void)
+bool nic_link_up(void)
 {
     uint32_t bmsr;
     return phy_read(PHY_BMSR, &bmsr) && (bmsr & BMSR_LINK);
 }
 
-bool lan9118_send(const uint8_t *frame, uint32_t len)
+bool nic_send(const uint8_t *frame, uint32_t len)
 {
-    if (len < 14u || len > LAN9118_FRAME_MAX || ((uintptr_t)frame & 3u))
+    if (len < 14u || len > NIC_FRAME_MAX || ((uintptr_t)frame & 3u))
         return false;
     uint32_t words = (len + 3u) / 4u;
     /* Room for the two command words and the data. */
@@ -184,7 +183,7 @@ bool lan9118_send(const uint8_t *frame, uint32_t len)
     return true;
 }
 
-int32_t lan9118_recv(uint8_t *buf, uint32_t cap)
+int32_t nic_recv(uint8_t *buf, uint32_t cap)
 {
     /* Acknowledge first: a frame that lands after this raises RSFL again. */
     ER(INT_STS) = INT_RSFL;
@@ -208,19 +207,19 @@ int32_t lan9118_recv(uint8_t *buf, uint32_t cap)
     return (int32_t)(flen - 4u);
 }
 
-void lan9118_rx_irq_enable(void)
+void nic_rx_irq_enable(void)
 {
     ER(INT_EN) = INT_RSFL;
 }
 
-lan9118_stats_t lan9118_stats(void)
+nic_stats_t nic_stats(void)
 {
     return stats;
 }
 
 /*
  * Level interrupt: acknowledge what is enabled and pending, and mask the receive interrupt until
- * the service has drained the FIFO (lan9118_rx_irq_enable()). Without the mask, frames still
+ * the service has drained the FIFO (nic_rx_irq_enable()). Without the mask, frames still
  * waiting could re-raise the line before the lower-priority service ever runs.
  */
 void LAN9118_IRQHandler(void)
