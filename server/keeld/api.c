@@ -19,7 +19,9 @@
 #include "keel/crash.h"
 #include "keel/kproto.h"
 #include "metrics.h"
+#include "devtype.h"
 #include "page.h"
+#include "rollout_api.h"
 #include "token.h"
 
 #define SSE_WAIT_SLICE_MS 1000   /* how often a waiting stream checks for shutdown */
@@ -49,6 +51,7 @@ struct api {
     admit_t *admit;
     kd_notify_t *logs;
     atomic_bool stopping;
+    _Atomic(rollouts_t *) rollouts; /* ops: api_set_rollouts */
 };
 
 /* Per-request state: the body collected so far. */
@@ -1327,6 +1330,8 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
     }
     json_t *bundle = ref[0] ? find_bundle(api, ref) : NULL;
     json_int_t force_after = jf ? json_integer_value(jf) : 0;
+    char why[512];
+    unsigned status;
     if (ref[0] == '\0') {
         ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "the body needs \"bundle\": a bundle id or its "
                           "SHA-256 (upload it first with POST /v1/bundles)");
@@ -1343,6 +1348,10 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
                           "seconds from 0 (never) to %d", FORCE_AFTER_MAX_S);
     } else if (device != NULL && !known_device(api, c, device, &ret)) {
         /* reply sent */
+    } else if ((status = devtype_refuse(api->store, json_integer_value(json_object_get(bundle, "device_type")),
+                                        device ? "device" : tag ? "tag" : "all",
+                                        device ? device : tag ? tag : "", why, sizeof(why))) != 0) {
+        ret = reply_error(c, status, "%s", why); /* ops: no targeted board can install it */
     } else {
         int64_t id = 0;
         int n = 0;
@@ -1399,14 +1408,14 @@ static enum MHD_Result get_deployment(api_t *api, struct MHD_Connection *c, cons
         !query_device_cursor(c, "cursor", &q.after, &ret)) {
         return ret;
     }
-    static const char *const phases[] = {"pending", "offered", "done", "superseded"};
+    static const char *const phases[] = {"pending", "offered", "done", "superseded", "held"};
     bool phase_ok = q.phase == NULL;
-    for (size_t i = 0; i < 4 && !phase_ok; i++) {
+    for (size_t i = 0; i < 5 && !phase_ok; i++) {
         phase_ok = strcmp(q.phase, phases[i]) == 0;
     }
     if (!phase_ok) {
         return reply_error(c, MHD_HTTP_BAD_REQUEST, "query parameter 'phase' is '%s'; use pending, "
-                           "offered, done or superseded", q.phase);
+                           "offered, done, superseded or held", q.phase);
     }
     /* changes=1: only the rows changed since rev `after` (a watch), without the event history. */
     q.changed_after = changes ? after : -1;
@@ -1558,6 +1567,12 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (force_path(url) > 0 && post) {
         return post_force(api, c, force_path(url));
     }
+    if (strcmp(url, "/v1/rollouts") == 0 || strncmp(url, "/v1/rollouts/", 13) == 0) { /* ops */
+        json_t *out = NULL;
+        unsigned status = rollout_api(atomic_load(&api->rollouts), api->store, api->ota, c, url, method,
+                                      rq->body, rq->len, &api->stopping, &out);
+        return reply_json(c, status, out);
+    }
     /* A known path with another method: say which methods it has. */
     static const struct { const char *path; const char *methods; } known[] = {
         {"/v1/health", "GET"}, {"/v1/devices", "GET"}, {"/v1/devices/", "GET, PATCH"}, {"/v1/logs", "GET"},
@@ -1707,4 +1722,10 @@ void api_stop(api_t *api)
     kd_notify_bump(api->logs); /* wake waiting streams so they see stopping */
     MHD_stop_daemon(api->d);
     free(api);
+}
+
+/* ops: the rollout engine, once started (main.c); until then /v1/rollouts answers 503. */
+void api_set_rollouts(api_t *api, rollouts_t *r)
+{
+    atomic_store(&api->rollouts, r);
 }

@@ -17,6 +17,7 @@
 #include "mqtt.h"
 #include "notify.h"
 #include "ota.h"
+#include "rollout.h"
 #include "store.h"
 #include "token.h"
 
@@ -88,11 +89,16 @@ static int cmd_serve(int argc, char **argv, int first)
     }
     admit_t *admit = mq ? admit_start(&cfg, store, ota) : NULL;
     api_t *api = admit ? api_start(&cfg, store, mq, ota, admit, &logs, &port, err, sizeof(err)) : NULL;
-    if (api == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {
+    rollouts_t *rollouts = api ? rollouts_start(store, ota) : NULL;
+    if (rollouts != NULL) {
+        api_set_rollouts(api, rollouts);
+    }
+    if (api == NULL || rollouts == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {
         if (err[0] != '\0') {
             fprintf(stderr, "keeld: %s\n", err);
         }
         api_stop(api);
+        rollouts_stop(rollouts);
         admit_stop(admit);
         mq_stop(mq);
         ota_close(ota);
@@ -119,6 +125,7 @@ static int cmd_serve(int argc, char **argv, int first)
     }
     KD_INFO("stopping");
     api_stop(api);
+    rollouts_stop(rollouts);
     admit_stop(admit);
     mq_stop(mq);
     ota_close(ota);
