@@ -52,6 +52,8 @@ struct api {
     kd_notify_t *logs;
     atomic_bool stopping;
     _Atomic(rollouts_t *) rollouts; /* ops: api_set_rollouts */
+    const unsigned char *openapi;   /* ops: api_set_openapi (NULL: not served) */
+    size_t openapi_len;
 };
 
 /* Per-request state: the body collected so far. */
@@ -1494,6 +1496,14 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/health") == 0 && get) {
         return get_health(api, c);
     }
+    if (strcmp(url, "/v1/openapi.yaml") == 0 && get && api->openapi != NULL) { /* ops: no token */
+        struct MHD_Response *r = MHD_create_response_from_buffer(api->openapi_len, (void *)api->openapi,
+                                                                 MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Content-Type", "application/yaml");
+        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     if (!authorized(api, c, &ret)) {
         return ret;
     }
@@ -1728,4 +1738,11 @@ void api_stop(api_t *api)
 void api_set_rollouts(api_t *api, rollouts_t *r)
 {
     atomic_store(&api->rollouts, r);
+}
+
+/* ops: the OpenAPI description served at GET /v1/openapi.yaml (set before requests arrive). */
+void api_set_openapi(api_t *api, const unsigned char *doc, size_t len)
+{
+    api->openapi = doc;
+    api->openapi_len = len;
 }

@@ -27,5 +27,7 @@ void api_stop(api_t *api);
 
 /* ops: the rollout engine behind /v1/rollouts (NULL: those answer 503). */
 void api_set_rollouts(api_t *api, rollouts_t *r);
+/* ops: the OpenAPI description (docs/openapi.yaml) served at GET /v1/openapi.yaml, no token. */
+void api_set_openapi(api_t *api, const unsigned char *doc, size_t len);
 
 #endif /* KEEL_SERVER_KEELD_API_H */

@@ -23,6 +23,10 @@
 
 #define TICK_MS 500
 
+/* docs/openapi.yaml, built in (server/CMakeLists.txt). */
+extern const unsigned char keeld_openapi[];
+extern const size_t keeld_openapi_len;
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
@@ -91,6 +95,7 @@ static int cmd_serve(int argc, char **argv, int first)
     api_t *api = admit ? api_start(&cfg, store, mq, ota, admit, &logs, &port, err, sizeof(err)) : NULL;
     rollouts_t *rollouts = api ? rollouts_start(store, ota) : NULL;
     if (rollouts != NULL) {
+        api_set_openapi(api, keeld_openapi, keeld_openapi_len);
         api_set_rollouts(api, rollouts);
     }
     if (api == NULL || rollouts == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {

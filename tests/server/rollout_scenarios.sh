@@ -236,6 +236,42 @@ rollout_scenario() {
     api GET /v1/deployments >/dev/null; expect_json 'len(j["deployments"])' 3 "one deployment a phase"
     for d in $DEVS; do wait_sim "$d"; done
     ;;
+  openapi)
+    # docs/openapi.yaml: valid, served by keeld, and true to it both ways (tests/api).
+    command -v node >/dev/null && command -v npm >/dev/null || { echo "SKIP: server.openapi needs node and npm (scripts/packages/server.txt)"; exit 77; }
+    local api_dir root nm
+    api_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../api" && pwd)"
+    root="$(cd "$api_dir/../.." && pwd)"
+    nm="${KEEL_API_NODE:-$WORK/node}"
+    if [ ! -d "$nm/node_modules/@apidevtools/swagger-parser" ] || ! cmp -s "$nm/package-lock.json" "$api_dir/package-lock.json"; then
+      mkdir -p "$nm"
+      cp "$api_dir/package.json" "$api_dir/package-lock.json" "$nm/"
+      (cd "$nm" && timeout 300 npm ci --no-audit --no-fund >"$WORK/npm.log" 2>&1) || fail "npm ci: $(tail -5 "$WORK/npm.log")"
+    fi
+    cp "$api_dir/openapi_check.mjs" "$nm/" # ES modules resolve packages from their own directory
+    # Fixtures: a device with logs and a crash, a bundle, an ELF, a command, a rollout.
+    fleet 1
+    sim dev-2 crash >/dev/null || fail "crash"
+    api GET /v1/crashes >/dev/null; crash="$(json 'j["crashes"][0]["id"]')"
+    api POST /v1/commands '{"device":"dev-1","kind":"ping"}' >/dev/null || fail "command: $CODE"
+    cmd="$(json 'j["id"]')"
+    ro_create "{\"bundle\":\"$(sha_of v2)\",\"all\":true,\"phases\":[{\"count\":1},{\"percent\":100}]}"
+    dep="$(json 'j["phases"][0]["deployment_id"]')"
+    elf=0000000000000000000000000000000000000000000000000000000000000000
+    CODE="$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+      --data-binary "@$WORK/v1/app.elf" "$URL/v1/elfs?name=app.elf")"
+    [[ "$CODE" == 20* ]] && elf="$(json 'j["sha256"]')"
+    fx="$(python3 -c 'import json,sys; a=sys.argv[1:]; print(json.dumps({"id": "dev-1", "name": "echo", "sha256": a[0],
+      "ref": a[1], "op": "resume", "rollout": int(a[2]), "/v1/crashes/{id}:id": int(a[3]),
+      "/v1/commands/{id}:id": int(a[4]), "/v1/deployments/{id}:id": int(a[5]),
+      "/v1/deployments/{id}/force:id": int(a[5]), "/v1/rollouts/{id}:id": int(a[2]),
+      "/v1/rollouts/{id}/{op}:id": int(a[2])}))' "$elf" "$(sha_of v2)" "$RO" "$crash" "$cmd" "$dep")"
+    timeout 240 node "$nm/openapi_check.mjs" "$root/docs/openapi.yaml" "$URL" "$TOKEN" "$fx" \
+      "$root/server/keeld/api.c" "$root/server/keeld/rollout_api.c" >"$WORK/openapi.out" 2>&1 ||
+      fail "openapi check: $(cat "$WORK/openapi.out")"
+    cat "$WORK/openapi.out"
+    grep -q "^openapi: valid;" "$WORK/openapi.out" || fail "openapi check said: $(cat "$WORK/openapi.out")"
+    ;;
   *)
     fail "unknown rollout scenario '$1'"
     ;;

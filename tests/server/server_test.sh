@@ -161,7 +161,7 @@ KEELD_ARGS=(--cmd-timeout 30)
 [ "$SCENARIO" = command_timeout ] && KEELD_ARGS=(--cmd-timeout 1)
 # ---- OTA helpers -----------------------------------------------------------------------------------
 # Fleet keys: keeld trusts fleet and other; the simulated devices trust only fleet.
-if [[ "$SCENARIO" == ota_* || "$SCENARIO" == chaos_* || "$SCENARIO" == listings || "$SCENARIO" == rollout_* ]]; then
+if [[ "$SCENARIO" == ota_* || "$SCENARIO" == chaos_* || "$SCENARIO" == listings || "$SCENARIO" == rollout_* || "$SCENARIO" == openapi ]]; then
   [ -x "$KEEL" ] || fail "the OTA scenarios need the keel CLI (4th argument)"
   for k in fleet other rogue; do "$KEEL" keys new "$k" --dir "$WORK/keys" >/dev/null; done
   KEELD_ARGS+=(--update-key "$WORK/keys/fleet.pub,$WORK/keys/other.pub")
@@ -264,7 +264,7 @@ start_keeld
 # Rollouts (issue 16) live in their own file: rollout_* scenarios.
 . "$(dirname "${BASH_SOURCE[0]}")/rollout_scenarios.sh"
 case "$SCENARIO" in
-rollout_*)
+rollout_* | openapi)
   rollout_scenario "$SCENARIO"
   ;;
 registry)
