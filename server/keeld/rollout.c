@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "devtype.h"
 #include "kd_log.h"
@@ -117,7 +118,14 @@ void rollouts_decide_all(rollouts_t *r)
         if (atomic_load(&r->stopping)) {
             break;
         }
-        decide_one(r, json_integer_value(json_object_get(ro, "id")));
+        int64_t id = json_integer_value(json_object_get(ro, "id"));
+        int released = 0;
+        if (json_integer_value(json_object_get(ro, "window_from")) >= 0 &&
+            r->store->ops->rollout_window(r->store, id, kd_wall_ms(), &released) == STORE_OK && released > 0) {
+            KD_INFO("rollout %lld: %d devices entered their download window", (long long)id, released);
+            ota_admission_kick(r->ota);
+        }
+        decide_one(r, id);
     }
     json_decref(list);
 }
@@ -128,8 +136,21 @@ static void *run(void *arg)
 
     while (!atomic_load(&r->stopping)) {
         uint64_t seen = ota_changes(r->ota);
+        int64_t t0 = kd_mono_us();
         rollouts_decide_all(r);
-        /* Woken by any deployment change (a status, an offer); the tick catches timeouts. */
+        /*
+         * A pass holds the store for its aggregates (~0.2 s at 100,000 rows): under a storm of
+         * statuses it would run back to back and starve ingest. So the next pass waits at least
+         * twice as long as this one took (the engine takes at most a third of the store), then
+         * for a deployment change (a status, an offer) or the tick (timeouts).
+         */
+        int64_t gap_ms = (kd_mono_us() - t0) / 500;
+        while (gap_ms > 0 && !atomic_load(&r->stopping)) {
+            int64_t slice = gap_ms < ROLLOUT_TICK_MS ? gap_ms : ROLLOUT_TICK_MS;
+            struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            gap_ms -= slice;
+        }
         ota_wait(r->ota, seen, ROLLOUT_TICK_MS);
     }
     return NULL;

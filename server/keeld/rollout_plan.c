@@ -125,7 +125,7 @@ int rollout_plan_parse(json_t *body, rollout_request_t *out, char *why, size_t c
 {
     static const char *const keys[] = {"bundle", "tag", "all", "phases", "success_pct", "error_pct",
                                        "min_results", "device_timeout_s", "on_error", "rollback_bundle",
-                                       "force_after_s", "seed", NULL};
+                                       "force_after_s", "seed", "window", NULL};
     store_rollout_new_t *r = &out->plan;
     store_rollout_phase_t def;
     const char *unknown = NULL;
@@ -179,6 +179,22 @@ int rollout_plan_parse(json_t *body, rollout_request_t *out, char *why, size_t c
                   &r->device_timeout_s, "", why, cap) ||
         int_field(body, "force_after_s", 0, ROLLOUT_TIMEOUT_MAX_S, 0, &r->force_after_s, "", why, cap)) {
         return -1;
+    }
+    r->window_from = r->window_to = -1;
+    json_t *jw = json_object_get(body, "window");
+    if (jw != NULL) {
+        const char *from = json_string_value(json_object_get(jw, "from"));
+        const char *to = json_string_value(json_object_get(jw, "to"));
+        unsigned fh, fm, th, tm;
+        char end;
+        if (!json_is_object(jw) || json_object_size(jw) != 2 || from == NULL || to == NULL ||
+            sscanf(from, "%2u:%2u%c", &fh, &fm, &end) != 2 || sscanf(to, "%2u:%2u%c", &th, &tm, &end) != 2 ||
+            fh > 23 || th > 23 || fm > 59 || tm > 59 || fh * 60 + fm == th * 60 + tm) {
+            return bad(why, cap, "%s", "\"window\" is {\"from\": \"HH:MM\", \"to\": \"HH:MM\"}: a daily "
+                                       "download window in each device's local time (from != to)");
+        }
+        r->window_from = fh * 60 + fm;
+        r->window_to = th * 60 + tm;
     }
     json_t *phases = json_object_get(body, "phases");
     if (!json_is_array(phases) || json_array_size(phases) == 0 ||

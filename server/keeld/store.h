@@ -130,6 +130,7 @@ typedef struct store_rollout_new {
     const char *target_kind, *target;       /* as for deployments: "tag" NAME[=VALUE] or "all" */
     const char *on_error;                   /* "pause" or "rollback" */
     int64_t device_timeout_s, force_after_s;
+    int64_t window_from, window_to;         /* daily download window, device-local minutes; -1 none */
     int nphases;
     store_rollout_phase_t phases[STORE_ROLLOUT_PHASES];
     size_t ndevices;
@@ -328,6 +329,10 @@ typedef struct store_ops {
      * (a phase, rollbacks): [id...], for the caller to hand to admission. */
     store_rc_t (*rollout_move)(store_t *s, const store_rollout_move_t *m, int64_t now_ms,
                                bool *out_moved, json_t **out_deployments);
+    /* Download window of a running rollout: its rows never offered are held while the device's
+     * local time (UTC + its tag utc_offset, minutes) is outside the window, pending inside it.
+     * *out_released: rows made pending (for admission). */
+    store_rc_t (*rollout_window)(store_t *s, int64_t id, int64_t now_ms, int *out_released);
 } store_ops_t;
 
 /* Every backend's handle starts with its ops. */

@@ -219,6 +219,8 @@ static const char *const migrations[] = {
     " reason TEXT NOT NULL,"
     " devices BIGINT NOT NULL,"
     " rollback_deployments TEXT NOT NULL DEFAULT '',"
+    " window_from BIGINT NOT NULL DEFAULT -1,"
+    " window_to BIGINT NOT NULL DEFAULT -1,"
     " created_ms BIGINT NOT NULL,"
     " updated_ms BIGINT NOT NULL,"
     " rev BIGINT NOT NULL DEFAULT 0);"
@@ -1612,6 +1614,7 @@ static const store_ops_t sqlite_ops = {
     .rollouts_list = store_sqlite_rollouts_list,
     .rollout_get = store_sqlite_rollout_get,
     .rollout_move = store_sqlite_rollout_move,
+    .rollout_window = store_sqlite_rollout_window,
 };
 
 /* ---- ops: transactions of several statements for store_sqlite_rollout.c ----------------------- */

@@ -47,6 +47,7 @@ store_rc_t store_sqlite_rollout_create(store_t *s, const store_rollout_new_t *r,
                                        int64_t *out_id);
 json_t *store_sqlite_rollouts_list(store_t *s, bool active, int limit);
 json_t *store_sqlite_rollout_get(store_t *s, int64_t id, int64_t now_ms);
+store_rc_t store_sqlite_rollout_window(store_t *s, int64_t id, int64_t now_ms, int *out_released);
 store_rc_t store_sqlite_rollout_move(store_t *s, const store_rollout_move_t *m, int64_t now_ms,
                                      bool *out_moved, json_t **out_deployments);
 

@@ -106,13 +106,13 @@ store_rc_t store_sqlite_rollout_create(store_t *s, const store_rollout_new_t *r,
     }
     int ok = store_sqlite_tx_run(db, "INSERT INTO rollouts (bundle_id, rollback_bundle_id, seed, target_kind,"
                                      " target, on_error, device_timeout_s, force_after_s, base_deployment,"
-                                     " state, phase, reason, devices, created_ms, updated_ms) SELECT ?, NULLIF(?, 0),"
-                                     " ?, ?, ?, ?, ?, ?, COALESCE(MAX(id), 0), 'running', -1, 'created',"
-                                     " ?, ?, ? FROM deployments", "iittttiiiii", r->bundle_id,
+                                     " state, phase, reason, devices, created_ms, updated_ms, window_from, window_to) SELECT ?,"
+                                     " NULLIF(?, 0), ?, ?, ?, ?, ?, ?, COALESCE(MAX(id), 0), 'running', -1,"
+                                     " 'created', ?, ?, ?, ?, ? FROM deployments", "iittttiiiiiii", r->bundle_id,
                                  r->rollback_bundle_id ? r->rollback_bundle_id : (int64_t)0, r->seed,
                                  r->target_kind, r->target, r->on_error,
                                  r->device_timeout_s, r->force_after_s, (int64_t)r->ndevices, now_ms,
-                                 now_ms) == 1;
+                                 now_ms, r->window_from, r->window_to) == 1;
     if (ok) {
         id = sqlite3_last_insert_rowid(db);
     }
@@ -150,7 +150,8 @@ store_rc_t store_sqlite_rollout_create(store_t *s, const store_rollout_new_t *r,
     "r.id, r.bundle_id, b.sha256 AS bundle_sha256, b.name AS app, b.version, r.rollback_bundle_id," \
     " r.seed,"                                                                                      \
     " r.target_kind, r.target, r.on_error, r.device_timeout_s, r.force_after_s, r.state,"          \
-    " r.phase, r.reason, r.devices, r.rollback_deployments, r.created_ms, r.updated_ms, r.rev"
+    " r.phase, r.reason, r.devices, r.rollback_deployments, r.window_from, r.window_to,"       \
+    " r.created_ms, r.updated_ms, r.rev"
 
 /* A packed version (major << 24 | minor << 16 | patch) as "1.2.3". */
 static void version_fixup(json_t *o)
@@ -382,6 +383,54 @@ static int roll_back(sqlite3 *db, int64_t id, int64_t now_ms, json_t *created, c
                : -1;
 }
 
+/*
+ * The download window (store.h rollout_window): "x" is a row of the rollout's deployments; the
+ * device's local minute of the day is UTC's plus its utc_offset tag (minutes, default 0). A
+ * window from > to spans midnight.
+ */
+#define OUTSIDE_WINDOW                                                                             \
+    " (SELECT CASE WHEN r.window_from < 0 THEN 0 ELSE (CASE WHEN r.window_from <= r.window_to"    \
+    " THEN NOT (m.local >= r.window_from AND m.local < r.window_to) ELSE NOT (m.local >="         \
+    " r.window_from OR m.local < r.window_to) END) END FROM rollouts r, (SELECT (((? / 60000) +"  \
+    " COALESCE((SELECT CAST(t.value AS INTEGER) FROM device_tags t WHERE t.device_id ="           \
+    " deployment_devices.device_id AND t.name = 'utc_offset'), 0)) % 1440 + 1440) % 1440 AS local)" \
+    " m WHERE r.id = ?)"
+
+static int window_sync(sqlite3 *db, int64_t id, int64_t now_ms, int *released)
+{
+    int held = store_sqlite_tx_run(db, "UPDATE deployment_devices SET phase = 'held', updated_ms = ?"
+                                       " WHERE phase = 'pending' AND deployment_id IN (" ROLLOUT_DEPLOYMENTS
+                                       ") AND" OUTSIDE_WINDOW " = 1", "iiii", now_ms, id, now_ms, id);
+    int back = held < 0 ? -1
+                        : store_sqlite_tx_run(db, "UPDATE deployment_devices SET phase = 'pending', updated_ms = ?"
+                                                  " WHERE phase = 'held' AND deployment_id IN ("
+                                                  ROLLOUT_DEPLOYMENTS ") AND" OUTSIDE_WINDOW " = 0",
+                                              "iiii", now_ms, id, now_ms, id);
+    *released = back > 0 ? back : 0;
+    return back < 0 ? -1 : 0;
+}
+
+store_rc_t store_sqlite_rollout_window(store_t *s, int64_t id, int64_t now_ms, int *out_released)
+{
+    sqlite3 *db = store_sqlite_tx_begin(s);
+
+    *out_released = 0;
+    if (db == NULL) {
+        return STORE_EIO;
+    }
+    /* Only while it runs: a paused rollout's held rows stay held. */
+    json_t *st = store_sqlite_tx_rows(db, "SELECT state, window_from FROM rollouts WHERE id = ?", "i", id);
+    json_t *row = json_array_get(st, 0);
+    int ok = st != NULL;
+    if (row != NULL && json_integer_value(json_object_get(row, "window_from")) >= 0 &&
+        strcmp(json_string_value(json_object_get(row, "state")), "paused") != 0 &&
+        strcmp(json_string_value(json_object_get(row, "state")), "aborted") != 0) {
+        ok = window_sync(db, id, now_ms, out_released) == 0;
+    }
+    json_decref(st);
+    return store_sqlite_tx_end(s, ok);
+}
+
 /* Errors and results of a phase row as the guard counts them (before acknowledgement). */
 static void guard_counts(json_t *p, int64_t *results, int64_t *errors)
 {
@@ -407,7 +456,8 @@ store_rc_t store_sqlite_rollout_move(store_t *s, const store_rollout_move_t *m, 
         json_decref(created);
         return STORE_EIO;
     }
-    json_t *cur = store_sqlite_tx_rows(db, "SELECT state, phase, rev FROM rollouts WHERE id = ?", "i", m->id);
+    json_t *cur = store_sqlite_tx_rows(db, "SELECT state, phase, rev, window_from FROM rollouts WHERE id = ?",
+                                       "i", m->id);
     json_t *row = json_array_get(cur, 0);
     int ok = cur != NULL;
     if (row == NULL || json_integer_value(json_object_get(row, "rev")) != m->rev) {
@@ -421,6 +471,7 @@ store_rc_t store_sqlite_rollout_move(store_t *s, const store_rollout_move_t *m, 
     char from[24];
     snprintf(from, sizeof(from), "%s", json_string_value(json_object_get(row, "state")));
     int64_t phase = json_integer_value(json_object_get(row, "phase"));
+    bool window = json_integer_value(json_object_get(row, "window_from")) >= 0;
     json_decref(cur);
     if (m->hold) {
         ok = ok && store_sqlite_tx_run(db, "UPDATE deployment_devices SET phase = 'held', updated_ms = ?"
@@ -476,6 +527,10 @@ store_rc_t store_sqlite_rollout_move(store_t *s, const store_rollout_move_t *m, 
     if (m->start_phase >= 0) {
         ok = ok && start_phase(db, m->id, m->start_phase, now_ms, created) == 0;
         phase = m->start_phase > phase ? m->start_phase : phase;
+    }
+    if (window && (m->start_phase >= 0 || m->release)) {
+        int released = 0; /* rows outside their download window are held before any offer */
+        ok = ok && window_sync(db, m->id, now_ms, &released) == 0;
     }
     ok = ok &&
          store_sqlite_tx_run(db, "UPDATE rollouts SET state = ?, phase = ?, reason = ?, updated_ms = ?,"

@@ -222,7 +222,7 @@ static int watch(fapi_t *a, long long id, bool json)
 static int rollout_create(const char *prog, int argc, char **argv)
 {
     enum { O_TAG = 400, O_ALL, O_PHASE, O_SUCCESS, O_ERRORS, O_MIN, O_TIMEOUT, O_ON_ERROR, O_BACK,
-           O_FORCE_AFTER, O_WATCH, O_SEED };
+           O_FORCE_AFTER, O_WATCH, O_SEED, O_WINDOW };
     static const struct option opts[] = {OPTS_API,
                                          {"tag", required_argument, NULL, O_TAG},
                                          {"all", no_argument, NULL, O_ALL},
@@ -235,6 +235,7 @@ static int rollout_create(const char *prog, int argc, char **argv)
                                          {"rollback-to", required_argument, NULL, O_BACK},
                                          {"force-after", required_argument, NULL, O_FORCE_AFTER},
                                          {"seed", required_argument, NULL, O_SEED},
+                                         {"window", required_argument, NULL, O_WINDOW},
                                          {"watch", no_argument, NULL, O_WATCH},
                                          {0}};
     api_opts_t o = {0};
@@ -269,6 +270,8 @@ static int rollout_create(const char *prog, int argc, char **argv)
                    "  --rollback-to B     that previous bundle (default: each device's last one)\n"
                    "  --force-after S     as for keel deploy\n"
                    "  --seed TEXT         draw the devices' order from TEXT (default: the bundle)\n"
+                   "  --window FROM-TO    offer only between FROM and TO (HH:MM) of each device's\n"
+                   "                      local time: UTC plus its utc_offset tag (minutes)\n"
                    "  --watch             follow it (exit 0 when complete, 1 when paused or aborted)\n\n"
                    "options:\n" HELP_API, prog);
             rc = CLI_EXIT_OK;
@@ -302,6 +305,15 @@ static int rollout_create(const char *prog, int argc, char **argv)
             back = optarg;
         } else if (c == O_SEED) {
             json_object_set_new(body, "seed", json_string(optarg));
+        } else if (c == O_WINDOW) {
+            /* FROM-TO, keeld checks the times */
+            const char *dash = strchr(optarg, '-');
+            if (dash == NULL || dash == optarg || dash[1] == '\0' || dash - optarg > 5) {
+                cli_usage_error(prog, "--window is HH:MM-HH:MM (each device's local time)");
+                goto out;
+            }
+            json_object_set_new(body, "window", json_pack("{s:s%, s:s}", "from", optarg, (size_t)(dash - optarg),
+                                                          "to", dash + 1));
         } else if (c == O_WATCH) {
             watching = true;
         } else if (!fleetcli_api_opt(c, &o)) {
