@@ -53,8 +53,8 @@ static void started(rollouts_t *r, json_t *deployments)
     json_decref(deployments);
 }
 
-/* Apply m; false when someone moved the rollout first (or the store failed: logged). */
-static bool move(rollouts_t *r, const store_rollout_move_t *m, const char *from)
+/* Apply m: 1 moved, 0 someone moved the rollout first, -1 the store failed (logged). */
+static int move(rollouts_t *r, const store_rollout_move_t *m, const char *from)
 {
     bool moved = false;
     json_t *created = NULL;
@@ -62,13 +62,13 @@ static bool move(rollouts_t *r, const store_rollout_move_t *m, const char *from)
     if (r->store->ops->rollout_move(r->store, m, kd_wall_ms(), &moved, &created) != STORE_OK) {
         KD_ERROR("rollout %lld: the move to %s could not be stored; it is decided again", (long long)m->id,
                  m->to_state);
-        return false;
+        return -1;
     }
     if (moved) {
         KD_INFO("rollout %lld: %s -> %s (%s): %s", (long long)m->id, from, m->to_state, m->actor, m->reason);
         started(r, created);
     }
-    return moved;
+    return moved ? 1 : 0;
 }
 
 /* ---- the engine ------------------------------------------------------------------------------- */
@@ -337,7 +337,10 @@ unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char 
         if (reason != NULL && reason[0] != '\0' && len < sizeof(text)) {
             snprintf(text + len, sizeof(text) - len, " (%s)", reason);
         }
-        if (!move(r, &m, state)) {
+        int rc = move(r, &m, state);
+        if (rc < 0) {
+            status = refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
+        } else if (rc == 0) {
             status = refuse(why, cap, 409, "rollout %lld changed while this request was handled; read it "
                             "again and retry", (long long)id);
         }
