@@ -15,11 +15,11 @@
 
 #include "api.h"
 #include "appelf.h"
+#include "devtype.h"
 #include "kd_log.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
 #include "metrics.h"
-#include "devtype.h"
 #include "page.h"
 #include "rollout_api.h"
 #include "token.h"
@@ -1496,7 +1496,9 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/health") == 0 && get) {
         return get_health(api, c);
     }
-    if (strcmp(url, "/v1/openapi.yaml") == 0 && get && api->openapi != NULL) { /* ops: no token */
+    /* ops: no token. main.c sets the document before the engine; the atomic load orders them. */
+    if (strcmp(url, "/v1/openapi.yaml") == 0 && get && atomic_load(&api->rollouts) != NULL &&
+        api->openapi != NULL) {
         struct MHD_Response *r = MHD_create_response_from_buffer(api->openapi_len, (void *)api->openapi,
                                                                  MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header(r, "Content-Type", "application/yaml");
@@ -1740,7 +1742,7 @@ void api_set_rollouts(api_t *api, rollouts_t *r)
     atomic_store(&api->rollouts, r);
 }
 
-/* ops: the OpenAPI description served at GET /v1/openapi.yaml (set before requests arrive). */
+/* ops: the OpenAPI description served at GET /v1/openapi.yaml (call before api_set_rollouts). */
 void api_set_openapi(api_t *api, const unsigned char *doc, size_t len)
 {
     api->openapi = doc;
