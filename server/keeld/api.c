@@ -240,11 +240,11 @@ static json_t *body_object(struct MHD_Connection *c, const req_t *rq, const char
 
 /* ---- authentication --------------------------------------------------------------------------- */
 
-static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *ret)
+/* name (cap bytes): the token's name, for the record of who changed what. */
+static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *ret, char *name, size_t cap)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     char hash[TOK_HASH_HEX];
-    char name[128];
 
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
         *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
@@ -254,7 +254,7 @@ static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *re
     }
     const char *tok = h + 7;
     tok_hash(tok, strlen(tok), hash);
-    store_rc_t rc = api->store->ops->token_check(api->store, hash, name, sizeof(name));
+    store_rc_t rc = api->store->ops->token_check(api->store, hash, name, cap);
     if (rc == STORE_ENOTFOUND) {
         *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
                            "the bearer token is not valid for this keeld; check KEEL_TOKEN or create one");
@@ -1506,7 +1506,8 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
         MHD_destroy_response(r);
         return ret;
     }
-    if (!authorized(api, c, &ret)) {
+    char who[128] = "";
+    if (!authorized(api, c, &ret, who, sizeof(who))) {
         return ret;
     }
     if (strcmp(url, "/metrics") == 0 && get) {
@@ -1582,7 +1583,7 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/rollouts") == 0 || strncmp(url, "/v1/rollouts/", 13) == 0) { /* ops */
         json_t *out = NULL;
         unsigned status = rollout_api(atomic_load(&api->rollouts), api->store, api->ota, c, url, method,
-                                      rq->body, rq->len, &api->stopping, &out);
+                                      rq->body, rq->len, who, &api->stopping, &out);
         return reply_json(c, status, out);
     }
     /* A known path with another method: say which methods it has. */

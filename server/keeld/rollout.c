@@ -231,7 +231,13 @@ static unsigned assign(rollouts_t *r, store_rollout_new_t *plan, json_t **devs, 
     return status;
 }
 
-unsigned rollouts_create(rollouts_t *r, json_t *body, json_t **out, char *why, size_t cap)
+/* "operator NAME" (the token's name) as the actor of an operator's transition. */
+static void actor_of(const char *who, char *out, size_t cap)
+{
+    snprintf(out, cap, "operator%s%s", who && who[0] ? " " : "", who ? who : "");
+}
+
+unsigned rollouts_create(rollouts_t *r, json_t *body, const char *who, json_t **out, char *why, size_t cap)
 {
     rollout_request_t rq;
     json_t *bundle = NULL, *back = NULL, *devs = NULL;
@@ -263,6 +269,9 @@ unsigned rollouts_create(rollouts_t *r, json_t *body, json_t **out, char *why, s
         status = assign(r, plan, &devs, &ids, &phase, why, cap);
     }
     int64_t id = 0;
+    char actor[80];
+    actor_of(who, actor, sizeof(actor));
+    plan->actor = actor;
     if (status == 0 && r->store->ops->rollout_create(r->store, plan, kd_wall_ms(), &id) != STORE_OK) {
         status = refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
     }
@@ -283,9 +292,11 @@ unsigned rollouts_create(rollouts_t *r, json_t *body, json_t **out, char *why, s
 
 /* ---- operators -------------------------------------------------------------------------------- */
 
-unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char *reason, json_t **out,
-                          char *why, size_t cap)
+unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char *reason, const char *who,
+                          json_t **out, char *why, size_t cap)
 {
+    char actor[80];
+    actor_of(who, actor, sizeof(actor));
     *out = NULL;
     json_t *ro = r->store->ops->rollout_get(r->store, id, kd_wall_ms());
     if (ro == NULL) {
@@ -298,7 +309,7 @@ unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char 
     bool paused = strcmp(state, "paused") == 0;
     char text[400];
     store_rollout_move_t m = {.id = id, .rev = json_integer_value(json_object_get(ro, "rev")),
-                              .start_phase = -1, .actor = "operator", .reason = text};
+                              .start_phase = -1, .actor = actor, .reason = text};
     const char *allowed = NULL;
     if (strcmp(op, "pause") == 0) {
         m.to_state = "paused";

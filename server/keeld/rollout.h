@@ -26,11 +26,13 @@ typedef struct rollouts rollouts_t;
 rollouts_t *rollouts_start(store_t *store, ota_t *ota);
 void rollouts_stop(rollouts_t *r);
 
-/* POST /v1/rollouts: an HTTP status, and *out (the rollout, 201) or the reason in why. */
-unsigned rollouts_create(rollouts_t *r, json_t *body, json_t **out, char *why, size_t cap);
+/* POST /v1/rollouts: an HTTP status, and *out (the rollout, 201) or the reason in why. who: the
+ * token's name, recorded as the actor ("operator NAME") of the transitions the request makes. */
+unsigned rollouts_create(rollouts_t *r, json_t *body, const char *who, json_t **out, char *why,
+                         size_t cap);
 /* POST /v1/rollouts/{id}/{op}, op: pause, resume, approve, abort, rollback; reason may be NULL. */
-unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char *reason, json_t **out,
-                          char *why, size_t cap);
+unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char *reason, const char *who,
+                          json_t **out, char *why, size_t cap);
 /* One pass of the engine over every running rollout (the thread's work; the bench calls it). */
 void rollouts_decide_all(rollouts_t *r);
 

@@ -101,7 +101,7 @@ static bool known_op(const char *op)
 
 /* GET /v1/rollouts/{id}[?after=REV&wait=S]: with after, a long poll on the rollout's watch_rev
  * (its own rev plus its deployments'), which every transition and device change moves. */
-static unsigned get_one(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Connection *c, int64_t id,
+static unsigned get_one(store_t *store, ota_t *ota, struct MHD_Connection *c, int64_t id,
                         const atomic_bool *stopping, json_t **out)
 {
     int64_t after, wait_s;
@@ -111,7 +111,6 @@ static unsigned get_one(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Co
         !query_int(c, "wait", 0, WATCH_WAIT_MAX_S, 20, &wait_s, &status, out)) {
         return status;
     }
-    (void)r;
     int64_t deadline = kd_mono_us() / 1000 + wait_s * 1000;
     for (;;) {
         uint64_t gen = ota_changes(ota);
@@ -130,8 +129,8 @@ static unsigned get_one(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Co
 }
 
 unsigned rollout_api(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Connection *c, const char *url,
-                     const char *method, const char *body, size_t len, const atomic_bool *stopping,
-                     json_t **out)
+                     const char *method, const char *body, size_t len, const char *who,
+                     const atomic_bool *stopping, json_t **out)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     unsigned status = 200;
@@ -156,7 +155,7 @@ unsigned rollout_api(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Conne
             if (j == NULL) {
                 return status;
             }
-            status = rollouts_create(r, j, out, why, sizeof(why));
+            status = rollouts_create(r, j, who, out, why, sizeof(why));
             json_decref(j);
             return *out ? status : err(out, status, "%s", why);
         }
@@ -169,7 +168,7 @@ unsigned rollout_api(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Conne
                    "{pause,resume,approve,abort,rollback}", method, url);
     }
     if (op == NULL) {
-        return get ? get_one(r, store, ota, c, id, stopping, out)
+        return get ? get_one(store, ota, c, id, stopping, out)
                    : err(out, 405, "%s %s is not supported; use GET", method, url);
     }
     if (!post) {
@@ -188,7 +187,8 @@ unsigned rollout_api(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Conne
                        REASON_MAX);
         }
     }
-    status = rollouts_operate(r, id, op, json_string_value(json_object_get(j, "reason")), out, why, sizeof(why));
+    status = rollouts_operate(r, id, op, json_string_value(json_object_get(j, "reason")), who, out, why,
+                              sizeof(why));
     json_decref(j);
     return *out ? status : err(out, status, "%s", why);
 }

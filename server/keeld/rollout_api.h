@@ -19,9 +19,10 @@
 #include "rollout.h"
 #include "store.h"
 
-/* The HTTP status and, in *out, the body (an {"error": ...} object for an error). r NULL: 503. */
+/* The HTTP status and, in *out, the body (an {"error": ...} object for an error). r NULL: 503.
+ * who: the name of the request's token (recorded with the transitions it makes). */
 unsigned rollout_api(rollouts_t *r, store_t *store, ota_t *ota, struct MHD_Connection *c, const char *url,
-                     const char *method, const char *body, size_t len, const atomic_bool *stopping,
-                     json_t **out);
+                     const char *method, const char *body, size_t len, const char *who,
+                     const atomic_bool *stopping, json_t **out);
 
 #endif /* KEEL_SERVER_KEELD_ROLLOUT_API_H */

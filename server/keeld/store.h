@@ -127,6 +127,7 @@ typedef struct store_rollout_phase {
 typedef struct store_rollout_new {
     int64_t bundle_id, rollback_bundle_id;  /* rollback_bundle_id 0: each device's previous one */
     const char *seed;                       /* what the devices' order was drawn from */
+    const char *actor;                      /* who created it ("operator NAME") */
     const char *target_kind, *target;       /* as for deployments: "tag" NAME[=VALUE] or "all" */
     const char *on_error;                   /* "pause" or "rollback" */
     int64_t device_timeout_s, force_after_s;

@@ -140,7 +140,7 @@ store_rc_t store_sqlite_rollout_create(store_t *s, const store_rollout_new_t *r,
     }
     sqlite3_finalize(st);
     snprintf(reason, sizeof(reason), "created: %zu devices in %d phases", r->ndevices, r->nphases);
-    ok = ok && transition(db, id, now_ms, "", "running", -1, "operator", reason) == 0;
+    ok = ok && transition(db, id, now_ms, "", "running", -1, r->actor ? r->actor : "operator", reason) == 0;
     store_rc_t rc = store_sqlite_tx_end(s, ok);
     *out_id = rc == STORE_OK ? id : 0;
     return rc;

@@ -188,6 +188,7 @@ rollout_scenario() {
     api POST "/v1/rollouts/$RO/pause" '{"reason":"lunch"}' >/dev/null || fail "pause: $CODE $(cat "$WORK/body")"
     expect_json 'j["state"]' paused "paused"
     expect_json 'j["reason"]' "paused by an operator (lunch)" "pause reason"
+    expect_json 'j["transitions"][0]["actor"]' "operator test" "the token's name is the actor"
     api POST "/v1/rollouts/$RO/approve" >/dev/null && fail "approve while paused accepted"
     api POST "/v1/rollouts/$RO/resume" >/dev/null || fail "resume: $CODE $(cat "$WORK/body")"
     wait_for 30 ro_state "$RO" awaiting_approval || fail "not awaiting approval after resume: $(ro_transitions "$RO")"
