@@ -275,7 +275,7 @@ static const char *const update_state_names[] = {"idle", "downloading", "downloa
 static const char *const update_result_names[] = {
     "initial",   "success",     "not_enough_flash",    "out_of_ram",    "connection_lost",
     "integrity_failure", "unsupported_package", "invalid_uri", "update_failed",
-    "unsupported_protocol"};
+    "unsupported_protocol", "inconclusive"};
 
 const char *kproto_command_name(keel_v1_CommandKind k) { return NAME_OF(command_names, k); }
 const char *kproto_status_name(keel_v1_CommandStatus s) { return NAME_OF(status_names, s); }

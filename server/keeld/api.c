@@ -16,11 +16,13 @@
 #include "api.h"
 #include "appelf.h"
 #include "delta_pick.h"
+#include "devtype.h"
 #include "kd_log.h"
 #include "keel/crash.h"
 #include "keel/kproto.h"
 #include "metrics.h"
 #include "page.h"
+#include "rollout_api.h"
 #include "token.h"
 
 #define SSE_WAIT_SLICE_MS 1000   /* how often a waiting stream checks for shutdown */
@@ -50,6 +52,9 @@ struct api {
     admit_t *admit;
     kd_notify_t *logs;
     atomic_bool stopping;
+    _Atomic(rollouts_t *) rollouts; /* ops: api_set_rollouts */
+    const unsigned char *openapi;   /* ops: api_set_openapi (NULL: not served) */
+    size_t openapi_len;
 };
 
 /* Per-request state: the body collected so far. */
@@ -236,11 +241,11 @@ static json_t *body_object(struct MHD_Connection *c, const req_t *rq, const char
 
 /* ---- authentication --------------------------------------------------------------------------- */
 
-static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *ret)
+/* name (cap bytes): the token's name, for the record of who changed what. */
+static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *ret, char *name, size_t cap)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     char hash[TOK_HASH_HEX];
-    char name[128];
 
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
         *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
@@ -250,7 +255,7 @@ static bool authorized(api_t *api, struct MHD_Connection *c, enum MHD_Result *re
     }
     const char *tok = h + 7;
     tok_hash(tok, strlen(tok), hash);
-    store_rc_t rc = api->store->ops->token_check(api->store, hash, name, sizeof(name));
+    store_rc_t rc = api->store->ops->token_check(api->store, hash, name, cap);
     if (rc == STORE_ENOTFOUND) {
         *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
                            "the bearer token is not valid for this keeld; check KEEL_TOKEN or create one");
@@ -1331,6 +1336,8 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
     }
     json_t *bundle = ref[0] ? find_bundle(api, ref) : NULL;
     json_int_t force_after = jf ? json_integer_value(jf) : 0;
+    char why[512];
+    unsigned status;
     if (ref[0] == '\0') {
         ret = reply_error(c, MHD_HTTP_BAD_REQUEST, "the body needs \"bundle\": a bundle id or its "
                           "SHA-256 (upload it first with POST /v1/bundles)");
@@ -1351,6 +1358,10 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
                           "seconds from 0 (never) to %d", FORCE_AFTER_MAX_S);
     } else if (device != NULL && !known_device(api, c, device, &ret)) {
         /* reply sent */
+    } else if ((status = devtype_refuse(api->store, json_integer_value(json_object_get(bundle, "device_type")),
+                                        device ? "device" : tag ? "tag" : "all",
+                                        device ? device : tag ? tag : "", why, sizeof(why))) != 0) {
+        ret = reply_error(c, status, "%s", why); /* ops: no targeted board can install it */
     } else {
         int64_t id = 0;
         int n = 0;
@@ -1407,14 +1418,14 @@ static enum MHD_Result get_deployment(api_t *api, struct MHD_Connection *c, cons
         !query_device_cursor(c, "cursor", &q.after, &ret)) {
         return ret;
     }
-    static const char *const phases[] = {"pending", "offered", "done", "superseded"};
+    static const char *const phases[] = {"pending", "offered", "done", "superseded", "held"};
     bool phase_ok = q.phase == NULL;
-    for (size_t i = 0; i < 4 && !phase_ok; i++) {
+    for (size_t i = 0; i < 5 && !phase_ok; i++) {
         phase_ok = strcmp(q.phase, phases[i]) == 0;
     }
     if (!phase_ok) {
         return reply_error(c, MHD_HTTP_BAD_REQUEST, "query parameter 'phase' is '%s'; use pending, "
-                           "offered, done or superseded", q.phase);
+                           "offered, done, superseded or held", q.phase);
     }
     /* changes=1: only the rows changed since rev `after` (a watch), without the event history. */
     q.changed_after = changes ? after : -1;
@@ -1493,7 +1504,18 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/v1/health") == 0 && get) {
         return get_health(api, c);
     }
-    if (!authorized(api, c, &ret)) {
+    /* ops: no token. main.c sets the document before the engine; the atomic load orders them. */
+    if (strcmp(url, "/v1/openapi.yaml") == 0 && get && atomic_load(&api->rollouts) != NULL &&
+        api->openapi != NULL) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(api->openapi_len, (void *)api->openapi,
+                                                                 MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Content-Type", "application/yaml");
+        ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    char who[128] = "";
+    if (!authorized(api, c, &ret, who, sizeof(who))) {
         return ret;
     }
     if (strcmp(url, "/metrics") == 0 && get) {
@@ -1565,6 +1587,12 @@ static enum MHD_Result route(api_t *api, struct MHD_Connection *c, const char *u
     }
     if (force_path(url) > 0 && post) {
         return post_force(api, c, force_path(url));
+    }
+    if (strcmp(url, "/v1/rollouts") == 0 || strncmp(url, "/v1/rollouts/", 13) == 0) { /* ops */
+        json_t *out = NULL;
+        unsigned status = rollout_api(atomic_load(&api->rollouts), api->store, api->ota, c, url, method,
+                                      rq->body, rq->len, who, &api->stopping, &out);
+        return reply_json(c, status, out);
     }
     /* A known path with another method: say which methods it has. */
     static const struct { const char *path; const char *methods; } known[] = {
@@ -1715,4 +1743,17 @@ void api_stop(api_t *api)
     kd_notify_bump(api->logs); /* wake waiting streams so they see stopping */
     MHD_stop_daemon(api->d);
     free(api);
+}
+
+/* ops: the rollout engine, once started (main.c); until then /v1/rollouts answers 503. */
+void api_set_rollouts(api_t *api, rollouts_t *r)
+{
+    atomic_store(&api->rollouts, r);
+}
+
+/* ops: the OpenAPI description served at GET /v1/openapi.yaml (call before api_set_rollouts). */
+void api_set_openapi(api_t *api, const unsigned char *doc, size_t len)
+{
+    api->openapi = doc;
+    api->openapi_len = len;
 }

@@ -17,10 +17,15 @@
 #include "mqtt.h"
 #include "notify.h"
 #include "ota.h"
+#include "rollout.h"
 #include "store.h"
 #include "token.h"
 
 #define TICK_MS 500
+
+/* docs/openapi.yaml, built in (server/CMakeLists.txt). */
+extern const unsigned char keeld_openapi[];
+extern const size_t keeld_openapi_len;
 
 static volatile sig_atomic_t stop_requested;
 
@@ -88,11 +93,17 @@ static int cmd_serve(int argc, char **argv, int first)
     }
     admit_t *admit = mq ? admit_start(&cfg, store, ota) : NULL;
     api_t *api = admit ? api_start(&cfg, store, mq, ota, admit, &logs, &port, err, sizeof(err)) : NULL;
-    if (api == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {
+    rollouts_t *rollouts = api ? rollouts_start(store, ota) : NULL;
+    if (rollouts != NULL) {
+        api_set_openapi(api, keeld_openapi, keeld_openapi_len);
+        api_set_rollouts(api, rollouts);
+    }
+    if (api == NULL || rollouts == NULL || (cfg.port_file[0] != '\0' && write_port_file(cfg.port_file, port) != 0)) {
         if (err[0] != '\0') {
             fprintf(stderr, "keeld: %s\n", err);
         }
         api_stop(api);
+        rollouts_stop(rollouts);
         admit_stop(admit);
         mq_stop(mq);
         ota_close(ota);
@@ -119,6 +130,7 @@ static int cmd_serve(int argc, char **argv, int first)
     }
     KD_INFO("stopping");
     api_stop(api);
+    rollouts_stop(rollouts);
     admit_stop(admit);
     mq_stop(mq);
     ota_close(ota);

@@ -18,4 +18,9 @@ set(KEELD_LIB_SOURCES
   dbgrelay.c
   ota.c
   api.c
+  devtype.c
+  rollout_plan.c
+  rollout.c
+  rollout_api.c
+  store_sqlite_rollout.c
 )

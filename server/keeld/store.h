@@ -120,6 +120,47 @@ typedef struct store_delivery {
     int64_t size, signed_size;
 } store_delivery_t;
 
+/* ---- ops (issue 16): rollouts (server/keeld/rollout.h; store_sqlite_rollout.c) --------------- */
+#define STORE_ROLLOUT_PHASES 16
+typedef struct store_rollout_phase {
+    char kind[8];              /* "count", "percent" or "tag" */
+    char value[128];           /* the count, the percentage, or NAME / NAME=VALUE */
+    int64_t success_pct;       /* gate: this share of its devices succeeded (0..100) */
+    int64_t error_pct;         /* guard: more than this share of its results are errors ... */
+    int64_t min_results;       /* ... once it has at least this many results */
+    bool approve;              /* the phase starts only when an operator approves it */
+    int64_t devices;           /* how many devices of the target fell in it */
+} store_rollout_phase_t;
+
+/* A new rollout: its plan and every device of its target with the phase it falls in. */
+typedef struct store_rollout_new {
+    int64_t bundle_id, rollback_bundle_id;  /* rollback_bundle_id 0: each device's previous one */
+    const char *seed;                       /* what the devices' order was drawn from */
+    const char *actor;                      /* who created it ("operator NAME") */
+    const char *target_kind, *target;       /* as for deployments: "tag" NAME[=VALUE] or "all" */
+    const char *on_error;                   /* "pause" or "rollback" */
+    int64_t device_timeout_s, force_after_s;
+    int64_t window_from, window_to;         /* daily download window, device-local minutes; -1 none */
+    int nphases;
+    store_rollout_phase_t phases[STORE_ROLLOUT_PHASES];
+    size_t ndevices;
+    const char *const *devices;
+    const uint8_t *device_phase;
+} store_rollout_new_t;
+
+/* One transition of a rollout (store_ops.rollout_move), all of it in one transaction. */
+typedef struct store_rollout_move {
+    int64_t id, rev;           /* the rollout as the caller read it: nothing moves if it changed */
+    const char *to_state;      /* running, awaiting_approval, paused, completed, aborted */
+    int64_t start_phase;       /* >= 0: start that phase (a deployment of its devices); else -1 */
+    const char *actor, *reason;
+    bool hold;                 /* its rows never offered are held (not offered while paused) */
+    bool release;              /* its held rows are pending again */
+    bool ack;                  /* the guards count results from now on (resumed after errors) */
+    bool end;                  /* its unfinished rows are superseded (aborted) */
+    bool rollback;             /* the devices it updated or is updating get their previous bundle */
+} store_rollout_move_t;
+
 typedef struct store_ops {
     const char *backend;
     void (*close)(store_t *s);
@@ -303,6 +344,32 @@ typedef struct store_ops {
     /* The delta facts of bundle id ({"base_region_sha256","patch_size"}), NULL when it is a
      * full bundle. */
     json_t *(*delta_get)(store_t *s, int64_t bundle_id);
+
+    /* ---- ops (issue 16): rollouts, and the targets' boards ---------------------------------- */
+    /* The devices a target names (kind "device", "tag" or "all", as deployment_create resolves
+     * it): *out = [{"id","board"}...] by id. */
+    store_rc_t (*target_devices)(store_t *s, const char *kind, const char *target, json_t **out);
+    /* How many devices of a target run each board: *out = [{"board","devices"}...]. */
+    store_rc_t (*target_boards)(store_t *s, const char *kind, const char *target, json_t **out);
+    /* Ids of the devices with tag NAME (any value) or NAME=VALUE, sorted: *out = ["id"...]. */
+    store_rc_t (*devices_tagged)(store_t *s, const char *tag, json_t **out);
+    /* Store a new rollout (state "running", no phase started yet) with its first transition. */
+    store_rc_t (*rollout_create)(store_t *s, const store_rollout_new_t *r, int64_t now_ms,
+                                 int64_t *out_id);
+    /* Newest first; active: only those running or awaiting approval (what the engine decides). */
+    json_t *(*rollouts_list)(store_t *s, bool active, int limit);
+    /* One rollout: its plan, each phase with its counts at now_ms (timeouts need the time), its
+     * transitions (newest first, at most 200) and "watch_rev"; NULL if unknown. */
+    json_t *(*rollout_get)(store_t *s, int64_t id, int64_t now_ms);
+    /* Apply a transition if the rollout's rev is still m->rev (*out_moved false otherwise:
+     * another instance or request moved it first). *out_deployments: the deployments it created
+     * (a phase, rollbacks): [id...], for the caller to hand to admission. */
+    store_rc_t (*rollout_move)(store_t *s, const store_rollout_move_t *m, int64_t now_ms,
+                               bool *out_moved, json_t **out_deployments);
+    /* Download window of a running rollout: its rows never offered are held while the device's
+     * local time (UTC + its tag utc_offset, minutes) is outside the window, pending inside it.
+     * *out_released: rows made pending (for admission). */
+    store_rc_t (*rollout_window)(store_t *s, int64_t id, int64_t now_ms, int *out_released);
 } store_ops_t;
 
 /* Every backend's handle starts with its ops. */

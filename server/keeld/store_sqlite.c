@@ -213,6 +213,64 @@ static const char *const migrations[] = {
     "ALTER TABLE deployment_devices ADD COLUMN delivery TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE deployment_devices ADD COLUMN delivery_bundle_id INTEGER;"
     "ALTER TABLE deployment_devices ADD COLUMN delta_refused TEXT NOT NULL DEFAULT '';",
+    /* ops: rollouts (issue 16, docs/rollouts.md). A rollout splits its target into phases
+     * (rollout_devices.phase, fixed at creation) and starts each phase as a deployment of its own
+     * (rollout_phases.deployment_id); every change of its state is a rollout_transitions row. */
+    "CREATE TABLE rollouts ("
+    " id INTEGER PRIMARY KEY,"
+    " bundle_id INTEGER NOT NULL REFERENCES bundles (id),"
+    " rollback_bundle_id INTEGER,"
+    " seed TEXT NOT NULL,"
+    " target_kind TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " on_error TEXT NOT NULL,"
+    " device_timeout_s BIGINT NOT NULL,"
+    " force_after_s BIGINT NOT NULL,"
+    " base_deployment BIGINT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " phase BIGINT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " devices BIGINT NOT NULL,"
+    " rollback_deployments TEXT NOT NULL DEFAULT '',"
+    " window_from BIGINT NOT NULL DEFAULT -1,"
+    " window_to BIGINT NOT NULL DEFAULT -1,"
+    " created_ms BIGINT NOT NULL,"
+    " updated_ms BIGINT NOT NULL,"
+    " rev BIGINT NOT NULL DEFAULT 0);"
+    "CREATE TABLE rollout_phases ("
+    " rollout_id INTEGER NOT NULL REFERENCES rollouts (id),"
+    " idx BIGINT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " success_pct BIGINT NOT NULL,"
+    " error_pct BIGINT NOT NULL,"
+    " min_results BIGINT NOT NULL,"
+    " approve INTEGER NOT NULL,"
+    " devices BIGINT NOT NULL,"
+    " deployment_id INTEGER,"
+    " started_ms BIGINT,"
+    " ack_results BIGINT NOT NULL DEFAULT 0,"
+    " ack_errors BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (rollout_id, idx));"
+    "CREATE INDEX rollout_phases_deployment ON rollout_phases (deployment_id);"
+    "CREATE TABLE rollout_devices ("
+    " rollout_id INTEGER NOT NULL REFERENCES rollouts (id),"
+    " device_id TEXT NOT NULL,"
+    " phase BIGINT NOT NULL,"
+    " PRIMARY KEY (rollout_id, device_id));"
+    "CREATE INDEX rollout_devices_phase ON rollout_devices (rollout_id, phase);"
+    "CREATE TABLE rollout_transitions ("
+    " id INTEGER PRIMARY KEY,"
+    " rollout_id INTEGER NOT NULL REFERENCES rollouts (id),"
+    " at_ms BIGINT NOT NULL,"
+    " from_state TEXT NOT NULL,"
+    " to_state TEXT NOT NULL,"
+    " phase BIGINT NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " reason TEXT NOT NULL);"
+    "CREATE INDEX rollout_transitions_rollout ON rollout_transitions (rollout_id, id);",
+    /* the device type each device installs, from its hello (Hello.device_type; 0: not said) */
+    "ALTER TABLE devices ADD COLUMN device_type BIGINT NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -505,11 +563,13 @@ static store_rc_t device_hello(store_t *s, const char *device, int64_t now_ms,
     ok = begin(db) == 0 && touch_device(db, device, now_ms) == 0 &&
          run(db, "UPDATE devices SET online = 1, hello_ms = ?, microvisor_version = ?, api_version = ?,"
                  " app_version = ?, board = ?, app_state = ?, restart_count = ?, uptime_ms = ?,"
-                 " boot = ?, proto_revision = ?, reset_reason = ?, commands = ? WHERE id = ?",
-             "iiiittiiiiitt", now_ms, (int64_t)h->microvisor_version, (int64_t)h->api_version,
+                 " boot = ?, proto_revision = ?, reset_reason = ?, commands = ?, device_type = ?"
+                 " WHERE id = ?",
+             "iiiittiiiiitit", now_ms, (int64_t)h->microvisor_version, (int64_t)h->api_version,
              (int64_t)h->app_version, h->board, kproto_app_state_name(h->app_state),
              (int64_t)h->restart_count, (int64_t)h->uptime_ms, (int64_t)env->boot,
-             (int64_t)env->version, (int64_t)h->reset_reason, cmds, device) >= 0 &&
+             (int64_t)env->version, (int64_t)h->reset_reason, cmds, (int64_t)h->device_type,
+             device) >= 0 &&
          run(db, "DELETE FROM device_regions WHERE device_id = ?", "t", device) >= 0;
     /* The manifest is replaced whole: what the device says now is what it has. */
     for (pb_size_t i = 0; ok && i < h->regions_count; i++) {
@@ -1142,6 +1202,22 @@ static int bump(sqlite3 *db, int64_t deployment)
     return run(db, "UPDATE deployments SET rev = rev + 1 WHERE id = ?", "i", deployment);
 }
 
+/* Newer supersedes older: the unfinished rows (a rollout's held ones too) of earlier deployments
+ * of deployment id's devices end here. Inside a transaction; 0 or -1. */
+static int supersede_older(sqlite3 *db, int64_t id, int64_t now_ms)
+{
+    return run(db, "UPDATE deployments SET rev = rev + 1 WHERE id IN (SELECT deployment_id FROM"
+                   " deployment_devices WHERE deployment_id < ? AND phase IN ('pending', 'offered', 'held')"
+                   " AND device_id IN (SELECT device_id FROM deployment_devices WHERE"
+                   " deployment_id = ?))", "ii", id, id) >= 0 &&
+                   run(db, "UPDATE deployment_devices SET phase = 'superseded', updated_ms = ?,"
+                           " detail = 'superseded by deployment ' || ? WHERE deployment_id < ? AND phase IN"
+                           " ('pending', 'offered', 'held') AND device_id IN (SELECT device_id FROM"
+                           " deployment_devices WHERE deployment_id = ?)", "iiii", now_ms, id, id, id) >= 0
+               ? 0
+               : -1;
+}
+
 static store_rc_t deployment_create(store_t *s, int64_t bundle_id, const char *kind,
                                     const char *target, int64_t force_after_s, int64_t now_ms,
                                     int64_t *out_id, int *out_devices)
@@ -1179,16 +1255,7 @@ static store_rc_t deployment_create(store_t *s, int64_t bundle_id, const char *k
         }
         ok = n > 0;
     }
-    /* Newer supersedes older: the devices' unfinished rows of earlier deployments end here. */
-    ok = ok &&
-         run(db, "UPDATE deployments SET rev = rev + 1 WHERE id IN (SELECT deployment_id FROM"
-                 " deployment_devices WHERE deployment_id < ? AND phase IN ('pending', 'offered')"
-                 " AND device_id IN (SELECT device_id FROM deployment_devices WHERE"
-                 " deployment_id = ?))", "ii", id, id) >= 0 &&
-         run(db, "UPDATE deployment_devices SET phase = 'superseded', updated_ms = ?,"
-                 " detail = 'superseded by deployment ' || ? WHERE deployment_id < ? AND phase IN"
-                 " ('pending', 'offered') AND device_id IN (SELECT device_id FROM"
-                 " deployment_devices WHERE deployment_id = ?)", "iiii", now_ms, id, id, id) >= 0;
+    ok = ok && supersede_older(db, id, now_ms) == 0;
     store_rc_t rc = finish(db, ok);
     unlock(s);
     *out_id = rc == STORE_OK ? id : 0;
@@ -1239,6 +1306,7 @@ static json_t *deployment_summary(sqlite3 *db, int64_t id, int64_t bundle_size)
                                            " COALESCE(SUM(phase = 'done' AND result = 'success'), 0) AS succeeded,"
                                            " COALESCE(SUM(phase = 'done' AND result <> 'success'), 0) AS failed,"
                                            " COALESCE(SUM(phase = 'superseded'), 0) AS superseded,"
+                                           " COALESCE(SUM(phase = 'held'), 0) AS held,"
                                            " COALESCE(SUM(bytes_sent), 0) AS bytes_sent,"
                                            /* delta-2: devices and bytes per delivery */
                                            " COALESCE(SUM(delivery = 'delta'), 0) AS delta,"
@@ -1251,6 +1319,7 @@ static json_t *deployment_summary(sqlite3 *db, int64_t id, int64_t bundle_size)
     if (r != NULL) {
         json_object_set_new(r, "full_size", json_integer(bundle_size));
         json_object_set_new(r, "finished", json_boolean(json_integer_value(json_object_get(r, "pending")) +
+                                                        json_integer_value(json_object_get(r, "held")) +
                                                         json_integer_value(json_object_get(r, "in_progress")) == 0));
     }
     return r;
@@ -1575,7 +1644,68 @@ static const store_ops_t sqlite_ops = {
     .delivery_set = store_sqlite_delivery_set,
     .delivery_fallback = store_sqlite_delivery_fallback,
     .delta_get = store_sqlite_delta_get,
+    /* ops: rollouts (store_sqlite_rollout.c) */
+    .target_devices = store_sqlite_target_devices,
+    .target_boards = store_sqlite_target_boards,
+    .devices_tagged = store_sqlite_devices_tagged,
+    .rollout_create = store_sqlite_rollout_create,
+    .rollouts_list = store_sqlite_rollouts_list,
+    .rollout_get = store_sqlite_rollout_get,
+    .rollout_move = store_sqlite_rollout_move,
+    .rollout_window = store_sqlite_rollout_window,
 };
+
+/* ---- ops: transactions of several statements for store_sqlite_rollout.c ----------------------- */
+
+sqlite3 *store_sqlite_tx_begin(store_t *s)
+{
+    lock(s);
+    if (begin(cast(s)->db) != 0) {
+        unlock(s);
+        return NULL;
+    }
+    return cast(s)->db;
+}
+
+store_rc_t store_sqlite_tx_end(store_t *s, int ok)
+{
+    store_rc_t rc = finish(cast(s)->db, ok);
+    unlock(s);
+    return rc;
+}
+
+int store_sqlite_tx_run(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vrun(db, sql, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+json_t *store_sqlite_tx_rows(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *arr = rows(db, vprep(db, sql, fmt, ap));
+    va_end(ap);
+    return arr;
+}
+
+int store_sqlite_tx_supersede(sqlite3 *db, int64_t deployment, int64_t now_ms)
+{
+    return supersede_older(db, deployment, now_ms);
+}
+
+void store_sqlite_lock(store_t *s)
+{
+    lock(s);
+}
+
+void store_sqlite_unlock(store_t *s)
+{
+    unlock(s);
+}
 
 /* Current schema version: 0 for an empty database, -1 on error (message in err). */
 static int schema_version(sqlite3 *db, char *err, size_t errcap)

@@ -40,4 +40,29 @@ store_rc_t store_sqlite_delivery_fallback(store_t *s, int64_t deployment, const 
                                           bool *out_changed);
 json_t *store_sqlite_delta_get(store_t *s, int64_t bundle_id);
 
+/* ---- ops (issue 16): what store_sqlite_rollout.c needs of the connection ----------------------- */
+typedef struct sqlite3 sqlite3;
+/* A write transaction of several statements: tx_begin locks the store and begins (NULL on
+ * error); tx_end commits when ok (rolls back otherwise) and unlocks. */
+sqlite3 *store_sqlite_tx_begin(store_t *s);
+store_rc_t store_sqlite_tx_end(store_t *s, int ok);
+/* Inside a transaction: a statement without rows (rows changed or -1), a query's rows (NULL on
+ * error); and the supersede step of a new deployment (0 or -1). */
+int store_sqlite_tx_run(sqlite3 *db, const char *sql, const char *fmt, ...);
+json_t *store_sqlite_tx_rows(sqlite3 *db, const char *sql, const char *fmt, ...);
+int store_sqlite_tx_supersede(sqlite3 *db, int64_t deployment, int64_t now_ms);
+/* Read with the store locked (no transaction). */
+void store_sqlite_lock(store_t *s);
+void store_sqlite_unlock(store_t *s);
+store_rc_t store_sqlite_target_devices(store_t *s, const char *kind, const char *target, json_t **out);
+store_rc_t store_sqlite_target_boards(store_t *s, const char *kind, const char *target, json_t **out);
+store_rc_t store_sqlite_devices_tagged(store_t *s, const char *tag, json_t **out);
+store_rc_t store_sqlite_rollout_create(store_t *s, const store_rollout_new_t *r, int64_t now_ms,
+                                       int64_t *out_id);
+json_t *store_sqlite_rollouts_list(store_t *s, bool active, int limit);
+json_t *store_sqlite_rollout_get(store_t *s, int64_t id, int64_t now_ms);
+store_rc_t store_sqlite_rollout_window(store_t *s, int64_t id, int64_t now_ms, int *out_released);
+store_rc_t store_sqlite_rollout_move(store_t *s, const store_rollout_move_t *m, int64_t now_ms,
+                                     bool *out_moved, json_t **out_deployments);
+
 #endif /* KEEL_SERVER_KEELD_STORE_SQLITE_PRIV_H */

@@ -372,12 +372,14 @@ fleet)
     expect_console 20 'ota: running app version 1.1.0'
     expect_status 60 'dev-1 .*update_failed'
     expect_status 5 '1 failed'
-    for b in wrongtype older; do
+    # A bundle for another device type: keeld refuses it, naming the board it found (the
+    # microvisor's own device-type check is case `refused`).
+    keelc deploy "$W/wrongtype.kb" --to dev-1 && fail "keeld deployed the wrongtype bundle: $(cat "$W/keel.out")"
+    grep -q 'built for device type 0x999, which none of the 1 targeted devices can install: they are 1 an505 (0x505)' \
+        "$W/keel.out" || fail "deploy wrongtype: unclear refusal: $(cat "$W/keel.out")"
+    for b in older; do
         deploy "$b"
-        case $b in
-        wrongtype) want='built for device type 0x999' ;;
-        older) want='security counter 1 < installed 2' ;;
-        esac
+        want='security counter 1 < installed 2'
         expect_status 60 'dev-1 .*unsupported_package'
         expect_status 5 "$want"
     done
@@ -416,9 +418,10 @@ e2e)
     # The issue's end-to-end story with real emulated devices through `keel up`: three devices
     # factory-installed with a signed v1 (`keel up --app v1.kb`); v2 deployed to all with
     # --watch: each app defers, then applies, confirms; v3 (crashes on start) to one device rolls
-    # back by itself, reported failed with its reason; wrong-type and older-counter bundles are
-    # refused by the devices (reasons in deploy status); tampered and unknown-key bundles are
-    # refused by keeld at upload (the devices' own refusal of those is case `refused`).
+    # back by itself, reported failed with its reason; an older-counter bundle is refused by the
+    # devices (reasons in deploy status), a wrong-type bundle by keeld at deploy (no device's
+    # board takes it); tampered and unknown-key bundles are refused by keeld at upload (the
+    # devices' own refusal of those is case `refused`).
     STACK=$W/stack
     mkdir -p "$STACK/secrets" && cp "$W/keys/fleet.key" "$STACK/secrets/" && cp "$W/keys/fleet.pub" "$STACK/" || fail "cannot set up $STACK"
     export KEEL_CONFIG=$STACK/secrets/config KEEL_FIRMWARE=$fw
@@ -491,12 +494,14 @@ e2e)
         grep -qE -- "$l" "$c" || fail "dev-2 console lacks '$l': $(tail -30 "$c")"
     done
     grep -q 'update: 3.0.0' "$STACK/devices/dev-1/console.log" && fail "dev-1 got v3"
-    # Refused by the devices: wrong device type, older security counter, reasons per device.
-    for b in wrongtype older; do
-        case $b in
-        wrongtype) want='built for device type 0x999' ;;
-        older) want='security counter 1 < installed 2' ;;
-        esac
+    # Refused by keeld: a bundle for another device type than the devices' board (the
+    # microvisor's own device-type check is case `refused`).
+    keelc deploy "$W/wrongtype.kb" --all && fail "keeld deployed the wrongtype bundle: $(out)"
+    grep -q 'built for device type 0x999, which none of the 3 targeted devices can install: they are 3 an505 (0x505)' \
+        "$W/keel.out" || fail "deploy wrongtype: unclear refusal: $(out)"
+    # Refused by the devices: an older security counter, the reason per device.
+    for b in older; do
+        want='security counter 1 < installed 2'
         keelc deploy "$W/$b.kb" --all || fail "deploy $b: $(out)"
         D=$(sed -n 's/^deployment \([0-9]*\)[: ].*/\1/p' "$W/keel.out" | head -n 1)
         rc=0

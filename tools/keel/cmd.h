@@ -41,6 +41,8 @@ int bundle_write_delta(const char *prog, const char *out, const char *base_path,
 int cmd_bundle_diff(const char *prog, int argc, char **argv);
 /* Deployments, and `keel bundle upload` (listed in cmd_bundle's verbs): keeld's API (cmd_fleet.c). */
 extern const cli_noun_t cmd_deploy;
+/* Rollouts: deployments in phases (cmd_rollout.c). */
+extern const cli_noun_t cmd_rollout;
 int cmd_bundle_upload(const char *prog, int argc, char **argv);
 int cmd_bundle_list(const char *prog, int argc, char **argv);
 

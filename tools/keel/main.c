@@ -21,6 +21,6 @@ int main(int argc, char **argv)
     const cli_noun_t nouns[] = {cmd_device, cmd_up,      cmd_down,    cmd_devices, cmd_logs,
                                  cmd_crashes, cmd_crash, cmd_ping, cmd_restart, cmd_reboot,
                                  cmd_token, cmd_channel, cmd_elf, cmd_keys, cmd_bundle,
-                                 cmd_deploy, cmd_debug};
+                                 cmd_deploy, cmd_rollout, cmd_debug};
     return cli_dispatch(nouns, sizeof nouns / sizeof nouns[0], argc, argv);
 }
