@@ -9,10 +9,12 @@ set(KEELD_LIB_SOURCES
   mqtt.c
   mqconn.c
   ingest.c
+  chunkmemo.c
   admit.c
   metrics.c
   page.c
   store_sqlite_fleet.c
+  store_sqlite_stmt.c
   dbgrelay.c
   ota.c
   api.c
