@@ -1659,6 +1659,7 @@ store_t *store_sqlite_open(const char *path, char *err, size_t errcap)
         if (err[0] == '\0') {
             snprintf(err, errcap, "cannot configure database '%s': %s", path, sqlite3_errmsg(db));
         }
+        store_sqlite_stmt_drop(db); /* migrate's transaction statements were cached */
         sqlite3_close(db);
         free(ss);
         return NULL;
