@@ -14,6 +14,8 @@
 #     MQTT payload bytes per device against the minimum (signed manifest + the content the device
 #     lacked) with wire bytes beside them;
 #   - one reconnect of every device (a 5 s link outage): wire bytes per reconnect;
+#   - first, keeld restarted (kill -9) with KEEL_BENCH_FLEET_RESTART_N (default 100,000; 0: skip)
+#     devices registered and a deployment to all of them in flight: time back to serving;
 #   - for the first N only: the same rollout (a third version) with keeld killed (-9) and
 #     restarted after a quarter of the devices finished, and Mosquitto killed and restarted after
 #     half; and the rollout on the issue's baseline keeld (KEEL_BENCH_FLEET_BASELINE, default
@@ -52,7 +54,7 @@ trap cleanup EXIT
 fail() { echo "bench-fleet-load: $*" >&2; exit 1; }
 # shellcheck source=fleetload_lib.sh
 source "$ROOT/scripts/fleetload_lib.sh"
-for tool in mosquitto openssl curl python3 arm-none-eabi-gcc; do
+for tool in mosquitto openssl curl python3 sqlite3 arm-none-eabi-gcc; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || fail "$tool is missing: make deps"
 done
 
@@ -240,6 +242,49 @@ ENV
   KEELD=$CUR_KEELD FL_STACK=$CUR_STACK
 }
 
+# keeld restarted (kill -9) with $restart_n registered devices and a deployment in flight over all
+# of them (2,000 offered, the rest pending): time until it serves again. The devices are rows
+# written straight into the store (no fleetsim): the figure is keeld's start, not the fleet's.
+run_restart() { # N
+  local n=$1 t r worst=0 lines=""
+  WORK="$top/restart"; mkdir -p "$WORK"; PIDS=()
+  echo "bench-fleet-load: keeld restart with $n registered devices"
+  fl_stack --cmd-timeout 60
+  fl_apps
+  fl_keeld_kill
+  t=$(now_ms)
+  sqlite3 "$WORK/keeld.db" "BEGIN;
+    WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $n)
+    INSERT INTO devices (id, online, first_seen_ms, last_seen_ms, hello_ms)
+      SELECT 'dev-' || i, 1, $t, $t, $t FROM k;
+    INSERT INTO device_regions (device_id, name, size, sha256, version)
+      SELECT id, 'app', 1048576, '00', 65536 FROM devices;
+    COMMIT;" || fail "cannot register $n devices in the store"
+  fl_keeld_start --cmd-timeout 60
+  t=$(now_ms)
+  fl_deploy v2.kb
+  local post_ms=$(( $(now_ms) - t ))
+  fl_wait_for 60 bash -c "[ \$(sqlite3 '$WORK/keeld.db' \"SELECT COUNT(*) FROM deployment_devices WHERE phase = 'offered'\") -ge 2000 ]" ||
+    fail "restart: admission did not offer to 2,000 devices"
+  for r in 1 2 3; do
+    fl_keeld_kill
+    t=$(now_ms)
+    fl_keeld_start --cmd-timeout 60
+    local up=$(( $(now_ms) - t ))
+    fl_api GET "/v1/deployments/$DEP?limit=1" >/dev/null || fail "restart: no deployment summary"
+    fl_api GET "/v1/devices?limit=10" >/dev/null || fail "restart: no device page"
+    local serving=$(( $(now_ms) - t ))
+    [ "$serving" -gt "$worst" ] && worst=$serving
+    lines="$lines $up/$serving"
+    sleep 2
+  done
+  cat >"$top/restart.env" <<ENV
+rs_n=$n rs_post_ms=$post_ms rs_worst_ms=$worst rs_runs="${lines# }"
+ENV
+  cat "$top/restart.env"
+  stop_run
+}
+
 # ---- the section (written after each size: a long run that is stopped keeps what it measured) --
 write_section() {
   local done_sizes="" n
@@ -290,6 +335,11 @@ section() {
   for n2 in $sizes; do
     case " $sizes_done " in *" $n2 "*) ;; *) echo "$n2 devices: not measured in this run (it was stopped before that size finished)."; echo ;; esac
   done
+  if [ -f "$top/restart.env" ]; then
+    source "$top/restart.env"
+    echo "keeld restart (kill -9, then started again) with $rs_n registered devices and a deployment to all of them in flight (2,000 offered, the rest pending; devices written straight into the store): **back to serving in $((rs_worst_ms / 100 / 10)).$((rs_worst_ms / 100 % 10)) s** at worst of three (health ok with every broker subscription acknowledged / then the deployment's summary and a device page answered, ms: $rs_runs). Creating that deployment (POST /v1/deployments, all $rs_n devices) took $((rs_post_ms / 100 / 10)).$((rs_post_ms / 100 % 10)) s."
+    echo
+  fi
   echo "100,000 devices: not run. It needs several Mosquitto instances (one holds at most ~20,000"
   echo "connections here: the open-file limit) with keeld on all of them (--mqtt-brokers) and fleetsim"
   echo "given the same ports in the same order (both assign a device by kproto_broker_index of its id);"
@@ -297,6 +347,10 @@ section() {
 }
 
 first_n=${sizes%% *}
+restart_n=${KEEL_BENCH_FLEET_RESTART_N:-100000}
+if [ "$restart_n" -gt 0 ]; then
+  run_restart "$restart_n"
+fi
 for n in $sizes; do
   run_size "$n" $([ "$n" = "$first_n" ] && echo 1 || echo 0)
   [ "$n" = "$first_n" ] && run_baseline "$first_n"

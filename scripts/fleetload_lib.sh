@@ -131,10 +131,9 @@ fl_deploy() { # KB
   DEP="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/body")"
 }
 fl_summary() { # FIELD
-  fl_api GET "/v1/deployments/$DEP" >/dev/null &&
+  fl_api GET "/v1/deployments/$DEP?limit=1" >/dev/null &&
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"][sys.argv[2]])' "$WORK/body" "$1"
 }
-fl_online() { # the number of devices keeld lists online
-  fl_api GET /v1/devices >/dev/null &&
-    python3 -c 'import json,sys; print(sum(1 for d in json.load(open(sys.argv[1]))["devices"] if d.get("online")))' "$WORK/body"
+fl_online() { # the number of devices keeld has online (GET /v1/devices pages 1,000 at a time)
+  fl_api GET /metrics >/dev/null && sed -n 's/^keeld_devices_connected \([0-9]*\).*/\1/p' "$WORK/body"
 }

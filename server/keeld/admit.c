@@ -50,12 +50,18 @@ static int64_t look(admit_t *a, double *tokens)
     size_t i;
     json_t *r;
     int64_t done = 0;
+    /* One transaction for the look's offers (one commit, not one per device). An offer whose row
+     * did not commit stays pending and is offered again: offers are idempotent (P2). */
+    bool batched = a->store->ops->batch_begin(a->store) == STORE_OK;
     json_array_foreach(rows, i, r) {
         if (atomic_load(&a->stopping)) {
             break;
         }
         ota_admit(a->ota, json_string_value(json_object_get(r, "device")));
         done++;
+    }
+    if (batched) {
+        a->store->ops->batch_end(a->store, true);
     }
     json_decref(rows);
     *tokens -= (double)done;

@@ -1378,7 +1378,12 @@ static enum MHD_Result post_deployment(api_t *api, struct MHD_Connection *c, con
         } else {
             /* Committed: from here a kill -9 loses nothing; devices are offered at their hello. */
             ota_deployment_started(api->ota, id);
-            json_t *d = api->store->ops->deployment_get(api->store, id, NULL);
+            /* The first page of rows, as GET answers with ?limit (every row was 8 s at 100,000). */
+            store_rows_query_t first = {-1, NULL, NULL, LIST_LIMIT_MAX, true};
+            json_t *d = api->store->ops->deployment_get(api->store, id, &first);
+            if (d != NULL) {
+                json_object_set_new(d, "next", page_next(json_object_get(d, "devices"), first.limit, "device"));
+            }
             ret = d ? reply_json(c, MHD_HTTP_CREATED, d) : reply_store_error(c);
         }
     }

@@ -62,14 +62,14 @@ char *metrics_render(store_t *store, mq_t *mq, ota_t *ota, admit_t *admit, size_
     mq_counters_t m;
     ingest_stats_t q;
     admit_stats_t a;
-    uint64_t chunks = 0, chunk_bytes = 0;
+    uint64_t chunks = 0, chunk_bytes = 0, chunk_dups = 0;
 
     if (f == NULL) {
         return NULL;
     }
     mq_health(mq, &h);
     mq_get_counters(mq, &m, &q);
-    ota_counters(ota, &chunks, &chunk_bytes);
+    ota_counters(ota, &chunks, &chunk_bytes, &chunk_dups);
     admit_get_stats(admit, &a);
 
     metric(f, "keeld_mqtt_connected", "gauge", "1 while connected to the broker with every subscription", h.connected);
@@ -98,6 +98,9 @@ char *metrics_render(store_t *store, mq_t *mq, ota_t *ota, admit_t *admit, size_
 
     metric(f, "keeld_ota_chunks_served_total", "counter", "UpdateChunks sent", (double)chunks);
     metric(f, "keeld_ota_chunk_bytes_total", "counter", "bundle bytes sent in UpdateChunks", (double)chunk_bytes);
+    metric(f, "keeld_ota_fetch_duplicates_total", "counter",
+           "UpdateFetches not answered: the chunk was sent after the device asked (already on its way)",
+           (double)chunk_dups);
     metric(f, "keeld_admission_offers_total", "counter", "devices given their turn by download admission", (double)a.offered);
     metric(f, "keeld_admission_pending", "gauge", "deployment rows waiting for their turn", (double)a.pending);
     metric(f, "keeld_admission_downloading", "gauge", "devices downloading now (admission slots in use)", (double)a.downloading);

@@ -204,11 +204,11 @@ static void handle(mq_t *mq, const ingest_msg_t *msg)
                  * opposite order of a batch (which holds the store's). */
                 mq->flush_after = true;
             }
-            ota_on_hello(mq->ota, device, &env.body.hello);
+            ota_on_hello(mq->ota, device, &env.body.hello, msg->queued_us);
         }
         break;
     case KPROTO_T_UPDATE_FETCH:
-        ota_on_fetch(mq->ota, device, &env.body.update_fetch);
+        ota_on_fetch(mq->ota, device, &env.body.update_fetch, msg->queued_us);
         break;
     case KPROTO_T_UPDATE_STATUS:
         if (ota_on_status(mq->ota, device, &env.body.update_status)) {
@@ -319,7 +319,8 @@ static void on_message(void *obj, const struct mosquitto_message *msg)
     if (mq->ingest == NULL) {
         /* No worker (the fuzz fixture, tests/fuzz/keeld_fixture.c): handled at once, in a batch of
          * its own, the way the worker would. */
-        ingest_msg_t one = {.t = t, .len = (size_t)msg->payloadlen, .payload = msg->payload};
+        ingest_msg_t one = {.t = t, .len = (size_t)msg->payloadlen, .payload = msg->payload,
+                            .queued_us = ingest_now_us()};
         snprintf(one.device, sizeof(one.device), "%s", device);
         snprintf(one.channel, sizeof(one.channel), "%s", channel);
         handle_batch(mq, &one, 1);

@@ -9,8 +9,10 @@
 
 #include "keel/kcrypto.h"
 
+#include "chunkmemo.h"
 #include "delta_pick.h"
 #include "kd_log.h"
+#include "kd_time.h"
 #include "keel/app_image.h"
 #include "keel/bundle.h"
 #include "keel/kproto.h"
@@ -21,6 +23,10 @@
 
 #define OTA_MAX_KEYS 8
 #define OTA_CACHE 4 /* bundles kept in memory for serving fetches */
+/* Chunks remembered (chunkmemo.h): ~4 in flight per downloading device; 2 x 2 MiB. */
+#define OTA_MEMO_SLOTS (1u << 17)
+/* A re-ask reaching keeld up to this long after the chunk went out crossed it on the way. */
+#define OTA_MEMO_GRACE_US 1000000
 
 typedef struct cached {
     int64_t id;
@@ -46,7 +52,8 @@ struct ota {
     pthread_mutex_t sent_lock;
     struct sent { int64_t deployment; char device[KIDENT_ID_MAX + 1]; int64_t bytes; } *sent;
     size_t nsent, sent_cap;
-    _Atomic uint64_t chunks, chunk_bytes;
+    _Atomic uint64_t chunks, chunk_bytes, duplicates;
+    chunkmemo_t *memo;
 };
 
 static int64_t now_ms(void)
@@ -110,6 +117,12 @@ ota_t *ota_open(const kd_config_t *cfg, store_t *store, char *err, size_t errcap
     if (o->key_count == 0) {
         KD_WARN("no fleet signing key (--update-key): bundle uploads will be refused");
     }
+    o->memo = chunkmemo_new(OTA_MEMO_SLOTS, OTA_MEMO_GRACE_US);
+    if (o->memo == NULL) {
+        snprintf(err, errcap, "out of memory");
+        free(o);
+        return NULL;
+    }
     atomic_init(&o->mq, NULL);
     kd_notify_init(&o->changes);
     kd_notify_init(&o->admission);
@@ -130,6 +143,7 @@ void ota_close(ota_t *o)
     pthread_mutex_destroy(&o->sent_lock);
     kd_notify_destroy(&o->changes);
     kd_notify_destroy(&o->admission);
+    chunkmemo_free(o->memo);
     free(o->sent);
     free(o);
 }
@@ -420,8 +434,9 @@ static void decide(ota_t *o, const char *device, const keel_v1_Hello *hello, boo
     offer(o, device, &u);
 }
 
-void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello)
+void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello, int64_t received_us)
 {
+    chunkmemo_hello(o->memo, device, received_us);
     decide(o, device, hello, false);
 }
 
@@ -562,19 +577,28 @@ void ota_flush(ota_t *o)
     }
 }
 
-void ota_counters(ota_t *o, uint64_t *chunks, uint64_t *bytes)
+void ota_counters(ota_t *o, uint64_t *chunks, uint64_t *bytes, uint64_t *duplicates)
 {
     *chunks = atomic_load(&o->chunks);
     *bytes = atomic_load(&o->chunk_bytes);
+    *duplicates = atomic_load(&o->duplicates);
 }
 
-void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f)
+void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f, int64_t received_us)
 {
     store_update_t u;
     struct mq *mq = atomic_load(&o->mq);
     uint8_t want[32];
 
     if (mq == NULL) {
+        return;
+    }
+    /* Asked again before the first answer could arrive (P3 re-ask while keeld was behind): that
+     * answer is on its way; checked before anything else, it costs no store read either. */
+    if (chunkmemo_is_duplicate(o->memo, device, f->deployment_id, f->offset, f->length, received_us)) {
+        KD_DEBUG("device '%s': fetch of %u bytes at %u already answered; not sent again", device,
+                 f->length, f->offset);
+        atomic_fetch_add(&o->duplicates, 1u);
         return;
     }
     if (o->store->ops->update_active(o->store, device, &u) != STORE_OK ||
@@ -611,6 +635,7 @@ void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f)
     if (mq_send(mq, KPROTO_T_UPDATE_DATA, device, &env) == 0) {
         KD_DEBUG("device '%s': %u bytes at %u of deployment %lld", device, n, f->offset,
                  (long long)u.deployment_id);
+        chunkmemo_sent(o->memo, device, f->deployment_id, f->offset, f->length, kd_mono_us());
         count_sent(o, u.deployment_id, device, n);
         atomic_fetch_add(&o->chunks, 1u);
         atomic_fetch_add(&o->chunk_bytes, n);

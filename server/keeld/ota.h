@@ -65,9 +65,11 @@ void ota_admission_kick(ota_t *o);
  */
 unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap);
 
-/* Device messages (from the MQTT thread; the hello is already stored). */
-void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello);
-void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f);
+/* Device messages (from the ingest worker; the hello is already stored). received_us: when the
+ * message reached keeld (ingest_msg_t.queued_us, monotonic): a fetch asked again while the answer
+ * to its first ask was on its way is not answered twice (chunkmemo.h). */
+void ota_on_hello(ota_t *o, const char *device, const keel_v1_Hello *hello, int64_t received_us);
+void ota_on_fetch(ota_t *o, const char *device, const keel_v1_UpdateFetch *f, int64_t received_us);
 /*
  * Record an UpdateStatus (idempotent: a final result is recorded once). true when the device may
  * forget it (committed, a repeat, or about nothing keeld keeps): the caller acks it then, and
@@ -78,8 +80,9 @@ bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
 /* Write the bytes served since the last flush (counted in memory by ota_on_fetch) to the store:
  * the ingest worker calls it inside each batch, so chunks cost no database write of their own. */
 void ota_flush(ota_t *o);
-/* Chunks and their bytes served since start (GET /metrics). */
-void ota_counters(ota_t *o, uint64_t *chunks, uint64_t *bytes);
+/* Chunks and their bytes served since start, and fetches not answered because the chunk was
+ * already on its way (GET /metrics). */
+void ota_counters(ota_t *o, uint64_t *chunks, uint64_t *bytes, uint64_t *duplicates);
 
 /* Change counter of deployment progress, and a bounded wait for it to move (long polls). */
 uint64_t ota_changes(ota_t *o);

@@ -9,12 +9,14 @@ set(KEELD_LIB_SOURCES
   mqtt.c
   mqconn.c
   ingest.c
+  chunkmemo.c
   admit.c
   metrics.c
   page.c
   store_sqlite_fleet.c
   store_sqlite_delta.c
   delta_pick.c
+  store_sqlite_stmt.c
   dbgrelay.c
   ota.c
   api.c

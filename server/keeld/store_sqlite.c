@@ -271,6 +271,11 @@ static const char *const migrations[] = {
     "CREATE INDEX rollout_transitions_rollout ON rollout_transitions (rollout_id, id);",
     /* the device type each device installs, from its hello (Hello.device_type; 0: not said) */
     "ALTER TABLE devices ADD COLUMN device_type BIGINT NOT NULL DEFAULT 0;",
+    /* fleet-2: download admission takes pending rows in (deployment, device) order straight from
+     * an index, instead of sorting every pending row on each look (360 ms at 100,000 rows, with
+     * the store locked); it serves the phase lookups of the index it replaces. */
+    "CREATE INDEX deployment_devices_pending ON deployment_devices (phase, deployment_id, device_id);"
+    "DROP INDEX deployment_devices_phase;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -293,12 +298,26 @@ static int exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
+/* One statement without parameters or rows, prepared once (transaction control: every op). */
+static int exec1(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = store_sqlite_stmt_get(db, sql);
+    int rc = st != NULL ? sqlite3_step(st) : SQLITE_ERROR;
+
+    store_sqlite_stmt_put(st);
+    if (rc != SQLITE_DONE) {
+        KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
+        return -1;
+    }
+    return 0;
+}
+
 /* Prepare sql and bind the arguments described by fmt: 't' text, 'i' int64, 'b' blob (ptr, len). */
 static sqlite3_stmt *vprep(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = store_sqlite_stmt_get(db, sql);
 
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (st == NULL) {
         KD_ERROR("sqlite: prepare: %s (in: %.60s)", sqlite3_errmsg(db), sql);
         return NULL;
     }
@@ -316,7 +335,7 @@ static sqlite3_stmt *vprep(sqlite3 *db, const char *sql, const char *fmt, va_lis
         }
         if (rc != SQLITE_OK) {
             KD_ERROR("sqlite: bind %d: %s", i + 1, sqlite3_errmsg(db));
-            sqlite3_finalize(st);
+            store_sqlite_stmt_put(st);
             return NULL;
         }
     }
@@ -340,7 +359,7 @@ static int vrun(sqlite3 *db, const char *sql, const char *fmt, va_list ap)
         return -1;
     }
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    store_sqlite_stmt_put(st);
     if (rc != SQLITE_DONE) {
         KD_ERROR("sqlite: %s (in: %.60s)", sqlite3_errmsg(db), sql);
         return -1;
@@ -399,7 +418,7 @@ static json_t *rows(sqlite3 *db, sqlite3_stmt *st)
         }
         json_array_append_new(arr, o);
     }
-    sqlite3_finalize(st);
+    store_sqlite_stmt_put(st);
     if (rc != SQLITE_DONE) {
         KD_ERROR("sqlite: %s", sqlite3_errmsg(db));
         json_decref(arr);
@@ -419,24 +438,24 @@ static _Thread_local bool tl_batch;
  * savepoint, so a failing op undoes only itself. */
 static int begin(sqlite3 *db)
 {
-    return exec(db, tl_batch ? "SAVEPOINT op" : "BEGIN IMMEDIATE");
+    return exec1(db, tl_batch ? "SAVEPOINT op" : "BEGIN IMMEDIATE");
 }
 
 static store_rc_t finish(sqlite3 *db, int ok)
 {
     if (tl_batch) {
-        if (ok && exec(db, "RELEASE op") == 0) {
+        if (ok && exec1(db, "RELEASE op") == 0) {
             return STORE_OK; /* durable only with the batch's commit */
         }
-        exec(db, "ROLLBACK TO op");
-        exec(db, "RELEASE op");
+        exec1(db, "ROLLBACK TO op");
+        exec1(db, "RELEASE op");
         return STORE_EIO;
     }
-    if (ok && exec(db, "COMMIT") == 0) {
+    if (ok && exec1(db, "COMMIT") == 0) {
         return STORE_OK;
     }
     if (!sqlite3_get_autocommit(db)) {
-        exec(db, "ROLLBACK"); /* a failed COMMIT (disk full, I/O error) may have rolled back already */
+        exec1(db, "ROLLBACK"); /* a failed COMMIT (disk full, I/O error) may have rolled back already */
     }
     return STORE_EIO;
 }
@@ -455,7 +474,7 @@ static void unlock(store_t *s)
 static store_rc_t batch_begin(store_t *s)
 {
     lock(s);
-    if (exec(cast(s)->db, "BEGIN IMMEDIATE") != 0) {
+    if (exec1(cast(s)->db, "BEGIN IMMEDIATE") != 0) {
         unlock(s);
         return STORE_EIO;
     }
@@ -643,7 +662,7 @@ static store_rc_t device_supports(store_t *s, const char *device, keel_v1_Comman
         } else if (r == SQLITE_DONE) {
             rc = STORE_ENOTFOUND;
         }
-        sqlite3_finalize(st);
+        store_sqlite_stmt_put(st);
     }
     unlock(s);
     return rc;
@@ -663,7 +682,7 @@ static store_rc_t device_tags_set(store_t *s, const char *device, json_t *tags)
         int r = st ? sqlite3_step(st) : SQLITE_ERROR;
         exists = r == SQLITE_ROW;
         ok = r == SQLITE_ROW || r == SQLITE_DONE;
-        sqlite3_finalize(st);
+        store_sqlite_stmt_put(st);
     }
     json_object_foreach(tags, name, value) {
         if (!ok || !exists) {
@@ -876,7 +895,7 @@ static store_rc_t crash_add(store_t *s, const char *device, int64_t now_ms,
         if (ok) {
             id = sqlite3_column_int64(st, 0);
         }
-        sqlite3_finalize(st);
+        store_sqlite_stmt_put(st);
     }
     store_rc_t rc = finish(db, ok);
     unlock(s);
@@ -919,7 +938,7 @@ static store_rc_t crash_get(store_t *s, int64_t id, store_crash_t *out)
         } else if (r == SQLITE_DONE) {
             rc = STORE_ENOTFOUND;
         }
-        sqlite3_finalize(st);
+        store_sqlite_stmt_put(st);
     }
     unlock(s);
     return rc;
@@ -1012,7 +1031,7 @@ static store_rc_t token_check(store_t *s, const char *hash_hex, char *out_name, 
         } else if (r == SQLITE_DONE) {
             rc = STORE_ENOTFOUND;
         }
-        sqlite3_finalize(st);
+        store_sqlite_stmt_put(st);
     }
     unlock(s);
     return rc;
@@ -1111,7 +1130,7 @@ static store_rc_t blob_read(store_t *s, sqlite3_stmt *st, uint8_t **out, size_t 
     } else if (r == SQLITE_DONE) {
         rc = STORE_ENOTFOUND;
     }
-    sqlite3_finalize(st);
+    store_sqlite_stmt_put(st);
     unlock(s);
     return rc;
 }
@@ -1157,7 +1176,7 @@ static store_rc_t bundle_add(store_t *s, const store_bundle_t *b, const uint8_t 
         if (ok) {
             *out_id = sqlite3_column_int64(st, 0);
         }
-        sqlite3_finalize(st);
+        store_sqlite_stmt_put(st);
     }
     store_rc_t rc = finish(db, ok);
     unlock(s);
@@ -1341,15 +1360,23 @@ static json_t *deployment_get(store_t *s, int64_t id, const store_rows_query_t *
     lock(s);
     json_t *arr = rows(db, prep(db, "SELECT " DEPLOYMENT_COLUMNS " FROM deployments d JOIN bundles b"
                                     " ON b.id = d.bundle_id WHERE d.id = ?", "i", id));
-    json_t *devs = rows(db, prep(db, "SELECT x.device_id AS device, x.phase, x.state, x.result, x.code,"
-                                     " x.detail, x.blocks_total, x.blocks_needed, x.blocks_staged,"
-                                     " x.bytes_sent, x.bytes_fetched, x.version, x.installed_version,"
-                                     " x.trial, x.offers, x.updated_ms, x.status_ms, x.rev, v.online,"
-                                     " " DELIVERY_COLUMNS ","
-                                     " v.app_version FROM deployment_devices x JOIN devices v"
-                                     " ON v.id = x.device_id WHERE x.deployment_id = ? AND x.rev > ?"
-                                     " AND (? IS NULL OR x.device_id > ?) AND (? IS NULL OR x.phase = ?)"
-                                     " ORDER BY x.device_id LIMIT ?", "iitttti", id, q->changed_after,
+    /* Two spellings: a watch (changed rows only) reads them through the rev index; a page of all
+     * rows walks the primary key in device order (through the rev index it sorted every row of
+     * the deployment first: 200 ms for one row at 100,000). */
+#define DEPLOYMENT_ROWS_SQL(REV)                                                                    \
+    "SELECT x.device_id AS device, x.phase, x.state, x.result, x.code,"                            \
+    " x.detail, x.blocks_total, x.blocks_needed, x.blocks_staged,"                                 \
+    " x.bytes_sent, x.bytes_fetched, x.version, x.installed_version,"                              \
+    " x.trial, x.offers, x.updated_ms, x.status_ms, x.rev, v.online,"                              \
+    " " DELIVERY_COLUMNS ","                                                                        \
+    " v.app_version FROM deployment_devices x JOIN devices v"                                      \
+    " ON v.id = x.device_id WHERE x.deployment_id = ? AND " REV                                    \
+    " AND (? IS NULL OR x.device_id > ?) AND (? IS NULL OR x.phase = ?)"                           \
+    " ORDER BY x.device_id LIMIT ?"
+    const char *rows_sql = q->changed_after >= 0 ? DEPLOYMENT_ROWS_SQL("x.rev > ?")
+                                                 : DEPLOYMENT_ROWS_SQL("? < 0");
+#undef DEPLOYMENT_ROWS_SQL
+    json_t *devs = rows(db, prep(db, rows_sql, "iitttti", id, q->changed_after,
                                  q->after, q->after, q->phase, q->phase,
                                  (int64_t)(q->limit > 0 ? q->limit : -1)));
     json_t *events = q->events ? rows(db, prep(db, "SELECT id, device_id AS device, received_ms, state,"
@@ -1447,7 +1474,7 @@ static store_rc_t update_active(store_t *s, const char *device, store_update_t *
     } else if (r == SQLITE_DONE) {
         rc = STORE_ENOTFOUND;
     }
-    sqlite3_finalize(st);
+    store_sqlite_stmt_put(st);
     unlock(s);
     return rc;
 }
@@ -1513,7 +1540,7 @@ static int row_final(sqlite3 *db, int64_t deployment, const char *device, store_
               strcmp((const char *)sqlite3_column_text(st, 1), "initial") != 0;
         *rc = STORE_OK;
     }
-    sqlite3_finalize(st);
+    store_sqlite_stmt_put(st);
     return out;
 }
 
@@ -1580,6 +1607,7 @@ static void sqlite_close(store_t *s)
     store_sqlite_t *ss = cast(s);
 
     if (ss != NULL) {
+        store_sqlite_stmt_drop(ss->db);
         sqlite3_close(ss->db);
         pthread_mutex_destroy(&ss->lock);
         free(ss);
@@ -1795,6 +1823,7 @@ store_t *store_sqlite_open(const char *path, char *err, size_t errcap)
         if (err[0] == '\0') {
             snprintf(err, errcap, "cannot configure database '%s': %s", path, sqlite3_errmsg(db));
         }
+        store_sqlite_stmt_drop(db); /* migrate's transaction statements were cached */
         sqlite3_close(db);
         free(ss);
         return NULL;

@@ -28,23 +28,22 @@ store_rc_t store_sqlite_updates_admissible(store_t *s, int limit, json_t **out)
 
 store_rc_t store_sqlite_updates_counts(store_t *s, int64_t active_since_ms, store_update_counts_t *out)
 {
-    json_t *r = store_sqlite_rows(s, "SELECT"
-                                     " SUM(CASE WHEN phase = 'pending' THEN 1 ELSE 0 END) AS pending,"
-                                     " SUM(CASE WHEN phase = 'offered' AND result = 'initial'"
-                                     "  AND state IN ('idle', 'downloading') AND updated_ms >= ?"
-                                     "  THEN 1 ELSE 0 END) AS downloading"
-                                     " FROM deployment_devices WHERE phase IN ('pending', 'offered')",
-                                  "i", active_since_ms);
-    json_t *row = json_array_get(r, 0);
+    /* Two counts, each from an index: admission asks five times a second, so no scan of the
+     * pending rows' records (100,000 of them in a large deployment). */
+    json_t *p = store_sqlite_rows(s, "SELECT COUNT(*) AS n FROM deployment_devices WHERE phase = 'pending'", "");
+    json_t *d = store_sqlite_rows(s, "SELECT COUNT(*) AS n FROM deployment_devices WHERE phase = 'offered'"
+                                     " AND result = 'initial' AND state IN ('idle', 'downloading')"
+                                     " AND updated_ms >= ?", "i", active_since_ms);
+    store_rc_t rc = STORE_EIO;
 
-    if (row == NULL) {
-        json_decref(r);
-        return STORE_EIO;
+    if (json_array_size(p) == 1 && json_array_size(d) == 1) {
+        out->pending = json_integer_value(json_object_get(json_array_get(p, 0), "n"));
+        out->downloading = json_integer_value(json_object_get(json_array_get(d, 0), "n"));
+        rc = STORE_OK;
     }
-    out->pending = json_integer_value(json_object_get(row, "pending"));
-    out->downloading = json_integer_value(json_object_get(row, "downloading"));
-    json_decref(r);
-    return STORE_OK;
+    json_decref(p);
+    json_decref(d);
+    return rc;
 }
 
 store_rc_t store_sqlite_fleet_counts(store_t *s, store_fleet_counts_t *out)

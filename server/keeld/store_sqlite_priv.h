@@ -6,6 +6,7 @@
 #define KEEL_SERVER_KEELD_STORE_SQLITE_PRIV_H
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "store.h"
 
@@ -13,6 +14,14 @@
  * A read query's rows as a JSON array of objects (column name -> value), or NULL on error
  * (logged). fmt: one letter per '?' parameter: i int64, t text, b (pointer, length) blob.
  */
+/* Prepared statements kept for reuse (store_sqlite_stmt.c). get: the statement of sql (a literal
+ * or other text that stays put), ready to bind, or NULL (the error is in db); put: give it back
+ * after use (reset; an uncached one is finalized; NULL is ignored); drop: finalize all of db's
+ * before it is closed. */
+sqlite3_stmt *store_sqlite_stmt_get(sqlite3 *db, const char *sql);
+void store_sqlite_stmt_put(sqlite3_stmt *st);
+void store_sqlite_stmt_drop(sqlite3 *db);
+
 json_t *store_sqlite_rows(store_t *s, const char *sql, const char *fmt, ...);
 
 /* One statement in its own write transaction (a savepoint inside a batch). out_changes and

@@ -10,6 +10,8 @@
 #
 #   chaos_keeld_kill9        kill -9 keeld (no clean shutdown: whatever it had not committed is
 #                            gone), then start it again on the same database
+#   chaos_keeld_stall CMD... freeze keeld (SIGSTOP: a stalled disk or a long pause) until CMD
+#                            succeeds (polled, bounded), then let it run again (SIGCONT)
 #   chaos_broker_restart     stop the broker (SIGTERM: it saves its persistence file), wait until
 #                            keeld reports the broker connection down (health 503 "degraded"),
 #                            start it again, wait until keeld is connected again
@@ -46,6 +48,16 @@ chaos_keeld_kill9() {
   _chaos_wait "$CHAOS_WAIT_S" bash -c "! kill -0 $pid" || _chaos_fail "keeld $pid survived kill -9" || return 1
   echo "chaos: keeld $pid killed with -9"
   start_keeld
+}
+
+chaos_keeld_stall() { # CMD...: the evidence to wait for while keeld is frozen
+  local pid="$KEELD_PID" rc=0
+  kill -STOP "$pid" 2>/dev/null || _chaos_fail "keeld ($pid) was not running" || return 1
+  echo "chaos: keeld $pid stopped (SIGSTOP)"
+  _chaos_wait "$CHAOS_WAIT_S" "$@" || rc=1
+  kill -CONT "$pid"
+  [ "$rc" = 0 ] || _chaos_fail "keeld stalled ${CHAOS_WAIT_S} s without: $*" || return 1
+  echo "chaos: keeld $pid running again (SIGCONT)"
 }
 
 _chaos_broker_stop() { # SIGNAL

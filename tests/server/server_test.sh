@@ -552,11 +552,15 @@ bad_requests)
   grep -q "unknown option '--no-such-option'" <<<"$out" || fail "unknown option message: $out"
   out="$("$KEELD" --db "$WORK/x.db" 2>&1)" && fail "keeld started without TLS credentials"
   grep -q -- "--mqtt-ca is required" <<<"$out" || fail "missing TLS message: $out"
-  "$KEELD" migrate --db "$WORK/new.db" 2>/dev/null || fail "migrate failed"
-  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = 8 ] || fail "migrate did not record the version"
+  out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" || fail "migrate failed: $out"
+  # The newest version is the last one keeld said it migrated to (every migration, in order).
+  version="$(sed -n 's/.*database migrated to schema version \([0-9]*\)$/\1/p' <<<"$out" | tail -n 1)"
+  [ "$(sed -n 's/.*database migrated to schema version \([0-9]*\)$/\1/p' <<<"$out" | tr '\n' ' ')" = \
+    "$(seq -s ' ' 1 "$version") " ] || fail "migrate did not apply every migration in order: $out"
+  [ "$(sqlite3 "$WORK/new.db" 'SELECT MAX(version) FROM schema_version')" = "$version" ] || fail "migrate did not record the version"
   sqlite3 "$WORK/new.db" 'INSERT INTO schema_version VALUES (99)'
   out="$("$KEELD" migrate --db "$WORK/new.db" 2>&1)" && fail "a newer schema was accepted"
-  grep -q "schema version 99 but this keeld knows only up to 8" <<<"$out" || fail "newer schema message: $out"
+  grep -q "schema version 99 but this keeld knows only up to $version" <<<"$out" || fail "newer schema message: $out"
   printf 'not a database at all, just text\n%.0s' {1..200} >"$WORK/junk.db"
   out="$("$KEELD" token create --db "$WORK/junk.db" 2>&1)" && fail "a junk file was used as a database"
   grep -q "junk.db" <<<"$out" || fail "junk database message: $out"
@@ -1569,6 +1573,36 @@ chaos_rollout)
   done
   api GET "/v1/deployments/$DEP" >/dev/null
   expect_json 'j["summary"]["succeeded"]' 6 "all six succeeded"
+  ;;
+ota_stall)
+  # keeld stalls mid-download (SIGSTOP): the device's fetches go unanswered, and it asks again
+  # (P3) while its first asks wait at the broker. keeld, running again, finds the first ask and
+  # its re-asks queued together: it sends every chunk once (protocol.md P3, chunkmemo.h), and the
+  # device gets every byte it needs.
+  ota_app v1 1 1; ota_app v3 2 1
+  bundle v1 v1 1.0.0; bundle v3 v3 2.0.0
+  upload v3 >/dev/null || fail "upload v3: $CODE"
+  simu dev-1 --install "$WORK/v1.kb" logs:1:installed >/dev/null
+  deploy v3 '"device":"dev-1"'
+  SIMS=()
+  simu_bg dev-1 --pace 300 update:240 update-acked:60
+  SIM="${SIMS[0]}"
+  wait_for 60 grep -q "^update-status $DEP downloading" "$WORK/sim-dev-1.out" || fail "the download did not start"
+  re_asks() { grep -c '^update-fetch-again' "$WORK/sim-dev-1.out" || true; }
+  re_asked() { [ "$(re_asks)" -ge "$1" ]; }
+  # Two rounds of re-asks while stalled (2 s, then 4 s later): the broker holds three asks of
+  # each chunk in flight.
+  chaos_keeld_stall re_asked $(($(re_asks) + 2)) || fail "the device did not ask again while keeld was stalled"
+  wait "$SIM" || fail "the device did not finish: $(tail -5 "$WORK/sim-dev-1.out")"
+  SIZE="$(stat -c %s "$WORK/v3.kb")"
+  wait_for 10 dev_is "$DEP" dev-1 phase done || fail "no final result recorded"
+  expect_dev "$DEP" dev-1 result success
+  expect_dev "$DEP" dev-1 bytes_fetched "$SIZE"
+  # Evidence the re-asks reached keeld, then the promise: nothing was sent twice.
+  curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" >"$WORK/metrics"
+  dups="$(sed -n 's/^keeld_ota_fetch_duplicates_total //p' "$WORK/metrics")"
+  [ "${dups%%.*}" -ge 1 ] 2>/dev/null || fail "keeld saw no repeated fetch ($dups): the stall proved nothing"
+  expect_dev "$DEP" dev-1 bytes_sent "$SIZE"
   ;;
 chaos_disk)
   # keeld's database disk fills up while a device downloads and installs: keeld cannot record

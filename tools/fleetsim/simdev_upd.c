@@ -552,6 +552,9 @@ static void retry(sdu_t *u)
     if (!u->r.active || fetched(u) || mono_ms() < u->r.due_ms) {
         return;
     }
+    if (!u->cfg.quiet) {
+        printf("update-fetch-again %u\n", in_flight(&u->r)); /* tests wait for this evidence */
+    }
     for (uint32_t c = 0; c < u->r.nchunks; c++) {
         if ((u->r.asked & (1u << c)) && !(u->r.have & (1u << c))) {
             ask(u, c);
