@@ -28,7 +28,8 @@ typedef struct chunkmemo chunkmemo_t;
 chunkmemo_t *chunkmemo_new(uint32_t slots, int64_t grace_us);
 void chunkmemo_free(chunkmemo_t *m);
 
-/* The device's hello reached keeld at at_us (monotonic µs): it is on a new connection. */
+/* The device's hello reached keeld at at_us (monotonic µs): it is on a new connection (or, after
+ * a delta fallback, fetches another bundle): chunks sent before answer none of its fetches. */
 void chunkmemo_hello(chunkmemo_t *m, const char *device, int64_t at_us);
 
 /* Whether a fetch that reached keeld at received_us is answered by a chunk already sent. */

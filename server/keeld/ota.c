@@ -654,6 +654,9 @@ bool ota_on_status(ota_t *o, const char *device, const keel_v1_UpdateStatus *st)
     int delta = delta_on_status(o->store, device, st, now_ms());
     if (delta != 0) {
         if (delta == 1) { /* its delta refused: the full bundle now (pages) */
+            /* The same deployment is now fetched from another bundle at the same offsets: what
+             * was sent of the delta answers none of those fetches. */
+            chunkmemo_hello(o->memo, device, kd_mono_us());
             kd_notify_bump(&o->changes);
             decide(o, device, NULL, true);
         }
