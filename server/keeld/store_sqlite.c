@@ -702,7 +702,7 @@ static store_rc_t device_tags_set(store_t *s, const char *device, json_t *tags)
 #define DEVICE_COLUMNS                                                                           \
     "id, online, first_seen_ms, last_seen_ms, hello_ms, microvisor_version, api_version,"       \
     " app_version, board, app_state, restart_count, uptime_ms, boot, proto_revision, reset_reason," \
-    " log_dropped, commands"
+    " log_dropped, commands, device_type"
 
 /* Packed versions (major << 24 | minor << 16 | patch) in o's fields named by keys -> "1.2.3". */
 static void versions_fixup(json_t *o, const char *const *keys, size_t n)

@@ -1173,6 +1173,10 @@ p=r.randrange(len(b)) if $i % 3 else r.randrange(4496); b[p]^=1<<r.randrange(8);
     keel_has keel.out "1 failed"
     # Nothing was written: the device still reports v1's region.
     wait_for 10 get_has /v1/devices/dev-1 "$V1_REGION" || fail "$name changed the app region"
+    if [ "$name" = wrongtype ]; then # keeld learnt 0x999 from that hello: say the real type again
+      simu dev-1 heartbeat >/dev/null || fail "hello after wrongtype"
+      wait_for 10 get_has /v1/devices/dev-1 '"device_type":1285' || fail "keeld kept device type 0x999"
+    fi
   done
   # keel deploy APP.kb uploads the deltas beside it; one keeld refuses is left out, named, and
   # the deployment still goes on (its devices get pages).
@@ -1299,6 +1303,9 @@ ota_reliable)
   expect_dev "$DEP" dev-1 result unsupported_package
   expect_dev "$DEP" dev-1 detail "built for device type 0x505, this is 0x999"
   [ "$(finals "$DEP" dev-1)" = 1 ] || fail "lost status: $(finals "$DEP" dev-1) final events"
+  # keeld learnt type 0x999 from that hello (it would refuse v3 for dev-1): the real type again.
+  simu dev-1 heartbeat >/dev/null || fail "hello after the wrong type"
+  wait_for 10 get_has /v1/devices/dev-1 '"device_type":1285' || fail "keeld kept device type 0x999"
   # 2. Repeated: every status three times; one final event, every copy acked.
   deploy v3 '"device":"dev-1"'
   simu dev-1 --repeat-status 3 update:120 update-acked:30 >"$WORK/sim.out" ||
