@@ -102,7 +102,11 @@
 
 /* ---- PSA Crypto (TLS 1.3 key schedule; the core's crypto wrapper) ---- */
 #define MBEDTLS_PSA_CRYPTO_C
-#define MBEDTLS_PSA_KEY_SLOT_COUNT 8    /* a TLS connection and a debug session at once */
+/* Volatile keys held at once: a TLS handshake in flight (with MBEDTLS_USE_PSA_CRYPTO: its ECDHE
+ * key, handshake and application traffic keys, the ticket's PSK, the peer's and our own key while
+ * they verify or sign) plus the update engine (one or two keys for the length of a call, seal or
+ * open) and a debug session frame (one). 16 leaves room; a slot costs ~50 bytes of RAM. */
+#define MBEDTLS_PSA_KEY_SLOT_COUNT 16
 #if !defined(KEEL_MBEDTLS_HOST)
 /* P-256 key generation, ECDH and ECDSA through p256-m (3rdparty/p256-m, built by
  * cmake/keel_mbedtls.cmake): constant-time by design, ~3x faster than the built-in ECP without

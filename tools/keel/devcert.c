@@ -68,7 +68,10 @@ static bool issue(const char *prog, const char *id, const char *ca_cert_path, co
     unsigned char rnd[16];
     if ((ret = kc_random(NULL, rnd, sizeof rnd)) != 0)
         return fail(prog, "no random serial number", ret);
-    rnd[0] &= 0x7F; /* a positive serial */
+    /* A positive serial in minimal DER: set_serial_raw() writes the bytes as they are, and a
+     * leading zero byte (1 device in 128 before this) makes a certificate OpenSSL refuses to
+     * decode: the broker then answers every handshake with alert 50. */
+    rnd[0] = (unsigned char)((rnd[0] & 0x7F) | 0x40);
     mbedtls_x509write_crt_set_version(&c->crt, MBEDTLS_X509_CRT_VERSION_3);
     mbedtls_x509write_crt_set_md_alg(&c->crt, MBEDTLS_MD_SHA256);
     mbedtls_x509write_crt_set_subject_key(&c->crt, &c->key);
