@@ -6,7 +6,8 @@
 #   - the baseline is the tree before the move (git commit BENCH_TLS_BASE, default the last commit
 #     on Mbed TLS 2.28.3 / lwIP 2.1.3) built in a temporary directory with its own deps.sh: its
 #     firmware, and its own `keel` to run it (today's keel runs devices differently: sandbox, boot
-#     words), which links the system's libmbedtls-dev 2.28 as that tree did;
+#     words), which links the system's libmbedtls-dev 2.28 as that tree did (its own deps.sh
+#     installs that package: today's tree does not list it, so nothing of Keel can link it);
 #   - flash and static RAM by library, from both link maps (scripts/footprint.py);
 #   - TLS heap peak (newlib's arena after the connection, boot word net-stats);
 #   - connect attempt -> CONNACK (TCP + TLS handshake + MQTT CONNECT, the device's own log line)
