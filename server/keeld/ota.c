@@ -1,6 +1,5 @@
 /* keeld OTA: bundle checks, per-device decisions, serving fetches, recording status (ota.h). */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "chunkmemo.h"
 #include "delta_pick.h"
 #include "kd_log.h"
+#include "kd_why.h"
 #include "kd_time.h"
 #include "keel/app_image.h"
 #include "keel/bundle.h"
@@ -180,19 +180,6 @@ void ota_admission_kick(ota_t *o)
 
 /* ---- upload ----------------------------------------------------------------------------------- */
 
-static unsigned refuse(char *why, size_t cap, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static unsigned refuse(char *why, size_t cap, unsigned status, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 /* The app name and image hash from the app header at the start of the payload, if it is one. */
 static void app_name(const kbdl_manifest_t *m, const uint8_t *payload, char out[33],
                      char image_sha[65])
@@ -218,20 +205,20 @@ static unsigned check_bundle(ota_t *o, const uint8_t *data, size_t len, kbdl_man
                              char *why, size_t cap)
 {
     if (len > (size_t)o->max_bundle) {
-        return refuse(why, cap, 413, "the bundle is %zu bytes, more than --max-bundle (%ld)", len,
-                      o->max_bundle);
+        return kd_refuse(why, cap, 413, "the bundle is %zu bytes, more than --max-bundle (%ld)", len,
+                         o->max_bundle);
     }
     kerr_t err = kbdl_decode(data, (uint32_t)len, m);
     if (err == KERR_BDL_TRUNCATED) {
-        return refuse(why, cap, 400, "not a bundle: the %zu bytes end before its manifest and "
-                      "signature do (truncated? upload the .kb file 'keel bundle build' wrote)", len);
+        return kd_refuse(why, cap, 400, "not a bundle: the %zu bytes end before its manifest and "
+                         "signature do (truncated? upload the .kb file 'keel bundle build' wrote)", len);
     }
     if (err == KERR_BDL_VERSION) {
-        return refuse(why, cap, 400, "a newer bundle format than this keeld understands");
+        return kd_refuse(why, cap, 400, "a newer bundle format than this keeld understands");
     }
     if (err != KERR_OK) {
-        return refuse(why, cap, 400, "not a bundle: the manifest is malformed (magic, sizes, "
-                      "offsets or reserved bytes); check the file with 'keel bundle inspect'");
+        return kd_refuse(why, cap, 400, "not a bundle: the manifest is malformed (magic, sizes, "
+                         "offsets or reserved bytes); check the file with 'keel bundle inspect'");
     }
     kbdl_trust_t trust = {o->keys, o->key_count, m->device_type, UINT32_MAX, 0};
     kbdl_manifest_t vm;
@@ -244,36 +231,36 @@ static unsigned check_bundle(ota_t *o, const uint8_t *data, size_t len, kbdl_man
             snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
                      o->key_ids[i]);
         }
-        return refuse(why, cap, 422, "signed by key id %s, which is not a fleet signing key of "
-                      "this keeld (its keys: %s); sign with the fleet key or start keeld with "
-                      "--update-key for this one", kid, list);
+        return kd_refuse(why, cap, 422, "signed by key id %s, which is not a fleet signing key of "
+                         "this keeld (its keys: %s); sign with the fleet key or start keeld with "
+                         "--update-key for this one", kid, list);
     }
     if (err == KERR_BDL_SIGNATURE) {
-        return refuse(why, cap, 422, "the signature does not verify with fleet key %s: the "
-                      "manifest was changed after signing (tampered) or the signature is damaged",
-                      kid);
+        return kd_refuse(why, cap, 422, "the signature does not verify with fleet key %s: the "
+                         "manifest was changed after signing (tampered) or the signature is damaged",
+                         kid);
     }
     if (err != KERR_OK) {
-        return refuse(why, cap, 422, "refused: %s", kerr_str(err));
+        return kd_refuse(why, cap, 422, "refused: %s", kerr_str(err));
     }
     if (m->layer_count != 1 || m->layers[0].region != KBDL_REGION_APP) {
-        return refuse(why, cap, 422, "unsupported bundle: devices apply exactly one app-region "
-                      "layer (this one has %u layers)", (unsigned)m->layer_count);
+        return kd_refuse(why, cap, 422, "unsupported bundle: devices apply exactly one app-region "
+                         "layer (this one has %u layers)", (unsigned)m->layer_count);
     }
     /* A delta's payload is its patch (docs/delta.md): checked against the signed patch hash. */
     const kbdl_layer_t *l = &m->layers[0];
     uint32_t payload = l->delta ? l->patch_size : l->size;
     uint64_t want = (uint64_t)kbdl_signed_size(m) + payload;
     if (want != len) {
-        return refuse(why, cap, 400, "the bundle is %zu bytes but its manifest describes %llu "
-                      "(manifest, signature and payload): truncated or padded", len,
-                      (unsigned long long)want);
+        return kd_refuse(why, cap, 400, "the bundle is %zu bytes but its manifest describes %llu "
+                         "(manifest, signature and payload): truncated or padded", len,
+                         (unsigned long long)want);
     }
     uint8_t sha[32];
     kc_sha256(data + kbdl_signed_size(m), payload, sha);
     if (memcmp(sha, l->delta ? l->patch_sha : l->content_sha, 32) != 0) {
-        return refuse(why, cap, 422, "the payload does not match the signed %s hash: the "
-                      "bundle was damaged or tampered with after signing", l->delta ? "patch" : "content");
+        return kd_refuse(why, cap, 422, "the payload does not match the signed %s hash: the "
+                         "bundle was damaged or tampered with after signing", l->delta ? "patch" : "content");
     }
     return 0;
 }
@@ -285,8 +272,8 @@ unsigned ota_upload(ota_t *o, const uint8_t *data, size_t len, json_t **out, cha
 
     *out = NULL;
     if (o->key_count == 0) {
-        return refuse(why, cap, 409, "keeld has no fleet signing key, so it cannot check bundles: "
-                      "start it with --update-key PUB.pem (the NAME.pub of 'keel keys new')");
+        return kd_refuse(why, cap, 409, "keeld has no fleet signing key, so it cannot check bundles: "
+                         "start it with --update-key PUB.pem (the NAME.pub of 'keel keys new')");
     }
     unsigned status = check_bundle(o, data, len, &m, why, cap);
     if (status != 0) {
@@ -313,12 +300,12 @@ unsigned ota_upload(ota_t *o, const uint8_t *data, size_t len, json_t **out, cha
     bool created = false;
     if (o->store->ops->bundle_add(o->store, &b, data, len, now_ms(), &id, &created) != STORE_OK ||
         (*out = o->store->ops->bundle_get(o->store, id, NULL)) == NULL) {
-        return refuse(why, cap, 503, "the database failed (see keeld's log); retry");
+        return kd_refuse(why, cap, 503, "the database failed (see keeld's log); retry");
     }
     if (m.layers[0].delta && delta_uploaded(o->store, id, &m) != STORE_OK) {
         json_decref(*out);
         *out = NULL;
-        return refuse(why, cap, 503, "the database failed (see keeld's log); retry");
+        return kd_refuse(why, cap, 503, "the database failed (see keeld's log); retry");
     }
     delta_describe(o->store, *out);
     json_object_set_new(*out, "created", json_boolean(created));
@@ -465,11 +452,11 @@ unsigned ota_force(ota_t *o, int64_t id, json_t **out, char *why, size_t cap)
     *out = NULL;
     store_rc_t rc = o->store->ops->deployment_force(o->store, id, now_ms(), &devices);
     if (rc == STORE_ENOTFOUND) {
-        return refuse(why, cap, 404, "no deployment %lld; list them with GET /v1/deployments",
-                      (long long)id);
+        return kd_refuse(why, cap, 404, "no deployment %lld; list them with GET /v1/deployments",
+                         (long long)id);
     }
     if (rc != STORE_OK) {
-        return refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
+        return kd_refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
     }
     json_t *sent = json_array(), *unsupported = json_array();
     size_t i;

@@ -2,7 +2,6 @@
 #include "rollout.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "devtype.h"
 #include "kd_log.h"
+#include "kd_why.h"
 #include "kd_time.h"
 #include "rollout_plan.h"
 
@@ -22,17 +22,6 @@ struct rollouts {
     pthread_t thread;
     atomic_bool stopping;
 };
-
-static unsigned refuse(char *why, size_t cap, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static unsigned refuse(char *why, size_t cap, unsigned status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return status;
-}
 
 static json_t *bundle_by_ref(store_t *s, const char *ref)
 {
@@ -195,11 +184,11 @@ static unsigned assign(rollouts_t *r, store_rollout_new_t *plan, json_t **devs, 
     unsigned status = 0;
 
     if (r->store->ops->target_devices(r->store, plan->target_kind, plan->target, devs) != STORE_OK) {
-        return refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
+        return kd_refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
     }
     size_t n = json_array_size(*devs);
     if (n == 0) {
-        return refuse(why, cap, 409, "no device to roll out to: %s", strcmp(plan->target_kind, "tag") == 0
+        return kd_refuse(why, cap, 409, "no device to roll out to: %s", strcmp(plan->target_kind, "tag") == 0
                           ? "no device has that tag (set tags with PATCH /v1/devices/{id})"
                           : "none has connected yet");
     }
@@ -208,11 +197,11 @@ static unsigned assign(rollouts_t *r, store_rollout_new_t *plan, json_t **devs, 
     for (int p = 0; p < plan->nphases && status == 0; p++) {
         if (strcmp(plan->phases[p].kind, "tag") == 0 &&
             r->store->ops->devices_tagged(r->store, plan->phases[p].value, &tagged[p]) != STORE_OK) {
-            status = refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
+            status = kd_refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
         }
     }
     if (status == 0 && (*ids == NULL || *phase == NULL)) {
-        status = refuse(why, cap, 503, "keeld is out of memory");
+        status = kd_refuse(why, cap, 503, "keeld is out of memory");
     }
     if (status == 0) {
         for (size_t i = 0; i < n; i++) {
@@ -222,7 +211,7 @@ static unsigned assign(rollouts_t *r, store_rollout_new_t *plan, json_t **devs, 
         plan->devices = *ids;
         plan->device_phase = *phase;
         if (rollout_plan_assign(plan, n, *ids, tagged, *phase) != 0) {
-            status = refuse(why, cap, 503, "keeld is out of memory");
+            status = kd_refuse(why, cap, 503, "keeld is out of memory");
         }
     }
     for (int p = 0; p < STORE_ROLLOUT_PHASES; p++) {
@@ -251,11 +240,11 @@ unsigned rollouts_create(rollouts_t *r, json_t *body, const char *who, json_t **
     }
     store_rollout_new_t *plan = &rq.plan;
     if ((bundle = bundle_by_ref(r->store, rq.bundle)) == NULL) {
-        status = refuse(why, cap, 404, "no bundle '%s'; upload it first (POST /v1/bundles, keel bundle "
-                        "upload) or list them with GET /v1/bundles", rq.bundle);
+        status = kd_refuse(why, cap, 404, "no bundle '%s'; upload it first (POST /v1/bundles, keel bundle "
+                           "upload) or list them with GET /v1/bundles", rq.bundle);
     } else if (rq.rollback_bundle != NULL && (back = bundle_by_ref(r->store, rq.rollback_bundle)) == NULL) {
-        status = refuse(why, cap, 404, "no rollback bundle '%s'; list them with GET /v1/bundles",
-                        rq.rollback_bundle);
+        status = kd_refuse(why, cap, 404, "no rollback bundle '%s'; list them with GET /v1/bundles",
+                           rq.rollback_bundle);
     } else {
         status = devtype_refuse(r->store, json_integer_value(json_object_get(bundle, "device_type")),
                                 plan->target_kind, plan->target, why, cap);
@@ -273,14 +262,14 @@ unsigned rollouts_create(rollouts_t *r, json_t *body, const char *who, json_t **
     actor_of(who, actor, sizeof(actor));
     plan->actor = actor;
     if (status == 0 && r->store->ops->rollout_create(r->store, plan, kd_wall_ms(), &id) != STORE_OK) {
-        status = refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
+        status = kd_refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
     }
     if (status == 0) {
         KD_INFO("rollout %lld created: bundle %lld to %zu devices in %d phases", (long long)id,
                 (long long)plan->bundle_id, plan->ndevices, plan->nphases);
         decide_one(r, id); /* phase 1 starts now (or waits for its approval) */
         *out = r->store->ops->rollout_get(r->store, id, kd_wall_ms());
-        status = *out ? 201 : refuse(why, cap, 503, "the database failed (see keeld's log)");
+        status = *out ? 201 : kd_refuse(why, cap, 503, "the database failed (see keeld's log)");
     }
     free(ids);
     free(phase);
@@ -300,7 +289,7 @@ unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char 
     *out = NULL;
     json_t *ro = r->store->ops->rollout_get(r->store, id, kd_wall_ms());
     if (ro == NULL) {
-        return refuse(why, cap, 404, "no rollout %lld; list them with GET /v1/rollouts", (long long)id);
+        return kd_refuse(why, cap, 404, "no rollout %lld; list them with GET /v1/rollouts", (long long)id);
     }
     const char *state = json_string_value(json_object_get(ro, "state"));
     int64_t phase = json_integer_value(json_object_get(ro, "phase"));
@@ -334,7 +323,7 @@ unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char 
     }
     unsigned status = 200;
     if (allowed != NULL) {
-        status = refuse(why, cap, 409, "rollout %lld is %s; %s needs it %s", (long long)id, state, op, allowed);
+        status = kd_refuse(why, cap, 409, "rollout %lld is %s; %s needs it %s", (long long)id, state, op, allowed);
     } else {
         if (m.start_phase >= nphases) {
             m.start_phase = -1;
@@ -352,15 +341,15 @@ unsigned rollouts_operate(rollouts_t *r, int64_t id, const char *op, const char 
         }
         int rc = move(r, &m, state);
         if (rc < 0) {
-            status = refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
+            status = kd_refuse(why, cap, 503, "the database failed (see keeld's log); nothing was changed");
         } else if (rc == 0) {
-            status = refuse(why, cap, 409, "rollout %lld changed while this request was handled; read it "
-                            "again and retry", (long long)id);
+            status = kd_refuse(why, cap, 409, "rollout %lld changed while this request was handled; read it "
+                               "again and retry", (long long)id);
         }
     }
     json_decref(ro);
     if (status == 200 && (*out = r->store->ops->rollout_get(r->store, id, kd_wall_ms())) == NULL) {
-        status = refuse(why, cap, 503, "the database failed (see keeld's log)");
+        status = kd_refuse(why, cap, 503, "the database failed (see keeld's log)");
     }
     return status;
 }

@@ -18,6 +18,7 @@ set(KEELD_LIB_SOURCES
   delta_pick.c
   store_sqlite_stmt.c
   dbgrelay.c
+  kd_why.c
   ota.c
   api.c
   devtype.c
