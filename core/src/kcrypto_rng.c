@@ -4,7 +4,8 @@
  * MBEDTLS_ENTROPY_NV_SEED, MBEDTLS_PLATFORM_NV_SEED_ALT and MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG
  * (firmware/config/keel_mbedtls_config.h). This file and the altcp patch are the only users of
  * the legacy entropy and CTR_DRBG API: in Mbed TLS 4.x (TF-PSA-Crypto) the DRBG becomes PSA's
- * own, NV-seeded the same way, and this file shrinks to the seed callbacks and psa_crypto_init(). */
+ * own, NV-seeded the same way, and this file shrinks to the seed callbacks and
+ * psa_crypto_init(). */
 #include <stdbool.h>
 #include <string.h>
 
