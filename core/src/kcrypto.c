@@ -1,5 +1,5 @@
-/* Keel's crypto over PSA Crypto: see keel/kcrypto.h. The only file of Keel's own code that calls
- * psa_* (besides the device's external-RNG hook in net_seed.c). */
+/* Keel's crypto over PSA Crypto: see keel/kcrypto.h. With kcrypto_rng.c (the device's NV-seeded
+ * DRBG and PSA's external-RNG hook), the only file of Keel's own code that calls psa_*. */
 #include <stdbool.h>
 #include <string.h>
 

@@ -13,10 +13,10 @@
  * Entropy on the device: the QEMU boards have no TRNG, and a timer-derived value would be guessable,
  * so the only entropy source is Mbed TLS's NV seed: a per-device seed provisioned into secure
  * storage, mixed in and rewritten on every boot. With MBEDTLS_PLATFORM_NV_SEED_ALT the firmware
- * installs its storage functions at boot with mbedtls_platform_set_nv_seed(); until it does,
+ * installs its storage functions at boot (kc_rng_init(), core/src/kcrypto_rng.c); until it does,
  * seeding fails (no silent weak fallback). PSA Crypto (which TLS 1.3 uses for its key exchange and
  * key schedule) draws from that same NV-seeded CTR_DRBG through MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG
- * (mbedtls_psa_external_get_random() in firmware/microvisor/net/net_seed.c) instead of seeding a
+ * (mbedtls_psa_external_get_random() in core/src/kcrypto_rng.c) instead of seeding a
  * second DRBG of its own. The host uses the OS's entropy (getrandom) for both.
  *
  * Memory: bignum/ECP allocate with calloc. MBEDTLS_PLATFORM_MEMORY is left undefined on purpose:
@@ -45,7 +45,7 @@
 #define MBEDTLS_NO_PLATFORM_ENTROPY
 #define MBEDTLS_ENTROPY_NV_SEED
 #define MBEDTLS_PLATFORM_NV_SEED_ALT
-#define MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG /* PSA draws from the NV-seeded DRBG (net_seed.c) */
+#define MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG /* PSA draws from the NV-seeded DRBG (kcrypto_rng.c) */
 #endif
 
 /* ---- symmetric ---- */
@@ -113,7 +113,7 @@
  * NIST_OPTIM, a few KiB. PSA tries it first and falls back to the built-in code for what it does
  * not do (deterministic ECDSA). MBEDTLS_USE_PSA_CRYPTO makes PK, X.509 and TLS 1.2 go through
  * PSA too, so the whole handshake (ECDHE, chain and CertificateVerify checks, the client's
- * signature) uses it; psa_crypto_init() must run before any of them (net_seed.c). */
+ * signature) uses it; psa_crypto_init() must run before any of them (kc_rng_init()). */
 #define MBEDTLS_PSA_P256M_DRIVER_ENABLED
 #define MBEDTLS_USE_PSA_CRYPTO
 #endif

@@ -4,8 +4,9 @@
  * The microvisor (update engine, debug sessions, network key derivation), the host tools (keel,
  * keeld, simdev) and the tests call these and nothing of Mbed TLS's legacy crypto API
  * (mbedtls_sha256*, mbedtls_gcm*, mbedtls_ecdsa*, mbedtls_ecp*, mbedtls_hkdf, mbedtls_md_hmac*,
- * mbedtls_ctr_drbg*): that API goes private in Mbed TLS 4.x (TF-PSA-Crypto), and then this file,
- * src/kcrypto.c and the lwIP altcp patch are what the move touches (docs/development.md).
+ * mbedtls_ctr_drbg*, mbedtls_entropy*): that API goes private in Mbed TLS 4.x (TF-PSA-Crypto),
+ * and then this file, src/kcrypto.c, src/kcrypto_rng.c and the lwIP altcp patch are what the move
+ * touches (docs/development.md).
  *
  *   SHA-256        kc_sha256() one-shot (kc_sha256_parts() over pieces), kc_sha256_start/update/
  *                  finish streaming
@@ -18,13 +19,15 @@
  *   key files      kc_p256_priv_from_key(): the raw scalar of a PEM/DER P-256 private key;
  *                  kc_p256_from_pk()/kc_p256_to_pk(): raw keys out of / into Mbed TLS's PK
  *                  (key files, certificates: PK and X.509 stay public API in 4.x, ECP does not)
- *   random         kc_random(): PSA's generator, with the Mbed TLS RNG callback signature
+ *   random         kc_random(): PSA's generator, with the Mbed TLS RNG callback signature;
+ *                  kc_rng_init()/kc_rng_random(): the device's NV-seeded DRBG that PSA draws from
+ *                  (src/kcrypto_rng.c, firmware only)
  *
  * Keys are bytes owned by the caller; each call imports them as a volatile PSA key and destroys
  * it before returning, so no key outlives a call and nothing needs freeing between calls.
  * PSA is initialised on first use (kc_init(); idempotent). On the device PSA draws its random
- * numbers from the NV-seeded DRBG (MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG, net_seed.c) and does P-256 in
- * the constant-time p256-m driver; on the host from the OS.
+ * numbers from the NV-seeded DRBG (MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG, kc_rng_init()) and does P-256
+ * in the constant-time p256-m driver; on the host from the OS.
  *
  * Sizes are fixed: points are 65-byte uncompressed (0x04 || X || Y), scalars and shared secrets
  * 32-byte big-endian, signatures r || s (64 bytes), GCM nonces 12 bytes and tags 16.
@@ -74,6 +77,31 @@ void kc_wipe(void *p, size_t n);
 /* PSA's random generator as an Mbed TLS RNG callback (ctx unused): for kc_p256_keygen() and
  * for Mbed TLS APIs that still take an RNG (key parsing, certificate writing). */
 int kc_random(void *ctx, unsigned char *out, size_t len);
+
+/* ---- The device's generator (firmware only: src/kcrypto_rng.c, MBEDTLS_ENTROPY_NV_SEED) ----
+ * One CTR_DRBG seeded only from the device's secret seed through Mbed TLS's NV seed, which also
+ * feeds PSA (MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG), so the device has one generator. The caller owns
+ * the seed's storage: read fills len bytes with the current seed; write persists len bytes as the
+ * new one (the entropy context writes it once, before any output is used). Both return true when
+ * done; ctx is passed back. *nv must stay valid for the life of the program. */
+typedef struct kc_nv_seed_ops {
+    bool (*read)(void *ctx, uint8_t *buf, size_t len);
+    bool (*write)(void *ctx, const uint8_t *buf, size_t len);
+    void *ctx;
+} kc_nv_seed_ops_t;
+
+typedef enum kc_rng_rc {
+    KC_RNG_OK = 0,
+    KC_RNG_SEED_FAILED, /* seeding the DRBG failed (*code: the Mbed TLS error, negative) */
+    KC_RNG_PSA_FAILED,  /* the DRBG is seeded, but psa_crypto_init() failed (*code: its status) */
+} kc_rng_rc_t;
+
+/* Install the seed storage, seed the DRBG (pers: personalization bytes, e.g. the device id) and
+ * initialise PSA over it. Once: a second call is a programming error. */
+kc_rng_rc_t kc_rng_init(const kc_nv_seed_ops_t *nv, const uint8_t *pers, size_t len, int *code);
+/* The seeded DRBG as an Mbed TLS RNG callback (ctx unused); an Mbed TLS error before
+ * kc_rng_init() succeeded. */
+int kc_rng_random(void *ctx, unsigned char *out, size_t len);
 
 /* ---- SHA-256 ---- */
 typedef struct kc_sha256 {

@@ -3,9 +3,11 @@
  * random number descends from a secret seed provisioned into the device (64 random bytes written
  * by the keel CLI into the identity page, net_rec.h).
  *
- * Mbed TLS's NV seed does the rest: the first time an entropy context produces output, it reads
- * the seed, mixes it into its pool, and writes a *new* seed derived from the pool back (before
- * any output is used). We keep that seed in two flash pages used alternately, A and B, each with
+ * Mbed TLS's NV seed does the rest, behind the crypto wrapper (kc_rng_init(), core/src/
+ * kcrypto_rng.c: the entropy context, the CTR_DRBG and PSA's external-RNG hook; this file only
+ * keeps the seed's storage and calls no Mbed TLS): the first time an entropy context produces
+ * output, it reads the seed, mixes it into its pool, and writes a *new* seed derived from the pool
+ * back (before any output is used). We keep that seed in two flash pages used alternately, A and B, each with
  * a counter; the newest valid page wins:
  *
  *   boot n:   read A (counter c)  -> entropy pool -> write B (counter c+1) -> use the DRBG
@@ -28,12 +30,8 @@
 #include <string.h>
 
 #include "keel/board.h"
-#include "lwip/arch.h"
-#include "mbedtls/ctr_drbg.h"
-#include "mbedtls/entropy.h"
-#include "mbedtls/platform.h"
 #include "keel/kcrypto.h"
-#include "psa/crypto.h"
+#include "lwip/arch.h"
 #include "net_rec.h"
 #include "net_seedstore.h"
 #include "uv.h"
@@ -42,10 +40,7 @@ typedef struct seed_state {
     net_seedstore_t store;
     bool have;
     uint32_t writes;
-    bool ready;
     uint32_t boot;
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
 } seed_state_t;
 
 static seed_state_t ss;
@@ -65,26 +60,30 @@ static bool load_current(kflash_t *fl)
     return err == KERR_OK;
 }
 
-static int nv_read(unsigned char *buf, size_t len)
+static bool nv_read(void *ctx, uint8_t *buf, size_t len)
 {
+    (void)ctx;
     if (!ss.have || len > NET_STATE_SEED)
-        return -1;
+        return false;
     memcpy(buf, ss.store.seed, len);
-    return (int)len;
+    return true;
 }
 
-static int nv_write(unsigned char *buf, size_t len)
+static bool nv_write(void *ctx, const uint8_t *buf, size_t len)
 {
+    (void)ctx;
     if (!ss.have || len != NET_STATE_SEED)
-        return -1;
+        return false;
     kerr_t err = net_seedstore_write(&ss.store, buf);
     if (err != KERR_OK) {
         uv_log("net: cannot persist the entropy seed (%s): no randomness this boot", kerr_str(err));
-        return -1;
+        return false;
     }
     ss.writes++;
-    return (int)len;
+    return true;
 }
+
+static const kc_nv_seed_ops_t seed_ops = { nv_read, nv_write, NULL };
 
 bool net_seed_init(kflash_t *fl, const char *personal)
 {
@@ -94,54 +93,24 @@ bool net_seed_init(kflash_t *fl, const char *personal)
                "--broker write one): network off");
         return false;
     }
-    mbedtls_platform_set_nv_seed(nv_read, nv_write);
-    mbedtls_entropy_init(&ss.entropy);
-    mbedtls_ctr_drbg_init(&ss.drbg);
-    int ret = mbedtls_ctr_drbg_seed(&ss.drbg, mbedtls_entropy_func, &ss.entropy,
-                                    (const unsigned char *)personal, strlen(personal));
-    if (ret != 0) {
-        uv_log("net: seeding the DRBG failed (-0x%04x): network off", (unsigned)-ret);
+    int code;
+    kc_rng_rc_t rc = kc_rng_init(&seed_ops, (const uint8_t *)personal, strlen(personal), &code);
+    if (rc == KC_RNG_SEED_FAILED) {
+        uv_log("net: seeding the DRBG failed (-0x%04x): network off", (unsigned)-code);
         return false;
     }
     /* Seeding wrote the seed pages once: their counter is now above every earlier boot's. */
     ss.boot = ss.store.counter;
-    ss.ready = true;
-    /* PSA Crypto (the TLS 1.3 key exchange and key schedule) draws from this DRBG through
-     * mbedtls_psa_external_get_random() below; it must be initialised before any TLS handshake. */
-    psa_status_t st = psa_crypto_init();
-    if (st != PSA_SUCCESS) {
-        uv_log("net: PSA crypto init failed (%d): network off", (int)st);
-        ss.ready = false;
+    if (rc == KC_RNG_PSA_FAILED) {
+        uv_log("net: PSA crypto init failed (%d): network off", code);
         return false;
     }
     return true;
 }
 
-/* MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG (keel_mbedtls_config.h): PSA's random numbers come from the
- * NV-seeded CTR_DRBG, so the device has one DRBG seeded from its one secret, not a second one
- * PSA would seed from the same NV seed. Requests larger than the DRBG's per-call limit are split. */
-psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context,
-                                             uint8_t *output, size_t output_size, size_t *output_length)
-{
-    (void)context;
-    *output_length = 0;
-    while (*output_length < output_size) {
-        size_t n = output_size - *output_length;
-        if (n > MBEDTLS_CTR_DRBG_MAX_REQUEST)
-            n = MBEDTLS_CTR_DRBG_MAX_REQUEST;
-        if (net_seed_random(NULL, output + *output_length, n) != 0)
-            return PSA_ERROR_INSUFFICIENT_ENTROPY;
-        *output_length += n;
-    }
-    return PSA_SUCCESS;
-}
-
 int net_seed_random(void *p_rng, unsigned char *out, size_t len)
 {
-    (void)p_rng;
-    if (!ss.ready)
-        return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
-    return mbedtls_ctr_drbg_random(&ss.drbg, out, len);
+    return kc_rng_random(p_rng, out, len);
 }
 
 uint32_t net_seed_boot(void)

@@ -1,6 +1,7 @@
 /*
  * Randomness for the microvisor's network stack: one CTR_DRBG seeded only from the per-device
- * seed, through Mbed TLS's NV-seed mechanism (see net_seed.c for why and how).
+ * seed, through Mbed TLS's NV-seed mechanism behind the crypto wrapper (kc_rng_init(),
+ * core/src/kcrypto_rng.c); this module keeps the seed's storage (see net_seed.c for why and how).
  */
 #ifndef KEEL_MICROVISOR_NET_NET_SEED_H
 #define KEEL_MICROVISOR_NET_NET_SEED_H
@@ -12,8 +13,8 @@
 #include "keel/flash.h"
 
 /**
- * Load the current seed (seed pages, else the provisioned seed record), install the NV-seed
- * functions and seed the DRBG (which refreshes and persists the seed before any output is used).
+ * Load the current seed (seed pages, else the provisioned seed record) and hand its storage to
+ * kc_rng_init(), which seeds the DRBG (refreshing and persisting the seed before any output).
  * personal: bytes mixed into the DRBG (the device id). Logs and returns false when the device has
  * no seed or the seed cannot be persisted: the caller must then not start anything that needs
  * randomness.
