@@ -286,7 +286,7 @@ static void monitor_thread(void *arg)
 /* ---- the context-switch benchmark ("bench") --------------------------------------------------- */
 
 #define RTOS_BENCH_N 20000u
-static kos_sem_t bench_go, ping_sem, pong_sem;
+static kos_sem_t bench_go, bench_done, ping_sem, pong_sem;
 
 static void pong_thread(void *arg)
 {
@@ -341,6 +341,7 @@ static void bench_thread(void *arg)
         console_put_dec(s1.switches - s0.switches);
         console_puts("\n");
         kos_mutex_unlock(&console_mx);
+        kos_sem_give(&bench_done);
     }
 }
 
@@ -349,7 +350,7 @@ static void bench_thread(void *arg)
  * priority, then wakes pi-mid (5). With inheritance pi-low (now 7) finishes and hands pi_mx to
  * pi-high before pi-mid runs at all; without it pi-mid would preempt pi-low and run first (the
  * unbounded priority inversion). No timing is involved: only the order. */
-static kos_sem_t pi_go, pi_high_go, pi_mid_go;
+static kos_sem_t pi_go, pi_done, pi_high_go, pi_mid_go;
 static kos_mutex_t pi_mx;
 static volatile bool pi_mid_ran;
 static volatile uint32_t pi_low_prio_held; /* pi-low's priority while pi-high waited */
@@ -383,6 +384,7 @@ static void pi_low_thread(void *arg)
         console_puts(" while high waited; high got the mutex ");
         console_puts(pi_high_saw_mid ? "after mid ran: INVERSION\n" : "before mid ran: ok\n");
         kos_mutex_unlock(&console_mx);
+        kos_sem_give(&pi_done);
     }
 }
 
@@ -462,9 +464,13 @@ static void cmd_thread(void *arg)
             say_str("cmd: the next SysTick faults (asked from thread ", kos_self()->name, ")");
             fault_in_tick = true;
         } else if (strcmp(line, "pi") == 0) {
+            /* Each check runs in its own threads; the next command waits for its line (a
+             * "tickfault" read at once would end the app before the check had printed). */
             kos_sem_give(&pi_go);
+            (void)kos_sem_take(&pi_done, KOS_FOREVER);
         } else if (strcmp(line, "bench") == 0) {
             kos_sem_give(&bench_go);
+            (void)kos_sem_take(&bench_done, KOS_FOREVER);
         } else if (line[0] != '\0') {
             say_str("cmd: unknown command ", line, "");
         }
