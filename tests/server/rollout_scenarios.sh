@@ -60,11 +60,12 @@ rollout_scenario() {
       fail "transitions: $(ro_transitions "$RO")"
     # A phase starts only once the one before met its gate: its start follows their last result.
     for p in 0 1; do
-      api GET "/v1/rollouts/$RO" >/dev/null
+      api GET "/v1/rollouts/$RO" >/dev/null || fail "GET rollout $RO: $CODE"
       next="$(json "j['phases'][$((p + 1))]['started_ms']")"
       dep="$(json "j['phases'][$p]['deployment_id']")"
-      api GET "/v1/deployments/$dep" >/dev/null
+      api GET "/v1/deployments/$dep" >/dev/null || fail "GET deployment $dep: $CODE $(cat "$WORK/body")"
       last="$(json 'max(d["status_ms"] for d in j["devices"])')"
+      [ -n "$next" ] && [ -n "$last" ] || fail "phase $((p + 2)) start '$next' or phase $((p + 1))'s last result '$last' unknown"
       [ "$next" -ge "$last" ] || fail "phase $((p + 2)) started at $next, before phase $((p + 1))'s last result at $last"
     done
     # Every device in exactly one phase.
