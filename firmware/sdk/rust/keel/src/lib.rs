@@ -367,8 +367,7 @@ impl<const N: usize> NotifyRing<N> {
 
     /// Register the ring and the NVIC line the microvisor pends (an app line with no device: the
     /// board's app_hw.h names one, APP_NOTIFY_IRQN). Enable that line in the NVIC and give it a
-    /// handler (it may be empty when
-    /// the main loop pops after each `wfi`).
+    /// handler (it may be empty when the main loop pops after each `wfi`).
     pub fn setup(&'static self, irq: u32) -> Result<()> {
         if !(NOTIFY_MIN_SLOTS..=NOTIFY_MAX_SLOTS).contains(&N) {
             return Err(Error::Invalid);
