@@ -31,7 +31,7 @@ stop_run() {
   local pid i
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do fl_alive "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -43,16 +43,11 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "bench-rollout: $*" >&2; exit 1; }
-wait_for() { # SECONDS CMD...: poll every 0.1 s
-  local i
-  for ((i = 0; i < $1 * 10; i++)); do if "${@:2}" >/dev/null 2>&1; then return 0; fi; sleep 0.1; done
-  return 1
-}
 for tool in mosquitto sqlite3 curl python3 arm-none-eabi-gcc; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || fail "$tool is missing: make deps"
 done
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=fleetload_lib.sh
+source "$ROOT/scripts/fleetload_lib.sh" # fl_wait_for, fl_free_port, fl_port_open, fl_alive
 
 echo "bench-rollout: building keeld, keel and simdev without sanitizers ($rel)"
 cmake -S "$ROOT" -B "$rel" -DKEEL_SANITIZE=OFF -DCMAKE_BUILD_TYPE=Release \
@@ -78,11 +73,11 @@ run_one() { # N: sets RESULT to "N latency_ms query_ms" (no subshell: its proces
   local n=$1 w="$top/n$1"
   mkdir -p "$w"
   bash "$STACK" certs "$w" broker keeld $LIVE >/dev/null
-  local mport; mport=$(free_port)
+  local mport; mport=$(fl_free_port)
   bash "$STACK" broker-conf "$w" "$mport" >/dev/null
   mosquitto -c "$w/mosquitto.conf" >>"$w/mosquitto.out" 2>&1 &
   PIDS+=($!)
-  wait_for 10 port_open "$mport" || fail "mosquitto did not start"
+  fl_wait_for 10 fl_port_open "$mport" || fail "mosquitto did not start"
   local db="$w/keeld.db" token
   token=$("$KEELD" token create --db "$db" --name bench)
   # N-3 registry-only devices (board sim, offline), as keeld's registry stores them.
@@ -92,9 +87,9 @@ run_one() { # N: sets RESULT to "N latency_ms query_ms" (no subshell: its proces
     --mqtt-cert "$w/keeld.pem" --mqtt-key "$w/keeld.key" --update-key "$top/keys/fleet.pub" \
     --log-level 1 >"$w/keeld.log" 2>&1 &
   PIDS+=($!)
-  wait_for 20 test -s "$w/port" || fail "keeld did not start: $(tail -5 "$w/keeld.log")"
+  fl_wait_for 20 test -s "$w/port" || fail "keeld did not start: $(tail -5 "$w/keeld.log")"
   local url="http://127.0.0.1:$(cat "$w/port")"
-  wait_for 20 bash -c "curl -s $url/v1/health | grep -q '\"mqtt\":\"connected\"'" || fail "keeld not connected"
+  fl_wait_for 20 bash -c "curl -s $url/v1/health | grep -q '\"mqtt\":\"connected\"'" || fail "keeld not connected"
   local d
   for d in $LIVE; do
     timeout 60 "$SIMDEV" --port "$mport" --ca "$w/ca.pem" --cert "$w/$d.pem" --key "$w/$d.key" --id "$d" \
@@ -107,7 +102,7 @@ run_one() { # N: sets RESULT to "N latency_ms query_ms" (no subshell: its proces
       >"$w/sim-$d.out" 2>&1 &
     PIDS+=($!)
   done
-  for d in $LIVE; do wait_for 30 grep -q "^connected" "$w/sim-$d.out" || fail "$d did not connect"; done
+  for d in $LIVE; do fl_wait_for 30 grep -q "^connected" "$w/sim-$d.out" || fail "$d did not connect"; done
   local sha; sha=$(sha256sum "$top/v2.kb" | cut -d' ' -f1)
   curl -s -o /dev/null -H "Authorization: Bearer $token" --data-binary "@$top/v2.kb" "$url/v1/bundles"
   local body id
@@ -116,7 +111,7 @@ run_one() { # N: sets RESULT to "N latency_ms query_ms" (no subshell: its proces
     "$url/v1/rollouts")
   id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$body") || fail "rollout: $body"
   paused() { curl -s -H "Authorization: Bearer $token" "$url/v1/rollouts/$id" | grep -q '"state":"paused"'; }
-  wait_for 180 paused || fail "N=$n: the rollout did not pause: $(curl -s -H "Authorization: Bearer $token" "$url/v1/rollouts/$id" | head -c 600)"
+  fl_wait_for 180 paused || fail "N=$n: the rollout did not pause: $(curl -s -H "Authorization: Bearer $token" "$url/v1/rollouts/$id" | head -c 600)"
   local lat
   lat=$(sqlite3 "$db" "SELECT t.at_ms - (SELECT received_ms FROM update_events e JOIN rollout_phases p
     ON p.deployment_id = e.deployment_id WHERE p.rollout_id = $id AND e.state = 'idle' AND e.result = 'update_failed'
