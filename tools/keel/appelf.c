@@ -178,7 +178,7 @@ kerr_t appelf_from_memory(const uint8_t *elf, size_t len, const appelf_target_t 
     uint32_t phoff;
     uint16_t phnum;
     seg_t segs[APPELF_SEG_MAX];
-    unsigned n;
+    unsigned n = 0;
     kerr_t err = check_ehdr(elf, len, &phoff, &phnum, why, cap);
     if (err == KERR_OK)
         err = collect_segments(elf, len, phoff, phnum, t, segs, &n, why, cap);
