@@ -13,7 +13,8 @@ ro_state() { ro_is "$1" 'j["state"]' "$2"; }
 # ro_has ID TEXT: the rollout's current reason contains TEXT (or fail with the rollout).
 ro_reason_has() {
   api GET "/v1/rollouts/$1" >/dev/null
-  json 'j["reason"]' | grep -qF -- "$2" || fail "rollout $1: reason lacks '$2': $(json 'j["reason"]')"
+  local reason; reason="$(json 'j["reason"]')" # no pipe into grep -q: pipefail fails a writer it cut off
+  grep -qF -- "$2" <<<"$reason" || fail "rollout $1: reason lacks '$2': $reason"
 }
 # ro_devices ID PHASE: the devices of phase PHASE (0-based), space separated.
 ro_devices() {
@@ -56,7 +57,7 @@ rollout_scenario() {
     expect_json '[p["succeeded"] for p in j["phases"]]' '[1, 3, 2]' "every device succeeded"
     expect_json '[t["to_state"] for t in reversed(j["transitions"])]' \
       "['running', 'running', 'running', 'running', 'completed']" "transitions"
-    ro_transitions "$RO" | grep -q "phase 2: 3 of 3 succeeded (100% needed); phase 3 started" ||
+    grep -qF "phase 2: 3 of 3 succeeded (100% needed); phase 3 started" <<<"$(ro_transitions "$RO")" ||
       fail "transitions: $(ro_transitions "$RO")"
     # A phase starts only once the one before met its gate: its start follows their last result.
     for p in 0 1; do
